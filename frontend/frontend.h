@@ -1,0 +1,38 @@
+/*
+ * frontend.h: the public face of frontend/ — reading a .mp file, the AST, and lowering
+ * it to an IrGraph. See docs/language.md for the language itself.
+ */
+#ifndef MPCC_FRONTEND_H
+#define MPCC_FRONTEND_H
+
+#include "ir.h"
+
+/* A `-D key=value` override from the command line ("train.batch", "cluster.devices", ...). */
+typedef struct FeDefine {
+    const char *key, *value;
+} FeDefine;
+
+typedef struct Ast Ast; /* frontend/ast.h */
+
+/* Reads and parses `path`. A missing file, a directory, a binary or oversized file and
+ * every lexical or syntax error are reported through `d`; returns NULL if any error. The
+ * file's text is registered with `d` for caret lines. */
+Ast *fe_parse_file(Arena *a, Diag *d, const char *path);
+/* Parses text already in memory (the fuzz target and tests use this). */
+Ast *fe_parse_string(Arena *a, Diag *d, const char *file, const char *src, size_t len);
+
+/* Prints the AST in a stable, readable form (mpcc --emit=ast). */
+void fe_ast_dump(const Ast *ast, FILE *out);
+
+/* Lowers the AST to an IrGraph: resolves names, expands `def` and `repeat` into
+ * hierarchical layer names, checks op arguments and annotations, and resolves the train
+ * and cluster blocks (preset, then the file's values, then `defs`). Returns NULL after
+ * reporting errors. Shapes are inferred later by pass_shapes. */
+IrGraph *fe_lower(Arena *a, Diag *d, const Ast *ast, const FeDefine *defs, int ndefs);
+
+/* Cluster presets: fills `c` from the preset `name`; false if unknown. */
+bool fe_cluster_preset(const char *name, ClusterCfg *c);
+extern const char *const fe_preset_names[];
+extern const int fe_preset_count;
+
+#endif /* MPCC_FRONTEND_H */

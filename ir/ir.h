@@ -1,0 +1,306 @@
+/*
+ * ir.h: the map of mpcc. Read this first.
+ *
+ * mpcc turns a .mp model description into a model-parallel training program:
+ *
+ *   .mp text ─ frontend/ ─► AST ─► IrGraph ─ passes/ ─► Plan ─► Schedule ─ codegen/ ─► train.c / train.cu
+ *
+ *   frontend/  fe_parse_file(): flex lexer + bison parser into an AST (frontend/ast.h),
+ *              fe_lower(): AST → IrGraph, expanding `def` and `repeat`, resolving the
+ *              train/cluster blocks, presets and -D overrides into TrainCfg/ClusterCfg.
+ *   ir/        this header: arenas, diagnostics, the tensor graph, the op table (ops.def),
+ *              the textual dump (ir_dump) and the verifier (ir_verify).
+ *   passes/    one pass per file, all with the signature `bool pass_NAME(IrGraph *, Diag *)`,
+ *              run in order by pass_run_pipeline() (passes/pipeline.c):
+ *                shapes   shape inference, parameter shapes and counts, FLOPs   (passes/shapes.c)
+ *                plan     cost model + search, fills g->plan                    (passes/cost.c, search.c)
+ *                ...      lowering to a per-rank schedule, the report
+ *   codegen/   cg_emit_c(), cg_emit_cuda(): the schedule printed as a C or CUDA program.
+ *   runtime/   mprt: the library generated trainers link (runtime/mprt.h).
+ *   driver/    the `mpcc` command.
+ *
+ * Conventions (STYLE.md): module prefixes (fe_ ir_ pass_ cost_ cg_ mprt_ diag_ arena_),
+ * references between IR objects are indices into the graph's arrays (never pointers), all
+ * compiler memory comes from an Arena freed once at exit, and user errors are reported
+ * through Diag, never by assert or exit.
+ */
+#ifndef MPCC_IR_H
+#define MPCC_IR_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define MPCC_VERSION "0.1.0"
+
+/* ───────────────────────────── arenas (ir/arena.c) ───────────────────────────── */
+
+/* A bump allocator made of chained blocks. Memory is zeroed and 16-byte aligned; it is
+ * released all at once by arena_free(). Running out of memory is fatal (exit 3). */
+typedef struct ArenaBlock ArenaBlock;
+typedef struct Arena {
+    ArenaBlock *head;
+    size_t total; /* bytes handed out, for statistics */
+} Arena;
+
+void *arena_alloc(Arena *a, size_t size);
+void *arena_calloc(Arena *a, size_t n, size_t size); /* checks n*size for overflow */
+char *arena_strdup(Arena *a, const char *s);
+char *arena_strndup(Arena *a, const char *s, size_t n);
+char *arena_printf(Arena *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void arena_free(Arena *a);
+
+/* A growable array of fixed-size items living in an arena (old storage is abandoned to the
+ * arena on growth). Used for node, value and parameter tables. */
+typedef struct Vec {
+    void *data;
+    size_t len, cap, item;
+} Vec;
+void *vec_push(Arena *a, Vec *v); /* returns a zeroed slot */
+#define VEC_AT(v, T, i) (((T *)(v).data)[i])
+
+/* ──────────────────────── source locations and diagnostics (ir/diag.c) ──────────────────────── */
+
+/* A span on one source line: columns are 1-based, end_col is inclusive. line == 0 means
+ * "no location" (command-line or internal). */
+typedef struct SrcLoc {
+    const char *file;
+    int line, col, end_col;
+} SrcLoc;
+
+typedef enum { DIAG_ERROR, DIAG_WARNING, DIAG_NOTE } DiagLevel;
+
+/* Collects diagnostics and prints each as it arrives, compiler-style:
+ *   model.mp:12:5: error: linear expects 2-D input, got f32[128, 3, 32, 32]
+ *       h = linear(x, 10);
+ *           ^~~~~~~~~~~~~
+ * The source text of the file being compiled is registered with diag_set_source() so
+ * caret lines can be drawn. Errors are counted; a phase reports all it finds and the
+ * driver stops after the phase when diag_errors() > 0. */
+typedef struct Diag {
+    FILE *out;           /* stderr by default */
+    const char *file;    /* the registered source file */
+    const char *src;     /* its text, NUL-terminated */
+    size_t src_len;
+    int errors, warnings;
+    int max_errors;      /* stop printing after this many errors (0: no limit) */
+    bool color;
+} Diag;
+
+void diag_init(Diag *d, FILE *out);
+void diag_set_source(Diag *d, const char *file, const char *src, size_t len);
+void diag_report(Diag *d, DiagLevel lvl, SrcLoc loc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+void diag_vreport(Diag *d, DiagLevel lvl, SrcLoc loc, const char *fmt, va_list ap);
+#define diag_error(d, loc, ...) diag_report((d), DIAG_ERROR, (loc), __VA_ARGS__)
+#define diag_warning(d, loc, ...) diag_report((d), DIAG_WARNING, (loc), __VA_ARGS__)
+#define diag_note(d, loc, ...) diag_report((d), DIAG_NOTE, (loc), __VA_ARGS__)
+static inline int diag_errors(const Diag *d) { return d->errors; }
+/* The closest of `n` candidate names to `name` by edit distance, or NULL if none is
+ * close enough to suggest ("did you mean 'relu'?"). */
+const char *diag_suggest(const char *name, const char *const *cands, size_t n);
+
+/* ───────────────────────────── the op table (ir/ops.def) ───────────────────────────── */
+
+/* Strategies a layer can take on the tensor (t) axis of its stage group (DESIGN.md §4).
+ *   DATA  split the batch over the t ranks too, weights replicated (B in → B out)
+ *   COL   split output features / channels / heads / embedding features (R in → F out;
+ *         attention: R in → P out, q/k/v split by heads, output projection by rows)
+ *   ROW   split input features / channels / embedding vocabulary (F in → P out;
+ *         embedding: R in → P out) */
+typedef enum { STRAT_DATA, STRAT_COL, STRAT_ROW, STRAT__COUNT } Strategy;
+#define STRATF_DATA (1u << STRAT_DATA)
+#define STRATF_COL (1u << STRAT_COL)
+#define STRATF_ROW (1u << STRAT_ROW)
+
+#define OPF_PARAMS 1u   /* has trainable parameters */
+#define OPF_LOSS 2u     /* produces the scalar loss */
+#define OPF_LABEL_IN 4u /* its last input may be a `label` */
+
+typedef enum {
+#define OP(id, name, nin, strats, flags, args) OP_##id,
+#include "ops.def"
+#undef OP
+    OP__COUNT
+} OpKind;
+
+typedef struct OpInfo {
+    const char *name;
+    int ninputs;
+    unsigned strats, flags;
+    const char *argspec;
+} OpInfo;
+extern const OpInfo ir_ops[OP__COUNT];
+/* -1 when `name` is not an op. */
+int ir_op_lookup(const char *name);
+
+/* One parsed argument of an op's argspec. */
+typedef enum { ARG_INT, ARG_FLOAT, ARG_BOOL } ArgType;
+#define IR_MAX_ARGS 8
+typedef struct ArgSpec {
+    char name[24];
+    ArgType type;
+    bool required;
+    double def; /* default value (ints and bools stored exactly) */
+} ArgSpec;
+/* Parses ir_ops[op].argspec; returns the number of arguments (≤ IR_MAX_ARGS). */
+int ir_op_args(OpKind op, ArgSpec out[IR_MAX_ARGS]);
+
+/* ─────────────────────────────── the tensor graph ─────────────────────────────── */
+
+typedef enum { DT_F32, DT_I32, DT_I64 } DType;
+const char *ir_dtype_name(DType t);
+size_t ir_dtype_size(DType t);
+
+#define IR_MAX_RANK 6
+/* Dimension 0 of every activation is the batch (the language only allows the symbolic
+ * `batch` as the leading dimension); parameters have no batch dimension. Dimensions
+ * hold the global batch; the planner divides by micro-batches and replicas. */
+typedef struct Shape {
+    int rank;
+    int64_t d[IR_MAX_RANK];
+} Shape;
+int64_t ir_shape_numel(const Shape *s);
+/* "f32[128, 784]" into buf; returns buf. */
+char *ir_shape_str(char *buf, size_t n, DType t, const Shape *s);
+
+typedef enum { VAL_INPUT, VAL_LABEL, VAL_ACT } ValueKind;
+
+/* A tensor flowing between nodes. */
+typedef struct IrValue {
+    const char *name;  /* source name or generated ("h1", "blocks.3.attn") */
+    ValueKind kind;
+    DType dtype;
+    Shape shape;       /* filled by the frontend for inputs/labels, by pass_shapes otherwise */
+    bool batch_sym;    /* inputs/labels: the leading dimension was written `batch` */
+    int producer;      /* node index, -1 for inputs and labels */
+    int nusers;        /* how many node inputs read it (filled by ir_finalize) */
+    SrcLoc loc;        /* where it was declared or defined */
+} IrValue;
+
+/* A trainable tensor of one node: "blocks.3.mlp.fc1.weight". Shapes are whole (unsharded). */
+typedef enum {
+    PARAM_WEIGHT,   /* linear [in, out]; conv2d [out, in, k, k]; embedding [vocab, dim] */
+    PARAM_BIAS,     /* [out] */
+    PARAM_GAMMA,    /* layernorm scale [dim] */
+    PARAM_BETA,     /* layernorm shift [dim] */
+    PARAM_POS,      /* embedding positions [positions, dim] */
+    PARAM_WQ, PARAM_WK, PARAM_WV, PARAM_WO, /* attention [dim, dim] */
+    PARAM_BQ, PARAM_BK, PARAM_BV, PARAM_BO, /* attention [dim] */
+} ParamRole;
+const char *ir_param_role_name(ParamRole r); /* "weight", "bias", "gamma", "wq", ... */
+
+typedef struct IrParam {
+    const char *name; /* full hierarchical name, "<node>.<role>" */
+    ParamRole role;
+    int node;
+    Shape shape;
+} IrParam;
+
+#define IR_MAX_INPUTS 2
+#define IR_NO_STAGE (-1)
+
+/* Annotations written on a statement (@data, @tensor(col|row), @stage(k)). */
+typedef struct Annot {
+    bool has_strat;
+    Strategy strat;
+    SrcLoc strat_loc;
+    int stage;          /* IR_NO_STAGE when not pinned */
+    SrcLoc stage_loc;
+} Annot;
+
+/* One layer. Which `args` slots mean what is given by the op's argspec, in order
+ * (ir_op_args): e.g. for linear args[0] = out, args[1] = bias. */
+typedef struct IrNode {
+    OpKind op;
+    const char *name;     /* hierarchical: "blocks.3.mlp.fc1" */
+    const char *text;     /* the source statement, for comments in generated code */
+    SrcLoc loc;           /* the call's span */
+    int ninputs;
+    int inputs[IR_MAX_INPUTS]; /* value indices */
+    int output;                /* value index */
+    double args[IR_MAX_ARGS];
+    SrcLoc arg_loc[IR_MAX_ARGS]; /* where each argument was written (line 0 if defaulted) */
+    Annot annot;
+    int first_param, nparams;  /* a range of g->params, filled by pass_shapes */
+    int64_t param_count;       /* elements over all its parameters */
+    int64_t flops_fwd, flops_bwd; /* for the whole global batch, one step */
+} IrNode;
+
+typedef enum { OPT_SGD, OPT_ADAM, OPT_ADAMW } OptKind;
+typedef struct TrainCfg {
+    int64_t batch, microbatches, steps, seed;
+    OptKind opt;
+    double lr, momentum, beta1, beta2, eps, weight_decay;
+} TrainCfg;
+
+/* A cluster of identical devices. Units: FLOP/s, bytes, bytes/s, seconds. */
+typedef struct ClusterCfg {
+    const char *preset;
+    int64_t devices, devices_per_node;
+    double flops;                /* sustained per-device FLOP/s */
+    double memory;               /* bytes per device */
+    double bandwidth, latency;   /* intra-node link: β (bytes/s per device) and α (s) */
+    double inter_node_bandwidth, inter_node_latency;
+} ClusterCfg;
+
+typedef struct Plan Plan;         /* passes/: the chosen parallel plan (see passes/passes.h) */
+typedef struct Schedule Schedule; /* passes/: the per-rank SPMD schedule */
+
+typedef struct IrGraph {
+    Arena *arena;
+    const char *name;  /* the model's name */
+    const char *file;  /* the .mp file */
+    Vec values;        /* IrValue */
+    Vec nodes;         /* IrNode, in topological (source) order */
+    Vec params;        /* IrParam, grouped by node */
+    int loss_node;     /* index of the single OPF_LOSS node, -1 before shapes */
+    TrainCfg train;
+    ClusterCfg cluster;
+    Plan *plan;
+    Schedule *sched;
+} IrGraph;
+
+#define IR_NODE(g, i) (&VEC_AT((g)->nodes, IrNode, (i)))
+#define IR_VALUE(g, i) (&VEC_AT((g)->values, IrValue, (i)))
+#define IR_PARAM(g, i) (&VEC_AT((g)->params, IrParam, (i)))
+#define IR_NNODES(g) ((int)(g)->nodes.len)
+#define IR_NVALUES(g) ((int)(g)->values.len)
+#define IR_NPARAMS(g) ((int)(g)->params.len)
+
+/* Building (ir/graph.c). */
+IrGraph *ir_graph_new(Arena *a, const char *name, const char *file);
+int ir_add_value(IrGraph *g, const char *name, ValueKind k, DType t, SrcLoc loc);
+int ir_add_node(IrGraph *g, OpKind op, const char *name, SrcLoc loc); /* also makes its output value */
+int ir_add_param(IrGraph *g, int node, ParamRole role, Shape shape);
+int ir_find_value(const IrGraph *g, const char *name); /* -1 if absent */
+void ir_finalize(IrGraph *g); /* computes nusers */
+
+/* Printing (ir/dump.c): one line per node with name, op, input/output shapes, parameters,
+ * FLOPs and source location, then totals. Deterministic. */
+void ir_dump(const IrGraph *g, FILE *out);
+
+/* The verifier (ir/verify.c): structural invariants (indices in range, topological order,
+ * one loss, shapes filled after pass_shapes). A failure is an internal compiler error
+ * naming the pass that ran last. */
+bool ir_verify(const IrGraph *g, const char *after_pass, Diag *d);
+
+/* ─────────────────────────────── passes (passes/) ─────────────────────────────── */
+
+typedef bool (*PassFn)(IrGraph *g, Diag *d);
+typedef struct PassInfo {
+    const char *name;
+    PassFn run;
+} PassInfo;
+
+bool pass_shapes(IrGraph *g, Diag *d); /* passes/shapes.c */
+
+/* passes/pipeline.c: runs the passes in order up to and including `until` (NULL: all),
+ * verifying between passes in debug builds, and dumping the IR after `dump_after`. */
+extern const PassInfo pass_list[];
+extern const int pass_count;
+bool pass_run_pipeline(IrGraph *g, Diag *d, const char *until, const char *dump_after, FILE *dump_out);
+
+#endif /* MPCC_IR_H */

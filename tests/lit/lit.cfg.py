@@ -1,0 +1,25 @@
+# lit configuration for mpcc's golden tests. Paths come from lit.site.cfg.py, which CMake
+# writes into the build tree; tests run with that file passed as --param site_config=...
+import os
+import lit.formats
+
+config.name = "mpcc"
+config.test_format = lit.formats.ShTest(execute_external=False)
+config.suffixes = [".mp", ".test"]
+config.excludes = ["Inputs"]
+config.test_source_root = os.path.dirname(__file__)
+
+site = lit_config.params.get("site_config")
+if site and not getattr(config, "mpcc_site_loaded", False):
+    config.mpcc_site_loaded = True
+    lit_config.load_config(config, site)
+
+config.substitutions.append(("%mpcc", config.mpcc_bin))
+config.substitutions.append(("%examples", config.examples_dir))
+config.substitutions.append(("%python", config.python))
+config.environment["PATH"] = os.pathsep.join(
+    [config.llvm_tools_dir, config.bin_dir, config.environment.get("PATH", os.environ["PATH"])])
+for k in ("OMPI_ALLOW_RUN_AS_ROOT", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "ASAN_OPTIONS",
+          "UBSAN_OPTIONS", "HOME", "TMPDIR"):
+    if k in os.environ:
+        config.environment[k] = os.environ[k]
