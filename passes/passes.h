@@ -1,0 +1,130 @@
+/*
+ * passes.h: the public header of passes/ — the parallel plan the search chooses, the cost
+ * model's formulas, and the report. Everything here is plain data indexed like the IR
+ * (node i of the graph ↔ plan->nodes[i]), so the lowering, the report, the JSON writer
+ * and codegen read one structure.
+ *
+ * The parallelism model (DESIGN.md §4). Devices form a mesh S × d × t. Rank r has
+ * coordinates (stage s, replica j, tensor rank k) with r = (s·d + j)·t + k: tensor ranks
+ * are adjacent, so a tensor group stays inside a node whenever t divides devices_per_node.
+ * The batch is always split over the d replicas; each replica's share is streamed through
+ * the stages as m micro-batches of B/(d·m) samples. On the t axis every layer takes a
+ * Strategy (ir.h), and every activation has a Layout on its tensor group:
+ *
+ *   R  replicated: every tensor rank holds the whole micro-batch tensor
+ *   B  split by batch (leading dim) over the t ranks
+ *   F  split by the feature / channel dimension over the t ranks
+ *   P  partial sum: every rank holds a full-size tensor; the true value is their sum
+ *
+ * The gradient of an R, B or F value travels back in the same layout; the gradient of a
+ * P value is R. A layout change in forward costs the collective in layout_change below;
+ * its backward dual is fixed by that rule (fwd R→B slice ⇒ bwd B→R all-gather, fwd P→R
+ * all-reduce ⇒ bwd identity, ...), and is skipped when the value needs no gradient
+ * (model inputs and labels).
+ */
+#ifndef MPCC_PASSES_H
+#define MPCC_PASSES_H
+
+#include "ir.h"
+
+typedef enum { LAYOUT_R, LAYOUT_B, LAYOUT_F, LAYOUT_P, LAYOUT__COUNT } Layout;
+const char *plan_layout_name(Layout l);      /* "R", "B", "F", "P" */
+const char *plan_strategy_name(Strategy s);  /* "data", "tensor(col)", "tensor(row)" */
+
+/* Collectives, and the per-device byte count the cost model predicts AND the runtime
+ * counts for one call on `n` bytes over `g` ranks (ring algorithms, integer arithmetic so
+ * predicted and counted totals are exactly equal):
+ *   all-reduce 2(g−1)·n/g,  all-gather and reduce-scatter (g−1)·n/g (n = the full tensor),
+ *   all-to-all (g−1)·n/g² ,  send/recv n,  slice 0. */
+typedef enum {
+    COLL_NONE, COLL_SLICE, COLL_ALLREDUCE, COLL_ALLGATHER, COLL_REDUCESCATTER,
+    COLL_ALLTOALL, COLL_SENDRECV, COLL__COUNT
+} CollKind;
+const char *cost_coll_name(CollKind k);
+int64_t cost_coll_bytes(CollKind k, int64_t g, int64_t n);
+/* Alpha-beta time of one call: steps·α + bytes/β; ring steps: all-reduce 2(g−1), others g−1. */
+double cost_coll_time(CollKind k, int64_t g, int64_t n, double alpha, double beta);
+/* The collective that turns layout `from` into `to` in forward (COLL_NONE when equal). */
+CollKind cost_layout_change(Layout from, Layout to);
+
+/* Which group a collective runs on. */
+typedef enum { GROUP_TENSOR, GROUP_DATA, GROUP_STAGE, GROUP_PIPE, GROUP__COUNT } GroupKind;
+const char *plan_group_name(GroupKind k); /* "tensor", "data", "stage", "pipe" */
+
+/* One alternative the search weighed for a layer, kept for the report. */
+typedef struct PlanAlt {
+    bool feasible;          /* the op allows it and the shapes divide */
+    Layout in_layout, out_layout;
+    int64_t comm_bytes;     /* per device per step: resharding + the layer's own + grad sync */
+    int64_t grad_bytes;     /* of which gradient synchronisation */
+    double time;            /* compute + communication per step, seconds */
+} PlanAlt;
+
+typedef struct PlanNode {
+    int stage;
+    Strategy strat;
+    Layout in_layout[IR_MAX_INPUTS]; /* the layout the layer computes on, per input */
+    Layout out_layout;
+    bool forced;                     /* pinned by an annotation */
+    PlanAlt alt[STRAT__COUNT];       /* what each strategy would cost (for the report) */
+    const char *reason;              /* one sentence, arena string */
+    int64_t mem_bytes;               /* this layer's share of its device's memory */
+    double fwd_time, bwd_time;       /* per micro-batch on one device */
+} PlanNode;
+
+/* A layout change on an edge: value `value` produced in `from`, consumed in `to`. */
+typedef struct PlanReshard {
+    int value, to_node; /* the first consumer needing it; shared by all in `to` */
+    Layout from, to;
+    CollKind fwd, bwd;  /* bwd is COLL_NONE when the value needs no gradient */
+    GroupKind group;
+    int64_t fwd_bytes, bwd_bytes; /* per device per micro-batch */
+} PlanReshard;
+
+/* A value that crosses from stage s to s+1 (sent by each rank to the rank with the same
+ * (replica, tensor) coordinates in the next stage, in its layout at the cut). */
+typedef struct PlanCut {
+    int stage;    /* the boundary between stage and stage+1 */
+    int value;
+    Layout layout;
+    int64_t bytes; /* per device per micro-batch, one direction */
+} PlanCut;
+
+typedef struct PlanStage {
+    int first_node, last_node;           /* inclusive range of node indices */
+    double fwd_time, bwd_time, comm_time; /* per micro-batch */
+    double grad_sync_time, grad_sync_hidden; /* per step */
+    int64_t mem_bytes;                   /* peak per device of this stage */
+    int64_t mem_params, mem_grads, mem_optim, mem_acts, mem_buffers;
+} PlanStage;
+
+/* Predicted step time and where it goes (seconds). */
+typedef struct PlanTotals {
+    double step_time, compute, exposed_comm, bubble, grad_sync_unhidden, grad_sync_hidden;
+    int64_t comm_bytes;     /* per device per step, the busiest device */
+    int64_t mem_peak;       /* bytes on the fullest device */
+    bool fits;
+} PlanTotals;
+
+struct Plan {
+    int S, d, t;       /* mesh */
+    int m;             /* micro-batches per step */
+    PlanNode *nodes;   /* [IR_NNODES(g)] */
+    PlanStage *stages; /* [S] */
+    PlanReshard *reshards; int nreshards;
+    PlanCut *cuts; int ncuts;
+    PlanTotals totals;
+    /* Reference plans for the report: pure data (S=1,d=devices,t=1), pure tensor
+     * (S=1,d=1,t=devices), pure pipeline (S=devices,d=1,t=1); totals.fits false when not. */
+    PlanTotals pure_data, pure_tensor, pure_pipeline;
+    bool pure_data_valid, pure_tensor_valid, pure_pipeline_valid;
+};
+
+bool pass_plan(IrGraph *g, Diag *d);   /* passes/search.c: fills g->plan */
+bool pass_report(IrGraph *g, Diag *d); /* passes/report.c: nothing to check; see below */
+
+/* The partition report (docs/report.md): text and JSON, deterministic. */
+void pass_report_text(const IrGraph *g, FILE *out);
+void pass_report_json(const IrGraph *g, FILE *out);
+
+#endif /* MPCC_PASSES_H */
