@@ -216,10 +216,19 @@ static void test_check_and_save(IrGraph *g) {
     fclose(sink);
 }
 
-int main(void) {
+/* `test_report FILE` also writes the hand-built plan's JSON to FILE (for schema checks). */
+int main(int argc, char **argv) {
     Arena a = {0};
     IrGraph *g = build_graph(&a);
     g->plan = build_plan(g, &a);
+    if (argc > 1) {
+        FILE *f = fopen(argv[1], "w");
+        CHECK(f != NULL);
+        if (f) {
+            pass_report_json(g, f);
+            fclose(f);
+        }
+    }
     test_text(g);
     test_json(g);
     test_determinism_and_summary(g);
