@@ -175,6 +175,33 @@ static const char *table_cell(const Table *t, size_t row, int col) {
     return VEC_AT(t->cells, const char *, (row - 1) * (size_t)t->ncols + (size_t)col);
 }
 
+/* A row that is one line of text across the table (a collapsed run of layers): its first
+ * cell holds the text, the others are NULL. */
+static void table_note(Table *t, const char *text) {
+    *(const char **)vec_push(t->a, &t->cells) = arena_strdup(t->a, text);
+    for (int c = 1; c < t->ncols; c++) *(const char **)vec_push(t->a, &t->cells) = NULL;
+}
+
+static bool table_is_note(const Table *t, size_t row) {
+    return row > 0 && t->ncols > 1 && table_cell(t, row, 1) == NULL;
+}
+
+static void table_print_row(const Table *t, const size_t *w, size_t r, FILE *out) {
+    int end = t->ncols; /* trailing empty cells print nothing */
+    while (end > 1 && !table_cell(t, r, end - 1)[0]) end--;
+    fputs("  ", out);
+    for (int c = 0; c < end; c++) {
+        const char *s = table_cell(t, r, c);
+        size_t pad = w[c] - text_width(s);
+        bool last = c + 1 == end;
+        if (c) fputs("  ", out);
+        if (t->align[c] == 'r') put_pad(out, pad);
+        fputs(s, out);
+        if (t->align[c] != 'r' && !last) put_pad(out, pad);
+    }
+    fputc('\n', out);
+}
+
 /* Prints the header and every row, indented two spaces, columns two spaces apart; the
  * last column is never padded, so no line ends in spaces. */
 static void table_print(const Table *t, FILE *out) {
@@ -182,24 +209,13 @@ static void table_print(const Table *t, FILE *out) {
     size_t w[TABLE_MAX_COLS] = {0};
     size_t r0 = t->head[0] ? 0 : 1; /* a NULL first heading: no header row */
     for (size_t r = r0; r < rows; r++)
-        for (int c = 0; c < t->ncols; c++) {
+        for (int c = 0; c < t->ncols && !table_is_note(t, r); c++) {
             size_t cw = text_width(table_cell(t, r, c));
             if (cw > w[c]) w[c] = cw;
         }
     for (size_t r = r0; r < rows; r++) {
-        int end = t->ncols; /* trailing empty cells print nothing */
-        while (end > 1 && !table_cell(t, r, end - 1)[0]) end--;
-        fputs("  ", out);
-        for (int c = 0; c < end; c++) {
-            const char *s = table_cell(t, r, c);
-            size_t pad = w[c] - text_width(s);
-            bool last = c + 1 == end;
-            if (c) fputs("  ", out);
-            if (t->align[c] == 'r') put_pad(out, pad);
-            fputs(s, out);
-            if (t->align[c] != 'r' && !last) put_pad(out, pad);
-        }
-        fputc('\n', out);
+        if (table_is_note(t, r)) fprintf(out, "  %s\n", table_cell(t, r, 0));
+        else table_print_row(t, w, r, out);
     }
 }
 
@@ -450,13 +466,78 @@ static void text_layer_row(Table *t, const IrGraph *g, int i) {
     table_add(t, "%s", layer_reason(g, i, b[2], sizeof b[2]));
 }
 
+/* Long models: runs of at least REPORT_MIN_REPEATS identical blocks are shown once, then
+ * one line for the rest, when the model has more than REPORT_COLLAPSE_LAYERS layers. Two
+ * layers are identical when everything in their row but name, position and stage is. */
+#define REPORT_COLLAPSE_LAYERS 100
+#define REPORT_MIN_REPEATS 3
+#define REPORT_MAX_PERIOD 64
+
+static bool alt_same(const PlanAlt *a, const PlanAlt *b) {
+    return a->feasible == b->feasible && a->in_layout == b->in_layout &&
+           a->out_layout == b->out_layout && a->comm_bytes == b->comm_bytes &&
+           a->grad_bytes == b->grad_bytes && a->time == b->time;
+}
+
+static bool layer_same(const IrGraph *g, int a, int b) {
+    const IrNode *x = IR_NODE(g, a), *y = IR_NODE(g, b);
+    const PlanNode *p = &plan_of(g)->nodes[a], *q = &plan_of(g)->nodes[b];
+    const Shape *sx = &IR_VALUE(g, x->output)->shape, *sy = &IR_VALUE(g, y->output)->shape;
+    if (x->op != y->op || x->param_count != y->param_count || node_flops(x) != node_flops(y) ||
+        sx->rank != sy->rank || memcmp(sx->d, sy->d, sizeof sx->d[0] * (size_t)sx->rank) != 0)
+        return false;
+    if (p->strat != q->strat || p->forced != q->forced || p->out_layout != q->out_layout ||
+        memcmp(p->in_layout, q->in_layout, sizeof p->in_layout) != 0)
+        return false;
+    for (int s = 0; s < STRAT__COUNT; s++)
+        if (!alt_same(&p->alt[s], &q->alt[s])) return false;
+    return (!p->reason && !q->reason) || (p->reason && q->reason && !strcmp(p->reason, q->reason));
+}
+
+/* How many times the block starting at `i` repeats back to back, for the shortest period
+ * that repeats at least REPORT_MIN_REPEATS times (1 when none does). */
+static int repeat_run(const IrGraph *g, int i, int *period) {
+    int n = IR_NNODES(g);
+    for (int p = 1; p <= REPORT_MAX_PERIOD && i + REPORT_MIN_REPEATS * p <= n; p++) {
+        int reps = 1;
+        for (bool same = true; same && i + (reps + 1) * p <= n; reps += same) {
+            for (int k = 0; k < p && same; k++) same = layer_same(g, i + k, i + reps * p + k);
+        }
+        if (reps >= REPORT_MIN_REPEATS) {
+            *period = p;
+            return reps;
+        }
+    }
+    return 1;
+}
+
+static void layers_note(Table *t, const IrGraph *g, int first, int period, int reps) {
+    int from = first + period, to = first + reps * period - 1;
+    int smin = plan_of(g)->nodes[from].stage, smax = plan_of(g)->nodes[to].stage;
+    char stages[48], note[512];
+    if (smin == smax) snprintf(stages, sizeof stages, "stage %d", smin);
+    else snprintf(stages, sizeof stages, "stages %d-%d", smin, smax);
+    snprintf(note, sizeof note,
+             "... layers %d-%d (%s .. %s): %d more repeats of layers %d-%d with the same "
+             "shapes, costs and choices, on %s",
+             from, to, IR_NODE(g, from)->name, IR_NODE(g, to)->name, reps - 1, first,
+             first + period - 1, stages);
+    table_note(t, note);
+}
+
 static void text_layers(const IrGraph *g, FILE *out, Arena *a) {
     static const char *const head[] = {"#", "layer", "at", "op", "output", "params", "FLOPs f+b",
                                        "stage", "data", "tensor(col)", "tensor(row)", "layout",
                                        "choice", "why"};
     Table t;
     table_init(&t, a, "rllllrrrllllll", head);
-    for (int i = 0; i < IR_NNODES(g); i++) text_layer_row(&t, g, i);
+    bool collapse = IR_NNODES(g) > REPORT_COLLAPSE_LAYERS;
+    for (int i = 0; i < IR_NNODES(g);) {
+        int period = 1, reps = collapse ? repeat_run(g, i, &period) : 1;
+        for (int k = 0; k < period; k++) text_layer_row(&t, g, i + k);
+        if (reps > 1) layers_note(&t, g, i, period, reps);
+        i += period * reps;
+    }
     fprintf(out, "\nlayers (each alternative: bytes moved per device per step, time per step; "
                  "* = chosen)\n");
     table_print(&t, out);
@@ -535,7 +616,7 @@ static void text_cuts(const IrGraph *g, FILE *out, Arena *a) {
     static const char *const head[] = {"cut", "value", "layout", "per micro-batch",
                                        "per step (fwd+bwd)"};
     Table t;
-    table_init(&t, a, "llrrr", head);
+    table_init(&t, a, "lllrr", head);
     for (int i = 0; i < p->ncuts; i++) {
         const PlanCut *c = &p->cuts[i];
         char b[2][48];

@@ -216,6 +216,50 @@ static void test_check_and_save(IrGraph *g) {
     fclose(sink);
 }
 
+/* A 150-layer chain of identical linears: the text shows the first and one line for the
+ * other 149; the JSON still lists all of them. */
+static void test_collapse(void) {
+    Arena a = {0};
+    IrGraph *g = ir_graph_new(&a, "deep", "deep.mp");
+    int v = ir_add_value(g, "x", VAL_INPUT, DT_F32, (SrcLoc){"deep.mp", 2, 5, 5});
+    IR_VALUE(g, v)->shape = shape2(32, 64);
+    enum { N = 150 };
+    for (int i = 0; i < N; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "blocks.%d.fc", i);
+        int n = add_linear(g, name, v, 64, 64, 3);
+        v = IR_NODE(g, n)->output;
+    }
+    ir_finalize(g);
+    g->train.batch = 32;
+    g->cluster = (ClusterCfg){"test", 2, 8, 1e12, 16e9, 100e9, 1e-6, 10e9, 5e-6};
+    Plan *p = arena_alloc(&a, sizeof *p);
+    p->S = 2, p->d = 1, p->t = 1, p->m = 2;
+    p->nodes = arena_calloc(&a, N, sizeof *p->nodes);
+    for (int i = 0; i < N; i++) {
+        p->nodes[i].stage = i < N / 2 ? 0 : 1;
+        set_alt(&p->nodes[i], STRAT_DATA, LAYOUT_B, LAYOUT_B, 0, 0, 1e-6);
+    }
+    p->stages = arena_calloc(&a, 2, sizeof *p->stages);
+    p->stages[0].last_node = N / 2 - 1;
+    p->stages[1].first_node = N / 2, p->stages[1].last_node = N - 1;
+    p->cuts = arena_calloc(&a, 1, sizeof *p->cuts);
+    p->cuts[0] = (PlanCut){0, IR_NODE(g, N / 2 - 1)->output, LAYOUT_B, 8192};
+    p->ncuts = 1;
+    g->plan = p;
+    char *t = render(g, pass_report_text);
+    expect_has(t, "  ... layers 1-149 (blocks.1.fc .. blocks.149.fc): 149 more repeats of layers "
+                  "0-0 with the same shapes, costs and choices, on stages 0-1\n");
+    CHECK(!strstr(t, "blocks.2.fc  "));
+    expect_has(t, "  0→1  blocks.74.fc  B               8.19 KB             32.8 KB\n");
+    char *j = render(g, pass_report_json);
+    expect_has(j, "\"name\": \"blocks.149.fc\"");
+    if (failures) fprintf(stderr, "the report was:\n%s", t);
+    free(t);
+    free(j);
+    arena_free(&a);
+}
+
 /* `test_report FILE` also writes the hand-built plan's JSON to FILE (for schema checks). */
 int main(int argc, char **argv) {
     Arena a = {0};
@@ -233,6 +277,7 @@ int main(int argc, char **argv) {
     test_json(g);
     test_determinism_and_summary(g);
     test_check_and_save(g);
+    test_collapse();
     arena_free(&a);
     if (failures) fprintf(stderr, "test_report: %d failure(s)\n", failures);
     return failures != 0;
