@@ -38,24 +38,25 @@
 
 /* ───────────────────────────── names ───────────────────────────── */
 
-const char *plan_layout_name(Layout l) {
+/* The report's spelling of layouts, strategies, groups and collectives. They match the
+ * cost model's names (plan_layout_name and friends) and are kept here so the report's
+ * vocabulary, documented in docs/report.md, does not move when the planner's does. */
+static const char *layout_text(Layout l) {
     static const char *const names[] = {"R", "B", "F", "P"};
     return (unsigned)l < LAYOUT__COUNT ? names[l] : "?";
 }
 
-const char *plan_strategy_name(Strategy s) {
+static const char *strat_text(Strategy s) {
     static const char *const names[] = {"data", "tensor(col)", "tensor(row)"};
     return (unsigned)s < STRAT__COUNT ? names[s] : "?";
 }
 
-const char *plan_group_name(GroupKind k) {
+static const char *group_text(GroupKind k) {
     static const char *const names[] = {"tensor", "data", "stage", "pipe"};
     return (unsigned)k < GROUP__COUNT ? names[k] : "?";
 }
 
-/* The report's spelling of a collective (the cost model's enum, in words a user searches
- * NCCL and MPI docs for). Kept here rather than borrowed so the report's vocabulary is
- * documented in one place, docs/report.md. */
+/* Collectives in the words a user searches NCCL and MPI documentation for. */
 static const char *coll_text(CollKind k) {
     static const char *const names[] = {"none",           "slice",      "all-reduce",
                                         "all-gather",     "reduce-scatter", "all-to-all",
@@ -74,16 +75,17 @@ static void fmt_sig3(char *buf, size_t n, double v, const char *unit) {
 
 /* Scales v by 1000 until it is below 1000 and picks the matching prefix. */
 static void fmt_scaled(char *buf, size_t n, double v, const char *const *units, int nunits) {
-    const char *sign = v < 0 ? "-" : "";
     double a = fabs(v);
     int u = 0;
     while (a >= 999.5 && u + 1 < nunits) {
         a /= 1000.0;
         u++;
     }
-    char tmp[48];
-    fmt_sig3(tmp, sizeof tmp, a, units[u]);
-    snprintf(buf, n, "%s%s", sign, tmp);
+    if (v < 0 && n > 1) {
+        *buf++ = '-';
+        n--;
+    }
+    fmt_sig3(buf, n, a, units[u]);
 }
 
 static const char *fmt_bytes(char *buf, size_t n, int64_t b) {
@@ -273,7 +275,7 @@ static const char *layer_reason(const IrGraph *g, int i, char *buf, size_t n) {
         return buf;
     }
     if (!has_choice(nd)) {
-        snprintf(buf, n, "follows its input's layout (%s)", plan_layout_name(pn->out_layout));
+        snprintf(buf, n, "follows its input's layout (%s)", layout_text(pn->out_layout));
         return buf;
     }
     int best = -1;
@@ -288,10 +290,10 @@ static const char *layer_reason(const IrGraph *g, int i, char *buf, size_t n) {
         return buf;
     }
     const PlanAlt *o = &pn->alt[best];
-    snprintf(buf, n, "%s: moves %s (%s) instead of %s (%s) for %s", plan_strategy_name(pn->strat),
+    snprintf(buf, n, "%s: moves %s (%s) instead of %s (%s) for %s", strat_text(pn->strat),
              fmt_bytes(b1, sizeof b1, c->comm_bytes), fmt_time(t1, sizeof t1, c->time),
              fmt_bytes(b2, sizeof b2, o->comm_bytes), fmt_time(t2, sizeof t2, o->time),
-             plan_strategy_name((Strategy)best));
+             strat_text((Strategy)best));
     return buf;
 }
 
@@ -459,9 +461,9 @@ static void text_layer_row(Table *t, const IrGraph *g, int i) {
     size_t k = 0;
     for (int j = 0; j < n->ninputs; j++)
         k += (size_t)snprintf(b[1] + k, sizeof b[1] - k, "%s%s", j ? "," : "",
-                              plan_layout_name(pn->in_layout[j]));
-    table_add(t, "%s→%s", b[1], plan_layout_name(pn->out_layout));
-    table_add(t, "%s%s", has_choice(n) ? plan_strategy_name(pn->strat) : "-",
+                              layout_text(pn->in_layout[j]));
+    table_add(t, "%s→%s", b[1], layout_text(pn->out_layout));
+    table_add(t, "%s%s", has_choice(n) ? strat_text(pn->strat) : "-",
               pn->forced ? " (forced)" : "");
     table_add(t, "%s", layer_reason(g, i, b[2], sizeof b[2]));
 }
@@ -559,12 +561,12 @@ static void text_reshards(const IrGraph *g, FILE *out, Arena *a) {
         char b[3][48];
         table_add(&t, "%s", IR_VALUE(g, r->value)->name);
         table_add(&t, "%s", IR_NODE(g, r->to_node)->name);
-        table_add(&t, "%s→%s", plan_layout_name(r->from), plan_layout_name(r->to));
+        table_add(&t, "%s→%s", layout_text(r->from), layout_text(r->to));
         table_add(&t, "%s", coll_text(r->fwd));
         table_add(&t, "%s", fmt_bytes(b[0], 48, r->fwd_bytes));
         table_add(&t, "%s", r->bwd == COLL_NONE ? "-" : coll_text(r->bwd));
         table_add(&t, "%s", r->bwd == COLL_NONE ? "-" : fmt_bytes(b[1], 48, r->bwd_bytes));
-        table_add(&t, "%s", plan_group_name(r->group));
+        table_add(&t, "%s", group_text(r->group));
         table_add(&t, "%s", fmt_bytes(b[2], 48, (r->fwd_bytes + r->bwd_bytes) * p->m));
     }
     table_print(&t, out);
@@ -622,7 +624,7 @@ static void text_cuts(const IrGraph *g, FILE *out, Arena *a) {
         char b[2][48];
         table_add(&t, "%d→%d", c->stage, c->stage + 1);
         table_add(&t, "%s", IR_VALUE(g, c->value)->name);
-        table_add(&t, "%s", plan_layout_name(c->layout));
+        table_add(&t, "%s", layout_text(c->layout));
         table_add(&t, "%s", fmt_bytes(b[0], 48, c->bytes));
         table_add(&t, "%s", fmt_bytes(b[1], 48, cut_bytes_per_step(g, c)));
     }
@@ -860,13 +862,13 @@ static void json_alts(Json *j, const IrNode *n, const PlanNode *pn) {
         const PlanAlt *a = &pn->alt[s];
         bool ok = strat_allowed(n, (Strategy)s) && a->feasible;
         json_open_inline(j, NULL, '{');
-        json_str(j, "strategy", plan_strategy_name((Strategy)s));
+        json_str(j, "strategy", strat_text((Strategy)s));
         json_bool(j, "allowed", strat_allowed(n, (Strategy)s));
         json_bool(j, "feasible", ok);
         json_bool(j, "chosen", pn->strat == (Strategy)s);
         if (ok) {
-            json_str(j, "in_layout", plan_layout_name(a->in_layout));
-            json_str(j, "out_layout", plan_layout_name(a->out_layout));
+            json_str(j, "in_layout", layout_text(a->in_layout));
+            json_str(j, "out_layout", layout_text(a->out_layout));
             json_int(j, "comm_bytes", a->comm_bytes);
             json_int(j, "grad_bytes", a->grad_bytes);
             json_num(j, "time", a->time);
@@ -894,13 +896,13 @@ static void json_layer(Json *j, const IrGraph *g, int i) {
     json_int(j, "flops_fwd", n->flops_fwd);
     json_int(j, "flops_bwd", n->flops_bwd);
     json_int(j, "stage", pn->stage);
-    json_str(j, "strategy", plan_strategy_name(pn->strat));
+    json_str(j, "strategy", strat_text(pn->strat));
     json_bool(j, "has_choice", has_choice(n));
     json_bool(j, "forced", pn->forced);
     json_open_inline(j, "in_layouts", '[');
-    for (int k = 0; k < n->ninputs; k++) json_str(j, NULL, plan_layout_name(pn->in_layout[k]));
+    for (int k = 0; k < n->ninputs; k++) json_str(j, NULL, layout_text(pn->in_layout[k]));
     json_close(j, ']');
-    json_str(j, "out_layout", plan_layout_name(pn->out_layout));
+    json_str(j, "out_layout", layout_text(pn->out_layout));
     json_alts(j, n, pn);
     json_str(j, "reason", layer_reason(g, i, why, sizeof why));
     json_int(j, "mem_bytes", pn->mem_bytes);
@@ -918,11 +920,11 @@ static void json_reshards(Json *j, const IrGraph *g) {
         json_str(j, "value", IR_VALUE(g, r->value)->name);
         json_str(j, "consumer", IR_NODE(g, r->to_node)->name);
         json_int(j, "consumer_index", r->to_node);
-        json_str(j, "from", plan_layout_name(r->from));
-        json_str(j, "to", plan_layout_name(r->to));
+        json_str(j, "from", layout_text(r->from));
+        json_str(j, "to", layout_text(r->to));
         json_str(j, "forward", coll_text(r->fwd));
         json_str(j, "backward", coll_text(r->bwd));
-        json_str(j, "group", plan_group_name(r->group));
+        json_str(j, "group", group_text(r->group));
         json_int(j, "fwd_bytes", r->fwd_bytes);
         json_int(j, "bwd_bytes", r->bwd_bytes);
         json_int(j, "bytes_per_step", (r->fwd_bytes + r->bwd_bytes) * p->m);
@@ -966,7 +968,7 @@ static void json_cuts(Json *j, const IrGraph *g) {
         json_open_inline(j, NULL, '{');
         json_int(j, "after_stage", c->stage);
         json_str(j, "value", IR_VALUE(g, c->value)->name);
-        json_str(j, "layout", plan_layout_name(c->layout));
+        json_str(j, "layout", layout_text(c->layout));
         json_int(j, "bytes_per_microbatch", c->bytes);
         json_int(j, "bytes_per_step", cut_bytes_per_step(g, c));
         json_close(j, '}');
