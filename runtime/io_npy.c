@@ -316,9 +316,9 @@ static size_t npy_header(char *buf, size_t cap, MprtDtype t, int ndim, const int
     size_t n = (size_t)snprintf(buf + 10, cap - 10,
                                 "{'descr': '%s', 'fortran_order': False, 'shape': (", descr[t]);
     for (int i = 0; i < ndim; i++)
-        n += (size_t)snprintf(buf + 10 + n, cap - 10 - n, "%lld,%s", (long long)shape[i],
-                              i + 1 < ndim ? " " : "");
-    n += (size_t)snprintf(buf + 10 + n, cap - 10 - n, "), }");
+        n += (size_t)snprintf(buf + 10 + n, cap - 10 - n, "%s%lld", i ? ", " : "",
+                              (long long)shape[i]);
+    n += (size_t)snprintf(buf + 10 + n, cap - 10 - n, "%s), }", ndim == 1 ? "," : "");
     while ((10 + n + 1) % 64 != 0)
         buf[10 + n++] = ' ';
     buf[10 + n++] = '\n';

@@ -416,6 +416,8 @@ static bool same_shape(const StEntry *e, MprtDtype t, int ndim, const int64_t *s
 
 static bool st_copy(MprtSt *f, const StEntry *e, void *dst, MprtErr *err) {
     uint64_t n = e->end - e->begin, done = 0;
+    if (n == 0)
+        return true;
     if (f->mem) {
         memcpy(dst, f->mem + f->data_start + e->begin, n);
         return true;
