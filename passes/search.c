@@ -1165,7 +1165,7 @@ static void search_list(Search *s, CandList *l, Best *b) {
     for (int i = 0; i < l->n; i++)
         if (cand_prepare(s, &l->v[i])) l->v[n++] = l->v[i];
     l->n = n;
-    qsort(l->v, (size_t)l->n, sizeof(Cand), cmp_lb);
+    if (n > 1) qsort(l->v, (size_t)l->n, sizeof(Cand), cmp_lb);
     for (int i = 0; i < l->n; i++) {
         double bound = prune_bound(b);
         if (l->v[i].lb > bound * (1 + REL_EPS)) break;
