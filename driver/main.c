@@ -42,6 +42,7 @@ typedef struct Emit {
 
 static const Emit emits[] = {
     {"ast", NULL, "the syntax tree"},
+    {"config", NULL, "the resolved train and cluster settings (after presets and -D)"},
     {"ir", "shapes", "the IR after shape inference: layers, shapes, parameters, FLOPs"},
 };
 #define NEMITS ((int)(sizeof emits / sizeof emits[0]))
@@ -225,6 +226,11 @@ static int compile(const Options *o, const Emit *emit, Arena *a, Diag *d) {
     IrGraph *g = fe_lower(a, d, ast, o->defs, o->ndefs);
     double t2 = now_ms();
     if (!g) return EXIT_USER;
+    if (emit && strcmp(emit->name, "config") == 0) {
+        if (!open_output(o->out, &out)) return EXIT_USER;
+        fe_config_dump(&g->train, &g->cluster, out.f);
+        return close_output(o->out, &out, true) ? 0 : EXIT_USER;
+    }
     const char *until = emit ? emit->until : NULL;
     if (until && o->dump_after && pass_find(o->dump_after) > pass_find(until)) until = o->dump_after;
     int errors0 = diag_errors(d);
