@@ -1,7 +1,7 @@
 /*
  * main.c: the mpcc command.
  *
- *   mpcc FILE [-o OUT] [--emit=KIND] [-D key=value]... [--dump-after=PASS] [-v]
+ *   mpcc FILE [-o OUT] [--emit=KIND] [--report-json FILE] [-D key=value]... [--dump-after=PASS] [-v]
  *
  * The driver is a straight line through the phases: read and parse (frontend), lower to
  * the IR, run the passes, print what --emit asked for. It stops after the first phase
@@ -13,11 +13,16 @@
  * file:line:col), 2 a usage error (bad command line), 3 an internal error (a failure no
  * input should cause, or running out of memory).
  *
+ * `-o OUT` without --emit runs every pass and writes the partition report to OUT.report
+ * (later the trainer to OUT) and the plan summary to standard error; `--report-json FILE`
+ * writes the report as JSON (docs/report.md).
+ *
  * Output goes to a temporary file beside OUT that is renamed over OUT only when
  * everything succeeded, so a failed run never leaves a half-written or stale-looking file.
  */
 #include "frontend.h"
 #include "ir.h"
+#include "passes.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -28,7 +33,7 @@
 enum { EXIT_USER = 1, EXIT_USAGE = 2, EXIT_INTERNAL = 3 };
 
 typedef struct Options {
-    const char *file, *out, *emit, *dump_after;
+    const char *file, *out, *emit, *dump_after, *report_json;
     FeDefine *defs;
     int ndefs;
     bool verbose;
@@ -38,27 +43,35 @@ typedef struct Emit {
     const char *name;
     const char *until; /* the last pass it needs; NULL: none (the AST) */
     const char *what;
+    void (*print)(const IrGraph *g, FILE *out); /* NULL for the AST */
 } Emit;
 
+static void print_config(const IrGraph *g, FILE *out) { fe_config_dump(&g->train, &g->cluster, out); }
+
 static const Emit emits[] = {
-    {"ast", NULL, "the syntax tree"},
-    {"config", NULL, "the resolved train and cluster settings (after presets and -D)"},
-    {"ir", "shapes", "the IR after shape inference: layers, shapes, parameters, FLOPs"},
+    {"ast", NULL, "the syntax tree", NULL},
+    {"config", NULL, "the resolved train and cluster settings (after presets and -D)", print_config},
+    {"ir", "shapes", "the IR after shape inference: layers, shapes, parameters, FLOPs", ir_dump},
+    {"plan", "report", "the partition report: every layer's alternatives, the choice and why",
+     pass_report_text},
 };
 #define NEMITS ((int)(sizeof emits / sizeof emits[0]))
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: mpcc FILE [-o OUT] [--emit=KIND] [-D key=value]... [--dump-after=PASS] [-v]\n"
+            "usage: mpcc FILE [-o OUT] [--emit=KIND] [--report-json FILE] [-D key=value]...\n"
+            "            [--dump-after=PASS] [-v]\n"
             "\n"
             "Compiles a .mp model description (see docs/language.md).\n"
             "\n"
             "options:\n"
-            "  -o OUT             write the output to OUT instead of standard output\n"
+            "  -o OUT             with --emit, write that output to OUT instead of standard output;\n"
+            "                     without, plan the model and write the partition report to OUT.report\n"
             "  --emit=KIND        what to print:\n");
     for (int i = 0; i < NEMITS; i++) fprintf(f, "                       %-6s %s\n", emits[i].name, emits[i].what);
     fprintf(f,
             "                     without --emit, mpcc checks the model and prints nothing\n"
+            "  --report-json FILE write the partition report as JSON to FILE (docs/report.md)\n"
             "  -D key=value       override a setting, e.g. -D train.batch=256 -D cluster.devices=8\n"
             "                     (any train.* or cluster.* key, cluster.preset included)\n"
             "  --dump-after=PASS  print the IR after PASS to standard output (passes:");
@@ -121,6 +134,10 @@ static int parse_args(int argc, char **argv, Options *o) {
         } else if (is_opt(a, "--emit")) {
             if (!(v = opt_value(argc, argv, &i, "--emit"))) return usage_error("%s needs a value", "--emit");
             o->emit = v;
+        } else if (is_opt(a, "--report-json")) {
+            if (!(v = opt_value(argc, argv, &i, "--report-json")) || !*v)
+                return usage_error("%s needs a file name", "--report-json");
+            o->report_json = v;
         } else if (is_opt(a, "--dump-after")) {
             if (!(v = opt_value(argc, argv, &i, "--dump-after"))) return usage_error("%s needs a pass name", "--dump-after");
             o->dump_after = v;
@@ -158,7 +175,8 @@ static int check_args(const Options *o, const Emit **emit) {
         fputc('\n', stderr);
         return EXIT_USAGE;
     }
-    if (o->out && !*emit) return usage_error("%s", "-o needs --emit=KIND: there is nothing else to write yet");
+    if (o->report_json && *emit && strcmp((*emit)->name, "ast") == 0)
+        return usage_error("%s", "--report-json needs the plan; it cannot go with --emit=ast");
     return -1;
 }
 
@@ -211,6 +229,19 @@ static bool close_output(const char *out, Output *o, bool ok) {
     return ok;
 }
 
+/* `-o OUT`: OUT.report beside OUT, and the plan summary on standard error. */
+static int write_report(const char *out, const IrGraph *g, Diag *d) {
+    size_t n = strlen(out) + sizeof ".report";
+    char *path = malloc(n);
+    if (!path) return EXIT_INTERNAL;
+    snprintf(path, n, "%s.report", out);
+    bool ok = pass_report_save(g, path, false, d);
+    free(path);
+    if (!ok) return EXIT_USER;
+    pass_report_summary(g, stderr);
+    return 0;
+}
+
 /* Parse, lower, run the passes and print: the compiler proper. */
 static int compile(const Options *o, const Emit *emit, Arena *a, Diag *d) {
     double t0 = now_ms();
@@ -226,12 +257,13 @@ static int compile(const Options *o, const Emit *emit, Arena *a, Diag *d) {
     IrGraph *g = fe_lower(a, d, ast, o->defs, o->ndefs);
     double t2 = now_ms();
     if (!g) return EXIT_USER;
-    if (emit && strcmp(emit->name, "config") == 0) {
+    if (emit && emit->print == print_config) {
         if (!open_output(o->out, &out)) return EXIT_USER;
-        fe_config_dump(&g->train, &g->cluster, out.f);
+        print_config(g, out.f);
         return close_output(o->out, &out, true) ? 0 : EXIT_USER;
     }
-    const char *until = emit ? emit->until : NULL;
+    /* Plain `-o` and --report-json need every pass; --emit stops after what it prints. */
+    const char *until = emit && !o->report_json ? emit->until : NULL;
     if (until && o->dump_after && pass_find(o->dump_after) > pass_find(until)) until = o->dump_after;
     int errors0 = diag_errors(d);
     bool ok = pass_run_pipeline(g, d, until, o->dump_after, stdout);
@@ -240,9 +272,10 @@ static int compile(const Options *o, const Emit *emit, Arena *a, Diag *d) {
         fprintf(stderr, "mpcc: %d layers; parse %.2f ms, lower %.2f ms, passes %.2f ms\n",
                 IR_NNODES(g), t1 - t0, t2 - t1, t3 - t2);
     if (!ok) return diag_errors(d) > errors0 ? EXIT_USER : EXIT_INTERNAL;
-    if (!emit) return 0;
+    if (o->report_json && !pass_report_save(g, o->report_json, true, d)) return EXIT_USER;
+    if (!emit) return o->out ? write_report(o->out, g, d) : 0;
     if (!open_output(o->out, &out)) return EXIT_USER;
-    ir_dump(g, out.f);
+    emit->print(g, out.f);
     return close_output(o->out, &out, true) ? 0 : EXIT_USER;
 }
 
