@@ -403,3 +403,16 @@ bool fe_lower_config(Diag *d, const Ast *ast, const FeDefine *defs, int ndefs, T
     if (d->errors == errors0) check_config(&C);
     return d->errors == errors0;
 }
+
+void fe_config_dump(const TrainCfg *t, const ClusterCfg *c, FILE *out) {
+    for (int k = 0; k < NKEYS; k++) {
+        const void *p = (const char *)(keys[k].train ? (const void *)t : (const void *)c) + keys[k].off;
+        fprintf(out, "%s = ", keys[k].name);
+        switch (keys[k].type) {
+        case K_INT: fprintf(out, "%lld\n", (long long)*(const int64_t *)p); break;
+        case K_FLOAT: fprintf(out, "%.6g\n", *(const double *)p); break;
+        case K_OPT: fprintf(out, "%s\n", opt_names[t->opt]); break;
+        case K_PRESET: fprintf(out, "\"%s\"\n", c->preset ? c->preset : ""); break;
+        }
+    }
+}
