@@ -306,4 +306,7 @@ bool mprt_st_read(MprtSt *f, const char *name, MprtDtype t, int ndim, const int6
  * temporary file, with the bytes written so far (tests kill the process there). */
 extern void (*mprt_test_write_hook)(int64_t bytes_written);
 
+/* The op kernels (forward/backward pairs, optimizers): runtime/mprt_kernels.h. */
+#include "mprt_kernels.h"
+
 #endif /* MPRT_H */
