@@ -193,9 +193,11 @@ void mprt_attention_backward(float *restrict dx, MprtAttnG g, const float *restr
 
 /* ─────────────────────────────── losses ─────────────────────────────── */
 
-/* logits [M, V], labels [M] in [0, V):  returns scale · Σ_m −log softmax(logits[m])[label[m]]
- * over the local rows; scale is 1 / (the global number of rows) for a mean loss.
- * Backward: dlogits[m, :] += scale · (softmax(logits[m]) − onehot(label[m])). */
+/* logits [M, V], labels [M]:  returns scale · Σ_m −log softmax(logits[m])[label[m]] over the
+ * local rows; scale is 1 / (the global number of rows) for a mean loss.
+ * Backward: dlogits[m, :] += scale · (softmax(logits[m]) − onehot(label[m])).
+ * A row whose label is outside [0, V) (PyTorch's ignore_index −100, or bad data the loader
+ * should have rejected) is skipped: no loss, no gradient, and never an out-of-bounds read. */
 double mprt_cross_entropy_forward(const float *restrict logits, const int32_t *restrict labels,
                                   int M, int V, float scale);
 void mprt_cross_entropy_backward(float *restrict dlogits, const float *restrict logits,
