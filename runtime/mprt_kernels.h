@@ -18,8 +18,9 @@
  *     gradients add up over micro-batches, and input gradients (dx) with += too, so a value
  *     with several consumers (a residual) receives the sum of their gradients. The caller
  *     zeroes gradient buffers when a step (parameters) or a micro-batch (activations) begins.
- *     A gradient pointer may be NULL when nobody needs that gradient (a model input, a bias
- *     whose gradient another rank keeps); the kernel then skips computing it.
+ *     A gradient pointer may be NULL when nobody needs that gradient (a model input, a
+ *     layer without bias); the kernel then skips computing it. A bias added on one rank
+ *     only (row split) still gets its gradient on every rank, from the replicated dout.
  *   - Matrix products go to OpenBLAS (cblas_sgemm); elementwise loops are written so the
  *     compiler vectorises them. The BLAS thread count is the caller's: mprt_kernels_set_threads.
  */
