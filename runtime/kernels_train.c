@@ -43,6 +43,7 @@ double mprt_cross_entropy_forward(const float *restrict logits, const int32_t *r
                                   int M, int V, float scale) {
     double loss = 0.0;
     for (int m = 0; m < M; m++) {
+        if (labels[m] < 0 || labels[m] >= V) continue; /* ignored row */
         const float *restrict row = logits + (size_t)m * (size_t)V;
         float mx;
         float lse = row_logsumexp(row, V, &mx);
@@ -54,6 +55,7 @@ double mprt_cross_entropy_forward(const float *restrict logits, const int32_t *r
 void mprt_cross_entropy_backward(float *restrict dlogits, const float *restrict logits,
                                  const int32_t *restrict labels, int M, int V, float scale) {
     for (int m = 0; m < M; m++) {
+        if (labels[m] < 0 || labels[m] >= V) continue; /* ignored row */
         const float *restrict row = logits + (size_t)m * (size_t)V;
         float *restrict d = dlogits + (size_t)m * (size_t)V;
         float mx;
