@@ -301,6 +301,8 @@ bool pass_shapes(IrGraph *g, Diag *d); /* passes/shapes.c */
  * verifying between passes in debug builds, and dumping the IR after `dump_after`. */
 extern const PassInfo pass_list[];
 extern const int pass_count;
+/* Index of the pass called `name` in pass_list, or -1. */
+int pass_find(const char *name);
 bool pass_run_pipeline(IrGraph *g, Diag *d, const char *until, const char *dump_after, FILE *dump_out);
 
 #endif /* MPCC_IR_H */

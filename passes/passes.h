@@ -126,6 +126,12 @@ bool pass_report(IrGraph *g, Diag *d); /* passes/report.c: nothing to check; see
 /* The partition report (docs/report.md): text and JSON, deterministic. */
 void pass_report_text(const IrGraph *g, FILE *out);
 void pass_report_json(const IrGraph *g, FILE *out);
+/* A few lines (mesh, micro-batches, predicted step time, memory per device) for `mpcc -o`
+ * and for the generated trainer to print at start. */
+void pass_report_summary(const IrGraph *g, FILE *out);
+/* Writes the text (or JSON) report to `path` via a temporary file renamed into place, so
+ * an error never leaves a half-written file; reports failures through `d`. */
+bool pass_report_save(const IrGraph *g, const char *path, bool json, Diag *d);
 
 /* ═══════════════ the SPMD schedule (passes/lower_spmd.c; owned by codegen) ═══════════════
  *

@@ -1,0 +1,292 @@
+/*
+ * main.c: the mpcc command.
+ *
+ *   mpcc FILE [-o OUT] [--emit=KIND] [--report-json FILE] [-D key=value]... [--dump-after=PASS] [-v]
+ *
+ * The driver is a straight line through the phases: read and parse (frontend), lower to
+ * the IR, run the passes, print what --emit asked for. It stops after the first phase
+ * that reported an error. Each output kind is one row of `emits`: its name, the last pass
+ * it needs and the function that prints it; later outputs (plan, schedule, c, cuda) are
+ * new rows.
+ *
+ * Exit codes: 0 success, 1 an error in the user's model or settings (reported with
+ * file:line:col), 2 a usage error (bad command line), 3 an internal error (a failure no
+ * input should cause, or running out of memory).
+ *
+ * `-o OUT` without --emit runs every pass and writes the partition report to OUT.report
+ * (later the trainer to OUT) and the plan summary to standard error; `--report-json FILE`
+ * writes the report as JSON (docs/report.md).
+ *
+ * Output goes to a temporary file beside OUT that is renamed over OUT only when
+ * everything succeeded, so a failed run never leaves a half-written or stale-looking file.
+ */
+#include "frontend.h"
+#include "ir.h"
+#include "passes.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+enum { EXIT_USER = 1, EXIT_USAGE = 2, EXIT_INTERNAL = 3 };
+
+typedef struct Options {
+    const char *file, *out, *emit, *dump_after, *report_json;
+    FeDefine *defs;
+    int ndefs;
+    bool verbose;
+} Options;
+
+typedef struct Emit {
+    const char *name;
+    const char *until; /* the last pass it needs; NULL: none (the AST) */
+    const char *what;
+    void (*print)(const IrGraph *g, FILE *out); /* NULL for the AST */
+} Emit;
+
+static const Emit emits[] = {
+    {"ast", NULL, "the syntax tree", NULL},
+    {"ir", "shapes", "the IR after shape inference: layers, shapes, parameters, FLOPs", ir_dump},
+    {"plan", "report", "the partition report: every layer's alternatives, the choice and why",
+     pass_report_text},
+};
+#define NEMITS ((int)(sizeof emits / sizeof emits[0]))
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: mpcc FILE [-o OUT] [--emit=KIND] [--report-json FILE] [-D key=value]...\n"
+            "            [--dump-after=PASS] [-v]\n"
+            "\n"
+            "Compiles a .mp model description (see docs/language.md).\n"
+            "\n"
+            "options:\n"
+            "  -o OUT             with --emit, write that output to OUT instead of standard output;\n"
+            "                     without, plan the model and write the partition report to OUT.report\n"
+            "  --emit=KIND        what to print:\n");
+    for (int i = 0; i < NEMITS; i++) fprintf(f, "                       %-6s %s\n", emits[i].name, emits[i].what);
+    fprintf(f,
+            "                     without --emit, mpcc checks the model and prints nothing\n"
+            "  --report-json FILE write the partition report as JSON to FILE (docs/report.md)\n"
+            "  -D key=value       override a setting, e.g. -D train.batch=256 -D cluster.devices=8\n"
+            "                     (any train.* or cluster.* key, cluster.preset included)\n"
+            "  --dump-after=PASS  print the IR after PASS to standard output (passes:");
+    for (int i = 0; i < pass_count; i++) fprintf(f, " %s", pass_list[i].name);
+    fprintf(f,
+            ")\n"
+            "  -v                 print the time each phase took to standard error\n"
+            "  --help             print this help\n"
+            "  --version          print the version\n"
+            "\n"
+            "exit status: 0 success, 1 error in the input, 2 usage error, 3 internal error\n");
+}
+
+static int usage_error(const char *fmt, const char *arg) {
+    fputs("mpcc: error: ", stderr);
+    fprintf(stderr, fmt, arg);
+    fputs("\nTry 'mpcc --help' for more information.\n", stderr);
+    return EXIT_USAGE;
+}
+
+static const Emit *find_emit(const char *name) {
+    for (int i = 0; i < NEMITS; i++)
+        if (strcmp(emits[i].name, name) == 0) return &emits[i];
+    return NULL;
+}
+
+/* The value of an option given as "--opt=V", "--opt V", "-oV" or "-o V". */
+static const char *opt_value(int argc, char **argv, int *i, const char *opt) {
+    const char *a = argv[*i];
+    size_t n = strlen(opt);
+    if (a[n] == '=' && opt[1] == '-') return a + n + 1;
+    if (a[n] && opt[1] != '-') return a + n;
+    if (a[n]) return NULL;
+    if (*i + 1 >= argc) return NULL;
+    return argv[++*i];
+}
+
+static bool is_opt(const char *a, const char *opt) {
+    size_t n = strlen(opt);
+    return strncmp(a, opt, n) == 0 && (a[n] == 0 || a[n] == '=' || opt[1] != '-');
+}
+
+/* Parses the command line; returns -1 to go on, or an exit status. */
+static int parse_args(int argc, char **argv, Options *o) {
+    o->defs = calloc((size_t)argc, sizeof *o->defs);
+    if (!o->defs) return EXIT_INTERNAL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v;
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            usage(stdout);
+            return 0;
+        } else if (strcmp(a, "--version") == 0) {
+            printf("mpcc %s\n", MPCC_VERSION);
+            return 0;
+        } else if (strcmp(a, "-v") == 0) {
+            o->verbose = true;
+        } else if (is_opt(a, "-o")) {
+            if (!(v = opt_value(argc, argv, &i, "-o")) || !*v) return usage_error("%s needs a file name", "-o");
+            o->out = v;
+        } else if (is_opt(a, "--emit")) {
+            if (!(v = opt_value(argc, argv, &i, "--emit"))) return usage_error("%s needs a value", "--emit");
+            o->emit = v;
+        } else if (is_opt(a, "--report-json")) {
+            if (!(v = opt_value(argc, argv, &i, "--report-json")) || !*v)
+                return usage_error("%s needs a file name", "--report-json");
+            o->report_json = v;
+        } else if (is_opt(a, "--dump-after")) {
+            if (!(v = opt_value(argc, argv, &i, "--dump-after"))) return usage_error("%s needs a pass name", "--dump-after");
+            o->dump_after = v;
+        } else if (is_opt(a, "-D")) {
+            if (!(v = opt_value(argc, argv, &i, "-D"))) return usage_error("%s needs key=value", "-D");
+            const char *eq = strchr(v, '=');
+            if (!eq || eq == v) return usage_error("-D '%s': expected key=value, as in -D train.batch=256", v);
+            o->defs[o->ndefs].key = strndup(v, (size_t)(eq - v));
+            o->defs[o->ndefs++].value = eq + 1;
+        } else if (a[0] == '-' && a[1]) {
+            return usage_error("unknown option '%s'", a);
+        } else if (o->file) {
+            return usage_error("more than one input file ('%s')", a);
+        } else {
+            o->file = a;
+        }
+    }
+    if (!o->file) return usage_error("%s", "no input file");
+    return -1;
+}
+
+/* Checks --emit and --dump-after; returns -1 to go on, or an exit status. */
+static int check_args(const Options *o, const Emit **emit) {
+    *emit = NULL;
+    if (o->emit && !(*emit = find_emit(o->emit))) {
+        char list[256] = "";
+        for (int i = 0; i < NEMITS; i++)
+            snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "", emits[i].name);
+        fprintf(stderr, "mpcc: error: unknown --emit value '%s'; expected one of: %s\n", o->emit, list);
+        return EXIT_USAGE;
+    }
+    if (o->dump_after && pass_find(o->dump_after) < 0) {
+        fprintf(stderr, "mpcc: error: unknown pass '%s' for --dump-after; the passes are:", o->dump_after);
+        for (int i = 0; i < pass_count; i++) fprintf(stderr, " %s", pass_list[i].name);
+        fputc('\n', stderr);
+        return EXIT_USAGE;
+    }
+    if (o->report_json && *emit && strcmp((*emit)->name, "ast") == 0)
+        return usage_error("%s", "--report-json needs the plan; it cannot go with --emit=ast");
+    return -1;
+}
+
+static double now_ms(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
+}
+
+/* The output stream: stdout, or a temporary file next to `out` (see commit_output). */
+typedef struct Output {
+    FILE *f;
+    char *tmp;
+} Output;
+
+static bool open_output(const char *out, Output *o) {
+    o->f = stdout;
+    o->tmp = NULL;
+    if (!out || strcmp(out, "-") == 0) return true;
+    size_t n = strlen(out) + 16;
+    o->tmp = malloc(n);
+    if (!o->tmp) return false;
+    snprintf(o->tmp, n, "%s.tmpXXXXXX", out);
+    int fd = mkstemp(o->tmp);
+    if (fd < 0 || !(o->f = fdopen(fd, "w"))) {
+        fprintf(stderr, "mpcc: error: cannot write '%s': %s\n", out, strerror(errno));
+        if (fd >= 0) close(fd), unlink(o->tmp);
+        free(o->tmp);
+        o->tmp = NULL;
+        return false;
+    }
+    return true;
+}
+
+/* Finishes the output: renames the temporary file over `out` if ok, else removes it. */
+static bool close_output(const char *out, Output *o, bool ok) {
+    if (!o->tmp) {
+        if (fflush(stdout) != 0) ok = false;
+        return ok;
+    }
+    bool wrote = fclose(o->f) == 0;
+    if (ok && !wrote) fprintf(stderr, "mpcc: error: cannot write '%s': %s\n", out, strerror(errno));
+    ok = ok && wrote;
+    if (ok && rename(o->tmp, out) != 0) {
+        fprintf(stderr, "mpcc: error: cannot write '%s': %s\n", out, strerror(errno));
+        ok = false;
+    }
+    if (!ok) unlink(o->tmp);
+    free(o->tmp);
+    return ok;
+}
+
+/* `-o OUT`: OUT.report beside OUT, and the plan summary on standard error. */
+static int write_report(const char *out, const IrGraph *g, Diag *d) {
+    size_t n = strlen(out) + sizeof ".report";
+    char *path = malloc(n);
+    if (!path) return EXIT_INTERNAL;
+    snprintf(path, n, "%s.report", out);
+    bool ok = pass_report_save(g, path, false, d);
+    free(path);
+    if (!ok) return EXIT_USER;
+    pass_report_summary(g, stderr);
+    return 0;
+}
+
+/* Parse, lower, run the passes and print: the compiler proper. */
+static int compile(const Options *o, const Emit *emit, Arena *a, Diag *d) {
+    double t0 = now_ms();
+    Ast *ast = fe_parse_file(a, d, o->file);
+    double t1 = now_ms();
+    if (!ast) return EXIT_USER;
+    Output out;
+    if (emit && strcmp(emit->name, "ast") == 0) {
+        if (!open_output(o->out, &out)) return EXIT_USER;
+        fe_ast_dump(ast, out.f);
+        return close_output(o->out, &out, true) ? 0 : EXIT_USER;
+    }
+    IrGraph *g = fe_lower(a, d, ast, o->defs, o->ndefs);
+    double t2 = now_ms();
+    if (!g) return EXIT_USER;
+    /* Plain `-o` and --report-json need every pass; --emit stops after what it prints. */
+    const char *until = emit && !o->report_json ? emit->until : NULL;
+    if (until && o->dump_after && pass_find(o->dump_after) > pass_find(until)) until = o->dump_after;
+    int errors0 = diag_errors(d);
+    bool ok = pass_run_pipeline(g, d, until, o->dump_after, stdout);
+    double t3 = now_ms();
+    if (o->verbose)
+        fprintf(stderr, "mpcc: %d layers; parse %.2f ms, lower %.2f ms, passes %.2f ms\n",
+                IR_NNODES(g), t1 - t0, t2 - t1, t3 - t2);
+    if (!ok) return diag_errors(d) > errors0 ? EXIT_USER : EXIT_INTERNAL;
+    if (o->report_json && !pass_report_save(g, o->report_json, true, d)) return EXIT_USER;
+    if (!emit) return o->out ? write_report(o->out, g, d) : 0;
+    if (!open_output(o->out, &out)) return EXIT_USER;
+    emit->print(g, out.f);
+    return close_output(o->out, &out, true) ? 0 : EXIT_USER;
+}
+
+int main(int argc, char **argv) {
+    Options o = {0};
+    int rc = parse_args(argc, argv, &o);
+    const Emit *emit = NULL;
+    if (rc < 0) rc = check_args(&o, &emit);
+    if (rc < 0) {
+        Arena a = {0};
+        Diag d;
+        diag_init(&d, stderr);
+        d.max_errors = 100;
+        const char *term = getenv("TERM");
+        d.color = isatty(STDERR_FILENO) && !getenv("NO_COLOR") && term && strcmp(term, "dumb") != 0;
+        rc = compile(&o, emit, &a, &d);
+        arena_free(&a);
+    }
+    for (int i = 0; i < o.ndefs; i++) free((char *)o.defs[i].key);
+    free(o.defs);
+    return rc;
+}

@@ -1,0 +1,405 @@
+/*
+ * config.c: the train and cluster settings, cluster presets and -D overrides.
+ *
+ * Every setting has one entry in `keys` below: its block, name, type and where it lives
+ * in TrainCfg/ClusterCfg. The same table serves the file's `train {}`/`cluster {}` blocks
+ * and the command line's `-D train.batch=256`, so the two can never disagree about which
+ * keys exist, and an unknown key is answered with the list of valid ones.
+ *
+ * Resolution order (docs/language.md, "Defaults"):
+ *   1. the built-in defaults, with the cluster preset (`-D cluster.preset`, else the file's
+ *      `preset`, else "cpu") filling the hardware numbers;
+ *   2. the optimizer (`-D train.optimizer`, else the file's, else sgd) filling its
+ *      hyper-parameter defaults;
+ *   3. the file's settings, in order;
+ *   4. the -D overrides, in order.
+ * Then the result is checked as a whole (positive sizes, batch divisible by micro-batches,
+ * sane optimizer constants); an error points at the setting that supplied the bad value,
+ * in the file or on the command line.
+ *
+ * Preset numbers and their sources are documented in docs/language.md ("Cluster presets").
+ */
+#include "ast.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum { K_INT, K_FLOAT, K_OPT, K_PRESET } KeyType;
+
+typedef struct CfgKey {
+    const char *name; /* "train.batch" */
+    KeyType type;
+    bool train;
+    size_t off;
+} CfgKey;
+
+#define TK(n, t) {"train." #n, t, true, offsetof(TrainCfg, n)}
+#define CK(n, t) {"cluster." #n, t, false, offsetof(ClusterCfg, n)}
+static const CfgKey keys[] = {
+    TK(batch, K_INT),       TK(microbatches, K_INT), TK(steps, K_INT),   TK(seed, K_INT),
+    {"train.optimizer", K_OPT, true, offsetof(TrainCfg, opt)},
+    TK(lr, K_FLOAT),        TK(momentum, K_FLOAT),   TK(beta1, K_FLOAT), TK(beta2, K_FLOAT),
+    TK(eps, K_FLOAT),       TK(weight_decay, K_FLOAT),
+    {"cluster.preset", K_PRESET, false, offsetof(ClusterCfg, preset)},
+    CK(devices, K_INT),     CK(devices_per_node, K_INT), CK(flops, K_FLOAT), CK(memory, K_FLOAT),
+    CK(bandwidth, K_FLOAT), CK(latency, K_FLOAT),    CK(inter_node_bandwidth, K_FLOAT),
+    CK(inter_node_latency, K_FLOAT),
+};
+#define NKEYS ((int)(sizeof keys / sizeof keys[0]))
+
+/* ───────────────────────────── presets ───────────────────────────── */
+
+typedef struct Preset {
+    const char *name;
+    int64_t devices_per_node;
+    double flops, memory, bandwidth, latency, inter_bw, inter_lat;
+} Preset;
+
+/* See docs/language.md for where each number comes from. */
+static const Preset presets[] = {
+    {"cpu", 8, 60e9, 4294967296.0, 5e9, 2e-6, 1.1e9, 30e-6},
+    {"a100-nvlink", 8, 78e12, 80e9, 240e9, 5e-6, 20e9, 10e-6},
+    {"h100-nvlink", 8, 247e12, 80e9, 360e9, 5e-6, 40e9, 10e-6},
+    {"h100-ib", 1, 247e12, 80e9, 40e9, 10e-6, 40e9, 10e-6},
+};
+const char *const fe_preset_names[] = {"cpu", "a100-nvlink", "h100-nvlink", "h100-ib"};
+const int fe_preset_count = (int)(sizeof presets / sizeof presets[0]);
+
+bool fe_cluster_preset(const char *name, ClusterCfg *c) {
+    for (int i = 0; i < fe_preset_count; i++) {
+        const Preset *p = &presets[i];
+        if (strcmp(p->name, name) != 0) continue;
+        c->preset = p->name;
+        c->devices_per_node = p->devices_per_node;
+        c->flops = p->flops;
+        c->memory = p->memory;
+        c->bandwidth = p->bandwidth;
+        c->latency = p->latency;
+        c->inter_node_bandwidth = p->inter_bw;
+        c->inter_node_latency = p->inter_lat;
+        return true;
+    }
+    return false;
+}
+
+static const char *const opt_names[] = {"sgd", "adam", "adamw"};
+
+/* The optimizer's hyper-parameter defaults (PyTorch's). */
+static void opt_defaults(TrainCfg *t, OptKind k) {
+    t->opt = k;
+    t->lr = k == OPT_SGD ? 0.01 : 1e-3;
+    t->momentum = 0;
+    t->beta1 = 0.9;
+    t->beta2 = 0.999;
+    t->eps = 1e-8;
+    t->weight_decay = k == OPT_ADAMW ? 0.01 : 0;
+}
+
+/* ───────────────────────────── resolution ───────────────────────────── */
+
+/* Where a key's value came from, for errors: a place in the file or a -D. */
+typedef struct Origin {
+    SrcLoc loc;
+    const FeDefine *def;
+} Origin;
+
+typedef struct Cfg {
+    Diag *d;
+    TrainCfg *t;
+    ClusterCfg *c;
+    Origin org[NKEYS];
+    char keylist[1024];
+} Cfg;
+
+static int find_key(const char *name) {
+    for (int i = 0; i < NKEYS; i++)
+        if (strcmp(keys[i].name, name) == 0) return i;
+    return -1;
+}
+
+static void *key_ptr(Cfg *C, int k) {
+    return (char *)(keys[k].train ? (void *)C->t : (void *)C->c) + keys[k].off;
+}
+
+/* Reports a bad value at its origin: the file's setting or the -D that gave it. */
+static void bad_value(Cfg *C, int k, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void bad_value(Cfg *C, int k, const char *fmt, ...) {
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    const Origin *o = &C->org[k];
+    if (o->def) {
+        SrcLoc none = {0};
+        diag_error(C->d, none, "-D %s=%s: %s", o->def->key, o->def->value, msg);
+    } else {
+        diag_error(C->d, o->loc, "%s", msg);
+    }
+}
+
+static const char *key_list(Cfg *C, bool train, bool cluster) {
+    size_t n = 0;
+    C->keylist[0] = 0;
+    for (int i = 0; i < NKEYS; i++)
+        if ((keys[i].train && train) || (!keys[i].train && cluster))
+            n += (size_t)snprintf(C->keylist + n, sizeof C->keylist - n, "%s%s", n ? ", " : "",
+                                  train && cluster ? keys[i].name : strchr(keys[i].name, '.') + 1);
+    return C->keylist;
+}
+
+static const char *preset_list(char *buf, size_t n) {
+    size_t k = 0;
+    buf[0] = 0;
+    for (int i = 0; i < fe_preset_count && k < n; i++)
+        k += (size_t)snprintf(buf + k, n - k, "%s'%s'", i ? ", " : "", fe_preset_names[i]);
+    return buf;
+}
+
+static const AstStmt *file_setting(const AstBlock *b, const char *name) {
+    const AstStmt *found = NULL;
+    for (const AstStmt *s = b ? b->settings : NULL; s; s = s->next)
+        if (strcmp(s->name, name) == 0) found = s;
+    return found;
+}
+
+static const FeDefine *last_define(const FeDefine *defs, int n, const char *key) {
+    const FeDefine *found = NULL;
+    for (int i = 0; i < n; i++)
+        if (strcmp(defs[i].key, key) == 0) found = &defs[i];
+    return found;
+}
+
+/* Step 1: the preset, from -D cluster.preset, the file, or "cpu". */
+static void pick_preset(Cfg *C, const Ast *ast, const FeDefine *defs, int ndefs) {
+    const FeDefine *dp = last_define(defs, ndefs, "cluster.preset");
+    const AstStmt *fp = file_setting(ast->cluster, "preset");
+    const char *name = "cpu";
+    int k = find_key("cluster.preset");
+    if (dp) {
+        name = dp->value;
+        C->org[k].def = dp;
+    } else if (fp && fp->value->kind == EX_STRING) {
+        name = fp->value->name;
+        C->org[k].loc = fp->value->loc;
+    }
+    if (!fe_cluster_preset(name, C->c)) {
+        char buf[256];
+        bad_value(C, k, "unknown cluster preset '%s'; the presets are %s", name, preset_list(buf, sizeof buf));
+        fe_cluster_preset("cpu", C->c);
+    }
+}
+
+/* Step 2: the optimizer kind, from -D train.optimizer, the file, or sgd. */
+static void pick_optimizer(Cfg *C, const Ast *ast, const FeDefine *defs, int ndefs) {
+    const FeDefine *dopt = last_define(defs, ndefs, "train.optimizer");
+    const AstStmt *fopt = file_setting(ast->train, "optimizer");
+    const char *name = "sgd";
+    if (dopt) name = dopt->value;
+    else if (fopt && (fopt->value->kind == EX_CALL || fopt->value->kind == EX_NAME))
+        name = fopt->value->name;
+    OptKind k = OPT_SGD;
+    for (int i = 0; i < 3; i++)
+        if (strcmp(opt_names[i], name) == 0) k = (OptKind)i;
+    opt_defaults(C->t, k);
+}
+
+/* Stores an optimizer call's arguments: sgd(lr, momentum), adam[w](lr, beta1, beta2, eps,
+ * weight_decay), positional or by name. */
+static void apply_optimizer(Cfg *C, const AstExpr *v, int key) {
+    int kind = -1;
+    for (int i = 0; i < 3; i++)
+        if ((v->kind == EX_CALL || v->kind == EX_NAME) && strcmp(opt_names[i], v->name) == 0) kind = i;
+    if (kind < 0) {
+        const char *sug = v->kind == EX_CALL || v->kind == EX_NAME ? diag_suggest(v->name, opt_names, 3) : NULL;
+        if (sug) diag_error(C->d, v->loc, "unknown optimizer '%s'; did you mean '%s'?", v->name, sug);
+        else diag_error(C->d, v->loc, "optimizer must be sgd(...), adam(...) or adamw(...)");
+        return;
+    }
+    C->org[key].loc = v->loc;
+    static const char *const sgd_args[] = {"lr", "momentum"};
+    static const char *const adam_args[] = {"lr", "beta1", "beta2", "eps", "weight_decay"};
+    const char *const *names = kind == OPT_SGD ? sgd_args : adam_args;
+    int nnames = kind == OPT_SGD ? 2 : 5, pos = 0;
+    bool given[5] = {0};
+    for (const AstArg *a = v->args; a; a = a->next) {
+        int slot = -1;
+        if (!a->key) slot = pos < nnames ? pos : -1, pos++;
+        else
+            for (int i = 0; i < nnames; i++)
+                if (strcmp(names[i], a->key) == 0) slot = i;
+        if (slot < 0) {
+            const char *sug = a->key ? diag_suggest(a->key, names, (size_t)nnames) : NULL;
+            if (!a->key) diag_error(C->d, a->loc, "too many arguments to %s", v->name);
+            else if (sug) diag_error(C->d, a->key_loc, "%s has no argument '%s'; did you mean '%s'?", v->name, a->key, sug);
+            else diag_error(C->d, a->key_loc, "%s has no argument '%s'", v->name, a->key);
+            continue;
+        }
+        if (given[slot]) {
+            diag_error(C->d, a->loc, "argument '%s' of %s given twice", names[slot], v->name);
+            continue;
+        }
+        given[slot] = true;
+        if (a->value->kind != EX_INT && a->value->kind != EX_FLOAT) {
+            diag_error(C->d, a->value->loc, "argument '%s' of %s must be a number", names[slot], v->name);
+            continue;
+        }
+        char full[64];
+        snprintf(full, sizeof full, "train.%s", names[slot]);
+        int k = find_key(full);
+        *(double *)key_ptr(C, k) = a->value->fval;
+        C->org[k].loc = a->value->loc;
+        C->org[k].def = NULL;
+    }
+}
+
+/* Step 3: one `key = value;` of a train or cluster block. */
+static void apply_setting(Cfg *C, const AstStmt *s, bool train, const AstStmt **seen) {
+    char full[128];
+    snprintf(full, sizeof full, "%s.%s", train ? "train" : "cluster", s->name);
+    int k = find_key(full);
+    if (k < 0) {
+        const char *cands[NKEYS];
+        size_t n = 0;
+        for (int i = 0; i < NKEYS; i++)
+            if (keys[i].train == train) cands[n++] = strchr(keys[i].name, '.') + 1;
+        const char *sug = diag_suggest(s->name, cands, n);
+        if (sug) diag_error(C->d, s->name_loc, "unknown %s setting '%s'; did you mean '%s'?", train ? "train" : "cluster", s->name, sug);
+        else diag_error(C->d, s->name_loc, "unknown %s setting '%s'; the settings are %s", train ? "train" : "cluster", s->name, key_list(C, train, !train));
+        return;
+    }
+    if (seen[k]) {
+        diag_error(C->d, s->name_loc, "'%s' is set twice", s->name);
+        diag_note(C->d, seen[k]->name_loc, "first set here");
+        return;
+    }
+    seen[k] = s;
+    const AstExpr *v = s->value;
+    switch (keys[k].type) {
+    case K_OPT: apply_optimizer(C, v, k); return;
+    case K_PRESET:
+        if (v->kind != EX_STRING) diag_error(C->d, v->loc, "preset must be a string, as in preset = \"h100-nvlink\"");
+        return; /* applied in step 1 */
+    case K_INT:
+        if (v->kind != EX_INT) {
+            diag_error(C->d, v->loc, "'%s' must be an integer", s->name);
+            return;
+        }
+        *(int64_t *)key_ptr(C, k) = v->ival;
+        break;
+    case K_FLOAT:
+        if (v->kind != EX_INT && v->kind != EX_FLOAT) {
+            diag_error(C->d, v->loc, "'%s' must be a number", s->name);
+            return;
+        }
+        *(double *)key_ptr(C, k) = v->fval;
+        break;
+    }
+    C->org[k].loc = v->loc;
+    C->org[k].def = NULL;
+}
+
+/* Step 4: one -D key=value. */
+static void apply_define(Cfg *C, const FeDefine *def) {
+    SrcLoc none = {0};
+    int k = find_key(def->key);
+    if (k < 0) {
+        diag_error(C->d, none, "-D %s: unknown setting '%s'; the settings are %s", def->key,
+                   def->key, key_list(C, true, true));
+        return;
+    }
+    C->org[k].def = def;
+    const char *v = def->value;
+    char *end = NULL;
+    errno = 0;
+    switch (keys[k].type) {
+    case K_PRESET: return; /* applied in step 1 */
+    case K_OPT:
+        for (int i = 0; i < 3; i++)
+            if (strcmp(v, opt_names[i]) == 0) return; /* applied in step 2 */
+        diag_error(C->d, none, "-D %s=%s: the optimizers are sgd, adam and adamw", def->key, v);
+        return;
+    case K_INT: {
+        long long x = strtoll(v, &end, 10);
+        if (!*v || *end || errno) diag_error(C->d, none, "-D %s=%s: expected an integer", def->key, v);
+        else *(int64_t *)key_ptr(C, k) = x;
+        return;
+    }
+    case K_FLOAT: {
+        double x = strtod(v, &end);
+        if (!*v || *end || errno || !isfinite(x)) diag_error(C->d, none, "-D %s=%s: expected a number", def->key, v);
+        else *(double *)key_ptr(C, k) = x;
+        return;
+    }
+    }
+}
+
+/* ───────────────────────────── checks ───────────────────────────── */
+
+static void need_int(Cfg *C, const char *key, int64_t lo) {
+    int k = find_key(key);
+    int64_t v = *(int64_t *)key_ptr(C, k);
+    if (v < lo) bad_value(C, k, "%s must be at least %lld, got %lld", strchr(key, '.') + 1, (long long)lo, (long long)v);
+}
+
+/* lo < v (open) or lo <= v; v < hi when hi > 0. */
+static void need_float(Cfg *C, const char *key, double lo, bool lo_open, double hi) {
+    int k = find_key(key);
+    double v = *(double *)key_ptr(C, k);
+    bool ok = isfinite(v) && (lo_open ? v > lo : v >= lo) && (hi <= 0 || v < hi);
+    if (ok) return;
+    const char *n = strchr(key, '.') + 1;
+    if (hi > 0) bad_value(C, k, "%s must be in [%g, %g), got %g", n, lo, hi, v);
+    else bad_value(C, k, "%s must be %s %g, got %g", n, lo_open ? "greater than" : "at least", lo, v);
+}
+
+static void check_config(Cfg *C) {
+    need_int(C, "train.batch", 1);
+    need_int(C, "train.microbatches", 1);
+    need_int(C, "train.steps", 1);
+    need_int(C, "train.seed", 0);
+    const TrainCfg *t = C->t;
+    if (t->batch >= 1 && t->microbatches >= 1 && t->batch % t->microbatches != 0)
+        bad_value(C, find_key("train.microbatches"),
+                  "the batch (%lld) is not divisible by microbatches (%lld)", (long long)t->batch,
+                  (long long)t->microbatches);
+    need_float(C, "train.lr", 0, true, 0);
+    need_float(C, "train.momentum", 0, false, 1);
+    need_float(C, "train.beta1", 0, false, 1);
+    need_float(C, "train.beta2", 0, false, 1);
+    need_float(C, "train.eps", 0, true, 0);
+    need_float(C, "train.weight_decay", 0, false, 0);
+    need_int(C, "cluster.devices", 1);
+    need_int(C, "cluster.devices_per_node", 1);
+    need_float(C, "cluster.flops", 0, true, 0);
+    need_float(C, "cluster.memory", 0, true, 0);
+    need_float(C, "cluster.bandwidth", 0, true, 0);
+    need_float(C, "cluster.latency", 0, false, 0);
+    need_float(C, "cluster.inter_node_bandwidth", 0, true, 0);
+    need_float(C, "cluster.inter_node_latency", 0, false, 0);
+}
+
+bool fe_lower_config(Diag *d, const Ast *ast, const FeDefine *defs, int ndefs, TrainCfg *t,
+                     ClusterCfg *c) {
+    int errors0 = d->errors;
+    Cfg C = {.d = d, .t = t, .c = c};
+    memset(t, 0, sizeof *t);
+    memset(c, 0, sizeof *c);
+    t->batch = 32;
+    t->microbatches = 1;
+    t->steps = 100;
+    t->seed = 1;
+    c->devices = 1;
+    pick_preset(&C, ast, defs, ndefs);
+    pick_optimizer(&C, ast, defs, ndefs);
+    const AstStmt *seen[NKEYS] = {0};
+    for (const AstStmt *s = ast->train ? ast->train->settings : NULL; s; s = s->next)
+        apply_setting(&C, s, true, seen);
+    for (const AstStmt *s = ast->cluster ? ast->cluster->settings : NULL; s; s = s->next)
+        apply_setting(&C, s, false, seen);
+    for (int i = 0; i < ndefs; i++) apply_define(&C, &defs[i]);
+    if (d->errors == errors0) check_config(&C);
+    return d->errors == errors0;
+}

@@ -1,0 +1,70 @@
+/*
+ * pipeline.c: the list of passes and the driver loop that runs them (STYLE.md §6).
+ *
+ * Every pass has the signature `bool pass_NAME(IrGraph *, Diag *)` and appears once in
+ * pass_list, in the order it runs. pass_run_pipeline runs them up to and including `until`,
+ * stops at the first pass that fails or reports an error, checks the graph with ir_verify
+ * before the first pass and after every pass in debug builds (MPCC_DEBUG), and prints the IR after the pass named by
+ * `dump_after`. Pass names come from the command line (--dump-after=PASS), so an unknown
+ * name is a user error reported here with a suggestion; the driver turns it into a usage
+ * error (exit 2) by checking pass_find first or by the returned false.
+ */
+#include "ir.h"
+
+#include <string.h>
+
+const PassInfo pass_list[] = {
+    {"shapes", pass_shapes},
+};
+const int pass_count = (int)(sizeof pass_list / sizeof pass_list[0]);
+
+int pass_find(const char *name) {
+    for (int i = 0; i < pass_count; i++)
+        if (strcmp(pass_list[i].name, name) == 0) return i;
+    return -1;
+}
+
+/* Resolves a pass name from the command line; reports unknown names with the list. */
+static int resolve(Diag *d, const char *name) {
+    int i = pass_find(name);
+    if (i >= 0) return i;
+    const char *names[16];
+    int n = pass_count < 16 ? pass_count : 16;
+    char list[256] = "";
+    for (int k = 0; k < n; k++) {
+        names[k] = pass_list[k].name;
+        size_t l = strlen(list);
+        snprintf(list + l, sizeof list - l, "%s%s", k ? ", " : "", names[k]);
+    }
+    SrcLoc none = {NULL, 0, 0, 0};
+    const char *near = diag_suggest(name, names, (size_t)n);
+    if (near)
+        diag_error(d, none, "unknown pass '%s'; did you mean '%s'? (passes: %s)", name, near, list);
+    else
+        diag_error(d, none, "unknown pass '%s' (passes: %s)", name, list);
+    return -1;
+}
+
+bool pass_run_pipeline(IrGraph *g, Diag *d, const char *until, const char *dump_after, FILE *dump_out) {
+    int last = until ? resolve(d, until) : pass_count - 1;
+    int dump = dump_after ? resolve(d, dump_after) : -1;
+    if (last < 0 || (dump_after && dump < 0)) return false;
+    if (dump > last) {
+        SrcLoc none = {NULL, 0, 0, 0};
+        diag_error(d, none, "cannot dump the IR after pass '%s': this run stops after '%s'",
+                   dump_after, pass_list[last].name);
+        return false;
+    }
+#ifdef MPCC_DEBUG
+    if (!ir_verify(g, "frontend", d)) return false; /* what the frontend built */
+#endif
+    for (int i = 0; i <= last; i++) {
+        int before = diag_errors(d);
+        if (!pass_list[i].run(g, d) || diag_errors(d) > before) return false;
+#ifdef MPCC_DEBUG
+        if (!ir_verify(g, pass_list[i].name, d)) return false;
+#endif
+        if (i == dump) ir_dump(g, dump_out ? dump_out : stdout);
+    }
+    return true;
+}

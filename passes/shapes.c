@@ -1,0 +1,535 @@
+/*
+ * shapes.c: shape inference, parameters and FLOPs (pass "shapes").
+ *
+ * The frontend hands over a graph whose inputs and labels carry shapes (with `batch`
+ * already replaced by train.batch) and whose nodes carry validated argument values, but
+ * whose activations are still shapeless. This pass walks the nodes once, in their
+ * topological (source) order, and for each one:
+ *
+ *   1. checks its arguments (positive sizes, a dropout probability in [0, 1), ...), reporting
+ *      a bad argument at the place it was written (node->arg_loc),
+ *   2. checks its inputs (rank, dtype, agreement between operands) and infers the output's
+ *      shape and dtype,
+ *   3. adds its trainable parameters with their whole, unsharded shapes (ir_add_param), and
+ *   4. computes its forward and backward FLOPs for one step over the whole global batch.
+ *
+ * Every op has one static function below; the table `shape_rules`, indexed by OpKind, is
+ * the only place that names them. The formulas are documented in docs/ops.md, which is the
+ * reference for everything this file computes; keep the two in step.
+ *
+ * Errors are reported and the pass carries on, so one run reports every independent mistake.
+ * A node that fails marks its output value "bad"; nodes reading a bad value are skipped
+ * silently, so one mistake does not cascade into a page of follow-on errors.
+ *
+ * Sizes are int64. Every product and sum goes through checked arithmetic: a model whose
+ * shapes, parameter counts or FLOPs do not fit in 64 bits is reported as an error at the
+ * node that overflows, never left to wrap. After the walk the pass also checks that the
+ * whole-model totals fit, so later passes and ir_dump may add them up freely.
+ *
+ * Invariants on success: every value has a shape (rank >= 1 with positive dimensions),
+ * except the output of the single loss node, which is a rank-0 f32; g->loss_node is that
+ * node; each node's parameters are the contiguous range [first_param, first_param+nparams)
+ * of g->params and param_count is the sum of their sizes. The pass is linear in the size of
+ * the graph: it never searches for values by name.
+ */
+#include "ir.h"
+
+#include <math.h>
+#include <string.h>
+
+typedef struct ShapeCtx {
+    IrGraph *g;
+    Diag *d;
+    int id; /* the node's index */
+    IrNode *n;
+    const IrValue *in[IR_MAX_INPUTS];
+    IrValue *out;
+    ArgSpec spec[IR_MAX_ARGS];
+    bool overflow;  /* a checked operation overflowed while handling this node */
+    int64_t params; /* running total of this node's parameter elements */
+} ShapeCtx;
+
+/* ───────────────────────── checked arithmetic ───────────────────────── */
+
+static int64_t ck_mul(ShapeCtx *c, int64_t a, int64_t b) {
+    int64_t r;
+    if (__builtin_mul_overflow(a, b, &r)) {
+        c->overflow = true;
+        return 1;
+    }
+    return r;
+}
+
+static int64_t ck_add(ShapeCtx *c, int64_t a, int64_t b) {
+    int64_t r;
+    if (__builtin_add_overflow(a, b, &r)) {
+        c->overflow = true;
+        return 0;
+    }
+    return r;
+}
+
+/* a*b*c*d*e, checked. */
+static int64_t ck_mul5(ShapeCtx *c, int64_t a, int64_t b, int64_t x, int64_t y, int64_t z) {
+    return ck_mul(c, ck_mul(c, ck_mul(c, ck_mul(c, a, b), x), y), z);
+}
+
+static int64_t ck_numel(ShapeCtx *c, const Shape *s) {
+    int64_t n = 1;
+    for (int i = 0; i < s->rank; i++) n = ck_mul(c, n, s->d[i]);
+    return n;
+}
+
+/* ───────────────────────── helpers for the rules ───────────────────────── */
+
+static const char *op_name(const ShapeCtx *c) { return ir_ops[c->n->op].name; }
+
+static const char *shape_of(ShapeCtx *c, const IrValue *v) {
+    char buf[192];
+    return arena_strdup(c->g->arena, ir_shape_str(buf, sizeof buf, v->dtype, &v->shape));
+}
+
+static SrcLoc arg_loc(const ShapeCtx *c, int i) {
+    return c->n->arg_loc[i].line > 0 ? c->n->arg_loc[i] : c->n->loc;
+}
+
+/* Reads integer argument i, which must be >= min. Doubles outside ±2^53 or with a fraction
+ * cannot come from the frontend's integer literals, but are rejected rather than cast. */
+static bool arg_int(ShapeCtx *c, int i, int64_t min, int64_t *out) {
+    double v = c->n->args[i];
+    if (!isfinite(v) || v != floor(v) || fabs(v) > 9007199254740992.0) {
+        diag_error(c->d, arg_loc(c, i), "%s argument '%s' must be an integer of at most 2^53, got %g",
+                   op_name(c), c->spec[i].name, v);
+        return false;
+    }
+    *out = (int64_t)v;
+    if (*out < min) {
+        diag_error(c->d, arg_loc(c, i), "%s argument '%s' must be >= %lld, got %lld", op_name(c),
+                   c->spec[i].name, (long long)min, (long long)*out);
+        return false;
+    }
+    return true;
+}
+
+static bool arg_bool(const ShapeCtx *c, int i) { return c->n->args[i] != 0; }
+
+static bool need_rank(ShapeCtx *c, int k, int lo, int hi) {
+    int r = c->in[k]->shape.rank;
+    if (r >= lo && r <= hi) return true;
+    if (lo == hi)
+        diag_error(c->d, c->n->loc, "%s expects a tensor of rank %d, got %s", op_name(c), lo,
+                   shape_of(c, c->in[k]));
+    else if (hi >= IR_MAX_RANK)
+        diag_error(c->d, c->n->loc, "%s expects a tensor of rank >= %d, got %s", op_name(c), lo,
+                   shape_of(c, c->in[k]));
+    else
+        diag_error(c->d, c->n->loc, "%s expects a tensor of rank %d to %d, got %s", op_name(c), lo,
+                   hi, shape_of(c, c->in[k]));
+    return false;
+}
+
+static bool need_float(ShapeCtx *c, int k) {
+    if (c->in[k]->dtype == DT_F32) return true;
+    diag_error(c->d, c->n->loc, "%s expects a floating-point (f32) tensor, got %s", op_name(c),
+               shape_of(c, c->in[k]));
+    return false;
+}
+
+static bool need_int(ShapeCtx *c, int k, const char *what) {
+    if (c->in[k]->dtype == DT_I32 || c->in[k]->dtype == DT_I64) return true;
+    diag_error(c->d, c->n->loc, "%s expects integer %s (i32 or i64), got %s", op_name(c), what,
+               shape_of(c, c->in[k]));
+    return false;
+}
+
+static void set_out(ShapeCtx *c, DType t, const Shape *s) {
+    c->out->dtype = t;
+    c->out->shape = *s;
+}
+
+/* Output with the input's shape but the last dimension replaced by `last`. */
+static Shape with_last(const Shape *s, int64_t last) {
+    Shape r = *s;
+    r.d[r.rank - 1] = last;
+    return r;
+}
+
+static Shape shape1(int64_t a) { return (Shape){1, {a}}; }
+static Shape shape2(int64_t a, int64_t b) { return (Shape){2, {a, b}}; }
+static Shape shape4(int64_t a, int64_t b, int64_t x, int64_t y) { return (Shape){4, {a, b, x, y}}; }
+
+/* Records a parameter; sizes are checked so ir_add_param's running sum cannot overflow. */
+static void add_param(ShapeCtx *c, ParamRole role, Shape s) {
+    int64_t n = ck_numel(c, &s);
+    c->params = ck_add(c, c->params, n);
+    if (!c->overflow) ir_add_param(c->g, c->id, role, s);
+}
+
+static void set_flops(ShapeCtx *c, int64_t fwd, int64_t bwd) {
+    c->n->flops_fwd = fwd;
+    c->n->flops_bwd = bwd;
+}
+
+/* Elements of the input excluding its last dimension: the "rows" a last-dim op sees. */
+static int64_t rows_of(ShapeCtx *c, const Shape *s) {
+    int64_t r = 1;
+    for (int i = 0; i + 1 < s->rank; i++) r = ck_mul(c, r, s->d[i]);
+    return r;
+}
+
+/* ───────────────────────── one rule per op ───────────────────────── */
+
+/* linear(x [..., in], out, bias) -> [..., out]; weight [in, out], bias [out]. */
+static bool shape_linear(ShapeCtx *c) {
+    int64_t out;
+    if (!arg_int(c, 0, 1, &out) || !need_rank(c, 0, 2, IR_MAX_RANK) || !need_float(c, 0))
+        return false;
+    bool bias = arg_bool(c, 1);
+    const Shape *x = &c->in[0]->shape;
+    int64_t in = x->d[x->rank - 1], m = rows_of(c, x);
+    Shape y = with_last(x, out);
+    set_out(c, DT_F32, &y);
+    add_param(c, PARAM_WEIGHT, shape2(in, out));
+    if (bias) add_param(c, PARAM_BIAS, shape1(out));
+    int64_t mm = ck_mul(c, ck_mul(c, 2, m), ck_mul(c, in, out));
+    int64_t b = bias ? ck_mul(c, m, out) : 0;
+    set_flops(c, ck_add(c, mm, b), ck_add(c, ck_mul(c, 2, mm), b));
+    return true;
+}
+
+/* Element-wise unary ops: the output is the input's shape; FLOPs are a per-element
+ * constant (docs/ops.md, "Element-wise ops"). */
+static bool shape_unary(ShapeCtx *c, int64_t fwd_per, int64_t bwd_per) {
+    if (!need_float(c, 0)) return false;
+    set_out(c, DT_F32, &c->in[0]->shape);
+    int64_t n = ck_numel(c, &c->in[0]->shape);
+    set_flops(c, ck_mul(c, fwd_per, n), ck_mul(c, bwd_per, n));
+    return true;
+}
+
+static bool shape_relu(ShapeCtx *c) { return shape_unary(c, 1, 1); }
+static bool shape_gelu(ShapeCtx *c) { return shape_unary(c, 8, 16); }
+static bool shape_tanh(ShapeCtx *c) { return shape_unary(c, 1, 3); }
+
+/* dropout(x, p): p in [0, 1). */
+static bool shape_dropout(ShapeCtx *c) {
+    double p = c->n->args[0];
+    if (!(p >= 0.0 && p < 1.0)) {
+        diag_error(c->d, arg_loc(c, 0), "dropout probability 'p' must be in [0, 1), got %g", p);
+        return false;
+    }
+    return shape_unary(c, 2, 1);
+}
+
+/* add(a, b): identical shapes. */
+static bool shape_add(ShapeCtx *c) {
+    if (!need_float(c, 0) || !need_float(c, 1)) return false;
+    const Shape *a = &c->in[0]->shape, *b = &c->in[1]->shape;
+    if (a->rank != b->rank || memcmp(a->d, b->d, sizeof(int64_t) * (size_t)a->rank) != 0) {
+        diag_error(c->d, c->n->loc, "add expects equal shapes, got %s and %s",
+                   shape_of(c, c->in[0]), shape_of(c, c->in[1]));
+        return false;
+    }
+    set_out(c, DT_F32, a);
+    set_flops(c, ck_numel(c, a), 0);
+    return true;
+}
+
+/* layernorm(x [..., D], eps) over the last dimension; gamma, beta [D]. */
+static bool shape_layernorm(ShapeCtx *c) {
+    double eps = c->n->args[0];
+    if (!(eps > 0.0) || !isfinite(eps)) {
+        diag_error(c->d, arg_loc(c, 0), "layernorm argument 'eps' must be positive, got %g", eps);
+        return false;
+    }
+    if (!need_rank(c, 0, 2, IR_MAX_RANK) || !need_float(c, 0)) return false;
+    const Shape *x = &c->in[0]->shape;
+    int64_t dim = x->d[x->rank - 1], n = ck_numel(c, x);
+    set_out(c, DT_F32, x);
+    add_param(c, PARAM_GAMMA, shape1(dim));
+    add_param(c, PARAM_BETA, shape1(dim));
+    set_flops(c, ck_mul(c, 8, n), ck_mul(c, 11, n));
+    return true;
+}
+
+/* Output size of a window sweep: (size + 2*pad - k) / stride + 1, or 0 when k does not fit. */
+static int64_t window_out(ShapeCtx *c, int64_t size, int64_t k, int64_t stride, int64_t pad) {
+    int64_t span = ck_add(c, size, ck_mul(c, 2, pad));
+    if (span < k) return 0;
+    return (span - k) / stride + 1;
+}
+
+/* conv2d(x [N, C, H, W], out, kernel, stride, padding, bias) -> [N, out, Ho, Wo];
+ * weight [out, C, k, k], bias [out]. */
+static bool shape_conv2d(ShapeCtx *c) {
+    int64_t out, k, stride, pad;
+    if (!arg_int(c, 0, 1, &out) || !arg_int(c, 1, 1, &k) || !arg_int(c, 2, 1, &stride) ||
+        !arg_int(c, 3, 0, &pad) || !need_rank(c, 0, 4, 4) || !need_float(c, 0))
+        return false;
+    bool bias = arg_bool(c, 4);
+    const Shape *x = &c->in[0]->shape;
+    int64_t n = x->d[0], ch = x->d[1];
+    int64_t ho = window_out(c, x->d[2], k, stride, pad), wo = window_out(c, x->d[3], k, stride, pad);
+    if (ho < 1 || wo < 1) {
+        diag_error(c->d, c->n->loc,
+                   "conv2d kernel %lld with padding %lld does not fit the %lldx%lld input %s "
+                   "(the output would be empty)",
+                   (long long)k, (long long)pad, (long long)x->d[2], (long long)x->d[3],
+                   shape_of(c, c->in[0]));
+        return false;
+    }
+    Shape y = shape4(n, out, ho, wo);
+    set_out(c, DT_F32, &y);
+    add_param(c, PARAM_WEIGHT, shape4(out, ch, k, k));
+    if (bias) add_param(c, PARAM_BIAS, shape1(out));
+    int64_t outs = ck_numel(c, &y);                          /* N*out*Ho*Wo */
+    int64_t mm = ck_mul(c, ck_mul(c, 2, outs), ck_mul(c, ch, ck_mul(c, k, k)));
+    int64_t b = bias ? outs : 0;
+    set_flops(c, ck_add(c, mm, b), ck_add(c, ck_mul(c, 2, mm), b));
+    return true;
+}
+
+/* maxpool2d(x [N, C, H, W], kernel, stride) -> [N, C, Ho, Wo]; stride 0 means kernel. */
+static bool shape_maxpool2d(ShapeCtx *c) {
+    int64_t k, stride;
+    if (!arg_int(c, 0, 1, &k) || !arg_int(c, 1, 0, &stride) || !need_rank(c, 0, 4, 4) ||
+        !need_float(c, 0))
+        return false;
+    if (stride == 0) stride = k;
+    const Shape *x = &c->in[0]->shape;
+    int64_t ho = window_out(c, x->d[2], k, stride, 0), wo = window_out(c, x->d[3], k, stride, 0);
+    if (ho < 1 || wo < 1) {
+        diag_error(c->d, c->n->loc,
+                   "maxpool2d kernel %lld does not fit the %lldx%lld input %s (the output would be "
+                   "empty)",
+                   (long long)k, (long long)x->d[2], (long long)x->d[3], shape_of(c, c->in[0]));
+        return false;
+    }
+    Shape y = shape4(x->d[0], x->d[1], ho, wo);
+    set_out(c, DT_F32, &y);
+    int64_t outs = ck_numel(c, &y);
+    set_flops(c, ck_mul(c, outs, ck_mul(c, k, k)), outs);
+    return true;
+}
+
+/* flatten(x [N, d1, ..., dk]) -> [N, d1*...*dk]. */
+static bool shape_flatten(ShapeCtx *c) {
+    if (!need_rank(c, 0, 2, IR_MAX_RANK) || !need_float(c, 0)) return false;
+    const Shape *x = &c->in[0]->shape;
+    Shape y = shape2(x->d[0], 1);
+    for (int i = 1; i < x->rank; i++) y.d[1] = ck_mul(c, y.d[1], x->d[i]);
+    set_out(c, DT_F32, &y);
+    set_flops(c, 0, 0);
+    return true;
+}
+
+/* embedding(tokens int [N] or [N, T], vocab, dim, positions) -> [N, dim] or [N, T, dim];
+ * weight [vocab, dim], pos [positions, dim] when positions > 0 (then T <= positions). */
+static bool shape_embedding(ShapeCtx *c) {
+    int64_t vocab, dim, pos;
+    if (!arg_int(c, 0, 1, &vocab) || !arg_int(c, 1, 1, &dim) || !arg_int(c, 2, 0, &pos) ||
+        !need_rank(c, 0, 1, 2) || !need_int(c, 0, "token ids"))
+        return false;
+    const Shape *x = &c->in[0]->shape;
+    int64_t t = x->rank == 2 ? x->d[1] : 1;
+    if (pos > 0 && t > pos) {
+        diag_error(c->d, c->n->loc,
+                   "embedding has %lld positions but its input %s has sequence length %lld",
+                   (long long)pos, shape_of(c, c->in[0]), (long long)t);
+        return false;
+    }
+    Shape y = *x;
+    y.d[y.rank++] = dim;
+    set_out(c, DT_F32, &y);
+    add_param(c, PARAM_WEIGHT, shape2(vocab, dim));
+    if (pos > 0) add_param(c, PARAM_POS, shape2(pos, dim));
+    int64_t outs = ck_numel(c, &y);
+    set_flops(c, pos > 0 ? outs : 0, pos > 0 ? ck_mul(c, 2, outs) : outs);
+    return true;
+}
+
+/* attention(x [N, T, D], heads, causal) -> [N, T, D]; wq wk wv wo [D, D], bq bk bv bo [D]. */
+static bool shape_attention(ShapeCtx *c) {
+    int64_t heads;
+    if (!arg_int(c, 0, 1, &heads) || !need_rank(c, 0, 3, 3) || !need_float(c, 0)) return false;
+    const Shape *x = &c->in[0]->shape;
+    int64_t n = x->d[0], t = x->d[1], dm = x->d[2];
+    if (dm % heads != 0) {
+        diag_error(c->d, arg_loc(c, 0), "attention heads (%lld) must divide the width %lld of %s",
+                   (long long)heads, (long long)dm, shape_of(c, c->in[0]));
+        return false;
+    }
+    set_out(c, DT_F32, x);
+    static const ParamRole w[] = {PARAM_WQ, PARAM_WK, PARAM_WV, PARAM_WO};
+    static const ParamRole b[] = {PARAM_BQ, PARAM_BK, PARAM_BV, PARAM_BO};
+    for (int i = 0; i < 4; i++) add_param(c, w[i], shape2(dm, dm));
+    for (int i = 0; i < 4; i++) add_param(c, b[i], shape1(dm));
+    int64_t ntd = ck_numel(c, x);
+    int64_t proj = ck_mul(c, 8, ck_mul(c, ntd, dm));          /* 4 GEMMs of 2*NT*D*D */
+    int64_t att = ck_mul5(c, 4, n, t, t, dm);                 /* QK^T and P*V: 2 * 2*N*T*T*D */
+    int64_t scores = ck_mul(c, ck_mul(c, n, heads), ck_mul(c, t, t)); /* N*H*T*T */
+    int64_t fwd = ck_add(c, ck_add(c, proj, att), ck_add(c, ck_mul(c, 4, ntd), ck_mul(c, 6, scores)));
+    int64_t bwd = ck_add(c, ck_add(c, ck_mul(c, 2, proj), ck_mul(c, 2, att)),
+                         ck_add(c, ck_mul(c, 4, ntd), ck_mul(c, 5, scores)));
+    set_flops(c, fwd, bwd);
+    return true;
+}
+
+static const Shape scalar_shape = {0, {0}};
+
+/* cross_entropy(logits f32 [..., V], labels int [...]) -> f32 scalar. */
+static bool shape_cross_entropy(ShapeCtx *c) {
+    if (!need_rank(c, 0, 2, IR_MAX_RANK) || !need_float(c, 0) || !need_int(c, 1, "labels"))
+        return false;
+    const Shape *x = &c->in[0]->shape, *y = &c->in[1]->shape;
+    if (y->rank != x->rank - 1 ||
+        memcmp(x->d, y->d, sizeof(int64_t) * (size_t)y->rank) != 0) {
+        diag_error(c->d, c->n->loc,
+                   "cross_entropy labels must have the logits' shape without the class "
+                   "dimension: logits %s, labels %s",
+                   shape_of(c, c->in[0]), shape_of(c, c->in[1]));
+        return false;
+    }
+    set_out(c, DT_F32, &scalar_shape);
+    int64_t m = rows_of(c, x), n = ck_numel(c, x);
+    set_flops(c, ck_add(c, ck_mul(c, 4, n), m), ck_add(c, ck_mul(c, 2, n), m));
+    return true;
+}
+
+/* mse(pred f32, target f32 of the same shape) -> f32 scalar. */
+static bool shape_mse(ShapeCtx *c) {
+    if (!need_float(c, 0) || !need_float(c, 1)) return false;
+    const Shape *a = &c->in[0]->shape, *b = &c->in[1]->shape;
+    if (a->rank != b->rank || memcmp(a->d, b->d, sizeof(int64_t) * (size_t)a->rank) != 0) {
+        diag_error(c->d, c->n->loc, "mse expects the prediction and target to have equal shapes, "
+                   "got %s and %s", shape_of(c, c->in[0]), shape_of(c, c->in[1]));
+        return false;
+    }
+    set_out(c, DT_F32, &scalar_shape);
+    int64_t n = ck_numel(c, a);
+    set_flops(c, ck_mul(c, 3, n), ck_mul(c, 2, n));
+    return true;
+}
+
+typedef bool (*ShapeRule)(ShapeCtx *c);
+static const ShapeRule shape_rules[OP__COUNT] = {
+    [OP_LINEAR] = shape_linear,       [OP_RELU] = shape_relu,
+    [OP_GELU] = shape_gelu,           [OP_TANH] = shape_tanh,
+    [OP_ADD] = shape_add,             [OP_LAYERNORM] = shape_layernorm,
+    [OP_DROPOUT] = shape_dropout,     [OP_CONV2D] = shape_conv2d,
+    [OP_MAXPOOL2D] = shape_maxpool2d, [OP_FLATTEN] = shape_flatten,
+    [OP_EMBEDDING] = shape_embedding, [OP_ATTENTION] = shape_attention,
+    [OP_CROSS_ENTROPY] = shape_cross_entropy, [OP_MSE] = shape_mse,
+};
+
+/* ───────────────────────── the walk ───────────────────────── */
+
+/* Inputs and labels arrive from the frontend with shapes; make sure they are usable. */
+static bool check_leaf(IrGraph *g, Diag *d, IrValue *v) {
+    ShapeCtx c = {.g = g, .d = d};
+    if (v->shape.rank < 1 || v->shape.rank > IR_MAX_RANK) {
+        diag_error(d, v->loc, "%s '%s' must have rank 1 to %d", v->kind == VAL_LABEL ? "label" : "input",
+                   v->name, IR_MAX_RANK);
+        return false;
+    }
+    for (int i = 0; i < v->shape.rank; i++) {
+        if (v->shape.d[i] < 1) {
+            diag_error(d, v->loc, "dimension %d of '%s' must be positive, got %s", i, v->name,
+                       shape_of(&c, v));
+            return false;
+        }
+    }
+    ck_numel(&c, &v->shape);
+    if (c.overflow) {
+        diag_error(d, v->loc, "the size of '%s' (%s) overflows 64-bit integers", v->name,
+                   shape_of(&c, v));
+        return false;
+    }
+    return true;
+}
+
+/* Gathers a node's inputs; false (silently) if any comes from a failed node. A rank-0
+ * input can only be a loss, which no op may consume. */
+static bool gather_inputs(ShapeCtx *c, const bool *bad) {
+    for (int k = 0; k < c->n->ninputs; k++) {
+        int v = c->n->inputs[k];
+        if (bad[v]) return false;
+        c->in[k] = IR_VALUE(c->g, v);
+        if (c->in[k]->shape.rank == 0) {
+            diag_error(c->d, c->n->loc, "'%s' is a loss (a scalar) and cannot be an input of %s",
+                       c->in[k]->name, op_name(c));
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Runs one node's rule; false if the node failed (its error is already reported). */
+static bool shape_node(IrGraph *g, Diag *d, int id, const bool *bad) {
+    ShapeCtx c = {.g = g, .d = d, .id = id, .n = IR_NODE(g, id)};
+    c.out = IR_VALUE(g, c.n->output);
+    if (!gather_inputs(&c, bad)) return false;
+    ir_op_args(c.n->op, c.spec);
+    int first = IR_NPARAMS(g);
+    if (!shape_rules[c.n->op](&c)) return false;
+    if (c.overflow) {
+        g->params.len = (size_t)first; /* drop any parameters recorded before the overflow */
+        c.n->nparams = 0;
+        c.n->param_count = 0;
+        diag_error(d, c.n->loc, "the sizes of %s '%s' overflow 64-bit integers", op_name(&c),
+                   c.n->name);
+        return false;
+    }
+    return true;
+}
+
+/* Records the loss node; more than one is an error. */
+static void note_loss(IrGraph *g, Diag *d, int id) {
+    if (g->loss_node < 0) {
+        g->loss_node = id;
+        return;
+    }
+    diag_error(d, IR_NODE(g, id)->loc, "the model has more than one loss");
+    diag_note(d, IR_NODE(g, g->loss_node)->loc, "the first loss is '%s'",
+              IR_NODE(g, g->loss_node)->name);
+}
+
+/* Whole-model totals must fit too, so that everyone downstream may sum freely. */
+static bool check_totals(IrGraph *g, Diag *d) {
+    ShapeCtx c = {.g = g, .d = d};
+    int64_t p = 0, f = 0;
+    for (int i = 0; i < IR_NNODES(g); i++) {
+        const IrNode *n = IR_NODE(g, i);
+        p = ck_add(&c, p, n->param_count);
+        f = ck_add(&c, f, ck_add(&c, n->flops_fwd, n->flops_bwd));
+    }
+    if (!c.overflow) return true;
+    SrcLoc none = {g->file, 0, 0, 0};
+    diag_error(d, none, "the model's total parameters or FLOPs overflow 64-bit integers");
+    return false;
+}
+
+bool pass_shapes(IrGraph *g, Diag *d) {
+    int errors = diag_errors(d);
+    bool *bad = arena_calloc(g->arena, (size_t)IR_NVALUES(g) + 1, sizeof *bad);
+    for (int v = 0; v < IR_NVALUES(g); v++) {
+        IrValue *val = IR_VALUE(g, v);
+        if (val->kind != VAL_ACT && !check_leaf(g, d, val)) bad[v] = true;
+    }
+    g->loss_node = -1;
+    g->params.len = 0;
+    for (int i = 0; i < IR_NNODES(g); i++) {
+        IrNode *n = IR_NODE(g, i);
+        n->first_param = IR_NPARAMS(g);
+        n->nparams = 0;
+        n->param_count = 0;
+        if (!shape_node(g, d, i, bad)) bad[n->output] = true;
+        if (ir_ops[n->op].flags & OPF_LOSS) note_loss(g, d, i);
+    }
+    if (g->loss_node < 0) {
+        SrcLoc none = {g->file, 0, 0, 0};
+        diag_error(d, none, "model '%s' has no loss; end it with cross_entropy or mse", g->name);
+    }
+    if (diag_errors(d) > errors) return false;
+    return check_totals(g, d);
+}

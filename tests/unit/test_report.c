@@ -1,0 +1,284 @@
+/*
+ * test_report.c: the partition report on a hand-built plan, independent of the search.
+ *
+ * The graph is DESIGN.md §5's worked example grown into a small MLP: x f32[128, 1000] →
+ * linear 500 (tensor(col)) → relu → linear 10 (tensor(row)) → cross_entropy, on 2 devices
+ * as one tensor group. The plan's numbers are chosen by hand so every line of the report
+ * can be checked exactly: the 2.00 MB of weight gradients data parallelism would
+ * all-reduce against the 128 KB of activations the column split moves, the all-reduce
+ * that turns the row split's partial sums back into a replicated tensor, the pure plans
+ * (one faster-looking but too big, one impossible), and the JSON's exact integers.
+ */
+#include "passes.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static int failures;
+
+#define CHECK(cond)                                                                    \
+    do {                                                                               \
+        if (!(cond)) {                                                                 \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);   \
+            failures++;                                                                \
+        }                                                                              \
+    } while (0)
+
+static void expect_has(const char *text, const char *needle) {
+    if (!strstr(text, needle)) {
+        fprintf(stderr, "missing from report: \"%s\"\n", needle);
+        failures++;
+    }
+}
+
+static Shape shape2(int64_t a, int64_t b) {
+    Shape s = {2, {a, b}};
+    return s;
+}
+
+static int add_linear(IrGraph *g, const char *name, int in, int64_t fin, int64_t fout, int line) {
+    int n = ir_add_node(g, OP_LINEAR, name, (SrcLoc){"mlp.mp", line, 5, 20});
+    IrNode *nd = IR_NODE(g, n);
+    nd->ninputs = 1;
+    nd->inputs[0] = in;
+    nd->args[0] = (double)fout;
+    ir_add_param(g, n, PARAM_WEIGHT, shape2(fin, fout));
+    Shape b = {1, {fout}};
+    ir_add_param(g, n, PARAM_BIAS, b);
+    IR_VALUE(g, nd->output)->shape = shape2(128, fout);
+    nd->flops_fwd = 2 * 128 * fin * fout;
+    nd->flops_bwd = 2 * nd->flops_fwd;
+    return n;
+}
+
+static int add_unary(IrGraph *g, OpKind op, const char *name, int in, int line) {
+    int n = ir_add_node(g, op, name, (SrcLoc){"mlp.mp", line, 5, 20});
+    IrNode *nd = IR_NODE(g, n);
+    nd->ninputs = 1;
+    nd->inputs[0] = in;
+    IR_VALUE(g, nd->output)->shape = IR_VALUE(g, in)->shape;
+    nd->flops_fwd = ir_shape_numel(&IR_VALUE(g, in)->shape);
+    nd->flops_bwd = nd->flops_fwd;
+    return n;
+}
+
+static IrGraph *build_graph(Arena *a) {
+    IrGraph *g = ir_graph_new(a, "mlp", "mlp.mp");
+    int x = ir_add_value(g, "x", VAL_INPUT, DT_F32, (SrcLoc){"mlp.mp", 2, 5, 5});
+    IR_VALUE(g, x)->shape = shape2(128, 1000);
+    int y = ir_add_value(g, "y", VAL_LABEL, DT_I32, (SrcLoc){"mlp.mp", 3, 5, 5});
+    IR_VALUE(g, y)->shape = (Shape){1, {128}};
+    int h = add_linear(g, "h", x, 1000, 500, 4);
+    int r = add_unary(g, OP_RELU, "a", IR_NODE(g, h)->output, 5);
+    int o = add_linear(g, "out", IR_NODE(g, r)->output, 500, 10, 6);
+    int l = ir_add_node(g, OP_CROSS_ENTROPY, "loss", (SrcLoc){"mlp.mp", 7, 5, 20});
+    IrNode *ln = IR_NODE(g, l);
+    ln->ninputs = 2;
+    ln->inputs[0] = IR_NODE(g, o)->output;
+    ln->inputs[1] = y;
+    IR_VALUE(g, ln->output)->shape = (Shape){0, {0}};
+    ln->flops_fwd = 3 * 128 * 10;
+    ln->flops_bwd = 128 * 10;
+    g->loss_node = l;
+    ir_finalize(g);
+    g->train.batch = 128;
+    g->train.opt = OPT_ADAM;
+    g->cluster = (ClusterCfg){"test", 2, 8, 1e12, 16e9, 100e9, 1e-6, 10e9, 5e-6};
+    return g;
+}
+
+static void set_alt(PlanNode *pn, Strategy s, Layout in, Layout out, int64_t bytes,
+                    int64_t grad, double time) {
+    pn->alt[s] = (PlanAlt){true, in, out, bytes, grad, time};
+}
+
+static Plan *build_plan(IrGraph *g, Arena *a) {
+    Plan *p = arena_alloc(a, sizeof *p);
+    p->S = 1, p->d = 1, p->t = 2, p->m = 4;
+    p->nodes = arena_calloc(a, 4, sizeof *p->nodes);
+    PlanNode *h = &p->nodes[0], *r = &p->nodes[1], *o = &p->nodes[2], *l = &p->nodes[3];
+    h->strat = STRAT_COL, h->in_layout[0] = LAYOUT_R, h->out_layout = LAYOUT_F;
+    set_alt(h, STRAT_DATA, LAYOUT_B, LAYOUT_B, 2000000, 2000000, 60e-6);
+    set_alt(h, STRAT_COL, LAYOUT_R, LAYOUT_F, 128000, 0, 40e-6);
+    set_alt(h, STRAT_ROW, LAYOUT_F, LAYOUT_P, 256000, 0, 45e-6);
+    h->reason = "tensor(col): moves 128 KB of activations instead of 2.00 MB of weight gradients";
+    r->strat = STRAT_DATA, r->in_layout[0] = LAYOUT_F, r->out_layout = LAYOUT_F;
+    set_alt(r, STRAT_DATA, LAYOUT_F, LAYOUT_F, 0, 0, 1e-6);
+    o->strat = STRAT_ROW, o->in_layout[0] = LAYOUT_F, o->out_layout = LAYOUT_P, o->forced = true;
+    set_alt(o, STRAT_DATA, LAYOUT_B, LAYOUT_B, 40040, 40040, 5e-6);
+    set_alt(o, STRAT_ROW, LAYOUT_F, LAYOUT_P, 5120, 0, 3e-6);
+    o->alt[STRAT_COL].feasible = false;
+    IR_NODE(g, 2)->annot = (Annot){true, STRAT_ROW, {"mlp.mp", 6, 30, 42}, IR_NO_STAGE, {0}};
+    l->strat = STRAT_DATA, l->in_layout[0] = LAYOUT_R, l->in_layout[1] = LAYOUT_R;
+    l->out_layout = LAYOUT_R;
+    set_alt(l, STRAT_DATA, LAYOUT_R, LAYOUT_R, 0, 0, 0.5e-6);
+    p->stages = arena_calloc(a, 1, sizeof *p->stages);
+    p->stages[0] = (PlanStage){0, 3, 10e-6, 20e-6, 2e-6, 1e-6, 0.75e-6,
+                               9000000, 1000000, 1000000, 2000000, 4900000, 100000};
+    p->reshards = arena_calloc(a, 1, sizeof *p->reshards);
+    p->reshards[0] = (PlanReshard){IR_NODE(g, 2)->output, 3, LAYOUT_P, LAYOUT_R, COLL_ALLREDUCE,
+                                   COLL_NONE, GROUP_TENSOR, 1280, 0};
+    p->nreshards = 1;
+    p->totals = (PlanTotals){128.25e-6, 120e-6, 8e-6, 0, 0.25e-6, 0.75e-6, 517120, 9000000, true};
+    p->pure_data = (PlanTotals){256.5e-6, 200e-6, 0, 0, 56.5e-6, 0, 2080080, 12000000, true};
+    p->pure_data_valid = true;
+    p->pure_tensor = (PlanTotals){100e-6, 100e-6, 0, 0, 0, 0, 1000, 20000000000, false};
+    p->pure_tensor_valid = true;
+    p->pure_pipeline_valid = false;
+    return p;
+}
+
+static char *render(const IrGraph *g, void (*fn)(const IrGraph *, FILE *)) {
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    fn(g, f);
+    fclose(f);
+    return buf;
+}
+
+static void test_text(const IrGraph *g) {
+    char *t = render(g, pass_report_text);
+    expect_has(t, "model       mlp (mlp.mp): 4 layers, 506 K parameters\n");
+    expect_has(t, "mesh        S=1 stage × d=1 data replica × t=2 tensor ranks\n");
+    expect_has(t, "micro       4 micro-batches of 32 samples per replica\n");
+    expect_has(t, "step time   128 µs predicted\n");
+    expect_has(t, "  compute                  120 µs  93.6%\n");
+    expect_has(t, "750 ns of 1.00 µs hidden behind backward (75.0%)");
+    expect_has(t, "memory      9.00 MB per device of 16.0 GB (0.1%), fullest on stage 0\n");
+    /* The worked example: both numbers side by side, the choice marked. */
+    expect_has(t, "2.00 MB   60.0 µs  *    128 KB   40.0 µs");
+    expect_has(t, "n/a");
+    expect_has(t, "tensor(row) (forced)");
+    expect_has(t, "tensor(col): moves 128 KB of activations instead of 2.00 MB of weight gradients");
+    expect_has(t, "follows its input's layout (F)");
+    expect_has(t, "forced by @tensor(row) at 6:30");
+    expect_has(t, "  out    loss  P→R     all-reduce  1.28 KB  -             -  tensor   5.12 KB\n");
+    expect_has(t, "  none: one stage\n");
+    expect_has(t, "2.00×");
+    expect_has(t, "does not fit (20.0 GB > 16.0 GB)");
+    expect_has(t, "not possible: ");
+    CHECK(!strstr(t, " \n")); /* no trailing spaces */
+    if (failures) fprintf(stderr, "the report was:\n%s", t);
+    free(t);
+}
+
+/* Structural JSON checks (the schema itself is checked by the lit suite with python). */
+static void test_json(const IrGraph *g) {
+    char *j = render(g, pass_report_json);
+    expect_has(j, "\"schema_version\": 1,");
+    expect_has(j, "\"comm_bytes\": 2000000,");
+    expect_has(j, "\"step_time\": 0.00012825,");
+    expect_has(j, "\"forward\": \"all-reduce\",");
+    expect_has(j, "\"possible\": false,");
+    expect_has(j, "\"speedup\": 2\n");
+    int depth = 0, min = 0;
+    for (const char *p = j; *p; p++) {
+        if (*p == '{' || *p == '[') depth++;
+        if (*p == '}' || *p == ']') depth--;
+        if (depth < min) min = depth;
+    }
+    CHECK(depth == 0 && min == 0);
+    if (failures) fprintf(stderr, "the JSON was:\n%s", j);
+    free(j);
+}
+
+static void test_determinism_and_summary(const IrGraph *g) {
+    char *a = render(g, pass_report_text), *b = render(g, pass_report_text);
+    CHECK(strcmp(a, b) == 0);
+    free(a);
+    free(b);
+    char *s = render(g, pass_report_summary);
+    expect_has(s, "mpcc plan: mlp on 2 devices: mesh S=1 × d=1 × t=2, 4 micro-batches\n");
+    expect_has(s, "  memory 9.00 MB per device of 16.0 GB\n");
+    free(s);
+}
+
+static void test_check_and_save(IrGraph *g) {
+    Diag d;
+    FILE *sink = tmpfile();
+    diag_init(&d, sink);
+    CHECK(pass_report(g, &d));
+    g->plan->stages[0].last_node = 2; /* a layer left out: the search's bug */
+    CHECK(!pass_report(g, &d));
+    g->plan->stages[0].last_node = 3;
+    char path[] = "/tmp/mpcc_test_reportXXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    CHECK(pass_report_save(g, path, false, &d));
+    FILE *f = fopen(path, "r");
+    char line[80] = "";
+    CHECK(f && fgets(line, sizeof line, f));
+    CHECK(strcmp(line, "mpcc partition report (format 1)\n") == 0);
+    if (f) fclose(f);
+    remove(path);
+    CHECK(!pass_report_save(g, "/nonexistent-dir/x.report", false, &d));
+    fclose(sink);
+}
+
+/* A 150-layer chain of identical linears: the text shows the first and one line for the
+ * other 149; the JSON still lists all of them. */
+static void test_collapse(void) {
+    Arena a = {0};
+    IrGraph *g = ir_graph_new(&a, "deep", "deep.mp");
+    int v = ir_add_value(g, "x", VAL_INPUT, DT_F32, (SrcLoc){"deep.mp", 2, 5, 5});
+    IR_VALUE(g, v)->shape = shape2(32, 64);
+    enum { N = 150 };
+    for (int i = 0; i < N; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "blocks.%d.fc", i);
+        int n = add_linear(g, name, v, 64, 64, 3);
+        v = IR_NODE(g, n)->output;
+    }
+    ir_finalize(g);
+    g->train.batch = 32;
+    g->cluster = (ClusterCfg){"test", 2, 8, 1e12, 16e9, 100e9, 1e-6, 10e9, 5e-6};
+    Plan *p = arena_alloc(&a, sizeof *p);
+    p->S = 2, p->d = 1, p->t = 1, p->m = 2;
+    p->nodes = arena_calloc(&a, N, sizeof *p->nodes);
+    for (int i = 0; i < N; i++) {
+        p->nodes[i].stage = i < N / 2 ? 0 : 1;
+        set_alt(&p->nodes[i], STRAT_DATA, LAYOUT_B, LAYOUT_B, 0, 0, 1e-6);
+    }
+    p->stages = arena_calloc(&a, 2, sizeof *p->stages);
+    p->stages[0].last_node = N / 2 - 1;
+    p->stages[1].first_node = N / 2, p->stages[1].last_node = N - 1;
+    p->cuts = arena_calloc(&a, 1, sizeof *p->cuts);
+    p->cuts[0] = (PlanCut){0, IR_NODE(g, N / 2 - 1)->output, LAYOUT_B, 8192};
+    p->ncuts = 1;
+    g->plan = p;
+    char *t = render(g, pass_report_text);
+    expect_has(t, "  ... layers 1-149 (blocks.1.fc .. blocks.149.fc): 149 more repeats of layers "
+                  "0-0 with the same shapes, costs and choices, on stages 0-1\n");
+    CHECK(!strstr(t, "blocks.2.fc  "));
+    expect_has(t, "  0→1  blocks.74.fc  B               8.19 KB             32.8 KB\n");
+    char *j = render(g, pass_report_json);
+    expect_has(j, "\"name\": \"blocks.149.fc\"");
+    if (failures) fprintf(stderr, "the report was:\n%s", t);
+    free(t);
+    free(j);
+    arena_free(&a);
+}
+
+/* `test_report FILE` also writes the hand-built plan's JSON to FILE (for schema checks). */
+int main(int argc, char **argv) {
+    Arena a = {0};
+    IrGraph *g = build_graph(&a);
+    g->plan = build_plan(g, &a);
+    if (argc > 1) {
+        FILE *f = fopen(argv[1], "w");
+        CHECK(f != NULL);
+        if (f) {
+            pass_report_json(g, f);
+            fclose(f);
+        }
+    }
+    test_text(g);
+    test_json(g);
+    test_determinism_and_summary(g);
+    test_check_and_save(g);
+    test_collapse();
+    arena_free(&a);
+    if (failures) fprintf(stderr, "test_report: %d failure(s)\n", failures);
+    return failures != 0;
+}
