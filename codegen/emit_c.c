@@ -26,6 +26,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+static const SrcLoc noloc = {NULL, 0, 0, 0};
+
 typedef struct Emit {
     const IrGraph *g;
     const Schedule *s;
@@ -101,6 +103,14 @@ static const char *shape_str(Emit *e, DType t, const Shape *s) {
     return arena_strdup(e->a, ir_shape_str(buf, sizeof buf, t, s));
 }
 
+/* A float constant as C source: always with a '.' or an exponent, then 'f'. */
+static const char *flt(Emit *e, double v) {
+    char buf[64];
+    snprintf(buf, sizeof buf, "%.9g", v);
+    bool dot = strpbrk(buf, ".eEn") != NULL;
+    return arena_printf(e->a, "%s%sf", buf, dot ? "" : ".0");
+}
+
 /* ───────────────────────────── sizes ───────────────────────────── */
 
 static const SchedBuf *B(const Emit *e, int b) { return &e->s->bufs[b]; }
@@ -169,9 +179,10 @@ static void emit_header(Emit *e) {
     const TrainCfg *t = &g->train;
     E(e, "#define DEFAULT_STEPS %lld\n#define DEFAULT_SEED %lld\n", (long long)t->steps,
       (long long)t->seed);
-    E(e, "#define LR %.9gf\n#define MOMENTUM %.9gf\n#define BETA1 %.9gf\n#define BETA2 %.9gf\n"
-         "#define EPS %.9gf\n#define WEIGHT_DECAY %.9gf\n\n",
-      t->lr, t->momentum, t->beta1, t->beta2, t->eps, t->weight_decay);
+    E(e, "#define LR %s\n#define MOMENTUM %s\n#define BETA1 %s\n#define BETA2 %s\n#define EPS %s\n"
+         "#define WEIGHT_DECAY %s\n\n",
+      flt(e, t->lr), flt(e, t->momentum), flt(e, t->beta1), flt(e, t->beta2), flt(e, t->eps),
+      flt(e, t->weight_decay));
     E(e, "static const MprtMesh *mesh;\nstatic uint64_t seed = DEFAULT_SEED;\n"
          "static float *scratch, *xfer; /* kernel scratch; collective staging */\n"
          "static float *gbase;           /* this stage's activation gradients */\n\n"
@@ -245,7 +256,7 @@ static void emit_params(Emit *e) {
     E(e, "\n/* Every tensor whole, as checkpoints hold it, and how this plan shards it:\n"
          " * the local block is outer x chunk x inner of outer x (parts*chunk) x inner. */\n");
     E(e, "typedef struct ParamInfo {\n    const char *name;\n    int stage, ndim;\n    int64_t shape[4];\n"
-         "    int64_t offset, count, outer, chunk, inner;\n    int parts, sync, sync_size;\n"
+         "    int64_t offset, count, outer, chunk, inner;\n    int parts;\n"
          "    int init; /* 0 zero, 1 uniform(a, b), 2 normal(0, b), 3 constant a */\n    float a, b;\n} ParamInfo;\n");
     E(e, "#define NUM_PARAMS %d\nstatic const ParamInfo PARAMS[NUM_PARAMS + 1] = {\n", IR_NPARAMS(g));
     for (int i = 0; i < IR_NPARAMS(g); i++) {
@@ -260,11 +271,11 @@ static void emit_params(Emit *e) {
         put_c_string(e, p->name);
         E(e, ", %d, %d, {", sp->stage, p->shape.rank);
         for (int k = 0; k < p->shape.rank; k++) E(e, "%s%lld", k ? ", " : "", (long long)p->shape.d[k]);
-        E(e, "}, %lld, %lld, %lld, %lld, %lld, %d, %s, %d, %d, %.9gf, %.9gf},\n", (long long)e->poff[i],
+        E(e, "}, %lld, %lld, %lld, %lld, %lld, %d, %d, %s, %s},\n", (long long)e->poff[i],
           (long long)ir_shape_numel(&sp->local), (long long)outer, (long long)chunk, (long long)inner,
-          parts, group_c(sp->sync), sp->sync_size, kind, a, b);
+          parts, kind, flt(e, a), flt(e, b));
     }
-    E(e, "    {NULL, 0, 0, {0}, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},\n};\n\n");
+    E(e, "    {NULL, 0, 0, {0}, 0, 0, 0, 0, 0, 0, 0, 0, 0},\n};\n\n");
 }
 
 /* ───────────────────────────── stage buffers ───────────────────────────── */
@@ -473,9 +484,9 @@ static void lyr_layernorm(const Lyr *l) {
     K(l, "N", lnumel(e, l->in[0]) / C, "rows");
     K(l, "C", C, "normalised features");
     open_fwd(l, false);
-    E(e, "    mprt_layernorm_forward(%s, %s, %s + %s_N, %s, %s, %s, %s_N, %s_C, %.9gf);\n}\n", A(l, l->out), st, st,
+    E(e, "    mprt_layernorm_forward(%s, %s, %s + %s_N, %s, %s, %s, %s_N, %s_C, %s);\n}\n", A(l, l->out), st, st,
       l->C, A(l, l->in[0]), pref(e, l->n, PARAM_GAMMA, false), pref(e, l->n, PARAM_BETA, false), l->C, l->C,
-      l->n->args[0]);
+      flt(e, l->n->args[0]));
     open_bwd(l);
     E(e, "    mprt_layernorm_backward(%s, %s, %s, %s, %s, %s, %s + %s_N, %s, %s_N, %s_C);\n}\n\n",
       D(l, l->in[0]), pref(e, l->n, PARAM_GAMMA, true), pref(e, l->n, PARAM_BETA, true), D(l, l->out),
@@ -501,11 +512,11 @@ static void lyr_dropout(const Lyr *l) {
                                   "(MprtDropShard){n0 + %s, %lld, %lld * mesh->k, %lld, %lld, %lld * mesh->k}",
                                   b->layout == LAYOUT_B ? arena_printf(e->a, "%lld * mesh->k", (long long)s->d[0]) : "0",
                                   (long long)R, (long long)r0k, (long long)F, (long long)Fg, (long long)f0k);
-    E(e, "    mprt_dropout_forward(%s, %s, %s_N, %s, %.9gf, seed, %du, step, 1);\n}\n", A(l, l->out),
-      A(l, l->in[0]), l->C, sh, l->n->args[0], l->id);
+    E(e, "    mprt_dropout_forward(%s, %s, %s_N, %s, %s, seed, %du, step, 1);\n}\n", A(l, l->out),
+      A(l, l->in[0]), l->C, sh, flt(e, l->n->args[0]), l->id);
     open_bwd(l);
-    E(e, "    mprt_dropout_backward(%s, %s, %s_N, %s, %.9gf, seed, %du, step);\n}\n\n", D(l, l->in[0]),
-      D(l, l->out), l->C, sh, l->n->args[0], l->id);
+    E(e, "    mprt_dropout_backward(%s, %s, %s_N, %s, %s, seed, %du, step);\n}\n\n", D(l, l->in[0]),
+      D(l, l->out), l->C, sh, flt(e, l->n->args[0]), l->id);
 }
 
 static void lyr_conv2d(const Lyr *l) {
@@ -931,9 +942,21 @@ static void emit_step(Emit *e) {
     }
     E(e, "    default: break;\n    }\n");
     E(e, "    for (int slot = 0; slot < (int)(sizeof nfsend / sizeof nfsend[0]); slot++) wait_sends(slot);\n");
-    E(e, "    for (int i = 0; i < NUM_PARAMS; i++)\n"
-         "        if (PARAMS[i].stage == mesh->s && PARAMS[i].sync_size > 1)\n"
-         "            mprt_allreduce((MprtGroup)PARAMS[i].sync, grd + PARAMS[i].offset, PARAMS[i].count);\n");
+    E(e, "    switch (mesh->s) {\n");
+    for (int k = 0; k < s->S; k++) {
+        const SchedStage *st = &s->stages[k];
+        if (!st->nsync) continue;
+        E(e, "    case %d:\n", k);
+        for (int i = 0; i < st->nsync; i++) {
+            const SchedSync *y = &st->sync[i];
+            E(e, "        mprt_allreduce(%s, grd + %lld, %lld); /* ", group_c(y->group),
+              (long long)e->poff[y->first_param], (long long)y->count);
+            put_comment_text(e, IR_NODE(e->g, y->node)->name);
+            E(e, ", %lld B */\n", (long long)y->bytes);
+        }
+        E(e, "        break;\n");
+    }
+    E(e, "    default: break;\n    }\n");
     E(e, "    int64_t n = STAGE_PARAMS[mesh->s];\n");
     if (opt == OPT_SGD)
         E(e, "    mprt_sgd_step(prm, MOMENTUM != 0.0f ? opt1 : NULL, grd, n, LR, MOMENTUM, WEIGHT_DECAY);\n");
@@ -1093,7 +1116,8 @@ static void emit_main(Emit *e) {
       "            snprintf(err, n, \"%s needs %s\", f, str ? \"a file name\" : \"a non-negative integer\");\n            return err;\n        }\n"
       "        if (str) *str = v;\n        else if (num) *num = c;\n        else if (is_seed) seed = (uint64_t)c;\n"
       "        else a->threads = (int)(c > 4096 ? 4096 : c);\n        i++;\n    }\n"
-      "    if (a->log_every == 0) a->log_every = 1;\n    return NULL;\n}\n\n"
+      "    if (a->log_every == 0) a->log_every = 1;\n    return NULL;\n}\n\n");
+    E(e, "%s",
       "static int default_threads(void) {\n"
       "    long cores = sysconf(_SC_NPROCESSORS_ONLN);\n"
       "    const char *l = getenv(\"OMPI_COMM_WORLD_LOCAL_SIZE\");\n"
@@ -1108,7 +1132,7 @@ static void emit_main(Emit *e) {
       "            mprt_rng_shard_uniform(r, p->outer, p->chunk, p->inner, p->parts, part, p->a, p->b, dst);\n"
       "        else if (p->init == 2)\n"
       "            mprt_rng_shard_normal(r, p->outer, p->chunk, p->inner, p->parts, part, 0.0f, p->b, dst);\n"
-      "        else\n            mprt_init_const(dst, p->count, p->init == 3 ? p->a : 0.0f);\n    }\n}\n\n");
+      "        else\n            mprt_fill(dst, p->count, p->init == 3 ? p->a : 0.0f);\n    }\n}\n\n");
     E(e, "static void check_bytes(int64_t steps) {\n"
          "    int64_t want = 0;\n"
          "    for (int g = 0; g < %d; g++)\n        for (int c = 0; c < %d; c++) want += PREDICTED[mesh->s][g][c];\n"
@@ -1198,7 +1222,7 @@ static void prepare(Emit *e) {
 
 bool cg_emit_c(const IrGraph *g, FILE *out, Diag *d) {
     if (!g->sched || !g->plan) {
-        diag_error(d, (SrcLoc){NULL, 0, 0, 0}, "internal compiler error: codegen: no schedule");
+        diag_error(d, noloc, "internal compiler error: codegen: no schedule");
         return false;
     }
     Emit e = {.g = g, .s = g->sched, .o = out, .a = g->arena};
@@ -1218,7 +1242,7 @@ bool cg_emit_c(const IrGraph *g, FILE *out, Diag *d) {
     emit_summary(&e);
     emit_main(&e);
     if (ferror(out)) {
-        diag_error(d, (SrcLoc){NULL, 0, 0, 0}, "cannot write the generated C");
+        diag_error(d, noloc, "cannot write the generated C");
         return false;
     }
     return true;

@@ -42,6 +42,8 @@
 
 #include <string.h>
 
+static const SrcLoc noloc = {NULL, 0, 0, 0};
+
 static const char *const lay_names[LAYOUT__COUNT] = {"R", "B", "F", "P"};
 static const char *const group_names[GROUP__COUNT] = {"tensor", "data", "stage", "pipe"};
 static const char *const coll_names[COLL__COUNT] = {
@@ -96,6 +98,8 @@ typedef struct Lower {
     int *home;      /* [nvalues]: home buffer of each value on the current stage, -1 */
     int *copy;      /* [nvalues × LAYOUT__COUNT]: buffer of each (value, layout), -1 */
     int *sent;      /* [nvalues]: the last stage a value was sent to from the current stage */
+    bool *needs_grad; /* [nvalues]: some parameter lies upstream */
+    Vec syncs;      /* SchedSync of the current stage */
     bool ok;
 } Lower;
 
@@ -125,7 +129,7 @@ static int make_buf(Lower *L, int value, Layout lay, int node) {
     b->full.d[0] = L->s->micro;
     b->split_dim = lay == LAYOUT_B ? 0 : lay == LAYOUT_F ? feature_dim(v->shape.rank) : -1;
     b->local = b->full;
-    b->grad = v->kind == VAL_ACT && v->shape.rank > 0;
+    b->grad = L->needs_grad[value] && v->shape.rank > 0;
     int id = (int)L->bufs.len - 1;
     if (b->split_dim >= 0) {
         if (v->shape.rank < 1 || (lay == LAYOUT_F && v->shape.rank < 2) ||
@@ -238,7 +242,7 @@ static void lower_node_fwd(Lower *L, int id) {
     }
     bool loss = ir_ops[n->op].flags & OPF_LOSS;
     Layout out = loss ? l0 : norm(L, pn->out_layout);
-    if (!layouts_ok(n->op, pn->strat, l0, out))
+    if (L->s->t > 1 && !layouts_ok(n->op, pn->strat, l0, out))
         ice(L, id, arena_printf(L->g->arena, "%s cannot compute as %s from layout %s to %s",
                                 ir_ops[n->op].name, pn->strat == STRAT_COL   ? "tensor(col)"
                                                     : pn->strat == STRAT_ROW ? "tensor(row)"
@@ -358,6 +362,7 @@ static void lower_params(Lower *L, int id) {
     const PlanNode *pn = &L->p->nodes[id];
     Schedule *s = L->s;
     bool batch_split = s->t > 1 && norm(L, pn->in_layout[0]) == LAYOUT_B;
+    int64_t count = 0;
     for (int i = n->first_param; i < n->first_param + n->nparams; i++) {
         SchedParam *sp = &s->params[i];
         const IrParam *ip = IR_PARAM(L->g, i);
@@ -375,9 +380,18 @@ static void lower_params(Lower *L, int id) {
         }
         sp->sync = pn->strat == STRAT_DATA && batch_split ? GROUP_STAGE : GROUP_DATA;
         sp->sync_size = sched_group_size(s, sp->sync);
-        sp->sync_bytes = coll_bytes(COLL_ALLREDUCE, sp->sync_size, ir_shape_numel(&sp->local) * 4);
-        s->stages[L->stage].bytes[sp->sync][COLL_ALLREDUCE] += sp->sync_bytes;
+        count += ir_shape_numel(&sp->local);
     }
+    if (n->nparams == 0 || s->params[n->first_param].sync_size <= 1) return;
+    SchedSync *y = vec_push(L->g->arena, &L->syncs);
+    y->node = id;
+    y->first_param = n->first_param;
+    y->nparams = n->nparams;
+    y->group = s->params[n->first_param].sync;
+    y->size = s->params[n->first_param].sync_size;
+    y->count = count;
+    y->bytes = coll_bytes(COLL_ALLREDUCE, y->size, count * 4);
+    s->stages[L->stage].bytes[y->group][COLL_ALLREDUCE] += y->bytes;
 }
 
 /* ───────────────────────────── stages ───────────────────────────── */
@@ -429,6 +443,9 @@ static void lower_stage(Lower *L, int s) {
     st->fwd = take_ops(L, &st->nfwd);
     for (int i = st->nfwd - 1; i >= 0; i--) lower_dual(L, &st->fwd[i]);
     st->bwd = take_ops(L, &st->nbwd);
+    st->nsync = (int)L->syncs.len;
+    st->sync = L->syncs.data;
+    L->syncs = (Vec){NULL, 0, 0, sizeof(SchedSync)};
     order_1f1b(L, st, s);
     count_bytes(L->s, st);
 }
@@ -453,18 +470,26 @@ static bool check_mesh(Lower *L) {
 
 bool pass_lower(IrGraph *g, Diag *d) {
     if (!g->plan) {
-        diag_error(d, (SrcLoc){NULL, 0, 0, 0}, "internal compiler error: pass lower: no plan");
+        diag_error(d, noloc, "internal compiler error: pass lower: no plan");
         return false;
     }
     Lower L = {.g = g, .d = d, .p = g->plan, .ok = true};
     L.bufs.item = sizeof(SchedBuf);
     L.ops.item = sizeof(SchedOp);
+    L.syncs.item = sizeof(SchedSync);
     L.s = arena_alloc(g->arena, sizeof *L.s);
     if (!check_mesh(&L)) return false;
     int nv = IR_NVALUES(g);
     L.home = arena_calloc(g->arena, (size_t)nv + 1, sizeof(int));
     L.sent = arena_calloc(g->arena, (size_t)nv + 1, sizeof(int));
     L.copy = arena_calloc(g->arena, (size_t)nv * LAYOUT__COUNT + 1, sizeof(int));
+    L.needs_grad = arena_calloc(g->arena, (size_t)nv + 1, sizeof(bool));
+    for (int i = 0; i < IR_NNODES(g); i++) {
+        const IrNode *n = IR_NODE(g, i);
+        bool ng = n->nparams > 0;
+        for (int k = 0; k < n->ninputs; k++) ng |= L.needs_grad[n->inputs[k]];
+        L.needs_grad[n->output] = ng;
+    }
     L.s->nparams = IR_NPARAMS(g);
     L.s->params = arena_calloc(g->arena, (size_t)L.s->nparams + 1, sizeof(SchedParam));
     L.s->stages = arena_calloc(g->arena, (size_t)L.s->S, sizeof(SchedStage));
@@ -528,16 +553,21 @@ static void print_stage(const IrGraph *g, const Schedule *s, int k, FILE *out) {
     for (int i = 0; i < st->nfwd; i++) print_op(g, s, &st->fwd[i], out);
     fprintf(out, "  backward, per micro-batch (gradients accumulate over micro-batches):\n");
     for (int i = 0; i < st->nbwd; i++) print_op(g, s, &st->bwd[i], out);
-    fprintf(out, "  gradient sync, per step:\n");
+    fprintf(out, "  parameters (local shards), then the gradient sync per step:\n");
     for (int i = 0; i < s->nparams; i++) {
         const SchedParam *sp = &s->params[i];
         if (sp->stage != k) continue;
         char loc[128], whole[128];
         ir_shape_str(loc, sizeof loc, DT_F32, &sp->local);
         ir_shape_str(whole, sizeof whole, DT_F32, &IR_PARAM(g, i)->shape);
-        fprintf(out, "    %-28s %s of %s%s  all-reduce %s group (%d ranks)  %lld B\n",
-                IR_PARAM(g, i)->name, loc, whole, sp->rank0_adds ? ", added by tensor rank 0" : "",
-                group_names[sp->sync], sp->sync_size, (long long)sp->sync_bytes);
+        fprintf(out, "    %-28s %s%s%s%s\n", IR_PARAM(g, i)->name, loc, sp->split_dim >= 0 ? " of " : "",
+                sp->split_dim >= 0 ? whole : "", sp->rank0_adds ? ", added by tensor rank 0" : "");
+    }
+    for (int i = 0; i < st->nsync; i++) {
+        const SchedSync *y = &st->sync[i];
+        fprintf(out, "    all-reduce %s group (%d ranks): gradients of %s, %lld floats  %lld B\n",
+                group_names[y->group], y->size, IR_NODE(g, y->node)->name, (long long)y->count,
+                (long long)y->bytes);
     }
     fprintf(out, "  optimizer step on the local shards\n  order:");
     for (int i = 0; i < st->norder; i++)

@@ -183,8 +183,18 @@ typedef struct SchedParam {
     bool rank0_adds;  /* a bias/positions table added by tensor rank 0 only (output is P) */
     GroupKind sync;   /* the group its gradient is all-reduced over */
     int sync_size;    /* ranks in that group (1: nothing to do) */
-    int64_t sync_bytes; /* per device per step */
 } SchedParam;
+
+/* One gradient all-reduce per step: all parameters of one layer at once (they are adjacent
+ * in the stage's arena), over the ranks that hold the same shards for other samples. */
+typedef struct SchedSync {
+    int node;
+    int first_param, nparams;
+    GroupKind group;
+    int size;          /* ranks in the group; > 1 */
+    int64_t count;     /* floats */
+    int64_t bytes;     /* per device per step */
+} SchedSync;
 
 /* One entry of a stage's micro-batch order: forward or backward of micro-batch `micro`. */
 typedef struct SchedItem {
@@ -196,6 +206,7 @@ typedef struct SchedStage {
     int first_node, last_node;
     SchedOp *fwd; int nfwd;        /* one micro-batch forward, in order */
     SchedOp *bwd; int nbwd;        /* one micro-batch backward, in order */
+    SchedSync *sync; int nsync;    /* per step, after the last backward */
     SchedItem *order; int norder;  /* 1F1B: warm-up forwards, one-forward-one-backward, cool-down */
     int stash;                     /* micro-batches whose activations are alive at once: min(S−s, m) */
     int64_t bytes[GROUP__COUNT][COLL__COUNT]; /* per device per step: micro-batch ops × m + sync */
