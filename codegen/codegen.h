@@ -18,9 +18,12 @@
 
 #include "passes.h"
 
-/* Writes the trainer for g (which must have been through pass_lower). `source_name` is the
- * .mp file name shown in comments. Returns false (after reporting through d) on failure. */
+/* Writes the trainer for g (which must have been through pass_lower). Returns false (after
+ * reporting through d) on failure. */
 bool cg_emit_c(const IrGraph *g, FILE *out, Diag *d);
+
+/* cg_emit_c to `out`, reporting internal errors on stderr (mpcc --emit=c). */
+void cg_print_c(const IrGraph *g, FILE *out);
 
 /* `prefix` + index + "_" + name with every byte outside [A-Za-z0-9_] replaced by '_':
  * distinct indices give distinct identifiers whatever the names are. */

@@ -1247,3 +1247,9 @@ bool cg_emit_c(const IrGraph *g, FILE *out, Diag *d) {
     }
     return true;
 }
+
+void cg_print_c(const IrGraph *g, FILE *out) {
+    Diag d;
+    diag_init(&d, stderr);
+    cg_emit_c(g, out, &d);
+}

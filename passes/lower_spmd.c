@@ -44,36 +44,8 @@
 
 static const SrcLoc noloc = {NULL, 0, 0, 0};
 
-static const char *const lay_names[LAYOUT__COUNT] = {"R", "B", "F", "P"};
-static const char *const group_names[GROUP__COUNT] = {"tensor", "data", "stage", "pipe"};
-static const char *const coll_names[COLL__COUNT] = {
-    "none", "slice", "all-reduce", "all-gather", "reduce-scatter", "all-to-all", "send/recv"};
-
-/* The per-device bytes of one call on `n` bytes over `g` ranks: the formulas of passes.h
- * (cost_coll_bytes), in integer arithmetic so predicted and counted totals agree exactly. */
-static int64_t coll_bytes(CollKind k, int64_t g, int64_t n) {
-    if (g <= 1) return 0;
-    switch (k) {
-    case COLL_ALLREDUCE: return 2 * (g - 1) * n / g;
-    case COLL_ALLGATHER:
-    case COLL_REDUCESCATTER: return (g - 1) * n / g;
-    case COLL_ALLTOALL: return (g - 1) * n / (g * g);
-    case COLL_SENDRECV: return n;
-    default: return 0;
-    }
-}
-
-/* The forward collective turning layout `from` into `to` (DESIGN.md §4). */
-static CollKind layout_change(Layout from, Layout to) {
-    if (from == to) return COLL_NONE;
-    if (to == LAYOUT_R) return from == LAYOUT_P ? COLL_ALLREDUCE : COLL_ALLGATHER;
-    if (from == LAYOUT_R) return to == LAYOUT_P ? COLL_NONE : COLL_SLICE;
-    if (from == LAYOUT_P) return COLL_REDUCESCATTER;
-    if (to == LAYOUT_P) return COLL_NONE; /* B/F → P is not a layout change the plan makes */
-    return COLL_ALLTOALL;
-}
-
-static Layout grad_layout(Layout l) { return l == LAYOUT_P ? LAYOUT_R : l; }
+/* Names and byte formulas come from the cost model (passes/cost.c), so the schedule's byte
+ * counts and the plan's predictions are the same integers. */
 
 int sched_group_size(const Schedule *s, GroupKind k) {
     switch (k) {
@@ -191,18 +163,18 @@ static int need(Lower *L, int value, Layout lay, int node) {
     int src = home_of(L, value, node);
     Layout from = BUF(L, src)->layout;
     if (from == lay) return src;
-    CollKind k = layout_change(from, lay);
-    if (k == COLL_NONE ||
+    CollKind k = cost_layout_change(from, lay);
+    if (k == COLL_NONE || k == COLL__COUNT ||
         (IR_VALUE(L->g, value)->dtype != DT_F32 && k != COLL_SLICE)) {
         ice(L, node, arena_printf(L->g->arena, "value '%s' cannot change layout %s -> %s",
-                                  IR_VALUE(L->g, value)->name, lay_names[from], lay_names[lay]));
+                                  IR_VALUE(L->g, value)->name, plan_layout_name(from), plan_layout_name(lay)));
         return src;
     }
     int dst = make_buf(L, value, lay, node);
     SchedOp *o = push(L, SOP_COLL, node, src, dst);
     o->coll = k;
     o->group = GROUP_TENSOR;
-    o->bytes = coll_bytes(k, L->s->t, buf_bytes(L, dst, false));
+    o->bytes = cost_coll_bytes(k, L->s->t, buf_bytes(L, dst, false));
     return dst;
 }
 
@@ -247,7 +219,7 @@ static void lower_node_fwd(Lower *L, int id) {
                                 ir_ops[n->op].name, pn->strat == STRAT_COL   ? "tensor(col)"
                                                     : pn->strat == STRAT_ROW ? "tensor(row)"
                                                                              : "data",
-                                lay_names[l0], lay_names[out]));
+                                plan_layout_name(l0), plan_layout_name(out)));
     int ob = loss ? -1 : make_buf(L, n->output, out, id);
     SchedOp *o = push(L, SOP_FWD, id, in[0], ob);
     o->dst = ob;
@@ -294,19 +266,19 @@ static void lower_dual(Lower *L, const SchedOp *f) {
             o->layer_own = true;
             o->coll = COLL_ALLREDUCE;
             o->group = GROUP_TENSOR;
-            o->bytes = coll_bytes(COLL_ALLREDUCE, L->s->t, buf_bytes(L, f->src, false));
+            o->bytes = cost_coll_bytes(COLL_ALLREDUCE, L->s->t, buf_bytes(L, f->src, false));
         }
         break;
     }
     case SOP_COLL: {
         if (!BUF(L, f->src)->grad) break;
-        CollKind k = layout_change(grad_layout(BUF(L, f->dst)->layout),
-                                   grad_layout(BUF(L, f->src)->layout));
+        CollKind k = cost_layout_change(cost_grad_layout(BUF(L, f->dst)->layout),
+                                   cost_grad_layout(BUF(L, f->src)->layout));
         SchedOp *o = push(L, SOP_COLL, f->node, f->src, f->dst);
         o->grad = true;
         o->coll = k;
         o->group = GROUP_TENSOR;
-        o->bytes = coll_bytes(k, L->s->t, buf_bytes(L, f->src, false));
+        o->bytes = cost_coll_bytes(k, L->s->t, buf_bytes(L, f->src, false));
         break;
     }
     case SOP_RECV:
@@ -390,7 +362,7 @@ static void lower_params(Lower *L, int id) {
     y->group = s->params[n->first_param].sync;
     y->size = s->params[n->first_param].sync_size;
     y->count = count;
-    y->bytes = coll_bytes(COLL_ALLREDUCE, y->size, count * 4);
+    y->bytes = cost_coll_bytes(COLL_ALLREDUCE, y->size, count * 4);
     s->stages[L->stage].bytes[y->group][COLL_ALLREDUCE] += y->bytes;
 }
 
@@ -508,8 +480,8 @@ static const char *buf_str(const IrGraph *g, const Schedule *s, int b, bool grad
     char shp[128];
     const IrValue *v = IR_VALUE(g, sb->value);
     ir_shape_str(shp, sizeof shp, v->dtype, &sb->local);
-    Layout l = grad ? grad_layout(sb->layout) : sb->layout;
-    return arena_printf(g->arena, "%s%s[%s] %s", grad ? "d" : "", v->name, lay_names[l], shp);
+    Layout l = grad ? cost_grad_layout(sb->layout) : sb->layout;
+    return arena_printf(g->arena, "%s%s[%s] %s", grad ? "d" : "", v->name, plan_layout_name(l), shp);
 }
 
 static void print_op(const IrGraph *g, const Schedule *s, const SchedOp *o, FILE *out) {
@@ -529,11 +501,11 @@ static void print_op(const IrGraph *g, const Schedule *s, const SchedOp *o, FILE
     }
     case SOP_COLL:
         if (o->layer_own)
-            fprintf(out, "    %-8s %s group, %s (input gradient of %s)  %lld B\n", coll_names[o->coll],
-                    group_names[o->group], src, IR_NODE(g, o->node)->name, (long long)o->bytes);
+            fprintf(out, "    %-8s %s group, %s (input gradient of %s)  %lld B\n", cost_coll_name(o->coll),
+                    plan_group_name(o->group), src, IR_NODE(g, o->node)->name, (long long)o->bytes);
         else
-            fprintf(out, "    %-8s %s group, %s %s %s  %lld B\n", coll_names[o->coll],
-                    group_names[o->group], o->grad ? dst : src, o->grad ? "->" : "->",
+            fprintf(out, "    %-8s %s group, %s %s %s  %lld B\n", cost_coll_name(o->coll),
+                    plan_group_name(o->group), o->grad ? dst : src, o->grad ? "->" : "->",
                     o->grad ? src : dst, (long long)o->bytes);
         break;
     case SOP_SEND:
@@ -566,7 +538,7 @@ static void print_stage(const IrGraph *g, const Schedule *s, int k, FILE *out) {
     for (int i = 0; i < st->nsync; i++) {
         const SchedSync *y = &st->sync[i];
         fprintf(out, "    all-reduce %s group (%d ranks): gradients of %s, %lld floats  %lld B\n",
-                group_names[y->group], y->size, IR_NODE(g, y->node)->name, (long long)y->count,
+                plan_group_name(y->group), y->size, IR_NODE(g, y->node)->name, (long long)y->count,
                 (long long)y->bytes);
     }
     fprintf(out, "  optimizer step on the local shards\n  order:");
@@ -577,7 +549,7 @@ static void print_stage(const IrGraph *g, const Schedule *s, int k, FILE *out) {
     for (int gk = 0; gk < GROUP__COUNT; gk++)
         for (int c = 0; c < COLL__COUNT; c++)
             if (st->bytes[gk][c]) {
-                fprintf(out, "%s %s %s %lld", any ? "," : "", group_names[gk], coll_names[c],
+                fprintf(out, "%s %s %s %lld", any ? "," : "", plan_group_name(gk), cost_coll_name(c),
                         (long long)st->bytes[gk][c]);
                 any = true;
             }
