@@ -179,10 +179,12 @@ static void emit_header(Emit *e) {
     const TrainCfg *t = &g->train;
     E(e, "#define DEFAULT_STEPS %lld\n#define DEFAULT_SEED %lld\n", (long long)t->steps,
       (long long)t->seed);
-    E(e, "#define LR %s\n#define MOMENTUM %s\n#define BETA1 %s\n#define BETA2 %s\n#define EPS %s\n"
-         "#define WEIGHT_DECAY %s\n\n",
+    /* variables, not constants: the C API (emit_capi.c) lets a caller override them */
+    E(e, "static struct {\n    float lr, momentum, beta1, beta2, eps, weight_decay;\n} hyper = {%s, %s, %s, %s, %s, %s};\n",
       flt(e, t->lr), flt(e, t->momentum), flt(e, t->beta1), flt(e, t->beta2), flt(e, t->eps),
       flt(e, t->weight_decay));
+    E(e, "#define LR hyper.lr\n#define MOMENTUM hyper.momentum\n#define BETA1 hyper.beta1\n"
+         "#define BETA2 hyper.beta2\n#define EPS hyper.eps\n#define WEIGHT_DECAY hyper.weight_decay\n\n");
     E(e, "static const MprtMesh *mesh;\nstatic uint64_t seed = DEFAULT_SEED;\n"
          "static float *scratch, *xfer; /* kernel scratch; collective staging */\n"
          "static float *gbase;           /* this stage's activation gradients */\n\n"
@@ -1144,7 +1146,8 @@ static void emit_main(Emit *e) {
          "               off[0] == 0 ? \"counted == predicted on every rank\" : \"MISMATCH between counted and predicted\",\n"
          "               off[1], (long long)steps, (long long)got, (long long)want);\n}\n\n",
       GROUP__COUNT, COLL__COUNT);
-    E(e, "int main(int argc, char **argv) {\n    Args args;\n    char msg[256];\n"
+    E(e, "/* The trainer's command line; main() below, and NAME_main() of the C API (emit_capi.c). */\n"
+         "static int trainer_main(int argc, char **argv) {\n    Args args;\n    char msg[256];\n"
          "    const char *bad = parse_args(argc, argv, &args, msg, sizeof msg);\n"
          "    if (args.help) {\n        usage(stdout, argv[0]);\n        return 0;\n    }\n"
          "    mprt_init(&argc, &argv, MESH_S, MESH_D, MESH_T);\n    mesh = mprt_mesh();\n"
@@ -1183,7 +1186,9 @@ static void emit_main(Emit *e) {
       "    if (args.save) save_checkpoint(args.save, step);\n"
       "    if (args.profile && !mprt_profile_write(args.profile, &err)) ok = false;\n"
       "    mprt_exit_if_any(!ok, err.msg);\n"
-      "    mprt_finalize();\n    return 0;\n}\n");
+      "    mprt_finalize();\n    return 0;\n}\n\n"
+      "#ifndef MPCC_NO_MAIN /* defined when the trainer is built as a library (C API) */\n"
+      "int main(int argc, char **argv) { return trainer_main(argc, argv); }\n#endif\n");
 }
 
 /* ───────────────────────────── entry points ───────────────────────────── */
