@@ -322,10 +322,24 @@ static int count_tensor_splittable(const IrGraph *g) {
     return k;
 }
 
-/* Why a pure plan cannot be built, in words, from the facts that forbid it. */
+/* A pure plan fits; or exists but needs more memory than a device has (the search reports
+ * the smallest it found, with or without its times); or cannot be built at all. */
+typedef enum { PURE_OK, PURE_TOO_BIG, PURE_IMPOSSIBLE } PureState;
+
+static PureState pure_state(const PureRef *r) {
+    if (r->valid) return r->tot->fits ? PURE_OK : PURE_TOO_BIG;
+    return r->tot->mem_peak > 0 ? PURE_TOO_BIG : PURE_IMPOSSIBLE;
+}
+
+/* Why a pure plan is not an option, in words, from the facts that forbid it. */
 static const char *pure_why(const IrGraph *g, const PureRef *r, char *buf, size_t n) {
     int64_t D = g->cluster.devices, B = g->train.batch;
-    if (r->S > 1 && r->S > IR_NNODES(g))
+    char b[2][48];
+    if (pure_state(r) == PURE_TOO_BIG)
+        snprintf(buf, n, "needs %s per device, more than the %s a device has",
+                 fmt_bytes(b[0], sizeof b[0], r->tot->mem_peak),
+                 fmt_bytes(b[1], sizeof b[1], (int64_t)g->cluster.memory));
+    else if (r->S > 1 && r->S > IR_NNODES(g))
         snprintf(buf, n, "%lld stages need at least %lld layers, the model has %d",
                  (long long)r->S, (long long)r->S, IR_NNODES(g));
     else if (r->d > 1 && B % r->d != 0)
@@ -634,23 +648,18 @@ static void text_cuts(const IrGraph *g, FILE *out, Arena *a) {
 static void compare_row(Table *t, const IrGraph *g, const PureRef *r) {
     const Plan *p = plan_of(g);
     char b[3][160];
+    PureState st = pure_state(r);
     table_add(t, "%s", r->name);
     table_add(t, "%lld×%lld×%lld", (long long)r->S, (long long)r->d, (long long)r->t);
-    if (!r->valid) {
-        table_add(t, "-");
-        table_add(t, "-");
-        table_add(t, "not possible: %s", pure_why(g, r, b[0], sizeof b[0]));
-        return;
-    }
-    table_add(t, "%s", fmt_time(b[0], 48, r->tot->step_time));
-    table_add(t, "%s", fmt_bytes(b[1], 48, r->tot->mem_peak));
-    if (!r->tot->fits)
-        table_add(t, "does not fit (%s > %s)", fmt_bytes(b[1], 48, r->tot->mem_peak),
-                  fmt_bytes(b[2], 48, (int64_t)g->cluster.memory));
-    else if (p->totals.step_time > 0)
+    table_add(t, "%s", r->valid ? fmt_time(b[0], 48, r->tot->step_time) : "-");
+    table_add(t, "%s", st != PURE_IMPOSSIBLE ? fmt_bytes(b[1], 48, r->tot->mem_peak) : "-");
+    if (st == PURE_OK && p->totals.step_time > 0)
         table_add(t, "%.2f×", r->tot->step_time / p->totals.step_time);
-    else
+    else if (st == PURE_OK)
         table_add(t, "-");
+    else
+        table_add(t, "%s: %s", st == PURE_TOO_BIG ? "does not fit" : "not possible",
+                  pure_why(g, r, b[2], sizeof b[2]));
 }
 
 static void text_compare(const IrGraph *g, FILE *out, Arena *a) {
@@ -990,16 +999,16 @@ static void json_compare(Json *j, const IrGraph *g) {
         json_int(j, "d", r[i].d);
         json_int(j, "t", r[i].t);
         json_close(j, '}');
-        json_bool(j, "possible", r[i].valid);
-        if (!r[i].valid) {
-            json_str(j, "why", pure_why(g, &r[i], why, sizeof why));
-        } else {
-            json_totals(j, "totals", r[i].tot);
-            if (r[i].tot->fits && p->totals.step_time > 0)
-                json_num(j, "speedup", r[i].tot->step_time / p->totals.step_time);
-            else
-                json_null(j, "speedup");
-        }
+        PureState st = pure_state(&r[i]);
+        json_bool(j, "possible", st != PURE_IMPOSSIBLE);
+        json_bool(j, "fits", st == PURE_OK);
+        if (st != PURE_OK) json_str(j, "why", pure_why(g, &r[i], why, sizeof why));
+        if (st != PURE_IMPOSSIBLE) json_int(j, "mem_peak_bytes", r[i].tot->mem_peak);
+        if (r[i].valid) json_totals(j, "totals", r[i].tot);
+        if (st == PURE_OK && p->totals.step_time > 0)
+            json_num(j, "speedup", r[i].tot->step_time / p->totals.step_time);
+        else
+            json_null(j, "speedup");
         json_close(j, '}');
     }
     json_close(j, ']');

@@ -156,7 +156,7 @@ static void test_text(const IrGraph *g) {
     expect_has(t, "  out    loss  P→R     all-reduce  1.28 KB  -             -  tensor   5.12 KB\n");
     expect_has(t, "  none: one stage\n");
     expect_has(t, "2.00×");
-    expect_has(t, "does not fit (20.0 GB > 16.0 GB)");
+    expect_has(t, "does not fit: needs 20.0 GB per device, more than the 16.0 GB a device has");
     expect_has(t, "not possible: ");
     CHECK(!strstr(t, " \n")); /* no trailing spaces */
     if (failures) fprintf(stderr, "the report was:\n%s", t);
