@@ -566,8 +566,8 @@ static void text_reshards(const IrGraph *g, FILE *out, Arena *a) {
         fprintf(out, "  none: every layer reads its inputs in the layout they were made in\n");
         return;
     }
-    static const char *const head[] = {"value", "into", "layout", "forward", "bytes",
-                                       "backward", "bytes", "group", "per step"};
+    static const char *const head[] = {"value", "into", "layout", "forward", "fwd bytes",
+                                       "backward", "bwd bytes", "group", "per step"};
     Table t;
     table_init(&t, a, "llllrlrlr", head);
     for (int i = 0; i < p->nreshards; i++) {
