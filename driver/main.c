@@ -46,8 +46,11 @@ typedef struct Emit {
     void (*print)(const IrGraph *g, FILE *out); /* NULL for the AST */
 } Emit;
 
+static void print_config(const IrGraph *g, FILE *out) { fe_config_dump(&g->train, &g->cluster, out); }
+
 static const Emit emits[] = {
     {"ast", NULL, "the syntax tree", NULL},
+    {"config", NULL, "the resolved train and cluster settings (after presets and -D)", print_config},
     {"ir", "shapes", "the IR after shape inference: layers, shapes, parameters, FLOPs", ir_dump},
     {"plan", "report", "the partition report: every layer's alternatives, the choice and why",
      pass_report_text},
@@ -254,6 +257,11 @@ static int compile(const Options *o, const Emit *emit, Arena *a, Diag *d) {
     IrGraph *g = fe_lower(a, d, ast, o->defs, o->ndefs);
     double t2 = now_ms();
     if (!g) return EXIT_USER;
+    if (emit && emit->print == print_config) {
+        if (!open_output(o->out, &out)) return EXIT_USER;
+        print_config(g, out.f);
+        return close_output(o->out, &out, true) ? 0 : EXIT_USER;
+    }
     /* Plain `-o` and --report-json need every pass; --emit stops after what it prints. */
     const char *until = emit && !o->report_json ? emit->until : NULL;
     if (until && o->dump_after && pass_find(o->dump_after) > pass_find(until)) until = o->dump_after;

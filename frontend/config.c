@@ -357,7 +357,7 @@ static void need_float(Cfg *C, const char *key, double lo, bool lo_open, double 
 
 static void check_config(Cfg *C) {
     need_int(C, "train.batch", 1);
-    need_int(C, "train.microbatches", 1);
+    need_int(C, "train.microbatches", 0); /* 0: the planner chooses m */
     need_int(C, "train.steps", 1);
     need_int(C, "train.seed", 0);
     const TrainCfg *t = C->t;
@@ -388,7 +388,7 @@ bool fe_lower_config(Diag *d, const Ast *ast, const FeDefine *defs, int ndefs, T
     memset(t, 0, sizeof *t);
     memset(c, 0, sizeof *c);
     t->batch = 32;
-    t->microbatches = 1;
+    t->microbatches = 0; /* not set: the planner searches m (docs/cost-model.md) */
     t->steps = 100;
     t->seed = 1;
     c->devices = 1;
@@ -402,4 +402,17 @@ bool fe_lower_config(Diag *d, const Ast *ast, const FeDefine *defs, int ndefs, T
     for (int i = 0; i < ndefs; i++) apply_define(&C, &defs[i]);
     if (d->errors == errors0) check_config(&C);
     return d->errors == errors0;
+}
+
+void fe_config_dump(const TrainCfg *t, const ClusterCfg *c, FILE *out) {
+    for (int k = 0; k < NKEYS; k++) {
+        const void *p = (const char *)(keys[k].train ? (const void *)t : (const void *)c) + keys[k].off;
+        fprintf(out, "%s = ", keys[k].name);
+        switch (keys[k].type) {
+        case K_INT: fprintf(out, "%lld\n", (long long)*(const int64_t *)p); break;
+        case K_FLOAT: fprintf(out, "%.6g\n", *(const double *)p); break;
+        case K_OPT: fprintf(out, "%s\n", opt_names[t->opt]); break;
+        case K_PRESET: fprintf(out, "\"%s\"\n", c->preset ? c->preset : ""); break;
+        }
+    }
 }

@@ -30,6 +30,10 @@ void fe_ast_dump(const Ast *ast, FILE *out);
  * reporting errors. Shapes are inferred later by pass_shapes. */
 IrGraph *fe_lower(Arena *a, Diag *d, const Ast *ast, const FeDefine *defs, int ndefs);
 
+/* Prints the resolved train and cluster settings, one `key = value` a line, in the
+ * spelling -D accepts (mpcc --emit=config). */
+void fe_config_dump(const TrainCfg *t, const ClusterCfg *c, FILE *out);
+
 /* Cluster presets: fills `c` from the preset `name`; false if unknown. */
 bool fe_cluster_preset(const char *name, ClusterCfg *c);
 extern const char *const fe_preset_names[];

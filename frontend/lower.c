@@ -7,16 +7,21 @@
  * blocks are expanded on the spot: the tree is a template and each expansion gets its own
  * scope and its own name prefix. That is where the hierarchical layer names come from:
  *
- *   top level         h = linear(x, 64);                 -> h
- *   nested call       a = relu(linear(x, 64));           -> a.0 (argument 0 of a), a
- *   def call          m = mlp(x);  (mlp: fc1 = ...)      -> m.fc1, ...
- *   def return        return relu(h);                    -> m.return
- *   repeat            h = repeat 12 as blocks (x = e) {...}  -> blocks.3.<stmt>, blocks.3.return
- *   repeat's init     ... (x = relu(e))                  -> blocks.init
+ *   top level         h = linear(x, 64);                  -> h
+ *   nested call       a = relu(linear(x, 64));            -> a.0 (tensor argument 0 of a), a
+ *   def call          m = mlp(x);  (mlp: fc1 = ...)       -> m.fc1, ...
+ *   def's result      return linear(h, 10);   (in mlp)    -> m (named after the call site)
+ *   def call argument m = mlp(relu(x));                   -> m.arg0
+ *   repeat            h = repeat 12 as blocks (x = e) {...} -> blocks.3.<stmt>, and the
+ *                     returned call of iteration 3 is blocks.3 (a returned def call
+ *                     expands straight into blocks.3.<its statements>)
+ *   repeat's init     ... (x = relu(e))                   -> blocks.init
  *
- * Names in the language are identifiers and the generated segments are numbers or the
- * keyword `return`, so generated names never collide with each other; a section name
- * (`as blocks`) is bound in its scope like a value so it cannot be reused.
+ * Statement names are identifiers and generated segments are numbers, `argK` or `init`,
+ * so the only way two layers can get one name is a returned def call whose statements
+ * share names with the statements around it; every name is checked for uniqueness and
+ * such a clash is an error that says how to avoid it. A section name (`as blocks`) is
+ * bound in its scope like a value so it cannot be reused.
  *
  * Scopes: the model body is scope 0. A def body sees only its parameters (a def is a
  * function, not a macro). A repeat iteration sees its carried value and everything its
@@ -82,7 +87,7 @@ typedef struct Lower {
     const AstDef **defs;
     bool *def_active;
     Vec bound; /* Bound */
-    U64Map reported, texts;
+    U64Map reported, texts, names;
     bool stop; /* too many layers or errors: unwind */
 } Lower;
 
@@ -301,8 +306,12 @@ static bool match_args(Lower *L, const AstExpr *e, int op, double args[IR_MAX_AR
             if (pos++ < nin) continue; /* a tensor input, lowered by the caller */
             slot = pos - 1 - nin;
             if (slot >= nspec) {
-                lerr(L, a->loc, "too many arguments to %s (it takes %d tensor input%s and %d other argument%s)",
-                     e->name, nin, nin == 1 ? "" : "s", nspec, nspec == 1 ? "" : "s");
+                if (nspec == 0)
+                    lerr(L, a->loc, "too many arguments to %s (it takes %d tensor input%s and nothing else)",
+                         e->name, nin, nin == 1 ? "" : "s");
+                else
+                    lerr(L, a->loc, "too many arguments to %s (it takes %d tensor input%s and %d other argument%s)",
+                         e->name, nin, nin == 1 ? "" : "s", nspec, nspec == 1 ? "" : "s");
                 ok = false;
                 continue;
             }
@@ -378,8 +387,7 @@ static bool apply_annots(Lower *L, int op, const AstAnnot *an, Annot *out) {
             continue;
         }
         if (op < 0) {
-            lerr(L, an->loc, "a strategy annotation needs an op call on the right of '='");
-            ok = false;
+            ok = false; /* on a def call: the caller reports it */
         } else if (!(ir_ops[op].strats & (1u << st))) {
             lerr(L, an->loc, "%s cannot take %s%s%s%s", ir_ops[op].name,
                  st == STRAT_DATA ? "@data" : "@tensor(", st == STRAT_COL ? "col" : st == STRAT_ROW ? "row" : "",
@@ -397,6 +405,23 @@ static bool apply_annots(Lower *L, int op, const AstAnnot *an, Annot *out) {
         }
     }
     return ok;
+}
+
+/* Two expansions could produce one layer name only through a returned def call whose
+ * statements share names with its caller's (see docs/language.md, "Layer names"). */
+static bool unique_layer_name(Lower *L, const char *name, SrcLoc loc) {
+    uint64_t h = 1469598103934665603ULL;
+    for (const char *p = name; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    void **slot = map_slot(L->a, &L->names, h | 1u);
+    if (*slot) {
+        const IrNode *prev = IR_NODE(L->g, (int)((intptr_t)*slot - 1));
+        if (strcmp(prev->name, name) != 0) return true; /* a hash collision, not a clash */
+        if (lerr(L, loc, "this call would be a second layer named '%s'; bind the returned def call to a name first", name))
+            diag_note(L->d, prev->loc, "the first '%s' is here", name);
+        return false;
+    }
+    *slot = (void *)(intptr_t)(IR_NNODES(L->g) + 1);
+    return true;
 }
 
 static bool label_allowed(int op, int k) {
@@ -434,6 +459,7 @@ static int lower_op(Lower *L, const Scope *s, const AstExpr *e, int op, const ch
         L->stop = true;
         return -1;
     }
+    if (!unique_layer_name(L, name, e->loc)) return -1;
     int id = ir_add_node(L->g, (OpKind)op, name, e->loc);
     IrNode *n = IR_NODE(L->g, id);
     n->ninputs = nin;
@@ -468,7 +494,7 @@ static int lower_def_call(Lower *L, const Scope *s, const AstExpr *e, int di, co
             ok = false;
             continue;
         }
-        args[k] = lower_expr(L, s, a->value, arena_printf(L->a, "%s.%d", name, k), ts, NULL);
+        args[k] = lower_expr(L, s, a->value, arena_printf(L->a, "%s.arg%d", name, k), ts, NULL);
         ok &= args[k] >= 0;
     }
     Annot an = {.stage = s->stage};
@@ -493,7 +519,7 @@ static int lower_def_call(Lower *L, const Scope *s, const AstExpr *e, int di, co
     L->def_active[di] = true;
     lower_stmts(L, &inner, def->body);
     TextSrc rts = {NULL, def->ret};
-    int r = L->stop ? -1 : lower_expr(L, &inner, def->ret, arena_printf(L->a, "%sreturn", inner.prefix), rts, NULL);
+    int r = L->stop ? -1 : lower_expr(L, &inner, def->ret, name, rts, NULL);
     L->def_active[di] = false;
     return r;
 }
@@ -554,7 +580,8 @@ static void lower_repeat(Lower *L, const Scope *s, const AstStmt *st) {
         bind(L, it.id, B_VALUE, st->carry, carry, st->carry_loc);
         lower_stmts(L, &it, st->body);
         TextSrc rts = {NULL, st->ret};
-        carry = L->stop ? -1 : lower_expr(L, &it, st->ret, arena_printf(L->a, "%sreturn", it.prefix), rts, NULL);
+        const char *iname = arena_strndup(L->a, it.prefix, strlen(it.prefix) - 1);
+        carry = L->stop ? -1 : lower_expr(L, &it, st->ret, iname, rts, NULL);
         if (L->d->errors > errors0) carry = -1; /* later iterations would only repeat them */
     }
     bind(L, s->id, B_VALUE, st->name, carry, st->name_loc);

@@ -277,10 +277,11 @@ dims
 dim
     : INT { AstDim dm = {false, $1->ival, LOC(@1)}; push_dim(P, dm); }
     | IDENT {
-          if (strcmp($1, "batch") != 0)
+          bool is_batch = strcmp($1, "batch") == 0;
+          if (!is_batch)
               diag_error(P->d, LOC(@1),
                          "unknown dimension '%s'; a dimension is an integer or 'batch'", $1);
-          AstDim dm = {true, 0, LOC(@1)}; push_dim(P, dm);
+          AstDim dm = {is_batch, 1, LOC(@1)}; push_dim(P, dm);
       }
     ;
 

@@ -167,7 +167,7 @@ static const char *node_inputs(const IrGraph *g, const IrNode *n) {
 static void dump_nodes(const IrGraph *g, FILE *out) {
     Table t = {.a = g->arena, .ncols = 9};
     t.right[4] = t.right[5] = t.right[6] = true;
-    const char *head[] = {"name", "op",        "inputs", "",           "params",
+    const char *head[] = {"name",      "op",        "inputs", "-> output", "params",
                           "fwd FLOPs", "bwd FLOPs", "loc", "annotations"};
     tab_row(&t, head);
     for (int i = 0; i < IR_NNODES(g); i++) {

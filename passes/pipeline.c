@@ -4,17 +4,20 @@
  * Every pass has the signature `bool pass_NAME(IrGraph *, Diag *)` and appears once in
  * pass_list, in the order it runs. pass_run_pipeline runs them up to and including `until`,
  * stops at the first pass that fails or reports an error, checks the graph with ir_verify
- * after every pass in debug builds (MPCC_DEBUG), and prints the IR after the pass named by
+ * before the first pass and after every pass in debug builds (MPCC_DEBUG), and prints the IR after the pass named by
  * `dump_after`. Pass names come from the command line (--dump-after=PASS), so an unknown
  * name is a user error reported here with a suggestion; the driver turns it into a usage
  * error (exit 2) by checking pass_find first or by the returned false.
  */
 #include "ir.h"
+#include "passes.h"
 
 #include <string.h>
 
 const PassInfo pass_list[] = {
     {"shapes", pass_shapes},
+    {"plan", pass_plan},
+    {"report", pass_report},
 };
 const int pass_count = (int)(sizeof pass_list / sizeof pass_list[0]);
 
@@ -55,6 +58,9 @@ bool pass_run_pipeline(IrGraph *g, Diag *d, const char *until, const char *dump_
                    dump_after, pass_list[last].name);
         return false;
     }
+#ifdef MPCC_DEBUG
+    if (!ir_verify(g, "frontend", d)) return false; /* what the frontend built */
+#endif
     for (int i = 0; i <= last; i++) {
         int before = diag_errors(d);
         if (!pass_list[i].run(g, d) || diag_errors(d) > before) return false;

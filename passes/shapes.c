@@ -94,11 +94,17 @@ static SrcLoc arg_loc(const ShapeCtx *c, int i) {
 }
 
 /* Reads integer argument i, which must be >= min. Doubles outside ±2^53 or with a fraction
- * cannot come from the frontend's integer literals, but are rejected rather than cast. */
+ * cannot come from the frontend's integer literals, but are rejected rather than cast (a
+ * cast of an out-of-range double is undefined behaviour). */
 static bool arg_int(ShapeCtx *c, int i, int64_t min, int64_t *out) {
     double v = c->n->args[i];
-    if (!isfinite(v) || v != floor(v) || fabs(v) > 9007199254740992.0) {
-        diag_error(c->d, arg_loc(c, i), "%s argument '%s' must be an integer of at most 2^53, got %g",
+    if (!isfinite(v) || v != floor(v)) {
+        diag_error(c->d, arg_loc(c, i), "%s argument '%s' must be an integer, got %g", op_name(c),
+                   c->spec[i].name, v);
+        return false;
+    }
+    if (fabs(v) > 9007199254740992.0) {
+        diag_error(c->d, arg_loc(c, i), "%s argument '%s' is too large (%g; the limit is 2^53)",
                    op_name(c), c->spec[i].name, v);
         return false;
     }
@@ -119,6 +125,9 @@ static bool need_rank(ShapeCtx *c, int k, int lo, int hi) {
     if (lo == hi)
         diag_error(c->d, c->n->loc, "%s expects a tensor of rank %d, got %s", op_name(c), lo,
                    shape_of(c, c->in[k]));
+    else if (hi == lo + 1)
+        diag_error(c->d, c->n->loc, "%s expects a tensor of rank %d or %d, got %s", op_name(c), lo,
+                   hi, shape_of(c, c->in[k]));
     else if (hi >= IR_MAX_RANK)
         diag_error(c->d, c->n->loc, "%s expects a tensor of rank >= %d, got %s", op_name(c), lo,
                    shape_of(c, c->in[k]));

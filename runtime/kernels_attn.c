@@ -1,0 +1,198 @@
+/*
+ * kernels_attn.c: the sequence kernels — token embedding (with learned positions) and
+ * multi-head self-attention.
+ *
+ * Embedding is a gather: row ids[m] of the table. Its shard forms follow the table: a
+ * vocabulary split holds rows [v0, v0 + V_local) and gives a zero row for any other id, so
+ * the ranks' outputs are partial sums of the whole lookup; a feature split holds columns and
+ * gives the matching columns of every row. Backward is the scatter-add dual.
+ *
+ * Attention is written as the linear kernels around a per-(sample, head) core of three small
+ * GEMMs and a softmax. q, k, v keep their heads side by side in the columns ([N·T, Dl],
+ * head h at columns h·hd), so a head is a strided view (leading dimension Dl) that
+ * cblas_sgemm reads directly, with no transposition or copies. Under a head split a rank
+ * holds Hl = H/t heads: its slices of Wq, Wk, Wv are column blocks and its slice of Wo is
+ * the matching row block, so its output y·Wo is that rank's heads' contribution to the
+ * whole, a partial sum; the bias bo is added on one rank.
+ *
+ * Forward stashes q, k, v, the probabilities P and the heads' output y (MPRT_ATTENTION_STASH
+ * floats); backward needs them all and works in MPRT_ATTENTION_SCRATCH floats of scratch.
+ * The softmax backward uses dS = P ⊙ (dP − rowsum(P ⊙ dP)), which is zero where a causal
+ * mask zeroed P, so masked entries need no special case there.
+ */
+#include "mprt_kernels.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stddef.h>
+#include <string.h>
+
+/* ─────────────────────────────── embedding ─────────────────────────────── */
+
+void mprt_embedding_forward(float *restrict out, const int32_t *restrict ids,
+                            const float *restrict W, const float *restrict pos, int M, int T,
+                            int V_local, int v0, int D, int add_pos) {
+    for (int m = 0; m < M; m++) {
+        float *restrict o = out + (size_t)m * (size_t)D;
+        int64_t r = (int64_t)ids[m] - v0;
+        if (r >= 0 && r < V_local) {
+            const float *restrict w = W + (size_t)r * (size_t)D;
+            for (int j = 0; j < D; j++)
+                o[j] = w[j];
+        } else {
+            for (int j = 0; j < D; j++)
+                o[j] = 0.0f;
+        }
+        if (add_pos && pos) {
+            const float *restrict pr = pos + (size_t)(m % T) * (size_t)D;
+            for (int j = 0; j < D; j++)
+                o[j] += pr[j];
+        }
+    }
+}
+
+void mprt_embedding_backward(float *restrict dW, float *restrict dpos, const float *restrict dout,
+                             const int32_t *restrict ids, int M, int T, int V_local, int v0,
+                             int D) {
+    for (int m = 0; m < M; m++) {
+        const float *restrict g = dout + (size_t)m * (size_t)D;
+        int64_t r = (int64_t)ids[m] - v0;
+        if (dW && r >= 0 && r < V_local) {
+            float *restrict w = dW + (size_t)r * (size_t)D;
+            for (int j = 0; j < D; j++)
+                w[j] += g[j];
+        }
+        if (dpos) {
+            float *restrict pr = dpos + (size_t)(m % T) * (size_t)D;
+            for (int j = 0; j < D; j++)
+                pr[j] += g[j];
+        }
+    }
+}
+
+/* ─────────────────────────────── attention ─────────────────────────────── */
+
+/* Pointers into the stash: q, k, v, y [N·T, Dl] then P [N, Hl, T, T]. */
+typedef struct AttnStash {
+    float *q, *k, *v, *y, *p;
+} AttnStash;
+
+typedef struct AttnStashC {
+    const float *q, *k, *v, *y, *p;
+} AttnStashC;
+
+static AttnStash attn_stash(float *s, int N, int T, int Dl) {
+    size_t a = (size_t)N * (size_t)T * (size_t)Dl;
+    AttnStash st = {s, s + a, s + 2 * a, s + 3 * a, s + 4 * a};
+    return st;
+}
+
+static AttnStashC attn_stash_const(const float *s, int N, int T, int Dl) {
+    size_t a = (size_t)N * (size_t)T * (size_t)Dl;
+    AttnStashC st = {s, s + a, s + 2 * a, s + 3 * a, s + 4 * a};
+    return st;
+}
+
+/* Row-wise softmax of the scores [T, T] in place; causal rows see keys j ≤ i only and get
+ * exact zeros beyond. */
+static void softmax_rows(float *restrict s, int T, int causal) {
+    for (int i = 0; i < T; i++) {
+        float *restrict r = s + (size_t)i * (size_t)T;
+        int n = causal ? i + 1 : T;
+        float mx = r[0];
+        for (int j = 1; j < n; j++)
+            mx = r[j] > mx ? r[j] : mx;
+        float sum = 0.0f;
+        for (int j = 0; j < n; j++) {
+            r[j] = expf(r[j] - mx);
+            sum += r[j];
+        }
+        float inv = 1.0f / sum;
+        for (int j = 0; j < n; j++)
+            r[j] *= inv;
+        for (int j = n; j < T; j++)
+            r[j] = 0.0f;
+    }
+}
+
+/* The core of one (sample, head): P = softmax(q·kᵀ/√hd), y = P·v. Heads are strided views. */
+static void attn_head_forward(float *restrict P, float *restrict y, const float *restrict q,
+                              const float *restrict k, const float *restrict v, int T, int Dl,
+                              int hd, int causal) {
+    float scale = 1.0f / sqrtf((float)hd);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, scale, q, Dl, k, Dl, 0.0f, P, T);
+    softmax_rows(P, T, causal);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, P, T, v, Dl, 0.0f, y,
+                Dl);
+}
+
+void mprt_attention_forward(float *restrict out, float *restrict stash, const float *restrict x,
+                            MprtAttnW w, int N, int T, int D, int Hl, int hd, int causal,
+                            int add_bias) {
+    int NT = N * T, Dl = Hl * hd;
+    AttnStash st = attn_stash(stash, N, T, Dl);
+    mprt_linear_forward(st.q, x, w.wq, w.bq, NT, D, Dl, w.bq != NULL);
+    mprt_linear_forward(st.k, x, w.wk, w.bk, NT, D, Dl, w.bk != NULL);
+    mprt_linear_forward(st.v, x, w.wv, w.bv, NT, D, Dl, w.bv != NULL);
+    for (int n = 0; n < N; n++)
+        for (int h = 0; h < Hl; h++) {
+            size_t off = (size_t)n * (size_t)T * (size_t)Dl + (size_t)h * (size_t)hd;
+            float *P = st.p + ((size_t)n * (size_t)Hl + (size_t)h) * (size_t)T * (size_t)T;
+            attn_head_forward(P, st.y + off, st.q + off, st.k + off, st.v + off, T, Dl, hd, causal);
+        }
+    mprt_linear_forward(out, st.y, w.wo, w.bo, NT, Dl, D, add_bias);
+}
+
+/* dS = P ⊙ (dP − rowsum(P ⊙ dP)) · scale, in place over dP. */
+static void softmax_backward_rows(float *restrict dP, const float *restrict P, int T, float scale) {
+    for (int i = 0; i < T; i++) {
+        float *restrict d = dP + (size_t)i * (size_t)T;
+        const float *restrict p = P + (size_t)i * (size_t)T;
+        float s = 0.0f;
+        for (int j = 0; j < T; j++)
+            s += p[j] * d[j];
+        for (int j = 0; j < T; j++)
+            d[j] = p[j] * (d[j] - s) * scale;
+    }
+}
+
+/* One (sample, head) backward: from dy_h to dq_h, dk_h, dv_h (written, heads are disjoint). */
+static void attn_head_backward(float *restrict dq, float *restrict dk, float *restrict dv,
+                               float *restrict dP, const float *restrict dy,
+                               const float *restrict P, const float *restrict q,
+                               const float *restrict k, const float *restrict v, int T, int Dl,
+                               int hd) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, 1.0f, dy, Dl, v, Dl, 0.0f, dP,
+                T);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, 1.0f, P, T, dy, Dl, 0.0f, dv,
+                Dl);
+    softmax_backward_rows(dP, P, T, 1.0f / sqrtf((float)hd));
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, dP, T, k, Dl, 0.0f, dq,
+                Dl);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, 1.0f, dP, T, q, Dl, 0.0f, dk,
+                Dl);
+}
+
+void mprt_attention_backward(float *restrict dx, MprtAttnG g, const float *restrict dout,
+                             const float *restrict x, const float *restrict stash,
+                             float *restrict scratch, MprtAttnW w, int N, int T, int D, int Hl,
+                             int hd, int causal) {
+    (void)causal; /* the mask lives in the stashed P: masked probabilities are exact zeros */
+    int NT = N * T, Dl = Hl * hd;
+    size_t a = (size_t)NT * (size_t)Dl;
+    AttnStashC st = attn_stash_const(stash, N, T, Dl);
+    float *dy = scratch, *dq = scratch + a, *dk = scratch + 2 * a, *dv = scratch + 3 * a;
+    float *dP = scratch + 4 * a;
+    memset(dy, 0, a * sizeof *dy);
+    mprt_linear_backward(dy, g.wo, g.bo, dout, st.y, w.wo, NT, Dl, D);
+    for (int n = 0; n < N; n++)
+        for (int h = 0; h < Hl; h++) {
+            size_t off = (size_t)n * (size_t)T * (size_t)Dl + (size_t)h * (size_t)hd;
+            const float *P = st.p + ((size_t)n * (size_t)Hl + (size_t)h) * (size_t)T * (size_t)T;
+            attn_head_backward(dq + off, dk + off, dv + off, dP, dy + off, P, st.q + off,
+                               st.k + off, st.v + off, T, Dl, hd);
+        }
+    mprt_linear_backward(dx, g.wq, g.bq, dq, x, w.wq, NT, D, Dl);
+    mprt_linear_backward(dx, g.wk, g.bk, dk, x, w.wk, NT, D, Dl);
+    mprt_linear_backward(dx, g.wv, g.bv, dv, x, w.wv, NT, D, Dl);
+}

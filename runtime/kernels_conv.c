@@ -1,0 +1,192 @@
+/*
+ * kernels_conv.c: conv2d and maxpool2d on NCHW tensors.
+ *
+ * A convolution is a matrix product once the input is unrolled (im2col): for one sample,
+ * column (oh, ow) of col [C·K·K, Ho·Wo] holds the C·K·K input values under the kernel when
+ * it sits at output position (oh, ow), zeros where it overhangs the padding. Then
+ * out_n [O, Ho·Wo] = W [O, C·K·K] · col, which is exactly NCHW for the output, so no
+ * transposition is needed. Backward runs the same machinery the other way: dW accumulates
+ * dout_n · colᵀ, and dx receives col2im(Wᵀ · dout_n), which scatters every column entry
+ * back onto the input pixel it came from (adding, since windows overlap).
+ *
+ * The unrolled matrix of one sample lives in a caller-provided scratch buffer of
+ * MPRT_CONV2D_SCRATCH(C, K, Ho, Wo) floats; backward uses it first for im2col (dW) and then
+ * for Wᵀ·dout (dx). A 1×1 convolution with stride 1 and no padding skips the unrolling: the
+ * sample itself is the col matrix.
+ *
+ * Channel splits need nothing special: a column split hands in W [O/t, C, K, K] (rows of the
+ * weight matrix), a row split x [N, C/t, H, W] and W [O, C/t, K, K] (its own contiguous
+ * copy of a column block), whose outputs are partial sums; only one rank adds the bias.
+ */
+#include "mprt_kernels.h"
+
+#include <cblas.h>
+#include <stddef.h>
+
+typedef struct ConvDims {
+    int C, H, W, K, S, P, Ho, Wo;
+} ConvDims;
+
+static ConvDims conv_dims(int C, int H, int Wd, int K, int S, int P) {
+    ConvDims d = {C, H, Wd, K, S, P, MPRT_CONV_OUT(H, K, S, P), MPRT_CONV_OUT(Wd, K, S, P)};
+    return d;
+}
+
+static int conv_is_pointwise(ConvDims d) { return d.K == 1 && d.S == 1 && d.P == 0; }
+
+/* col[(c·K + kh)·K + kw, oh·Wo + ow] = x[c, oh·S − P + kh, ow·S − P + kw] (0 outside). */
+static void im2col(float *restrict col, const float *restrict x, ConvDims d) {
+    size_t plane = (size_t)d.Ho * (size_t)d.Wo;
+    for (int c = 0; c < d.C; c++)
+        for (int kh = 0; kh < d.K; kh++)
+            for (int kw = 0; kw < d.K; kw++) {
+                const float *restrict xc = x + (size_t)c * (size_t)d.H * (size_t)d.W;
+                float *restrict dst =
+                    col + ((size_t)(c * d.K + kh) * (size_t)d.K + (size_t)kw) * plane;
+                for (int oh = 0; oh < d.Ho; oh++) {
+                    int ih = oh * d.S - d.P + kh;
+                    float *restrict row = dst + (size_t)oh * (size_t)d.Wo;
+                    for (int ow = 0; ow < d.Wo; ow++) {
+                        int iw = ow * d.S - d.P + kw;
+                        int in = ih >= 0 && ih < d.H && iw >= 0 && iw < d.W;
+                        row[ow] = in ? xc[(size_t)ih * (size_t)d.W + (size_t)iw] : 0.0f;
+                    }
+                }
+            }
+}
+
+/* The adjoint of im2col: dx[c, ih, iw] += every col entry that was read from it. */
+static void col2im_add(float *restrict dx, const float *restrict col, ConvDims d) {
+    size_t plane = (size_t)d.Ho * (size_t)d.Wo;
+    for (int c = 0; c < d.C; c++)
+        for (int kh = 0; kh < d.K; kh++)
+            for (int kw = 0; kw < d.K; kw++) {
+                float *restrict xc = dx + (size_t)c * (size_t)d.H * (size_t)d.W;
+                const float *restrict src =
+                    col + ((size_t)(c * d.K + kh) * (size_t)d.K + (size_t)kw) * plane;
+                for (int oh = 0; oh < d.Ho; oh++) {
+                    int ih = oh * d.S - d.P + kh;
+                    if (ih < 0 || ih >= d.H) continue;
+                    for (int ow = 0; ow < d.Wo; ow++) {
+                        int iw = ow * d.S - d.P + kw;
+                        if (iw >= 0 && iw < d.W)
+                            xc[(size_t)ih * (size_t)d.W + (size_t)iw] +=
+                                src[(size_t)oh * (size_t)d.Wo + (size_t)ow];
+                    }
+                }
+            }
+}
+
+void mprt_conv2d_forward(float *restrict out, const float *restrict x, const float *restrict W,
+                         const float *restrict b, float *restrict scratch, int N, int C, int H,
+                         int Wd, int O, int K, int S, int P, int add_bias) {
+    ConvDims d = conv_dims(C, H, Wd, K, S, P);
+    int plane = d.Ho * d.Wo, ckk = C * K * K;
+    for (int n = 0; n < N; n++) {
+        const float *xn = x + (size_t)n * (size_t)C * (size_t)H * (size_t)Wd;
+        float *restrict on = out + (size_t)n * (size_t)O * (size_t)plane;
+        const float *col = xn;
+        if (!conv_is_pointwise(d)) {
+            im2col(scratch, xn, d);
+            col = scratch;
+        }
+        float beta = 0.0f;
+        if (add_bias && b) {
+            for (int o = 0; o < O; o++)
+                for (int i = 0; i < plane; i++)
+                    on[(size_t)o * (size_t)plane + (size_t)i] = b[o];
+            beta = 1.0f;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, O, plane, ckk, 1.0f, W, ckk, col,
+                    plane, beta, on, plane);
+    }
+}
+
+/* One sample's dx: dx_n += col2im(Wᵀ · dout_n); pointwise convolutions add Wᵀ·dout_n
+ * straight into dx_n. */
+static void conv_backward_input(float *restrict dxn, const float *restrict don,
+                                const float *restrict W, float *restrict scratch, ConvDims d,
+                                int O) {
+    int plane = d.Ho * d.Wo, ckk = d.C * d.K * d.K;
+    if (conv_is_pointwise(d)) {
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ckk, plane, O, 1.0f, W, ckk, don,
+                    plane, 1.0f, dxn, plane);
+        return;
+    }
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ckk, plane, O, 1.0f, W, ckk, don, plane,
+                0.0f, scratch, plane);
+    col2im_add(dxn, scratch, d);
+}
+
+void mprt_conv2d_backward(float *restrict dx, float *restrict dW, float *restrict db,
+                          const float *restrict dout, const float *restrict x,
+                          const float *restrict W, float *restrict scratch, int N, int C, int H,
+                          int Wd, int O, int K, int S, int P) {
+    ConvDims d = conv_dims(C, H, Wd, K, S, P);
+    int plane = d.Ho * d.Wo, ckk = C * K * K;
+    size_t in_size = (size_t)C * (size_t)H * (size_t)Wd;
+    for (int n = 0; n < N; n++) {
+        const float *restrict don = dout + (size_t)n * (size_t)O * (size_t)plane;
+        if (dW) {
+            const float *col = x + (size_t)n * in_size;
+            if (!conv_is_pointwise(d)) {
+                im2col(scratch, col, d);
+                col = scratch;
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, O, ckk, plane, 1.0f, don, plane,
+                        col, plane, 1.0f, dW, ckk);
+        }
+        if (db)
+            for (int o = 0; o < O; o++) {
+                const float *restrict r = don + (size_t)o * (size_t)plane;
+                float s = 0.0f;
+                for (int i = 0; i < plane; i++)
+                    s += r[i];
+                db[o] += s;
+            }
+        if (dx) conv_backward_input(dx + (size_t)n * in_size, don, W, scratch, d, O);
+    }
+}
+
+/* ─────────────────────────────── maxpool2d ─────────────────────────────── */
+
+/* The first maximum of one window, as an index h·W + w into the plane. */
+static int32_t window_argmax(const float *restrict xp, int Wd, int h0, int w0, int K) {
+    int32_t best = (int32_t)(h0 * Wd + w0);
+    for (int kh = 0; kh < K; kh++)
+        for (int kw = 0; kw < K; kw++) {
+            int32_t i = (int32_t)((h0 + kh) * Wd + w0 + kw);
+            if (xp[i] > xp[best]) best = i;
+        }
+    return best;
+}
+
+void mprt_maxpool2d_forward(float *restrict out, int32_t *restrict argmax, const float *restrict x,
+                            int planes, int H, int Wd, int K, int S) {
+    int Ho = MPRT_CONV_OUT(H, K, S, 0), Wo = MPRT_CONV_OUT(Wd, K, S, 0);
+    for (int p = 0; p < planes; p++) {
+        const float *restrict xp = x + (size_t)p * (size_t)H * (size_t)Wd;
+        size_t o0 = (size_t)p * (size_t)Ho * (size_t)Wo;
+        for (int oh = 0; oh < Ho; oh++)
+            for (int ow = 0; ow < Wo; ow++) {
+                int32_t i = window_argmax(xp, Wd, oh * S, ow * S, K);
+                size_t o = o0 + (size_t)oh * (size_t)Wo + (size_t)ow;
+                argmax[o] = i;
+                out[o] = xp[i];
+            }
+    }
+}
+
+void mprt_maxpool2d_backward(float *restrict dx, const float *restrict dout,
+                             const int32_t *restrict argmax, int planes, int H, int Wd, int K,
+                             int S) {
+    int Ho = MPRT_CONV_OUT(H, K, S, 0), Wo = MPRT_CONV_OUT(Wd, K, S, 0);
+    size_t osz = (size_t)Ho * (size_t)Wo;
+    for (int p = 0; p < planes; p++) {
+        float *restrict dxp = dx + (size_t)p * (size_t)H * (size_t)Wd;
+        for (size_t o = 0; o < osz; o++) {
+            size_t k = (size_t)p * osz + o;
+            dxp[argmax[k]] += dout[k];
+        }
+    }
+}
