@@ -18,6 +18,7 @@ const PassInfo pass_list[] = {
     {"shapes", pass_shapes},
     {"plan", pass_plan},
     {"report", pass_report},
+    {"lower", pass_lower},
 };
 const int pass_count = (int)(sizeof pass_list / sizeof pass_list[0]);
 

@@ -219,6 +219,16 @@ static void test_pipeline(void) {
     CHECK_STR(tg_diag_text(&t), "unknown pass 'bogus'");
     tg_free(&t);
 
+    /* Dumping after a pass that this run does not reach is an error, not silence. */
+    if (pass_count > 1) {
+        small_mlp(&t);
+        CHECK(!pass_run_pipeline(t.g, &t.diag, "shapes", pass_list[1].name, stdout));
+        CHECK_STR(tg_diag_text(&t), "cannot dump the IR after pass '");
+        CHECK_STR(tg_diag_text(&t), "': this run stops after 'shapes'");
+        CHECK_EQ(t.g->loss_node, -1);
+        tg_free(&t);
+    }
+
     /* A failing pass stops the pipeline and nothing is dumped. */
     tg_init(&t);
     int x = tg_value(&t, "x", VAL_INPUT, DT_F32, 1, 4, 0, 0, 0);
