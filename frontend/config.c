@@ -363,7 +363,7 @@ static void need_float(Cfg *C, const char *key, double lo, bool lo_open, double 
 
 static void check_config(Cfg *C) {
     need_int(C, "train.batch", 1);
-    need_int(C, "train.microbatches", 1);
+    need_int(C, "train.microbatches", 0); /* 0: the planner chooses m */
     need_int(C, "train.steps", 1);
     need_int(C, "train.seed", 0);
     const TrainCfg *t = C->t;
@@ -394,7 +394,7 @@ bool fe_lower_config(Diag *d, const Ast *ast, const FeDefine *defs, int ndefs, T
     memset(t, 0, sizeof *t);
     memset(c, 0, sizeof *c);
     t->batch = 32;
-    t->microbatches = 1;
+    t->microbatches = 0; /* not set: the planner searches m (docs/cost-model.md) */
     t->steps = 100;
     t->seed = 1;
     c->devices = 1;

@@ -231,7 +231,7 @@ typedef struct IrNode {
 
 typedef enum { OPT_SGD, OPT_ADAM, OPT_ADAMW } OptKind;
 typedef struct TrainCfg {
-    int64_t batch, microbatches, steps, seed;
+    int64_t batch, microbatches, steps, seed; /* microbatches 0: not set, the planner picks m */
     OptKind opt;
     double lr, momentum, beta1, beta2, eps, weight_decay;
 } TrainCfg;

@@ -44,8 +44,14 @@ const char *cost_coll_name(CollKind k);
 int64_t cost_coll_bytes(CollKind k, int64_t g, int64_t n);
 /* Alpha-beta time of one call: steps·α + bytes/β; ring steps: all-reduce 2(g−1), others g−1. */
 double cost_coll_time(CollKind k, int64_t g, int64_t n, double alpha, double beta);
-/* The collective that turns layout `from` into `to` in forward (COLL_NONE when equal). */
+/* The collective that turns layout `from` into `to` in forward (COLL_NONE when equal,
+ * COLL__COUNT when impossible: nothing but P itself is ever turned into P). */
 CollKind cost_layout_change(Layout from, Layout to);
+/* The layout a value's gradient has: R for P, the value's own layout otherwise. */
+Layout cost_grad_layout(Layout l);
+/* The backward dual of the forward change from→to: the collective that turns the gradient
+ * (in cost_grad_layout(to)) into the gradient the producer needs (cost_grad_layout(from)). */
+CollKind cost_layout_change_bwd(Layout from, Layout to);
 
 /* Which group a collective runs on. */
 typedef enum { GROUP_TENSOR, GROUP_DATA, GROUP_STAGE, GROUP_PIPE, GROUP__COUNT } GroupKind;
@@ -121,6 +127,21 @@ struct Plan {
 };
 
 bool pass_plan(IrGraph *g, Diag *d);   /* passes/search.c: fills g->plan */
+
+/* One point of the plan space: the best plan the search found for one mesh and
+ * micro-batch count. train.microbatches == 0 means "search m"; > 0 pins it. */
+typedef struct PlanChoice {
+    int S, d, t, m;
+    PlanTotals totals;
+} PlanChoice;
+/* The `k` best (mesh, m) choices, fastest first, into out[0..k) (mpcc --plan-space K);
+ * returns how many were found (0 after reporting an error through `d`). */
+int plan_search_space(IrGraph *g, Diag *d, int k, PlanChoice *out);
+/* Testing aid: the best predicted step time over the whole plan space by exhaustive
+ * enumeration of meshes, m, stage cuts and per-layer modes (small graphs only: it is
+ * exponential); INFINITY when no plan fits. tests/unit/test_search.c checks pass_plan
+ * against it. */
+double plan_brute_force(IrGraph *g, Diag *d);
 bool pass_report(IrGraph *g, Diag *d); /* passes/report.c: nothing to check; see below */
 
 /* The partition report (docs/report.md): text and JSON, deterministic. */

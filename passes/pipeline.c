@@ -10,11 +10,14 @@
  * error (exit 2) by checking pass_find first or by the returned false.
  */
 #include "ir.h"
+#include "passes.h"
 
 #include <string.h>
 
 const PassInfo pass_list[] = {
     {"shapes", pass_shapes},
+    {"plan", pass_plan},
+    {"report", pass_report},
 };
 const int pass_count = (int)(sizeof pass_list / sizeof pass_list[0]);
 
