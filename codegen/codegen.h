@@ -28,7 +28,8 @@ void cg_print_c(const IrGraph *g, FILE *out);
 /* The C API (emit_capi.c): appends NAME_create/step/save/load/… to the trainer `c_out` that
  * cg_emit_c just wrote, and writes their header NAME.h to `h_out`; `prefix` is NAME. */
 bool cg_emit_capi(const IrGraph *g, const char *prefix, FILE *c_out, FILE *h_out, Diag *d);
-/* Whether `prefix` can name the API: a C identifier of at most 64 characters. */
+/* Whether `prefix` can name the API: a C identifier of at most 64 characters, other than
+ * "train" and "trainer" (whose NAME_step and NAME_main are the trainer's own functions). */
 bool cg_api_prefix_ok(const char *prefix);
 
 /* `prefix` + index + "_" + name with every byte outside [A-Za-z0-9_] replaced by '_':

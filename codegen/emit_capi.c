@@ -57,7 +57,9 @@ static void put_tpl(FILE *f, const char *tpl, const char *p, const char *up) {
 }
 
 bool cg_api_prefix_ok(const char *p) {
-    if (!p || !(isalpha((unsigned char)*p) || *p == '_')) return false;
+    /* train_step and trainer_main are the trainer's own functions (emit_c.c) */
+    if (!p || strcmp(p, "train") == 0 || strcmp(p, "trainer") == 0) return false;
+    if (!(isalpha((unsigned char)*p) || *p == '_')) return false;
     for (const char *s = p; *s; s++)
         if (!(isalnum((unsigned char)*s) || *s == '_')) return false;
     return strlen(p) <= 64;
@@ -74,7 +76,7 @@ static const char api_head_doc[] =
     " *\n"
     " * Every function taking a context is collective over MPI_COMM_WORLD: all ranks call it, in\n"
     " * the same order, with the same arguments (@P@_data_info, @P@_plan, @P@_steps_done and\n"
-    " * @P@_last_error excepted). Each returns @P@_OK (0) or an error code, keeps a one-line\n"
+    " * @P@_last_error excepted). Each returns @U@_OK (0) or an error code, keeps a one-line\n"
     " * message for @P@_last_error, never exits the process, and on error changes nothing.\n"
     " * The caller owns MPI: MPI_Init before @P@_create, MPI_Finalize after @P@_destroy. One\n"
     " * context is live per process. docs/embedding.md is the manual.\n"

@@ -201,7 +201,7 @@ static int check_args(const Options *o, const Emit **emit) {
         return usage_error("%s", "--emit-header goes with --emit=c");
     if (o->header && !cg_api_prefix_ok(api_prefix(o->header)))
         return usage_error("--emit-header '%s': the file's name without .h names the API and must be a C "
-                           "identifier (letters, digits, _)", o->header);
+                           "identifier (letters, digits, _) other than train and trainer", o->header);
     if (o->report_json && *emit && strcmp((*emit)->name, "ast") == 0)
         return usage_error("%s", "--report-json needs the plan; it cannot go with --emit=ast");
     return -1;
