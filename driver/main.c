@@ -13,13 +13,15 @@
  * file:line:col), 2 a usage error (bad command line), 3 an internal error (a failure no
  * input should cause, or running out of memory).
  *
- * `-o OUT` without --emit runs every pass and writes the partition report to OUT.report
- * (later the trainer to OUT) and the plan summary to standard error; `--report-json FILE`
+ * `-o OUT` without --emit runs every pass and writes the partition report to OUT.report,
+ * the trainer's C source to OUT.c and the trainer to OUT (built with $CC or mpicc against
+ * the runtime, codegen/build.c), and the plan summary to standard error; `--report-json FILE`
  * writes the report as JSON (docs/report.md).
  *
  * Output goes to a temporary file beside OUT that is renamed over OUT only when
  * everything succeeded, so a failed run never leaves a half-written or stale-looking file.
  */
+#include "codegen.h"
 #include "frontend.h"
 #include "ir.h"
 #include "passes.h"
@@ -54,6 +56,9 @@ static const Emit emits[] = {
     {"ir", "shapes", "the IR after shape inference: layers, shapes, parameters, FLOPs", ir_dump},
     {"plan", "report", "the partition report: every layer's alternatives, the choice and why",
      pass_report_text},
+    {"schedule", "lower", "the per-rank SPMD schedule: each stage's steps, collectives, 1F1B order",
+     pass_schedule_print},
+    {"c", "lower", "the C trainer (codegen/emit_c.c); -o FILE.c to write it", cg_print_c},
 };
 #define NEMITS ((int)(sizeof emits / sizeof emits[0]))
 
@@ -242,6 +247,23 @@ static int write_report(const char *out, const IrGraph *g, Diag *d) {
     return 0;
 }
 
+/* `-o OUT`: the report, then the trainer's source OUT.c, then OUT built from it. */
+static int write_trainer(const Options *o, const IrGraph *g, Diag *d) {
+    int rc = write_report(o->out, g, d);
+    if (rc) return rc;
+    size_t n = strlen(o->out) + sizeof ".c";
+    char *src = malloc(n);
+    if (!src) return EXIT_INTERNAL;
+    snprintf(src, n, "%s.c", o->out);
+    Output out;
+    bool ok = open_output(src, &out);
+    if (ok) ok = close_output(src, &out, cg_emit_c(g, out.f, d));
+    CgToolchain tc = cg_toolchain_default();
+    if (ok) ok = cg_build(&tc, src, o->out, o->verbose, d);
+    free(src);
+    return ok ? 0 : EXIT_USER;
+}
+
 /* Parse, lower, run the passes and print: the compiler proper. */
 static int compile(const Options *o, const Emit *emit, Arena *a, Diag *d) {
     double t0 = now_ms();
@@ -273,7 +295,7 @@ static int compile(const Options *o, const Emit *emit, Arena *a, Diag *d) {
                 IR_NNODES(g), t1 - t0, t2 - t1, t3 - t2);
     if (!ok) return diag_errors(d) > errors0 ? EXIT_USER : EXIT_INTERNAL;
     if (o->report_json && !pass_report_save(g, o->report_json, true, d)) return EXIT_USER;
-    if (!emit) return o->out ? write_report(o->out, g, d) : 0;
+    if (!emit) return o->out ? write_trainer(o, g, d) : 0;
     if (!open_output(o->out, &out)) return EXIT_USER;
     emit->print(g, out.f);
     return close_output(o->out, &out, true) ? 0 : EXIT_USER;

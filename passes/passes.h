@@ -164,4 +164,97 @@ void pass_report_summary(const IrGraph *g, FILE *out);
  * an error never leaves a half-written file; reports failures through `d`. */
 bool pass_report_save(const IrGraph *g, const char *path, bool json, Diag *d);
 
+/* ═══════════════ the SPMD schedule (passes/lower_spmd.c; owned by codegen) ═══════════════
+ *
+ * pass_lower turns g->plan into g->sched: what every rank of a stage does, in order, for one
+ * micro-batch forward and backward, plus the per-step gradient synchronisation and the 1F1B
+ * order of those micro-batch programs. Values live in buffers, one per (value, layout) a stage
+ * needs; a buffer's local shape is its micro-batch tensor with the split dimension divided by
+ * t. With t = 1 every layout is the whole tensor and the lowering uses R throughout. */
+
+/* One copy of a value on a stage, in one layout, for one micro-batch. */
+typedef struct SchedBuf {
+    int value;       /* IR value index */
+    int stage;
+    Layout layout;   /* on the tensor group */
+    int split_dim;   /* the dimension divided over the t ranks (B: 0, F: the feature dim), -1 */
+    Shape full;      /* the micro-batch tensor on the tensor group (dim 0 = samples of a replica) */
+    Shape local;     /* what one rank holds */
+    bool grad;       /* has a gradient buffer (activations only); its layout is R for P, else the same */
+} SchedBuf;
+
+typedef enum {
+    SOP_LOAD,    /* input or label rows of this micro-batch into buffer dst (layout R) */
+    SOP_FWD,     /* node's forward on the local shard */
+    SOP_BWD,     /* node's backward: accumulates parameter and input gradients */
+    SOP_COLL,    /* a layout change src → dst (forward) or its dual grad(src) ← grad(dst) */
+    SOP_SEND,    /* buffer src (or its gradient) to the same (replica, tensor) rank of stage peer */
+    SOP_RECV,    /* buffer dst (or its gradient) from stage peer */
+} SchedOpKind;
+
+typedef struct SchedOp {
+    SchedOpKind kind;
+    int node;          /* FWD/BWD: the node; COLL: the node it serves; else -1 */
+    int src, dst;      /* buffer indices (-1 when unused) */
+    bool grad;         /* backward direction: moves gradients, dst receives (accumulates) */
+    bool layer_own;    /* COLL: the layer's own collective (a column split's input-gradient
+                          all-reduce), run on a scratch copy of the node's input gradient */
+    CollKind coll;     /* COLL: the collective; SEND/RECV: COLL_SENDRECV */
+    GroupKind group;
+    int peer;          /* SEND/RECV: the other stage */
+    int64_t bytes;     /* per device, for one micro-batch, as the runtime counts them */
+} SchedOp;
+
+/* How a parameter is sharded on its stage, and how its gradient is synchronised per step. */
+typedef struct SchedParam {
+    int param;        /* g->params index */
+    int stage;
+    int split_dim;    /* -1: whole on every tensor rank */
+    Shape local;
+    bool rank0_adds;  /* a bias/positions table added by tensor rank 0 only (output is P) */
+    GroupKind sync;   /* the group its gradient is all-reduced over */
+    int sync_size;    /* ranks in that group (1: nothing to do) */
+} SchedParam;
+
+/* One gradient all-reduce per step: all parameters of one layer at once (they are adjacent
+ * in the stage's arena), over the ranks that hold the same shards for other samples. */
+typedef struct SchedSync {
+    int node;
+    int first_param, nparams;
+    GroupKind group;
+    int size;          /* ranks in the group; > 1 */
+    int64_t count;     /* floats */
+    int64_t bytes;     /* per device per step */
+} SchedSync;
+
+/* One entry of a stage's micro-batch order: forward or backward of micro-batch `micro`. */
+typedef struct SchedItem {
+    bool bwd;
+    int micro;
+} SchedItem;
+
+typedef struct SchedStage {
+    int first_node, last_node;
+    SchedOp *fwd; int nfwd;        /* one micro-batch forward, in order */
+    SchedOp *bwd; int nbwd;        /* one micro-batch backward, in order */
+    SchedSync *sync; int nsync;    /* per step, after the last backward */
+    SchedItem *order; int norder;  /* 1F1B: warm-up forwards, one-forward-one-backward, cool-down */
+    int stash;                     /* micro-batches whose activations are alive at once: min(S−s, m) */
+    int64_t bytes[GROUP__COUNT][COLL__COUNT]; /* per device per step: micro-batch ops × m + sync */
+} SchedStage;
+
+struct Schedule {
+    int S, d, t, m;
+    int64_t batch;    /* global batch */
+    int64_t micro;    /* samples per micro-batch per replica: batch / (d·m) */
+    SchedBuf *bufs; int nbufs;
+    SchedParam *params; int nparams; /* [IR_NPARAMS(g)], indexed like g->params */
+    SchedStage *stages;              /* [S] */
+};
+
+bool pass_lower(IrGraph *g, Diag *d);                  /* passes/lower_spmd.c: g->plan → g->sched */
+void pass_schedule_print(const IrGraph *g, FILE *out); /* mpcc --emit=schedule; deterministic */
+/* The size of the group `k` in the schedule's mesh (tensor t, data d, stage d·t, pipe S). */
+int sched_group_size(const Schedule *s, GroupKind k);
+
 #endif /* MPCC_PASSES_H */

@@ -19,6 +19,8 @@
  */
 #include "mprt_kernels.h"
 
+#include "kernels_math.h"
+
 #include <cblas.h>
 #include <math.h>
 #include <stddef.h>
@@ -72,8 +74,10 @@ void mprt_relu_forward(float *restrict out, const float *restrict x, int64_t n) 
 
 void mprt_relu_backward(float *restrict dx, const float *restrict dout, const float *restrict x,
                         int64_t n) {
-    for (int64_t i = 0; i < n; i++)
-        dx[i] += x[i] > 0.0f ? dout[i] : 0.0f;
+    for (int64_t i = 0; i < n; i++) {
+        float d = dout[i]; /* loaded unconditionally, so the select vectorises */
+        dx[i] += x[i] > 0.0f ? d : 0.0f;
+    }
 }
 
 #define GELU_C 0.7978845608028654f /* √(2/π) */
@@ -82,7 +86,7 @@ void mprt_relu_backward(float *restrict dx, const float *restrict dout, const fl
 void mprt_gelu_forward(float *restrict out, const float *restrict x, int64_t n) {
     for (int64_t i = 0; i < n; i++) {
         float v = x[i];
-        float t = tanhf(GELU_C * (v + GELU_A * v * v * v));
+        float t = mprt__tanhf(GELU_C * (v + GELU_A * v * v * v));
         out[i] = 0.5f * v * (1.0f + t);
     }
 }
@@ -92,7 +96,7 @@ void mprt_gelu_backward(float *restrict dx, const float *restrict dout, const fl
                         int64_t n) {
     for (int64_t i = 0; i < n; i++) {
         float v = x[i];
-        float t = tanhf(GELU_C * (v + GELU_A * v * v * v));
+        float t = mprt__tanhf(GELU_C * (v + GELU_A * v * v * v));
         float du = GELU_C * (1.0f + 3.0f * GELU_A * v * v);
         dx[i] += dout[i] * (0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * du);
     }
@@ -100,7 +104,7 @@ void mprt_gelu_backward(float *restrict dx, const float *restrict dout, const fl
 
 void mprt_tanh_forward(float *restrict out, const float *restrict x, int64_t n) {
     for (int64_t i = 0; i < n; i++)
-        out[i] = tanhf(x[i]);
+        out[i] = mprt__tanhf(x[i]);
 }
 
 void mprt_tanh_backward(float *restrict dx, const float *restrict dout, const float *restrict out,

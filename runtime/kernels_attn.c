@@ -22,6 +22,8 @@
  */
 #include "mprt_kernels.h"
 
+#include "kernels_math.h"
+
 #include <cblas.h>
 #include <math.h>
 #include <stddef.h>
@@ -102,11 +104,11 @@ static void softmax_rows(float *restrict s, int T, int causal) {
         float mx = r[0];
         for (int j = 1; j < n; j++)
             mx = r[j] > mx ? r[j] : mx;
+        for (int j = 0; j < n; j++)
+            r[j] = mprt__expf(r[j] - mx); /* vectorises */
         float sum = 0.0f;
-        for (int j = 0; j < n; j++) {
-            r[j] = expf(r[j] - mx);
+        for (int j = 0; j < n; j++)
             sum += r[j];
-        }
         float inv = 1.0f / sum;
         for (int j = 0; j < n; j++)
             r[j] *= inv;

@@ -13,6 +13,8 @@
  */
 #include "mprt_kernels.h"
 
+#include "kernels_math.h"
+
 #include <math.h>
 #include <stddef.h>
 
@@ -23,9 +25,16 @@ static float row_logsumexp(const float *restrict row, int V, float *restrict max
     float mx = row[0];
     for (int j = 1; j < V; j++)
         mx = row[j] > mx ? row[j] : mx;
-    float s = 0.0f;
-    for (int j = 0; j < V; j++)
-        s += expf(row[j] - mx);
+    /* Eight running sums in a fixed order, so the exponentials vectorise (a single float
+     * accumulator would serialise the loop) and the result does not depend on the target. */
+    float acc[8] = {0};
+    int j = 0;
+    for (; j + 8 <= V; j += 8)
+        for (int l = 0; l < 8; l++)
+            acc[l] += mprt__expf(row[j + l] - mx);
+    for (; j < V; j++)
+        acc[0] += mprt__expf(row[j] - mx);
+    float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
     *max_out = mx;
     return logf(s);
 }
@@ -34,6 +43,7 @@ double mprt_cross_entropy_forward(const float *restrict logits, const int32_t *r
                                   int M, int V, float scale) {
     double loss = 0.0;
     for (int m = 0; m < M; m++) {
+        if (labels[m] < 0 || labels[m] >= V) continue; /* ignored row */
         const float *restrict row = logits + (size_t)m * (size_t)V;
         float mx;
         float lse = row_logsumexp(row, V, &mx);
@@ -45,12 +55,13 @@ double mprt_cross_entropy_forward(const float *restrict logits, const int32_t *r
 void mprt_cross_entropy_backward(float *restrict dlogits, const float *restrict logits,
                                  const int32_t *restrict labels, int M, int V, float scale) {
     for (int m = 0; m < M; m++) {
+        if (labels[m] < 0 || labels[m] >= V) continue; /* ignored row */
         const float *restrict row = logits + (size_t)m * (size_t)V;
         float *restrict d = dlogits + (size_t)m * (size_t)V;
         float mx;
         float lse = row_logsumexp(row, V, &mx);
         for (int j = 0; j < V; j++)
-            d[j] += scale * expf(row[j] - mx - lse);
+            d[j] += scale * mprt__expf(row[j] - mx - lse);
         d[labels[m]] -= scale;
     }
 }
@@ -76,13 +87,14 @@ void mprt_mse_backward(float *restrict dpred, const float *restrict pred,
 
 void mprt_sgd_step(float *restrict p, float *restrict v, const float *restrict g, int64_t n,
                    float lr, float momentum, float weight_decay) {
+    if (!v) {
+        for (int64_t i = 0; i < n; i++)
+            p[i] -= lr * (g[i] + weight_decay * p[i]);
+        return;
+    }
     for (int64_t i = 0; i < n; i++) {
-        float gi = g[i] + weight_decay * p[i];
-        if (v) {
-            v[i] = momentum * v[i] + gi;
-            gi = v[i];
-        }
-        p[i] -= lr * gi;
+        v[i] = momentum * v[i] + (g[i] + weight_decay * p[i]);
+        p[i] -= lr * v[i];
     }
 }
 

@@ -18,8 +18,9 @@
  *     gradients add up over micro-batches, and input gradients (dx) with += too, so a value
  *     with several consumers (a residual) receives the sum of their gradients. The caller
  *     zeroes gradient buffers when a step (parameters) or a micro-batch (activations) begins.
- *     A gradient pointer may be NULL when nobody needs that gradient (a model input, a bias
- *     whose gradient another rank keeps); the kernel then skips computing it.
+ *     A gradient pointer may be NULL when nobody needs that gradient (a model input, a
+ *     layer without bias); the kernel then skips computing it. A bias added on one rank
+ *     only (row split) still gets its gradient on every rank, from the replicated dout.
  *   - Matrix products go to OpenBLAS (cblas_sgemm); elementwise loops are written so the
  *     compiler vectorises them. The BLAS thread count is the caller's: mprt_kernels_set_threads.
  */
@@ -193,9 +194,11 @@ void mprt_attention_backward(float *restrict dx, MprtAttnG g, const float *restr
 
 /* ─────────────────────────────── losses ─────────────────────────────── */
 
-/* logits [M, V], labels [M] in [0, V):  returns scale · Σ_m −log softmax(logits[m])[label[m]]
- * over the local rows; scale is 1 / (the global number of rows) for a mean loss.
- * Backward: dlogits[m, :] += scale · (softmax(logits[m]) − onehot(label[m])). */
+/* logits [M, V], labels [M]:  returns scale · Σ_m −log softmax(logits[m])[label[m]] over the
+ * local rows; scale is 1 / (the global number of rows) for a mean loss.
+ * Backward: dlogits[m, :] += scale · (softmax(logits[m]) − onehot(label[m])).
+ * A row whose label is outside [0, V) (PyTorch's ignore_index −100, or bad data the loader
+ * should have rejected) is skipped: no loss, no gradient, and never an out-of-bounds read. */
 double mprt_cross_entropy_forward(const float *restrict logits, const int32_t *restrict labels,
                                   int M, int V, float scale);
 void mprt_cross_entropy_backward(float *restrict dlogits, const float *restrict logits,

@@ -194,14 +194,29 @@ static void test_maxpool(int planes, int H, int W, int K, int S) {
     free(x), free(r), free(out), free(dx), free(am), free(g), free(c.x), free(c.r), free(c.out);
 }
 
+/* Ties go to the first maximum in row-major window order, as documented. */
+static void test_maxpool_ties(void) {
+    float x[4 * 5], out[2 * 2];
+    int32_t am[2 * 2];
+    kc_fill(x, 4 * 5, 1.0f);
+    x[1 * 5 + 3] = 2.0f; /* window (0, 1) covers rows 0-1, columns 2-3 */
+    x[3 * 5 + 1] = 2.0f; /* and a tie inside window (1, 0) with the earlier x[2·5 + 1] */
+    x[2 * 5 + 1] = 2.0f;
+    mprt_maxpool2d_forward(out, am, x, 1, 4, 5, 2, 2);
+    int ok = am[0] == 0 && am[1] == 1 * 5 + 3 && am[2] == 2 * 5 + 1 && am[3] == 2 * 5 + 2;
+    kc_expect(ok, "maxpool2d ties: first maximum", "argmax[2] = %g (want %g)", am[2], 11);
+}
+
 int main(void) {
     mprt_kernels_set_threads(1);
     test_conv(2, 3, 7, 6, 4, 3, 2, 1); /* strided, padded */
     test_conv(2, 3, 5, 7, 5, 3, 1, 0); /* valid */
     test_conv(3, 4, 3, 5, 2, 1, 1, 0); /* pointwise: no im2col */
+    test_conv(2, 3, 5, 6, 4, 1, 2, 1); /* 1×1 but strided and padded: im2col needed */
     test_conv(1, 2, 6, 5, 3, 2, 3, 2); /* stride > kernel, wide padding */
     test_conv_split();
     test_maxpool(6, 7, 6, 2, 2); /* the usual 2×2 halving, odd input */
     test_maxpool(5, 7, 5, 3, 2); /* overlapping windows */
+    test_maxpool_ties();
     return kc_report("test_kernels_conv");
 }

@@ -56,6 +56,16 @@ static void test_cross_entropy(void) {
     double hard = mprt_cross_entropy_forward(sure + 3, lab + 1, 1, 3, 1.0f);
     kc_expect(easy < 1e-8 && fabs(hard - 20.0) < 1e-6, "cross_entropy extremes",
               "right %g, wrong %g (want 0 and 20)", easy, hard);
+    /* labels outside [0, V) are ignored rows: no loss, no gradient */
+    int32_t odd[2] = {-100, 7};
+    float d0[2 * 3] = {0};
+    double ign = mprt_cross_entropy_forward(sure, odd, 2, 3, 1.0f);
+    mprt_cross_entropy_backward(d0, sure, odd, 2, 3, 1.0f);
+    int zero = 1;
+    for (int i = 0; i < 6; i++)
+        zero &= d0[i] == 0.0f;
+    kc_expect(ign == 0.0 && zero, "cross_entropy ignores labels outside [0, V)", "loss %g %g", ign,
+              0);
     free(logits), free(c.logits);
 }
 

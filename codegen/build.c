@@ -1,0 +1,87 @@
+/*
+ * build.c: compiling a generated trainer against the runtime (`mpcc model.mp -o train`).
+ *
+ * The compiler is $CC when set, else `mpicc`, the MPI wrapper that adds MPI's include and
+ * library flags. The runtime (mprt.h, mprt_kernels.h and libmprt.a) is found, in order: under
+ * $MPCC_RUNTIME_DIR (headers and library in one folder, as an install lays them out), else in
+ * the build tree this mpcc was built in (paths fixed at configure time). The command runs
+ * through posix_spawnp with an argument vector — never a shell — so file names with spaces
+ * or quotes are passed as they are. With -v the command is printed first, one line, quoted
+ * where needed, so it can be pasted into a shell.
+ */
+#include "codegen.h"
+
+#include <errno.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+extern char **environ;
+
+#ifndef MPCC_RUNTIME_INCLUDE_DIR
+#define MPCC_RUNTIME_INCLUDE_DIR "runtime"
+#endif
+#ifndef MPCC_RUNTIME_LIB_DIR
+#define MPCC_RUNTIME_LIB_DIR "runtime"
+#endif
+
+static const SrcLoc noloc = {NULL, 0, 0, 0};
+
+CgToolchain cg_toolchain_default(void) {
+    CgToolchain tc = {"mpicc", MPCC_RUNTIME_INCLUDE_DIR, MPCC_RUNTIME_LIB_DIR};
+    const char *cc = getenv("CC"), *dir = getenv("MPCC_RUNTIME_DIR");
+    if (cc && *cc) tc.cc = cc;
+    if (dir && *dir) tc.include_dir = tc.lib_dir = dir;
+    return tc;
+}
+
+/* Prints one argument for a POSIX shell: bare when safe, else in single quotes. */
+static void print_arg(FILE *f, const char *s) {
+    bool safe = *s != 0;
+    for (const char *p = s; *p; p++)
+        if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=+,:", *p)) safe = false;
+    if (safe) {
+        fputs(s, f);
+        return;
+    }
+    fputc('\'', f);
+    for (const char *p = s; *p; p++) {
+        if (*p == '\'') fputs("'\\''", f);
+        else fputc(*p, f);
+    }
+    fputc('\'', f);
+}
+
+bool cg_build(const CgToolchain *tc, const char *c_file, const char *exe, bool verbose, Diag *d) {
+    Arena a = {0};
+    const char *argv[] = {
+        tc->cc, "-std=c11", "-O2", arena_printf(&a, "-I%s", tc->include_dir), c_file, "-o", exe,
+        arena_printf(&a, "-L%s", tc->lib_dir), "-lmprt", "-lcjson", "-lopenblas", "-lm", NULL,
+    };
+    if (verbose) {
+        for (int i = 0; argv[i]; i++) {
+            if (i) fputc(' ', stderr);
+            print_arg(stderr, argv[i]);
+        }
+        fputc('\n', stderr);
+    }
+    pid_t pid;
+    int rc = posix_spawnp(&pid, tc->cc, NULL, NULL, (char *const *)argv, environ);
+    bool ok = false;
+    if (rc != 0) {
+        diag_error(d, noloc, "cannot run the C compiler '%s': %s (set CC to an MPI C compiler)", tc->cc,
+                   strerror(rc));
+    } else {
+        int status = 0;
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+        }
+        ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+        if (!ok)
+            diag_error(d, noloc, "building the trainer failed: '%s' %s %d (run with -v to see the command)",
+                       tc->cc, WIFEXITED(status) ? "exited with status" : "was killed by signal",
+                       WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+    }
+    arena_free(&a);
+    return ok;
+}

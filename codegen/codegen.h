@@ -1,0 +1,45 @@
+/*
+ * codegen.h: the public face of codegen/ — printing the SPMD schedule (g->sched, made by
+ * pass_lower) as a standalone trainer, and building it.
+ *
+ * cg_emit_c writes one C file that includes the runtime (mprt.h, mprt_kernels.h) and holds:
+ * the plan as a header comment, every layer's local shard shapes as named constants, one
+ * forward and one backward function per layer with the source line above it, the parameter /
+ * gradient / optimizer-state arenas carved with shape comments, one forward and one backward
+ * function per pipeline stage and micro-batch, the 1F1B step loop, checkpoints and main()
+ * with the trainer's command line (DESIGN.md §9). The output depends only on the graph and
+ * the schedule: the same input gives the same bytes. Nothing from the .mp file reaches the C
+ * text unescaped: identifiers are mangled ([A-Za-z0-9_] with an index prefix), source text
+ * in comments has its comment terminators and non-printable bytes escaped, and names in
+ * string literals are escaped.
+ */
+#ifndef MPCC_CODEGEN_H
+#define MPCC_CODEGEN_H
+
+#include "passes.h"
+
+/* Writes the trainer for g (which must have been through pass_lower). Returns false (after
+ * reporting through d) on failure. */
+bool cg_emit_c(const IrGraph *g, FILE *out, Diag *d);
+
+/* cg_emit_c to `out`, reporting internal errors on stderr (mpcc --emit=c). */
+void cg_print_c(const IrGraph *g, FILE *out);
+
+/* `prefix` + index + "_" + name with every byte outside [A-Za-z0-9_] replaced by '_':
+ * distinct indices give distinct identifiers whatever the names are. */
+char *cg_mangle(Arena *a, const char *prefix, int index, const char *name);
+
+/* Where the runtime is: include directories and libraries for building a trainer. */
+typedef struct CgToolchain {
+    const char *cc;           /* $CC, else "mpicc" */
+    const char *include_dir;  /* runtime headers */
+    const char *lib_dir;      /* libmprt.a */
+} CgToolchain;
+
+/* The in-tree runtime of this build (compile-time paths), overridable by $MPCC_RUNTIME_DIR. */
+CgToolchain cg_toolchain_default(void);
+/* Compiles `c_file` into `exe` against the runtime; prints the command when verbose.
+ * Returns false after reporting a one-line error through d. */
+bool cg_build(const CgToolchain *tc, const char *c_file, const char *exe, bool verbose, Diag *d);
+
+#endif /* MPCC_CODEGEN_H */
