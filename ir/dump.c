@@ -7,8 +7,8 @@
  *   inputs:
  *     x  input  f32[128, 784]  mlp.mp:2:5
  *   nodes:
- *     name  op      inputs             output          params     fwd FLOPs  bwd FLOPs  loc  annotations
- *     h1    linear  x:f32[128, 784]    f32[128, 4096]  3,215,360  823M       ...
+ *     name  op      inputs             output          params     fwd FLOPs  bwd FLOPs  loc
+ * annotations h1    linear  x:f32[128, 784]    f32[128, 4096]  3,215,360  823M       ...
  *   parameters:
  *     h1.weight  f32[784, 4096]  3,211,264
  *   totals:
@@ -110,13 +110,17 @@ static void tab_print(const Table *t, FILE *out) {
     for (int r = 0; r < t->nrows; r++) {
         const char *const *row = t->cells + r * t->ncols;
         int last = t->ncols - 1; /* trailing empty cells are dropped: no trailing spaces */
-        while (last > 0 && row[last][0] == '\0') last--;
+        while (last > 0 && row[last][0] == '\0')
+            last--;
         fputs("  ", out);
         for (int c = 0; c <= last; c++) {
             if (c > 0) fputs("  ", out);
-            if (t->right[c]) fprintf(out, "%*s", (int)w[c], row[c]);
-            else if (c == last) fputs(row[c], out);
-            else fprintf(out, "%-*s", (int)w[c], row[c]);
+            if (t->right[c])
+                fprintf(out, "%*s", (int)w[c], row[c]);
+            else if (c == last)
+                fputs(row[c], out);
+            else
+                fprintf(out, "%-*s", (int)w[c], row[c]);
         }
         fputc('\n', out);
     }
@@ -167,8 +171,8 @@ static const char *node_inputs(const IrGraph *g, const IrNode *n) {
 static void dump_nodes(const IrGraph *g, FILE *out) {
     Table t = {.a = g->arena, .ncols = 9};
     t.right[4] = t.right[5] = t.right[6] = true;
-    const char *head[] = {"name",      "op",        "inputs", "-> output", "params",
-                          "fwd FLOPs", "bwd FLOPs", "loc", "annotations"};
+    const char *head[] = {"name",      "op",        "inputs", "-> output",  "params",
+                          "fwd FLOPs", "bwd FLOPs", "loc",    "annotations"};
     tab_row(&t, head);
     for (int i = 0; i < IR_NNODES(g); i++) {
         const IrNode *n = IR_NODE(g, i);
@@ -220,10 +224,13 @@ static void dump_totals(const IrGraph *g, FILE *out) {
     Table t = {.a = a, .ncols = 3};
     t.right[1] = true;
     const char *r0[] = {"parameters", fmt_exact(a, p), arena_printf(a, "(%s)", fmt_human(a, p))};
-    const char *r1[] = {"fwd FLOPs/step", fmt_exact(a, f), arena_printf(a, "(%s)", fmt_human(a, f))};
-    const char *r2[] = {"bwd FLOPs/step", fmt_exact(a, b), arena_printf(a, "(%s)", fmt_human(a, b))};
+    const char *r1[] = {"fwd FLOPs/step", fmt_exact(a, f),
+                        arena_printf(a, "(%s)", fmt_human(a, f))};
+    const char *r2[] = {"bwd FLOPs/step", fmt_exact(a, b),
+                        arena_printf(a, "(%s)", fmt_human(a, b))};
     int64_t tot = sat_add(f, b);
-    const char *r3[] = {"FLOPs/step", fmt_exact(a, tot), arena_printf(a, "(%s)", fmt_human(a, tot))};
+    const char *r3[] = {"FLOPs/step", fmt_exact(a, tot),
+                        arena_printf(a, "(%s)", fmt_human(a, tot))};
     tab_row(&t, r0);
     tab_row(&t, r1);
     tab_row(&t, r2);

@@ -34,8 +34,8 @@ static bool fail(VerifyCtx *v, const char *fmt, ...) __attribute__((format(print
 static bool fail(VerifyCtx *v, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    fprintf(v->d->out, "mpcc: internal compiler error: IR verification failed after pass '%s': ",
-            v->pass);
+    fprintf(v->d->out,
+            "mpcc: internal compiler error: IR verification failed after pass '%s': ", v->pass);
     vfprintf(v->d->out, fmt, ap);
     fputc('\n', v->d->out);
     va_end(ap);
@@ -63,19 +63,23 @@ static bool verify_values(VerifyCtx *v) {
 static bool verify_node(VerifyCtx *v, int i) {
     const IrGraph *g = v->g;
     const IrNode *n = IR_NODE(g, i);
-    if ((int)n->op < 0 || n->op >= OP__COUNT) return fail(v, "node %d has unknown op %d", i, (int)n->op);
+    if ((int)n->op < 0 || n->op >= OP__COUNT)
+        return fail(v, "node %d has unknown op %d", i, (int)n->op);
     if (n->ninputs != ir_ops[n->op].ninputs)
         return fail(v, "node '%s' (%s) has %d inputs, expected %d", n->name, ir_ops[n->op].name,
                     n->ninputs, ir_ops[n->op].ninputs);
-    if (!value_ok(g, n->output)) return fail(v, "node '%s' has output %d out of range", n->name, n->output);
+    if (!value_ok(g, n->output))
+        return fail(v, "node '%s' has output %d out of range", n->name, n->output);
     if (IR_VALUE(g, n->output)->producer != i)
         return fail(v, "node '%s' output '%s' names another producer", n->name,
                     IR_VALUE(g, n->output)->name);
     for (int k = 0; k < n->ninputs; k++) {
         int in = n->inputs[k];
-        if (!value_ok(g, in)) return fail(v, "node '%s' input %d is %d, out of range", n->name, k, in);
+        if (!value_ok(g, in))
+            return fail(v, "node '%s' input %d is %d, out of range", n->name, k, in);
         if (IR_VALUE(g, in)->producer >= i)
-            return fail(v, "node '%s' uses '%s' before it is defined", n->name, IR_VALUE(g, in)->name);
+            return fail(v, "node '%s' uses '%s' before it is defined", n->name,
+                        IR_VALUE(g, in)->name);
     }
     return true;
 }
@@ -86,7 +90,8 @@ static bool verify_params(VerifyCtx *v) {
     for (int i = 0; i < IR_NNODES(g); i++) {
         const IrNode *n = IR_NODE(g, i);
         if (n->nparams == 0) {
-            if (n->param_count != 0) return fail(v, "node '%s' counts parameters it does not have", n->name);
+            if (n->param_count != 0)
+                return fail(v, "node '%s' counts parameters it does not have", n->name);
             continue;
         }
         if (n->nparams < 0 || n->first_param != next || n->first_param + n->nparams > IR_NPARAMS(g))
@@ -95,7 +100,8 @@ static bool verify_params(VerifyCtx *v) {
         int64_t sum = 0;
         for (int p = n->first_param; p < n->first_param + n->nparams; p++) {
             if (IR_PARAM(g, p)->node != i)
-                return fail(v, "parameter '%s' is in the range of node '%s'", IR_PARAM(g, p)->name, n->name);
+                return fail(v, "parameter '%s' is in the range of node '%s'", IR_PARAM(g, p)->name,
+                            n->name);
             sum += ir_shape_numel(&IR_PARAM(g, p)->shape);
         }
         if (sum != n->param_count)
@@ -103,7 +109,8 @@ static bool verify_params(VerifyCtx *v) {
                         (long long)n->param_count, (long long)sum);
         next += n->nparams;
     }
-    if (next != IR_NPARAMS(g)) return fail(v, "%d parameters belong to no node", IR_NPARAMS(g) - next);
+    if (next != IR_NPARAMS(g))
+        return fail(v, "%d parameters belong to no node", IR_NPARAMS(g) - next);
     return true;
 }
 

@@ -4,9 +4,9 @@
  * Every pass has the signature `bool pass_NAME(IrGraph *, Diag *)` and appears once in
  * pass_list, in the order it runs. pass_run_pipeline runs them up to and including `until`,
  * stops at the first pass that fails or reports an error, checks the graph with ir_verify
- * before the first pass and after every pass in debug builds (MPCC_DEBUG), and prints the IR after the pass named by
- * `dump_after`. Pass names come from the command line (--dump-after=PASS), so an unknown
- * name is a user error reported here with a suggestion; the driver turns it into a usage
+ * before the first pass and after every pass in debug builds (MPCC_DEBUG), and prints the IR after
+ * the pass named by `dump_after`. Pass names come from the command line (--dump-after=PASS), so an
+ * unknown name is a user error reported here with a suggestion; the driver turns it into a usage
  * error (exit 2) by checking pass_find first or by the returned false.
  */
 #include "ir.h"
@@ -49,7 +49,8 @@ static int resolve(Diag *d, const char *name) {
     return -1;
 }
 
-bool pass_run_pipeline(IrGraph *g, Diag *d, const char *until, const char *dump_after, FILE *dump_out) {
+bool pass_run_pipeline(IrGraph *g, Diag *d, const char *until, const char *dump_after,
+                       FILE *dump_out) {
     int last = until ? resolve(d, until) : pass_count - 1;
     int dump = dump_after ? resolve(d, dump_after) : -1;
     if (last < 0 || (dump_after && dump < 0)) return false;

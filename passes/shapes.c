@@ -76,7 +76,8 @@ static int64_t ck_mul5(ShapeCtx *c, int64_t a, int64_t b, int64_t x, int64_t y, 
 
 static int64_t ck_numel(ShapeCtx *c, const Shape *s) {
     int64_t n = 1;
-    for (int i = 0; i < s->rank; i++) n = ck_mul(c, n, s->d[i]);
+    for (int i = 0; i < s->rank; i++)
+        n = ck_mul(c, n, s->d[i]);
     return n;
 }
 
@@ -182,7 +183,8 @@ static void set_flops(ShapeCtx *c, int64_t fwd, int64_t bwd) {
 /* Elements of the input excluding its last dimension: the "rows" a last-dim op sees. */
 static int64_t rows_of(ShapeCtx *c, const Shape *s) {
     int64_t r = 1;
-    for (int i = 0; i + 1 < s->rank; i++) r = ck_mul(c, r, s->d[i]);
+    for (int i = 0; i + 1 < s->rank; i++)
+        r = ck_mul(c, r, s->d[i]);
     return r;
 }
 
@@ -278,7 +280,8 @@ static bool shape_conv2d(ShapeCtx *c) {
     bool bias = arg_bool(c, 4);
     const Shape *x = &c->in[0]->shape;
     int64_t n = x->d[0], ch = x->d[1];
-    int64_t ho = window_out(c, x->d[2], k, stride, pad), wo = window_out(c, x->d[3], k, stride, pad);
+    int64_t ho = window_out(c, x->d[2], k, stride, pad),
+            wo = window_out(c, x->d[3], k, stride, pad);
     if (ho < 1 || wo < 1) {
         diag_error(c->d, c->n->loc,
                    "conv2d kernel %lld with padding %lld does not fit the %lldx%lld input %s "
@@ -291,7 +294,7 @@ static bool shape_conv2d(ShapeCtx *c) {
     set_out(c, DT_F32, &y);
     add_param(c, PARAM_WEIGHT, shape4(out, ch, k, k));
     if (bias) add_param(c, PARAM_BIAS, shape1(out));
-    int64_t outs = ck_numel(c, &y);                          /* N*out*Ho*Wo */
+    int64_t outs = ck_numel(c, &y); /* N*out*Ho*Wo */
     int64_t mm = ck_mul(c, ck_mul(c, 2, outs), ck_mul(c, ch, ck_mul(c, k, k)));
     int64_t b = bias ? outs : 0;
     set_flops(c, ck_add(c, mm, b), ck_add(c, ck_mul(c, 2, mm), b));
@@ -326,7 +329,8 @@ static bool shape_flatten(ShapeCtx *c) {
     if (!need_rank(c, 0, 2, IR_MAX_RANK) || !need_float(c, 0)) return false;
     const Shape *x = &c->in[0]->shape;
     Shape y = shape2(x->d[0], 1);
-    for (int i = 1; i < x->rank; i++) y.d[1] = ck_mul(c, y.d[1], x->d[i]);
+    for (int i = 1; i < x->rank; i++)
+        y.d[1] = ck_mul(c, y.d[1], x->d[i]);
     set_out(c, DT_F32, &y);
     set_flops(c, 0, 0);
     return true;
@@ -371,13 +375,16 @@ static bool shape_attention(ShapeCtx *c) {
     set_out(c, DT_F32, x);
     static const ParamRole w[] = {PARAM_WQ, PARAM_WK, PARAM_WV, PARAM_WO};
     static const ParamRole b[] = {PARAM_BQ, PARAM_BK, PARAM_BV, PARAM_BO};
-    for (int i = 0; i < 4; i++) add_param(c, w[i], shape2(dm, dm));
-    for (int i = 0; i < 4; i++) add_param(c, b[i], shape1(dm));
+    for (int i = 0; i < 4; i++)
+        add_param(c, w[i], shape2(dm, dm));
+    for (int i = 0; i < 4; i++)
+        add_param(c, b[i], shape1(dm));
     int64_t ntd = ck_numel(c, x);
-    int64_t proj = ck_mul(c, 8, ck_mul(c, ntd, dm));          /* 4 GEMMs of 2*NT*D*D */
-    int64_t att = ck_mul5(c, 4, n, t, t, dm);                 /* QK^T and P*V: 2 * 2*N*T*T*D */
+    int64_t proj = ck_mul(c, 8, ck_mul(c, ntd, dm)); /* 4 GEMMs of 2*NT*D*D */
+    int64_t att = ck_mul5(c, 4, n, t, t, dm);        /* QK^T and P*V: 2 * 2*N*T*T*D */
     int64_t scores = ck_mul(c, ck_mul(c, n, heads), ck_mul(c, t, t)); /* N*H*T*T */
-    int64_t fwd = ck_add(c, ck_add(c, proj, att), ck_add(c, ck_mul(c, 4, ntd), ck_mul(c, 6, scores)));
+    int64_t fwd =
+        ck_add(c, ck_add(c, proj, att), ck_add(c, ck_mul(c, 4, ntd), ck_mul(c, 6, scores)));
     int64_t bwd = ck_add(c, ck_add(c, ck_mul(c, 2, proj), ck_mul(c, 2, att)),
                          ck_add(c, ck_mul(c, 4, ntd), ck_mul(c, 5, scores)));
     set_flops(c, fwd, bwd);
@@ -391,8 +398,7 @@ static bool shape_cross_entropy(ShapeCtx *c) {
     if (!need_rank(c, 0, 2, IR_MAX_RANK) || !need_float(c, 0) || !need_int(c, 1, "labels"))
         return false;
     const Shape *x = &c->in[0]->shape, *y = &c->in[1]->shape;
-    if (y->rank != x->rank - 1 ||
-        memcmp(x->d, y->d, sizeof(int64_t) * (size_t)y->rank) != 0) {
+    if (y->rank != x->rank - 1 || memcmp(x->d, y->d, sizeof(int64_t) * (size_t)y->rank) != 0) {
         diag_error(c->d, c->n->loc,
                    "cross_entropy labels must have the logits' shape without the class "
                    "dimension: logits %s, labels %s",
@@ -410,8 +416,10 @@ static bool shape_mse(ShapeCtx *c) {
     if (!need_float(c, 0) || !need_float(c, 1)) return false;
     const Shape *a = &c->in[0]->shape, *b = &c->in[1]->shape;
     if (a->rank != b->rank || memcmp(a->d, b->d, sizeof(int64_t) * (size_t)a->rank) != 0) {
-        diag_error(c->d, c->n->loc, "mse expects the prediction and target to have equal shapes, "
-                   "got %s and %s", shape_of(c, c->in[0]), shape_of(c, c->in[1]));
+        diag_error(c->d, c->n->loc,
+                   "mse expects the prediction and target to have equal shapes, "
+                   "got %s and %s",
+                   shape_of(c, c->in[0]), shape_of(c, c->in[1]));
         return false;
     }
     set_out(c, DT_F32, &scalar_shape);
@@ -422,13 +430,20 @@ static bool shape_mse(ShapeCtx *c) {
 
 typedef bool (*ShapeRule)(ShapeCtx *c);
 static const ShapeRule shape_rules[OP__COUNT] = {
-    [OP_LINEAR] = shape_linear,       [OP_RELU] = shape_relu,
-    [OP_GELU] = shape_gelu,           [OP_TANH] = shape_tanh,
-    [OP_ADD] = shape_add,             [OP_LAYERNORM] = shape_layernorm,
-    [OP_DROPOUT] = shape_dropout,     [OP_CONV2D] = shape_conv2d,
-    [OP_MAXPOOL2D] = shape_maxpool2d, [OP_FLATTEN] = shape_flatten,
-    [OP_EMBEDDING] = shape_embedding, [OP_ATTENTION] = shape_attention,
-    [OP_CROSS_ENTROPY] = shape_cross_entropy, [OP_MSE] = shape_mse,
+    [OP_LINEAR] = shape_linear,
+    [OP_RELU] = shape_relu,
+    [OP_GELU] = shape_gelu,
+    [OP_TANH] = shape_tanh,
+    [OP_ADD] = shape_add,
+    [OP_LAYERNORM] = shape_layernorm,
+    [OP_DROPOUT] = shape_dropout,
+    [OP_CONV2D] = shape_conv2d,
+    [OP_MAXPOOL2D] = shape_maxpool2d,
+    [OP_FLATTEN] = shape_flatten,
+    [OP_EMBEDDING] = shape_embedding,
+    [OP_ATTENTION] = shape_attention,
+    [OP_CROSS_ENTROPY] = shape_cross_entropy,
+    [OP_MSE] = shape_mse,
 };
 
 /* ───────────────────────── the walk ───────────────────────── */
@@ -437,8 +452,8 @@ static const ShapeRule shape_rules[OP__COUNT] = {
 static bool check_leaf(IrGraph *g, Diag *d, IrValue *v) {
     ShapeCtx c = {.g = g, .d = d};
     if (v->shape.rank < 1 || v->shape.rank > IR_MAX_RANK) {
-        diag_error(d, v->loc, "%s '%s' must have rank 1 to %d", v->kind == VAL_LABEL ? "label" : "input",
-                   v->name, IR_MAX_RANK);
+        diag_error(d, v->loc, "%s '%s' must have rank 1 to %d",
+                   v->kind == VAL_LABEL ? "label" : "input", v->name, IR_MAX_RANK);
         return false;
     }
     for (int i = 0; i < v->shape.rank; i++) {

@@ -16,36 +16,36 @@
 
 static int test_failures;
 
-#define CHECK(c)                                                                        \
-    do {                                                                                \
-        if (!(c)) {                                                                     \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c);       \
-            test_failures++;                                                            \
-        }                                                                               \
+#define CHECK(c)                                                                                   \
+    do {                                                                                           \
+        if (!(c)) {                                                                                \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c);                  \
+            test_failures++;                                                                       \
+        }                                                                                          \
     } while (0)
 
-#define CHECK_EQ(a, b)                                                                  \
-    do {                                                                                \
-        long long a_ = (long long)(a), b_ = (long long)(b);                             \
-        if (a_ != b_) {                                                                 \
-            fprintf(stderr, "%s:%d: CHECK_EQ failed: %s == %lld, expected %s == %lld\n", \
-                    __FILE__, __LINE__, #a, a_, #b, b_);                                \
-            test_failures++;                                                            \
-        }                                                                               \
+#define CHECK_EQ(a, b)                                                                             \
+    do {                                                                                           \
+        long long a_ = (long long)(a), b_ = (long long)(b);                                        \
+        if (a_ != b_) {                                                                            \
+            fprintf(stderr, "%s:%d: CHECK_EQ failed: %s == %lld, expected %s == %lld\n", __FILE__, \
+                    __LINE__, #a, a_, #b, b_);                                                     \
+            test_failures++;                                                                       \
+        }                                                                                          \
     } while (0)
 
-#define CHECK_STR(hay, needle)                                                          \
-    do {                                                                                \
-        const char *h_ = (hay), *n_ = (needle);                                         \
-        if (!h_ || !strstr(h_, n_)) {                                                   \
-            fprintf(stderr, "%s:%d: CHECK_STR failed: expected to find\n  \"%s\"\nin\n%s\n", \
-                    __FILE__, __LINE__, n_, h_ ? h_ : "(null)");                        \
-            test_failures++;                                                            \
-        }                                                                               \
+#define CHECK_STR(hay, needle)                                                                     \
+    do {                                                                                           \
+        const char *h_ = (hay), *n_ = (needle);                                                    \
+        if (!h_ || !strstr(h_, n_)) {                                                              \
+            fprintf(stderr, "%s:%d: CHECK_STR failed: expected to find\n  \"%s\"\nin\n%s\n",       \
+                    __FILE__, __LINE__, n_, h_ ? h_ : "(null)");                                   \
+            test_failures++;                                                                       \
+        }                                                                                          \
     } while (0)
 
-#define TEST_RESULT()                                                                   \
-    (test_failures ? (fprintf(stderr, "%d check(s) failed\n", test_failures), 1)        \
+#define TEST_RESULT()                                                                              \
+    (test_failures ? (fprintf(stderr, "%d check(s) failed\n", test_failures), 1)                   \
                    : (printf("all checks passed\n"), 0))
 
 typedef struct TestGraph {
@@ -89,7 +89,8 @@ static inline int tg_value(TestGraph *t, const char *name, ValueKind k, DType dt
     IrValue *val = IR_VALUE(t->g, v);
     int64_t d[4] = {d0, d1, d2, d3};
     val->shape.rank = rank;
-    for (int i = 0; i < rank; i++) val->shape.d[i] = d[i];
+    for (int i = 0; i < rank; i++)
+        val->shape.d[i] = d[i];
     val->batch_sym = true;
     return v;
 }
@@ -114,7 +115,9 @@ static inline void tg_arg(TestGraph *t, int id, int i, double v, int line) {
 
 static inline int tg_out(TestGraph *t, int id) { return IR_NODE(t->g, id)->output; }
 static inline IrNode *tg_n(TestGraph *t, int id) { return IR_NODE(t->g, id); }
-static inline const IrValue *tg_v(TestGraph *t, int id) { return IR_VALUE(t->g, IR_NODE(t->g, id)->output); }
+static inline const IrValue *tg_v(TestGraph *t, int id) {
+    return IR_VALUE(t->g, IR_NODE(t->g, id)->output);
+}
 
 /* "f32[128, 10]" for a node's output. */
 static inline const char *tg_shape(TestGraph *t, int id) {

@@ -14,7 +14,8 @@ static void test_alignment_and_zero(void) {
         unsigned char *p = arena_alloc(&a, size);
         CHECK(((uintptr_t)p & 15u) == 0);
         bool zero = true;
-        for (size_t i = 0; i < size; i++) zero = zero && p[i] == 0;
+        for (size_t i = 0; i < size; i++)
+            zero = zero && p[i] == 0;
         CHECK(zero);
         memset(p, 0xab, size); /* ASan flags any overlap with the next allocation */
     }
@@ -40,7 +41,8 @@ static void test_large(void) {
     CHECK(small[0] == 0 && p[big / 2] == 1);
     int *arr = arena_calloc(&a, 1000, sizeof(int));
     bool zero = true;
-    for (int i = 0; i < 1000; i++) zero = zero && arr[i] == 0;
+    for (int i = 0; i < 1000; i++)
+        zero = zero && arr[i] == 0;
     CHECK(zero);
     arena_free(&a);
 }
@@ -76,7 +78,8 @@ static void test_vec(void) {
     CHECK_EQ(v.len, 10000);
     CHECK(v.cap >= v.len);
     bool ok = true;
-    for (int64_t i = 0; i < 10000; i++) ok = ok && VEC_AT(v, int64_t, i) == i * i;
+    for (int64_t i = 0; i < 10000; i++)
+        ok = ok && VEC_AT(v, int64_t, i) == i * i;
     CHECK(ok);
 
     /* items of an odd size survive growth too */

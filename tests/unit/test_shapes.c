@@ -99,7 +99,9 @@ static void test_linear_errors(void) {
     x = tg_value(&t, "x", VAL_INPUT, DT_I32, 2, 128, 10, 0, 0);
     h = tg_node(&t, OP_LINEAR, "h", 3, x, -1);
     tg_arg(&t, h, 0, 5, 3);
-    expect_error(&t, "dir/m.mp:3:5: error: linear expects a floating-point (f32) tensor, got i32[128, 10]\n");
+    expect_error(
+        &t,
+        "dir/m.mp:3:5: error: linear expects a floating-point (f32) tensor, got i32[128, 10]\n");
     tg_free(&t);
 
     tg_init(&t);
@@ -113,7 +115,9 @@ static void test_linear_errors(void) {
     x = tg_value(&t, "x", VAL_INPUT, DT_F32, 2, 128, 10, 0, 0);
     h = tg_node(&t, OP_LINEAR, "h", 3, x, -1);
     tg_arg(&t, h, 0, 1e300, 4);
-    expect_error(&t, "dir/m.mp:4:20: error: linear argument 'out' is too large (1e+300; the limit is 2^53)\n");
+    expect_error(
+        &t,
+        "dir/m.mp:4:20: error: linear argument 'out' is too large (1e+300; the limit is 2^53)\n");
     tg_free(&t);
 }
 
@@ -153,13 +157,15 @@ static void test_elementwise_errors(void) {
     x = tg_value(&t, "x", VAL_INPUT, DT_F32, 2, 4, 5, 0, 0);
     a = tg_node(&t, OP_DROPOUT, "a", 2, x, -1);
     tg_arg(&t, a, 0, -0.25, 9);
-    expect_error(&t, "dir/m.mp:9:20: error: dropout probability 'p' must be in [0, 1), got -0.25\n");
+    expect_error(&t,
+                 "dir/m.mp:9:20: error: dropout probability 'p' must be in [0, 1), got -0.25\n");
     tg_free(&t);
 
     tg_init(&t);
     x = tg_value(&t, "x", VAL_INPUT, DT_I64, 2, 4, 5, 0, 0);
     tg_node(&t, OP_GELU, "a", 6, x, -1);
-    expect_error(&t, "dir/m.mp:6:5: error: gelu expects a floating-point (f32) tensor, got i64[4, 5]\n");
+    expect_error(
+        &t, "dir/m.mp:6:5: error: gelu expects a floating-point (f32) tensor, got i64[4, 5]\n");
     tg_free(&t);
 }
 
@@ -181,7 +187,8 @@ static void test_add(void) {
     x = tg_value(&t, "x", VAL_INPUT, DT_F32, 2, 128, 64, 0, 0);
     int z = tg_value(&t, "z", VAL_INPUT, DT_F32, 2, 128, 32, 0, 0);
     tg_node(&t, OP_ADD, "a", 5, x, z);
-    expect_error(&t, "dir/m.mp:5:5: error: add expects equal shapes, got f32[128, 64] and f32[128, 32]\n");
+    expect_error(
+        &t, "dir/m.mp:5:5: error: add expects equal shapes, got f32[128, 64] and f32[128, 32]\n");
     tg_free(&t);
 
     tg_init(&t);
@@ -246,9 +253,9 @@ static void test_conv2d(void) {
     int y = tg_value(&t, "y", VAL_LABEL, DT_I32, 1, 2, 0, 0, 0);
     tg_node(&t, OP_CROSS_ENTROPY, "loss", 5, tg_out(&t, f), y);
     CHECK(pass_shapes(t.g, &t.diag));
-    CHECK(strcmp(tg_shape(&t, c), "f32[2, 16, 32, 32]") == 0); /* (32 + 2 - 3)/1 + 1 = 32 */
+    CHECK(strcmp(tg_shape(&t, c), "f32[2, 16, 32, 32]") == 0);  /* (32 + 2 - 3)/1 + 1 = 32 */
     CHECK(strcmp(tg_shape(&t, c2), "f32[2, 16, 15, 15]") == 0); /* (32 - 3)/2 + 1 = 15 */
-    CHECK(strcmp(tg_shape(&t, f), "f32[2, 3600]") == 0);       /* 16*15*15 */
+    CHECK(strcmp(tg_shape(&t, f), "f32[2, 3600]") == 0);        /* 16*15*15 */
     /* weight [16, 3, 3, 3] + bias [16] = 432 + 16 */
     CHECK_EQ(tg_n(&t, c)->param_count, 448);
     const IrParam *w = IR_PARAM(t.g, tg_n(&t, c)->first_param);
@@ -309,7 +316,8 @@ static void test_maxpool2d(void) {
     tg_arg(&t, q, 0, 3, 3);
     tg_arg(&t, q, 1, 2, 3);
     CHECK(!pass_shapes(t.g, &t.diag)); /* no loss; shapes are still inferred */
-    CHECK_STR(tg_diag_text(&t), "dir/m.mp: error: model 'm' has no loss; end it with cross_entropy or mse\n");
+    CHECK_STR(tg_diag_text(&t),
+              "dir/m.mp: error: model 'm' has no loss; end it with cross_entropy or mse\n");
     CHECK_EQ(t.diag.errors, 1);
     CHECK(strcmp(tg_shape(&t, p), "f32[2, 16, 16, 16]") == 0);
     CHECK(strcmp(tg_shape(&t, q), "f32[2, 16, 15, 15]") == 0); /* (32 - 3)/2 + 1 */
@@ -401,7 +409,9 @@ static void test_embedding_errors(void) {
     TestGraph t;
     tg_init(&t);
     emb(&t, DT_F32, 2, 100, 32, 0);
-    expect_error(&t, "dir/m.mp:2:5: error: embedding expects integer token ids (i32 or i64), got f32[4, 16]\n");
+    expect_error(
+        &t,
+        "dir/m.mp:2:5: error: embedding expects integer token ids (i32 or i64), got f32[4, 16]\n");
     tg_free(&t);
 
     tg_init(&t);
@@ -422,7 +432,8 @@ static void test_embedding_errors(void) {
 
     tg_init(&t);
     emb(&t, DT_I32, 3, 10, 3, 0);
-    expect_error(&t, "dir/m.mp:2:5: error: embedding expects a tensor of rank 1 or 2, got i32[4, 16, 8]\n");
+    expect_error(
+        &t, "dir/m.mp:2:5: error: embedding expects a tensor of rank 1 or 2, got i32[4, 16, 8]\n");
     tg_free(&t);
 }
 
@@ -462,7 +473,9 @@ static void test_attention_errors(void) {
     int x = tg_value(&t, "x", VAL_INPUT, DT_F32, 3, 2, 8, 64, 0);
     int a = tg_node(&t, OP_ATTENTION, "attn", 2, x, -1);
     tg_arg(&t, a, 0, 3, 11);
-    expect_error(&t, "dir/m.mp:11:20: error: attention heads (3) must divide the width 64 of f32[2, 8, 64]\n");
+    expect_error(
+        &t,
+        "dir/m.mp:11:20: error: attention heads (3) must divide the width 64 of f32[2, 8, 64]\n");
     tg_free(&t);
 
     tg_init(&t);
@@ -476,7 +489,8 @@ static void test_attention_errors(void) {
     x = tg_value(&t, "x", VAL_INPUT, DT_F32, 2, 16, 64, 0, 0);
     a = tg_node(&t, OP_ATTENTION, "attn", 2, x, -1);
     tg_arg(&t, a, 0, 4, 11);
-    expect_error(&t, "dir/m.mp:2:5: error: attention expects a tensor of rank 3, got f32[16, 64]\n");
+    expect_error(&t,
+                 "dir/m.mp:2:5: error: attention expects a tensor of rank 3, got f32[16, 64]\n");
     tg_free(&t);
 }
 
@@ -497,15 +511,18 @@ static void test_losses(void) {
     x = tg_value(&t, "x", VAL_INPUT, DT_F32, 2, 128, 10, 0, 0);
     y = tg_value(&t, "y", VAL_LABEL, DT_F32, 1, 128, 0, 0, 0);
     tg_node(&t, OP_CROSS_ENTROPY, "loss", 2, x, y);
-    expect_error(&t, "dir/m.mp:2:5: error: cross_entropy expects integer labels (i32 or i64), got f32[128]\n");
+    expect_error(
+        &t,
+        "dir/m.mp:2:5: error: cross_entropy expects integer labels (i32 or i64), got f32[128]\n");
     tg_free(&t);
 
     tg_init(&t);
     x = tg_value(&t, "x", VAL_INPUT, DT_F32, 2, 128, 10, 0, 0);
     y = tg_value(&t, "y", VAL_LABEL, DT_I32, 1, 64, 0, 0, 0);
     tg_node(&t, OP_CROSS_ENTROPY, "loss", 2, x, y);
-    expect_error(&t, "cross_entropy labels must have the logits' shape without the class dimension: "
-                     "logits f32[128, 10], labels i32[64]\n");
+    expect_error(&t,
+                 "cross_entropy labels must have the logits' shape without the class dimension: "
+                 "logits f32[128, 10], labels i32[64]\n");
     tg_free(&t);
 
     tg_init(&t);
@@ -521,7 +538,8 @@ static void test_losses(void) {
     x = tg_value(&t, "x", VAL_INPUT, DT_F32, 2, 128, 10, 0, 0);
     y = tg_value(&t, "y", VAL_LABEL, DT_F32, 2, 128, 1, 0, 0);
     tg_node(&t, OP_MSE, "loss", 2, x, y);
-    expect_error(&t, "mse expects the prediction and target to have equal shapes, got f32[128, 10] and f32[128, 1]\n");
+    expect_error(&t, "mse expects the prediction and target to have equal shapes, got f32[128, 10] "
+                     "and f32[128, 1]\n");
     tg_free(&t);
 
     tg_init(&t);
@@ -556,7 +574,8 @@ static void test_loss_structure(void) {
     y = tg_value(&t, "y", VAL_LABEL, DT_F32, 2, 4, 4, 0, 0);
     int l = tg_node(&t, OP_MSE, "l1", 2, x, y);
     tg_node(&t, OP_RELU, "r", 3, tg_out(&t, l), -1);
-    expect_error(&t, "dir/m.mp:3:5: error: 'l1' is a loss (a scalar) and cannot be an input of relu\n");
+    expect_error(&t,
+                 "dir/m.mp:3:5: error: 'l1' is a loss (a scalar) and cannot be an input of relu\n");
     tg_free(&t);
 }
 
@@ -596,8 +615,9 @@ static void test_overflow(void) {
     tg_init(&t);
     x = tg_value(&t, "x", VAL_INPUT, DT_F32, 3, big, big, big, 0);
     tg_node(&t, OP_RELU, "r", 2, x, -1);
-    expect_error(&t, "dir/m.mp:1:1: error: the size of 'x' (f32[2147483648, 2147483648, 2147483648]) "
-                     "overflows 64-bit integers\n");
+    expect_error(&t,
+                 "dir/m.mp:1:1: error: the size of 'x' (f32[2147483648, 2147483648, 2147483648]) "
+                 "overflows 64-bit integers\n");
     tg_free(&t);
 
     /* Each node fits (fwd+bwd about 3*2^60) but three of them overflow the model's total. */
@@ -610,7 +630,8 @@ static void test_overflow(void) {
         tg_arg(&t, last, 0, 1 << 28, 2 + i);
     }
     tg_node(&t, OP_MSE, "loss", 6, tg_out(&t, last), y);
-    expect_error(&t, "dir/m.mp: error: the model's total parameters or FLOPs overflow 64-bit integers\n");
+    expect_error(
+        &t, "dir/m.mp: error: the model's total parameters or FLOPs overflow 64-bit integers\n");
     tg_free(&t);
 
     tg_init(&t);
@@ -642,7 +663,8 @@ static void test_long_chain(void) {
     CHECK(s < 5.0);
     CHECK_EQ(IR_NPARAMS(t.g), LAYERS); /* weight and bias per linear: 2 * LAYERS/2 */
     int64_t total = 0;
-    for (int i = 0; i < IR_NNODES(t.g); i++) total += IR_NODE(t.g, i)->param_count;
+    for (int i = 0; i < IR_NNODES(t.g); i++)
+        total += IR_NODE(t.g, i)->param_count;
     CHECK_EQ(total, (int64_t)(LAYERS / 2) * (16 * 16 + 16));
     tg_free(&t);
 }

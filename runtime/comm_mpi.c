@@ -1,0 +1,459 @@
+/*
+ * comm_mpi.c: the mesh, its communicators and the collectives, over MPI.
+ *
+ * mprt_init checks the world size against the plan's mesh S × d × t before anything else,
+ * then splits MPI_COMM_WORLD into the four groups of passes.h (tensor, data, stage, pipe)
+ * plus a duplicate of the world, each with MPI_ERRORS_RETURN so that a failing call comes
+ * back to us: we name the call, the group and the rank, and abort the job. A collective
+ * that hangs because one rank died is the worst failure mode of distributed training; an
+ * abort with a readable line is the best we can do about it.
+ *
+ * Every collective works on float buffers and has one job. The caller describes a tensor
+ * split along one dimension as outer × (G·chunk) × inner (mprt.h); MPI's collectives
+ * gather and scatter rank-major contiguous blocks, so when outer > 1 the data is packed or
+ * unpacked through a scratch buffer owned by the runtime (grown on demand, freed at
+ * finalize). Each call adds the bytes of mprt_coll_bytes() and its wall time to the
+ * counters in log.c, under its (kind, group) — the numbers the partition report predicted.
+ *
+ * Shards must divide evenly; counts must fit MPI's int. Violations are programming errors
+ * in the generated code, reported with mprt_fatal.
+ */
+#include <limits.h>
+#include <mpi.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+static struct {
+    bool inited;
+    MprtMesh mesh;
+    MPI_Comm comm[MPRT_GROUP__COUNT];
+    int gsize[MPRT_GROUP__COUNT], grank[MPRT_GROUP__COUNT];
+    float *scratch;
+    size_t scratch_cap; /* floats */
+    double t0;
+    char prog[64];
+} R = {.prog = "train"};
+
+struct MprtReq {
+    MPI_Request req;
+    double t0;
+    int64_t bytes;
+    const char *call;
+};
+
+/* ───────────────────────────── errors ───────────────────────────── */
+
+const char *mprt_progname(void) { return R.prog; }
+
+void mprt_fatal(const char *fmt, ...) {
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fflush(stdout);
+    fprintf(stderr, "%s: rank %d: %s\n", R.prog, R.mesh.rank, msg);
+    fflush(stderr);
+    int up = 0;
+    MPI_Initialized(&up);
+    if (up)
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    exit(1);
+}
+
+static void check(int rc, const char *call, MprtGroup g) {
+    if (rc == MPI_SUCCESS)
+        return;
+    char why[MPI_MAX_ERROR_STRING + 1] = "";
+    int len = 0;
+    if (MPI_Error_string(rc, why, &len) != MPI_SUCCESS)
+        snprintf(why, sizeof why, "MPI error %d", rc);
+    mprt_fatal("%s on %s group failed: %s", call, mprt_group_name(g), why);
+}
+
+static int to_int(int64_t n, const char *call) {
+    if (n < 0 || n > INT_MAX)
+        mprt_fatal("%s: element count %lld out of range for MPI (0..%d)", call, (long long)n,
+                   INT_MAX);
+    return (int)n;
+}
+
+/* outer·chunk·inner with each factor ≥ 0 and the product within MPI's int. */
+static int64_t block3(int64_t a, int64_t b, int64_t c, const char *call) {
+    int64_t dims[3] = {a, b, c}, n = 0;
+    if (!mprt__numel(3, dims, 1, INT_MAX, &n))
+        mprt_fatal("%s: bad tensor view %lld x %lld x %lld", call, (long long)a, (long long)b,
+                   (long long)c);
+    return n;
+}
+
+static float *scratch(int64_t nfloats) {
+    if ((size_t)nfloats > R.scratch_cap) {
+        float *p = realloc(R.scratch, (size_t)nfloats * sizeof(float));
+        if (!p)
+            mprt_fatal("out of memory for a %lld-byte communication buffer",
+                       (long long)nfloats * 4);
+        R.scratch = p;
+        R.scratch_cap = (size_t)nfloats;
+    }
+    return R.scratch;
+}
+
+/* ───────────────────────────── launch ───────────────────────────── */
+
+static void set_progname(int *argc, char ***argv) {
+    if (!argc || !argv || *argc < 1 || !(*argv)[0] || !(*argv)[0][0])
+        return;
+    const char *base = strrchr((*argv)[0], '/');
+    base = base ? base + 1 : (*argv)[0];
+    if (*base)
+        snprintf(R.prog, sizeof R.prog, "%s", base);
+}
+
+static void split(MprtGroup g, int color, int key) {
+    MPI_Comm c;
+    check(MPI_Comm_split(MPI_COMM_WORLD, color, key, &c), "MPI_Comm_split", g);
+    check(MPI_Comm_set_errhandler(c, MPI_ERRORS_RETURN), "MPI_Comm_set_errhandler", g);
+    R.comm[g] = c;
+    check(MPI_Comm_size(c, &R.gsize[g]), "MPI_Comm_size", g);
+    check(MPI_Comm_rank(c, &R.grank[g]), "MPI_Comm_rank", g);
+}
+
+void mprt_init(int *argc, char ***argv, int S, int d, int t) {
+    set_progname(argc, argv);
+    if (MPI_Init(argc, argv) != MPI_SUCCESS) {
+        fprintf(stderr, "%s: MPI_Init failed\n", R.prog);
+        exit(1);
+    }
+    R.t0 = MPI_Wtime();
+    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+    MprtMesh *m = &R.mesh;
+    check(MPI_Comm_rank(MPI_COMM_WORLD, &m->rank), "MPI_Comm_rank", MPRT_WORLD);
+    check(MPI_Comm_size(MPI_COMM_WORLD, &m->size), "MPI_Comm_size", MPRT_WORLD);
+    if (S < 1 || d < 1 || t < 1)
+        mprt_fatal("invalid mesh S=%d x d=%d x t=%d", S, d, t);
+    long long need = (long long)S * d * t;
+    if (need != m->size) {
+        if (m->rank == 0)
+            fprintf(stderr, "%s: this plan needs %lld ranks (S=%d \xc3\x97 d=%d \xc3\x97 t=%d), "
+                            "launched with %d\n", R.prog, need, S, d, t, m->size);
+        MPI_Finalize();
+        exit(1);
+    }
+    m->S = S, m->d = d, m->t = t;
+    m->k = m->rank % t;
+    m->j = (m->rank / t) % d;
+    m->s = m->rank / (t * d);
+    split(MPRT_TENSOR, m->s * d + m->j, m->k);
+    split(MPRT_DATA, m->s * t + m->k, m->j);
+    split(MPRT_STAGE, m->s, m->j * t + m->k);
+    split(MPRT_PIPE, m->j * t + m->k, m->s);
+    split(MPRT_WORLD, 0, m->rank);
+    R.inited = true;
+}
+
+void mprt_finalize(void) {
+    if (!R.inited)
+        return;
+    for (int g = 0; g < MPRT_GROUP__COUNT; g++)
+        MPI_Comm_free(&R.comm[g]);
+    free(R.scratch);
+    R.scratch = NULL;
+    R.scratch_cap = 0;
+    R.inited = false;
+    MPI_Finalize();
+}
+
+const MprtMesh *mprt_mesh(void) { return &R.mesh; }
+
+static MprtGroup valid(MprtGroup g) {
+    if (!R.inited)
+        mprt_fatal("the runtime is used before mprt_init");
+    if ((unsigned)g >= MPRT_GROUP__COUNT)
+        mprt_fatal("invalid group %d", (int)g);
+    return g;
+}
+
+int mprt_group_size(MprtGroup g) { return R.gsize[valid(g)]; }
+int mprt_group_rank(MprtGroup g) { return R.grank[valid(g)]; }
+
+const char *mprt_group_name(MprtGroup g) {
+    static const char *const names[] = {"tensor", "data", "stage", "pipe", "world"};
+    return (unsigned)g < MPRT_GROUP__COUNT ? names[g] : "?";
+}
+
+double mprt_now(void) { return MPI_Wtime(); }
+double mprt_elapsed(void) { return MPI_Wtime() - R.t0; }
+
+/* ───────────────────────────── collectives ───────────────────────────── */
+
+void mprt_allreduce(MprtGroup g, float *buf, int64_t count) {
+    int n = to_int(count, "MPI_Allreduce");
+    int G = mprt_group_size(g);
+    double t0 = MPI_Wtime();
+    if (G > 1)
+        check(MPI_Allreduce(MPI_IN_PLACE, buf, n, MPI_FLOAT, MPI_SUM, R.comm[g]),
+              "MPI_Allreduce", g);
+    mprt_stats_add(MPRT_ALLREDUCE, g, mprt_coll_bytes(MPRT_ALLREDUCE, G, 4 * count),
+                   MPI_Wtime() - t0);
+}
+
+void mprt_slice(const float *full, float *local, int64_t outer, int64_t chunk, int64_t inner,
+                int parts, int part) {
+    block3(outer, chunk, inner, "mprt_slice");
+    if (parts < 1 || part < 0 || part >= parts)
+        mprt_fatal("mprt_slice: part %d of %d", part, parts);
+    size_t row = (size_t)(chunk * inner);
+    for (int64_t o = 0; o < outer; o++)
+        memcpy(local + (size_t)o * row, full + ((size_t)o * (size_t)parts + (size_t)part) * row,
+               row * sizeof(float));
+}
+
+void mprt_allgather(MprtGroup g, const float *local, float *full, int64_t outer, int64_t chunk,
+                    int64_t inner) {
+    int G = mprt_group_size(g);
+    int64_t blk = block3(outer, chunk, inner, "MPI_Allgather");
+    block3(blk, G, 1, "MPI_Allgather");
+    double t0 = MPI_Wtime();
+    if (G == 1) {
+        memcpy(full, local, (size_t)blk * sizeof(float));
+    } else if (outer == 1) {
+        check(MPI_Allgather(local, (int)blk, MPI_FLOAT, full, (int)blk, MPI_FLOAT, R.comm[g]),
+              "MPI_Allgather", g);
+    } else {
+        float *tmp = scratch(blk * G);
+        check(MPI_Allgather(local, (int)blk, MPI_FLOAT, tmp, (int)blk, MPI_FLOAT, R.comm[g]),
+              "MPI_Allgather", g);
+        size_t row = (size_t)(chunk * inner);
+        for (int64_t o = 0; o < outer; o++)
+            for (int r = 0; r < G; r++)
+                memcpy(full + ((size_t)o * (size_t)G + (size_t)r) * row,
+                       tmp + ((size_t)r * (size_t)outer + (size_t)o) * row, row * sizeof(float));
+    }
+    mprt_stats_add(MPRT_ALLGATHER, g, mprt_coll_bytes(MPRT_ALLGATHER, G, 4 * blk * G),
+                   MPI_Wtime() - t0);
+}
+
+void mprt_reduce_scatter(MprtGroup g, const float *full, float *local, int64_t outer,
+                         int64_t chunk, int64_t inner) {
+    int G = mprt_group_size(g);
+    int64_t blk = block3(outer, chunk, inner, "MPI_Reduce_scatter_block");
+    block3(blk, G, 1, "MPI_Reduce_scatter_block");
+    double t0 = MPI_Wtime();
+    if (G == 1) {
+        memcpy(local, full, (size_t)blk * sizeof(float));
+    } else {
+        const float *src = full;
+        if (outer > 1) {
+            float *tmp = scratch(blk * G);
+            size_t row = (size_t)(chunk * inner);
+            for (int r = 0; r < G; r++)
+                for (int64_t o = 0; o < outer; o++)
+                    memcpy(tmp + ((size_t)r * (size_t)outer + (size_t)o) * row,
+                           full + ((size_t)o * (size_t)G + (size_t)r) * row, row * sizeof(float));
+            src = tmp;
+        }
+        check(MPI_Reduce_scatter_block(src, local, (int)blk, MPI_FLOAT, MPI_SUM, R.comm[g]),
+              "MPI_Reduce_scatter_block", g);
+    }
+    mprt_stats_add(MPRT_REDUCESCATTER, g, mprt_coll_bytes(MPRT_REDUCESCATTER, G, 4 * blk * G),
+                   MPI_Wtime() - t0);
+}
+
+/* Checks an all-to-all view and returns the per-destination block in floats. */
+static int64_t a2a_block(int G, int64_t batch, int64_t mid, int64_t feat, int64_t inner) {
+    int64_t dims[4] = {batch, mid, feat, inner}, n = 0;
+    if (!mprt__numel(4, dims, 1, INT_MAX, &n))
+        mprt_fatal("MPI_Alltoall: bad tensor view %lld x %lld x %lld x %lld", (long long)batch,
+                   (long long)mid, (long long)feat, (long long)inner);
+    if (batch % G || feat % G)
+        mprt_fatal("MPI_Alltoall: batch %lld and features %lld must divide by the group size %d",
+                   (long long)batch, (long long)feat, G);
+    return n / G / G;
+}
+
+void mprt_alltoall_b2f(MprtGroup g, const float *in, float *out, int64_t batch, int64_t mid,
+                       int64_t feat, int64_t inner) {
+    int G = mprt_group_size(g);
+    int64_t blk = a2a_block(G, batch, mid, feat, inner);
+    double t0 = MPI_Wtime();
+    if (G == 1) {
+        memcpy(out, in, (size_t)blk * sizeof(float));
+    } else {
+        /* send[p] = my rows, feature slice p: [bl][mid][fc][inner] */
+        float *send = scratch(blk * G);
+        size_t bl = (size_t)(batch / G), fc = (size_t)(feat / G), span = fc * (size_t)inner;
+        for (size_t p = 0; p < (size_t)G; p++)
+            for (size_t b = 0; b < bl; b++)
+                for (size_t m = 0; m < (size_t)mid; m++)
+                    memcpy(send + ((p * bl + b) * (size_t)mid + m) * span,
+                           in + ((b * (size_t)mid + m) * (size_t)feat + p * fc) * (size_t)inner,
+                           span * sizeof(float));
+        /* from q: rows block q, my features — exactly the F layout's row order */
+        check(MPI_Alltoall(send, (int)blk, MPI_FLOAT, out, (int)blk, MPI_FLOAT, R.comm[g]),
+              "MPI_Alltoall", g);
+    }
+    mprt_stats_add(MPRT_ALLTOALL, g, mprt_coll_bytes(MPRT_ALLTOALL, G, 4 * blk * G * G),
+                   MPI_Wtime() - t0);
+}
+
+void mprt_alltoall_f2b(MprtGroup g, const float *in, float *out, int64_t batch, int64_t mid,
+                       int64_t feat, int64_t inner) {
+    int G = mprt_group_size(g);
+    int64_t blk = a2a_block(G, batch, mid, feat, inner);
+    double t0 = MPI_Wtime();
+    if (G == 1) {
+        memcpy(out, in, (size_t)blk * sizeof(float));
+    } else {
+        /* the F layout is already ordered by destination row block */
+        float *recv = scratch(blk * G);
+        check(MPI_Alltoall(in, (int)blk, MPI_FLOAT, recv, (int)blk, MPI_FLOAT, R.comm[g]),
+              "MPI_Alltoall", g);
+        size_t bl = (size_t)(batch / G), fc = (size_t)(feat / G), span = fc * (size_t)inner;
+        for (size_t q = 0; q < (size_t)G; q++)
+            for (size_t b = 0; b < bl; b++)
+                for (size_t m = 0; m < (size_t)mid; m++)
+                    memcpy(out + ((b * (size_t)mid + m) * (size_t)feat + q * fc) * (size_t)inner,
+                           recv + ((q * bl + b) * (size_t)mid + m) * span, span * sizeof(float));
+    }
+    mprt_stats_add(MPRT_ALLTOALL, g, mprt_coll_bytes(MPRT_ALLTOALL, G, 4 * blk * G * G),
+                   MPI_Wtime() - t0);
+}
+
+void mprt_broadcast(MprtGroup g, float *buf, int64_t count, int root) {
+    int n = to_int(count, "MPI_Bcast");
+    int G = mprt_group_size(g);
+    if (root < 0 || root >= G)
+        mprt_fatal("MPI_Bcast: root %d outside the %s group of %d", root, mprt_group_name(g), G);
+    double t0 = MPI_Wtime();
+    if (G > 1)
+        check(MPI_Bcast(buf, n, MPI_FLOAT, root, R.comm[g]), "MPI_Bcast", g);
+    mprt_stats_add(MPRT_BROADCAST, g, mprt_coll_bytes(MPRT_BROADCAST, G, 4 * count),
+                   MPI_Wtime() - t0);
+}
+
+static void metric(MprtGroup g, double *vals, int count, MPI_Op op) {
+    int G = mprt_group_size(g);
+    if (count < 0)
+        mprt_fatal("MPI_Allreduce: negative count %d", count);
+    double t0 = MPI_Wtime();
+    if (G > 1)
+        check(MPI_Allreduce(MPI_IN_PLACE, vals, count, MPI_DOUBLE, op, R.comm[g]),
+              "MPI_Allreduce", g);
+    mprt_stats_add(MPRT_METRICS, g, mprt_coll_bytes(MPRT_METRICS, G, 8 * (int64_t)count),
+                   MPI_Wtime() - t0);
+}
+
+void mprt_metric_sum(MprtGroup g, double *vals, int count) { metric(g, vals, count, MPI_SUM); }
+void mprt_metric_max(MprtGroup g, double *vals, int count) { metric(g, vals, count, MPI_MAX); }
+
+/* ───────────────────────────── point to point ───────────────────────────── */
+
+static int peer(int dir, const char *call) {
+    int s = mprt_group_rank(MPRT_PIPE) + dir;
+    if ((dir != 1 && dir != -1) || s < 0 || s >= R.gsize[MPRT_PIPE])
+        mprt_fatal("%s: no pipeline stage %d (direction %d from stage %d of %d)", call, s, dir,
+                   R.grank[MPRT_PIPE], R.gsize[MPRT_PIPE]);
+    return s;
+}
+
+void mprt_send(int dir, const float *buf, int64_t count, int tag) {
+    int to = peer(dir, "MPI_Send"), n = to_int(count, "MPI_Send");
+    double t0 = MPI_Wtime();
+    check(MPI_Send(buf, n, MPI_FLOAT, to, tag, R.comm[MPRT_PIPE]), "MPI_Send", MPRT_PIPE);
+    mprt_stats_add(MPRT_SENDRECV, MPRT_PIPE, mprt_coll_bytes(MPRT_SENDRECV, 2, 4 * count),
+                   MPI_Wtime() - t0);
+}
+
+void mprt_recv(int dir, float *buf, int64_t count, int tag) {
+    int from = peer(dir, "MPI_Recv"), n = to_int(count, "MPI_Recv");
+    double t0 = MPI_Wtime();
+    check(MPI_Recv(buf, n, MPI_FLOAT, from, tag, R.comm[MPRT_PIPE], MPI_STATUS_IGNORE),
+          "MPI_Recv", MPRT_PIPE);
+    mprt_stats_add(MPRT_SENDRECV, MPRT_PIPE, 0, MPI_Wtime() - t0);
+}
+
+static MprtReq *new_req(const char *call, int64_t bytes) {
+    MprtReq *r = malloc(sizeof *r);
+    if (!r)
+        mprt_fatal("%s: out of memory", call);
+    r->t0 = MPI_Wtime();
+    r->bytes = bytes;
+    r->call = call;
+    return r;
+}
+
+MprtReq *mprt_isend(int dir, const float *buf, int64_t count, int tag) {
+    int to = peer(dir, "MPI_Isend"), n = to_int(count, "MPI_Isend");
+    MprtReq *r = new_req("MPI_Isend", mprt_coll_bytes(MPRT_SENDRECV, 2, 4 * count));
+    check(MPI_Isend(buf, n, MPI_FLOAT, to, tag, R.comm[MPRT_PIPE], &r->req), "MPI_Isend",
+          MPRT_PIPE);
+    return r;
+}
+
+MprtReq *mprt_irecv(int dir, float *buf, int64_t count, int tag) {
+    int from = peer(dir, "MPI_Irecv"), n = to_int(count, "MPI_Irecv");
+    MprtReq *r = new_req("MPI_Irecv", 0);
+    check(MPI_Irecv(buf, n, MPI_FLOAT, from, tag, R.comm[MPRT_PIPE], &r->req), "MPI_Irecv",
+          MPRT_PIPE);
+    return r;
+}
+
+void mprt_wait(MprtReq *r) {
+    if (!r)
+        return;
+    check(MPI_Wait(&r->req, MPI_STATUS_IGNORE), r->call, MPRT_PIPE);
+    mprt_stats_add(MPRT_SENDRECV, MPRT_PIPE, r->bytes, MPI_Wtime() - r->t0);
+    free(r);
+}
+
+/* ───────────────────────────── agreeing on user errors ───────────────────────────── */
+
+void mprt_exit_if_any(bool failed, const char *msg) {
+    int mine = failed ? R.mesh.rank : INT_MAX, first = mine;
+    if (R.inited && R.mesh.size > 1)
+        check(MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, R.comm[MPRT_WORLD]),
+              "MPI_Allreduce", MPRT_WORLD);
+    if (first == INT_MAX)
+        return;
+    fflush(stdout);
+    if (first == R.mesh.rank) {
+        fprintf(stderr, "%s: %s\n", R.prog, msg ? msg : "error");
+        fflush(stderr);
+    }
+    mprt_finalize();
+    exit(1);
+}
+
+/* ───────────────────────────── gathering text (the profile) ───────────────────────────── */
+
+char *mprt__gather_text(const char *mine, int *n) {
+    MprtGroup w = valid(MPRT_WORLD);
+    int size = R.gsize[w], root = R.grank[w] == 0;
+    int len = to_int((int64_t)strlen(mine) + 1, "MPI_Gather");
+    int *lens = root ? calloc((size_t)size, 2 * sizeof(int)) : NULL;
+    if (root && !lens)
+        mprt_fatal("out of memory gathering the profile");
+    check(MPI_Gather(&len, 1, MPI_INT, lens, 1, MPI_INT, 0, R.comm[w]), "MPI_Gather", w);
+    char *all = NULL;
+    int *displs = root ? lens + size : NULL;
+    if (root) {
+        int64_t total = 0;
+        for (int i = 0; i < size; i++) {
+            displs[i] = to_int(total, "MPI_Gatherv");
+            total += lens[i];
+        }
+        all = malloc((size_t)to_int(total, "MPI_Gatherv"));
+        if (!all)
+            mprt_fatal("out of memory gathering the profile");
+    }
+    check(MPI_Gatherv(mine, len, MPI_CHAR, all, lens, displs, MPI_CHAR, 0, R.comm[w]),
+          "MPI_Gatherv", w);
+    free(lens);
+    *n = size;
+    return all;
+}

@@ -1,0 +1,50 @@
+/*
+ * internal.h: helpers shared by the files of runtime/, not part of the public API (mprt.h)
+ * and not installed. Everything here is prefixed mprt__ (two underscores).
+ */
+#ifndef MPRT_INTERNAL_H
+#define MPRT_INTERNAL_H
+
+#include <stdio.h>
+
+#include "mprt.h"
+
+/* Formats err->msg (truncating safely). Returns false so callers can `return mprt__err(...)`. */
+bool mprt__err(MprtErr *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* "f32[N, 784]" / "i64[60000]" into buf; shape[0] printed as N when free0 is set. */
+char *mprt__shape_str(char *buf, size_t n, MprtDtype t, int ndim, const int64_t *shape,
+                      bool free0);
+
+/* Product of ndim dims with overflow and sign checks: false if any dim < 0 or the product
+ * (times elem, the element size) exceeds limit. */
+bool mprt__numel(int ndim, const int64_t *shape, int64_t elem, int64_t limit, int64_t *numel);
+
+/* Reads a whole regular file into a malloc'd buffer (size bounded by max). */
+bool mprt__read_file(const char *path, size_t max, unsigned char **buf, size_t *size,
+                     MprtErr *err);
+
+/* The atomic writer: open "<path>.tmp.<pid>", write pieces, then commit (fsync, rename,
+ * fsync of the directory) or abort (close and unlink). */
+typedef struct MprtAtomic {
+    const char *path;
+    char tmp[4096];
+    int fd;
+    int64_t written;
+} MprtAtomic;
+bool mprt__atomic_open(MprtAtomic *w, const char *path, MprtErr *err);
+bool mprt__atomic_write(MprtAtomic *w, const void *data, size_t n, MprtErr *err);
+bool mprt__atomic_commit(MprtAtomic *w, MprtErr *err);
+void mprt__atomic_abort(MprtAtomic *w);
+
+/* Collective over the world (comm_mpi.c): gathers every rank's NUL-terminated text to world
+ * rank 0, which gets a malloc'd buffer of the texts back to back (rank order) and their
+ * count in *n; other ranks get NULL. Not counted in the statistics. */
+char *mprt__gather_text(const char *mine, int *n);
+
+/* Little-endian loads and stores (files are little-endian whatever the host). */
+uint64_t mprt__le64(const unsigned char *p);
+uint32_t mprt__le32(const unsigned char *p);
+void mprt__put_le64(unsigned char *p, uint64_t v);
+
+#endif /* MPRT_INTERNAL_H */

@@ -1,0 +1,260 @@
+/*
+ * log.c: what the runtime measures and how it reports it — the byte and time counters of
+ * the collectives, named timers, the progress line and the JSON profile.
+ *
+ * The counters are the other half of the partition report: the cost model predicts, per
+ * device and per (collective kind, group), the bytes a step moves, and the runtime counts
+ * the same quantity with the same integer formula (mprt_coll_bytes, a copy of
+ * cost_coll_bytes in passes/ — the runtime does not link the compiler; a unit test checks
+ * both agree). Bytes are what this rank sends on a ring algorithm, so summing over a group
+ * gives the traffic on the wires. Broadcasts and the scalar all-reduces behind the
+ * progress line have their own kinds and stay out of mprt_stats_plan_bytes().
+ *
+ * Timers are a flat table of names; ids are indices, so a hot loop looks a name up once.
+ * The profile gathers every rank's counters and timers (as JSON text) to rank 0, which
+ * writes one file: {"mprt_version", "mesh", "world_size", "elapsed_s", "ranks": [...]}.
+ * docs/runtime.md documents the schema.
+ */
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+static MprtCommStat stats[MPRT_COLL__COUNT][MPRT_GROUP__COUNT];
+static int paused;
+
+typedef struct Timer {
+    char *name;
+    double seconds, started;
+    int64_t calls;
+} Timer;
+static Timer *timers;
+static int ntimers, captimers;
+
+static struct {
+    int64_t first, last, per_step, prev_step;
+    double t_start, t_prev;
+} prog;
+
+/* ───────────────────────────── byte counts ───────────────────────────── */
+
+const char *mprt_coll_name(MprtColl k) {
+    static const char *const names[] = {"none",          "slice",    "allreduce",
+                                        "allgather",     "reducescatter", "alltoall",
+                                        "sendrecv",      "broadcast", "metrics"};
+    return (unsigned)k < MPRT_COLL__COUNT ? names[k] : "?";
+}
+
+int64_t mprt_coll_bytes(MprtColl k, int64_t g, int64_t n) {
+    switch (k) {
+    case MPRT_SENDRECV: return n;
+    case MPRT_ALLREDUCE:
+    case MPRT_METRICS: return g > 1 ? 2 * (g - 1) * n / g : 0;
+    case MPRT_ALLGATHER:
+    case MPRT_REDUCESCATTER:
+    case MPRT_BROADCAST: return g > 1 ? (g - 1) * n / g : 0;
+    case MPRT_ALLTOALL: return g > 1 ? (g - 1) * n / (g * g) : 0;
+    default: return 0;
+    }
+}
+
+void mprt_stats_add(MprtColl k, MprtGroup g, int64_t bytes, double seconds) {
+    if (paused || (unsigned)k >= MPRT_COLL__COUNT || (unsigned)g >= MPRT_GROUP__COUNT)
+        return;
+    MprtCommStat *s = &stats[k][g];
+    s->bytes += bytes;
+    s->calls += 1;
+    s->seconds += seconds;
+}
+
+MprtCommStat mprt_stats_get(MprtColl k, MprtGroup g) {
+    MprtCommStat zero = {0, 0, 0.0};
+    if ((unsigned)k >= MPRT_COLL__COUNT || (unsigned)g >= MPRT_GROUP__COUNT)
+        return zero;
+    return stats[k][g];
+}
+
+int64_t mprt_stats_plan_bytes(void) {
+    int64_t sum = 0;
+    for (int k = MPRT_ALLREDUCE; k <= MPRT_SENDRECV; k++)
+        for (int g = 0; g < MPRT_GROUP__COUNT; g++)
+            sum += stats[k][g].bytes;
+    return sum;
+}
+
+static int64_t plan_calls(void) {
+    int64_t sum = 0;
+    for (int k = MPRT_ALLREDUCE; k <= MPRT_SENDRECV; k++)
+        for (int g = 0; g < MPRT_GROUP__COUNT; g++)
+            sum += stats[k][g].calls;
+    return sum;
+}
+
+void mprt_stats_reset(void) { memset(stats, 0, sizeof stats); }
+void mprt_stats_pause(void) { paused++; }
+void mprt_stats_resume(void) {
+    if (paused > 0)
+        paused--;
+}
+
+/* ───────────────────────────── timers ───────────────────────────── */
+
+int mprt_timer(const char *name) {
+    for (int i = 0; i < ntimers; i++)
+        if (strcmp(timers[i].name, name) == 0)
+            return i;
+    if (ntimers == captimers) {
+        int cap = captimers ? 2 * captimers : 32;
+        Timer *t = realloc(timers, (size_t)cap * sizeof *t);
+        if (!t)
+            mprt_fatal("out of memory for timer '%s'", name);
+        timers = t;
+        captimers = cap;
+    }
+    size_t len = strlen(name);
+    char *copy = malloc(len + 1);
+    if (!copy)
+        mprt_fatal("out of memory for timer '%s'", name);
+    memcpy(copy, name, len + 1);
+    timers[ntimers] = (Timer){copy, 0.0, 0.0, 0};
+    return ntimers++;
+}
+
+static Timer *timer_at(int id) {
+    if (id < 0 || id >= ntimers)
+        mprt_fatal("invalid timer id %d", id);
+    return &timers[id];
+}
+
+void mprt_timer_start(int id) { timer_at(id)->started = mprt_now(); }
+void mprt_timer_stop(int id) {
+    Timer *t = timer_at(id);
+    t->seconds += mprt_now() - t->started;
+    t->calls++;
+}
+void mprt_timer_add(int id, double seconds) {
+    Timer *t = timer_at(id);
+    t->seconds += seconds;
+    t->calls++;
+}
+double mprt_timer_seconds(int id) { return timer_at(id)->seconds; }
+
+/* ───────────────────────────── progress ───────────────────────────── */
+
+void mprt_progress_start(int64_t first_step, int64_t last_step, int64_t samples_per_step) {
+    prog.first = prog.prev_step = first_step;
+    prog.last = last_step;
+    prog.per_step = samples_per_step;
+    prog.t_start = prog.t_prev = mprt_now();
+}
+
+void mprt_progress_step(int64_t step, double loss) {
+    double now = mprt_now();
+    double dt = now - prog.t_prev, elapsed = now - prog.t_start;
+    int64_t done = step - prog.first, since = step - prog.prev_step;
+    double rate = dt > 0 ? (double)(since * prog.per_step) / dt : 0.0;
+    double eta = done > 0 ? elapsed / (double)done * (double)(prog.last - step) : 0.0;
+    prog.t_prev = now;
+    prog.prev_step = step;
+    if (mprt_mesh()->rank != 0)
+        return;
+    printf("step %lld/%lld | loss %.7g | %.1f samples/s | comm %.2f MB | elapsed %.1fs | "
+           "eta %.1fs\n",
+           (long long)step, (long long)prog.last, loss, rate,
+           (double)mprt_stats_plan_bytes() / 1e6, elapsed, eta);
+    fflush(stdout);
+}
+
+void mprt_progress_finish(double final_loss) {
+    double elapsed = mprt_now() - prog.t_start;
+    int64_t steps = prog.last - prog.first;
+    double v[2] = {(double)mprt_stats_plan_bytes(), (double)plan_calls()};
+    mprt_metric_max(MPRT_WORLD, v, 2);
+    if (mprt_mesh()->rank != 0)
+        return;
+    double rate = elapsed > 0 ? (double)(steps * prog.per_step) / elapsed : 0.0;
+    printf("done %lld steps in %.1fs | final loss %.7g | %.1f samples/s | comm %.2f MB max/rank "
+           "| %.0f collectives\n",
+           (long long)steps, elapsed, final_loss, rate, v[0] / 1e6, v[1]);
+    fflush(stdout);
+}
+
+/* ───────────────────────────── profile ───────────────────────────── */
+
+static cJSON *rank_json(void) {
+    const MprtMesh *m = mprt_mesh();
+    cJSON *r = cJSON_CreateObject();
+    cJSON_AddNumberToObject(r, "rank", m->rank);
+    cJSON_AddNumberToObject(r, "stage", m->s);
+    cJSON_AddNumberToObject(r, "replica", m->j);
+    cJSON_AddNumberToObject(r, "tensor_rank", m->k);
+    cJSON_AddNumberToObject(r, "plan_bytes", (double)mprt_stats_plan_bytes());
+    cJSON *comm = cJSON_AddArrayToObject(r, "comm");
+    for (int k = 0; k < MPRT_COLL__COUNT; k++)
+        for (int g = 0; g < MPRT_GROUP__COUNT; g++) {
+            MprtCommStat s = stats[k][g];
+            if (s.calls == 0)
+                continue;
+            cJSON *e = cJSON_CreateObject();
+            cJSON_AddStringToObject(e, "kind", mprt_coll_name((MprtColl)k));
+            cJSON_AddStringToObject(e, "group", mprt_group_name((MprtGroup)g));
+            cJSON_AddNumberToObject(e, "bytes", (double)s.bytes);
+            cJSON_AddNumberToObject(e, "calls", (double)s.calls);
+            cJSON_AddNumberToObject(e, "seconds", s.seconds);
+            cJSON_AddItemToArray(comm, e);
+        }
+    cJSON *tm = cJSON_AddArrayToObject(r, "timers");
+    for (int i = 0; i < ntimers; i++) {
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "name", timers[i].name);
+        cJSON_AddNumberToObject(e, "seconds", timers[i].seconds);
+        cJSON_AddNumberToObject(e, "calls", (double)timers[i].calls);
+        cJSON_AddItemToArray(tm, e);
+    }
+    return r;
+}
+
+static cJSON *profile_json(const char *texts, int n) {
+    const MprtMesh *m = mprt_mesh();
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "mprt_version", MPRT_VERSION);
+    cJSON *mesh = cJSON_AddObjectToObject(root, "mesh");
+    cJSON_AddNumberToObject(mesh, "S", m->S);
+    cJSON_AddNumberToObject(mesh, "d", m->d);
+    cJSON_AddNumberToObject(mesh, "t", m->t);
+    cJSON_AddNumberToObject(root, "world_size", m->size);
+    cJSON_AddNumberToObject(root, "elapsed_s", mprt_elapsed());
+    cJSON *ranks = cJSON_AddArrayToObject(root, "ranks");
+    for (int i = 0; i < n; i++, texts += strlen(texts) + 1) {
+        cJSON *r = cJSON_Parse(texts);
+        cJSON_AddItemToArray(ranks, r ? r : cJSON_CreateNull());
+    }
+    return root;
+}
+
+bool mprt_profile_write(const char *path, MprtErr *err) {
+    cJSON *mine = rank_json();
+    char *text = cJSON_PrintUnformatted(mine);
+    cJSON_Delete(mine);
+    if (!text)
+        mprt_fatal("out of memory writing the profile");
+    int n = 0;
+    char *all = mprt__gather_text(text, &n);
+    cJSON_free(text);
+    if (!all)
+        return true; /* not rank 0 */
+    cJSON *root = profile_json(all, n);
+    free(all);
+    char *out = cJSON_Print(root);
+    cJSON_Delete(root);
+    if (!out)
+        mprt_fatal("out of memory writing the profile");
+    MprtAtomic w;
+    bool ok = mprt__atomic_open(&w, path, err) &&
+              mprt__atomic_write(&w, out, strlen(out), err) &&
+              mprt__atomic_write(&w, "\n", 1, err) && mprt__atomic_commit(&w, err);
+    cJSON_free(out);
+    return ok;
+}
