@@ -306,8 +306,14 @@ static void apply_define(Cfg *C, const FeDefine *def) {
     SrcLoc none = {0};
     int k = find_key(def->key);
     if (k < 0) {
-        diag_error(C->d, none, "-D %s: unknown setting '%s'; the settings are %s", def->key,
-                   def->key, key_list(C, true, true));
+        const char *cands[NKEYS];
+        for (int i = 0; i < NKEYS; i++) cands[i] = keys[i].name;
+        const char *sug = diag_suggest(def->key, cands, NKEYS);
+        if (sug)
+            diag_error(C->d, none, "-D %s: unknown setting '%s'; did you mean '%s'?", def->key, def->key, sug);
+        else
+            diag_error(C->d, none, "-D %s: unknown setting '%s'; the settings are %s", def->key,
+                       def->key, key_list(C, true, true));
         return;
     }
     C->org[k].def = def;
@@ -410,7 +416,7 @@ void fe_config_dump(const TrainCfg *t, const ClusterCfg *c, FILE *out) {
         fprintf(out, "%s = ", keys[k].name);
         switch (keys[k].type) {
         case K_INT: fprintf(out, "%lld\n", (long long)*(const int64_t *)p); break;
-        case K_FLOAT: fprintf(out, "%.6g\n", *(const double *)p); break;
+        case K_FLOAT: fprintf(out, "%.10g\n", *(const double *)p); break;
         case K_OPT: fprintf(out, "%s\n", opt_names[t->opt]); break;
         case K_PRESET: fprintf(out, "\"%s\"\n", c->preset ? c->preset : ""); break;
         }

@@ -42,7 +42,7 @@
 
 #include <string.h>
 
-#define FE_MAX_LAYERS (1 << 19)
+#define FE_MAX_LAYERS (1 << 18)
 #define FE_MAX_ERRORS 100
 
 enum { B_VALUE, B_SECTION, B_DEF };
@@ -508,14 +508,7 @@ static int lower_def_call(Lower *L, const Scope *s, const AstExpr *e, int di, co
 
     Scope inner = {L->nscopes++, NULL, arena_printf(L->a, "%s.", name), an.stage};
     k = 0;
-    for (const AstParam *p = def->params; p; p = p->next, k++) {
-        if (find_in(L, inner.id, p->name)) {
-            if (lerr(L, p->loc, "parameter '%s' of def '%s' appears twice", p->name, def->name))
-                diag_note(L->d, find_in(L, inner.id, p->name)->loc, "'%s' was first defined here", p->name);
-            continue;
-        }
-        bind(L, inner.id, B_VALUE, p->name, args[k], p->loc);
-    }
+    for (const AstParam *p = def->params; p; p = p->next, k++) bind(L, inner.id, B_VALUE, p->name, args[k], p->loc);
     L->def_active[di] = true;
     lower_stmts(L, &inner, def->body);
     TextSrc rts = {NULL, def->ret};
@@ -652,6 +645,11 @@ static void collect_defs(Lower *L) {
         } else {
             bind(L, -1, B_DEF, def->name, i, def->name_loc);
         }
+        for (const AstParam *p = def->params; p; p = p->next)
+            for (const AstParam *q = def->params; q != p; q = q->next)
+                if (strcmp(p->name, q->name) == 0 &&
+                    lerr(L, p->loc, "parameter '%s' of def '%s' appears twice", p->name, def->name))
+                    diag_note(L->d, q->loc, "'%s' was first defined here", p->name);
     }
 }
 

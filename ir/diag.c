@@ -123,36 +123,40 @@ void diag_report(Diag *d, DiagLevel lvl, SrcLoc loc, const char *fmt, ...) {
     va_end(ap);
 }
 
-/* Levenshtein distance, giving up (returning limit + 1) once it exceeds `limit`. */
+/* Edit distance counting an insertion, a deletion, a substitution or a swap of two
+ * neighbouring letters as one edit (optimal string alignment: "bais" is one edit from
+ * "bias"), giving up (returning limit + 1) once every path exceeds `limit`. */
 static size_t edit_distance(const char *a, const char *b, size_t limit) {
     size_t la = strlen(a), lb = strlen(b);
     if (la > 64 || lb > 64) return limit + 1;
     if ((la > lb ? la - lb : lb - la) > limit) return limit + 1;
-    size_t row[65];
-    for (size_t j = 0; j <= lb; j++) row[j] = j;
+    size_t prev2[65], prev[65], cur[65];
+    for (size_t j = 0; j <= lb; j++) prev[j] = j;
     for (size_t i = 1; i <= la; i++) {
-        size_t diag = row[0], best = i;
-        row[0] = i;
+        cur[0] = i;
+        size_t best = i;
         for (size_t j = 1; j <= lb; j++) {
-            size_t up = row[j];
-            size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
-            size_t v = diag + cost;
-            if (row[j] + 1 < v) v = row[j] + 1;
-            if (row[j - 1] + 1 < v) v = row[j - 1] + 1;
-            row[j] = v;
-            diag = up;
+            size_t v = prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1);
+            if (prev[j] + 1 < v) v = prev[j] + 1;
+            if (cur[j - 1] + 1 < v) v = cur[j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && prev2[j - 2] + 1 < v)
+                v = prev2[j - 2] + 1;
+            cur[j] = v;
             if (v < best) best = v;
         }
         if (best > limit) return limit + 1;
+        memcpy(prev2, prev, sizeof prev);
+        memcpy(prev, cur, sizeof cur);
     }
-    return row[lb];
+    return prev[lb];
 }
 
 const char *diag_suggest(const char *name, const char *const *cands, size_t n) {
     size_t len = strlen(name);
-    /* Allow one edit for short names, up to a third of the length for longer ones. */
-    size_t limit = len <= 3 ? 1 : len / 3 + 1;
-    if (limit > 3) limit = 3;
+    /* No guesses for one- and two-letter names (every short name is "close"); one edit
+     * for names up to 5 letters, two up to 8, three beyond. */
+    if (len <= 2) return NULL;
+    size_t limit = len <= 5 ? 1 : len <= 8 ? 2 : 3;
     const char *best = NULL;
     size_t best_d = limit + 1;
     for (size_t i = 0; i < n; i++) {
