@@ -76,6 +76,16 @@ typedef struct PlanNode {
     const char *reason;              /* one sentence, arena string */
     int64_t mem_bytes;               /* this layer's share of its device's memory */
     double fwd_time, bwd_time;       /* per micro-batch on one device */
+    /* The layer's own collective, in backward: a col-split linear/conv2d/attention
+     * all-reduces its input gradient (a partial sum) on the tensor group; COLL_NONE
+     * otherwise, or when the input needs no gradient. Bytes per device per micro-batch. */
+    CollKind own_bwd;
+    int64_t own_bwd_bytes;
+    /* Gradient synchronisation of this layer's parameters, once per step: an all-reduce
+     * on `grad_group` (GROUP_STAGE for data on B with t > 1, else GROUP_DATA). */
+    GroupKind grad_group;
+    int64_t grad_bytes;      /* per device per step (0 when the group has one rank) */
+    int64_t param_bytes;     /* parameter bytes this device holds (its shard) */
 } PlanNode;
 
 /* A layout change on an edge: value `value` produced in `from`, consumed in `to`. */
