@@ -256,5 +256,8 @@ bool pass_lower(IrGraph *g, Diag *d);                  /* passes/lower_spmd.c: g
 void pass_schedule_print(const IrGraph *g, FILE *out); /* mpcc --emit=schedule; deterministic */
 /* The size of the group `k` in the schedule's mesh (tensor t, data d, stage d·t, pipe S). */
 int sched_group_size(const Schedule *s, GroupKind k);
+/* Bytes per step on the device that moves the most (a stage's ranks all move the same):
+ * what the plan's totals.comm_bytes predicts. */
+int64_t sched_busiest_bytes(const Schedule *s);
 
 #endif /* MPCC_PASSES_H */
