@@ -185,7 +185,9 @@ static void emit_header(Emit *e) {
       flt(e, t->weight_decay));
     E(e, "static const MprtMesh *mesh;\nstatic uint64_t seed = DEFAULT_SEED;\n"
          "static float *scratch, *xfer; /* kernel scratch; collective staging */\n"
-         "static float *gbase;           /* this stage's activation gradients */\n\n"
+         "static float *gbase;           /* this stage's activation gradients */\n"
+         "static float *fbase;           /* this stage's activations */\n"
+         "static int32_t *ibase;         /* this stage's integer inputs and argmaxes */\n\n"
          "static float *falloc(int64_t n) {\n    float *p = calloc((size_t)n, sizeof(float));\n"
          "    if (!p) mprt_fatal(\"out of memory (%%lld floats)\", (long long)n);\n    return p;\n}\n\n");
 }
@@ -326,7 +328,7 @@ static void emit_alloc(Emit *e, int s) {
     E(e, "    float *g = falloc(%lld);\n", (long long)(gsz + 1));
     E(e, "    gbase = g;\n    scratch = falloc(%lld);\n    xfer = falloc(%lld);\n", (long long)scr,
       (long long)(2 * xf));
-    E(e, "    if (!n) mprt_fatal(\"out of memory\");\n");
+    E(e, "    if (!n) mprt_fatal(\"out of memory\");\n    fbase = f, ibase = n;\n");
     E(e, "    for (int i = 0; i < %d; i++, f += %lld, n += %lld) {\n", st->stash, (long long)(fsz + 1),
       (long long)(isz + 1));
     int64_t fo = 0, io = 0, go = 0;
@@ -1152,6 +1154,13 @@ static void emit_main(Emit *e) {
          "               off[0] == 0 ? \"counted == predicted on every rank\" : \"MISMATCH between counted and predicted\",\n"
          "               off[1], (long long)steps, (long long)got, (long long)want);\n}\n\n",
       GROUP__COUNT, COLL__COUNT);
+    E(e, "static void free_all(void) {\n"
+         "    free(prm), free(grd), free(opt1), free(opt2), free(fbase), free(ibase), free(gbase);\n"
+         "    free(scratch), free(xfer);\n");
+    for (int v = 0; v < IR_NVALUES(e->g); v++)
+        if (IR_VALUE(e->g, v)->kind != VAL_ACT)
+            E(e, "    mprt_array_free(&%s);\n", cg_mangle(e->a, "d", v, IR_VALUE(e->g, v)->name));
+    E(e, "}\n\n");
     E(e, "int main(int argc, char **argv) {\n    Args args;\n    char msg[256];\n"
          "    const char *bad = parse_args(argc, argv, &args, msg, sizeof msg);\n"
          "    if (args.help) {\n        usage(stdout, argv[0]);\n        return 0;\n    }\n"
@@ -1191,6 +1200,7 @@ static void emit_main(Emit *e) {
       "    if (args.save) save_checkpoint(args.save, step);\n"
       "    if (args.profile && !mprt_profile_write(args.profile, &err)) ok = false;\n"
       "    mprt_exit_if_any(!ok, err.msg);\n"
+      "    free_all();\n"
       "    mprt_finalize();\n    return 0;\n}\n");
 }
 
