@@ -687,10 +687,15 @@ static int64_t int_range(const Emit *e, int value) {
     return 0;
 }
 
-/* The first input (--data) and the first label (--labels). */
+/* --data reads the first input; --labels the first label, or, in a model without labels
+ * (a regression onto an `input target`), the second input. Others are always synthetic. */
 static int first_of(const Emit *e, ValueKind k) {
+    int seen = 0;
     for (int v = 0; v < IR_NVALUES(e->g); v++)
         if (IR_VALUE(e->g, v)->kind == k) return v;
+    if (k != VAL_LABEL) return -1;
+    for (int v = 0; v < IR_NVALUES(e->g); v++)
+        if (IR_VALUE(e->g, v)->kind == VAL_INPUT && seen++ == 1) return v;
     return -1;
 }
 
@@ -728,6 +733,10 @@ static void emit_loaders(Emit *e) {
             E(e, "        else\n            mprt_rng_fill_normal(r, (uint64_t)(sample * %s_ROW), %s_ROW, 0.0f, 1.0f, out);\n",
               nm, nm);
         E(e, "    }\n}\n");
+        if (v != first_of(e, VAL_INPUT) && v != first_of(e, VAL_LABEL)) {
+            E(e, "\n");
+            continue;
+        }
         /* file loading with checks */
         E(e, "static bool open_%s(const char *path, MprtErr *err) {\n", nm);
         E(e, "    int64_t shape[%d] = {BATCH", iv->shape.rank);
