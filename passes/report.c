@@ -322,22 +322,61 @@ static int count_tensor_splittable(const IrGraph *g) {
     return k;
 }
 
-/* Why a pure plan cannot be built, in words, from the facts that forbid it. */
+/* A pure plan fits; or exists but needs more memory than a device has (the search reports
+ * the smallest it found, with or without its times); or cannot be built at all. */
+typedef enum { PURE_OK, PURE_TOO_BIG, PURE_IMPOSSIBLE } PureState;
+
+static PureState pure_state(const PureRef *r) {
+    if (r->valid) return r->tot->fits ? PURE_OK : PURE_TOO_BIG;
+    return r->tot->mem_peak > 0 ? PURE_TOO_BIG : PURE_IMPOSSIBLE;
+}
+
+/* The first annotation a pure plan of this shape cannot honour, in words (NULL: none):
+ * a layer pinned to a stage beyond the plan's last, or pinned to a tensor split when the
+ * plan has a single tensor rank. */
+static const char *pinned_why(const IrGraph *g, const PureRef *r, char *buf, size_t n) {
+    for (int i = 0; i < IR_NNODES(g); i++) {
+        const IrNode *nd = IR_NODE(g, i);
+        const Annot *an = &nd->annot;
+        if (an->stage != IR_NO_STAGE && an->stage >= r->S) {
+            snprintf(buf, n, "'%s' is pinned to stage %d at %d:%d", nd->name, an->stage,
+                     an->stage_loc.line, an->stage_loc.col);
+            return buf;
+        }
+        if (an->has_strat && an->strat != STRAT_DATA && r->t == 1) {
+            snprintf(buf, n, "'%s' is pinned to %s at %d:%d", nd->name, strat_text(an->strat),
+                     an->strat_loc.line, an->strat_loc.col);
+            return buf;
+        }
+    }
+    return NULL;
+}
+
+/* Why a pure plan is not an option, in words, from the facts that forbid it. */
 static const char *pure_why(const IrGraph *g, const PureRef *r, char *buf, size_t n) {
-    int64_t D = g->cluster.devices, B = g->train.batch;
-    if (r->S > 1 && r->S > IR_NNODES(g))
+    int64_t B = g->train.batch;
+    char b[2][48];
+    if (pure_state(r) == PURE_TOO_BIG)
+        snprintf(buf, n, "needs %s per device, more than the %s a device has",
+                 fmt_bytes(b[0], sizeof b[0], r->tot->mem_peak),
+                 fmt_bytes(b[1], sizeof b[1], (int64_t)g->cluster.memory));
+    else if (r->S > IR_NNODES(g))
         snprintf(buf, n, "%lld stages need at least %lld layers, the model has %d",
                  (long long)r->S, (long long)r->S, IR_NNODES(g));
-    else if (r->d > 1 && B % r->d != 0)
+    else if (pinned_why(g, r, buf, n))
+        return buf;
+    else if (B % r->d != 0)
         snprintf(buf, n, "batch %lld does not split over %lld replicas", (long long)B,
-                 (long long)D);
+                 (long long)r->d);
+    else if (g->train.microbatches > 0 && B % (r->d * g->train.microbatches) != 0)
+        snprintf(buf, n, "batch %lld does not split into %lld replicas × %lld micro-batches",
+                 (long long)B, (long long)r->d, (long long)g->train.microbatches);
     else if (r->t > 1 && count_tensor_splittable(g) == 0)
         snprintf(buf, n, "no layer can be split over tensor ranks");
     else if (r->t > 1)
-        snprintf(buf, n, "the layers' features do not split over %lld tensor ranks",
-                 (long long)D);
+        snprintf(buf, n, "the layers' shapes do not split over %lld tensor ranks", (long long)r->t);
     else
-        snprintf(buf, n, "no micro-batch count splits batch %lld", (long long)B);
+        snprintf(buf, n, "the search found no valid plan of this shape");
     return buf;
 }
 
@@ -552,8 +591,8 @@ static void text_reshards(const IrGraph *g, FILE *out, Arena *a) {
         fprintf(out, "  none: every layer reads its inputs in the layout they were made in\n");
         return;
     }
-    static const char *const head[] = {"value", "into", "layout", "forward", "bytes",
-                                       "backward", "bytes", "group", "per step"};
+    static const char *const head[] = {"value", "into", "layout", "forward", "fwd bytes",
+                                       "backward", "bwd bytes", "group", "per step"};
     Table t;
     table_init(&t, a, "llllrlrlr", head);
     for (int i = 0; i < p->nreshards; i++) {
@@ -587,7 +626,11 @@ static void text_stages(const IrGraph *g, FILE *out, Arena *a) {
         double per_step = (st->fwd_time + st->bwd_time + st->comm_time) * p->m;
         table_add(&t, "%d", s);
         table_add(&t, "%d-%d", st->first_node, st->last_node);
-        table_add(&t, "%s .. %s", IR_NODE(g, st->first_node)->name, IR_NODE(g, st->last_node)->name);
+        if (st->first_node == st->last_node)
+            table_add(&t, "%s", IR_NODE(g, st->first_node)->name);
+        else
+            table_add(&t, "%s .. %s", IR_NODE(g, st->first_node)->name,
+                      IR_NODE(g, st->last_node)->name);
         table_add(&t, "%s", fmt_time(b[0], 48, st->fwd_time));
         table_add(&t, "%s", fmt_time(b[1], 48, st->bwd_time));
         table_add(&t, "%s", fmt_time(b[2], 48, st->comm_time));
@@ -634,23 +677,18 @@ static void text_cuts(const IrGraph *g, FILE *out, Arena *a) {
 static void compare_row(Table *t, const IrGraph *g, const PureRef *r) {
     const Plan *p = plan_of(g);
     char b[3][160];
+    PureState st = pure_state(r);
     table_add(t, "%s", r->name);
     table_add(t, "%lld×%lld×%lld", (long long)r->S, (long long)r->d, (long long)r->t);
-    if (!r->valid) {
-        table_add(t, "-");
-        table_add(t, "-");
-        table_add(t, "not possible: %s", pure_why(g, r, b[0], sizeof b[0]));
-        return;
-    }
-    table_add(t, "%s", fmt_time(b[0], 48, r->tot->step_time));
-    table_add(t, "%s", fmt_bytes(b[1], 48, r->tot->mem_peak));
-    if (!r->tot->fits)
-        table_add(t, "does not fit (%s > %s)", fmt_bytes(b[1], 48, r->tot->mem_peak),
-                  fmt_bytes(b[2], 48, (int64_t)g->cluster.memory));
-    else if (p->totals.step_time > 0)
+    table_add(t, "%s", r->valid ? fmt_time(b[0], 48, r->tot->step_time) : "-");
+    table_add(t, "%s", st != PURE_IMPOSSIBLE ? fmt_bytes(b[1], 48, r->tot->mem_peak) : "-");
+    if (st == PURE_OK && p->totals.step_time > 0)
         table_add(t, "%.2f×", r->tot->step_time / p->totals.step_time);
-    else
+    else if (st == PURE_OK)
         table_add(t, "-");
+    else
+        table_add(t, "%s: %s", st == PURE_TOO_BIG ? "does not fit" : "not possible",
+                  pure_why(g, r, b[2], sizeof b[2]));
 }
 
 static void text_compare(const IrGraph *g, FILE *out, Arena *a) {
@@ -990,16 +1028,16 @@ static void json_compare(Json *j, const IrGraph *g) {
         json_int(j, "d", r[i].d);
         json_int(j, "t", r[i].t);
         json_close(j, '}');
-        json_bool(j, "possible", r[i].valid);
-        if (!r[i].valid) {
-            json_str(j, "why", pure_why(g, &r[i], why, sizeof why));
-        } else {
-            json_totals(j, "totals", r[i].tot);
-            if (r[i].tot->fits && p->totals.step_time > 0)
-                json_num(j, "speedup", r[i].tot->step_time / p->totals.step_time);
-            else
-                json_null(j, "speedup");
-        }
+        PureState st = pure_state(&r[i]);
+        json_bool(j, "possible", st != PURE_IMPOSSIBLE);
+        json_bool(j, "fits", st == PURE_OK);
+        if (st != PURE_OK) json_str(j, "why", pure_why(g, &r[i], why, sizeof why));
+        if (st != PURE_IMPOSSIBLE) json_int(j, "mem_peak_bytes", r[i].tot->mem_peak);
+        if (r[i].valid) json_totals(j, "totals", r[i].tot);
+        if (st == PURE_OK && p->totals.step_time > 0)
+            json_num(j, "speedup", r[i].tot->step_time / p->totals.step_time);
+        else
+            json_null(j, "speedup");
         json_close(j, '}');
     }
     json_close(j, ']');

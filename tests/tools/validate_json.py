@@ -5,8 +5,10 @@ Usage: validate_json.py SCHEMA [REPORT.json ...]   (reads stdin when no report i
 
 Beyond the schema (types, required fields, enums) it checks what a schema cannot say:
 one layer per model layer in order, exactly one chosen alternative per layer and it is the
-layer's strategy, stages that tile the layers, cuts between existing stages, and the
-chosen plan never predicted slower than a pure plan that fits. Prints one line per
+layer's strategy, stages that tile the layers, cuts between existing stages, per-step bytes
+that are the per-micro-batch bytes times m (twice for activations, whose gradients come
+back), a step time that is the sum of its four parts, and the chosen plan never predicted
+slower than a pure plan that fits. Prints one line per
 problem and exits 1 on any; prints "ok: NAME" per valid report otherwise.
 """
 import json
@@ -43,10 +45,23 @@ def semantic_errors(r):
     for c in r["cuts"]:
         if not 0 <= c["after_stage"] < mesh["S"] - 1:
             errs.append(f"cut after stage {c['after_stage']} has no next stage")
+    m = r["microbatches"]
+    grads = {layer["name"] for layer in layers}
+    for c in r["cuts"]:
+        dirs = 2 if c["value"] in grads else 1
+        if c["bytes_per_step"] != c["bytes_per_microbatch"] * m * dirs:
+            errs.append(f"cut of {c['value']}: per step is not per micro-batch x {m} x {dirs}")
+    for x in r["reshards"]:
+        if x["bytes_per_step"] != (x["fwd_bytes"] + x["bwd_bytes"]) * m:
+            errs.append(f"reshard of {x['value']}: per step is not (fwd + bwd) x {m}")
+    t = r["totals"]
+    parts = t["compute"] + t["exposed_comm"] + t["bubble"] + t["grad_sync_unhidden"]
+    if abs(parts - t["step_time"]) > 1e-6 * t["step_time"]:
+        errs.append(f"step time {t['step_time']} is not the sum of its parts {parts}")
     step = r["totals"]["step_time"]
     for p in r["comparison"]:
         t = p.get("totals")
-        if p["possible"] and t["fits"] and t["step_time"] < step * (1 - 1e-9):
+        if p["fits"] and t["step_time"] < step * (1 - 1e-9):
             errs.append(f"pure {p['plan']} is predicted faster than the chosen plan")
     return errs
 

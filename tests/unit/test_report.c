@@ -153,10 +153,10 @@ static void test_text(const IrGraph *g) {
     expect_has(t, "tensor(col): moves 128 KB of activations instead of 2.00 MB of weight gradients");
     expect_has(t, "follows its input's layout (F)");
     expect_has(t, "forced by @tensor(row) at 6:30");
-    expect_has(t, "  out    loss  P→R     all-reduce  1.28 KB  -             -  tensor   5.12 KB\n");
+    expect_has(t, "  out    loss  P→R     all-reduce    1.28 KB  -                 -  tensor   5.12 KB\n");
     expect_has(t, "  none: one stage\n");
     expect_has(t, "2.00×");
-    expect_has(t, "does not fit (20.0 GB > 16.0 GB)");
+    expect_has(t, "does not fit: needs 20.0 GB per device, more than the 16.0 GB a device has");
     expect_has(t, "not possible: ");
     CHECK(!strstr(t, " \n")); /* no trailing spaces */
     if (failures) fprintf(stderr, "the report was:\n%s", t);

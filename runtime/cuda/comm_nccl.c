@@ -1,0 +1,403 @@
+/*
+ * comm_nccl.c: the collectives of a CUDA trainer, over NCCL or over MPI with host staging,
+ * with the same groups, arguments and byte counts as the CPU runtime (runtime/comm_mpi.c).
+ *
+ * Communicators. World rank 0 draws an ncclUniqueId, MPI_Bcast hands it to everyone, and
+ * ncclCommInitRank builds a world communicator; each group of runtime/mprt.h (tensor, data,
+ * stage, pipe) is then split from it with ncclCommSplit, colour = the coordinates the group
+ * shares and key = the rank's index inside the group, so a group's NCCL ranks are numbered
+ * exactly like its MPI ranks (checked at setup: layouts and send/recv peers depend on it).
+ *
+ * Streams and order. Collectives run on the communication stream. Before each one the
+ * communication stream waits for an event recorded on the compute stream (the data is
+ * ready); after it, the compute stream waits for an event on the communication stream (the
+ * result is there before the next kernel reads it). Neither wait blocks the host. The
+ * gradient all-reduce can skip the second wait (mprt_cu_allreduce_start), so the backward of
+ * earlier layers keeps the compute stream busy while gradients travel; mprt_cu_comm_join
+ * (before the optimizer) makes the compute stream wait for all of them.
+ *
+ * Counting. Each NCCL call's bytes follow mprt_coll_bytes (the report's formula); its time is
+ * measured by a pair of timing events around it on the communication stream. Reading an
+ * event's time needs the call to have finished, so calls are queued and
+ * mprt_cu_stats_flush() adds them to the CPU runtime's counters in one go.
+ *
+ * Host-staged MPI mode. Every collective copies its input to pinned host memory, calls the
+ * CPU runtime's collective of the same name (which counts its own bytes and time) and copies
+ * the result back. It is synchronous and slow, and exists so that several ranks can share
+ * one GPU in tests (NCCL refuses two ranks of a communicator on one device).
+ */
+#include "cu_internal.h"
+#include "mprt.h"
+
+#include <mpi.h>
+#include <nccl.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NGROUPS 5 /* MPRT_TENSOR … MPRT_WORLD */
+
+typedef struct Pending {
+    MprtColl kind;
+    MprtGroup group;
+    int64_t bytes;
+    cudaEvent_t start, stop;
+} Pending;
+
+static struct {
+    bool up;
+    MprtCuComm mode;
+    ncclComm_t comm[NGROUPS];
+    cudaEvent_t ready, done; /* ordering events (no timing) */
+    Pending *pend;           /* timing events, reused after each flush */
+    int npend, cap;
+    float *scratch[2];       /* device staging for pack/unpack */
+    size_t scratch_bytes[2];
+    float *host;             /* pinned staging for MPI mode */
+    size_t host_bytes;
+    bool started;            /* an all-reduce ran without a join since */
+} N;
+
+/* ─────────────────────────────── setup ─────────────────────────────── */
+
+/* Colour and key of this rank in group g: the coordinates shared, and the index inside. */
+static void split_of(MprtGroup g, const MprtMesh *m, int *color, int *key) {
+    switch (g) {
+    case MPRT_TENSOR: *color = m->s * m->d + m->j, *key = m->k; break;
+    case MPRT_DATA: *color = m->s * m->t + m->k, *key = m->j; break;
+    case MPRT_STAGE: *color = m->s, *key = m->j * m->t + m->k; break;
+    case MPRT_PIPE: *color = m->j * m->t + m->k, *key = m->s; break;
+    default: *color = 0, *key = m->rank; break;
+    }
+}
+
+static void nccl_setup(void) {
+    const MprtMesh *m = mprt_mesh();
+    ncclUniqueId id;
+    if (m->rank == 0) NCCL_CHECK(ncclGetUniqueId(&id));
+    if (MPI_Bcast(&id, (int)sizeof id, MPI_BYTE, 0, MPI_COMM_WORLD) != MPI_SUCCESS)
+        mprt_fatal("MPI_Bcast of the NCCL unique id failed");
+    NCCL_CHECK(ncclCommInitRank(&N.comm[MPRT_WORLD], m->size, id, m->rank));
+    for (int g = 0; g < MPRT_WORLD; g++) {
+        int color, key;
+        split_of((MprtGroup)g, m, &color, &key);
+        NCCL_CHECK(ncclCommSplit(N.comm[MPRT_WORLD], color, key, &N.comm[g], NULL));
+        int r = -1;
+        NCCL_CHECK(ncclCommUserRank(N.comm[g], &r));
+        if (r != mprt_group_rank((MprtGroup)g))
+            mprt_fatal("NCCL %s communicator numbers this rank %d, MPI numbers it %d",
+                       mprt_group_name((MprtGroup)g), r, mprt_group_rank((MprtGroup)g));
+    }
+}
+
+void mprt_cu_comm_setup(MprtCuComm mode, int local_size, int ndev) {
+    (void)local_size, (void)ndev;
+    N.mode = mode;
+    CU_CHECK(cudaEventCreateWithFlags(&N.ready, cudaEventDisableTiming));
+    CU_CHECK(cudaEventCreateWithFlags(&N.done, cudaEventDisableTiming));
+    if (mode == MPRT_CU_COMM_NCCL) nccl_setup();
+    N.up = true;
+}
+
+void mprt_cu_comm_abort_all(void) {
+    for (int g = 0; g < NGROUPS; g++)
+        if (N.comm[g]) {
+            ncclCommAbort(N.comm[g]); /* best effort: we are already failing */
+            N.comm[g] = NULL;
+        }
+}
+
+void mprt_cu_comm_teardown(void) {
+    if (!N.up) return;
+    mprt_cu_stats_flush();
+    for (int g = 0; g < NGROUPS; g++)
+        if (N.comm[g]) {
+            NCCL_CHECK(ncclCommDestroy(N.comm[g]));
+            N.comm[g] = NULL;
+        }
+    for (int i = 0; i < N.cap; i++) {
+        CU_CHECK(cudaEventDestroy(N.pend[i].start));
+        CU_CHECK(cudaEventDestroy(N.pend[i].stop));
+    }
+    free(N.pend);
+    for (int i = 0; i < 2; i++)
+        mprt_cu_free(N.scratch[i]);
+    if (N.host) CU_CHECK(cudaFreeHost(N.host));
+    CU_CHECK(cudaEventDestroy(N.ready));
+    CU_CHECK(cudaEventDestroy(N.done));
+    memset(&N, 0, sizeof N);
+}
+
+/* ─────────────────────────────── buffers ─────────────────────────────── */
+
+/* Device staging buffer i of at least `count` floats (grown after the streams drain). */
+static float *scratch(int i, int64_t count) {
+    size_t bytes = (size_t)count * sizeof(float);
+    if (bytes > N.scratch_bytes[i]) {
+        mprt_cu_sync();
+        mprt_cu_free(N.scratch[i]);
+        N.scratch[i] = mprt_cu_malloc(bytes);
+        N.scratch_bytes[i] = bytes;
+    }
+    return N.scratch[i];
+}
+
+/* Pinned host staging of at least `count` floats. */
+static float *host(int64_t count) {
+    size_t bytes = (size_t)count * sizeof(float);
+    if (bytes > N.host_bytes) {
+        if (N.host) CU_CHECK(cudaFreeHost(N.host));
+        CU_CHECK(cudaMallocHost((void **)&N.host, bytes));
+        N.host_bytes = bytes;
+    }
+    return N.host;
+}
+
+static void to_host(float *h, const float *d, int64_t count) {
+    mprt_cu_download(h, d, (size_t)count * sizeof(float));
+}
+static void to_device(float *d, const float *h, int64_t count) {
+    mprt_cu_upload(d, h, (size_t)count * sizeof(float));
+}
+
+/* ─────────────────────────────── ordering and counting ─────────────────────────────── */
+
+static bool staged(void) {
+    if (!N.up) mprt_cu_fail("mprt_cu collective", "mprt_cu_init was not called", __FILE__, __LINE__);
+    return N.mode == MPRT_CU_COMM_MPI;
+}
+
+static ncclComm_t comm_of(int g) {
+    if (g < 0 || g >= NGROUPS || !N.comm[g])
+        mprt_cu_fail("mprt_cu collective", "no such group", __FILE__, __LINE__);
+    return N.comm[g];
+}
+
+/* The communication stream waits for the compute stream; a timing event opens the call. */
+static cudaStream_t begin(void) {
+    cudaStream_t cs = mprt_cu_comm_stream();
+    CU_CHECK(cudaEventRecord(N.ready, mprt_cu_stream()));
+    CU_CHECK(cudaStreamWaitEvent(cs, N.ready, 0));
+    if (N.npend == N.cap) {
+        int cap = N.cap ? 2 * N.cap : 64;
+        Pending *p = realloc(N.pend, (size_t)cap * sizeof *p);
+        if (!p) mprt_fatal("out of memory for collective timing events");
+        for (int i = N.cap; i < cap; i++) {
+            CU_CHECK(cudaEventCreate(&p[i].start));
+            CU_CHECK(cudaEventCreate(&p[i].stop));
+        }
+        N.pend = p, N.cap = cap;
+    }
+    CU_CHECK(cudaEventRecord(N.pend[N.npend].start, cs));
+    return cs;
+}
+
+/* Closes the call opened by begin: queues its count, and unless `async`, makes the compute
+ * stream wait for it. */
+static void end(MprtColl kind, int group, int64_t n_bytes, bool async) {
+    cudaStream_t cs = mprt_cu_comm_stream();
+    Pending *p = &N.pend[N.npend++];
+    p->kind = kind;
+    p->group = (MprtGroup)group;
+    p->bytes = mprt_coll_bytes(kind, mprt_group_size((MprtGroup)group), n_bytes);
+    CU_CHECK(cudaEventRecord(p->stop, cs));
+    if (async) {
+        N.started = true;
+        return;
+    }
+    CU_CHECK(cudaEventRecord(N.done, cs));
+    CU_CHECK(cudaStreamWaitEvent(mprt_cu_stream(), N.done, 0));
+}
+
+void mprt_cu_comm_join(void) {
+    if (!N.started) return;
+    CU_CHECK(cudaEventRecord(N.done, mprt_cu_comm_stream()));
+    CU_CHECK(cudaStreamWaitEvent(mprt_cu_stream(), N.done, 0));
+    N.started = false;
+}
+
+void mprt_cu_stats_flush(void) {
+    for (int i = 0; i < N.npend; i++) {
+        Pending *p = &N.pend[i];
+        float ms = 0.0f;
+        CU_CHECK(cudaEventSynchronize(p->stop));
+        CU_CHECK(cudaEventElapsedTime(&ms, p->start, p->stop));
+        mprt_stats_add(p->kind, p->group, p->bytes, (double)ms * 1e-3);
+    }
+    N.npend = 0;
+}
+
+/* ─────────────────────────────── collectives ─────────────────────────────── */
+
+static void allreduce(int g, float *buf, int64_t count, bool async) {
+    if (staged()) {
+        float *h = host(count);
+        to_host(h, buf, count);
+        mprt_allreduce((MprtGroup)g, h, count);
+        to_device(buf, h, count);
+        return;
+    }
+    cudaStream_t cs = begin();
+    NCCL_CHECK(ncclAllReduce(buf, buf, (size_t)count, ncclFloat, ncclSum, comm_of(g), cs));
+    end(MPRT_ALLREDUCE, g, count * 4, async);
+}
+
+void mprt_cu_allreduce(int group, float *buf, int64_t count) { allreduce(group, buf, count, false); }
+void mprt_cu_allreduce_start(int group, float *buf, int64_t count) {
+    allreduce(group, buf, count, true);
+}
+
+void mprt_cu_allgather(int group, const float *local, float *full, int64_t outer, int64_t chunk,
+                       int64_t inner) {
+    int64_t G = mprt_group_size((MprtGroup)group), n = outer * chunk * inner;
+    if (staged()) {
+        float *h = host(n + G * n);
+        to_host(h, local, n);
+        mprt_allgather((MprtGroup)group, h, h + n, outer, chunk, inner);
+        to_device(full, h + n, G * n);
+        return;
+    }
+    cudaStream_t cs = begin();
+    float *dst = outer == 1 ? full : scratch(0, G * n);
+    NCCL_CHECK(ncclAllGather(local, dst, (size_t)n, ncclFloat, comm_of(group), cs));
+    if (outer != 1) mprt_cu_pack_gather_to_full(full, dst, G, outer, chunk, inner, cs);
+    end(MPRT_ALLGATHER, group, G * n * 4, false);
+}
+
+void mprt_cu_reduce_scatter(int group, const float *full, float *local, int64_t outer,
+                            int64_t chunk, int64_t inner) {
+    int64_t G = mprt_group_size((MprtGroup)group), n = outer * chunk * inner;
+    if (staged()) {
+        float *h = host(G * n + n);
+        to_host(h, full, G * n);
+        mprt_reduce_scatter((MprtGroup)group, h, h + G * n, outer, chunk, inner);
+        to_device(local, h + G * n, n);
+        return;
+    }
+    cudaStream_t cs = begin();
+    const float *src = full;
+    if (outer != 1) {
+        float *s = scratch(0, G * n);
+        mprt_cu_pack_full_to_gather(s, full, G, outer, chunk, inner, cs);
+        src = s;
+    }
+    NCCL_CHECK(ncclReduceScatter(src, local, (size_t)n, ncclFloat, ncclSum, comm_of(group), cs));
+    end(MPRT_REDUCESCATTER, group, G * n * 4, false);
+}
+
+void mprt_cu_slice(const float *full, float *local, int64_t outer, int64_t chunk, int64_t inner,
+                   int parts, int part) {
+    mprt_cu_pack_slice(local, full, outer, chunk, inner, parts, part, mprt_cu_stream());
+}
+
+/* Grouped send/recv of G equal blocks of `blk` floats: block r of send to rank r, block r of
+ * recv from rank r. */
+static void exchange(ncclComm_t c, const float *send, float *recv, int64_t G, int64_t blk,
+                     cudaStream_t cs) {
+    NCCL_CHECK(ncclGroupStart());
+    for (int64_t r = 0; r < G; r++) {
+        NCCL_CHECK(ncclSend(send + r * blk, (size_t)blk, ncclFloat, (int)r, c, cs));
+        NCCL_CHECK(ncclRecv(recv + r * blk, (size_t)blk, ncclFloat, (int)r, c, cs));
+    }
+    NCCL_CHECK(ncclGroupEnd());
+}
+
+/* B layout [A][G][Bk] with A = (batch/G)·mid, Bk = (feat/G)·inner; F layout [G][A][Bk]. */
+static void alltoall(int group, const float *in, float *out, int64_t batch, int64_t mid,
+                     int64_t feat, int64_t inner, bool b2f) {
+    int64_t G = mprt_group_size((MprtGroup)group), total = batch * mid * feat * inner;
+    if (staged()) {
+        float *h = host(2 * total / G);
+        to_host(h, in, total / G);
+        if (b2f)
+            mprt_alltoall_b2f((MprtGroup)group, h, h + total / G, batch, mid, feat, inner);
+        else
+            mprt_alltoall_f2b((MprtGroup)group, h, h + total / G, batch, mid, feat, inner);
+        to_device(out, h + total / G, total / G);
+        return;
+    }
+    int64_t A = batch / G * mid, Bk = feat / G * inner, blk = A * Bk;
+    cudaStream_t cs = begin();
+    float *s = scratch(1, G * blk);
+    if (b2f) {
+        mprt_cu_pack_transpose_mid(s, in, A, G, Bk, cs);
+        exchange(comm_of(group), s, out, G, blk, cs);
+    } else {
+        exchange(comm_of(group), in, s, G, blk, cs);
+        mprt_cu_pack_untranspose_mid(out, s, A, G, Bk, cs);
+    }
+    end(MPRT_ALLTOALL, group, total * 4, false);
+}
+
+void mprt_cu_alltoall_b2f(int group, const float *in, float *out, int64_t batch, int64_t mid,
+                          int64_t feat, int64_t inner) {
+    alltoall(group, in, out, batch, mid, feat, inner, true);
+}
+
+void mprt_cu_alltoall_f2b(int group, const float *in, float *out, int64_t batch, int64_t mid,
+                          int64_t feat, int64_t inner) {
+    alltoall(group, in, out, batch, mid, feat, inner, false);
+}
+
+void mprt_cu_broadcast(int group, float *buf, int64_t count, int root) {
+    if (staged()) {
+        float *h = host(count);
+        to_host(h, buf, count);
+        mprt_broadcast((MprtGroup)group, h, count, root);
+        to_device(buf, h, count);
+        return;
+    }
+    cudaStream_t cs = begin();
+    NCCL_CHECK(ncclBroadcast(buf, buf, (size_t)count, ncclFloat, root, comm_of(group), cs));
+    end(MPRT_BROADCAST, group, count * 4, false);
+}
+
+/* ─────────────────────────────── pipeline point-to-point ─────────────────────────────── */
+
+static int peer(int dir) {
+    int s = mprt_group_rank(MPRT_PIPE) + dir;
+    if (dir != 1 && dir != -1)
+        mprt_cu_fail("mprt_cu_send/recv", "direction must be +1 or -1", __FILE__, __LINE__);
+    if (s < 0 || s >= mprt_group_size(MPRT_PIPE))
+        mprt_cu_fail("mprt_cu_send/recv", "no pipeline stage in that direction", __FILE__,
+                     __LINE__);
+    return s;
+}
+
+static void sendrecv_staged(int send_dir, const float *sendbuf, int64_t send_count, int recv_dir,
+                            float *recvbuf, int64_t recv_count) {
+    float *h = host(send_count + recv_count);
+    MprtReq *req = NULL;
+    if (send_count) {
+        to_host(h, sendbuf, send_count);
+        req = mprt_isend(send_dir, h, send_count, 0);
+    }
+    if (recv_count) mprt_recv(recv_dir, h + send_count, recv_count, 0);
+    if (req) mprt_wait(req);
+    if (recv_count) to_device(recvbuf, h + send_count, recv_count);
+}
+
+void mprt_cu_sendrecv(int send_dir, const float *sendbuf, int64_t send_count, int recv_dir,
+                      float *recvbuf, int64_t recv_count) {
+    if (send_count <= 0 && recv_count <= 0) return;
+    if (staged()) {
+        sendrecv_staged(send_dir, sendbuf, send_count, recv_dir, recvbuf, recv_count);
+        return;
+    }
+    ncclComm_t c = comm_of(MPRT_PIPE);
+    cudaStream_t cs = begin();
+    NCCL_CHECK(ncclGroupStart());
+    if (send_count > 0)
+        NCCL_CHECK(ncclSend(sendbuf, (size_t)send_count, ncclFloat, peer(send_dir), c, cs));
+    if (recv_count > 0)
+        NCCL_CHECK(ncclRecv(recvbuf, (size_t)recv_count, ncclFloat, peer(recv_dir), c, cs));
+    NCCL_CHECK(ncclGroupEnd());
+    end(MPRT_SENDRECV, MPRT_PIPE, send_count > 0 ? send_count * 4 : 0, false);
+}
+
+void mprt_cu_send(int dir, const float *buf, int64_t count) {
+    mprt_cu_sendrecv(dir, buf, count, 0, NULL, 0);
+}
+
+void mprt_cu_recv(int dir, float *buf, int64_t count) {
+    mprt_cu_sendrecv(0, NULL, 0, dir, buf, count);
+}

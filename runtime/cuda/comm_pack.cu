@@ -1,0 +1,75 @@
+/*
+ * comm_pack.cu: the data movement around collectives. NCCL's all-gather concatenates the
+ * ranks' buffers ([G][n]) and its reduce-scatter hands rank i the i-th contiguous block,
+ * while a feature or channel split needs rank i's block inside every row: the tensor
+ * outer × (G·chunk) × inner with rank i owning [.., i·chunk:(i+1)·chunk, ..]
+ * (runtime/mprt.h). These kernels convert between the two orders, and between the batch-
+ * and feature-split layouts around an all-to-all. All are plain index permutations on the
+ * stream they are given (the communication stream, so they order with the collective).
+ */
+#include "cu_internal.h"
+
+#define GRID_STRIDE(i, n)                                                                          \
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < (n);                      \
+         i += (int64_t)gridDim.x * blockDim.x)
+
+/* dst [A][G][B] ← src [G][A][B] (gather: true) or dst [G][A][B] ← src [A][G][B] (false). */
+__global__ void permute_k(float *dst, const float *src, int64_t A, int64_t G, int64_t B,
+                          bool to_agb) {
+    GRID_STRIDE(i, A * G * B) {
+        int64_t b = i % B, g = (i / B) % G, a = i / (B * G); /* i indexes [A][G][B] */
+        int64_t j = (g * A + a) * B + b;                     /* the same element in [G][A][B] */
+        if (to_agb)
+            dst[i] = src[j];
+        else
+            dst[j] = src[i];
+    }
+}
+
+static void permute(float *dst, const float *src, int64_t A, int64_t G, int64_t B, bool to_agb,
+                    cudaStream_t stream) {
+    int64_t n = A * G * B;
+    if (n <= 0) return;
+    permute_k<<<mprt_cu_blocks(n), MPRT_CU_THREADS, 0, stream>>>(dst, src, A, G, B, to_agb);
+    CU_CHECK_LAUNCH("permute_k");
+}
+
+extern "C" void mprt_cu_pack_gather_to_full(float *dst, const float *src, int64_t G,
+                                            int64_t outer, int64_t chunk, int64_t inner,
+                                            cudaStream_t stream) {
+    permute(dst, src, outer, G, chunk * inner, true, stream);
+}
+
+extern "C" void mprt_cu_pack_full_to_gather(float *dst, const float *src, int64_t G,
+                                            int64_t outer, int64_t chunk, int64_t inner,
+                                            cudaStream_t stream) {
+    permute(dst, src, outer, G, chunk * inner, false, stream);
+}
+
+extern "C" void mprt_cu_pack_transpose_mid(float *dst, const float *src, int64_t A, int64_t G,
+                                           int64_t B, cudaStream_t stream) {
+    permute(dst, src, A, G, B, false, stream);
+}
+
+extern "C" void mprt_cu_pack_untranspose_mid(float *dst, const float *src, int64_t A, int64_t G,
+                                             int64_t B, cudaStream_t stream) {
+    permute(dst, src, A, G, B, true, stream);
+}
+
+__global__ void slice_k(float *dst, const float *src, int64_t outer, int64_t chunk, int64_t inner,
+                        int parts, int part) {
+    int64_t row = chunk * inner;
+    GRID_STRIDE(i, outer * row) {
+        int64_t o = i / row, r = i % row;
+        dst[i] = src[(o * parts + part) * row + r];
+    }
+}
+
+extern "C" void mprt_cu_pack_slice(float *dst, const float *src, int64_t outer, int64_t chunk,
+                                   int64_t inner, int parts, int part, cudaStream_t stream) {
+    int64_t n = outer * chunk * inner;
+    if (n <= 0) return;
+    slice_k<<<mprt_cu_blocks(n), MPRT_CU_THREADS, 0, stream>>>(dst, src, outer, chunk, inner,
+                                                               parts, part);
+    CU_CHECK_LAUNCH("slice_k");
+}

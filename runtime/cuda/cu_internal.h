@@ -1,0 +1,72 @@
+/*
+ * cu_internal.h: what the files of runtime/cuda/ share and the public header does not
+ * promise — the check macros, the streams and handle of the device context, and launch
+ * geometry helpers. Included by C files (cu_core.c, comm_nccl.c) and by .cu files.
+ */
+#ifndef MPRT_CU_INTERNAL_H
+#define MPRT_CU_INTERNAL_H
+
+#include "mprt_cuda.h"
+
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Every call of the library goes through one of these: the text of the call is the name
+ * printed when it fails. */
+#define CU_CHECK(call) mprt_cu_check_cuda((int)(call), #call, __FILE__, __LINE__)
+#define CUBLAS_CHECK(call) mprt_cu_check_cublas((int)(call), #call, __FILE__, __LINE__)
+#define NCCL_CHECK(call) mprt_cu_check_nccl((int)(call), #call, __FILE__, __LINE__)
+/* After a kernel launch: launch errors (bad geometry, no kernel image for this GPU). */
+#define CU_CHECK_LAUNCH(name) CU_CHECK_LAUNCH_(name, __FILE__, __LINE__)
+#define CU_CHECK_LAUNCH_(name, f, l) mprt_cu_check_cuda((int)cudaGetLastError(), name, f, l)
+
+/* The context's compute stream, communication stream and cuBLAS handle (cu_core.c). Kernels
+ * abort with a clear message when the context was not initialised. */
+cudaStream_t mprt_cu_stream(void);
+cudaStream_t mprt_cu_comm_stream(void);
+cublasHandle_t mprt_cu_cublas(void);
+
+/* Comm teardown hook for mprt_cu_fail (comm_nccl.c): ncclCommAbort on every communicator. */
+void mprt_cu_comm_abort_all(void);
+void mprt_cu_comm_setup(MprtCuComm mode, int local_size, int ndev);
+void mprt_cu_comm_teardown(void);
+
+/* Pack and unpack kernels for the collectives (comm_pack.cu), on `stream`.
+ * gather_to_full: src [G][outer][chunk][inner] → dst [outer][G·chunk][inner];
+ * full_to_gather is the inverse. */
+void mprt_cu_pack_gather_to_full(float *dst, const float *src, int64_t G, int64_t outer,
+                                 int64_t chunk, int64_t inner, cudaStream_t stream);
+void mprt_cu_pack_full_to_gather(float *dst, const float *src, int64_t G, int64_t outer,
+                                 int64_t chunk, int64_t inner, cudaStream_t stream);
+/* Copies a strided 3-D block: dst [outer][chunk][inner] = src[outer][part·chunk..][inner]
+ * with src rows of parts·chunk. */
+void mprt_cu_pack_slice(float *dst, const float *src, int64_t outer, int64_t chunk,
+                        int64_t inner, int parts, int part, cudaStream_t stream);
+/* All-to-all pack: in viewed [A][G][B] (A outer blocks, G peers, B elements each) →
+ * out [G][A][B] (per-peer contiguous), and the inverse. */
+void mprt_cu_pack_transpose_mid(float *dst, const float *src, int64_t A, int64_t G, int64_t B,
+                                cudaStream_t stream);
+void mprt_cu_pack_untranspose_mid(float *dst, const float *src, int64_t A, int64_t G, int64_t B,
+                                  cudaStream_t stream);
+
+#ifdef __cplusplus
+}
+#endif
+
+#ifdef __CUDACC__
+/* Threads per block for elementwise kernels, and a grid covering n elements (grid-stride
+ * loops handle the rest, so the grid is capped). */
+#define MPRT_CU_THREADS 256
+static inline unsigned mprt_cu_blocks(int64_t n) {
+    int64_t b = (n + MPRT_CU_THREADS - 1) / MPRT_CU_THREADS;
+    if (b < 1) b = 1;
+    if (b > 65535 * 8) b = 65535 * 8;
+    return (unsigned)b;
+}
+#endif
+
+#endif /* MPRT_CU_INTERNAL_H */

@@ -1,0 +1,315 @@
+/*
+ * kernels_dense.cu: the dense and elementwise kernels on the GPU — linear, relu, gelu,
+ * tanh, add, fill, layernorm, dropout — with the semantics of runtime/kernels.c, which
+ * docs/kernels.md derives. Each function here is the device twin of the CPU function of the
+ * same name without the `cu_`, and tests/cuda/test_cu_kernels.c holds them to it.
+ *
+ * Shapes of the work: elementwise kernels are grid-stride loops over flat arrays; row
+ * operations (layernorm) give one warp to one row and reduce with shuffles; column sums (bias
+ * and layernorm parameter gradients) give a block to 32 columns and 8 row lanes and reduce
+ * through shared memory, so the reads stay coalesced. Float sums therefore add in a
+ * different order than the CPU's sequential loops: results agree to rounding, not bitwise.
+ * Dropout is the exception that must agree bitwise, and does: the keep decision is integer
+ * arithmetic (SplitMix64) identical to the CPU's.
+ */
+#include "cu_internal.h"
+
+#include <math.h>
+
+/* ─────────────────────────────── column sums ─────────────────────────────── */
+
+#define COL_X 32
+#define COL_Y 8
+
+/* dst[c] += Σ_r f(r, c) over rows r < rows, for c < cols. */
+template <class F> __global__ void colsum_add_kernel(float *dst, int rows, int cols, F f) {
+    __shared__ float part[COL_Y][COL_X];
+    int c = (int)(blockIdx.x * COL_X + threadIdx.x);
+    float s = 0.0f;
+    if (c < cols)
+        for (int r = (int)threadIdx.y; r < rows; r += COL_Y)
+            s += f(r, c);
+    part[threadIdx.y][threadIdx.x] = s;
+    __syncthreads();
+    if (threadIdx.y == 0 && c < cols) {
+        float t = 0.0f;
+        for (int y = 0; y < COL_Y; y++)
+            t += part[y][threadIdx.x];
+        dst[c] += t;
+    }
+}
+
+template <class F> static void colsum_add(float *dst, int rows, int cols, F f) {
+    if (cols <= 0) return;
+    dim3 block(COL_X, COL_Y), grid((unsigned)((cols + COL_X - 1) / COL_X));
+    colsum_add_kernel<<<grid, block, 0, mprt_cu_stream()>>>(dst, rows, cols, f);
+    CU_CHECK_LAUNCH("colsum_add_kernel");
+}
+
+struct ReadMatrix {
+    const float *m;
+    int ld;
+    __device__ float operator()(int r, int c) const { return m[(size_t)r * (size_t)ld + (size_t)c]; }
+};
+
+/* ─────────────────────────────── linear ─────────────────────────────── */
+
+__global__ void broadcast_rows_kernel(float *out, const float *b, int64_t rows, int cols) {
+    int64_t n = rows * cols;
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
+         i += (int64_t)gridDim.x * blockDim.x)
+        out[i] = b[i % cols];
+}
+
+static void broadcast_rows(float *out, const float *b, int64_t rows, int cols) {
+    broadcast_rows_kernel<<<mprt_cu_blocks(rows * cols), MPRT_CU_THREADS, 0, mprt_cu_stream()>>>(
+        out, b, rows, cols);
+    CU_CHECK_LAUNCH("broadcast_rows_kernel");
+}
+
+extern "C" void mprt_cu_linear_forward(float *out, const float *x, const float *W, const float *b,
+                                       int N, int Din, int Dout, int add_bias) {
+    float beta = 0.0f;
+    if (add_bias && b) {
+        broadcast_rows(out, b, N, Dout);
+        beta = 1.0f;
+    }
+    mprt_cu_gemm(false, false, N, Dout, Din, 1.0f, x, Din, W, Dout, beta, out, Dout);
+}
+
+extern "C" void mprt_cu_linear_backward(float *dx, float *dW, float *db, const float *dout,
+                                        const float *x, const float *W, int N, int Din, int Dout) {
+    if (dx) mprt_cu_gemm(false, true, N, Din, Dout, 1.0f, dout, Dout, W, Dout, 1.0f, dx, Din);
+    if (dW) mprt_cu_gemm(true, false, Din, Dout, N, 1.0f, x, Din, dout, Dout, 1.0f, dW, Dout);
+    if (db) colsum_add(db, N, Dout, ReadMatrix{dout, Dout});
+}
+
+/* ──────────────────── elementwise: relu, gelu, tanh, add, fill ──────────────────── */
+
+#define GRID_STRIDE(i, n)                                                                          \
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < (n);                      \
+         i += (int64_t)gridDim.x * blockDim.x)
+#define LAUNCH_1D(kernel, n, ...)                                                                  \
+    do {                                                                                           \
+        if ((n) > 0) {                                                                             \
+            kernel<<<mprt_cu_blocks(n), MPRT_CU_THREADS, 0, mprt_cu_stream()>>>(__VA_ARGS__);      \
+            CU_CHECK_LAUNCH(#kernel);                                                              \
+        }                                                                                          \
+    } while (0)
+
+#define GELU_C 0.7978845608028654f /* √(2/π) */
+#define GELU_A 0.044715f
+
+__global__ void relu_fwd(float *out, const float *x, int64_t n) {
+    GRID_STRIDE(i, n) out[i] = x[i] > 0.0f ? x[i] : 0.0f;
+}
+__global__ void relu_bwd(float *dx, const float *dout, const float *x, int64_t n) {
+    GRID_STRIDE(i, n) dx[i] += x[i] > 0.0f ? dout[i] : 0.0f;
+}
+__global__ void gelu_fwd(float *out, const float *x, int64_t n) {
+    GRID_STRIDE(i, n) {
+        float v = x[i];
+        float t = tanhf(GELU_C * (v + GELU_A * v * v * v));
+        out[i] = 0.5f * v * (1.0f + t);
+    }
+}
+__global__ void gelu_bwd(float *dx, const float *dout, const float *x, int64_t n) {
+    GRID_STRIDE(i, n) {
+        float v = x[i];
+        float t = tanhf(GELU_C * (v + GELU_A * v * v * v));
+        float du = GELU_C * (1.0f + 3.0f * GELU_A * v * v);
+        dx[i] += dout[i] * (0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * du);
+    }
+}
+__global__ void tanh_fwd(float *out, const float *x, int64_t n) { GRID_STRIDE(i, n) out[i] = tanhf(x[i]); }
+__global__ void tanh_bwd(float *dx, const float *dout, const float *out, int64_t n) {
+    GRID_STRIDE(i, n) dx[i] += dout[i] * (1.0f - out[i] * out[i]);
+}
+__global__ void add_fwd(float *out, const float *a, const float *b, int64_t n) {
+    GRID_STRIDE(i, n) out[i] = a[i] + b[i];
+}
+__global__ void accumulate_k(float *dst, const float *src, int64_t n) { GRID_STRIDE(i, n) dst[i] += src[i]; }
+__global__ void fill_k(float *dst, int64_t n, float value) { GRID_STRIDE(i, n) dst[i] = value; }
+
+extern "C" void mprt_cu_relu_forward(float *out, const float *x, int64_t n) {
+    LAUNCH_1D(relu_fwd, n, out, x, n);
+}
+extern "C" void mprt_cu_relu_backward(float *dx, const float *dout, const float *x, int64_t n) {
+    LAUNCH_1D(relu_bwd, n, dx, dout, x, n);
+}
+extern "C" void mprt_cu_gelu_forward(float *out, const float *x, int64_t n) {
+    LAUNCH_1D(gelu_fwd, n, out, x, n);
+}
+extern "C" void mprt_cu_gelu_backward(float *dx, const float *dout, const float *x, int64_t n) {
+    LAUNCH_1D(gelu_bwd, n, dx, dout, x, n);
+}
+extern "C" void mprt_cu_tanh_forward(float *out, const float *x, int64_t n) {
+    LAUNCH_1D(tanh_fwd, n, out, x, n);
+}
+extern "C" void mprt_cu_tanh_backward(float *dx, const float *dout, const float *out, int64_t n) {
+    LAUNCH_1D(tanh_bwd, n, dx, dout, out, n);
+}
+extern "C" void mprt_cu_add_forward(float *out, const float *a, const float *b, int64_t n) {
+    LAUNCH_1D(add_fwd, n, out, a, b, n);
+}
+extern "C" void mprt_cu_accumulate(float *dst, const float *src, int64_t n) {
+    LAUNCH_1D(accumulate_k, n, dst, src, n);
+}
+/* Two launches, so da == db (add(x, x)) receives 2·dout, as on the CPU. */
+extern "C" void mprt_cu_add_backward(float *da, float *db, const float *dout, int64_t n) {
+    if (da) mprt_cu_accumulate(da, dout, n);
+    if (db) mprt_cu_accumulate(db, dout, n);
+}
+extern "C" void mprt_cu_fill(float *dst, int64_t n, float value) {
+    LAUNCH_1D(fill_k, n, dst, n, value);
+}
+
+/* ─────────────────────────────── layernorm ─────────────────────────────── */
+
+__device__ static float warp_sum(float v) {
+    for (int o = 16; o > 0; o >>= 1)
+        v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+#define LN_WARPS 4 /* rows per block, one warp each */
+
+/* Two passes over the row, like the CPU (mean, then the centred variance). */
+__global__ void layernorm_fwd(float *out, float *mean, float *rstd, const float *x,
+                              const float *gamma, const float *beta, int N, int C, float eps) {
+    int n = (int)(blockIdx.x * LN_WARPS + threadIdx.y), lane = (int)threadIdx.x;
+    if (n >= N) return;
+    const float *xr = x + (size_t)n * (size_t)C;
+    float s = 0.0f;
+    for (int c = lane; c < C; c += 32)
+        s += xr[c];
+    float mu = warp_sum(s) / (float)C;
+    float v = 0.0f;
+    for (int c = lane; c < C; c += 32)
+        v += (xr[c] - mu) * (xr[c] - mu);
+    float rs = 1.0f / sqrtf(warp_sum(v) / (float)C + eps);
+    float *yr = out + (size_t)n * (size_t)C;
+    for (int c = lane; c < C; c += 32)
+        yr[c] = (xr[c] - mu) * rs * gamma[c] + beta[c];
+    if (lane == 0) {
+        mean[n] = mu;
+        rstd[n] = rs;
+    }
+}
+
+__global__ void layernorm_bwd_dx(float *dx, const float *dout, const float *x, const float *mean,
+                                 const float *rstd, const float *gamma, int N, int C) {
+    int n = (int)(blockIdx.x * LN_WARPS + threadIdx.y), lane = (int)threadIdx.x;
+    if (n >= N) return;
+    const float *xr = x + (size_t)n * (size_t)C, *gr = dout + (size_t)n * (size_t)C;
+    float mu = mean[n], rs = rstd[n], sg = 0.0f, sgx = 0.0f;
+    for (int c = lane; c < C; c += 32) {
+        float g = gr[c] * gamma[c];
+        sg += g;
+        sgx += g * (xr[c] - mu) * rs;
+    }
+    float mg = warp_sum(sg) / (float)C, mgx = warp_sum(sgx) / (float)C;
+    float *dr = dx + (size_t)n * (size_t)C;
+    for (int c = lane; c < C; c += 32) {
+        float xh = (xr[c] - mu) * rs;
+        dr[c] += rs * (gr[c] * gamma[c] - mg - xh * mgx);
+    }
+}
+
+struct LnDgamma {
+    const float *dout, *x, *mean, *rstd;
+    int C;
+    __device__ float operator()(int n, int c) const {
+        size_t i = (size_t)n * (size_t)C + (size_t)c;
+        return dout[i] * (x[i] - mean[n]) * rstd[n];
+    }
+};
+
+extern "C" void mprt_cu_layernorm_forward(float *out, float *mean, float *rstd, const float *x,
+                                          const float *gamma, const float *beta, int N, int C,
+                                          float eps) {
+    if (N <= 0) return;
+    dim3 block(32, LN_WARPS), grid((unsigned)((N + LN_WARPS - 1) / LN_WARPS));
+    layernorm_fwd<<<grid, block, 0, mprt_cu_stream()>>>(out, mean, rstd, x, gamma, beta, N, C, eps);
+    CU_CHECK_LAUNCH("layernorm_fwd");
+}
+
+extern "C" void mprt_cu_layernorm_backward(float *dx, float *dgamma, float *dbeta,
+                                           const float *dout, const float *x, const float *mean,
+                                           const float *rstd, const float *gamma, int N, int C) {
+    if (N <= 0) return;
+    if (dgamma) colsum_add(dgamma, N, C, LnDgamma{dout, x, mean, rstd, C});
+    if (dbeta) colsum_add(dbeta, N, C, ReadMatrix{dout, C});
+    if (!dx) return;
+    dim3 block(32, LN_WARPS), grid((unsigned)((N + LN_WARPS - 1) / LN_WARPS));
+    layernorm_bwd_dx<<<grid, block, 0, mprt_cu_stream()>>>(dx, dout, x, mean, rstd, gamma, N, C);
+    CU_CHECK_LAUNCH("layernorm_bwd_dx");
+}
+
+/* ─────────────────────────────── dropout ─────────────────────────────── */
+/* The construction of kernels.c (docs/kernels.md "dropout"), in device code. */
+
+#define DROP_STREAM 0x64726f706f7574ull /* "dropout" in ASCII */
+#define GOLDEN 0x9E3779B97F4A7C15ull
+
+__device__ static uint64_t mix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+__device__ static uint64_t drop_sub(uint64_t key, uint64_t id) {
+    return mix64(key ^ mix64(id ^ 0xA4093822299F31D0ull));
+}
+__device__ static uint64_t drop_key(uint64_t seed, uint32_t layer, int64_t step, int64_t n) {
+    uint64_t k =
+        mix64(mix64(seed ^ 0x243F6A8885A308D3ull) ^ mix64(DROP_STREAM ^ 0x13198A2E03707344ull));
+    k = drop_sub(k, layer);
+    k = drop_sub(k, (uint64_t)step);
+    return drop_sub(k, (uint64_t)n);
+}
+
+/* dst (=, or += when acc) src·keep/(1 − p) over the local [N, R, F] shard. */
+__global__ void dropout_apply(float *dst, const float *src, int N, MprtDropShard sh, uint64_t thr,
+                              float scale, uint64_t seed, uint32_t layer, int64_t step, int acc) {
+    int64_t per = (int64_t)sh.R * sh.F, total = (int64_t)N * per;
+    GRID_STRIDE(i, total) {
+        int64_t n = i / per, rf = i % per;
+        int64_t r = rf / sh.F, f = rf % sh.F;
+        uint64_t key = drop_key(seed, layer, step, sh.n0 + n);
+        uint64_t e = (uint64_t)((sh.r0 + r) * sh.F_global + sh.f0 + f);
+        uint64_t h = mix64(key + (e + 1) * GOLDEN);
+        /* __fmul_rn: no fused multiply-add, so dst + v rounds exactly as on the CPU */
+        float v = (h >> 40) >= thr ? __fmul_rn(src[i], scale) : 0.0f;
+        dst[i] = acc ? __fadd_rn(dst[i], v) : v;
+    }
+}
+
+static void dropout_launch(float *dst, const float *src, int N, MprtDropShard sh, float p,
+                           uint64_t seed, uint32_t layer, int64_t step, int acc) {
+    int64_t total = (int64_t)N * sh.R * sh.F;
+    uint64_t thr = (uint64_t)ceil((double)p * 16777216.0);
+    float scale = 1.0f / (1.0f - p);
+    LAUNCH_1D(dropout_apply, total, dst, src, N, sh, thr, scale, seed, layer, step, acc);
+}
+
+extern "C" void mprt_cu_dropout_forward(float *out, const float *x, int N, MprtDropShard sh,
+                                        float p, uint64_t seed, uint32_t layer, int64_t step,
+                                        int training) {
+    int64_t total = (int64_t)N * sh.R * sh.F;
+    if (!training || p <= 0.0f) {
+        if (total > 0)
+            CU_CHECK(cudaMemcpyAsync(out, x, (size_t)total * sizeof(float),
+                                     cudaMemcpyDeviceToDevice, mprt_cu_stream()));
+        return;
+    }
+    dropout_launch(out, x, N, sh, p, seed, layer, step, 0);
+}
+
+extern "C" void mprt_cu_dropout_backward(float *dx, const float *dout, int N, MprtDropShard sh,
+                                         float p, uint64_t seed, uint32_t layer, int64_t step) {
+    if (p <= 0.0f) {
+        mprt_cu_accumulate(dx, dout, (int64_t)N * sh.R * sh.F);
+        return;
+    }
+    dropout_launch(dx, dout, N, sh, p, seed, layer, step, 1);
+}

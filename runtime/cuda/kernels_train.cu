@@ -1,0 +1,188 @@
+/*
+ * kernels_train.cu: the losses and optimizers on the GPU, with the semantics of
+ * runtime/kernels_train.c (docs/kernels.md): cross-entropy and mean squared error with a
+ * caller-given scale, SGD with momentum, Adam and AdamW with PyTorch's update rules.
+ *
+ * The one difference from the CPU contract is the loss value. The CPU forward returns it;
+ * here it is added (atomicAdd on a double) into a device accumulator the trainer reads when it
+ * logs, so a training step never waits for the GPU just to learn a number it prints every
+ * few steps. Cross-entropy gives one block to one row (max, Σ exp, then the row's loss);
+ * backward recomputes the softmax, as on the CPU, and rounds its update in the CPU's order.
+ *
+ * The optimizers are elementwise; Adam's bias corrections are computed on the host in double
+ * and rounded once, exactly as kernels_train.c does, so the GPU update is the same arithmetic.
+ */
+#include "cu_internal.h"
+
+#include <math.h>
+
+#define GRID_STRIDE(i, n)                                                                          \
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < (n);                      \
+         i += (int64_t)gridDim.x * blockDim.x)
+#define LAUNCH_1D(kernel, n, ...)                                                                  \
+    do {                                                                                           \
+        if ((n) > 0) {                                                                             \
+            kernel<<<mprt_cu_blocks(n), MPRT_CU_THREADS, 0, mprt_cu_stream()>>>(__VA_ARGS__);      \
+            CU_CHECK_LAUNCH(#kernel);                                                              \
+        }                                                                                          \
+    } while (0)
+
+/* ─────────────────────────────── block reductions ─────────────────────────────── */
+
+template <class T, class Op> __device__ static T block_reduce(T v, Op op) {
+    __shared__ T part[MPRT_CU_THREADS / 32];
+    for (int o = 16; o > 0; o >>= 1)
+        v = op(v, __shfl_xor_sync(0xffffffffu, v, o));
+    int lane = (int)(threadIdx.x % 32), warp = (int)(threadIdx.x / 32);
+    if (lane == 0) part[warp] = v;
+    __syncthreads();
+    T r = part[0];
+    for (int w = 1; w < (int)(blockDim.x / 32); w++)
+        r = op(r, part[w]);
+    __syncthreads(); /* part is reused by the next reduction */
+    return r;
+}
+
+struct Max {
+    __device__ float operator()(float a, float b) const { return fmaxf(a, b); }
+};
+struct Sum {
+    template <class T> __device__ T operator()(T a, T b) const { return a + b; }
+};
+
+/* ─────────────────────────────── losses ─────────────────────────────── */
+
+/* The max and log Σ exp(x − max) of one row, agreed by the whole block. */
+__device__ static float row_logsumexp(const float *row, int V, float *max_out) {
+    float mx = -INFINITY;
+    for (int j = (int)threadIdx.x; j < V; j += blockDim.x)
+        mx = fmaxf(mx, row[j]);
+    mx = block_reduce(mx, Max());
+    float s = 0.0f;
+    for (int j = (int)threadIdx.x; j < V; j += blockDim.x)
+        s += expf(row[j] - mx);
+    s = block_reduce(s, Sum());
+    *max_out = mx;
+    return logf(s);
+}
+
+__global__ void cross_entropy_fwd_k(double *loss, const float *logits, const int32_t *labels,
+                                    int V, float scale) {
+    const float *row = logits + (size_t)blockIdx.x * (size_t)V;
+    float mx;
+    float lse = row_logsumexp(row, V, &mx);
+    if (threadIdx.x == 0)
+        atomicAdd(loss, (double)(lse - (row[labels[blockIdx.x]] - mx)) * (double)scale);
+}
+
+__global__ void cross_entropy_bwd_k(float *dlogits, const float *logits, const int32_t *labels,
+                                    int V, float scale) {
+    const float *row = logits + (size_t)blockIdx.x * (size_t)V;
+    float *d = dlogits + (size_t)blockIdx.x * (size_t)V;
+    int label = labels[blockIdx.x];
+    float mx;
+    float lse = row_logsumexp(row, V, &mx);
+    for (int j = (int)threadIdx.x; j < V; j += blockDim.x) {
+        float t = d[j] + scale * expf(row[j] - mx - lse);
+        if (j == label) t -= scale;
+        d[j] = t;
+    }
+}
+
+extern "C" void mprt_cu_cross_entropy_forward(double *loss, const float *logits,
+                                              const int32_t *labels, int M, int V, float scale) {
+    if (M <= 0) return;
+    cross_entropy_fwd_k<<<(unsigned)M, MPRT_CU_THREADS, 0, mprt_cu_stream()>>>(loss, logits,
+                                                                                labels, V, scale);
+    CU_CHECK_LAUNCH("cross_entropy_fwd_k");
+}
+
+extern "C" void mprt_cu_cross_entropy_backward(float *dlogits, const float *logits,
+                                               const int32_t *labels, int M, int V, float scale) {
+    if (M <= 0) return;
+    cross_entropy_bwd_k<<<(unsigned)M, MPRT_CU_THREADS, 0, mprt_cu_stream()>>>(dlogits, logits,
+                                                                                labels, V, scale);
+    CU_CHECK_LAUNCH("cross_entropy_bwd_k");
+}
+
+__global__ void mse_fwd_k(double *loss, const float *pred, const float *target, int64_t n,
+                          float scale) {
+    double s = 0.0;
+    GRID_STRIDE(i, n) {
+        float e = pred[i] - target[i];
+        s += (double)(e * e);
+    }
+    s = block_reduce(s, Sum());
+    if (threadIdx.x == 0) atomicAdd(loss, s * (double)scale);
+}
+
+__global__ void mse_bwd_k(float *dpred, const float *pred, const float *target, int64_t n,
+                          float c) {
+    GRID_STRIDE(i, n) dpred[i] += c * (pred[i] - target[i]);
+}
+
+extern "C" void mprt_cu_mse_forward(double *loss, const float *pred, const float *target,
+                                    int64_t n, float scale) {
+    LAUNCH_1D(mse_fwd_k, n, loss, pred, target, n, scale);
+}
+
+extern "C" void mprt_cu_mse_backward(float *dpred, const float *pred, const float *target,
+                                     int64_t n, float scale) {
+    LAUNCH_1D(mse_bwd_k, n, dpred, pred, target, n, 2.0f * scale);
+}
+
+/* ─────────────────────────────── optimizers ─────────────────────────────── */
+
+__global__ void sgd_k(float *p, float *v, const float *g, int64_t n, float lr, float momentum,
+                      float weight_decay) {
+    GRID_STRIDE(i, n) {
+        float gi = g[i] + weight_decay * p[i];
+        if (v) {
+            v[i] = momentum * v[i] + gi;
+            gi = v[i];
+        }
+        p[i] -= lr * gi;
+    }
+}
+
+/* keep != 1 applies AdamW's decoupled decay first (p *= 1 − lr·wd). */
+__global__ void adam_k(float *p, float *m, float *v, const float *g, int64_t n, float keep,
+                       float step_size, float bc2_sqrt, float beta1, float beta2, float eps,
+                       float weight_decay) {
+    GRID_STRIDE(i, n) {
+        float pi = p[i] * keep;
+        float gi = g[i] + weight_decay * pi;
+        m[i] = beta1 * m[i] + (1.0f - beta1) * gi;
+        v[i] = beta2 * v[i] + (1.0f - beta2) * gi * gi;
+        float denom = sqrtf(v[i]) / bc2_sqrt + eps;
+        p[i] = pi - step_size * m[i] / denom;
+    }
+}
+
+static void adam_launch(float *p, float *m, float *v, const float *g, int64_t n, float keep,
+                        float lr, float beta1, float beta2, float eps, float weight_decay,
+                        int64_t t) {
+    double bc1 = 1.0 - pow((double)beta1, (double)t);
+    double bc2 = 1.0 - pow((double)beta2, (double)t);
+    float step_size = (float)((double)lr / bc1);
+    float bc2_sqrt = (float)sqrt(bc2);
+    LAUNCH_1D(adam_k, n, p, m, v, g, n, keep, step_size, bc2_sqrt, beta1, beta2, eps,
+              weight_decay);
+}
+
+extern "C" void mprt_cu_sgd_step(float *p, float *v, const float *g, int64_t n, float lr,
+                                 float momentum, float weight_decay) {
+    LAUNCH_1D(sgd_k, n, p, v, g, n, lr, momentum, weight_decay);
+}
+
+extern "C" void mprt_cu_adam_step(float *p, float *m, float *v, const float *g, int64_t n,
+                                  float lr, float beta1, float beta2, float eps,
+                                  float weight_decay, int64_t t) {
+    adam_launch(p, m, v, g, n, 1.0f, lr, beta1, beta2, eps, weight_decay, t);
+}
+
+extern "C" void mprt_cu_adamw_step(float *p, float *m, float *v, const float *g, int64_t n,
+                                   float lr, float beta1, float beta2, float eps,
+                                   float weight_decay, int64_t t) {
+    adam_launch(p, m, v, g, n, 1.0f - lr * weight_decay, lr, beta1, beta2, eps, 0.0f, t);
+}

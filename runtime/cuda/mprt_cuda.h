@@ -1,0 +1,231 @@
+/*
+ * mprt_cuda.h: the public header of mprt_cuda, the GPU half of the runtime a CUDA trainer
+ * links (docs/cuda.md is the manual). It has three parts:
+ *
+ *   1. The device context: one GPU per process, chosen from the local rank, with a compute
+ *      stream, a communication stream and a cuBLAS handle. Every CUDA, cuBLAS and NCCL call
+ *      of the library is checked; a failure prints
+ *        train: rank 3 (device 1): cublasSgemm failed: CUBLAS_STATUS_EXECUTION_FAILED [gemm.cu:57]
+ *      aborts every NCCL communicator (ncclCommAbort) and calls MPI_Abort, so a job never
+ *      hangs on a dead peer.
+ *   2. Kernels with exactly the semantics and argument order of runtime/mprt_kernels.h, on
+ *      DEVICE pointers, named mprt_cu_OP_forward / mprt_cu_OP_backward. The conventions of
+ *      that header hold unchanged (row-major fp32, local shards, no aliasing, backward
+ *      accumulates, NULL gradients skipped, scratch from the caller); the differences are
+ *      listed where they occur: the losses add their value into a device double instead of
+ *      returning it (no host synchronisation per micro-batch), and attention backward needs
+ *      a larger scratch (MPRT_CU_ATTENTION_SCRATCH). All kernels run on the compute stream,
+ *      asynchronously with the host.
+ *   3. Collectives on the groups of runtime/mprt.h (tensor, data, stage, pipe, world) with
+ *      the same arguments as the CPU runtime's, over NCCL (one communicator per group) or,
+ *      in host-staged MPI mode, by copying to the host and calling the CPU collectives. Bytes
+ *      are counted with the CPU runtime's formula (mprt_coll_bytes), so the profile of a
+ *      CUDA run reads like the profile of a CPU run.
+ *
+ * Usable from C and C++ (nvcc compiles the trainers as C++).
+ */
+#ifndef MPRT_CUDA_H
+#define MPRT_CUDA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+/* mprt_kernels.h is C99 and spells `restrict`; C++ has it as a compiler extension. */
+#define restrict __restrict__
+extern "C" {
+#endif
+
+#include "mprt_kernels.h" /* MprtDropShard, MprtAttnW/G, MPRT_CONV_OUT, the scratch macros */
+
+/* ─────────────────────────────── device context (cu_core.c) ─────────────────────────────── */
+
+/* How collectives travel: NCCL, host-staged MPI, or NCCL unless several local ranks must
+ * share one GPU (NCCL refuses two ranks of a communicator on one device). */
+typedef enum { MPRT_CU_COMM_AUTO, MPRT_CU_COMM_NCCL, MPRT_CU_COMM_MPI } MprtCuComm;
+
+/* Parses "nccl", "mpi" or "auto" (the trainer's --comm flag); false if none of them. */
+bool mprt_cu_comm_parse(const char *s, MprtCuComm *out);
+const char *mprt_cu_comm_name(MprtCuComm c); /* "auto", "nccl", "mpi" */
+
+/* For a trainer, after mprt_init: finds the local rank (MPI_Comm_split_type over shared
+ * memory), counts the GPUs and picks device local_rank (local_rank mod count under MPI
+ * mode). No GPU, or fewer GPUs than local ranks with --comm nccl (or more than one GPU but
+ * fewer than the local ranks under auto), is a one-line error agreed over all ranks and exit
+ * 1. Then creates the streams, the cuBLAS handle and, under NCCL, the communicators:
+ * ncclGetUniqueId on world rank 0, MPI_Bcast, ncclCommInitRank over the world, and one
+ * ncclCommSplit per group with the group's rank order of mprt.h. Collective over the world. */
+void mprt_cu_init(MprtCuComm comm);
+/* For tests and single-process tools, without MPI: uses device `device`, creates the
+ * streams and the cuBLAS handle. Returns false (and does nothing) when there is no usable
+ * CUDA device, so a test can report itself skipped. */
+bool mprt_cu_init_local(int device);
+/* Destroys the communicators, handle and streams (after synchronising). */
+void mprt_cu_finalize(void);
+
+/* The number of CUDA devices, 0 when the driver finds none or fails (never aborts). */
+int mprt_cu_device_count(void);
+int mprt_cu_device(void);          /* the device in use, -1 before init */
+MprtCuComm mprt_cu_comm_mode(void); /* NCCL or MPI after init (never AUTO) */
+
+/* TF32 tensor-core GEMMs (about 10 bits of mantissa in the products): off by default. */
+void mprt_cu_set_tf32(bool on);
+
+/* Waits for all work of this process on the device (both streams). */
+void mprt_cu_sync(void);
+
+/* Device memory; aborts (checked) on failure. Sizes in bytes. */
+void *mprt_cu_malloc(size_t bytes);
+void mprt_cu_free(void *p);
+void mprt_cu_memset0(void *dst, size_t bytes);              /* on the compute stream */
+void mprt_cu_upload(void *dst, const void *src, size_t bytes);   /* host → device, synchronous */
+void mprt_cu_download(void *dst, const void *src, size_t bytes); /* device → host, synchronous */
+
+/* Error handling for the library's own check macros (cu_internal.h) and for generated code:
+ * prints "train: rank R (device D): <call> failed: <reason> [file:line]", aborts NCCL and
+ * the MPI job (or the process, without MPI). */
+void mprt_cu_fail(const char *call, const char *reason, const char *file, int line)
+    __attribute__((noreturn));
+/* Checks a cudaError_t / cublasStatus_t / ncclResult_t given as int. */
+void mprt_cu_check_cuda(int err, const char *call, const char *file, int line);
+void mprt_cu_check_cublas(int status, const char *call, const char *file, int line);
+void mprt_cu_check_nccl(int result, const char *call, const char *file, int line);
+
+/* ─────────────────────────────── GEMM (gemm.cu) ─────────────────────────────── */
+
+/* Row-major C[M, N] = alpha · op(A) · op(B) + beta · C with op(A) [M, K], op(B) [K, N];
+ * ta / tb: the stored matrix is transposed (A stored [K, M] when ta). lda, ldb, ldc are the
+ * row-major leading dimensions (the stored row lengths). The only place that turns
+ * row-major into cuBLAS's column-major. */
+void mprt_cu_gemm(bool ta, bool tb, int M, int N, int K, float alpha, const float *A, int lda,
+                  const float *B, int ldb, float beta, float *C, int ldc);
+/* The same for `batch` independent products at element strides sA, sB, sC. */
+void mprt_cu_gemm_batched(bool ta, bool tb, int M, int N, int K, float alpha, const float *A,
+                          int lda, int64_t sA, const float *B, int ldb, int64_t sB, float beta,
+                          float *C, int ldc, int64_t sC, int batch);
+
+/* ─────────────────────────────── kernels ─────────────────────────────── */
+/* Same math and arguments as mprt_kernels.h; every pointer is a device pointer. */
+
+void mprt_cu_linear_forward(float *out, const float *x, const float *W, const float *b, int N,
+                            int Din, int Dout, int add_bias);
+void mprt_cu_linear_backward(float *dx, float *dW, float *db, const float *dout, const float *x,
+                             const float *W, int N, int Din, int Dout);
+
+void mprt_cu_relu_forward(float *out, const float *x, int64_t n);
+void mprt_cu_relu_backward(float *dx, const float *dout, const float *x, int64_t n);
+void mprt_cu_gelu_forward(float *out, const float *x, int64_t n);
+void mprt_cu_gelu_backward(float *dx, const float *dout, const float *x, int64_t n);
+void mprt_cu_tanh_forward(float *out, const float *x, int64_t n);
+void mprt_cu_tanh_backward(float *dx, const float *dout, const float *out, int64_t n);
+void mprt_cu_add_forward(float *out, const float *a, const float *b, int64_t n);
+void mprt_cu_add_backward(float *da, float *db, const float *dout, int64_t n);
+void mprt_cu_accumulate(float *dst, const float *src, int64_t n);
+void mprt_cu_fill(float *dst, int64_t n, float value);
+
+void mprt_cu_layernorm_forward(float *out, float *mean, float *rstd, const float *x,
+                               const float *gamma, const float *beta, int N, int C, float eps);
+void mprt_cu_layernorm_backward(float *dx, float *dgamma, float *dbeta, const float *dout,
+                                const float *x, const float *mean, const float *rstd,
+                                const float *gamma, int N, int C);
+
+/* The mask is mprt_dropout_keep's, bit for bit: the same SplitMix64 construction on the GPU. */
+void mprt_cu_dropout_forward(float *out, const float *x, int N, MprtDropShard sh, float p,
+                             uint64_t seed, uint32_t layer, int64_t step, int training);
+void mprt_cu_dropout_backward(float *dx, const float *dout, int N, MprtDropShard sh, float p,
+                              uint64_t seed, uint32_t layer, int64_t step);
+
+/* scratch: MPRT_CONV2D_SCRATCH(C, K, Ho, Wo) floats, as on the CPU (one sample at a time). */
+void mprt_cu_conv2d_forward(float *out, const float *x, const float *W, const float *b,
+                            float *scratch, int N, int C, int H, int Wd, int O, int K, int S, int P,
+                            int add_bias);
+void mprt_cu_conv2d_backward(float *dx, float *dW, float *db, const float *dout, const float *x,
+                             const float *W, float *scratch, int N, int C, int H, int Wd, int O,
+                             int K, int S, int P);
+void mprt_cu_maxpool2d_forward(float *out, int32_t *argmax, const float *x, int planes, int H,
+                               int Wd, int K, int S);
+void mprt_cu_maxpool2d_backward(float *dx, const float *dout, const int32_t *argmax, int planes,
+                                int H, int Wd, int K, int S);
+
+/* Backward scatters into dW with atomicAdd (repeated ids), so the order of the additions,
+ * and the last bits of dW, may vary from run to run; dpos is a deterministic gather. */
+void mprt_cu_embedding_forward(float *out, const int32_t *ids, const float *W, const float *pos,
+                               int M, int T, int V_local, int v0, int D, int add_pos);
+void mprt_cu_embedding_backward(float *dW, float *dpos, const float *dout, const int32_t *ids,
+                                int M, int T, int V_local, int v0, int D);
+
+/* Stash as MPRT_ATTENTION_STASH (same layout: q, k, v, y, then P [N, Hl, T, T]). The
+ * backward scratch holds dP for every sample of one head at once, so it is larger than the
+ * CPU's: dy, dq, dk, dv [N·T, Dl] and dP [N, T, T]. */
+#define MPRT_CU_ATTENTION_SCRATCH(N, T, Dl)                                                        \
+    (4 * (int64_t)(N) * (T) * (Dl) + (int64_t)(N) * (T) * (T))
+void mprt_cu_attention_forward(float *out, float *stash, const float *x, MprtAttnW w, int N,
+                               int T, int D, int Hl, int hd, int causal, int add_bias);
+void mprt_cu_attention_backward(float *dx, MprtAttnG g, const float *dout, const float *x,
+                                const float *stash, float *scratch, MprtAttnW w, int N, int T,
+                                int D, int Hl, int hd, int causal);
+
+/* Losses: *loss (a device double) += the value mprt_cross_entropy_forward / mprt_mse_forward
+ * return. Read it with mprt_cu_download when a step is logged. */
+void mprt_cu_cross_entropy_forward(double *loss, const float *logits, const int32_t *labels,
+                                   int M, int V, float scale);
+void mprt_cu_cross_entropy_backward(float *dlogits, const float *logits, const int32_t *labels,
+                                    int M, int V, float scale);
+void mprt_cu_mse_forward(double *loss, const float *pred, const float *target, int64_t n,
+                         float scale);
+void mprt_cu_mse_backward(float *dpred, const float *pred, const float *target, int64_t n,
+                          float scale);
+
+void mprt_cu_sgd_step(float *p, float *v, const float *g, int64_t n, float lr, float momentum,
+                      float weight_decay);
+void mprt_cu_adam_step(float *p, float *m, float *v, const float *g, int64_t n, float lr,
+                       float beta1, float beta2, float eps, float weight_decay, int64_t t);
+void mprt_cu_adamw_step(float *p, float *m, float *v, const float *g, int64_t n, float lr,
+                        float beta1, float beta2, float eps, float weight_decay, int64_t t);
+
+/* ─────────────────────────────── collectives (comm_nccl.c) ─────────────────────────────── */
+/* Groups are mprt.h's MprtGroup values (tensor 0, data 1, stage 2, pipe 3, world 4), passed
+ * as int so this header does not need mprt.h. Arguments, layouts and byte counts are those
+ * of the CPU collectives of the same name; buffers are device pointers.
+ *
+ * Ordering. Each call makes the communication stream wait for the work already queued on
+ * the compute stream (an event), runs there, and makes the compute stream wait for it
+ * (another event), so kernels and collectives keep program order while the host never
+ * blocks. The _start variant of the all-reduce leaves out the second wait: the compute
+ * stream carries on (the backward of earlier layers overlaps the gradient all-reduce) until
+ * mprt_cu_comm_join. Under host-staged MPI every call is synchronous. */
+void mprt_cu_allreduce(int group, float *buf, int64_t count);
+void mprt_cu_allreduce_start(int group, float *buf, int64_t count);
+void mprt_cu_comm_join(void); /* the compute stream waits for every collective started */
+void mprt_cu_allgather(int group, const float *local, float *full, int64_t outer, int64_t chunk,
+                       int64_t inner);
+void mprt_cu_reduce_scatter(int group, const float *full, float *local, int64_t outer,
+                            int64_t chunk, int64_t inner);
+void mprt_cu_slice(const float *full, float *local, int64_t outer, int64_t chunk, int64_t inner,
+                   int parts, int part);
+void mprt_cu_alltoall_b2f(int group, const float *in, float *out, int64_t batch, int64_t mid,
+                          int64_t feat, int64_t inner);
+void mprt_cu_alltoall_f2b(int group, const float *in, float *out, int64_t batch, int64_t mid,
+                          int64_t feat, int64_t inner);
+void mprt_cu_broadcast(int group, float *buf, int64_t count, int root);
+/* Pipeline point-to-point on the pipe group, dir +1 = next stage, −1 = previous. NCCL has no
+ * tags: transfers between two stages match in the order they are posted. send and recv of
+ * one call are one ncclGroupStart/End, so a stage can exchange with both neighbours without
+ * deadlock; either count may be 0. Bytes counted on the send side, as on the CPU. */
+void mprt_cu_sendrecv(int send_dir, const float *sendbuf, int64_t send_count, int recv_dir,
+                      float *recvbuf, int64_t recv_count);
+void mprt_cu_send(int dir, const float *buf, int64_t count);
+void mprt_cu_recv(int dir, float *buf, int64_t count);
+
+/* Collective timing comes from CUDA events on the communication stream; this waits for the
+ * collectives issued since the last flush and adds their bytes and seconds to the CPU
+ * runtime's counters (mprt_stats_add). Call before printing progress or a profile. */
+void mprt_cu_stats_flush(void);
+
+#ifdef __cplusplus
+}
+#undef restrict
+#endif
+
+#endif /* MPRT_CUDA_H */

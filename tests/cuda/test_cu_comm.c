@@ -1,0 +1,174 @@
+/*
+ * test_cu_comm.c: the collectives of mprt_cuda against the CPU runtime's on the same data.
+ *
+ *   mpirun -np P test_cu_comm S d t MODE      (MODE: nccl, mpi or auto; P = S·d·t)
+ *
+ * Every rank fills deterministic per-rank inputs, runs each collective on the GPU (mprt_cu_*)
+ * and on the host (mprt_*, counters paused), and compares the results exactly (sums of a
+ * few small integers-valued floats are exact in any order). Then the byte counters: every
+ * GPU call must have added exactly mprt_coll_bytes(kind, group size, n) to its (kind, group),
+ * and nothing else may have been counted. Prints "test_cu_comm S x d x t MODE: ok" on rank 0.
+ *
+ * Without a CUDA device it prints "SKIPPED: no CUDA device" and exits 77 (ctest: skipped).
+ */
+#include "mprt.h"
+#include "mprt_cuda.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int failures;
+static int64_t expect_bytes[MPRT_COLL__COUNT][MPRT_GROUP__COUNT];
+static int64_t expect_calls[MPRT_COLL__COUNT][MPRT_GROUP__COUNT];
+
+static void expect(MprtColl k, MprtGroup g, int64_t n_bytes) {
+    expect_bytes[k][g] += mprt_coll_bytes(k, mprt_group_size(g), n_bytes);
+    expect_calls[k][g]++;
+}
+
+static float *filled(int64_t n, int salt) {
+    float *p = malloc((size_t)(n > 0 ? n : 1) * sizeof *p);
+    int r = mprt_mesh()->rank;
+    for (int64_t i = 0; i < n; i++)
+        p[i] = (float)((i * 7 + r * 13 + salt) % 17) - 8.0f;
+    return p;
+}
+
+static float *to_dev(const float *h, int64_t n) {
+    float *d = mprt_cu_malloc((size_t)n * sizeof(float));
+    mprt_cu_upload(d, h, (size_t)n * sizeof(float));
+    return d;
+}
+
+static void same(const char *what, MprtGroup g, const float *d, const float *ref, int64_t n) {
+    float *h = malloc((size_t)(n > 0 ? n : 1) * sizeof *h);
+    mprt_cu_sync();
+    mprt_cu_download(h, d, (size_t)n * sizeof(float));
+    if (memcmp(h, ref, (size_t)n * sizeof(float)) != 0) {
+        failures++;
+        printf("FAIL rank %d: %s on the %s group differs from the CPU runtime\n", mprt_mesh()->rank,
+               what, mprt_group_name(g));
+    }
+    free(h);
+}
+
+static void test_group(MprtGroup g) {
+    int64_t G = mprt_group_size(g), outer = 2, chunk = 3, inner = 2, n = outer * chunk * inner;
+    /* all-reduce, blocking and started/joined */
+    float *h = filled(1000, 1), *d = to_dev(h, 1000);
+    mprt_stats_pause(), mprt_allreduce(g, h, 1000), mprt_stats_resume();
+    mprt_cu_allreduce((int)g, d, 1000);
+    expect(MPRT_ALLREDUCE, g, 4000);
+    same("allreduce", g, d, h, 1000);
+    mprt_stats_pause(), mprt_allreduce(g, h, 1000), mprt_stats_resume();
+    mprt_cu_allreduce_start((int)g, d, 1000);
+    mprt_cu_comm_join();
+    expect(MPRT_ALLREDUCE, g, 4000);
+    same("allreduce_start", g, d, h, 1000);
+    free(h), mprt_cu_free(d);
+    /* all-gather and reduce-scatter of a split middle dimension (outer > 1: repacking) */
+    float *loc = filled(n, 2), *full = filled(G * n, 3);
+    float *dloc = to_dev(loc, n), *dfull = to_dev(full, G * n);
+    mprt_stats_pause(), mprt_allgather(g, loc, full, outer, chunk, inner), mprt_stats_resume();
+    mprt_cu_allgather((int)g, dloc, dfull, outer, chunk, inner);
+    expect(MPRT_ALLGATHER, g, 4 * G * n);
+    same("allgather", g, dfull, full, G * n);
+    mprt_stats_pause(), mprt_reduce_scatter(g, full, loc, outer, chunk, inner), mprt_stats_resume();
+    mprt_cu_reduce_scatter((int)g, dfull, dloc, outer, chunk, inner);
+    expect(MPRT_REDUCESCATTER, g, 4 * G * n);
+    same("reduce_scatter", g, dloc, loc, n);
+    mprt_slice(full, loc, outer, chunk, inner, (int)G, (int)(G - 1));
+    mprt_cu_slice(dfull, dloc, outer, chunk, inner, (int)G, (int)(G - 1));
+    same("slice", g, dloc, loc, n);
+    free(loc), free(full), mprt_cu_free(dloc), mprt_cu_free(dfull);
+    /* all-to-all both ways: batch 2G, mid 3, feat 2G, inner 2 */
+    int64_t batch = 2 * G, mid = 3, feat = 2 * G, in2 = 2, part = batch * mid * feat * in2 / G;
+    float *a = filled(part, 4), *b = filled(part, 5), *da = to_dev(a, part), *db = to_dev(b, part);
+    mprt_stats_pause(), mprt_alltoall_b2f(g, a, b, batch, mid, feat, in2), mprt_stats_resume();
+    mprt_cu_alltoall_b2f((int)g, da, db, batch, mid, feat, in2);
+    expect(MPRT_ALLTOALL, g, 4 * part * G);
+    same("alltoall_b2f", g, db, b, part);
+    mprt_stats_pause(), mprt_alltoall_f2b(g, b, a, batch, mid, feat, in2), mprt_stats_resume();
+    mprt_cu_alltoall_f2b((int)g, db, da, batch, mid, feat, in2);
+    expect(MPRT_ALLTOALL, g, 4 * part * G);
+    same("alltoall_f2b", g, da, a, part);
+    free(a), free(b), mprt_cu_free(da), mprt_cu_free(db);
+    /* broadcast from the last rank */
+    float *c = filled(100, 6), *dc = to_dev(c, 100);
+    mprt_stats_pause(), mprt_broadcast(g, c, 100, (int)G - 1), mprt_stats_resume();
+    mprt_cu_broadcast((int)g, dc, 100, (int)G - 1);
+    expect(MPRT_BROADCAST, g, 400);
+    same("broadcast", g, dc, c, 100);
+    free(c), mprt_cu_free(dc);
+}
+
+/* Each stage sends to the next and receives from the previous, in one grouped call. */
+static void test_pipe(void) {
+    int s = mprt_group_rank(MPRT_PIPE), S = mprt_group_size(MPRT_PIPE);
+    if (S < 2) return;
+    int64_t n = 333;
+    float *h = filled(n, 7), *got = filled(n, 8), *d = to_dev(h, n), *dr = to_dev(got, n);
+    bool send = s + 1 < S, recv = s > 0;
+    mprt_cu_sendrecv(1, d, send ? n : 0, -1, dr, recv ? n : 0);
+    if (send) expect(MPRT_SENDRECV, MPRT_PIPE, 4 * n);
+    /* the reference: what the previous stage holds, sent over the CPU runtime */
+    mprt_stats_pause();
+    MprtReq *rq = send ? mprt_isend(1, h, n, 9) : NULL;
+    if (recv) mprt_recv(-1, got, n, 9);
+    if (rq) mprt_wait(rq);
+    mprt_stats_resume();
+    if (recv) same("sendrecv", MPRT_PIPE, dr, got, n);
+    free(h), free(got), mprt_cu_free(d), mprt_cu_free(dr);
+}
+
+/* The counters hold exactly the expected bytes (and, over NCCL, calls). */
+static void check_counts(void) {
+    mprt_cu_stats_flush();
+    bool nccl = mprt_cu_comm_mode() == MPRT_CU_COMM_NCCL;
+    for (int k = MPRT_ALLREDUCE; k <= MPRT_BROADCAST; k++)
+        for (int g = 0; g < MPRT_GROUP__COUNT; g++) {
+            MprtCommStat st = mprt_stats_get((MprtColl)k, (MprtGroup)g);
+            bool bad = st.bytes != expect_bytes[k][g] ||
+                       (nccl && k != MPRT_SENDRECV && st.calls != expect_calls[k][g]);
+            if (bad) {
+                failures++;
+                printf("FAIL rank %d: %s on %s counted %lld bytes in %lld calls, expected %lld "
+                       "in %lld\n", mprt_mesh()->rank, mprt_coll_name((MprtColl)k),
+                       mprt_group_name((MprtGroup)g), (long long)st.bytes, (long long)st.calls,
+                       (long long)expect_bytes[k][g], (long long)expect_calls[k][g]);
+            }
+        }
+}
+
+int main(int argc, char **argv) {
+    if (mprt_cu_device_count() <= 0) {
+        printf("SKIPPED: no CUDA device\n");
+        return 77;
+    }
+    if (argc != 5) {
+        fprintf(stderr, "usage: test_cu_comm S d t nccl|mpi|auto\n");
+        return 2;
+    }
+    MprtCuComm mode;
+    if (!mprt_cu_comm_parse(argv[4], &mode)) {
+        fprintf(stderr, "test_cu_comm: bad mode '%s'\n", argv[4]);
+        return 2;
+    }
+    mprt_init(&argc, &argv, atoi(argv[1]), atoi(argv[2]), atoi(argv[3]));
+    mprt_cu_init(mode);
+    mprt_stats_reset();
+    for (int g = 0; g < MPRT_GROUP__COUNT; g++)
+        test_group((MprtGroup)g);
+    test_pipe();
+    check_counts();
+    double bad = failures;
+    mprt_metric_sum(MPRT_WORLD, &bad, 1);
+    const MprtMesh *m = mprt_mesh();
+    if (m->rank == 0 && bad == 0)
+        printf("test_cu_comm %d x %d x %d %s: ok\n", m->S, m->d, m->t,
+               mprt_cu_comm_name(mprt_cu_comm_mode()));
+    mprt_cu_finalize();
+    mprt_finalize();
+    return bad == 0 ? 0 : 1;
+}
