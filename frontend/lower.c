@@ -42,7 +42,7 @@
 
 #include <string.h>
 
-#define FE_MAX_LAYERS (1 << 18)
+#define FE_MAX_LAYERS (1 << 16)
 #define FE_MAX_ERRORS 100
 
 enum { B_VALUE, B_SECTION, B_DEF };
