@@ -7,7 +7,8 @@
  * the build tree this mpcc was built in (paths fixed at configure time). The command runs
  * through posix_spawnp with an argument vector — never a shell — so file names with spaces
  * or quotes are passed as they are. With -v the command is printed first, one line, quoted
- * where needed, so it can be pasted into a shell.
+ * where needed, so it can be pasted into a shell. A build of mpcc with MPCC_SANITIZE has a
+ * sanitized runtime, so its trainers are built with the same sanitizers.
  */
 #include "codegen.h"
 
@@ -57,7 +58,11 @@ bool cg_build(const CgToolchain *tc, const char *c_file, const char *exe, bool v
     Arena a = {0};
     const char *argv[] = {
         tc->cc, "-std=c11", "-O2", arena_printf(&a, "-I%s", tc->include_dir), c_file, "-o", exe,
-        arena_printf(&a, "-L%s", tc->lib_dir), "-lmprt", "-lcjson", "-lopenblas", "-lm", NULL,
+        arena_printf(&a, "-L%s", tc->lib_dir), "-lmprt", "-lcjson", "-lopenblas", "-lm",
+#ifdef MPCC_TRAINER_SANITIZE
+        "-fsanitize=address,undefined", "-fno-omit-frame-pointer",
+#endif
+        NULL,
     };
     if (verbose) {
         for (int i = 0; argv[i]; i++) {

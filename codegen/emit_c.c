@@ -773,7 +773,11 @@ static void emit_fwd_coll(Emit *e, const SchedOp *o) {
       (long long)o->bytes);
     switch (o->coll) {
     case COLL_SLICE:
-        if (is_int(e, o->src))
+        if (B(e, o->dst)->layout == LAYOUT_P)
+            E(e, "    if (mesh->k == 0)\n        memcpy(%s, %s, sizeof(float) * %lld);\n    else\n"
+                 "        memset(%s, 0, sizeof(float) * %lld);\n",
+              dst, src, (long long)lnumel(e, o->dst), dst, (long long)lnumel(e, o->dst));
+        else if (is_int(e, o->src))
             E(e, "    memcpy(%s, %s + mesh->k * %lld, sizeof(int32_t) * %lld);\n", dst, src,
               (long long)lnumel(e, o->dst), (long long)lnumel(e, o->dst));
         else
@@ -979,12 +983,16 @@ static void emit_checkpoints(Emit *e) {
     E(e, "static float *state_arena(int i) { return i == 0 ? opt1 : opt2; }\n\n");
     E(e, "static int64_t whole_count(const ParamInfo *p) {\n    int64_t n = 1;\n"
          "    for (int k = 0; k < p->ndim; k++) n *= p->shape[k];\n    return n;\n}\n\n");
+    E(e, "/* A vocabulary split rounds its rows up: the gathered shards can exceed the tensor. */\n"
+         "static int64_t padded_count(const ParamInfo *p) {\n"
+         "    int64_t n = p->outer * p->parts * p->chunk * p->inner, w = whole_count(p);\n"
+         "    return n > w ? n : w;\n}\n\n");
     E(e, "/* The whole tensor of arena `src` for parameter p, on world rank 0 (NULL elsewhere). */\n"
          "static float *gather_whole(const ParamInfo *p, const float *src) {\n"
          "    int64_t n = whole_count(p);\n"
          "    float *whole = NULL;\n"
          "    if (mesh->s == p->stage) {\n"
-         "        whole = falloc(n);\n"
+         "        whole = falloc(padded_count(p));\n"
          "        if (p->parts > 1)\n"
          "            mprt_allgather(MPRT_TENSOR, src + p->offset, whole, p->outer, p->chunk, p->inner);\n"
          "        else\n"
@@ -1028,7 +1036,7 @@ static void emit_checkpoints(Emit *e) {
          "        char name[512];\n"
          "        if (which == 0)\n            snprintf(name, sizeof name, \"%%s\", p->name);\n"
          "        else\n            snprintf(name, sizeof name, \"optimizer.%%s.%%s\", STATE_NAMES[which - 1], p->name);\n"
-         "        float *whole = falloc(whole_count(p));\n"
+         "        float *whole = falloc(padded_count(p));\n"
          "        ok = mprt_st_read(f, name, MPRT_F32, p->ndim, p->shape, whole, &err);\n"
          "        float *dst = (which == 0 ? prm : state_arena(which - 1)) + p->offset;\n"
          "        if (ok) mprt_slice(whole, dst, p->outer, p->chunk, p->inner, p->parts, p->parts > 1 ? mesh->k : 0);\n"

@@ -47,6 +47,17 @@ static const SrcLoc noloc = {NULL, 0, 0, 0};
 /* Names and byte formulas come from the cost model (passes/cost.c), so the schedule's byte
  * counts and the plan's predictions are the same integers. */
 
+int64_t sched_busiest_bytes(const Schedule *s) {
+    int64_t best = 0;
+    for (int k = 0; k < s->S; k++) {
+        int64_t n = 0;
+        for (int g = 0; g < GROUP__COUNT; g++)
+            for (int c = 0; c < COLL__COUNT; c++) n += s->stages[k].bytes[g][c];
+        if (n > best) best = n;
+    }
+    return best;
+}
+
 int sched_group_size(const Schedule *s, GroupKind k) {
     switch (k) {
     case GROUP_TENSOR: return s->t;
@@ -69,7 +80,6 @@ typedef struct Lower {
     int stage;
     int *home;      /* [nvalues]: home buffer of each value on the current stage, -1 */
     int *copy;      /* [nvalues × LAYOUT__COUNT]: buffer of each (value, layout), -1 */
-    int *sent;      /* [nvalues]: the last stage a value was sent to from the current stage */
     bool *needs_grad; /* [nvalues]: some parameter lies upstream */
     Vec syncs;      /* SchedSync of the current stage */
     bool ok;
@@ -136,6 +146,8 @@ static SchedOp *push(Lower *L, SchedOpKind k, int node, int src, int dst) {
 
 /* ───────────────────────────── forward lists ───────────────────────────── */
 
+static const PlanCut *find_cut(const Lower *L, int stage, int value);
+
 /* The buffer holding `value` where it first appears on this stage. */
 static int home_of(Lower *L, int value, int node) {
     if (L->home[value] >= 0) return L->home[value];
@@ -145,10 +157,13 @@ static int home_of(Lower *L, int value, int node) {
         b = make_buf(L, value, LAYOUT_R, node);
         push(L, SOP_LOAD, -1, -1, b);
     } else {
-        const PlanNode *pn = &L->p->nodes[v->producer];
-        b = make_buf(L, value, norm(L, pn->out_layout), node);
+        const PlanCut *cut = find_cut(L, L->stage - 1, value);
+        if (!cut)
+            ice(L, node, arena_printf(L->g->arena, "value '%s' reaches stage %d without a pipeline cut",
+                                      v->name, L->stage));
+        b = make_buf(L, value, norm(L, cut ? cut->layout : LAYOUT_R), node);
         SchedOp *o = push(L, SOP_RECV, -1, -1, b);
-        o->peer = pn->stage;
+        o->peer = L->stage - 1;
         o->coll = COLL_SENDRECV;
         o->group = GROUP_PIPE;
     }
@@ -163,7 +178,9 @@ static int need(Lower *L, int value, Layout lay, int node) {
     int src = home_of(L, value, node);
     Layout from = BUF(L, src)->layout;
     if (from == lay) return src;
-    CollKind k = cost_layout_change(from, lay);
+    /* R → P is local too: tensor rank 0 keeps the value, the others hold zeros (the search
+     * loads model inputs in whatever layout their first consumer wants). */
+    CollKind k = from == LAYOUT_R && lay == LAYOUT_P ? COLL_SLICE : cost_layout_change(from, lay);
     if (k == COLL_NONE || k == COLL__COUNT ||
         (IR_VALUE(L->g, value)->dtype != DT_F32 && k != COLL_SLICE)) {
         ice(L, node, arena_printf(L->g->arena, "value '%s' cannot change layout %s -> %s",
@@ -226,24 +243,26 @@ static void lower_node_fwd(Lower *L, int id) {
     if (ob >= 0) L->home[n->output] = ob;
 }
 
-/* After a node: send its output to every later stage that reads it (once per stage). */
-static void lower_sends(Lower *L, int id) {
-    const IrNode *n = IR_NODE(L->g, id);
-    int ob = L->home[n->output];
-    for (int c = id + 1; c < IR_NNODES(L->g) && ob >= 0; c++) {
-        const IrNode *cn = IR_NODE(L->g, c);
-        int cs = L->p->nodes[c].stage;
-        if (cs == L->stage || L->sent[n->output] >= cs) continue;
-        for (int k = 0; k < cn->ninputs; k++) {
-            if (cn->inputs[k] != n->output) continue;
-            SchedOp *o = push(L, SOP_SEND, -1, ob, -1);
-            o->peer = cs;
-            o->coll = COLL_SENDRECV;
-            o->group = GROUP_PIPE;
-            o->bytes = buf_bytes(L, ob, true);
-            L->sent[n->output] = cs;
-            break;
-        }
+/* The cut that carries `value` from stage `stage` to the next, or NULL. */
+static const PlanCut *find_cut(const Lower *L, int stage, int value) {
+    for (int i = 0; i < L->p->ncuts; i++)
+        if (L->p->cuts[i].stage == stage && L->p->cuts[i].value == value) return &L->p->cuts[i];
+    return NULL;
+}
+
+/* At the end of a stage's forward: every value the plan's cuts carry to the next stage, in
+ * the layout the plan chose for the cut (resharded here first when that differs). A value
+ * that skips a stage is carried by one cut per boundary, so the stage in between forwards it. */
+static void lower_sends(Lower *L) {
+    for (int i = 0; i < L->p->ncuts; i++) {
+        const PlanCut *c = &L->p->cuts[i];
+        if (c->stage != L->stage) continue;
+        int b = need(L, c->value, norm(L, c->layout), -1);
+        SchedOp *o = push(L, SOP_SEND, -1, b, -1);
+        o->peer = L->stage + 1;
+        o->coll = COLL_SENDRECV;
+        o->group = GROUP_PIPE;
+        o->bytes = buf_bytes(L, b, true);
     }
 }
 
@@ -343,7 +362,10 @@ static void lower_params(Lower *L, int id) {
         sp->local = ip->shape;
         sp->split_dim = s->t > 1 ? param_split(n->op, pn->strat, ip->role, &sp->rank0_adds) : -1;
         if (s->t == 1) sp->rank0_adds = false;
-        if (sp->split_dim >= 0) {
+        if (sp->split_dim == 0 && n->op == OP_EMBEDDING && ip->role == PARAM_WEIGHT) {
+            /* a vocabulary split rounds up; the last rank's extra rows are never looked up */
+            sp->local.d[0] = (sp->local.d[0] + s->t - 1) / s->t;
+        } else if (sp->split_dim >= 0) {
             if (sp->local.d[sp->split_dim] % s->t != 0)
                 ice(L, id, arena_printf(L->g->arena, "parameter '%s' does not split over %d ranks",
                                         ip->name, s->t));
@@ -402,16 +424,16 @@ static void lower_stage(Lower *L, int s) {
     SchedStage *st = &L->s->stages[s];
     int nv = IR_NVALUES(L->g);
     L->stage = s;
-    for (int v = 0; v < nv; v++) L->home[v] = -1, L->sent[v] = -1;
+    for (int v = 0; v < nv; v++) L->home[v] = -1;
     for (int v = 0; v < nv * LAYOUT__COUNT; v++) L->copy[v] = -1;
     st->first_node = ps->first_node;
     st->last_node = ps->last_node;
     for (int id = ps->first_node; id <= ps->last_node; id++) {
         if (L->p->nodes[id].stage != s) ice(L, id, "its stage disagrees with the stage's node range");
         lower_node_fwd(L, id);
-        lower_sends(L, id);
         lower_params(L, id);
     }
+    lower_sends(L);
     st->fwd = take_ops(L, &st->nfwd);
     for (int i = st->nfwd - 1; i >= 0; i--) lower_dual(L, &st->fwd[i]);
     st->bwd = take_ops(L, &st->nbwd);
@@ -453,7 +475,6 @@ bool pass_lower(IrGraph *g, Diag *d) {
     if (!check_mesh(&L)) return false;
     int nv = IR_NVALUES(g);
     L.home = arena_calloc(g->arena, (size_t)nv + 1, sizeof(int));
-    L.sent = arena_calloc(g->arena, (size_t)nv + 1, sizeof(int));
     L.copy = arena_calloc(g->arena, (size_t)nv * LAYOUT__COUNT + 1, sizeof(int));
     L.needs_grad = arena_calloc(g->arena, (size_t)nv + 1, sizeof(bool));
     for (int i = 0; i < IR_NNODES(g); i++) {
@@ -565,4 +586,6 @@ void pass_schedule_print(const IrGraph *g, FILE *out) {
     fprintf(out, "batch %lld = %d replica%s x %d micro-batch%s x %lld samples\n", (long long)s->batch,
             s->d, s->d == 1 ? "" : "s", s->m, s->m == 1 ? "" : "es", (long long)s->micro);
     for (int k = 0; k < s->S; k++) print_stage(g, s, k, out);
+    fprintf(out, "busiest device: %lld B per step (the plan predicts %lld B)\n",
+            (long long)sched_busiest_bytes(s), (long long)g->plan->totals.comm_bytes);
 }

@@ -76,6 +76,16 @@ typedef struct PlanNode {
     const char *reason;              /* one sentence, arena string */
     int64_t mem_bytes;               /* this layer's share of its device's memory */
     double fwd_time, bwd_time;       /* per micro-batch on one device */
+    /* The layer's own collective, in backward: a col-split linear/conv2d/attention
+     * all-reduces its input gradient (a partial sum) on the tensor group; COLL_NONE
+     * otherwise, or when the input needs no gradient. Bytes per device per micro-batch. */
+    CollKind own_bwd;
+    int64_t own_bwd_bytes;
+    /* Gradient synchronisation of this layer's parameters, once per step: an all-reduce
+     * on `grad_group` (GROUP_STAGE for data on B with t > 1, else GROUP_DATA). */
+    GroupKind grad_group;
+    int64_t grad_bytes;      /* per device per step (0 when the group has one rank) */
+    int64_t param_bytes;     /* parameter bytes this device holds (its shard) */
 } PlanNode;
 
 /* A layout change on an edge: value `value` produced in `from`, consumed in `to`. */
@@ -246,5 +256,8 @@ bool pass_lower(IrGraph *g, Diag *d);                  /* passes/lower_spmd.c: g
 void pass_schedule_print(const IrGraph *g, FILE *out); /* mpcc --emit=schedule; deterministic */
 /* The size of the group `k` in the schedule's mesh (tensor t, data d, stage d·t, pipe S). */
 int sched_group_size(const Schedule *s, GroupKind k);
+/* Bytes per step on the device that moves the most (a stage's ranks all move the same):
+ * what the plan's totals.comm_bytes predicts. */
+int64_t sched_busiest_bytes(const Schedule *s);
 
 #endif /* MPCC_PASSES_H */

@@ -36,41 +36,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* ───────────────────────────── names ───────────────────────────── */
-
-/* The report's spelling of layouts, strategies, groups and collectives. They match the
- * cost model's names (plan_layout_name and friends) and are kept here so the report's
- * vocabulary, documented in docs/report.md, does not move when the planner's does. */
-static const char *layout_text(Layout l) {
-    static const char *const names[] = {"R", "B", "F", "P"};
-    return (unsigned)l < LAYOUT__COUNT ? names[l] : "?";
-}
-
-static const char *strat_text(Strategy s) {
-    static const char *const names[] = {"data", "tensor(col)", "tensor(row)"};
-    return (unsigned)s < STRAT__COUNT ? names[s] : "?";
-}
-
-static const char *group_text(GroupKind k) {
-    static const char *const names[] = {"tensor", "data", "stage", "pipe"};
-    return (unsigned)k < GROUP__COUNT ? names[k] : "?";
-}
-
-/* Collectives in the words a user searches NCCL and MPI documentation for. */
-static const char *coll_text(CollKind k) {
-    static const char *const names[] = {"none",           "slice",      "all-reduce",
-                                        "all-gather",     "reduce-scatter", "all-to-all",
-                                        "send/recv"};
-    return (unsigned)k < COLL__COUNT ? names[k] : "?";
-}
-
 /* ───────────────────────────── human units ───────────────────────────── */
 
 /* Three significant digits of v (v ≥ 0) followed by a unit. */
 static void fmt_sig3(char *buf, size_t n, double v, const char *unit) {
-    if (v >= 99.95) snprintf(buf, n, "%.0f %s", v, unit);
-    else if (v >= 9.995) snprintf(buf, n, "%.1f %s", v, unit);
-    else snprintf(buf, n, "%.2f %s", v, unit);
+    if (v >= 99.95)
+        snprintf(buf, n, "%.0f %s", v, unit);
+    else if (v >= 9.995)
+        snprintf(buf, n, "%.1f %s", v, unit);
+    else
+        snprintf(buf, n, "%.2f %s", v, unit);
 }
 
 /* Scales v by 1000 until it is below 1000 and picks the matching prefix. */
@@ -90,18 +65,26 @@ static void fmt_scaled(char *buf, size_t n, double v, const char *const *units, 
 
 static const char *fmt_bytes(char *buf, size_t n, int64_t b) {
     static const char *const units[] = {"B", "KB", "MB", "GB", "TB", "PB", "EB"};
-    if (b > -1000 && b < 1000) snprintf(buf, n, "%lld B", (long long)b);
-    else fmt_scaled(buf, n, (double)b, units, 7);
+    if (b > -1000 && b < 1000)
+        snprintf(buf, n, "%lld B", (long long)b);
+    else
+        fmt_scaled(buf, n, (double)b, units, 7);
     return buf;
 }
 
 static const char *fmt_time(char *buf, size_t n, double s) {
-    if (!isfinite(s)) snprintf(buf, n, "%s", "inf");
-    else if (s == 0) snprintf(buf, n, "0 s");
-    else if (s < 1e-6) fmt_sig3(buf, n, s * 1e9, "ns");
-    else if (s < 1e-3) fmt_sig3(buf, n, s * 1e6, "\xc2\xb5s");
-    else if (s < 1) fmt_sig3(buf, n, s * 1e3, "ms");
-    else fmt_sig3(buf, n, s, "s");
+    if (!isfinite(s))
+        snprintf(buf, n, "%s", "inf");
+    else if (s == 0)
+        snprintf(buf, n, "0 s");
+    else if (s < 1e-6)
+        fmt_sig3(buf, n, s * 1e9, "ns");
+    else if (s < 1e-3)
+        fmt_sig3(buf, n, s * 1e6, "\xc2\xb5s");
+    else if (s < 1)
+        fmt_sig3(buf, n, s * 1e3, "ms");
+    else
+        fmt_sig3(buf, n, s, "s");
     return buf;
 }
 
@@ -139,7 +122,8 @@ static size_t text_width(const char *s) {
 }
 
 static void put_pad(FILE *out, size_t n) {
-    for (size_t i = 0; i < n; i++) fputc(' ', out);
+    for (size_t i = 0; i < n; i++)
+        fputc(' ', out);
 }
 
 /* A table of strings printed with aligned columns. `align` has one letter per column:
@@ -158,7 +142,8 @@ static void table_init(Table *t, Arena *a, const char *align, const char *const 
     t->a = a;
     t->align = align;
     t->ncols = (int)strlen(align);
-    for (int i = 0; i < t->ncols; i++) t->head[i] = head ? head[i] : NULL;
+    for (int i = 0; i < t->ncols; i++)
+        t->head[i] = head ? head[i] : NULL;
     t->cells.item = sizeof(const char *);
 }
 
@@ -181,7 +166,8 @@ static const char *table_cell(const Table *t, size_t row, int col) {
  * cell holds the text, the others are NULL. */
 static void table_note(Table *t, const char *text) {
     *(const char **)vec_push(t->a, &t->cells) = arena_strdup(t->a, text);
-    for (int c = 1; c < t->ncols; c++) *(const char **)vec_push(t->a, &t->cells) = NULL;
+    for (int c = 1; c < t->ncols; c++)
+        *(const char **)vec_push(t->a, &t->cells) = NULL;
 }
 
 static bool table_is_note(const Table *t, size_t row) {
@@ -190,7 +176,8 @@ static bool table_is_note(const Table *t, size_t row) {
 
 static void table_print_row(const Table *t, const size_t *w, size_t r, FILE *out) {
     int end = t->ncols; /* trailing empty cells print nothing */
-    while (end > 1 && !table_cell(t, r, end - 1)[0]) end--;
+    while (end > 1 && !table_cell(t, r, end - 1)[0])
+        end--;
     fputs("  ", out);
     for (int c = 0; c < end; c++) {
         const char *s = table_cell(t, r, c);
@@ -216,8 +203,10 @@ static void table_print(const Table *t, FILE *out) {
             if (cw > w[c]) w[c] = cw;
         }
     for (size_t r = r0; r < rows; r++) {
-        if (table_is_note(t, r)) fprintf(out, "  %s\n", table_cell(t, r, 0));
-        else table_print_row(t, w, r, out);
+        if (table_is_note(t, r))
+            fprintf(out, "  %s\n", table_cell(t, r, 0));
+        else
+            table_print_row(t, w, r, out);
     }
 }
 
@@ -229,7 +218,8 @@ static int64_t node_flops(const IrNode *n) { return n->flops_fwd + n->flops_bwd;
 
 static int64_t total_params(const IrGraph *g) {
     int64_t p = 0;
-    for (int i = 0; i < IR_NNODES(g); i++) p += IR_NODE(g, i)->param_count;
+    for (int i = 0; i < IR_NNODES(g); i++)
+        p += IR_NODE(g, i)->param_count;
     return p;
 }
 
@@ -244,9 +234,7 @@ static bool strat_allowed(const IrNode *n, Strategy s) {
 }
 
 /* Gradients of activations travel back across a cut; inputs and labels need none. */
-static bool value_needs_grad(const IrGraph *g, int v) {
-    return IR_VALUE(g, v)->kind == VAL_ACT;
-}
+static bool value_needs_grad(const IrGraph *g, int v) { return IR_VALUE(g, v)->kind == VAL_ACT; }
 
 static int64_t cut_bytes_per_step(const IrGraph *g, const PlanCut *c) {
     int dirs = value_needs_grad(g, c->value) ? 2 : 1;
@@ -269,13 +257,15 @@ static const char *layer_reason(const IrGraph *g, int i, char *buf, size_t n) {
     const PlanNode *pn = &plan_of(g)->nodes[i];
     if (pn->reason && pn->reason[0]) return pn->reason;
     if (pn->forced) {
-        snprintf(buf, n, "forced by @%s at %d:%d", pn->strat == STRAT_DATA ? "data"
-                 : pn->strat == STRAT_COL ? "tensor(col)" : "tensor(row)",
+        snprintf(buf, n, "forced by @%s at %d:%d",
+                 pn->strat == STRAT_DATA  ? "data"
+                 : pn->strat == STRAT_COL ? "tensor(col)"
+                                          : "tensor(row)",
                  nd->annot.strat_loc.line, nd->annot.strat_loc.col);
         return buf;
     }
     if (!has_choice(nd)) {
-        snprintf(buf, n, "follows its input's layout (%s)", layout_text(pn->out_layout));
+        snprintf(buf, n, "follows its input's layout (%s)", plan_layout_name(pn->out_layout));
         return buf;
     }
     int best = -1;
@@ -290,10 +280,10 @@ static const char *layer_reason(const IrGraph *g, int i, char *buf, size_t n) {
         return buf;
     }
     const PlanAlt *o = &pn->alt[best];
-    snprintf(buf, n, "%s: moves %s (%s) instead of %s (%s) for %s", strat_text(pn->strat),
+    snprintf(buf, n, "%s: moves %s (%s) instead of %s (%s) for %s", plan_strategy_name(pn->strat),
              fmt_bytes(b1, sizeof b1, c->comm_bytes), fmt_time(t1, sizeof t1, c->time),
              fmt_bytes(b2, sizeof b2, o->comm_bytes), fmt_time(t2, sizeof t2, o->time),
-             strat_text((Strategy)best));
+             plan_strategy_name((Strategy)best));
     return buf;
 }
 
@@ -310,8 +300,8 @@ static int pure_refs(const IrGraph *g, PureRef out[3]) {
     int64_t D = g->cluster.devices;
     out[0] = (PureRef){"pure data", "data", 1, D, 1, &p->pure_data, p->pure_data_valid};
     out[1] = (PureRef){"pure tensor", "tensor", 1, 1, D, &p->pure_tensor, p->pure_tensor_valid};
-    out[2] = (PureRef){"pure pipeline", "pipeline", D, 1, 1, &p->pure_pipeline,
-                       p->pure_pipeline_valid};
+    out[2] =
+        (PureRef){"pure pipeline", "pipeline", D, 1, 1, &p->pure_pipeline, p->pure_pipeline_valid};
     return 3;
 }
 
@@ -344,8 +334,8 @@ static const char *pinned_why(const IrGraph *g, const PureRef *r, char *buf, siz
             return buf;
         }
         if (an->has_strat && an->strat != STRAT_DATA && r->t == 1) {
-            snprintf(buf, n, "'%s' is pinned to %s at %d:%d", nd->name, strat_text(an->strat),
-                     an->strat_loc.line, an->strat_loc.col);
+            snprintf(buf, n, "'%s' is pinned to %s at %d:%d", nd->name,
+                     plan_strategy_name(an->strat), an->strat_loc.line, an->strat_loc.col);
             return buf;
         }
     }
@@ -361,8 +351,8 @@ static const char *pure_why(const IrGraph *g, const PureRef *r, char *buf, size_
                  fmt_bytes(b[0], sizeof b[0], r->tot->mem_peak),
                  fmt_bytes(b[1], sizeof b[1], (int64_t)g->cluster.memory));
     else if (r->S > IR_NNODES(g))
-        snprintf(buf, n, "%lld stages need at least %lld layers, the model has %d",
-                 (long long)r->S, (long long)r->S, IR_NNODES(g));
+        snprintf(buf, n, "%lld stages need at least %lld layers, the model has %d", (long long)r->S,
+                 (long long)r->S, IR_NNODES(g));
     else if (pinned_why(g, r, buf, n))
         return buf;
     else if (B % r->d != 0)
@@ -387,8 +377,8 @@ static void text_header(const IrGraph *g, FILE *out) {
     char b[6][48];
     int64_t P = total_params(g);
     fprintf(out, "mpcc partition report (format 1)\n\n");
-    fprintf(out, "model       %s (%s): %d layers, %s parameters\n", g->name, g->file,
-            IR_NNODES(g), fmt_count(b[0], sizeof b[0], (double)P, ""));
+    fprintf(out, "model       %s (%s): %d layers, %s parameters\n", g->name, g->file, IR_NNODES(g),
+            fmt_count(b[0], sizeof b[0], (double)P, ""));
     fprintf(out, "cluster     %lld devices, %lld per node, preset %s\n", (long long)c->devices,
             (long long)c->devices_per_node, c->preset ? c->preset : "(none)");
     fprintf(out, "device      %s/s, %s memory; intra-node %s/s + %s, inter-node %s/s + %s\n",
@@ -476,9 +466,11 @@ static void alt_cell(Table *t, const IrNode *n, const PlanNode *pn, Strategy s) 
     char cell[96];
     size_t k = (size_t)snprintf(cell, sizeof cell, "%s", pn->strat == s ? "* " : "  ");
     size_t bw = text_width(b), tw = text_width(tm);
-    for (size_t i = bw; i < 9 && k + 1 < sizeof cell; i++) cell[k++] = ' ';
+    for (size_t i = bw; i < 9 && k + 1 < sizeof cell; i++)
+        cell[k++] = ' ';
     k += (size_t)snprintf(cell + k, sizeof cell - k, "%s ", b);
-    for (size_t i = tw; i < 9 && k + 1 < sizeof cell; i++) cell[k++] = ' ';
+    for (size_t i = tw; i < 9 && k + 1 < sizeof cell; i++)
+        cell[k++] = ' ';
     snprintf(cell + k, sizeof cell - k, "%s", tm);
     table_add(t, "%s", cell);
 }
@@ -496,13 +488,14 @@ static void text_layer_row(Table *t, const IrGraph *g, int i) {
     table_add(t, "%s", n->param_count ? fmt_count(b[0], 48, (double)n->param_count, "") : "-");
     table_add(t, "%s", fmt_count(b[0], 48, (double)node_flops(n), ""));
     table_add(t, "%d", pn->stage);
-    for (int s = 0; s < STRAT__COUNT; s++) alt_cell(t, n, pn, (Strategy)s);
+    for (int s = 0; s < STRAT__COUNT; s++)
+        alt_cell(t, n, pn, (Strategy)s);
     size_t k = 0;
     for (int j = 0; j < n->ninputs; j++)
         k += (size_t)snprintf(b[1] + k, sizeof b[1] - k, "%s%s", j ? "," : "",
-                              layout_text(pn->in_layout[j]));
-    table_add(t, "%s→%s", b[1], layout_text(pn->out_layout));
-    table_add(t, "%s%s", has_choice(n) ? strat_text(pn->strat) : "-",
+                              plan_layout_name(pn->in_layout[j]));
+    table_add(t, "%s→%s", b[1], plan_layout_name(pn->out_layout));
+    table_add(t, "%s%s", has_choice(n) ? plan_strategy_name(pn->strat) : "-",
               pn->forced ? " (forced)" : "");
     table_add(t, "%s", layer_reason(g, i, b[2], sizeof b[2]));
 }
@@ -542,7 +535,8 @@ static int repeat_run(const IrGraph *g, int i, int *period) {
     for (int p = 1; p <= REPORT_MAX_PERIOD && i + REPORT_MIN_REPEATS * p <= n; p++) {
         int reps = 1;
         for (bool same = true; same && i + (reps + 1) * p <= n; reps += same) {
-            for (int k = 0; k < p && same; k++) same = layer_same(g, i + k, i + reps * p + k);
+            for (int k = 0; k < p && same; k++)
+                same = layer_same(g, i + k, i + reps * p + k);
         }
         if (reps >= REPORT_MIN_REPEATS) {
             *period = p;
@@ -556,8 +550,10 @@ static void layers_note(Table *t, const IrGraph *g, int first, int period, int r
     int from = first + period, to = first + reps * period - 1;
     int smin = plan_of(g)->nodes[from].stage, smax = plan_of(g)->nodes[to].stage;
     char stages[48], note[512];
-    if (smin == smax) snprintf(stages, sizeof stages, "stage %d", smin);
-    else snprintf(stages, sizeof stages, "stages %d-%d", smin, smax);
+    if (smin == smax)
+        snprintf(stages, sizeof stages, "stage %d", smin);
+    else
+        snprintf(stages, sizeof stages, "stages %d-%d", smin, smax);
     snprintf(note, sizeof note,
              "... layers %d-%d (%s .. %s): %d more repeats of layers %d-%d with the same "
              "shapes, costs and choices, on %s",
@@ -567,15 +563,16 @@ static void layers_note(Table *t, const IrGraph *g, int first, int period, int r
 }
 
 static void text_layers(const IrGraph *g, FILE *out, Arena *a) {
-    static const char *const head[] = {"#", "layer", "at", "op", "output", "params", "FLOPs f+b",
-                                       "stage", "data", "tensor(col)", "tensor(row)", "layout",
-                                       "choice", "why"};
+    static const char *const head[] = {"#",           "layer",     "at",     "op",   "output",
+                                       "params",      "FLOPs f+b", "stage",  "data", "tensor(col)",
+                                       "tensor(row)", "layout",    "choice", "why"};
     Table t;
     table_init(&t, a, "rllllrrrllllll", head);
     bool collapse = IR_NNODES(g) > REPORT_COLLAPSE_LAYERS;
     for (int i = 0; i < IR_NNODES(g);) {
         int period = 1, reps = collapse ? repeat_run(g, i, &period) : 1;
-        for (int k = 0; k < period; k++) text_layer_row(&t, g, i + k);
+        for (int k = 0; k < period; k++)
+            text_layer_row(&t, g, i + k);
         if (reps > 1) layers_note(&t, g, i, period, reps);
         i += period * reps;
     }
@@ -591,8 +588,8 @@ static void text_reshards(const IrGraph *g, FILE *out, Arena *a) {
         fprintf(out, "  none: every layer reads its inputs in the layout they were made in\n");
         return;
     }
-    static const char *const head[] = {"value", "into", "layout", "forward", "fwd bytes",
-                                       "backward", "bwd bytes", "group", "per step"};
+    static const char *const head[] = {"value",    "into",      "layout", "forward", "fwd bytes",
+                                       "backward", "bwd bytes", "group",  "per step"};
     Table t;
     table_init(&t, a, "llllrlrlr", head);
     for (int i = 0; i < p->nreshards; i++) {
@@ -600,12 +597,12 @@ static void text_reshards(const IrGraph *g, FILE *out, Arena *a) {
         char b[3][48];
         table_add(&t, "%s", IR_VALUE(g, r->value)->name);
         table_add(&t, "%s", IR_NODE(g, r->to_node)->name);
-        table_add(&t, "%s→%s", layout_text(r->from), layout_text(r->to));
-        table_add(&t, "%s", coll_text(r->fwd));
+        table_add(&t, "%s→%s", plan_layout_name(r->from), plan_layout_name(r->to));
+        table_add(&t, "%s", cost_coll_name(r->fwd));
         table_add(&t, "%s", fmt_bytes(b[0], 48, r->fwd_bytes));
-        table_add(&t, "%s", r->bwd == COLL_NONE ? "-" : coll_text(r->bwd));
+        table_add(&t, "%s", r->bwd == COLL_NONE ? "-" : cost_coll_name(r->bwd));
         table_add(&t, "%s", r->bwd == COLL_NONE ? "-" : fmt_bytes(b[1], 48, r->bwd_bytes));
-        table_add(&t, "%s", group_text(r->group));
+        table_add(&t, "%s", plan_group_name(r->group));
         table_add(&t, "%s", fmt_bytes(b[2], 48, (r->fwd_bytes + r->bwd_bytes) * p->m));
     }
     table_print(&t, out);
@@ -613,10 +610,10 @@ static void text_reshards(const IrGraph *g, FILE *out, Arena *a) {
 
 static void text_stages(const IrGraph *g, FILE *out, Arena *a) {
     const Plan *p = plan_of(g);
-    static const char *const th[] = {"stage", "layers", "first .. last", "fwd", "bwd", "comm",
-                                     "per step", "grad sync", "hidden"};
-    static const char *const mh[] = {"stage", "total", "params", "grads", "optimizer",
-                                     "activations", "buffers"};
+    static const char *const th[] = {"stage", "layers",   "first .. last", "fwd",   "bwd",
+                                     "comm",  "per step", "grad sync",     "hidden"};
+    static const char *const mh[] = {"stage",     "total",       "params", "grads",
+                                     "optimizer", "activations", "buffers"};
     Table t, m;
     table_init(&t, a, "rrlrrrrrr", th);
     table_init(&m, a, "rrrrrrr", mh);
@@ -667,7 +664,7 @@ static void text_cuts(const IrGraph *g, FILE *out, Arena *a) {
         char b[2][48];
         table_add(&t, "%d→%d", c->stage, c->stage + 1);
         table_add(&t, "%s", IR_VALUE(g, c->value)->name);
-        table_add(&t, "%s", layout_text(c->layout));
+        table_add(&t, "%s", plan_layout_name(c->layout));
         table_add(&t, "%s", fmt_bytes(b[0], 48, c->bytes));
         table_add(&t, "%s", fmt_bytes(b[1], 48, cut_bytes_per_step(g, c)));
     }
@@ -705,7 +702,8 @@ static void text_compare(const IrGraph *g, FILE *out, Arena *a) {
     table_add(&t, "1.00×");
     PureRef r[3];
     int n = pure_refs(g, r);
-    for (int i = 0; i < n; i++) compare_row(&t, g, &r[i]);
+    for (int i = 0; i < n; i++)
+        compare_row(&t, g, &r[i]);
     fprintf(out, "\ncompared with pure strategies (same cluster, same batch)\n");
     table_print(&t, out);
 }
@@ -757,17 +755,23 @@ typedef struct Json {
 } Json;
 
 static void json_indent(Json *j) {
-    for (int i = 0; i < j->depth; i++) fputs("  ", j->out);
+    for (int i = 0; i < j->depth; i++)
+        fputs("  ", j->out);
 }
 
 static void json_str_raw(Json *j, const char *s) {
     fputc('"', j->out);
     for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
-        if (*p == '"' || *p == '\\') fprintf(j->out, "\\%c", *p);
-        else if (*p == '\n') fputs("\\n", j->out);
-        else if (*p == '\t') fputs("\\t", j->out);
-        else if (*p < 0x20) fprintf(j->out, "\\u%04x", *p);
-        else fputc(*p, j->out);
+        if (*p == '"' || *p == '\\')
+            fprintf(j->out, "\\%c", *p);
+        else if (*p == '\n')
+            fputs("\\n", j->out);
+        else if (*p == '\t')
+            fputs("\\t", j->out);
+        else if (*p < 0x20)
+            fprintf(j->out, "\\u%04x", *p);
+        else
+            fputc(*p, j->out);
     }
     fputc('"', j->out);
 }
@@ -855,8 +859,10 @@ static void json_null(Json *j, const char *key) {
 static void json_cluster(Json *j, const IrGraph *g) {
     const ClusterCfg *c = &g->cluster;
     json_open(j, "cluster", '{');
-    if (c->preset) json_str(j, "preset", c->preset);
-    else json_null(j, "preset");
+    if (c->preset)
+        json_str(j, "preset", c->preset);
+    else
+        json_null(j, "preset");
     json_int(j, "devices", c->devices);
     json_int(j, "devices_per_node", c->devices_per_node);
     json_num(j, "flops", c->flops);
@@ -900,13 +906,13 @@ static void json_alts(Json *j, const IrNode *n, const PlanNode *pn) {
         const PlanAlt *a = &pn->alt[s];
         bool ok = strat_allowed(n, (Strategy)s) && a->feasible;
         json_open_inline(j, NULL, '{');
-        json_str(j, "strategy", strat_text((Strategy)s));
+        json_str(j, "strategy", plan_strategy_name((Strategy)s));
         json_bool(j, "allowed", strat_allowed(n, (Strategy)s));
         json_bool(j, "feasible", ok);
         json_bool(j, "chosen", pn->strat == (Strategy)s);
         if (ok) {
-            json_str(j, "in_layout", layout_text(a->in_layout));
-            json_str(j, "out_layout", layout_text(a->out_layout));
+            json_str(j, "in_layout", plan_layout_name(a->in_layout));
+            json_str(j, "out_layout", plan_layout_name(a->out_layout));
             json_int(j, "comm_bytes", a->comm_bytes);
             json_int(j, "grad_bytes", a->grad_bytes);
             json_num(j, "time", a->time);
@@ -928,19 +934,21 @@ static void json_layer(Json *j, const IrGraph *g, int i) {
     json_loc(j, "source", n->loc);
     json_str(j, "dtype", ir_dtype_name(ov->dtype));
     json_open_inline(j, "shape", '[');
-    for (int k = 0; k < ov->shape.rank; k++) json_int(j, NULL, ov->shape.d[k]);
+    for (int k = 0; k < ov->shape.rank; k++)
+        json_int(j, NULL, ov->shape.d[k]);
     json_close(j, ']');
     json_int(j, "params", n->param_count);
     json_int(j, "flops_fwd", n->flops_fwd);
     json_int(j, "flops_bwd", n->flops_bwd);
     json_int(j, "stage", pn->stage);
-    json_str(j, "strategy", strat_text(pn->strat));
+    json_str(j, "strategy", plan_strategy_name(pn->strat));
     json_bool(j, "has_choice", has_choice(n));
     json_bool(j, "forced", pn->forced);
     json_open_inline(j, "in_layouts", '[');
-    for (int k = 0; k < n->ninputs; k++) json_str(j, NULL, layout_text(pn->in_layout[k]));
+    for (int k = 0; k < n->ninputs; k++)
+        json_str(j, NULL, plan_layout_name(pn->in_layout[k]));
     json_close(j, ']');
-    json_str(j, "out_layout", layout_text(pn->out_layout));
+    json_str(j, "out_layout", plan_layout_name(pn->out_layout));
     json_alts(j, n, pn);
     json_str(j, "reason", layer_reason(g, i, why, sizeof why));
     json_int(j, "mem_bytes", pn->mem_bytes);
@@ -958,11 +966,11 @@ static void json_reshards(Json *j, const IrGraph *g) {
         json_str(j, "value", IR_VALUE(g, r->value)->name);
         json_str(j, "consumer", IR_NODE(g, r->to_node)->name);
         json_int(j, "consumer_index", r->to_node);
-        json_str(j, "from", layout_text(r->from));
-        json_str(j, "to", layout_text(r->to));
-        json_str(j, "forward", coll_text(r->fwd));
-        json_str(j, "backward", coll_text(r->bwd));
-        json_str(j, "group", group_text(r->group));
+        json_str(j, "from", plan_layout_name(r->from));
+        json_str(j, "to", plan_layout_name(r->to));
+        json_str(j, "forward", cost_coll_name(r->fwd));
+        json_str(j, "backward", cost_coll_name(r->bwd));
+        json_str(j, "group", plan_group_name(r->group));
         json_int(j, "fwd_bytes", r->fwd_bytes);
         json_int(j, "bwd_bytes", r->bwd_bytes);
         json_int(j, "bytes_per_step", (r->fwd_bytes + r->bwd_bytes) * p->m);
@@ -1006,7 +1014,7 @@ static void json_cuts(Json *j, const IrGraph *g) {
         json_open_inline(j, NULL, '{');
         json_int(j, "after_stage", c->stage);
         json_str(j, "value", IR_VALUE(g, c->value)->name);
-        json_str(j, "layout", layout_text(c->layout));
+        json_str(j, "layout", plan_layout_name(c->layout));
         json_int(j, "bytes_per_microbatch", c->bytes);
         json_int(j, "bytes_per_step", cut_bytes_per_step(g, c));
         json_close(j, '}');
@@ -1054,7 +1062,8 @@ static void json_plan(Json *j, const IrGraph *g) {
     json_totals(j, "totals", &p->totals);
     json_num(j, "bubble_fraction", (double)(p->S - 1) / (double)(p->m + p->S - 1));
     json_open(j, "layers", '[');
-    for (int i = 0; i < IR_NNODES(g); i++) json_layer(j, g, i);
+    for (int i = 0; i < IR_NNODES(g); i++)
+        json_layer(j, g, i);
     json_close(j, ']');
     json_reshards(j, g);
     json_stages(j, g);
@@ -1132,8 +1141,10 @@ bool pass_report_save(const IrGraph *g, const char *path, bool json, Diag *d) {
         arena_free(&a);
         return false;
     }
-    if (json) pass_report_json(g, f);
-    else pass_report_text(g, f);
+    if (json)
+        pass_report_json(g, f);
+    else
+        pass_report_text(g, f);
     bool ok = fflush(f) == 0 && !ferror(f);
     int err = errno;
     ok = fclose(f) == 0 && ok;

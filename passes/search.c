@@ -499,7 +499,12 @@ static double trans(const Search *s, const Cand *c, int p, int mi, const uint8_t
     double r = 0;
     for (int k = 0; k < n->ninputs; k++) {
         int pos = s->in_pos[p * IR_MAX_INPUTS + k];
-        if (pos < 0 || (k == 1 && n->inputs[1] == n->inputs[0])) continue;
+        if (pos < 0) {
+            /* inputs and labels: every rank reads the slice it needs; never a partial sum */
+            if (M->in[k] == LAYOUT_P) return -1;
+            continue;
+        }
+        if (k == 1 && n->inputs[1] == n->inputs[0]) continue;
         Layout from = (Layout)nl[pos], to = M->in[k];
         if (from == to) continue;
         double tm = s->resh[n->inputs[k] * 16 + from * 4 + to];
@@ -947,18 +952,23 @@ static const char *node_reason(const Search *s, const Cand *c, Plan *plan, int p
         if (st == (int)pn->strat || !pn->alt[st].feasible) continue;
         if (other < 0 || pn->alt[st].time < pn->alt[other].time) other = st;
     }
+    /* a tensor split is explained against data: activations against weight gradients */
+    if (pn->strat != STRAT_DATA && pn->alt[STRAT_DATA].feasible) other = STRAT_DATA;
     if (other < 0)
         return arena_printf(A, "%s: the only strategy the shapes allow on t = %d",
                             plan_strategy_name(pn->strat), c->t);
     const PlanAlt *ot = &pn->alt[other];
     if (pn->strat == STRAT_DATA)
-        return arena_printf(A, "data: all-reduces %s of weight gradients instead of moving %s for %s",
-                            fmt_bytes(b1, sizeof b1, me->comm_bytes), fmt_bytes(b2, sizeof b2, ot->comm_bytes),
+        return arena_printf(A, "data: all-reduces %s of weight gradients instead of moving %s of "
+                               "activations for %s",
+                            fmt_bytes(b1, sizeof b1, me->grad_bytes),
+                            fmt_bytes(b2, sizeof b2, ot->comm_bytes - ot->grad_bytes),
                             plan_strategy_name((Strategy)other));
     if (other == STRAT_DATA)
         return arena_printf(A, "%s: moves %s of activations instead of %s of weight gradients",
-                            plan_strategy_name(pn->strat), fmt_bytes(b1, sizeof b1, me->comm_bytes),
-                            fmt_bytes(b2, sizeof b2, ot->comm_bytes));
+                            plan_strategy_name(pn->strat),
+                            fmt_bytes(b1, sizeof b1, me->comm_bytes - me->grad_bytes),
+                            fmt_bytes(b2, sizeof b2, ot->grad_bytes));
     return arena_printf(A, "%s: moves %s per step against %s for %s", plan_strategy_name(pn->strat),
                         fmt_bytes(b1, sizeof b1, me->comm_bytes), fmt_bytes(b2, sizeof b2, ot->comm_bytes),
                         plan_strategy_name((Strategy)other));
@@ -990,6 +1000,11 @@ static Plan *plan_eval_new(Search *s, const Cand *c, const int *mode, const int 
         const ModeCost *mc = &s->mc[p * MAX_MODES + mode[p]];
         pn->fwd_time = mc->fwd;
         pn->bwd_time = mc->bwd;
+        pn->own_bwd = mc->own_coll;
+        pn->own_bwd_bytes = mc->own_bytes;
+        pn->grad_group = mc->sync_group;
+        pn->grad_bytes = mc->sync_bytes;
+        pn->param_bytes = mc->param_bytes;
         int inflight = c->S - stage[p] < c->m ? c->S - stage[p] : c->m;
         pn->mem_bytes = mc->param_bytes * (2 + s->opt_copies) + mc->act_bytes * inflight;
     }

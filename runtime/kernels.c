@@ -17,7 +17,7 @@
  * reason; elementwise loops are plain indexed loops over restrict pointers so the compiler
  * vectorises them.
  */
-#include "mprt_kernels.h"
+#include "mprt.h"
 
 #include "kernels_math.h"
 
@@ -189,31 +189,16 @@ void mprt_layernorm_backward(float *restrict dx, float *restrict dgamma, float *
 
 /* ─────────────────────────────── dropout ─────────────────────────────── */
 
-/* The mask draws from the runtime's counter RNG (rng.c, SplitMix64): stream key
- * rng(seed, DROP_STREAM), then sub-keys for the layer, the step and the global sample, then
- * output e of that generator for element e of the sample. Until runtime/rng.c is in the
- * library the same construction is spelled out here; drop_* become calls to mprt_rng,
- * mprt_rng_sub and mprt_rng_bits then, with identical numbers. */
+/* The mask draws from the runtime's counter RNG (rng.c): the stream rng(seed, DROP_STREAM),
+ * sub-streams for the layer, the step and the global sample, then output e of that
+ * generator for element e of the sample. */
 #define DROP_STREAM 0x64726f706f7574ull /* "dropout" in ASCII */
-#define GOLDEN 0x9E3779B97F4A7C15ull
 
-static uint64_t mix64(uint64_t z) {
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-static uint64_t drop_sub(uint64_t key, uint64_t id) {
-    return mix64(key ^ mix64(id ^ 0xA4093822299F31D0ull));
-}
-static uint64_t drop_bits(uint64_t key, uint64_t i) { return mix64(key + (i + 1) * GOLDEN); }
-
-/* The key shared by all elements of one sample. */
-static uint64_t drop_key(uint64_t seed, uint32_t layer, int64_t step, int64_t n) {
-    uint64_t k =
-        mix64(mix64(seed ^ 0x243F6A8885A308D3ull) ^ mix64(DROP_STREAM ^ 0x13198A2E03707344ull));
-    k = drop_sub(k, layer);
-    k = drop_sub(k, (uint64_t)step);
-    return drop_sub(k, (uint64_t)n);
+/* The generator shared by all elements of one sample. */
+static MprtRng drop_key(uint64_t seed, uint32_t layer, int64_t step, int64_t n) {
+    MprtRng r = mprt_rng_sub(mprt_rng(seed, DROP_STREAM), layer);
+    r = mprt_rng_sub(r, (uint64_t)step);
+    return mprt_rng_sub(r, (uint64_t)n);
 }
 
 /* Keep iff the 24-bit draw u = bits >> 40 satisfies u ≥ ⌈p·2²⁴⌉, i.e. u/2²⁴ ≥ p as the
@@ -221,7 +206,7 @@ static uint64_t drop_key(uint64_t seed, uint32_t layer, int64_t step, int64_t n)
 static uint64_t drop_threshold(float p) { return (uint64_t)ceil((double)p * 16777216.0); }
 
 int mprt_dropout_keep(uint64_t seed, uint32_t layer, int64_t step, int64_t n, int64_t e, float p) {
-    return (drop_bits(drop_key(seed, layer, step, n), (uint64_t)e) >> 40) >= drop_threshold(p);
+    return (mprt_rng_bits(drop_key(seed, layer, step, n), (uint64_t)e) >> 40) >= drop_threshold(p);
 }
 
 /* dst[i] (=, or += when acc) src[i]·keep·scale over the whole local shard. */
@@ -230,14 +215,14 @@ static void dropout_apply(float *restrict dst, const float *restrict src, int N,
     uint64_t thr = drop_threshold(p);
     float scale = 1.0f / (1.0f - p);
     for (int n = 0; n < N; n++) {
-        uint64_t key = drop_key(seed, layer, step, sh.n0 + n);
+        MprtRng key = drop_key(seed, layer, step, sh.n0 + n);
         for (int r = 0; r < sh.R; r++) {
             size_t off = ((size_t)n * (size_t)sh.R + (size_t)r) * (size_t)sh.F;
             int64_t e0 = (int64_t)(sh.r0 + r) * sh.F_global + sh.f0;
             const float *restrict s = src + off;
             float *restrict d = dst + off;
             for (int f = 0; f < sh.F; f++) {
-                uint64_t h = drop_bits(key, (uint64_t)(e0 + f));
+                uint64_t h = mprt_rng_bits(key, (uint64_t)(e0 + f));
                 float v = (h >> 40) >= thr ? s[f] * scale : 0.0f;
                 d[f] = acc ? d[f] + v : v;
             }

@@ -71,6 +71,17 @@ static inline Plan *tp_plan(IrGraph *g, int S, int d, int t, int m) {
         if (i == 0 || p->nodes[i - 1].stage != pn->stage) p->stages[pn->stage].first_node = i;
         p->stages[pn->stage].last_node = i;
     }
+    /* a value read k stages later crosses k cuts in its producer's layout */
+    p->cuts = arena_calloc(a, (size_t)(IR_NVALUES(g) * S) + 1, sizeof *p->cuts);
+    for (int v = 0; v < IR_NVALUES(g); v++) {
+        const IrValue *val = IR_VALUE(g, v);
+        int from = val->producer < 0 ? -1 : p->nodes[val->producer].stage, last = from;
+        for (int i = 0; i < nn && from >= 0; i++)
+            for (int k = 0; k < IR_NODE(g, i)->ninputs; k++)
+                if (IR_NODE(g, i)->inputs[k] == v && p->nodes[i].stage > last) last = p->nodes[i].stage;
+        for (int s = from; from >= 0 && s < last; s++)
+            p->cuts[p->ncuts++] = (PlanCut){s, v, p->nodes[val->producer].out_layout, 0};
+    }
     g->plan = p;
     return p;
 }

@@ -16,12 +16,12 @@
 
 static int failures;
 
-#define CHECK(cond)                                                                    \
-    do {                                                                               \
-        if (!(cond)) {                                                                 \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);   \
-            failures++;                                                                \
-        }                                                                              \
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);               \
+            failures++;                                                                            \
+        }                                                                                          \
     } while (0)
 
 static void expect_has(const char *text, const char *needle) {
@@ -87,8 +87,8 @@ static IrGraph *build_graph(Arena *a) {
     return g;
 }
 
-static void set_alt(PlanNode *pn, Strategy s, Layout in, Layout out, int64_t bytes,
-                    int64_t grad, double time) {
+static void set_alt(PlanNode *pn, Strategy s, Layout in, Layout out, int64_t bytes, int64_t grad,
+                    double time) {
     pn->alt[s] = (PlanAlt){true, in, out, bytes, grad, time};
 }
 
@@ -113,11 +113,12 @@ static Plan *build_plan(IrGraph *g, Arena *a) {
     l->out_layout = LAYOUT_R;
     set_alt(l, STRAT_DATA, LAYOUT_R, LAYOUT_R, 0, 0, 0.5e-6);
     p->stages = arena_calloc(a, 1, sizeof *p->stages);
-    p->stages[0] = (PlanStage){0, 3, 10e-6, 20e-6, 2e-6, 1e-6, 0.75e-6,
+    p->stages[0] = (PlanStage){0,       3,       10e-6,   20e-6,   2e-6,    1e-6,  0.75e-6,
                                9000000, 1000000, 1000000, 2000000, 4900000, 100000};
     p->reshards = arena_calloc(a, 1, sizeof *p->reshards);
-    p->reshards[0] = (PlanReshard){IR_NODE(g, 2)->output, 3, LAYOUT_P, LAYOUT_R, COLL_ALLREDUCE,
-                                   COLL_NONE, GROUP_TENSOR, 1280, 0};
+    p->reshards[0] =
+        (PlanReshard){IR_NODE(g, 2)->output, 3,    LAYOUT_P, LAYOUT_R, COLL_ALLREDUCE, COLL_NONE,
+                      GROUP_TENSOR,          1280, 0};
     p->nreshards = 1;
     p->totals = (PlanTotals){128.25e-6, 120e-6, 8e-6, 0, 0.25e-6, 0.75e-6, 517120, 9000000, true};
     p->pure_data = (PlanTotals){256.5e-6, 200e-6, 0, 0, 56.5e-6, 0, 2080080, 12000000, true};
@@ -150,10 +151,12 @@ static void test_text(const IrGraph *g) {
     expect_has(t, "2.00 MB   60.0 µs  *    128 KB   40.0 µs");
     expect_has(t, "n/a");
     expect_has(t, "tensor(row) (forced)");
-    expect_has(t, "tensor(col): moves 128 KB of activations instead of 2.00 MB of weight gradients");
+    expect_has(t,
+               "tensor(col): moves 128 KB of activations instead of 2.00 MB of weight gradients");
     expect_has(t, "follows its input's layout (F)");
     expect_has(t, "forced by @tensor(row) at 6:30");
-    expect_has(t, "  out    loss  P→R     all-reduce    1.28 KB  -                 -  tensor   5.12 KB\n");
+    expect_has(
+        t, "  out    loss  P→R     all-reduce    1.28 KB  -                 -  tensor   5.12 KB\n");
     expect_has(t, "  none: one stage\n");
     expect_has(t, "2.00×");
     expect_has(t, "does not fit: needs 20.0 GB per device, more than the 16.0 GB a device has");

@@ -1,0 +1,411 @@
+/*
+ * test_search.c: the plan search (passes/search.c) on models written in the .mp language,
+ * run through the real frontend and shape inference.
+ *
+ *   - the worked example of DESIGN.md §5 with its exact byte counts;
+ *   - Megatron's MLP under a fast link: column then row split, one all-reduce forward and
+ *     one backward;
+ *   - cheap communication makes pure data parallelism win on a small-weight MLP;
+ *   - errors: memory that no plan fits, a tensor annotation no mesh can honour, stage
+ *     annotations out of range or out of order, a pinned micro-batch count that divides
+ *     nothing;
+ *   - the search against an exhaustive enumeration of the same plan space on several
+ *     hundred seeded random chains and branched graphs, several presets and cluster numbers.
+ */
+#include "frontend.h"
+#include "passes.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int failures;
+
+#define CHECK(c)                                                                  \
+    do {                                                                          \
+        if (!(c)) {                                                               \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c); \
+            failures++;                                                           \
+        }                                                                         \
+    } while (0)
+
+#define CHECK_EQ(a, b)                                                                          \
+    do {                                                                                        \
+        long long a_ = (long long)(a), b_ = (long long)(b);                                     \
+        if (a_ != b_) {                                                                         \
+            fprintf(stderr, "%s:%d: %s == %lld, want %lld\n", __FILE__, __LINE__, #a, a_, b_); \
+            failures++;                                                                         \
+        }                                                                                       \
+    } while (0)
+
+/* A compiled model: arena, diagnostics captured in memory, the graph after `plan`. */
+typedef struct Model {
+    Arena arena;
+    Diag diag;
+    FILE *out;
+    char *text;
+    size_t len;
+    IrGraph *g;
+    bool ok;
+} Model;
+
+/* Parses and lowers src with the -D settings in defs ("key=value" strings, NULL ended),
+ * runs shapes, then the plan pass if `plan`. */
+static void model_build(Model *m, const char *src, const char *const *defs, bool plan) {
+    memset(m, 0, sizeof *m);
+    m->out = open_memstream(&m->text, &m->len);
+    diag_init(&m->diag, m->out);
+    FeDefine fd[16];
+    int nd = 0;
+    for (; defs && defs[nd] && nd < 16; nd++) {
+        const char *eq = strchr(defs[nd], '=');
+        fd[nd].key = arena_strndup(&m->arena, defs[nd], (size_t)(eq - defs[nd]));
+        fd[nd].value = eq + 1;
+    }
+    Ast *ast = fe_parse_string(&m->arena, &m->diag, "t.mp", src, strlen(src));
+    m->g = ast ? fe_lower(&m->arena, &m->diag, ast, fd, nd) : NULL;
+    m->ok = m->g && pass_shapes(m->g, &m->diag) && diag_errors(&m->diag) == 0;
+    if (m->ok && plan) m->ok = pass_plan(m->g, &m->diag) && diag_errors(&m->diag) == 0;
+    fflush(m->out);
+}
+
+static const char *model_diag(Model *m) {
+    fflush(m->out);
+    return m->text ? m->text : "";
+}
+
+static void model_free(Model *m) {
+    fclose(m->out);
+    free(m->text);
+    arena_free(&m->arena);
+}
+
+static int node_index(const IrGraph *g, const char *name) {
+    for (int i = 0; i < IR_NNODES(g); i++)
+        if (strcmp(IR_NODE(g, i)->name, name) == 0) return i;
+    return -1;
+}
+
+/* ───────────────────────────── DESIGN.md §5 ───────────────────────────── */
+
+static const char *const design5 =
+    "model lin {\n"
+    "    input x: f32[batch, 1000];\n"
+    "    label y: f32[batch, 500];\n"
+    "    h = linear(x, 500, bias=false);\n"
+    "    loss = mse(h, y);\n"
+    "}\n"
+    "train { batch = 128; microbatches = 1; optimizer = sgd(lr = 0.1); }\n"
+    "cluster { devices = 2; preset = \"h100-nvlink\"; }\n";
+
+static void test_design_example(void) {
+    Model m;
+    model_build(&m, design5, NULL, true);
+    CHECK(m.ok);
+    if (!m.ok) {
+        fprintf(stderr, "%s", model_diag(&m));
+        model_free(&m);
+        return;
+    }
+    const Plan *p = m.g->plan;
+    int h = node_index(m.g, "h");
+    const PlanNode *pn = &p->nodes[h];
+    /* data all-reduces the 500,000-element weight gradient over the 2 devices:
+     * 2·(2−1)/2 · 2,000,000 bytes = 2,000,000 bytes per device per step */
+    CHECK(pn->alt[STRAT_DATA].feasible);
+    CHECK_EQ(pn->alt[STRAT_DATA].grad_bytes, 2000000);
+    /* ...plus, next to the chosen plan's loss (which reads h replicated), an all-gather of
+     * its batch-split output: (2−1)/2 · 256,000 = 128,000 bytes */
+    CHECK_EQ(pn->alt[STRAT_DATA].comm_bytes, 2128000);
+    /* col moves activations: the 128×500 f32 output (256,000 bytes) changes layout for the
+     * loss, 128,000 bytes per device, and needs no weight sync (d = 1) */
+    CHECK(pn->alt[STRAT_COL].feasible);
+    CHECK_EQ(pn->alt[STRAT_COL].grad_bytes, 0);
+    CHECK_EQ(pn->alt[STRAT_COL].comm_bytes, 128000);
+    CHECK_EQ(p->t, 2);
+    CHECK_EQ(pn->strat, STRAT_COL);
+    CHECK(pn->reason && strstr(pn->reason, "instead of 2.0 MB of weight gradients"));
+    model_free(&m);
+}
+
+/* ───────────────────────────── Megatron's MLP ───────────────────────────── */
+
+static const char *const megatron =
+    "model megatron_mlp {\n"
+    "    input x: f32[batch, 1024];\n"
+    "    label y: f32[batch, 1024];\n"
+    "    h = layernorm(x);\n"
+    "    fc1 = linear(h, 4096);\n"
+    "    a = gelu(fc1);\n"
+    "    fc2 = linear(a, 1024);\n"
+    "    r = add(x, fc2);\n"
+    "    loss = mse(r, y);\n"
+    "}\n"
+    "train { batch = 512; optimizer = adam(lr = 0.001); }\n"
+    "cluster { devices = 8; preset = \"h100-nvlink\"; latency = 1e-6; }\n";
+
+static void test_megatron(void) {
+    Model m;
+    model_build(&m, megatron, NULL, true);
+    CHECK(m.ok);
+    if (!m.ok) {
+        fprintf(stderr, "%s", model_diag(&m));
+        model_free(&m);
+        return;
+    }
+    const Plan *p = m.g->plan;
+    int fc1 = node_index(m.g, "fc1"), fc2 = node_index(m.g, "fc2");
+    CHECK(p->t > 1);
+    CHECK_EQ(p->nodes[fc1].strat, STRAT_COL);
+    CHECK_EQ(p->nodes[fc2].strat, STRAT_ROW);
+    /* Tensor-group traffic per micro-batch: exactly one all-reduce of the [b, 1024] block
+     * output in forward and one of fc1's input gradient in backward. The forward one may
+     * come as a reduce-scatter now and an all-gather in backward (the sequence-parallel
+     * form; same bytes), when the ops after it run batch-split. */
+    int64_t n = m.g->train.batch / p->d / p->m * 1024 * 4;
+    int64_t ar = cost_coll_bytes(COLL_ALLREDUCE, p->t, n);
+    int64_t fwd = 0, bwd = 0;
+    int fwd_ar = 0;
+    for (int i = 0; i < p->nreshards; i++) {
+        CHECK_EQ(p->reshards[i].group, GROUP_TENSOR);
+        fwd += p->reshards[i].fwd_bytes;
+        bwd += p->reshards[i].bwd_bytes;
+        fwd_ar += p->reshards[i].fwd == COLL_ALLREDUCE;
+    }
+    for (int i = 0; i < IR_NNODES(m.g); i++) bwd += p->nodes[i].own_bwd_bytes;
+    CHECK_EQ(fwd + bwd, 2 * ar);
+    CHECK(fwd_ar == 1 ? fwd == ar : fwd == ar / 2);
+    CHECK_EQ(p->nodes[fc1].own_bwd, COLL_ALLREDUCE);
+    CHECK_EQ(p->nodes[fc1].own_bwd_bytes, ar);
+    /* the col→row pair needs no layout change between them */
+    for (int i = 0; i < p->nreshards; i++) CHECK(p->reshards[i].to_node != fc2);
+    model_free(&m);
+}
+
+/* ───────────────────────────── cheap communication ───────────────────────────── */
+
+static void test_cheap_comm_data(void) {
+    static const char *const src =
+        "model small {\n"
+        "    input x: f32[batch, 64];\n"
+        "    label y: i32[batch];\n"
+        "    h1 = linear(x, 64);\n"
+        "    a1 = relu(h1);\n"
+        "    h2 = linear(a1, 64);\n"
+        "    a2 = relu(h2);\n"
+        "    o = linear(a2, 10);\n"
+        "    loss = cross_entropy(o, y);\n"
+        "}\n"
+        "train { batch = 16384; optimizer = sgd(lr = 0.1); }\n"
+        "cluster { devices = 8; preset = \"h100-nvlink\"; bandwidth = 1e12; latency = 1e-9; }\n";
+    Model m;
+    model_build(&m, src, NULL, true);
+    CHECK(m.ok);
+    if (m.ok) {
+        const Plan *p = m.g->plan;
+        CHECK_EQ(p->S, 1);
+        CHECK_EQ(p->d, 8);
+        CHECK_EQ(p->t, 1);
+        CHECK(p->pure_data_valid);
+        CHECK(fabs(p->totals.step_time - p->pure_data.step_time) <= 1e-12 * p->totals.step_time);
+        CHECK(!p->pure_tensor_valid || p->pure_tensor.step_time > p->totals.step_time);
+    }
+    model_free(&m);
+}
+
+/* ───────────────────────────── errors ───────────────────────────── */
+
+static void expect_error(const char *src, const char *const *defs, const char *want) {
+    Model m;
+    model_build(&m, src, defs, true);
+    CHECK(!m.ok);
+    const char *t = model_diag(&m);
+    if (!strstr(t, want)) {
+        fprintf(stderr, "expected diagnostic containing \"%s\", got:\n%s\n", want, t);
+        failures++;
+    }
+    model_free(&m);
+}
+
+static void test_errors(void) {
+    static const char *const wide =
+        "model w {\n"
+        "    input x: f32[batch, 4096];\n"
+        "    label y: i32[batch];\n"
+        "    h = linear(x, 4096) @tensor(col);\n"
+        "    o = linear(h, 10);\n"
+        "    loss = cross_entropy(o, y);\n"
+        "}\n"
+        "train { batch = 12; }\n";
+    static const char *const d3[] = {"cluster.devices=3", NULL};
+    expect_error(wide, d3, "t.mp:4:25: error: cannot honour @tensor(col) on 'h': its 4096 output features");
+    static const char *const mem[] = {"cluster.devices=2", "cluster.memory=1000", NULL};
+    expect_error(wide, mem, "error: no plan fits in 1.0 KB per device: the smallest found needs");
+    static const char *const stages =
+        "model s {\n"
+        "    input x: f32[batch, 16];\n"
+        "    label y: i32[batch];\n"
+        "    a = linear(x, 16) @stage(1);\n"
+        "    b = linear(a, 16) @stage(0);\n"
+        "    loss = cross_entropy(b, y);\n"
+        "}\n"
+        "train { batch = 8; }\n"
+        "cluster { devices = 4; }\n";
+    expect_error(stages, NULL, "t.mp:5:23: error: @stage(0) on 'b' comes after 'a' at @stage(1)");
+    static const char *const far =
+        "model s {\n"
+        "    input x: f32[batch, 16];\n"
+        "    label y: i32[batch];\n"
+        "    a = linear(x, 16);\n"
+        "    b = linear(a, 16) @stage(5);\n"
+        "    loss = cross_entropy(b, y);\n"
+        "}\n"
+        "train { batch = 8; }\n"
+        "cluster { devices = 4; }\n";
+    expect_error(far, NULL, "t.mp:5:23: error: @stage(5) cannot be honoured: 4 devices allow at most 3 pipeline stages");
+    static const char *const micro[] = {"cluster.devices=3", "train.microbatches=4", "train.batch=8",
+                                        NULL};
+    static const char *const plain =
+        "model p {\n"
+        "    input x: f32[batch, 8];\n"
+        "    label y: i32[batch];\n"
+        "    o = linear(x, 8);\n"
+        "    loss = cross_entropy(o, y);\n"
+        "}\n";
+    expect_error(plain, micro, "error: no parallel plan exists for 3 devices with batch 8");
+}
+
+/* ───────────────────────────── brute force ───────────────────────────── */
+
+static uint64_t rng_state;
+static unsigned rnd(unsigned n) {
+    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
+    return (unsigned)((rng_state >> 33) % n);
+}
+
+/* A random model of ≤ 8 layers: linears, elementwise ops, layernorms, residual adds. */
+static char *random_model(int *nlayers) {
+    static char buf[4096];
+    static const int widths[] = {4, 6, 8, 12, 16, 24, 32, 64, 256};
+    int w = widths[rnd(9)], k = 0, n = 0;
+    int body = rnd(8) == 0 ? 6 : 1 + (int)rnd(5); /* 3..8 layers with the head and loss */
+    int vw[16];
+    char names[16][8];
+    k += snprintf(buf + k, sizeof buf - (size_t)k, "model r {\n    input x: f32[batch, %d];\n"
+                                                   "    label y: i32[batch];\n", w);
+    snprintf(names[0], sizeof names[0], "x");
+    vw[0] = w;
+    int nv = 1;
+    for (int i = 0; i < body; i++) {
+        int src = nv - 1, op = (int)rnd(8);
+        char *nm = names[nv];
+        snprintf(nm, sizeof names[nv], "v%d", nv);
+        if (op <= 2 || nv == 1) {
+            int ow = widths[rnd(9)];
+            k += snprintf(buf + k, sizeof buf - (size_t)k, "    %s = linear(%s, %d%s);\n", nm,
+                          names[src], ow, rnd(2) ? "" : ", bias=false");
+            vw[nv] = ow;
+        } else if (op == 3) {
+            k += snprintf(buf + k, sizeof buf - (size_t)k, "    %s = relu(%s);\n", nm, names[src]);
+            vw[nv] = vw[src];
+        } else if (op == 4) {
+            k += snprintf(buf + k, sizeof buf - (size_t)k, "    %s = layernorm(%s);\n", nm, names[src]);
+            vw[nv] = vw[src];
+        } else if (op == 5) {
+            k += snprintf(buf + k, sizeof buf - (size_t)k, "    %s = gelu(%s);\n", nm, names[src]);
+            vw[nv] = vw[src];
+        } else {
+            int other = -1;
+            for (int j = nv - 2; j >= 1; j--)
+                if (vw[j] == vw[src]) other = j;
+            if (other < 0) {
+                k += snprintf(buf + k, sizeof buf - (size_t)k, "    %s = tanh(%s);\n", nm, names[src]);
+            } else {
+                k += snprintf(buf + k, sizeof buf - (size_t)k, "    %s = add(%s, %s);\n", nm,
+                              names[other], names[src]);
+            }
+            vw[nv] = vw[src];
+        }
+        nv++;
+        n++;
+    }
+    k += snprintf(buf + k, sizeof buf - (size_t)k,
+                  "    o = linear(%s, %d);\n    loss = cross_entropy(o, y);\n}\n", names[nv - 1],
+                  widths[rnd(4)]);
+    *nlayers = n + 2;
+    return buf;
+}
+
+/* Every random value of the plan space the frontend would accept, as -D settings. */
+static void random_cluster(char defs[8][64], const char **out) {
+    static const char *const presets[] = {"cpu", "a100-nvlink", "h100-nvlink", "h100-ib"};
+    static const int devices[] = {1, 2, 3, 4, 4, 6, 8, 8};
+    static const int batches[] = {4, 6, 8, 12, 16, 24};
+    static const int dpn[] = {1, 2, 4, 8};
+    int n = 0;
+    snprintf(defs[n], 64, "cluster.preset=%s", presets[rnd(4)]), n++;
+    snprintf(defs[n], 64, "cluster.devices=%d", devices[rnd(8)]), n++;
+    snprintf(defs[n], 64, "train.batch=%d", batches[rnd(6)]), n++;
+    snprintf(defs[n], 64, "cluster.devices_per_node=%d", dpn[rnd(4)]), n++;
+    if (rnd(3) == 0) snprintf(defs[n], 64, "cluster.bandwidth=%g", 1e6 * (1 + rnd(1000))), n++;
+    if (rnd(3) == 0) snprintf(defs[n], 64, "cluster.latency=%g", 1e-7 * (1 + rnd(100))), n++;
+    if (rnd(4) == 0) snprintf(defs[n], 64, "train.microbatches=%d", 1 + (int)rnd(2)), n++;
+    for (int i = 0; i < n; i++) out[i] = defs[i];
+    out[n] = NULL;
+}
+
+static void test_brute_force(void) {
+    int cases = 0, same = 0, none = 0;
+    for (uint64_t seed = 1; cases < 320; seed++) {
+        rng_state = seed * 0x9E3779B97F4A7C15ull;
+        int nl;
+        char *src = random_model(&nl);
+        char defs[8][64];
+        const char *dv[9];
+        random_cluster(defs, dv);
+        Model m;
+        model_build(&m, src, dv, false);
+        if (!m.ok) {
+            fprintf(stderr, "random model %llu did not build:\n%s\n%s", (unsigned long long)seed, src,
+                    model_diag(&m));
+            failures++;
+            model_free(&m);
+            continue;
+        }
+        double bf = plan_brute_force(m.g, &m.diag);
+        bool ok = pass_plan(m.g, &m.diag);
+        cases++;
+        if (bf == INFINITY) {
+            none++;
+            CHECK(!ok);
+        } else if (!ok) {
+            fprintf(stderr, "seed %llu: search found no plan, brute force %.17g\n%s",
+                    (unsigned long long)seed, bf, model_diag(&m));
+            failures++;
+        } else {
+            double F = m.g->plan->totals.step_time;
+            if (fabs(F - bf) <= 1e-9 * bf) {
+                same++;
+            } else {
+                fprintf(stderr, "seed %llu: search %.17g, brute force %.17g (%s %s %s %s)\n%s",
+                        (unsigned long long)seed, F, bf, dv[0], dv[1], dv[2], dv[3], src);
+                failures++;
+            }
+        }
+        model_free(&m);
+    }
+    printf("brute force: %d cases, %d same optimum, %d with no plan\n", cases, same, none);
+    CHECK(same + none == cases);
+    CHECK(same >= 300);
+}
+
+int main(void) {
+    test_design_example();
+    test_megatron();
+    test_cheap_comm_data();
+    test_errors();
+    test_brute_force();
+    if (failures) fprintf(stderr, "test_search: %d failure(s)\n", failures);
+    else printf("test_search: ok\n");
+    return failures != 0;
+}
