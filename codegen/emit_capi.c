@@ -32,7 +32,8 @@
  * the stand-alone trainer would read from --data/--labels for that step, so a run through the
  * API and a run of the trainer on the same data give the same losses.
  *
- * The runtime holds one mesh per process, so one context is live at a time; the caller owns
+ * The runtime holds one mesh per process, so one context is live at a time (destroy frees
+ * the plan's buffers and communicators, and a later create makes them again); the caller owns
  * MPI (MPI_Init before NAME_create, MPI_Finalize after NAME_destroy). Every identifier comes
  * from the prefix (checked to be a C identifier by the driver) or from mangled .mp names.
  */
@@ -176,7 +177,7 @@ static void emit_header_file(const Api *x, FILE *h) {
 static const char api_impl_common[] =
     "struct @P@_ctx {\n    int64_t step;\n    @P@_config cfg;\n    char err[512];\n};\n\n"
     "static @P@_ctx *api_live;        /* the context that holds the runtime */\n"
-    "static bool api_allocated;        /* the plan's buffers exist (kept for the process) */\n"
+    "static bool api_allocated;        /* the plan's buffers exist (until NAME_destroy) */\n"
     "static char api_create_err[512]; /* the last failed create's message */\n\n"
     "static int api_fail(char *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));\n"
     "static int api_fail(char *err, int code, const char *fmt, ...) {\n"
@@ -221,7 +222,7 @@ static const char api_impl_common[] =
     "    api_apply(c, cfg);\n    c->err[0] = 0;\n    return @U@_OK;\n}\n\n";
 
 static const char api_impl_create[] =
-    "/* The plan's buffers, once per process (a later context reuses them). */\n"
+    "/* The plan's buffers, made by the first create after a destroy (free_all frees them). */\n"
     "static void api_alloc(void) {\n"
     "    if (api_allocated) return;\n"
     "    int64_t np = STAGE_PARAMS[mesh->s] + 1;\n"
@@ -253,7 +254,7 @@ static const char api_impl_create2[] =
     "    api_live = c;\n    *out = c;\n    return @U@_OK;\n}\n\n"
     "void @P@_destroy(@P@_ctx *c) {\n"
     "    if (!c) return;\n"
-    "    if (c == api_live) {\n        mprt_finalize();\n        api_live = NULL;\n    }\n"
+    "    if (c == api_live) {\n        free_all();\n        api_allocated = false;\n        mprt_finalize();\n        api_live = NULL;\n    }\n"
     "    free(c);\n}\n\n";
 
 static const char api_impl_io[] =
