@@ -177,7 +177,7 @@ static void emit_header_file(const Api *x, FILE *h) {
 static const char api_impl_common[] =
     "struct @P@_ctx {\n    int64_t step;\n    @P@_config cfg;\n    char err[512];\n};\n\n"
     "static @P@_ctx *api_live;        /* the context that holds the runtime */\n"
-    "static bool api_allocated;        /* the plan's buffers exist (until NAME_destroy) */\n"
+    "static bool api_allocated;        /* the plan's buffers exist (until @P@_destroy) */\n"
     "static char api_create_err[512]; /* the last failed create's message */\n\n"
     "static int api_fail(char *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));\n"
     "static int api_fail(char *err, int code, const char *fmt, ...) {\n"
