@@ -1177,13 +1177,10 @@ static void emit_main(Emit *e) {
         if (IR_VALUE(e->g, v)->kind != VAL_ACT)
             E(e, "    mprt_array_free(&%s);\n", cg_mangle(e->a, "d", v, IR_VALUE(e->g, v)->name));
     E(e, "}\n\n");
-    E(e, "/* The trainer's command line; main() below, and NAME_main() of the C API (emit_capi.c). */\n"
-         "static int trainer_main(int argc, char **argv) {\n    Args args;\n    char msg[256];\n"
-         "    const char *bad = parse_args(argc, argv, &args, msg, sizeof msg);\n"
-         "    if (args.help) {\n        usage(stdout, argv[0]);\n        return 0;\n    }\n"
-         "    mprt_init(&argc, &argv, MESH_S, MESH_D, MESH_T);\n    mesh = mprt_mesh();\n"
-         "    mprt_exit_if_any(bad != NULL, bad ? bad : \"\");\n"
-         "    mprt_kernels_set_threads(args.threads > 0 ? args.threads : default_threads());\n"
+    /* after mprt_init: shared by the command line and the C API's create (emit_capi.c) */
+    E(e, "/* This rank's parameter and activation buffers, initial weights (from `seed`) and layer\n"
+         " * timers. After mprt_init; free_all undoes it. */\n"
+         "static void setup_rank(void) {\n"
          "    int64_t np = STAGE_PARAMS[mesh->s] + 1;\n"
          "    prm = falloc(np), grd = falloc(np), opt1 = falloc(np), opt2 = falloc(np);\n"
          "    switch (mesh->s) {\n");
@@ -1196,6 +1193,15 @@ static void emit_main(Emit *e) {
         put_c_string(e, arena_printf(e->a, "bwd.%s", IR_NODE(e->g, i)->name));
         E(e, ");\n    }\n");
     }
+    E(e, "}\n\n");
+    E(e, "/* The trainer's command line; main() below, and NAME_main() of the C API (emit_capi.c). */\n"
+         "static int trainer_main(int argc, char **argv) {\n    Args args;\n    char msg[256];\n"
+         "    const char *bad = parse_args(argc, argv, &args, msg, sizeof msg);\n"
+         "    if (args.help) {\n        usage(stdout, argv[0]);\n        return 0;\n    }\n"
+         "    mprt_init(&argc, &argv, MESH_S, MESH_D, MESH_T);\n    mesh = mprt_mesh();\n"
+         "    mprt_exit_if_any(bad != NULL, bad ? bad : \"\");\n"
+         "    mprt_kernels_set_threads(args.threads > 0 ? args.threads : default_threads());\n"
+         "    setup_rank();\n");
     E(e, "    MprtErr err = {{0}};\n    bool ok = true;\n");
     if (x >= 0)
         E(e, "    if (args.data) ok = open_%s(args.data, &err);\n", cg_mangle(e->a, "d", x, IR_VALUE(e->g, x)->name));

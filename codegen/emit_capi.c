@@ -11,6 +11,11 @@
  *   NAME_data_info / NAME_plan / NAME_steps_done          shapes of the step's buffers, the plan
  *   NAME_last_error / NAME_destroy / NAME_main            message getter, teardown, the CLI
  *
+ * The functions reuse the trainer's own pieces rather than copies: create is mprt_init plus
+ * the trainer's setup_rank (buffers, initial weights, timers), destroy its free_all plus
+ * mprt_finalize, a step its train_step, and save/load its PARAMS table, gather_whole and
+ * the runtime's safetensors calls (with errors returned instead of exiting).
+ *
  * The same declarations go into NAME.h and, under the same include guard, into the C file
  * itself, so the C file compiles alone and including the header beside it is harmless.
  * Building with -DMPCC_NO_MAIN leaves main() out (emit_c.c guards it) for a library.
@@ -177,7 +182,6 @@ static void emit_header_file(const Api *x, FILE *h) {
 static const char api_impl_common[] =
     "struct @P@_ctx {\n    int64_t step;\n    @P@_config cfg;\n    char err[512];\n};\n\n"
     "static @P@_ctx *api_live;        /* the context that holds the runtime */\n"
-    "static bool api_allocated;        /* the plan's buffers exist (until @P@_destroy) */\n"
     "static char api_create_err[512]; /* the last failed create's message */\n\n"
     "static int api_fail(char *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));\n"
     "static int api_fail(char *err, int code, const char *fmt, ...) {\n"
@@ -222,15 +226,6 @@ static const char api_impl_common[] =
     "    api_apply(c, cfg);\n    c->err[0] = 0;\n    return @U@_OK;\n}\n\n";
 
 static const char api_impl_create[] =
-    "/* The plan's buffers, made by the first create after a destroy (free_all frees them). */\n"
-    "static void api_alloc(void) {\n"
-    "    if (api_allocated) return;\n"
-    "    int64_t np = STAGE_PARAMS[mesh->s] + 1;\n"
-    "    prm = falloc(np), grd = falloc(np), opt1 = falloc(np), opt2 = falloc(np);\n"
-    "    switch (mesh->s) {\n";
-
-static const char api_impl_create2[] =
-    "    default: break;\n    }\n    api_allocated = true;\n}\n\n"
     "int @P@_create(const @P@_config *cfg, @P@_ctx **out) {\n"
     "    if (!out) return api_fail(api_create_err, @U@_ERR_ARG, \"@P@_create: out is NULL\");\n"
     "    *out = NULL;\n"
@@ -246,15 +241,13 @@ static const char api_impl_create2[] =
     "    @P@_ctx *c = code ? NULL : calloc(1, sizeof *c);\n"
     "    if (!code && !c) code = api_fail(api_create_err, @U@_ERR_ARG, \"out of memory\");\n"
     "    if ((code = api_agree(code, api_create_err))) {\n        free(c);\n        return code;\n    }\n"
-    "    mprt_init(NULL, NULL, MESH_S, MESH_D, MESH_T);\n    mesh = mprt_mesh();\n    api_alloc();\n"
-    "    api_apply(c, cfg);\n"
-    "    int64_t np = STAGE_PARAMS[mesh->s] + 1;\n"
-    "    memset(opt1, 0, sizeof(float) * (size_t)np), memset(opt2, 0, sizeof(float) * (size_t)np);\n"
-    "    init_params();\n"
+    "    mprt_init(NULL, NULL, MESH_S, MESH_D, MESH_T);\n    mesh = mprt_mesh();\n"
+    "    api_apply(c, cfg); /* the seed first: setup_rank draws the initial weights from it */\n"
+    "    setup_rank();\n"
     "    api_live = c;\n    *out = c;\n    return @U@_OK;\n}\n\n"
     "void @P@_destroy(@P@_ctx *c) {\n"
     "    if (!c) return;\n"
-    "    if (c == api_live) {\n        free_all();\n        api_allocated = false;\n        mprt_finalize();\n        api_live = NULL;\n    }\n"
+    "    if (c == api_live) {\n        free_all();\n        mprt_finalize();\n        api_live = NULL;\n    }\n"
     "    free(c);\n}\n\n";
 
 static const char api_impl_io[] =
@@ -410,8 +403,6 @@ static void emit_impl(const Api *x, FILE *f) {
     put_tpl(f, api_impl_common, x->p, x->up);
     emit_data_table(x, f);
     put_tpl(f, api_impl_create, x->p, x->up);
-    for (int k = 0; k < x->g->sched->S; k++) fprintf(f, "    case %d: stage%d_alloc(); break;\n", k, k);
-    put_tpl(f, api_impl_create2, x->p, x->up);
     emit_step_fn(x, f);
     put_tpl(f, api_impl_io, x->p, x->up);
     put_tpl(f, api_impl_load, x->p, x->up);
