@@ -186,6 +186,8 @@ static void emit_header(Emit *e) {
     E(e, "static const MprtMesh *mesh;\nstatic uint64_t seed = DEFAULT_SEED;\n"
          "static float *scratch, *xfer; /* kernel scratch; collective staging (device) */\n"
          "static float *gbase;           /* this stage's activation gradients (device) */\n"
+         "static float *fbase;           /* this stage's activations (device) */\n"
+         "static int32_t *ibase;         /* this stage's integer inputs and argmaxes (device) */\n"
          "static double *dloss;          /* the step's loss, accumulated on the device */\n\n"
          "/* Host memory (checkpoints, staging), zeroed. */\n"
          "static float *falloc(int64_t n) {\n    float *p = (float *)calloc((size_t)n, sizeof(float));\n"
@@ -338,6 +340,7 @@ static void emit_alloc(Emit *e, int s) {
     E(e, "    float *g = dalloc(%lld);\n", (long long)(gsz + 1));
     E(e, "    gbase = g;\n    scratch = dalloc(%lld);\n    xfer = dalloc(%lld);\n", (long long)scr,
       (long long)(2 * xf));
+    E(e, "    fbase = f, ibase = n;\n");
     E(e, "    for (int i = 0; i < %d; i++, f += %lld, n += %lld) {\n", st->stash, (long long)(fsz + 1),
       (long long)(isz + 1));
     int64_t fo = 0, io = 0, go = 0;
@@ -697,10 +700,15 @@ static int64_t int_range(const Emit *e, int value) {
     return 0;
 }
 
-/* The first input (--data) and the first label (--labels). */
+/* --data reads the first input; --labels the first label, or, in a model without labels
+ * (a regression onto an `input target`), the second input. Others are always synthetic. */
 static int first_of(const Emit *e, ValueKind k) {
+    int seen = 0;
     for (int v = 0; v < IR_NVALUES(e->g); v++)
         if (IR_VALUE(e->g, v)->kind == k) return v;
+    if (k != VAL_LABEL) return -1;
+    for (int v = 0; v < IR_NVALUES(e->g); v++)
+        if (IR_VALUE(e->g, v)->kind == VAL_INPUT && seen++ == 1) return v;
     return -1;
 }
 
@@ -740,12 +748,11 @@ static void emit_loaders(Emit *e) {
             E(e, "        else\n            mprt_rng_fill_normal(r, (uint64_t)(sample * %s_ROW), %s_ROW, 0.0f, 1.0f, out);\n",
               nm, nm);
         E(e, "    }\n    mprt_cu_upload(dst, host, sizeof(%s) * MB * %s_ROW);\n}\n", isint ? "int32_t" : "float", nm);
-        /* file loading with checks, for the values --data and --labels name (an unused static
-         * function is a warning in C++) */
         if (v != first_of(e, VAL_INPUT) && v != first_of(e, VAL_LABEL)) {
             E(e, "\n");
             continue;
         }
+        /* file loading with checks */
         E(e, "static bool open_%s(const char *path, MprtErr *err) {\n", nm);
         E(e, "    int64_t shape[%d] = {BATCH", iv->shape.rank);
         for (int k = 1; k < iv->shape.rank; k++) E(e, ", %lld", (long long)iv->shape.d[k]);
@@ -1180,6 +1187,14 @@ static void emit_main(Emit *e) {
          "               off[0] == 0 ? \"counted == predicted on every rank\" : \"MISMATCH between counted and predicted\",\n"
          "               off[1], (long long)steps, (long long)got, (long long)want);\n}\n\n",
       GROUP__COUNT, COLL__COUNT);
+    E(e, "static void free_all(void) {\n"
+         "    float *const dev[] = {prm, grd, opt1, opt2, fbase, gbase, scratch, xfer};\n"
+         "    for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) mprt_cu_free(dev[i]);\n"
+         "    mprt_cu_free(ibase), mprt_cu_free(dloss);\n");
+    for (int v = 0; v < IR_NVALUES(e->g); v++)
+        if (IR_VALUE(e->g, v)->kind != VAL_ACT)
+            E(e, "    mprt_array_free(&%s);\n", cg_mangle(e->a, "d", v, IR_VALUE(e->g, v)->name));
+    E(e, "}\n\n");
     E(e, "int main(int argc, char **argv) {\n    Args args;\n    char msg[256];\n"
          "    const char *bad = parse_args(argc, argv, &args, msg, sizeof msg);\n"
          "    if (args.help) {\n        usage(stdout, argv[0]);\n        return 0;\n    }\n"
@@ -1223,9 +1238,7 @@ static void emit_main(Emit *e) {
       "    if (args.save) save_checkpoint(args.save, step);\n"
       "    if (args.profile && !mprt_profile_write(args.profile, &err)) ok = false;\n"
       "    mprt_exit_if_any(!ok, err.msg);\n"
-      "    float *const owned[] = {prm, grd, opt1, opt2, scratch, xfer, gbase};\n"
-      "    for (size_t i = 0; i < sizeof owned / sizeof owned[0]; i++) mprt_cu_free(owned[i]);\n"
-      "    mprt_cu_free(dloss);\n"
+      "    free_all();\n"
       "    mprt_cu_finalize();\n    mprt_finalize();\n    return 0;\n}\n");
 }
 
