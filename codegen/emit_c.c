@@ -185,9 +185,14 @@ static void emit_header(Emit *e) {
       flt(e, t->weight_decay));
     E(e, "static const MprtMesh *mesh;\nstatic uint64_t seed = DEFAULT_SEED;\n"
          "static float *scratch, *xfer; /* kernel scratch; collective staging */\n"
-         "static float *gbase;           /* this stage's activation gradients */\n\n"
+         "static int timers[%d][2];      /* per layer: forward and backward seconds (--profile) */\n"
+         "#define TIMED(id, call)        \\\n    do {                        \\\n        mprt_timer_start(id);   \\\n"
+         "        call;                   \\\n        mprt_timer_stop(id);    \\\n    } while (0)\n"
+         "static float *gbase;           /* this stage's activation gradients */\n"
+         "static float *fbase;           /* this stage's activations */\n"
+         "static int32_t *ibase;         /* this stage's integer inputs and argmaxes */\n\n"
          "static float *falloc(int64_t n) {\n    float *p = calloc((size_t)n, sizeof(float));\n"
-         "    if (!p) mprt_fatal(\"out of memory (%%lld floats)\", (long long)n);\n    return p;\n}\n\n");
+         "    if (!p) mprt_fatal(\"out of memory (%%lld floats)\", (long long)n);\n    return p;\n}\n\n", IR_NNODES(g) + 1);
 }
 
 /* ───────────────────────────── parameters ───────────────────────────── */
@@ -326,7 +331,7 @@ static void emit_alloc(Emit *e, int s) {
     E(e, "    float *g = falloc(%lld);\n", (long long)(gsz + 1));
     E(e, "    gbase = g;\n    scratch = falloc(%lld);\n    xfer = falloc(%lld);\n", (long long)scr,
       (long long)(2 * xf));
-    E(e, "    if (!n) mprt_fatal(\"out of memory\");\n");
+    E(e, "    if (!n) mprt_fatal(\"out of memory\");\n    fbase = f, ibase = n;\n");
     E(e, "    for (int i = 0; i < %d; i++, f += %lld, n += %lld) {\n", st->stash, (long long)(fsz + 1),
       (long long)(isz + 1));
     int64_t fo = 0, io = 0, go = 0;
@@ -685,10 +690,15 @@ static int64_t int_range(const Emit *e, int value) {
     return 0;
 }
 
-/* The first input (--data) and the first label (--labels). */
+/* --data reads the first input; --labels the first label, or, in a model without labels
+ * (a regression onto an `input target`), the second input. Others are always synthetic. */
 static int first_of(const Emit *e, ValueKind k) {
+    int seen = 0;
     for (int v = 0; v < IR_NVALUES(e->g); v++)
         if (IR_VALUE(e->g, v)->kind == k) return v;
+    if (k != VAL_LABEL) return -1;
+    for (int v = 0; v < IR_NVALUES(e->g); v++)
+        if (IR_VALUE(e->g, v)->kind == VAL_INPUT && seen++ == 1) return v;
     return -1;
 }
 
@@ -726,6 +736,10 @@ static void emit_loaders(Emit *e) {
             E(e, "        else\n            mprt_rng_fill_normal(r, (uint64_t)(sample * %s_ROW), %s_ROW, 0.0f, 1.0f, out);\n",
               nm, nm);
         E(e, "    }\n}\n");
+        if (v != first_of(e, VAL_INPUT) && v != first_of(e, VAL_LABEL)) {
+            E(e, "\n");
+            continue;
+        }
         /* file loading with checks */
         E(e, "static bool open_%s(const char *path, MprtErr *err) {\n", nm);
         E(e, "    int64_t shape[%d] = {BATCH", iv->shape.rank);
@@ -837,7 +851,8 @@ static void emit_stage_fwd(Emit *e, int s) {
             break;
         case SOP_FWD:
             source_comment(e, IR_NODE(e->g, o->node), "    ");
-            E(e, "    %s%s_forward(a, step, n0);\n", o->dst < 0 ? "loss += " : "", e->lname[o->node]);
+            E(e, "    TIMED(timers[%d][0], %s%s_forward(a, step, n0));\n", o->node, o->dst < 0 ? "loss += " : "",
+              e->lname[o->node]);
             break;
         case SOP_COLL: emit_fwd_coll(e, o); break;
         case SOP_SEND:
@@ -875,12 +890,12 @@ static void emit_stage_bwd(Emit *e, int s) {
                   (long long)nx->bytes);
                 E(e, "        Stage%d part = *d;\n        part.%s = xfer;\n        memset(xfer, 0, sizeof(float) * %lld);\n",
                   s, f, (long long)n);
-                E(e, "        %s_backward(a, &part, step, n0);\n", e->lname[o->node]);
+                E(e, "        TIMED(timers[%d][1], %s_backward(a, &part, step, n0));\n", o->node, e->lname[o->node]);
                 E(e, "        mprt_allreduce(MPRT_TENSOR, xfer, %lld);\n        mprt_accumulate(d->%s, xfer, %lld);\n    }\n",
                   (long long)n, f, (long long)n);
                 i++;
             } else {
-                E(e, "    %s_backward(a, d, step, n0);\n", e->lname[o->node]);
+                E(e, "    TIMED(timers[%d][1], %s_backward(a, d, step, n0));\n", o->node, e->lname[o->node]);
             }
             break;
         case SOP_COLL: emit_bwd_coll(e, o); break;
@@ -918,7 +933,7 @@ static void emit_orders(Emit *e) {
         if (nb > maxsend) maxsend = nb;
     }
     E(e, "\n/* Sends are posted without blocking and completed before their buffer is reused, so no\n"
-         " * rank waits on a send while its neighbour waits on it (docs/pipeline.md). */\n");
+         " * rank waits on a send while its neighbour waits on it (docs/codegen.md). */\n");
     E(e, "static MprtReq *fsend[%d][%d], *gsend[%d];\nstatic int nfsend[%d], ngsend;\n", maxstash, maxsend, maxsend,
       maxstash);
     E(e, "static void wait_sends(int slot) {\n"
@@ -961,13 +976,14 @@ static void emit_step(Emit *e) {
         E(e, "        break;\n");
     }
     E(e, "    default: break;\n    }\n");
-    E(e, "    int64_t n = STAGE_PARAMS[mesh->s];\n");
+    E(e, "    int64_t n = STAGE_PARAMS[mesh->s];\n    int t_opt = mprt_timer(\"optimizer\");\n"
+         "    mprt_timer_start(t_opt);\n");
     if (opt == OPT_SGD)
         E(e, "    mprt_sgd_step(prm, MOMENTUM != 0.0f ? opt1 : NULL, grd, n, LR, MOMENTUM, WEIGHT_DECAY);\n");
     else
         E(e, "    mprt_%s_step(prm, opt1, opt2, grd, n, LR, BETA1, BETA2, EPS, WEIGHT_DECAY, step + 1);\n",
           opt_name(opt));
-    E(e, "    mprt_metric_sum(MPRT_WORLD, &loss, 1);\n    return loss;\n}\n\n");
+    E(e, "    mprt_timer_stop(t_opt);\n    mprt_metric_sum(MPRT_WORLD, &loss, 1);\n    return loss;\n}\n\n");
 }
 
 /* ───────────────────────────── checkpoints ───────────────────────────── */
@@ -1152,6 +1168,13 @@ static void emit_main(Emit *e) {
          "               off[0] == 0 ? \"counted == predicted on every rank\" : \"MISMATCH between counted and predicted\",\n"
          "               off[1], (long long)steps, (long long)got, (long long)want);\n}\n\n",
       GROUP__COUNT, COLL__COUNT);
+    E(e, "static void free_all(void) {\n"
+         "    free(prm), free(grd), free(opt1), free(opt2), free(fbase), free(ibase), free(gbase);\n"
+         "    free(scratch), free(xfer);\n");
+    for (int v = 0; v < IR_NVALUES(e->g); v++)
+        if (IR_VALUE(e->g, v)->kind != VAL_ACT)
+            E(e, "    mprt_array_free(&%s);\n", cg_mangle(e->a, "d", v, IR_VALUE(e->g, v)->name));
+    E(e, "}\n\n");
     E(e, "int main(int argc, char **argv) {\n    Args args;\n    char msg[256];\n"
          "    const char *bad = parse_args(argc, argv, &args, msg, sizeof msg);\n"
          "    if (args.help) {\n        usage(stdout, argv[0]);\n        return 0;\n    }\n"
@@ -1162,7 +1185,15 @@ static void emit_main(Emit *e) {
          "    prm = falloc(np), grd = falloc(np), opt1 = falloc(np), opt2 = falloc(np);\n"
          "    switch (mesh->s) {\n");
     for (int k = 0; k < e->s->S; k++) E(e, "    case %d: stage%d_alloc(); break;\n", k, k);
-    E(e, "    default: break;\n    }\n    init_params();\n    MprtErr err = {{0}};\n    bool ok = true;\n");
+    E(e, "    default: break;\n    }\n    init_params();\n");
+    for (int i = 0; i < IR_NNODES(e->g); i++) {
+        E(e, "    if (mesh->s == %d) {\n        timers[%d][0] = mprt_timer(", e->g->plan->nodes[i].stage, i);
+        put_c_string(e, arena_printf(e->a, "fwd.%s", IR_NODE(e->g, i)->name));
+        E(e, ");\n        timers[%d][1] = mprt_timer(", i);
+        put_c_string(e, arena_printf(e->a, "bwd.%s", IR_NODE(e->g, i)->name));
+        E(e, ");\n    }\n");
+    }
+    E(e, "    MprtErr err = {{0}};\n    bool ok = true;\n");
     if (x >= 0)
         E(e, "    if (args.data) ok = open_%s(args.data, &err);\n", cg_mangle(e->a, "d", x, IR_VALUE(e->g, x)->name));
     else
@@ -1191,6 +1222,7 @@ static void emit_main(Emit *e) {
       "    if (args.save) save_checkpoint(args.save, step);\n"
       "    if (args.profile && !mprt_profile_write(args.profile, &err)) ok = false;\n"
       "    mprt_exit_if_any(!ok, err.msg);\n"
+      "    free_all();\n"
       "    mprt_finalize();\n    return 0;\n}\n");
 }
 

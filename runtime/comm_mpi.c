@@ -60,14 +60,12 @@ void mprt_fatal(const char *fmt, ...) {
     fflush(stderr);
     int up = 0;
     MPI_Initialized(&up);
-    if (up)
-        MPI_Abort(MPI_COMM_WORLD, 1);
+    if (up) MPI_Abort(MPI_COMM_WORLD, 1);
     exit(1);
 }
 
 static void check(int rc, const char *call, MprtGroup g) {
-    if (rc == MPI_SUCCESS)
-        return;
+    if (rc == MPI_SUCCESS) return;
     char why[MPI_MAX_ERROR_STRING + 1] = "";
     int len = 0;
     if (MPI_Error_string(rc, why, &len) != MPI_SUCCESS)
@@ -106,12 +104,10 @@ static float *scratch(int64_t nfloats) {
 /* ───────────────────────────── launch ───────────────────────────── */
 
 static void set_progname(int *argc, char ***argv) {
-    if (!argc || !argv || *argc < 1 || !(*argv)[0] || !(*argv)[0][0])
-        return;
+    if (!argc || !argv || *argc < 1 || !(*argv)[0] || !(*argv)[0][0]) return;
     const char *base = strrchr((*argv)[0], '/');
     base = base ? base + 1 : (*argv)[0];
-    if (*base)
-        snprintf(R.prog, sizeof R.prog, "%s", base);
+    if (*base) snprintf(R.prog, sizeof R.prog, "%s", base);
 }
 
 static void split(MprtGroup g, int color, int key) {
@@ -134,13 +130,14 @@ void mprt_init(int *argc, char ***argv, int S, int d, int t) {
     MprtMesh *m = &R.mesh;
     check(MPI_Comm_rank(MPI_COMM_WORLD, &m->rank), "MPI_Comm_rank", MPRT_WORLD);
     check(MPI_Comm_size(MPI_COMM_WORLD, &m->size), "MPI_Comm_size", MPRT_WORLD);
-    if (S < 1 || d < 1 || t < 1)
-        mprt_fatal("invalid mesh S=%d x d=%d x t=%d", S, d, t);
+    if (S < 1 || d < 1 || t < 1) mprt_fatal("invalid mesh S=%d x d=%d x t=%d", S, d, t);
     long long need = (long long)S * d * t;
     if (need != m->size) {
         if (m->rank == 0)
-            fprintf(stderr, "%s: this plan needs %lld ranks (S=%d \xc3\x97 d=%d \xc3\x97 t=%d), "
-                            "launched with %d\n", R.prog, need, S, d, t, m->size);
+            fprintf(stderr,
+                    "%s: this plan needs %lld ranks (S=%d \xc3\x97 d=%d \xc3\x97 t=%d), "
+                    "launched with %d\n",
+                    R.prog, need, S, d, t, m->size);
         MPI_Finalize();
         exit(1);
     }
@@ -157,8 +154,7 @@ void mprt_init(int *argc, char ***argv, int S, int d, int t) {
 }
 
 void mprt_finalize(void) {
-    if (!R.inited)
-        return;
+    if (!R.inited) return;
     for (int g = 0; g < MPRT_GROUP__COUNT; g++)
         MPI_Comm_free(&R.comm[g]);
     free(R.scratch);
@@ -171,10 +167,8 @@ void mprt_finalize(void) {
 const MprtMesh *mprt_mesh(void) { return &R.mesh; }
 
 static MprtGroup valid(MprtGroup g) {
-    if (!R.inited)
-        mprt_fatal("the runtime is used before mprt_init");
-    if ((unsigned)g >= MPRT_GROUP__COUNT)
-        mprt_fatal("invalid group %d", (int)g);
+    if (!R.inited) mprt_fatal("the runtime is used before mprt_init");
+    if ((unsigned)g >= MPRT_GROUP__COUNT) mprt_fatal("invalid group %d", (int)g);
     return g;
 }
 
@@ -196,8 +190,8 @@ void mprt_allreduce(MprtGroup g, float *buf, int64_t count) {
     int G = mprt_group_size(g);
     double t0 = MPI_Wtime();
     if (G > 1)
-        check(MPI_Allreduce(MPI_IN_PLACE, buf, n, MPI_FLOAT, MPI_SUM, R.comm[g]),
-              "MPI_Allreduce", g);
+        check(MPI_Allreduce(MPI_IN_PLACE, buf, n, MPI_FLOAT, MPI_SUM, R.comm[g]), "MPI_Allreduce",
+              g);
     mprt_stats_add(MPRT_ALLREDUCE, g, mprt_coll_bytes(MPRT_ALLREDUCE, G, 4 * count),
                    MPI_Wtime() - t0);
 }
@@ -238,8 +232,8 @@ void mprt_allgather(MprtGroup g, const float *local, float *full, int64_t outer,
                    MPI_Wtime() - t0);
 }
 
-void mprt_reduce_scatter(MprtGroup g, const float *full, float *local, int64_t outer,
-                         int64_t chunk, int64_t inner) {
+void mprt_reduce_scatter(MprtGroup g, const float *full, float *local, int64_t outer, int64_t chunk,
+                         int64_t inner) {
     int G = mprt_group_size(g);
     int64_t blk = block3(outer, chunk, inner, "MPI_Reduce_scatter_block");
     block3(blk, G, 1, "MPI_Reduce_scatter_block");
@@ -330,20 +324,18 @@ void mprt_broadcast(MprtGroup g, float *buf, int64_t count, int root) {
     if (root < 0 || root >= G)
         mprt_fatal("MPI_Bcast: root %d outside the %s group of %d", root, mprt_group_name(g), G);
     double t0 = MPI_Wtime();
-    if (G > 1)
-        check(MPI_Bcast(buf, n, MPI_FLOAT, root, R.comm[g]), "MPI_Bcast", g);
+    if (G > 1) check(MPI_Bcast(buf, n, MPI_FLOAT, root, R.comm[g]), "MPI_Bcast", g);
     mprt_stats_add(MPRT_BROADCAST, g, mprt_coll_bytes(MPRT_BROADCAST, G, 4 * count),
                    MPI_Wtime() - t0);
 }
 
 static void metric(MprtGroup g, double *vals, int count, MPI_Op op) {
     int G = mprt_group_size(g);
-    if (count < 0)
-        mprt_fatal("MPI_Allreduce: negative count %d", count);
+    if (count < 0) mprt_fatal("MPI_Allreduce: negative count %d", count);
     double t0 = MPI_Wtime();
     if (G > 1)
-        check(MPI_Allreduce(MPI_IN_PLACE, vals, count, MPI_DOUBLE, op, R.comm[g]),
-              "MPI_Allreduce", g);
+        check(MPI_Allreduce(MPI_IN_PLACE, vals, count, MPI_DOUBLE, op, R.comm[g]), "MPI_Allreduce",
+              g);
     mprt_stats_add(MPRT_METRICS, g, mprt_coll_bytes(MPRT_METRICS, G, 8 * (int64_t)count),
                    MPI_Wtime() - t0);
 }
@@ -372,15 +364,14 @@ void mprt_send(int dir, const float *buf, int64_t count, int tag) {
 void mprt_recv(int dir, float *buf, int64_t count, int tag) {
     int from = peer(dir, "MPI_Recv"), n = to_int(count, "MPI_Recv");
     double t0 = MPI_Wtime();
-    check(MPI_Recv(buf, n, MPI_FLOAT, from, tag, R.comm[MPRT_PIPE], MPI_STATUS_IGNORE),
-          "MPI_Recv", MPRT_PIPE);
+    check(MPI_Recv(buf, n, MPI_FLOAT, from, tag, R.comm[MPRT_PIPE], MPI_STATUS_IGNORE), "MPI_Recv",
+          MPRT_PIPE);
     mprt_stats_add(MPRT_SENDRECV, MPRT_PIPE, 0, MPI_Wtime() - t0);
 }
 
 static MprtReq *new_req(const char *call, int64_t bytes) {
     MprtReq *r = malloc(sizeof *r);
-    if (!r)
-        mprt_fatal("%s: out of memory", call);
+    if (!r) mprt_fatal("%s: out of memory", call);
     r->t0 = MPI_Wtime();
     r->bytes = bytes;
     r->call = call;
@@ -404,8 +395,7 @@ MprtReq *mprt_irecv(int dir, float *buf, int64_t count, int tag) {
 }
 
 void mprt_wait(MprtReq *r) {
-    if (!r)
-        return;
+    if (!r) return;
     check(MPI_Wait(&r->req, MPI_STATUS_IGNORE), r->call, MPRT_PIPE);
     mprt_stats_add(MPRT_SENDRECV, MPRT_PIPE, r->bytes, MPI_Wtime() - r->t0);
     free(r);
@@ -418,8 +408,7 @@ void mprt_exit_if_any(bool failed, const char *msg) {
     if (R.inited && R.mesh.size > 1)
         check(MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, R.comm[MPRT_WORLD]),
               "MPI_Allreduce", MPRT_WORLD);
-    if (first == INT_MAX)
-        return;
+    if (first == INT_MAX) return;
     fflush(stdout);
     if (first == R.mesh.rank) {
         fprintf(stderr, "%s: %s\n", R.prog, msg ? msg : "error");
@@ -436,8 +425,7 @@ char *mprt__gather_text(const char *mine, int *n) {
     int size = R.gsize[w], root = R.grank[w] == 0;
     int len = to_int((int64_t)strlen(mine) + 1, "MPI_Gather");
     int *lens = root ? calloc((size_t)size, 2 * sizeof(int)) : NULL;
-    if (root && !lens)
-        mprt_fatal("out of memory gathering the profile");
+    if (root && !lens) mprt_fatal("out of memory gathering the profile");
     check(MPI_Gather(&len, 1, MPI_INT, lens, 1, MPI_INT, 0, R.comm[w]), "MPI_Gather", w);
     char *all = NULL;
     int *displs = root ? lens + size : NULL;
@@ -448,8 +436,7 @@ char *mprt__gather_text(const char *mine, int *n) {
             total += lens[i];
         }
         all = malloc((size_t)to_int(total, "MPI_Gatherv"));
-        if (!all)
-            mprt_fatal("out of memory gathering the profile");
+        if (!all) mprt_fatal("out of memory gathering the profile");
     }
     check(MPI_Gatherv(mine, len, MPI_CHAR, all, lens, displs, MPI_CHAR, 0, R.comm[w]),
           "MPI_Gatherv", w);

@@ -13,16 +13,14 @@
 bool mprt__err(MprtErr *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* "f32[N, 784]" / "i64[60000]" into buf; shape[0] printed as N when free0 is set. */
-char *mprt__shape_str(char *buf, size_t n, MprtDtype t, int ndim, const int64_t *shape,
-                      bool free0);
+char *mprt__shape_str(char *buf, size_t n, MprtDtype t, int ndim, const int64_t *shape, bool free0);
 
 /* Product of ndim dims with overflow and sign checks: false if any dim < 0 or the product
  * (times elem, the element size) exceeds limit. */
 bool mprt__numel(int ndim, const int64_t *shape, int64_t elem, int64_t limit, int64_t *numel);
 
 /* Reads a whole regular file into a malloc'd buffer (size bounded by max). */
-bool mprt__read_file(const char *path, size_t max, unsigned char **buf, size_t *size,
-                     MprtErr *err);
+bool mprt__read_file(const char *path, size_t max, unsigned char **buf, size_t *size, MprtErr *err);
 
 /* The atomic writer: open "<path>.tmp.<pid>", write pieces, then commit (fsync, rename,
  * fsync of the directory) or abort (close and unlink). */

@@ -25,8 +25,7 @@
 void (*mprt_test_write_hook)(int64_t bytes_written);
 
 bool mprt__err(MprtErr *err, const char *fmt, ...) {
-    if (!err)
-        return false;
+    if (!err) return false;
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(err->msg, sizeof err->msg, fmt, ap);
@@ -42,8 +41,7 @@ const char *mprt_dtype_name(MprtDtype t) {
 size_t mprt_dtype_size(MprtDtype t) { return t == MPRT_I64 ? 8 : 4; }
 
 void mprt_array_free(MprtArray *a) {
-    if (!a)
-        return;
+    if (!a) return;
     free(a->data);
     a->data = NULL;
 }
@@ -58,22 +56,18 @@ char *mprt__shape_str(char *buf, size_t n, MprtDtype t, int ndim, const int64_t 
         else
             len += (size_t)snprintf(buf + len, n - len, "%s%lld", sep, (long long)shape[i]);
     }
-    if (len < n)
-        snprintf(buf + len, n - len, "]");
+    if (len < n) snprintf(buf + len, n - len, "]");
     return buf;
 }
 
 bool mprt__numel(int ndim, const int64_t *shape, int64_t elem, int64_t limit, int64_t *numel) {
     int64_t p = 1;
     for (int i = 0; i < ndim; i++) {
-        if (shape[i] < 0)
-            return false;
-        if (shape[i] != 0 && p > limit / shape[i])
-            return false;
+        if (shape[i] < 0) return false;
+        if (shape[i] != 0 && p > limit / shape[i]) return false;
         p *= shape[i];
     }
-    if (elem > 0 && p > limit / elem)
-        return false;
+    if (elem > 0 && p > limit / elem) return false;
     *numel = p;
     return true;
 }
@@ -81,8 +75,7 @@ bool mprt__numel(int ndim, const int64_t *shape, int64_t elem, int64_t limit, in
 bool mprt__read_file(const char *path, size_t max, unsigned char **buf, size_t *size,
                      MprtErr *err) {
     int fd = open(path, O_RDONLY);
-    if (fd < 0)
-        return mprt__err(err, "%s: cannot open: %s", path, strerror(errno));
+    if (fd < 0) return mprt__err(err, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         close(fd);
@@ -101,8 +94,7 @@ bool mprt__read_file(const char *path, size_t max, unsigned char **buf, size_t *
     }
     while (got < n) {
         ssize_t r = read(fd, p + got, n - got);
-        if (r < 0 && errno == EINTR)
-            continue;
+        if (r < 0 && errno == EINTR) continue;
         if (r <= 0) {
             free(p);
             close(fd);
@@ -124,11 +116,9 @@ bool mprt__atomic_open(MprtAtomic *w, const char *path, MprtErr *err) {
     w->written = 0;
     w->fd = -1;
     int n = snprintf(w->tmp, sizeof w->tmp, "%s.tmp.%ld", path, (long)getpid());
-    if (n < 0 || (size_t)n >= sizeof w->tmp)
-        return mprt__err(err, "%s: path too long", path);
+    if (n < 0 || (size_t)n >= sizeof w->tmp) return mprt__err(err, "%s: path too long", path);
     w->fd = open(w->tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (w->fd < 0)
-        return mprt__err(err, "%s: cannot create: %s", w->tmp, strerror(errno));
+    if (w->fd < 0) return mprt__err(err, "%s: cannot create: %s", w->tmp, strerror(errno));
     return true;
 }
 
@@ -137,18 +127,17 @@ bool mprt__atomic_write(MprtAtomic *w, const void *data, size_t n, MprtErr *err)
     while (n > 0) {
         size_t piece = n < ((size_t)1 << 20) ? n : ((size_t)1 << 20);
         ssize_t r = write(w->fd, p, piece);
-        if (r < 0 && errno == EINTR)
-            continue;
+        if (r < 0 && errno == EINTR) continue;
         if (r <= 0) {
             int e = errno;
             mprt__atomic_abort(w);
-            return mprt__err(err, "%s: write failed: %s", w->path, r < 0 ? strerror(e) : "no space");
+            return mprt__err(err, "%s: write failed: %s", w->path,
+                             r < 0 ? strerror(e) : "no space");
         }
         p += r;
         n -= (size_t)r;
         w->written += r;
-        if (mprt_test_write_hook)
-            mprt_test_write_hook(w->written);
+        if (mprt_test_write_hook) mprt_test_write_hook(w->written);
     }
     return true;
 }
@@ -193,8 +182,7 @@ bool mprt__atomic_commit(MprtAtomic *w, MprtErr *err) {
 }
 
 void mprt__atomic_abort(MprtAtomic *w) {
-    if (w->fd >= 0)
-        close(w->fd);
+    if (w->fd >= 0) close(w->fd);
     w->fd = -1;
     unlink(w->tmp);
 }

@@ -1,5 +1,6 @@
 /*
- * io_npy.c: NumPy .npy files (https://numpy.org/doc/stable/reference/generated/numpy.lib.format.html).
+ * io_npy.c: NumPy .npy files
+ * (https://numpy.org/doc/stable/reference/generated/numpy.lib.format.html).
  *
  * A .npy file is a preamble — the magic "\x93NUMPY", a major and minor version byte, and the
  * header length (2 bytes little-endian in 1.0, 4 bytes in 2.0 and 3.0) — then an ASCII
@@ -69,12 +70,12 @@ static bool parse_str(Lex *x, char *out, size_t cap) {
     char q = *x->p++;
     size_t n = 0;
     while (x->p < x->end && *x->p != q) {
-        if (*x->p == '\\' || n + 1 >= cap)
-            return bad(x, "string too long or escaped");
+        if (*x->p == '\\' || n + 1 >= cap) return bad(x, "string too long or escaped");
+        if (*x->p < 0x20 || *x->p > 0x7e) /* keeps messages that quote it on one line */
+            return bad(x, "control or non-ASCII character in a string");
         out[n++] = *x->p++;
     }
-    if (x->p >= x->end)
-        return bad(x, "unterminated string");
+    if (x->p >= x->end) return bad(x, "unterminated string");
     x->p++;
     out[n] = '\0';
     return true;
@@ -82,12 +83,10 @@ static bool parse_str(Lex *x, char *out, size_t cap) {
 
 static bool parse_dim(Lex *x, int64_t *v) {
     skip_ws(x);
-    if (x->p >= x->end || !isdigit((unsigned char)*x->p))
-        return bad(x, "expected a dimension");
+    if (x->p >= x->end || !isdigit((unsigned char)*x->p)) return bad(x, "expected a dimension");
     int64_t n = 0;
     while (x->p < x->end && isdigit((unsigned char)*x->p)) {
-        if (n > (NPY_MAX_BYTES - 9) / 10)
-            return bad(x, "dimension too large");
+        if (n > (NPY_MAX_BYTES - 9) / 10) return bad(x, "dimension too large");
         n = n * 10 + (*x->p++ - '0');
     }
     *v = n;
@@ -96,17 +95,13 @@ static bool parse_dim(Lex *x, int64_t *v) {
 
 /* '(' [dim {',' dim} [',']] ')' */
 static bool parse_shape(Lex *x, NpyHdr *h) {
-    if (!eat(x, '('))
-        return bad(x, "shape must be a tuple");
+    if (!eat(x, '(')) return bad(x, "shape must be a tuple");
     h->ndim = 0;
     while (!eat(x, ')')) {
-        if (h->ndim == MPRT_MAX_DIMS)
-            return bad(x, "more than 8 dimensions");
-        if (!parse_dim(x, &h->shape[h->ndim++]))
-            return false;
+        if (h->ndim == MPRT_MAX_DIMS) return bad(x, "more than 8 dimensions");
+        if (!parse_dim(x, &h->shape[h->ndim++])) return false;
         if (!eat(x, ',')) {
-            if (!eat(x, ')'))
-                return bad(x, "expected ',' or ')' in shape");
+            if (!eat(x, ')')) return bad(x, "expected ',' or ')' in shape");
             break;
         }
     }
@@ -115,8 +110,7 @@ static bool parse_shape(Lex *x, NpyHdr *h) {
 
 static bool parse_descr(Lex *x, NpyHdr *h) {
     char d[32];
-    if (!parse_str(x, d, sizeof d))
-        return false;
+    if (!parse_str(x, d, sizeof d)) return false;
     if (strcmp(d, "<f4") == 0)
         h->dtype = MPRT_F32;
     else if (strcmp(d, "<i4") == 0)
@@ -137,24 +131,22 @@ static bool parse_fortran(Lex *x) {
         return true;
     }
     if (left >= 4 && memcmp(x->p, "True", 4) == 0)
-        return mprt__err(x->err, "%s: Fortran-order arrays are not supported (save with "
-                                 "numpy.ascontiguousarray)", x->name);
+        return mprt__err(x->err,
+                         "%s: Fortran-order arrays are not supported (save with "
+                         "numpy.ascontiguousarray)",
+                         x->name);
     return bad(x, "fortran_order must be True or False");
 }
 
 /* key ':' value; seen[] catches duplicates. */
 static bool parse_entry(Lex *x, NpyHdr *h, bool seen[3]) {
     char key[32];
-    if (!parse_str(x, key, sizeof key))
-        return false;
-    if (!eat(x, ':'))
-        return bad(x, "expected ':'");
+    if (!parse_str(x, key, sizeof key)) return false;
+    if (!eat(x, ':')) return bad(x, "expected ':'");
     static const char *const keys[3] = {"descr", "fortran_order", "shape"};
     for (int i = 0; i < 3; i++) {
-        if (strcmp(key, keys[i]) != 0)
-            continue;
-        if (seen[i])
-            return bad(x, "duplicate key");
+        if (strcmp(key, keys[i]) != 0) continue;
+        if (seen[i]) return bad(x, "duplicate key");
         seen[i] = true;
         return i == 0 ? parse_descr(x, h) : i == 1 ? parse_fortran(x) : parse_shape(x, h);
     }
@@ -164,22 +156,17 @@ static bool parse_entry(Lex *x, NpyHdr *h, bool seen[3]) {
 /* '{' entry {',' entry} [','] '}' then only padding. */
 static bool parse_dict(Lex *x, NpyHdr *h) {
     bool seen[3] = {false, false, false};
-    if (!eat(x, '{'))
-        return bad(x, "expected '{'");
+    if (!eat(x, '{')) return bad(x, "expected '{'");
     while (!eat(x, '}')) {
-        if (!parse_entry(x, h, seen))
-            return false;
+        if (!parse_entry(x, h, seen)) return false;
         if (!eat(x, ',')) {
-            if (!eat(x, '}'))
-                return bad(x, "expected ',' or '}'");
+            if (!eat(x, '}')) return bad(x, "expected ',' or '}'");
             break;
         }
     }
     skip_ws(x);
-    if (x->p != x->end)
-        return bad(x, "text after the dictionary");
-    if (!seen[0] || !seen[1] || !seen[2])
-        return bad(x, "missing descr, fortran_order or shape");
+    if (x->p != x->end) return bad(x, "text after the dictionary");
+    if (!seen[0] || !seen[1] || !seen[2]) return bad(x, "missing descr, fortran_order or shape");
     return true;
 }
 
@@ -193,8 +180,7 @@ static bool parse_preamble(const unsigned char *buf, size_t size, const char *na
         *hoff = 10;
         *hlen = (size_t)buf[8] | (size_t)buf[9] << 8;
     } else if ((major == 2 || major == 3) && minor == 0) {
-        if (size < 12)
-            return mprt__err(err, "%s: truncated .npy header", name);
+        if (size < 12) return mprt__err(err, "%s: truncated .npy header", name);
         *hoff = 12;
         *hlen = mprt__le32(buf + 8);
     } else {
@@ -211,12 +197,10 @@ static bool parse_preamble(const unsigned char *buf, size_t size, const char *na
 static bool parse_npy(const unsigned char *buf, size_t size, const char *name, NpyHdr *h,
                       MprtErr *err) {
     size_t hoff = 0, hlen = 0;
-    if (!parse_preamble(buf, size, name, &hoff, &hlen, err))
-        return false;
+    if (!parse_preamble(buf, size, name, &hoff, &hlen, err)) return false;
     Lex x = {(const char *)buf + hoff, (const char *)buf + hoff + hlen, name, err};
     memset(h, 0, sizeof *h);
-    if (!parse_dict(&x, h))
-        return false;
+    if (!parse_dict(&x, h)) return false;
     int64_t esize = (int64_t)mprt_dtype_size(h->dtype);
     if (!mprt__numel(h->ndim, h->shape, esize, NPY_MAX_BYTES, &h->numel))
         return mprt__err(err, "%s: .npy shape too large", name);
@@ -235,17 +219,14 @@ static bool parse_npy(const unsigned char *buf, size_t size, const char *name, N
 static bool check_npy(const NpyHdr *h, const char *name, MprtDtype want, int ndim,
                       const int64_t *shape, int64_t min_rows, MprtErr *err) {
     bool ints = want != MPRT_F32 && h->dtype != MPRT_F32;
-    bool ok = (h->dtype == want || ints) && h->ndim == ndim && ndim >= 1 &&
-              h->shape[0] >= min_rows;
+    bool ok = (h->dtype == want || ints) && h->ndim == ndim && ndim >= 1 && h->shape[0] >= min_rows;
     for (int i = 1; ok && i < ndim; i++)
         ok = h->shape[i] == shape[i];
-    if (ok)
-        return true;
+    if (ok) return true;
     char e[256], g[256], rows[64] = "";
     mprt__shape_str(e, sizeof e, want, ndim, shape, true);
     mprt__shape_str(g, sizeof g, h->dtype, h->ndim, h->shape, false);
-    if (min_rows > 1)
-        snprintf(rows, sizeof rows, " with N >= %lld", (long long)min_rows);
+    if (min_rows > 1) snprintf(rows, sizeof rows, " with N >= %lld", (long long)min_rows);
     return mprt__err(err, "%s: expected %s%s, got %s", name, e, rows, g);
 }
 
@@ -254,8 +235,7 @@ static bool convert(const unsigned char *src, const NpyHdr *h, const char *name,
                     MprtArray *out, MprtErr *err) {
     size_t n = (size_t)h->numel, esize = mprt_dtype_size(want);
     void *dst = malloc(n ? n * esize : 1);
-    if (!dst)
-        return mprt__err(err, "%s: out of memory for %zu bytes", name, n * esize);
+    if (!dst) return mprt__err(err, "%s: out of memory for %zu bytes", name, n * esize);
     if (h->dtype == want) {
         memcpy(dst, src, n * esize);
     } else if (want == MPRT_I64) {
@@ -301,8 +281,7 @@ bool mprt_npy_load(const char *path, MprtDtype want, int ndim, const int64_t *sh
     unsigned char *buf = NULL;
     size_t size = 0;
     out->data = NULL;
-    if (!mprt__read_file(path, (size_t)NPY_MAX_BYTES, &buf, &size, err))
-        return false;
+    if (!mprt__read_file(path, (size_t)NPY_MAX_BYTES, &buf, &size, err)) return false;
     bool ok = mprt_npy_parse(buf, size, path, want, ndim, shape, min_rows, out, err);
     free(buf);
     return ok;
@@ -328,8 +307,8 @@ static size_t npy_header(char *buf, size_t cap, MprtDtype t, int ndim, const int
     return 10 + n;
 }
 
-bool mprt_npy_save(const char *path, MprtDtype t, int ndim, const int64_t *shape,
-                   const void *data, MprtErr *err) {
+bool mprt_npy_save(const char *path, MprtDtype t, int ndim, const int64_t *shape, const void *data,
+                   MprtErr *err) {
     int64_t numel = 0;
     if ((unsigned)t >= MPRT_DTYPE__COUNT || ndim < 0 || ndim > MPRT_MAX_DIMS ||
         !mprt__numel(ndim, shape, (int64_t)mprt_dtype_size(t), NPY_MAX_BYTES, &numel))

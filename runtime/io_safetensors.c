@@ -1,5 +1,6 @@
 /*
- * io_safetensors.c: checkpoints in the safetensors format (https://github.com/huggingface/safetensors).
+ * io_safetensors.c: checkpoints in the safetensors format
+ * (https://github.com/huggingface/safetensors).
  *
  * Layout: an unsigned 64-bit little-endian header size N, then N bytes of JSON (UTF-8,
  * padded with spaces to a multiple of 8 so the data is aligned), then the data area. The
@@ -62,8 +63,7 @@ static const char *clean(const char *s, char *buf, size_t cap) {
     size_t n = 0;
     for (; *s && n + 4 < cap && n < 64; s++)
         buf[n++] = (*s >= 0x20 && *s < 0x7f) ? *s : '?';
-    if (*s)
-        buf[n++] = '.', buf[n++] = '.', buf[n++] = '.';
+    if (*s) buf[n++] = '.', buf[n++] = '.', buf[n++] = '.';
     buf[n] = '\0';
     return buf;
 }
@@ -97,7 +97,8 @@ static cJSON *st_header(const char *path, const MprtTensorRef *t, int nt, const 
                               (int64_t)ST_MAX_INT / 2, &numel);
         if (!ok) {
             cJSON_Delete(root);
-            mprt__err(err, "%s: cannot save tensor %d ('%s'): bad or duplicate name, dtype or shape",
+            mprt__err(err,
+                      "%s: cannot save tensor %d ('%s'): bad or duplicate name, dtype or shape",
                       path, i, t[i].name ? t[i].name : "");
             return NULL;
         }
@@ -115,8 +116,7 @@ static cJSON *st_header(const char *path, const MprtTensorRef *t, int nt, const 
 bool mprt_st_save(const char *path, const MprtTensorRef *tensors, int ntensors,
                   const MprtMeta *meta, int nmeta, MprtErr *err) {
     int64_t *sizes = calloc((size_t)(ntensors > 0 ? ntensors : 1), sizeof *sizes);
-    if (!sizes)
-        return mprt__err(err, "%s: out of memory", path);
+    if (!sizes) return mprt__err(err, "%s: out of memory", path);
     cJSON *root = st_header(path, tensors, ntensors, meta, nmeta, sizes, err);
     char *json = root ? cJSON_PrintUnformatted(root) : NULL;
     cJSON_Delete(root);
@@ -156,8 +156,7 @@ static bool st_fail(MprtSt *f, MprtErr *err, const char *name, const char *what)
 }
 
 static bool st_dtype(MprtSt *f, const cJSON *v, StEntry *e, MprtErr *err) {
-    if (!cJSON_IsString(v))
-        return st_fail(f, err, e->name, "dtype must be a string");
+    if (!cJSON_IsString(v)) return st_fail(f, err, e->name, "dtype must be a string");
     for (int t = 0; t < MPRT_DTYPE__COUNT; t++)
         if (strcmp(v->valuestring, st_dtypes[t]) == 0) {
             e->dtype = (MprtDtype)t;
@@ -174,8 +173,7 @@ static bool st_entry(MprtSt *f, const cJSON *obj, StEntry *e, MprtErr *err) {
     const cJSON *dt = cJSON_GetObjectItemCaseSensitive(obj, "dtype");
     const cJSON *sh = cJSON_GetObjectItemCaseSensitive(obj, "shape");
     const cJSON *of = cJSON_GetObjectItemCaseSensitive(obj, "data_offsets");
-    if (!st_dtype(f, dt, e, err))
-        return false;
+    if (!st_dtype(f, dt, e, err)) return false;
     if (!cJSON_IsArray(sh) || cJSON_GetArraySize(sh) > MPRT_MAX_DIMS)
         return st_fail(f, err, e->name, "shape must be an array of at most 8 dimensions");
     e->ndim = 0;
@@ -198,11 +196,11 @@ static bool st_entry(MprtSt *f, const cJSON *obj, StEntry *e, MprtErr *err) {
 
 static bool st_meta(MprtSt *f, const cJSON *m, MprtErr *err) {
     if (!cJSON_IsObject(m))
-        return mprt__err(err, "%s: bad safetensors header: __metadata__ must be an object", f->path);
+        return mprt__err(err, "%s: bad safetensors header: __metadata__ must be an object",
+                         f->path);
     int n = cJSON_GetArraySize(m);
     f->meta = calloc((size_t)(2 * n + 1), sizeof(char *));
-    if (!f->meta)
-        return mprt__err(err, "%s: out of memory", f->path);
+    if (!f->meta) return mprt__err(err, "%s: out of memory", f->path);
     for (const cJSON *v = m->child; v; v = v->next) {
         if (!cJSON_IsString(v))
             return mprt__err(err, "%s: bad safetensors header: __metadata__ values must be strings",
@@ -210,24 +208,21 @@ static bool st_meta(MprtSt *f, const cJSON *m, MprtErr *err) {
         char **kv = &f->meta[2 * f->nmeta++];
         kv[0] = strdup(v->string);
         kv[1] = strdup(v->valuestring);
-        if (!kv[0] || !kv[1])
-            return mprt__err(err, "%s: out of memory", f->path);
+        if (!kv[0] || !kv[1]) return mprt__err(err, "%s: out of memory", f->path);
     }
     return true;
 }
 
 static int by_begin(const void *a, const void *b) {
     const StEntry *x = *(StEntry *const *)a, *y = *(StEntry *const *)b;
-    if (x->begin != y->begin)
-        return x->begin < y->begin ? -1 : 1;
+    if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
     return x->end < y->end ? -1 : x->end > y->end;
 }
 
 /* Sorted by offset, the entries must tile [0, data_size) exactly. */
 static bool st_tiling(MprtSt *f, MprtErr *err) {
     StEntry **order = malloc((size_t)(f->n > 0 ? f->n : 1) * sizeof *order);
-    if (!order)
-        return mprt__err(err, "%s: out of memory", f->path);
+    if (!order) return mprt__err(err, "%s: out of memory", f->path);
     for (int i = 0; i < f->n; i++)
         order[i] = &f->e[i];
     qsort(order, (size_t)f->n, sizeof *order, by_begin);
@@ -244,9 +239,10 @@ static bool st_tiling(MprtSt *f, MprtErr *err) {
     }
     free(order);
     if (ok && at != f->data_size)
-        return mprt__err(err, "%s: bad safetensors header: tensors cover %llu of the %llu data "
-                              "bytes", f->path, (unsigned long long)at,
-                         (unsigned long long)f->data_size);
+        return mprt__err(err,
+                         "%s: bad safetensors header: tensors cover %llu of the %llu data "
+                         "bytes",
+                         f->path, (unsigned long long)at, (unsigned long long)f->data_size);
     return ok;
 }
 
@@ -254,8 +250,7 @@ static bool st_entries(MprtSt *f, const cJSON *root, MprtErr *err) {
     if (!cJSON_IsObject(root))
         return mprt__err(err, "%s: bad safetensors header: not a JSON object", f->path);
     f->e = calloc((size_t)cJSON_GetArraySize(root) + 1, sizeof *f->e);
-    if (!f->e)
-        return mprt__err(err, "%s: out of memory", f->path);
+    if (!f->e) return mprt__err(err, "%s: out of memory", f->path);
     bool seen_meta = false;
     for (const cJSON *c = root->child; c; c = c->next) {
         if (strcmp(c->string, "__metadata__") == 0) {
@@ -268,11 +263,9 @@ static bool st_entries(MprtSt *f, const cJSON *root, MprtErr *err) {
             if (strcmp(f->e[i].name, c->string) == 0)
                 return st_fail(f, err, c->string, "appears twice");
         StEntry *e = &f->e[f->n];
-        if (!(e->name = strdup(c->string)))
-            return mprt__err(err, "%s: out of memory", f->path);
+        if (!(e->name = strdup(c->string))) return mprt__err(err, "%s: out of memory", f->path);
         f->n++;
-        if (!st_entry(f, c, e, err))
-            return false;
+        if (!st_entry(f, c, e, err)) return false;
     }
     return st_tiling(f, err);
 }
@@ -302,8 +295,7 @@ static MprtSt *st_new(const char *name) {
         free(f);
         return NULL;
     }
-    if (f)
-        f->fd = -1;
+    if (f) f->fd = -1;
     return f;
 }
 
@@ -322,8 +314,7 @@ static MprtSt *st_load(MprtSt *f, uint64_t size, MprtErr *err) {
     if (ok && (n > ST_MAX_HEADER || n > size - 8))
         ok = mprt__err(err, "%s: safetensors header size %llu exceeds %s", f->path,
                        (unsigned long long)n, n > ST_MAX_HEADER ? "the 100 MB limit" : "the file");
-    if (ok && !(hdr = malloc(n ? n : 1)))
-        ok = mprt__err(err, "%s: out of memory", f->path);
+    if (ok && !(hdr = malloc(n ? n : 1))) ok = mprt__err(err, "%s: out of memory", f->path);
     if (ok && f->mem)
         memcpy(hdr, f->mem + 8, n);
     else if (ok && pread(f->fd, hdr, n, 8) != (ssize_t)n)
@@ -369,10 +360,8 @@ MprtSt *mprt_st_open_mem(const void *buf, size_t size, const char *name, MprtErr
 }
 
 void mprt_st_close(MprtSt *f) {
-    if (!f)
-        return;
-    if (f->fd >= 0)
-        close(f->fd);
+    if (!f) return;
+    if (f->fd >= 0) close(f->fd);
     for (int i = 0; i < f->n; i++)
         free(f->e[i].name);
     free(f->e);
@@ -389,8 +378,7 @@ int mprt_st_count(const MprtSt *f) { return f->n; }
 
 MprtTensorRef mprt_st_info(const MprtSt *f, int i) {
     MprtTensorRef r = {0};
-    if (i < 0 || i >= f->n)
-        return r;
+    if (i < 0 || i >= f->n) return r;
     r.name = f->e[i].name;
     r.dtype = f->e[i].dtype;
     r.ndim = f->e[i].ndim;
@@ -400,33 +388,28 @@ MprtTensorRef mprt_st_info(const MprtSt *f, int i) {
 
 const char *mprt_st_meta(const MprtSt *f, const char *key) {
     for (int i = 0; i < f->nmeta; i++)
-        if (strcmp(f->meta[2 * i], key) == 0)
-            return f->meta[2 * i + 1];
+        if (strcmp(f->meta[2 * i], key) == 0) return f->meta[2 * i + 1];
     return NULL;
 }
 
 static bool same_shape(const StEntry *e, MprtDtype t, int ndim, const int64_t *shape) {
-    if (e->dtype != t || e->ndim != ndim)
-        return false;
+    if (e->dtype != t || e->ndim != ndim) return false;
     for (int i = 0; i < ndim; i++)
-        if (e->shape[i] != shape[i])
-            return false;
+        if (e->shape[i] != shape[i]) return false;
     return true;
 }
 
 static bool st_copy(MprtSt *f, const StEntry *e, void *dst, MprtErr *err) {
     uint64_t n = e->end - e->begin, done = 0;
-    if (n == 0)
-        return true;
+    if (n == 0) return true;
     if (f->mem) {
         memcpy(dst, f->mem + f->data_start + e->begin, n);
         return true;
     }
     while (done < n) {
-        ssize_t r = pread(f->fd, (char *)dst + done, n - done,
-                          (off_t)(f->data_start + e->begin + done));
-        if (r < 0 && errno == EINTR)
-            continue;
+        ssize_t r =
+            pread(f->fd, (char *)dst + done, n - done, (off_t)(f->data_start + e->begin + done));
+        if (r < 0 && errno == EINTR) continue;
         if (r <= 0)
             return mprt__err(err, "%s: reading tensor '%s' failed: %s", f->path, e->name,
                              r < 0 ? strerror(errno) : "file truncated");
@@ -440,8 +423,7 @@ bool mprt_st_read(MprtSt *f, const char *name, MprtDtype t, int ndim, const int6
     char nb[80], want[256], got[256];
     for (int i = 0; i < f->n; i++) {
         const StEntry *e = &f->e[i];
-        if (strcmp(e->name, name) != 0)
-            continue;
+        if (strcmp(e->name, name) != 0) continue;
         if (!same_shape(e, t, ndim, shape))
             return mprt__err(err, "%s: tensor '%s': expected %s, found %s", f->path,
                              clean(name, nb, sizeof nb),

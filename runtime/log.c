@@ -41,13 +41,15 @@ static struct {
 /* ───────────────────────────── byte counts ───────────────────────────── */
 
 const char *mprt_coll_name(MprtColl k) {
-    static const char *const names[] = {"none",          "slice",    "allreduce",
-                                        "allgather",     "reducescatter", "alltoall",
-                                        "sendrecv",      "broadcast", "metrics"};
+    /* the cost model's names (cost_coll_name), so the profile reads like the report */
+    static const char *const names[] = {"none",       "slice",          "all-reduce",
+                                        "all-gather", "reduce-scatter", "all-to-all",
+                                        "send/recv",  "broadcast",      "metrics"};
     return (unsigned)k < MPRT_COLL__COUNT ? names[k] : "?";
 }
 
 int64_t mprt_coll_bytes(MprtColl k, int64_t g, int64_t n) {
+    if (n <= 0) return 0;
     switch (k) {
     case MPRT_SENDRECV: return n;
     case MPRT_ALLREDUCE:
@@ -61,8 +63,7 @@ int64_t mprt_coll_bytes(MprtColl k, int64_t g, int64_t n) {
 }
 
 void mprt_stats_add(MprtColl k, MprtGroup g, int64_t bytes, double seconds) {
-    if (paused || (unsigned)k >= MPRT_COLL__COUNT || (unsigned)g >= MPRT_GROUP__COUNT)
-        return;
+    if (paused || (unsigned)k >= MPRT_COLL__COUNT || (unsigned)g >= MPRT_GROUP__COUNT) return;
     MprtCommStat *s = &stats[k][g];
     s->bytes += bytes;
     s->calls += 1;
@@ -71,8 +72,7 @@ void mprt_stats_add(MprtColl k, MprtGroup g, int64_t bytes, double seconds) {
 
 MprtCommStat mprt_stats_get(MprtColl k, MprtGroup g) {
     MprtCommStat zero = {0, 0, 0.0};
-    if ((unsigned)k >= MPRT_COLL__COUNT || (unsigned)g >= MPRT_GROUP__COUNT)
-        return zero;
+    if ((unsigned)k >= MPRT_COLL__COUNT || (unsigned)g >= MPRT_GROUP__COUNT) return zero;
     return stats[k][g];
 }
 
@@ -95,36 +95,31 @@ static int64_t plan_calls(void) {
 void mprt_stats_reset(void) { memset(stats, 0, sizeof stats); }
 void mprt_stats_pause(void) { paused++; }
 void mprt_stats_resume(void) {
-    if (paused > 0)
-        paused--;
+    if (paused > 0) paused--;
 }
 
 /* ───────────────────────────── timers ───────────────────────────── */
 
 int mprt_timer(const char *name) {
     for (int i = 0; i < ntimers; i++)
-        if (strcmp(timers[i].name, name) == 0)
-            return i;
+        if (strcmp(timers[i].name, name) == 0) return i;
     if (ntimers == captimers) {
         int cap = captimers ? 2 * captimers : 32;
         Timer *t = realloc(timers, (size_t)cap * sizeof *t);
-        if (!t)
-            mprt_fatal("out of memory for timer '%s'", name);
+        if (!t) mprt_fatal("out of memory for timer '%s'", name);
         timers = t;
         captimers = cap;
     }
     size_t len = strlen(name);
     char *copy = malloc(len + 1);
-    if (!copy)
-        mprt_fatal("out of memory for timer '%s'", name);
+    if (!copy) mprt_fatal("out of memory for timer '%s'", name);
     memcpy(copy, name, len + 1);
     timers[ntimers] = (Timer){copy, 0.0, 0.0, 0};
     return ntimers++;
 }
 
 static Timer *timer_at(int id) {
-    if (id < 0 || id >= ntimers)
-        mprt_fatal("invalid timer id %d", id);
+    if (id < 0 || id >= ntimers) mprt_fatal("invalid timer id %d", id);
     return &timers[id];
 }
 
@@ -158,12 +153,11 @@ void mprt_progress_step(int64_t step, double loss) {
     double eta = done > 0 ? elapsed / (double)done * (double)(prog.last - step) : 0.0;
     prog.t_prev = now;
     prog.prev_step = step;
-    if (mprt_mesh()->rank != 0)
-        return;
+    if (mprt_mesh()->rank != 0) return;
     printf("step %lld/%lld | loss %.7g | %.1f samples/s | comm %.2f MB | elapsed %.1fs | "
            "eta %.1fs\n",
-           (long long)step, (long long)prog.last, loss, rate,
-           (double)mprt_stats_plan_bytes() / 1e6, elapsed, eta);
+           (long long)step, (long long)prog.last, loss, rate, (double)mprt_stats_plan_bytes() / 1e6,
+           elapsed, eta);
     fflush(stdout);
 }
 
@@ -172,8 +166,7 @@ void mprt_progress_finish(double final_loss) {
     int64_t steps = prog.last - prog.first;
     double v[2] = {(double)mprt_stats_plan_bytes(), (double)plan_calls()};
     mprt_metric_max(MPRT_WORLD, v, 2);
-    if (mprt_mesh()->rank != 0)
-        return;
+    if (mprt_mesh()->rank != 0) return;
     double rate = elapsed > 0 ? (double)(steps * prog.per_step) / elapsed : 0.0;
     printf("done %lld steps in %.1fs | final loss %.7g | %.1f samples/s | comm %.2f MB max/rank "
            "| %.0f collectives\n",
@@ -195,8 +188,7 @@ static cJSON *rank_json(void) {
     for (int k = 0; k < MPRT_COLL__COUNT; k++)
         for (int g = 0; g < MPRT_GROUP__COUNT; g++) {
             MprtCommStat s = stats[k][g];
-            if (s.calls == 0)
-                continue;
+            if (s.calls == 0) continue;
             cJSON *e = cJSON_CreateObject();
             cJSON_AddStringToObject(e, "kind", mprt_coll_name((MprtColl)k));
             cJSON_AddStringToObject(e, "group", mprt_group_name((MprtGroup)g));
@@ -238,22 +230,18 @@ bool mprt_profile_write(const char *path, MprtErr *err) {
     cJSON *mine = rank_json();
     char *text = cJSON_PrintUnformatted(mine);
     cJSON_Delete(mine);
-    if (!text)
-        mprt_fatal("out of memory writing the profile");
+    if (!text) mprt_fatal("out of memory writing the profile");
     int n = 0;
     char *all = mprt__gather_text(text, &n);
     cJSON_free(text);
-    if (!all)
-        return true; /* not rank 0 */
+    if (!all) return true; /* not rank 0 */
     cJSON *root = profile_json(all, n);
     free(all);
     char *out = cJSON_Print(root);
     cJSON_Delete(root);
-    if (!out)
-        mprt_fatal("out of memory writing the profile");
+    if (!out) mprt_fatal("out of memory writing the profile");
     MprtAtomic w;
-    bool ok = mprt__atomic_open(&w, path, err) &&
-              mprt__atomic_write(&w, out, strlen(out), err) &&
+    bool ok = mprt__atomic_open(&w, path, err) && mprt__atomic_write(&w, out, strlen(out), err) &&
               mprt__atomic_write(&w, "\n", 1, err) && mprt__atomic_commit(&w, err);
     cJSON_free(out);
     return ok;

@@ -44,12 +44,19 @@
 
 /* ─────────────────────────────── launch and mesh (comm_mpi.c) ─────────────────────────────── */
 
-typedef enum { MPRT_TENSOR, MPRT_DATA, MPRT_STAGE, MPRT_PIPE, MPRT_WORLD, MPRT_GROUP__COUNT } MprtGroup;
+typedef enum {
+    MPRT_TENSOR,
+    MPRT_DATA,
+    MPRT_STAGE,
+    MPRT_PIPE,
+    MPRT_WORLD,
+    MPRT_GROUP__COUNT
+} MprtGroup;
 
 typedef struct MprtMesh {
-    int S, d, t;   /* pipeline stages, data replicas, tensor ranks */
+    int S, d, t;    /* pipeline stages, data replicas, tensor ranks */
     int rank, size; /* in MPI_COMM_WORLD; size == S·d·t */
-    int s, j, k;   /* this rank's coordinates */
+    int s, j, k;    /* this rank's coordinates */
 } MprtMesh;
 
 /* MPI_Init, checks world size == S·d·t (else rank 0 prints "train: this plan needs 4 ranks
@@ -71,19 +78,25 @@ double mprt_elapsed(void);                /* seconds since mprt_init */
 
 /* Collective kinds, numbered as passes.h's CollKind (NONE and SLICE move nothing). */
 typedef enum {
-    MPRT_COLL_NONE, MPRT_COLL_SLICE, MPRT_ALLREDUCE, MPRT_ALLGATHER, MPRT_REDUCESCATTER,
-    MPRT_ALLTOALL, MPRT_SENDRECV,
+    MPRT_COLL_NONE,
+    MPRT_COLL_SLICE,
+    MPRT_ALLREDUCE,
+    MPRT_ALLGATHER,
+    MPRT_REDUCESCATTER,
+    MPRT_ALLTOALL,
+    MPRT_SENDRECV,
     MPRT_BROADCAST, /* not part of a plan (initialisation, checkpoints) */
     MPRT_METRICS,   /* scalar all-reduces for logging */
     MPRT_COLL__COUNT
 } MprtColl;
-const char *mprt_coll_name(MprtColl k); /* "allreduce", "allgather", "reducescatter", ... */
+const char *mprt_coll_name(MprtColl k); /* "all-reduce", "all-gather", ... as cost_coll_name */
 
 /* The bytes one call counts on one rank, n = the tensor's bytes (see each function), g the
  * group size, integer arithmetic exactly as cost_coll_bytes() in passes/passes.h:
  *   allreduce, metrics 2(g−1)·n/g   allgather, reducescatter, broadcast (g−1)·n/g
  *   alltoall (g−1)·n/g²             sendrecv n (counted on the send side only)
- * Every product is formed before the single division; a group of 1 counts 0. */
+ * Every product is formed before the single division; a group of 1 (except for send/recv)
+ * and n ≤ 0 count 0. */
 int64_t mprt_coll_bytes(MprtColl k, int64_t g, int64_t n);
 
 /* In-place sum over the group of n floats. n = 4·count bytes. */
@@ -98,10 +111,10 @@ void mprt_allreduce(MprtGroup g, float *buf, int64_t count);
  * all-gather: local (outer × chunk × inner) → full (outer × G·chunk × inner) on every rank.
  * reduce-scatter: full partial sums on every rank → local = this rank's slice of their sum.
  * n = the full tensor's bytes for both. local and full must not overlap. */
-void mprt_allgather(MprtGroup g, const float *local, float *full,
-                    int64_t outer, int64_t chunk, int64_t inner);
-void mprt_reduce_scatter(MprtGroup g, const float *full, float *local,
-                         int64_t outer, int64_t chunk, int64_t inner);
+void mprt_allgather(MprtGroup g, const float *local, float *full, int64_t outer, int64_t chunk,
+                    int64_t inner);
+void mprt_reduce_scatter(MprtGroup g, const float *full, float *local, int64_t outer, int64_t chunk,
+                         int64_t inner);
 
 /* Local slice (R → B or R → F, no communication): copies this rank's slice of `full`
  * (outer × G·chunk × inner) into `local` (outer × chunk × inner). Also used to take a shard
@@ -113,10 +126,10 @@ void mprt_slice(const float *full, float *local, int64_t outer, int64_t chunk, i
  * batch × mid × feat × inner (full sizes; batch and feat divisible by G):
  *   B layout: (batch/G) × mid × feat × inner    F layout: batch × mid × (feat/G) × inner
  * n = the full tensor's bytes (batch·mid·feat·inner·4). in and out must not overlap. */
-void mprt_alltoall_b2f(MprtGroup g, const float *in, float *out,
-                       int64_t batch, int64_t mid, int64_t feat, int64_t inner);
-void mprt_alltoall_f2b(MprtGroup g, const float *in, float *out,
-                       int64_t batch, int64_t mid, int64_t feat, int64_t inner);
+void mprt_alltoall_b2f(MprtGroup g, const float *in, float *out, int64_t batch, int64_t mid,
+                       int64_t feat, int64_t inner);
+void mprt_alltoall_f2b(MprtGroup g, const float *in, float *out, int64_t batch, int64_t mid,
+                       int64_t feat, int64_t inner);
 
 /* Broadcast count floats from group rank root. */
 void mprt_broadcast(MprtGroup g, float *buf, int64_t count, int root);
@@ -179,7 +192,8 @@ double mprt_timer_seconds(int id);
  * samples/s over the steps since the previous line, comm = this rank's plan bytes so far
  * (MB = 10^6 bytes), eta from the average step time so far. finish() is collective over the
  * world and prints the totals line (busiest rank's bytes):
- *   done 100 steps in 6.0s | final loss 0.123456 | 1666.7 samples/s | comm 123.45 MB max/rank | 400 collectives */
+ *   done 100 steps in 6.0s | final loss 0.123456 | 1666.7 samples/s | comm 123.45 MB max/rank | 400
+ * collectives */
 void mprt_progress_start(int64_t first_step, int64_t last_step, int64_t samples_per_step);
 void mprt_progress_step(int64_t step, double loss);
 void mprt_progress_finish(double final_loss);
@@ -235,7 +249,8 @@ void mprt_rng_shard_normal(MprtRng r, int64_t outer, int64_t chunk, int64_t inne
 void mprt_rng_shard_uniform(MprtRng r, int64_t outer, int64_t chunk, int64_t inner, int parts,
                             int part, float lo, float hi, float *dst);
 
-/* ─────────────────────────────── files (io_npy.c, io_safetensors.c) ─────────────────────────────── */
+/* ─────────────────────────────── files (io_npy.c, io_safetensors.c)
+ * ─────────────────────────────── */
 
 typedef enum { MPRT_F32, MPRT_I32, MPRT_I64, MPRT_DTYPE__COUNT } MprtDtype;
 const char *mprt_dtype_name(MprtDtype t); /* "f32", "i32", "i64" (as in .mp sources) */
@@ -262,8 +277,8 @@ bool mprt_npy_load(const char *path, MprtDtype want, int ndim, const int64_t *sh
 bool mprt_npy_parse(const void *buf, size_t size, const char *name, MprtDtype want, int ndim,
                     const int64_t *shape, int64_t min_rows, MprtArray *out, MprtErr *err);
 /* Writes a .npy file (format 1.0, data 64-byte aligned), atomically like checkpoints. */
-bool mprt_npy_save(const char *path, MprtDtype t, int ndim, const int64_t *shape,
-                   const void *data, MprtErr *err);
+bool mprt_npy_save(const char *path, MprtDtype t, int ndim, const int64_t *shape, const void *data,
+                   MprtErr *err);
 
 /* safetensors (https://huggingface.co/docs/safetensors): 8-byte little-endian header size,
  * a JSON header {"name": {"dtype", "shape", "data_offsets": [begin, end]}, ...,

@@ -51,15 +51,13 @@ float mprt_rng_normal(MprtRng r, uint64_t i) {
     return (float)(sqrt(-2.0 * log(u1)) * cos(two_pi * u2));
 }
 
-void mprt_rng_fill_uniform(MprtRng r, uint64_t first, int64_t n, float lo, float hi,
-                           float *dst) {
+void mprt_rng_fill_uniform(MprtRng r, uint64_t first, int64_t n, float lo, float hi, float *dst) {
     float span = hi - lo;
     for (int64_t e = 0; e < n; e++)
         dst[e] = lo + span * mprt_rng_uniform(r, first + (uint64_t)e);
 }
 
-void mprt_rng_fill_normal(MprtRng r, uint64_t first, int64_t n, float mean, float std,
-                          float *dst) {
+void mprt_rng_fill_normal(MprtRng r, uint64_t first, int64_t n, float mean, float std, float *dst) {
     for (int64_t e = 0; e < n; e++)
         dst[e] = mean + std * mprt_rng_normal(r, first + (uint64_t)e);
 }

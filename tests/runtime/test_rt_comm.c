@@ -22,15 +22,15 @@
 #include "mprt.h"
 
 static int failures;
-#define CHECK(cond, ...)                                                                       \
-    do {                                                                                       \
-        if (!(cond)) {                                                                         \
-            failures++;                                                                        \
-            fprintf(stderr, "rank %d: %s:%d: check failed: %s: ", mprt_mesh()->rank, __FILE__, \
-                    __LINE__, #cond);                                                          \
-            fprintf(stderr, __VA_ARGS__);                                                      \
-            fputc('\n', stderr);                                                               \
-        }                                                                                      \
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            failures++;                                                                            \
+            fprintf(stderr, "rank %d: %s:%d: check failed: %s: ", mprt_mesh()->rank, __FILE__,     \
+                    __LINE__, #cond);                                                              \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fputc('\n', stderr);                                                                   \
+        }                                                                                          \
     } while (0)
 
 /* The world rank of group member `m` of group g seen from this rank. */
@@ -64,12 +64,12 @@ static void expect_bytes(MprtColl k, MprtGroup g, MprtCommStat *before, int64_t 
 static void test_mesh(int S, int d, int t) {
     const MprtMesh *m = mprt_mesh();
     CHECK(m->S == S && m->d == d && m->t == t, "mesh %d %d %d", m->S, m->d, m->t);
-    CHECK(m->rank == (m->s * d + m->j) * t + m->k, "coords %d %d %d of rank %d", m->s, m->j,
-          m->k, m->rank);
+    CHECK(m->rank == (m->s * d + m->j) * t + m->k, "coords %d %d %d of rank %d", m->s, m->j, m->k,
+          m->rank);
     CHECK(mprt_group_size(MPRT_TENSOR) == t && mprt_group_rank(MPRT_TENSOR) == m->k, "tensor");
     CHECK(mprt_group_size(MPRT_DATA) == d && mprt_group_rank(MPRT_DATA) == m->j, "data");
-    CHECK(mprt_group_size(MPRT_STAGE) == d * t &&
-              mprt_group_rank(MPRT_STAGE) == m->j * t + m->k, "stage");
+    CHECK(mprt_group_size(MPRT_STAGE) == d * t && mprt_group_rank(MPRT_STAGE) == m->j * t + m->k,
+          "stage");
     CHECK(mprt_group_size(MPRT_PIPE) == S && mprt_group_rank(MPRT_PIPE) == m->s, "pipe");
     CHECK(mprt_group_size(MPRT_WORLD) == S * d * t, "world");
 }
@@ -135,7 +135,8 @@ static void test_gather_scatter(MprtGroup g, int64_t outer, int64_t chunk, int64
 static void test_reduce_scatter_sum(MprtGroup g) {
     int G = mprt_group_size(g), me = mprt_group_rank(g);
     int64_t outer = 3, chunk = 2, inner = 4, row = G * chunk * inner;
-    float *full = malloc((size_t)(outer * row) * 4), *local = malloc((size_t)(outer * chunk * inner) * 4);
+    float *full = malloc((size_t)(outer * row) * 4),
+          *local = malloc((size_t)(outer * chunk * inner) * 4);
     for (int64_t e = 0; e < outer * row; e++)
         full[e] = val(mprt_mesh()->rank, e);
     mprt_reduce_scatter(g, full, local, outer, chunk, inner);
@@ -208,8 +209,7 @@ static void test_broadcast_metrics(void) {
 /* Stage s sends s·100 + i to s+1 (blocking) and back to s−1 (non-blocking). */
 static void test_sendrecv(void) {
     const MprtMesh *m = mprt_mesh();
-    if (m->S == 1)
-        return;
+    if (m->S == 1) return;
     float out[64], in[64];
     for (int i = 0; i < 64; i++)
         out[i] = (float)(m->s * 100 + i);
@@ -229,7 +229,8 @@ static void test_sendrecv(void) {
     mprt_wait(rs);
     mprt_wait(rr);
     MprtCommStat now = mprt_stats_get(MPRT_SENDRECV, MPRT_PIPE);
-    CHECK(now.bytes - c.bytes == (rs ? 256 : 0), "isend bytes %lld", (long long)(now.bytes - c.bytes));
+    CHECK(now.bytes - c.bytes == (rs ? 256 : 0), "isend bytes %lld",
+          (long long)(now.bytes - c.bytes));
     if (rr)
         for (int i = 0; i < 64; i++)
             CHECK(in[i] == (float)((m->s + 1) * 100 + i), "irecv[%d] = %g", i, in[i]);
@@ -254,13 +255,11 @@ static void test_profile(int S, int d, int t) {
     CHECK(mprt_timer("fwd.fc1") == id && mprt_timer_seconds(id) == 0.25, "timer");
     MprtErr err;
     CHECK(mprt_profile_write(path, &err), "profile: %s", err.msg);
-    if (mprt_mesh()->rank != 0)
-        return;
+    if (mprt_mesh()->rank != 0) return;
     FILE *f = fopen(path, "rb");
     char text[65536] = "";
     size_t n = f ? fread(text, 1, sizeof text - 1, f) : 0;
-    if (f)
-        fclose(f);
+    if (f) fclose(f);
     text[n] = '\0';
     cJSON *root = cJSON_Parse(text);
     cJSON *ranks = cJSON_GetObjectItem(root, "ranks");
@@ -271,13 +270,14 @@ static void test_profile(int S, int d, int t) {
     cJSON_ArrayForEach(e, cJSON_GetObjectItem(r0, "comm")) {
         const char *k = cJSON_GetObjectItem(e, "kind")->valuestring;
         const char *g = cJSON_GetObjectItem(e, "group")->valuestring;
-        if (strcmp(k, "allreduce") == 0 && strcmp(g, "tensor") == 0) {
+        if (strcmp(k, "all-reduce") == 0 && strcmp(g, "tensor") == 0) {
             found = 1;
             CHECK(cJSON_GetObjectItem(e, "bytes")->valuedouble ==
-                      (double)mprt_stats_get(MPRT_ALLREDUCE, MPRT_TENSOR).bytes, "profile bytes");
+                      (double)mprt_stats_get(MPRT_ALLREDUCE, MPRT_TENSOR).bytes,
+                  "profile bytes");
         }
     }
-    CHECK(found, "profile lacks allreduce/tensor");
+    CHECK(found, "profile lacks all-reduce/tensor");
     cJSON *tm = cJSON_GetArrayItem(cJSON_GetObjectItem(r0, "timers"), 0);
     CHECK(tm && strcmp(cJSON_GetObjectItem(tm, "name")->valuestring, "fwd.fc1") == 0, "timer");
     cJSON_Delete(root);
@@ -326,8 +326,7 @@ int main(int argc, char **argv) {
     }
     if (strcmp(mode, "mpierr") == 0) {
         float x[4] = {0};
-        if (rank == 0)
-            mprt_send(+1, x, 4, -5); /* negative tags are invalid */
+        if (rank == 0) mprt_send(+1, x, 4, -5); /* negative tags are invalid */
         double v = 0;
         mprt_metric_sum(MPRT_WORLD, &v, 1); /* rank 1 waits here until the abort */
         mprt_recv(-1, x, 4, 0);
@@ -336,8 +335,7 @@ int main(int argc, char **argv) {
     run_all(S, d, t);
     double f = failures;
     mprt_metric_sum(MPRT_WORLD, &f, 1);
-    if (rank == 0)
-        printf("test_rt_comm %d x %d x %d: %s\n", S, d, t, f == 0 ? "ok" : "FAILED");
+    if (rank == 0) printf("test_rt_comm %d x %d x %d: %s\n", S, d, t, f == 0 ? "ok" : "FAILED");
     mprt_finalize();
     return f == 0 ? 0 : 1;
 }

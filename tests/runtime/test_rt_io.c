@@ -22,14 +22,14 @@
 #include "mprt.h"
 
 static int failures;
-#define CHECK(cond, ...)                                                                     \
-    do {                                                                                     \
-        if (!(cond)) {                                                                       \
-            failures++;                                                                      \
-            fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond);         \
-            fprintf(stderr, __VA_ARGS__);                                                    \
-            fputc('\n', stderr);                                                             \
-        }                                                                                    \
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            failures++;                                                                            \
+            fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond);               \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fputc('\n', stderr);                                                                   \
+        }                                                                                          \
     } while (0)
 
 static char dir[256];
@@ -54,8 +54,7 @@ static void write_bytes(const char *path, const void *data, size_t n) {
 static size_t read_bytes(const char *path, unsigned char *buf, size_t cap) {
     FILE *f = fopen(path, "rb");
     size_t n = f ? fread(buf, 1, cap, f) : 0;
-    if (f)
-        fclose(f);
+    if (f) fclose(f);
     return n;
 }
 
@@ -69,29 +68,25 @@ static const char *npy_raw(const char *name, int major, const char *hdr, const v
     memcpy(buf, "\x93NUMPY", 6);
     buf[6] = (unsigned char)major, buf[7] = 0;
     buf[8] = (unsigned char)(h & 0xff), buf[9] = (unsigned char)(h >> 8);
-    if (major != 1)
-        buf[10] = (unsigned char)(h >> 16), buf[11] = (unsigned char)(h >> 24);
+    if (major != 1) buf[10] = (unsigned char)(h >> 16), buf[11] = (unsigned char)(h >> 24);
     memcpy(buf + off, hdr, h);
-    if (n)
-        memcpy(buf + off + h, data, n);
+    if (n) memcpy(buf + off + h, data, n);
     const char *p = path_of(name);
     write_bytes(p, buf, off + h + n);
     return p;
 }
 
 /* Loads path expecting failure with exactly `want` as the message. */
-static void npy_bad(const char *path, MprtDtype t, int ndim, const int64_t *shape,
-                    int64_t min_rows, const char *want) {
+static void npy_bad(const char *path, MprtDtype t, int ndim, const int64_t *shape, int64_t min_rows,
+                    const char *want) {
     MprtArray a;
     MprtErr err = {""};
     bool ok = mprt_npy_load(path, t, ndim, shape, min_rows, &a, &err);
     CHECK(!ok, "%s loaded", path);
-    if (ok)
-        mprt_array_free(&a);
+    if (ok) mprt_array_free(&a);
     char full[600];
     snprintf(full, sizeof full, "%s", want);
-    if (strstr(want, "%s"))
-        snprintf(full, sizeof full, want, path);
+    if (strstr(want, "%s")) snprintf(full, sizeof full, want, path);
     CHECK(strcmp(err.msg, full) == 0, "\n  got  '%s'\n  want '%s'", err.msg, full);
     CHECK(!strchr(err.msg, '\n'), "multi-line message");
 }
@@ -117,8 +112,7 @@ static void test_npy_roundtrip(void) {
     unsigned char raw[256];
     size_t n = read_bytes(path_of("x.npy"), raw, sizeof raw);
     CHECK(n == 128 + 60 && memcmp(raw, "\x93NUMPY\x01\x00\x76\x00", 10) == 0 &&
-              memcmp(raw + 10, NUMPY_HDR, sizeof NUMPY_HDR - 1) == 0 &&
-              raw[127] == '\n',
+              memcmp(raw + 10, NUMPY_HDR, sizeof NUMPY_HDR - 1) == 0 && raw[127] == '\n',
           "x.npy is not what numpy writes (%zu bytes)", n);
     MprtArray a;
     CHECK(mprt_npy_load(path_of("x.npy"), MPRT_F32, 2, sx, 5, &a, &err), "%s", err.msg);
@@ -137,9 +131,11 @@ static void test_npy_roundtrip(void) {
     CHECK(mprt_npy_save(path_of("s.npy"), MPRT_I64, 1, ss, small, &err), "%s", err.msg);
     CHECK(mprt_npy_load(path_of("s.npy"), MPRT_I32, 1, ss, 1, &a, &err), "%s", err.msg);
     CHECK(a.dtype == MPRT_I32 && ((int32_t *)a.data)[1] == -2 &&
-              ((int32_t *)a.data)[2] == 2147483647, "i64 -> i32");
+              ((int32_t *)a.data)[2] == 2147483647,
+          "i64 -> i32");
     mprt_array_free(&a);
-    npy_bad(path_of("z.npy"), MPRT_I32, 2, sz, 1, "%s: value 8589934592 at index 1 does not fit i32");
+    npy_bad(path_of("z.npy"), MPRT_I32, 2, sz, 1,
+            "%s: value 8589934592 at index 1 does not fit i32");
 }
 
 static void test_npy_versions(void) {
@@ -158,7 +154,9 @@ static void test_npy_versions(void) {
     }
     /* a 1-d shape is written "(4,)" */
     int64_t s1[1] = {4};
-    const char *p = npy_raw("one.npy", 1, "{\"descr\": \"<f4\", \"fortran_order\": False, \"shape\": (4,), }\n", v, sizeof v);
+    const char *p =
+        npy_raw("one.npy", 1, "{\"descr\": \"<f4\", \"fortran_order\": False, \"shape\": (4,), }\n",
+                v, sizeof v);
     CHECK(mprt_npy_load(p, MPRT_F32, 1, s1, 4, &a, &err), "(4,): %s", err.msg);
     mprt_array_free(&a);
 }
@@ -214,19 +212,27 @@ static void test_npy_errors(void) {
          "%s: unsupported dtype '<f8' (mprt reads <f4, <i4 and <i8)"},
         {"{'descr': '>f4', 'fortran_order': False, 'shape': (2, 3), }\n",
          "%s: unsupported dtype '>f4' (mprt reads <f4, <i4 and <i8)"},
-        {"{'descr': '<f4', 'shape': (2, 3), }\n", "%s: bad .npy header: missing descr, fortran_order or shape"},
+        {"{'descr': '<f4', 'shape': (2, 3), }\n",
+         "%s: bad .npy header: missing descr, fortran_order or shape"},
         {"{'descr': '<f4', 'descr': '<f4', 'fortran_order': False, 'shape': (2, 3)}\n",
          "%s: bad .npy header: duplicate key"},
-        {"{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), 'x': 1}\n", "%s: bad .npy header: unknown key"},
-        {"{'descr': '<f4', 'fortran_order': False, 'shape': (2, -3), }\n", "%s: bad .npy header: expected a dimension"},
+        {"{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), 'x': 1}\n",
+         "%s: bad .npy header: unknown key"},
+        {"{'descr': '<f4', 'fortran_order': False, 'shape': (2, -3), }\n",
+         "%s: bad .npy header: expected a dimension"},
         {"{'descr': '<f4', 'fortran_order': False, 'shape': (2 3), }\n",
          "%s: bad .npy header: expected ',' or ')' in shape"},
-        {"{'descr': '<f4', 'fortran_order': False, 'shape': [2, 3], }\n", "%s: bad .npy header: shape must be a tuple"},
+        {"{'descr': '<f4', 'fortran_order': False, 'shape': [2, 3], }\n",
+         "%s: bad .npy header: shape must be a tuple"},
         {"{'descr': '<f4', 'fortran_order': 0, 'shape': (2, 3), }\n",
          "%s: bad .npy header: fortran_order must be True or False"},
-        {"{'descr' '<f4', 'fortran_order': False, 'shape': (2, 3), }\n", "%s: bad .npy header: expected ':'"},
-        {"{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), } x\n", "%s: bad .npy header: text after the dictionary"},
+        {"{'descr' '<f4', 'fortran_order': False, 'shape': (2, 3), }\n",
+         "%s: bad .npy header: expected ':'"},
+        {"{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), } x\n",
+         "%s: bad .npy header: text after the dictionary"},
         {"'descr': '<f4'\n", "%s: bad .npy header: expected '{'"},
+        {"{'descr': '<f4\n', 'fortran_order': False, 'shape': (2, 3), }\n",
+         "%s: bad .npy header: control or non-ASCII character in a string"},
         {"{'descr': '<f4', 'fortran_order': False, 'shape': (1,1,1,1,1,1,1,1,1), }\n",
          "%s: bad .npy header: more than 8 dimensions"},
         {"{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999, 3), }\n",
@@ -240,7 +246,8 @@ static void test_npy_errors(void) {
         npy_bad(npy_raw(name, 1, bad[i].hdr, v, sizeof v), MPRT_F32, 2, s23, 1, bad[i].msg);
     }
     /* the file is fine, the model expects something else */
-    p = npy_raw("shape.npy", 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 785), }\n", NULL, 0);
+    p = npy_raw("shape.npy", 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 785), }\n",
+                NULL, 0);
     {
         FILE *f = fopen(p, "ab");
         static float zeros[2 * 785];
@@ -253,7 +260,8 @@ static void test_npy_errors(void) {
     npy_bad(p, MPRT_I32, 2, s785, 1, "%s: expected i32[N, 785], got f32[2, 785]");
     int64_t s3d[3] = {0, 2, 785};
     npy_bad(p, MPRT_F32, 3, s3d, 1, "%s: expected f32[N, 2, 785], got f32[2, 785]");
-    p = npy_raw("int.npy", 1, "{'descr': '<i4', 'fortran_order': False, 'shape': (2, 3), }\n", v, sizeof v);
+    p = npy_raw("int.npy", 1, "{'descr': '<i4', 'fortran_order': False, 'shape': (2, 3), }\n", v,
+                sizeof v);
     npy_bad(p, MPRT_F32, 2, s23, 1, "%s: expected f32[N, 3], got i32[2, 3]");
     /* the in-memory parser refuses a nonsensical expectation instead of reading past it */
     MprtArray a;
@@ -291,8 +299,7 @@ static void test_st_roundtrip(void) {
     CHECK(raw[8] == '{', "header starts with JSON");
     MprtSt *f = mprt_st_open(p, &err);
     CHECK(f != NULL, "%s", err.msg);
-    if (!f)
-        return;
+    if (!f) return;
     CHECK(mprt_st_count(f) == 3, "count %d", mprt_st_count(f));
     MprtTensorRef r = mprt_st_info(f, 2);
     CHECK(strcmp(r.name, "adam.t") == 0 && r.dtype == MPRT_I64 && r.ndim == 2 && r.shape[1] == 2,
@@ -309,12 +316,15 @@ static void test_st_roundtrip(void) {
           "data round trip");
     int64_t wrong[2] = {3, 2};
     CHECK(!mprt_st_read(f, "fc1.weight", MPRT_F32, 2, wrong, g1, &err), "shape mismatch read");
-    CHECK(strcmp(err.msg, "") != 0 && strstr(err.msg, "tensor 'fc1.weight': expected f32[3, 2], found f32[2, 3]"),
+    CHECK(strcmp(err.msg, "") != 0 &&
+              strstr(err.msg, "tensor 'fc1.weight': expected f32[3, 2], found f32[2, 3]"),
           "%s", err.msg);
     CHECK(!mprt_st_read(f, "fc1.weight", MPRT_I32, 2, s1, g1, &err) &&
-              strstr(err.msg, ": tensor 'fc1.weight': expected i32[2, 3], found f32[2, 3]"), "%s", err.msg);
+              strstr(err.msg, ": tensor 'fc1.weight': expected i32[2, 3], found f32[2, 3]"),
+          "%s", err.msg);
     CHECK(!mprt_st_read(f, "fc2.weight", MPRT_F32, 2, s1, g1, &err) &&
-              strstr(err.msg, ": tensor 'fc2.weight' is missing"), "%s", err.msg);
+              strstr(err.msg, ": tensor 'fc2.weight' is missing"),
+          "%s", err.msg);
     mprt_st_close(f);
     /* the same bytes through the in-memory reader */
     MprtSt *m = mprt_st_open_mem(raw, n, "mem", &err);
@@ -377,14 +387,16 @@ static void test_st_errors(void) {
     memcpy(big, raw, 16);
     big[0] = 0, big[1] = 0xc2, big[2] = 0xeb, big[3] = 0x0b; /* 200 000 000 */
     write_bytes(path_of("big.safetensors"), big, 16);
-    st_bad(path_of("big.safetensors"), "%s: safetensors header size 200000000 exceeds the 100 MB limit");
+    st_bad(path_of("big.safetensors"),
+           "%s: safetensors header size 200000000 exceeds the 100 MB limit");
     {
         unsigned char extra[1024];
         memcpy(extra, raw, n);
         extra[n] = 0;
         write_bytes(path_of("extra.safetensors"), extra, n + 1);
     }
-    st_bad(path_of("extra.safetensors"), "%s: bad safetensors header: tensors cover 72 of the 73 data bytes");
+    st_bad(path_of("extra.safetensors"),
+           "%s: bad safetensors header: tensors cover 72 of the 73 data bytes");
     struct {
         const char *json;
         size_t data;
@@ -394,8 +406,8 @@ static void test_st_errors(void) {
          "%s: bad safetensors header: invalid JSON near byte 71"},
         {"[1, 2]", 0, "%s: bad safetensors header: not a JSON object"},
         {"{\"a\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [0, 8]},"
-         " \"b\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [4, 12]}}", 12,
-         "%s: bad safetensors header: tensor 'b' overlaps another tensor"},
+         " \"b\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [4, 12]}}",
+         12, "%s: bad safetensors header: tensor 'b' overlaps another tensor"},
         {"{\"a\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [4, 8]}}", 8,
          "%s: bad safetensors header: tensor 'a' leaves a gap before it in the data"},
         {"{\"a\": {\"dtype\": \"BF16\", \"shape\": [2], \"data_offsets\": [0, 4]}}", 4,
@@ -403,30 +415,37 @@ static void test_st_errors(void) {
         {"{\"a\": {\"dtype\": 3, \"shape\": [2], \"data_offsets\": [0, 8]}}", 8,
          "%s: bad safetensors header: tensor 'a': dtype must be a string"},
         {"{\"a\": {\"dtype\": \"F32\", \"shape\": [3], \"data_offsets\": [0, 8]}}", 8,
-         "%s: bad safetensors header: tensor 'a': data_offsets span does not match dtype and shape"},
+         "%s: bad safetensors header: tensor 'a': data_offsets span does not match dtype and "
+         "shape"},
         {"{\"a\": {\"dtype\": \"F32\", \"shape\": [-2], \"data_offsets\": [0, 8]}}", 8,
          "%s: bad safetensors header: tensor 'a': shape dimensions must be integers >= 0"},
         {"{\"a\": {\"dtype\": \"F32\", \"shape\": [2.5], \"data_offsets\": [0, 8]}}", 8,
          "%s: bad safetensors header: tensor 'a': shape dimensions must be integers >= 0"},
-        {"{\"a\": {\"dtype\": \"F32\", \"shape\": [1,1,1,1,1,1,1,1,2], \"data_offsets\": [0, 8]}}", 8,
+        {"{\"a\": {\"dtype\": \"F32\", \"shape\": [1,1,1,1,1,1,1,1,2], \"data_offsets\": [0, 8]}}",
+         8,
          "%s: bad safetensors header: tensor 'a': shape must be an array of at most 8 dimensions"},
         {"{\"a\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [8, 0]}}", 8,
-         "%s: bad safetensors header: tensor 'a': data_offsets must be [begin, end] with begin <= end"},
+         "%s: bad safetensors header: tensor 'a': data_offsets must be [begin, end] with begin <= "
+         "end"},
         {"{\"a\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [0]}}", 8,
-         "%s: bad safetensors header: tensor 'a': data_offsets must be [begin, end] with begin <= end"},
+         "%s: bad safetensors header: tensor 'a': data_offsets must be [begin, end] with begin <= "
+         "end"},
         {"{\"a\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [0, 8], \"x\": 1}}", 8,
-         "%s: bad safetensors header: tensor 'a': expected an object with dtype, shape, data_offsets"},
+         "%s: bad safetensors header: tensor 'a': expected an object with dtype, shape, "
+         "data_offsets"},
         {"{\"a\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [0, 8]},"
-         " \"a\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [8, 16]}}", 16,
-         "%s: bad safetensors header: tensor 'a': appears twice"},
+         " \"a\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [8, 16]}}",
+         16, "%s: bad safetensors header: tensor 'a': appears twice"},
         {"{\"__metadata__\": {\"step\": 10}}", 0,
          "%s: bad safetensors header: __metadata__ values must be strings"},
         {"{\"__metadata__\": []}", 0, "%s: bad safetensors header: __metadata__ must be an object"},
         {"{\"a\\nb\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [0, 9]}}", 9,
-         "%s: bad safetensors header: tensor 'a?b': data_offsets span does not match dtype and shape"},
+         "%s: bad safetensors header: tensor 'a?b': data_offsets span does not match dtype and "
+         "shape"},
         {"{} x", 0, "%s: bad safetensors header: text after the JSON"},
         {"{\"a\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [0, 1e300]}}", 8,
-         "%s: bad safetensors header: tensor 'a': data_offsets must be [begin, end] with begin <= end"},
+         "%s: bad safetensors header: tensor 'a': data_offsets must be [begin, end] with begin <= "
+         "end"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char name[32];
@@ -434,10 +453,12 @@ static void test_st_errors(void) {
         st_bad(st_raw(name, bad[i].json, bad[i].data), bad[i].msg);
     }
     /* a hand-written valid file with a zero-size tensor and metadata */
-    const char *p = st_raw("hand.safetensors",
-                           "{\"__metadata__\": {\"k\": \"v\"}, \"e\": {\"dtype\": \"I64\", \"shape\": [0, 3],"
-                           " \"data_offsets\": [0, 0]}, \"a\": {\"dtype\": \"I32\", \"shape\": [2],"
-                           " \"data_offsets\": [0, 8]}}", 8);
+    const char *p =
+        st_raw("hand.safetensors",
+               "{\"__metadata__\": {\"k\": \"v\"}, \"e\": {\"dtype\": \"I64\", \"shape\": [0, 3],"
+               " \"data_offsets\": [0, 0]}, \"a\": {\"dtype\": \"I32\", \"shape\": [2],"
+               " \"data_offsets\": [0, 8]}}",
+               8);
     MprtSt *f = mprt_st_open(p, &err);
     CHECK(f && mprt_st_count(f) == 2 && strcmp(mprt_st_meta(f, "k"), "v") == 0, "hand-written: %s",
           f ? "" : err.msg);
@@ -447,8 +468,7 @@ static void test_st_errors(void) {
 /* ───────────────────────────── the atomic writer under SIGKILL ───────────────────────────── */
 
 static void die_now(int64_t bytes) {
-    if (bytes > 0)
-        raise(SIGKILL);
+    if (bytes > 0) raise(SIGKILL);
 }
 
 static void test_killed_mid_save(void) {
@@ -481,7 +501,8 @@ static void test_killed_mid_save(void) {
     float g1[6];
     int64_t s1[2] = {2, 3};
     CHECK(f && mprt_st_read(f, "fc1.weight", MPRT_F32, 2, s1, g1, &err) &&
-              memcmp(g1, w1, sizeof w1) == 0, "old checkpoint's contents changed");
+              memcmp(g1, w1, sizeof w1) == 0,
+          "old checkpoint's contents changed");
     mprt_st_close(f);
     /* an undisturbed save then replaces it completely */
     MprtTensorRef t = {"fc1.weight", MPRT_F32, 1, {1 << 20}, huge};
@@ -496,8 +517,7 @@ static void test_killed_mid_save(void) {
 static void cleanup(void) {
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
 }
 
 int main(void) {

@@ -11,14 +11,14 @@
 #include "mprt.h"
 
 static int failures;
-#define CHECK(cond, ...)                                                                     \
-    do {                                                                                     \
-        if (!(cond)) {                                                                       \
-            failures++;                                                                      \
-            fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond);         \
-            fprintf(stderr, __VA_ARGS__);                                                    \
-            fputc('\n', stderr);                                                             \
-        }                                                                                    \
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            failures++;                                                                            \
+            fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond);               \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fputc('\n', stderr);                                                                   \
+        }                                                                                          \
     } while (0)
 
 /* SplitMix64's published first outputs from state 0, and our derived keys pinned. */
@@ -44,8 +44,10 @@ static void test_split_range(void) {
     mprt_rng_fill_uniform(r, 0, N, -0.1f, 0.1f, u);
     int cuts[] = {0, 137, 138, 600, N};
     for (int i = 0; i + 1 < 5; i++) {
-        mprt_rng_fill_normal(r, (uint64_t)cuts[i], cuts[i + 1] - cuts[i], 0.5f, 0.02f, parts + cuts[i]);
-        mprt_rng_fill_uniform(r, (uint64_t)cuts[i], cuts[i + 1] - cuts[i], -0.1f, 0.1f, up + cuts[i]);
+        mprt_rng_fill_normal(r, (uint64_t)cuts[i], cuts[i + 1] - cuts[i], 0.5f, 0.02f,
+                             parts + cuts[i]);
+        mprt_rng_fill_uniform(r, (uint64_t)cuts[i], cuts[i + 1] - cuts[i], -0.1f, 0.1f,
+                              up + cuts[i]);
     }
     CHECK(memcmp(whole, parts, sizeof whole) == 0, "normal values depend on the split");
     CHECK(memcmp(u, up, sizeof u) == 0, "uniform values depend on the split");
