@@ -114,6 +114,10 @@ typedef struct Search {
     unsigned *st_code;
     struct Tr *tr;
     double *cl, *cr; /* K·cut costs of each reachable state (left and right stage) */
+    double *crm;     /* bytes a stage receives at a cut in each state (memory sweeps) */
+    bool mem_mode;   /* sweeps bound each stage's memory instead of its time */
+    double *infl;    /* micro-batches in flight at each stage: min(S − k, m) */
+    size_t infl_cap, crm_cap;
     size_t st_cap, tr_cap, cl_cap, cr_cap;
     /* the sweep */
     double *pre, *suf;  /* cheapest cost of the nodes before / from each point */
@@ -265,7 +269,7 @@ static void search_free(Search *s) {
                     s->modes,  s->mc,         s->resh,         s->cutf,     s->cutb,    s->cur,
                     s->nxt,    s->from,       s->cutflag,      s->rec_off,  s->st_off,  s->st_cnt,
                     s->st_idx, s->tr_off,     s->st_code,      s->tr,       s->cl,      s->cr,
-                    s->pre,    s->suf,        s->kmin,         s->kmax};
+                    s->pre,    s->suf,        s->kmin,         s->kmax,     s->crm,     s->infl};
     for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++) free(ptrs[i]);
 }
 
@@ -582,6 +586,7 @@ static double cut_right(const Search *s, const Cand *c, int p, const uint8_t *la
 typedef struct Tr {
     int from, to, mode;
     double w;
+    double ms, ma; /* memory: static bytes, and bytes kept per micro-batch in flight */
 } Tr;
 
 static void *xgrow(void *p, size_t *cap, size_t need, size_t item) {
@@ -604,8 +609,9 @@ static bool cand_tables(Search *s, const Cand *c) {
     s->st_code = xgrow(s->st_code, &s->st_cap, 1, sizeof(unsigned));
     s->cl = xgrow(s->cl, &s->cl_cap, 1, sizeof(double));
     s->cr = xgrow(s->cr, &s->cr_cap, 1, sizeof(double));
+    s->crm = xgrow(s->crm, &s->crm_cap, 1, sizeof(double));
     s->st_code[0] = 0;
-    s->cl[0] = s->cr[0] = 0;
+    s->cl[0] = s->cr[0] = s->crm[0] = 0;
     s->st_off[0] = 0;
     s->st_cnt[0] = 1;
     uint8_t lay[MAX_LIVE], nl[MAX_LIVE];
@@ -626,18 +632,29 @@ static bool cand_tables(Search *s, const Cand *c) {
                     nstates++;
                 }
                 s->tr = xgrow(s->tr, &s->tr_cap, ntr + 1, sizeof(Tr));
-                s->tr[ntr++] = (Tr){i, j, mi, w};
+                const ModeCost *mc = &s->mc[p * MAX_MODES + mi];
+                double copies = 0;
+                for (int q = 0; q < s->live_n[p]; q++)
+                    if (nl[q] != lay[q])
+                        copies += (double)local_bytes(s, c, s->live[s->live_off[p] + q], (Layout)nl[q]);
+                s->tr[ntr++] = (Tr){i, j, mi, w, (double)mc->param_bytes * (2 + s->opt_copies),
+                                    (double)mc->act_bytes + copies};
             }
         }
         s->st_off[p + 1] = off1;
         s->st_cnt[p + 1] = (int)nstates - off1;
         s->cl = xgrow(s->cl, &s->cl_cap, nstates, sizeof(double));
         s->cr = xgrow(s->cr, &s->cr_cap, nstates, sizeof(double));
+        s->crm = xgrow(s->crm, &s->crm_cap, nstates, sizeof(double));
         for (int j = off1; j < (int)nstates; j++) {
             s->st_idx[s->st_code[j]] = -1;
             decode(s->st_code[j], s->live_n[p + 1], lay);
             s->cl[j] = cut_left(s, c, p + 1, lay);
             s->cr[j] = cut_right(s, c, p + 1, lay);
+            double recv = 0;
+            for (int q = 0; q < s->live_n[p + 1]; q++)
+                recv += (double)local_bytes(s, c, s->live[s->live_off[p + 1] + q], (Layout)lay[q]);
+            s->crm[j] = recv;
         }
         if (s->st_cnt[p + 1] == 0) return false;
     }
@@ -651,7 +668,7 @@ static void dp_windows(Search *s, const Cand *c, double tau) {
     for (int p = 0; p <= s->N; p++) {
         int lo = c->S - 1 - (s->N - p), hi = c->S - 1 < p ? c->S - 1 : p;
         double gap = tau - c->cutmin; /* what a stage may spend beyond one cut */
-        if (tau < INFINITY && gap > 0) {
+        if (tau < INFINITY && gap > 0 && !s->mem_mode) {
             /* stages 0..k cost ≥ pre[p] + k·cutmin, each ≤ tau; stages k..S−1 likewise */
             double x = (s->pre[p] * (1 - 1e-9) - tau) / gap;
             double y = c->S - (s->suf[p] * (1 - 1e-9) - c->cutmin) / gap;
@@ -698,10 +715,11 @@ static void dp_node(Search *s, const Cand *c, int p, double tau, bool record) {
         const double *cur = s->cur + (size_t)(k - s->kmin[p]) * ns;
         double *nxt = s->nxt + (size_t)(k - s->kmin[p + 1]) * ns1;
         int *fr = from ? from + (size_t)(k - s->kmin[p + 1]) * ns1 : NULL;
+        double infl = s->mem_mode ? s->infl[k] : 0;
         for (int e = 0; e < ntr; e++) {
             double l = cur[tr[e].from];
             if (l == INFINITY) continue;
-            double nl = l + tr[e].w;
+            double nl = l + (s->mem_mode ? tr[e].ms + tr[e].ma * infl : tr[e].w);
             if (nl <= tau && nl < nxt[tr[e].to]) {
                 nxt[tr[e].to] = nl;
                 if (fr) fr[tr[e].to] = s->tr_off[p] + e;
@@ -721,8 +739,8 @@ static void dp_cut(Search *s, const Cand *c, int p, double tau, bool record) {
         uint8_t *fl = flag ? flag + (size_t)(k + 1 - s->kmin[p]) * ns : NULL;
         for (int j = 0; j < ns; j++) {
             double l = row[j];
-            if (l == INFINITY || l + s->cl[off + j] > tau) continue;
-            double r = s->cr[off + j];
+            if (l == INFINITY || l + (s->mem_mode ? 0 : s->cl[off + j]) > tau) continue;
+            double r = s->mem_mode ? s->crm[off + j] * s->infl[k + 1] : s->cr[off + j];
             if (r <= tau && r < next[j]) {
                 next[j] = r;
                 if (fl) fl[j] = 1;
@@ -824,6 +842,32 @@ static double solve_cand(Search *s, const Cand *c, double bound, bool wins_ties,
     dp_run(s, c, hi, true);
     dp_backtrack(s, c, mode, stage);
     return hi;
+}
+
+/* When the fastest plan of a candidate does not fit: the plan whose fullest stage holds the
+ * least (parameters, optimizer state, and activations × micro-batches in flight; buffers
+ * are left to the evaluation), by the same sweep with memory as the stage's load. */
+static bool solve_mem(Search *s, const Cand *c, int *mode, int *stage) {
+    s->infl = xgrow(s->infl, &s->infl_cap, (size_t)c->S, sizeof(double));
+    for (int k = 0; k < c->S; k++) s->infl[k] = c->S - k < c->m ? c->S - k : c->m;
+    s->mem_mode = true;
+    double lo = 0, hi = 1;
+    bool ok = dp_run(s, c, INFINITY, false);
+    while (ok && !dp_run(s, c, hi, false)) {
+        lo = hi;
+        hi *= 2;
+    }
+    for (int it = 0; ok && it < 200 && hi - lo > 1e-6 * hi; it++) {
+        double mid = 0.5 * (lo + hi);
+        if (dp_run(s, c, mid, false)) hi = mid;
+        else lo = mid;
+    }
+    if (ok) {
+        dp_run(s, c, hi, true);
+        dp_backtrack(s, c, mode, stage);
+    }
+    s->mem_mode = false;
+    return ok;
 }
 
 /* ───────────────────────────── evaluation ───────────────────────────── */
@@ -1309,6 +1353,8 @@ static void consider(Search *s, Best *b, Cand *c, int *mode, int *stage) {
     if (F == INFINITY) return;
     int64_t peak = 0;
     F = eval_plan(s, c, mode, stage, NULL, &peak);
+    if ((double)peak > s->g->cluster.memory && solve_mem(s, c, mode, stage))
+        F = eval_plan(s, c, mode, stage, NULL, &peak);
     if (b->min_mem < 0 || peak < b->min_mem) {
         b->min_mem = peak;
         b->min_mem_c = *c;
