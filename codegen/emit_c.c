@@ -185,7 +185,9 @@ static void emit_header(Emit *e) {
       flt(e, t->weight_decay));
     E(e, "static const MprtMesh *mesh;\nstatic uint64_t seed = DEFAULT_SEED;\n"
          "static float *scratch, *xfer; /* kernel scratch; collective staging */\n"
-         "static float *gbase;           /* this stage's activation gradients */\n\n"
+         "static float *gbase;           /* this stage's activation gradients */\n"
+         "static float *fbase;           /* this stage's activations */\n"
+         "static int32_t *ibase;         /* this stage's integer inputs and argmaxes */\n\n"
          "static float *falloc(int64_t n) {\n    float *p = calloc((size_t)n, sizeof(float));\n"
          "    if (!p) mprt_fatal(\"out of memory (%%lld floats)\", (long long)n);\n    return p;\n}\n\n");
 }
@@ -326,7 +328,7 @@ static void emit_alloc(Emit *e, int s) {
     E(e, "    float *g = falloc(%lld);\n", (long long)(gsz + 1));
     E(e, "    gbase = g;\n    scratch = falloc(%lld);\n    xfer = falloc(%lld);\n", (long long)scr,
       (long long)(2 * xf));
-    E(e, "    if (!n) mprt_fatal(\"out of memory\");\n");
+    E(e, "    if (!n) mprt_fatal(\"out of memory\");\n    fbase = f, ibase = n;\n");
     E(e, "    for (int i = 0; i < %d; i++, f += %lld, n += %lld) {\n", st->stash, (long long)(fsz + 1),
       (long long)(isz + 1));
     int64_t fo = 0, io = 0, go = 0;
@@ -685,10 +687,15 @@ static int64_t int_range(const Emit *e, int value) {
     return 0;
 }
 
-/* The first input (--data) and the first label (--labels). */
+/* --data reads the first input; --labels the first label, or, in a model without labels
+ * (a regression onto an `input target`), the second input. Others are always synthetic. */
 static int first_of(const Emit *e, ValueKind k) {
+    int seen = 0;
     for (int v = 0; v < IR_NVALUES(e->g); v++)
         if (IR_VALUE(e->g, v)->kind == k) return v;
+    if (k != VAL_LABEL) return -1;
+    for (int v = 0; v < IR_NVALUES(e->g); v++)
+        if (IR_VALUE(e->g, v)->kind == VAL_INPUT && seen++ == 1) return v;
     return -1;
 }
 
@@ -726,6 +733,10 @@ static void emit_loaders(Emit *e) {
             E(e, "        else\n            mprt_rng_fill_normal(r, (uint64_t)(sample * %s_ROW), %s_ROW, 0.0f, 1.0f, out);\n",
               nm, nm);
         E(e, "    }\n}\n");
+        if (v != first_of(e, VAL_INPUT) && v != first_of(e, VAL_LABEL)) {
+            E(e, "\n");
+            continue;
+        }
         /* file loading with checks */
         E(e, "static bool open_%s(const char *path, MprtErr *err) {\n", nm);
         E(e, "    int64_t shape[%d] = {BATCH", iv->shape.rank);
@@ -1152,6 +1163,13 @@ static void emit_main(Emit *e) {
          "               off[0] == 0 ? \"counted == predicted on every rank\" : \"MISMATCH between counted and predicted\",\n"
          "               off[1], (long long)steps, (long long)got, (long long)want);\n}\n\n",
       GROUP__COUNT, COLL__COUNT);
+    E(e, "static void free_all(void) {\n"
+         "    free(prm), free(grd), free(opt1), free(opt2), free(fbase), free(ibase), free(gbase);\n"
+         "    free(scratch), free(xfer);\n");
+    for (int v = 0; v < IR_NVALUES(e->g); v++)
+        if (IR_VALUE(e->g, v)->kind != VAL_ACT)
+            E(e, "    mprt_array_free(&%s);\n", cg_mangle(e->a, "d", v, IR_VALUE(e->g, v)->name));
+    E(e, "}\n\n");
     E(e, "int main(int argc, char **argv) {\n    Args args;\n    char msg[256];\n"
          "    const char *bad = parse_args(argc, argv, &args, msg, sizeof msg);\n"
          "    if (args.help) {\n        usage(stdout, argv[0]);\n        return 0;\n    }\n"
@@ -1191,6 +1209,7 @@ static void emit_main(Emit *e) {
       "    if (args.save) save_checkpoint(args.save, step);\n"
       "    if (args.profile && !mprt_profile_write(args.profile, &err)) ok = false;\n"
       "    mprt_exit_if_any(!ok, err.msg);\n"
+      "    free_all();\n"
       "    mprt_finalize();\n    return 0;\n}\n");
 }
 

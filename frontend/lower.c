@@ -42,7 +42,7 @@
 
 #include <string.h>
 
-#define FE_MAX_LAYERS (1 << 18)
+#define FE_MAX_LAYERS (1 << 16)
 #define FE_MAX_ERRORS 100
 
 enum { B_VALUE, B_SECTION, B_DEF };
@@ -74,6 +74,7 @@ typedef struct Scope {
     const struct Scope *parent;
     const char *prefix; /* prepended to layer names: "", "m.", "blocks.3." */
     int stage;          /* inherited @stage, IR_NO_STAGE if none */
+    SrcLoc stage_loc;   /* the def call's @stage it comes from */
 } Scope;
 
 typedef struct Lower {
@@ -292,6 +293,19 @@ static bool set_arg(Lower *L, const char *op, const ArgSpec *sp, const AstArg *a
     return true;
 }
 
+/* The argspec slot of keyword argument `a`, or -1 after reporting an unknown name. */
+static int keyword_slot(Lower *L, const char *op, const AstArg *a, const ArgSpec *spec, int nspec) {
+    const char *cands[IR_MAX_ARGS];
+    for (int i = 0; i < nspec; i++) {
+        if (strcmp(spec[i].name, a->key) == 0) return i;
+        cands[i] = spec[i].name;
+    }
+    const char *sug = diag_suggest(a->key, cands, (size_t)nspec);
+    if (sug) lerr(L, a->key_loc, "%s has no argument '%s'; did you mean '%s'?", op, a->key, sug);
+    else lerr(L, a->key_loc, "%s has no argument '%s'", op, a->key);
+    return -1;
+}
+
 /* Fills args[]/arg_loc[] from the non-tensor arguments (positional after the `nin`
  * tensors, then keywords). Returns false after reporting errors. */
 static bool match_args(Lower *L, const AstExpr *e, int op, double args[IR_MAX_ARGS],
@@ -315,18 +329,9 @@ static bool match_args(Lower *L, const AstExpr *e, int op, double args[IR_MAX_AR
                 ok = false;
                 continue;
             }
-        } else {
-            for (int i = 0; i < nspec; i++)
-                if (strcmp(spec[i].name, a->key) == 0) slot = i;
-            if (slot < 0) {
-                const char *cands[IR_MAX_ARGS];
-                for (int i = 0; i < nspec; i++) cands[i] = spec[i].name;
-                const char *sug = diag_suggest(a->key, cands, (size_t)nspec);
-                if (sug) lerr(L, a->key_loc, "%s has no argument '%s'; did you mean '%s'?", e->name, a->key, sug);
-                else lerr(L, a->key_loc, "%s has no argument '%s'", e->name, a->key);
-                ok = false;
-                continue;
-            }
+        } else if ((slot = keyword_slot(L, e->name, a, spec, nspec)) < 0) {
+            ok = false;
+            continue;
         }
         if (given[slot]) {
             if (lerr(L, a->loc, "argument '%s' of %s given twice", spec[slot].name, e->name))
@@ -350,48 +355,62 @@ static bool match_args(Lower *L, const AstExpr *e, int op, double args[IR_MAX_AR
     return ok;
 }
 
-/* Applies @data / @tensor(col|row) / @stage(k) to node n, checking each. */
+/* @stage(k): k must be a non-negative integer, given once. */
+static bool annot_stage(Lower *L, const AstAnnot *an, Annot *out) {
+    if (an->arg != AN_ARG_INT) {
+        lerr(L, an->loc, "@stage needs a stage number, as in @stage(1)");
+        return false;
+    }
+    if (an->arg_int < 0 || an->arg_int > INT32_MAX) {
+        lerr(L, an->arg_loc, "stage %lld is out of range; stages are numbered from 0", (long long)an->arg_int);
+        return false;
+    }
+    if (out->stage_loc.line > 0) {
+        if (lerr(L, an->loc, "a second @stage on one call"))
+            diag_note(L->d, out->stage_loc, "the first one is here");
+        return false;
+    }
+    out->stage = (int)an->arg_int;
+    out->stage_loc = an->loc;
+    return true;
+}
+
+/* The strategy an annotation names, or -1 after reporting a malformed or unknown one. */
+static int annot_strategy(Lower *L, const AstAnnot *an) {
+    if (strcmp(an->name, "data") == 0 && an->arg == AN_ARG_NONE) return STRAT_DATA;
+    if (strcmp(an->name, "tensor") == 0 && an->arg == AN_ARG_NAME) {
+        if (strcmp(an->arg_name, "col") == 0) return STRAT_COL;
+        if (strcmp(an->arg_name, "row") == 0) return STRAT_ROW;
+    }
+    if (strcmp(an->name, "data") == 0 || strcmp(an->name, "tensor") == 0) {
+        lerr(L, an->loc, "malformed annotation; write @data, @tensor(col) or @tensor(row)");
+        return -1;
+    }
+    static const char *const known[] = {"data", "tensor", "stage"};
+    const char *sug = diag_suggest(an->name, known, 3);
+    if (sug) lerr(L, an->loc, "unknown annotation '@%s'; did you mean '@%s'?", an->name, sug);
+    else lerr(L, an->loc, "unknown annotation '@%s'; expected @data, @tensor(col|row) or @stage(k)", an->name);
+    return -1;
+}
+
+static const char *strategy_spelling(Strategy st) {
+    return st == STRAT_DATA ? "@data" : st == STRAT_COL ? "@tensor(col)" : "@tensor(row)";
+}
+
+/* Applies @data / @tensor(col|row) / @stage(k) to a call of `op` (-1: a def call, whose
+ * caller rejects strategies), checking each against the op table. */
 static bool apply_annots(Lower *L, int op, const AstAnnot *an, Annot *out) {
     bool ok = true;
     for (; an; an = an->next) {
-        Strategy st = STRAT_DATA;
         if (strcmp(an->name, "stage") == 0) {
-            if (an->arg != AN_ARG_INT) {
-                lerr(L, an->loc, "@stage needs a stage number, as in @stage(1)");
-                ok = false;
-            } else if (an->arg_int < 0 || an->arg_int > INT32_MAX) {
-                lerr(L, an->arg_loc, "stage %lld is out of range; stages are numbered from 0",
-                     (long long)an->arg_int);
-                ok = false;
-            } else {
-                out->stage = (int)an->arg_int;
-                out->stage_loc = an->loc;
-            }
+            ok &= annot_stage(L, an, out);
             continue;
         }
-        if (strcmp(an->name, "data") == 0 && an->arg == AN_ARG_NONE) {
-            st = STRAT_DATA;
-        } else if (strcmp(an->name, "tensor") == 0 && an->arg == AN_ARG_NAME &&
-                   (strcmp(an->arg_name, "col") == 0 || strcmp(an->arg_name, "row") == 0)) {
-            st = strcmp(an->arg_name, "col") == 0 ? STRAT_COL : STRAT_ROW;
-        } else if (strcmp(an->name, "data") == 0 || strcmp(an->name, "tensor") == 0) {
-            lerr(L, an->loc, "malformed annotation; write @data, @tensor(col) or @tensor(row)");
+        int st = annot_strategy(L, an);
+        if (st < 0 || op < 0) {
             ok = false;
-            continue;
-        } else {
-            static const char *const known[] = {"data", "tensor", "stage"};
-            const char *sug = diag_suggest(an->name, known, 3);
-            if (sug) lerr(L, an->loc, "unknown annotation '@%s'; did you mean '@%s'?", an->name, sug);
-            else lerr(L, an->loc, "unknown annotation '@%s'; expected @data, @tensor(col|row) or @stage(k)", an->name);
-            ok = false;
-            continue;
-        }
-        if (op < 0) {
-            ok = false; /* on a def call: the caller reports it */
         } else if (!(ir_ops[op].strats & (1u << st))) {
-            lerr(L, an->loc, "%s cannot take %s%s%s%s", ir_ops[op].name,
-                 st == STRAT_DATA ? "@data" : "@tensor(", st == STRAT_COL ? "col" : st == STRAT_ROW ? "row" : "",
-                 st == STRAT_DATA ? "" : ")",
+            lerr(L, an->loc, "%s cannot take %s%s", ir_ops[op].name, strategy_spelling((Strategy)st),
                  ir_ops[op].strats == STRATF_DATA ? "; it has no weights to split and follows its input's layout" : "");
             ok = false;
         } else if (out->has_strat) {
@@ -400,7 +419,7 @@ static bool apply_annots(Lower *L, int op, const AstAnnot *an, Annot *out) {
             ok = false;
         } else {
             out->has_strat = true;
-            out->strat = st;
+            out->strat = (Strategy)st;
             out->strat_loc = an->loc;
         }
     }
@@ -453,6 +472,7 @@ static int lower_op(Lower *L, const Scope *s, const AstExpr *e, int op, const ch
     ok &= match_args(L, e, op, args, locs);
     Annot an = {.stage = s->stage};
     ok &= apply_annots(L, op, annots, &an);
+    if (an.stage_loc.line == 0) an.stage_loc = s->stage_loc; /* inherited (or none) */
     if (!ok || L->stop) return -1;
     if (IR_NNODES(L->g) >= FE_MAX_LAYERS) {
         lerr(L, e->loc, "the model expands to more than %d layers", FE_MAX_LAYERS);
@@ -506,7 +526,8 @@ static int lower_def_call(Lower *L, const Scope *s, const AstExpr *e, int di, co
     ok &= apply_annots(L, -1, annots, &an);
     if (!ok || L->stop) return -1;
 
-    Scope inner = {L->nscopes++, NULL, arena_printf(L->a, "%s.", name), an.stage};
+    Scope inner = {L->nscopes++, NULL, arena_printf(L->a, "%s.", name), an.stage,
+                   an.stage_loc.line ? an.stage_loc : s->stage_loc};
     k = 0;
     for (const AstParam *p = def->params; p; p = p->next, k++) bind(L, inner.id, B_VALUE, p->name, args[k], p->loc);
     L->def_active[di] = true;
@@ -569,7 +590,8 @@ static void lower_repeat(Lower *L, const Scope *s, const AstStmt *st) {
     int carry = lower_expr(L, s, st->value, arena_printf(L->a, "%s%s.init", s->prefix, section), ts, NULL);
     for (int64_t k = 0; k < st->count && carry >= 0 && !L->stop; k++) {
         int errors0 = L->d->errors;
-        Scope it = {L->nscopes++, s, arena_printf(L->a, "%s%s.%lld.", s->prefix, section, (long long)k), s->stage};
+        Scope it = {L->nscopes++, s, arena_printf(L->a, "%s%s.%lld.", s->prefix, section, (long long)k),
+                    s->stage, s->stage_loc};
         bind(L, it.id, B_VALUE, st->carry, carry, st->carry_loc);
         lower_stmts(L, &it, st->body);
         TextSrc rts = {NULL, st->ret};
@@ -705,7 +727,7 @@ IrGraph *fe_lower(Arena *a, Diag *d, const Ast *ast, const FeDefine *defs, int n
     L.bound.item = sizeof(Bound);
     bool cfg_ok = fe_lower_config(d, ast, defs, ndefs, &g->train, &g->cluster);
     collect_defs(&L);
-    Scope top = {L.nscopes++, NULL, "", IR_NO_STAGE};
+    Scope top = {L.nscopes++, NULL, "", IR_NO_STAGE, {0}};
     for (const AstStmt *st = ast->body; st && !L.stop; st = st->next) {
         if (st->kind == ST_INPUT || st->kind == ST_LABEL) {
             if (cfg_ok) lower_decl(&L, &top, st);

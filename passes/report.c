@@ -112,6 +112,13 @@ static const char *fmt_pct(char *buf, size_t n, double part, double whole) {
 
 /* ───────────────────────────── aligned tables ───────────────────────────── */
 
+/* Long models (more than REPORT_COLLAPSE_LAYERS layers): a run of at least
+ * REPORT_MIN_REPEATS identical blocks of up to REPORT_MAX_PERIOD rows is shown once, then
+ * as one line for the rest. The JSON always lists everything. */
+#define REPORT_COLLAPSE_LAYERS 100
+#define REPORT_MIN_REPEATS 3
+#define REPORT_MAX_PERIOD 64
+
 /* Display width of UTF-8 text: one column per code point (the report uses only
  * single-width characters such as µ, ×, → besides ASCII). */
 static size_t text_width(const char *s) {
@@ -189,6 +196,69 @@ static void table_print_row(const Table *t, const size_t *w, size_t r, FILE *out
         if (t->align[c] != 'r' && !last) put_pad(out, pad);
     }
     fputc('\n', out);
+}
+
+/* How many times the block of `period` items starting at `i` repeats back to back, for the
+ * shortest period that repeats at least REPORT_MIN_REPEATS times among n items (1 when
+ * none does); same(ctx, a, b) says whether items a and b look alike. */
+typedef bool (*SameFn)(const void *ctx, int a, int b);
+
+static int repeat_run(SameFn same_fn, const void *ctx, int n, int i, int *period) {
+    for (int p = 1; p <= REPORT_MAX_PERIOD && i + REPORT_MIN_REPEATS * p <= n; p++) {
+        int reps = 1;
+        for (bool same = true; same && i + (reps + 1) * p <= n; reps += same) {
+            for (int k = 0; k < p && same; k++)
+                same = same_fn(ctx, i + k, i + reps * p + k);
+        }
+        if (reps >= REPORT_MIN_REPEATS) {
+            *period = p;
+            return reps;
+        }
+    }
+    return 1;
+}
+
+/* Rows compared for collapsing: every column but those in `ignore` (a bit per column). */
+typedef struct RowCmp {
+    const Table *t;
+    unsigned ignore;
+} RowCmp;
+
+static bool row_same_fn(const void *ctx, int a, int b) {
+    const RowCmp *rc = ctx;
+    for (int c = 0; c < rc->t->ncols; c++) {
+        if (rc->ignore & (1u << c)) continue;
+        if (strcmp(table_cell(rc->t, (size_t)a + 1, c), table_cell(rc->t, (size_t)b + 1, c)) != 0)
+            return false;
+    }
+    return true;
+}
+
+static void table_copy_row(Table *dst, const Table *src, int row) {
+    for (int c = 0; c < src->ncols; c++)
+        *(const char **)vec_push(dst->a, &dst->cells) = table_cell(src, (size_t)row + 1, c);
+}
+
+/* `t` with runs of rows that repeat (as printed, ignoring the identity columns in `ignore`)
+ * shown once and then as one line naming the first column of the rows it stands for. */
+static void table_collapse(Table *out, const Table *t, unsigned ignore) {
+    table_init(out, t->a, t->align, t->head);
+    int n = (int)(t->cells.len / (size_t)t->ncols);
+    RowCmp rc = {t, ignore};
+    for (int i = 0; i < n;) {
+        int period = 1, reps = repeat_run(row_same_fn, &rc, n, i, &period);
+        for (int k = 0; k < period; k++)
+            table_copy_row(out, t, i + k);
+        if (reps > 1) {
+            char note[512];
+            snprintf(note, sizeof note, "... %s .. %s: %d more repeats of the %d row%s above",
+                     table_cell(t, (size_t)(i + period) + 1, 0),
+                     table_cell(t, (size_t)(i + reps * period), 0), reps - 1, period,
+                     period == 1 ? "" : "s");
+            table_note(out, note);
+        }
+        i += period * reps;
+    }
 }
 
 /* Prints the header and every row, indented two spaces, columns two spaces apart; the
@@ -500,12 +570,8 @@ static void text_layer_row(Table *t, const IrGraph *g, int i) {
     table_add(t, "%s", layer_reason(g, i, b[2], sizeof b[2]));
 }
 
-/* Long models: runs of at least REPORT_MIN_REPEATS identical blocks are shown once, then
- * one line for the rest, when the model has more than REPORT_COLLAPSE_LAYERS layers. Two
- * layers are identical when everything in their row but name, position and stage is. */
-#define REPORT_COLLAPSE_LAYERS 100
-#define REPORT_MIN_REPEATS 3
-#define REPORT_MAX_PERIOD 64
+/* Two layers are identical when everything in their row but name, position and stage is
+ * (compared exactly, not as printed). */
 
 static bool alt_same(const PlanAlt *a, const PlanAlt *b) {
     return a->feasible == b->feasible && a->in_layout == b->in_layout &&
@@ -528,23 +594,7 @@ static bool layer_same(const IrGraph *g, int a, int b) {
     return (!p->reason && !q->reason) || (p->reason && q->reason && !strcmp(p->reason, q->reason));
 }
 
-/* How many times the block starting at `i` repeats back to back, for the shortest period
- * that repeats at least REPORT_MIN_REPEATS times (1 when none does). */
-static int repeat_run(const IrGraph *g, int i, int *period) {
-    int n = IR_NNODES(g);
-    for (int p = 1; p <= REPORT_MAX_PERIOD && i + REPORT_MIN_REPEATS * p <= n; p++) {
-        int reps = 1;
-        for (bool same = true; same && i + (reps + 1) * p <= n; reps += same) {
-            for (int k = 0; k < p && same; k++)
-                same = layer_same(g, i + k, i + reps * p + k);
-        }
-        if (reps >= REPORT_MIN_REPEATS) {
-            *period = p;
-            return reps;
-        }
-    }
-    return 1;
-}
+static bool layer_same_fn(const void *ctx, int a, int b) { return layer_same(ctx, a, b); }
 
 static void layers_note(Table *t, const IrGraph *g, int first, int period, int reps) {
     int from = first + period, to = first + reps * period - 1;
@@ -570,7 +620,8 @@ static void text_layers(const IrGraph *g, FILE *out, Arena *a) {
     table_init(&t, a, "rllllrrrllllll", head);
     bool collapse = IR_NNODES(g) > REPORT_COLLAPSE_LAYERS;
     for (int i = 0; i < IR_NNODES(g);) {
-        int period = 1, reps = collapse ? repeat_run(g, i, &period) : 1;
+        int period = 1,
+            reps = collapse ? repeat_run(layer_same_fn, g, IR_NNODES(g), i, &period) : 1;
         for (int k = 0; k < period; k++)
             text_layer_row(&t, g, i + k);
         if (reps > 1) layers_note(&t, g, i, period, reps);
@@ -579,6 +630,17 @@ static void text_layers(const IrGraph *g, FILE *out, Arena *a) {
     fprintf(out, "\nlayers (each alternative: bytes moved per device per step, time per step; "
                  "* = chosen)\n");
     table_print(&t, out);
+}
+
+/* Prints `t`, collapsed when the model is long (see REPORT_COLLAPSE_LAYERS). */
+static void table_print_long(const IrGraph *g, const Table *t, unsigned ignore, FILE *out) {
+    if (IR_NNODES(g) <= REPORT_COLLAPSE_LAYERS) {
+        table_print(t, out);
+        return;
+    }
+    Table c;
+    table_collapse(&c, t, ignore);
+    table_print(&c, out);
 }
 
 static void text_reshards(const IrGraph *g, FILE *out, Arena *a) {
@@ -605,7 +667,7 @@ static void text_reshards(const IrGraph *g, FILE *out, Arena *a) {
         table_add(&t, "%s", plan_group_name(r->group));
         table_add(&t, "%s", fmt_bytes(b[2], 48, (r->fwd_bytes + r->bwd_bytes) * p->m));
     }
-    table_print(&t, out);
+    table_print_long(g, &t, 0x3u, out); /* value, consumer */
 }
 
 static void text_stages(const IrGraph *g, FILE *out, Arena *a) {
@@ -622,7 +684,10 @@ static void text_stages(const IrGraph *g, FILE *out, Arena *a) {
         char b[8][48];
         double per_step = (st->fwd_time + st->bwd_time + st->comm_time) * p->m;
         table_add(&t, "%d", s);
-        table_add(&t, "%d-%d", st->first_node, st->last_node);
+        if (st->first_node == st->last_node)
+            table_add(&t, "%d", st->first_node);
+        else
+            table_add(&t, "%d-%d", st->first_node, st->last_node);
         if (st->first_node == st->last_node)
             table_add(&t, "%s", IR_NODE(g, st->first_node)->name);
         else
@@ -643,9 +708,9 @@ static void text_stages(const IrGraph *g, FILE *out, Arena *a) {
         table_add(&m, "%s", fmt_bytes(b[5], 48, st->mem_buffers));
     }
     fprintf(out, "\nstages (fwd, bwd, comm per micro-batch; per step = m × their sum)\n");
-    table_print(&t, out);
+    table_print_long(g, &t, 0x7u, out); /* stage, range, names */
     fprintf(out, "\nmemory per device by stage\n");
-    table_print(&m, out);
+    table_print_long(g, &m, 0x1u, out); /* stage */
 }
 
 static void text_cuts(const IrGraph *g, FILE *out, Arena *a) {
@@ -668,7 +733,7 @@ static void text_cuts(const IrGraph *g, FILE *out, Arena *a) {
         table_add(&t, "%s", fmt_bytes(b[0], 48, c->bytes));
         table_add(&t, "%s", fmt_bytes(b[1], 48, cut_bytes_per_step(g, c)));
     }
-    table_print(&t, out);
+    table_print_long(g, &t, 0x3u, out); /* cut, value */
 }
 
 static void compare_row(Table *t, const IrGraph *g, const PureRef *r) {

@@ -47,6 +47,7 @@
 #define MAX_MODES 8
 #define MAX_LIVE 6
 #define REL_EPS 1e-12
+#define BISECT_EPS 1e-11
 
 typedef struct Mode {
     Strategy strat;
@@ -64,7 +65,10 @@ typedef struct Cand {
     double K;   /* m + S − 1 */
     Link tensor, data, stage, pipe;
     int restrict_tensor; /* pure tensor reference: parameter layers may not pick data */
+    bool loose;          /* a reference plan: bisect to 1e-4 only (its time is an upper
+                          * bound on its mesh's optimum, so the chosen plan stays ≤ it) */
     double lb;  /* lower bound on the step time */
+    double cutmin; /* the cheapest cut (both sides, K-scaled) at any point */
 } Cand;
 
 /* What one node costs in one mode, for a candidate. Times in seconds. */
@@ -104,13 +108,22 @@ typedef struct Search {
     ModeCost *mc;
     double *resh;       /* [V][4][4] time per micro-batch, fwd + bwd */
     double *cutf, *cutb; /* [V][4] send time of the value / of its gradient */
+    int maxlive;
+    /* the layout graph of a candidate (cand_tables) */
+    int *st_off, *st_cnt, *st_idx, *tr_off;
+    unsigned *st_code;
+    struct Tr *tr;
+    double *cl, *cr; /* K·cut costs of each reachable state (left and right stage) */
+    size_t st_cap, tr_cap, cl_cap, cr_cap;
+    /* the sweep */
+    double *pre, *suf;  /* cheapest cost of the nodes before / from each point */
+    int *kmin, *kmax;   /* stage windows of each point for the current bound */
     double *cur, *nxt;
-    size_t dp_cap;
-    uint32_t *from;
+    size_t dp_cap, dp_cap2;
+    int *from;          /* the transition that reached each (point, stage, state) */
     uint8_t *cutflag;
     size_t *rec_off;
-    size_t rec_cap;
-    int maxlive;
+    size_t rec_cap, flag_cap;
 } Search;
 
 /* ───────────────────────────── the graph, once ───────────────────────────── */
@@ -231,16 +244,28 @@ static bool search_init(Search *s, IrGraph *g, Diag *d) {
     s->cutf = xcalloc(V * 4, sizeof(double));
     s->cutb = xcalloc(V * 4, sizeof(double));
     s->rec_off = xcalloc(N + 1, sizeof(size_t));
+    s->st_off = xcalloc(N + 1, sizeof(int));
+    s->st_cnt = xcalloc(N + 1, sizeof(int));
+    s->tr_off = xcalloc(N + 1, sizeof(int));
+    s->pre = xcalloc(N + 1, sizeof(double));
+    s->suf = xcalloc(N + 1, sizeof(double));
+    s->kmin = xcalloc(N + 1, sizeof(int));
+    s->kmax = xcalloc(N + 1, sizeof(int));
     for (int i = 0; i < s->N; i++) s->pin[i] = IR_NODE(g, i)->annot.stage;
     search_values(s);
-    return search_live(s);
+    if (!search_live(s)) return false;
+    s->st_idx = xcalloc((size_t)1 << (2 * s->maxlive), sizeof(int));
+    for (size_t i = 0; i < (size_t)1 << (2 * s->maxlive); i++) s->st_idx[i] = -1;
+    return true;
 }
 
 static void search_free(Search *s) {
-    void *ptrs[] = {s->act,    s->needs_grad, s->sample_bytes, s->feat,  s->last_use, s->live_off,
-                    s->live_n, s->live,       s->in_pos,       s->next_src, s->pin,    s->nmodes,
-                    s->modes,  s->mc,         s->resh,         s->cutf,  s->cutb,     s->cur,
-                    s->nxt,    s->from,       s->cutflag,      s->rec_off};
+    void *ptrs[] = {s->act,    s->needs_grad, s->sample_bytes, s->feat,    s->last_use, s->live_off,
+                    s->live_n, s->live,       s->in_pos,       s->next_src, s->pin,     s->nmodes,
+                    s->modes,  s->mc,         s->resh,         s->cutf,     s->cutb,    s->cur,
+                    s->nxt,    s->from,       s->cutflag,      s->rec_off,  s->st_off,  s->st_cnt,
+                    s->st_idx, s->tr_off,     s->st_code,      s->tr,       s->cl,      s->cr,
+                    s->pre,    s->suf,        s->kmin,         s->kmax};
     for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++) free(ptrs[i]);
 }
 
@@ -476,8 +501,24 @@ static bool cand_prepare(Search *s, Cand *c) {
         sum += best;
         if (best > mx) mx = best;
     }
-    c->lb = fmax(sum / c->S, mx);
     value_costs(s, c);
+    c->cutmin = 0;
+    if (c->S > 1) {
+        c->cutmin = INFINITY;
+        for (int p = 1; p < s->N; p++) {
+            double t = 0;
+            for (int j = 0; j < s->live_n[p]; j++) {
+                int v = s->live[s->live_off[p] + j];
+                double lmin = INFINITY;
+                for (int l = 0; l < 4; l++) lmin = fmin(lmin, s->cutf[v * 4 + l] + s->cutb[v * 4 + l]);
+                t += lmin;
+            }
+            c->cutmin = fmin(c->cutmin, c->K * t);
+        }
+    }
+    /* Every stage costs at least its nodes' cheapest modes, and the S−1 cuts add at least
+     * cutmin each: the average stage bounds the slowest; so does the dearest node. */
+    c->lb = fmax((sum + (c->S - 1) * c->cutmin) / c->S, mx);
     return true;
 }
 
@@ -536,71 +577,155 @@ static double cut_right(const Search *s, const Cand *c, int p, const uint8_t *la
 
 /* ───────────────────────────── the sweep ───────────────────────────── */
 
-static void dp_reserve(Search *s, const Cand *c, bool record) {
-    size_t need = (size_t)c->S << (2 * s->maxlive);
-    if (need > s->dp_cap) {
-        free(s->cur);
-        free(s->nxt);
-        s->cur = xcalloc(need, sizeof(double));
-        s->nxt = xcalloc(need, sizeof(double));
-        s->dp_cap = need;
+/* One transition of the layout graph: state `from` before node p, mode, state `to` after
+ * it (indices into the reachable states of each point), and its cost w. */
+typedef struct Tr {
+    int from, to, mode;
+    double w;
+} Tr;
+
+static void *xgrow(void *p, size_t *cap, size_t need, size_t item) {
+    if (need <= *cap) return p;
+    size_t nc = *cap ? *cap : 1024;
+    while (nc < need) nc *= 2;
+    void *np = realloc(p, nc * item);
+    if (!np) {
+        fprintf(stderr, "mpcc: fatal: out of memory in the plan search\n");
+        exit(3);
     }
-    if (!record) return;
-    size_t tot = 0;
-    for (int p = 0; p < s->N; p++) {
-        s->rec_off[p] = tot;
-        tot += (size_t)c->S << (2 * s->live_n[p + 1]);
-    }
-    if (tot > s->rec_cap) {
-        free(s->from);
-        free(s->cutflag);
-        s->from = xcalloc(tot, sizeof(uint32_t));
-        s->cutflag = xcalloc(tot, 1);
-        s->rec_cap = tot;
-    }
+    *cap = nc;
+    return np;
 }
 
-static void dp_node(Search *s, const Cand *c, int p, double tau, bool record) {
-    int S = c->S;
-    size_t ns = (size_t)1 << (2 * s->live_n[p]), ns1 = (size_t)1 << (2 * s->live_n[p + 1]);
+/* The reachable states of every point and the transitions between them, with the cut
+ * costs of each state; false when some point has no reachable state (no plan). */
+static bool cand_tables(Search *s, const Cand *c) {
+    size_t nstates = 1, ntr = 0;
+    s->st_code = xgrow(s->st_code, &s->st_cap, 1, sizeof(unsigned));
+    s->cl = xgrow(s->cl, &s->cl_cap, 1, sizeof(double));
+    s->cr = xgrow(s->cr, &s->cr_cap, 1, sizeof(double));
+    s->st_code[0] = 0;
+    s->cl[0] = s->cr[0] = 0;
+    s->st_off[0] = 0;
+    s->st_cnt[0] = 1;
     uint8_t lay[MAX_LIVE], nl[MAX_LIVE];
-    uint32_t *from = record ? s->from + s->rec_off[p] : NULL;
-    for (int k = 0; k < S; k++) {
-        if (s->pin[p] != IR_NO_STAGE && s->pin[p] != k) continue;
-        for (size_t st = 0; st < ns; st++) {
-            double l = s->cur[(size_t)k * ns + st];
-            if (l == INFINITY) continue;
-            decode((unsigned)st, s->live_n[p], lay);
+    for (int p = 0; p < s->N; p++) {
+        int off = s->st_off[p], cnt = s->st_cnt[p], off1 = (int)nstates;
+        s->tr_off[p] = (int)ntr;
+        for (int i = 0; i < cnt; i++) {
+            decode(s->st_code[off + i], s->live_n[p], lay);
             for (int mi = 0; mi < s->nmodes[p]; mi++) {
                 unsigned cd;
                 double w = trans(s, c, p, mi, lay, &cd, nl);
                 if (w < 0) continue;
-                double nlv = l + w;
-                size_t at = (size_t)k * ns1 + cd;
-                if (nlv <= tau && nlv < s->nxt[at]) {
-                    s->nxt[at] = nlv;
-                    if (from) from[at] = (uint32_t)(st << 4 | (unsigned)mi);
+                int j = s->st_idx[cd];
+                if (j < 0) {
+                    s->st_code = xgrow(s->st_code, &s->st_cap, nstates + 1, sizeof(unsigned));
+                    s->st_code[nstates] = cd;
+                    j = s->st_idx[cd] = (int)nstates - off1;
+                    nstates++;
                 }
+                s->tr = xgrow(s->tr, &s->tr_cap, ntr + 1, sizeof(Tr));
+                s->tr[ntr++] = (Tr){i, j, mi, w};
+            }
+        }
+        s->st_off[p + 1] = off1;
+        s->st_cnt[p + 1] = (int)nstates - off1;
+        s->cl = xgrow(s->cl, &s->cl_cap, nstates, sizeof(double));
+        s->cr = xgrow(s->cr, &s->cr_cap, nstates, sizeof(double));
+        for (int j = off1; j < (int)nstates; j++) {
+            s->st_idx[s->st_code[j]] = -1;
+            decode(s->st_code[j], s->live_n[p + 1], lay);
+            s->cl[j] = cut_left(s, c, p + 1, lay);
+            s->cr[j] = cut_right(s, c, p + 1, lay);
+        }
+        if (s->st_cnt[p + 1] == 0) return false;
+    }
+    s->tr_off[s->N] = (int)ntr;
+    return true;
+}
+
+/* The stage indices a plan with every stage ≤ tau can be at when it reaches point p:
+ * the cheapest cost of the nodes before p needs k+1 stages, the rest S−k stages. */
+static void dp_windows(Search *s, const Cand *c, double tau) {
+    for (int p = 0; p <= s->N; p++) {
+        int lo = c->S - 1 - (s->N - p), hi = c->S - 1 < p ? c->S - 1 : p;
+        double gap = tau - c->cutmin; /* what a stage may spend beyond one cut */
+        if (tau < INFINITY && gap > 0) {
+            /* stages 0..k cost ≥ pre[p] + k·cutmin, each ≤ tau; stages k..S−1 likewise */
+            double x = (s->pre[p] * (1 - 1e-9) - tau) / gap;
+            double y = c->S - (s->suf[p] * (1 - 1e-9) - c->cutmin) / gap;
+            if (x > lo) lo = (int)ceil(x);
+            if (y < hi) hi = (int)floor(y);
+        }
+        if (lo < 0) lo = 0;
+        s->kmin[p] = lo;
+        s->kmax[p] = hi;
+    }
+}
+
+static void dp_reserve(Search *s, const Cand *c, bool record) {
+    int maxns = 1;
+    for (int p = 0; p <= s->N; p++)
+        if (s->st_cnt[p] > maxns) maxns = s->st_cnt[p];
+    size_t need = (size_t)c->S * (size_t)maxns;
+    s->cur = xgrow(s->cur, &s->dp_cap, need, sizeof(double));
+    size_t cap2 = s->dp_cap2;
+    s->nxt = xgrow(s->nxt, &cap2, need, sizeof(double));
+    s->dp_cap2 = cap2;
+    if (!record) return;
+    size_t tot = 0;
+    for (int p = 0; p < s->N; p++) {
+        s->rec_off[p] = tot;
+        int rows = s->kmax[p + 1] - s->kmin[p + 1] + 1;
+        if (rows > 0) tot += (size_t)rows * (size_t)s->st_cnt[p + 1];
+    }
+    s->from = xgrow(s->from, &s->rec_cap, tot + 1, sizeof(int));
+    s->cutflag = xgrow(s->cutflag, &s->flag_cap, tot + 1, 1);
+}
+
+/* Node p: from the states before it (rows k of window p) to the states after it. */
+static void dp_node(Search *s, const Cand *c, int p, double tau, bool record) {
+    int ns = s->st_cnt[p], ns1 = s->st_cnt[p + 1];
+    int lo = s->kmin[p] > s->kmin[p + 1] ? s->kmin[p] : s->kmin[p + 1];
+    int hi = s->kmax[p] < s->kmax[p + 1] ? s->kmax[p] : s->kmax[p + 1];
+    const Tr *tr = s->tr + s->tr_off[p];
+    int ntr = s->tr_off[p + 1] - s->tr_off[p];
+    int *from = record ? s->from + s->rec_off[p] : NULL;
+    (void)c;
+    for (int k = lo; k <= hi; k++) {
+        if (s->pin[p] != IR_NO_STAGE && s->pin[p] != k) continue;
+        const double *cur = s->cur + (size_t)(k - s->kmin[p]) * ns;
+        double *nxt = s->nxt + (size_t)(k - s->kmin[p + 1]) * ns1;
+        int *fr = from ? from + (size_t)(k - s->kmin[p + 1]) * ns1 : NULL;
+        for (int e = 0; e < ntr; e++) {
+            double l = cur[tr[e].from];
+            if (l == INFINITY) continue;
+            double nl = l + tr[e].w;
+            if (nl <= tau && nl < nxt[tr[e].to]) {
+                nxt[tr[e].to] = nl;
+                if (fr) fr[tr[e].to] = s->tr_off[p] + e;
             }
         }
     }
 }
 
+/* A cut at point p (before node p): stage k ends, stage k+1 starts with the same state. */
 static void dp_cut(Search *s, const Cand *c, int p, double tau, bool record) {
-    size_t ns = (size_t)1 << (2 * s->live_n[p]);
-    uint8_t lay[MAX_LIVE];
+    int ns = s->st_cnt[p], off = s->st_off[p];
     uint8_t *flag = record ? s->cutflag + s->rec_off[p - 1] : NULL;
-    for (int k = c->S - 2; k >= 0; k--) {
-        for (size_t st = 0; st < ns; st++) {
-            double l = s->nxt[(size_t)k * ns + st];
-            if (l == INFINITY) continue;
-            decode((unsigned)st, s->live_n[p], lay);
-            if (l + cut_left(s, c, p, lay) > tau) continue;
-            double r = cut_right(s, c, p, lay);
-            size_t at = (size_t)(k + 1) * ns + st;
-            if (r <= tau && r < s->nxt[at]) {
-                s->nxt[at] = r;
-                if (flag) flag[at] = 1;
+    int hi = s->kmax[p] < c->S - 1 ? s->kmax[p] : c->S - 1;
+    for (int k = hi - 1; k >= s->kmin[p]; k--) {
+        const double *row = s->nxt + (size_t)(k - s->kmin[p]) * ns;
+        double *next = s->nxt + (size_t)(k + 1 - s->kmin[p]) * ns;
+        uint8_t *fl = flag ? flag + (size_t)(k + 1 - s->kmin[p]) * ns : NULL;
+        for (int j = 0; j < ns; j++) {
+            double l = row[j];
+            if (l == INFINITY || l + s->cl[off + j] > tau) continue;
+            double r = s->cr[off + j];
+            if (r <= tau && r < next[j]) {
+                next[j] = r;
+                if (fl) fl[j] = 1;
             }
         }
     }
@@ -608,55 +733,89 @@ static void dp_cut(Search *s, const Cand *c, int p, double tau, bool record) {
 
 /* One sweep: is there a plan of candidate `c` whose every stage costs ≤ tau? */
 static bool dp_run(Search *s, const Cand *c, double tau, bool record) {
-    int S = c->S;
+    dp_windows(s, c, tau);
     dp_reserve(s, c, record);
-    for (size_t i = 0; i < (size_t)S; i++) s->cur[i] = INFINITY;
-    s->cur[0] = 0;
+    if (s->kmin[0] > 0) return false;
+    for (int k = s->kmin[0]; k <= s->kmax[0]; k++) s->cur[k - s->kmin[0]] = k == 0 ? 0 : INFINITY;
     for (int p = 0; p < s->N; p++) {
-        size_t ns1 = (size_t)S << (2 * s->live_n[p + 1]);
-        for (size_t i = 0; i < ns1; i++) s->nxt[i] = INFINITY;
+        int rows = s->kmax[p + 1] - s->kmin[p + 1] + 1;
+        if (rows <= 0) return false;
+        size_t n1 = (size_t)rows * (size_t)s->st_cnt[p + 1];
+        for (size_t i = 0; i < n1; i++) s->nxt[i] = INFINITY;
         if (record) {
-            memset(s->from + s->rec_off[p], 0xff, ns1 * sizeof(uint32_t));
-            memset(s->cutflag + s->rec_off[p], 0, ns1);
+            memset(s->from + s->rec_off[p], 0xff, n1 * sizeof(int));
+            memset(s->cutflag + s->rec_off[p], 0, n1);
         }
         dp_node(s, c, p, tau, record);
         if (p + 1 < s->N) dp_cut(s, c, p + 1, tau, record);
         double *t = s->cur;
         s->cur = s->nxt;
         s->nxt = t;
+        size_t ct = s->dp_cap;
+        s->dp_cap = s->dp_cap2;
+        s->dp_cap2 = ct;
     }
-    return s->cur[S - 1] <= tau;
+    return s->kmax[s->N] == c->S - 1 && s->cur[c->S - 1 - s->kmin[s->N]] <= tau;
 }
 
 /* Walks the recorded choices back from the end into mode[] and stage[]. */
 static void dp_backtrack(const Search *s, const Cand *c, int *mode, int *stage) {
-    int k = c->S - 1;
-    unsigned st = 0;
+    int k = c->S - 1, j = 0;
     for (int p = s->N - 1; p >= 0; p--) {
-        size_t ns1 = (size_t)1 << (2 * s->live_n[p + 1]);
-        size_t at = (size_t)k * ns1 + st;
-        if (p + 1 < s->N && s->cutflag[s->rec_off[p] + at]) {
+        int ns1 = s->st_cnt[p + 1];
+        size_t at = s->rec_off[p] + (size_t)(k - s->kmin[p + 1]) * ns1 + j;
+        if (p + 1 < s->N && s->cutflag[at]) {
             k--;
-            at = (size_t)k * ns1 + st;
+            at = s->rec_off[p] + (size_t)(k - s->kmin[p + 1]) * ns1 + j;
         }
-        uint32_t f = s->from[s->rec_off[p] + at];
-        mode[p] = (int)(f & 15u);
+        const Tr *t = &s->tr[s->from[at]];
+        mode[p] = t->mode;
         stage[p] = k;
-        st = f >> 4;
+        j = t->from;
     }
 }
 
-/* The optimal time of candidate `c` (INFINITY if it has no plan), with its choices. */
-static double solve_cand(Search *s, const Cand *c, int *mode, int *stage) {
-    if (!dp_run(s, c, INFINITY, false)) return INFINITY;
-    double lo = c->lb, hi = fmax(c->lb * 1.25, 1e-300);
-    int guard = 0;
-    while (!dp_run(s, c, hi, false) && guard++ < 200) {
-        lo = hi;
-        hi *= 2;
+/* Prefix and suffix sums of each node's cheapest cost, for the stage windows. */
+static void cand_bounds(Search *s) {
+    s->pre[0] = 0;
+    for (int p = 0; p < s->N; p++) {
+        double best = INFINITY;
+        for (int i = 0; i < s->nmodes[p]; i++) best = fmin(best, s->mc[p * MAX_MODES + i].base);
+        s->pre[p + 1] = s->pre[p] + best;
     }
-    if (dp_run(s, c, lo, false)) hi = lo;
-    for (int it = 0; it < 200 && hi - lo > REL_EPS * hi; it++) {
+    for (int p = 0; p <= s->N; p++) s->suf[p] = s->pre[s->N] - s->pre[p];
+}
+
+/* The optimal time of candidate `c` (INFINITY if it has no plan or none faster than
+ * `bound`), with its choices. One sweep at the bound dismisses a candidate that cannot
+ * beat the best plan so far; the bisection stops as soon as it cannot either. */
+static double solve_cand(Search *s, const Cand *c, double bound, bool wins_ties, int *mode,
+                         int *stage) {
+    if (!cand_tables(s, c)) return INFINITY;
+    cand_bounds(s);
+    double lo = c->lb, hi;
+    if (bound < INFINITY) {
+        hi = bound * (1 + REL_EPS);
+        if (!dp_run(s, c, hi, false)) return INFINITY;
+        /* a tie: lost, not worth the bisection; won, the plan at the bound is it */
+        if (!dp_run(s, c, bound * (1 - REL_EPS), false)) {
+            if (!wins_ties) return INFINITY;
+            lo = hi;
+        }
+    } else {
+        hi = fmax(c->lb * 1.25, 1e-300);
+        int guard = 0;
+        while (!dp_run(s, c, hi, false)) {
+            if (++guard > 64) {
+                if (!dp_run(s, c, INFINITY, false)) return INFINITY;
+                guard = 0;
+            }
+            lo = hi;
+            hi *= 2;
+        }
+    }
+    double tol = c->loose ? 1e-4 : BISECT_EPS;
+    for (int it = 0; it < 200 && hi - lo > tol * hi; it++) {
         double mid = 0.5 * (lo + hi);
         if (mid <= lo || mid >= hi) break;
         if (dp_run(s, c, mid, false)) hi = mid;
@@ -1136,7 +1295,8 @@ static double prune_bound(const Best *b) {
 
 static void consider(Search *s, Best *b, Cand *c, int *mode, int *stage) {
     if (!cand_prepare(s, c)) return;
-    double F = solve_cand(s, c, mode, stage);
+    bool wins_ties = b->top || !b->found || cand_before(c, &b->c);
+    double F = solve_cand(s, c, prune_bound(b), wins_ties, mode, stage);
     if (F == INFINITY) return;
     int64_t peak = 0;
     F = eval_plan(s, c, mode, stage, NULL, &peak);
@@ -1310,6 +1470,7 @@ static void pure_best(Search *s, int S, int d, int t, bool restrict_t, Best *b) 
         Cand c = all.v[i];
         if (c.S != S || c.d != d || c.t != t) continue;
         c.restrict_tensor = restrict_t;
+        c.loose = true;
         cand_push(&l, c);
     }
     free(all.v);

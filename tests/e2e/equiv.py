@@ -17,6 +17,7 @@ Exit status 0 when all hold; every failure is printed.
 import argparse
 import os
 import re
+import shlex
 import subprocess
 import sys
 
@@ -39,10 +40,12 @@ def build(a, model, devices, tag, extra):
     r = run(cmd)
     if r.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{r.stdout}")
-    if a.werror:  # the same compiler and include directory -v printed, with warnings as errors
-        m = re.search(r"^(\S+) -std=c11 .*?-I(\S+)", r.stdout, re.M)
-        w = run([m.group(1), "-std=c11", "-Wall", "-Wextra", "-Werror", "-fsyntax-only", f"-I{m.group(2)}",
-                 exe + ".c"])
+    if a.werror:  # the build command -v printed, again with warnings as errors
+        line = next(l for l in r.stdout.splitlines() if " -std=c11 " in l)
+        argv = shlex.split(line)
+        argv = argv[:1] + ["-Wall", "-Wextra", "-Werror"] + argv[1:]
+        argv[argv.index("-o") + 1] = exe + ".werror"
+        w = run(argv)
         if w.returncode != 0:
             raise RuntimeError(f"{exe}.c does not compile warning-free:\n{w.stdout}")
     return exe

@@ -219,8 +219,9 @@ static void test_check_and_save(IrGraph *g) {
     fclose(sink);
 }
 
-/* A 150-layer chain of identical linears: the text shows the first and one line for the
- * other 149; the JSON still lists all of them. */
+/* A 150-layer chain of identical linears, one per pipeline stage: the text shows the first
+ * layer, stage and cut and one line for the other 149 (148 cuts); the JSON still lists
+ * every layer. */
 static void test_collapse(void) {
     Arena a = {0};
     IrGraph *g = ir_graph_new(&a, "deep", "deep.mp");
@@ -235,28 +236,35 @@ static void test_collapse(void) {
     }
     ir_finalize(g);
     g->train.batch = 32;
-    g->cluster = (ClusterCfg){"test", 2, 8, 1e12, 16e9, 100e9, 1e-6, 10e9, 5e-6};
+    g->cluster = (ClusterCfg){"test", N, 8, 1e12, 16e9, 100e9, 1e-6, 10e9, 5e-6};
     Plan *p = arena_alloc(&a, sizeof *p);
-    p->S = 2, p->d = 1, p->t = 1, p->m = 2;
+    p->S = N, p->d = 1, p->t = 1, p->m = 2;
     p->nodes = arena_calloc(&a, N, sizeof *p->nodes);
+    p->stages = arena_calloc(&a, N, sizeof *p->stages);
+    p->cuts = arena_calloc(&a, N - 1, sizeof *p->cuts);
     for (int i = 0; i < N; i++) {
-        p->nodes[i].stage = i < N / 2 ? 0 : 1;
+        p->nodes[i].stage = i;
         set_alt(&p->nodes[i], STRAT_DATA, LAYOUT_B, LAYOUT_B, 0, 0, 1e-6);
+        p->stages[i] = (PlanStage){i, i, 1e-6, 2e-6, 3e-6, 0, 0, 1000, 200, 200, 400, 100, 100};
+        if (i + 1 < N) p->cuts[i] = (PlanCut){i, IR_NODE(g, i)->output, LAYOUT_B, 8192};
     }
-    p->stages = arena_calloc(&a, 2, sizeof *p->stages);
-    p->stages[0].last_node = N / 2 - 1;
-    p->stages[1].first_node = N / 2, p->stages[1].last_node = N - 1;
-    p->cuts = arena_calloc(&a, 1, sizeof *p->cuts);
-    p->cuts[0] = (PlanCut){0, IR_NODE(g, N / 2 - 1)->output, LAYOUT_B, 8192};
-    p->ncuts = 1;
+    p->ncuts = N - 1;
     g->plan = p;
     char *t = render(g, pass_report_text);
     expect_has(t, "  ... layers 1-149 (blocks.1.fc .. blocks.149.fc): 149 more repeats of layers "
-                  "0-0 with the same shapes, costs and choices, on stages 0-1\n");
+                  "0-0 with the same shapes, costs and choices, on stages 1-149\n");
     CHECK(!strstr(t, "blocks.2.fc  "));
-    expect_has(t, "  0→1  blocks.74.fc  B               8.19 KB             32.8 KB\n");
+    expect_has(
+        t,
+        "      0       0  blocks.0.fc    1.00 µs  2.00 µs  3.00 µs   12.0 µs        0 s     0 s\n"
+        "  ... 1 .. 149: 149 more repeats of the 1 row above\n");
+    expect_has(t, "      0  1.00 KB   200 B  200 B      400 B        100 B    100 B\n"
+                  "  ... 1 .. 149: 149 more repeats of the 1 row above\n");
+    expect_has(t, "  0→1  blocks.0.fc  B               8.19 KB             32.8 KB\n"
+                  "  ... 1→2 .. 148→149: 148 more repeats of the 1 row above\n");
     char *j = render(g, pass_report_json);
     expect_has(j, "\"name\": \"blocks.149.fc\"");
+    expect_has(j, "\"after_stage\": 148,");
     if (failures) fprintf(stderr, "the report was:\n%s", t);
     free(t);
     free(j);
