@@ -36,6 +36,7 @@ enum { EXIT_USER = 1, EXIT_USAGE = 2, EXIT_INTERNAL = 3 };
 
 typedef struct Options {
     const char *file, *out, *emit, *dump_after, *report_json;
+    int plan_space; /* --plan-space K: list the K fastest meshes instead of compiling */
     FeDefine *defs;
     int ndefs;
     bool verbose;
@@ -79,6 +80,8 @@ static void usage(FILE *f) {
             "  --report-json FILE write the partition report as JSON to FILE (docs/report.md)\n"
             "  -D key=value       override a setting, e.g. -D train.batch=256 -D cluster.devices=8\n"
             "                     (any train.* or cluster.* key, cluster.preset included)\n"
+            "  --plan-space K     list the K fastest meshes S×d×t and micro-batch counts the plan\n"
+            "                     search found, with their predicted step times, and stop\n"
             "  --dump-after=PASS  print the IR after PASS to standard output (passes:");
     for (int i = 0; i < pass_count; i++) fprintf(f, " %s", pass_list[i].name);
     fprintf(f,
@@ -143,6 +146,12 @@ static int parse_args(int argc, char **argv, Options *o) {
             if (!(v = opt_value(argc, argv, &i, "--report-json")) || !*v)
                 return usage_error("%s needs a file name", "--report-json");
             o->report_json = v;
+        } else if (is_opt(a, "--plan-space")) {
+            if (!(v = opt_value(argc, argv, &i, "--plan-space"))) return usage_error("%s needs a count", "--plan-space");
+            char *end;
+            long k = strtol(v, &end, 10);
+            if (*end || k < 1 || k > 1000) return usage_error("--plan-space '%s': expected a count from 1 to 1000", v);
+            o->plan_space = (int)k;
         } else if (is_opt(a, "--dump-after")) {
             if (!(v = opt_value(argc, argv, &i, "--dump-after"))) return usage_error("%s needs a pass name", "--dump-after");
             o->dump_after = v;
@@ -264,6 +273,17 @@ static int write_trainer(const Options *o, const IrGraph *g, Diag *d) {
     return ok ? 0 : EXIT_USER;
 }
 
+/* `--plan-space K`: the K fastest (mesh, micro-batches) choices with their predicted times. */
+static int plan_space(const Options *o, IrGraph *g, Diag *d) {
+    if (!pass_run_pipeline(g, d, "shapes", NULL, stdout)) return EXIT_USER;
+    PlanChoice *c = calloc((size_t)o->plan_space, sizeof *c);
+    if (!c) return EXIT_INTERNAL;
+    int n = plan_search_space(g, d, o->plan_space, c);
+    if (n > 0) plan_space_print(g, c, n, stdout);
+    free(c);
+    return n > 0 ? 0 : EXIT_USER;
+}
+
 /* Parse, lower, run the passes and print: the compiler proper. */
 static int compile(const Options *o, const Emit *emit, Arena *a, Diag *d) {
     double t0 = now_ms();
@@ -284,6 +304,7 @@ static int compile(const Options *o, const Emit *emit, Arena *a, Diag *d) {
         print_config(g, out.f);
         return close_output(o->out, &out, true) ? 0 : EXIT_USER;
     }
+    if (o->plan_space > 0) return plan_space(o, g, d);
     /* Plain `-o` and --report-json need every pass; --emit stops after what it prints. */
     const char *until = emit && !o->report_json ? emit->until : NULL;
     if (until && o->dump_after && pass_find(o->dump_after) > pass_find(until)) until = o->dump_after;

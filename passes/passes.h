@@ -152,6 +152,8 @@ int plan_search_space(IrGraph *g, Diag *d, int k, PlanChoice *out);
  * exponential); INFINITY when no plan fits. tests/unit/test_search.c checks pass_plan
  * against it. */
 double plan_brute_force(IrGraph *g, Diag *d);
+/* Prints the choices of plan_search_space as a table (mpcc --plan-space K). */
+void plan_space_print(const IrGraph *g, const PlanChoice *c, int n, FILE *out);
 bool pass_report(IrGraph *g, Diag *d); /* passes/report.c: nothing to check; see below */
 
 /* The partition report (docs/report.md): text and JSON, deterministic. */

@@ -1263,7 +1263,16 @@ static bool better(const Best *b, const Cand *c, double F) {
     return cand_before(c, &b->c);
 }
 
-static void top_insert(Best *b, const Cand *c, double F, int64_t bytes) {
+/* Whether listed choice x comes after candidate c of time F (time, then tie order). */
+static bool top_after(const PlanChoice *x, const Cand *c, double F) {
+    double xf = x->totals.step_time;
+    if (xf > F * (1 + REL_EPS)) return true;
+    if (xf < F * (1 - REL_EPS)) return false;
+    Cand xc = {.S = x->S, .d = x->d, .t = x->t, .m = x->m};
+    return cand_before(c, &xc);
+}
+
+static void top_insert(Best *b, const Cand *c, double F, int64_t peak) {
     if (!b->top) return;
     PlanChoice pc;
     memset(&pc, 0, sizeof pc);
@@ -1272,16 +1281,16 @@ static void top_insert(Best *b, const Cand *c, double F, int64_t bytes) {
     pc.t = c->t;
     pc.m = c->m;
     pc.totals.step_time = F;
-    pc.totals.comm_bytes = bytes;
+    pc.totals.mem_peak = peak;
     pc.totals.fits = true;
     int i = b->ntop;
     if (i == b->ktop) {
-        if (F >= b->top[i - 1].totals.step_time) return;
+        if (!top_after(&b->top[i - 1], c, F)) return;
         i--;
     } else {
         b->ntop++;
     }
-    while (i > 0 && b->top[i - 1].totals.step_time > F) {
+    while (i > 0 && top_after(&b->top[i - 1], c, F)) {
         b->top[i] = b->top[i - 1];
         i--;
     }
@@ -1307,7 +1316,7 @@ static void consider(Search *s, Best *b, Cand *c, int *mode, int *stage) {
         memcpy(b->mm_stage, stage, (size_t)s->N * sizeof(int));
     }
     if ((double)peak > s->g->cluster.memory) return;
-    top_insert(b, c, F, 0);
+    top_insert(b, c, F, peak);
     if (better(b, c, F)) {
         b->found = true;
         b->F = F;
@@ -1627,4 +1636,17 @@ double plan_brute_force(IrGraph *g, Diag *d) {
     free(l.v);
     search_free(&s);
     return best;
+}
+
+void plan_space_print(const IrGraph *g, const PlanChoice *c, int n, FILE *out) {
+    fprintf(out, "plan space of %s: the %d fastest of the meshes S×d×t = %lld and micro-batch counts\n",
+            g->name, n, (long long)g->cluster.devices);
+    fprintf(out, "  rank  S x d x t        m   step time    vs best  memory/device\n");
+    for (int i = 0; i < n; i++) {
+        char mesh[48];
+        snprintf(mesh, sizeof mesh, "%dx%dx%d", c[i].S, c[i].d, c[i].t);
+        fprintf(out, "  %4d  %-14s %5d  %9.3f ms  %7.3f×  %8.1f MB\n", i + 1, mesh, c[i].m,
+                c[i].totals.step_time * 1e3, c[i].totals.step_time / c[0].totals.step_time,
+                (double)c[i].totals.mem_peak / 1e6);
+    }
 }
