@@ -25,6 +25,11 @@ bool cg_emit_c(const IrGraph *g, FILE *out, Diag *d);
 /* cg_emit_c to `out`, reporting internal errors on stderr (mpcc --emit=c). */
 void cg_print_c(const IrGraph *g, FILE *out);
 
+/* The CUDA target (codegen/emit_cuda.c, docs/cuda.md): the same trainer as a .cu file running
+ * on the GPU through runtime/cuda/mprt_cuda.h; cg_print_cuda is mpcc --emit=cuda. */
+bool cg_emit_cuda(const IrGraph *g, FILE *out, Diag *d);
+void cg_print_cuda(const IrGraph *g, FILE *out);
+
 /* `prefix` + index + "_" + name with every byte outside [A-Za-z0-9_] replaced by '_':
  * distinct indices give distinct identifiers whatever the names are. */
 char *cg_mangle(Arena *a, const char *prefix, int index, const char *name);

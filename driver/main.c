@@ -60,6 +60,7 @@ static const Emit emits[] = {
     {"schedule", "lower", "the per-rank SPMD schedule: each stage's steps, collectives, 1F1B order",
      pass_schedule_print},
     {"c", "lower", "the C trainer (codegen/emit_c.c); -o FILE.c to write it", cg_print_c},
+    {"cuda", "lower", "the CUDA trainer (codegen/emit_cuda.c); -o FILE.cu to write it", cg_print_cuda},
 };
 #define NEMITS ((int)(sizeof emits / sizeof emits[0]))
 

@@ -11,7 +11,13 @@
  * one row per layer with the bytes and time of every alternative, the choice and the
  * reason; the layout changes with their collective, group and bytes; per-stage times and
  * memory; the pipeline cuts; and the same totals for the pure data, pure tensor and pure
- * pipeline plans with the chosen plan's speed-up over each.
+ * pipeline plans with the chosen plan's speed-up over each. A pure plan that is not an
+ * option says why in words: the memory it would need, or the fact that rules it out (more
+ * stages than layers, an annotation it cannot honour, a batch that does not split).
+ *
+ * Long models stay readable: past REPORT_COLLAPSE_LAYERS layers, a run of identical blocks
+ * is printed once and then as one line (layers compared exactly, other tables as printed);
+ * the JSON never collapses anything.
  *
  * Invariants. The output is a function of the graph and the plan only: no pointers, no
  * timestamps, no locale, no hash order, and every float goes through one formatter
@@ -670,6 +676,38 @@ static void text_reshards(const IrGraph *g, FILE *out, Arena *a) {
     table_print_long(g, &t, 0x3u, out); /* value, consumer */
 }
 
+static void stage_time_row(Table *t, const IrGraph *g, int s) {
+    const Plan *p = plan_of(g);
+    const PlanStage *st = &p->stages[s];
+    const char *first = IR_NODE(g, st->first_node)->name, *last = IR_NODE(g, st->last_node)->name;
+    char b[6][48];
+    table_add(t, "%d", s);
+    if (st->first_node == st->last_node) {
+        table_add(t, "%d", st->first_node);
+        table_add(t, "%s", first);
+    } else {
+        table_add(t, "%d-%d", st->first_node, st->last_node);
+        table_add(t, "%s .. %s", first, last);
+    }
+    table_add(t, "%s", fmt_time(b[0], 48, st->fwd_time));
+    table_add(t, "%s", fmt_time(b[1], 48, st->bwd_time));
+    table_add(t, "%s", fmt_time(b[2], 48, st->comm_time));
+    table_add(t, "%s", fmt_time(b[3], 48, (st->fwd_time + st->bwd_time + st->comm_time) * p->m));
+    table_add(t, "%s", fmt_time(b[4], 48, st->grad_sync_time));
+    table_add(t, "%s", fmt_time(b[5], 48, st->grad_sync_hidden));
+}
+
+static void stage_mem_row(Table *t, const PlanStage *st, int s) {
+    char b[6][48];
+    table_add(t, "%d", s);
+    table_add(t, "%s", fmt_bytes(b[0], 48, st->mem_bytes));
+    table_add(t, "%s", fmt_bytes(b[1], 48, st->mem_params));
+    table_add(t, "%s", fmt_bytes(b[2], 48, st->mem_grads));
+    table_add(t, "%s", fmt_bytes(b[3], 48, st->mem_optim));
+    table_add(t, "%s", fmt_bytes(b[4], 48, st->mem_acts));
+    table_add(t, "%s", fmt_bytes(b[5], 48, st->mem_buffers));
+}
+
 static void text_stages(const IrGraph *g, FILE *out, Arena *a) {
     const Plan *p = plan_of(g);
     static const char *const th[] = {"stage", "layers",   "first .. last", "fwd",   "bwd",
@@ -680,32 +718,8 @@ static void text_stages(const IrGraph *g, FILE *out, Arena *a) {
     table_init(&t, a, "rrlrrrrrr", th);
     table_init(&m, a, "rrrrrrr", mh);
     for (int s = 0; s < p->S; s++) {
-        const PlanStage *st = &p->stages[s];
-        char b[8][48];
-        double per_step = (st->fwd_time + st->bwd_time + st->comm_time) * p->m;
-        table_add(&t, "%d", s);
-        if (st->first_node == st->last_node)
-            table_add(&t, "%d", st->first_node);
-        else
-            table_add(&t, "%d-%d", st->first_node, st->last_node);
-        if (st->first_node == st->last_node)
-            table_add(&t, "%s", IR_NODE(g, st->first_node)->name);
-        else
-            table_add(&t, "%s .. %s", IR_NODE(g, st->first_node)->name,
-                      IR_NODE(g, st->last_node)->name);
-        table_add(&t, "%s", fmt_time(b[0], 48, st->fwd_time));
-        table_add(&t, "%s", fmt_time(b[1], 48, st->bwd_time));
-        table_add(&t, "%s", fmt_time(b[2], 48, st->comm_time));
-        table_add(&t, "%s", fmt_time(b[3], 48, per_step));
-        table_add(&t, "%s", fmt_time(b[4], 48, st->grad_sync_time));
-        table_add(&t, "%s", fmt_time(b[5], 48, st->grad_sync_hidden));
-        table_add(&m, "%d", s);
-        table_add(&m, "%s", fmt_bytes(b[0], 48, st->mem_bytes));
-        table_add(&m, "%s", fmt_bytes(b[1], 48, st->mem_params));
-        table_add(&m, "%s", fmt_bytes(b[2], 48, st->mem_grads));
-        table_add(&m, "%s", fmt_bytes(b[3], 48, st->mem_optim));
-        table_add(&m, "%s", fmt_bytes(b[4], 48, st->mem_acts));
-        table_add(&m, "%s", fmt_bytes(b[5], 48, st->mem_buffers));
+        stage_time_row(&t, g, s);
+        stage_mem_row(&m, &p->stages[s], s);
     }
     fprintf(out, "\nstages (fwd, bwd, comm per micro-batch; per step = m × their sum)\n");
     table_print_long(g, &t, 0x7u, out); /* stage, range, names */

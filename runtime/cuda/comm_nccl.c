@@ -401,3 +401,33 @@ void mprt_cu_send(int dir, const float *buf, int64_t count) {
 void mprt_cu_recv(int dir, float *buf, int64_t count) {
     mprt_cu_sendrecv(0, NULL, 0, dir, buf, count);
 }
+
+/* ─────────────────────────────── host-staged pipeline transfers ─────────────────────────────── */
+
+struct MprtCuReq {
+    MprtReq *req;
+    float *host; /* owned until the wait: the MPI send reads it */
+};
+
+MprtCuReq *mprt_cu_isend_staged(int dir, const float *buf, int64_t count, int tag) {
+    MprtCuReq *r = malloc(sizeof *r);
+    float *h = malloc((size_t)(count > 0 ? count : 1) * sizeof *h);
+    if (!r || !h) mprt_fatal("out of memory staging a pipeline send of %lld floats", (long long)count);
+    to_host(h, buf, count);
+    r->host = h;
+    r->req = mprt_isend(dir, h, count, tag);
+    return r;
+}
+
+void mprt_cu_recv_staged(int dir, float *buf, int64_t count, int tag) {
+    float *h = host(count);
+    mprt_recv(dir, h, count, tag);
+    to_device(buf, h, count);
+}
+
+void mprt_cu_wait_staged(MprtCuReq *r) {
+    if (!r) return;
+    mprt_wait(r->req);
+    free(r->host);
+    free(r);
+}

@@ -236,6 +236,11 @@ void mprt_cu_memset0(void *dst, size_t bytes) {
     if (bytes) CU_CHECK(cudaMemsetAsync(dst, 0, bytes, mprt_cu_stream()));
 }
 
+void mprt_cu_copy(void *dst, const void *src, size_t bytes) {
+    if (bytes)
+        CU_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, mprt_cu_stream()));
+}
+
 void mprt_cu_upload(void *dst, const void *src, size_t bytes) {
     if (!bytes) return;
     CU_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, mprt_cu_stream()));

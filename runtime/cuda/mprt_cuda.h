@@ -79,6 +79,7 @@ void mprt_cu_sync(void);
 void *mprt_cu_malloc(size_t bytes);
 void mprt_cu_free(void *p);
 void mprt_cu_memset0(void *dst, size_t bytes);              /* on the compute stream */
+void mprt_cu_copy(void *dst, const void *src, size_t bytes); /* device → device, compute stream */
 void mprt_cu_upload(void *dst, const void *src, size_t bytes);   /* host → device, synchronous */
 void mprt_cu_download(void *dst, const void *src, size_t bytes); /* device → host, synchronous */
 
@@ -217,6 +218,17 @@ void mprt_cu_sendrecv(int send_dir, const float *sendbuf, int64_t send_count, in
                       float *recvbuf, int64_t recv_count);
 void mprt_cu_send(int dir, const float *buf, int64_t count);
 void mprt_cu_recv(int dir, float *buf, int64_t count);
+
+/* Pipeline point-to-point staged through host memory over the CPU runtime's MPI calls, with
+ * the CPU trainer's protocol: tags, a non-blocking send completed by a wait, a blocking
+ * receive. Generated trainers use these in both modes, so a pipelined schedule that is free
+ * of deadlock on the CPU (sends posted early, waited late) stays so on the GPU; NCCL's
+ * send/recv above block the stream until the peer receives, which the 1F1B order would
+ * have to pair explicitly. Bytes are counted by the CPU calls (on the sender). */
+typedef struct MprtCuReq MprtCuReq;
+MprtCuReq *mprt_cu_isend_staged(int dir, const float *buf, int64_t count, int tag);
+void mprt_cu_recv_staged(int dir, float *buf, int64_t count, int tag);
+void mprt_cu_wait_staged(MprtCuReq *req);
 
 /* Collective timing comes from CUDA events on the communication stream; this waits for the
  * collectives issued since the last flush and adds their bytes and seconds to the CPU

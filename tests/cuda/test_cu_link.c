@@ -53,7 +53,8 @@ static const AnyFn entry_points[] = {
     (AnyFn)mprt_cu_allreduce_start, (AnyFn)mprt_cu_comm_join, (AnyFn)mprt_cu_allgather,
     (AnyFn)mprt_cu_reduce_scatter, (AnyFn)mprt_cu_slice, (AnyFn)mprt_cu_alltoall_b2f,
     (AnyFn)mprt_cu_alltoall_f2b, (AnyFn)mprt_cu_broadcast, (AnyFn)mprt_cu_sendrecv,
-    (AnyFn)mprt_cu_send, (AnyFn)mprt_cu_recv, (AnyFn)mprt_cu_stats_flush,
+    (AnyFn)mprt_cu_send, (AnyFn)mprt_cu_recv, (AnyFn)mprt_cu_stats_flush, (AnyFn)mprt_cu_copy,
+    (AnyFn)mprt_cu_isend_staged, (AnyFn)mprt_cu_recv_staged, (AnyFn)mprt_cu_wait_staged,
 };
 
 static void test_versions(void) {

@@ -1,0 +1,1311 @@
+/*
+ * emit_cuda.c: the CUDA target — the SPMD schedule printed as a trainer (.cu) that runs every
+ * layer on the GPU through the CUDA runtime (runtime/cuda/mprt_cuda.h, docs/cuda.md).
+ *
+ * It is the C target's emitter (emit_c.c) with the data moved to the device, and reads the
+ * same schedule the same way, so the two trainers have the same structure, constants,
+ * command line (plus --comm and --tf32), checkpoints and progress line, and a checkpoint of
+ * one resumes on the other. What differs, and why:
+ *
+ *   - Parameters, gradients, optimizer state and activations live in device memory, each in
+ *     one allocation (dalloc/ialloc); kernels are the mprt_cu_ twins of the CPU kernels, on
+ *     the runtime's compute stream, and layout changes are mprt_cu_ collectives (NCCL, or
+ *     host-staged MPI with --comm mpi).
+ *   - Everything that starts on the host stays there and is uploaded: initial weights
+ *     (drawn with the same counter RNG, so both targets start from the same numbers), input
+ *     batches, checkpoint tensors. Checkpoints download the shards and reuse the CPU path.
+ *   - The losses accumulate into one device double (dloss) read once per step, so a step
+ *     synchronises with the host once.
+ *   - Gradient all-reduces are started on the communication stream as they are issued and
+ *     joined before the optimizer (mprt_cu_allreduce_start / mprt_cu_comm_join).
+ *   - Pipeline sends and receives keep the C trainer's MPI protocol (posted sends completed
+ *     late, tags), staged through host memory: the 1F1B order is deadlock-free under that
+ *     protocol, while NCCL's blocking send/recv would need the order to pair them.
+ *   - The output is C++ (nvcc compiles .cu as C++): allocations are cast, mprt.h is included
+ *     inside extern "C".
+ *
+ * Determinism and escaping are emit_c.c's: the text depends only on the graph and the
+ * schedule, identifiers from the .mp file are mangled (cg_mangle), comments escaped.
+ */
+#include "codegen.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const SrcLoc noloc = {NULL, 0, 0, 0};
+
+typedef struct Emit {
+    const IrGraph *g;
+    const Schedule *s;
+    FILE *o;
+    Arena *a;
+    char **bname;     /* [nbufs] struct field of each buffer */
+    char **lname;     /* [nodes] function prefix of each layer */
+    char **pname;     /* [params] macro suffix of each parameter */
+    int64_t *poff;    /* [params] offset in its stage's parameter arena (floats) */
+    int *fwd_in[IR_MAX_INPUTS]; /* [nodes] input buffers of each node's FWD */
+    int *fwd_out;     /* [nodes] output buffer */
+} Emit;
+
+static void E(Emit *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void E(Emit *e, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(e->o, fmt, ap);
+    va_end(ap);
+}
+
+/* ───────────────────────────── names and escaping ───────────────────────────── */
+
+/* Source text for a comment: printable ASCII only, no comment terminator. */
+static void put_comment_text(Emit *e, const char *s) {
+    for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
+        if (*p == '*' && p[1] == '/') fputs("*\\/", e->o), p++;
+        else if (*p == '/' && p[1] == '*') fputs("/\\*", e->o), p++;
+        else if (*p == '\n' || *p == '\t' || *p == '\r') fputc(' ', e->o);
+        else if (*p < 0x20 || *p >= 0x7f) fprintf(e->o, "\\x%02x", *p);
+        else fputc(*p, e->o);
+    }
+}
+
+/* A C string literal body: printable ASCII except quote and backslash, else octal. */
+static void put_c_string(Emit *e, const char *s) {
+    fputc('"', e->o);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p < 0x20 || *p >= 0x7f || *p == '"' || *p == '\\' || *p == '?') fprintf(e->o, "\\%03o", *p);
+        else fputc(*p, e->o);
+    }
+    fputc('"', e->o);
+}
+
+static void source_comment(Emit *e, const IrNode *n, const char *indent) {
+    E(e, "%s/* ", indent);
+    put_comment_text(e, e->g->file);
+    E(e, ":%d:%d  ", n->loc.line, n->loc.col);
+    put_comment_text(e, n->text ? n->text : n->name);
+    E(e, " */\n");
+}
+
+static const char *lay_name(Layout l) { return (const char *[]){"R", "B", "F", "P"}[l]; }
+static Layout grad_layout_of(Layout l) { return l == LAYOUT_P ? LAYOUT_R : l; }
+static const char *group_c(GroupKind k) {
+    return (const char *[]){"MPRT_TENSOR", "MPRT_DATA", "MPRT_STAGE", "MPRT_PIPE"}[k];
+}
+static const char *strat_name(Strategy s) {
+    return s == STRAT_COL ? "tensor(col)" : s == STRAT_ROW ? "tensor(row)" : "data";
+}
+static const char *shape_str(Emit *e, DType t, const Shape *s) {
+    char buf[160];
+    return arena_strdup(e->a, ir_shape_str(buf, sizeof buf, t, s));
+}
+
+/* A float constant as C source: always with a '.' or an exponent, then 'f'. */
+static const char *flt(Emit *e, double v) {
+    char buf[64];
+    snprintf(buf, sizeof buf, "%.9g", v);
+    bool dot = strpbrk(buf, ".eEn") != NULL;
+    return arena_printf(e->a, "%s%sf", buf, dot ? "" : ".0");
+}
+
+/* ───────────────────────────── sizes ───────────────────────────── */
+
+static const SchedBuf *B(const Emit *e, int b) { return &e->s->bufs[b]; }
+static const IrValue *BV(const Emit *e, int b) { return IR_VALUE(e->g, B(e, b)->value); }
+static bool is_int(const Emit *e, int b) { return BV(e, b)->dtype != DT_F32; }
+static int64_t lnumel(const Emit *e, int b) { return ir_shape_numel(&B(e, b)->local); }
+static int64_t ldim(const Emit *e, int b, int i) {
+    const Shape *s = &B(e, b)->local;
+    return s->d[i < 0 ? s->rank + i : i];
+}
+static const IrParam *P(const Emit *e, const IrNode *n, ParamRole r) {
+    for (int i = n->first_param; i < n->first_param + n->nparams; i++)
+        if (IR_PARAM(e->g, i)->role == r) return IR_PARAM(e->g, i);
+    return NULL;
+}
+static int PI(const Emit *e, const IrNode *n, ParamRole r) {
+    const IrParam *p = P(e, n, r);
+    return p ? (int)(p - IR_PARAM(e->g, 0)) : -1;
+}
+/* "P3_fc1_weight" or "NULL"; with grad "G3_fc1_weight". */
+static const char *pref(Emit *e, const IrNode *n, ParamRole r, bool grad) {
+    int i = PI(e, n, r);
+    return i < 0 ? "NULL" : arena_printf(e->a, "%s%s", grad ? "G" : "P", e->pname[i]);
+}
+static const char *add_flag(Emit *e, const IrNode *n, ParamRole r) {
+    int i = PI(e, n, r);
+    return i >= 0 && e->s->params[i].rank0_adds ? "mesh->k == 0" : "1";
+}
+
+/* Kernel scratch (floats) and stash (floats, ints) a node needs per micro-batch. */
+static int64_t node_scratch(const Emit *e, int id);
+static int64_t node_stash(const Emit *e, int id);
+static int64_t node_istash(const Emit *e, int id);
+
+/* ───────────────────────────── the header ───────────────────────────── */
+
+static void emit_header(Emit *e) {
+    const IrGraph *g = e->g;
+    const Schedule *s = e->s;
+    E(e, "/*\n * Generated by mpcc %s from ", MPCC_VERSION);
+    put_comment_text(e, g->file);
+    E(e, ". Do not edit: change the model and regenerate.\n *\n * model ");
+    put_comment_text(e, g->name);
+    int64_t np = 0;
+    for (int i = 0; i < IR_NPARAMS(g); i++) np += ir_shape_numel(&IR_PARAM(g, i)->shape);
+    E(e, ": %d layers, %lld parameters\n", IR_NNODES(g), (long long)np);
+    E(e, " * mesh: %d stage(s) x %d replica(s) x %d tensor rank(s) = %d ranks (mpirun -np %d)\n", s->S,
+      s->d, s->t, s->S * s->d * s->t, s->S * s->d * s->t);
+    E(e, " * batch %lld = %d replica(s) x %d micro-batch(es) x %lld samples\n *\n * plan:\n",
+      (long long)s->batch, s->d, s->m, (long long)s->micro);
+    for (int i = 0; i < IR_NNODES(g); i++) {
+        const IrNode *n = IR_NODE(g, i);
+        const PlanNode *pn = &g->plan->nodes[i];
+        E(e, " *   stage %d  %-12s ", pn->stage, ir_ops[n->op].name);
+        put_comment_text(e, n->name);
+        E(e, "  %s  %s -> %s\n", strat_name(pn->strat), lay_name(pn->in_layout[0]),
+          lay_name(pn->out_layout));
+    }
+    E(e, " */\n#define _POSIX_C_SOURCE 200809L\n"
+         "#define OMPI_SKIP_MPICXX 1 /* the C API only: MPI's C++ bindings do not compile warning-free */\n"
+         "#define MPICH_SKIP_MPICXX 1\n#include <math.h>\n#include <mpi.h>\n#include <stdio.h>\n"
+         "#include <stdlib.h>\n#include <string.h>\n\n"
+         "#include \"mprt_cuda.h\" /* first: it makes mprt_kernels.h, which mprt.h includes, C++-safe */\n"
+         "extern \"C\" {\n#include \"mprt.h\"\n}\n\n");
+    E(e, "#define MESH_S %d\n#define MESH_D %d\n#define MESH_T %d\n", s->S, s->d, s->t);
+    E(e, "#define BATCH %lld      /* samples per step */\n", (long long)s->batch);
+    E(e, "#define MICRO %d        /* micro-batches per step */\n", s->m);
+    E(e, "#define MB %lld         /* samples per micro-batch per replica */\n", (long long)s->micro);
+    const TrainCfg *t = &g->train;
+    E(e, "#define DEFAULT_STEPS %lld\n#define DEFAULT_SEED %lld\n", (long long)t->steps,
+      (long long)t->seed);
+    E(e, "#define LR %s\n#define MOMENTUM %s\n#define BETA1 %s\n#define BETA2 %s\n#define EPS %s\n"
+         "#define WEIGHT_DECAY %s\n\n",
+      flt(e, t->lr), flt(e, t->momentum), flt(e, t->beta1), flt(e, t->beta2), flt(e, t->eps),
+      flt(e, t->weight_decay));
+    E(e, "static const MprtMesh *mesh;\nstatic uint64_t seed = DEFAULT_SEED;\n"
+         "static float *scratch, *xfer; /* kernel scratch; collective staging (device) */\n"
+         "static float *gbase;           /* this stage's activation gradients (device) */\n"
+         "static float *fbase;           /* this stage's activations (device) */\n"
+         "static int32_t *ibase;         /* this stage's integer inputs and argmaxes (device) */\n"
+         "static double *dloss;          /* the step's loss, accumulated on the device */\n\n"
+         "/* Host memory (checkpoints, staging), zeroed. */\n"
+         "static float *falloc(int64_t n) {\n    float *p = (float *)calloc((size_t)n, sizeof(float));\n"
+         "    if (!p) mprt_fatal(\"out of memory (%%lld floats)\", (long long)n);\n    return p;\n}\n\n"
+         "/* Device memory, zeroed. */\n"
+         "static float *dalloc(int64_t n) {\n    float *p = (float *)mprt_cu_malloc(sizeof(float) * (size_t)n);\n"
+         "    mprt_cu_memset0(p, sizeof(float) * (size_t)n);\n    return p;\n}\n"
+         "static int32_t *ialloc(int64_t n) {\n    int32_t *p = (int32_t *)mprt_cu_malloc(sizeof(int32_t) * (size_t)n);\n"
+         "    mprt_cu_memset0(p, sizeof(int32_t) * (size_t)n);\n    return p;\n}\n\n"
+         "/* A reusable host buffer for uploads of input batches. */\n"
+         "static void *hstage(size_t bytes) {\n    static void *buf;\n    static size_t cap;\n"
+         "    if (bytes > cap) {\n        free(buf);\n        buf = malloc(bytes);\n"
+         "        if (!buf) mprt_fatal(\"out of memory (%%zu bytes)\", bytes);\n        cap = bytes;\n    }\n"
+         "    return buf;\n}\n\n");
+}
+
+/* ───────────────────────────── parameters ───────────────────────────── */
+
+static void param_view(const Emit *e, int i, int64_t *outer, int64_t *chunk, int64_t *inner, int *parts) {
+    const IrParam *p = IR_PARAM(e->g, i);
+    const SchedParam *sp = &e->s->params[i];
+    *outer = 1, *inner = 1, *parts = 1;
+    *chunk = ir_shape_numel(&p->shape);
+    if (sp->split_dim < 0) return;
+    *parts = e->s->t;
+    *chunk = sp->local.d[sp->split_dim];
+    for (int k = 0; k < sp->split_dim; k++) *outer *= p->shape.d[k];
+    for (int k = sp->split_dim + 1; k < p->shape.rank; k++) *inner *= p->shape.d[k];
+}
+
+/* Initial values: weights U(±1/√fan_in) as PyTorch's linear/conv, embeddings N(0, 0.02),
+ * biases 0, layernorm gamma 1 and beta 0. */
+static void param_init(const Emit *e, int i, int *kind, double *a, double *b) {
+    const IrParam *p = IR_PARAM(e->g, i);
+    *kind = 0, *a = 0, *b = 0;
+    switch (p->role) {
+    case PARAM_WEIGHT:
+        if (IR_NODE(e->g, p->node)->op == OP_EMBEDDING) {
+            *kind = 2, *b = 0.02;
+            return;
+        } else {
+            int64_t fan = IR_NODE(e->g, p->node)->op == OP_CONV2D
+                              ? p->shape.d[1] * p->shape.d[2] * p->shape.d[3]
+                              : p->shape.d[0];
+            *kind = 1, *b = 1.0 / __builtin_sqrt((double)fan), *a = -*b;
+            return;
+        }
+    case PARAM_WQ: case PARAM_WK: case PARAM_WV: case PARAM_WO:
+        *kind = 1, *b = 1.0 / __builtin_sqrt((double)p->shape.d[0]), *a = -*b;
+        return;
+    case PARAM_POS: *kind = 2, *b = 0.02; return;
+    case PARAM_GAMMA: *kind = 3, *a = 1; return;
+    default: return;
+    }
+}
+
+static void emit_params(Emit *e) {
+    const IrGraph *g = e->g;
+    const Schedule *s = e->s;
+    int64_t *tot = arena_calloc(e->a, (size_t)s->S, sizeof *tot);
+    for (int i = 0; i < IR_NPARAMS(g); i++) {
+        e->pname[i] = cg_mangle(e->a, "", i, IR_PARAM(g, i)->name);
+        e->poff[i] = tot[s->params[i].stage];
+        tot[s->params[i].stage] += ir_shape_numel(&s->params[i].local);
+    }
+    E(e, "/* Parameters: the local shard of every tensor of this rank's stage, carved from one\n"
+         " * allocation `prm`; gradients (`grd`) and optimizer state (`opt1`, `opt2`) mirror it. */\n");
+    E(e, "static float *prm, *grd, *opt1, *opt2;\n");
+    E(e, "static const int64_t STAGE_PARAMS[MESH_S] = {");
+    for (int k = 0; k < s->S; k++) E(e, "%s%lld", k ? ", " : "", (long long)tot[k]);
+    E(e, "};\n");
+    for (int i = 0; i < IR_NPARAMS(g); i++) {
+        const SchedParam *sp = &s->params[i];
+        E(e, "#define P%s (prm + %lld) /* ", e->pname[i], (long long)e->poff[i]);
+        put_comment_text(e, shape_str(e, DT_F32, &sp->local));
+        if (sp->split_dim >= 0)
+            E(e, " of %s, split on dim %d", shape_str(e, DT_F32, &IR_PARAM(g, i)->shape), sp->split_dim);
+        E(e, ", stage %d */\n#define G%s (grd + %lld)\n", sp->stage, e->pname[i], (long long)e->poff[i]);
+    }
+    E(e, "\n/* Every tensor whole, as checkpoints hold it, and how this plan shards it:\n"
+         " * the local block is outer x chunk x inner of outer x (parts*chunk) x inner. */\n");
+    E(e, "typedef struct ParamInfo {\n    const char *name;\n    int stage, ndim;\n    int64_t shape[4];\n"
+         "    int64_t offset, count, outer, chunk, inner;\n    int parts;\n"
+         "    int init; /* 0 zero, 1 uniform(a, b), 2 normal(0, b), 3 constant a */\n    float a, b;\n} ParamInfo;\n");
+    E(e, "#define NUM_PARAMS %d\nstatic const ParamInfo PARAMS[NUM_PARAMS + 1] = {\n", IR_NPARAMS(g));
+    for (int i = 0; i < IR_NPARAMS(g); i++) {
+        const IrParam *p = IR_PARAM(g, i);
+        const SchedParam *sp = &s->params[i];
+        int64_t outer, chunk, inner;
+        int parts, kind;
+        double a, b;
+        param_view(e, i, &outer, &chunk, &inner, &parts);
+        param_init(e, i, &kind, &a, &b);
+        E(e, "    {");
+        put_c_string(e, p->name);
+        E(e, ", %d, %d, {", sp->stage, p->shape.rank);
+        for (int k = 0; k < p->shape.rank; k++) E(e, "%s%lld", k ? ", " : "", (long long)p->shape.d[k]);
+        E(e, "}, %lld, %lld, %lld, %lld, %lld, %d, %d, %s, %s},\n", (long long)e->poff[i],
+          (long long)ir_shape_numel(&sp->local), (long long)outer, (long long)chunk, (long long)inner,
+          parts, kind, flt(e, a), flt(e, b));
+    }
+    E(e, "    {NULL, 0, 0, {0}, 0, 0, 0, 0, 0, 0, 0, 0, 0},\n};\n\n");
+}
+
+/* ───────────────────────────── stage buffers ───────────────────────────── */
+
+static const char *aux_field(Emit *e, int id, const char *what) {
+    return arena_printf(e->a, "%s_%s", e->lname[id], what);
+}
+
+static void emit_stage_struct(Emit *e, int s) {
+    const SchedStage *st = &e->s->stages[s];
+    E(e, "/* Stage %d: the buffers of one micro-batch (local shards). `act%d[slot]` holds the\n"
+         " * activations of the %d micro-batch(es) in flight; `grad%d` their gradients. */\n",
+      s, s, st->stash, s);
+    E(e, "typedef struct Stage%d {\n", s);
+    for (int b = 0; b < e->s->nbufs; b++) {
+        if (B(e, b)->stage != s) continue;
+        E(e, "    %s *%s; /* ", is_int(e, b) ? "int32_t" : "float", e->bname[b]);
+        put_comment_text(e, BV(e, b)->name);
+        E(e, " %s %s", lay_name(B(e, b)->layout), shape_str(e, is_int(e, b) ? DT_I32 : DT_F32, &B(e, b)->local));
+        if (B(e, b)->split_dim >= 0)
+            E(e, " of %s", shape_str(e, BV(e, b)->dtype, &B(e, b)->full));
+        E(e, " */\n");
+    }
+    for (int id = st->first_node; id <= st->last_node; id++) {
+        if (node_stash(e, id)) E(e, "    float *%s; /* saved for backward */\n", aux_field(e, id, "stash"));
+        if (node_istash(e, id)) E(e, "    int32_t *%s; /* argmax */\n", aux_field(e, id, "argmax"));
+    }
+    E(e, "    int unused;\n} Stage%d;\nstatic Stage%d act%d[%d], grad%d;\n\n", s, s, s, st->stash, s);
+}
+
+/* The allocation function is written out directly (no helper) so the offsets are visible. */
+static void emit_alloc(Emit *e, int s) {
+    const SchedStage *st = &e->s->stages[s];
+    int64_t fsz = 0, isz = 0, gsz = 0, scr = 1, xf = 1;
+    for (int b = 0; b < e->s->nbufs; b++) {
+        if (B(e, b)->stage != s) continue;
+        *(is_int(e, b) ? &isz : &fsz) += lnumel(e, b);
+        if (B(e, b)->grad) gsz += lnumel(e, b);
+        if (ir_shape_numel(&B(e, b)->full) > xf) xf = ir_shape_numel(&B(e, b)->full);
+    }
+    for (int id = st->first_node; id <= st->last_node; id++) {
+        fsz += node_stash(e, id), isz += node_istash(e, id);
+        if (node_scratch(e, id) > scr) scr = node_scratch(e, id);
+    }
+    E(e, "static void stage%d_alloc(void) {\n", s);
+    E(e, "    float *f = dalloc((int64_t)%d * %lld);\n", st->stash, (long long)(fsz + 1));
+    E(e, "    int32_t *n = ialloc((int64_t)%d * %lld);\n", st->stash, (long long)(isz + 1));
+    E(e, "    float *g = dalloc(%lld);\n", (long long)(gsz + 1));
+    E(e, "    gbase = g;\n    scratch = dalloc(%lld);\n    xfer = dalloc(%lld);\n", (long long)scr,
+      (long long)(2 * xf));
+    E(e, "    fbase = f, ibase = n;\n");
+    E(e, "    for (int i = 0; i < %d; i++, f += %lld, n += %lld) {\n", st->stash, (long long)(fsz + 1),
+      (long long)(isz + 1));
+    int64_t fo = 0, io = 0, go = 0;
+    for (int b = 0; b < e->s->nbufs; b++) {
+        if (B(e, b)->stage != s) continue;
+        int64_t *off = is_int(e, b) ? &io : &fo;
+        E(e, "        act%d[i].%s = %s + %lld;\n", s, e->bname[b], is_int(e, b) ? "n" : "f", (long long)*off);
+        *off += lnumel(e, b);
+    }
+    for (int id = st->first_node; id <= st->last_node; id++) {
+        if (node_stash(e, id)) {
+            E(e, "        act%d[i].%s = f + %lld;\n", s, aux_field(e, id, "stash"), (long long)fo);
+            fo += node_stash(e, id);
+        }
+        if (node_istash(e, id)) {
+            E(e, "        act%d[i].%s = n + %lld;\n", s, aux_field(e, id, "argmax"), (long long)io);
+            io += node_istash(e, id);
+        }
+    }
+    E(e, "    }\n");
+    for (int b = 0; b < e->s->nbufs; b++) {
+        if (B(e, b)->stage != s || !B(e, b)->grad) continue;
+        E(e, "    grad%d.%s = g + %lld;\n", s, e->bname[b], (long long)go);
+        go += lnumel(e, b);
+    }
+    E(e, "}\n#define STAGE%d_GRADS %lld\n\n", s, (long long)gsz);
+}
+
+/* ───────────────────────────── layers ───────────────────────────── */
+
+/* What one layer's functions need: its buffers as `a->field` / `d->field` expressions. */
+typedef struct Lyr {
+    Emit *e;
+    int id;
+    const IrNode *n;
+    const PlanNode *pn;
+    int in[IR_MAX_INPUTS], out;
+    const char *C; /* constant prefix, upper case */
+} Lyr;
+
+static const char *A(const Lyr *l, int b) { return arena_printf(l->e->a, "a->%s", l->e->bname[b]); }
+static const char *D(const Lyr *l, int b) {
+    return b >= 0 && B(l->e, b)->grad ? arena_printf(l->e->a, "d->%s", l->e->bname[b]) : "NULL";
+}
+static void K(const Lyr *l, const char *name, int64_t v, const char *what) {
+    E(l->e, "#define %s_%s %lld%s%s%s\n", l->C, name, (long long)v, what ? " /* " : "", what ? what : "",
+      what ? " */" : "");
+}
+
+static int64_t prod(const Shape *s, int from, int to) {
+    int64_t p = 1;
+    for (int i = from; i < to; i++) p *= s->d[i];
+    return p;
+}
+
+static int64_t node_stash(const Emit *e, int id) {
+    const IrNode *n = IR_NODE(e->g, id);
+    int x = e->fwd_in[0][id];
+    if (x < 0) return 0;
+    const Shape *s = &B(e, x)->local;
+    if (n->op == OP_LAYERNORM) return 2 * (ir_shape_numel(s) / s->d[s->rank - 1]);
+    if (n->op == OP_ATTENTION) {
+        int64_t h = (int64_t)n->args[0], hl = e->g->plan->nodes[id].strat == STRAT_COL ? h / e->s->t : h;
+        int64_t dl = hl * (s->d[2] / h);
+        return 4 * s->d[0] * s->d[1] * dl + s->d[0] * hl * s->d[1] * s->d[1];
+    }
+    return 0;
+}
+
+static int64_t node_istash(const Emit *e, int id) {
+    int o = e->fwd_out[id];
+    return IR_NODE(e->g, id)->op == OP_MAXPOOL2D && o >= 0 ? ir_shape_numel(&B(e, o)->local) : 0;
+}
+
+static int64_t node_scratch(const Emit *e, int id) {
+    const IrNode *n = IR_NODE(e->g, id);
+    int x = e->fwd_in[0][id], o = e->fwd_out[id];
+    if (x < 0 || o < 0) return 0;
+    const Shape *s = &B(e, x)->local, *y = &B(e, o)->local;
+    if (n->op == OP_CONV2D) {
+        int64_t k = (int64_t)n->args[1];
+        return s->d[1] * k * k * y->d[2] * y->d[3];
+    }
+    if (n->op == OP_ATTENTION) {
+        int64_t h = (int64_t)n->args[0], hl = e->g->plan->nodes[id].strat == STRAT_COL ? h / e->s->t : h;
+        int64_t dl = hl * (s->d[2] / h);
+        return 4 * s->d[0] * s->d[1] * dl + s->d[0] * s->d[1] * s->d[1]; /* MPRT_CU_ATTENTION_SCRATCH */
+    }
+    return 0;
+}
+
+static void open_fwd(const Lyr *l, bool loss) {
+    source_comment(l->e, l->n, "");
+    E(l->e, "static %s %s_forward(const Stage%d *a, int64_t step, int64_t n0) {\n", loss ? "double" : "void",
+      l->e->lname[l->id], l->pn->stage);
+    E(l->e, "    (void)step, (void)n0;\n");
+}
+static void open_bwd(const Lyr *l) {
+    E(l->e, "static void %s_backward(const Stage%d *a, const Stage%d *d, int64_t step, int64_t n0) {\n",
+      l->e->lname[l->id], l->pn->stage, l->pn->stage);
+    E(l->e, "    (void)a, (void)d, (void)step, (void)n0;\n");
+}
+
+static void lyr_linear(const Lyr *l) {
+    Emit *e = l->e;
+    int64_t I = ldim(e, l->in[0], -1), O = ldim(e, l->out, -1);
+    K(l, "N", lnumel(e, l->in[0]) / I, "rows (samples x positions)");
+    K(l, "I", I, "input features (local)");
+    K(l, "O", O, "output features (local)");
+    const IrNode *n = l->n;
+    open_fwd(l, false);
+    E(e, "    mprt_cu_linear_forward(%s, %s, %s, %s, %s_N, %s_I, %s_O, %s);\n}\n", A(l, l->out), A(l, l->in[0]),
+      pref(e, n, PARAM_WEIGHT, false), pref(e, n, PARAM_BIAS, false), l->C, l->C, l->C,
+      add_flag(e, n, PARAM_BIAS));
+    open_bwd(l);
+    E(e, "    mprt_cu_linear_backward(%s, %s, %s, %s, %s, %s, %s_N, %s_I, %s_O);\n}\n\n", D(l, l->in[0]),
+      pref(e, n, PARAM_WEIGHT, true), pref(e, n, PARAM_BIAS, true), D(l, l->out), A(l, l->in[0]),
+      pref(e, n, PARAM_WEIGHT, false), l->C, l->C, l->C);
+}
+
+static void lyr_pointwise(const Lyr *l, const char *k, bool from_out) {
+    Emit *e = l->e;
+    K(l, "SIZE", lnumel(e, l->out), shape_str(e, DT_F32, &B(e, l->out)->local));
+    open_fwd(l, false);
+    E(e, "    mprt_cu_%s_forward(%s, %s, %s_SIZE);\n}\n", k, A(l, l->out), A(l, l->in[0]), l->C);
+    open_bwd(l);
+    E(e, "    mprt_cu_%s_backward(%s, %s, %s, %s_SIZE);\n}\n\n", k, D(l, l->in[0]), D(l, l->out),
+      from_out ? A(l, l->out) : A(l, l->in[0]), l->C);
+}
+
+static void lyr_add(const Lyr *l) {
+    Emit *e = l->e;
+    K(l, "SIZE", lnumel(e, l->out), shape_str(e, DT_F32, &B(e, l->out)->local));
+    open_fwd(l, false);
+    E(e, "    mprt_cu_add_forward(%s, %s, %s, %s_SIZE);\n}\n", A(l, l->out), A(l, l->in[0]), A(l, l->in[1]), l->C);
+    open_bwd(l);
+    E(e, "    mprt_cu_add_backward(%s, %s, %s, %s_SIZE);\n}\n\n", D(l, l->in[0]), D(l, l->in[1]), D(l, l->out), l->C);
+}
+
+static void lyr_flatten(const Lyr *l) {
+    Emit *e = l->e;
+    K(l, "SIZE", lnumel(e, l->out), "the same bytes under a new shape");
+    open_fwd(l, false);
+    E(e, "    mprt_cu_copy(%s, %s, sizeof(float) * %s_SIZE);\n}\n", A(l, l->out), A(l, l->in[0]), l->C);
+    open_bwd(l);
+    if (B(e, l->in[0])->grad)
+        E(e, "    mprt_cu_accumulate(%s, %s, %s_SIZE);\n", D(l, l->in[0]), D(l, l->out), l->C);
+    E(e, "}\n\n");
+}
+
+static void lyr_layernorm(const Lyr *l) {
+    Emit *e = l->e;
+    int64_t C = ldim(e, l->in[0], -1);
+    const char *st = arena_printf(e->a, "a->%s", aux_field(e, l->id, "stash"));
+    K(l, "N", lnumel(e, l->in[0]) / C, "rows");
+    K(l, "C", C, "normalised features");
+    open_fwd(l, false);
+    E(e, "    mprt_cu_layernorm_forward(%s, %s, %s + %s_N, %s, %s, %s, %s_N, %s_C, %s);\n}\n", A(l, l->out), st, st,
+      l->C, A(l, l->in[0]), pref(e, l->n, PARAM_GAMMA, false), pref(e, l->n, PARAM_BETA, false), l->C, l->C,
+      flt(e, l->n->args[0]));
+    open_bwd(l);
+    E(e, "    mprt_cu_layernorm_backward(%s, %s, %s, %s, %s, %s, %s + %s_N, %s, %s_N, %s_C);\n}\n\n",
+      D(l, l->in[0]), pref(e, l->n, PARAM_GAMMA, true), pref(e, l->n, PARAM_BETA, true), D(l, l->out),
+      A(l, l->in[0]), st, st, l->C, pref(e, l->n, PARAM_GAMMA, false), l->C, l->C);
+}
+
+static void lyr_dropout(const Lyr *l) {
+    Emit *e = l->e;
+    const SchedBuf *b = B(e, l->out);
+    const Shape *s = &b->local, *f = &b->full;
+    int64_t R, r0k = 0, F, Fg, f0k = 0;
+    if (s->rank == 4) {
+        R = s->d[1], F = Fg = s->d[2] * s->d[3];
+        if (b->layout == LAYOUT_F) r0k = R;
+    } else {
+        R = prod(s, 1, s->rank - 1), F = s->rank > 1 ? s->d[s->rank - 1] : 1;
+        Fg = f->rank > 1 ? f->d[f->rank - 1] : 1;
+        if (b->layout == LAYOUT_F) f0k = F;
+    }
+    K(l, "N", s->d[0], "samples (local)");
+    open_fwd(l, false);
+    const char *sh = arena_printf(e->a,
+                                  "(MprtDropShard){n0 + %s, %lld, %lld * mesh->k, %lld, %lld, %lld * mesh->k}",
+                                  b->layout == LAYOUT_B ? arena_printf(e->a, "%lld * mesh->k", (long long)s->d[0]) : "0",
+                                  (long long)R, (long long)r0k, (long long)F, (long long)Fg, (long long)f0k);
+    E(e, "    mprt_cu_dropout_forward(%s, %s, %s_N, %s, %s, seed, %du, step, 1);\n}\n", A(l, l->out),
+      A(l, l->in[0]), l->C, sh, flt(e, l->n->args[0]), l->id);
+    open_bwd(l);
+    E(e, "    mprt_cu_dropout_backward(%s, %s, %s_N, %s, %s, seed, %du, step);\n}\n\n", D(l, l->in[0]),
+      D(l, l->out), l->C, sh, flt(e, l->n->args[0]), l->id);
+}
+
+static void lyr_conv2d(const Lyr *l) {
+    Emit *e = l->e;
+    const Shape *x = &B(e, l->in[0])->local, *y = &B(e, l->out)->local;
+    K(l, "N", x->d[0], "samples");
+    K(l, "C", x->d[1], "input channels (local)");
+    K(l, "H", x->d[2], NULL);
+    K(l, "W", x->d[3], NULL);
+    K(l, "O", y->d[1], "output channels (local)");
+    K(l, "K", (int64_t)l->n->args[1], "kernel");
+    K(l, "S", (int64_t)l->n->args[2], "stride");
+    K(l, "P", (int64_t)l->n->args[3], "padding");
+    const char *dims = arena_printf(e->a, "%s_N, %s_C, %s_H, %s_W, %s_O, %s_K, %s_S, %s_P", l->C, l->C, l->C,
+                                    l->C, l->C, l->C, l->C, l->C);
+    open_fwd(l, false);
+    E(e, "    mprt_cu_conv2d_forward(%s, %s, %s, %s, scratch, %s, %s);\n}\n", A(l, l->out), A(l, l->in[0]),
+      pref(e, l->n, PARAM_WEIGHT, false), pref(e, l->n, PARAM_BIAS, false), dims, add_flag(e, l->n, PARAM_BIAS));
+    open_bwd(l);
+    E(e, "    mprt_cu_conv2d_backward(%s, %s, %s, %s, %s, %s, scratch, %s);\n}\n\n", D(l, l->in[0]),
+      pref(e, l->n, PARAM_WEIGHT, true), pref(e, l->n, PARAM_BIAS, true), D(l, l->out), A(l, l->in[0]),
+      pref(e, l->n, PARAM_WEIGHT, false), dims);
+}
+
+static void lyr_maxpool(const Lyr *l) {
+    Emit *e = l->e;
+    const Shape *x = &B(e, l->in[0])->local;
+    int64_t k = (int64_t)l->n->args[0], st = (int64_t)l->n->args[1];
+    K(l, "PLANES", x->d[0] * x->d[1], "samples x channels (local)");
+    K(l, "H", x->d[2], NULL);
+    K(l, "W", x->d[3], NULL);
+    K(l, "K", k, "window");
+    K(l, "S", st ? st : k, "stride");
+    const char *am = arena_printf(e->a, "a->%s", aux_field(e, l->id, "argmax"));
+    open_fwd(l, false);
+    E(e, "    mprt_cu_maxpool2d_forward(%s, %s, %s, %s_PLANES, %s_H, %s_W, %s_K, %s_S);\n}\n", A(l, l->out), am,
+      A(l, l->in[0]), l->C, l->C, l->C, l->C, l->C);
+    open_bwd(l);
+    E(e, "    mprt_cu_maxpool2d_backward(%s, %s, %s, %s_PLANES, %s_H, %s_W, %s_K, %s_S);\n}\n\n", D(l, l->in[0]),
+      D(l, l->out), am, l->C, l->C, l->C, l->C, l->C);
+}
+
+static void lyr_embedding(const Lyr *l) {
+    Emit *e = l->e;
+    const Shape *ids = &B(e, l->in[0])->local;
+    int pw = PI(e, l->n, PARAM_WEIGHT);
+    const Shape *w = &e->s->params[pw].local;
+    K(l, "M", ir_shape_numel(ids), "tokens (local)");
+    K(l, "T", ids->rank == 2 ? ids->d[1] : 1, "positions per sample");
+    K(l, "V", w->d[0], "vocabulary rows (local)");
+    K(l, "D", ldim(e, l->out, -1), "features (local)");
+    const char *v0 = e->s->params[pw].split_dim == 0 ? arena_printf(e->a, "mesh->k * %s_V", l->C) : "0";
+    open_fwd(l, false);
+    E(e, "    mprt_cu_embedding_forward(%s, %s, %s, %s, %s_M, %s_T, %s_V, %s, %s_D, %s);\n}\n", A(l, l->out),
+      A(l, l->in[0]), pref(e, l->n, PARAM_WEIGHT, false), pref(e, l->n, PARAM_POS, false), l->C, l->C, l->C, v0,
+      l->C, add_flag(e, l->n, PARAM_POS));
+    open_bwd(l);
+    E(e, "    mprt_cu_embedding_backward(%s, %s, %s, %s, %s_M, %s_T, %s_V, %s, %s_D);\n}\n\n",
+      pref(e, l->n, PARAM_WEIGHT, true), pref(e, l->n, PARAM_POS, true), D(l, l->out), A(l, l->in[0]), l->C,
+      l->C, l->C, v0, l->C);
+}
+
+static const char *attn_w(const Lyr *l, bool grad) {
+    const IrNode *n = l->n;
+    Emit *e = l->e;
+    return arena_printf(e->a, "(%s){%s, %s, %s, %s, %s, %s, %s, %s}", grad ? "MprtAttnG" : "MprtAttnW",
+                        pref(e, n, PARAM_WQ, grad), pref(e, n, PARAM_BQ, grad), pref(e, n, PARAM_WK, grad),
+                        pref(e, n, PARAM_BK, grad), pref(e, n, PARAM_WV, grad), pref(e, n, PARAM_BV, grad),
+                        pref(e, n, PARAM_WO, grad), pref(e, n, PARAM_BO, grad));
+}
+
+static void lyr_attention(const Lyr *l) {
+    Emit *e = l->e;
+    const Shape *x = &B(e, l->in[0])->local;
+    int64_t h = (int64_t)l->n->args[0], hl = l->pn->strat == STRAT_COL ? h / e->s->t : h;
+    K(l, "N", x->d[0], "samples");
+    K(l, "T", x->d[1], "positions");
+    K(l, "D", x->d[2], "width");
+    K(l, "HL", hl, "heads on this rank");
+    K(l, "HD", x->d[2] / h, "head size");
+    const char *dims = arena_printf(e->a, "%s_N, %s_T, %s_D, %s_HL, %s_HD, %d", l->C, l->C, l->C, l->C, l->C,
+                                    l->n->args[1] != 0);
+    const char *st = arena_printf(e->a, "a->%s", aux_field(e, l->id, "stash"));
+    open_fwd(l, false);
+    E(e, "    mprt_cu_attention_forward(%s, %s, %s, %s, %s, %s);\n}\n", A(l, l->out), st, A(l, l->in[0]),
+      attn_w(l, false), dims, add_flag(e, l->n, PARAM_BO));
+    open_bwd(l);
+    E(e, "    mprt_cu_attention_backward(%s, %s, %s, %s, %s, scratch, %s, %s);\n}\n\n", D(l, l->in[0]),
+      attn_w(l, true), D(l, l->out), A(l, l->in[0]), st, attn_w(l, false), dims);
+}
+
+static void lyr_loss(const Lyr *l) {
+    Emit *e = l->e;
+    const SchedBuf *p = B(e, l->in[0]);
+    bool ce = l->n->op == OP_CROSS_ENTROPY;
+    int64_t V = ldim(e, l->in[0], -1);
+    /* mean over every global row (cross entropy) or element (mse) */
+    int64_t global = ir_shape_numel(&BV(e, l->in[0])->shape) / (ce ? V : 1);
+    if (ce) {
+        K(l, "M", lnumel(e, l->in[0]) / V, "rows (local)");
+        K(l, "V", V, "classes");
+    } else {
+        K(l, "SIZE", lnumel(e, l->in[0]), "elements (local)");
+    }
+    E(e, "#define %s_SCALE (1.0f / %lld.0f) /* mean over the global batch */\n", l->C, (long long)global);
+    /* With the logits replicated over the tensor ranks, rank 0 alone reports the loss. */
+    bool once = p->layout == LAYOUT_R && e->s->t > 1;
+    open_fwd(l, true);
+    const char *guard = once ? "    if (mesh->k == 0)\n    " : "";
+    if (ce)
+        E(e, "%s    mprt_cu_cross_entropy_forward(dloss, %s, %s, %s_M, %s_V, %s_SCALE);\n", guard,
+          A(l, l->in[0]), A(l, l->in[1]), l->C, l->C, l->C);
+    else
+        E(e, "%s    mprt_cu_mse_forward(dloss, %s, %s, %s_SIZE, %s_SCALE);\n", guard, A(l, l->in[0]),
+          A(l, l->in[1]), l->C, l->C);
+    E(e, "    return 0.0; /* the value accumulates in dloss, read once per step */\n}\n");
+    open_bwd(l);
+    if (ce)
+        E(e, "    mprt_cu_cross_entropy_backward(%s, %s, %s, %s_M, %s_V, %s_SCALE);\n}\n\n", D(l, l->in[0]),
+          A(l, l->in[0]), A(l, l->in[1]), l->C, l->C, l->C);
+    else
+        E(e, "    mprt_cu_mse_backward(%s, %s, %s, %s_SIZE, %s_SCALE);\n}\n\n", D(l, l->in[0]), A(l, l->in[0]),
+          A(l, l->in[1]), l->C, l->C);
+}
+
+static void emit_layer(Emit *e, int id) {
+    Lyr l = {.e = e, .id = id, .n = IR_NODE(e->g, id), .pn = &e->g->plan->nodes[id]};
+    l.in[0] = e->fwd_in[0][id], l.in[1] = e->fwd_in[1][id], l.out = e->fwd_out[id];
+    char *c = arena_strdup(e->a, e->lname[id]);
+    for (char *p = c; *p; p++)
+        if (*p >= 'a' && *p <= 'z') *p = (char)(*p - 'a' + 'A');
+    l.C = c;
+    E(e, "/* %s: %s, %s, %s -> %s */\n", c, ir_ops[l.n->op].name, strat_name(l.pn->strat),
+      lay_name(B(e, l.in[0])->layout), l.out >= 0 ? lay_name(B(e, l.out)->layout) : "scalar");
+    switch (l.n->op) {
+    case OP_LINEAR: lyr_linear(&l); break;
+    case OP_RELU: lyr_pointwise(&l, "relu", false); break;
+    case OP_GELU: lyr_pointwise(&l, "gelu", false); break;
+    case OP_TANH: lyr_pointwise(&l, "tanh", true); break;
+    case OP_ADD: lyr_add(&l); break;
+    case OP_LAYERNORM: lyr_layernorm(&l); break;
+    case OP_DROPOUT: lyr_dropout(&l); break;
+    case OP_CONV2D: lyr_conv2d(&l); break;
+    case OP_MAXPOOL2D: lyr_maxpool(&l); break;
+    case OP_FLATTEN: lyr_flatten(&l); break;
+    case OP_EMBEDDING: lyr_embedding(&l); break;
+    case OP_ATTENTION: lyr_attention(&l); break;
+    case OP_CROSS_ENTROPY:
+    case OP_MSE: lyr_loss(&l); break;
+    default: break;
+    }
+}
+
+/* ───────────────────────────── data ───────────────────────────── */
+
+/* The range of an integer input: the vocabulary of the embedding reading it, or the classes
+ * of the loss it labels; 0 for floats. */
+static int64_t int_range(const Emit *e, int value) {
+    for (int i = 0; i < IR_NNODES(e->g); i++) {
+        const IrNode *n = IR_NODE(e->g, i);
+        if (n->op == OP_EMBEDDING && n->inputs[0] == value) return (int64_t)n->args[0];
+        if (n->op == OP_CROSS_ENTROPY && n->inputs[1] == value) {
+            const Shape *s = &IR_VALUE(e->g, n->inputs[0])->shape;
+            return s->d[s->rank - 1];
+        }
+    }
+    return 0;
+}
+
+/* --data reads the first input; --labels the first label, or, in a model without labels
+ * (a regression onto an `input target`), the second input. Others are always synthetic. */
+static int first_of(const Emit *e, ValueKind k) {
+    int seen = 0;
+    for (int v = 0; v < IR_NVALUES(e->g); v++)
+        if (IR_VALUE(e->g, v)->kind == k) return v;
+    if (k != VAL_LABEL) return -1;
+    for (int v = 0; v < IR_NVALUES(e->g); v++)
+        if (IR_VALUE(e->g, v)->kind == VAL_INPUT && seen++ == 1) return v;
+    return -1;
+}
+
+static void emit_loaders(Emit *e) {
+    E(e, "/* Inputs and labels. A step reads BATCH consecutive samples (wrapping around the data\n"
+         " * set); replica j, micro-batch i takes rows j*BATCH/MESH_D + i*MB .. + MB of them, so the\n"
+         " * same sample lands in the same place of the global batch whatever the plan. Without\n"
+         " * files the data set is BATCH synthetic samples drawn from the seed. */\n");
+    for (int v = 0; v < IR_NVALUES(e->g); v++) {
+        const IrValue *iv = IR_VALUE(e->g, v);
+        if (iv->kind == VAL_ACT) continue;
+        const char *nm = cg_mangle(e->a, "d", v, iv->name);
+        int64_t row = ir_shape_numel(&iv->shape) / iv->shape.d[0], range = int_range(e, v);
+        bool isint = iv->dtype != DT_F32;
+        E(e, "static MprtArray %s; /* ", nm);
+        put_comment_text(e, iv->name);
+        E(e, " %s, loaded or synthetic */\n", shape_str(e, iv->dtype, &iv->shape));
+        E(e, "#define %s_ROW %lld\n#define %s_RANGE %lld\n", nm, (long long)row, nm, (long long)range);
+        E(e, "static void load_%s(%s *dst, int64_t step, int micro) {\n", nm, isint ? "int32_t" : "float");
+        E(e, "    MprtRng r = mprt_rng(seed, mprt_rng_name_id(");
+        put_c_string(e, arena_printf(e->a, "data.%s", iv->name));
+        E(e, "));\n    %s *host = (%s *)hstage(sizeof(%s) * MB * %s_ROW);\n", isint ? "int32_t" : "float",
+          isint ? "int32_t" : "float", isint ? "int32_t" : "float", nm);
+        E(e, "    for (int64_t q = 0; q < MB; q++) {\n");
+        E(e, "        int64_t row = (int64_t)mesh->j * (BATCH / MESH_D) + (int64_t)micro * MB + q;\n");
+        E(e, "        int64_t n = %s.data ? %s.shape[0] : BATCH;\n", nm, nm);
+        E(e, "        int64_t sample = (step * BATCH + row) %% n;\n");
+        E(e, "        %s *out = host + q * %s_ROW;\n", isint ? "int32_t" : "float", nm);
+        E(e, "        if (%s.data)\n            memcpy(out, (const %s *)%s.data + sample * %s_ROW, sizeof *out * %s_ROW);\n",
+          nm, isint ? "int32_t" : "float", nm, nm, nm);
+        if (isint)
+            E(e, "        else\n            for (int64_t c = 0; c < %s_ROW; c++)\n"
+                 "                out[c] = (int32_t)(mprt_rng_bits(r, (uint64_t)(sample * %s_ROW + c)) %% "
+                 "(uint64_t)(%s_RANGE > 0 ? %s_RANGE : 2));\n",
+              nm, nm, nm, nm);
+        else
+            E(e, "        else\n            mprt_rng_fill_normal(r, (uint64_t)(sample * %s_ROW), %s_ROW, 0.0f, 1.0f, out);\n",
+              nm, nm);
+        E(e, "    }\n    mprt_cu_upload(dst, host, sizeof(%s) * MB * %s_ROW);\n}\n", isint ? "int32_t" : "float", nm);
+        if (v != first_of(e, VAL_INPUT) && v != first_of(e, VAL_LABEL)) {
+            E(e, "\n");
+            continue;
+        }
+        /* file loading with checks */
+        E(e, "static bool open_%s(const char *path, MprtErr *err) {\n", nm);
+        E(e, "    int64_t shape[%d] = {BATCH", iv->shape.rank);
+        for (int k = 1; k < iv->shape.rank; k++) E(e, ", %lld", (long long)iv->shape.d[k]);
+        E(e, "};\n    if (!mprt_npy_load(path, %s, %d, shape, 1, &%s, err)) return false;\n",
+          isint ? "MPRT_I32" : "MPRT_F32", iv->shape.rank, nm);
+        if (isint)
+            E(e, "    for (int64_t i = 0; %s_RANGE > 0 && i < %s.numel; i++) {\n"
+                 "        int32_t v = ((const int32_t *)%s.data)[i];\n"
+                 "        if (v < 0 || v >= %s_RANGE) {\n"
+                 "            snprintf(err->msg, sizeof err->msg, \"%%s: value %%d at index %%lld is outside [0, %%d)\", path, (int)v, (long long)i, (int)%s_RANGE);\n"
+                 "            return false;\n        }\n    }\n",
+              nm, nm, nm, nm, nm);
+        E(e, "    return true;\n}\n\n");
+    }
+}
+
+/* ───────────────────────────── stage programs ───────────────────────────── */
+
+/* The view outer × chunk × inner of buffer b's split (its full tensor). */
+static const char *view(Emit *e, int b) {
+    const SchedBuf *sb = B(e, b);
+    int sd = sb->split_dim < 0 ? 0 : sb->split_dim;
+    return arena_printf(e->a, "%lld, %lld, %lld", (long long)prod(&sb->full, 0, sd),
+                        (long long)sb->local.d[sd], (long long)prod(&sb->full, sd + 1, sb->full.rank));
+}
+
+/* batch, mid, feat, inner of a tensor for the B ↔ F all-to-all. */
+static const char *a2a_dims(Emit *e, int b) {
+    const SchedBuf *sb = B(e, b);
+    int fd = sb->full.rank == 4 ? 1 : sb->full.rank - 1;
+    return arena_printf(e->a, "%lld, %lld, %lld, %lld", (long long)sb->full.d[0], (long long)prod(&sb->full, 1, fd),
+                        (long long)sb->full.d[fd], (long long)prod(&sb->full, fd + 1, sb->full.rank));
+}
+
+static const char *fld(Emit *e, const char *p, int b) { return arena_printf(e->a, "%s->%s", p, e->bname[b]); }
+
+static void emit_fwd_coll(Emit *e, const SchedOp *o) {
+    const char *src = fld(e, "a", o->src), *dst = fld(e, "a", o->dst);
+    E(e, "    /* ");
+    put_comment_text(e, BV(e, o->src)->name);
+    E(e, ": %s -> %s, %s on the tensor group (%lld B) */\n", lay_name(B(e, o->src)->layout),
+      lay_name(B(e, o->dst)->layout), (const char *[]){"", "slice", "all-reduce", "all-gather", "reduce-scatter",
+                                                       "all-to-all", ""}[o->coll],
+      (long long)o->bytes);
+    switch (o->coll) {
+    case COLL_SLICE:
+        if (B(e, o->dst)->layout == LAYOUT_P)
+            E(e, "    if (mesh->k == 0)\n        mprt_cu_copy(%s, %s, sizeof(float) * %lld);\n    else\n"
+                 "        mprt_cu_memset0(%s, sizeof(float) * %lld);\n",
+              dst, src, (long long)lnumel(e, o->dst), dst, (long long)lnumel(e, o->dst));
+        else if (is_int(e, o->src))
+            E(e, "    mprt_cu_copy(%s, %s + mesh->k * %lld, sizeof(int32_t) * %lld);\n", dst, src,
+              (long long)lnumel(e, o->dst), (long long)lnumel(e, o->dst));
+        else
+            E(e, "    mprt_cu_slice(%s, %s, %s, MESH_T, mesh->k);\n", src, dst, view(e, o->dst));
+        break;
+    case COLL_ALLREDUCE:
+        E(e, "    mprt_cu_copy(%s, %s, sizeof(float) * %lld);\n    mprt_cu_allreduce(MPRT_TENSOR, %s, %lld);\n", dst, src,
+          (long long)lnumel(e, o->dst), dst, (long long)lnumel(e, o->dst));
+        break;
+    case COLL_ALLGATHER: E(e, "    mprt_cu_allgather(MPRT_TENSOR, %s, %s, %s);\n", src, dst, view(e, o->src)); break;
+    case COLL_REDUCESCATTER:
+        E(e, "    mprt_cu_reduce_scatter(MPRT_TENSOR, %s, %s, %s);\n", src, dst, view(e, o->dst));
+        break;
+    case COLL_ALLTOALL:
+        E(e, "    mprt_cu_alltoall_%s(MPRT_TENSOR, %s, %s, %s);\n", B(e, o->src)->layout == LAYOUT_B ? "b2f" : "f2b", src,
+          dst, a2a_dims(e, o->src));
+        break;
+    default: break;
+    }
+}
+
+/* grad(src) += the dual of a forward layout change, through `xfer`. */
+static void emit_bwd_coll(Emit *e, const SchedOp *o) {
+    const char *gs = fld(e, "d", o->src), *gd = fld(e, "d", o->dst);
+    E(e, "    /* gradient of ");
+    put_comment_text(e, BV(e, o->src)->name);
+    E(e, ": %s -> %s (%lld B) */\n", lay_name(grad_layout_of(B(e, o->dst)->layout)),
+      lay_name(grad_layout_of(B(e, o->src)->layout)), (long long)o->bytes);
+    switch (o->coll) {
+    case COLL_NONE: E(e, "    mprt_cu_accumulate(%s, %s, %lld);\n", gs, gd, (long long)lnumel(e, o->src)); return;
+    case COLL_SLICE: E(e, "    mprt_cu_slice(%s, xfer, %s, MESH_T, mesh->k);\n", gd, view(e, o->src)); break;
+    case COLL_ALLGATHER: E(e, "    mprt_cu_allgather(MPRT_TENSOR, %s, xfer, %s);\n", gd, view(e, o->dst)); break;
+    case COLL_ALLTOALL:
+        E(e, "    mprt_cu_alltoall_%s(MPRT_TENSOR, %s, xfer, %s);\n", B(e, o->dst)->layout == LAYOUT_B ? "b2f" : "f2b", gd,
+          a2a_dims(e, o->dst));
+        break;
+    default: break;
+    }
+    E(e, "    mprt_cu_accumulate(%s, xfer, %lld);\n", gs, (long long)lnumel(e, o->src));
+}
+
+static int tag_of(const Emit *e, int b, bool grad) { return B(e, b)->value * 2 + (grad ? 1 : 0); }
+
+static void emit_stage_fwd(Emit *e, int s) {
+    const SchedStage *st = &e->s->stages[s];
+    E(e, "/* Stage %d, one micro-batch forward; returns its share of the loss. */\n", s);
+    E(e, "static double stage%d_forward(int64_t step, int micro) {\n", s);
+    E(e, "    const Stage%d *a = &act%d[micro %% %d];\n", s, s, st->stash);
+    E(e, "    int64_t n0 = (int64_t)mesh->j * (BATCH / MESH_D) + (int64_t)micro * MB;\n    double loss = 0;\n");
+    E(e, "    (void)a, (void)n0;\n");
+    for (int i = 0; i < st->nfwd; i++) {
+        const SchedOp *o = &st->fwd[i];
+        switch (o->kind) {
+        case SOP_LOAD:
+            E(e, "    load_%s(%s, step, micro);\n", cg_mangle(e->a, "d", B(e, o->dst)->value, BV(e, o->dst)->name),
+              fld(e, "a", o->dst));
+            break;
+        case SOP_FWD:
+            source_comment(e, IR_NODE(e->g, o->node), "    ");
+            E(e, "    %s%s_forward(a, step, n0);\n", o->dst < 0 ? "loss += " : "", e->lname[o->node]);
+            break;
+        case SOP_COLL: emit_fwd_coll(e, o); break;
+        case SOP_SEND:
+            E(e, "    fsend[micro %% %d][nfsend[micro %% %d]++] = mprt_cu_isend_staged(%d, %s, %lld, %d);\n", st->stash, st->stash,
+              o->peer - s, fld(e, "a", o->src), (long long)lnumel(e, o->src), tag_of(e, o->src, false));
+            break;
+        case SOP_RECV:
+            E(e, "    mprt_cu_recv_staged(%d, %s, %lld, %d);\n", o->peer - s, fld(e, "a", o->dst), (long long)lnumel(e, o->dst),
+              tag_of(e, o->dst, false));
+            break;
+        default: break;
+        }
+    }
+    E(e, "    return loss;\n}\n\n");
+}
+
+static void emit_stage_bwd(Emit *e, int s) {
+    const SchedStage *st = &e->s->stages[s];
+    E(e, "/* Stage %d, one micro-batch backward: activation gradients start at zero, parameter\n"
+         " * gradients accumulate over the step's micro-batches. */\n", s);
+    E(e, "static void stage%d_backward(int64_t step, int micro) {\n", s);
+    E(e, "    const Stage%d *a = &act%d[micro %% %d], *d = &grad%d;\n", s, s, st->stash, s);
+    E(e, "    int64_t n0 = (int64_t)mesh->j * (BATCH / MESH_D) + (int64_t)micro * MB;\n");
+    E(e, "    (void)a, (void)d, (void)n0;\n");
+    E(e, "    wait_sends(micro %% %d);\n    mprt_cu_memset0(gbase, sizeof(float) * STAGE%d_GRADS);\n", st->stash, s);
+    for (int i = 0; i < st->nbwd; i++) {
+        const SchedOp *o = &st->bwd[i];
+        const SchedOp *nx = i + 1 < st->nbwd ? &st->bwd[i + 1] : NULL;
+        switch (o->kind) {
+        case SOP_BWD:
+            if (nx && nx->kind == SOP_COLL && nx->layer_own) {
+                const char *f = e->bname[nx->src];
+                int64_t n = lnumel(e, nx->src);
+                E(e, "    {   /* a column split's input gradient is a partial sum: all-reduce it (%lld B) */\n",
+                  (long long)nx->bytes);
+                E(e, "        Stage%d part = *d;\n        part.%s = xfer;\n        mprt_cu_memset0(xfer, sizeof(float) * %lld);\n",
+                  s, f, (long long)n);
+                E(e, "        %s_backward(a, &part, step, n0);\n", e->lname[o->node]);
+                E(e, "        mprt_cu_allreduce(MPRT_TENSOR, xfer, %lld);\n        mprt_cu_accumulate(d->%s, xfer, %lld);\n    }\n",
+                  (long long)n, f, (long long)n);
+                i++;
+            } else {
+                E(e, "    %s_backward(a, d, step, n0);\n", e->lname[o->node]);
+            }
+            break;
+        case SOP_COLL: emit_bwd_coll(e, o); break;
+        case SOP_SEND:
+            E(e, "    gsend[ngsend++] = mprt_cu_isend_staged(%d, %s, %lld, %d);\n", o->peer - s, fld(e, "d", o->src),
+              (long long)lnumel(e, o->src), tag_of(e, o->src, true));
+            break;
+        case SOP_RECV:
+            E(e, "    mprt_cu_recv_staged(%d, xfer, %lld, %d);\n    mprt_cu_accumulate(%s, xfer, %lld);\n", o->peer - s,
+              (long long)lnumel(e, o->dst), tag_of(e, o->dst, true), fld(e, "d", o->dst), (long long)lnumel(e, o->dst));
+            break;
+        default: break;
+        }
+    }
+    E(e, "}\n\n");
+}
+
+static void emit_orders(Emit *e) {
+    E(e, "/* The order each stage runs its micro-batches in (1F1B): 2*micro for a forward,\n"
+         " * 2*micro + 1 for a backward. */\n");
+    for (int s = 0; s < e->s->S; s++) {
+        const SchedStage *st = &e->s->stages[s];
+        E(e, "static const int ORDER%d[%d] = {", s, st->norder);
+        for (int i = 0; i < st->norder; i++) E(e, "%s%d", i ? ", " : "", st->order[i].micro * 2 + st->order[i].bwd);
+        E(e, "};\n");
+    }
+    int maxstash = 1, maxsend = 1;
+    for (int s = 0; s < e->s->S; s++) {
+        const SchedStage *st = &e->s->stages[s];
+        int ns = 0, nb = 0;
+        if (st->stash > maxstash) maxstash = st->stash;
+        for (int i = 0; i < st->nfwd; i++) ns += st->fwd[i].kind == SOP_SEND;
+        for (int i = 0; i < st->nbwd; i++) nb += st->bwd[i].kind == SOP_SEND;
+        if (ns > maxsend) maxsend = ns;
+        if (nb > maxsend) maxsend = nb;
+    }
+    E(e, "\n/* Sends are posted without blocking and completed before their buffer is reused, so no\n"
+         " * rank waits on a send while its neighbour waits on it (docs/pipeline.md); they are staged\n"
+         " * through host memory over MPI, as in the C trainer (docs/cuda.md). */\n");
+    E(e, "static MprtCuReq *fsend[%d][%d], *gsend[%d];\nstatic int nfsend[%d], ngsend;\n", maxstash, maxsend, maxsend,
+      maxstash);
+    E(e, "static void wait_sends(int slot) {\n"
+         "    for (int i = 0; i < nfsend[slot]; i++) mprt_cu_wait_staged(fsend[slot][i]);\n    nfsend[slot] = 0;\n"
+         "    for (int i = 0; i < ngsend; i++) mprt_cu_wait_staged(gsend[i]);\n    ngsend = 0;\n}\n\n");
+}
+
+/* ───────────────────────────── the step ───────────────────────────── */
+
+static const char *opt_name(OptKind k) { return k == OPT_SGD ? "sgd" : k == OPT_ADAM ? "adam" : "adamw"; }
+
+static void emit_step(Emit *e) {
+    const Schedule *s = e->s;
+    OptKind opt = e->g->train.opt;
+    E(e, "/* One training step: the stage's micro-batches in 1F1B order, the gradient all-reduce of\n"
+         " * every parameter over the ranks that hold the same shard, then the optimizer. Returns\n"
+         " * the step's loss, summed over ranks (a metric, not counted as plan traffic). */\n");
+    E(e, "static double train_step(int64_t step) {\n    double loss = 0;\n");
+    E(e, "    mprt_cu_memset0(grd, sizeof(float) * (size_t)STAGE_PARAMS[mesh->s]);\n"
+         "    mprt_cu_memset0(dloss, sizeof(double));\n    switch (mesh->s) {\n");
+    for (int k = 0; k < s->S; k++) {
+        E(e, "    case %d:\n        for (int i = 0; i < %d; i++) {\n", k, s->stages[k].norder);
+        E(e, "            int item = ORDER%d[i];\n            if (item & 1)\n                stage%d_backward(step, item >> 1);\n"
+             "            else\n                loss += stage%d_forward(step, item >> 1);\n        }\n        break;\n",
+          k, k, k);
+    }
+    E(e, "    default: break;\n    }\n");
+    E(e, "    for (int slot = 0; slot < (int)(sizeof nfsend / sizeof nfsend[0]); slot++) wait_sends(slot);\n");
+    E(e, "    switch (mesh->s) {\n");
+    for (int k = 0; k < s->S; k++) {
+        const SchedStage *st = &s->stages[k];
+        if (!st->nsync) continue;
+        E(e, "    case %d:\n", k);
+        for (int i = 0; i < st->nsync; i++) {
+            const SchedSync *y = &st->sync[i];
+            E(e, "        mprt_cu_allreduce_start(%s, grd + %lld, %lld); /* ", group_c(y->group),
+              (long long)e->poff[y->first_param], (long long)y->count);
+            put_comment_text(e, IR_NODE(e->g, y->node)->name);
+            E(e, ", %lld B */\n", (long long)y->bytes);
+        }
+        E(e, "        break;\n");
+    }
+    E(e, "    default: break;\n    }\n    mprt_cu_comm_join();\n");
+    E(e, "    int64_t n = STAGE_PARAMS[mesh->s];\n");
+    if (opt == OPT_SGD)
+        E(e, "    mprt_cu_sgd_step(prm, MOMENTUM != 0.0f ? opt1 : NULL, grd, n, LR, MOMENTUM, WEIGHT_DECAY);\n");
+    else
+        E(e, "    mprt_cu_%s_step(prm, opt1, opt2, grd, n, LR, BETA1, BETA2, EPS, WEIGHT_DECAY, step + 1);\n",
+          opt_name(opt));
+    E(e, "    double dev = 0;\n    mprt_cu_download(&dev, dloss, sizeof dev); /* waits for the step */\n"
+         "    loss += dev;\n    mprt_cu_stats_flush();\n");
+    E(e, "    mprt_metric_sum(MPRT_WORLD, &loss, 1);\n    return loss;\n}\n\n");
+}
+
+/* ───────────────────────────── checkpoints ───────────────────────────── */
+
+static void emit_checkpoints(Emit *e) {
+    const char *state = e->g->train.opt == OPT_SGD ? "\"momentum\"" : "\"m\", \"v\"";
+    int nstate = e->g->train.opt == OPT_SGD ? 1 : 2;
+    E(e, "/* Checkpoints (safetensors): every parameter whole, then the optimizer state as\n"
+         " * \"optimizer.<state>.<name>\", the step in the metadata. Shards are gathered over the\n"
+         " * tensor group and sent to world rank 0, which writes; loading reads whole tensors on\n"
+         " * every rank and keeps the shard, so any plan resumes any checkpoint. */\n");
+    E(e, "#define NUM_STATE %d\nstatic const char *const STATE_NAMES[NUM_STATE] = {%s};\n", nstate, state);
+    E(e, "static float *state_arena(int i) { return i == 0 ? opt1 : opt2; }\n\n");
+    E(e, "static int64_t whole_count(const ParamInfo *p) {\n    int64_t n = 1;\n"
+         "    for (int k = 0; k < p->ndim; k++) n *= p->shape[k];\n    return n;\n}\n\n");
+    E(e, "/* A vocabulary split rounds its rows up: the gathered shards can exceed the tensor. */\n"
+         "static int64_t padded_count(const ParamInfo *p) {\n"
+         "    int64_t n = p->outer * p->parts * p->chunk * p->inner, w = whole_count(p);\n"
+         "    return n > w ? n : w;\n}\n\n");
+    E(e, "/* The whole tensor of arena `src` for parameter p, on world rank 0 (NULL elsewhere). */\n"
+         "static float *gather_whole(const ParamInfo *p, const float *src) {\n"
+         "    int64_t n = whole_count(p);\n"
+         "    float *whole = NULL;\n"
+         "    if (mesh->s == p->stage) {\n"
+         "        whole = falloc(padded_count(p));\n"
+         "        float *shard = falloc(p->count);\n"
+         "        mprt_cu_download(shard, src + p->offset, sizeof(float) * (size_t)p->count);\n"
+         "        if (p->parts > 1)\n"
+         "            mprt_allgather(MPRT_TENSOR, shard, whole, p->outer, p->chunk, p->inner);\n"
+         "        else\n"
+         "            memcpy(whole, shard, sizeof(float) * (size_t)n);\n"
+         "        free(shard);\n"
+         "    }\n"
+         "    if (p->stage == 0) {\n        if (mesh->rank != 0) free(whole), whole = NULL;\n        return whole;\n    }\n"
+         "    int owner = p->stage * MESH_D * MESH_T;\n"
+         "    if (mesh->rank == owner) MPI_Send(whole, (int)n, MPI_FLOAT, 0, 7, MPI_COMM_WORLD);\n"
+         "    if (mesh->rank != 0) {\n        free(whole);\n        return NULL;\n    }\n"
+         "    whole = falloc(n);\n"
+         "    MPI_Recv(whole, (int)n, MPI_FLOAT, owner, 7, MPI_COMM_WORLD, MPI_STATUS_IGNORE);\n"
+         "    return whole;\n}\n\n");
+    E(e, "static void save_checkpoint(const char *path, int64_t step) {\n"
+         "    enum { NT = NUM_PARAMS * (1 + NUM_STATE) };\n"
+         "    MprtTensorRef refs[NT + 1];\n    char *names[NT + 1];\n    float *data[NT + 1];\n"
+         "    mprt_stats_pause();\n"
+         "    for (int i = 0; i < NT; i++) {\n"
+         "        const ParamInfo *p = &PARAMS[i %% NUM_PARAMS];\n        int which = i / NUM_PARAMS;\n"
+         "        data[i] = gather_whole(p, which == 0 ? prm : state_arena(which - 1));\n"
+         "        size_t len = strlen(p->name) + 32;\n        names[i] = (char *)malloc(len);\n"
+         "        if (!names[i]) mprt_fatal(\"out of memory\");\n"
+         "        if (which == 0)\n            snprintf(names[i], len, \"%%s\", p->name);\n"
+         "        else\n            snprintf(names[i], len, \"optimizer.%%s.%%s\", STATE_NAMES[which - 1], p->name);\n"
+         "        refs[i] = (MprtTensorRef){names[i], MPRT_F32, p->ndim, {0}, data[i]};\n"
+         "        for (int k = 0; k < p->ndim; k++) refs[i].shape[k] = p->shape[k];\n    }\n"
+         "    char stepstr[32];\n    snprintf(stepstr, sizeof stepstr, \"%%lld\", (long long)step);\n"
+         "    MprtMeta meta[3] = {{\"step\", stepstr}, {\"model\", MODEL_NAME}, {\"optimizer\", \"%s\"}};\n"
+         "    MprtErr err = {{0}};\n    bool ok = true;\n"
+         "    if (mesh->rank == 0) ok = mprt_st_save(path, refs, NT, meta, 3, &err);\n"
+         "    for (int i = 0; i < NT; i++) free(data[i]), free(names[i]);\n"
+         "    mprt_stats_resume();\n    mprt_exit_if_any(!ok, err.msg);\n}\n\n",
+      opt_name(e->g->train.opt));
+    E(e, "/* Reads whole tensors (and with `state` the optimizer state and the step) and keeps this\n"
+         " * rank's shards. Returns the step stored in the file. */\n"
+         "static int64_t load_checkpoint(const char *path, bool state) {\n"
+         "    MprtErr err = {{0}};\n    MprtSt *f = mprt_st_open(path, &err);\n    bool ok = f != NULL;\n"
+         "    int64_t step = 0;\n"
+         "    for (int i = 0; ok && i < NUM_PARAMS * (state ? 1 + NUM_STATE : 1); i++) {\n"
+         "        const ParamInfo *p = &PARAMS[i %% NUM_PARAMS];\n        int which = i / NUM_PARAMS;\n"
+         "        if (p->stage != mesh->s) continue;\n"
+         "        char name[512];\n"
+         "        if (which == 0)\n            snprintf(name, sizeof name, \"%%s\", p->name);\n"
+         "        else\n            snprintf(name, sizeof name, \"optimizer.%%s.%%s\", STATE_NAMES[which - 1], p->name);\n"
+         "        float *whole = falloc(padded_count(p));\n"
+         "        ok = mprt_st_read(f, name, MPRT_F32, p->ndim, p->shape, whole, &err);\n"
+         "        float *dst = (which == 0 ? prm : state_arena(which - 1)) + p->offset;\n"
+         "        if (ok) {\n            float *shard = falloc(p->count);\n"
+         "            mprt_slice(whole, shard, p->outer, p->chunk, p->inner, p->parts, p->parts > 1 ? mesh->k : 0);\n"
+         "            mprt_cu_upload(dst, shard, sizeof(float) * (size_t)p->count);\n            free(shard);\n        }\n"
+         "        free(whole);\n    }\n"
+         "    if (ok && state) {\n        const char *s = mprt_st_meta(f, \"step\");\n        char *end = NULL;\n"
+         "        step = s ? strtoll(s, &end, 10) : -1;\n"
+         "        if (!s || !end || *end || step < 0) {\n"
+         "            snprintf(err.msg, sizeof err.msg, \"%%s: no valid step in the metadata\", path);\n"
+         "            ok = false;\n        }\n    }\n"
+         "    if (f) mprt_st_close(f);\n    mprt_exit_if_any(!ok, err.msg);\n    return step;\n}\n\n");
+}
+
+/* ───────────────────────────── main ───────────────────────────── */
+
+static void emit_summary(Emit *e) {
+    const Schedule *s = e->s;
+    E(e, "/* Printed at start: the plan in a few lines. */\nstatic const char PLAN_SUMMARY[] =\n");
+    E(e, "    \"plan: %d stage(s) x %d replica(s) x %d tensor rank(s), %d micro-batch(es) of %lld samples, batch %lld\\n\"\n",
+      s->S, s->d, s->t, s->m, (long long)s->micro, (long long)s->batch);
+    for (int i = 0; i < IR_NNODES(e->g); i++) {
+        const IrNode *n = IR_NODE(e->g, i);
+        const PlanNode *pn = &e->g->plan->nodes[i];
+        E(e, "    ");
+        put_c_string(e, arena_printf(e->a, "  stage %d  %-24s %-14s %s\n", pn->stage, n->name, ir_ops[n->op].name,
+                                     strat_name(pn->strat)));
+        E(e, "\n");
+    }
+    E(e, "    \"\";\n\n");
+    E(e, "/* Bytes this plan moves per device per step, by stage, group and collective (the\n"
+         " * schedule's count, which the runtime's counters must match). */\n");
+    E(e, "static const int64_t PREDICTED[MESH_S][%d][%d] = {\n", GROUP__COUNT, COLL__COUNT);
+    for (int k = 0; k < s->S; k++) {
+        E(e, "    {");
+        for (int gk = 0; gk < GROUP__COUNT; gk++) {
+            E(e, "%s{", gk ? ", " : "");
+            for (int c = 0; c < COLL__COUNT; c++) E(e, "%s%lld", c ? ", " : "", (long long)s->stages[k].bytes[gk][c]);
+            E(e, "}");
+        }
+        E(e, "},\n");
+    }
+    E(e, "};\n\n");
+}
+
+static void emit_main(Emit *e) {
+    int x = first_of(e, VAL_INPUT), y = first_of(e, VAL_LABEL);
+    E(e, "%s",
+      "typedef struct Args {\n"
+      "    int64_t steps, save_every, log_every;\n    int threads;\n"
+      "    const char *data, *labels, *init, *save, *resume, *profile, *comm;\n    bool help, tf32;\n} Args;\n\n"
+      "static void usage(FILE *out, const char *prog) {\n"
+      "    fprintf(out, \"usage: mpirun -np %d %s [options]\\n\"\n"
+      "                 \"  --steps N          train until step N (default %d)\\n\"\n"
+      "                 \"  --data X.npy       inputs (default: synthetic samples from the seed)\\n\"\n"
+      "                 \"  --labels Y.npy     labels (default: synthetic)\\n\"\n"
+      "                 \"  --seed S           initialisation, synthetic data and dropout seed (default %d)\\n\"\n"
+      "                 \"  --init F           start from the weights of a checkpoint\\n\"\n"
+      "                 \"  --resume F         continue a checkpoint: weights, optimizer state and step\\n\"\n"
+      "                 \"  --save F           write a checkpoint at the end (and every --save-every steps)\\n\"\n"
+      "                 \"  --save-every K     checkpoint every K steps\\n\"\n"
+      "                 \"  --log-every K      progress line every K steps (default 1)\\n\"\n"
+      "                 \"  --profile F.json   write bytes, calls and times per collective and layer\\n\"\n"
+      "                 \"  --comm MODE        collectives over nccl, mpi (host-staged, GPUs shared) or auto (default)\\n\"\n"
+      "                 \"  --tf32             TF32 tensor-core GEMMs (faster, about 3 decimal digits)\\n\"\n"
+      "                 \"  --threads N        accepted for the C trainer's command line; unused on GPUs\\n\"\n"
+      "                 \"  --help             this text\\n\",\n"
+      "            MESH_S * MESH_D * MESH_T, prog, (int)DEFAULT_STEPS, (int)DEFAULT_SEED);\n}\n\n"
+      "/* A non-negative integer flag value, or -1. */\n"
+      "static int64_t parse_count(const char *s) {\n    char *end = NULL;\n"
+      "    long long v = s ? strtoll(s, &end, 10) : -1;\n"
+      "    return s && *s && end && !*end && v >= 0 ? (int64_t)v : -1;\n}\n\n"
+      "/* Parses argv; returns NULL or a one-line error (into err). */\n"
+      "static const char *parse_args(int argc, char **argv, Args *a, char *err, size_t n) {\n"
+      "    *a = (Args){DEFAULT_STEPS, 0, 1, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, false, false};\n"
+      "    for (int i = 1; i < argc; i++) {\n"
+      "        const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;\n"
+      "        int64_t c = parse_count(v);\n"
+      "        if (!strcmp(f, \"--help\") || !strcmp(f, \"-h\")) { a->help = true; continue; }\n"
+      "        if (!strcmp(f, \"--tf32\")) { a->tf32 = true; continue; }\n"
+      "        const char **str = !strcmp(f, \"--data\") ? &a->data : !strcmp(f, \"--labels\") ? &a->labels\n"
+      "                         : !strcmp(f, \"--init\") ? &a->init : !strcmp(f, \"--save\") ? &a->save\n"
+      "                         : !strcmp(f, \"--resume\") ? &a->resume : !strcmp(f, \"--profile\") ? &a->profile\n"
+      "                         : !strcmp(f, \"--comm\") ? &a->comm : NULL;\n"
+      "        int64_t *num = !strcmp(f, \"--steps\") ? &a->steps : !strcmp(f, \"--save-every\") ? &a->save_every\n"
+      "                     : !strcmp(f, \"--log-every\") ? &a->log_every : NULL;\n"
+      "        bool is_seed = !strcmp(f, \"--seed\"), is_threads = !strcmp(f, \"--threads\");\n"
+      "        if (!str && !num && !is_seed && !is_threads) {\n"
+      "            snprintf(err, n, \"unknown flag '%.64s' (try --help)\", f);\n            return err;\n        }\n"
+      "        if (!v || (!str && c < 0)) {\n"
+      "            snprintf(err, n, \"%s needs %s\", f, str ? \"a file name\" : \"a non-negative integer\");\n            return err;\n        }\n"
+      "        if (str) *str = v;\n        else if (num) *num = c;\n        else if (is_seed) seed = (uint64_t)c;\n"
+      "        else a->threads = (int)(c > 4096 ? 4096 : c);\n        i++;\n    }\n"
+      "    if (a->log_every == 0) a->log_every = 1;\n    return NULL;\n}\n\n");
+    E(e, "%s",
+      "static void init_params(void) {\n"
+      "    for (int i = 0; i < NUM_PARAMS; i++) {\n        const ParamInfo *p = &PARAMS[i];\n"
+      "        if (p->stage != mesh->s) continue;\n"
+      "        MprtRng r = mprt_rng(seed, mprt_rng_name_id(p->name));\n"
+      "        float *dst = falloc(p->count);\n        int part = p->parts > 1 ? mesh->k : 0;\n"
+      "        if (p->init == 1)\n"
+      "            mprt_rng_shard_uniform(r, p->outer, p->chunk, p->inner, p->parts, part, p->a, p->b, dst);\n"
+      "        else if (p->init == 2)\n"
+      "            mprt_rng_shard_normal(r, p->outer, p->chunk, p->inner, p->parts, part, 0.0f, p->b, dst);\n"
+      "        else\n            mprt_fill(dst, p->count, p->init == 3 ? p->a : 0.0f);\n"
+      "        mprt_cu_upload(prm + p->offset, dst, sizeof(float) * (size_t)p->count);\n        free(dst);\n    }\n}\n\n");
+    E(e, "static void check_bytes(int64_t steps) {\n"
+         "    int64_t want = 0;\n    mprt_cu_stats_flush();\n"
+         "    for (int g = 0; g < %d; g++)\n        for (int c = 0; c < %d; c++) want += PREDICTED[mesh->s][g][c];\n"
+         "    want *= steps;\n    int64_t got = mprt_stats_plan_bytes();\n"
+         "    double off[2] = {(double)(got != want), (double)got};\n"
+         "    mprt_metric_max(MPRT_WORLD, off, 2);\n"
+         "    if (mesh->rank == 0)\n"
+         "        printf(\"bytes: %%s (busiest rank %%.0f B over %%lld steps; rank 0 counted %%lld, predicted %%lld)\\n\",\n"
+         "               off[0] == 0 ? \"counted == predicted on every rank\" : \"MISMATCH between counted and predicted\",\n"
+         "               off[1], (long long)steps, (long long)got, (long long)want);\n}\n\n",
+      GROUP__COUNT, COLL__COUNT);
+    E(e, "static void free_all(void) {\n"
+         "    float *const dev[] = {prm, grd, opt1, opt2, fbase, gbase, scratch, xfer};\n"
+         "    for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) mprt_cu_free(dev[i]);\n"
+         "    mprt_cu_free(ibase), mprt_cu_free(dloss);\n");
+    for (int v = 0; v < IR_NVALUES(e->g); v++)
+        if (IR_VALUE(e->g, v)->kind != VAL_ACT)
+            E(e, "    mprt_array_free(&%s);\n", cg_mangle(e->a, "d", v, IR_VALUE(e->g, v)->name));
+    E(e, "}\n\n");
+    E(e, "int main(int argc, char **argv) {\n    Args args;\n    char msg[256];\n"
+         "    const char *bad = parse_args(argc, argv, &args, msg, sizeof msg);\n"
+         "    if (args.help) {\n        usage(stdout, argv[0]);\n        return 0;\n    }\n"
+         "    mprt_init(&argc, &argv, MESH_S, MESH_D, MESH_T);\n    mesh = mprt_mesh();\n"
+         "    mprt_exit_if_any(bad != NULL, bad ? bad : \"\");\n"
+         "    MprtCuComm comm = MPRT_CU_COMM_AUTO;\n"
+         "    bool comm_ok = !args.comm || mprt_cu_comm_parse(args.comm, &comm);\n"
+         "    mprt_exit_if_any(!comm_ok, \"--comm takes nccl, mpi or auto\");\n"
+         "    mprt_cu_init(comm);\n    mprt_cu_set_tf32(args.tf32);\n"
+         "    dloss = (double *)mprt_cu_malloc(sizeof(double));\n"
+         "    int64_t np = STAGE_PARAMS[mesh->s] + 1;\n"
+         "    prm = dalloc(np), grd = dalloc(np), opt1 = dalloc(np), opt2 = dalloc(np);\n"
+         "    switch (mesh->s) {\n");
+    for (int k = 0; k < e->s->S; k++) E(e, "    case %d: stage%d_alloc(); break;\n", k, k);
+    E(e, "    default: break;\n    }\n    init_params();\n    MprtErr err = {{0}};\n    bool ok = true;\n");
+    if (x >= 0)
+        E(e, "    if (args.data) ok = open_%s(args.data, &err);\n", cg_mangle(e->a, "d", x, IR_VALUE(e->g, x)->name));
+    else
+        E(e, "    if (args.data) ok = false, snprintf(err.msg, sizeof err.msg, \"this model has no input for --data\");\n");
+    if (y >= 0)
+        E(e, "    if (ok && args.labels) ok = open_%s(args.labels, &err);\n",
+          cg_mangle(e->a, "d", y, IR_VALUE(e->g, y)->name));
+    else
+        E(e, "    if (ok && args.labels) ok = false, snprintf(err.msg, sizeof err.msg, \"this model has no label for --labels\");\n");
+    E(e, "%s",
+      "    mprt_exit_if_any(!ok, err.msg);\n"
+      "    int64_t step = 0;\n"
+      "    if (args.init) load_checkpoint(args.init, false);\n"
+      "    if (args.resume) step = load_checkpoint(args.resume, true);\n"
+      "    if (mesh->rank == 0) {\n        printf(\"%s\", PLAN_SUMMARY);\n        fflush(stdout);\n    }\n"
+      "    mprt_stats_reset();\n"
+      "    int64_t first = step;\n    double loss = 0;\n"
+      "    mprt_progress_start(first, args.steps, BATCH);\n"
+      "    for (; step < args.steps; step++) {\n"
+      "        loss = train_step(step);\n"
+      "        if ((step + 1) % args.log_every == 0 || step + 1 == args.steps) mprt_progress_step(step + 1, loss);\n"
+      "        if (args.save && args.save_every && (step + 1) % args.save_every == 0 && step + 1 < args.steps)\n"
+      "            save_checkpoint(args.save, step + 1);\n    }\n"
+      "    mprt_progress_finish(loss);\n"
+      "    check_bytes(args.steps > first ? args.steps - first : 0);\n"
+      "    if (args.save) save_checkpoint(args.save, step);\n"
+      "    if (args.profile && !mprt_profile_write(args.profile, &err)) ok = false;\n"
+      "    mprt_exit_if_any(!ok, err.msg);\n"
+      "    free_all();\n"
+      "    mprt_cu_finalize();\n    mprt_finalize();\n    return 0;\n}\n");
+}
+
+/* ───────────────────────────── entry points ───────────────────────────── */
+
+static void prepare(Emit *e) {
+    const IrGraph *g = e->g;
+    int nn = IR_NNODES(g);
+    e->bname = arena_calloc(e->a, (size_t)e->s->nbufs + 1, sizeof(char *));
+    e->lname = arena_calloc(e->a, (size_t)nn + 1, sizeof(char *));
+    e->pname = arena_calloc(e->a, (size_t)IR_NPARAMS(g) + 1, sizeof(char *));
+    e->poff = arena_calloc(e->a, (size_t)IR_NPARAMS(g) + 1, sizeof(int64_t));
+    for (int k = 0; k < IR_MAX_INPUTS; k++) e->fwd_in[k] = arena_calloc(e->a, (size_t)nn + 1, sizeof(int));
+    e->fwd_out = arena_calloc(e->a, (size_t)nn + 1, sizeof(int));
+    for (int i = 0; i < nn; i++) {
+        e->lname[i] = cg_mangle(e->a, "l", i, IR_NODE(g, i)->name);
+        e->fwd_in[0][i] = e->fwd_in[1][i] = e->fwd_out[i] = -1;
+    }
+    for (int b = 0; b < e->s->nbufs; b++)
+        e->bname[b] = arena_printf(e->a, "%s_%s", cg_mangle(e->a, "v", B(e, b)->value, BV(e, b)->name),
+                                   lay_name(B(e, b)->layout));
+    /* each node's input buffers: the buffer of (input value, planned layout) on its stage */
+    for (int b = 0; b < e->s->nbufs; b++) {
+        const SchedBuf *sb = B(e, b);
+        for (int i = 0; i < nn; i++) {
+            const IrNode *n = IR_NODE(g, i);
+            const PlanNode *pn = &g->plan->nodes[i];
+            if (pn->stage != sb->stage) continue;
+            for (int k = 0; k < n->ninputs; k++) {
+                Layout want = e->s->t == 1 ? LAYOUT_R : pn->in_layout[k];
+                if (n->inputs[k] == sb->value && want == sb->layout) e->fwd_in[k][i] = b;
+            }
+            if (n->output == sb->value && e->fwd_out[i] < 0) e->fwd_out[i] = b;
+        }
+    }
+}
+
+bool cg_emit_cuda(const IrGraph *g, FILE *out, Diag *d) {
+    if (!g->sched || !g->plan) {
+        diag_error(d, noloc, "internal compiler error: codegen: no schedule");
+        return false;
+    }
+    Emit e = {.g = g, .s = g->sched, .o = out, .a = g->arena};
+    prepare(&e);
+    emit_header(&e);
+    E(&e, "#define MODEL_NAME ");
+    put_c_string(&e, g->name);
+    E(&e, "\n\n");
+    emit_params(&e);
+    for (int s = 0; s < e.s->S; s++) emit_stage_struct(&e, s), emit_alloc(&e, s);
+    for (int i = 0; i < IR_NNODES(g); i++) emit_layer(&e, i);
+    emit_loaders(&e);
+    emit_orders(&e);
+    for (int s = 0; s < e.s->S; s++) emit_stage_fwd(&e, s), emit_stage_bwd(&e, s);
+    emit_step(&e);
+    emit_checkpoints(&e);
+    emit_summary(&e);
+    emit_main(&e);
+    if (ferror(out)) {
+        diag_error(d, noloc, "cannot write the generated CUDA");
+        return false;
+    }
+    return true;
+}
+
+void cg_print_cuda(const IrGraph *g, FILE *out) {
+    Diag d;
+    diag_init(&d, stderr);
+    cg_emit_cuda(g, out, &d);
+}
