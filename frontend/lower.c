@@ -578,8 +578,9 @@ static void lower_assign(Lower *L, const Scope *s, const AstStmt *st) {
 static void lower_repeat(Lower *L, const Scope *s, const AstStmt *st) {
     if (!check_redefinition(L, s, st->name, st->name_loc)) return;
     const char *section = st->section ? st->section : st->name;
-    if (st->section && !check_redefinition(L, s, st->section, st->section_loc)) return;
-    if (st->section) bind(L, s->id, B_SECTION, st->section, -1, st->section_loc);
+    bool own_section = strcmp(section, st->name) != 0; /* `h = repeat 2 as h` is plain `h` */
+    if (own_section && !check_redefinition(L, s, section, st->section_loc)) return;
+    if (own_section) bind(L, s->id, B_SECTION, section, -1, st->section_loc);
     if (st->count < 1 || st->count > FE_MAX_LAYERS) {
         lerr(L, st->count_loc, "repeat count must be between 1 and %d, got %lld", FE_MAX_LAYERS,
              (long long)st->count);

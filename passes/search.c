@@ -19,23 +19,27 @@
  * along the node order, the optimum over cuts and modes is a min–max path problem.
  *
  * The algorithm, per candidate. States are the layouts of the activations live between two
- * nodes (4^live codes; residual graphs keep 1–3 live). For a bound τ, dp_run() sweeps the
- * nodes once keeping, per (stage index, state), the least load of the current stage that
- * stays ≤ τ, and offers a cut at every point. Bisection on τ between a lower bound and a
- * feasible bound gives the exact optimum to 1e-12 relative; a last sweep at that bound
- * records the choices. Candidates are visited in order of a lower bound (Σ cheapest node
- * cost / S, and the dearest node) and skipped once that bound reaches the best time found,
- * so the sweep runs for a handful of meshes only. Cost: O(N · S · states · modes) per sweep.
+ * nodes (4^live codes; residual graphs keep 1–3 live). cand_tables() builds the reachable
+ * states of every point and the transitions between them with their costs. For a bound τ,
+ * dp_run() sweeps the nodes once keeping, per (stage index, state), the least load of the
+ * current stage that stays ≤ τ, and offers a cut at every point; only a window of stage
+ * indices is possible at each point (the cheapest cost before and after it must fit in the
+ * stages on either side), which keeps a sweep near O(N · transitions) for balanced plans.
+ * Bisection on τ between a lower bound and a feasible bound gives the exact optimum to 1e-11
+ * relative; a last sweep records the choices. Candidates are visited in order of a lower
+ * bound; one whose bound exceeds the best time so far is skipped, one that cannot reach the
+ * best time is dismissed after a single sweep at it, so few candidates are bisected.
  *
- * Ties: candidates are visited by stages, then t, then m ascending, and only a strictly
- * better time (by more than 1e-12 relative) replaces the best: fewer stages win, then more
- * data parallelism, then fewer micro-batches. Within a sweep modes are tried data, col, row
- * and a cut only replaces a strictly better load, so equal costs keep data and no cut.
+ * Ties: between candidates whose times differ by at most 1e-12 relative, fewer stages win,
+ * then the smaller t (more data parallelism), then fewer micro-batches (cand_before). Within
+ * a sweep modes are tried data, col, row and a cut only replaces a strictly better load, so
+ * equal costs keep data and no cut.
  *
- * Memory is not a DP resource: the best plan of each candidate is evaluated in full and
- * discarded when a device's memory exceeds cluster.memory; the search is therefore exact
- * when memory does not bind (tests/unit/test_search.c measures the gap when it does). The
- * pure data, tensor and pipeline plans are solved the same way and the chosen plan is
+ * Memory is not a resource of the time sweep: the best plan of each candidate is evaluated
+ * in full, and when a device's memory exceeds cluster.memory the same sweep runs with stage
+ * memory as the load (solve_mem) and its plan is kept if it fits. The search is therefore
+ * exact when memory does not bind; tests/unit/test_search.c measures the gap when it does.
+ * The pure data, tensor and pipeline plans are solved the same way and the chosen plan is
  * replaced by one of them should it ever be faster, so it never is.
  */
 #include "passes.h"
@@ -114,6 +118,10 @@ typedef struct Search {
     unsigned *st_code;
     struct Tr *tr;
     double *cl, *cr; /* K·cut costs of each reachable state (left and right stage) */
+    double *crm;     /* bytes a stage receives at a cut in each state (memory sweeps) */
+    bool mem_mode;   /* sweeps bound each stage's memory instead of its time */
+    double *infl;    /* micro-batches in flight at each stage: min(S − k, m) */
+    size_t infl_cap, crm_cap;
     size_t st_cap, tr_cap, cl_cap, cr_cap;
     /* the sweep */
     double *pre, *suf;  /* cheapest cost of the nodes before / from each point */
@@ -165,50 +173,51 @@ static void search_values(Search *s) {
     }
 }
 
-/* Live activations at each point, and the index maps the sweep uses. */
+/* Live activations at each point: a value is live from just after its producer up to and
+ * including its last consumer. Lists are sorted by value index; O(values + Σ live). */
 static bool search_live(Search *s) {
     IrGraph *g = s->g;
-    int total = 0, *tmp = xcalloc((size_t)s->V, sizeof(int));
+    int *cnt = xcalloc((size_t)s->N + 1, sizeof(int)), *tmp = xcalloc((size_t)s->V, sizeof(int));
+    for (int v = 0; v < s->V; v++) {
+        int prod = IR_VALUE(g, v)->producer;
+        tmp[v] = -1;
+        if (!s->act[v] || prod < 0) continue;
+        for (int p = prod + 1; p <= s->last_use[v]; p++) cnt[p]++;
+    }
+    int total = 0;
     for (int p = 0; p <= s->N; p++) {
-        s->live_off[p] = total;
-        int n = 0;
-        for (int v = 0; v < s->V; v++) {
-            int prod = IR_VALUE(g, v)->producer;
-            if (s->act[v] && prod >= 0 && prod < p && s->last_use[v] >= p) n++;
-        }
-        if (n > MAX_LIVE) {
+        if (cnt[p] > MAX_LIVE) {
             const IrNode *nd = IR_NODE(g, p < s->N ? p : s->N - 1);
             diag_error(s->diag, nd->loc,
                        "%d values are live at once before '%s'; the planner handles at most %d",
-                       n, nd->name, MAX_LIVE);
+                       cnt[p], nd->name, MAX_LIVE);
+            free(cnt);
             free(tmp);
             return false;
         }
-        s->live_n[p] = n;
-        total += n;
-        if (n > s->maxlive) s->maxlive = n;
+        s->live_off[p] = total;
+        s->live_n[p] = cnt[p];
+        total += cnt[p];
+        if (cnt[p] > s->maxlive) s->maxlive = cnt[p];
+        cnt[p] = 0;
     }
     s->live = xcalloc((size_t)total + 1, sizeof(int));
     s->next_src = xcalloc((size_t)total + 1, sizeof(int));
-    for (int p = 0; p <= s->N; p++) {
-        int k = 0;
-        for (int v = 0; v < s->V; v++) {
-            int prod = IR_VALUE(g, v)->producer;
-            if (s->act[v] && prod >= 0 && prod < p && s->last_use[v] >= p) {
-                s->live[s->live_off[p] + k] = v;
-                k++;
-            }
-        }
+    for (int v = 0; v < s->V; v++) {
+        int prod = IR_VALUE(g, v)->producer;
+        if (!s->act[v] || prod < 0) continue;
+        for (int p = prod + 1; p <= s->last_use[v]; p++) s->live[s->live_off[p] + cnt[p]++] = v;
     }
     for (int p = 0; p < s->N; p++) {
         const IrNode *n = IR_NODE(g, p);
-        for (int v = 0; v < s->V; v++) tmp[v] = -1;
-        for (int j = 0; j < s->live_n[p]; j++) tmp[s->live[s->live_off[p] + j]] = j;
+        const int *lp = &s->live[s->live_off[p]], *lq = &s->live[s->live_off[p + 1]];
+        for (int j = 0; j < s->live_n[p]; j++) tmp[lp[j]] = j;
         for (int k = 0; k < IR_MAX_INPUTS; k++)
             s->in_pos[p * IR_MAX_INPUTS + k] = k < n->ninputs ? tmp[n->inputs[k]] : -1;
-        for (int j = 0; j < s->live_n[p + 1]; j++)
-            s->next_src[s->live_off[p + 1] + j] = tmp[s->live[s->live_off[p + 1] + j]];
+        for (int j = 0; j < s->live_n[p + 1]; j++) s->next_src[s->live_off[p + 1] + j] = tmp[lq[j]];
+        for (int j = 0; j < s->live_n[p]; j++) tmp[lp[j]] = -1;
     }
+    free(cnt);
     free(tmp);
     return true;
 }
@@ -265,7 +274,7 @@ static void search_free(Search *s) {
                     s->modes,  s->mc,         s->resh,         s->cutf,     s->cutb,    s->cur,
                     s->nxt,    s->from,       s->cutflag,      s->rec_off,  s->st_off,  s->st_cnt,
                     s->st_idx, s->tr_off,     s->st_code,      s->tr,       s->cl,      s->cr,
-                    s->pre,    s->suf,        s->kmin,         s->kmax};
+                    s->pre,    s->suf,        s->kmin,         s->kmax,     s->crm,     s->infl};
     for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++) free(ptrs[i]);
 }
 
@@ -582,6 +591,7 @@ static double cut_right(const Search *s, const Cand *c, int p, const uint8_t *la
 typedef struct Tr {
     int from, to, mode;
     double w;
+    double ms, ma; /* memory: static bytes, and bytes kept per micro-batch in flight */
 } Tr;
 
 static void *xgrow(void *p, size_t *cap, size_t need, size_t item) {
@@ -604,8 +614,9 @@ static bool cand_tables(Search *s, const Cand *c) {
     s->st_code = xgrow(s->st_code, &s->st_cap, 1, sizeof(unsigned));
     s->cl = xgrow(s->cl, &s->cl_cap, 1, sizeof(double));
     s->cr = xgrow(s->cr, &s->cr_cap, 1, sizeof(double));
+    s->crm = xgrow(s->crm, &s->crm_cap, 1, sizeof(double));
     s->st_code[0] = 0;
-    s->cl[0] = s->cr[0] = 0;
+    s->cl[0] = s->cr[0] = s->crm[0] = 0;
     s->st_off[0] = 0;
     s->st_cnt[0] = 1;
     uint8_t lay[MAX_LIVE], nl[MAX_LIVE];
@@ -626,18 +637,29 @@ static bool cand_tables(Search *s, const Cand *c) {
                     nstates++;
                 }
                 s->tr = xgrow(s->tr, &s->tr_cap, ntr + 1, sizeof(Tr));
-                s->tr[ntr++] = (Tr){i, j, mi, w};
+                const ModeCost *mc = &s->mc[p * MAX_MODES + mi];
+                double copies = 0;
+                for (int q = 0; q < s->live_n[p]; q++)
+                    if (nl[q] != lay[q])
+                        copies += (double)local_bytes(s, c, s->live[s->live_off[p] + q], (Layout)nl[q]);
+                s->tr[ntr++] = (Tr){i, j, mi, w, (double)mc->param_bytes * (2 + s->opt_copies),
+                                    (double)mc->act_bytes + copies};
             }
         }
         s->st_off[p + 1] = off1;
         s->st_cnt[p + 1] = (int)nstates - off1;
         s->cl = xgrow(s->cl, &s->cl_cap, nstates, sizeof(double));
         s->cr = xgrow(s->cr, &s->cr_cap, nstates, sizeof(double));
+        s->crm = xgrow(s->crm, &s->crm_cap, nstates, sizeof(double));
         for (int j = off1; j < (int)nstates; j++) {
             s->st_idx[s->st_code[j]] = -1;
             decode(s->st_code[j], s->live_n[p + 1], lay);
             s->cl[j] = cut_left(s, c, p + 1, lay);
             s->cr[j] = cut_right(s, c, p + 1, lay);
+            double recv = 0;
+            for (int q = 0; q < s->live_n[p + 1]; q++)
+                recv += (double)local_bytes(s, c, s->live[s->live_off[p + 1] + q], (Layout)lay[q]);
+            s->crm[j] = recv;
         }
         if (s->st_cnt[p + 1] == 0) return false;
     }
@@ -651,7 +673,7 @@ static void dp_windows(Search *s, const Cand *c, double tau) {
     for (int p = 0; p <= s->N; p++) {
         int lo = c->S - 1 - (s->N - p), hi = c->S - 1 < p ? c->S - 1 : p;
         double gap = tau - c->cutmin; /* what a stage may spend beyond one cut */
-        if (tau < INFINITY && gap > 0) {
+        if (tau < INFINITY && gap > 0 && !s->mem_mode) {
             /* stages 0..k cost ≥ pre[p] + k·cutmin, each ≤ tau; stages k..S−1 likewise */
             double x = (s->pre[p] * (1 - 1e-9) - tau) / gap;
             double y = c->S - (s->suf[p] * (1 - 1e-9) - c->cutmin) / gap;
@@ -685,23 +707,23 @@ static void dp_reserve(Search *s, const Cand *c, bool record) {
 }
 
 /* Node p: from the states before it (rows k of window p) to the states after it. */
-static void dp_node(Search *s, const Cand *c, int p, double tau, bool record) {
+static void dp_node(Search *s, int p, double tau, bool record) {
     int ns = s->st_cnt[p], ns1 = s->st_cnt[p + 1];
     int lo = s->kmin[p] > s->kmin[p + 1] ? s->kmin[p] : s->kmin[p + 1];
     int hi = s->kmax[p] < s->kmax[p + 1] ? s->kmax[p] : s->kmax[p + 1];
     const Tr *tr = s->tr + s->tr_off[p];
     int ntr = s->tr_off[p + 1] - s->tr_off[p];
     int *from = record ? s->from + s->rec_off[p] : NULL;
-    (void)c;
     for (int k = lo; k <= hi; k++) {
         if (s->pin[p] != IR_NO_STAGE && s->pin[p] != k) continue;
         const double *cur = s->cur + (size_t)(k - s->kmin[p]) * ns;
         double *nxt = s->nxt + (size_t)(k - s->kmin[p + 1]) * ns1;
         int *fr = from ? from + (size_t)(k - s->kmin[p + 1]) * ns1 : NULL;
+        double infl = s->mem_mode ? s->infl[k] : 0;
         for (int e = 0; e < ntr; e++) {
             double l = cur[tr[e].from];
             if (l == INFINITY) continue;
-            double nl = l + tr[e].w;
+            double nl = l + (s->mem_mode ? tr[e].ms + tr[e].ma * infl : tr[e].w);
             if (nl <= tau && nl < nxt[tr[e].to]) {
                 nxt[tr[e].to] = nl;
                 if (fr) fr[tr[e].to] = s->tr_off[p] + e;
@@ -721,8 +743,8 @@ static void dp_cut(Search *s, const Cand *c, int p, double tau, bool record) {
         uint8_t *fl = flag ? flag + (size_t)(k + 1 - s->kmin[p]) * ns : NULL;
         for (int j = 0; j < ns; j++) {
             double l = row[j];
-            if (l == INFINITY || l + s->cl[off + j] > tau) continue;
-            double r = s->cr[off + j];
+            if (l == INFINITY || l + (s->mem_mode ? 0 : s->cl[off + j]) > tau) continue;
+            double r = s->mem_mode ? s->crm[off + j] * s->infl[k + 1] : s->cr[off + j];
             if (r <= tau && r < next[j]) {
                 next[j] = r;
                 if (fl) fl[j] = 1;
@@ -746,7 +768,7 @@ static bool dp_run(Search *s, const Cand *c, double tau, bool record) {
             memset(s->from + s->rec_off[p], 0xff, n1 * sizeof(int));
             memset(s->cutflag + s->rec_off[p], 0, n1);
         }
-        dp_node(s, c, p, tau, record);
+        dp_node(s, p, tau, record);
         if (p + 1 < s->N) dp_cut(s, c, p + 1, tau, record);
         double *t = s->cur;
         s->cur = s->nxt;
@@ -824,6 +846,32 @@ static double solve_cand(Search *s, const Cand *c, double bound, bool wins_ties,
     dp_run(s, c, hi, true);
     dp_backtrack(s, c, mode, stage);
     return hi;
+}
+
+/* When the fastest plan of a candidate does not fit: the plan whose fullest stage holds the
+ * least (parameters, optimizer state, and activations × micro-batches in flight; buffers
+ * are left to the evaluation), by the same sweep with memory as the stage's load. */
+static bool solve_mem(Search *s, const Cand *c, int *mode, int *stage) {
+    s->infl = xgrow(s->infl, &s->infl_cap, (size_t)c->S, sizeof(double));
+    for (int k = 0; k < c->S; k++) s->infl[k] = c->S - k < c->m ? c->S - k : c->m;
+    s->mem_mode = true;
+    double lo = 0, hi = 1;
+    bool ok = dp_run(s, c, INFINITY, false);
+    while (ok && !dp_run(s, c, hi, false)) {
+        lo = hi;
+        hi *= 2;
+    }
+    for (int it = 0; ok && it < 200 && hi - lo > 1e-6 * hi; it++) {
+        double mid = 0.5 * (lo + hi);
+        if (dp_run(s, c, mid, false)) hi = mid;
+        else lo = mid;
+    }
+    if (ok) {
+        dp_run(s, c, hi, true);
+        dp_backtrack(s, c, mode, stage);
+    }
+    s->mem_mode = false;
+    return ok;
 }
 
 /* ───────────────────────────── evaluation ───────────────────────────── */
@@ -913,7 +961,7 @@ static void eval_reshards(const Search *s, const Cand *c, int p, const Mode *M, 
     }
 }
 
-static void eval_node_into(const Search *s, const Cand *c, int p, int mi, StageAcc *a) {
+static void eval_node_into(const Search *s, int p, int mi, StageAcc *a) {
     const ModeCost *mc = &s->mc[p * MAX_MODES + mi];
     a->fwd += mc->fwd;
     a->bwd += mc->bwd;
@@ -924,7 +972,6 @@ static void eval_node_into(const Search *s, const Cand *c, int p, int mi, StageA
     a->params += mc->param_bytes;
     a->acts += mc->act_bytes;
     if (mc->own_n) acc_buf(a, mc->own_n);
-    (void)c;
 }
 
 static bool plan_shape_ok(const Search *s, const Cand *c, const int *mode, const int *stage) {
@@ -976,7 +1023,7 @@ static double eval_plan(const Search *s, const Cand *c, const int *mode, const i
         double w = trans(s, c, p, mode[p], lay, &cd, nl);
         if (w < 0) return INFINITY;
         eval_reshards(s, c, p, &s->modes[p * MAX_MODES + mode[p]], lay, &a, plan);
-        eval_node_into(s, c, p, mode[p], &a);
+        eval_node_into(s, p, mode[p], &a);
         a.load += w;
         decode(cd, s->live_n[p + 1], lay);
     }
@@ -1309,6 +1356,8 @@ static void consider(Search *s, Best *b, Cand *c, int *mode, int *stage) {
     if (F == INFINITY) return;
     int64_t peak = 0;
     F = eval_plan(s, c, mode, stage, NULL, &peak);
+    if ((double)peak > s->g->cluster.memory && solve_mem(s, c, mode, stage))
+        F = eval_plan(s, c, mode, stage, NULL, &peak);
     if (b->min_mem < 0 || peak < b->min_mem) {
         b->min_mem = peak;
         b->min_mem_c = *c;
@@ -1488,7 +1537,7 @@ static void pure_best(Search *s, int S, int d, int t, bool restrict_t, Best *b) 
     free(l.v);
 }
 
-static bool run_search(IrGraph *g, Diag *d, Search *s, Best *b) {
+static bool run_search(Search *s, Best *b) {
     best_init(b, s->N);
     if (!check_inputs(s)) return false;
     CandList l = {0};
@@ -1498,8 +1547,6 @@ static bool run_search(IrGraph *g, Diag *d, Search *s, Best *b) {
     if (b->found) return true;
     if (b->min_mem >= 0) explain_memory(s, b);
     else explain_no_plan(s);
-    (void)g;
-    (void)d;
     return false;
 }
 
@@ -1510,7 +1557,7 @@ bool pass_plan(IrGraph *g, Diag *d) {
         search_free(&s);
         return false;
     }
-    bool ok = run_search(g, d, &s, &b);
+    bool ok = run_search(&s, &b);
     if (ok) {
         int D = (int)s.D;
         int shape[3][3] = {{1, D, 1}, {1, 1, D}, {D, 1, 1}};

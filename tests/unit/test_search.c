@@ -399,12 +399,66 @@ static void test_brute_force(void) {
     CHECK(same >= 300);
 }
 
+/* Memory that binds: the budget is set below what the unconstrained optimum needs. The
+ * search is exact only when memory does not bind (docs/cost-model.md §7); here it must never
+ * claim a time below the true optimum, its plan must fit, and the gap is measured. */
+static void test_memory_gap(void) {
+    int cases = 0, same = 0, worse = 0, missed = 0, none = 0;
+    double worst = 1.0;
+    for (uint64_t seed = 1000; cases < 80; seed++) {
+        rng_state = seed * 0x9E3779B97F4A7C15ull;
+        int nl;
+        char *src = random_model(&nl);
+        char defs[8][64], memdef[64];
+        const char *dv[10];
+        random_cluster(defs, dv);
+        Model m;
+        model_build(&m, src, dv, true);
+        if (!m.ok) {
+            model_free(&m);
+            continue;
+        }
+        int64_t peak = m.g->plan->totals.mem_peak;
+        model_free(&m);
+        int n = 0;
+        while (dv[n]) n++;
+        snprintf(memdef, sizeof memdef, "cluster.memory=%lld", (long long)(peak * 8 / 10));
+        dv[n] = memdef;
+        dv[n + 1] = NULL;
+        model_build(&m, src, dv, false);
+        if (!m.ok) {
+            model_free(&m);
+            continue;
+        }
+        cases++;
+        double bf = plan_brute_force(m.g, &m.diag);
+        bool ok = pass_plan(m.g, &m.diag);
+        if (ok) {
+            double F = m.g->plan->totals.step_time;
+            CHECK(F >= bf * (1 - 1e-9));
+            CHECK((double)m.g->plan->totals.mem_peak <= m.g->cluster.memory);
+            if (F <= bf * (1 + 1e-9)) same++;
+            else worse++, worst = fmax(worst, F / bf);
+        } else if (bf < INFINITY) {
+            missed++;
+        } else {
+            none++;
+        }
+        model_free(&m);
+    }
+    printf("memory binding: %d cases: %d same optimum, %d slower (worst %.3f×), %d with a plan "
+           "only brute force found, %d with none\n",
+           cases, same, worse, worst, missed, none);
+    CHECK(cases >= 60);
+}
+
 int main(void) {
     test_design_example();
     test_megatron();
     test_cheap_comm_data();
     test_errors();
     test_brute_force();
+    test_memory_gap();
     if (failures) fprintf(stderr, "test_search: %d failure(s)\n", failures);
     else printf("test_search: ok\n");
     return failures != 0;
