@@ -19,23 +19,27 @@
  * along the node order, the optimum over cuts and modes is a min–max path problem.
  *
  * The algorithm, per candidate. States are the layouts of the activations live between two
- * nodes (4^live codes; residual graphs keep 1–3 live). For a bound τ, dp_run() sweeps the
- * nodes once keeping, per (stage index, state), the least load of the current stage that
- * stays ≤ τ, and offers a cut at every point. Bisection on τ between a lower bound and a
- * feasible bound gives the exact optimum to 1e-12 relative; a last sweep at that bound
- * records the choices. Candidates are visited in order of a lower bound (Σ cheapest node
- * cost / S, and the dearest node) and skipped once that bound reaches the best time found,
- * so the sweep runs for a handful of meshes only. Cost: O(N · S · states · modes) per sweep.
+ * nodes (4^live codes; residual graphs keep 1–3 live). cand_tables() builds the reachable
+ * states of every point and the transitions between them with their costs. For a bound τ,
+ * dp_run() sweeps the nodes once keeping, per (stage index, state), the least load of the
+ * current stage that stays ≤ τ, and offers a cut at every point; only a window of stage
+ * indices is possible at each point (the cheapest cost before and after it must fit in the
+ * stages on either side), which keeps a sweep near O(N · transitions) for balanced plans.
+ * Bisection on τ between a lower bound and a feasible bound gives the exact optimum to 1e-11
+ * relative; a last sweep records the choices. Candidates are visited in order of a lower
+ * bound; one whose bound exceeds the best time so far is skipped, one that cannot reach the
+ * best time is dismissed after a single sweep at it, so few candidates are bisected.
  *
- * Ties: candidates are visited by stages, then t, then m ascending, and only a strictly
- * better time (by more than 1e-12 relative) replaces the best: fewer stages win, then more
- * data parallelism, then fewer micro-batches. Within a sweep modes are tried data, col, row
- * and a cut only replaces a strictly better load, so equal costs keep data and no cut.
+ * Ties: between candidates whose times differ by at most 1e-12 relative, fewer stages win,
+ * then the smaller t (more data parallelism), then fewer micro-batches (cand_before). Within
+ * a sweep modes are tried data, col, row and a cut only replaces a strictly better load, so
+ * equal costs keep data and no cut.
  *
- * Memory is not a DP resource: the best plan of each candidate is evaluated in full and
- * discarded when a device's memory exceeds cluster.memory; the search is therefore exact
- * when memory does not bind (tests/unit/test_search.c measures the gap when it does). The
- * pure data, tensor and pipeline plans are solved the same way and the chosen plan is
+ * Memory is not a resource of the time sweep: the best plan of each candidate is evaluated
+ * in full, and when a device's memory exceeds cluster.memory the same sweep runs with stage
+ * memory as the load (solve_mem) and its plan is kept if it fits. The search is therefore
+ * exact when memory does not bind; tests/unit/test_search.c measures the gap when it does.
+ * The pure data, tensor and pipeline plans are solved the same way and the chosen plan is
  * replaced by one of them should it ever be faster, so it never is.
  */
 #include "passes.h"
@@ -169,50 +173,51 @@ static void search_values(Search *s) {
     }
 }
 
-/* Live activations at each point, and the index maps the sweep uses. */
+/* Live activations at each point: a value is live from just after its producer up to and
+ * including its last consumer. Lists are sorted by value index; O(values + Σ live). */
 static bool search_live(Search *s) {
     IrGraph *g = s->g;
-    int total = 0, *tmp = xcalloc((size_t)s->V, sizeof(int));
+    int *cnt = xcalloc((size_t)s->N + 1, sizeof(int)), *tmp = xcalloc((size_t)s->V, sizeof(int));
+    for (int v = 0; v < s->V; v++) {
+        int prod = IR_VALUE(g, v)->producer;
+        tmp[v] = -1;
+        if (!s->act[v] || prod < 0) continue;
+        for (int p = prod + 1; p <= s->last_use[v]; p++) cnt[p]++;
+    }
+    int total = 0;
     for (int p = 0; p <= s->N; p++) {
-        s->live_off[p] = total;
-        int n = 0;
-        for (int v = 0; v < s->V; v++) {
-            int prod = IR_VALUE(g, v)->producer;
-            if (s->act[v] && prod >= 0 && prod < p && s->last_use[v] >= p) n++;
-        }
-        if (n > MAX_LIVE) {
+        if (cnt[p] > MAX_LIVE) {
             const IrNode *nd = IR_NODE(g, p < s->N ? p : s->N - 1);
             diag_error(s->diag, nd->loc,
                        "%d values are live at once before '%s'; the planner handles at most %d",
-                       n, nd->name, MAX_LIVE);
+                       cnt[p], nd->name, MAX_LIVE);
+            free(cnt);
             free(tmp);
             return false;
         }
-        s->live_n[p] = n;
-        total += n;
-        if (n > s->maxlive) s->maxlive = n;
+        s->live_off[p] = total;
+        s->live_n[p] = cnt[p];
+        total += cnt[p];
+        if (cnt[p] > s->maxlive) s->maxlive = cnt[p];
+        cnt[p] = 0;
     }
     s->live = xcalloc((size_t)total + 1, sizeof(int));
     s->next_src = xcalloc((size_t)total + 1, sizeof(int));
-    for (int p = 0; p <= s->N; p++) {
-        int k = 0;
-        for (int v = 0; v < s->V; v++) {
-            int prod = IR_VALUE(g, v)->producer;
-            if (s->act[v] && prod >= 0 && prod < p && s->last_use[v] >= p) {
-                s->live[s->live_off[p] + k] = v;
-                k++;
-            }
-        }
+    for (int v = 0; v < s->V; v++) {
+        int prod = IR_VALUE(g, v)->producer;
+        if (!s->act[v] || prod < 0) continue;
+        for (int p = prod + 1; p <= s->last_use[v]; p++) s->live[s->live_off[p] + cnt[p]++] = v;
     }
     for (int p = 0; p < s->N; p++) {
         const IrNode *n = IR_NODE(g, p);
-        for (int v = 0; v < s->V; v++) tmp[v] = -1;
-        for (int j = 0; j < s->live_n[p]; j++) tmp[s->live[s->live_off[p] + j]] = j;
+        const int *lp = &s->live[s->live_off[p]], *lq = &s->live[s->live_off[p + 1]];
+        for (int j = 0; j < s->live_n[p]; j++) tmp[lp[j]] = j;
         for (int k = 0; k < IR_MAX_INPUTS; k++)
             s->in_pos[p * IR_MAX_INPUTS + k] = k < n->ninputs ? tmp[n->inputs[k]] : -1;
-        for (int j = 0; j < s->live_n[p + 1]; j++)
-            s->next_src[s->live_off[p + 1] + j] = tmp[s->live[s->live_off[p + 1] + j]];
+        for (int j = 0; j < s->live_n[p + 1]; j++) s->next_src[s->live_off[p + 1] + j] = tmp[lq[j]];
+        for (int j = 0; j < s->live_n[p]; j++) tmp[lp[j]] = -1;
     }
+    free(cnt);
     free(tmp);
     return true;
 }
@@ -702,14 +707,13 @@ static void dp_reserve(Search *s, const Cand *c, bool record) {
 }
 
 /* Node p: from the states before it (rows k of window p) to the states after it. */
-static void dp_node(Search *s, const Cand *c, int p, double tau, bool record) {
+static void dp_node(Search *s, int p, double tau, bool record) {
     int ns = s->st_cnt[p], ns1 = s->st_cnt[p + 1];
     int lo = s->kmin[p] > s->kmin[p + 1] ? s->kmin[p] : s->kmin[p + 1];
     int hi = s->kmax[p] < s->kmax[p + 1] ? s->kmax[p] : s->kmax[p + 1];
     const Tr *tr = s->tr + s->tr_off[p];
     int ntr = s->tr_off[p + 1] - s->tr_off[p];
     int *from = record ? s->from + s->rec_off[p] : NULL;
-    (void)c;
     for (int k = lo; k <= hi; k++) {
         if (s->pin[p] != IR_NO_STAGE && s->pin[p] != k) continue;
         const double *cur = s->cur + (size_t)(k - s->kmin[p]) * ns;
@@ -764,7 +768,7 @@ static bool dp_run(Search *s, const Cand *c, double tau, bool record) {
             memset(s->from + s->rec_off[p], 0xff, n1 * sizeof(int));
             memset(s->cutflag + s->rec_off[p], 0, n1);
         }
-        dp_node(s, c, p, tau, record);
+        dp_node(s, p, tau, record);
         if (p + 1 < s->N) dp_cut(s, c, p + 1, tau, record);
         double *t = s->cur;
         s->cur = s->nxt;
@@ -957,7 +961,7 @@ static void eval_reshards(const Search *s, const Cand *c, int p, const Mode *M, 
     }
 }
 
-static void eval_node_into(const Search *s, const Cand *c, int p, int mi, StageAcc *a) {
+static void eval_node_into(const Search *s, int p, int mi, StageAcc *a) {
     const ModeCost *mc = &s->mc[p * MAX_MODES + mi];
     a->fwd += mc->fwd;
     a->bwd += mc->bwd;
@@ -968,7 +972,6 @@ static void eval_node_into(const Search *s, const Cand *c, int p, int mi, StageA
     a->params += mc->param_bytes;
     a->acts += mc->act_bytes;
     if (mc->own_n) acc_buf(a, mc->own_n);
-    (void)c;
 }
 
 static bool plan_shape_ok(const Search *s, const Cand *c, const int *mode, const int *stage) {
@@ -1020,7 +1023,7 @@ static double eval_plan(const Search *s, const Cand *c, const int *mode, const i
         double w = trans(s, c, p, mode[p], lay, &cd, nl);
         if (w < 0) return INFINITY;
         eval_reshards(s, c, p, &s->modes[p * MAX_MODES + mode[p]], lay, &a, plan);
-        eval_node_into(s, c, p, mode[p], &a);
+        eval_node_into(s, p, mode[p], &a);
         a.load += w;
         decode(cd, s->live_n[p + 1], lay);
     }
@@ -1534,7 +1537,7 @@ static void pure_best(Search *s, int S, int d, int t, bool restrict_t, Best *b) 
     free(l.v);
 }
 
-static bool run_search(IrGraph *g, Diag *d, Search *s, Best *b) {
+static bool run_search(Search *s, Best *b) {
     best_init(b, s->N);
     if (!check_inputs(s)) return false;
     CandList l = {0};
@@ -1544,8 +1547,6 @@ static bool run_search(IrGraph *g, Diag *d, Search *s, Best *b) {
     if (b->found) return true;
     if (b->min_mem >= 0) explain_memory(s, b);
     else explain_no_plan(s);
-    (void)g;
-    (void)d;
     return false;
 }
 
@@ -1556,7 +1557,7 @@ bool pass_plan(IrGraph *g, Diag *d) {
         search_free(&s);
         return false;
     }
-    bool ok = run_search(g, d, &s, &b);
+    bool ok = run_search(&s, &b);
     if (ok) {
         int D = (int)s.D;
         int shape[3][3] = {{1, D, 1}, {1, 1, D}, {D, 1, 1}};
