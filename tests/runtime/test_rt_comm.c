@@ -13,6 +13,8 @@
  *   fail    rank 1 (or 0) reports a user error through mprt_exit_if_any: one line, exit 1
  *   mpierr  rank 0 sends with an invalid tag: MPI's error is named and the job aborts while
  *           rank 1 waits in a collective (no hang)
+ *   uneven  an all-to-all whose batch does not divide by the group: a fatal error, not a
+ *           silently wrong shard
  */
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -310,7 +312,7 @@ static void run_all(int S, int d, int t) {
 
 int main(int argc, char **argv) {
     if (argc < 4) {
-        fprintf(stderr, "usage: test_rt_comm S d t [all|fail|mpierr]\n");
+        fprintf(stderr, "usage: test_rt_comm S d t [all|fail|mpierr|uneven]\n");
         return 2;
     }
     int S = atoi(argv[1]), d = atoi(argv[2]), t = atoi(argv[3]);
@@ -330,6 +332,11 @@ int main(int argc, char **argv) {
         double v = 0;
         mprt_metric_sum(MPRT_WORLD, &v, 1); /* rank 1 waits here until the abort */
         mprt_recv(-1, x, 4, 0);
+        return 0;
+    }
+    if (strcmp(mode, "uneven") == 0) { /* shards must divide: a 3-row batch over 2 ranks */
+        float in[12] = {0}, out[12];
+        mprt_alltoall_b2f(MPRT_TENSOR, in, out, 3, 1, 4, 1);
         return 0;
     }
     run_all(S, d, t);
