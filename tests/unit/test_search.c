@@ -383,7 +383,12 @@ static void test_brute_force(void) {
                     (unsigned long long)seed, bf, model_diag(&m));
             failures++;
         } else {
-            double F = m.g->plan->totals.step_time;
+            const Plan *p = m.g->plan;
+            double F = p->totals.step_time;
+            /* never predicted slower than a pure plan that fits */
+            CHECK(!p->pure_data_valid || F <= p->pure_data.step_time * (1 + 1e-9));
+            CHECK(!p->pure_tensor_valid || F <= p->pure_tensor.step_time * (1 + 1e-9));
+            CHECK(!p->pure_pipeline_valid || F <= p->pure_pipeline.step_time * (1 + 1e-9));
             if (fabs(F - bf) <= 1e-9 * bf) {
                 same++;
             } else {
@@ -434,8 +439,12 @@ static void test_memory_gap(void) {
         double bf = plan_brute_force(m.g, &m.diag);
         bool ok = pass_plan(m.g, &m.diag);
         if (ok) {
-            double F = m.g->plan->totals.step_time;
+            const Plan *p = m.g->plan;
+            double F = p->totals.step_time;
             CHECK(F >= bf * (1 - 1e-9));
+            CHECK(!p->pure_data_valid || F <= p->pure_data.step_time * (1 + 1e-9));
+            CHECK(!p->pure_tensor_valid || F <= p->pure_tensor.step_time * (1 + 1e-9));
+            CHECK(!p->pure_pipeline_valid || F <= p->pure_pipeline.step_time * (1 + 1e-9));
             CHECK((double)m.g->plan->totals.mem_peak <= m.g->cluster.memory);
             if (F <= bf * (1 + 1e-9)) same++;
             else worse++, worst = fmax(worst, F / bf);
