@@ -245,13 +245,14 @@ static void test_errors(void) {
         "model s {\n"
         "    input x: f32[batch, 16];\n"
         "    label y: i32[batch];\n"
-        "    a = linear(x, 16) @stage(1);\n"
+        "    z = linear(x, 16);\n"
+        "    a = linear(z, 16) @stage(1);\n"
         "    b = linear(a, 16) @stage(0);\n"
         "    loss = cross_entropy(b, y);\n"
         "}\n"
         "train { batch = 8; }\n"
         "cluster { devices = 4; }\n";
-    expect_error(stages, NULL, "t.mp:5:23: error: @stage(0) on 'b' comes after 'a' at @stage(1)");
+    expect_error(stages, NULL, "t.mp:6:23: error: @stage(0) on 'b' comes after 'a' at @stage(1)");
     static const char *const far =
         "model s {\n"
         "    input x: f32[batch, 16];\n"
