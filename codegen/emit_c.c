@@ -498,6 +498,11 @@ static void lyr_layernorm(const Lyr *l) {
       A(l, l->in[0]), st, st, l->C, pref(e, l->n, PARAM_GAMMA, false), l->C, l->C);
 }
 
+/* "0" or "N * mesh->k": the offset of this tensor rank's block. */
+static const char *times_k(Emit *e, int64_t n) {
+    return n ? arena_printf(e->a, "%lld * mesh->k", (long long)n) : "0";
+}
+
 static void lyr_dropout(const Lyr *l) {
     Emit *e = l->e;
     const SchedBuf *b = B(e, l->out);
@@ -513,10 +518,9 @@ static void lyr_dropout(const Lyr *l) {
     }
     K(l, "N", s->d[0], "samples (local)");
     open_fwd(l, false);
-    const char *sh = arena_printf(e->a,
-                                  "(MprtDropShard){n0 + %s, %lld, %lld * mesh->k, %lld, %lld, %lld * mesh->k}",
-                                  b->layout == LAYOUT_B ? arena_printf(e->a, "%lld * mesh->k", (long long)s->d[0]) : "0",
-                                  (long long)R, (long long)r0k, (long long)F, (long long)Fg, (long long)f0k);
+    const char *sh = arena_printf(e->a, "(MprtDropShard){n0%s, %lld, %s, %lld, %lld, %s}",
+                                  b->layout == LAYOUT_B ? arena_printf(e->a, " + %lld * mesh->k", (long long)s->d[0]) : "",
+                                  (long long)R, times_k(e, r0k), (long long)F, (long long)Fg, times_k(e, f0k));
     E(e, "    mprt_dropout_forward(%s, %s, %s_N, %s, %s, seed, %du, step, 1);\n}\n", A(l, l->out),
       A(l, l->in[0]), l->C, sh, flt(e, l->n->args[0]), l->id);
     open_bwd(l);
@@ -1157,11 +1161,18 @@ static void emit_main(Emit *e) {
       "        else if (p->init == 2)\n"
       "            mprt_rng_shard_normal(r, p->outer, p->chunk, p->inner, p->parts, part, 0.0f, p->b, dst);\n"
       "        else\n            mprt_fill(dst, p->count, p->init == 3 ? p->a : 0.0f);\n    }\n}\n\n");
-    E(e, "static void check_bytes(int64_t steps) {\n"
-         "    int64_t want = 0;\n"
-         "    for (int g = 0; g < %d; g++)\n        for (int c = 0; c < %d; c++) want += PREDICTED[mesh->s][g][c];\n"
-         "    want *= steps;\n    int64_t got = mprt_stats_plan_bytes();\n"
-         "    double off[2] = {(double)(got != want), (double)got};\n"
+    E(e, "/* The runtime's counters against PREDICTED, per group and collective kind, on every rank:\n"
+         " * one line from rank 0 saying whether all agree. */\n"
+         "static void check_bytes(int64_t steps) {\n"
+         "    int64_t want = 0, got = mprt_stats_plan_bytes();\n"
+         "    double off[2] = {0, (double)got};\n"
+         "    for (int g = 0; g < %d; g++)\n"
+         "        for (int c = 0; c < %d; c++) {\n"
+         "            int64_t w = PREDICTED[mesh->s][g][c] * steps;\n"
+         "            want += w;\n"
+         "            if (c >= MPRT_ALLREDUCE && mprt_stats_get((MprtColl)c, (MprtGroup)g).bytes != w) off[0] = 1;\n"
+         "        }\n"
+         "    if (got != want) off[0] = 1;\n"
          "    mprt_metric_max(MPRT_WORLD, off, 2);\n"
          "    if (mesh->rank == 0)\n"
          "        printf(\"bytes: %%s (busiest rank %%.0f B over %%lld steps; rank 0 counted %%lld, predicted %%lld)\\n\",\n"
