@@ -179,10 +179,12 @@ static void emit_header(Emit *e) {
     const TrainCfg *t = &g->train;
     E(e, "#define DEFAULT_STEPS %lld\n#define DEFAULT_SEED %lld\n", (long long)t->steps,
       (long long)t->seed);
-    E(e, "#define LR %s\n#define MOMENTUM %s\n#define BETA1 %s\n#define BETA2 %s\n#define EPS %s\n"
-         "#define WEIGHT_DECAY %s\n\n",
+    /* variables, not constants: the C API (emit_capi.c) lets a caller override them */
+    E(e, "static struct {\n    float lr, momentum, beta1, beta2, eps, weight_decay;\n} hyper = {%s, %s, %s, %s, %s, %s};\n",
       flt(e, t->lr), flt(e, t->momentum), flt(e, t->beta1), flt(e, t->beta2), flt(e, t->eps),
       flt(e, t->weight_decay));
+    E(e, "#define LR hyper.lr\n#define MOMENTUM hyper.momentum\n#define BETA1 hyper.beta1\n"
+         "#define BETA2 hyper.beta2\n#define EPS hyper.eps\n#define WEIGHT_DECAY hyper.weight_decay\n\n");
     E(e, "static const MprtMesh *mesh;\nstatic uint64_t seed = DEFAULT_SEED;\n"
          "static float *scratch, *xfer; /* kernel scratch; collective staging */\n"
          "static int timers[%d][2];      /* per layer: forward and backward seconds (--profile) */\n"
@@ -1186,12 +1188,10 @@ static void emit_main(Emit *e) {
         if (IR_VALUE(e->g, v)->kind != VAL_ACT)
             E(e, "    mprt_array_free(&%s);\n", cg_mangle(e->a, "d", v, IR_VALUE(e->g, v)->name));
     E(e, "}\n\n");
-    E(e, "int main(int argc, char **argv) {\n    Args args;\n    char msg[256];\n"
-         "    const char *bad = parse_args(argc, argv, &args, msg, sizeof msg);\n"
-         "    if (args.help) {\n        usage(stdout, argv[0]);\n        return 0;\n    }\n"
-         "    mprt_init(&argc, &argv, MESH_S, MESH_D, MESH_T);\n    mesh = mprt_mesh();\n"
-         "    mprt_exit_if_any(bad != NULL, bad ? bad : \"\");\n"
-         "    mprt_kernels_set_threads(args.threads > 0 ? args.threads : default_threads());\n"
+    /* after mprt_init: shared by the command line and the C API's create (emit_capi.c) */
+    E(e, "/* This rank's parameter and activation buffers, initial weights (from `seed`) and layer\n"
+         " * timers. After mprt_init; free_all undoes it. */\n"
+         "static void setup_rank(void) {\n"
          "    int64_t np = STAGE_PARAMS[mesh->s] + 1;\n"
          "    prm = falloc(np), grd = falloc(np), opt1 = falloc(np), opt2 = falloc(np);\n"
          "    switch (mesh->s) {\n");
@@ -1204,6 +1204,15 @@ static void emit_main(Emit *e) {
         put_c_string(e, arena_printf(e->a, "bwd.%s", IR_NODE(e->g, i)->name));
         E(e, ");\n    }\n");
     }
+    E(e, "}\n\n");
+    E(e, "/* The trainer's command line; main() below, and NAME_main() of the C API (emit_capi.c). */\n"
+         "static int trainer_main(int argc, char **argv) {\n    Args args;\n    char msg[256];\n"
+         "    const char *bad = parse_args(argc, argv, &args, msg, sizeof msg);\n"
+         "    if (args.help) {\n        usage(stdout, argv[0]);\n        return 0;\n    }\n"
+         "    mprt_init(&argc, &argv, MESH_S, MESH_D, MESH_T);\n    mesh = mprt_mesh();\n"
+         "    mprt_exit_if_any(bad != NULL, bad ? bad : \"\");\n"
+         "    mprt_kernels_set_threads(args.threads > 0 ? args.threads : default_threads());\n"
+         "    setup_rank();\n");
     E(e, "    MprtErr err = {{0}};\n    bool ok = true;\n");
     if (x >= 0)
         E(e, "    if (args.data) ok = open_%s(args.data, &err);\n", cg_mangle(e->a, "d", x, IR_VALUE(e->g, x)->name));
@@ -1234,7 +1243,9 @@ static void emit_main(Emit *e) {
       "    if (args.profile && !mprt_profile_write(args.profile, &err)) ok = false;\n"
       "    mprt_exit_if_any(!ok, err.msg);\n"
       "    free_all();\n"
-      "    mprt_finalize();\n    return 0;\n}\n");
+      "    mprt_finalize();\n    return 0;\n}\n\n"
+      "#ifndef MPCC_NO_MAIN /* defined when the trainer is built as a library (C API) */\n"
+      "int main(int argc, char **argv) { return trainer_main(argc, argv); }\n#endif\n");
 }
 
 /* ───────────────────────────── entry points ───────────────────────────── */
