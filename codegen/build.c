@@ -145,7 +145,7 @@ bool cg_build_cuda(const CgToolchain *tc, const char *cu_file, const char *exe, 
         nvcc && *nvcc ? nvcc : MPCC_NVCC, "-ccbin", host && *host ? host : "mpicxx", "-O2",
         arena_printf(&a, "-I%s", tc->include_dir), arena_printf(&a, "-I%s/cuda", tc->include_dir), cu_file, "-o",
         exe, arena_printf(&a, "-L%s", MPCC_CUDA_LIB_DIR), "-lmprt_cuda", arena_printf(&a, "-L%s", tc->lib_dir),
-        "-lmprt", "-lcublas", arena_printf(&a, "-L%s", MPCC_NCCL_LIB_DIR), "-lnccl", "-lcjson", "-lopenblas",
+        arena_printf(&a, "-Xlinker=-rpath,%s", tc->lib_dir), "-lmprt", "-lcublas", arena_printf(&a, "-L%s", MPCC_NCCL_LIB_DIR), "-lnccl", "-lcjson", "-lopenblas",
         "-lm", NULL,
     };
     bool ok = spawn_wait(argv, "CUDA compiler", "set NVCC to nvcc's path", verbose, d);
