@@ -1508,6 +1508,12 @@ static bool check_stage_pins(const Search *s) {
                        k, (long long)s->D, s->D == 1 ? "" : "s", s->D == 1 ? "s" : "",
                        (long long)(s->D < s->N ? s->D : s->N), (s->D < s->N ? s->D : s->N) == 1 ? "" : "s");
             ok = false;
+        } else if (k > p) {
+            diag_error(s->diag, n->annot.stage_loc,
+                       "@stage(%d) on '%s' cannot be honoured: %d layer%s come%s before it, and each of "
+                       "the %d earlier stages needs at least one",
+                       k, n->name, p, p == 1 ? "" : "s", p == 1 ? "s" : "", k);
+            ok = false;
         } else if (k < last) {
             diag_error(s->diag, n->annot.stage_loc,
                        "@stage(%d) on '%s' comes after '%s' at @stage(%d); stages must follow the layer order",

@@ -15,6 +15,7 @@
 #   diagnostic  an error in the .mp file fails the build with mpcc's file:line:col message
 #   relocate    the install moved elsewhere still works: mpcc -o finds its runtime, pkg-config
 #               and the CMake package find theirs
+#   cuda        (CUDA builds) mpcc_add_trainer(TARGET cuda) builds with nvcc against mpcc::mprt_cuda
 set -euo pipefail
 scenario=$1 build=$2 src=$3 mpirun=$4
 work=$(mktemp -d "${TMPDIR:-/tmp}/mpcc-downstream-$scenario.XXXXXX")
@@ -149,6 +150,19 @@ relocate)
   cp -r "$src/tests/downstream/project" "$work/proj"
   cmake_build "$work/proj" "$prefix"
   "$work/proj/build/rt_only" || fail "rt_only after the move"
+  ;;
+cuda)
+  # mpcc_add_trainer(TARGET cuda) from the installed package: nvcc builds the generated .cu
+  # against mpcc::mprt_cuda (CUDA runtime, cuBLAS, NCCL found by the package); no GPU needed
+  install_mpcc "$prefix"
+  [[ -e $prefix/lib/libmprt_cuda.a && -e $prefix/include/mpcc/mprt_cuda.h ]] || fail "no CUDA runtime installed"
+  mkdir -p "$work/cu"
+  cp "$src/tests/downstream/project/model.mp" "$work/cu/"
+  printf '%s\n' 'cmake_minimum_required(VERSION 3.20)' 'project(cu LANGUAGES C CUDA)' \
+    'find_package(mpcc 0.1 REQUIRED)' 'mpcc_add_trainer(gtrain model.mp TARGET cuda DEVICES 2)' >"$work/cu/CMakeLists.txt"
+  cmake_build "$work/cu" "$prefix" -DCMAKE_CUDA_ARCHITECTURES=80
+  [[ -s $work/cu/build/gtrain_mpcc/gtrain.cu && -s $work/cu/build/gtrain_mpcc/gtrain.report ]] || fail "no .cu or report"
+  "$work/cu/build/gtrain" --help | grep -q "usage: mpirun -np 2" || fail "the CUDA trainer's --help"
   ;;
 *)
   fail "unknown scenario"
