@@ -2,9 +2,12 @@
  * build.c: compiling a generated trainer against the runtime (`mpcc model.mp -o train`).
  *
  * The compiler is $CC when set, else `mpicc`, the MPI wrapper that adds MPI's include and
- * library flags. The runtime (mprt.h, mprt_kernels.h and libmprt.a) is found, in order: under
- * $MPCC_RUNTIME_DIR (headers and library in one folder, as an install lays them out), else in
- * the build tree this mpcc was built in (paths fixed at configure time). The command runs
+ * library flags. The runtime (mprt.h, mprt_kernels.h and libmprt) is found, in order: under
+ * $MPCC_RUNTIME_DIR (headers and library in one folder), else beside an installed mpcc
+ * (PREFIX/bin/mpcc finds PREFIX/include/mpcc and PREFIX/lib from /proc/self/exe, so an
+ * installed tree can move), else in the build tree this mpcc was built in (paths fixed at
+ * configure time). The trainer gets an rpath to the library folder, so a shared libmprt is
+ * found at run time. The command runs
  * through posix_spawnp with an argument vector — never a shell — so file names with spaces
  * or quotes are passed as they are. With -v the command is printed first, one line, quoted
  * where needed, so it can be pasted into a shell. A build of mpcc with MPCC_SANITIZE has a
@@ -13,10 +16,12 @@
 #include "codegen.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 extern char **environ;
 
@@ -26,14 +31,41 @@ extern char **environ;
 #ifndef MPCC_RUNTIME_LIB_DIR
 #define MPCC_RUNTIME_LIB_DIR "runtime"
 #endif
+/* An install's runtime relative to its bin/ (CMakeLists.txt sets them from GNUInstallDirs). */
+#ifndef MPCC_INSTALL_REL_INCLUDE
+#define MPCC_INSTALL_REL_INCLUDE "../include/mpcc"
+#endif
+#ifndef MPCC_INSTALL_REL_LIB
+#define MPCC_INSTALL_REL_LIB "../lib"
+#endif
 
 static const SrcLoc noloc = {NULL, 0, 0, 0};
+
+/* The runtime of an installed mpcc: BIN/../include/mpcc and BIN/../lib when mprt.h is there. */
+static bool installed_runtime(CgToolchain *tc) {
+    static char exe[PATH_MAX], inc[PATH_MAX + 64], lib[PATH_MAX + 64];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) return false;
+    exe[n] = 0;
+    char *slash = strrchr(exe, '/');
+    if (!slash) return false;
+    *slash = 0;
+    char probe[PATH_MAX + 80];
+    snprintf(inc, sizeof inc, "%s/%s", exe, MPCC_INSTALL_REL_INCLUDE);
+    snprintf(lib, sizeof lib, "%s/%s", exe, MPCC_INSTALL_REL_LIB);
+    snprintf(probe, sizeof probe, "%s/mprt.h", inc);
+    if (access(probe, R_OK) != 0) return false;
+    tc->include_dir = inc;
+    tc->lib_dir = lib;
+    return true;
+}
 
 CgToolchain cg_toolchain_default(void) {
     CgToolchain tc = {"mpicc", MPCC_RUNTIME_INCLUDE_DIR, MPCC_RUNTIME_LIB_DIR};
     const char *cc = getenv("CC"), *dir = getenv("MPCC_RUNTIME_DIR");
     if (cc && *cc) tc.cc = cc;
     if (dir && *dir) tc.include_dir = tc.lib_dir = dir;
+    else installed_runtime(&tc);
     return tc;
 }
 
@@ -58,7 +90,8 @@ bool cg_build(const CgToolchain *tc, const char *c_file, const char *exe, bool v
     Arena a = {0};
     const char *argv[] = {
         tc->cc, "-std=c11", "-O2", arena_printf(&a, "-I%s", tc->include_dir), c_file, "-o", exe,
-        arena_printf(&a, "-L%s", tc->lib_dir), "-lmprt", "-lcjson", "-lopenblas", "-lm",
+        arena_printf(&a, "-L%s", tc->lib_dir), arena_printf(&a, "-Wl,-rpath,%s", tc->lib_dir), "-lmprt", "-lcjson",
+        "-lopenblas", "-lm",
 #ifdef MPCC_TRAINER_SANITIZE
         "-fsanitize=address,undefined", "-fno-omit-frame-pointer",
 #endif

@@ -25,6 +25,13 @@ bool cg_emit_c(const IrGraph *g, FILE *out, Diag *d);
 /* cg_emit_c to `out`, reporting internal errors on stderr (mpcc --emit=c). */
 void cg_print_c(const IrGraph *g, FILE *out);
 
+/* The C API (emit_capi.c): appends NAME_create/step/save/load/… to the trainer `c_out` that
+ * cg_emit_c just wrote, and writes their header NAME.h to `h_out`; `prefix` is NAME. */
+bool cg_emit_capi(const IrGraph *g, const char *prefix, FILE *c_out, FILE *h_out, Diag *d);
+/* Whether `prefix` can name the API: a C identifier of at most 64 characters, other than
+ * "train" and "trainer" (whose NAME_step and NAME_main are the trainer's own functions). */
+bool cg_api_prefix_ok(const char *prefix);
+
 /* The CUDA target (codegen/emit_cuda.c, docs/cuda.md): the same trainer as a .cu file running
  * on the GPU through runtime/cuda/mprt_cuda.h; cg_print_cuda is mpcc --emit=cuda. */
 bool cg_emit_cuda(const IrGraph *g, FILE *out, Diag *d);

@@ -185,6 +185,12 @@ static void emit_header(Emit *e) {
       flt(e, t->weight_decay));
     E(e, "static const MprtMesh *mesh;\nstatic uint64_t seed = DEFAULT_SEED;\n"
          "static float *scratch, *xfer; /* kernel scratch; collective staging (device) */\n"
+         "static int timers[%d][2];      /* per layer: forward and backward seconds (--profile) */\n"
+         "static bool profiling;         /* --profile: layer times, at a device sync per layer */\n"
+         "#define TIMED(id, call)        \\\n    do {                        \\\n"
+         "        if (!profiling) {       \\\n            call;               \\\n            break;              \\\n        }                       \\\n"
+         "        mprt_cu_sync();         \\\n        mprt_timer_start(id);   \\\n"
+         "        call;                   \\\n        mprt_cu_sync();         \\\n        mprt_timer_stop(id);    \\\n    } while (0)\n"
          "static float *gbase;           /* this stage's activation gradients (device) */\n"
          "static float *fbase;           /* this stage's activations (device) */\n"
          "static int32_t *ibase;         /* this stage's integer inputs and argmaxes (device) */\n"
@@ -201,7 +207,7 @@ static void emit_header(Emit *e) {
          "static void *hstage(size_t bytes) {\n    static void *buf;\n    static size_t cap;\n"
          "    if (bytes > cap) {\n        free(buf);\n        buf = malloc(bytes);\n"
          "        if (!buf) mprt_fatal(\"out of memory (%%zu bytes)\", bytes);\n        cap = bytes;\n    }\n"
-         "    return buf;\n}\n\n");
+         "    return buf;\n}\n\n", IR_NNODES(g) + 1);
 }
 
 /* ───────────────────────────── parameters ───────────────────────────── */
@@ -863,7 +869,8 @@ static void emit_stage_fwd(Emit *e, int s) {
             break;
         case SOP_FWD:
             source_comment(e, IR_NODE(e->g, o->node), "    ");
-            E(e, "    %s%s_forward(a, step, n0);\n", o->dst < 0 ? "loss += " : "", e->lname[o->node]);
+            E(e, "    TIMED(timers[%d][0], %s%s_forward(a, step, n0));\n", o->node, o->dst < 0 ? "loss += " : "",
+              e->lname[o->node]);
             break;
         case SOP_COLL: emit_fwd_coll(e, o); break;
         case SOP_SEND:
@@ -901,12 +908,12 @@ static void emit_stage_bwd(Emit *e, int s) {
                   (long long)nx->bytes);
                 E(e, "        Stage%d part = *d;\n        part.%s = xfer;\n        mprt_cu_memset0(xfer, sizeof(float) * %lld);\n",
                   s, f, (long long)n);
-                E(e, "        %s_backward(a, &part, step, n0);\n", e->lname[o->node]);
+                E(e, "        TIMED(timers[%d][1], %s_backward(a, &part, step, n0));\n", o->node, e->lname[o->node]);
                 E(e, "        mprt_cu_allreduce(MPRT_TENSOR, xfer, %lld);\n        mprt_cu_accumulate(d->%s, xfer, %lld);\n    }\n",
                   (long long)n, f, (long long)n);
                 i++;
             } else {
-                E(e, "    %s_backward(a, d, step, n0);\n", e->lname[o->node]);
+                E(e, "    TIMED(timers[%d][1], %s_backward(a, d, step, n0));\n", o->node, e->lname[o->node]);
             }
             break;
         case SOP_COLL: emit_bwd_coll(e, o); break;
@@ -944,7 +951,7 @@ static void emit_orders(Emit *e) {
         if (nb > maxsend) maxsend = nb;
     }
     E(e, "\n/* Sends are posted without blocking and completed before their buffer is reused, so no\n"
-         " * rank waits on a send while its neighbour waits on it (docs/pipeline.md); they are staged\n"
+         " * rank waits on a send while its neighbour waits on it (docs/codegen.md); they are staged\n"
          " * through host memory over MPI, as in the C trainer (docs/cuda.md). */\n");
     E(e, "static MprtCuReq *fsend[%d][%d], *gsend[%d];\nstatic int nfsend[%d], ngsend;\n", maxstash, maxsend, maxsend,
       maxstash);
@@ -989,13 +996,15 @@ static void emit_step(Emit *e) {
         E(e, "        break;\n");
     }
     E(e, "    default: break;\n    }\n    mprt_cu_comm_join();\n");
-    E(e, "    int64_t n = STAGE_PARAMS[mesh->s];\n");
+    E(e, "    int64_t n = STAGE_PARAMS[mesh->s];\n    int t_opt = mprt_timer(\"optimizer\");\n"
+         "    if (profiling) mprt_cu_sync();\n    mprt_timer_start(t_opt);\n");
     if (opt == OPT_SGD)
         E(e, "    mprt_cu_sgd_step(prm, MOMENTUM != 0.0f ? opt1 : NULL, grd, n, LR, MOMENTUM, WEIGHT_DECAY);\n");
     else
         E(e, "    mprt_cu_%s_step(prm, opt1, opt2, grd, n, LR, BETA1, BETA2, EPS, WEIGHT_DECAY, step + 1);\n",
           opt_name(opt));
-    E(e, "    double dev = 0;\n    mprt_cu_download(&dev, dloss, sizeof dev); /* waits for the step */\n"
+    E(e, "    if (profiling) mprt_cu_sync();\n    mprt_timer_stop(t_opt);\n"
+         "    double dev = 0;\n    mprt_cu_download(&dev, dloss, sizeof dev); /* waits for the step */\n"
          "    loss += dev;\n    mprt_cu_stats_flush();\n");
     E(e, "    mprt_metric_sum(MPRT_WORLD, &loss, 1);\n    return loss;\n}\n\n");
 }
@@ -1203,13 +1212,21 @@ static void emit_main(Emit *e) {
          "    MprtCuComm comm = MPRT_CU_COMM_AUTO;\n"
          "    bool comm_ok = !args.comm || mprt_cu_comm_parse(args.comm, &comm);\n"
          "    mprt_exit_if_any(!comm_ok, \"--comm takes nccl, mpi or auto\");\n"
-         "    mprt_cu_init(comm);\n    mprt_cu_set_tf32(args.tf32);\n"
+         "    mprt_cu_init(comm);\n    mprt_cu_set_tf32(args.tf32);\n    profiling = args.profile != NULL;\n"
          "    dloss = (double *)mprt_cu_malloc(sizeof(double));\n"
          "    int64_t np = STAGE_PARAMS[mesh->s] + 1;\n"
          "    prm = dalloc(np), grd = dalloc(np), opt1 = dalloc(np), opt2 = dalloc(np);\n"
          "    switch (mesh->s) {\n");
     for (int k = 0; k < e->s->S; k++) E(e, "    case %d: stage%d_alloc(); break;\n", k, k);
-    E(e, "    default: break;\n    }\n    init_params();\n    MprtErr err = {{0}};\n    bool ok = true;\n");
+    E(e, "    default: break;\n    }\n    init_params();\n");
+    for (int i = 0; i < IR_NNODES(e->g); i++) {
+        E(e, "    if (mesh->s == %d) {\n        timers[%d][0] = mprt_timer(", e->g->plan->nodes[i].stage, i);
+        put_c_string(e, arena_printf(e->a, "fwd.%s", IR_NODE(e->g, i)->name));
+        E(e, ");\n        timers[%d][1] = mprt_timer(", i);
+        put_c_string(e, arena_printf(e->a, "bwd.%s", IR_NODE(e->g, i)->name));
+        E(e, ");\n    }\n");
+    }
+    E(e, "    MprtErr err = {{0}};\n    bool ok = true;\n");
     if (x >= 0)
         E(e, "    if (args.data) ok = open_%s(args.data, &err);\n", cg_mangle(e->a, "d", x, IR_VALUE(e->g, x)->name));
     else

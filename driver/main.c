@@ -1,7 +1,8 @@
 /*
  * main.c: the mpcc command.
  *
- *   mpcc FILE [-o OUT] [--emit=KIND] [--report-json FILE] [-D key=value]... [--dump-after=PASS] [-v]
+ *   mpcc FILE [-o OUT] [--emit=KIND] [--emit-header NAME.h] [--report-json FILE] [-D key=value]...
+ *        [--dump-after=PASS] [-v]
  *
  * The driver is a straight line through the phases: read and parse (frontend), lower to
  * the IR, run the passes, print what --emit asked for. It stops after the first phase
@@ -35,7 +36,7 @@
 enum { EXIT_USER = 1, EXIT_USAGE = 2, EXIT_INTERNAL = 3 };
 
 typedef struct Options {
-    const char *file, *out, *emit, *dump_after, *report_json;
+    const char *file, *out, *emit, *dump_after, *report_json, *header;
     int plan_space; /* --plan-space K: list the K fastest meshes instead of compiling */
     FeDefine *defs;
     int ndefs;
@@ -78,6 +79,8 @@ static void usage(FILE *f) {
     for (int i = 0; i < NEMITS; i++) fprintf(f, "                       %-6s %s\n", emits[i].name, emits[i].what);
     fprintf(f,
             "                     without --emit, mpcc checks the model and prints nothing\n"
+            "  --emit-header NAME.h  with --emit=c, also write the trainer's C API: NAME.h, and\n"
+            "                     NAME_create/step/save/load/... after main() (docs/embedding.md)\n"
             "  --report-json FILE write the partition report as JSON to FILE (docs/report.md)\n"
             "  -D key=value       override a setting, e.g. -D train.batch=256 -D cluster.devices=8\n"
             "                     (any train.* or cluster.* key, cluster.preset included)\n"
@@ -143,6 +146,10 @@ static int parse_args(int argc, char **argv, Options *o) {
         } else if (is_opt(a, "--emit")) {
             if (!(v = opt_value(argc, argv, &i, "--emit"))) return usage_error("%s needs a value", "--emit");
             o->emit = v;
+        } else if (is_opt(a, "--emit-header")) {
+            if (!(v = opt_value(argc, argv, &i, "--emit-header")) || !*v)
+                return usage_error("%s needs a file name", "--emit-header");
+            o->header = v;
         } else if (is_opt(a, "--report-json")) {
             if (!(v = opt_value(argc, argv, &i, "--report-json")) || !*v)
                 return usage_error("%s needs a file name", "--report-json");
@@ -174,6 +181,16 @@ static int parse_args(int argc, char **argv, Options *o) {
     return -1;
 }
 
+/* NAME of --emit-header DIR/NAME.h (static storage; the driver asks for one). */
+static const char *api_prefix(const char *header) {
+    static char name[128];
+    const char *base = strrchr(header, '/');
+    snprintf(name, sizeof name, "%s", base ? base + 1 : header);
+    size_t n = strlen(name);
+    if (n > 2 && strcmp(name + n - 2, ".h") == 0) name[n - 2] = 0;
+    return name;
+}
+
 /* Checks --emit and --dump-after; returns -1 to go on, or an exit status. */
 static int check_args(const Options *o, const Emit **emit) {
     *emit = NULL;
@@ -190,6 +207,11 @@ static int check_args(const Options *o, const Emit **emit) {
         fputc('\n', stderr);
         return EXIT_USAGE;
     }
+    if (o->header && !(*emit && strcmp((*emit)->name, "c") == 0))
+        return usage_error("%s", "--emit-header goes with --emit=c");
+    if (o->header && !cg_api_prefix_ok(api_prefix(o->header)))
+        return usage_error("--emit-header '%s': the file's name without .h names the API and must be a C "
+                           "identifier (letters, digits, _) other than train and trainer", o->header);
     if (o->report_json && *emit && strcmp((*emit)->name, "ast") == 0)
         return usage_error("%s", "--report-json needs the plan; it cannot go with --emit=ast");
     return -1;
@@ -242,6 +264,13 @@ static bool close_output(const char *out, Output *o, bool ok) {
     if (!ok) unlink(o->tmp);
     free(o->tmp);
     return ok;
+}
+
+/* --emit=c --emit-header H: the trainer and its C API into `out`, the header into H. */
+static bool write_api(const Options *o, const IrGraph *g, FILE *out, Diag *d) {
+    Output h;
+    if (!cg_emit_c(g, out, d) || !open_output(o->header, &h)) return false;
+    return close_output(o->header, &h, cg_emit_capi(g, api_prefix(o->header), out, h.f, d));
 }
 
 /* `-o OUT`: OUT.report beside OUT, and the plan summary on standard error. */
@@ -319,6 +348,7 @@ static int compile(const Options *o, const Emit *emit, Arena *a, Diag *d) {
     if (o->report_json && !pass_report_save(g, o->report_json, true, d)) return EXIT_USER;
     if (!emit) return o->out ? write_trainer(o, g, d) : 0;
     if (!open_output(o->out, &out)) return EXIT_USER;
+    if (o->header) return close_output(o->out, &out, write_api(o, g, out.f, d)) ? 0 : EXIT_USER;
     emit->print(g, out.f);
     return close_output(o->out, &out, true) ? 0 : EXIT_USER;
 }

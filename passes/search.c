@@ -36,8 +36,9 @@
  * equal costs keep data and no cut.
  *
  * Memory is not a resource of the time sweep: the best plan of each candidate is evaluated
- * in full, and when a device's memory exceeds cluster.memory the same sweep runs with stage
- * memory as the load (solve_mem) and its plan is kept if it fits. The search is therefore
+ * in full, and when a device's memory exceeds cluster.memory the sweep runs again dropping
+ * paths over the memory (solve_capped), then with stage memory as the load (solve_mem), and
+ * the first plan that fits is kept. The search is therefore
  * exact when memory does not bind; tests/unit/test_search.c measures the gap when it does.
  * The pure data, tensor and pipeline plans are solved the same way and the chosen plan is
  * replaced by one of them should it ever be faster, so it never is.
@@ -120,6 +121,9 @@ typedef struct Search {
     double *cl, *cr; /* K·cut costs of each reachable state (left and right stage) */
     double *crm;     /* bytes a stage receives at a cut in each state (memory sweeps) */
     bool mem_mode;   /* sweeps bound each stage's memory instead of its time */
+    double mem_cap;  /* time sweeps: reject paths whose stage memory exceeds this */
+    double *curm, *nxtm; /* the memory of the path kept in cur / nxt (when mem_cap is set) */
+    size_t mcap, mcap2;
     double *infl;    /* micro-batches in flight at each stage: min(S − k, m) */
     size_t infl_cap, crm_cap;
     size_t st_cap, tr_cap, cl_cap, cr_cap;
@@ -260,6 +264,7 @@ static bool search_init(Search *s, IrGraph *g, Diag *d) {
     s->suf = xcalloc(N + 1, sizeof(double));
     s->kmin = xcalloc(N + 1, sizeof(int));
     s->kmax = xcalloc(N + 1, sizeof(int));
+    s->mem_cap = INFINITY;
     for (int i = 0; i < s->N; i++) s->pin[i] = IR_NODE(g, i)->annot.stage;
     search_values(s);
     if (!search_live(s)) return false;
@@ -274,7 +279,8 @@ static void search_free(Search *s) {
                     s->modes,  s->mc,         s->resh,         s->cutf,     s->cutb,    s->cur,
                     s->nxt,    s->from,       s->cutflag,      s->rec_off,  s->st_off,  s->st_cnt,
                     s->st_idx, s->tr_off,     s->st_code,      s->tr,       s->cl,      s->cr,
-                    s->pre,    s->suf,        s->kmin,         s->kmax,     s->crm,     s->infl};
+                    s->pre,    s->suf,        s->kmin,         s->kmax,     s->crm,     s->infl,
+                    s->curm,   s->nxtm};
     for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++) free(ptrs[i]);
 }
 
@@ -695,6 +701,10 @@ static void dp_reserve(Search *s, const Cand *c, bool record) {
     size_t cap2 = s->dp_cap2;
     s->nxt = xgrow(s->nxt, &cap2, need, sizeof(double));
     s->dp_cap2 = cap2;
+    if (s->mem_cap < INFINITY) {
+        s->curm = xgrow(s->curm, &s->mcap, need, sizeof(double));
+        s->nxtm = xgrow(s->nxtm, &s->mcap2, need, sizeof(double));
+    }
     if (!record) return;
     size_t tot = 0;
     for (int p = 0; p < s->N; p++) {
@@ -719,7 +729,24 @@ static void dp_node(Search *s, int p, double tau, bool record) {
         const double *cur = s->cur + (size_t)(k - s->kmin[p]) * ns;
         double *nxt = s->nxt + (size_t)(k - s->kmin[p + 1]) * ns1;
         int *fr = from ? from + (size_t)(k - s->kmin[p + 1]) * ns1 : NULL;
-        double infl = s->mem_mode ? s->infl[k] : 0;
+        double infl = s->mem_mode || s->mem_cap < INFINITY ? s->infl[k] : 0;
+        if (s->mem_cap < INFINITY) {
+            const double *curm = s->curm + (size_t)(k - s->kmin[p]) * ns;
+            double *nxtm = s->nxtm + (size_t)(k - s->kmin[p + 1]) * ns1;
+            for (int e = 0; e < ntr; e++) {
+                double l = cur[tr[e].from];
+                if (l == INFINITY) continue;
+                double nl = l + tr[e].w, nm = curm[tr[e].from] + tr[e].ms + tr[e].ma * infl;
+                int to = tr[e].to;
+                if (nl > tau || nm > s->mem_cap) continue;
+                if (nl < nxt[to] || (nl == nxt[to] && nm < nxtm[to])) {
+                    nxt[to] = nl;
+                    nxtm[to] = nm;
+                    if (fr) fr[to] = s->tr_off[p] + e;
+                }
+            }
+            continue;
+        }
         for (int e = 0; e < ntr; e++) {
             double l = cur[tr[e].from];
             if (l == INFINITY) continue;
@@ -745,6 +772,17 @@ static void dp_cut(Search *s, const Cand *c, int p, double tau, bool record) {
             double l = row[j];
             if (l == INFINITY || l + (s->mem_mode ? 0 : s->cl[off + j]) > tau) continue;
             double r = s->mem_mode ? s->crm[off + j] * s->infl[k + 1] : s->cr[off + j];
+            if (s->mem_cap < INFINITY) {
+                double rm = s->crm[off + j] * s->infl[k + 1];
+                double *nm = s->nxtm + (size_t)(k + 1 - s->kmin[p]) * ns;
+                if (rm > s->mem_cap || r > tau) continue;
+                if (r < next[j] || (r == next[j] && rm < nm[j])) {
+                    next[j] = r;
+                    nm[j] = rm;
+                    if (fl) fl[j] = 1;
+                }
+                continue;
+            }
             if (r <= tau && r < next[j]) {
                 next[j] = r;
                 if (fl) fl[j] = 1;
@@ -758,7 +796,10 @@ static bool dp_run(Search *s, const Cand *c, double tau, bool record) {
     dp_windows(s, c, tau);
     dp_reserve(s, c, record);
     if (s->kmin[0] > 0) return false;
-    for (int k = s->kmin[0]; k <= s->kmax[0]; k++) s->cur[k - s->kmin[0]] = k == 0 ? 0 : INFINITY;
+    for (int k = s->kmin[0]; k <= s->kmax[0]; k++) {
+        s->cur[k - s->kmin[0]] = k == 0 ? 0 : INFINITY;
+        if (s->mem_cap < INFINITY) s->curm[k - s->kmin[0]] = 0;
+    }
     for (int p = 0; p < s->N; p++) {
         int rows = s->kmax[p + 1] - s->kmin[p + 1] + 1;
         if (rows <= 0) return false;
@@ -776,8 +817,17 @@ static bool dp_run(Search *s, const Cand *c, double tau, bool record) {
         size_t ct = s->dp_cap;
         s->dp_cap = s->dp_cap2;
         s->dp_cap2 = ct;
+        if (s->mem_cap < INFINITY) {
+            t = s->curm;
+            s->curm = s->nxtm;
+            s->nxtm = t;
+            ct = s->mcap;
+            s->mcap = s->mcap2;
+            s->mcap2 = ct;
+        }
     }
-    return s->kmax[s->N] == c->S - 1 && s->cur[c->S - 1 - s->kmin[s->N]] <= tau;
+    double end = s->kmax[s->N] == c->S - 1 ? s->cur[c->S - 1 - s->kmin[s->N]] : INFINITY;
+    return end < INFINITY && end <= tau;
 }
 
 /* Walks the recorded choices back from the end into mode[] and stage[]. */
@@ -871,6 +921,32 @@ static bool solve_mem(Search *s, const Cand *c, int *mode, int *stage) {
         dp_backtrack(s, c, mode, stage);
     }
     s->mem_mode = false;
+    return ok;
+}
+
+/* The fastest plan the time sweep finds when every path whose stage memory (as in
+ * solve_mem) would exceed the device's is dropped: per state it keeps the fastest path that
+ * fits, which is not always the one a later layer needs, so this is a heuristic. */
+static bool solve_capped(Search *s, const Cand *c, int *mode, int *stage) {
+    s->infl = xgrow(s->infl, &s->infl_cap, (size_t)c->S, sizeof(double));
+    for (int k = 0; k < c->S; k++) s->infl[k] = c->S - k < c->m ? c->S - k : c->m;
+    s->mem_cap = s->g->cluster.memory;
+    double lo = c->lb, hi = fmax(c->lb * 1.25, 1e-300);
+    bool ok = dp_run(s, c, INFINITY, false);
+    while (ok && !dp_run(s, c, hi, false)) {
+        lo = hi;
+        hi *= 2;
+    }
+    for (int it = 0; ok && it < 200 && hi - lo > 1e-9 * hi; it++) {
+        double mid = 0.5 * (lo + hi);
+        if (dp_run(s, c, mid, false)) hi = mid;
+        else lo = mid;
+    }
+    if (ok) {
+        dp_run(s, c, hi, true);
+        dp_backtrack(s, c, mode, stage);
+    }
+    s->mem_cap = INFINITY;
     return ok;
 }
 
@@ -1356,8 +1432,17 @@ static void consider(Search *s, Best *b, Cand *c, int *mode, int *stage) {
     if (F == INFINITY) return;
     int64_t peak = 0;
     F = eval_plan(s, c, mode, stage, NULL, &peak);
-    if ((double)peak > s->g->cluster.memory && solve_mem(s, c, mode, stage))
-        F = eval_plan(s, c, mode, stage, NULL, &peak);
+    if ((double)peak > s->g->cluster.memory) {
+        /* the fastest plan that the memory-capped sweep finds, else the leanest plan */
+        int64_t p2 = 0;
+        double F2 = solve_capped(s, c, mode, stage) ? eval_plan(s, c, mode, stage, NULL, &p2) : INFINITY;
+        if (F2 < INFINITY && (double)p2 <= s->g->cluster.memory) {
+            F = F2;
+            peak = p2;
+        } else if (solve_mem(s, c, mode, stage)) {
+            F = eval_plan(s, c, mode, stage, NULL, &peak);
+        }
+    }
     if (b->min_mem < 0 || peak < b->min_mem) {
         b->min_mem = peak;
         b->min_mem_c = *c;
@@ -1422,6 +1507,12 @@ static bool check_stage_pins(const Search *s) {
                        "@stage(%d) cannot be honoured: %lld device%s allow%s at most %lld pipeline stage%s",
                        k, (long long)s->D, s->D == 1 ? "" : "s", s->D == 1 ? "s" : "",
                        (long long)(s->D < s->N ? s->D : s->N), (s->D < s->N ? s->D : s->N) == 1 ? "" : "s");
+            ok = false;
+        } else if (k > p) {
+            diag_error(s->diag, n->annot.stage_loc,
+                       "@stage(%d) on '%s' cannot be honoured: %d layer%s come%s before it, and each of "
+                       "the %d earlier stages needs at least one",
+                       k, n->name, p, p == 1 ? "" : "s", p == 1 ? "s" : "", k);
             ok = false;
         } else if (k < last) {
             diag_error(s->diag, n->annot.stage_loc,

@@ -29,6 +29,7 @@
 
 static struct {
     bool inited;
+    bool owns_mpi; /* mprt_init called MPI_Init, so mprt_finalize calls MPI_Finalize */
     MprtMesh mesh;
     MPI_Comm comm[MPRT_GROUP__COUNT];
     int gsize[MPRT_GROUP__COUNT], grank[MPRT_GROUP__COUNT];
@@ -121,7 +122,10 @@ static void split(MprtGroup g, int color, int key) {
 
 void mprt_init(int *argc, char ***argv, int S, int d, int t) {
     set_progname(argc, argv);
-    if (MPI_Init(argc, argv) != MPI_SUCCESS) {
+    int up = 0;
+    MPI_Initialized(&up);
+    R.owns_mpi = !up;
+    if (!up && MPI_Init(argc, argv) != MPI_SUCCESS) {
         fprintf(stderr, "%s: MPI_Init failed\n", R.prog);
         exit(1);
     }
@@ -161,7 +165,8 @@ void mprt_finalize(void) {
     R.scratch = NULL;
     R.scratch_cap = 0;
     R.inited = false;
-    MPI_Finalize();
+    if (R.owns_mpi)
+        MPI_Finalize();
 }
 
 const MprtMesh *mprt_mesh(void) { return &R.mesh; }

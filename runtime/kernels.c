@@ -83,7 +83,7 @@ void mprt_relu_backward(float *restrict dx, const float *restrict dout, const fl
 #define GELU_C 0.7978845608028654f /* √(2/π) */
 #define GELU_A 0.044715f
 
-void mprt_gelu_forward(float *restrict out, const float *restrict x, int64_t n) {
+MPRT__SIMD static void gelu_forward_loop(float *restrict out, const float *restrict x, int64_t n) {
     for (int64_t i = 0; i < n; i++) {
         float v = x[i];
         float t = mprt__tanhf(GELU_C * (v + GELU_A * v * v * v));
@@ -91,9 +91,13 @@ void mprt_gelu_forward(float *restrict out, const float *restrict x, int64_t n) 
     }
 }
 
+void mprt_gelu_forward(float *restrict out, const float *restrict x, int64_t n) {
+    gelu_forward_loop(out, x, n);
+}
+
 /* d/dx ½x(1 + tanh u), u = c(x + a x³):  ½(1 + tanh u) + ½x(1 − tanh² u)·c(1 + 3a x²) */
-void mprt_gelu_backward(float *restrict dx, const float *restrict dout, const float *restrict x,
-                        int64_t n) {
+MPRT__SIMD static void gelu_backward_loop(float *restrict dx, const float *restrict dout,
+                                          const float *restrict x, int64_t n) {
     for (int64_t i = 0; i < n; i++) {
         float v = x[i];
         float t = mprt__tanhf(GELU_C * (v + GELU_A * v * v * v));
@@ -102,15 +106,29 @@ void mprt_gelu_backward(float *restrict dx, const float *restrict dout, const fl
     }
 }
 
-void mprt_tanh_forward(float *restrict out, const float *restrict x, int64_t n) {
+void mprt_gelu_backward(float *restrict dx, const float *restrict dout, const float *restrict x,
+                        int64_t n) {
+    gelu_backward_loop(dx, dout, x, n);
+}
+
+MPRT__SIMD static void tanh_forward_loop(float *restrict out, const float *restrict x, int64_t n) {
     for (int64_t i = 0; i < n; i++)
         out[i] = mprt__tanhf(x[i]);
 }
 
-void mprt_tanh_backward(float *restrict dx, const float *restrict dout, const float *restrict out,
-                        int64_t n) {
+void mprt_tanh_forward(float *restrict out, const float *restrict x, int64_t n) {
+    tanh_forward_loop(out, x, n);
+}
+
+MPRT__SIMD static void tanh_backward_loop(float *restrict dx, const float *restrict dout,
+                                          const float *restrict out, int64_t n) {
     for (int64_t i = 0; i < n; i++)
         dx[i] += dout[i] * (1.0f - out[i] * out[i]);
+}
+
+void mprt_tanh_backward(float *restrict dx, const float *restrict dout, const float *restrict out,
+                        int64_t n) {
+    tanh_backward_loop(dx, dout, out, n);
 }
 
 void mprt_fill(float *restrict dst, int64_t n, float value) {

@@ -97,6 +97,7 @@ static AttnStashC attn_stash_const(const float *s, int N, int T, int Dl) {
 
 /* Row-wise softmax of the scores [T, T] in place; causal rows see keys j ≤ i only and get
  * exact zeros beyond. */
+MPRT__SIMD
 static void softmax_rows(float *restrict s, int T, int causal) {
     for (int i = 0; i < T; i++) {
         float *restrict r = s + (size_t)i * (size_t)T;
@@ -146,6 +147,7 @@ void mprt_attention_forward(float *restrict out, float *restrict stash, const fl
 }
 
 /* dS = P ⊙ (dP − rowsum(P ⊙ dP)) · scale, in place over dP. */
+MPRT__SIMD
 static void softmax_backward_rows(float *restrict dP, const float *restrict P, int T, float scale) {
     for (int i = 0; i < T; i++) {
         float *restrict d = dP + (size_t)i * (size_t)T;

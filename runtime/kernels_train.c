@@ -21,6 +21,7 @@
 /* ─────────────────────────────── losses ─────────────────────────────── */
 
 /* Row maximum and log Σ exp(x − max) of one row of logits. */
+MPRT__SIMD
 static float row_logsumexp(const float *restrict row, int V, float *restrict max_out) {
     float mx = row[0];
     for (int j = 1; j < V; j++)
@@ -52,8 +53,10 @@ double mprt_cross_entropy_forward(const float *restrict logits, const int32_t *r
     return loss * (double)scale;
 }
 
-void mprt_cross_entropy_backward(float *restrict dlogits, const float *restrict logits,
-                                 const int32_t *restrict labels, int M, int V, float scale) {
+MPRT__SIMD static void cross_entropy_backward_loop(float *restrict dlogits,
+                                                   const float *restrict logits,
+                                                   const int32_t *restrict labels, int M, int V,
+                                                   float scale) {
     for (int m = 0; m < M; m++) {
         if (labels[m] < 0 || labels[m] >= V) continue; /* ignored row */
         const float *restrict row = logits + (size_t)m * (size_t)V;
@@ -64,6 +67,11 @@ void mprt_cross_entropy_backward(float *restrict dlogits, const float *restrict 
             d[j] += scale * mprt__expf(row[j] - mx - lse);
         d[labels[m]] -= scale;
     }
+}
+
+void mprt_cross_entropy_backward(float *restrict dlogits, const float *restrict logits,
+                                 const int32_t *restrict labels, int M, int V, float scale) {
+    cross_entropy_backward_loop(dlogits, logits, labels, M, V, scale);
 }
 
 double mprt_mse_forward(const float *restrict pred, const float *restrict target, int64_t n,
@@ -99,6 +107,7 @@ void mprt_sgd_step(float *restrict p, float *restrict v, const float *restrict g
 }
 
 /* The shared Adam update; the caller has applied any decoupled decay already. */
+MPRT__SIMD
 static void adam_update(float *restrict p, float *restrict m, float *restrict v,
                         const float *restrict g, int64_t n, float lr, float beta1, float beta2,
                         float eps, float weight_decay, int64_t t) {

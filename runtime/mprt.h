@@ -63,7 +63,10 @@ typedef struct MprtMesh {
  * (S=1 × d=2 × t=2), launched with 3" and every rank exits 1), splits the groups, sets
  * MPI_ERRORS_RETURN everywhere and starts the run clock. Call once, before anything else. */
 void mprt_init(int *argc, char ***argv, int S, int d, int t);
-/* Frees the runtime's buffers and communicators, MPI_Finalize. */
+/* Frees the runtime's buffers and communicators, and MPI_Finalize when mprt_init was the one
+ * that called MPI_Init. A program that initialised MPI itself (an embedding program driving a
+ * generated trainer's C API) keeps MPI: mprt_init skips MPI_Init, mprt_finalize skips
+ * MPI_Finalize, and the pair may run again. */
 void mprt_finalize(void);
 
 const MprtMesh *mprt_mesh(void);

@@ -13,6 +13,12 @@ site = lit_config.params.get("site_config")
 if site and not getattr(config, "mpcc_site_loaded", False):
     config.mpcc_site_loaded = True
     lit_config.load_config(config, site)
+# ctest runs each test file as its own lit process, in parallel. lit rewrites
+# .lit_test_times.txt in its exec root at exit, and a process reading it while another
+# writes it fails; so each ctest entry gets an exec root of its own.
+exec_root = lit_config.params.get("exec_root")
+if exec_root:
+    config.test_exec_root = exec_root
 
 config.substitutions.append(("%mpcc", config.mpcc_bin))
 config.substitutions.append(("%examples", config.examples_dir))

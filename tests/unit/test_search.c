@@ -245,13 +245,14 @@ static void test_errors(void) {
         "model s {\n"
         "    input x: f32[batch, 16];\n"
         "    label y: i32[batch];\n"
-        "    a = linear(x, 16) @stage(1);\n"
+        "    z = linear(x, 16);\n"
+        "    a = linear(z, 16) @stage(1);\n"
         "    b = linear(a, 16) @stage(0);\n"
         "    loss = cross_entropy(b, y);\n"
         "}\n"
         "train { batch = 8; }\n"
         "cluster { devices = 4; }\n";
-    expect_error(stages, NULL, "t.mp:5:23: error: @stage(0) on 'b' comes after 'a' at @stage(1)");
+    expect_error(stages, NULL, "t.mp:6:23: error: @stage(0) on 'b' comes after 'a' at @stage(1)");
     static const char *const far =
         "model s {\n"
         "    input x: f32[batch, 16];\n"
@@ -383,7 +384,12 @@ static void test_brute_force(void) {
                     (unsigned long long)seed, bf, model_diag(&m));
             failures++;
         } else {
-            double F = m.g->plan->totals.step_time;
+            const Plan *p = m.g->plan;
+            double F = p->totals.step_time;
+            /* never predicted slower than a pure plan that fits */
+            CHECK(!p->pure_data_valid || F <= p->pure_data.step_time * (1 + 1e-9));
+            CHECK(!p->pure_tensor_valid || F <= p->pure_tensor.step_time * (1 + 1e-9));
+            CHECK(!p->pure_pipeline_valid || F <= p->pure_pipeline.step_time * (1 + 1e-9));
             if (fabs(F - bf) <= 1e-9 * bf) {
                 same++;
             } else {
@@ -434,8 +440,12 @@ static void test_memory_gap(void) {
         double bf = plan_brute_force(m.g, &m.diag);
         bool ok = pass_plan(m.g, &m.diag);
         if (ok) {
-            double F = m.g->plan->totals.step_time;
+            const Plan *p = m.g->plan;
+            double F = p->totals.step_time;
             CHECK(F >= bf * (1 - 1e-9));
+            CHECK(!p->pure_data_valid || F <= p->pure_data.step_time * (1 + 1e-9));
+            CHECK(!p->pure_tensor_valid || F <= p->pure_tensor.step_time * (1 + 1e-9));
+            CHECK(!p->pure_pipeline_valid || F <= p->pure_pipeline.step_time * (1 + 1e-9));
             CHECK((double)m.g->plan->totals.mem_peak <= m.g->cluster.memory);
             if (F <= bf * (1 + 1e-9)) same++;
             else worse++, worst = fmax(worst, F / bf);
