@@ -34,18 +34,21 @@ static int32_t teacher(const float *x, long nfeat, long nclass) {
     double bestv = -1e30;
     for (long c = 0; c < nclass; c++) {
         double v = 0;
-        for (long f = 0; f < nfeat; f++) v += x[f] * sin(1.3 * (double)c + 0.7 * (double)f);
+        for (long f = 0; f < nfeat; f++)
+            v += x[f] * sin(1.3 * (double)c + 0.7 * (double)f);
         if (v > bestv) bestv = v, best = (int32_t)c;
     }
     return best;
 }
 
 /* Batch `step` of a 512-sample data set: rows in x (batch × nfeat), their classes in y. */
-static void make_batch(long step, const mlp_tensor_info *xi, const mlp_tensor_info *yi, float *x, int32_t *y) {
+static void make_batch(long step, const mlp_tensor_info *xi, const mlp_tensor_info *yi, float *x,
+                       int32_t *y) {
     long batch = (long)xi->shape[0], nfeat = (long)(xi->count / (size_t)batch);
     for (long r = 0; r < batch; r++) {
         long sample = (step * batch + r) % 512;
-        for (long f = 0; f < nfeat; f++) x[r * nfeat + f] = feature(sample, f);
+        for (long f = 0; f < nfeat; f++)
+            x[r * nfeat + f] = feature(sample, f);
         y[r] = teacher(x + r * nfeat, nfeat, (long)yi->range);
     }
 }
@@ -77,13 +80,15 @@ static int train(int rank, long steps, const char *ckpt) {
         if (mlp_step(ctx, x, xi.count, y, yi.count, &loss) != MLP_OK) rc = fail(rank, "step", ctx);
         if (s < 5) first += loss / 5;
         if (s >= steps - 5) last += loss / 5;
-        if (!rc && rank == 0 && (s % 10 == 0 || s + 1 == steps)) printf("step %ld loss %.6f\n", s + 1, loss);
+        if (!rc && rank == 0 && (s % 10 == 0 || s + 1 == steps))
+            printf("step %ld loss %.6f\n", s + 1, loss);
     }
     if (!rc && mlp_save(ctx, ckpt) != MLP_OK) rc = fail(rank, "save", ctx);
     if (!rc && mlp_load(ctx, ckpt, 1) != MLP_OK) rc = fail(rank, "load", ctx);
     if (!rc && rank == 0)
-        printf("embed: mean loss of the first 5 steps %.6f, of the last 5 %.6f; %lld steps; checkpoint %s\n", first, last,
-               (long long)mlp_steps_done(ctx), ckpt);
+        printf("embed: mean loss of the first 5 steps %.6f, of the last 5 %.6f; %lld steps; "
+               "checkpoint %s\n",
+               first, last, (long long)mlp_steps_done(ctx), ckpt);
     if (!rc && !(last < first)) rc = fail(rank, "the loss did not go down", ctx);
     free(x);
     free(y);

@@ -137,6 +137,11 @@ regenerate)
   grep -q "mpcc: model.mp -> mlp" "$work/regen.log" || { cat "$work/regen.log"; fail "the edit did not rerun mpcc"; }
   grep -q "#define MLP_BATCH 32 " "$hdr" || fail "the regenerated header does not have batch 32"
   grep -q "batch 32" "$work/proj/build/mlp_mpcc/mlp.c" || fail "the regenerated trainer does not have batch 32"
+  # a newer mpcc (here: the same one, touched) regenerates too
+  sleep 1
+  touch "$prefix/bin/mpcc"
+  cmake --build "$work/proj/build" >"$work/newer.log" 2>&1 || { cat "$work/newer.log"; fail "rebuilding after a new mpcc"; }
+  grep -q "mpcc: model.mp -> mlp" "$work/newer.log" || { cat "$work/newer.log"; fail "a newer mpcc did not regenerate"; }
   mkdir -p "$work/ck"
   "$mpirun" -np 2 "$work/proj/build/api_errors" "$work/ck" >/dev/null || fail "api_errors after regenerating"
   echo "regenerated on edit: batch 16 -> 32"

@@ -18,21 +18,22 @@
 
 static int failures, rank;
 
-#define CHECK(cond, ...)                                                  \
-    do {                                                                  \
-        if (!(cond)) {                                                    \
-            failures++;                                                   \
-            fprintf(stderr, "rank %d: FAIL %s:%d: %s: ", rank, __FILE__, __LINE__, #cond); \
-            fprintf(stderr, __VA_ARGS__);                                 \
-            fputc('\n', stderr);                                          \
-        }                                                                 \
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            failures++;                                                                            \
+            fprintf(stderr, "rank %d: FAIL %s:%d: %s: ", rank, __FILE__, __LINE__, #cond);         \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fputc('\n', stderr);                                                                   \
+        }                                                                                          \
     } while (0)
 
 /* The code and a message containing `want`. */
 static void expect(int got, int code, const mlp_ctx *ctx, const char *want, const char *what) {
     const char *msg = mlp_last_error(ctx);
     CHECK(got == code, "%s: returned %d, expected %d (%s)", what, got, code, msg);
-    CHECK(msg && strstr(msg, want), "%s: message '%s' lacks '%s'", what, msg ? msg : "(null)", want);
+    CHECK(msg && strstr(msg, want), "%s: message '%s' lacks '%s'", what, msg ? msg : "(null)",
+          want);
     if (rank == 0 && got == code) printf("ok: %s -> %d: %s\n", what, got, msg);
 }
 
@@ -42,8 +43,10 @@ static int32_t *y;
 
 static void fill(long step) {
     long nfeat = (long)(xi.count / (size_t)xi.shape[0]);
-    for (size_t i = 0; i < xi.count; i++) x[i] = (float)sin(0.37 * (double)i + (double)step);
-    for (long r = 0; r < (long)yi.count; r++) y[r] = (int32_t)((r * 7 + step) % yi.range);
+    for (size_t i = 0; i < xi.count; i++)
+        x[i] = (float)sin(0.37 * (double)i + (double)step);
+    for (long r = 0; r < (long)yi.count; r++)
+        y[r] = (int32_t)((r * 7 + step) % yi.range);
     (void)nfeat;
 }
 
@@ -51,8 +54,8 @@ static double good_step(mlp_ctx *ctx, long step, const char *after) {
     double loss = NAN;
     fill(step);
     int rc = mlp_step(ctx, x, xi.count, y, yi.count, &loss);
-    CHECK(rc == MLP_OK && isfinite(loss), "a good step after %s: rc %d, loss %g (%s)", after, rc, loss,
-          mlp_last_error(ctx));
+    CHECK(rc == MLP_OK && isfinite(loss), "a good step after %s: rc %d, loss %g (%s)", after, rc,
+          loss, mlp_last_error(ctx));
     return loss;
 }
 
@@ -79,7 +82,8 @@ static void config_errors(mlp_ctx *ctx) {
     expect(mlp_configure(ctx, &bad), MLP_ERR_ARG, ctx, "eps", "configure(eps NaN)");
     expect(mlp_configure(ctx, NULL), MLP_ERR_ARG, ctx, "cfg is NULL", "configure(NULL)");
     mlp_ctx *second = NULL;
-    expect(mlp_create(NULL, &second), MLP_ERR_BUSY, NULL, "another context", "create while one is live");
+    expect(mlp_create(NULL, &second), MLP_ERR_BUSY, NULL, "another context",
+           "create while one is live");
     good_step(ctx, 0, "bad configs");
     mlp_config ok;
     mlp_config_default(&ok);
@@ -92,31 +96,36 @@ static void step_errors(mlp_ctx *ctx) {
     double loss = 0;
     int64_t before = mlp_steps_done(ctx);
     fill(1);
-    expect(mlp_step(ctx, NULL, xi.count, y, yi.count, &loss), MLP_ERR_ARG, ctx, "is NULL", "step(x NULL)");
-    expect(mlp_step(ctx, x, xi.count - 1, y, yi.count, &loss), MLP_ERR_SIZE, ctx, "elements, the plan needs",
-           "step(x count - 1)");
-    expect(mlp_step(ctx, x, xi.count, y, yi.count + 5, &loss), MLP_ERR_SIZE, ctx, "elements, the plan needs",
-           "step(y count + 5)");
-    expect(mlp_step(ctx, x, xi.count, y, yi.count, NULL), MLP_ERR_ARG, ctx, "loss is NULL", "step(loss NULL)");
+    expect(mlp_step(ctx, NULL, xi.count, y, yi.count, &loss), MLP_ERR_ARG, ctx, "is NULL",
+           "step(x NULL)");
+    expect(mlp_step(ctx, x, xi.count - 1, y, yi.count, &loss), MLP_ERR_SIZE, ctx,
+           "elements, the plan needs", "step(x count - 1)");
+    expect(mlp_step(ctx, x, xi.count, y, yi.count + 5, &loss), MLP_ERR_SIZE, ctx,
+           "elements, the plan needs", "step(y count + 5)");
+    expect(mlp_step(ctx, x, xi.count, y, yi.count, NULL), MLP_ERR_ARG, ctx, "loss is NULL",
+           "step(loss NULL)");
     y[3] = (int32_t)yi.range;
     expect(mlp_step(ctx, x, xi.count, y, yi.count, &loss), MLP_ERR_VALUE, ctx, "outside [0,",
            "step(label out of range)");
     fill(1);
     /* only rank 1 is wrong: every rank must still get the error (no rank left in a collective) */
-    expect(mlp_step(ctx, x, rank == 1 ? 7 : xi.count, y, yi.count, &loss), MLP_ERR_SIZE, ctx, "has 7 elements",
-           "step(wrong size on rank 1 only)");
-    CHECK(mlp_steps_done(ctx) == before, "failed steps took no step: %lld -> %lld", (long long)before,
-          (long long)mlp_steps_done(ctx));
+    expect(mlp_step(ctx, x, rank == 1 ? 7 : xi.count, y, yi.count, &loss), MLP_ERR_SIZE, ctx,
+           "has 7 elements", "step(wrong size on rank 1 only)");
+    CHECK(mlp_steps_done(ctx) == before, "failed steps took no step: %lld -> %lld",
+          (long long)before, (long long)mlp_steps_done(ctx));
     good_step(ctx, 1, "bad steps");
-    CHECK(mlp_steps_done(ctx) == before + 1, "a good step counts: %lld", (long long)mlp_steps_done(ctx));
+    CHECK(mlp_steps_done(ctx) == before + 1, "a good step counts: %lld",
+          (long long)mlp_steps_done(ctx));
 }
 
 static void info_errors(mlp_ctx *ctx) {
     mlp_tensor_info t;
-    expect(mlp_data_info(ctx, MLP_NUM_DATA, &t), MLP_ERR_ARG, ctx, "outside", "data_info(NUM_DATA)");
+    expect(mlp_data_info(ctx, MLP_NUM_DATA, &t), MLP_ERR_ARG, ctx, "outside",
+           "data_info(NUM_DATA)");
     expect(mlp_data_info(ctx, -1, &t), MLP_ERR_ARG, ctx, "outside", "data_info(-1)");
     expect(mlp_data_info(ctx, 0, NULL), MLP_ERR_ARG, ctx, "out is NULL", "data_info(out NULL)");
-    CHECK(mlp_data_info(ctx, 0, &t) == MLP_OK && t.count == xi.count && !t.is_label, "data_info(0) after errors");
+    CHECK(mlp_data_info(ctx, 0, &t) == MLP_OK && t.count == xi.count && !t.is_label,
+          "data_info(0) after errors");
     CHECK(strstr(mlp_plan(ctx), "stage 0") != NULL, "plan names stage 0: %s", mlp_plan(ctx));
 }
 
@@ -150,7 +159,8 @@ static int same_bytes(const char *a, const char *b) {
 static void truncate_copy(const char *src, const char *dst, long n) {
     if (rank == 0) {
         FILE *in = fopen(src, "rb"), *out = fopen(dst, "wb");
-        for (long i = 0; in && out && i < n; i++) fputc(fgetc(in), out);
+        for (long i = 0; in && out && i < n; i++)
+            fputc(fgetc(in), out);
         if (in) fclose(in);
         if (out) fclose(out);
     }
@@ -183,7 +193,8 @@ static void checkpoint_errors(mlp_ctx *ctx, const char *dir) {
     expect(mlp_load(ctx, garbage, 1), MLP_ERR_IO, ctx, "garbage.safetensors", "load(garbage)");
     truncate_copy(good, bad, file_size(good) - 100);
     expect(mlp_load(ctx, bad, 1), MLP_ERR_IO, ctx, "truncated.safetensors", "load(truncated)");
-    CHECK(mlp_steps_done(ctx) == saved_step + 2, "failed loads kept the step: %lld", (long long)mlp_steps_done(ctx));
+    CHECK(mlp_steps_done(ctx) == saved_step + 2, "failed loads kept the step: %lld",
+          (long long)mlp_steps_done(ctx));
 
     /* failed loads changed nothing: a checkpoint now has the bytes of one before them */
     char after[512];
@@ -191,17 +202,20 @@ static void checkpoint_errors(mlp_ctx *ctx, const char *dir) {
     CHECK(mlp_save(ctx, after) == MLP_OK, "save after the failed loads: %s", mlp_last_error(ctx));
     CHECK(same_bytes(again, after), "failed loads changed the weights, optimizer state or step");
     /* and a good load restores the checkpoint exactly */
-    CHECK(mlp_load(ctx, good, 1) == MLP_OK, "load(good) after failed loads: %s", mlp_last_error(ctx));
+    CHECK(mlp_load(ctx, good, 1) == MLP_OK, "load(good) after failed loads: %s",
+          mlp_last_error(ctx));
     CHECK(mlp_steps_done(ctx) == saved_step, "resume restores the step: %lld != %lld",
           (long long)mlp_steps_done(ctx), (long long)saved_step);
     double replay = good_step(ctx, 2, "load");
-    CHECK(replay == next, "the step after a resume repeats the step after the save: %.9g != %.9g", replay, next);
+    CHECK(replay == next, "the step after a resume repeats the step after the save: %.9g != %.9g",
+          replay, next);
 }
 
 /* -np 1 for a 2-rank plan: create fails with a message, and nothing is left initialised. */
 static int wrong_world(void) {
     mlp_ctx *ctx = NULL;
-    expect(mlp_create(NULL, &ctx), MLP_ERR_MPI, NULL, "this plan needs", "create on the wrong world size");
+    expect(mlp_create(NULL, &ctx), MLP_ERR_MPI, NULL, "this plan needs",
+           "create on the wrong world size");
     CHECK(ctx == NULL, "no context on the wrong world size");
     return failures;
 }
@@ -222,10 +236,13 @@ int main(int argc, char **argv) {
     mlp_config_default(&cfg);
     cfg.threads = 1;
     mlp_ctx *ctx = NULL;
-    CHECK(mlp_create(&cfg, &ctx) == MLP_OK, "create after failed creates: %s", mlp_last_error(NULL));
+    CHECK(mlp_create(&cfg, &ctx) == MLP_OK, "create after failed creates: %s",
+          mlp_last_error(NULL));
     if (ctx) {
-        CHECK(mlp_data_info(ctx, 0, &xi) == MLP_OK && mlp_data_info(ctx, 1, &yi) == MLP_OK, "data_info");
-        CHECK(xi.shape[0] == MLP_BATCH && yi.is_label && yi.is_int && yi.range > 1, "the buffers' shapes");
+        CHECK(mlp_data_info(ctx, 0, &xi) == MLP_OK && mlp_data_info(ctx, 1, &yi) == MLP_OK,
+              "data_info");
+        CHECK(xi.shape[0] == MLP_BATCH && yi.is_label && yi.is_int && yi.range > 1,
+              "the buffers' shapes");
         x = malloc(xi.count * sizeof *x);
         y = malloc(yi.count * sizeof *y);
         config_errors(ctx);
@@ -243,7 +260,9 @@ int main(int argc, char **argv) {
     }
     int total = failures;
     MPI_Allreduce(&failures, &total, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
-    if (rank == 0) printf("api_errors: %s (%d failed checks over all ranks)\n", total ? "FAILED" : "all checks passed", total);
+    if (rank == 0)
+        printf("api_errors: %s (%d failed checks over all ranks)\n",
+               total ? "FAILED" : "all checks passed", total);
     MPI_Finalize();
     return total ? 1 : 0;
 }

@@ -9,6 +9,7 @@ int main(void) {
     long long ar = (long long)mprt_coll_bytes(MPRT_ALLREDUCE, 4, 1000);
     const char *name = mprt_dtype_name(MPRT_F32);
     int ok = ar == 1500 && name[0] == 'f' && name[1] == '3' && name[2] == '2' && !name[3];
-    printf("rt_only: allreduce bytes %lld, dtype %s, runtime %s: %s\n", ar, name, MPRT_VERSION, ok ? "ok" : "WRONG");
+    printf("rt_only: allreduce bytes %lld, dtype %s, runtime %s: %s\n", ar, name, MPRT_VERSION,
+           ok ? "ok" : "WRONG");
     return ok ? 0 : 1;
 }

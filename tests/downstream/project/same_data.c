@@ -32,8 +32,10 @@ int main(int argc, char **argv) {
     float *x = rc ? NULL : malloc(xi.count * sizeof *x);
     int32_t *y = rc ? NULL : malloc(yi.count * sizeof *y);
     if (!rc) {
-        for (size_t i = 0; i < xi.count; i++) x[i] = (float)cos(0.11 * (double)(i * i % 97));
-        for (size_t i = 0; i < yi.count; i++) y[i] = (int32_t)((i * 5 + 1) % (size_t)yi.range);
+        for (size_t i = 0; i < xi.count; i++)
+            x[i] = (float)cos(0.11 * (double)(i * i % 97));
+        for (size_t i = 0; i < yi.count; i++)
+            y[i] = (int32_t)((i * 5 + 1) % (size_t)yi.range);
         char path[512];
         MprtErr err;
         snprintf(path, sizeof path, "%s/x.npy", dir);
