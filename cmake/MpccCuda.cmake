@@ -50,3 +50,11 @@ set(MPCC_CUDA_WARN -Xcompiler=-Wall,-Wextra)
 if(MPCC_WERROR)
   list(APPEND MPCC_CUDA_WARN -Werror=all-warnings -Xcompiler=-Werror)
 endif()
+
+# `mpcc --target cuda -o train` builds trainers with this nvcc against this tree's mprt_cuda
+# (codegen/build.c).
+get_filename_component(MPCC_NCCL_LIB_DIR ${NCCL_LIBRARY} DIRECTORY)
+set_property(SOURCE ${CMAKE_CURRENT_SOURCE_DIR}/codegen/build.c APPEND PROPERTY COMPILE_DEFINITIONS
+             "MPCC_NVCC=\"${CMAKE_CUDA_COMPILER}\""
+             "MPCC_CUDA_LIB_DIR=\"${CMAKE_BINARY_DIR}/runtime/cuda\""
+             "MPCC_NCCL_LIB_DIR=\"${MPCC_NCCL_LIB_DIR}\"")

@@ -86,6 +86,33 @@ static void print_arg(FILE *f, const char *s) {
     fputc('\'', f);
 }
 
+/* Runs argv (argv[0] the tool) and waits; `what` names the tool in errors, `hint` says how to
+ * choose another. */
+static bool spawn_wait(const char *const *argv, const char *what, const char *hint, bool verbose, Diag *d) {
+    if (verbose) {
+        for (int i = 0; argv[i]; i++) {
+            if (i) fputc(' ', stderr);
+            print_arg(stderr, argv[i]);
+        }
+        fputc('\n', stderr);
+    }
+    pid_t pid;
+    int rc = posix_spawnp(&pid, argv[0], NULL, NULL, (char *const *)argv, environ);
+    if (rc != 0) {
+        diag_error(d, noloc, "cannot run the %s '%s': %s (%s)", what, argv[0], strerror(rc), hint);
+        return false;
+    }
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    if (!ok)
+        diag_error(d, noloc, "building the trainer failed: '%s' %s %d (run with -v to see the command)", argv[0],
+                   WIFEXITED(status) ? "exited with status" : "was killed by signal",
+                   WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+    return ok;
+}
+
 bool cg_build(const CgToolchain *tc, const char *c_file, const char *exe, bool verbose, Diag *d) {
     Arena a = {0};
     const char *argv[] = {
@@ -97,29 +124,32 @@ bool cg_build(const CgToolchain *tc, const char *c_file, const char *exe, bool v
 #endif
         NULL,
     };
-    if (verbose) {
-        for (int i = 0; argv[i]; i++) {
-            if (i) fputc(' ', stderr);
-            print_arg(stderr, argv[i]);
-        }
-        fputc('\n', stderr);
-    }
-    pid_t pid;
-    int rc = posix_spawnp(&pid, tc->cc, NULL, NULL, (char *const *)argv, environ);
-    bool ok = false;
-    if (rc != 0) {
-        diag_error(d, noloc, "cannot run the C compiler '%s': %s (set CC to an MPI C compiler)", tc->cc,
-                   strerror(rc));
-    } else {
-        int status = 0;
-        while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-        }
-        ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
-        if (!ok)
-            diag_error(d, noloc, "building the trainer failed: '%s' %s %d (run with -v to see the command)",
-                       tc->cc, WIFEXITED(status) ? "exited with status" : "was killed by signal",
-                       WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
-    }
+    bool ok = spawn_wait(argv, "C compiler", "set CC to an MPI C compiler", verbose, d);
     arena_free(&a);
     return ok;
+}
+
+/* nvcc compiles the .cu with the MPI C++ wrapper as its host compiler (mpicxx adds MPI's
+ * include and library flags, as mpicc does for C), and links mprt_cuda, mprt, cuBLAS and
+ * NCCL. The paths are this build tree's, fixed at configure time (cmake/MpccCuda.cmake). */
+bool cg_build_cuda(const CgToolchain *tc, const char *cu_file, const char *exe, bool verbose, Diag *d) {
+#ifndef MPCC_CUDA_LIB_DIR
+    (void)tc, (void)cu_file, (void)exe, (void)verbose;
+    diag_error(d, noloc, "this mpcc was built without the CUDA runtime (no nvcc, cuBLAS or NCCL when it was "
+                         "configured); --emit=cuda -o FILE.cu writes the trainer, docs/cuda.md says how to build it");
+    return false;
+#else
+    Arena a = {0};
+    const char *host = getenv("MPCC_CUDA_HOST_CXX"), *nvcc = getenv("NVCC");
+    const char *argv[] = {
+        nvcc && *nvcc ? nvcc : MPCC_NVCC, "-ccbin", host && *host ? host : "mpicxx", "-O2",
+        arena_printf(&a, "-I%s", tc->include_dir), arena_printf(&a, "-I%s/cuda", tc->include_dir), cu_file, "-o",
+        exe, arena_printf(&a, "-L%s", MPCC_CUDA_LIB_DIR), "-lmprt_cuda", arena_printf(&a, "-L%s", tc->lib_dir),
+        arena_printf(&a, "-Xlinker=-rpath,%s", tc->lib_dir), "-lmprt", "-lcublas", arena_printf(&a, "-L%s", MPCC_NCCL_LIB_DIR), "-lnccl", "-lcjson", "-lopenblas",
+        "-lm", NULL,
+    };
+    bool ok = spawn_wait(argv, "CUDA compiler", "set NVCC to nvcc's path", verbose, d);
+    arena_free(&a);
+    return ok;
+#endif
 }

@@ -53,5 +53,9 @@ CgToolchain cg_toolchain_default(void);
 /* Compiles `c_file` into `exe` against the runtime; prints the command when verbose.
  * Returns false after reporting a one-line error through d. */
 bool cg_build(const CgToolchain *tc, const char *c_file, const char *exe, bool verbose, Diag *d);
+/* The same for a CUDA trainer (.cu): nvcc with the MPI C++ wrapper as host compiler ($NVCC
+ * and $MPCC_CUDA_HOST_CXX override them), linked to mprt_cuda, mprt, cuBLAS and NCCL. An mpcc
+ * configured without CUDA reports that instead. */
+bool cg_build_cuda(const CgToolchain *tc, const char *cu_file, const char *exe, bool verbose, Diag *d);
 
 #endif /* MPCC_CODEGEN_H */

@@ -179,10 +179,12 @@ static void emit_header(Emit *e) {
     const TrainCfg *t = &g->train;
     E(e, "#define DEFAULT_STEPS %lld\n#define DEFAULT_SEED %lld\n", (long long)t->steps,
       (long long)t->seed);
-    E(e, "#define LR %s\n#define MOMENTUM %s\n#define BETA1 %s\n#define BETA2 %s\n#define EPS %s\n"
-         "#define WEIGHT_DECAY %s\n\n",
+    /* variables, not constants: the C API (emit_capi.c) lets a caller override them */
+    E(e, "static struct {\n    float lr, momentum, beta1, beta2, eps, weight_decay;\n} hyper = {%s, %s, %s, %s, %s, %s};\n",
       flt(e, t->lr), flt(e, t->momentum), flt(e, t->beta1), flt(e, t->beta2), flt(e, t->eps),
       flt(e, t->weight_decay));
+    E(e, "#define LR hyper.lr\n#define MOMENTUM hyper.momentum\n#define BETA1 hyper.beta1\n"
+         "#define BETA2 hyper.beta2\n#define EPS hyper.eps\n#define WEIGHT_DECAY hyper.weight_decay\n\n");
     E(e, "static const MprtMesh *mesh;\nstatic uint64_t seed = DEFAULT_SEED;\n"
          "static float *scratch, *xfer; /* kernel scratch; collective staging (device) */\n"
          "static int timers[%d][2];      /* per layer: forward and backward seconds (--profile) */\n"
@@ -513,6 +515,11 @@ static void lyr_layernorm(const Lyr *l) {
       A(l, l->in[0]), st, st, l->C, pref(e, l->n, PARAM_GAMMA, false), l->C, l->C);
 }
 
+/* "0" or "N * mesh->k": the offset of this tensor rank's block. */
+static const char *times_k(Emit *e, int64_t n) {
+    return n ? arena_printf(e->a, "%lld * mesh->k", (long long)n) : "0";
+}
+
 static void lyr_dropout(const Lyr *l) {
     Emit *e = l->e;
     const SchedBuf *b = B(e, l->out);
@@ -528,10 +535,9 @@ static void lyr_dropout(const Lyr *l) {
     }
     K(l, "N", s->d[0], "samples (local)");
     open_fwd(l, false);
-    const char *sh = arena_printf(e->a,
-                                  "(MprtDropShard){n0 + %s, %lld, %lld * mesh->k, %lld, %lld, %lld * mesh->k}",
-                                  b->layout == LAYOUT_B ? arena_printf(e->a, "%lld * mesh->k", (long long)s->d[0]) : "0",
-                                  (long long)R, (long long)r0k, (long long)F, (long long)Fg, (long long)f0k);
+    const char *sh = arena_printf(e->a, "(MprtDropShard){n0%s, %lld, %s, %lld, %lld, %s}",
+                                  b->layout == LAYOUT_B ? arena_printf(e->a, " + %lld * mesh->k", (long long)s->d[0]) : "",
+                                  (long long)R, times_k(e, r0k), (long long)F, (long long)Fg, times_k(e, f0k));
     E(e, "    mprt_cu_dropout_forward(%s, %s, %s_N, %s, %s, seed, %du, step, 1);\n}\n", A(l, l->out),
       A(l, l->in[0]), l->C, sh, flt(e, l->n->args[0]), l->id);
     open_bwd(l);
@@ -1185,11 +1191,18 @@ static void emit_main(Emit *e) {
       "            mprt_rng_shard_normal(r, p->outer, p->chunk, p->inner, p->parts, part, 0.0f, p->b, dst);\n"
       "        else\n            mprt_fill(dst, p->count, p->init == 3 ? p->a : 0.0f);\n"
       "        mprt_cu_upload(prm + p->offset, dst, sizeof(float) * (size_t)p->count);\n        free(dst);\n    }\n}\n\n");
-    E(e, "static void check_bytes(int64_t steps) {\n"
-         "    int64_t want = 0;\n    mprt_cu_stats_flush();\n"
-         "    for (int g = 0; g < %d; g++)\n        for (int c = 0; c < %d; c++) want += PREDICTED[mesh->s][g][c];\n"
-         "    want *= steps;\n    int64_t got = mprt_stats_plan_bytes();\n"
-         "    double off[2] = {(double)(got != want), (double)got};\n"
+    E(e, "/* The runtime's counters against PREDICTED, per group and collective kind, on every rank:\n"
+         " * one line from rank 0 saying whether all agree. */\n"
+         "static void check_bytes(int64_t steps) {\n"
+         "    mprt_cu_stats_flush();\n    int64_t want = 0, got = mprt_stats_plan_bytes();\n"
+         "    double off[2] = {0, (double)got};\n"
+         "    for (int g = 0; g < %d; g++)\n"
+         "        for (int c = 0; c < %d; c++) {\n"
+         "            int64_t w = PREDICTED[mesh->s][g][c] * steps;\n"
+         "            want += w;\n"
+         "            if (c >= MPRT_ALLREDUCE && mprt_stats_get((MprtColl)c, (MprtGroup)g).bytes != w) off[0] = 1;\n"
+         "        }\n"
+         "    if (got != want) off[0] = 1;\n"
          "    mprt_metric_max(MPRT_WORLD, off, 2);\n"
          "    if (mesh->rank == 0)\n"
          "        printf(\"bytes: %%s (busiest rank %%.0f B over %%lld steps; rank 0 counted %%lld, predicted %%lld)\\n\",\n"
@@ -1204,17 +1217,12 @@ static void emit_main(Emit *e) {
         if (IR_VALUE(e->g, v)->kind != VAL_ACT)
             E(e, "    mprt_array_free(&%s);\n", cg_mangle(e->a, "d", v, IR_VALUE(e->g, v)->name));
     E(e, "}\n\n");
-    E(e, "int main(int argc, char **argv) {\n    Args args;\n    char msg[256];\n"
-         "    const char *bad = parse_args(argc, argv, &args, msg, sizeof msg);\n"
-         "    if (args.help) {\n        usage(stdout, argv[0]);\n        return 0;\n    }\n"
-         "    mprt_init(&argc, &argv, MESH_S, MESH_D, MESH_T);\n    mesh = mprt_mesh();\n"
-         "    mprt_exit_if_any(bad != NULL, bad ? bad : \"\");\n"
-         "    MprtCuComm comm = MPRT_CU_COMM_AUTO;\n"
-         "    bool comm_ok = !args.comm || mprt_cu_comm_parse(args.comm, &comm);\n"
-         "    mprt_exit_if_any(!comm_ok, \"--comm takes nccl, mpi or auto\");\n"
-         "    mprt_cu_init(comm);\n    mprt_cu_set_tf32(args.tf32);\n    profiling = args.profile != NULL;\n"
-         "    dloss = (double *)mprt_cu_malloc(sizeof(double));\n"
+    /* after mprt_init: shared by the command line and the C API's create (emit_capi.c) */
+    E(e, "/* This rank's parameter and activation buffers, initial weights (from `seed`) and layer\n"
+         " * timers. After mprt_init; free_all undoes it. */\n"
+         "static void setup_rank(void) {\n"
          "    int64_t np = STAGE_PARAMS[mesh->s] + 1;\n"
+         "    dloss = (double *)mprt_cu_malloc(sizeof(double));\n"
          "    prm = dalloc(np), grd = dalloc(np), opt1 = dalloc(np), opt2 = dalloc(np);\n"
          "    switch (mesh->s) {\n");
     for (int k = 0; k < e->s->S; k++) E(e, "    case %d: stage%d_alloc(); break;\n", k, k);
@@ -1226,6 +1234,18 @@ static void emit_main(Emit *e) {
         put_c_string(e, arena_printf(e->a, "bwd.%s", IR_NODE(e->g, i)->name));
         E(e, ");\n    }\n");
     }
+    E(e, "}\n\n");
+    E(e, "/* The trainer's command line; main() below, and NAME_main() of the C API (emit_capi.c). */\n"
+         "static int trainer_main(int argc, char **argv) {\n    Args args;\n    char msg[256];\n"
+         "    const char *bad = parse_args(argc, argv, &args, msg, sizeof msg);\n"
+         "    if (args.help) {\n        usage(stdout, argv[0]);\n        return 0;\n    }\n"
+         "    mprt_init(&argc, &argv, MESH_S, MESH_D, MESH_T);\n    mesh = mprt_mesh();\n"
+         "    mprt_exit_if_any(bad != NULL, bad ? bad : \"\");\n"
+         "    MprtCuComm comm = MPRT_CU_COMM_AUTO;\n"
+         "    bool comm_ok = !args.comm || mprt_cu_comm_parse(args.comm, &comm);\n"
+         "    mprt_exit_if_any(!comm_ok, \"--comm takes nccl, mpi or auto\");\n"
+         "    mprt_cu_init(comm);\n    mprt_cu_set_tf32(args.tf32);\n    profiling = args.profile != NULL;\n"
+         "    setup_rank();\n");
     E(e, "    MprtErr err = {{0}};\n    bool ok = true;\n");
     if (x >= 0)
         E(e, "    if (args.data) ok = open_%s(args.data, &err);\n", cg_mangle(e->a, "d", x, IR_VALUE(e->g, x)->name));
@@ -1256,7 +1276,9 @@ static void emit_main(Emit *e) {
       "    if (args.profile && !mprt_profile_write(args.profile, &err)) ok = false;\n"
       "    mprt_exit_if_any(!ok, err.msg);\n"
       "    free_all();\n"
-      "    mprt_cu_finalize();\n    mprt_finalize();\n    return 0;\n}\n");
+      "    mprt_cu_finalize();\n    mprt_finalize();\n    return 0;\n}\n\n"
+      "#ifndef MPCC_NO_MAIN /* defined when the trainer is built as a library (C API) */\n"
+      "int main(int argc, char **argv) { return trainer_main(argc, argv); }\n#endif\n");
 }
 
 /* ───────────────────────────── entry points ───────────────────────────── */

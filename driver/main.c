@@ -38,6 +38,7 @@ enum { EXIT_USER = 1, EXIT_USAGE = 2, EXIT_INTERNAL = 3 };
 typedef struct Options {
     const char *file, *out, *emit, *dump_after, *report_json, *header;
     int plan_space; /* --plan-space K: list the K fastest meshes instead of compiling */
+    bool cuda;      /* --target cuda: -o builds the CUDA trainer (codegen/emit_cuda.c) */
     FeDefine *defs;
     int ndefs;
     bool verbose;
@@ -84,6 +85,7 @@ static void usage(FILE *f) {
             "  --report-json FILE write the partition report as JSON to FILE (docs/report.md)\n"
             "  -D key=value       override a setting, e.g. -D train.batch=256 -D cluster.devices=8\n"
             "                     (any train.* or cluster.* key, cluster.preset included)\n"
+            "  --target c|cuda    what -o builds: the C (MPI) trainer (default) or the CUDA one\n"
             "  --plan-space K     list the K fastest meshes S×d×t and micro-batch counts the plan\n"
             "                     search found, with their predicted step times, and stop\n"
             "  --dump-after=PASS  print the IR after PASS to standard output (passes:");
@@ -154,6 +156,11 @@ static int parse_args(int argc, char **argv, Options *o) {
             if (!(v = opt_value(argc, argv, &i, "--report-json")) || !*v)
                 return usage_error("%s needs a file name", "--report-json");
             o->report_json = v;
+        } else if (is_opt(a, "--target")) {
+            if (!(v = opt_value(argc, argv, &i, "--target"))) return usage_error("%s needs c or cuda", "--target");
+            if (strcmp(v, "c") != 0 && strcmp(v, "cuda") != 0)
+                return usage_error("--target '%s': expected c or cuda", v);
+            o->cuda = strcmp(v, "cuda") == 0;
         } else if (is_opt(a, "--plan-space")) {
             if (!(v = opt_value(argc, argv, &i, "--plan-space"))) return usage_error("%s needs a count", "--plan-space");
             char *end;
@@ -290,15 +297,15 @@ static int write_report(const char *out, const IrGraph *g, Diag *d) {
 static int write_trainer(const Options *o, const IrGraph *g, Diag *d) {
     int rc = write_report(o->out, g, d);
     if (rc) return rc;
-    size_t n = strlen(o->out) + sizeof ".c";
+    size_t n = strlen(o->out) + sizeof ".cu";
     char *src = malloc(n);
     if (!src) return EXIT_INTERNAL;
-    snprintf(src, n, "%s.c", o->out);
+    snprintf(src, n, "%s.%s", o->out, o->cuda ? "cu" : "c");
     Output out;
     bool ok = open_output(src, &out);
-    if (ok) ok = close_output(src, &out, cg_emit_c(g, out.f, d));
+    if (ok) ok = close_output(src, &out, o->cuda ? cg_emit_cuda(g, out.f, d) : cg_emit_c(g, out.f, d));
     CgToolchain tc = cg_toolchain_default();
-    if (ok) ok = cg_build(&tc, src, o->out, o->verbose, d);
+    if (ok) ok = o->cuda ? cg_build_cuda(&tc, src, o->out, o->verbose, d) : cg_build(&tc, src, o->out, o->verbose, d);
     free(src);
     return ok ? 0 : EXIT_USER;
 }

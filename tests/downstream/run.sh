@@ -10,7 +10,9 @@
 #               over MPI) and the stand-alone trainer on 2 ranks, the loss going down
 #   pkgconfig   examples/embed with its plain Makefile and pkg-config: the same checks
 #   capi        tests/downstream/project: every C API error path (api_errors.c) on 2 ranks,
-#               the wrong world size on 1, a program linking only the shared runtime
+#               the wrong world size on 1, a program linking only the shared runtime, and the
+#               same batch through the C API (2 ranks) and the trainer (1 rank) giving the
+#               same losses
 #   regenerate  editing the .mp file and rebuilding regenerates the trainer (and only then)
 #   diagnostic  an error in the .mp file fails the build with mpcc's file:line:col message
 #   relocate    the install moved elsewhere still works: mpcc -o finds its runtime, pkg-config
@@ -106,6 +108,20 @@ capi)
   mkdir -p "$work/ck"
   "$mpirun" -np 2 "$work/proj/build/api_errors" "$work/ck" || fail "api_errors on 2 ranks"
   "$mpirun" -np 1 "$work/proj/build/api_errors" "$work/ck" || fail "api_errors on 1 rank (wrong world size)"
+  # the same batch through the API (2 ranks, 2 stages) and the trainer (1 rank): same losses
+  "$mpirun" -np 2 "$work/proj/build/same_data" "$work/ck" 6 >"$work/api.log" || fail "same_data"
+  "$mpirun" -np 1 "$work/proj/build/train" --data "$work/ck/x.npy" --labels "$work/ck/y.npy" --seed 7 --steps 6 \
+    >"$work/train.log" 2>&1 || { cat "$work/train.log"; fail "the trainer on same_data's files"; }
+  python3 - "$work/api.log" "$work/train.log" <<'PY' || fail "the C API and the trainer disagree"
+import re, sys
+api = [float(m.group(1)) for m in re.finditer(r"^api loss \d+ (\S+)$", open(sys.argv[1]).read(), re.M)]
+tr = [float(m.group(1)) for m in re.finditer(r"^step \d+/\d+ \| loss (\S+) ", open(sys.argv[2]).read(), re.M)]
+print("api    ", api)
+print("trainer", tr)
+ok = len(api) == len(tr) == 6 and all(abs(a - t) <= 1e-5 * max(1.0, abs(t)) for a, t in zip(api, tr))
+ok = ok and api[-1] < api[0]
+sys.exit(0 if ok else 1)
+PY
   ;;
 regenerate)
   install_mpcc "$prefix"

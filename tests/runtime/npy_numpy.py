@@ -19,6 +19,8 @@ fails = []
 
 def run(*args):
     r = subprocess.run([tool, *map(str, args)], capture_output=True, text=True)
+    if r.stderr:  # the tool prints nothing there; a sanitizer or the loader crashing does
+        fails.append(f"rt_npy_tool {' '.join(map(str, args))}: exit {r.returncode}, stderr:\n{r.stderr}")
     return r.returncode, r.stdout.strip()
 
 
