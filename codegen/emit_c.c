@@ -76,7 +76,8 @@ static void put_comment_text(Emit *e, const char *s) {
 static void put_c_string(Emit *e, const char *s) {
     fputc('"', e->o);
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p < 0x20 || *p >= 0x7f || *p == '"' || *p == '\\' || *p == '?') fprintf(e->o, "\\%03o", *p);
+        if (*p == '\n') fputs("\\n", e->o);
+        else if (*p < 0x20 || *p >= 0x7f || *p == '"' || *p == '\\' || *p == '?') fprintf(e->o, "\\%03o", *p);
         else fputc(*p, e->o);
     }
     fputc('"', e->o);
@@ -1076,6 +1077,22 @@ static void emit_checkpoints(Emit *e) {
 static void emit_summary(Emit *e) {
     const Schedule *s = e->s;
     E(e, "/* Printed at start: the plan in a few lines. */\nstatic const char PLAN_SUMMARY[] =\n");
+    /* the report's own summary (predicted step time, memory), one string literal per line */
+    char *text = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&text, &len);
+    if (mem) {
+        pass_report_summary(e->g, mem);
+        fclose(mem);
+        for (char *line = text, *nl; line && *line; line = nl + 1) {
+            nl = strchr(line, '\n');
+            if (!nl) nl = line + strlen(line) - 1;
+            E(e, "    ");
+            put_c_string(e, arena_printf(e->a, "%.*s\n", (int)(nl - line), line));
+            E(e, "\n");
+        }
+        free(text);
+    }
     E(e, "    \"plan: %d stage(s) x %d replica(s) x %d tensor rank(s), %d micro-batch(es) of %lld samples, batch %lld\\n\"\n",
       s->S, s->d, s->t, s->m, (long long)s->micro, (long long)s->batch);
     for (int i = 0; i < IR_NNODES(e->g); i++) {
