@@ -20,15 +20,6 @@ exec_root = lit_config.params.get("exec_root")
 if exec_root:
     config.test_exec_root = exec_root
 
-# ctest runs one lit per test file, many at once; lit rewrites .lit_test_times.txt in the
-# suite's exec root at the end of every run, so a shared exec root races (a half-written file
-# makes the next lit crash while reading it). Each invocation gets its own exec root in the
-# build tree, keyed by its command line so reruns reuse it.
-if hasattr(config, "bin_dir"):
-    import hashlib
-    import sys
-    key = hashlib.sha1(" ".join(sys.argv[1:]).encode()).hexdigest()[:16]
-    config.test_exec_root = os.path.join(config.bin_dir, "tests", "lit-exec", key)
 
 config.substitutions.append(("%mpcc", config.mpcc_bin))
 config.substitutions.append(("%examples", config.examples_dir))
