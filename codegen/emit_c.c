@@ -191,6 +191,10 @@ static void emit_header(Emit *e) {
          "static int timers[%d][2];      /* per layer: forward and backward seconds (--profile) */\n"
          "#define TIMED(id, call)        \\\n    do {                        \\\n        mprt_timer_start(id);   \\\n"
          "        call;                   \\\n        mprt_timer_stop(id);    \\\n    } while (0)\n"
+         "/* Per stage (--profile): \"stage.idle\" is time spent waiting on a neighbour stage or the\n"
+         " * step's end (the pipeline bubble), \"stage.busy\" the rest of the step: compute and the\n"
+         " * stage's own collectives. idle / (busy + idle) is the measured bubble. */\n"
+         "static int t_busy, t_idle;\n#define IDLE(call) TIMED(t_idle, call)\n"
          "static float *gbase;           /* this stage's activation gradients */\n"
          "static float *fbase;           /* this stage's activations */\n"
          "static int32_t *ibase;         /* this stage's integer inputs and argmaxes */\n\n"
@@ -867,7 +871,7 @@ static void emit_stage_fwd(Emit *e, int s) {
               o->peer - s, fld(e, "a", o->src), (long long)lnumel(e, o->src), tag_of(e, o->src, false));
             break;
         case SOP_RECV:
-            E(e, "    mprt_recv(%d, %s, %lld, %d);\n", o->peer - s, fld(e, "a", o->dst), (long long)lnumel(e, o->dst),
+            E(e, "    IDLE(mprt_recv(%d, %s, %lld, %d));\n", o->peer - s, fld(e, "a", o->dst), (long long)lnumel(e, o->dst),
               tag_of(e, o->dst, false));
             break;
         default: break;
@@ -884,7 +888,7 @@ static void emit_stage_bwd(Emit *e, int s) {
     E(e, "    const Stage%d *a = &act%d[micro %% %d], *d = &grad%d;\n", s, s, st->stash, s);
     E(e, "    int64_t n0 = (int64_t)mesh->j * (BATCH / MESH_D) + (int64_t)micro * MB;\n");
     E(e, "    (void)a, (void)d, (void)n0;\n");
-    E(e, "    wait_sends(micro %% %d);\n    memset(gbase, 0, sizeof(float) * STAGE%d_GRADS);\n", st->stash, s);
+    E(e, "    IDLE(wait_sends(micro %% %d));\n    memset(gbase, 0, sizeof(float) * STAGE%d_GRADS);\n", st->stash, s);
     for (int i = 0; i < st->nbwd; i++) {
         const SchedOp *o = &st->bwd[i];
         const SchedOp *nx = i + 1 < st->nbwd ? &st->bwd[i + 1] : NULL;
@@ -911,7 +915,7 @@ static void emit_stage_bwd(Emit *e, int s) {
               (long long)lnumel(e, o->src), tag_of(e, o->src, true));
             break;
         case SOP_RECV:
-            E(e, "    mprt_recv(%d, xfer, %lld, %d);\n    mprt_accumulate(%s, xfer, %lld);\n", o->peer - s,
+            E(e, "    IDLE(mprt_recv(%d, xfer, %lld, %d));\n    mprt_accumulate(%s, xfer, %lld);\n", o->peer - s,
               (long long)lnumel(e, o->dst), tag_of(e, o->dst, true), fld(e, "d", o->dst), (long long)lnumel(e, o->dst));
             break;
         default: break;
@@ -958,7 +962,8 @@ static void emit_step(Emit *e) {
     E(e, "/* One training step: the stage's micro-batches in 1F1B order, the gradient all-reduce of\n"
          " * every parameter over the ranks that hold the same shard, then the optimizer. Returns\n"
          " * the step's loss, summed over ranks (a metric, not counted as plan traffic). */\n");
-    E(e, "static double train_step(int64_t step) {\n    double loss = 0;\n");
+    E(e, "static double train_step(int64_t step) {\n    double loss = 0;\n"
+         "    double t0 = mprt_now(), idle0 = mprt_timer_seconds(t_idle);\n");
     E(e, "    memset(grd, 0, sizeof(float) * (size_t)STAGE_PARAMS[mesh->s]);\n    switch (mesh->s) {\n");
     for (int k = 0; k < s->S; k++) {
         E(e, "    case %d:\n        for (int i = 0; i < %d; i++) {\n", k, s->stages[k].norder);
@@ -967,7 +972,7 @@ static void emit_step(Emit *e) {
           k, k, k);
     }
     E(e, "    default: break;\n    }\n");
-    E(e, "    for (int slot = 0; slot < (int)(sizeof nfsend / sizeof nfsend[0]); slot++) wait_sends(slot);\n");
+    E(e, "    for (int slot = 0; slot < (int)(sizeof nfsend / sizeof nfsend[0]); slot++) IDLE(wait_sends(slot));\n");
     E(e, "    switch (mesh->s) {\n");
     for (int k = 0; k < s->S; k++) {
         const SchedStage *st = &s->stages[k];
@@ -990,7 +995,9 @@ static void emit_step(Emit *e) {
     else
         E(e, "    mprt_%s_step(prm, opt1, opt2, grd, n, LR, BETA1, BETA2, EPS, WEIGHT_DECAY, step + 1);\n",
           opt_name(opt));
-    E(e, "    mprt_timer_stop(t_opt);\n    mprt_metric_sum(MPRT_WORLD, &loss, 1);\n    return loss;\n}\n\n");
+    E(e, "    mprt_timer_stop(t_opt);\n    IDLE(mprt_metric_sum(MPRT_WORLD, &loss, 1));\n"
+         "    mprt_timer_add(t_busy, mprt_now() - t0 - (mprt_timer_seconds(t_idle) - idle0));\n"
+         "    return loss;\n}\n\n");
 }
 
 /* ───────────────────────────── checkpoints ───────────────────────────── */
@@ -1213,7 +1220,8 @@ static void emit_main(Emit *e) {
          "    prm = falloc(np), grd = falloc(np), opt1 = falloc(np), opt2 = falloc(np);\n"
          "    switch (mesh->s) {\n");
     for (int k = 0; k < e->s->S; k++) E(e, "    case %d: stage%d_alloc(); break;\n", k, k);
-    E(e, "    default: break;\n    }\n    init_params();\n");
+    E(e, "    default: break;\n    }\n    init_params();\n"
+         "    t_busy = mprt_timer(\"stage.busy\"), t_idle = mprt_timer(\"stage.idle\");\n");
     for (int i = 0; i < IR_NNODES(e->g); i++) {
         E(e, "    if (mesh->s == %d) {\n        timers[%d][0] = mprt_timer(", e->g->plan->nodes[i].stage, i);
         put_c_string(e, arena_printf(e->a, "fwd.%s", IR_NODE(e->g, i)->name));
