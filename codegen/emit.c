@@ -1,5 +1,7 @@
 /*
- * emit_c.c: the C target — the SPMD schedule printed as a standalone MPI trainer.
+ * emit.c: the trainer emitter — the SPMD schedule printed as a standalone MPI trainer in C
+ * (cg_emit_c) or as a CUDA trainer (.cu, cg_emit_cuda) running on the GPU through
+ * runtime/cuda/mprt_cuda.h (docs/cuda.md).
  *
  * The schedule (passes/lower_spmd.c) already says everything a rank does; this file only
  * decides how it reads. The output follows llm.c: named constants for every shape, one
@@ -19,6 +21,24 @@
  * Checkpoints hold whole tensors: the tensor group gathers each shard, stage s sends its
  * tensors to world rank 0 (plain MPI, not counted as training traffic), and loading reads
  * the whole tensor on every rank and keeps the shard, so a checkpoint moves between plans.
+ *
+ * One emitter, two targets: both read the same schedule the same way, so the trainers have
+ * the same structure, constants, command line, checkpoints and progress line, and a
+ * checkpoint of one resumes on the other. A Target names what is only spelled differently
+ * (the kernel prefix mprt_ / mprt_cu_, copies, staged pipeline transfers); the few places
+ * where the CUDA trainer does something else test `dev`, each in its own small function:
+ *   - parameters, gradients, optimizer state and activations live in device memory, each in
+ *     one allocation (dalloc/ialloc), and layout changes are mprt_cu_ collectives;
+ *   - what starts on the host is uploaded (initial weights, drawn with the same counter RNG,
+ *     input batches, checkpoint tensors); checkpoints download the shards and reuse the CPU
+ *     path;
+ *   - the losses accumulate into one device double (dloss) read once per step;
+ *   - gradient all-reduces are started as issued and joined before the optimizer;
+ *   - pipeline sends and receives keep the C trainer's MPI protocol, staged through host
+ *     memory (the 1F1B order is deadlock-free under it; NCCL's blocking send/recv is not);
+ *   - layer timers synchronise the device only with --profile (kernels are asynchronous);
+ *   - --comm and --tf32 are added, --threads is accepted and ignored;
+ *   - the output is C++ for nvcc: allocations are cast, mprt.h is included in extern "C".
  */
 #include "codegen.h"
 
@@ -182,29 +202,36 @@ static void emit_includes(Emit *e) {
          "extern \"C\" {\n#include \"mprt.h\"\n}\n\n");
 }
 
-static void emit_globals_c(Emit *e) {
+static void emit_timing_c(Emit *e) {
     E(e, "static float *scratch, *xfer; /* kernel scratch; collective staging */\n"
          "static int timers[%d][2];      /* per layer: forward and backward seconds (--profile) */\n"
          "#define TIMED(id, call)        \\\n    do {                        \\\n        mprt_timer_start(id);   \\\n"
-         "        call;                   \\\n        mprt_timer_stop(id);    \\\n    } while (0)\n"
-         "static float *gbase;           /* this stage's activation gradients */\n"
-         "static float *fbase;           /* this stage's activations */\n"
-         "static int32_t *ibase;         /* this stage's integer inputs and argmaxes */\n\n"
-         "static float *falloc(int64_t n) {\n    float *p = calloc((size_t)n, sizeof(float));\n"
-         "    if (!p) mprt_fatal(\"out of memory (%%lld floats)\", (long long)n);\n    return p;\n}\n\n",
+         "        call;                   \\\n        mprt_timer_stop(id);    \\\n    } while (0)\n",
       IR_NNODES(e->g) + 1);
 }
 
+static void emit_buffers_c(Emit *e) {
+    E(e, "static float *gbase;           /* this stage's activation gradients */\n"
+         "static float *fbase;           /* this stage's activations */\n"
+         "static int32_t *ibase;         /* this stage's integer inputs and argmaxes */\n\n"
+         "static float *falloc(int64_t n) {\n    float *p = calloc((size_t)n, sizeof(float));\n"
+         "    if (!p) mprt_fatal(\"out of memory (%%lld floats)\", (long long)n);\n    return p;\n}\n\n");
+}
+
 /* Kernels are asynchronous: with --profile a timed layer synchronises the device around it. */
-static void emit_globals_cuda(Emit *e) {
+static void emit_timing_cuda(Emit *e) {
     E(e, "static float *scratch, *xfer; /* kernel scratch; collective staging (device) */\n"
          "static int timers[%d][2];      /* per layer: forward and backward seconds (--profile) */\n"
          "static bool profiling;         /* --profile: layer times, at a device sync per layer */\n"
          "#define TIMED(id, call)        \\\n    do {                        \\\n"
          "        if (!profiling) {       \\\n            call;               \\\n            break;              \\\n        }                       \\\n"
          "        mprt_cu_sync();         \\\n        mprt_timer_start(id);   \\\n"
-         "        call;                   \\\n        mprt_cu_sync();         \\\n        mprt_timer_stop(id);    \\\n    } while (0)\n"
-         "static float *gbase;           /* this stage's activation gradients (device) */\n"
+         "        call;                   \\\n        mprt_cu_sync();         \\\n        mprt_timer_stop(id);    \\\n    } while (0)\n",
+      IR_NNODES(e->g) + 1);
+}
+
+static void emit_buffers_cuda(Emit *e) {
+    E(e, "static float *gbase;           /* this stage's activation gradients (device) */\n"
          "static float *fbase;           /* this stage's activations (device) */\n"
          "static int32_t *ibase;         /* this stage's integer inputs and argmaxes (device) */\n"
          "static double *dloss;          /* the step's loss, accumulated on the device */\n\n"
@@ -220,7 +247,7 @@ static void emit_globals_cuda(Emit *e) {
          "static void *hstage(size_t bytes) {\n    static void *buf;\n    static size_t cap;\n"
          "    if (bytes > cap) {\n        free(buf);\n        buf = malloc(bytes);\n"
          "        if (!buf) mprt_fatal(\"out of memory (%%zu bytes)\", bytes);\n        cap = bytes;\n    }\n"
-         "    return buf;\n}\n\n", IR_NNODES(e->g) + 1);
+         "    return buf;\n}\n\n");
 }
 
 static void emit_header(Emit *e) {
@@ -260,8 +287,14 @@ static void emit_header(Emit *e) {
     E(e, "#define LR hyper.lr\n#define MOMENTUM hyper.momentum\n#define BETA1 hyper.beta1\n"
          "#define BETA2 hyper.beta2\n#define EPS hyper.eps\n#define WEIGHT_DECAY hyper.weight_decay\n\n");
     E(e, "static const MprtMesh *mesh;\nstatic uint64_t seed = DEFAULT_SEED;\n");
-    if (e->t->dev) emit_globals_cuda(e);
-    else emit_globals_c(e);
+    if (e->t->dev) emit_timing_cuda(e);
+    else emit_timing_c(e);
+    E(e, "/* Per stage (--profile): \"stage.idle\" is time spent waiting on a neighbour stage or the\n"
+         " * step's end (the pipeline bubble), \"stage.busy\" the rest of the step: compute and the\n"
+         " * stage's own collectives. idle / (busy + idle) is the measured bubble. */\n"
+         "static int t_busy, t_idle;\n#define IDLE(call) TIMED(t_idle, call)\n");
+    if (e->t->dev) emit_buffers_cuda(e);
+    else emit_buffers_c(e);
 }
 
 /* ───────────────────────────── parameters ───────────────────────────── */
@@ -962,7 +995,7 @@ static void emit_stage_fwd(Emit *e, int s) {
               st->stash, pfx(e), e->t->sr, o->peer - s, fld(e, "a", o->src), (long long)lnumel(e, o->src), tag_of(e, o->src, false));
             break;
         case SOP_RECV:
-            E(e, "    %srecv%s(%d, %s, %lld, %d);\n", pfx(e), e->t->sr, o->peer - s, fld(e, "a", o->dst),
+            E(e, "    IDLE(%srecv%s(%d, %s, %lld, %d));\n", pfx(e), e->t->sr, o->peer - s, fld(e, "a", o->dst),
               (long long)lnumel(e, o->dst), tag_of(e, o->dst, false));
             break;
         default: break;
@@ -979,7 +1012,7 @@ static void emit_stage_bwd(Emit *e, int s) {
     E(e, "    const Stage%d *a = &act%d[micro %% %d], *d = &grad%d;\n", s, s, st->stash, s);
     E(e, "    int64_t n0 = (int64_t)mesh->j * (BATCH / MESH_D) + (int64_t)micro * MB;\n");
     E(e, "    (void)a, (void)d, (void)n0;\n");
-    E(e, "    wait_sends(micro %% %d);\n    %sgbase, %ssizeof(float) * STAGE%d_GRADS);\n", st->stash, zero(e),
+    E(e, "    IDLE(wait_sends(micro %% %d));\n    %sgbase, %ssizeof(float) * STAGE%d_GRADS);\n", st->stash, zero(e),
       zero0(e), s);
     for (int i = 0; i < st->nbwd; i++) {
         const SchedOp *o = &st->bwd[i];
@@ -1007,7 +1040,7 @@ static void emit_stage_bwd(Emit *e, int s) {
               fld(e, "d", o->src), (long long)lnumel(e, o->src), tag_of(e, o->src, true));
             break;
         case SOP_RECV:
-            E(e, "    %srecv%s(%d, xfer, %lld, %d);\n    %saccumulate(%s, xfer, %lld);\n", pfx(e), e->t->sr,
+            E(e, "    IDLE(%srecv%s(%d, xfer, %lld, %d));\n    %saccumulate(%s, xfer, %lld);\n", pfx(e), e->t->sr,
               o->peer - s, (long long)lnumel(e, o->dst), tag_of(e, o->dst, true), pfx(e), fld(e, "d", o->dst),
               (long long)lnumel(e, o->dst));
             break;
@@ -1051,30 +1084,6 @@ static void emit_orders(Emit *e) {
 
 static const char *opt_name(OptKind k) { return k == OPT_SGD ? "sgd" : k == OPT_ADAM ? "adam" : "adamw"; }
 
-static void emit_grad_sync(Emit *e);
-static void emit_optimizer(Emit *e);
-
-static void emit_step(Emit *e) {
-    const Schedule *s = e->s;
-    E(e, "/* One training step: the stage's micro-batches in 1F1B order, the gradient all-reduce of\n"
-         " * every parameter over the ranks that hold the same shard, then the optimizer. Returns\n"
-         " * the step's loss, summed over ranks (a metric, not counted as plan traffic). */\n");
-    E(e, "static double train_step(int64_t step) {\n    double loss = 0;\n");
-    E(e, "    %sgrd, %ssizeof(float) * (size_t)STAGE_PARAMS[mesh->s]);\n", zero(e), zero0(e));
-    if (e->t->dev) E(e, "    mprt_cu_memset0(dloss, sizeof(double));\n");
-    E(e, "    switch (mesh->s) {\n");
-    for (int k = 0; k < s->S; k++) {
-        E(e, "    case %d:\n        for (int i = 0; i < %d; i++) {\n", k, s->stages[k].norder);
-        E(e, "            int item = ORDER%d[i];\n            if (item & 1)\n                stage%d_backward(step, item >> 1);\n"
-             "            else\n                loss += stage%d_forward(step, item >> 1);\n        }\n        break;\n",
-          k, k, k);
-    }
-    E(e, "    default: break;\n    }\n");
-    E(e, "    for (int slot = 0; slot < (int)(sizeof nfsend / sizeof nfsend[0]); slot++) wait_sends(slot);\n");
-    emit_grad_sync(e);
-    emit_optimizer(e);
-}
-
 /* The gradient all-reduces; on the device they start as issued and are joined at the end. */
 static void emit_grad_sync(Emit *e) {
     const Schedule *s = e->s;
@@ -1110,56 +1119,34 @@ static void emit_optimizer(Emit *e) {
     if (e->t->dev)
         E(e, "    double dev = 0;\n    mprt_cu_download(&dev, dloss, sizeof dev); /* waits for the step */\n"
              "    loss += dev;\n    mprt_cu_stats_flush();\n");
-    E(e, "    mprt_metric_sum(MPRT_WORLD, &loss, 1);\n    return loss;\n}\n\n");
+    E(e, "    IDLE(mprt_metric_sum(MPRT_WORLD, &loss, 1));\n"
+         "    mprt_timer_add(t_busy, mprt_now() - t0 - (mprt_timer_seconds(t_idle) - idle0));\n"
+         "    return loss;\n}\n\n");
+}
+
+static void emit_step(Emit *e) {
+    const Schedule *s = e->s;
+    E(e, "/* One training step: the stage's micro-batches in 1F1B order, the gradient all-reduce of\n"
+         " * every parameter over the ranks that hold the same shard, then the optimizer. Returns\n"
+         " * the step's loss, summed over ranks (a metric, not counted as plan traffic). */\n");
+    E(e, "static double train_step(int64_t step) {\n    double loss = 0;\n"
+         "    double t0 = mprt_now(), idle0 = mprt_timer_seconds(t_idle);\n");
+    E(e, "    %sgrd, %ssizeof(float) * (size_t)STAGE_PARAMS[mesh->s]);\n", zero(e), zero0(e));
+    if (e->t->dev) E(e, "    mprt_cu_memset0(dloss, sizeof(double));\n");
+    E(e, "    switch (mesh->s) {\n");
+    for (int k = 0; k < s->S; k++) {
+        E(e, "    case %d:\n        for (int i = 0; i < %d; i++) {\n", k, s->stages[k].norder);
+        E(e, "            int item = ORDER%d[i];\n            if (item & 1)\n                stage%d_backward(step, item >> 1);\n"
+             "            else\n                loss += stage%d_forward(step, item >> 1);\n        }\n        break;\n",
+          k, k, k);
+    }
+    E(e, "    default: break;\n    }\n");
+    E(e, "    for (int slot = 0; slot < (int)(sizeof nfsend / sizeof nfsend[0]); slot++) IDLE(wait_sends(slot));\n");
+    emit_grad_sync(e);
+    emit_optimizer(e);
 }
 
 /* ───────────────────────────── checkpoints ───────────────────────────── */
-
-static void emit_save(Emit *e);
-static void emit_load(Emit *e);
-
-static void emit_checkpoints(Emit *e) {
-    const char *state = e->g->train.opt == OPT_SGD ? "\"momentum\"" : "\"m\", \"v\"";
-    int nstate = e->g->train.opt == OPT_SGD ? 1 : 2;
-    E(e, "/* Checkpoints (safetensors): every parameter whole, then the optimizer state as\n"
-         " * \"optimizer.<state>.<name>\", the step in the metadata. Shards are gathered over the\n"
-         " * tensor group and sent to world rank 0, which writes; loading reads whole tensors on\n"
-         " * every rank and keeps the shard, so any plan resumes any checkpoint. */\n");
-    E(e, "#define NUM_STATE %d\nstatic const char *const STATE_NAMES[NUM_STATE] = {%s};\n", nstate, state);
-    E(e, "static float *state_arena(int i) { return i == 0 ? opt1 : opt2; }\n\n");
-    E(e, "static int64_t whole_count(const ParamInfo *p) {\n    int64_t n = 1;\n"
-         "    for (int k = 0; k < p->ndim; k++) n *= p->shape[k];\n    return n;\n}\n\n");
-    E(e, "/* A vocabulary split rounds its rows up: the gathered shards can exceed the tensor. */\n"
-         "static int64_t padded_count(const ParamInfo *p) {\n"
-         "    int64_t n = p->outer * p->parts * p->chunk * p->inner, w = whole_count(p);\n"
-         "    return n > w ? n : w;\n}\n\n");
-    /* on the device the shard is downloaded first: the gather is the CPU one */
-    bool dev = e->t->dev;
-    const char *shard = dev ? "shard" : "src + p->offset";
-    E(e, "/* The whole tensor of arena `src` for parameter p, on world rank 0 (NULL elsewhere). */\n"
-         "static float *gather_whole(const ParamInfo *p, const float *src) {\n"
-         "    int64_t n = whole_count(p);\n"
-         "    float *whole = NULL;\n"
-         "    if (mesh->s == p->stage) {\n"
-         "        whole = falloc(padded_count(p));\n%s"
-         "        if (p->parts > 1)\n"
-         "            mprt_allgather(MPRT_TENSOR, %s, whole, p->outer, p->chunk, p->inner);\n"
-         "        else\n"
-         "            memcpy(whole, %s, sizeof(float) * (size_t)n);\n%s"
-         "    }\n"
-         "    if (p->stage == 0) {\n        if (mesh->rank != 0) free(whole), whole = NULL;\n        return whole;\n    }\n"
-         "    int owner = p->stage * MESH_D * MESH_T;\n"
-         "    if (mesh->rank == owner) MPI_Send(whole, (int)n, MPI_FLOAT, 0, 7, MPI_COMM_WORLD);\n"
-         "    if (mesh->rank != 0) {\n        free(whole);\n        return NULL;\n    }\n"
-         "    whole = falloc(n);\n"
-         "    MPI_Recv(whole, (int)n, MPI_FLOAT, owner, 7, MPI_COMM_WORLD, MPI_STATUS_IGNORE);\n"
-         "    return whole;\n}\n\n",
-      dev ? "        float *shard = falloc(p->count);\n"
-            "        mprt_cu_download(shard, src + p->offset, sizeof(float) * (size_t)p->count);\n" : "",
-      shard, shard, dev ? "        free(shard);\n" : "");
-    emit_save(e);
-    emit_load(e);
-}
 
 static void emit_save(Emit *e) {
     E(e, "static void save_checkpoint(const char *path, int64_t step) {\n"
@@ -1214,6 +1201,49 @@ static void emit_load(Emit *e) {
          "            ok = false;\n        }\n    }\n"
          "    if (f) mprt_st_close(f);\n    mprt_exit_if_any(!ok, err.msg);\n    return step;\n}\n\n",
       keep);
+}
+
+static void emit_checkpoints(Emit *e) {
+    const char *state = e->g->train.opt == OPT_SGD ? "\"momentum\"" : "\"m\", \"v\"";
+    int nstate = e->g->train.opt == OPT_SGD ? 1 : 2;
+    E(e, "/* Checkpoints (safetensors): every parameter whole, then the optimizer state as\n"
+         " * \"optimizer.<state>.<name>\", the step in the metadata. Shards are gathered over the\n"
+         " * tensor group and sent to world rank 0, which writes; loading reads whole tensors on\n"
+         " * every rank and keeps the shard, so any plan resumes any checkpoint. */\n");
+    E(e, "#define NUM_STATE %d\nstatic const char *const STATE_NAMES[NUM_STATE] = {%s};\n", nstate, state);
+    E(e, "static float *state_arena(int i) { return i == 0 ? opt1 : opt2; }\n\n");
+    E(e, "static int64_t whole_count(const ParamInfo *p) {\n    int64_t n = 1;\n"
+         "    for (int k = 0; k < p->ndim; k++) n *= p->shape[k];\n    return n;\n}\n\n");
+    E(e, "/* A vocabulary split rounds its rows up: the gathered shards can exceed the tensor. */\n"
+         "static int64_t padded_count(const ParamInfo *p) {\n"
+         "    int64_t n = p->outer * p->parts * p->chunk * p->inner, w = whole_count(p);\n"
+         "    return n > w ? n : w;\n}\n\n");
+    /* on the device the shard is downloaded first: the gather is the CPU one */
+    bool dev = e->t->dev;
+    const char *shard = dev ? "shard" : "src + p->offset";
+    E(e, "/* The whole tensor of arena `src` for parameter p, on world rank 0 (NULL elsewhere). */\n"
+         "static float *gather_whole(const ParamInfo *p, const float *src) {\n"
+         "    int64_t n = whole_count(p);\n"
+         "    float *whole = NULL;\n"
+         "    if (mesh->s == p->stage) {\n"
+         "        whole = falloc(padded_count(p));\n%s"
+         "        if (p->parts > 1)\n"
+         "            mprt_allgather(MPRT_TENSOR, %s, whole, p->outer, p->chunk, p->inner);\n"
+         "        else\n"
+         "            memcpy(whole, %s, sizeof(float) * (size_t)n);\n%s"
+         "    }\n"
+         "    if (p->stage == 0) {\n        if (mesh->rank != 0) free(whole), whole = NULL;\n        return whole;\n    }\n"
+         "    int owner = p->stage * MESH_D * MESH_T;\n"
+         "    if (mesh->rank == owner) MPI_Send(whole, (int)n, MPI_FLOAT, 0, 7, MPI_COMM_WORLD);\n"
+         "    if (mesh->rank != 0) {\n        free(whole);\n        return NULL;\n    }\n"
+         "    whole = falloc(n);\n"
+         "    MPI_Recv(whole, (int)n, MPI_FLOAT, owner, 7, MPI_COMM_WORLD, MPI_STATUS_IGNORE);\n"
+         "    return whole;\n}\n\n",
+      dev ? "        float *shard = falloc(p->count);\n"
+            "        mprt_cu_download(shard, src + p->offset, sizeof(float) * (size_t)p->count);\n" : "",
+      shard, shard, dev ? "        free(shard);\n" : "");
+    emit_save(e);
+    emit_load(e);
 }
 
 /* ───────────────────────────── main ───────────────────────────── */
@@ -1400,7 +1430,8 @@ static void emit_setup_rank(Emit *e) {
         E(e, "    prm = falloc(np), grd = falloc(np), opt1 = falloc(np), opt2 = falloc(np);\n");
     E(e, "    switch (mesh->s) {\n");
     for (int k = 0; k < e->s->S; k++) E(e, "    case %d: stage%d_alloc(); break;\n", k, k);
-    E(e, "    default: break;\n    }\n    init_params();\n");
+    E(e, "    default: break;\n    }\n    init_params();\n"
+         "    t_busy = mprt_timer(\"stage.busy\"), t_idle = mprt_timer(\"stage.idle\");\n");
     for (int i = 0; i < IR_NNODES(e->g); i++) {
         E(e, "    if (mesh->s == %d) {\n        timers[%d][0] = mprt_timer(", e->g->plan->nodes[i].stage, i);
         put_c_string(e, arena_printf(e->a, "fwd.%s", IR_NODE(e->g, i)->name));
