@@ -32,7 +32,7 @@ bool cg_emit_capi(const IrGraph *g, const char *prefix, FILE *c_out, FILE *h_out
  * "train" and "trainer" (whose NAME_step and NAME_main are the trainer's own functions). */
 bool cg_api_prefix_ok(const char *prefix);
 
-/* The CUDA target (codegen/emit_cuda.c, docs/cuda.md): the same trainer as a .cu file running
+/* The CUDA target (codegen/emit.c, docs/cuda.md): the same trainer as a .cu file running
  * on the GPU through runtime/cuda/mprt_cuda.h; cg_print_cuda is mpcc --emit=cuda. */
 bool cg_emit_cuda(const IrGraph *g, FILE *out, Diag *d);
 void cg_print_cuda(const IrGraph *g, FILE *out);

@@ -2,7 +2,7 @@
  * emit_capi.c: the C API of a generated trainer — NAME.h and the functions behind it.
  *
  * `mpcc model.mp --emit=c --emit-header NAME.h -o NAME.c` writes the trainer as usual
- * (emit_c.c) and then appends, after its main(), a small library interface for programs that
+ * (emit.c) and then appends, after its main(), a small library interface for programs that
  * drive training themselves (DESIGN.md §1 flow 3, docs/embedding.md):
  *
  *   NAME_config_default / NAME_create / NAME_configure   seed, threads, optimizer overrides
@@ -18,7 +18,7 @@
  *
  * The same declarations go into NAME.h and, under the same include guard, into the C file
  * itself, so the C file compiles alone and including the header beside it is harmless.
- * Building with -DMPCC_NO_MAIN leaves main() out (emit_c.c guards it) for a library.
+ * Building with -DMPCC_NO_MAIN leaves main() out (emit.c guards it) for a library.
  *
  * The rules the generated functions keep. They never exit the process for bad input: every
  * call returns NAME_OK or an error code and keeps a one-line message (NAME_last_error). The
@@ -63,7 +63,7 @@ static void put_tpl(FILE *f, const char *tpl, const char *p, const char *up) {
 }
 
 bool cg_api_prefix_ok(const char *p) {
-    /* train_step and trainer_main are the trainer's own functions (emit_c.c) */
+    /* train_step and trainer_main are the trainer's own functions (emit.c) */
     if (!p || strcmp(p, "train") == 0 || strcmp(p, "trainer") == 0) return false;
     if (!(isalpha((unsigned char)*p) || *p == '_')) return false;
     for (const char *s = p; *s; s++)

@@ -38,7 +38,7 @@ enum { EXIT_USER = 1, EXIT_USAGE = 2, EXIT_INTERNAL = 3 };
 typedef struct Options {
     const char *file, *out, *emit, *dump_after, *report_json, *header;
     int plan_space; /* --plan-space K: list the K fastest meshes instead of compiling */
-    bool cuda;      /* --target cuda: -o builds the CUDA trainer (codegen/emit_cuda.c) */
+    bool cuda;      /* --target cuda: -o builds the CUDA trainer (codegen/emit.c) */
     FeDefine *defs;
     int ndefs;
     bool verbose;
@@ -61,8 +61,8 @@ static const Emit emits[] = {
      pass_report_text},
     {"schedule", "lower", "the per-rank SPMD schedule: each stage's steps, collectives, 1F1B order",
      pass_schedule_print},
-    {"c", "lower", "the C trainer (codegen/emit_c.c); -o FILE.c to write it", cg_print_c},
-    {"cuda", "lower", "the CUDA trainer (codegen/emit_cuda.c); -o FILE.cu to write it", cg_print_cuda},
+    {"c", "lower", "the C trainer (codegen/emit.c); -o FILE.c to write it", cg_print_c},
+    {"cuda", "lower", "the CUDA trainer (codegen/emit.c); -o FILE.cu to write it", cg_print_cuda},
 };
 #define NEMITS ((int)(sizeof emits / sizeof emits[0]))
 

@@ -1,31 +1,44 @@
 /*
- * emit_cuda.c: the CUDA target — the SPMD schedule printed as a trainer (.cu) that runs every
- * layer on the GPU through the CUDA runtime (runtime/cuda/mprt_cuda.h, docs/cuda.md).
+ * emit.c: the trainer emitter — the SPMD schedule printed as a standalone MPI trainer in C
+ * (cg_emit_c) or as a CUDA trainer (.cu, cg_emit_cuda) running on the GPU through
+ * runtime/cuda/mprt_cuda.h (docs/cuda.md).
  *
- * It is the C target's emitter (emit_c.c) with the data moved to the device, and reads the
- * same schedule the same way, so the two trainers have the same structure, constants,
- * command line (plus --comm and --tf32), checkpoints and progress line, and a checkpoint of
- * one resumes on the other. What differs, and why:
+ * The schedule (passes/lower_spmd.c) already says everything a rank does; this file only
+ * decides how it reads. The output follows llm.c: named constants for every shape, one
+ * `_forward` / `_backward` pair per layer calling the runtime's kernels on the local shard,
+ * parameters, gradients and optimizer state each carved from one allocation, and a short
+ * main(). Each pipeline stage gets a struct naming its activation buffers (one field per
+ * (value, layout) buffer and per saved-for-backward stash), an allocation function, and one
+ * forward and one backward function per micro-batch whose bodies are the schedule's lists in
+ * order: kernels, collectives on named groups, sends and receives. The step walks the stage's
+ * 1F1B order, synchronises gradients and steps the optimizer.
  *
- *   - Parameters, gradients, optimizer state and activations live in device memory, each in
- *     one allocation (dalloc/ialloc); kernels are the mprt_cu_ twins of the CPU kernels, on
- *     the runtime's compute stream, and layout changes are mprt_cu_ collectives (NCCL, or
- *     host-staged MPI with --comm mpi).
- *   - Everything that starts on the host stays there and is uploaded: initial weights
- *     (drawn with the same counter RNG, so both targets start from the same numbers), input
- *     batches, checkpoint tensors. Checkpoints download the shards and reuse the CPU path.
- *   - The losses accumulate into one device double (dloss) read once per step, so a step
- *     synchronises with the host once.
- *   - Gradient all-reduces are started on the communication stream as they are issued and
- *     joined before the optimizer (mprt_cu_allreduce_start / mprt_cu_comm_join).
- *   - Pipeline sends and receives keep the C trainer's MPI protocol (posted sends completed
- *     late, tags), staged through host memory: the 1F1B order is deadlock-free under that
- *     protocol, while NCCL's blocking send/recv would need the order to pair them.
- *   - The output is C++ (nvcc compiles .cu as C++): allocations are cast, mprt.h is included
- *     inside extern "C".
+ * Determinism: the text depends only on the graph and the schedule, walked in index order; no
+ * pointers, no hash order, no clock. Safety: every identifier that comes from the .mp file is
+ * mangled with an index prefix (cg_mangle), source text in comments is escaped (no comment
+ * terminator, no control bytes), and names inside string literals are escaped.
  *
- * Determinism and escaping are emit_c.c's: the text depends only on the graph and the
- * schedule, identifiers from the .mp file are mangled (cg_mangle), comments escaped.
+ * Checkpoints hold whole tensors: the tensor group gathers each shard, stage s sends its
+ * tensors to world rank 0 (plain MPI, not counted as training traffic), and loading reads
+ * the whole tensor on every rank and keeps the shard, so a checkpoint moves between plans.
+ *
+ * One emitter, two targets: both read the same schedule the same way, so the trainers have
+ * the same structure, constants, command line, checkpoints and progress line, and a
+ * checkpoint of one resumes on the other. A Target names what is only spelled differently
+ * (the kernel prefix mprt_ / mprt_cu_, copies, staged pipeline transfers); the few places
+ * where the CUDA trainer does something else test `dev`, each in its own small function:
+ *   - parameters, gradients, optimizer state and activations live in device memory, each in
+ *     one allocation (dalloc/ialloc), and layout changes are mprt_cu_ collectives;
+ *   - what starts on the host is uploaded (initial weights, drawn with the same counter RNG,
+ *     input batches, checkpoint tensors); checkpoints download the shards and reuse the CPU
+ *     path;
+ *   - the losses accumulate into one device double (dloss) read once per step;
+ *   - gradient all-reduces are started as issued and joined before the optimizer;
+ *   - pipeline sends and receives keep the C trainer's MPI protocol, staged through host
+ *     memory (the 1F1B order is deadlock-free under it; NCCL's blocking send/recv is not);
+ *   - layer timers synchronise the device only with --profile (kernels are asynchronous);
+ *   - --comm and --tf32 are added, --threads is accepted and ignored;
+ *   - the output is C++ for nvcc: allocations are cast, mprt.h is included in extern "C".
  */
 #include "codegen.h"
 
@@ -35,7 +48,21 @@
 
 static const SrcLoc noloc = {NULL, 0, 0, 0};
 
+/* What differs between the targets besides the blocks that test `dev` (docs/cuda.md). */
+typedef struct Target {
+    const char *lang; /* "C" or "CUDA", for messages */
+    const char *k;    /* kernel and collective prefix: "mprt_" or "mprt_cu_" */
+    const char *copy; /* copy between buffers of the trainer: "memcpy" or "mprt_cu_copy" */
+    const char *sr;   /* pipeline send/recv/wait suffix: "" or "_staged" (through host memory) */
+    const char *req;  /* their request type */
+    bool dev;         /* the data lives in device memory (the CUDA trainer) */
+} Target;
+
+static const Target target_c = {"C", "mprt_", "memcpy", "", "MprtReq", false};
+static const Target target_cuda = {"CUDA", "mprt_cu_", "mprt_cu_copy", "_staged", "MprtCuReq", true};
+
 typedef struct Emit {
+    const Target *t;
     const IrGraph *g;
     const Schedule *s;
     FILE *o;
@@ -55,8 +82,22 @@ static void E(Emit *e, const char *fmt, ...) {
     vfprintf(e->o, fmt, ap);
     va_end(ap);
 }
+static const char *pfx(const Emit *e) { return e->t->k; }
+/* `memset(p, 0, bytes)` on the host, `mprt_cu_memset0(p, bytes)` on the device. */
+static const char *zero(const Emit *e) { return e->t->dev ? "mprt_cu_memset0(" : "memset("; }
+static const char *zero0(const Emit *e) { return e->t->dev ? "" : "0, "; }
 
 /* ───────────────────────────── names and escaping ───────────────────────────── */
+
+char *cg_mangle(Arena *a, const char *prefix, int index, const char *name) {
+    char *s = arena_printf(a, "%s%d_%s", prefix, index, name ? name : "");
+    for (char *p = s; *p; p++) {
+        unsigned char c = (unsigned char)*p;
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+        if (!ok) *p = '_';
+    }
+    return s;
+}
 
 /* Source text for a comment: printable ASCII only, no comment terminator. */
 static void put_comment_text(Emit *e, const char *s) {
@@ -73,7 +114,8 @@ static void put_comment_text(Emit *e, const char *s) {
 static void put_c_string(Emit *e, const char *s) {
     fputc('"', e->o);
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p < 0x20 || *p >= 0x7f || *p == '"' || *p == '\\' || *p == '?') fprintf(e->o, "\\%03o", *p);
+        if (*p == '\n') fputs("\\n", e->o);
+        else if (*p < 0x20 || *p >= 0x7f || *p == '"' || *p == '\\' || *p == '?') fprintf(e->o, "\\%03o", *p);
         else fputc(*p, e->o);
     }
     fputc('"', e->o);
@@ -144,6 +186,70 @@ static int64_t node_istash(const Emit *e, int id);
 
 /* ───────────────────────────── the header ───────────────────────────── */
 
+/* C++ for nvcc on the device: MPI's C++ bindings kept out, mprt.h inside extern "C". */
+static void emit_includes(Emit *e) {
+    if (!e->t->dev) {
+        E(e, " */\n#define _POSIX_C_SOURCE 200809L\n#include <math.h>\n#include <mpi.h>\n#include <stdio.h>\n"
+             "#include <stdlib.h>\n#include <string.h>\n#include <unistd.h>\n\n#include \"mprt.h\"\n"
+             "#include \"mprt_kernels.h\"\n\n");
+        return;
+    }
+    E(e, " */\n#define _POSIX_C_SOURCE 200809L\n"
+         "#define OMPI_SKIP_MPICXX 1 /* the C API only: MPI's C++ bindings do not compile warning-free */\n"
+         "#define MPICH_SKIP_MPICXX 1\n#include <math.h>\n#include <mpi.h>\n#include <stdio.h>\n"
+         "#include <stdlib.h>\n#include <string.h>\n\n"
+         "#include \"mprt_cuda.h\" /* first: it makes mprt_kernels.h, which mprt.h includes, C++-safe */\n"
+         "extern \"C\" {\n#include \"mprt.h\"\n}\n\n");
+}
+
+static void emit_timing_c(Emit *e) {
+    E(e, "static float *scratch, *xfer; /* kernel scratch; collective staging */\n"
+         "static int timers[%d][2];      /* per layer: forward and backward seconds (--profile) */\n"
+         "#define TIMED(id, call)        \\\n    do {                        \\\n        mprt_timer_start(id);   \\\n"
+         "        call;                   \\\n        mprt_timer_stop(id);    \\\n    } while (0)\n",
+      IR_NNODES(e->g) + 1);
+}
+
+static void emit_buffers_c(Emit *e) {
+    E(e, "static float *gbase;           /* this stage's activation gradients */\n"
+         "static float *fbase;           /* this stage's activations */\n"
+         "static int32_t *ibase;         /* this stage's integer inputs and argmaxes */\n\n"
+         "static float *falloc(int64_t n) {\n    float *p = calloc((size_t)n, sizeof(float));\n"
+         "    if (!p) mprt_fatal(\"out of memory (%%lld floats)\", (long long)n);\n    return p;\n}\n\n");
+}
+
+/* Kernels are asynchronous: with --profile a timed layer synchronises the device around it. */
+static void emit_timing_cuda(Emit *e) {
+    E(e, "static float *scratch, *xfer; /* kernel scratch; collective staging (device) */\n"
+         "static int timers[%d][2];      /* per layer: forward and backward seconds (--profile) */\n"
+         "static bool profiling;         /* --profile: layer times, at a device sync per layer */\n"
+         "#define TIMED(id, call)        \\\n    do {                        \\\n"
+         "        if (!profiling) {       \\\n            call;               \\\n            break;              \\\n        }                       \\\n"
+         "        mprt_cu_sync();         \\\n        mprt_timer_start(id);   \\\n"
+         "        call;                   \\\n        mprt_cu_sync();         \\\n        mprt_timer_stop(id);    \\\n    } while (0)\n",
+      IR_NNODES(e->g) + 1);
+}
+
+static void emit_buffers_cuda(Emit *e) {
+    E(e, "static float *gbase;           /* this stage's activation gradients (device) */\n"
+         "static float *fbase;           /* this stage's activations (device) */\n"
+         "static int32_t *ibase;         /* this stage's integer inputs and argmaxes (device) */\n"
+         "static double *dloss;          /* the step's loss, accumulated on the device */\n\n"
+         "/* Host memory (checkpoints, staging), zeroed. */\n"
+         "static float *falloc(int64_t n) {\n    float *p = (float *)calloc((size_t)n, sizeof(float));\n"
+         "    if (!p) mprt_fatal(\"out of memory (%%lld floats)\", (long long)n);\n    return p;\n}\n\n"
+         "/* Device memory, zeroed. */\n"
+         "static float *dalloc(int64_t n) {\n    float *p = (float *)mprt_cu_malloc(sizeof(float) * (size_t)n);\n"
+         "    mprt_cu_memset0(p, sizeof(float) * (size_t)n);\n    return p;\n}\n"
+         "static int32_t *ialloc(int64_t n) {\n    int32_t *p = (int32_t *)mprt_cu_malloc(sizeof(int32_t) * (size_t)n);\n"
+         "    mprt_cu_memset0(p, sizeof(int32_t) * (size_t)n);\n    return p;\n}\n\n"
+         "/* A reusable host buffer for uploads of input batches. */\n"
+         "static void *hstage(size_t bytes) {\n    static void *buf;\n    static size_t cap;\n"
+         "    if (bytes > cap) {\n        free(buf);\n        buf = malloc(bytes);\n"
+         "        if (!buf) mprt_fatal(\"out of memory (%%zu bytes)\", bytes);\n        cap = bytes;\n    }\n"
+         "    return buf;\n}\n\n");
+}
+
 static void emit_header(Emit *e) {
     const IrGraph *g = e->g;
     const Schedule *s = e->s;
@@ -166,12 +272,7 @@ static void emit_header(Emit *e) {
         E(e, "  %s  %s -> %s\n", strat_name(pn->strat), lay_name(pn->in_layout[0]),
           lay_name(pn->out_layout));
     }
-    E(e, " */\n#define _POSIX_C_SOURCE 200809L\n"
-         "#define OMPI_SKIP_MPICXX 1 /* the C API only: MPI's C++ bindings do not compile warning-free */\n"
-         "#define MPICH_SKIP_MPICXX 1\n#include <math.h>\n#include <mpi.h>\n#include <stdio.h>\n"
-         "#include <stdlib.h>\n#include <string.h>\n\n"
-         "#include \"mprt_cuda.h\" /* first: it makes mprt_kernels.h, which mprt.h includes, C++-safe */\n"
-         "extern \"C\" {\n#include \"mprt.h\"\n}\n\n");
+    emit_includes(e);
     E(e, "#define MESH_S %d\n#define MESH_D %d\n#define MESH_T %d\n", s->S, s->d, s->t);
     E(e, "#define BATCH %lld      /* samples per step */\n", (long long)s->batch);
     E(e, "#define MICRO %d        /* micro-batches per step */\n", s->m);
@@ -185,31 +286,15 @@ static void emit_header(Emit *e) {
       flt(e, t->weight_decay));
     E(e, "#define LR hyper.lr\n#define MOMENTUM hyper.momentum\n#define BETA1 hyper.beta1\n"
          "#define BETA2 hyper.beta2\n#define EPS hyper.eps\n#define WEIGHT_DECAY hyper.weight_decay\n\n");
-    E(e, "static const MprtMesh *mesh;\nstatic uint64_t seed = DEFAULT_SEED;\n"
-         "static float *scratch, *xfer; /* kernel scratch; collective staging (device) */\n"
-         "static int timers[%d][2];      /* per layer: forward and backward seconds (--profile) */\n"
-         "static bool profiling;         /* --profile: layer times, at a device sync per layer */\n"
-         "#define TIMED(id, call)        \\\n    do {                        \\\n"
-         "        if (!profiling) {       \\\n            call;               \\\n            break;              \\\n        }                       \\\n"
-         "        mprt_cu_sync();         \\\n        mprt_timer_start(id);   \\\n"
-         "        call;                   \\\n        mprt_cu_sync();         \\\n        mprt_timer_stop(id);    \\\n    } while (0)\n"
-         "static float *gbase;           /* this stage's activation gradients (device) */\n"
-         "static float *fbase;           /* this stage's activations (device) */\n"
-         "static int32_t *ibase;         /* this stage's integer inputs and argmaxes (device) */\n"
-         "static double *dloss;          /* the step's loss, accumulated on the device */\n\n"
-         "/* Host memory (checkpoints, staging), zeroed. */\n"
-         "static float *falloc(int64_t n) {\n    float *p = (float *)calloc((size_t)n, sizeof(float));\n"
-         "    if (!p) mprt_fatal(\"out of memory (%%lld floats)\", (long long)n);\n    return p;\n}\n\n"
-         "/* Device memory, zeroed. */\n"
-         "static float *dalloc(int64_t n) {\n    float *p = (float *)mprt_cu_malloc(sizeof(float) * (size_t)n);\n"
-         "    mprt_cu_memset0(p, sizeof(float) * (size_t)n);\n    return p;\n}\n"
-         "static int32_t *ialloc(int64_t n) {\n    int32_t *p = (int32_t *)mprt_cu_malloc(sizeof(int32_t) * (size_t)n);\n"
-         "    mprt_cu_memset0(p, sizeof(int32_t) * (size_t)n);\n    return p;\n}\n\n"
-         "/* A reusable host buffer for uploads of input batches. */\n"
-         "static void *hstage(size_t bytes) {\n    static void *buf;\n    static size_t cap;\n"
-         "    if (bytes > cap) {\n        free(buf);\n        buf = malloc(bytes);\n"
-         "        if (!buf) mprt_fatal(\"out of memory (%%zu bytes)\", bytes);\n        cap = bytes;\n    }\n"
-         "    return buf;\n}\n\n", IR_NNODES(g) + 1);
+    E(e, "static const MprtMesh *mesh;\nstatic uint64_t seed = DEFAULT_SEED;\n");
+    if (e->t->dev) emit_timing_cuda(e);
+    else emit_timing_c(e);
+    E(e, "/* Per stage (--profile): \"stage.idle\" is time spent waiting on a neighbour stage or the\n"
+         " * step's end (the pipeline bubble), \"stage.busy\" the rest of the step: compute and the\n"
+         " * stage's own collectives. idle / (busy + idle) is the measured bubble. */\n"
+         "static int t_busy, t_idle;\n#define IDLE(call) TIMED(t_idle, call)\n");
+    if (e->t->dev) emit_buffers_cuda(e);
+    else emit_buffers_c(e);
 }
 
 /* ───────────────────────────── parameters ───────────────────────────── */
@@ -343,12 +428,14 @@ static void emit_alloc(Emit *e, int s) {
         if (node_scratch(e, id) > scr) scr = node_scratch(e, id);
     }
     E(e, "static void stage%d_alloc(void) {\n", s);
-    E(e, "    float *f = dalloc((int64_t)%d * %lld);\n", st->stash, (long long)(fsz + 1));
-    E(e, "    int32_t *n = ialloc((int64_t)%d * %lld);\n", st->stash, (long long)(isz + 1));
-    E(e, "    float *g = dalloc(%lld);\n", (long long)(gsz + 1));
-    E(e, "    gbase = g;\n    scratch = dalloc(%lld);\n    xfer = dalloc(%lld);\n", (long long)scr,
+    const char *fa = e->t->dev ? "dalloc" : "falloc";
+    E(e, "    float *f = %s((int64_t)%d * %lld);\n", fa, st->stash, (long long)(fsz + 1));
+    if (e->t->dev) E(e, "    int32_t *n = ialloc((int64_t)%d * %lld);\n", st->stash, (long long)(isz + 1));
+    else E(e, "    int32_t *n = calloc((size_t)%d * %lld, sizeof(int32_t));\n", st->stash, (long long)(isz + 1));
+    E(e, "    float *g = %s(%lld);\n", fa, (long long)(gsz + 1));
+    E(e, "    gbase = g;\n    scratch = %s(%lld);\n    xfer = %s(%lld);\n", fa, (long long)scr, fa,
       (long long)(2 * xf));
-    E(e, "    fbase = f, ibase = n;\n");
+    E(e, "%s    fbase = f, ibase = n;\n", e->t->dev ? "" : "    if (!n) mprt_fatal(\"out of memory\");\n");
     E(e, "    for (int i = 0; i < %d; i++, f += %lld, n += %lld) {\n", st->stash, (long long)(fsz + 1),
       (long long)(isz + 1));
     int64_t fo = 0, io = 0, go = 0;
@@ -435,7 +522,8 @@ static int64_t node_scratch(const Emit *e, int id) {
     if (n->op == OP_ATTENTION) {
         int64_t h = (int64_t)n->args[0], hl = e->g->plan->nodes[id].strat == STRAT_COL ? h / e->s->t : h;
         int64_t dl = hl * (s->d[2] / h);
-        return 4 * s->d[0] * s->d[1] * dl + s->d[0] * s->d[1] * s->d[1]; /* MPRT_CU_ATTENTION_SCRATCH */
+        /* the GPU kernel keeps every row's scores (MPRT_CU_ATTENTION_SCRATCH) */
+        return 4 * s->d[0] * s->d[1] * dl + (e->t->dev ? s->d[0] : 1) * s->d[1] * s->d[1];
     }
     return 0;
 }
@@ -460,11 +548,11 @@ static void lyr_linear(const Lyr *l) {
     K(l, "O", O, "output features (local)");
     const IrNode *n = l->n;
     open_fwd(l, false);
-    E(e, "    mprt_cu_linear_forward(%s, %s, %s, %s, %s_N, %s_I, %s_O, %s);\n}\n", A(l, l->out), A(l, l->in[0]),
+    E(e, "    %slinear_forward(%s, %s, %s, %s, %s_N, %s_I, %s_O, %s);\n}\n", pfx(e), A(l, l->out), A(l, l->in[0]),
       pref(e, n, PARAM_WEIGHT, false), pref(e, n, PARAM_BIAS, false), l->C, l->C, l->C,
       add_flag(e, n, PARAM_BIAS));
     open_bwd(l);
-    E(e, "    mprt_cu_linear_backward(%s, %s, %s, %s, %s, %s, %s_N, %s_I, %s_O);\n}\n\n", D(l, l->in[0]),
+    E(e, "    %slinear_backward(%s, %s, %s, %s, %s, %s, %s_N, %s_I, %s_O);\n}\n\n", pfx(e), D(l, l->in[0]),
       pref(e, n, PARAM_WEIGHT, true), pref(e, n, PARAM_BIAS, true), D(l, l->out), A(l, l->in[0]),
       pref(e, n, PARAM_WEIGHT, false), l->C, l->C, l->C);
 }
@@ -473,9 +561,9 @@ static void lyr_pointwise(const Lyr *l, const char *k, bool from_out) {
     Emit *e = l->e;
     K(l, "SIZE", lnumel(e, l->out), shape_str(e, DT_F32, &B(e, l->out)->local));
     open_fwd(l, false);
-    E(e, "    mprt_cu_%s_forward(%s, %s, %s_SIZE);\n}\n", k, A(l, l->out), A(l, l->in[0]), l->C);
+    E(e, "    %s%s_forward(%s, %s, %s_SIZE);\n}\n", pfx(e), k, A(l, l->out), A(l, l->in[0]), l->C);
     open_bwd(l);
-    E(e, "    mprt_cu_%s_backward(%s, %s, %s, %s_SIZE);\n}\n\n", k, D(l, l->in[0]), D(l, l->out),
+    E(e, "    %s%s_backward(%s, %s, %s, %s_SIZE);\n}\n\n", pfx(e), k, D(l, l->in[0]), D(l, l->out),
       from_out ? A(l, l->out) : A(l, l->in[0]), l->C);
 }
 
@@ -483,19 +571,19 @@ static void lyr_add(const Lyr *l) {
     Emit *e = l->e;
     K(l, "SIZE", lnumel(e, l->out), shape_str(e, DT_F32, &B(e, l->out)->local));
     open_fwd(l, false);
-    E(e, "    mprt_cu_add_forward(%s, %s, %s, %s_SIZE);\n}\n", A(l, l->out), A(l, l->in[0]), A(l, l->in[1]), l->C);
+    E(e, "    %sadd_forward(%s, %s, %s, %s_SIZE);\n}\n", pfx(e), A(l, l->out), A(l, l->in[0]), A(l, l->in[1]), l->C);
     open_bwd(l);
-    E(e, "    mprt_cu_add_backward(%s, %s, %s, %s_SIZE);\n}\n\n", D(l, l->in[0]), D(l, l->in[1]), D(l, l->out), l->C);
+    E(e, "    %sadd_backward(%s, %s, %s, %s_SIZE);\n}\n\n", pfx(e), D(l, l->in[0]), D(l, l->in[1]), D(l, l->out), l->C);
 }
 
 static void lyr_flatten(const Lyr *l) {
     Emit *e = l->e;
     K(l, "SIZE", lnumel(e, l->out), "the same bytes under a new shape");
     open_fwd(l, false);
-    E(e, "    mprt_cu_copy(%s, %s, sizeof(float) * %s_SIZE);\n}\n", A(l, l->out), A(l, l->in[0]), l->C);
+    E(e, "    %s(%s, %s, sizeof(float) * %s_SIZE);\n}\n", e->t->copy, A(l, l->out), A(l, l->in[0]), l->C);
     open_bwd(l);
     if (B(e, l->in[0])->grad)
-        E(e, "    mprt_cu_accumulate(%s, %s, %s_SIZE);\n", D(l, l->in[0]), D(l, l->out), l->C);
+        E(e, "    %saccumulate(%s, %s, %s_SIZE);\n", pfx(e), D(l, l->in[0]), D(l, l->out), l->C);
     E(e, "}\n\n");
 }
 
@@ -506,12 +594,12 @@ static void lyr_layernorm(const Lyr *l) {
     K(l, "N", lnumel(e, l->in[0]) / C, "rows");
     K(l, "C", C, "normalised features");
     open_fwd(l, false);
-    E(e, "    mprt_cu_layernorm_forward(%s, %s, %s + %s_N, %s, %s, %s, %s_N, %s_C, %s);\n}\n", A(l, l->out), st, st,
+    E(e, "    %slayernorm_forward(%s, %s, %s + %s_N, %s, %s, %s, %s_N, %s_C, %s);\n}\n", pfx(e), A(l, l->out), st, st,
       l->C, A(l, l->in[0]), pref(e, l->n, PARAM_GAMMA, false), pref(e, l->n, PARAM_BETA, false), l->C, l->C,
       flt(e, l->n->args[0]));
     open_bwd(l);
-    E(e, "    mprt_cu_layernorm_backward(%s, %s, %s, %s, %s, %s, %s + %s_N, %s, %s_N, %s_C);\n}\n\n",
-      D(l, l->in[0]), pref(e, l->n, PARAM_GAMMA, true), pref(e, l->n, PARAM_BETA, true), D(l, l->out),
+    E(e, "    %slayernorm_backward(%s, %s, %s, %s, %s, %s, %s + %s_N, %s, %s_N, %s_C);\n}\n\n",
+      pfx(e), D(l, l->in[0]), pref(e, l->n, PARAM_GAMMA, true), pref(e, l->n, PARAM_BETA, true), D(l, l->out),
       A(l, l->in[0]), st, st, l->C, pref(e, l->n, PARAM_GAMMA, false), l->C, l->C);
 }
 
@@ -538,10 +626,10 @@ static void lyr_dropout(const Lyr *l) {
     const char *sh = arena_printf(e->a, "(MprtDropShard){n0%s, %lld, %s, %lld, %lld, %s}",
                                   b->layout == LAYOUT_B ? arena_printf(e->a, " + %lld * mesh->k", (long long)s->d[0]) : "",
                                   (long long)R, times_k(e, r0k), (long long)F, (long long)Fg, times_k(e, f0k));
-    E(e, "    mprt_cu_dropout_forward(%s, %s, %s_N, %s, %s, seed, %du, step, 1);\n}\n", A(l, l->out),
+    E(e, "    %sdropout_forward(%s, %s, %s_N, %s, %s, seed, %du, step, 1);\n}\n", pfx(e), A(l, l->out),
       A(l, l->in[0]), l->C, sh, flt(e, l->n->args[0]), l->id);
     open_bwd(l);
-    E(e, "    mprt_cu_dropout_backward(%s, %s, %s_N, %s, %s, seed, %du, step);\n}\n\n", D(l, l->in[0]),
+    E(e, "    %sdropout_backward(%s, %s, %s_N, %s, %s, seed, %du, step);\n}\n\n", pfx(e), D(l, l->in[0]),
       D(l, l->out), l->C, sh, flt(e, l->n->args[0]), l->id);
 }
 
@@ -559,10 +647,10 @@ static void lyr_conv2d(const Lyr *l) {
     const char *dims = arena_printf(e->a, "%s_N, %s_C, %s_H, %s_W, %s_O, %s_K, %s_S, %s_P", l->C, l->C, l->C,
                                     l->C, l->C, l->C, l->C, l->C);
     open_fwd(l, false);
-    E(e, "    mprt_cu_conv2d_forward(%s, %s, %s, %s, scratch, %s, %s);\n}\n", A(l, l->out), A(l, l->in[0]),
+    E(e, "    %sconv2d_forward(%s, %s, %s, %s, scratch, %s, %s);\n}\n", pfx(e), A(l, l->out), A(l, l->in[0]),
       pref(e, l->n, PARAM_WEIGHT, false), pref(e, l->n, PARAM_BIAS, false), dims, add_flag(e, l->n, PARAM_BIAS));
     open_bwd(l);
-    E(e, "    mprt_cu_conv2d_backward(%s, %s, %s, %s, %s, %s, scratch, %s);\n}\n\n", D(l, l->in[0]),
+    E(e, "    %sconv2d_backward(%s, %s, %s, %s, %s, %s, scratch, %s);\n}\n\n", pfx(e), D(l, l->in[0]),
       pref(e, l->n, PARAM_WEIGHT, true), pref(e, l->n, PARAM_BIAS, true), D(l, l->out), A(l, l->in[0]),
       pref(e, l->n, PARAM_WEIGHT, false), dims);
 }
@@ -578,10 +666,10 @@ static void lyr_maxpool(const Lyr *l) {
     K(l, "S", st ? st : k, "stride");
     const char *am = arena_printf(e->a, "a->%s", aux_field(e, l->id, "argmax"));
     open_fwd(l, false);
-    E(e, "    mprt_cu_maxpool2d_forward(%s, %s, %s, %s_PLANES, %s_H, %s_W, %s_K, %s_S);\n}\n", A(l, l->out), am,
+    E(e, "    %smaxpool2d_forward(%s, %s, %s, %s_PLANES, %s_H, %s_W, %s_K, %s_S);\n}\n", pfx(e), A(l, l->out), am,
       A(l, l->in[0]), l->C, l->C, l->C, l->C, l->C);
     open_bwd(l);
-    E(e, "    mprt_cu_maxpool2d_backward(%s, %s, %s, %s_PLANES, %s_H, %s_W, %s_K, %s_S);\n}\n\n", D(l, l->in[0]),
+    E(e, "    %smaxpool2d_backward(%s, %s, %s, %s_PLANES, %s_H, %s_W, %s_K, %s_S);\n}\n\n", pfx(e), D(l, l->in[0]),
       D(l, l->out), am, l->C, l->C, l->C, l->C, l->C);
 }
 
@@ -596,12 +684,12 @@ static void lyr_embedding(const Lyr *l) {
     K(l, "D", ldim(e, l->out, -1), "features (local)");
     const char *v0 = e->s->params[pw].split_dim == 0 ? arena_printf(e->a, "mesh->k * %s_V", l->C) : "0";
     open_fwd(l, false);
-    E(e, "    mprt_cu_embedding_forward(%s, %s, %s, %s, %s_M, %s_T, %s_V, %s, %s_D, %s);\n}\n", A(l, l->out),
+    E(e, "    %sembedding_forward(%s, %s, %s, %s, %s_M, %s_T, %s_V, %s, %s_D, %s);\n}\n", pfx(e), A(l, l->out),
       A(l, l->in[0]), pref(e, l->n, PARAM_WEIGHT, false), pref(e, l->n, PARAM_POS, false), l->C, l->C, l->C, v0,
       l->C, add_flag(e, l->n, PARAM_POS));
     open_bwd(l);
-    E(e, "    mprt_cu_embedding_backward(%s, %s, %s, %s, %s_M, %s_T, %s_V, %s, %s_D);\n}\n\n",
-      pref(e, l->n, PARAM_WEIGHT, true), pref(e, l->n, PARAM_POS, true), D(l, l->out), A(l, l->in[0]), l->C,
+    E(e, "    %sembedding_backward(%s, %s, %s, %s, %s_M, %s_T, %s_V, %s, %s_D);\n}\n\n",
+      pfx(e), pref(e, l->n, PARAM_WEIGHT, true), pref(e, l->n, PARAM_POS, true), D(l, l->out), A(l, l->in[0]), l->C,
       l->C, l->C, v0, l->C);
 }
 
@@ -627,11 +715,36 @@ static void lyr_attention(const Lyr *l) {
                                     l->n->args[1] != 0);
     const char *st = arena_printf(e->a, "a->%s", aux_field(e, l->id, "stash"));
     open_fwd(l, false);
-    E(e, "    mprt_cu_attention_forward(%s, %s, %s, %s, %s, %s);\n}\n", A(l, l->out), st, A(l, l->in[0]),
+    E(e, "    %sattention_forward(%s, %s, %s, %s, %s, %s);\n}\n", pfx(e), A(l, l->out), st, A(l, l->in[0]),
       attn_w(l, false), dims, add_flag(e, l->n, PARAM_BO));
     open_bwd(l);
-    E(e, "    mprt_cu_attention_backward(%s, %s, %s, %s, %s, scratch, %s, %s);\n}\n\n", D(l, l->in[0]),
+    E(e, "    %sattention_backward(%s, %s, %s, %s, %s, scratch, %s, %s);\n}\n\n", pfx(e), D(l, l->in[0]),
       attn_w(l, true), D(l, l->out), A(l, l->in[0]), st, attn_w(l, false), dims);
+}
+
+/* On the host the loss function returns the micro-batch's loss. */
+static void loss_forward_host(const Lyr *l, bool ce, bool once) {
+    Emit *e = l->e;
+    if (ce)
+        E(e, "    double v = mprt_cross_entropy_forward(%s, %s, %s_M, %s_V, %s_SCALE);\n", A(l, l->in[0]),
+          A(l, l->in[1]), l->C, l->C, l->C);
+    else
+        E(e, "    double v = mprt_mse_forward(%s, %s, %s_SIZE, %s_SCALE);\n", A(l, l->in[0]), A(l, l->in[1]),
+          l->C, l->C);
+    E(e, "    return %s;\n}\n", once ? "mesh->k == 0 ? v : 0.0" : "v");
+}
+
+/* On the device it adds into dloss, which the step reads once: no sync per micro-batch. */
+static void loss_forward_dev(const Lyr *l, bool ce, bool once) {
+    Emit *e = l->e;
+    const char *guard = once ? "    if (mesh->k == 0)\n    " : "";
+    if (ce)
+        E(e, "%s    mprt_cu_cross_entropy_forward(dloss, %s, %s, %s_M, %s_V, %s_SCALE);\n", guard,
+          A(l, l->in[0]), A(l, l->in[1]), l->C, l->C, l->C);
+    else
+        E(e, "%s    mprt_cu_mse_forward(dloss, %s, %s, %s_SIZE, %s_SCALE);\n", guard, A(l, l->in[0]),
+          A(l, l->in[1]), l->C, l->C);
+    E(e, "    return 0.0; /* the value accumulates in dloss, read once per step */\n}\n");
 }
 
 static void lyr_loss(const Lyr *l) {
@@ -651,20 +764,14 @@ static void lyr_loss(const Lyr *l) {
     /* With the logits replicated over the tensor ranks, rank 0 alone reports the loss. */
     bool once = p->layout == LAYOUT_R && e->s->t > 1;
     open_fwd(l, true);
-    const char *guard = once ? "    if (mesh->k == 0)\n    " : "";
-    if (ce)
-        E(e, "%s    mprt_cu_cross_entropy_forward(dloss, %s, %s, %s_M, %s_V, %s_SCALE);\n", guard,
-          A(l, l->in[0]), A(l, l->in[1]), l->C, l->C, l->C);
-    else
-        E(e, "%s    mprt_cu_mse_forward(dloss, %s, %s, %s_SIZE, %s_SCALE);\n", guard, A(l, l->in[0]),
-          A(l, l->in[1]), l->C, l->C);
-    E(e, "    return 0.0; /* the value accumulates in dloss, read once per step */\n}\n");
+    if (e->t->dev) loss_forward_dev(l, ce, once);
+    else loss_forward_host(l, ce, once);
     open_bwd(l);
     if (ce)
-        E(e, "    mprt_cu_cross_entropy_backward(%s, %s, %s, %s_M, %s_V, %s_SCALE);\n}\n\n", D(l, l->in[0]),
+        E(e, "    %scross_entropy_backward(%s, %s, %s, %s_M, %s_V, %s_SCALE);\n}\n\n", pfx(e), D(l, l->in[0]),
           A(l, l->in[0]), A(l, l->in[1]), l->C, l->C, l->C);
     else
-        E(e, "    mprt_cu_mse_backward(%s, %s, %s, %s_SIZE, %s_SCALE);\n}\n\n", D(l, l->in[0]), A(l, l->in[0]),
+        E(e, "    %smse_backward(%s, %s, %s, %s_SIZE, %s_SCALE);\n}\n\n", pfx(e), D(l, l->in[0]), A(l, l->in[0]),
           A(l, l->in[1]), l->C, l->C);
 }
 
@@ -742,13 +849,15 @@ static void emit_loaders(Emit *e) {
         E(e, "static void load_%s(%s *dst, int64_t step, int micro) {\n", nm, isint ? "int32_t" : "float");
         E(e, "    MprtRng r = mprt_rng(seed, mprt_rng_name_id(");
         put_c_string(e, arena_printf(e->a, "data.%s", iv->name));
-        E(e, "));\n    %s *host = (%s *)hstage(sizeof(%s) * MB * %s_ROW);\n", isint ? "int32_t" : "float",
-          isint ? "int32_t" : "float", isint ? "int32_t" : "float", nm);
+        const char *ty = isint ? "int32_t" : "float";
+        E(e, "));\n");
+        /* on the device the rows are filled in a host buffer, then uploaded at once */
+        if (e->t->dev) E(e, "    %s *host = (%s *)hstage(sizeof(%s) * MB * %s_ROW);\n", ty, ty, ty, nm);
         E(e, "    for (int64_t q = 0; q < MB; q++) {\n");
         E(e, "        int64_t row = (int64_t)mesh->j * (BATCH / MESH_D) + (int64_t)micro * MB + q;\n");
         E(e, "        int64_t n = %s.data ? %s.shape[0] : BATCH;\n", nm, nm);
         E(e, "        int64_t sample = (step * BATCH + row) %% n;\n");
-        E(e, "        %s *out = host + q * %s_ROW;\n", isint ? "int32_t" : "float", nm);
+        E(e, "        %s *out = %s + q * %s_ROW;\n", ty, e->t->dev ? "host" : "dst", nm);
         E(e, "        if (%s.data)\n            memcpy(out, (const %s *)%s.data + sample * %s_ROW, sizeof *out * %s_ROW);\n",
           nm, isint ? "int32_t" : "float", nm, nm, nm);
         if (isint)
@@ -759,7 +868,9 @@ static void emit_loaders(Emit *e) {
         else
             E(e, "        else\n            mprt_rng_fill_normal(r, (uint64_t)(sample * %s_ROW), %s_ROW, 0.0f, 1.0f, out);\n",
               nm, nm);
-        E(e, "    }\n    mprt_cu_upload(dst, host, sizeof(%s) * MB * %s_ROW);\n}\n", isint ? "int32_t" : "float", nm);
+        E(e, "    }\n");
+        if (e->t->dev) E(e, "    mprt_cu_upload(dst, host, sizeof(%s) * MB * %s_ROW);\n", ty, nm);
+        E(e, "}\n");
         if (v != first_of(e, VAL_INPUT) && v != first_of(e, VAL_LABEL)) {
             E(e, "\n");
             continue;
@@ -812,25 +923,25 @@ static void emit_fwd_coll(Emit *e, const SchedOp *o) {
     switch (o->coll) {
     case COLL_SLICE:
         if (B(e, o->dst)->layout == LAYOUT_P)
-            E(e, "    if (mesh->k == 0)\n        mprt_cu_copy(%s, %s, sizeof(float) * %lld);\n    else\n"
-                 "        mprt_cu_memset0(%s, sizeof(float) * %lld);\n",
-              dst, src, (long long)lnumel(e, o->dst), dst, (long long)lnumel(e, o->dst));
+            E(e, "    if (mesh->k == 0)\n        %s(%s, %s, sizeof(float) * %lld);\n    else\n"
+                 "        %s%s, %ssizeof(float) * %lld);\n",
+              e->t->copy, dst, src, (long long)lnumel(e, o->dst), zero(e), dst, zero0(e), (long long)lnumel(e, o->dst));
         else if (is_int(e, o->src))
-            E(e, "    mprt_cu_copy(%s, %s + mesh->k * %lld, sizeof(int32_t) * %lld);\n", dst, src,
+            E(e, "    %s(%s, %s + mesh->k * %lld, sizeof(int32_t) * %lld);\n", e->t->copy, dst, src,
               (long long)lnumel(e, o->dst), (long long)lnumel(e, o->dst));
         else
-            E(e, "    mprt_cu_slice(%s, %s, %s, MESH_T, mesh->k);\n", src, dst, view(e, o->dst));
+            E(e, "    %sslice(%s, %s, %s, MESH_T, mesh->k);\n", pfx(e), src, dst, view(e, o->dst));
         break;
     case COLL_ALLREDUCE:
-        E(e, "    mprt_cu_copy(%s, %s, sizeof(float) * %lld);\n    mprt_cu_allreduce(MPRT_TENSOR, %s, %lld);\n", dst, src,
-          (long long)lnumel(e, o->dst), dst, (long long)lnumel(e, o->dst));
+        E(e, "    %s(%s, %s, sizeof(float) * %lld);\n    %sallreduce(MPRT_TENSOR, %s, %lld);\n", e->t->copy, dst,
+          src, (long long)lnumel(e, o->dst), pfx(e), dst, (long long)lnumel(e, o->dst));
         break;
-    case COLL_ALLGATHER: E(e, "    mprt_cu_allgather(MPRT_TENSOR, %s, %s, %s);\n", src, dst, view(e, o->src)); break;
+    case COLL_ALLGATHER: E(e, "    %sallgather(MPRT_TENSOR, %s, %s, %s);\n", pfx(e), src, dst, view(e, o->src)); break;
     case COLL_REDUCESCATTER:
-        E(e, "    mprt_cu_reduce_scatter(MPRT_TENSOR, %s, %s, %s);\n", src, dst, view(e, o->dst));
+        E(e, "    %sreduce_scatter(MPRT_TENSOR, %s, %s, %s);\n", pfx(e), src, dst, view(e, o->dst));
         break;
     case COLL_ALLTOALL:
-        E(e, "    mprt_cu_alltoall_%s(MPRT_TENSOR, %s, %s, %s);\n", B(e, o->src)->layout == LAYOUT_B ? "b2f" : "f2b", src,
+        E(e, "    %salltoall_%s(MPRT_TENSOR, %s, %s, %s);\n", pfx(e), B(e, o->src)->layout == LAYOUT_B ? "b2f" : "f2b", src,
           dst, a2a_dims(e, o->src));
         break;
     default: break;
@@ -845,16 +956,16 @@ static void emit_bwd_coll(Emit *e, const SchedOp *o) {
     E(e, ": %s -> %s (%lld B) */\n", lay_name(grad_layout_of(B(e, o->dst)->layout)),
       lay_name(grad_layout_of(B(e, o->src)->layout)), (long long)o->bytes);
     switch (o->coll) {
-    case COLL_NONE: E(e, "    mprt_cu_accumulate(%s, %s, %lld);\n", gs, gd, (long long)lnumel(e, o->src)); return;
-    case COLL_SLICE: E(e, "    mprt_cu_slice(%s, xfer, %s, MESH_T, mesh->k);\n", gd, view(e, o->src)); break;
-    case COLL_ALLGATHER: E(e, "    mprt_cu_allgather(MPRT_TENSOR, %s, xfer, %s);\n", gd, view(e, o->dst)); break;
+    case COLL_NONE: E(e, "    %saccumulate(%s, %s, %lld);\n", pfx(e), gs, gd, (long long)lnumel(e, o->src)); return;
+    case COLL_SLICE: E(e, "    %sslice(%s, xfer, %s, MESH_T, mesh->k);\n", pfx(e), gd, view(e, o->src)); break;
+    case COLL_ALLGATHER: E(e, "    %sallgather(MPRT_TENSOR, %s, xfer, %s);\n", pfx(e), gd, view(e, o->dst)); break;
     case COLL_ALLTOALL:
-        E(e, "    mprt_cu_alltoall_%s(MPRT_TENSOR, %s, xfer, %s);\n", B(e, o->dst)->layout == LAYOUT_B ? "b2f" : "f2b", gd,
+        E(e, "    %salltoall_%s(MPRT_TENSOR, %s, xfer, %s);\n", pfx(e), B(e, o->dst)->layout == LAYOUT_B ? "b2f" : "f2b", gd,
           a2a_dims(e, o->dst));
         break;
     default: break;
     }
-    E(e, "    mprt_cu_accumulate(%s, xfer, %lld);\n", gs, (long long)lnumel(e, o->src));
+    E(e, "    %saccumulate(%s, xfer, %lld);\n", pfx(e), gs, (long long)lnumel(e, o->src));
 }
 
 static int tag_of(const Emit *e, int b, bool grad) { return B(e, b)->value * 2 + (grad ? 1 : 0); }
@@ -880,12 +991,12 @@ static void emit_stage_fwd(Emit *e, int s) {
             break;
         case SOP_COLL: emit_fwd_coll(e, o); break;
         case SOP_SEND:
-            E(e, "    fsend[micro %% %d][nfsend[micro %% %d]++] = mprt_cu_isend_staged(%d, %s, %lld, %d);\n", st->stash, st->stash,
-              o->peer - s, fld(e, "a", o->src), (long long)lnumel(e, o->src), tag_of(e, o->src, false));
+            E(e, "    fsend[micro %% %d][nfsend[micro %% %d]++] = %sisend%s(%d, %s, %lld, %d);\n", st->stash,
+              st->stash, pfx(e), e->t->sr, o->peer - s, fld(e, "a", o->src), (long long)lnumel(e, o->src), tag_of(e, o->src, false));
             break;
         case SOP_RECV:
-            E(e, "    mprt_cu_recv_staged(%d, %s, %lld, %d);\n", o->peer - s, fld(e, "a", o->dst), (long long)lnumel(e, o->dst),
-              tag_of(e, o->dst, false));
+            E(e, "    IDLE(%srecv%s(%d, %s, %lld, %d));\n", pfx(e), e->t->sr, o->peer - s, fld(e, "a", o->dst),
+              (long long)lnumel(e, o->dst), tag_of(e, o->dst, false));
             break;
         default: break;
         }
@@ -901,7 +1012,8 @@ static void emit_stage_bwd(Emit *e, int s) {
     E(e, "    const Stage%d *a = &act%d[micro %% %d], *d = &grad%d;\n", s, s, st->stash, s);
     E(e, "    int64_t n0 = (int64_t)mesh->j * (BATCH / MESH_D) + (int64_t)micro * MB;\n");
     E(e, "    (void)a, (void)d, (void)n0;\n");
-    E(e, "    wait_sends(micro %% %d);\n    mprt_cu_memset0(gbase, sizeof(float) * STAGE%d_GRADS);\n", st->stash, s);
+    E(e, "    IDLE(wait_sends(micro %% %d));\n    %sgbase, %ssizeof(float) * STAGE%d_GRADS);\n", st->stash, zero(e),
+      zero0(e), s);
     for (int i = 0; i < st->nbwd; i++) {
         const SchedOp *o = &st->bwd[i];
         const SchedOp *nx = i + 1 < st->nbwd ? &st->bwd[i + 1] : NULL;
@@ -912,11 +1024,11 @@ static void emit_stage_bwd(Emit *e, int s) {
                 int64_t n = lnumel(e, nx->src);
                 E(e, "    {   /* a column split's input gradient is a partial sum: all-reduce it (%lld B) */\n",
                   (long long)nx->bytes);
-                E(e, "        Stage%d part = *d;\n        part.%s = xfer;\n        mprt_cu_memset0(xfer, sizeof(float) * %lld);\n",
-                  s, f, (long long)n);
+                E(e, "        Stage%d part = *d;\n        part.%s = xfer;\n        %sxfer, %ssizeof(float) * %lld);\n",
+                  s, f, zero(e), zero0(e), (long long)n);
                 E(e, "        TIMED(timers[%d][1], %s_backward(a, &part, step, n0));\n", o->node, e->lname[o->node]);
-                E(e, "        mprt_cu_allreduce(MPRT_TENSOR, xfer, %lld);\n        mprt_cu_accumulate(d->%s, xfer, %lld);\n    }\n",
-                  (long long)n, f, (long long)n);
+                E(e, "        %sallreduce(MPRT_TENSOR, xfer, %lld);\n        %saccumulate(d->%s, xfer, %lld);\n    }\n",
+                  pfx(e), (long long)n, pfx(e), f, (long long)n);
                 i++;
             } else {
                 E(e, "    TIMED(timers[%d][1], %s_backward(a, d, step, n0));\n", o->node, e->lname[o->node]);
@@ -924,12 +1036,13 @@ static void emit_stage_bwd(Emit *e, int s) {
             break;
         case SOP_COLL: emit_bwd_coll(e, o); break;
         case SOP_SEND:
-            E(e, "    gsend[ngsend++] = mprt_cu_isend_staged(%d, %s, %lld, %d);\n", o->peer - s, fld(e, "d", o->src),
-              (long long)lnumel(e, o->src), tag_of(e, o->src, true));
+            E(e, "    gsend[ngsend++] = %sisend%s(%d, %s, %lld, %d);\n", pfx(e), e->t->sr, o->peer - s,
+              fld(e, "d", o->src), (long long)lnumel(e, o->src), tag_of(e, o->src, true));
             break;
         case SOP_RECV:
-            E(e, "    mprt_cu_recv_staged(%d, xfer, %lld, %d);\n    mprt_cu_accumulate(%s, xfer, %lld);\n", o->peer - s,
-              (long long)lnumel(e, o->dst), tag_of(e, o->dst, true), fld(e, "d", o->dst), (long long)lnumel(e, o->dst));
+            E(e, "    IDLE(%srecv%s(%d, xfer, %lld, %d));\n    %saccumulate(%s, xfer, %lld);\n", pfx(e), e->t->sr,
+              o->peer - s, (long long)lnumel(e, o->dst), tag_of(e, o->dst, true), pfx(e), fld(e, "d", o->dst),
+              (long long)lnumel(e, o->dst));
             break;
         default: break;
         }
@@ -957,36 +1070,23 @@ static void emit_orders(Emit *e) {
         if (nb > maxsend) maxsend = nb;
     }
     E(e, "\n/* Sends are posted without blocking and completed before their buffer is reused, so no\n"
-         " * rank waits on a send while its neighbour waits on it (docs/codegen.md); they are staged\n"
-         " * through host memory over MPI, as in the C trainer (docs/cuda.md). */\n");
-    E(e, "static MprtCuReq *fsend[%d][%d], *gsend[%d];\nstatic int nfsend[%d], ngsend;\n", maxstash, maxsend, maxsend,
-      maxstash);
+         " * rank waits on a send while its neighbour waits on it (docs/codegen.md)%s */\n",
+      e->t->dev ? "; they are staged\n * through host memory over MPI, as in the C trainer (docs/cuda.md)." : ".");
+    E(e, "static %s *fsend[%d][%d], *gsend[%d];\nstatic int nfsend[%d], ngsend;\n", e->t->req, maxstash, maxsend,
+      maxsend, maxstash);
     E(e, "static void wait_sends(int slot) {\n"
-         "    for (int i = 0; i < nfsend[slot]; i++) mprt_cu_wait_staged(fsend[slot][i]);\n    nfsend[slot] = 0;\n"
-         "    for (int i = 0; i < ngsend; i++) mprt_cu_wait_staged(gsend[i]);\n    ngsend = 0;\n}\n\n");
+         "    for (int i = 0; i < nfsend[slot]; i++) %swait%s(fsend[slot][i]);\n    nfsend[slot] = 0;\n"
+         "    for (int i = 0; i < ngsend; i++) %swait%s(gsend[i]);\n    ngsend = 0;\n}\n\n",
+      pfx(e), e->t->sr, pfx(e), e->t->sr);
 }
 
 /* ───────────────────────────── the step ───────────────────────────── */
 
 static const char *opt_name(OptKind k) { return k == OPT_SGD ? "sgd" : k == OPT_ADAM ? "adam" : "adamw"; }
 
-static void emit_step(Emit *e) {
+/* The gradient all-reduces; on the device they start as issued and are joined at the end. */
+static void emit_grad_sync(Emit *e) {
     const Schedule *s = e->s;
-    OptKind opt = e->g->train.opt;
-    E(e, "/* One training step: the stage's micro-batches in 1F1B order, the gradient all-reduce of\n"
-         " * every parameter over the ranks that hold the same shard, then the optimizer. Returns\n"
-         " * the step's loss, summed over ranks (a metric, not counted as plan traffic). */\n");
-    E(e, "static double train_step(int64_t step) {\n    double loss = 0;\n");
-    E(e, "    mprt_cu_memset0(grd, sizeof(float) * (size_t)STAGE_PARAMS[mesh->s]);\n"
-         "    mprt_cu_memset0(dloss, sizeof(double));\n    switch (mesh->s) {\n");
-    for (int k = 0; k < s->S; k++) {
-        E(e, "    case %d:\n        for (int i = 0; i < %d; i++) {\n", k, s->stages[k].norder);
-        E(e, "            int item = ORDER%d[i];\n            if (item & 1)\n                stage%d_backward(step, item >> 1);\n"
-             "            else\n                loss += stage%d_forward(step, item >> 1);\n        }\n        break;\n",
-          k, k, k);
-    }
-    E(e, "    default: break;\n    }\n");
-    E(e, "    for (int slot = 0; slot < (int)(sizeof nfsend / sizeof nfsend[0]); slot++) wait_sends(slot);\n");
     E(e, "    switch (mesh->s) {\n");
     for (int k = 0; k < s->S; k++) {
         const SchedStage *st = &s->stages[k];
@@ -994,28 +1094,114 @@ static void emit_step(Emit *e) {
         E(e, "    case %d:\n", k);
         for (int i = 0; i < st->nsync; i++) {
             const SchedSync *y = &st->sync[i];
-            E(e, "        mprt_cu_allreduce_start(%s, grd + %lld, %lld); /* ", group_c(y->group),
+            E(e, "        %sallreduce%s(%s, grd + %lld, %lld); /* ", pfx(e), e->t->dev ? "_start" : "", group_c(y->group),
               (long long)e->poff[y->first_param], (long long)y->count);
             put_comment_text(e, IR_NODE(e->g, y->node)->name);
             E(e, ", %lld B */\n", (long long)y->bytes);
         }
         E(e, "        break;\n");
     }
-    E(e, "    default: break;\n    }\n    mprt_cu_comm_join();\n");
+    E(e, "    default: break;\n    }\n%s", e->t->dev ? "    mprt_cu_comm_join();\n" : "");
+}
+
+/* The optimizer, then the step's loss: on the device read from dloss, the step's one sync. */
+static void emit_optimizer(Emit *e) {
+    OptKind opt = e->g->train.opt;
+    const char *sync = e->t->dev ? "    if (profiling) mprt_cu_sync();\n" : "";
     E(e, "    int64_t n = STAGE_PARAMS[mesh->s];\n    int t_opt = mprt_timer(\"optimizer\");\n"
-         "    if (profiling) mprt_cu_sync();\n    mprt_timer_start(t_opt);\n");
+         "%s    mprt_timer_start(t_opt);\n", sync);
     if (opt == OPT_SGD)
-        E(e, "    mprt_cu_sgd_step(prm, MOMENTUM != 0.0f ? opt1 : NULL, grd, n, LR, MOMENTUM, WEIGHT_DECAY);\n");
+        E(e, "    %ssgd_step(prm, MOMENTUM != 0.0f ? opt1 : NULL, grd, n, LR, MOMENTUM, WEIGHT_DECAY);\n", pfx(e));
     else
-        E(e, "    mprt_cu_%s_step(prm, opt1, opt2, grd, n, LR, BETA1, BETA2, EPS, WEIGHT_DECAY, step + 1);\n",
-          opt_name(opt));
-    E(e, "    if (profiling) mprt_cu_sync();\n    mprt_timer_stop(t_opt);\n"
-         "    double dev = 0;\n    mprt_cu_download(&dev, dloss, sizeof dev); /* waits for the step */\n"
-         "    loss += dev;\n    mprt_cu_stats_flush();\n");
-    E(e, "    mprt_metric_sum(MPRT_WORLD, &loss, 1);\n    return loss;\n}\n\n");
+        E(e, "    %s%s_step(prm, opt1, opt2, grd, n, LR, BETA1, BETA2, EPS, WEIGHT_DECAY, step + 1);\n",
+          pfx(e), opt_name(opt));
+    E(e, "%s    mprt_timer_stop(t_opt);\n", sync);
+    if (e->t->dev)
+        E(e, "    double dev = 0;\n    mprt_cu_download(&dev, dloss, sizeof dev); /* waits for the step */\n"
+             "    loss += dev;\n    mprt_cu_stats_flush();\n");
+    E(e, "    IDLE(mprt_metric_sum(MPRT_WORLD, &loss, 1));\n"
+         "    mprt_timer_add(t_busy, mprt_now() - t0 - (mprt_timer_seconds(t_idle) - idle0));\n"
+         "    return loss;\n}\n\n");
+}
+
+static void emit_step(Emit *e) {
+    const Schedule *s = e->s;
+    E(e, "/* One training step: the stage's micro-batches in 1F1B order, the gradient all-reduce of\n"
+         " * every parameter over the ranks that hold the same shard, then the optimizer. Returns\n"
+         " * the step's loss, summed over ranks (a metric, not counted as plan traffic). */\n");
+    E(e, "static double train_step(int64_t step) {\n    double loss = 0;\n"
+         "    double t0 = mprt_now(), idle0 = mprt_timer_seconds(t_idle);\n");
+    E(e, "    %sgrd, %ssizeof(float) * (size_t)STAGE_PARAMS[mesh->s]);\n", zero(e), zero0(e));
+    if (e->t->dev) E(e, "    mprt_cu_memset0(dloss, sizeof(double));\n");
+    E(e, "    switch (mesh->s) {\n");
+    for (int k = 0; k < s->S; k++) {
+        E(e, "    case %d:\n        for (int i = 0; i < %d; i++) {\n", k, s->stages[k].norder);
+        E(e, "            int item = ORDER%d[i];\n            if (item & 1)\n                stage%d_backward(step, item >> 1);\n"
+             "            else\n                loss += stage%d_forward(step, item >> 1);\n        }\n        break;\n",
+          k, k, k);
+    }
+    E(e, "    default: break;\n    }\n");
+    E(e, "    for (int slot = 0; slot < (int)(sizeof nfsend / sizeof nfsend[0]); slot++) IDLE(wait_sends(slot));\n");
+    emit_grad_sync(e);
+    emit_optimizer(e);
 }
 
 /* ───────────────────────────── checkpoints ───────────────────────────── */
+
+static void emit_save(Emit *e) {
+    E(e, "static void save_checkpoint(const char *path, int64_t step) {\n"
+         "    enum { NT = NUM_PARAMS * (1 + NUM_STATE) };\n"
+         "    MprtTensorRef refs[NT + 1];\n    char *names[NT + 1];\n    float *data[NT + 1];\n"
+         "    mprt_stats_pause();\n"
+         "    for (int i = 0; i < NT; i++) {\n"
+         "        const ParamInfo *p = &PARAMS[i %% NUM_PARAMS];\n        int which = i / NUM_PARAMS;\n"
+         "        data[i] = gather_whole(p, which == 0 ? prm : state_arena(which - 1));\n"
+         "        size_t len = strlen(p->name) + 32;\n        names[i] = %smalloc(len);\n"
+         "        if (!names[i]) mprt_fatal(\"out of memory\");\n"
+         "        if (which == 0)\n            snprintf(names[i], len, \"%%s\", p->name);\n"
+         "        else\n            snprintf(names[i], len, \"optimizer.%%s.%%s\", STATE_NAMES[which - 1], p->name);\n"
+         "        refs[i] = (MprtTensorRef){names[i], MPRT_F32, p->ndim, {0}, data[i]};\n"
+         "        for (int k = 0; k < p->ndim; k++) refs[i].shape[k] = p->shape[k];\n    }\n"
+         "    char stepstr[32];\n    snprintf(stepstr, sizeof stepstr, \"%%lld\", (long long)step);\n"
+         "    MprtMeta meta[3] = {{\"step\", stepstr}, {\"model\", MODEL_NAME}, {\"optimizer\", \"%s\"}};\n"
+         "    MprtErr err = {{0}};\n    bool ok = true;\n"
+         "    if (mesh->rank == 0) ok = mprt_st_save(path, refs, NT, meta, 3, &err);\n"
+         "    for (int i = 0; i < NT; i++) free(data[i]), free(names[i]);\n"
+         "    mprt_stats_resume();\n    mprt_exit_if_any(!ok, err.msg);\n}\n\n",
+      e->t->dev ? "(char *)" : "", opt_name(e->g->train.opt));
+}
+
+/* On the device the shard is sliced on the host, then uploaded. */
+static void emit_load(Emit *e) {
+    const char *keep = e->t->dev
+        ? "        if (ok) {\n            float *shard = falloc(p->count);\n"
+          "            mprt_slice(whole, shard, p->outer, p->chunk, p->inner, p->parts, p->parts > 1 ? mesh->k : 0);\n"
+          "            mprt_cu_upload(dst, shard, sizeof(float) * (size_t)p->count);\n            free(shard);\n        }\n"
+        : "        if (ok) mprt_slice(whole, dst, p->outer, p->chunk, p->inner, p->parts, p->parts > 1 ? mesh->k : 0);\n";
+    E(e, "/* Reads whole tensors (and with `state` the optimizer state and the step) and keeps this\n"
+         " * rank's shards. Returns the step stored in the file. */\n"
+         "static int64_t load_checkpoint(const char *path, bool state) {\n"
+         "    MprtErr err = {{0}};\n    MprtSt *f = mprt_st_open(path, &err);\n    bool ok = f != NULL;\n"
+         "    int64_t step = 0;\n"
+         "    for (int i = 0; ok && i < NUM_PARAMS * (state ? 1 + NUM_STATE : 1); i++) {\n"
+         "        const ParamInfo *p = &PARAMS[i %% NUM_PARAMS];\n        int which = i / NUM_PARAMS;\n"
+         "        if (p->stage != mesh->s) continue;\n"
+         "        char name[512];\n"
+         "        if (which == 0)\n            snprintf(name, sizeof name, \"%%s\", p->name);\n"
+         "        else\n            snprintf(name, sizeof name, \"optimizer.%%s.%%s\", STATE_NAMES[which - 1], p->name);\n"
+         "        float *whole = falloc(padded_count(p));\n"
+         "        ok = mprt_st_read(f, name, MPRT_F32, p->ndim, p->shape, whole, &err);\n"
+         "        float *dst = (which == 0 ? prm : state_arena(which - 1)) + p->offset;\n"
+         "%s"
+         "        free(whole);\n    }\n"
+         "    if (ok && state) {\n        const char *s = mprt_st_meta(f, \"step\");\n        char *end = NULL;\n"
+         "        step = s ? strtoll(s, &end, 10) : -1;\n"
+         "        if (!s || !end || *end || step < 0) {\n"
+         "            snprintf(err.msg, sizeof err.msg, \"%%s: no valid step in the metadata\", path);\n"
+         "            ok = false;\n        }\n    }\n"
+         "    if (f) mprt_st_close(f);\n    mprt_exit_if_any(!ok, err.msg);\n    return step;\n}\n\n",
+      keep);
+}
 
 static void emit_checkpoints(Emit *e) {
     const char *state = e->g->train.opt == OPT_SGD ? "\"momentum\"" : "\"m\", \"v\"";
@@ -1032,19 +1218,19 @@ static void emit_checkpoints(Emit *e) {
          "static int64_t padded_count(const ParamInfo *p) {\n"
          "    int64_t n = p->outer * p->parts * p->chunk * p->inner, w = whole_count(p);\n"
          "    return n > w ? n : w;\n}\n\n");
+    /* on the device the shard is downloaded first: the gather is the CPU one */
+    bool dev = e->t->dev;
+    const char *shard = dev ? "shard" : "src + p->offset";
     E(e, "/* The whole tensor of arena `src` for parameter p, on world rank 0 (NULL elsewhere). */\n"
          "static float *gather_whole(const ParamInfo *p, const float *src) {\n"
          "    int64_t n = whole_count(p);\n"
          "    float *whole = NULL;\n"
          "    if (mesh->s == p->stage) {\n"
-         "        whole = falloc(padded_count(p));\n"
-         "        float *shard = falloc(p->count);\n"
-         "        mprt_cu_download(shard, src + p->offset, sizeof(float) * (size_t)p->count);\n"
+         "        whole = falloc(padded_count(p));\n%s"
          "        if (p->parts > 1)\n"
-         "            mprt_allgather(MPRT_TENSOR, shard, whole, p->outer, p->chunk, p->inner);\n"
+         "            mprt_allgather(MPRT_TENSOR, %s, whole, p->outer, p->chunk, p->inner);\n"
          "        else\n"
-         "            memcpy(whole, shard, sizeof(float) * (size_t)n);\n"
-         "        free(shard);\n"
+         "            memcpy(whole, %s, sizeof(float) * (size_t)n);\n%s"
          "    }\n"
          "    if (p->stage == 0) {\n        if (mesh->rank != 0) free(whole), whole = NULL;\n        return whole;\n    }\n"
          "    int owner = p->stage * MESH_D * MESH_T;\n"
@@ -1052,51 +1238,12 @@ static void emit_checkpoints(Emit *e) {
          "    if (mesh->rank != 0) {\n        free(whole);\n        return NULL;\n    }\n"
          "    whole = falloc(n);\n"
          "    MPI_Recv(whole, (int)n, MPI_FLOAT, owner, 7, MPI_COMM_WORLD, MPI_STATUS_IGNORE);\n"
-         "    return whole;\n}\n\n");
-    E(e, "static void save_checkpoint(const char *path, int64_t step) {\n"
-         "    enum { NT = NUM_PARAMS * (1 + NUM_STATE) };\n"
-         "    MprtTensorRef refs[NT + 1];\n    char *names[NT + 1];\n    float *data[NT + 1];\n"
-         "    mprt_stats_pause();\n"
-         "    for (int i = 0; i < NT; i++) {\n"
-         "        const ParamInfo *p = &PARAMS[i %% NUM_PARAMS];\n        int which = i / NUM_PARAMS;\n"
-         "        data[i] = gather_whole(p, which == 0 ? prm : state_arena(which - 1));\n"
-         "        size_t len = strlen(p->name) + 32;\n        names[i] = (char *)malloc(len);\n"
-         "        if (!names[i]) mprt_fatal(\"out of memory\");\n"
-         "        if (which == 0)\n            snprintf(names[i], len, \"%%s\", p->name);\n"
-         "        else\n            snprintf(names[i], len, \"optimizer.%%s.%%s\", STATE_NAMES[which - 1], p->name);\n"
-         "        refs[i] = (MprtTensorRef){names[i], MPRT_F32, p->ndim, {0}, data[i]};\n"
-         "        for (int k = 0; k < p->ndim; k++) refs[i].shape[k] = p->shape[k];\n    }\n"
-         "    char stepstr[32];\n    snprintf(stepstr, sizeof stepstr, \"%%lld\", (long long)step);\n"
-         "    MprtMeta meta[3] = {{\"step\", stepstr}, {\"model\", MODEL_NAME}, {\"optimizer\", \"%s\"}};\n"
-         "    MprtErr err = {{0}};\n    bool ok = true;\n"
-         "    if (mesh->rank == 0) ok = mprt_st_save(path, refs, NT, meta, 3, &err);\n"
-         "    for (int i = 0; i < NT; i++) free(data[i]), free(names[i]);\n"
-         "    mprt_stats_resume();\n    mprt_exit_if_any(!ok, err.msg);\n}\n\n",
-      opt_name(e->g->train.opt));
-    E(e, "/* Reads whole tensors (and with `state` the optimizer state and the step) and keeps this\n"
-         " * rank's shards. Returns the step stored in the file. */\n"
-         "static int64_t load_checkpoint(const char *path, bool state) {\n"
-         "    MprtErr err = {{0}};\n    MprtSt *f = mprt_st_open(path, &err);\n    bool ok = f != NULL;\n"
-         "    int64_t step = 0;\n"
-         "    for (int i = 0; ok && i < NUM_PARAMS * (state ? 1 + NUM_STATE : 1); i++) {\n"
-         "        const ParamInfo *p = &PARAMS[i %% NUM_PARAMS];\n        int which = i / NUM_PARAMS;\n"
-         "        if (p->stage != mesh->s) continue;\n"
-         "        char name[512];\n"
-         "        if (which == 0)\n            snprintf(name, sizeof name, \"%%s\", p->name);\n"
-         "        else\n            snprintf(name, sizeof name, \"optimizer.%%s.%%s\", STATE_NAMES[which - 1], p->name);\n"
-         "        float *whole = falloc(padded_count(p));\n"
-         "        ok = mprt_st_read(f, name, MPRT_F32, p->ndim, p->shape, whole, &err);\n"
-         "        float *dst = (which == 0 ? prm : state_arena(which - 1)) + p->offset;\n"
-         "        if (ok) {\n            float *shard = falloc(p->count);\n"
-         "            mprt_slice(whole, shard, p->outer, p->chunk, p->inner, p->parts, p->parts > 1 ? mesh->k : 0);\n"
-         "            mprt_cu_upload(dst, shard, sizeof(float) * (size_t)p->count);\n            free(shard);\n        }\n"
-         "        free(whole);\n    }\n"
-         "    if (ok && state) {\n        const char *s = mprt_st_meta(f, \"step\");\n        char *end = NULL;\n"
-         "        step = s ? strtoll(s, &end, 10) : -1;\n"
-         "        if (!s || !end || *end || step < 0) {\n"
-         "            snprintf(err.msg, sizeof err.msg, \"%%s: no valid step in the metadata\", path);\n"
-         "            ok = false;\n        }\n    }\n"
-         "    if (f) mprt_st_close(f);\n    mprt_exit_if_any(!ok, err.msg);\n    return step;\n}\n\n");
+         "    return whole;\n}\n\n",
+      dev ? "        float *shard = falloc(p->count);\n"
+            "        mprt_cu_download(shard, src + p->offset, sizeof(float) * (size_t)p->count);\n" : "",
+      shard, shard, dev ? "        free(shard);\n" : "");
+    emit_save(e);
+    emit_load(e);
 }
 
 /* ───────────────────────────── main ───────────────────────────── */
@@ -1104,6 +1251,22 @@ static void emit_checkpoints(Emit *e) {
 static void emit_summary(Emit *e) {
     const Schedule *s = e->s;
     E(e, "/* Printed at start: the plan in a few lines. */\nstatic const char PLAN_SUMMARY[] =\n");
+    /* the report's own summary (predicted step time, memory), one string literal per line */
+    char *text = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&text, &len);
+    if (mem) {
+        pass_report_summary(e->g, mem);
+        fclose(mem);
+        for (char *line = text, *nl; line && *line; line = nl + 1) {
+            nl = strchr(line, '\n');
+            if (!nl) nl = line + strlen(line) - 1;
+            E(e, "    ");
+            put_c_string(e, arena_printf(e->a, "%.*s\n", (int)(nl - line), line));
+            E(e, "\n");
+        }
+        free(text);
+    }
     E(e, "    \"plan: %d stage(s) x %d replica(s) x %d tensor rank(s), %d micro-batch(es) of %lld samples, batch %lld\\n\"\n",
       s->S, s->d, s->t, s->m, (long long)s->micro, (long long)s->batch);
     for (int i = 0; i < IR_NNODES(e->g); i++) {
@@ -1130,12 +1293,13 @@ static void emit_summary(Emit *e) {
     E(e, "};\n\n");
 }
 
-static void emit_main(Emit *e) {
-    int x = first_of(e, VAL_INPUT), y = first_of(e, VAL_LABEL);
+/* The command line; the CUDA trainer adds --comm and --tf32 and ignores --threads. */
+static void emit_args(Emit *e) {
+    bool dev = e->t->dev;
+    E(e, "typedef struct Args {\n    int64_t steps, save_every, log_every;\n    int threads;\n%s} Args;\n\n",
+      dev ? "    const char *data, *labels, *init, *save, *resume, *profile, *comm;\n    bool help, tf32;\n"
+          : "    const char *data, *labels, *init, *save, *resume, *profile;\n    bool help;\n");
     E(e, "%s",
-      "typedef struct Args {\n"
-      "    int64_t steps, save_every, log_every;\n    int threads;\n"
-      "    const char *data, *labels, *init, *save, *resume, *profile, *comm;\n    bool help, tf32;\n} Args;\n\n"
       "static void usage(FILE *out, const char *prog) {\n"
       "    fprintf(out, \"usage: mpirun -np %d %s [options]\\n\"\n"
       "                 \"  --steps N          train until step N (default %d)\\n\"\n"
@@ -1147,28 +1311,36 @@ static void emit_main(Emit *e) {
       "                 \"  --save F           write a checkpoint at the end (and every --save-every steps)\\n\"\n"
       "                 \"  --save-every K     checkpoint every K steps\\n\"\n"
       "                 \"  --log-every K      progress line every K steps (default 1)\\n\"\n"
-      "                 \"  --profile F.json   write bytes, calls and times per collective and layer\\n\"\n"
-      "                 \"  --comm MODE        collectives over nccl, mpi (host-staged, GPUs shared) or auto (default)\\n\"\n"
-      "                 \"  --tf32             TF32 tensor-core GEMMs (faster, about 3 decimal digits)\\n\"\n"
-      "                 \"  --threads N        accepted for the C trainer's command line; unused on GPUs\\n\"\n"
+      "                 \"  --profile F.json   write bytes, calls and times per collective and layer\\n\"\n");
+    E(e, "%s", dev ? "                 \"  --comm MODE        collectives over nccl, mpi (host-staged, GPUs shared) or auto (default)\\n\"\n"
+                     "                 \"  --tf32             TF32 tensor-core GEMMs (faster, about 3 decimal digits)\\n\"\n"
+                     "                 \"  --threads N        accepted for the C trainer's command line; unused on GPUs\\n\"\n"
+                   : "                 \"  --threads N        BLAS threads (default: cores / ranks on this node)\\n\"\n");
+    E(e, "%s",
       "                 \"  --help             this text\\n\",\n"
-      "            MESH_S * MESH_D * MESH_T, prog, (int)DEFAULT_STEPS, (int)DEFAULT_SEED);\n}\n\n"
+      "            MESH_S * MESH_D * MESH_T, prog, (int)DEFAULT_STEPS, (int)DEFAULT_SEED);\n}\n\n");
+    E(e, "%s",
       "/* A non-negative integer flag value, or -1. */\n"
       "static int64_t parse_count(const char *s) {\n    char *end = NULL;\n"
       "    long long v = s ? strtoll(s, &end, 10) : -1;\n"
       "    return s && *s && end && !*end && v >= 0 ? (int64_t)v : -1;\n}\n\n"
       "/* Parses argv; returns NULL or a one-line error (into err). */\n"
       "static const char *parse_args(int argc, char **argv, Args *a, char *err, size_t n) {\n"
-      "    *a = (Args){DEFAULT_STEPS, 0, 1, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, false, false};\n"
+      "    *a = (Args){DEFAULT_STEPS, 0, 1, 0, NULL, NULL, NULL, NULL, NULL, NULL, ");
+    E(e, "%s", dev ? "NULL, false, false};\n" : "false};\n");
+    E(e, "%s",
       "    for (int i = 1; i < argc; i++) {\n"
       "        const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;\n"
       "        int64_t c = parse_count(v);\n"
-      "        if (!strcmp(f, \"--help\") || !strcmp(f, \"-h\")) { a->help = true; continue; }\n"
-      "        if (!strcmp(f, \"--tf32\")) { a->tf32 = true; continue; }\n"
+      "        if (!strcmp(f, \"--help\") || !strcmp(f, \"-h\")) { a->help = true; continue; }\n");
+    if (dev) E(e, "        if (!strcmp(f, \"--tf32\")) { a->tf32 = true; continue; }\n");
+    E(e, "%s",
       "        const char **str = !strcmp(f, \"--data\") ? &a->data : !strcmp(f, \"--labels\") ? &a->labels\n"
-      "                         : !strcmp(f, \"--init\") ? &a->init : !strcmp(f, \"--save\") ? &a->save\n"
-      "                         : !strcmp(f, \"--resume\") ? &a->resume : !strcmp(f, \"--profile\") ? &a->profile\n"
-      "                         : !strcmp(f, \"--comm\") ? &a->comm : NULL;\n"
+      "                         : !strcmp(f, \"--init\") ? &a->init : !strcmp(f, \"--save\") ? &a->save\n");
+    E(e, "%s", dev ? "                         : !strcmp(f, \"--resume\") ? &a->resume : !strcmp(f, \"--profile\") ? &a->profile\n"
+                     "                         : !strcmp(f, \"--comm\") ? &a->comm : NULL;\n"
+                   : "                         : !strcmp(f, \"--resume\") ? &a->resume : !strcmp(f, \"--profile\") ? &a->profile : NULL;\n");
+    E(e, "%s",
       "        int64_t *num = !strcmp(f, \"--steps\") ? &a->steps : !strcmp(f, \"--save-every\") ? &a->save_every\n"
       "                     : !strcmp(f, \"--log-every\") ? &a->log_every : NULL;\n"
       "        bool is_seed = !strcmp(f, \"--seed\"), is_threads = !strcmp(f, \"--threads\");\n"
@@ -1179,22 +1351,41 @@ static void emit_main(Emit *e) {
       "        if (str) *str = v;\n        else if (num) *num = c;\n        else if (is_seed) seed = (uint64_t)c;\n"
       "        else a->threads = (int)(c > 4096 ? 4096 : c);\n        i++;\n    }\n"
       "    if (a->log_every == 0) a->log_every = 1;\n    return NULL;\n}\n\n");
+}
+
+/* Initial weights are drawn on the host (the same numbers on both targets), then uploaded. */
+static void emit_init(Emit *e) {
+    bool dev = e->t->dev;
+    if (!dev)
+        E(e, "%s",
+          "static int default_threads(void) {\n"
+          "    long cores = sysconf(_SC_NPROCESSORS_ONLN);\n"
+          "    const char *l = getenv(\"OMPI_COMM_WORLD_LOCAL_SIZE\");\n"
+          "    long local = l ? atol(l) : 1;\n"
+          "    long t = cores / (local > 0 ? local : 1);\n    return t > 0 ? (int)t : 1;\n}\n\n");
     E(e, "%s",
       "static void init_params(void) {\n"
       "    for (int i = 0; i < NUM_PARAMS; i++) {\n        const ParamInfo *p = &PARAMS[i];\n"
       "        if (p->stage != mesh->s) continue;\n"
       "        MprtRng r = mprt_rng(seed, mprt_rng_name_id(p->name));\n"
-      "        float *dst = falloc(p->count);\n        int part = p->parts > 1 ? mesh->k : 0;\n"
+      "        float *dst = ");
+    E(e, "%s", dev ? "falloc(p->count);\n" : "prm + p->offset;\n");
+    E(e, "%s",
+      "        int part = p->parts > 1 ? mesh->k : 0;\n"
       "        if (p->init == 1)\n"
       "            mprt_rng_shard_uniform(r, p->outer, p->chunk, p->inner, p->parts, part, p->a, p->b, dst);\n"
       "        else if (p->init == 2)\n"
       "            mprt_rng_shard_normal(r, p->outer, p->chunk, p->inner, p->parts, part, 0.0f, p->b, dst);\n"
-      "        else\n            mprt_fill(dst, p->count, p->init == 3 ? p->a : 0.0f);\n"
-      "        mprt_cu_upload(prm + p->offset, dst, sizeof(float) * (size_t)p->count);\n        free(dst);\n    }\n}\n\n");
+      "        else\n            mprt_fill(dst, p->count, p->init == 3 ? p->a : 0.0f);\n");
+    if (dev) E(e, "        mprt_cu_upload(prm + p->offset, dst, sizeof(float) * (size_t)p->count);\n        free(dst);\n");
+    E(e, "    }\n}\n\n");
+}
+
+static void emit_check_bytes(Emit *e) {
     E(e, "/* The runtime's counters against PREDICTED, per group and collective kind, on every rank:\n"
          " * one line from rank 0 saying whether all agree. */\n"
-         "static void check_bytes(int64_t steps) {\n"
-         "    mprt_cu_stats_flush();\n    int64_t want = 0, got = mprt_stats_plan_bytes();\n"
+         "static void check_bytes(int64_t steps) {\n%s"
+         "    int64_t want = 0, got = mprt_stats_plan_bytes();\n"
          "    double off[2] = {0, (double)got};\n"
          "    for (int g = 0; g < %d; g++)\n"
          "        for (int c = 0; c < %d; c++) {\n"
@@ -1208,25 +1399,39 @@ static void emit_main(Emit *e) {
          "        printf(\"bytes: %%s (busiest rank %%.0f B over %%lld steps; rank 0 counted %%lld, predicted %%lld)\\n\",\n"
          "               off[0] == 0 ? \"counted == predicted on every rank\" : \"MISMATCH between counted and predicted\",\n"
          "               off[1], (long long)steps, (long long)got, (long long)want);\n}\n\n",
-      GROUP__COUNT, COLL__COUNT);
-    E(e, "static void free_all(void) {\n"
-         "    float *const dev[] = {prm, grd, opt1, opt2, fbase, gbase, scratch, xfer};\n"
-         "    for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) mprt_cu_free(dev[i]);\n"
-         "    mprt_cu_free(ibase), mprt_cu_free(dloss);\n");
+      e->t->dev ? "    mprt_cu_stats_flush();\n" : "", GROUP__COUNT, COLL__COUNT);
+}
+
+static void emit_free_all(Emit *e) {
+    E(e, "static void free_all(void) {\n");
+    if (e->t->dev)
+        E(e, "    float *const dev[] = {prm, grd, opt1, opt2, fbase, gbase, scratch, xfer};\n"
+             "    for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) mprt_cu_free(dev[i]);\n"
+             "    mprt_cu_free(ibase), mprt_cu_free(dloss);\n");
+    else
+        E(e, "    free(prm), free(grd), free(opt1), free(opt2), free(fbase), free(ibase), free(gbase);\n"
+             "    free(scratch), free(xfer);\n");
     for (int v = 0; v < IR_NVALUES(e->g); v++)
         if (IR_VALUE(e->g, v)->kind != VAL_ACT)
             E(e, "    mprt_array_free(&%s);\n", cg_mangle(e->a, "d", v, IR_VALUE(e->g, v)->name));
     E(e, "}\n\n");
-    /* after mprt_init: shared by the command line and the C API's create (emit_capi.c) */
+}
+
+/* After mprt_init: shared by the command line and the C API's create (emit_capi.c). */
+static void emit_setup_rank(Emit *e) {
     E(e, "/* This rank's parameter and activation buffers, initial weights (from `seed`) and layer\n"
          " * timers. After mprt_init; free_all undoes it. */\n"
          "static void setup_rank(void) {\n"
-         "    int64_t np = STAGE_PARAMS[mesh->s] + 1;\n"
-         "    dloss = (double *)mprt_cu_malloc(sizeof(double));\n"
-         "    prm = dalloc(np), grd = dalloc(np), opt1 = dalloc(np), opt2 = dalloc(np);\n"
-         "    switch (mesh->s) {\n");
+         "    int64_t np = STAGE_PARAMS[mesh->s] + 1;\n");
+    if (e->t->dev)
+        E(e, "    dloss = (double *)mprt_cu_malloc(sizeof(double));\n"
+             "    prm = dalloc(np), grd = dalloc(np), opt1 = dalloc(np), opt2 = dalloc(np);\n");
+    else
+        E(e, "    prm = falloc(np), grd = falloc(np), opt1 = falloc(np), opt2 = falloc(np);\n");
+    E(e, "    switch (mesh->s) {\n");
     for (int k = 0; k < e->s->S; k++) E(e, "    case %d: stage%d_alloc(); break;\n", k, k);
-    E(e, "    default: break;\n    }\n    init_params();\n");
+    E(e, "    default: break;\n    }\n    init_params();\n"
+         "    t_busy = mprt_timer(\"stage.busy\"), t_idle = mprt_timer(\"stage.idle\");\n");
     for (int i = 0; i < IR_NNODES(e->g); i++) {
         E(e, "    if (mesh->s == %d) {\n        timers[%d][0] = mprt_timer(", e->g->plan->nodes[i].stage, i);
         put_c_string(e, arena_printf(e->a, "fwd.%s", IR_NODE(e->g, i)->name));
@@ -1235,17 +1440,27 @@ static void emit_main(Emit *e) {
         E(e, ");\n    }\n");
     }
     E(e, "}\n\n");
+}
+
+static void emit_main(Emit *e) {
+    int x = first_of(e, VAL_INPUT), y = first_of(e, VAL_LABEL);
+    emit_args(e);
+    emit_init(e);
+    emit_check_bytes(e);
+    emit_free_all(e);
+    emit_setup_rank(e);
     E(e, "/* The trainer's command line; main() below, and NAME_main() of the C API (emit_capi.c). */\n"
          "static int trainer_main(int argc, char **argv) {\n    Args args;\n    char msg[256];\n"
          "    const char *bad = parse_args(argc, argv, &args, msg, sizeof msg);\n"
          "    if (args.help) {\n        usage(stdout, argv[0]);\n        return 0;\n    }\n"
          "    mprt_init(&argc, &argv, MESH_S, MESH_D, MESH_T);\n    mesh = mprt_mesh();\n"
          "    mprt_exit_if_any(bad != NULL, bad ? bad : \"\");\n"
-         "    MprtCuComm comm = MPRT_CU_COMM_AUTO;\n"
-         "    bool comm_ok = !args.comm || mprt_cu_comm_parse(args.comm, &comm);\n"
-         "    mprt_exit_if_any(!comm_ok, \"--comm takes nccl, mpi or auto\");\n"
-         "    mprt_cu_init(comm);\n    mprt_cu_set_tf32(args.tf32);\n    profiling = args.profile != NULL;\n"
-         "    setup_rank();\n");
+         "%s    setup_rank();\n",
+      e->t->dev ? "    MprtCuComm comm = MPRT_CU_COMM_AUTO;\n"
+                  "    bool comm_ok = !args.comm || mprt_cu_comm_parse(args.comm, &comm);\n"
+                  "    mprt_exit_if_any(!comm_ok, \"--comm takes nccl, mpi or auto\");\n"
+                  "    mprt_cu_init(comm);\n    mprt_cu_set_tf32(args.tf32);\n    profiling = args.profile != NULL;\n"
+                : "    mprt_kernels_set_threads(args.threads > 0 ? args.threads : default_threads());\n");
     E(e, "    MprtErr err = {{0}};\n    bool ok = true;\n");
     if (x >= 0)
         E(e, "    if (args.data) ok = open_%s(args.data, &err);\n", cg_mangle(e->a, "d", x, IR_VALUE(e->g, x)->name));
@@ -1275,8 +1490,10 @@ static void emit_main(Emit *e) {
       "    if (args.save) save_checkpoint(args.save, step);\n"
       "    if (args.profile && !mprt_profile_write(args.profile, &err)) ok = false;\n"
       "    mprt_exit_if_any(!ok, err.msg);\n"
-      "    free_all();\n"
-      "    mprt_cu_finalize();\n    mprt_finalize();\n    return 0;\n}\n\n"
+      "    free_all();\n");
+    E(e, "%s", e->t->dev ? "    mprt_cu_finalize();\n" : "");
+    E(e, "%s",
+      "    mprt_finalize();\n    return 0;\n}\n\n"
       "#ifndef MPCC_NO_MAIN /* defined when the trainer is built as a library (C API) */\n"
       "int main(int argc, char **argv) { return trainer_main(argc, argv); }\n#endif\n");
 }
@@ -1315,12 +1532,12 @@ static void prepare(Emit *e) {
     }
 }
 
-bool cg_emit_cuda(const IrGraph *g, FILE *out, Diag *d) {
+static bool emit_trainer(const Target *t, const IrGraph *g, FILE *out, Diag *d) {
     if (!g->sched || !g->plan) {
         diag_error(d, noloc, "internal compiler error: codegen: no schedule");
         return false;
     }
-    Emit e = {.g = g, .s = g->sched, .o = out, .a = g->arena};
+    Emit e = {.t = t, .g = g, .s = g->sched, .o = out, .a = g->arena};
     prepare(&e);
     emit_header(&e);
     E(&e, "#define MODEL_NAME ");
@@ -1337,10 +1554,19 @@ bool cg_emit_cuda(const IrGraph *g, FILE *out, Diag *d) {
     emit_summary(&e);
     emit_main(&e);
     if (ferror(out)) {
-        diag_error(d, noloc, "cannot write the generated CUDA");
+        diag_error(d, noloc, "cannot write the generated %s", t->lang);
         return false;
     }
     return true;
+}
+
+bool cg_emit_c(const IrGraph *g, FILE *out, Diag *d) { return emit_trainer(&target_c, g, out, d); }
+bool cg_emit_cuda(const IrGraph *g, FILE *out, Diag *d) { return emit_trainer(&target_cuda, g, out, d); }
+
+void cg_print_c(const IrGraph *g, FILE *out) {
+    Diag d;
+    diag_init(&d, stderr);
+    cg_emit_c(g, out, &d);
 }
 
 void cg_print_cuda(const IrGraph *g, FILE *out) {
