@@ -10,11 +10,15 @@ under `mpirun -np <ranks the plan needs> --oversubscribe` for a number of steps,
     device) within --rtol relative on every step;
   * the bytes the runtime counted equal the bytes the schedule predicted, on every rank
     (the trainer's "bytes:" line), and the plan's report says the same per-step total;
-  * with --werror, the generated C compiles warning-free with -Wall -Wextra -Werror.
+  * with --werror, the generated C compiles warning-free with -Wall -Wextra -Werror;
+  * the --profile JSON has, on every rank, the per-stage timers stage.busy (one call per step,
+    positive) and stage.idle, whose sum fits in the run's elapsed time, and pipelined plans
+    (S > 1) record idle time on every rank (docs/codegen.md, "Measuring the bubble").
 
 Exit status 0 when all hold; every failure is printed.
 """
 import argparse
+import json
 import os
 import re
 import shlex
@@ -66,6 +70,27 @@ def train(a, exe, flags):
     return r, losses, bytes_ok, np_
 
 
+def check_profile(path, steps):
+    """The per-stage busy/idle timers of one run's profile; returns the problems found."""
+    with open(path) as f:
+        p = json.load(f)
+    errs = []
+    for r in p["ranks"]:
+        t = {x["name"]: x for x in r["timers"]}
+        if "stage.busy" not in t or "stage.idle" not in t:
+            errs.append(f"rank {r['rank']}: no stage.busy/stage.idle timers in the profile")
+            continue
+        busy, idle = t["stage.busy"], t["stage.idle"]
+        if busy["calls"] != steps or busy["seconds"] <= 0:
+            errs.append(f"rank {r['rank']}: stage.busy {busy} is not one positive interval per step")
+        if idle["seconds"] < 0 or busy["seconds"] + idle["seconds"] > p["elapsed_s"]:
+            errs.append(f"rank {r['rank']}: busy {busy['seconds']} + idle {idle['seconds']} s "
+                        f"exceed the run's {p['elapsed_s']} s")
+        if p["mesh"]["S"] > 1 and idle["seconds"] <= 0:
+            errs.append(f"rank {r['rank']}: a pipelined run recorded no idle time")
+    return errs
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--mpcc", required=True)
@@ -101,10 +126,11 @@ def main():
             return 1
     for n in counts:
         exe = build(a, a.model, n, tag, extra)
-        r, losses, bytes_ok, np_ = train(a, exe, flags)
+        r, losses, bytes_ok, np_ = train(a, exe, flags + ["--profile", exe + ".profile.json"])
         if r.returncode != 0 or len(losses) != a.steps:
             failures.append(f"{n} devices: exit {r.returncode}, {len(losses)} progress lines\n{r.stdout}")
             continue
+        failures += [f"{n} devices: {e}" for e in check_profile(exe + ".profile.json", a.steps)]
         if not bytes_ok:
             failures.append(f"{n} devices: counted bytes differ from the prediction\n{r.stdout}")
         if ref is None:
