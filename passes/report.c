@@ -498,7 +498,11 @@ static void text_step(const IrGraph *g, FILE *out, Arena *a) {
     table_init(&tb, a, "lrrl", NULL);
     step_row(&tb, "compute", t->compute, st, "");
     step_row(&tb, "exposed communication", t->exposed_comm, st, "");
-    snprintf(note[0], sizeof note[0], "(S-1)/(m+S-1) = %d/%d", p->S - 1, p->m + p->S - 1);
+    if (p->S > 1 && p->m == 1) /* placement without streaming is not pipelining: say so */
+        snprintf(note[0], sizeof note[0], "(S-1)/S = %d/%d: one micro-batch, the stages run in turn, not streamed",
+                 p->S - 1, p->S);
+    else
+        snprintf(note[0], sizeof note[0], "(S-1)/(m+S-1) = %d/%d", p->S - 1, p->m + p->S - 1);
     step_row(&tb, "pipeline bubble", t->bubble, st, note[0]);
     if (all > 0)
         snprintf(note[1], sizeof note[1], "%s of %s hidden behind backward (%s)",

@@ -73,6 +73,8 @@ def main():
     p.add_argument("--workdir", required=True)
     p.add_argument("--model", required=True)
     p.add_argument("--ref", help="reference model, run at 1 device (default: --model at the first count)")
+    p.add_argument("--ref-unpinned", action="store_true",
+                   help="reference: --model with its @stage(k) pins removed, run at 1 device")
     p.add_argument("--devices", default="1,2,4")
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--rtol", type=float, default=1e-4)
@@ -87,6 +89,10 @@ def main():
     failures = []
     counts = [int(x) for x in a.devices.split(",")]
     ref = None
+    if a.ref_unpinned:
+        a.ref = os.path.join(a.workdir, tag + "_unpinned.mp")
+        with open(a.model) as f, open(a.ref, "w") as out:
+            out.write(re.sub(r"\s*@stage\(\d+\)", "", f.read()))
     if a.ref:
         exe = build(a, a.ref, 1, tag + "_ref", extra)
         r, ref, _, _ = train(a, exe, flags)
