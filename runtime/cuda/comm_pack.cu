@@ -9,10 +9,6 @@
  */
 #include "cu_internal.h"
 
-#define GRID_STRIDE(i, n)                                                                          \
-    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < (n);                      \
-         i += (int64_t)gridDim.x * blockDim.x)
-
 /* dst [A][G][B] ← src [G][A][B] (gather: true) or dst [G][A][B] ← src [A][G][B] (false). */
 __global__ void permute_k(float *dst, const float *src, int64_t A, int64_t G, int64_t B,
                           bool to_agb) {

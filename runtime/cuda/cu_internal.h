@@ -67,6 +67,19 @@ static inline unsigned mprt_cu_blocks(int64_t n) {
     if (b > 65535 * 8) b = 65535 * 8;
     return (unsigned)b;
 }
+
+/* A grid-stride loop over n elements, and a checked launch of a 1-D elementwise kernel on
+ * the runtime's stream (nothing is launched for n == 0). */
+#define GRID_STRIDE(i, n)                                                                          \
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < (n);                      \
+         i += (int64_t)gridDim.x * blockDim.x)
+#define LAUNCH_1D(kernel, n, ...)                                                                  \
+    do {                                                                                           \
+        if ((n) > 0) {                                                                             \
+            kernel<<<mprt_cu_blocks(n), MPRT_CU_THREADS, 0, mprt_cu_stream()>>>(__VA_ARGS__);      \
+            CU_CHECK_LAUNCH(#kernel);                                                              \
+        }                                                                                          \
+    } while (0)
 #endif
 
 #endif /* MPRT_CU_INTERNAL_H */

@@ -19,17 +19,6 @@
 
 #include <math.h>
 
-#define GRID_STRIDE(i, n)                                                                          \
-    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < (n);                      \
-         i += (int64_t)gridDim.x * blockDim.x)
-#define LAUNCH_1D(kernel, n, ...)                                                                  \
-    do {                                                                                           \
-        if ((n) > 0) {                                                                             \
-            kernel<<<mprt_cu_blocks(n), MPRT_CU_THREADS, 0, mprt_cu_stream()>>>(__VA_ARGS__);      \
-            CU_CHECK_LAUNCH(#kernel);                                                              \
-        }                                                                                          \
-    } while (0)
-
 /* ─────────────────────────────── embedding ─────────────────────────────── */
 
 __global__ void embedding_fwd_k(float *out, const int32_t *ids, const float *W, const float *pos,

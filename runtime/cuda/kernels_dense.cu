@@ -86,17 +86,6 @@ extern "C" void mprt_cu_linear_backward(float *dx, float *dW, float *db, const f
 
 /* ──────────────────── elementwise: relu, gelu, tanh, add, fill ──────────────────── */
 
-#define GRID_STRIDE(i, n)                                                                          \
-    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < (n);                      \
-         i += (int64_t)gridDim.x * blockDim.x)
-#define LAUNCH_1D(kernel, n, ...)                                                                  \
-    do {                                                                                           \
-        if ((n) > 0) {                                                                             \
-            kernel<<<mprt_cu_blocks(n), MPRT_CU_THREADS, 0, mprt_cu_stream()>>>(__VA_ARGS__);      \
-            CU_CHECK_LAUNCH(#kernel);                                                              \
-        }                                                                                          \
-    } while (0)
-
 #define GELU_C 0.7978845608028654f /* √(2/π) */
 #define GELU_A 0.044715f
 
