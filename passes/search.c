@@ -901,17 +901,23 @@ static double solve_cand(Search *s, const Cand *c, double bound, bool wins_ties,
 /* When the fastest plan of a candidate does not fit: the plan whose fullest stage holds the
  * least (parameters, optimizer state, and activations × micro-batches in flight; buffers
  * are left to the evaluation), by the same sweep with memory as the stage's load. */
-static bool solve_mem(Search *s, const Cand *c, int *mode, int *stage) {
+/* Micro-batches in flight at each stage under 1F1B: min(S − s, m). */
+static void set_inflight(Search *s, const Cand *c) {
     s->infl = xgrow(s->infl, &s->infl_cap, (size_t)c->S, sizeof(double));
     for (int k = 0; k < c->S; k++) s->infl[k] = c->S - k < c->m ? c->S - k : c->m;
-    s->mem_mode = true;
-    double lo = 0, hi = 1;
+}
+
+/* The smallest bottleneck the sweep can meet, found by doubling `hi` from `lo` until a plan
+ * exists and bisecting to relative tolerance `tol`; leaves that plan's choices in
+ * mode/stage. False when no plan exists at any bottleneck. */
+static bool bisect_plan(Search *s, const Cand *c, double lo, double hi, double tol, int *mode,
+                        int *stage) {
     bool ok = dp_run(s, c, INFINITY, false);
     while (ok && !dp_run(s, c, hi, false)) {
         lo = hi;
         hi *= 2;
     }
-    for (int it = 0; ok && it < 200 && hi - lo > 1e-6 * hi; it++) {
+    for (int it = 0; ok && it < 200 && hi - lo > tol * hi; it++) {
         double mid = 0.5 * (lo + hi);
         if (dp_run(s, c, mid, false)) hi = mid;
         else lo = mid;
@@ -920,6 +926,13 @@ static bool solve_mem(Search *s, const Cand *c, int *mode, int *stage) {
         dp_run(s, c, hi, true);
         dp_backtrack(s, c, mode, stage);
     }
+    return ok;
+}
+
+static bool solve_mem(Search *s, const Cand *c, int *mode, int *stage) {
+    set_inflight(s, c);
+    s->mem_mode = true;
+    bool ok = bisect_plan(s, c, 0, 1, 1e-6, mode, stage);
     s->mem_mode = false;
     return ok;
 }
@@ -928,24 +941,9 @@ static bool solve_mem(Search *s, const Cand *c, int *mode, int *stage) {
  * solve_mem) would exceed the device's is dropped: per state it keeps the fastest path that
  * fits, which is not always the one a later layer needs, so this is a heuristic. */
 static bool solve_capped(Search *s, const Cand *c, int *mode, int *stage) {
-    s->infl = xgrow(s->infl, &s->infl_cap, (size_t)c->S, sizeof(double));
-    for (int k = 0; k < c->S; k++) s->infl[k] = c->S - k < c->m ? c->S - k : c->m;
+    set_inflight(s, c);
     s->mem_cap = s->g->cluster.memory;
-    double lo = c->lb, hi = fmax(c->lb * 1.25, 1e-300);
-    bool ok = dp_run(s, c, INFINITY, false);
-    while (ok && !dp_run(s, c, hi, false)) {
-        lo = hi;
-        hi *= 2;
-    }
-    for (int it = 0; ok && it < 200 && hi - lo > 1e-9 * hi; it++) {
-        double mid = 0.5 * (lo + hi);
-        if (dp_run(s, c, mid, false)) hi = mid;
-        else lo = mid;
-    }
-    if (ok) {
-        dp_run(s, c, hi, true);
-        dp_backtrack(s, c, mode, stage);
-    }
+    bool ok = bisect_plan(s, c, c->lb, fmax(c->lb * 1.25, 1e-300), 1e-9, mode, stage);
     s->mem_cap = INFINITY;
     return ok;
 }
