@@ -4,6 +4,8 @@
  *   mpirun -np 2 ./api_errors DIR     the plan's world size: every error path, each followed
  *                                      by a call that works (the context stays usable)
  *   mpirun -np 1 ./api_errors DIR     a world the plan does not fit: create fails cleanly
+ *   mpirun -np 2 ./api_errors DIR CKPT   also: CKPT, written by the standalone trainer after
+ *                                      3 steps, loads through the API and training goes on
  *
  * DIR is a scratch folder for checkpoints. Each check prints what failed; the exit status is
  * the number of failed checks (0: all passed). Every rank checks the same things.
@@ -211,6 +213,17 @@ static void checkpoint_errors(mlp_ctx *ctx, const char *dir) {
           replay, next);
 }
 
+/* A checkpoint the standalone trainer wrote (under a 1-device plan, 3 steps; the ctest
+ * fixture capi/trainer_checkpoint makes it) loads into this 2-rank context and trains on. */
+static void trainer_checkpoint(mlp_ctx *ctx, const char *path) {
+    CHECK(mlp_load(ctx, path, 1) == MLP_OK, "load the trainer's checkpoint: %s",
+          mlp_last_error(ctx));
+    CHECK(mlp_steps_done(ctx) == 3, "the trainer's checkpoint resumes at step 3, not %lld",
+          (long long)mlp_steps_done(ctx));
+    good_step(ctx, 4, "loading the trainer's checkpoint");
+    if (rank == 0 && failures == 0) printf("ok: the trainer's checkpoint loads and trains on\n");
+}
+
 /* -np 1 for a 2-rank plan: create fails with a message, and nothing is left initialised. */
 static int wrong_world(void) {
     mlp_ctx *ctx = NULL;
@@ -226,6 +239,7 @@ int main(int argc, char **argv) {
     int size = 0;
     MPI_Comm_size(MPI_COMM_WORLD, &size);
     const char *dir = argc > 1 ? argv[1] : ".";
+    const char *trainer_ckpt = argc > 2 ? argv[2] : NULL;
     if (size != MLP_WORLD_SIZE) {
         int f = wrong_world();
         MPI_Finalize();
@@ -249,6 +263,7 @@ int main(int argc, char **argv) {
         step_errors(ctx);
         info_errors(ctx);
         checkpoint_errors(ctx, dir);
+        if (trainer_ckpt) trainer_checkpoint(ctx, trainer_ckpt);
         mlp_destroy(ctx);
         /* a destroyed context frees the runtime: a new one can be made */
         ctx = NULL;
