@@ -275,6 +275,22 @@ static int64_t a2a_block(int G, int64_t batch, int64_t mid, int64_t feat, int64_
     return n / G / G;
 }
 
+/* Between a local tensor [bl][mid][feat][inner] and G blocks [G][bl][mid][feat/G][inner],
+ * block p holding feature slice p: packs the tensor into blocks (to_blocks) or unpacks
+ * blocks into the tensor. The same index map serves both all-to-all directions. */
+static void a2a_permute(float *dst, const float *src, int G, int64_t bl, int64_t mid,
+                        int64_t feat, int64_t inner, bool to_blocks) {
+    size_t fc = (size_t)(feat / G), span = fc * (size_t)inner;
+    for (size_t p = 0; p < (size_t)G; p++)
+        for (size_t b = 0; b < (size_t)bl; b++)
+            for (size_t m = 0; m < (size_t)mid; m++) {
+                size_t blocked = ((p * (size_t)bl + b) * (size_t)mid + m) * span;
+                size_t whole = ((b * (size_t)mid + m) * (size_t)feat + p * fc) * (size_t)inner;
+                if (to_blocks) memcpy(dst + blocked, src + whole, span * sizeof(float));
+                else memcpy(dst + whole, src + blocked, span * sizeof(float));
+            }
+}
+
 void mprt_alltoall_b2f(MprtGroup g, const float *in, float *out, int64_t batch, int64_t mid,
                        int64_t feat, int64_t inner) {
     int G = mprt_group_size(g);
@@ -285,13 +301,7 @@ void mprt_alltoall_b2f(MprtGroup g, const float *in, float *out, int64_t batch, 
     } else {
         /* send[p] = my rows, feature slice p: [bl][mid][fc][inner] */
         float *send = scratch(blk * G);
-        size_t bl = (size_t)(batch / G), fc = (size_t)(feat / G), span = fc * (size_t)inner;
-        for (size_t p = 0; p < (size_t)G; p++)
-            for (size_t b = 0; b < bl; b++)
-                for (size_t m = 0; m < (size_t)mid; m++)
-                    memcpy(send + ((p * bl + b) * (size_t)mid + m) * span,
-                           in + ((b * (size_t)mid + m) * (size_t)feat + p * fc) * (size_t)inner,
-                           span * sizeof(float));
+        a2a_permute(send, in, G, batch / G, mid, feat, inner, true);
         /* from q: rows block q, my features — exactly the F layout's row order */
         check(MPI_Alltoall(send, (int)blk, MPI_FLOAT, out, (int)blk, MPI_FLOAT, R.comm[g]),
               "MPI_Alltoall", g);
@@ -312,12 +322,7 @@ void mprt_alltoall_f2b(MprtGroup g, const float *in, float *out, int64_t batch, 
         float *recv = scratch(blk * G);
         check(MPI_Alltoall(in, (int)blk, MPI_FLOAT, recv, (int)blk, MPI_FLOAT, R.comm[g]),
               "MPI_Alltoall", g);
-        size_t bl = (size_t)(batch / G), fc = (size_t)(feat / G), span = fc * (size_t)inner;
-        for (size_t q = 0; q < (size_t)G; q++)
-            for (size_t b = 0; b < bl; b++)
-                for (size_t m = 0; m < (size_t)mid; m++)
-                    memcpy(out + ((b * (size_t)mid + m) * (size_t)feat + q * fc) * (size_t)inner,
-                           recv + ((q * bl + b) * (size_t)mid + m) * span, span * sizeof(float));
+        a2a_permute(out, recv, G, batch / G, mid, feat, inner, false);
     }
     mprt_stats_add(MPRT_ALLTOALL, g, mprt_coll_bytes(MPRT_ALLTOALL, G, 4 * blk * G * G),
                    MPI_Wtime() - t0);
