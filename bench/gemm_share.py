@@ -13,32 +13,20 @@ of this small step) and:
      OpenBLAS (libopenblas*: the sgemm kernels, their packing copies and the BLAS threads'
      spin-waits, which are part of what a GEMM call costs) against all samples of the process.
 """
-import argparse
 import collections
 import json
 import os
 import shutil
 import statistics
-import subprocess
-import sys
 
+from benchlib import parser, run
 from npy_data import mlp_data
 
 LINEAR = ("h1", "h2", "out")
 
 
-def run(cmd, env=None):
-    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if r.returncode != 0:
-        sys.exit(f"failed ({r.returncode}): {' '.join(cmd)}\n{r.stdout}{r.stderr}")
-    return r.stdout
-
-
 def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--mpcc", default="build/mpcc")
-    p.add_argument("--mpirun", default="mpirun")
-    p.add_argument("--workdir", default="/tmp/mpcc-bench")
+    p = parser(__doc__)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--steps", type=int, default=100)

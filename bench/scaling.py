@@ -9,31 +9,20 @@ Step time is the profile's elapsed_s / steps (median over the runs); the measure
 those of the trainer's final `bytes:` line (busiest rank, over all steps) divided by the steps.
 The trainers read a fixed data set (--data, npy_data.py).
 """
-import argparse
 import json
 import os
 import re
 import statistics
-import subprocess
 import sys
 
+from benchlib import parser, run
 from npy_data import mlp_data
 
 PLANS = {"searched": "examples/mlp.mp", "data": "bench/mlp_data.mp"}
 
 
-def run(cmd, env=None):
-    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if r.returncode != 0:
-        sys.exit(f"failed ({r.returncode}): {' '.join(cmd)}\n{r.stdout}{r.stderr}")
-    return r.stdout
-
-
 def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--mpcc", default="build/mpcc")
-    p.add_argument("--mpirun", default="mpirun")
-    p.add_argument("--workdir", default="/tmp/mpcc-bench")
+    p = parser(__doc__)
     p.add_argument("--cores", type=int, default=os.cpu_count())
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--steps", type=int, default=40)

@@ -7,13 +7,11 @@ alike). A trainer run's step time is its profile's elapsed_s / steps (every step
 included); a torch run's is the median of its steps after warm-up. The table gives the median
 over the REPS runs of each, and the ratio torch / mpcc (> 1: mpcc is faster).
 """
-import argparse
 import json
 import os
 import statistics
-import subprocess
-import sys
 
+from benchlib import parser, run
 from npy_data import mlp_data
 
 CONFIGS = {
@@ -26,19 +24,9 @@ CONFIGS = {
 }
 
 
-def run(cmd, env=None):
-    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if r.returncode != 0:
-        sys.exit(f"failed ({r.returncode}): {' '.join(cmd)}\n{r.stdout}{r.stderr}")
-    return r.stdout
-
-
 def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--mpcc", default="build/mpcc")
-    p.add_argument("--mpirun", default="mpirun")
+    p = parser(__doc__)
     p.add_argument("--python", default="bench/.venv/bin/python")
-    p.add_argument("--workdir", default="/tmp/mpcc-bench")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("configs", nargs="*", default=list(CONFIGS))
