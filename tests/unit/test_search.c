@@ -13,30 +13,12 @@
  *     hundred seeded random chains and branched graphs, several presets and cluster numbers.
  */
 #include "frontend.h"
+#include "ir_testlib.h"
 #include "passes.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int failures;
-
-#define CHECK(c)                                                                  \
-    do {                                                                          \
-        if (!(c)) {                                                               \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c); \
-            failures++;                                                           \
-        }                                                                         \
-    } while (0)
-
-#define CHECK_EQ(a, b)                                                                          \
-    do {                                                                                        \
-        long long a_ = (long long)(a), b_ = (long long)(b);                                     \
-        if (a_ != b_) {                                                                         \
-            fprintf(stderr, "%s:%d: %s == %lld, want %lld\n", __FILE__, __LINE__, #a, a_, b_); \
-            failures++;                                                                         \
-        }                                                                                       \
-    } while (0)
 
 /* A compiled model: arena, diagnostics captured in memory, the graph after `plan`. */
 typedef struct Model {
@@ -222,7 +204,7 @@ static void expect_error(const char *src, const char *const *defs, const char *w
     const char *t = model_diag(&m);
     if (!strstr(t, want)) {
         fprintf(stderr, "expected diagnostic containing \"%s\", got:\n%s\n", want, t);
-        failures++;
+        test_failures++;
     }
     model_free(&m);
 }
@@ -369,7 +351,7 @@ static void test_brute_force(void) {
         if (!m.ok) {
             fprintf(stderr, "random model %llu did not build:\n%s\n%s", (unsigned long long)seed, src,
                     model_diag(&m));
-            failures++;
+            test_failures++;
             model_free(&m);
             continue;
         }
@@ -382,7 +364,7 @@ static void test_brute_force(void) {
         } else if (!ok) {
             fprintf(stderr, "seed %llu: search found no plan, brute force %.17g\n%s",
                     (unsigned long long)seed, bf, model_diag(&m));
-            failures++;
+            test_failures++;
         } else {
             const Plan *p = m.g->plan;
             double F = p->totals.step_time;
@@ -395,7 +377,7 @@ static void test_brute_force(void) {
             } else {
                 fprintf(stderr, "seed %llu: search %.17g, brute force %.17g (%s %s %s %s)\n%s",
                         (unsigned long long)seed, F, bf, dv[0], dv[1], dv[2], dv[3], src);
-                failures++;
+                test_failures++;
             }
         }
         model_free(&m);
@@ -469,7 +451,5 @@ int main(void) {
     test_errors();
     test_brute_force();
     test_memory_gap();
-    if (failures) fprintf(stderr, "test_search: %d failure(s)\n", failures);
-    else printf("test_search: ok\n");
-    return failures != 0;
+    return TEST_RESULT();
 }
