@@ -1315,7 +1315,7 @@ static void emit_args(Emit *e) {
     E(e, "%s", dev ? "                 \"  --comm MODE        collectives over nccl, mpi (host-staged, GPUs shared) or auto (default)\\n\"\n"
                      "                 \"  --tf32             TF32 tensor-core GEMMs (faster, about 3 decimal digits)\\n\"\n"
                      "                 \"  --threads N        accepted for the C trainer's command line; unused on GPUs\\n\"\n"
-                   : "                 \"  --threads N        BLAS threads (default: cores / ranks on this node)\\n\"\n");
+                   : "                 \"  --threads N        compute threads per rank (default: its share of the node's CPUs)\\n\"\n");
     E(e, "%s",
       "                 \"  --help             this text\\n\",\n"
       "            MESH_S * MESH_D * MESH_T, prog, (int)DEFAULT_STEPS, (int)DEFAULT_SEED);\n}\n\n");
@@ -1356,13 +1356,6 @@ static void emit_args(Emit *e) {
 /* Initial weights are drawn on the host (the same numbers on both targets), then uploaded. */
 static void emit_init(Emit *e) {
     bool dev = e->t->dev;
-    if (!dev)
-        E(e, "%s",
-          "static int default_threads(void) {\n"
-          "    long cores = sysconf(_SC_NPROCESSORS_ONLN);\n"
-          "    const char *l = getenv(\"OMPI_COMM_WORLD_LOCAL_SIZE\");\n"
-          "    long local = l ? atol(l) : 1;\n"
-          "    long t = cores / (local > 0 ? local : 1);\n    return t > 0 ? (int)t : 1;\n}\n\n");
     E(e, "%s",
       "static void init_params(void) {\n"
       "    for (int i = 0; i < NUM_PARAMS; i++) {\n        const ParamInfo *p = &PARAMS[i];\n"
@@ -1460,7 +1453,7 @@ static void emit_main(Emit *e) {
                   "    bool comm_ok = !args.comm || mprt_cu_comm_parse(args.comm, &comm);\n"
                   "    mprt_exit_if_any(!comm_ok, \"--comm takes nccl, mpi or auto\");\n"
                   "    mprt_cu_init(comm);\n    mprt_cu_set_tf32(args.tf32);\n    profiling = args.profile != NULL;\n"
-                : "    mprt_kernels_set_threads(args.threads > 0 ? args.threads : default_threads());\n");
+                : "    int threads = mprt_set_threads(args.threads); /* 0: this rank's share of the node */\n");
     E(e, "    MprtErr err = {{0}};\n    bool ok = true;\n");
     if (x >= 0)
         E(e, "    if (args.data) ok = open_%s(args.data, &err);\n", cg_mangle(e->a, "d", x, IR_VALUE(e->g, x)->name));
@@ -1476,7 +1469,14 @@ static void emit_main(Emit *e) {
       "    int64_t step = 0;\n"
       "    if (args.init) load_checkpoint(args.init, false);\n"
       "    if (args.resume) step = load_checkpoint(args.resume, true);\n"
-      "    if (mesh->rank == 0) {\n        printf(\"%s\", PLAN_SUMMARY);\n        fflush(stdout);\n    }\n"
+      "    if (mesh->rank == 0) {\n        printf(\"%s\", PLAN_SUMMARY);\n");
+    if (!e->t->dev)
+        E(e, "%s",
+          "        if (*mprt_rebound_cpus())\n"
+          "            printf(\"cpu: %d threads per rank; the launcher bound rank 0 to fewer CPUs, \"\n"
+          "                   \"so it moved to CPUs %s\\n\", threads, mprt_rebound_cpus());\n");
+    E(e, "%s",
+      "        fflush(stdout);\n    }\n"
       "    mprt_stats_reset();\n"
       "    int64_t first = step;\n    double loss = 0;\n"
       "    mprt_progress_start(first, args.steps, BATCH);\n"

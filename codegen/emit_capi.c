@@ -236,7 +236,7 @@ static const char api_impl_common[] =
     "    c->cfg = *cfg;\n    seed = cfg->seed;\n"
     "    hyper.lr = cfg->lr, hyper.momentum = cfg->momentum, hyper.beta1 = cfg->beta1;\n"
     "    hyper.beta2 = cfg->beta2, hyper.eps = cfg->eps, hyper.weight_decay = cfg->weight_decay;\n"
-    "    mprt_kernels_set_threads(cfg->threads > 0 ? cfg->threads : default_threads());\n}\n\n"
+    "    mprt_set_threads(cfg->threads);\n}\n\n"
     "int @P@_configure(@P@_ctx *c, const @P@_config *cfg) {\n"
     "    if (!c) return api_fail(api_create_err, @U@_ERR_ARG, \"@P@_configure: ctx is NULL\");\n"
     "    int code = cfg ? api_check_config(cfg, c->err) : api_fail(c->err, @U@_ERR_ARG, "

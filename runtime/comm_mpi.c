@@ -159,6 +159,7 @@ void mprt_init(int *argc, char ***argv, int S, int d, int t) {
 
 void mprt_finalize(void) {
     if (!R.inited) return;
+    mprt__par_finalize();
     for (int g = 0; g < MPRT_GROUP__COUNT; g++)
         MPI_Comm_free(&R.comm[g]);
     free(R.scratch);

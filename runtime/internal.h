@@ -45,4 +45,18 @@ uint64_t mprt__le64(const unsigned char *p);
 uint32_t mprt__le32(const unsigned char *p);
 void mprt__put_le64(unsigned char *p, uint64_t v);
 
+/* The rank's thread pool (parallel.c). fn(ctx, lo, hi, part) runs over [0, n) cut into at most
+ * mprt_threads() contiguous parts of at least `grain` items each, part p = [p·n/P, (p+1)·n/P);
+ * the caller runs part 0 and returns when every part is done. Serial when called from a part. */
+typedef void (*MprtParFn)(void *ctx, int64_t lo, int64_t hi, int part);
+void mprt__parallel_for(int64_t n, int64_t grain, MprtParFn fn, void *ctx);
+/* Room for `each` floats per part (indexed by part), valid until the next call; the pool owns it. */
+float *mprt__par_scratch(int64_t each);
+/* C[M, N] = alpha·op(A)·op(B) + beta·C, row-major (cblas_sgemm's meaning, ta/tb = transpose),
+ * cut across the pool by rows or columns (gemm_blas.c). Every CPU kernel's GEMM goes here. */
+void mprt__sgemm(bool ta, bool tb, int M, int N, int K, float alpha, const float *A, int lda,
+                 const float *B, int ldb, float beta, float *C, int ldc);
+/* Stops the workers and frees the scratch (mprt_finalize). */
+void mprt__par_finalize(void);
+
 #endif /* MPRT_INTERNAL_H */

@@ -16,15 +16,22 @@
  * whole, a partial sum; the bias bo is added on one rank.
  *
  * Forward stashes q, k, v, the probabilities P and the heads' output y (MPRT_ATTENTION_STASH
- * floats); backward needs them all and works in MPRT_ATTENTION_SCRATCH floats of scratch.
+ * floats); backward needs them all and works in MPRT_ATTENTION_SCRATCH floats of scratch
+ * plus one [T, T] score gradient per thread.
  * The softmax backward uses dS = P ⊙ (dP − rowsum(P ⊙ dP)), which is zero where a causal
  * mask zeroed P, so masked entries need no special case there.
+ *
+ * The (sample, head) cores are independent, so they run on the rank's thread pool
+ * (parallel.c), each with single-threaded GEMMs: a 128×128×64 product takes OpenBLAS twice as
+ * long on two threads as on one (measured), so the parallelism is across heads, not inside
+ * them. Each thread's dP comes from the pool's scratch. The four
+ * projections around the cores are ordinary multi-threaded GEMMs.
  */
+#include "internal.h"
 #include "mprt_kernels.h"
 
 #include "kernels_math.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stddef.h>
 #include <string.h>
@@ -123,10 +130,41 @@ static void attn_head_forward(float *restrict P, float *restrict y, const float 
                               const float *restrict k, const float *restrict v, int T, int Dl,
                               int hd, int causal) {
     float scale = 1.0f / sqrtf((float)hd);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, scale, q, Dl, k, Dl, 0.0f, P, T);
+    mprt__sgemm(false, true, T, T, hd, scale, q, Dl, k, Dl, 0.0f, P, T);
     softmax_rows(P, T, causal);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, P, T, v, Dl, 0.0f, y,
-                Dl);
+    mprt__sgemm(false, false, T, hd, T, 1.0f, P, T, v, Dl, 0.0f, y, Dl);
+}
+
+/* The (sample, head) cores of one attention call, for the pool's part functions. */
+typedef struct AttnJob {
+    AttnStashC st; /* forward: the stash being written, read as const by backward */
+    float *p, *y;  /* forward outputs (P, y) */
+    float *dq, *dk, *dv, *dP;
+    const float *dy;
+    int T, Dl, hd, Hl, causal;
+} AttnJob;
+
+/* Runs fn over the N·Hl (sample, head) pairs, a few pairs per thread; their GEMMs, started
+ * inside a pool job, run on that one thread. */
+static void each_head(int64_t pairs, MprtParFn fn, AttnJob *j) {
+    mprt__parallel_for(pairs, 1, fn, j);
+}
+
+/* Offsets of pair i = n·Hl + h: its columns in q/k/v/y and its P block. */
+static size_t head_off(const AttnJob *j, int64_t i) {
+    int64_t n = i / j->Hl, h = i % j->Hl;
+    return (size_t)n * (size_t)j->T * (size_t)j->Dl + (size_t)h * (size_t)j->hd;
+}
+
+static void attn_forward_part(void *ctx, int64_t lo, int64_t hi, int part) {
+    (void)part;
+    const AttnJob *j = ctx;
+    for (int64_t i = lo; i < hi; i++) {
+        size_t off = head_off(j, i);
+        float *P = j->p + (size_t)i * (size_t)j->T * (size_t)j->T;
+        attn_head_forward(P, j->y + off, j->st.q + off, j->st.k + off, j->st.v + off, j->T, j->Dl,
+                          j->hd, j->causal);
+    }
 }
 
 void mprt_attention_forward(float *restrict out, float *restrict stash, const float *restrict x,
@@ -137,12 +175,15 @@ void mprt_attention_forward(float *restrict out, float *restrict stash, const fl
     mprt_linear_forward(st.q, x, w.wq, w.bq, NT, D, Dl, w.bq != NULL);
     mprt_linear_forward(st.k, x, w.wk, w.bk, NT, D, Dl, w.bk != NULL);
     mprt_linear_forward(st.v, x, w.wv, w.bv, NT, D, Dl, w.bv != NULL);
-    for (int n = 0; n < N; n++)
-        for (int h = 0; h < Hl; h++) {
-            size_t off = (size_t)n * (size_t)T * (size_t)Dl + (size_t)h * (size_t)hd;
-            float *P = st.p + ((size_t)n * (size_t)Hl + (size_t)h) * (size_t)T * (size_t)T;
-            attn_head_forward(P, st.y + off, st.q + off, st.k + off, st.v + off, T, Dl, hd, causal);
-        }
+    AttnJob j = {.st = attn_stash_const(stash, N, T, Dl),
+                 .p = st.p,
+                 .y = st.y,
+                 .T = T,
+                 .Dl = Dl,
+                 .hd = hd,
+                 .Hl = Hl,
+                 .causal = causal};
+    each_head((int64_t)N * Hl, attn_forward_part, &j);
     mprt_linear_forward(out, st.y, w.wo, w.bo, NT, Dl, D, add_bias);
 }
 
@@ -166,15 +207,22 @@ static void attn_head_backward(float *restrict dq, float *restrict dk, float *re
                                const float *restrict P, const float *restrict q,
                                const float *restrict k, const float *restrict v, int T, int Dl,
                                int hd) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, 1.0f, dy, Dl, v, Dl, 0.0f, dP,
-                T);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, 1.0f, P, T, dy, Dl, 0.0f, dv,
-                Dl);
+    mprt__sgemm(false, true, T, T, hd, 1.0f, dy, Dl, v, Dl, 0.0f, dP, T);
+    mprt__sgemm(true, false, T, hd, T, 1.0f, P, T, dy, Dl, 0.0f, dv, Dl);
     softmax_backward_rows(dP, P, T, 1.0f / sqrtf((float)hd));
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, dP, T, k, Dl, 0.0f, dq,
-                Dl);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, 1.0f, dP, T, q, Dl, 0.0f, dk,
-                Dl);
+    mprt__sgemm(false, false, T, hd, T, 1.0f, dP, T, k, Dl, 0.0f, dq, Dl);
+    mprt__sgemm(true, false, T, hd, T, 1.0f, dP, T, q, Dl, 0.0f, dk, Dl);
+}
+
+static void attn_backward_part(void *ctx, int64_t lo, int64_t hi, int part) {
+    const AttnJob *j = ctx;
+    float *dP = j->dP + (size_t)part * (size_t)j->T * (size_t)j->T;
+    for (int64_t i = lo; i < hi; i++) {
+        size_t off = head_off(j, i);
+        const float *P = j->st.p + (size_t)i * (size_t)j->T * (size_t)j->T;
+        attn_head_backward(j->dq + off, j->dk + off, j->dv + off, dP, j->dy + off, P, j->st.q + off,
+                           j->st.k + off, j->st.v + off, j->T, j->Dl, j->hd);
+    }
 }
 
 void mprt_attention_backward(float *restrict dx, MprtAttnG g, const float *restrict dout,
@@ -186,16 +234,19 @@ void mprt_attention_backward(float *restrict dx, MprtAttnG g, const float *restr
     size_t a = (size_t)NT * (size_t)Dl;
     AttnStashC st = attn_stash_const(stash, N, T, Dl);
     float *dy = scratch, *dq = scratch + a, *dk = scratch + 2 * a, *dv = scratch + 3 * a;
-    float *dP = scratch + 4 * a;
     memset(dy, 0, a * sizeof *dy);
     mprt_linear_backward(dy, g.wo, g.bo, dout, st.y, w.wo, NT, Dl, D);
-    for (int n = 0; n < N; n++)
-        for (int h = 0; h < Hl; h++) {
-            size_t off = (size_t)n * (size_t)T * (size_t)Dl + (size_t)h * (size_t)hd;
-            const float *P = st.p + ((size_t)n * (size_t)Hl + (size_t)h) * (size_t)T * (size_t)T;
-            attn_head_backward(dq + off, dk + off, dv + off, dP, dy + off, P, st.q + off,
-                               st.k + off, st.v + off, T, Dl, hd);
-        }
+    AttnJob j = {.st = st,
+                 .dq = dq,
+                 .dk = dk,
+                 .dv = dv,
+                 .dy = dy,
+                 .dP = mprt__par_scratch((int64_t)T * T),
+                 .T = T,
+                 .Dl = Dl,
+                 .hd = hd,
+                 .Hl = Hl};
+    each_head((int64_t)N * Hl, attn_backward_part, &j);
     mprt_linear_backward(dx, g.wq, g.bq, dq, x, w.wq, NT, D, Dl);
     mprt_linear_backward(dx, g.wk, g.bk, dk, x, w.wk, NT, D, Dl);
     mprt_linear_backward(dx, g.wv, g.bv, dv, x, w.wv, NT, D, Dl);

@@ -18,9 +18,9 @@
  * weight matrix), a row split x [N, C/t, H, W] and W [O, C/t, K, K] (its own contiguous
  * copy of a column block), whose outputs are partial sums; only one rank adds the bias.
  */
+#include "internal.h"
 #include "mprt_kernels.h"
 
-#include <cblas.h>
 #include <stddef.h>
 
 typedef struct ConvDims {
@@ -97,8 +97,7 @@ void mprt_conv2d_forward(float *restrict out, const float *restrict x, const flo
                     on[(size_t)o * (size_t)plane + (size_t)i] = b[o];
             beta = 1.0f;
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, O, plane, ckk, 1.0f, W, ckk, col,
-                    plane, beta, on, plane);
+        mprt__sgemm(false, false, O, plane, ckk, 1.0f, W, ckk, col, plane, beta, on, plane);
     }
 }
 
@@ -109,12 +108,10 @@ static void conv_backward_input(float *restrict dxn, const float *restrict don,
                                 int O) {
     int plane = d.Ho * d.Wo, ckk = d.C * d.K * d.K;
     if (conv_is_pointwise(d)) {
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ckk, plane, O, 1.0f, W, ckk, don,
-                    plane, 1.0f, dxn, plane);
+        mprt__sgemm(true, false, ckk, plane, O, 1.0f, W, ckk, don, plane, 1.0f, dxn, plane);
         return;
     }
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ckk, plane, O, 1.0f, W, ckk, don, plane,
-                0.0f, scratch, plane);
+    mprt__sgemm(true, false, ckk, plane, O, 1.0f, W, ckk, don, plane, 0.0f, scratch, plane);
     col2im_add(dxn, scratch, d);
 }
 
@@ -133,8 +130,7 @@ void mprt_conv2d_backward(float *restrict dx, float *restrict dW, float *restric
                 im2col(scratch, col, d);
                 col = scratch;
             }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, O, ckk, plane, 1.0f, don, plane,
-                        col, plane, 1.0f, dW, ckk);
+            mprt__sgemm(false, true, O, ckk, plane, 1.0f, don, plane, col, plane, 1.0f, dW, ckk);
         }
         if (db)
             for (int o = 0; o < O; o++) {

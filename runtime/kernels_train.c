@@ -9,8 +9,14 @@
  *
  * The optimizers reproduce PyTorch's update rules to the operation (torch.optim.SGD with
  * dampening 0 and no Nesterov, torch.optim.Adam and AdamW with amsgrad off), because a numpy
- * script re-implements them to check a trainer's loss curve to 1e-5.
+ * script re-implements them to check a trainer's loss curve to 1e-5. They are elementwise,
+ * so they run on the rank's thread pool over contiguous ranges (parallel.c) with results
+ * independent of the thread count; so do the cross-entropy gradient (by rows) and the MSE
+ * gradient. The loss values are sums and stay serial, in a fixed order.
  */
+
+#define GRAIN 16384 /* elements below which a loop stays on the calling thread */
+#include "internal.h"
 #include "mprt_kernels.h"
 
 #include "kernels_math.h"
@@ -53,25 +59,36 @@ double mprt_cross_entropy_forward(const float *restrict logits, const int32_t *r
     return loss * (double)scale;
 }
 
-MPRT__SIMD static void cross_entropy_backward_loop(float *restrict dlogits,
-                                                   const float *restrict logits,
-                                                   const int32_t *restrict labels, int M, int V,
-                                                   float scale) {
-    for (int m = 0; m < M; m++) {
-        if (labels[m] < 0 || labels[m] >= V) continue; /* ignored row */
-        const float *restrict row = logits + (size_t)m * (size_t)V;
-        float *restrict d = dlogits + (size_t)m * (size_t)V;
+typedef struct Ce {
+    float *dlogits;
+    const float *logits;
+    const int32_t *labels;
+    int V;
+    float scale;
+} Ce;
+
+/* Rows [lo, hi) of the cross-entropy gradient. */
+MPRT__SIMD static void cross_entropy_backward_part(void *p, int64_t lo, int64_t hi, int part) {
+    (void)part;
+    const Ce *c = p;
+    int V = c->V;
+    for (int64_t m = lo; m < hi; m++) {
+        int32_t label = c->labels[m];
+        if (label < 0 || label >= V) continue; /* ignored row */
+        const float *restrict row = c->logits + m * V;
+        float *restrict d = c->dlogits + m * V;
         float mx;
         float lse = row_logsumexp(row, V, &mx);
         for (int j = 0; j < V; j++)
-            d[j] += scale * mprt__expf(row[j] - mx - lse);
-        d[labels[m]] -= scale;
+            d[j] += c->scale * mprt__expf(row[j] - mx - lse);
+        d[label] -= c->scale;
     }
 }
 
 void mprt_cross_entropy_backward(float *restrict dlogits, const float *restrict logits,
                                  const int32_t *restrict labels, int M, int V, float scale) {
-    cross_entropy_backward_loop(dlogits, logits, labels, M, V, scale);
+    Ce c = {dlogits, logits, labels, V, scale};
+    mprt__parallel_for(M, GRAIN / (V + 1) + 1, cross_entropy_backward_part, &c);
 }
 
 double mprt_mse_forward(const float *restrict pred, const float *restrict target, int64_t n,
@@ -84,57 +101,101 @@ double mprt_mse_forward(const float *restrict pred, const float *restrict target
     return s * (double)scale;
 }
 
+/* The operands of the elementwise kernels below, for their part functions. */
+typedef struct Opt {
+    float *p, *m, *v;
+    const float *g, *t;
+    float lr, beta1, beta2, eps, weight_decay, step_size, bc2_sqrt, momentum;
+} Opt;
+
+static void mse_backward_part(void *ctx, int64_t lo, int64_t hi, int part) {
+    (void)part;
+    const Opt *o = ctx;
+    float *restrict d = o->m;
+    const float *restrict pred = o->g, *restrict target = o->t;
+    float c = o->lr;
+    for (int64_t i = lo; i < hi; i++)
+        d[i] += c * (pred[i] - target[i]);
+}
+
 void mprt_mse_backward(float *restrict dpred, const float *restrict pred,
                        const float *restrict target, int64_t n, float scale) {
-    float c = 2.0f * scale;
-    for (int64_t i = 0; i < n; i++)
-        dpred[i] += c * (pred[i] - target[i]);
+    Opt o = {.m = dpred, .g = pred, .t = target, .lr = 2.0f * scale};
+    mprt__parallel_for(n, GRAIN, mse_backward_part, &o);
 }
 
 /* ─────────────────────────────── optimizers ─────────────────────────────── */
 
-void mprt_sgd_step(float *restrict p, float *restrict v, const float *restrict g, int64_t n,
-                   float lr, float momentum, float weight_decay) {
+static void sgd_part(void *ctx, int64_t lo, int64_t hi, int part) {
+    (void)part;
+    const Opt *o = ctx;
+    float *restrict p = o->p, *restrict v = o->v;
+    const float *restrict g = o->g;
+    float lr = o->lr, momentum = o->momentum, weight_decay = o->weight_decay;
     if (!v) {
-        for (int64_t i = 0; i < n; i++)
+        for (int64_t i = lo; i < hi; i++)
             p[i] -= lr * (g[i] + weight_decay * p[i]);
         return;
     }
-    for (int64_t i = 0; i < n; i++) {
+    for (int64_t i = lo; i < hi; i++) {
         v[i] = momentum * v[i] + (g[i] + weight_decay * p[i]);
         p[i] -= lr * v[i];
     }
 }
 
-/* The shared Adam update; the caller has applied any decoupled decay already. */
+void mprt_sgd_step(float *restrict p, float *restrict v, const float *restrict g, int64_t n,
+                   float lr, float momentum, float weight_decay) {
+    Opt o = {.p = p, .v = v, .g = g, .lr = lr, .momentum = momentum, .weight_decay = weight_decay};
+    mprt__parallel_for(n, GRAIN, sgd_part, &o);
+}
+
+/* The shared Adam update over [lo, hi); AdamW's decoupled decay (momentum = 1 − lr·wd, else
+ * 1) scales p first, in the same pass. */
 MPRT__SIMD
-static void adam_update(float *restrict p, float *restrict m, float *restrict v,
-                        const float *restrict g, int64_t n, float lr, float beta1, float beta2,
-                        float eps, float weight_decay, int64_t t) {
-    double bc1 = 1.0 - pow((double)beta1, (double)t);
-    double bc2 = 1.0 - pow((double)beta2, (double)t);
-    float step_size = (float)((double)lr / bc1);
-    float bc2_sqrt = (float)sqrt(bc2);
-    for (int64_t i = 0; i < n; i++) {
-        float gi = g[i] + weight_decay * p[i];
+static void adam_part(void *ctx, int64_t lo, int64_t hi, int part) {
+    (void)part;
+    const Opt *o = ctx;
+    float *restrict p = o->p, *restrict m = o->m, *restrict v = o->v;
+    const float *restrict g = o->g;
+    float beta1 = o->beta1, beta2 = o->beta2, eps = o->eps, wd = o->weight_decay;
+    float step_size = o->step_size, bc2_sqrt = o->bc2_sqrt, keep = o->momentum;
+    for (int64_t i = lo; i < hi; i++) {
+        float pi = p[i] * keep;
+        float gi = g[i] + wd * pi;
         m[i] = beta1 * m[i] + (1.0f - beta1) * gi;
         v[i] = beta2 * v[i] + (1.0f - beta2) * gi * gi;
         float denom = sqrtf(v[i]) / bc2_sqrt + eps;
-        p[i] -= step_size * m[i] / denom;
+        p[i] = pi - step_size * m[i] / denom;
     }
+}
+
+static void adam_run(float *p, float *m, float *v, const float *g, int64_t n, float lr, float beta1,
+                     float beta2, float eps, float weight_decay, float keep, int64_t t) {
+    double bc1 = 1.0 - pow((double)beta1, (double)t);
+    double bc2 = 1.0 - pow((double)beta2, (double)t);
+    Opt o = {.p = p,
+             .m = m,
+             .v = v,
+             .g = g,
+             .lr = lr,
+             .beta1 = beta1,
+             .beta2 = beta2,
+             .eps = eps,
+             .weight_decay = weight_decay,
+             .step_size = (float)((double)lr / bc1),
+             .bc2_sqrt = (float)sqrt(bc2),
+             .momentum = keep};
+    mprt__parallel_for(n, GRAIN, adam_part, &o);
 }
 
 void mprt_adam_step(float *restrict p, float *restrict m, float *restrict v,
                     const float *restrict g, int64_t n, float lr, float beta1, float beta2,
                     float eps, float weight_decay, int64_t t) {
-    adam_update(p, m, v, g, n, lr, beta1, beta2, eps, weight_decay, t);
+    adam_run(p, m, v, g, n, lr, beta1, beta2, eps, weight_decay, 1.0f, t);
 }
 
 void mprt_adamw_step(float *restrict p, float *restrict m, float *restrict v,
                      const float *restrict g, int64_t n, float lr, float beta1, float beta2,
                      float eps, float weight_decay, int64_t t) {
-    float keep = 1.0f - lr * weight_decay;
-    for (int64_t i = 0; i < n; i++)
-        p[i] *= keep;
-    adam_update(p, m, v, g, n, lr, beta1, beta2, eps, 0.0f, t);
+    adam_run(p, m, v, g, n, lr, beta1, beta2, eps, 0.0f, 1.0f - lr * weight_decay, t);
 }

@@ -27,7 +27,7 @@ static int paused;
 
 typedef struct Timer {
     char *name;
-    double seconds, started;
+    double seconds, started, first; /* first: the first call's seconds (warm-up shows there) */
     int64_t calls;
 } Timer;
 static Timer *timers;
@@ -114,7 +114,7 @@ int mprt_timer(const char *name) {
     char *copy = malloc(len + 1);
     if (!copy) mprt_fatal("out of memory for timer '%s'", name);
     memcpy(copy, name, len + 1);
-    timers[ntimers] = (Timer){copy, 0.0, 0.0, 0};
+    timers[ntimers] = (Timer){copy, 0.0, 0.0, 0.0, 0};
     return ntimers++;
 }
 
@@ -123,17 +123,14 @@ static Timer *timer_at(int id) {
     return &timers[id];
 }
 
-void mprt_timer_start(int id) { timer_at(id)->started = mprt_now(); }
-void mprt_timer_stop(int id) {
-    Timer *t = timer_at(id);
-    t->seconds += mprt_now() - t->started;
-    t->calls++;
-}
 void mprt_timer_add(int id, double seconds) {
     Timer *t = timer_at(id);
+    if (t->calls == 0) t->first = seconds;
     t->seconds += seconds;
     t->calls++;
 }
+void mprt_timer_start(int id) { timer_at(id)->started = mprt_now(); }
+void mprt_timer_stop(int id) { mprt_timer_add(id, mprt_now() - timer_at(id)->started); }
 double mprt_timer_seconds(int id) { return timer_at(id)->seconds; }
 
 /* ───────────────────────────── progress ───────────────────────────── */
@@ -203,6 +200,7 @@ static cJSON *rank_json(void) {
         cJSON_AddStringToObject(e, "name", timers[i].name);
         cJSON_AddNumberToObject(e, "seconds", timers[i].seconds);
         cJSON_AddNumberToObject(e, "calls", (double)timers[i].calls);
+        cJSON_AddNumberToObject(e, "first_s", timers[i].first);
         cJSON_AddItemToArray(tm, e);
     }
     return r;

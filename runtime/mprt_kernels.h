@@ -22,15 +22,25 @@
  *     layer without bias); the kernel then skips computing it. A bias added on one rank
  *     only (row split) still gets its gradient on every rank, from the replicated dout.
  *   - Matrix products go to OpenBLAS (cblas_sgemm); elementwise loops are written so the
- *     compiler vectorises them. The BLAS thread count is the caller's: mprt_kernels_set_threads.
+ *     compiler vectorises them; both use the rank's threads (mprt_set_threads, below).
  */
 #ifndef MPRT_KERNELS_H
 #define MPRT_KERNELS_H
 
 #include <stdint.h>
 
-/* Sets the number of threads OpenBLAS uses for every later GEMM (n ≥ 1). */
-void mprt_kernels_set_threads(int n);
+/* The rank's compute threads (parallel.c): OpenBLAS's and the kernels' pool. threads ≤ 0 means
+ * this rank's share of its node: the CPUs the node's ranks may run on (the union of their
+ * affinity masks) divided by the number of ranks on the node. When the rank's own mask is
+ * narrower than `threads` (Open MPI binds one or two ranks to one core each), the rank moves
+ * itself, every thread of it, to its own block of `threads` CPUs of that union, or to the whole
+ * union when the node is oversubscribed. Collective over the node's ranks once MPI is up; also
+ * callable without MPI (unit tests). Returns the thread count. Kernel results do not depend on it
+ * except through OpenBLAS's GEMMs. */
+int mprt_set_threads(int threads);
+int mprt_threads(void);
+/* The CPUs this rank was moved to by the last mprt_set_threads ("0-1"), or "" if it was not. */
+const char *mprt_rebound_cpus(void);
 
 /* ─────────────────────────────── linear ─────────────────────────────── */
 
@@ -179,8 +189,8 @@ typedef struct MprtAttnG { /* gradients, accumulated (+=); any may be NULL */
 /* Forward keeps q, k, v, y [N·T, Dl] and P [N, Hl, T, T] in the stash for backward. */
 #define MPRT_ATTENTION_STASH(N, T, Dl, Hl)                                                         \
     (4 * (int64_t)(N) * (T) * (Dl) + (int64_t)(N) * (Hl) * (T) * (T))
-/* Backward scratch: dy, dq, dk, dv [N·T, Dl] and one head's dP [T, T]. */
-#define MPRT_ATTENTION_SCRATCH(N, T, Dl) (4 * (int64_t)(N) * (T) * (Dl) + (int64_t)(T) * (T))
+/* Backward scratch: dy, dq, dk, dv [N·T, Dl]. (Each thread's dP [T, T] is the runtime's own.) */
+#define MPRT_ATTENTION_SCRATCH(N, T, Dl) (4 * (int64_t)(N) * (T) * (Dl))
 
 void mprt_attention_forward(float *restrict out, float *restrict stash, const float *restrict x,
                             MprtAttnW w, int N, int T, int D, int Hl, int hd, int causal,

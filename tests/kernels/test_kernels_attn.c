@@ -286,7 +286,7 @@ static void test_attention_head_split(void) {
 }
 
 int main(void) {
-    mprt_kernels_set_threads(1);
+    mprt_set_threads(1);
     test_embedding();
     test_attention(0);
     test_attention(1);

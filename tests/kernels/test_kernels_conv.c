@@ -208,7 +208,7 @@ static void test_maxpool_ties(void) {
 }
 
 int main(void) {
-    mprt_kernels_set_threads(1);
+    mprt_set_threads(1);
     test_conv(2, 3, 7, 6, 4, 3, 2, 1); /* strided, padded */
     test_conv(2, 3, 5, 7, 5, 3, 1, 0); /* valid */
     test_conv(3, 4, 3, 5, 2, 1, 1, 0); /* pointwise: no im2col */

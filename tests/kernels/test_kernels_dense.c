@@ -386,7 +386,7 @@ static void test_dropout_split(void) {
 }
 
 int main(void) {
-    mprt_kernels_set_threads(1);
+    mprt_set_threads(1);
     test_linear();
     test_linear_col_split();
     test_linear_row_split();
