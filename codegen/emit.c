@@ -83,9 +83,9 @@ static void E(Emit *e, const char *fmt, ...) {
     va_end(ap);
 }
 static const char *pfx(const Emit *e) { return e->t->k; }
-/* `memset(p, 0, bytes)` on the host, `mprt_cu_memset0(p, bytes)` on the device. */
-static const char *zero(const Emit *e) { return e->t->dev ? "mprt_cu_memset0(" : "memset("; }
-static const char *zero0(const Emit *e) { return e->t->dev ? "" : "0, "; }
+/* `mprt_zero(p, bytes)` on the host (a memset on the rank's threads), `mprt_cu_memset0(p, bytes)`
+ * on the device. */
+static const char *zero(const Emit *e) { return e->t->dev ? "mprt_cu_memset0(" : "mprt_zero("; }
 
 /* ───────────────────────────── names and escaping ───────────────────────────── */
 
@@ -924,8 +924,8 @@ static void emit_fwd_coll(Emit *e, const SchedOp *o) {
     case COLL_SLICE:
         if (B(e, o->dst)->layout == LAYOUT_P)
             E(e, "    if (mesh->k == 0)\n        %s(%s, %s, sizeof(float) * %lld);\n    else\n"
-                 "        %s%s, %ssizeof(float) * %lld);\n",
-              e->t->copy, dst, src, (long long)lnumel(e, o->dst), zero(e), dst, zero0(e), (long long)lnumel(e, o->dst));
+                 "        %s%s, sizeof(float) * %lld);\n",
+              e->t->copy, dst, src, (long long)lnumel(e, o->dst), zero(e), dst, (long long)lnumel(e, o->dst));
         else if (is_int(e, o->src))
             E(e, "    %s(%s, %s + mesh->k * %lld, sizeof(int32_t) * %lld);\n", e->t->copy, dst, src,
               (long long)lnumel(e, o->dst), (long long)lnumel(e, o->dst));
@@ -1012,8 +1012,8 @@ static void emit_stage_bwd(Emit *e, int s) {
     E(e, "    const Stage%d *a = &act%d[micro %% %d], *d = &grad%d;\n", s, s, st->stash, s);
     E(e, "    int64_t n0 = (int64_t)mesh->j * (BATCH / MESH_D) + (int64_t)micro * MB;\n");
     E(e, "    (void)a, (void)d, (void)n0;\n");
-    E(e, "    IDLE(wait_sends(micro %% %d));\n    %sgbase, %ssizeof(float) * STAGE%d_GRADS);\n", st->stash, zero(e),
-      zero0(e), s);
+    E(e, "    IDLE(wait_sends(micro %% %d));\n    %sgbase, sizeof(float) * STAGE%d_GRADS);\n", st->stash, zero(e),
+      s);
     for (int i = 0; i < st->nbwd; i++) {
         const SchedOp *o = &st->bwd[i];
         const SchedOp *nx = i + 1 < st->nbwd ? &st->bwd[i + 1] : NULL;
@@ -1024,8 +1024,8 @@ static void emit_stage_bwd(Emit *e, int s) {
                 int64_t n = lnumel(e, nx->src);
                 E(e, "    {   /* a column split's input gradient is a partial sum: all-reduce it (%lld B) */\n",
                   (long long)nx->bytes);
-                E(e, "        Stage%d part = *d;\n        part.%s = xfer;\n        %sxfer, %ssizeof(float) * %lld);\n",
-                  s, f, zero(e), zero0(e), (long long)n);
+                E(e, "        Stage%d part = *d;\n        part.%s = xfer;\n        %sxfer, sizeof(float) * %lld);\n",
+                  s, f, zero(e), (long long)n);
                 E(e, "        TIMED(timers[%d][1], %s_backward(a, &part, step, n0));\n", o->node, e->lname[o->node]);
                 E(e, "        %sallreduce(MPRT_TENSOR, xfer, %lld);\n        %saccumulate(d->%s, xfer, %lld);\n    }\n",
                   pfx(e), (long long)n, pfx(e), f, (long long)n);
@@ -1131,7 +1131,7 @@ static void emit_step(Emit *e) {
          " * the step's loss, summed over ranks (a metric, not counted as plan traffic). */\n");
     E(e, "static double train_step(int64_t step) {\n    double loss = 0;\n"
          "    double t0 = mprt_now(), idle0 = mprt_timer_seconds(t_idle);\n");
-    E(e, "    %sgrd, %ssizeof(float) * (size_t)STAGE_PARAMS[mesh->s]);\n", zero(e), zero0(e));
+    E(e, "    %sgrd, sizeof(float) * (size_t)STAGE_PARAMS[mesh->s]);\n", zero(e));
     if (e->t->dev) E(e, "    mprt_cu_memset0(dloss, sizeof(double));\n");
     E(e, "    switch (mesh->s) {\n");
     for (int k = 0; k < s->S; k++) {

@@ -224,6 +224,15 @@ void mprt_accumulate(float *restrict dst, const float *restrict src, int64_t n) 
     ew(accumulate_part, n, dst, src, NULL, 0.0f);
 }
 
+static void zero_part(void *p, int64_t lo, int64_t hi, int part) {
+    (void)part;
+    memset((char *)p + lo, 0, (size_t)(hi - lo));
+}
+
+void mprt_zero(void *p, size_t bytes) {
+    mprt__parallel_for((int64_t)bytes, (int64_t)GRAIN * 16, zero_part, p);
+}
+
 /* Two separate passes, so da == db (add(x, x)) correctly receives 2·dout. */
 void mprt_add_backward(float *da, float *db, const float *dout, int64_t n) {
     if (da) mprt_accumulate(da, dout, n);

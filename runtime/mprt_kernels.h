@@ -27,6 +27,7 @@
 #ifndef MPRT_KERNELS_H
 #define MPRT_KERNELS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* The rank's compute threads (parallel.c): OpenBLAS's and the kernels' pool. threads ≤ 0 means
@@ -243,5 +244,7 @@ void mprt_adamw_step(float *restrict p, float *restrict m, float *restrict v,
  * values come from the runtime's counter RNG (mprt_rng_shard_normal, rng.c) with the scheme
  * in docs/kernels.md, so every plan starts from the same weights. */
 void mprt_fill(float *restrict dst, int64_t n, float value);
+/* memset(p, 0, bytes) on the rank's threads: the trainer zeroes its gradient buffers with it. */
+void mprt_zero(void *p, size_t bytes);
 
 #endif /* MPRT_KERNELS_H */

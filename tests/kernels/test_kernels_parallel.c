@@ -3,7 +3,7 @@
  *
  * - mprt__parallel_for visits every index exactly once, in at most mprt_threads() contiguous
  *   parts no smaller than the grain, and a call from inside a part of a parallel job runs
- *   serially;
+ *   serially; mprt_zero clears exactly the bytes asked for;
  * - every kernel whose loops the pool cuts gives bit-identical results with 1 and with 3
  *   threads (3, so the parts are uneven and the sizes do not divide): elementwise ops,
  *   layernorm, dropout, the losses' gradients, the optimizers, the bias gradient;
@@ -70,6 +70,22 @@ static void check_pool(void) {
                       0.0, 0.0);
             free(v.hits);
         }
+}
+
+/* mprt_zero clears exactly the bytes asked for, however the pool cuts them. */
+static void check_zero(void) {
+    size_t n = 1000003;
+    unsigned char *b = kc_alloc(n, 1);
+    memset(b, 0xab, n);
+    mprt_zero(b + 1, n - 2);
+    size_t bad = 0;
+    for (size_t i = 1; i + 1 < n; i++)
+        bad += b[i] != 0;
+    kc_expect(bad == 0, "mprt_zero: every byte asked for", "%g of %g bytes not zero", (double)bad,
+              (double)(n - 2));
+    kc_expect(b[0] == 0xab && b[n - 1] == 0xab, "mprt_zero: nothing outside", "%g %g",
+              (double)b[0], (double)b[n - 1]);
+    free(b);
 }
 
 /* ───────────────────────────── kernels: 1 vs 3 threads ───────────────────────────── */
@@ -259,6 +275,7 @@ static void compare(const Out *a, const Out *b) {
 int main(void) {
     mprt_set_threads(THREADS);
     check_pool();
+    check_zero();
     Out one = run(1), many = run(THREADS);
     compare(&one, &many);
     free_out(&one), free_out(&many);
