@@ -20,7 +20,7 @@ from npy_data import mlp_data
 CONFIGS = {
     # name: (model file, -D overrides, torch arguments, steps, torch warm-up)
     "mlp": ("examples/mlp.mp", ["train.microbatches=1"], ["mlp", "--batch", "128"], 40, 5),
-    "mlp_m4": ("examples/mlp.mp", [], ["mlp", "--batch", "128"], 40, 5),
+    "mlp_m4": ("examples/mlp.mp", [], ["mlp", "--batch", "128", "--microbatches", "4"], 40, 5),
     "transformer_b4": ("examples/transformer.mp",
                        ["train.batch=4", "train.microbatches=1", "cluster.preset=cpu"],
                        ["transformer", "--batch", "4"], 6, 1),

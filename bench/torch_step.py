@@ -7,7 +7,8 @@ x + attention(layernorm(x)), r + fc2(gelu_tanh(fc1(layernorm(r)))), a final laye
 MSE loss, with AdamW (lr 3e-4, weight decay 0.1). Attention has the four biased projections
 of mpcc's `attention` op and uses torch's scaled_dot_product_attention (what a PyTorch user
 would write). Synthetic data is drawn once; each step is zero_grad, forward, backward and the
-optimizer step. Prints the median, minimum and maximum step time over --steps timed steps
+optimizer step (with --microbatches K: K forwards and backwards of batch/K samples, gradients
+accumulated, as a trainer with train.microbatches = K does at one device). Prints the median, minimum and maximum step time over --steps timed steps
 after --warmup untimed ones, as one line `torch <model> median_ms min_ms max_ms`.
 """
 import argparse
@@ -89,6 +90,10 @@ def main():
     p.add_argument("--hidden", type=int, default=2048)
     p.add_argument("--heads", type=int, default=8)
     p.add_argument("--blocks", type=int, default=6)
+    p.add_argument("--microbatches", type=int, default=1,
+                   help="split each batch into this many micro-batches and accumulate their "
+                        "gradients before the step (what a trainer with train.microbatches > 1 "
+                        "does at one device)")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(1)
@@ -108,8 +113,11 @@ def main():
     for i in range(a.warmup + a.steps):
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        loss = loss_fn(model(x), y)
-        loss.backward()
+        loss = 0
+        for xm, ym in zip(x.chunk(a.microbatches), y.chunk(a.microbatches)):
+            part = loss_fn(model(xm), ym) / a.microbatches
+            part.backward()
+            loss = loss + part.detach()
         opt.step()
         dt = time.perf_counter() - t0
         if i >= a.warmup:

@@ -6,13 +6,15 @@
  *   serially; mprt_zero clears exactly the bytes asked for;
  * - every kernel whose loops the pool cuts gives bit-identical results with 1 and with 3
  *   threads (3, so the parts are uneven and the sizes do not divide): elementwise ops,
- *   layernorm, dropout, the losses' gradients, the optimizers, the bias gradient;
+ *   layernorm, dropout, the losses' gradients, the optimizers, the bias gradient, the
+ *   counter RNG's fills;
  * - GEMMs, which the pool cuts into blocks of rows or columns, and attention (per-head cores on
  *   the pool, projections cut as GEMMs) agree with 1 thread to float rounding (1e-5 relative);
  *   they are not bit-identical because OpenBLAS adds edge tiles in another order.
  */
 #include "internal.h"
 #include "kcheck.h"
+#include "mprt.h"
 
 #define THREADS 3
 #define BIG 100003 /* elements: above 3 × the kernels' grain, and prime */
@@ -83,8 +85,8 @@ static void check_zero(void) {
         bad += b[i] != 0;
     kc_expect(bad == 0, "mprt_zero: every byte asked for", "%g of %g bytes not zero", (double)bad,
               (double)(n - 2));
-    kc_expect(b[0] == 0xab && b[n - 1] == 0xab, "mprt_zero: nothing outside", "%g %g",
-              (double)b[0], (double)b[n - 1]);
+    kc_expect(b[0] == 0xab && b[n - 1] == 0xab, "mprt_zero: nothing outside", "%g %g", (double)b[0],
+              (double)b[n - 1]);
     free(b);
 }
 
@@ -98,6 +100,7 @@ typedef struct Out {
     float *sgd_p, *sgd_v, *adam_p, *adam_m, *adam_v, *adamw_p;
     float *lin, *ldx, *ldw, *ldb;
     float *att, *datt_x, *datt_wq, *datt_wo;
+    float *normal, *uniform;
 } Out;
 
 enum { LN_N = 211, LN_C = 512, CE_M = 1001, CE_V = 37, LIN_N = 200, LIN_I = 300, LIN_O = 500 };
@@ -128,6 +131,9 @@ static void run_elementwise(Out *o) {
     mprt_dropout_backward(o->ddrop, d, dn, sh, 0.3f, 42, 2, 5);
     o->dmse = randf(BIG, -1, 1);
     mprt_mse_backward(o->dmse, x, y, BIG, 1.0f / BIG);
+    MprtRng r = mprt_rng_sub(mprt_rng(7, 11), 13);
+    mprt_rng_fill_normal(r, 5, BIG, 0.5f, 2.0f, o->normal = kc_floats(BIG));
+    mprt_rng_fill_uniform(r, 3, BIG, -1.0f, 3.0f, o->uniform = kc_floats(BIG));
     free(x), free(d), free(y);
 }
 
@@ -239,6 +245,8 @@ static void compare(const Out *a, const Out *b) {
         {"dropout forward", a->drop, b->drop, BIG},
         {"dropout backward", a->ddrop, b->ddrop, BIG},
         {"mse backward", a->dmse, b->dmse, BIG},
+        {"rng normal fill", a->normal, b->normal, BIG},
+        {"rng uniform fill", a->uniform, b->uniform, BIG},
         {"layernorm forward", a->ln, b->ln, (size_t)LN_N * LN_C},
         {"layernorm mean", a->mean, b->mean, LN_N},
         {"layernorm rstd", a->rstd, b->rstd, LN_N},
