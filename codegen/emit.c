@@ -1004,6 +1004,28 @@ static void emit_stage_fwd(Emit *e, int s) {
     E(e, "    return loss;\n}\n\n");
 }
 
+/* One gradient all-reduce: y's parameters over its group (`start`: the device's asynchronous
+ * form, joined before the optimizer). */
+static void emit_sync_call(Emit *e, const SchedSync *y, const char *indent) {
+    E(e, "%s%sallreduce%s(%s, grd + %lld, %lld); /* ", indent, pfx(e), e->t->dev ? "_start" : "",
+      group_c(y->group), (long long)e->poff[y->first_param], (long long)y->count);
+    put_comment_text(e, IR_NODE(e->g, y->node)->name);
+    E(e, ", %lld B */\n", (long long)y->bytes);
+}
+
+/* On the device, a layer's gradient all-reduce starts right after its backward on the step's
+ * last micro-batch, when its gradients are final: it runs on the communication stream while
+ * the compute stream goes on with the backward of the layers before it (the overlap the cost
+ * model counts as hidden), and mprt_cu_comm_join waits for all of them before the optimizer. */
+static void emit_bwd_syncs(Emit *e, const SchedStage *st, int node) {
+    if (!e->t->dev) return;
+    for (int i = 0; i < st->nsync; i++) {
+        if (st->sync[i].node != node) continue;
+        E(e, "    if (micro == MICRO - 1) /* last micro-batch: gradients final, overlap the rest */\n");
+        emit_sync_call(e, &st->sync[i], "        ");
+    }
+}
+
 static void emit_stage_bwd(Emit *e, int s) {
     const SchedStage *st = &e->s->stages[s];
     E(e, "/* Stage %d, one micro-batch backward: activation gradients start at zero, parameter\n"
@@ -1033,6 +1055,7 @@ static void emit_stage_bwd(Emit *e, int s) {
             } else {
                 E(e, "    TIMED(timers[%d][1], %s_backward(a, d, step, n0));\n", o->node, e->lname[o->node]);
             }
+            emit_bwd_syncs(e, st, o->node);
             break;
         case SOP_COLL: emit_bwd_coll(e, o); break;
         case SOP_SEND:
@@ -1084,24 +1107,23 @@ static void emit_orders(Emit *e) {
 
 static const char *opt_name(OptKind k) { return k == OPT_SGD ? "sgd" : k == OPT_ADAM ? "adam" : "adamw"; }
 
-/* The gradient all-reduces; on the device they start as issued and are joined at the end. */
+/* The gradient all-reduces after the step's backward (host); on the device they were started
+ * in the backward (emit_bwd_syncs) and are joined here. */
 static void emit_grad_sync(Emit *e) {
     const Schedule *s = e->s;
+    if (e->t->dev) {
+        E(e, "    mprt_cu_comm_join(); /* the gradient all-reduces started in the backward */\n");
+        return;
+    }
     E(e, "    switch (mesh->s) {\n");
     for (int k = 0; k < s->S; k++) {
         const SchedStage *st = &s->stages[k];
         if (!st->nsync) continue;
         E(e, "    case %d:\n", k);
-        for (int i = 0; i < st->nsync; i++) {
-            const SchedSync *y = &st->sync[i];
-            E(e, "        %sallreduce%s(%s, grd + %lld, %lld); /* ", pfx(e), e->t->dev ? "_start" : "", group_c(y->group),
-              (long long)e->poff[y->first_param], (long long)y->count);
-            put_comment_text(e, IR_NODE(e->g, y->node)->name);
-            E(e, ", %lld B */\n", (long long)y->bytes);
-        }
+        for (int i = 0; i < st->nsync; i++) emit_sync_call(e, &st->sync[i], "        ");
         E(e, "        break;\n");
     }
-    E(e, "    default: break;\n    }\n%s", e->t->dev ? "    mprt_cu_comm_join();\n" : "");
+    E(e, "    default: break;\n    }\n");
 }
 
 /* The optimizer, then the step's loss: on the device read from dloss, the step's one sync. */
