@@ -38,8 +38,8 @@
 
 /* The operands of an elementwise or row-wise kernel, for its part function. */
 typedef struct Ew {
-    float *o, *o2;
-    const float *a, *b, *c, *d;
+    float *o;
+    const float *a, *b;
     int64_t rows, cols;
     float f;
 } Ew;
