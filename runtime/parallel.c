@@ -53,7 +53,7 @@ static struct {
     atomic_uint gen;    /* bumped for every job (and for shutdown) */
     unsigned gen0;      /* gen when the workers were started */
     atomic_int pending; /* workers still running the current job */
-    bool stop;          /* under mu */
+    atomic_bool stop;   /* set before the gen bump that wakes the workers to exit */
     MprtParFn fn;       /* the current job, valid while pending > 0 */
     void *ctx;
     int64_t n;
@@ -84,15 +84,16 @@ static void run_part(int p) {
 /* Waits until gen differs from seen; false when the pool is stopping. */
 static bool wait_job(unsigned seen) {
     for (int i = 0; P.spin && i < SPIN_ROUNDS; i++) {
-        if (atomic_load_explicit(&P.gen, memory_order_acquire) != seen) return true;
+        if (atomic_load_explicit(&P.gen, memory_order_acquire) != seen)
+            return !atomic_load_explicit(&P.stop, memory_order_acquire);
         cpu_relax();
     }
     pthread_mutex_lock(&P.mu);
-    while (atomic_load_explicit(&P.gen, memory_order_acquire) == seen && !P.stop)
+    while (atomic_load_explicit(&P.gen, memory_order_acquire) == seen &&
+           !atomic_load_explicit(&P.stop, memory_order_acquire))
         pthread_cond_wait(&P.wake, &P.mu);
-    bool go = !P.stop;
     pthread_mutex_unlock(&P.mu);
-    return go;
+    return !atomic_load_explicit(&P.stop, memory_order_acquire);
 }
 
 static void *worker_main(void *arg) {
@@ -114,13 +115,14 @@ static void *worker_main(void *arg) {
 static void pool_stop(void) {
     if (P.threads <= 1) return;
     pthread_mutex_lock(&P.mu);
-    P.stop = true;
+    /* stop first: a spinning worker that sees the bump must not take it for a job */
+    atomic_store_explicit(&P.stop, true, memory_order_release);
     atomic_fetch_add_explicit(&P.gen, 1, memory_order_acq_rel);
     pthread_cond_broadcast(&P.wake);
     pthread_mutex_unlock(&P.mu);
     for (int i = 1; i < P.threads; i++)
         pthread_join(P.worker[i], NULL);
-    P.stop = false;
+    atomic_store_explicit(&P.stop, false, memory_order_release);
     P.threads = 1;
 }
 

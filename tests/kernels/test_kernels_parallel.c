@@ -3,7 +3,8 @@
  *
  * - mprt__parallel_for visits every index exactly once, in at most mprt_threads() contiguous
  *   parts no smaller than the grain, and a call from inside a part of a parallel job runs
- *   serially; mprt_zero clears exactly the bytes asked for;
+ *   serially; restarting the pool right after a job never runs that job again; mprt_zero
+ *   clears exactly the bytes asked for;
  * - every kernel whose loops the pool cuts gives bit-identical results with 1 and with 3
  *   threads (3, so the parts are uneven and the sizes do not divide): elementwise ops,
  *   layernorm, dropout, the losses' gradients, the optimizers, the bias gradient, the
@@ -15,6 +16,8 @@
 #include "internal.h"
 #include "kcheck.h"
 #include "mprt.h"
+
+#include <stdatomic.h>
 
 #define THREADS 3
 #define BIG 100003 /* elements: above 3 × the kernels' grain, and prime */
@@ -72,6 +75,27 @@ static void check_pool(void) {
                       0.0, 0.0);
             free(v.hits);
         }
+}
+
+/* Restarting the pool right after a job (mprt_set_threads, as the C API's configure does) must
+ * not make a worker still spinning on the finished job run it again. */
+static atomic_int job_open, stale_runs;
+
+static void open_job_part(void *ctx, int64_t lo, int64_t hi, int part) {
+    (void)ctx, (void)lo, (void)hi, (void)part;
+    if (!atomic_load(&job_open)) atomic_fetch_add(&stale_runs, 1);
+}
+
+static void check_restart(void) {
+    for (int i = 0; i < 300; i++) {
+        atomic_store(&job_open, 1);
+        mprt__parallel_for(THREADS, 1, open_job_part, NULL);
+        atomic_store(&job_open, 0);
+        mprt_set_threads(i % 2 ? THREADS : 2);
+    }
+    mprt_set_threads(THREADS);
+    kc_expect(atomic_load(&stale_runs) == 0, "pool restart runs no finished job again",
+              "%g stale runs in %g restarts", (double)atomic_load(&stale_runs), 300.0);
 }
 
 /* mprt_zero clears exactly the bytes asked for, however the pool cuts them. */
@@ -283,6 +307,7 @@ static void compare(const Out *a, const Out *b) {
 int main(void) {
     mprt_set_threads(THREADS);
     check_pool();
+    check_restart();
     check_zero();
     Out one = run(1), many = run(THREADS);
     compare(&one, &many);
