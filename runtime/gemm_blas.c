@@ -24,8 +24,8 @@
 #include <stddef.h>
 
 #define GEMM_BLOCK 16
-#define GEMM_SERIAL_FLOPS (1 << 21) /* about 20–30 µs of one core: below it, do not wake the pool \
-                                     */
+/* Products under this many FLOPs (about 20–30 µs of one core) do not wake the pool. */
+#define GEMM_SERIAL_FLOPS (1 << 21)
 
 typedef struct Gemm {
     bool ta, tb, by_rows;

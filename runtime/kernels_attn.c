@@ -166,12 +166,6 @@ typedef struct AttnJob {
     int T, Dl, hd, Hl, causal;
 } AttnJob;
 
-/* Runs fn over the N·Hl (sample, head) pairs, a few pairs per thread; their GEMMs, started
- * inside a pool job, run on that one thread. */
-static void each_head(int64_t pairs, MprtParFn fn, AttnJob *j) {
-    mprt__parallel_for(pairs, 1, fn, j);
-}
-
 /* Offsets of pair i = n·Hl + h: its columns in q/k/v/y and its P block. */
 static size_t head_off(const AttnJob *j, int64_t i) {
     int64_t n = i / j->Hl, h = i % j->Hl;
@@ -205,7 +199,7 @@ void mprt_attention_forward(float *restrict out, float *restrict stash, const fl
                  .hd = hd,
                  .Hl = Hl,
                  .causal = causal};
-    each_head((int64_t)N * Hl, attn_forward_part, &j);
+    mprt__parallel_for((int64_t)N * Hl, 1, attn_forward_part, &j); /* heads' GEMMs: one thread */
     mprt_linear_forward(out, st.y, w.wo, w.bo, NT, Dl, D, add_bias);
 }
 
@@ -285,7 +279,7 @@ void mprt_attention_backward(float *restrict dx, MprtAttnG g, const float *restr
                  .Dl = Dl,
                  .hd = hd,
                  .Hl = Hl};
-    each_head((int64_t)N * Hl, attn_backward_part, &j);
+    mprt__parallel_for((int64_t)N * Hl, 1, attn_backward_part, &j);
     mprt_linear_backward(dx, g.wq, g.bq, dq, x, w.wq, NT, D, Dl);
     mprt_linear_backward(dx, g.wk, g.bk, dk, x, w.wk, NT, D, Dl);
     mprt_linear_backward(dx, g.wv, g.bv, dv, x, w.wv, NT, D, Dl);

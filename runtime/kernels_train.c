@@ -101,30 +101,36 @@ double mprt_mse_forward(const float *restrict pred, const float *restrict target
     return s * (double)scale;
 }
 
-/* The operands of the elementwise kernels below, for their part functions. */
-typedef struct Opt {
-    float *p, *m, *v;
-    const float *g, *t;
-    float lr, beta1, beta2, eps, weight_decay, step_size, bc2_sqrt, momentum;
-} Opt;
+typedef struct Mse {
+    float *dpred;
+    const float *pred, *target;
+    float c; /* 2·scale */
+} Mse;
 
 static void mse_backward_part(void *ctx, int64_t lo, int64_t hi, int part) {
     (void)part;
-    const Opt *o = ctx;
-    float *restrict d = o->m;
-    const float *restrict pred = o->g, *restrict target = o->t;
-    float c = o->lr;
+    const Mse *e = ctx;
+    float *restrict d = e->dpred;
+    const float *restrict pred = e->pred, *restrict target = e->target;
     for (int64_t i = lo; i < hi; i++)
-        d[i] += c * (pred[i] - target[i]);
+        d[i] += e->c * (pred[i] - target[i]);
 }
 
 void mprt_mse_backward(float *restrict dpred, const float *restrict pred,
                        const float *restrict target, int64_t n, float scale) {
-    Opt o = {.m = dpred, .g = pred, .t = target, .lr = 2.0f * scale};
-    mprt__parallel_for(n, GRAIN, mse_backward_part, &o);
+    Mse e = {dpred, pred, target, 2.0f * scale};
+    mprt__parallel_for(n, GRAIN, mse_backward_part, &e);
 }
 
 /* ─────────────────────────────── optimizers ─────────────────────────────── */
+
+/* The operands of the optimizers' part functions. keep: AdamW's decoupled decay factor
+ * 1 − lr·wd (1 for Adam). */
+typedef struct Opt {
+    float *p, *m, *v;
+    const float *g;
+    float lr, momentum, beta1, beta2, eps, weight_decay, step_size, bc2_sqrt, keep;
+} Opt;
 
 static void sgd_part(void *ctx, int64_t lo, int64_t hi, int part) {
     (void)part;
@@ -149,8 +155,8 @@ void mprt_sgd_step(float *restrict p, float *restrict v, const float *restrict g
     mprt__parallel_for(n, GRAIN, sgd_part, &o);
 }
 
-/* The shared Adam update over [lo, hi); AdamW's decoupled decay (momentum = 1 − lr·wd, else
- * 1) scales p first, in the same pass. */
+/* The shared Adam update over [lo, hi); AdamW's decoupled decay (keep) scales p first, in the
+ * same pass. */
 MPRT__SIMD
 static void adam_part(void *ctx, int64_t lo, int64_t hi, int part) {
     (void)part;
@@ -158,7 +164,7 @@ static void adam_part(void *ctx, int64_t lo, int64_t hi, int part) {
     float *restrict p = o->p, *restrict m = o->m, *restrict v = o->v;
     const float *restrict g = o->g;
     float beta1 = o->beta1, beta2 = o->beta2, eps = o->eps, wd = o->weight_decay;
-    float step_size = o->step_size, bc2_sqrt = o->bc2_sqrt, keep = o->momentum;
+    float step_size = o->step_size, bc2_sqrt = o->bc2_sqrt, keep = o->keep;
     for (int64_t i = lo; i < hi; i++) {
         float pi = p[i] * keep;
         float gi = g[i] + wd * pi;
@@ -184,7 +190,7 @@ static void adam_run(float *p, float *m, float *v, const float *g, int64_t n, fl
              .weight_decay = weight_decay,
              .step_size = (float)((double)lr / bc1),
              .bc2_sqrt = (float)sqrt(bc2),
-             .momentum = keep};
+             .keep = keep};
     mprt__parallel_for(n, GRAIN, adam_part, &o);
 }
 
