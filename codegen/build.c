@@ -9,7 +9,8 @@
  * configure time). The trainer gets an rpath to the library folder, so a shared libmprt is
  * found at run time. The command runs
  * through posix_spawnp with an argument vector — never a shell — so file names with spaces
- * or quotes are passed as they are. With -v the command is printed first, one line, quoted
+ * or quotes are passed as they are, and a name starting with '-' gets "./" so that it is
+ * never read as an option. With -v the command is printed first, one line, quoted
  * where needed, so it can be pasted into a shell. A build of mpcc with MPCC_SANITIZE has a
  * sanitized runtime, so its trainers are built with the same sanitizers.
  */
@@ -113,8 +114,14 @@ static bool spawn_wait(const char *const *argv, const char *what, const char *hi
     return ok;
 }
 
+/* A user's file name as a compiler argument: one starting with '-' (`-o -v` makes -v.c)
+ * gets "./" in front, so the compiler cannot take it for an option. */
+static const char *file_arg(Arena *a, const char *path) { return path[0] == '-' ? arena_printf(a, "./%s", path) : path; }
+
 bool cg_build(const CgToolchain *tc, const char *c_file, const char *exe, bool verbose, Diag *d) {
     Arena a = {0};
+    c_file = file_arg(&a, c_file);
+    exe = file_arg(&a, exe);
     const char *argv[] = {
         tc->cc, "-std=c11", "-O2", arena_printf(&a, "-I%s", tc->include_dir), c_file, "-o", exe,
         arena_printf(&a, "-L%s", tc->lib_dir), arena_printf(&a, "-Wl,-rpath,%s", tc->lib_dir), "-lmprt", "-lcjson",
@@ -140,6 +147,8 @@ bool cg_build_cuda(const CgToolchain *tc, const char *cu_file, const char *exe, 
     return false;
 #else
     Arena a = {0};
+    cu_file = file_arg(&a, cu_file);
+    exe = file_arg(&a, exe);
     const char *host = getenv("MPCC_CUDA_HOST_CXX"), *nvcc = getenv("NVCC");
     const char *argv[] = {
         nvcc && *nvcc ? nvcc : MPCC_NVCC, "-ccbin", host && *host ? host : "mpicxx", "-O2",

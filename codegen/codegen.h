@@ -31,6 +31,10 @@ bool cg_emit_capi(const IrGraph *g, const char *prefix, FILE *c_out, FILE *h_out
 /* Whether `prefix` can name the API: a C identifier of at most 64 characters, other than
  * "train" and "trainer" (whose NAME_step and NAME_main are the trainer's own functions). */
 bool cg_api_prefix_ok(const char *prefix);
+/* Why `prefix` (an identifier cg_api_prefix_ok accepts) cannot name the API, or NULL: NAME.h
+ * would shadow a header the trainer, the runtime or a C program includes (mpi.h, mprt.h,
+ * stdio.h, … in any case), or NAME_… would be in MPI's or the runtime's namespace. */
+const char *cg_api_prefix_clash(const char *prefix);
 
 /* The CUDA target (codegen/emit.c, docs/cuda.md): the same trainer as a .cu file running
  * on the GPU through runtime/cuda/mprt_cuda.h; cg_print_cuda is mpcc --emit=cuda. */

@@ -71,6 +71,40 @@ bool cg_api_prefix_ok(const char *p) {
     return strlen(p) <= 64;
 }
 
+/* Header names NAME.h must not take: those the trainer and the runtime include (a NAME.h
+ * beside them is found first when the user's build adds its folder with -I) and the C and
+ * POSIX headers a program around the API is likely to include. */
+static const char *const shadowed_headers[] = {
+    "mpi", "mpio", "mprt", "mprt_kernels", "mprt_cuda", "nccl", "cuda", "cuda_runtime", "cublas", "cublas_v2",
+    "cblas", "openblas_config", "cjson", "omp", "assert", "complex", "ctype", "errno", "fenv", "float",
+    "inttypes", "iso646", "limits", "locale", "math", "setjmp", "signal", "stdalign", "stdarg", "stdatomic",
+    "stdbool", "stddef", "stdint", "stdio", "stdlib", "stdnoreturn", "string", "strings", "tgmath",
+    "threads", "time", "uchar", "wchar", "wctype", "unistd", "fcntl", "pthread", "sched", "spawn", "dirent",
+};
+/* Prefixes of the names MPI (MPI_, PMPI_) and the runtime (mprt, MPRT_) own. */
+static const char *const reserved_prefixes[] = {"mpi_", "pmpi_", "mprt", "ompi_", "nccl"};
+
+static bool same_ci(const char *a, const char *b, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (tolower((unsigned char)a[i]) != tolower((unsigned char)b[i]) || !a[i]) return false;
+    return true;
+}
+
+const char *cg_api_prefix_clash(const char *p) {
+    size_t n = strlen(p);
+    /* Case is ignored: MPI.h is mpi.h on a case-insensitive file system, and the API's
+     * upper-case constants (NAME_OK, …) would be MPI's. */
+    for (size_t i = 0; i < sizeof shadowed_headers / sizeof *shadowed_headers; i++)
+        if (strlen(shadowed_headers[i]) == n && same_ci(p, shadowed_headers[i], n))
+            return "it would shadow a system or runtime header of that name";
+    for (size_t i = 0; i < sizeof reserved_prefixes / sizeof *reserved_prefixes; i++) {
+        size_t k = strlen(reserved_prefixes[i]);
+        if (n >= k && same_ci(p, reserved_prefixes[i], k))
+            return "the API's names would begin with a prefix that MPI or the runtime reserves";
+    }
+    return NULL;
+}
+
 typedef struct Api {
     const IrGraph *g;
     const char *p, *up;
@@ -470,7 +504,7 @@ static void emit_impl(const Api *x, FILE *f) {
 
 bool cg_emit_capi(const IrGraph *g, const char *prefix, FILE *c_out, FILE *h_out, Diag *d) {
     static const SrcLoc noloc = {NULL, 0, 0, 0};
-    if (!g->sched || !cg_api_prefix_ok(prefix)) {
+    if (!g->sched || !cg_api_prefix_ok(prefix) || cg_api_prefix_clash(prefix)) {
         diag_error(d, noloc, "internal compiler error: codegen: no schedule or a bad API prefix");
         return false;
     }

@@ -19,8 +19,9 @@
  * the runtime, codegen/build.c), and the plan summary to standard error; `--report-json FILE`
  * writes the report as JSON (docs/report.md).
  *
- * Output goes to a temporary file beside OUT that is renamed over OUT only when
- * everything succeeded, so a failed run never leaves a half-written or stale-looking file.
+ * Every file goes through ir/outfile.c: a temporary file beside it, renamed over it only
+ * when everything succeeded (a failed run never leaves a half-written or stale-looking
+ * file), with the umask's usual mode.
  */
 #include "codegen.h"
 #include "frontend.h"
@@ -75,7 +76,9 @@ static void usage(FILE *f) {
             "\n"
             "options:\n"
             "  -o OUT             with --emit, write that output to OUT instead of standard output;\n"
-            "                     without, plan the model and write the partition report to OUT.report\n"
+            "                     without, plan the model and build the trainer OUT, writing beside it\n"
+            "                     its C source OUT.c (OUT.cu with --target cuda) and the partition\n"
+            "                     report OUT.report; the plan summary goes to standard error\n"
             "  --emit=KIND        what to print:\n");
     for (int i = 0; i < NEMITS; i++) fprintf(f, "                       %-6s %s\n", emits[i].name, emits[i].what);
     fprintf(f,
@@ -219,6 +222,11 @@ static int check_args(const Options *o, const Emit **emit) {
     if (o->header && !cg_api_prefix_ok(api_prefix(o->header)))
         return usage_error("--emit-header '%s': the file's name without .h names the API and must be a C "
                            "identifier (letters, digits, _) other than train and trainer", o->header);
+    const char *clash = o->header ? cg_api_prefix_clash(api_prefix(o->header)) : NULL;
+    if (clash) {
+        fprintf(stderr, "mpcc: error: --emit-header '%s': %s; choose another name\n", o->header, clash);
+        return EXIT_USAGE;
+    }
     if (o->report_json && *emit && strcmp((*emit)->name, "ast") == 0)
         return usage_error("%s", "--report-json needs the plan; it cannot go with --emit=ast");
     return -1;
@@ -230,54 +238,11 @@ static double now_ms(void) {
     return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
 }
 
-/* The output stream: stdout, or a temporary file next to `out` (see commit_output). */
-typedef struct Output {
-    FILE *f;
-    char *tmp;
-} Output;
-
-static bool open_output(const char *out, Output *o) {
-    o->f = stdout;
-    o->tmp = NULL;
-    if (!out || strcmp(out, "-") == 0) return true;
-    size_t n = strlen(out) + 16;
-    o->tmp = malloc(n);
-    if (!o->tmp) return false;
-    snprintf(o->tmp, n, "%s.tmpXXXXXX", out);
-    int fd = mkstemp(o->tmp);
-    if (fd < 0 || !(o->f = fdopen(fd, "w"))) {
-        fprintf(stderr, "mpcc: error: cannot write '%s': %s\n", out, strerror(errno));
-        if (fd >= 0) close(fd), unlink(o->tmp);
-        free(o->tmp);
-        o->tmp = NULL;
-        return false;
-    }
-    return true;
-}
-
-/* Finishes the output: renames the temporary file over `out` if ok, else removes it. */
-static bool close_output(const char *out, Output *o, bool ok) {
-    if (!o->tmp) {
-        if (fflush(stdout) != 0) ok = false;
-        return ok;
-    }
-    bool wrote = fclose(o->f) == 0;
-    if (ok && !wrote) fprintf(stderr, "mpcc: error: cannot write '%s': %s\n", out, strerror(errno));
-    ok = ok && wrote;
-    if (ok && rename(o->tmp, out) != 0) {
-        fprintf(stderr, "mpcc: error: cannot write '%s': %s\n", out, strerror(errno));
-        ok = false;
-    }
-    if (!ok) unlink(o->tmp);
-    free(o->tmp);
-    return ok;
-}
-
 /* --emit=c --emit-header H: the trainer and its C API into `out`, the header into H. */
 static bool write_api(const Options *o, const IrGraph *g, FILE *out, Diag *d) {
-    Output h;
-    if (!cg_emit_c(g, out, d) || !open_output(o->header, &h)) return false;
-    return close_output(o->header, &h, cg_emit_capi(g, api_prefix(o->header), out, h.f, d));
+    IrOutFile h;
+    if (!cg_emit_c(g, out, d) || !ir_out_open(&h, o->header, d)) return false;
+    return ir_out_close(&h, cg_emit_capi(g, api_prefix(o->header), out, h.f, d), d);
 }
 
 /* `-o OUT`: OUT.report beside OUT, and the plan summary on standard error. */
@@ -301,9 +266,9 @@ static int write_trainer(const Options *o, const IrGraph *g, Diag *d) {
     char *src = malloc(n);
     if (!src) return EXIT_INTERNAL;
     snprintf(src, n, "%s.%s", o->out, o->cuda ? "cu" : "c");
-    Output out;
-    bool ok = open_output(src, &out);
-    if (ok) ok = close_output(src, &out, o->cuda ? cg_emit_cuda(g, out.f, d) : cg_emit_c(g, out.f, d));
+    IrOutFile out;
+    bool ok = ir_out_open(&out, src, d);
+    if (ok) ok = ir_out_close(&out, o->cuda ? cg_emit_cuda(g, out.f, d) : cg_emit_c(g, out.f, d), d);
     CgToolchain tc = cg_toolchain_default();
     if (ok) ok = o->cuda ? cg_build_cuda(&tc, src, o->out, o->verbose, d) : cg_build(&tc, src, o->out, o->verbose, d);
     free(src);
@@ -327,19 +292,19 @@ static int compile(const Options *o, const Emit *emit, Arena *a, Diag *d) {
     Ast *ast = fe_parse_file(a, d, o->file);
     double t1 = now_ms();
     if (!ast) return EXIT_USER;
-    Output out;
+    IrOutFile out;
     if (emit && strcmp(emit->name, "ast") == 0) {
-        if (!open_output(o->out, &out)) return EXIT_USER;
+        if (!ir_out_open(&out, o->out, d)) return EXIT_USER;
         fe_ast_dump(ast, out.f);
-        return close_output(o->out, &out, true) ? 0 : EXIT_USER;
+        return ir_out_close(&out, true, d) ? 0 : EXIT_USER;
     }
     IrGraph *g = fe_lower(a, d, ast, o->defs, o->ndefs);
     double t2 = now_ms();
     if (!g) return EXIT_USER;
     if (emit && emit->print == print_config) {
-        if (!open_output(o->out, &out)) return EXIT_USER;
+        if (!ir_out_open(&out, o->out, d)) return EXIT_USER;
         print_config(g, out.f);
-        return close_output(o->out, &out, true) ? 0 : EXIT_USER;
+        return ir_out_close(&out, true, d) ? 0 : EXIT_USER;
     }
     if (o->plan_space > 0) return plan_space(o, g, d);
     /* Plain `-o` and --report-json need every pass; --emit stops after what it prints. */
@@ -354,10 +319,10 @@ static int compile(const Options *o, const Emit *emit, Arena *a, Diag *d) {
     if (!ok) return diag_errors(d) > errors0 ? EXIT_USER : EXIT_INTERNAL;
     if (o->report_json && !pass_report_save(g, o->report_json, true, d)) return EXIT_USER;
     if (!emit) return o->out ? write_trainer(o, g, d) : 0;
-    if (!open_output(o->out, &out)) return EXIT_USER;
-    if (o->header) return close_output(o->out, &out, write_api(o, g, out.f, d)) ? 0 : EXIT_USER;
+    if (!ir_out_open(&out, o->out, d)) return EXIT_USER;
+    if (o->header) return ir_out_close(&out, write_api(o, g, out.f, d), d) ? 0 : EXIT_USER;
     emit->print(g, out.f);
-    return close_output(o->out, &out, true) ? 0 : EXIT_USER;
+    return ir_out_close(&out, true, d) ? 0 : EXIT_USER;
 }
 
 int main(int argc, char **argv) {

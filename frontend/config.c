@@ -21,6 +21,7 @@
  */
 #include "ast.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -325,17 +326,25 @@ static void apply_define(Cfg *C, const FeDefine *def) {
     case K_OPT:
         for (int i = 0; i < 3; i++)
             if (strcmp(v, opt_names[i]) == 0) return; /* applied in step 2 */
-        diag_error(C->d, none, "-D %s=%s: the optimizers are sgd, adam and adamw", def->key, v);
+        const char *sug = diag_suggest(v, opt_names, 3);
+        if (sug) diag_error(C->d, none, "-D %s=%s: unknown optimizer '%s'; did you mean '%s'?", def->key, v, v, sug);
+        else diag_error(C->d, none, "-D %s=%s: the optimizers are sgd, adam and adamw", def->key, v);
         return;
     case K_INT: {
-        long long x = strtoll(v, &end, 10);
-        if (!*v || *end || errno) diag_error(C->d, none, "-D %s=%s: expected an integer", def->key, v);
+        /* Spaces are refused on both sides (strtoll alone skips leading ones), as in the file. */
+        long long x = isspace((unsigned char)*v) ? 0 : strtoll(v, &end, 10);
+        if (!*v || !end || *end) diag_error(C->d, none, "-D %s=%s: expected an integer", def->key, v);
+        else if (errno == ERANGE)
+            diag_error(C->d, none, "-D %s=%s: integer out of range (the %s is %lld)", def->key, v,
+                       x < 0 ? "smallest" : "largest", x);
         else *(int64_t *)key_ptr(C, k) = x;
         return;
     }
     case K_FLOAT: {
-        double x = strtod(v, &end);
-        if (!*v || *end || errno || !isfinite(x)) diag_error(C->d, none, "-D %s=%s: expected a number", def->key, v);
+        double x = isspace((unsigned char)*v) ? 0 : strtod(v, &end);
+        if (!*v || !end || *end || (!isfinite(x) && errno != ERANGE))
+            diag_error(C->d, none, "-D %s=%s: expected a number", def->key, v);
+        else if (errno == ERANGE) diag_error(C->d, none, "-D %s=%s: number out of range", def->key, v);
         else *(double *)key_ptr(C, k) = x;
         return;
     }

@@ -31,8 +31,8 @@
  *
  * Checks made here (all errors of the phase are reported): unknown ops and defs, argument
  * counts, names and types, undefined names and redefinitions, labels used where only a
- * loss may read them, recursive defs, `repeat 0`, annotations (known, allowed by the op,
- * stage non-negative), exactly one loss, unused values (a warning), and the input
+ * loss may read them, recursive defs, def calls nested deeper than FE_MAX_DEF_DEPTH,
+ * `repeat 0`, annotations (known, allowed by the op, stage non-negative), exactly one loss, unused values (a warning), and the input
  * declarations. The train/cluster blocks are resolved by config.c. Shapes are left to
  * pass_shapes. An expansion that would exceed FE_MAX_LAYERS stops with an error instead
  * of exhausting memory. The same error reached again through another expansion of the
@@ -43,6 +43,10 @@
 #include <string.h>
 
 #define FE_MAX_LAYERS (1 << 16)
+/* Def calls inside def calls: each level is a few C stack frames of lowering, so a chain of
+ * thousands of defs each calling the next would overflow the stack. Real models nest a
+ * handful deep. */
+#define FE_MAX_DEF_DEPTH 256
 #define FE_MAX_ERRORS 100
 
 enum { B_VALUE, B_SECTION, B_DEF };
@@ -87,6 +91,7 @@ typedef struct Lower {
     int nscopes;
     const AstDef **defs;
     bool *def_active;
+    int def_depth; /* def calls being expanded, one inside the other */
     Vec bound; /* Bound */
     U64Map reported, texts, names;
     bool stop; /* too many layers or errors: unwind */
@@ -499,6 +504,11 @@ static int lower_def_call(Lower *L, const Scope *s, const AstExpr *e, int di, co
             diag_note(L->d, def->loc, "'%s' is defined here", def->name);
         return -1;
     }
+    if (L->def_depth >= FE_MAX_DEF_DEPTH) {
+        lerr(L, e->loc, "def calls nest more than %d deep (each def calling the next)", FE_MAX_DEF_DEPTH);
+        L->stop = true;
+        return -1;
+    }
     if (e->nargs != def->nparams) {
         if (lerr(L, e->loc, "def '%s' takes %d argument%s, got %d", def->name, def->nparams,
                  def->nparams == 1 ? "" : "s", e->nargs))
@@ -531,9 +541,11 @@ static int lower_def_call(Lower *L, const Scope *s, const AstExpr *e, int di, co
     k = 0;
     for (const AstParam *p = def->params; p; p = p->next, k++) bind(L, inner.id, B_VALUE, p->name, args[k], p->loc);
     L->def_active[di] = true;
+    L->def_depth++;
     lower_stmts(L, &inner, def->body);
     TextSrc rts = {NULL, def->ret};
     int r = L->stop ? -1 : lower_expr(L, &inner, def->ret, name, rts, NULL);
+    L->def_depth--;
     L->def_active[di] = false;
     return r;
 }

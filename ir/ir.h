@@ -102,6 +102,21 @@ static inline int diag_errors(const Diag *d) { return d->errors; }
  * close enough to suggest ("did you mean 'relu'?"). */
 const char *diag_suggest(const char *name, const char *const *cands, size_t n);
 
+/* ─────────────────────────── output files (ir/outfile.c) ─────────────────────────── */
+
+/* A file being written: `f` is a temporary beside `path`, renamed over it by ir_out_close
+ * when everything succeeded, removed otherwise; mode 0666 minus the umask. A NULL or "-"
+ * path writes standard output. */
+typedef struct IrOutFile {
+    FILE *f;
+    char *tmp; /* NULL for standard output */
+    const char *path;
+} IrOutFile;
+bool ir_out_open(IrOutFile *o, const char *path, Diag *d);
+/* Finishes the file; `ok` false (the caller failed) discards it. Returns whether `path` now
+ * holds the complete output; errors are reported on `d`. */
+bool ir_out_close(IrOutFile *o, bool ok, Diag *d);
+
 /* ───────────────────────────── the op table (ir/ops.def) ───────────────────────────── */
 
 /* Strategies a layer can take on the tensor (t) axis of its stage group (DESIGN.md §4).
