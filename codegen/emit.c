@@ -1538,19 +1538,25 @@ static void prepare(Emit *e) {
     for (int b = 0; b < e->s->nbufs; b++)
         e->bname[b] = arena_printf(e->a, "%s_%s", cg_mangle(e->a, "v", B(e, b)->value, BV(e, b)->name),
                                    lay_name(B(e, b)->layout));
-    /* each node's input buffers: the buffer of (input value, planned layout) on its stage */
-    for (int b = 0; b < e->s->nbufs; b++) {
-        const SchedBuf *sb = B(e, b);
-        for (int i = 0; i < nn; i++) {
-            const IrNode *n = IR_NODE(g, i);
-            const PlanNode *pn = &g->plan->nodes[i];
-            if (pn->stage != sb->stage) continue;
-            for (int k = 0; k < n->ninputs; k++) {
-                Layout want = e->s->t == 1 ? LAYOUT_R : pn->in_layout[k];
-                if (n->inputs[k] == sb->value && want == sb->layout) e->fwd_in[k][i] = b;
-            }
-            if (n->output == sb->value && e->fwd_out[i] < 0) e->fwd_out[i] = b;
+    /* each node's input buffers: the buffer of (input value, planned layout) on its stage
+     * (the last such buffer), and its output buffer (the first of its value on its stage).
+     * Buffers are bucketed by value first, so this is linear in nodes + buffers. */
+    int nv = IR_NVALUES(g), *first = arena_calloc(e->a, (size_t)nv + 2, sizeof(int));
+    int *by_value = arena_calloc(e->a, (size_t)e->s->nbufs + 1, sizeof(int));
+    for (int b = 0; b < e->s->nbufs; b++) first[B(e, b)->value + 2]++;
+    for (int v = 0; v < nv; v++) first[v + 2] += first[v + 1];
+    for (int b = 0; b < e->s->nbufs; b++) by_value[first[B(e, b)->value + 1]++] = b; /* in b order */
+    for (int i = 0; i < nn; i++) {
+        const IrNode *n = IR_NODE(g, i);
+        const PlanNode *pn = &g->plan->nodes[i];
+        for (int k = 0; k < n->ninputs; k++) {
+            Layout want = e->s->t == 1 ? LAYOUT_R : pn->in_layout[k];
+            for (int j = first[n->inputs[k]]; j < first[n->inputs[k] + 1]; j++)
+                if (B(e, by_value[j])->stage == pn->stage && B(e, by_value[j])->layout == want)
+                    e->fwd_in[k][i] = by_value[j];
         }
+        for (int j = first[n->output]; j < first[n->output + 1] && e->fwd_out[i] < 0; j++)
+            if (B(e, by_value[j])->stage == pn->stage) e->fwd_out[i] = by_value[j];
     }
 }
 

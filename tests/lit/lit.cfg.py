@@ -30,3 +30,11 @@ for k in ("OMPI_ALLOW_RUN_AS_ROOT", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "ASAN_OPTI
           "UBSAN_OPTIONS", "HOME", "TMPDIR"):
     if k in os.environ:
         config.environment[k] = os.environ[k]
+# Tests that build a trainer (`mpcc -o`) go through mpicc: make it wrap this build's compiler,
+# since a sanitized runtime links only with its own, and suppress Open MPI's allocations that
+# outlive MPI_Finalize, as the e2e tests do (tests/CMakeLists.txt, E2E_ENV).
+if getattr(config, "c_compiler", ""):
+    config.environment["OMPI_CC"] = config.c_compiler
+    config.environment["OMPI_MCA_mca_base_component_disable_dlclose"] = "1"
+    config.environment["LSAN_OPTIONS"] = ("suppressions=" + config.lsan_suppressions +
+                                          ":fast_unwind_on_malloc=0:print_suppressions=0")
