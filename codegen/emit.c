@@ -333,7 +333,9 @@ static void param_init(const Emit *e, int i, int *kind, double *a, double *b) {
         return;
     case PARAM_POS: *kind = 2, *b = 0.02; return;
     case PARAM_GAMMA: *kind = 3, *a = 1; return;
-    default: return;
+    case PARAM_BIAS: case PARAM_BETA:
+    case PARAM_BQ: case PARAM_BK: case PARAM_BV: case PARAM_BO: return; /* zeros */
+    case PARAM__COUNT: return;
     }
 }
 
@@ -491,41 +493,32 @@ static int64_t prod(const Shape *s, int from, int to) {
     return p;
 }
 
-static int64_t node_stash(const Emit *e, int id) {
-    const IrNode *n = IR_NODE(e->g, id);
-    int x = e->fwd_in[0][id];
-    if (x < 0) return 0;
-    const Shape *s = &B(e, x)->local;
-    if (n->op == OP_LAYERNORM) return 2 * (ir_shape_numel(s) / s->d[s->rank - 1]);
-    if (n->op == OP_ATTENTION) {
-        int64_t h = (int64_t)n->args[0], hl = e->g->plan->nodes[id].strat == STRAT_COL ? h / e->s->t : h;
-        int64_t dl = hl * (s->d[2] / h);
-        return 4 * s->d[0] * s->d[1] * dl + s->d[0] * hl * s->d[1] * s->d[1];
-    }
-    return 0;
-}
-
-static int64_t node_istash(const Emit *e, int id) {
-    int o = e->fwd_out[id];
-    return IR_NODE(e->g, id)->op == OP_MAXPOOL2D && o >= 0 ? ir_shape_numel(&B(e, o)->local) : 0;
-}
-
-static int64_t node_scratch(const Emit *e, int id) {
-    const IrNode *n = IR_NODE(e->g, id);
+/* What the rules table's memory rules see for node `id`: its local input and output shapes. */
+static RuleCtx rule_ctx(const Emit *e, int id) {
+    RuleCtx c = {.n = IR_NODE(e->g, id), .strat = e->g->plan->nodes[id].strat, .t = e->s->t,
+                 .dev = e->t->dev};
     int x = e->fwd_in[0][id], o = e->fwd_out[id];
-    if (x < 0 || o < 0) return 0;
-    const Shape *s = &B(e, x)->local, *y = &B(e, o)->local;
-    if (n->op == OP_CONV2D) {
-        int64_t k = (int64_t)n->args[1];
-        return s->d[1] * k * k * y->d[2] * y->d[3];
-    }
-    if (n->op == OP_ATTENTION) {
-        int64_t h = (int64_t)n->args[0], hl = e->g->plan->nodes[id].strat == STRAT_COL ? h / e->s->t : h;
-        int64_t dl = hl * (s->d[2] / h);
-        /* the GPU kernel keeps every row's scores (MPRT_CU_ATTENTION_SCRATCH) */
-        return 4 * s->d[0] * s->d[1] * dl + (e->t->dev ? s->d[0] : 1) * s->d[1] * s->d[1];
-    }
-    return 0;
+    if (x >= 0) c.in = B(e, x)->local;
+    if (o >= 0) c.out = B(e, o)->local;
+    return c;
+}
+
+/* Floats node `id` keeps for backward besides its activations (passes/rules.c). */
+static int64_t node_stash(const Emit *e, int id) {
+    RuleCtx c = rule_ctx(e, id);
+    return e->fwd_in[0][id] < 0 ? 0 : rules_stash(&c);
+}
+
+/* Int32s node `id` keeps for backward (maxpool's argmax). */
+static int64_t node_istash(const Emit *e, int id) {
+    RuleCtx c = rule_ctx(e, id);
+    return e->fwd_out[id] < 0 ? 0 : rules_istash(&c);
+}
+
+/* Floats of scratch node `id` needs. */
+static int64_t node_scratch(const Emit *e, int id) {
+    RuleCtx c = rule_ctx(e, id);
+    return e->fwd_in[0][id] < 0 || e->fwd_out[id] < 0 ? 0 : rules_scratch(&c);
 }
 
 static void open_fwd(const Lyr *l, bool loss) {
@@ -596,7 +589,7 @@ static void lyr_layernorm(const Lyr *l) {
     open_fwd(l, false);
     E(e, "    %slayernorm_forward(%s, %s, %s + %s_N, %s, %s, %s, %s_N, %s_C, %s);\n}\n", pfx(e), A(l, l->out), st, st,
       l->C, A(l, l->in[0]), pref(e, l->n, PARAM_GAMMA, false), pref(e, l->n, PARAM_BETA, false), l->C, l->C,
-      flt(e, l->n->args[0]));
+      flt(e, ir_arg_float(l->n, LAYERNORM_EPS)));
     open_bwd(l);
     E(e, "    %slayernorm_backward(%s, %s, %s, %s, %s, %s, %s + %s_N, %s, %s_N, %s_C);\n}\n\n",
       pfx(e), D(l, l->in[0]), pref(e, l->n, PARAM_GAMMA, true), pref(e, l->n, PARAM_BETA, true), D(l, l->out),
@@ -627,10 +620,10 @@ static void lyr_dropout(const Lyr *l) {
                                   b->layout == LAYOUT_B ? arena_printf(e->a, " + %lld * mesh->k", (long long)s->d[0]) : "",
                                   (long long)R, times_k(e, r0k), (long long)F, (long long)Fg, times_k(e, f0k));
     E(e, "    %sdropout_forward(%s, %s, %s_N, %s, %s, seed, %du, step, 1);\n}\n", pfx(e), A(l, l->out),
-      A(l, l->in[0]), l->C, sh, flt(e, l->n->args[0]), l->id);
+      A(l, l->in[0]), l->C, sh, flt(e, ir_arg_float(l->n, DROPOUT_P)), l->id);
     open_bwd(l);
     E(e, "    %sdropout_backward(%s, %s, %s_N, %s, %s, seed, %du, step);\n}\n\n", pfx(e), D(l, l->in[0]),
-      D(l, l->out), l->C, sh, flt(e, l->n->args[0]), l->id);
+      D(l, l->out), l->C, sh, flt(e, ir_arg_float(l->n, DROPOUT_P)), l->id);
 }
 
 static void lyr_conv2d(const Lyr *l) {
@@ -641,9 +634,9 @@ static void lyr_conv2d(const Lyr *l) {
     K(l, "H", x->d[2], NULL);
     K(l, "W", x->d[3], NULL);
     K(l, "O", y->d[1], "output channels (local)");
-    K(l, "K", (int64_t)l->n->args[1], "kernel");
-    K(l, "S", (int64_t)l->n->args[2], "stride");
-    K(l, "P", (int64_t)l->n->args[3], "padding");
+    K(l, "K", ir_arg_int(l->n, CONV2D_KERNEL), "kernel");
+    K(l, "S", ir_arg_int(l->n, CONV2D_STRIDE), "stride");
+    K(l, "P", ir_arg_int(l->n, CONV2D_PADDING), "padding");
     const char *dims = arena_printf(e->a, "%s_N, %s_C, %s_H, %s_W, %s_O, %s_K, %s_S, %s_P", l->C, l->C, l->C,
                                     l->C, l->C, l->C, l->C, l->C);
     open_fwd(l, false);
@@ -658,7 +651,7 @@ static void lyr_conv2d(const Lyr *l) {
 static void lyr_maxpool(const Lyr *l) {
     Emit *e = l->e;
     const Shape *x = &B(e, l->in[0])->local;
-    int64_t k = (int64_t)l->n->args[0], st = (int64_t)l->n->args[1];
+    int64_t k = ir_arg_int(l->n, MAXPOOL2D_KERNEL), st = ir_arg_int(l->n, MAXPOOL2D_STRIDE);
     K(l, "PLANES", x->d[0] * x->d[1], "samples x channels (local)");
     K(l, "H", x->d[2], NULL);
     K(l, "W", x->d[3], NULL);
@@ -705,14 +698,14 @@ static const char *attn_w(const Lyr *l, bool grad) {
 static void lyr_attention(const Lyr *l) {
     Emit *e = l->e;
     const Shape *x = &B(e, l->in[0])->local;
-    int64_t h = (int64_t)l->n->args[0], hl = l->pn->strat == STRAT_COL ? h / e->s->t : h;
+    int64_t h = ir_arg_int(l->n, ATTENTION_HEADS), hl = l->pn->strat == STRAT_COL ? h / e->s->t : h;
     K(l, "N", x->d[0], "samples");
     K(l, "T", x->d[1], "positions");
     K(l, "D", x->d[2], "width");
     K(l, "HL", hl, "heads on this rank");
     K(l, "HD", x->d[2] / h, "head size");
     const char *dims = arena_printf(e->a, "%s_N, %s_T, %s_D, %s_HL, %s_HD, %d", l->C, l->C, l->C, l->C, l->C,
-                                    l->n->args[1] != 0);
+                                    ir_arg_bool(l->n, ATTENTION_CAUSAL));
     const char *st = arena_printf(e->a, "a->%s", aux_field(e, l->id, "stash"));
     open_fwd(l, false);
     E(e, "    %sattention_forward(%s, %s, %s, %s, %s, %s);\n}\n", pfx(e), A(l, l->out), st, A(l, l->in[0]),
@@ -799,7 +792,7 @@ static void emit_layer(Emit *e, int id) {
     case OP_ATTENTION: lyr_attention(&l); break;
     case OP_CROSS_ENTROPY:
     case OP_MSE: lyr_loss(&l); break;
-    default: break;
+    case OP__COUNT: break; /* not an op; no default, so -Wswitch names a new op here */
     }
 }
 
@@ -810,7 +803,7 @@ static void emit_layer(Emit *e, int id) {
 static int64_t int_range(const Emit *e, int value) {
     for (int i = 0; i < IR_NNODES(e->g); i++) {
         const IrNode *n = IR_NODE(e->g, i);
-        if (n->op == OP_EMBEDDING && n->inputs[0] == value) return (int64_t)n->args[0];
+        if (n->op == OP_EMBEDDING && n->inputs[0] == value) return ir_arg_int(n, EMBEDDING_VOCAB);
         if (n->op == OP_CROSS_ENTROPY && n->inputs[1] == value) {
             const Shape *s = &IR_VALUE(e->g, n->inputs[0])->shape;
             return s->d[s->rank - 1];
@@ -944,7 +937,9 @@ static void emit_fwd_coll(Emit *e, const SchedOp *o) {
         E(e, "    %salltoall_%s(MPRT_TENSOR, %s, %s, %s);\n", pfx(e), B(e, o->src)->layout == LAYOUT_B ? "b2f" : "f2b", src,
           dst, a2a_dims(e, o->src));
         break;
-    default: break;
+    case COLL_NONE:
+    case COLL_SENDRECV:
+    case COLL__COUNT: break; /* never a forward layout change */
     }
 }
 
@@ -963,7 +958,10 @@ static void emit_bwd_coll(Emit *e, const SchedOp *o) {
         E(e, "    %salltoall_%s(MPRT_TENSOR, %s, xfer, %s);\n", pfx(e), B(e, o->dst)->layout == LAYOUT_B ? "b2f" : "f2b", gd,
           a2a_dims(e, o->dst));
         break;
-    default: break;
+    case COLL_ALLREDUCE:
+    case COLL_REDUCESCATTER:
+    case COLL_SENDRECV:
+    case COLL__COUNT: break; /* never the dual of a layout change: gradients are never P */
     }
     E(e, "    %saccumulate(%s, xfer, %lld);\n", pfx(e), gs, (long long)lnumel(e, o->src));
 }
@@ -998,7 +996,7 @@ static void emit_stage_fwd(Emit *e, int s) {
             E(e, "    IDLE(%srecv%s(%d, %s, %lld, %d));\n", pfx(e), e->t->sr, o->peer - s, fld(e, "a", o->dst),
               (long long)lnumel(e, o->dst), tag_of(e, o->dst, false));
             break;
-        default: break;
+        case SOP_BWD: break; /* only in backward lists */
         }
     }
     E(e, "    return loss;\n}\n\n");
@@ -1067,7 +1065,8 @@ static void emit_stage_bwd(Emit *e, int s) {
               o->peer - s, (long long)lnumel(e, o->dst), tag_of(e, o->dst, true), pfx(e), fld(e, "d", o->dst),
               (long long)lnumel(e, o->dst));
             break;
-        default: break;
+        case SOP_LOAD:
+        case SOP_FWD: break; /* only in forward lists */
         }
     }
     E(e, "}\n\n");

@@ -12,11 +12,25 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Each argument becomes "name:type, " or "name:type=default, " of the op's spec text. */
 const OpInfo ir_ops[OP__COUNT] = {
-#define OP(id, nm, nin, st, fl, args) [OP_##id] = {nm, nin, st, fl, args},
+#define ARG(op, aid, nm, ty) #nm ":" #ty ", "
+#define ARGD(op, aid, nm, ty, def) #nm ":" #ty "=" #def ", "
+#define OP(id, nm, nin, st, fl, args) [OP_##id] = {nm, nin, st, fl, "" args},
 #include "ops.def"
 #undef OP
+#undef ARG
+#undef ARGD
 };
+
+double ir_arg_get(const IrNode *n, OpKind op, int slot) {
+    if (n->op != op || slot < 0 || slot >= IR_MAX_ARGS) {
+        fprintf(stderr, "internal compiler error: argument %d of %s read from %s node '%s'\n", slot,
+                ir_ops[op].name, ir_ops[n->op].name, n->name ? n->name : "?");
+        abort();
+    }
+    return n->args[slot];
+}
 
 int ir_op_lookup(const char *name) {
     for (int i = 0; i < OP__COUNT; i++)

@@ -163,6 +163,28 @@ typedef struct ArgSpec {
 /* Parses ir_ops[op].argspec; returns the number of arguments (≤ IR_MAX_ARGS). */
 int ir_op_args(OpKind op, ArgSpec out[IR_MAX_ARGS]);
 
+/* Named argument slots, generated from the ARG/ARGD lists of ops.def. For every argument
+ * ARGID of op ID there are three constants:
+ *   IR_ARG_ID_ARGID     its slot in IrNode.args (its position in the op's list)
+ *   IR_ARGOP_ID_ARGID   OP_ID, the op it belongs to
+ *   IR_ARGTY_ID_ARGID   its ArgType
+ * Code reads arguments through the accessors below, never by a bare position. */
+enum { IR_ARGT_int = ARG_INT, IR_ARGT_float = ARG_FLOAT, IR_ARGT_bool = ARG_BOOL };
+#define ARG(op, aid, nm, ty) IR_ARG_##op##_##aid,
+#define ARGD(op, aid, nm, ty, def) IR_ARG_##op##_##aid,
+#define OP(id, name, nin, strats, flags, args) enum { IR_ARGS_BEFORE_##id = -1, args };
+#include "ops.def"
+#undef OP
+#undef ARG
+#undef ARGD
+#define ARG(op, aid, nm, ty) IR_ARGOP_##op##_##aid = OP_##op, IR_ARGTY_##op##_##aid = IR_ARGT_##ty,
+#define ARGD(op, aid, nm, ty, def) IR_ARGOP_##op##_##aid = OP_##op, IR_ARGTY_##op##_##aid = IR_ARGT_##ty,
+#define OP(id, name, nin, strats, flags, args) enum { IR_ARGINFO_##id = 0, args };
+#include "ops.def"
+#undef OP
+#undef ARG
+#undef ARGD
+
 /* ─────────────────────────────── the tensor graph ─────────────────────────────── */
 
 typedef enum { DT_F32, DT_I32, DT_I64 } DType;
@@ -204,6 +226,7 @@ typedef enum {
     PARAM_POS,      /* embedding positions [positions, dim] */
     PARAM_WQ, PARAM_WK, PARAM_WV, PARAM_WO, /* attention [dim, dim] */
     PARAM_BQ, PARAM_BK, PARAM_BV, PARAM_BO, /* attention [dim] */
+    PARAM__COUNT
 } ParamRole;
 const char *ir_param_role_name(ParamRole r); /* "weight", "bias", "gamma", "wq", ... */
 
@@ -226,8 +249,8 @@ typedef struct Annot {
     SrcLoc stage_loc;
 } Annot;
 
-/* One layer. Which `args` slots mean what is given by the op's argspec, in order
- * (ir_op_args): e.g. for linear args[0] = out, args[1] = bias. */
+/* One layer. Which `args` slots mean what is given by the op's argument list in ops.def,
+ * in order; read them by name: ir_arg_int(n, LINEAR_OUT), ir_arg_bool(n, LINEAR_BIAS). */
 typedef struct IrNode {
     OpKind op;
     const char *name;     /* hierarchical: "blocks.3.mlp.fc1" */
@@ -243,6 +266,17 @@ typedef struct IrNode {
     int64_t param_count;       /* elements over all its parameters */
     int64_t flops_fwd, flops_bwd; /* for the whole global batch, one step */
 } IrNode;
+
+/* Reading a named argument: ir_arg(n, ATTENTION_HEADS) is the raw value, ir_arg_int,
+ * ir_arg_float and ir_arg_bool also check, at compile time, that the argument has that type.
+ * Reading an argument of another op's node is an internal compiler error (ir_arg_get). */
+double ir_arg_get(const IrNode *n, OpKind op, int slot);
+#define IR_ARG_TYPED_(n, A, T) \
+    ((void)sizeof(char[(int)IR_ARGTY_##A == (int)(T) ? 1 : -1]), ir_arg_get((n), (OpKind)IR_ARGOP_##A, IR_ARG_##A))
+#define ir_arg(n, A) ir_arg_get((n), (OpKind)IR_ARGOP_##A, IR_ARG_##A)
+#define ir_arg_int(n, A) ((int64_t)IR_ARG_TYPED_(n, A, ARG_INT))
+#define ir_arg_float(n, A) IR_ARG_TYPED_(n, A, ARG_FLOAT)
+#define ir_arg_bool(n, A) (IR_ARG_TYPED_(n, A, ARG_BOOL) != 0)
 
 typedef enum { OPT_SGD, OPT_ADAM, OPT_ADAMW } OptKind;
 typedef struct TrainCfg {

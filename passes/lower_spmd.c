@@ -28,8 +28,8 @@
  * split computes a partial input gradient; its own all-reduce (Megatron's "f") runs on a scratch
  * copy so other consumers' contributions are not summed t times.
  *
- * Parameters are sharded as the strategy says (a column split divides a linear weight's output
- * features, a row split its input features, ...); a bias of a layer whose output is a partial sum
+ * Parameters are sharded as the strategy says in the rules table (passes/rules.c: a column
+ * split divides a linear weight's output features, a row split its input features, ...); a bias of a layer whose output is a partial sum
  * stays whole and is added by tensor rank 0 only. Gradients sum over micro-batches and are
  * all-reduced once per step over the ranks holding the same shard with different samples: the
  * stage group for data-strategy layers computing on a batch split, the data group otherwise.
@@ -64,8 +64,9 @@ int sched_group_size(const Schedule *s, GroupKind k) {
     case GROUP_DATA: return s->d;
     case GROUP_STAGE: return s->d * s->t;
     case GROUP_PIPE: return s->S;
-    default: return 1;
+    case GROUP__COUNT: break;
     }
+    return 1;
 }
 
 /* ───────────────────────────── the lowering context ───────────────────────────── */
@@ -195,30 +196,6 @@ static int need(Lower *L, int value, Layout lay, int node) {
     return dst;
 }
 
-/* Whether `op` may compute with strategy `st` on input layout `in` giving `out`. */
-static bool layouts_ok(OpKind op, Strategy st, Layout in, Layout out) {
-    bool shapeless = in == out && in != LAYOUT_P;
-    switch (op) {
-    case OP_LINEAR:
-    case OP_CONV2D:
-        if (st == STRAT_COL) return in == LAYOUT_R && out == LAYOUT_F;
-        if (st == STRAT_ROW) return in == LAYOUT_F && out == LAYOUT_P;
-        return in == out && (in == LAYOUT_R || in == LAYOUT_B);
-    case OP_EMBEDDING:
-        if (st == STRAT_COL) return in == LAYOUT_R && out == LAYOUT_F;
-        if (st == STRAT_ROW) return in == LAYOUT_R && out == LAYOUT_P;
-        return in == out && (in == LAYOUT_R || in == LAYOUT_B);
-    case OP_ATTENTION:
-        if (st == STRAT_COL) return in == LAYOUT_R && out == LAYOUT_P;
-        return in == out && (in == LAYOUT_R || in == LAYOUT_B);
-    case OP_LAYERNORM:
-    case OP_CROSS_ENTROPY:
-    case OP_MSE: return in == LAYOUT_R || in == LAYOUT_B;
-    case OP_ADD: return in == out;
-    default: return shapeless;
-    }
-}
-
 static void lower_node_fwd(Lower *L, int id) {
     const IrNode *n = IR_NODE(L->g, id);
     const PlanNode *pn = &L->p->nodes[id];
@@ -231,7 +208,7 @@ static void lower_node_fwd(Lower *L, int id) {
     }
     bool loss = ir_ops[n->op].flags & OPF_LOSS;
     Layout out = loss ? l0 : norm(L, pn->out_layout);
-    if (L->s->t > 1 && !layouts_ok(n->op, pn->strat, l0, out))
+    if (L->s->t > 1 && !rules_layout_ok(n->op, pn->strat, l0, out))
         ice(L, id, arena_printf(L->g->arena, "%s cannot compute as %s from layout %s to %s",
                                 ir_ops[n->op].name, pn->strat == STRAT_COL   ? "tensor(col)"
                                                     : pn->strat == STRAT_ROW ? "tensor(row)"
@@ -268,24 +245,25 @@ static void lower_sends(Lower *L) {
 
 /* ───────────────────────────── backward lists ───────────────────────────── */
 
-/* A column split's input gradient is a partial sum over the tensor ranks. */
-static bool has_layer_allreduce(const Lower *L, int id) {
-    const IrNode *n = IR_NODE(L->g, id);
-    return L->s->t > 1 && L->p->nodes[id].strat == STRAT_COL &&
-           (n->op == OP_LINEAR || n->op == OP_CONV2D || n->op == OP_ATTENTION);
+/* The layer's own collective on its input gradient (rules.c): a column split's is a partial
+ * sum over the tensor ranks, all-reduced. */
+static CollKind layer_own_bwd(const Lower *L, int id) {
+    if (L->s->t <= 1) return COLL_NONE;
+    return pass_rules[IR_NODE(L->g, id)->op].own_bwd[L->p->nodes[id].strat];
 }
 
 static void lower_dual(Lower *L, const SchedOp *f) {
     switch (f->kind) {
     case SOP_FWD: {
         push(L, SOP_BWD, f->node, f->src, f->dst);
-        if (has_layer_allreduce(L, f->node) && f->src >= 0 && BUF(L, f->src)->grad) {
+        CollKind own = layer_own_bwd(L, f->node);
+        if (own != COLL_NONE && f->src >= 0 && BUF(L, f->src)->grad) {
             SchedOp *o = push(L, SOP_COLL, f->node, f->src, f->src);
             o->grad = true;
             o->layer_own = true;
-            o->coll = COLL_ALLREDUCE;
+            o->coll = own;
             o->group = GROUP_TENSOR;
-            o->bytes = cost_coll_bytes(COLL_ALLREDUCE, L->s->t, buf_bytes(L, f->src, false));
+            o->bytes = cost_coll_bytes(own, L->s->t, buf_bytes(L, f->src, false));
         }
         break;
     }
@@ -312,41 +290,12 @@ static void lower_dual(Lower *L, const SchedOp *f) {
         o->bytes = o->kind == SOP_SEND ? buf_bytes(L, b, true) : 0;
         break;
     }
-    default: break;
+    case SOP_LOAD: break; /* inputs and labels need no gradient */
+    case SOP_BWD: break;  /* never in a forward list */
     }
 }
 
 /* ───────────────────────────── parameters ───────────────────────────── */
-
-/* Which dimension of parameter `role` a strategy splits (-1: whole), and whether the
- * whole tensor is added by tensor rank 0 only. */
-static int param_split(OpKind op, Strategy st, ParamRole role, bool *rank0) {
-    *rank0 = false;
-    if (st == STRAT_DATA) return -1;
-    bool col = st == STRAT_COL;
-    switch (op) {
-    case OP_LINEAR:
-        if (role == PARAM_WEIGHT) return col ? 1 : 0;
-        *rank0 = !col;
-        return col ? 0 : -1;
-    case OP_CONV2D:
-        if (role == PARAM_WEIGHT) return col ? 0 : 1;
-        *rank0 = !col;
-        return col ? 0 : -1;
-    case OP_EMBEDDING:
-        if (role == PARAM_WEIGHT) return col ? 1 : 0;
-        *rank0 = !col;
-        return col ? 1 : -1;
-    case OP_ATTENTION:
-        if (role == PARAM_WO) return 0;
-        if (role == PARAM_BO) {
-            *rank0 = true;
-            return -1;
-        }
-        return role == PARAM_BQ || role == PARAM_BK || role == PARAM_BV ? 0 : 1;
-    default: return -1;
-    }
-}
 
 static void lower_params(Lower *L, int id) {
     const IrNode *n = IR_NODE(L->g, id);
@@ -360,11 +309,12 @@ static void lower_params(Lower *L, int id) {
         sp->param = i;
         sp->stage = L->stage;
         sp->local = ip->shape;
-        sp->split_dim = s->t > 1 ? param_split(n->op, pn->strat, ip->role, &sp->rank0_adds) : -1;
-        if (s->t == 1) sp->rank0_adds = false;
-        if (sp->split_dim == 0 && n->op == OP_EMBEDDING && ip->role == PARAM_WEIGHT) {
-            /* a vocabulary split rounds up; the last rank's extra rows are never looked up */
-            sp->local.d[0] = (sp->local.d[0] + s->t - 1) / s->t;
+        ParamSplit split = rules_param_split(n->op, pn->strat, ip->role);
+        sp->split_dim = s->t > 1 ? split.dim : -1;
+        sp->rank0_adds = s->t > 1 && split.rank0;
+        if (sp->split_dim >= 0 && split.ceil) {
+            /* rounded up (an embedding's vocabulary): the last rank's extra rows are unused */
+            sp->local.d[sp->split_dim] = (sp->local.d[sp->split_dim] + s->t - 1) / s->t;
         } else if (sp->split_dim >= 0) {
             if (sp->local.d[sp->split_dim] % s->t != 0)
                 ice(L, id, arena_printf(L->g->arena, "parameter '%s' does not split over %d ranks",

@@ -53,6 +53,77 @@ Layout cost_grad_layout(Layout l);
  * (in cost_grad_layout(to)) into the gradient the producer needs (cost_grad_layout(from)). */
 CollKind cost_layout_change_bwd(Layout from, Layout to);
 
+/* ═══════════════ the rules table (passes/rules.c): one entry per op ═══════════════
+ *
+ * What an op means for splitting, per strategy: the layouts it may compute in, how each of its
+ * parameters is sharded, its own collective, and the memory it keeps for backward. The search,
+ * the lowering and codegen all read it; ops.def's X-macro builds it, so a new op without an
+ * entry does not compile. */
+
+/* What a mode needs to divide over the t tensor ranks. */
+typedef enum {
+    RC_ALWAYS,   /* nothing */
+    RC_BATCH,    /* the micro-batch's samples */
+    RC_FEAT,     /* the input's and the output's features */
+    RC_IN_FEAT,  /* the input's features (channels) */
+    RC_OUT_FEAT, /* the output's features (channels) */
+    RC_HEADS,    /* attention heads */
+} RuleCond;
+
+/* One way an op may compute at t > 1: strategy, the layout of every input, the output's. */
+typedef struct RuleMode {
+    Strategy strat;
+    Layout in, out;
+    RuleCond cond;
+} RuleMode;
+#define RULES_MAX_MODES 4
+
+/* What a memory rule sees: one rank's share of one micro-batch. */
+typedef struct RuleCtx {
+    const IrNode *n;
+    Strategy strat;
+    int t;          /* tensor ranks */
+    Shape in, out;  /* local shapes of input 0 and of the output (dim 0: local samples) */
+    bool dev;       /* the CUDA target (its attention keeps every row's scores) */
+} RuleCtx;
+typedef int64_t (*RuleMemFn)(const RuleCtx *c);
+
+typedef struct OpRules {
+    RuleMode modes[RULES_MAX_MODES]; /* at t > 1, in the order the search tries them */
+    int nmodes;
+    /* [strategy][role]: 0 whole, d+1 split along d (+16: rounded up), -1 whole but added by
+     * tensor rank 0 only; read it through rules_param_split. */
+    int8_t split[STRAT__COUNT][PARAM__COUNT];
+    CollKind own_bwd[STRAT__COUNT]; /* on the input gradient, tensor group (COLL_NONE: none) */
+    /* Memory, NULL for none; read through rules_stash/istash/scratch. */
+    RuleMemFn stash;      /* floats kept for backward besides the activations */
+    bool stash_in_plan;   /* whether the plan's memory model counts them */
+    RuleMemFn istash;     /* int32s kept for backward */
+    RuleMemFn scratch;    /* floats of temporary space */
+} OpRules;
+extern const OpRules pass_rules[OP__COUNT];
+
+/* The modes node `n` may take at t > 1 with b samples per micro-batch and the given feature
+ * counts of its input and output, in the table's order; returns how many. */
+int rules_modes(const IrNode *n, int t, int64_t b, int64_t in_feat, int64_t out_feat,
+                RuleMode out[RULES_MAX_MODES]);
+/* Whether `op` may compute with strategy `st` from layout `in` to `out` (at t > 1). */
+bool rules_layout_ok(OpKind op, Strategy st, Layout in, Layout out);
+
+/* How a parameter is sharded: dim −1 keeps it whole; ceil rounds the local size up; rank0: whole,
+ * and added by tensor rank 0 only (its layer's output is a partial sum). */
+typedef struct ParamSplit {
+    int dim;
+    bool ceil, rank0;
+} ParamSplit;
+ParamSplit rules_param_split(OpKind op, Strategy st, ParamRole role);
+/* Elements of parameter `p` one of t tensor ranks holds under strategy `st`. */
+int64_t rules_param_local(const IrParam *p, OpKind op, Strategy st, int t);
+/* Floats kept for backward, int32s kept for backward, floats of scratch: node c->n's share. */
+int64_t rules_stash(const RuleCtx *c);
+int64_t rules_istash(const RuleCtx *c);
+int64_t rules_scratch(const RuleCtx *c);
+
 /* Which group a collective runs on. */
 typedef enum { GROUP_TENSOR, GROUP_DATA, GROUP_STAGE, GROUP_PIPE, GROUP__COUNT } GroupKind;
 const char *plan_group_name(GroupKind k); /* "tensor", "data", "stage", "pipe" */

@@ -13,8 +13,8 @@
  *   3. adds its trainable parameters with their whole, unsharded shapes (ir_add_param), and
  *   4. computes its forward and backward FLOPs for one step over the whole global batch.
  *
- * Every op has one static function below; the table `shape_rules`, indexed by OpKind, is
- * the only place that names them. The formulas are documented in docs/ops.md, which is the
+ * Every op has one static function below; the switch in `shape_rule`, with a case per OpKind
+ * and no default, is the only place that names them. The formulas are documented in docs/ops.md, which is the
  * reference for everything this file computes; keep the two in step.
  *
  * Errors are reported and the pass carries on, so one run reports every independent mistake.
@@ -94,11 +94,12 @@ static SrcLoc arg_loc(const ShapeCtx *c, int i) {
     return c->n->arg_loc[i].line > 0 ? c->n->arg_loc[i] : c->n->loc;
 }
 
-/* Reads integer argument i, which must be >= min. Doubles outside ±2^53 or with a fraction
- * cannot come from the frontend's integer literals, but are rejected rather than cast (a
- * cast of an out-of-range double is undefined behaviour). */
-static bool arg_int(ShapeCtx *c, int i, int64_t min, int64_t *out) {
-    double v = c->n->args[i];
+/* Reads integer argument A (a name from ops.def: LINEAR_OUT), which must be >= min. Doubles
+ * outside ±2^53 or with a fraction cannot come from the frontend's integer literals, but are
+ * rejected rather than cast (a cast of an out-of-range double is undefined behaviour). */
+#define ARG_INT(c, A, min, out) \
+    ((void)sizeof(char[(int)IR_ARGTY_##A == (int)ARG_INT ? 1 : -1]), arg_int((c), IR_ARG_##A, ir_arg((c)->n, A), (min), (out)))
+static bool arg_int(ShapeCtx *c, int i, double v, int64_t min, int64_t *out) {
     if (!isfinite(v) || v != floor(v)) {
         diag_error(c->d, arg_loc(c, i), "%s argument '%s' must be an integer, got %g", op_name(c),
                    c->spec[i].name, v);
@@ -117,8 +118,6 @@ static bool arg_int(ShapeCtx *c, int i, int64_t min, int64_t *out) {
     }
     return true;
 }
-
-static bool arg_bool(const ShapeCtx *c, int i) { return c->n->args[i] != 0; }
 
 static bool need_rank(ShapeCtx *c, int k, int lo, int hi) {
     int r = c->in[k]->shape.rank;
@@ -193,9 +192,9 @@ static int64_t rows_of(ShapeCtx *c, const Shape *s) {
 /* linear(x [..., in], out, bias) -> [..., out]; weight [in, out], bias [out]. */
 static bool shape_linear(ShapeCtx *c) {
     int64_t out;
-    if (!arg_int(c, 0, 1, &out) || !need_rank(c, 0, 2, IR_MAX_RANK) || !need_float(c, 0))
+    if (!ARG_INT(c, LINEAR_OUT, 1, &out) || !need_rank(c, 0, 2, IR_MAX_RANK) || !need_float(c, 0))
         return false;
-    bool bias = arg_bool(c, 1);
+    bool bias = ir_arg_bool(c->n, LINEAR_BIAS);
     const Shape *x = &c->in[0]->shape;
     int64_t in = x->d[x->rank - 1], m = rows_of(c, x);
     Shape y = with_last(x, out);
@@ -224,9 +223,9 @@ static bool shape_tanh(ShapeCtx *c) { return shape_unary(c, 1, 3); }
 
 /* dropout(x, p): p in [0, 1). */
 static bool shape_dropout(ShapeCtx *c) {
-    double p = c->n->args[0];
+    double p = ir_arg_float(c->n, DROPOUT_P);
     if (!(p >= 0.0 && p < 1.0)) {
-        diag_error(c->d, arg_loc(c, 0), "dropout probability 'p' must be in [0, 1), got %g", p);
+        diag_error(c->d, arg_loc(c, IR_ARG_DROPOUT_P), "dropout probability 'p' must be in [0, 1), got %g", p);
         return false;
     }
     return shape_unary(c, 2, 1);
@@ -248,9 +247,9 @@ static bool shape_add(ShapeCtx *c) {
 
 /* layernorm(x [..., D], eps) over the last dimension; gamma, beta [D]. */
 static bool shape_layernorm(ShapeCtx *c) {
-    double eps = c->n->args[0];
+    double eps = ir_arg_float(c->n, LAYERNORM_EPS);
     if (!(eps > 0.0) || !isfinite(eps)) {
-        diag_error(c->d, arg_loc(c, 0), "layernorm argument 'eps' must be positive, got %g", eps);
+        diag_error(c->d, arg_loc(c, IR_ARG_LAYERNORM_EPS), "layernorm argument 'eps' must be positive, got %g", eps);
         return false;
     }
     if (!need_rank(c, 0, 2, IR_MAX_RANK) || !need_float(c, 0)) return false;
@@ -274,10 +273,11 @@ static int64_t window_out(ShapeCtx *c, int64_t size, int64_t k, int64_t stride, 
  * weight [out, C, k, k], bias [out]. */
 static bool shape_conv2d(ShapeCtx *c) {
     int64_t out, k, stride, pad;
-    if (!arg_int(c, 0, 1, &out) || !arg_int(c, 1, 1, &k) || !arg_int(c, 2, 1, &stride) ||
-        !arg_int(c, 3, 0, &pad) || !need_rank(c, 0, 4, 4) || !need_float(c, 0))
+    if (!ARG_INT(c, CONV2D_OUT, 1, &out) || !ARG_INT(c, CONV2D_KERNEL, 1, &k) ||
+        !ARG_INT(c, CONV2D_STRIDE, 1, &stride) || !ARG_INT(c, CONV2D_PADDING, 0, &pad) ||
+        !need_rank(c, 0, 4, 4) || !need_float(c, 0))
         return false;
-    bool bias = arg_bool(c, 4);
+    bool bias = ir_arg_bool(c->n, CONV2D_BIAS);
     const Shape *x = &c->in[0]->shape;
     int64_t n = x->d[0], ch = x->d[1];
     int64_t ho = window_out(c, x->d[2], k, stride, pad),
@@ -304,8 +304,8 @@ static bool shape_conv2d(ShapeCtx *c) {
 /* maxpool2d(x [N, C, H, W], kernel, stride) -> [N, C, Ho, Wo]; stride 0 means kernel. */
 static bool shape_maxpool2d(ShapeCtx *c) {
     int64_t k, stride;
-    if (!arg_int(c, 0, 1, &k) || !arg_int(c, 1, 0, &stride) || !need_rank(c, 0, 4, 4) ||
-        !need_float(c, 0))
+    if (!ARG_INT(c, MAXPOOL2D_KERNEL, 1, &k) || !ARG_INT(c, MAXPOOL2D_STRIDE, 0, &stride) ||
+        !need_rank(c, 0, 4, 4) || !need_float(c, 0))
         return false;
     if (stride == 0) stride = k;
     const Shape *x = &c->in[0]->shape;
@@ -340,8 +340,9 @@ static bool shape_flatten(ShapeCtx *c) {
  * weight [vocab, dim], pos [positions, dim] when positions > 0 (then T <= positions). */
 static bool shape_embedding(ShapeCtx *c) {
     int64_t vocab, dim, pos;
-    if (!arg_int(c, 0, 1, &vocab) || !arg_int(c, 1, 1, &dim) || !arg_int(c, 2, 0, &pos) ||
-        !need_rank(c, 0, 1, 2) || !need_int(c, 0, "token ids"))
+    if (!ARG_INT(c, EMBEDDING_VOCAB, 1, &vocab) || !ARG_INT(c, EMBEDDING_DIM, 1, &dim) ||
+        !ARG_INT(c, EMBEDDING_POSITIONS, 0, &pos) || !need_rank(c, 0, 1, 2) ||
+        !need_int(c, 0, "token ids"))
         return false;
     const Shape *x = &c->in[0]->shape;
     int64_t t = x->rank == 2 ? x->d[1] : 1;
@@ -364,11 +365,12 @@ static bool shape_embedding(ShapeCtx *c) {
 /* attention(x [N, T, D], heads, causal) -> [N, T, D]; wq wk wv wo [D, D], bq bk bv bo [D]. */
 static bool shape_attention(ShapeCtx *c) {
     int64_t heads;
-    if (!arg_int(c, 0, 1, &heads) || !need_rank(c, 0, 3, 3) || !need_float(c, 0)) return false;
+    if (!ARG_INT(c, ATTENTION_HEADS, 1, &heads) || !need_rank(c, 0, 3, 3) || !need_float(c, 0))
+        return false;
     const Shape *x = &c->in[0]->shape;
     int64_t n = x->d[0], t = x->d[1], dm = x->d[2];
     if (dm % heads != 0) {
-        diag_error(c->d, arg_loc(c, 0), "attention heads (%lld) must divide the width %lld of %s",
+        diag_error(c->d, arg_loc(c, IR_ARG_ATTENTION_HEADS), "attention heads (%lld) must divide the width %lld of %s",
                    (long long)heads, (long long)dm, shape_of(c, c->in[0]));
         return false;
     }
@@ -428,23 +430,30 @@ static bool shape_mse(ShapeCtx *c) {
     return true;
 }
 
-typedef bool (*ShapeRule)(ShapeCtx *c);
-static const ShapeRule shape_rules[OP__COUNT] = {
-    [OP_LINEAR] = shape_linear,
-    [OP_RELU] = shape_relu,
-    [OP_GELU] = shape_gelu,
-    [OP_TANH] = shape_tanh,
-    [OP_ADD] = shape_add,
-    [OP_LAYERNORM] = shape_layernorm,
-    [OP_DROPOUT] = shape_dropout,
-    [OP_CONV2D] = shape_conv2d,
-    [OP_MAXPOOL2D] = shape_maxpool2d,
-    [OP_FLATTEN] = shape_flatten,
-    [OP_EMBEDDING] = shape_embedding,
-    [OP_ATTENTION] = shape_attention,
-    [OP_CROSS_ENTROPY] = shape_cross_entropy,
-    [OP_MSE] = shape_mse,
-};
+/* One case per op and no default: a new op in ops.def without a rule here fails to
+ * compile (-Wswitch -Werror). */
+static bool shape_rule(ShapeCtx *c) {
+    switch (c->n->op) {
+    case OP_LINEAR: return shape_linear(c);
+    case OP_RELU: return shape_relu(c);
+    case OP_GELU: return shape_gelu(c);
+    case OP_TANH: return shape_tanh(c);
+    case OP_ADD: return shape_add(c);
+    case OP_LAYERNORM: return shape_layernorm(c);
+    case OP_DROPOUT: return shape_dropout(c);
+    case OP_CONV2D: return shape_conv2d(c);
+    case OP_MAXPOOL2D: return shape_maxpool2d(c);
+    case OP_FLATTEN: return shape_flatten(c);
+    case OP_EMBEDDING: return shape_embedding(c);
+    case OP_ATTENTION: return shape_attention(c);
+    case OP_CROSS_ENTROPY: return shape_cross_entropy(c);
+    case OP_MSE: return shape_mse(c);
+    case OP__COUNT: break;
+    }
+    diag_error(c->d, c->n->loc, "internal compiler error: pass shapes: node '%s' has op kind %d",
+               c->n->name, (int)c->n->op);
+    return false;
+}
 
 /* ───────────────────────── the walk ───────────────────────── */
 
@@ -495,7 +504,7 @@ static bool shape_node(IrGraph *g, Diag *d, int id, const bool *bad) {
     if (!gather_inputs(&c, bad)) return false;
     ir_op_args(c.n->op, c.spec);
     int first = IR_NPARAMS(g);
-    if (!shape_rules[c.n->op](&c)) return false;
+    if (!shape_rule(&c)) return false;
     if (c.overflow) {
         g->params.len = (size_t)first; /* drop any parameters recorded before the overflow */
         c.n->nparams = 0;
