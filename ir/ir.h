@@ -13,7 +13,7 @@
  *   passes/    one pass per file, all with the signature `bool pass_NAME(IrGraph *, Diag *)`,
  *              run in order by pass_run_pipeline() (passes/pipeline.c):
  *                shapes   shape inference, parameter shapes and counts, FLOPs   (passes/shapes.c)
- *                plan     cost model + search, fills g->plan                    (passes/cost.c, search.c)
+ *                plan     cost model + search, fills g->plan                    (passes/cost.c, search*.c)
  *                ...      lowering to a per-rank schedule, the report
  *   codegen/   cg_emit_c(), cg_emit_cuda(): the schedule printed as a C or CUDA program.
  *   runtime/   mprt: the library generated trainers link (runtime/mprt.h).

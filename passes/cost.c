@@ -18,8 +18,22 @@
  * P→R an all-reduce; P→B and P→F reduce-scatters; B↔F an all-to-all. Nothing turns a
  * non-P value into P (the planner never needs it: an add of a P and an R value costs the
  * same as all-reducing first), so those changes are reported as impossible (COLL__COUNT).
+ *
+ * Per-layer cost (the second half of this file). For one candidate of the search (a mesh
+ * S×d×t and a micro-batch count m, search_internal.h) every node gets its modes — a
+ * strategy with the layouts it reads and writes, as the op and the shapes allow and its
+ * annotation demands — and each mode a ModeCost: forward and backward compute per
+ * micro-batch, the layer's own collective (a column split all-reduces its input gradient),
+ * the gradient all-reduce per step and the part of it the layer's backward does not hide,
+ * the parameter bytes held and the activation bytes kept for backward. value_costs() adds
+ * the price of every layout change of every activation and of sending it across a cut.
+ * search_cand_prepare() fills these tables and the candidate's lower bound; nothing here
+ * chooses anything, and the same figures feed the sweep, the evaluation and the report.
  */
-#include "passes.h"
+#include "search_internal.h"
+
+#include <math.h>
+#include <string.h>
 
 const char *plan_layout_name(Layout l) {
     static const char *const names[] = {"R", "B", "F", "P"};
@@ -91,4 +105,259 @@ Layout cost_grad_layout(Layout l) { return l == LAYOUT_P ? LAYOUT_R : l; }
 
 CollKind cost_layout_change_bwd(Layout from, Layout to) {
     return cost_layout_change(cost_grad_layout(to), cost_grad_layout(from));
+}
+
+/* ───────────────────────────── links and groups ───────────────────────────── */
+
+/* A group of `span` consecutive ranks stays inside a node when the whole job fits in one
+ * node, or when span divides devices_per_node (groups then start on node boundaries). */
+static Link link_for(const ClusterCfg *c, int64_t span) {
+    int64_t dpn = c->devices_per_node > 0 ? c->devices_per_node : c->devices;
+    bool intra = c->devices <= dpn || (span <= dpn && dpn % span == 0);
+    Link l = {c->latency, c->bandwidth};
+    if (!intra) {
+        l.alpha = c->inter_node_latency > 0 ? c->inter_node_latency : c->latency;
+        l.beta = c->inter_node_bandwidth > 0 ? c->inter_node_bandwidth : c->bandwidth;
+    }
+    return l;
+}
+
+static void cand_links(const Search *s, Cand *c) {
+    const ClusterCfg *cl = &s->g->cluster;
+    c->tensor = link_for(cl, c->t);
+    c->data = link_for(cl, (int64_t)c->d * c->t);
+    c->stage = c->data;
+    /* Neighbouring stages are d·t ranks apart: inside a node only if the job is. */
+    c->pipe =
+        link_for(cl, cl->devices > (cl->devices_per_node > 0 ? cl->devices_per_node : cl->devices)
+                         ? cl->devices + 1
+                         : 1);
+}
+
+/* ───────────────────────────── modes ───────────────────────────── */
+
+static Mode mode1(Strategy st, Layout in, Layout out) {
+    Mode m = {st, {in, in}, out};
+    return m;
+}
+
+/* The modes of a parameterless or layout-following op at t > 1. */
+static int follow_modes(const Search *s, const IrNode *n, const Cand *c, Mode *out) {
+    int k = 0, t = c->t;
+    int64_t in_feat = s->feat[n->inputs[0]];
+    bool bok = c->b % t == 0, fok = in_feat % t == 0 && s->feat[n->output] % t == 0;
+    switch (n->op) {
+    case OP_LAYERNORM:
+    case OP_CROSS_ENTROPY:
+    case OP_MSE:
+        out[k++] = mode1(STRAT_DATA, LAYOUT_R, LAYOUT_R);
+        if (bok) out[k++] = mode1(STRAT_DATA, LAYOUT_B, LAYOUT_B);
+        break;
+    case OP_ADD:
+        out[k++] = mode1(STRAT_DATA, LAYOUT_R, LAYOUT_R);
+        if (bok) out[k++] = mode1(STRAT_DATA, LAYOUT_B, LAYOUT_B);
+        if (fok) out[k++] = mode1(STRAT_DATA, LAYOUT_F, LAYOUT_F);
+        out[k++] = mode1(STRAT_DATA, LAYOUT_P, LAYOUT_P);
+        break;
+    default:
+        out[k++] = mode1(STRAT_DATA, LAYOUT_R, LAYOUT_R);
+        if (bok) out[k++] = mode1(STRAT_DATA, LAYOUT_B, LAYOUT_B);
+        if (fok) out[k++] = mode1(STRAT_DATA, LAYOUT_F, LAYOUT_F);
+        break;
+    }
+    return k;
+}
+
+/* The modes of a parameter layer at t > 1 (DESIGN.md §4; docs/cost-model.md §3). */
+static int param_modes(const Search *s, const IrNode *n, const Cand *c, Mode *out) {
+    int k = 0, t = c->t;
+    int64_t in_feat = s->feat[n->inputs[0]], out_feat = s->feat[n->output];
+    if (c->b % t == 0) out[k++] = mode1(STRAT_DATA, LAYOUT_B, LAYOUT_B);
+    switch (n->op) {
+    case OP_LINEAR:
+    case OP_CONV2D:
+        if (out_feat % t == 0) out[k++] = mode1(STRAT_COL, LAYOUT_R, LAYOUT_F);
+        if (in_feat % t == 0) out[k++] = mode1(STRAT_ROW, LAYOUT_F, LAYOUT_P);
+        break;
+    case OP_ATTENTION:
+        if ((int64_t)n->args[0] % t == 0) out[k++] = mode1(STRAT_COL, LAYOUT_R, LAYOUT_P);
+        break;
+    case OP_EMBEDDING:
+        if (out_feat % t == 0) out[k++] = mode1(STRAT_COL, LAYOUT_R, LAYOUT_F);
+        out[k++] = mode1(STRAT_ROW, LAYOUT_R, LAYOUT_P);
+        break;
+    default: break;
+    }
+    return k;
+}
+
+bool search_has_tensor_annot(const IrNode *n) {
+    return n->annot.has_strat && n->annot.strat != STRAT_DATA;
+}
+
+/* The modes node `p` may take in candidate `c`, filtered by its annotation. */
+int search_node_modes(const Search *s, int p, const Cand *c, Mode *out) {
+    const IrNode *n = IR_NODE(s->g, p);
+    unsigned strats = ir_ops[n->op].strats;
+    if (c->t == 1) {
+        if (n->annot.has_strat) {
+            if (search_has_tensor_annot(n) && s->D > 1) return 0;
+            out[0] = mode1(n->annot.strat, LAYOUT_B, LAYOUT_B);
+        } else {
+            out[0] = mode1(STRAT_DATA, LAYOUT_B, LAYOUT_B);
+        }
+        return 1;
+    }
+    Mode all[MAX_MODES];
+    int na = (ir_ops[n->op].flags & OPF_PARAMS) && strats != STRATF_DATA
+                 ? param_modes(s, n, c, all)
+                 : follow_modes(s, n, c, all);
+    bool any_tensor = false;
+    for (int i = 0; i < na; i++)
+        any_tensor |= all[i].strat != STRAT_DATA;
+    int k = 0;
+    for (int i = 0; i < na; i++) {
+        if (n->annot.has_strat && all[i].strat != n->annot.strat) continue;
+        if (c->restrict_tensor && any_tensor && all[i].strat == STRAT_DATA) continue;
+        out[k++] = all[i];
+    }
+    return k;
+}
+
+/* ───────────────────────────── costs ───────────────────────────── */
+
+int64_t search_local_bytes(const Search *s, const Cand *c, int v, Layout l) {
+    int64_t n = s->sample_bytes[v] * c->b;
+    return (l == LAYOUT_B || l == LAYOUT_F) ? n / c->t : n;
+}
+
+static bool param_sharded(OpKind op, Strategy st, ParamRole role) {
+    if (st == STRAT_DATA) return false;
+    if (op == OP_ATTENTION) return role != PARAM_BO;
+    if (op == OP_EMBEDDING) return st == STRAT_COL || role == PARAM_WEIGHT;
+    if (st == STRAT_ROW) return role == PARAM_WEIGHT;
+    return true;
+}
+
+/* Parameter bytes one device holds for node `n` in strategy `st` over t tensor ranks. */
+static int64_t node_param_bytes(const IrGraph *g, const IrNode *n, Strategy st, int t) {
+    int64_t total = 0;
+    for (int i = 0; i < n->nparams; i++) {
+        const IrParam *pr = IR_PARAM(g, n->first_param + i);
+        int64_t numel = ir_shape_numel(&pr->shape);
+        if (t > 1 && param_sharded(n->op, st, pr->role)) {
+            if (n->op == OP_EMBEDDING && st == STRAT_ROW && pr->shape.rank == 2) {
+                int64_t rows = (pr->shape.d[0] + t - 1) / t;
+                numel = rows * pr->shape.d[1];
+            } else {
+                numel /= t;
+            }
+        }
+        total += numel * 4;
+    }
+    return total;
+}
+
+/* Attention keeps q, k, v, the context and the softmax probabilities for backward. */
+static int64_t attention_extra(const Search *s, const IrNode *n, const Cand *c, bool split) {
+    const IrValue *x = IR_VALUE(s->g, n->inputs[0]);
+    if (x->shape.rank != 3) return 0;
+    int64_t seq = x->shape.d[1], dim = x->shape.d[2], heads = (int64_t)n->args[0];
+    int64_t per = 4 * seq * dim * 4 + heads * seq * seq * 4;
+    return per * c->b / (split ? c->t : 1);
+}
+
+static void mode_cost(const Search *s, const Cand *c, int p, const Mode *M, ModeCost *mc) {
+    const IrGraph *g = s->g;
+    const IrNode *n = IR_NODE(g, p);
+    const ClusterCfg *cl = &g->cluster;
+    memset(mc, 0, sizeof *mc);
+    bool split = c->t > 1 && (M->strat != STRAT_DATA || M->out == LAYOUT_B || M->out == LAYOUT_F);
+    double div = (double)c->d * c->m * (split ? c->t : 1);
+    mc->fwd = (double)n->flops_fwd / div / cl->flops;
+    mc->bwd = (double)n->flops_bwd / div / cl->flops;
+    bool col_own = (n->op == OP_LINEAR || n->op == OP_CONV2D || n->op == OP_ATTENTION) &&
+                   M->strat == STRAT_COL && c->t > 1 && s->needs_grad[n->inputs[0]];
+    if (col_own) {
+        mc->own_coll = COLL_ALLREDUCE;
+        mc->own_n = s->sample_bytes[n->inputs[0]] * c->b;
+        mc->own_bytes = cost_coll_bytes(COLL_ALLREDUCE, c->t, mc->own_n);
+        mc->own = cost_coll_time(COLL_ALLREDUCE, c->t, mc->own_n, c->tensor.alpha, c->tensor.beta);
+    }
+    mc->param_bytes = node_param_bytes(g, n, M->strat, c->t);
+    bool stage_group = c->t > 1 && M->strat == STRAT_DATA && M->out == LAYOUT_B;
+    int64_t gs = stage_group ? (int64_t)c->d * c->t : c->d;
+    Link l = stage_group ? c->stage : c->data;
+    mc->sync_group = stage_group ? GROUP_STAGE : GROUP_DATA;
+    mc->sync_bytes = cost_coll_bytes(COLL_ALLREDUCE, gs, mc->param_bytes);
+    mc->sync = cost_coll_time(COLL_ALLREDUCE, gs, mc->param_bytes, l.alpha, l.beta);
+    mc->unhidden = mc->sync > mc->bwd ? mc->sync - mc->bwd : 0.0;
+    mc->base = c->K * (mc->fwd + mc->bwd + mc->own) + mc->unhidden;
+    mc->act_bytes = search_local_bytes(s, c, n->output, M->out);
+    if (n->op == OP_ATTENTION) mc->act_bytes += attention_extra(s, n, c, split);
+}
+
+static void value_costs(Search *s, const Cand *c) {
+    for (int v = 0; v < s->V; v++) {
+        if (!s->act[v]) continue;
+        int64_t n = s->sample_bytes[v] * c->b;
+        for (int a = 0; a < 4; a++) {
+            for (int b = 0; b < 4; b++) {
+                CollKind f = cost_layout_change((Layout)a, (Layout)b);
+                double tm = INFINITY;
+                if (f != COLL__COUNT) {
+                    tm = cost_coll_time(f, c->t, n, c->tensor.alpha, c->tensor.beta);
+                    if (s->needs_grad[v]) {
+                        CollKind bk = cost_layout_change_bwd((Layout)a, (Layout)b);
+                        tm += cost_coll_time(bk, c->t, n, c->tensor.alpha, c->tensor.beta);
+                    }
+                }
+                s->resh[v * 16 + a * 4 + b] = tm;
+            }
+            int64_t lb = search_local_bytes(s, c, v, (Layout)a);
+            s->cutf[v * 4 + a] = cost_coll_time(COLL_SENDRECV, 2, lb, c->pipe.alpha, c->pipe.beta);
+            s->cutb[v * 4 + a] = s->needs_grad[v] ? s->cutf[v * 4 + a] : 0.0;
+        }
+    }
+}
+
+/* Fills modes and costs for candidate `c`; false when some node has no mode. */
+bool search_cand_prepare(Search *s, Cand *c) {
+    c->K = (double)(c->m + c->S - 1);
+    c->b = s->B / ((int64_t)c->d * c->m);
+    cand_links(s, c);
+    double sum = 0, mx = 0;
+    for (int p = 0; p < s->N; p++) {
+        int k = search_node_modes(s, p, c, &s->modes[p * MAX_MODES]);
+        s->nmodes[p] = k;
+        if (k == 0) return false;
+        double best = INFINITY;
+        for (int i = 0; i < k; i++) {
+            ModeCost *mc = &s->mc[p * MAX_MODES + i];
+            mode_cost(s, c, p, &s->modes[p * MAX_MODES + i], mc);
+            if (mc->base < best) best = mc->base;
+        }
+        sum += best;
+        if (best > mx) mx = best;
+    }
+    value_costs(s, c);
+    c->cutmin = 0;
+    if (c->S > 1) {
+        c->cutmin = INFINITY;
+        for (int p = 1; p < s->N; p++) {
+            double t = 0;
+            for (int j = 0; j < s->live_n[p]; j++) {
+                int v = s->live[s->live_off[p] + j];
+                double lmin = INFINITY;
+                for (int l = 0; l < 4; l++)
+                    lmin = fmin(lmin, s->cutf[v * 4 + l] + s->cutb[v * 4 + l]);
+                t += lmin;
+            }
+            c->cutmin = fmin(c->cutmin, c->K * t);
+        }
+    }
+    /* Every stage costs at least its nodes' cheapest modes, and the S−1 cuts add at least
+     * cutmin each: the average stage bounds the slowest; so does the dearest node. */
+    c->lb = fmax((sum + (c->S - 1) * c->cutmin) / c->S, mx);
+    return true;
 }

@@ -218,11 +218,6 @@ typedef struct PlanChoice {
 /* The `k` best (mesh, m) choices, fastest first, into out[0..k) (mpcc --plan-space K);
  * returns how many were found (0 after reporting an error through `d`). */
 int plan_search_space(IrGraph *g, Diag *d, int k, PlanChoice *out);
-/* Testing aid: the best predicted step time over the whole plan space by exhaustive
- * enumeration of meshes, m, stage cuts and per-layer modes (small graphs only: it is
- * exponential); INFINITY when no plan fits. tests/unit/test_search.c checks pass_plan
- * against it. */
-double plan_brute_force(IrGraph *g, Diag *d);
 /* Prints the choices of plan_search_space as a table (mpcc --plan-space K). */
 void plan_space_print(const IrGraph *g, const PlanChoice *c, int n, FILE *out);
 bool pass_report(IrGraph *g, Diag *d); /* passes/report.c: nothing to check; see below */

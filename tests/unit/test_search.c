@@ -12,6 +12,7 @@
  *   - the search against an exhaustive enumeration of the same plan space on several
  *     hundred seeded random chains and branched graphs, several presets and cluster numbers.
  */
+#include "brute.h"
 #include "frontend.h"
 #include "ir_testlib.h"
 #include "passes.h"

@@ -1,0 +1,248 @@
+/*
+ * search_eval.c: a complete plan of the search evaluated — every node's mode and stage fixed,
+ * the step time, stage times and memory, the reshards and pipeline cuts, and the bytes each
+ * device moves per step.
+ *
+ * search_eval_plan() walks the nodes in order with the layouts of the live activations,
+ * applying each node's mode (search_trans) and closing a stage at every cut. A stage's cost is
+ * its K-scaled per-micro-batch load (nodes, reshards, the sends of its cuts) plus its
+ * unhidden gradient sync, exactly what the sweep bounds, so the time it returns is the one the
+ * sweep found. Its memory is parameters, gradients and optimizer state, the activations of
+ * min(S − k, m) micro-batches in flight, and a buffer twice the largest message. The search
+ * calls it without a Plan to check each candidate's best plan against the device memory and
+ * the tests' oracle to price every plan; search_plan_eval_new() calls it with one to fill the
+ * Plan that lowering, the report and codegen read. Invariant: the bytes of totals.comm_bytes
+ * are the schedule's bytes (passes/lower_spmd.c, sched_busiest_bytes) for the busiest stage.
+ */
+#include "search_internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void acc_buf(StageAcc *a, int64_t n) {
+    if (2 * n > a->buf) a->buf = 2 * n;
+}
+
+static void stage_close(const Search *s, const Cand *c, int k, StageAcc *a, double cut_l,
+                        PlanStage *ps, double *cost) {
+    double load = a->load + cut_l;
+    *cost = load;
+    if (!ps) return;
+    ps->fwd_time = a->fwd;
+    ps->bwd_time = a->bwd;
+    ps->comm_time = a->comm;
+    ps->grad_sync_time = a->sync;
+    ps->grad_sync_hidden = a->sync - a->unhidden;
+    int64_t inflight = c->S - k < c->m ? c->S - k : c->m;
+    ps->mem_params = a->params;
+    ps->mem_grads = a->params;
+    ps->mem_optim = a->params * s->opt_copies;
+    ps->mem_acts = a->acts * inflight;
+    ps->mem_buffers = a->buf;
+    ps->mem_bytes = ps->mem_params + ps->mem_grads + ps->mem_optim + ps->mem_acts + ps->mem_buffers;
+}
+
+/* The cut before point p: its sends, for the stage that ends and the one that begins. */
+static void eval_cut(const Search *s, const Cand *c, int p, int k, const uint8_t *lay,
+                     StageAcc *left, StageAcc *right, Plan *plan, int *ncuts) {
+    for (int j = 0; j < s->live_n[p]; j++) {
+        int v = s->live[s->live_off[p] + j];
+        int64_t lb = search_local_bytes(s, c, v, (Layout)lay[j]);
+        left->comm += s->cutf[v * 4 + lay[j]];
+        left->bytes += lb;
+        acc_buf(left, lb);
+        right->comm += s->cutb[v * 4 + lay[j]];
+        right->bytes += s->needs_grad[v] ? lb : 0;
+        right->acts += lb;
+        acc_buf(right, lb);
+        if (plan) {
+            PlanCut *pc = &plan->cuts[(*ncuts)++];
+            pc->stage = k;
+            pc->value = v;
+            pc->layout = (Layout)lay[j];
+            pc->bytes = lb;
+        }
+    }
+}
+
+/* The reshards node p needs in mode M from layouts lay; accumulates into a. */
+void search_eval_reshards(const Search *s, const Cand *c, int p, const Mode *M, const uint8_t *lay,
+                          StageAcc *a, Plan *plan) {
+    const IrNode *n = IR_NODE(s->g, p);
+    for (int k = 0; k < n->ninputs; k++) {
+        int pos = s->in_pos[p * IR_MAX_INPUTS + k];
+        if (pos < 0 || (k == 1 && n->inputs[1] == n->inputs[0])) continue;
+        Layout from = (Layout)lay[pos], to = M->in[k];
+        if (from == to) continue;
+        int v = n->inputs[k];
+        int64_t nb = s->sample_bytes[v] * c->b;
+        CollKind f = cost_layout_change(from, to);
+        CollKind bk = s->needs_grad[v] ? cost_layout_change_bwd(from, to) : COLL_NONE;
+        int64_t fb = cost_coll_bytes(f, c->t, nb), bb = cost_coll_bytes(bk, c->t, nb);
+        a->comm += s->resh[v * 16 + from * 4 + to];
+        a->bytes += fb + bb;
+        a->acts += search_local_bytes(s, c, v, to);
+        acc_buf(a, nb);
+        if (plan) {
+            PlanReshard *r = &plan->reshards[plan->nreshards++];
+            r->value = v;
+            r->to_node = p;
+            r->from = from;
+            r->to = to;
+            r->fwd = f;
+            r->bwd = bk;
+            r->group = GROUP_TENSOR;
+            r->fwd_bytes = fb;
+            r->bwd_bytes = bb;
+        }
+    }
+}
+
+static void eval_node_into(const Search *s, int p, int mi, StageAcc *a) {
+    const ModeCost *mc = &s->mc[p * MAX_MODES + mi];
+    a->fwd += mc->fwd;
+    a->bwd += mc->bwd;
+    a->comm += mc->own;
+    a->bytes += mc->own_bytes;
+    a->sync += mc->sync;
+    a->unhidden += mc->unhidden;
+    a->params += mc->param_bytes;
+    a->acts += mc->act_bytes;
+    if (mc->own_n) acc_buf(a, mc->own_n);
+}
+
+static bool plan_shape_ok(const Search *s, const Cand *c, const int *mode, const int *stage) {
+    int prev = 0;
+    for (int p = 0; p < s->N; p++) {
+        if (mode[p] < 0 || mode[p] >= s->nmodes[p]) return false;
+        if (stage[p] < prev || stage[p] > prev + 1 || (p == 0 && stage[p] != 0)) return false;
+        if (s->pin[p] != IR_NO_STAGE && s->pin[p] != stage[p]) return false;
+        prev = stage[p];
+    }
+    return prev == c->S - 1;
+}
+
+/* Evaluates a complete plan of candidate `c`: returns the step time (INFINITY if the
+ * plan is not valid) and, with `plan`, fills nodes, stages, reshards, cuts and totals
+ * (the search fills the alternatives and reasons afterwards). */
+double search_eval_plan(const Search *s, const Cand *c, const int *mode, const int *stage,
+                        Plan *plan, int64_t *mem_peak) {
+    if (!plan_shape_ok(s, c, mode, stage)) return INFINITY;
+    uint8_t lay[MAX_LIVE], nl[MAX_LIVE];
+    StageAcc a, nexta;
+    memset(&a, 0, sizeof a);
+    double F = 0, Tmax = -1, cost;
+    int smax = 0, sworst = 0, ncuts = 0, k = 0;
+    int64_t peak = 0;
+    double worst = -1;
+    PlanStage tmp;
+    for (int p = 0; p <= s->N; p++) {
+        bool end = p == s->N;
+        if (end || (p > 0 && stage[p] != stage[p - 1])) {
+            memset(&nexta, 0, sizeof nexta);
+            double cl = end ? 0.0 : search_cut_left(s, c, p, lay);
+            if (!end) eval_cut(s, c, p, k, lay, &a, &nexta, plan, &ncuts);
+            PlanStage *ps = plan ? &plan->stages[k] : &tmp;
+            stage_close(s, c, k, &a, cl, ps, &cost);
+            if (plan) ps->last_node = p - 1;
+            double T = a.fwd + a.bwd + a.comm;
+            if (T > Tmax) Tmax = T, smax = k;
+            if (cost > worst) worst = cost, sworst = k;
+            if (cost > F) F = cost;
+            if (ps->mem_bytes > peak) peak = ps->mem_bytes;
+            if (end) break;
+            k++;
+            a = nexta;
+            a.load = search_cut_right(s, c, p, lay);
+            if (plan) plan->stages[k].first_node = p;
+        }
+        unsigned cd;
+        double w = search_trans(s, c, p, mode[p], lay, &cd, nl);
+        if (w < 0) return INFINITY;
+        search_eval_reshards(s, c, p, &s->modes[p * MAX_MODES + mode[p]], lay, &a, plan);
+        eval_node_into(s, p, mode[p], &a);
+        a.load += w;
+        search_decode(cd, s->live_n[p + 1], lay);
+    }
+    if (mem_peak) *mem_peak = peak;
+    if (plan) {
+        plan->ncuts = ncuts;
+        PlanTotals *t = &plan->totals;
+        const PlanStage *b = &plan->stages[smax], *w = &plan->stages[sworst];
+        t->step_time = F;
+        t->compute = c->m * (b->fwd_time + b->bwd_time);
+        t->exposed_comm = c->m * b->comm_time;
+        t->bubble = (c->S - 1) * (b->fwd_time + b->bwd_time + b->comm_time);
+        t->grad_sync_unhidden = fmax(0.0, F - c->K * Tmax);
+        t->grad_sync_hidden = fmax(0.0, w->grad_sync_time - t->grad_sync_unhidden);
+        t->mem_peak = peak;
+        t->fits = (double)peak <= s->g->cluster.memory;
+    }
+    return F;
+}
+
+/* Bytes per device per step of each stage (the busiest is the plan's figure). */
+static void plan_bytes(const Search *s, const Cand *c, const int *mode, Plan *plan) {
+    int64_t *per = search_xcalloc((size_t)c->S, sizeof(int64_t));
+    for (int p = 0; p < s->N; p++) {
+        const ModeCost *mc = &s->mc[p * MAX_MODES + mode[p]];
+        per[plan->nodes[p].stage] += mc->sync_bytes + mc->own_bytes * c->m;
+    }
+    for (int i = 0; i < plan->nreshards; i++) {
+        const PlanReshard *r = &plan->reshards[i];
+        per[plan->nodes[r->to_node].stage] += (r->fwd_bytes + r->bwd_bytes) * c->m;
+    }
+    for (int i = 0; i < plan->ncuts; i++) {
+        const PlanCut *pc = &plan->cuts[i];
+        per[pc->stage] += pc->bytes * c->m;
+        if (s->needs_grad[pc->value]) per[pc->stage + 1] += pc->bytes * c->m;
+    }
+    int64_t mx = 0;
+    for (int k = 0; k < c->S; k++) {
+        if (per[k] > mx) mx = per[k];
+    }
+    plan->totals.comm_bytes = mx;
+    free(per);
+}
+
+/* A Plan with its arrays for candidate c, nodes filled from mode[]/stage[], evaluated. */
+Plan *search_plan_eval_new(Search *s, const Cand *c, const int *mode, const int *stage) {
+    Arena *A = s->g->arena;
+    Plan *plan = arena_alloc(A, sizeof *plan);
+    plan->S = c->S;
+    plan->d = c->d;
+    plan->t = c->t;
+    plan->m = c->m;
+    plan->nodes = arena_calloc(A, (size_t)s->N, sizeof(PlanNode));
+    plan->stages = arena_calloc(A, (size_t)c->S, sizeof(PlanStage));
+    plan->reshards = arena_calloc(A, (size_t)s->N * IR_MAX_INPUTS + 1, sizeof(PlanReshard));
+    int maxcuts = 0;
+    for (int p = 0; p <= s->N; p++)
+        maxcuts += s->live_n[p];
+    plan->cuts = arena_calloc(A, (size_t)maxcuts + 1, sizeof(PlanCut));
+    for (int p = 0; p < s->N; p++) {
+        const Mode *M = &s->modes[p * MAX_MODES + mode[p]];
+        PlanNode *pn = &plan->nodes[p];
+        const IrNode *n = IR_NODE(s->g, p);
+        pn->stage = stage[p];
+        pn->strat = M->strat;
+        for (int k = 0; k < IR_MAX_INPUTS; k++)
+            pn->in_layout[k] = M->in[k];
+        pn->out_layout = M->out;
+        pn->forced = n->annot.has_strat;
+        const ModeCost *mc = &s->mc[p * MAX_MODES + mode[p]];
+        pn->fwd_time = mc->fwd;
+        pn->bwd_time = mc->bwd;
+        pn->own_bwd = mc->own_coll;
+        pn->own_bwd_bytes = mc->own_bytes;
+        pn->grad_group = mc->sync_group;
+        pn->grad_bytes = mc->sync_bytes;
+        pn->param_bytes = mc->param_bytes;
+        int inflight = c->S - stage[p] < c->m ? c->S - stage[p] : c->m;
+        pn->mem_bytes = mc->param_bytes * (2 + s->opt_copies) + mc->act_bytes * inflight;
+    }
+    search_eval_plan(s, c, mode, stage, plan, NULL);
+    plan_bytes(s, c, mode, plan);
+    return plan;
+}

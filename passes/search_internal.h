@@ -1,0 +1,205 @@
+/*
+ * search_internal.h: what the files of the plan search share, and nothing outside passes/
+ * (and the brute-force oracle of tests/unit/brute.c) may include.
+ *
+ * The search (search.c) works on one Search: the graph's facts computed once (activations,
+ * gradients, liveness), the modes and costs of the candidate being solved, and the scratch
+ * arrays of the sweep. A candidate (Cand) is one mesh S×d×t with a micro-batch count m; a
+ * Mode is one strategy of a node with the layouts it reads and writes; ModeCost is what that
+ * mode costs in that candidate. Plans travel between the files as two arrays indexed by node:
+ * mode[p] (an index into the node's modes) and stage[p].
+ *
+ * Invariants: s->modes and s->mc are valid only after search_cand_prepare() of the candidate
+ * that uses them; the layout-graph tables (st_*, tr, cl, cr, crm) only after that candidate's
+ * search_solve_* call; layouts of the values live at a point are packed 2 bits each into a
+ * state code, in the order of the live list (sorted by value index).
+ */
+#ifndef MPCC_SEARCH_INTERNAL_H
+#define MPCC_SEARCH_INTERNAL_H
+
+#include "passes.h"
+
+#define MAX_MODES 8 /* modes one node may take in a candidate */
+#define MAX_LIVE 6
+#define REL_EPS 1e-12
+#define BISECT_EPS 1e-11
+
+typedef struct Mode {
+    Strategy strat;
+    Layout in[IR_MAX_INPUTS];
+    Layout out;
+} Mode;
+
+typedef struct Link {
+    double alpha, beta;
+} Link;
+
+typedef struct Cand {
+    int S, d, t, m;
+    int64_t b; /* samples per replica per micro-batch: B/(d·m) */
+    double K;  /* m + S − 1 */
+    Link tensor, data, stage, pipe;
+    int restrict_tensor; /* pure tensor reference: parameter layers may not pick data */
+    bool loose;          /* a reference plan: bisect to 1e-4 only (its time is an upper
+                          * bound on its mesh's optimum, so the chosen plan stays ≤ it) */
+    double lb;           /* lower bound on the step time */
+    double cutmin;       /* the cheapest cut (both sides, K-scaled) at any point */
+} Cand;
+
+/* What one node costs in one mode, for a candidate. Times in seconds. */
+typedef struct ModeCost {
+    double fwd, bwd; /* compute per micro-batch */
+    double own;      /* the layer's own collective per micro-batch */
+    CollKind own_coll;
+    int64_t own_n, own_bytes;
+    double sync; /* gradient all-reduce per step */
+    int64_t sync_bytes, param_bytes;
+    GroupKind sync_group;
+    double unhidden;   /* u: sync beyond the layer's backward compute */
+    double base;       /* K·(fwd + bwd + own) + u */
+    int64_t act_bytes; /* stashed per micro-batch (output + internals) */
+} ModeCost;
+
+typedef struct Search {
+    IrGraph *g;
+    Diag *diag;
+    int N, V;
+    int64_t B, D;
+    int opt_copies;
+    /* per value */
+    bool *act, *needs_grad;
+    int64_t *sample_bytes, *feat;
+    int *last_use;
+    /* per point 0..N: the live activations, sorted by value index */
+    int *live_off, *live_n, *live;
+    /* per node: position of each input in the live list before it (−1: not an activation);
+     * for each value live after it, its position before it (−1: the node's output) */
+    int *in_pos;
+    int *next_src;
+    int *pin;
+    /* candidate scratch */
+    int *nmodes;
+    Mode *modes;
+    ModeCost *mc;
+    double *resh;        /* [V][4][4] time per micro-batch, fwd + bwd */
+    double *cutf, *cutb; /* [V][4] send time of the value / of its gradient */
+    int maxlive;
+    /* the layout graph of a candidate (cand_tables) */
+    int *st_off, *st_cnt, *st_idx, *tr_off;
+    unsigned *st_code;
+    struct Tr *tr;
+    double *cl, *cr;     /* K·cut costs of each reachable state (left and right stage) */
+    double *crm;         /* bytes a stage receives at a cut in each state (memory sweeps) */
+    bool mem_mode;       /* sweeps bound each stage's memory instead of its time */
+    double mem_cap;      /* time sweeps: reject paths whose stage memory exceeds this */
+    double *curm, *nxtm; /* the memory of the path kept in cur / nxt (when mem_cap is set) */
+    size_t mcap, mcap2;
+    double *infl; /* micro-batches in flight at each stage: min(S − k, m) */
+    size_t infl_cap, crm_cap;
+    size_t st_cap, tr_cap, cl_cap, cr_cap;
+    /* the sweep */
+    double *pre, *suf; /* cheapest cost of the nodes before / from each point */
+    int *kmin, *kmax;  /* stage windows of each point for the current bound */
+    double *cur, *nxt;
+    size_t dp_cap, dp_cap2;
+    int *from; /* the transition that reached each (point, stage, state) */
+    uint8_t *cutflag;
+    size_t *rec_off;
+    size_t rec_cap, flag_cap;
+} Search;
+
+/* One transition of the layout graph: state `from` before node p, mode, state `to` after
+ * it (indices into the reachable states of each point), and its cost w. */
+typedef struct Tr {
+    int from, to, mode;
+    double w;
+    double ms, ma; /* memory: static bytes, and bytes kept per micro-batch in flight */
+} Tr;
+
+/* Accumulates one stage while walking a plan. */
+typedef struct StageAcc {
+    double load, fwd, bwd, comm, sync, unhidden;
+    int64_t bytes, params, acts, buf;
+} StageAcc;
+
+typedef struct CandList {
+    Cand *v;
+    int n, cap;
+} CandList;
+
+/* The outcome of a search over a list of candidates. */
+typedef struct Best {
+    Cand c;
+    double F;
+    int *mode, *stage;
+    bool found;
+    int64_t min_mem; /* smallest peak memory seen over evaluated plans */
+    Cand min_mem_c;
+    int *mm_mode, *mm_stage;
+    PlanChoice *top;
+    int ntop, ktop;
+} Best;
+
+/* ─────────── search.c: the graph, candidates and the pass ─────────── */
+
+/* calloc that exits with a one-line message when memory runs out (never returns NULL). */
+void *search_xcalloc(size_t n, size_t size);
+/* Liveness and per-value facts of `g`; false (reported through `d`) when the graph has more
+ * live activations at one point than the planner handles. search_free in either case. */
+bool search_init(Search *s, IrGraph *g, Diag *d);
+void search_free(Search *s);
+void search_cand_push(CandList *l, Cand c);
+/* Every (S, d, t, m) of the plan space, in tie-break order: S, then t, then m ascending. */
+void search_enumerate(const Search *s, CandList *out);
+
+/* ─────────── cost.c: modes and per-layer costs of a candidate ─────────── */
+
+bool search_has_tensor_annot(const IrNode *n);
+/* The modes node `p` may take in candidate `c`, filtered by its annotation, into out. */
+int search_node_modes(const Search *s, int p, const Cand *c, Mode *out);
+/* Bytes one device holds of value v (one micro-batch) in layout l. */
+int64_t search_local_bytes(const Search *s, const Cand *c, int v, Layout l);
+/* Fills modes, costs and the lower bound of candidate `c`; false when some node has no mode. */
+bool search_cand_prepare(Search *s, Cand *c);
+
+/* ─────────── search_dp.c: transitions, the sweep and the solvers ─────────── */
+
+void search_decode(unsigned code, int n, uint8_t *lay);
+/* Node p in mode mi applied to the layouts `lay` before it: the state after it in *code, the
+ * resharded layouts in nl; returns its cost, or −1 when a layout change is impossible. */
+double search_trans(const Search *s, const Cand *c, int p, int mi, const uint8_t *lay,
+                    unsigned *code, uint8_t *nl);
+/* K·(send time) of a cut at point p for the stage that ends (left) and the one that begins. */
+double search_cut_left(const Search *s, const Cand *c, int p, const uint8_t *lay);
+double search_cut_right(const Search *s, const Cand *c, int p, const uint8_t *lay);
+/* The optimal time of candidate `c` (INFINITY when none beats `bound`), choices in mode/stage. */
+double search_solve_cand(Search *s, const Cand *c, double bound, bool wins_ties, int *mode,
+                         int *stage);
+/* Memory-aware fallbacks: the leanest plan, and the fastest plan under the device's memory. */
+bool search_solve_mem(Search *s, const Cand *c, int *mode, int *stage);
+bool search_solve_capped(Search *s, const Cand *c, int *mode, int *stage);
+
+/* ─────────── search_eval.c: a complete plan evaluated ─────────── */
+
+/* The reshards node p needs in mode M from layouts lay, accumulated into a (and into plan's
+ * reshard list when plan is not NULL). */
+void search_eval_reshards(const Search *s, const Cand *c, int p, const Mode *M, const uint8_t *lay,
+                          StageAcc *a, Plan *plan);
+/* The step time of a complete plan (INFINITY when not valid), its peak memory in *mem_peak;
+ * with `plan`, fills its nodes' stages, reshards, cuts and totals. */
+double search_eval_plan(const Search *s, const Cand *c, const int *mode, const int *stage,
+                        Plan *plan, int64_t *mem_peak);
+/* A Plan in g's arena for candidate c, nodes filled from mode[]/stage[], evaluated. */
+Plan *search_plan_eval_new(Search *s, const Cand *c, const int *mode, const int *stage);
+
+/* ─────────── search_why.c: reasons and errors ─────────── */
+
+/* search_plan_eval_new plus every layer's alternatives and its reason sentence. */
+Plan *search_plan_build(Search *s, const Cand *c, const int *mode, const int *stage);
+/* The devices, batch, flops and @stage pins admit a search; reports why not. */
+bool search_check_inputs(Search *s);
+/* Errors when no plan was found: no mesh at all, or none that fits in memory. */
+void search_explain_no_plan(Search *s);
+void search_explain_memory(Search *s, const Best *b);
+
+#endif /* MPCC_SEARCH_INTERNAL_H */
