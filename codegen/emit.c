@@ -18,9 +18,10 @@
  * mangled with an index prefix (cg_mangle), source text in comments is escaped (no comment
  * terminator, no control bytes), and names inside string literals are escaped.
  *
- * Checkpoints hold whole tensors: the tensor group gathers each shard, stage s sends its
- * tensors to world rank 0 (plain MPI, not counted as training traffic), and loading reads
- * the whole tensor on every rank and keeps the shard, so a checkpoint moves between plans.
+ * What is the same for every model is runtime code, not text here: the trainer holds its
+ * parameters as a table (PARAMS, the runtime's MprtParam) and a descriptor (MODEL), and the
+ * runtime (runtime/mprt_trainer.h) initialises the weights and writes and reads checkpoints
+ * over them, for the trainer and the C API alike.
  *
  * One emitter, two targets: both read the same schedule the same way, so the trainers have
  * the same structure, constants, command line, checkpoints and progress line, and a
@@ -29,9 +30,9 @@
  * where the CUDA trainer does something else test `dev`, each in its own small function:
  *   - parameters, gradients, optimizer state and activations live in device memory, each in
  *     one allocation (dalloc/ialloc), and layout changes are mprt_cu_ collectives;
- *   - what starts on the host is uploaded (initial weights, drawn with the same counter RNG,
- *     input batches, checkpoint tensors); checkpoints download the shards and reuse the CPU
- *     path;
+ *   - what starts on the host is uploaded (input batches), and MODEL names the runtime's
+ *     download/upload calls, through which it draws the initial weights and moves
+ *     checkpoint shards;
  *   - the losses accumulate into one device double (dloss) read once per step;
  *   - gradient all-reduces are started as issued and joined before the optimizer;
  *   - pipeline sends and receives keep the C trainer's MPI protocol, staged through host
@@ -191,7 +192,7 @@ static void emit_includes(Emit *e) {
     if (!e->t->dev) {
         E(e, " */\n#define _POSIX_C_SOURCE 200809L\n#include <math.h>\n#include <mpi.h>\n#include <stdio.h>\n"
              "#include <stdlib.h>\n#include <string.h>\n#include <unistd.h>\n\n#include \"mprt.h\"\n"
-             "#include \"mprt_kernels.h\"\n\n");
+             "#include \"mprt_kernels.h\"\n#include \"mprt_trainer.h\"\n\n");
         return;
     }
     E(e, " */\n#define _POSIX_C_SOURCE 200809L\n"
@@ -199,7 +200,7 @@ static void emit_includes(Emit *e) {
          "#define MPICH_SKIP_MPICXX 1\n#include <math.h>\n#include <mpi.h>\n#include <stdio.h>\n"
          "#include <stdlib.h>\n#include <string.h>\n\n"
          "#include \"mprt_cuda.h\" /* first: it makes mprt_kernels.h, which mprt.h includes, C++-safe */\n"
-         "extern \"C\" {\n#include \"mprt.h\"\n}\n\n");
+         "extern \"C\" {\n#include \"mprt.h\"\n#include \"mprt_trainer.h\"\n}\n\n");
 }
 
 static void emit_timing_c(Emit *e) {
@@ -235,9 +236,6 @@ static void emit_buffers_cuda(Emit *e) {
          "static float *fbase;           /* this stage's activations (device) */\n"
          "static int32_t *ibase;         /* this stage's integer inputs and argmaxes (device) */\n"
          "static double *dloss;          /* the step's loss, accumulated on the device */\n\n"
-         "/* Host memory (checkpoints, staging), zeroed. */\n"
-         "static float *falloc(int64_t n) {\n    float *p = (float *)calloc((size_t)n, sizeof(float));\n"
-         "    if (!p) mprt_fatal(\"out of memory (%%lld floats)\", (long long)n);\n    return p;\n}\n\n"
          "/* Device memory, zeroed. */\n"
          "static float *dalloc(int64_t n) {\n    float *p = (float *)mprt_cu_malloc(sizeof(float) * (size_t)n);\n"
          "    mprt_cu_memset0(p, sizeof(float) * (size_t)n);\n    return p;\n}\n"
@@ -339,6 +337,26 @@ static void param_init(const Emit *e, int i, int *kind, double *a, double *b) {
     }
 }
 
+static const char *const init_name[] = {"MPRT_INIT_ZERO", "MPRT_INIT_UNIFORM", "MPRT_INIT_NORMAL",
+                                         "MPRT_INIT_CONST"};
+
+/* What the runtime's trainer functions (mprt_trainer.h) need of the model: the parameter
+ * table, the mesh and the optimizer's state; on the device, how shards reach the host. */
+static void emit_model(Emit *e) {
+    OptKind opt = e->g->train.opt;
+    E(e, "#define NUM_STATE %d /* optimizer states per parameter */\n"
+         "static const char *const STATE_NAMES[NUM_STATE] = {%s};\n",
+      opt == OPT_SGD ? 1 : 2, opt == OPT_SGD ? "\"momentum\"" : "\"m\", \"v\"");
+    E(e, "static const MprtModel MODEL = {\n"
+         "    MODEL_NAME, MESH_S, MESH_D, MESH_T, PARAMS, NUM_PARAMS,\n"
+         "    \"%s\", NUM_STATE, STATE_NAMES, /* the optimizer and its states */\n",
+      opt == OPT_SGD ? "sgd" : opt == OPT_ADAM ? "adam" : "adamw");
+    if (e->t->dev)
+        E(e, "    mprt_cu_download, mprt_cu_upload, /* the arenas live in device memory */\n};\n\n");
+    else
+        E(e, "    NULL, NULL, /* the arenas are host memory */\n};\n\n");
+}
+
 static void emit_params(Emit *e) {
     const IrGraph *g = e->g;
     const Schedule *s = e->s;
@@ -362,12 +380,10 @@ static void emit_params(Emit *e) {
             E(e, " of %s, split on dim %d", shape_str(e, DT_F32, &IR_PARAM(g, i)->shape), sp->split_dim);
         E(e, ", stage %d */\n#define G%s (grd + %lld)\n", sp->stage, e->pname[i], (long long)e->poff[i]);
     }
-    E(e, "\n/* Every tensor whole, as checkpoints hold it, and how this plan shards it:\n"
-         " * the local block is outer x chunk x inner of outer x (parts*chunk) x inner. */\n");
-    E(e, "typedef struct ParamInfo {\n    const char *name;\n    int stage, ndim;\n    int64_t shape[4];\n"
-         "    int64_t offset, count, outer, chunk, inner;\n    int parts;\n"
-         "    int init; /* 0 zero, 1 uniform(a, b), 2 normal(0, b), 3 constant a */\n    float a, b;\n} ParamInfo;\n");
-    E(e, "#define NUM_PARAMS %d\nstatic const ParamInfo PARAMS[NUM_PARAMS + 1] = {\n", IR_NPARAMS(g));
+    E(e, "\n/* Every tensor whole, as checkpoints hold it, and how this plan shards it (MprtParam,\n"
+         " * mprt_trainer.h): name, stage, dims, whole shape, offset and count of the local shard,\n"
+         " * which is outer x chunk x inner of outer x (parts*chunk) x inner, and the initial values. */\n");
+    E(e, "#define NUM_PARAMS %d\nstatic const MprtParam PARAMS[NUM_PARAMS + 1] = {\n", IR_NPARAMS(g));
     for (int i = 0; i < IR_NPARAMS(g); i++) {
         const IrParam *p = IR_PARAM(g, i);
         const SchedParam *sp = &s->params[i];
@@ -380,11 +396,12 @@ static void emit_params(Emit *e) {
         put_c_string(e, p->name);
         E(e, ", %d, %d, {", sp->stage, p->shape.rank);
         for (int k = 0; k < p->shape.rank; k++) E(e, "%s%lld", k ? ", " : "", (long long)p->shape.d[k]);
-        E(e, "}, %lld, %lld, %lld, %lld, %lld, %d, %d, %s, %s},\n", (long long)e->poff[i],
+        E(e, "}, %lld, %lld, %lld, %lld, %lld, %d, %s, %s, %s},\n", (long long)e->poff[i],
           (long long)ir_shape_numel(&sp->local), (long long)outer, (long long)chunk, (long long)inner,
-          parts, kind, flt(e, a), flt(e, b));
+          parts, init_name[kind], flt(e, a), flt(e, b));
     }
-    E(e, "    {NULL, 0, 0, {0}, 0, 0, 0, 0, 0, 0, 0, 0, 0},\n};\n\n");
+    E(e, "    {NULL, 0, 0, {0}, 0, 0, 0, 0, 0, 0, MPRT_INIT_ZERO, 0.0f, 0.0f}, /* keeps the array non-empty */\n};\n");
+    emit_model(e);
 }
 
 /* ───────────────────────────── stage buffers ───────────────────────────── */
@@ -1169,102 +1186,20 @@ static void emit_step(Emit *e) {
 
 /* ───────────────────────────── checkpoints ───────────────────────────── */
 
-static void emit_save(Emit *e) {
-    E(e, "static void save_checkpoint(const char *path, int64_t step) {\n"
-         "    enum { NT = NUM_PARAMS * (1 + NUM_STATE) };\n"
-         "    MprtTensorRef refs[NT + 1];\n    char *names[NT + 1];\n    float *data[NT + 1];\n"
-         "    mprt_stats_pause();\n"
-         "    for (int i = 0; i < NT; i++) {\n"
-         "        const ParamInfo *p = &PARAMS[i %% NUM_PARAMS];\n        int which = i / NUM_PARAMS;\n"
-         "        data[i] = gather_whole(p, which == 0 ? prm : state_arena(which - 1));\n"
-         "        size_t len = strlen(p->name) + 32;\n        names[i] = %smalloc(len);\n"
-         "        if (!names[i]) mprt_fatal(\"out of memory\");\n"
-         "        if (which == 0)\n            snprintf(names[i], len, \"%%s\", p->name);\n"
-         "        else\n            snprintf(names[i], len, \"optimizer.%%s.%%s\", STATE_NAMES[which - 1], p->name);\n"
-         "        refs[i] = (MprtTensorRef){names[i], MPRT_F32, p->ndim, {0}, data[i]};\n"
-         "        for (int k = 0; k < p->ndim; k++) refs[i].shape[k] = p->shape[k];\n    }\n"
-         "    char stepstr[32];\n    snprintf(stepstr, sizeof stepstr, \"%%lld\", (long long)step);\n"
-         "    MprtMeta meta[3] = {{\"step\", stepstr}, {\"model\", MODEL_NAME}, {\"optimizer\", \"%s\"}};\n"
-         "    MprtErr err = {{0}};\n    bool ok = true;\n"
-         "    if (mesh->rank == 0) ok = mprt_st_save(path, refs, NT, meta, 3, &err);\n"
-         "    for (int i = 0; i < NT; i++) free(data[i]), free(names[i]);\n"
-         "    mprt_stats_resume();\n    mprt_exit_if_any(!ok, err.msg);\n}\n\n",
-      e->t->dev ? "(char *)" : "", opt_name(e->g->train.opt));
-}
-
-/* On the device the shard is sliced on the host, then uploaded. */
-static void emit_load(Emit *e) {
-    const char *keep = e->t->dev
-        ? "        if (ok) {\n            float *shard = falloc(p->count);\n"
-          "            mprt_slice(whole, shard, p->outer, p->chunk, p->inner, p->parts, p->parts > 1 ? mesh->k : 0);\n"
-          "            mprt_cu_upload(dst, shard, sizeof(float) * (size_t)p->count);\n            free(shard);\n        }\n"
-        : "        if (ok) mprt_slice(whole, dst, p->outer, p->chunk, p->inner, p->parts, p->parts > 1 ? mesh->k : 0);\n";
-    E(e, "/* Reads whole tensors (and with `state` the optimizer state and the step) and keeps this\n"
-         " * rank's shards. Returns the step stored in the file. */\n"
-         "static int64_t load_checkpoint(const char *path, bool state) {\n"
-         "    MprtErr err = {{0}};\n    MprtSt *f = mprt_st_open(path, &err);\n    bool ok = f != NULL;\n"
-         "    int64_t step = 0;\n"
-         "    for (int i = 0; ok && i < NUM_PARAMS * (state ? 1 + NUM_STATE : 1); i++) {\n"
-         "        const ParamInfo *p = &PARAMS[i %% NUM_PARAMS];\n        int which = i / NUM_PARAMS;\n"
-         "        if (p->stage != mesh->s) continue;\n"
-         "        char name[512];\n"
-         "        if (which == 0)\n            snprintf(name, sizeof name, \"%%s\", p->name);\n"
-         "        else\n            snprintf(name, sizeof name, \"optimizer.%%s.%%s\", STATE_NAMES[which - 1], p->name);\n"
-         "        float *whole = falloc(padded_count(p));\n"
-         "        ok = mprt_st_read(f, name, MPRT_F32, p->ndim, p->shape, whole, &err);\n"
-         "        float *dst = (which == 0 ? prm : state_arena(which - 1)) + p->offset;\n"
-         "%s"
-         "        free(whole);\n    }\n"
-         "    if (ok && state) {\n        const char *s = mprt_st_meta(f, \"step\");\n        char *end = NULL;\n"
-         "        step = s ? strtoll(s, &end, 10) : -1;\n"
-         "        if (!s || !end || *end || step < 0) {\n"
-         "            snprintf(err.msg, sizeof err.msg, \"%%s: no valid step in the metadata\", path);\n"
-         "            ok = false;\n        }\n    }\n"
-         "    if (f) mprt_st_close(f);\n    mprt_exit_if_any(!ok, err.msg);\n    return step;\n}\n\n",
-      keep);
-}
-
+/* The trainer's checkpoints are the runtime's (mprt_ckpt_save/load, runtime/trainer.c), which
+ * the C API calls too; here they only exit the job on failure. */
 static void emit_checkpoints(Emit *e) {
-    const char *state = e->g->train.opt == OPT_SGD ? "\"momentum\"" : "\"m\", \"v\"";
-    int nstate = e->g->train.opt == OPT_SGD ? 1 : 2;
-    E(e, "/* Checkpoints (safetensors): every parameter whole, then the optimizer state as\n"
-         " * \"optimizer.<state>.<name>\", the step in the metadata. Shards are gathered over the\n"
-         " * tensor group and sent to world rank 0, which writes; loading reads whole tensors on\n"
-         " * every rank and keeps the shard, so any plan resumes any checkpoint. */\n");
-    E(e, "#define NUM_STATE %d\nstatic const char *const STATE_NAMES[NUM_STATE] = {%s};\n", nstate, state);
-    E(e, "static float *state_arena(int i) { return i == 0 ? opt1 : opt2; }\n\n");
-    E(e, "static int64_t whole_count(const ParamInfo *p) {\n    int64_t n = 1;\n"
-         "    for (int k = 0; k < p->ndim; k++) n *= p->shape[k];\n    return n;\n}\n\n");
-    E(e, "/* A vocabulary split rounds its rows up: the gathered shards can exceed the tensor. */\n"
-         "static int64_t padded_count(const ParamInfo *p) {\n"
-         "    int64_t n = p->outer * p->parts * p->chunk * p->inner, w = whole_count(p);\n"
-         "    return n > w ? n : w;\n}\n\n");
-    /* on the device the shard is downloaded first: the gather is the CPU one */
-    bool dev = e->t->dev;
-    const char *shard = dev ? "shard" : "src + p->offset";
-    E(e, "/* The whole tensor of arena `src` for parameter p, on world rank 0 (NULL elsewhere). */\n"
-         "static float *gather_whole(const ParamInfo *p, const float *src) {\n"
-         "    int64_t n = whole_count(p);\n"
-         "    float *whole = NULL;\n"
-         "    if (mesh->s == p->stage) {\n"
-         "        whole = falloc(padded_count(p));\n%s"
-         "        if (p->parts > 1)\n"
-         "            mprt_allgather(MPRT_TENSOR, %s, whole, p->outer, p->chunk, p->inner);\n"
-         "        else\n"
-         "            memcpy(whole, %s, sizeof(float) * (size_t)n);\n%s"
-         "    }\n"
-         "    if (p->stage == 0) {\n        if (mesh->rank != 0) free(whole), whole = NULL;\n        return whole;\n    }\n"
-         "    int owner = p->stage * MESH_D * MESH_T;\n"
-         "    if (mesh->rank == owner) MPI_Send(whole, (int)n, MPI_FLOAT, 0, 7, MPI_COMM_WORLD);\n"
-         "    if (mesh->rank != 0) {\n        free(whole);\n        return NULL;\n    }\n"
-         "    whole = falloc(n);\n"
-         "    MPI_Recv(whole, (int)n, MPI_FLOAT, owner, 7, MPI_COMM_WORLD, MPI_STATUS_IGNORE);\n"
-         "    return whole;\n}\n\n",
-      dev ? "        float *shard = falloc(p->count);\n"
-            "        mprt_cu_download(shard, src + p->offset, sizeof(float) * (size_t)p->count);\n" : "",
-      shard, shard, dev ? "        free(shard);\n" : "");
-    emit_save(e);
-    emit_load(e);
+    E(e, "/* Checkpoints (safetensors, written and read by the runtime over PARAMS): every\n"
+         " * parameter whole, then the optimizer state as \"optimizer.<state>.<name>\", the step in\n"
+         " * the metadata, so any plan resumes any checkpoint. A failure ends the job. */\n"
+         "static void save_checkpoint(const char *path, int64_t step) {\n"
+         "    MprtArenas arena = {prm, opt1, opt2};\n    MprtErr err = {{0}};\n"
+         "    mprt_exit_if_any(!mprt_ckpt_save(&MODEL, arena, path, step, &err), err.msg);\n}\n\n"
+         "/* Weights (and with `state` the optimizer state); returns the step stored in the file. */\n"
+         "static int64_t load_checkpoint(const char *path, bool state) {\n"
+         "    MprtArenas arena = {prm, opt1, opt2};\n    MprtErr err = {{0}};\n    int64_t step = 0;\n"
+         "    mprt_exit_if_any(!mprt_ckpt_load(&MODEL, arena, path, state, &step, &err), err.msg);\n"
+         "    return step;\n}\n\n");
 }
 
 /* ───────────────────────────── main ───────────────────────────── */
@@ -1374,27 +1309,6 @@ static void emit_args(Emit *e) {
       "    if (a->log_every == 0) a->log_every = 1;\n    return NULL;\n}\n\n");
 }
 
-/* Initial weights are drawn on the host (the same numbers on both targets), then uploaded. */
-static void emit_init(Emit *e) {
-    bool dev = e->t->dev;
-    E(e, "%s",
-      "static void init_params(void) {\n"
-      "    for (int i = 0; i < NUM_PARAMS; i++) {\n        const ParamInfo *p = &PARAMS[i];\n"
-      "        if (p->stage != mesh->s) continue;\n"
-      "        MprtRng r = mprt_rng(seed, mprt_rng_name_id(p->name));\n"
-      "        float *dst = ");
-    E(e, "%s", dev ? "falloc(p->count);\n" : "prm + p->offset;\n");
-    E(e, "%s",
-      "        int part = p->parts > 1 ? mesh->k : 0;\n"
-      "        if (p->init == 1)\n"
-      "            mprt_rng_shard_uniform(r, p->outer, p->chunk, p->inner, p->parts, part, p->a, p->b, dst);\n"
-      "        else if (p->init == 2)\n"
-      "            mprt_rng_shard_normal(r, p->outer, p->chunk, p->inner, p->parts, part, 0.0f, p->b, dst);\n"
-      "        else\n            mprt_fill(dst, p->count, p->init == 3 ? p->a : 0.0f);\n");
-    if (dev) E(e, "        mprt_cu_upload(prm + p->offset, dst, sizeof(float) * (size_t)p->count);\n        free(dst);\n");
-    E(e, "    }\n}\n\n");
-}
-
 static void emit_check_bytes(Emit *e) {
     E(e, "/* The runtime's counters against PREDICTED, per group and collective kind, on every rank:\n"
          " * one line from rank 0 saying whether all agree. */\n"
@@ -1444,7 +1358,7 @@ static void emit_setup_rank(Emit *e) {
         E(e, "    prm = falloc(np), grd = falloc(np), opt1 = falloc(np), opt2 = falloc(np);\n");
     E(e, "    switch (mesh->s) {\n");
     for (int k = 0; k < e->s->S; k++) E(e, "    case %d: stage%d_alloc(); break;\n", k, k);
-    E(e, "    default: break;\n    }\n    init_params();\n"
+    E(e, "    default: break;\n    }\n    mprt_params_init(&MODEL, prm, seed);\n"
          "    t_busy = mprt_timer(\"stage.busy\"), t_idle = mprt_timer(\"stage.idle\");\n");
     for (int i = 0; i < IR_NNODES(e->g); i++) {
         E(e, "    if (mesh->s == %d) {\n        timers[%d][0] = mprt_timer(", e->g->plan->nodes[i].stage, i);
@@ -1459,7 +1373,6 @@ static void emit_setup_rank(Emit *e) {
 static void emit_main(Emit *e) {
     int x = first_of(e, VAL_INPUT), y = first_of(e, VAL_LABEL);
     emit_args(e);
-    emit_init(e);
     emit_check_bytes(e);
     emit_free_all(e);
     emit_setup_rank(e);

@@ -13,8 +13,9 @@
  *
  * The functions reuse the trainer's own pieces rather than copies: create is mprt_init plus
  * the trainer's setup_rank (buffers, initial weights, timers), destroy its free_all plus
- * mprt_finalize, a step its train_step, and save/load its PARAMS table, gather_whole and
- * the runtime's safetensors calls (with errors returned instead of exiting).
+ * mprt_finalize, a step its train_step, and save/load the runtime's one checkpoint writer and
+ * reader (mprt_ckpt_save/load over the trainer's MODEL table, runtime/trainer.c) with errors
+ * returned instead of exiting.
  *
  * The same declarations go into NAME.h and, under the same include guard, into the C file
  * itself, so the C file compiles alone and including the header beside it is harmless.
@@ -309,69 +310,29 @@ static const char api_impl_create[] =
     "    free(c);\n}\n\n";
 
 static const char api_impl_io[] =
-    "static const char *api_opt_name(void) { return NUM_STATE == 1 ? \"sgd\" : API_ADAMW ? "
-    "\"adamw\" : \"adam\"; }\n\n"
     "int @P@_save(@P@_ctx *c, const char *path) {\n"
     "    if (!c) return api_fail(api_create_err, @U@_ERR_ARG, \"@P@_save: ctx is NULL\");\n"
     "    int code = path && *path ? 0 : api_fail(c->err, @U@_ERR_ARG, \"@P@_save: no path\");\n"
     "    if ((code = api_agree(code, c->err))) return code;\n"
-    "    enum { NT = NUM_PARAMS * (1 + NUM_STATE) };\n"
-    "    MprtTensorRef refs[NT + 1];\n    char *names[NT + 1];\n    float *data[NT + 1];\n"
-    "    mprt_stats_pause();\n"
-    "    for (int i = 0; i < NT; i++) {\n"
-    "        const ParamInfo *p = &PARAMS[i % NUM_PARAMS];\n        int which = i / NUM_PARAMS;\n"
-    "        data[i] = gather_whole(p, which == 0 ? prm : state_arena(which - 1));\n"
-    "        size_t len = strlen(p->name) + 32;\n"
-    "        if (!(names[i] = malloc(len))) mprt_fatal(\"out of memory\");\n"
-    "        if (which == 0)\n            snprintf(names[i], len, \"%s\", p->name);\n"
-    "        else\n            snprintf(names[i], len, \"optimizer.%s.%s\", STATE_NAMES[which - "
-    "1], p->name);\n"
-    "        refs[i] = (MprtTensorRef){names[i], MPRT_F32, p->ndim, {0}, data[i]};\n"
-    "        for (int k = 0; k < p->ndim; k++) refs[i].shape[k] = p->shape[k];\n    }\n"
-    "    char stepstr[32];\n    snprintf(stepstr, sizeof stepstr, \"%lld\", (long long)c->step);\n"
-    "    MprtMeta meta[3] = {{\"step\", stepstr}, {\"model\", MODEL_NAME}, {\"optimizer\", "
-    "api_opt_name()}};\n"
-    "    MprtErr err = {{0}};\n"
-    "    if (mesh->rank == 0 && !mprt_st_save(path, refs, NT, meta, 3, &err)) code = @U@_ERR_IO;\n"
-    "    for (int i = 0; i < NT; i++) free(data[i]), free(names[i]);\n"
-    "    mprt_stats_resume();\n"
-    "    if (code) snprintf(c->err, sizeof c->err, \"%s\", err.msg);\n"
+    "    MprtArenas arena = {prm, opt1, opt2};\n    MprtErr err = {{0}};\n"
+    "    if (!mprt_ckpt_save(&MODEL, arena, path, c->step, &err)) code = api_fail(c->err, @U@_ERR_IO, \"%s\", err.msg);\n"
     "    if ((code = api_agree(code, c->err))) return code;\n"
     "    c->err[0] = 0;\n    return @U@_OK;\n}\n\n";
 
 static const char api_impl_load[] =
-    "/* Reads this rank's shards into copies of the arenas; false with err set on failure. */\n"
-    "static bool api_read(MprtSt *f, bool state, float *arena[3], MprtErr *err) {\n"
-    "    for (int i = 0; i < NUM_PARAMS * (state ? 1 + NUM_STATE : 1); i++) {\n"
-    "        const ParamInfo *p = &PARAMS[i % NUM_PARAMS];\n        int which = i / NUM_PARAMS;\n"
-    "        if (p->stage != mesh->s) continue;\n"
-    "        char name[512];\n"
-    "        if (which == 0)\n            snprintf(name, sizeof name, \"%s\", p->name);\n"
-    "        else\n            snprintf(name, sizeof name, \"optimizer.%s.%s\", STATE_NAMES[which "
-    "- 1], p->name);\n"
-    "        float *whole = falloc(whole_count(p));\n"
-    "        bool ok = mprt_st_read(f, name, MPRT_F32, p->ndim, p->shape, whole, err);\n"
-    "        if (ok) mprt_slice(whole, arena[which] + p->offset, p->outer, p->chunk, p->inner, "
-    "p->parts, p->parts > 1 ? mesh->k : 0);\n"
-    "        free(whole);\n        if (!ok) return false;\n    }\n    return true;\n}\n\n"
+    "/* The checkpoint is read into copies of the arenas, which replace them only when every\n"
+    " * rank read all of its tensors. */\n"
     "int @P@_load(@P@_ctx *c, const char *path, int resume) {\n"
     "    if (!c) return api_fail(api_create_err, @U@_ERR_ARG, \"@P@_load: ctx is NULL\");\n"
     "    int code = path && *path ? 0 : api_fail(c->err, @U@_ERR_ARG, \"@P@_load: no path\");\n"
     "    if ((code = api_agree(code, c->err))) return code;\n"
     "    int64_t np = STAGE_PARAMS[mesh->s] + 1, step = c->step;\n"
-    "    float *live[3] = {prm, opt1, opt2}, *copy[3];\n"
+    "    MprtArenas live = {prm, opt1, opt2}, copy;\n"
     "    for (int i = 0; i < 3; i++) copy[i] = falloc(np), memcpy(copy[i], live[i], sizeof(float) "
     "* (size_t)np);\n"
-    "    MprtErr err = {{0}};\n    MprtSt *f = mprt_st_open(path, &err);\n"
-    "    bool ok = f && api_read(f, resume != 0, copy, &err);\n"
-    "    if (ok && resume) {\n"
-    "        const char *s = mprt_st_meta(f, \"step\");\n        char *end = NULL;\n"
-    "        step = s ? strtoll(s, &end, 10) : -1;\n"
-    "        if (!s || !end || *end || step < 0) {\n"
-    "            snprintf(err.msg, sizeof err.msg, \"%s: no valid step in the metadata\", path);\n "
-    "           ok = false;\n        }\n    }\n"
-    "    if (f) mprt_st_close(f);\n"
-    "    if (!ok) code = api_fail(c->err, @U@_ERR_IO, \"%s\", err.msg);\n"
+    "    MprtErr err = {{0}};\n"
+    "    if (!mprt_ckpt_load(&MODEL, copy, path, resume != 0, &step, &err))\n"
+    "        code = api_fail(c->err, @U@_ERR_IO, \"%s\", err.msg);\n"
     "    if (!(code = api_agree(code, c->err))) {\n"
     "        for (int i = 0; i < (resume ? 3 : 1); i++) memcpy(live[i], copy[i], sizeof(float) * "
     "(size_t)np);\n"
@@ -492,8 +453,7 @@ static void emit_impl(const Api *x, FILE *f) {
     fprintf(f, "#include <limits.h>\n#include <stdarg.h>\n\n#ifndef %s_API_H\n#define %s_API_H\n",
             x->up, x->up);
     emit_decls(x, f);
-    fprintf(f, "#endif /* %s_API_H */\n\n#define API_ADAMW %d\n\n", x->up,
-            x->g->train.opt == OPT_ADAMW);
+    fprintf(f, "#endif /* %s_API_H */\n\n", x->up);
     put_tpl(f, api_impl_common, x->p, x->up);
     emit_data_table(x, f);
     put_tpl(f, api_impl_create, x->p, x->up);

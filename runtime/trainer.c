@@ -1,0 +1,196 @@
+/*
+ * trainer.c: the model-independent part of every generated trainer (mprt_trainer.h) — initial
+ * weights, whole-tensor gathers, and the one checkpoint writer and reader.
+ *
+ * Checkpoints hold whole tensors so that any plan resumes any other plan's file: saving
+ * gathers each shard over the tensor group of its stage and sends the tensor to world rank 0,
+ * which writes the file; loading reads the whole tensor on every rank and keeps the slice that
+ * rank holds. The gathers run while the byte counters are paused: they are not training
+ * traffic, and the trainer's counted-vs-predicted check must not see them.
+ *
+ * A split that does not divide its dimension (an embedding of 101 rows over 2 tensor ranks
+ * holds 51 rows per rank) makes the last rank's slice run past the tensor. Every whole-tensor
+ * buffer here is therefore mprt_param_padded() floats, zeroed past the tensor, never
+ * mprt_param_numel(): the gather writes parts·chunk rows, and the slice of the last rank reads
+ * them (the padding rows of a shard are then zeros, which the kernels never read as tokens).
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "mprt_trainer.h"
+
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+enum { CKPT_TAG = 7 }; /* the point-to-point tag of checkpoint gathers */
+
+static float *zalloc(int64_t n) {
+    float *p = calloc((size_t)(n > 0 ? n : 1), sizeof(float));
+    if (!p) mprt_fatal("out of memory (%lld floats)", (long long)n);
+    return p;
+}
+
+int64_t mprt_param_numel(const MprtParam *p) {
+    int64_t n = 1;
+    for (int k = 0; k < p->ndim; k++)
+        n *= p->shape[k];
+    return n;
+}
+
+int64_t mprt_param_padded(const MprtParam *p) {
+    int64_t n = p->outer * p->parts * p->chunk * p->inner, w = mprt_param_numel(p);
+    return n > w ? n : w;
+}
+
+/* This rank's tensor rank in p's split (0 when p is whole on every rank). */
+static int param_part(const MprtParam *p) { return p->parts > 1 ? mprt_mesh()->k : 0; }
+
+void mprt_params_init(const MprtModel *m, float *arena, uint64_t seed) {
+    const MprtMesh *mesh = mprt_mesh();
+    for (int i = 0; i < m->nparams; i++) {
+        const MprtParam *p = &m->params[i];
+        if (p->stage != mesh->s) continue;
+        MprtRng r = mprt_rng(seed, mprt_rng_name_id(p->name));
+        float *dst = m->upload ? zalloc(p->count) : arena + p->offset;
+        int part = param_part(p);
+        if (p->init == MPRT_INIT_UNIFORM)
+            mprt_rng_shard_uniform(r, p->outer, p->chunk, p->inner, p->parts, part, p->a, p->b,
+                                   dst);
+        else if (p->init == MPRT_INIT_NORMAL)
+            mprt_rng_shard_normal(r, p->outer, p->chunk, p->inner, p->parts, part, 0.0f, p->b, dst);
+        else
+            mprt_fill(dst, p->count, p->init == MPRT_INIT_CONST ? p->a : 0.0f);
+        if (m->upload) {
+            m->upload(arena + p->offset, dst, sizeof(float) * (size_t)p->count);
+            free(dst);
+        }
+    }
+}
+
+/* p's shard of `arena` as a host pointer: the arena itself, or a downloaded copy (*copy). */
+static const float *host_shard(const MprtModel *m, const MprtParam *p, const float *arena,
+                               float **copy) {
+    *copy = NULL;
+    if (!m->download) return arena + p->offset;
+    *copy = zalloc(p->count);
+    m->download(*copy, arena + p->offset, sizeof(float) * (size_t)p->count);
+    return *copy;
+}
+
+static void check_mpi(int rc, const char *call) {
+    if (rc != MPI_SUCCESS) mprt_fatal("%s of a checkpoint tensor failed (MPI error %d)", call, rc);
+}
+
+float *mprt_param_gather(const MprtModel *m, const MprtParam *p, const float *arena) {
+    const MprtMesh *mesh = mprt_mesh();
+    int64_t n = mprt_param_numel(p);
+    float *whole = NULL;
+    if (mesh->s == p->stage) {
+        float *copy;
+        const float *shard = host_shard(m, p, arena, &copy);
+        whole = zalloc(mprt_param_padded(p));
+        if (p->parts > 1)
+            mprt_allgather(MPRT_TENSOR, shard, whole, p->outer, p->chunk, p->inner);
+        else
+            memcpy(whole, shard, sizeof(float) * (size_t)n);
+        free(copy);
+    }
+    if (p->stage == 0) { /* world rank 0 is the first rank of stage 0 */
+        if (mesh->rank != 0) free(whole), whole = NULL;
+        return whole;
+    }
+    int owner = p->stage * m->d * m->t;
+    if (mesh->rank == owner)
+        check_mpi(MPI_Send(whole, (int)n, MPI_FLOAT, 0, CKPT_TAG, MPI_COMM_WORLD), "MPI_Send");
+    free(whole);
+    if (mesh->rank != 0) return NULL;
+    whole = zalloc(mprt_param_padded(p));
+    check_mpi(
+        MPI_Recv(whole, (int)n, MPI_FLOAT, owner, CKPT_TAG, MPI_COMM_WORLD, MPI_STATUS_IGNORE),
+        "MPI_Recv");
+    return whole;
+}
+
+/* Tensor i of a checkpoint: parameter i % nparams, as itself (i < nparams) or as optimizer
+ * state i / nparams - 1. Its name goes into buf. */
+static const MprtParam *ckpt_tensor(const MprtModel *m, int i, char *buf, size_t n, int *which) {
+    const MprtParam *p = &m->params[i % m->nparams];
+    *which = i / m->nparams;
+    if (*which == 0)
+        snprintf(buf, n, "%s", p->name);
+    else
+        snprintf(buf, n, "optimizer.%s.%s", m->state_names[*which - 1], p->name);
+    return p;
+}
+
+bool mprt_ckpt_save(const MprtModel *m, MprtArenas arena, const char *path, int64_t step,
+                    MprtErr *err) {
+    int nt = m->nparams * (1 + m->nstate);
+    MprtTensorRef *refs = calloc((size_t)nt + 1, sizeof *refs);
+    char **names = calloc((size_t)nt + 1, sizeof *names);
+    float **data = calloc((size_t)nt + 1, sizeof *data);
+    if (!refs || !names || !data) mprt_fatal("out of memory");
+    mprt_stats_pause();
+    for (int i = 0; i < nt; i++) {
+        int which;
+        size_t len = strlen(m->params[i % m->nparams].name) + 64;
+        if (!(names[i] = malloc(len))) mprt_fatal("out of memory");
+        const MprtParam *p = ckpt_tensor(m, i, names[i], len, &which);
+        data[i] = mprt_param_gather(m, p, arena[which]);
+        refs[i] = (MprtTensorRef){names[i], MPRT_F32, p->ndim, {0}, data[i]};
+        for (int k = 0; k < p->ndim; k++)
+            refs[i].shape[k] = p->shape[k];
+    }
+    char stepstr[32];
+    snprintf(stepstr, sizeof stepstr, "%lld", (long long)step);
+    MprtMeta meta[3] = {{"step", stepstr}, {"model", m->name}, {"optimizer", m->optimizer}};
+    bool ok = mprt_mesh()->rank != 0 || mprt_st_save(path, refs, nt, meta, 3, err);
+    for (int i = 0; i < nt; i++)
+        free(data[i]), free(names[i]);
+    free(refs), free(names), free(data);
+    mprt_stats_resume();
+    return ok;
+}
+
+/* Reads tensor `name` whole and keeps this rank's slice of it in arena at p's offset. */
+static bool read_shard(const MprtModel *m, MprtSt *f, const MprtParam *p, const char *name,
+                       float *arena, MprtErr *err) {
+    float *whole = zalloc(mprt_param_padded(p));
+    bool ok = mprt_st_read(f, name, MPRT_F32, p->ndim, p->shape, whole, err);
+    float *shard = m->upload ? zalloc(p->count) : arena + p->offset;
+    if (ok) mprt_slice(whole, shard, p->outer, p->chunk, p->inner, p->parts, param_part(p));
+    if (m->upload) {
+        if (ok) m->upload(arena + p->offset, shard, sizeof(float) * (size_t)p->count);
+        free(shard);
+    }
+    free(whole);
+    return ok;
+}
+
+/* The metadata's step: a non-negative decimal integer. */
+static bool read_step(MprtSt *f, const char *path, int64_t *step, MprtErr *err) {
+    const char *s = mprt_st_meta(f, "step");
+    char *end = NULL;
+    long long v = s ? strtoll(s, &end, 10) : -1;
+    if (!s || !end || *end || v < 0)
+        return mprt__err(err, "%s: no valid step in the metadata", path);
+    *step = (int64_t)v;
+    return true;
+}
+
+bool mprt_ckpt_load(const MprtModel *m, MprtArenas arena, const char *path, bool state,
+                    int64_t *step, MprtErr *err) {
+    MprtSt *f = mprt_st_open(path, err);
+    bool ok = f != NULL;
+    for (int i = 0; ok && i < m->nparams * (state ? 1 + m->nstate : 1); i++) {
+        char name[512];
+        int which;
+        const MprtParam *p = ckpt_tensor(m, i, name, sizeof name, &which);
+        if (p->stage == mprt_mesh()->s) ok = read_shard(m, f, p, name, arena[which], err);
+    }
+    if (ok && state) ok = read_step(f, path, step, err);
+    if (f) mprt_st_close(f);
+    return ok;
+}

@@ -1,0 +1,192 @@
+/*
+ * test_rt_trainer.c: the runtime's trainer functions (runtime/trainer.c) over a parameter
+ * table like the one a generated trainer holds, on real MPI ranks.
+ *
+ *   mpirun -np N test_rt_trainer S t DIR
+ *
+ * The table has an embedding of 101 rows split by rows over the t tensor ranks (51 rows each
+ * when t = 2: the last rank's slice runs one row past the table, the case that once overflowed
+ * a buffer) and a bias held whole, on the last stage (so with S = 2 the gather crosses stages).
+ * Every rank fills its shards with values computed from the whole-tensor index; the test
+ * saves a checkpoint (weights and two optimizer states), checks every tensor of the file on
+ * rank 0 against the formula, zeroes the arenas, loads the file back and checks every shard,
+ * then the error paths: a missing file, a checkpoint of another shape. Run it under ASan
+ * (tests/runtime/CMakeLists.txt) for the padding.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mprt_trainer.h"
+
+static int failures;
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            failures++;                                                                            \
+            fprintf(stderr, "rank %d: %s:%d: check failed: %s: ", mprt_mesh()->rank, __FILE__,     \
+                    __LINE__, #cond);                                                              \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fputc('\n', stderr);                                                                   \
+        }                                                                                          \
+    } while (0)
+
+enum { VOCAB = 101, DIM = 8, NBIAS = 10 };
+
+static MprtParam params[2];
+static const char *const state_names[2] = {"m", "v"};
+static MprtModel model = {"toy", 1, 1, 1, params, 2, "adam", 2, state_names, NULL, NULL};
+
+/* The table of the plan S × 1 × t: the embedding on stage 0, the bias on stage S - 1. */
+static void make_table(int S, int t) {
+    int64_t chunk = (VOCAB + t - 1) / t;
+    params[0] = (MprtParam){"emb.weight", 0,   2, {VOCAB, DIM},     0,    chunk * DIM, 1,
+                            chunk,        DIM, t, MPRT_INIT_NORMAL, 0.0f, 0.02f};
+    params[1] = (MprtParam){"out.bias",      S - 1, 1,     {NBIAS}, S == 1 ? chunk * DIM : 0,
+                            NBIAS,           1,     NBIAS, 1,       1,
+                            MPRT_INIT_CONST, 0.5f,  0.0f};
+    model.S = S, model.t = t;
+}
+
+/* Element e of the whole tensor p in arena a: distinct for every tensor and arena. */
+static float value(int p, int a, int64_t e) { return (float)(1000 * (3 * p + a) + e + 1); }
+
+/* Fills (or with check, compares) this rank's shards in the three arenas; rows past the
+ * whole tensor are zero after a load. */
+static void shards(MprtArenas arena, bool check) {
+    const MprtMesh *m = mprt_mesh();
+    for (int i = 0; i < 2; i++) {
+        const MprtParam *p = &params[i];
+        if (p->stage != m->s) continue;
+        int part = p->parts > 1 ? m->k : 0;
+        for (int a = 0; a < 3; a++)
+            for (int64_t r = 0; r < p->chunk; r++)
+                for (int64_t c = 0; c < p->inner; c++) {
+                    int64_t row = part * p->chunk + r, e = row * p->inner + c;
+                    float *x = arena[a] + p->offset + r * p->inner + c;
+                    float want = e < mprt_param_numel(p) ? value(i, a, e) : 0.0f;
+                    if (!check)
+                        *x = want;
+                    else
+                        CHECK(*x == want, "%s arena %d row %lld: %g, expected %g", p->name, a,
+                              (long long)row, (double)*x, (double)want);
+                }
+    }
+}
+
+/* Rank 0: every tensor of the file against the formula, and the metadata. */
+static void check_file(const char *path) {
+    MprtErr err = {{0}};
+    MprtSt *f = mprt_st_open(path, &err);
+    CHECK(f != NULL, "%s", err.msg);
+    if (!f) return;
+    CHECK(mprt_st_count(f) == 6, "%d tensors", mprt_st_count(f));
+    const char *names[3] = {"", "optimizer.m.", "optimizer.v."};
+    for (int i = 0; i < 2; i++)
+        for (int a = 0; a < 3; a++) {
+            const MprtParam *p = &params[i];
+            char name[128];
+            snprintf(name, sizeof name, "%s%s", names[a], p->name);
+            float whole[VOCAB * DIM];
+            CHECK(mprt_st_read(f, name, MPRT_F32, p->ndim, p->shape, whole, &err), "%s", err.msg);
+            for (int64_t e = 0; e < mprt_param_numel(p); e++)
+                CHECK(whole[e] == value(i, a, e), "%s[%lld] = %g", name, (long long)e,
+                      (double)whole[e]);
+        }
+    const char *step = mprt_st_meta(f, "step"), *opt = mprt_st_meta(f, "optimizer");
+    CHECK(step && !strcmp(step, "42"), "step %s", step ? step : "(none)");
+    CHECK(opt && !strcmp(opt, "adam"), "optimizer %s", opt ? opt : "(none)");
+    CHECK(mprt_st_meta(f, "model") && !strcmp(mprt_st_meta(f, "model"), "toy"), "model");
+    mprt_st_close(f);
+}
+
+static void round_trip(MprtArenas arena, int64_t n, const char *path) {
+    shards(arena, false);
+    MprtErr err = {{0}};
+    CHECK(mprt_ckpt_save(&model, arena, path, 42, &err), "save: %s", err.msg);
+    mprt_exit_if_any(false, ""); /* collective: the file is written before anyone reads it */
+    if (mprt_mesh()->rank == 0) check_file(path);
+    for (int a = 0; a < 3; a++)
+        memset(arena[a], 0, sizeof(float) * (size_t)n);
+    int64_t step = -1;
+    CHECK(mprt_ckpt_load(&model, arena, path, true, &step, &err), "load: %s", err.msg);
+    CHECK(step == 42, "step %lld", (long long)step);
+    shards(arena, true);
+    /* weights only: the optimizer arenas and the step stay as they are */
+    memset(arena[1], 0, sizeof(float) * (size_t)n);
+    step = -1;
+    CHECK(mprt_ckpt_load(&model, arena, path, false, &step, &err), "load: %s", err.msg);
+    CHECK(step == -1 && arena[1][0] == 0.0f, "a weights-only load touched the state");
+}
+
+static void errors(MprtArenas arena, const char *dir) {
+    char path[1024];
+    MprtErr err = {{0}};
+    int64_t step = 0;
+    snprintf(path, sizeof path, "%s/missing.safetensors", dir);
+    CHECK(!mprt_ckpt_load(&model, arena, path, true, &step, &err) && strstr(err.msg, path),
+          "a missing file: '%s'", err.msg);
+    /* the file of this table under a model whose bias has another length */
+    snprintf(path, sizeof path, "%s/ckpt.safetensors", dir);
+    params[1].shape[0] = NBIAS + 1;
+    err.msg[0] = 0;
+    bool ok = mprt_ckpt_load(&model, arena, path, false, &step, &err);
+    bool holds = params[1].stage == mprt_mesh()->s; /* only its stage reads the bias */
+    CHECK(holds ? !ok && strstr(err.msg, "out.bias") : ok, "a shape mismatch: '%s'", err.msg);
+    params[1].shape[0] = NBIAS;
+}
+
+static void counts(int t) {
+    CHECK(mprt_param_numel(&params[0]) == VOCAB * DIM, "numel");
+    int64_t padded = (int64_t)((VOCAB + t - 1) / t) * t * DIM;
+    CHECK(mprt_param_padded(&params[0]) == padded, "padded %lld",
+          (long long)mprt_param_padded(&params[0]));
+    CHECK(mprt_param_padded(&params[1]) == NBIAS, "padded bias");
+}
+
+/* Initial values: the constant bias, and the embedding's shard equal to its slice of the
+ * whole tensor drawn on one rank. */
+static void init(float *arena) {
+    const MprtMesh *m = mprt_mesh();
+    mprt_params_init(&model, arena, 5);
+    const MprtParam *b = &params[1], *w = &params[0];
+    if (b->stage == m->s)
+        for (int i = 0; i < NBIAS; i++)
+            CHECK(arena[b->offset + i] == 0.5f, "bias %d", i);
+    if (w->stage != m->s) return;
+    float *whole = calloc((size_t)mprt_param_padded(w), sizeof(float));
+    MprtRng r = mprt_rng(5, mprt_rng_name_id(w->name));
+    mprt_rng_fill_normal(r, 0, VOCAB * DIM, 0.0f, 0.02f, whole);
+    int part = w->parts > 1 ? m->k : 0;
+    for (int64_t e = 0; e < w->count; e++) {
+        int64_t g = part * w->count + e;
+        float want = g < VOCAB * DIM ? whole[g] : arena[w->offset + e];
+        CHECK(arena[w->offset + e] == want, "init %lld", (long long)e);
+    }
+    free(whole);
+}
+
+int main(int argc, char **argv) {
+    int S = argc > 2 ? atoi(argv[1]) : 1, t = argc > 2 ? atoi(argv[2]) : 1;
+    const char *dir = argc > 3 ? argv[3] : ".";
+    mprt_init(&argc, &argv, S, 1, t);
+    make_table(S, t);
+    int64_t n = params[0].count + params[1].count + 1;
+    MprtArenas arena;
+    for (int a = 0; a < 3; a++)
+        arena[a] = calloc((size_t)n, sizeof(float));
+    char path[1024];
+    snprintf(path, sizeof path, "%s/ckpt.safetensors", dir);
+    counts(t);
+    round_trip(arena, n, path);
+    errors(arena, dir);
+    init(arena[0]);
+    for (int a = 0; a < 3; a++)
+        free(arena[a]);
+    double bad = failures;
+    mprt_metric_sum(MPRT_WORLD, &bad, 1);
+    if (mprt_mesh()->rank == 0)
+        printf("test_rt_trainer %d x 1 x %d: %s\n", S, t, bad != 0 ? "FAILED" : "ok");
+    mprt_finalize();
+    return failures != 0;
+}
