@@ -42,6 +42,7 @@
  *   - the output is C++ for nvcc: allocations are cast, mprt.h is included in extern "C".
  */
 #include "codegen.h"
+#include "report.h"
 
 #include <stdarg.h>
 #include <stdlib.h>

@@ -27,6 +27,7 @@
 #include "frontend.h"
 #include "ir.h"
 #include "passes.h"
+#include "report.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -14,7 +14,10 @@
  *              run in order by pass_run_pipeline() (passes/pipeline.c):
  *                shapes   shape inference, parameter shapes and counts, FLOPs   (passes/shapes.c)
  *                plan     cost model + search, fills g->plan                    (passes/cost.c, search*.c)
- *                ...      lowering to a per-rank schedule, the report
+ *                report   the plan's contract checked                            (passes/plan_check.c)
+ *                lower    lowering to a per-rank schedule                       (passes/lower_spmd.c)
+ *   report/    pass_report_text(), pass_report_json(): the plan written for people and programs
+ *              (report/report.h); reads the plan, plans nothing.
  *   codegen/   cg_emit_c(), cg_emit_cuda(): the schedule printed as a C or CUDA program.
  *   runtime/   mprt: the library generated trainers link (runtime/mprt.h).
  *   driver/    the `mpcc` command.

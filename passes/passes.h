@@ -1,8 +1,8 @@
 /*
  * passes.h: the public header of passes/ — the parallel plan the search chooses, the cost
- * model's formulas, and the report. Everything here is plain data indexed like the IR
- * (node i of the graph ↔ plan->nodes[i]), so the lowering, the report, the JSON writer
- * and codegen read one structure.
+ * model's formulas, and the units quantities are written in. Everything here is plain data
+ * indexed like the IR (node i of the graph ↔ plan->nodes[i]), so the lowering, the report
+ * (report/), the JSON writer and codegen read one structure.
  *
  * The parallelism model (DESIGN.md §4). Devices form a mesh S × d × t. Rank r has
  * coordinates (stage s, replica j, tensor rank k) with r = (s·d + j)·t + k: tensor ranks
@@ -218,19 +218,19 @@ typedef struct PlanChoice {
 /* The `k` best (mesh, m) choices, fastest first, into out[0..k) (mpcc --plan-space K);
  * returns how many were found (0 after reporting an error through `d`). */
 int plan_search_space(IrGraph *g, Diag *d, int k, PlanChoice *out);
-/* Prints the choices of plan_search_space as a table (mpcc --plan-space K). */
-void plan_space_print(const IrGraph *g, const PlanChoice *c, int n, FILE *out);
-bool pass_report(IrGraph *g, Diag *d); /* passes/report.c: nothing to check; see below */
+/* passes/plan_check.c: the search's contract (mesh, stages covering every layer, no pure
+ * plan faster) checked before the plan is reported or lowered; an internal error if not.
+ * The text and JSON reports themselves are report/ (report/report.h). */
+bool pass_report(IrGraph *g, Diag *d);
 
-/* The partition report (docs/report.md): text and JSON, deterministic. */
-void pass_report_text(const IrGraph *g, FILE *out);
-void pass_report_json(const IrGraph *g, FILE *out);
-/* A few lines (mesh, micro-batches, predicted step time, memory per device) for `mpcc -o`
- * and for the generated trainer to print at start. */
-void pass_report_summary(const IrGraph *g, FILE *out);
-/* Writes the text (or JSON) report to `path` via a temporary file renamed into place, so
- * an error never leaves a half-written file; reports failures through `d`. */
-bool pass_report_save(const IrGraph *g, const char *path, bool json, Diag *d);
+/* Quantities written for people (passes/units.c), decimal units, into buf (n bytes), which
+ * is returned. Tables: three significant digits ("262 KB", "1.05 ms", "3.21 M"); sentences
+ * of the search: one decimal ("262.1 KB"). */
+const char *units_bytes(char *buf, size_t n, int64_t b);
+const char *units_bytes_1dp(char *buf, size_t n, int64_t b);
+const char *units_time(char *buf, size_t n, double s);
+const char *units_count(char *buf, size_t n, double c, const char *unit); /* unit: "", "FLOP" */
+const char *units_pct(char *buf, size_t n, double part, double whole);
 
 /* ═══════════════ the SPMD schedule (passes/lower_spmd.c; owned by codegen) ═══════════════
  *

@@ -484,17 +484,3 @@ int plan_search_space(IrGraph *g, Diag *d, int k, PlanChoice *out) {
     search_free(&s);
     return n;
 }
-
-void plan_space_print(const IrGraph *g, const PlanChoice *c, int n, FILE *out) {
-    fprintf(out,
-            "plan space of %s: the %d fastest of the meshes S×d×t = %lld and micro-batch counts\n",
-            g->name, n, (long long)g->cluster.devices);
-    fprintf(out, "  rank  S x d x t        m   step time    vs best  memory/device\n");
-    for (int i = 0; i < n; i++) {
-        char mesh[48];
-        snprintf(mesh, sizeof mesh, "%dx%dx%d", c[i].S, c[i].d, c[i].t);
-        fprintf(out, "  %4d  %-14s %5d  %9.3f ms  %7.3f×  %8.1f MB\n", i + 1, mesh, c[i].m,
-                c[i].totals.step_time * 1e3, c[i].totals.step_time / c[0].totals.step_time,
-                (double)c[i].totals.mem_peak / 1e6);
-    }
-}

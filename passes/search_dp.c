@@ -102,6 +102,26 @@ static void *xgrow(void *p, size_t *cap, size_t need, size_t item) {
     return np;
 }
 
+/* The cut costs of the new states off1..nstates−1 of point p (time for the stage that ends
+ * and the one that begins, bytes received for memory), and their codes freed for the next
+ * point's lookup. */
+static void state_cut_costs(Search *s, const Cand *c, int p, int off1, size_t nstates) {
+    uint8_t lay[MAX_LIVE];
+    s->cl = xgrow(s->cl, &s->cl_cap, nstates, sizeof(double));
+    s->cr = xgrow(s->cr, &s->cr_cap, nstates, sizeof(double));
+    s->crm = xgrow(s->crm, &s->crm_cap, nstates, sizeof(double));
+    for (int j = off1; j < (int)nstates; j++) {
+        s->st_idx[s->st_code[j]] = -1;
+        search_decode(s->st_code[j], s->live_n[p], lay);
+        s->cl[j] = search_cut_left(s, c, p, lay);
+        s->cr[j] = search_cut_right(s, c, p, lay);
+        double recv = 0;
+        for (int q = 0; q < s->live_n[p]; q++)
+            recv += (double)search_local_bytes(s, c, s->live[s->live_off[p] + q], (Layout)lay[q]);
+        s->crm[j] = recv;
+    }
+}
+
 /* The reachable states of every point and the transitions between them, with the cut
  * costs of each state; false when some point has no reachable state (no plan). */
 static bool cand_tables(Search *s, const Cand *c) {
@@ -148,20 +168,7 @@ static bool cand_tables(Search *s, const Cand *c) {
         }
         s->st_off[p + 1] = off1;
         s->st_cnt[p + 1] = (int)nstates - off1;
-        s->cl = xgrow(s->cl, &s->cl_cap, nstates, sizeof(double));
-        s->cr = xgrow(s->cr, &s->cr_cap, nstates, sizeof(double));
-        s->crm = xgrow(s->crm, &s->crm_cap, nstates, sizeof(double));
-        for (int j = off1; j < (int)nstates; j++) {
-            s->st_idx[s->st_code[j]] = -1;
-            search_decode(s->st_code[j], s->live_n[p + 1], lay);
-            s->cl[j] = search_cut_left(s, c, p + 1, lay);
-            s->cr[j] = search_cut_right(s, c, p + 1, lay);
-            double recv = 0;
-            for (int q = 0; q < s->live_n[p + 1]; q++)
-                recv += (double)search_local_bytes(s, c, s->live[s->live_off[p + 1] + q],
-                                                   (Layout)lay[q]);
-            s->crm[j] = recv;
-        }
+        state_cut_costs(s, c, p + 1, off1, nstates);
         if (s->st_cnt[p + 1] == 0) return false;
     }
     s->tr_off[s->N] = (int)ntr;

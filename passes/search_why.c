@@ -21,19 +21,6 @@
 
 /* ───────────────────────────── alternatives and reasons ───────────────────────────── */
 
-static const char *fmt_bytes(char *buf, size_t n, int64_t b) {
-    double x = (double)b;
-    if (x >= 1e9)
-        snprintf(buf, n, "%.1f GB", x / 1e9);
-    else if (x >= 1e6)
-        snprintf(buf, n, "%.1f MB", x / 1e6);
-    else if (x >= 1e3)
-        snprintf(buf, n, "%.1f KB", x / 1e3);
-    else
-        snprintf(buf, n, "%lld B", (long long)b);
-    return buf;
-}
-
 /* The layout the first consumer of value v computes on in the chosen plan (or `def`). */
 static Layout consumer_layout(const Search *s, const Plan *plan, int v, int after, Layout def) {
     for (int q = after + 1; q < s->N; q++) {
@@ -125,17 +112,17 @@ static const char *node_reason(const Search *s, const Cand *c, Plan *plan, int p
         return arena_printf(A,
                             "data: all-reduces %s of weight gradients instead of moving %s of "
                             "activations for %s",
-                            fmt_bytes(b1, sizeof b1, me->grad_bytes),
-                            fmt_bytes(b2, sizeof b2, ot->comm_bytes - ot->grad_bytes),
+                            units_bytes_1dp(b1, sizeof b1, me->grad_bytes),
+                            units_bytes_1dp(b2, sizeof b2, ot->comm_bytes - ot->grad_bytes),
                             plan_strategy_name((Strategy)other));
     if (other == STRAT_DATA)
         return arena_printf(A, "%s: moves %s of activations instead of %s of weight gradients",
                             plan_strategy_name(pn->strat),
-                            fmt_bytes(b1, sizeof b1, me->comm_bytes - me->grad_bytes),
-                            fmt_bytes(b2, sizeof b2, ot->grad_bytes));
+                            units_bytes_1dp(b1, sizeof b1, me->comm_bytes - me->grad_bytes),
+                            units_bytes_1dp(b2, sizeof b2, ot->grad_bytes));
     return arena_printf(A, "%s: moves %s per step against %s for %s", plan_strategy_name(pn->strat),
-                        fmt_bytes(b1, sizeof b1, me->comm_bytes),
-                        fmt_bytes(b2, sizeof b2, ot->comm_bytes),
+                        units_bytes_1dp(b1, sizeof b1, me->comm_bytes),
+                        units_bytes_1dp(b2, sizeof b2, ot->comm_bytes),
                         plan_strategy_name((Strategy)other));
 }
 
@@ -258,9 +245,9 @@ void search_explain_memory(Search *s, const Best *b) {
         s->diag, n->loc,
         "no plan fits in %s per device: the smallest found needs %s on each device of stage %d "
         "(mesh %d×%d×%d, %d micro-batch%s), and '%s' takes %s of it",
-        fmt_bytes(b1, sizeof b1, (int64_t)s->g->cluster.memory),
-        fmt_bytes(b2, sizeof b2, p->stages[worst].mem_bytes), worst, p->S, p->d, p->t, p->m,
-        p->m == 1 ? "" : "es", n->name, fmt_bytes(b3, sizeof b3, p->nodes[dom].mem_bytes));
+        units_bytes_1dp(b1, sizeof b1, (int64_t)s->g->cluster.memory),
+        units_bytes_1dp(b2, sizeof b2, p->stages[worst].mem_bytes), worst, p->S, p->d, p->t, p->m,
+        p->m == 1 ? "" : "es", n->name, units_bytes_1dp(b3, sizeof b3, p->nodes[dom].mem_bytes));
 }
 
 bool search_check_inputs(Search *s) {

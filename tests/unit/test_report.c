@@ -9,7 +9,7 @@
  * that turns the row split's partial sums back into a replicated tensor, the pure plans
  * (one faster-looking but too big, one impossible), and the JSON's exact integers.
  */
-#include "passes.h"
+#include "report.h"
 
 #include <stdlib.h>
 #include <string.h>
