@@ -353,10 +353,19 @@ static void apply_define(Cfg *C, const FeDefine *def) {
 
 /* ───────────────────────────── checks ───────────────────────────── */
 
-static void need_int(Cfg *C, const char *key, int64_t lo) {
+static void need_int(Cfg *C, const char *key, int64_t lo, int64_t hi) {
     int k = find_key(key);
     int64_t v = *(int64_t *)key_ptr(C, k);
     if (v < lo) bad_value(C, k, "%s must be at least %lld, got %lld", strchr(key, '.') + 1, (long long)lo, (long long)v);
+    else if (v > hi) bad_value(C, k, "%s must be at most %lld, got %lld", strchr(key, '.') + 1, (long long)hi, (long long)v);
+}
+
+/* An upper bound on a float setting, so the sizes and times derived from it stay finite and
+ * fit the integers they are printed as. */
+static void need_float_max(Cfg *C, const char *key, double hi) {
+    int k = find_key(key);
+    double v = *(double *)key_ptr(C, k);
+    if (isfinite(v) && v > hi) bad_value(C, k, "%s must be at most %g, got %g", strchr(key, '.') + 1, hi, v);
 }
 
 /* lo < v (open) or lo <= v; v < hi when hi > 0. */
@@ -371,10 +380,10 @@ static void need_float(Cfg *C, const char *key, double lo, bool lo_open, double 
 }
 
 static void check_config(Cfg *C) {
-    need_int(C, "train.batch", 1);
-    need_int(C, "train.microbatches", 0); /* 0: the planner chooses m */
-    need_int(C, "train.steps", 1);
-    need_int(C, "train.seed", 0);
+    need_int(C, "train.batch", 1, IR_MAX_BATCH);
+    need_int(C, "train.microbatches", 0, IR_MAX_MICROBATCHES); /* 0: the planner chooses m */
+    need_int(C, "train.steps", 1, INT64_MAX);
+    need_int(C, "train.seed", 0, INT64_MAX);
     const TrainCfg *t = C->t;
     if (t->batch >= 1 && t->microbatches >= 1 && t->batch % t->microbatches != 0)
         bad_value(C, find_key("train.microbatches"),
@@ -386,14 +395,21 @@ static void check_config(Cfg *C) {
     need_float(C, "train.beta2", 0, false, 1);
     need_float(C, "train.eps", 0, true, 0);
     need_float(C, "train.weight_decay", 0, false, 0);
-    need_int(C, "cluster.devices", 1);
-    need_int(C, "cluster.devices_per_node", 1);
+    need_int(C, "cluster.devices", 1, IR_MAX_DEVICES);
+    need_int(C, "cluster.devices_per_node", 1, IR_MAX_DEVICES);
     need_float(C, "cluster.flops", 0, true, 0);
     need_float(C, "cluster.memory", 0, true, 0);
     need_float(C, "cluster.bandwidth", 0, true, 0);
     need_float(C, "cluster.latency", 0, false, 0);
     need_float(C, "cluster.inter_node_bandwidth", 0, true, 0);
     need_float(C, "cluster.inter_node_latency", 0, false, 0);
+    /* 1 EB of memory, 1 EB/s links, 10^21 FLOP/s and 1000 s of latency are beyond any device */
+    need_float_max(C, "cluster.flops", 1e21);
+    need_float_max(C, "cluster.memory", 1e18);
+    need_float_max(C, "cluster.bandwidth", 1e18);
+    need_float_max(C, "cluster.inter_node_bandwidth", 1e18);
+    need_float_max(C, "cluster.latency", 1e3);
+    need_float_max(C, "cluster.inter_node_latency", 1e3);
 }
 
 bool fe_lower_config(Diag *d, const Ast *ast, const FeDefine *defs, int ndefs, TrainCfg *t,

@@ -282,6 +282,12 @@ double ir_arg_get(const IrNode *n, OpKind op, int slot);
 #define ir_arg_bool(n, A) (IR_ARG_TYPED_(n, A, ARG_BOOL) != 0)
 
 typedef enum { OPT_SGD, OPT_ADAM, OPT_ADAMW } OptKind;
+/* Bounds on the counts a .mp or -D can give (frontend/config.c checks them), so sizes and
+ * loops derived from them stay in range: the batch fits an int like an op's arguments, and
+ * the planner never considers more micro-batches per step than IR_MAX_MICROBATCHES. */
+#define IR_MAX_BATCH 2147483647LL
+#define IR_MAX_MICROBATCHES 65536
+#define IR_MAX_DEVICES 1048576
 typedef struct TrainCfg {
     int64_t batch, microbatches, steps, seed; /* microbatches 0: not set, the planner picks m */
     OptKind opt;
