@@ -220,23 +220,39 @@ void search_cand_push(CandList *l, Cand c) {
     l->v[l->n++] = c;
 }
 
+/* The micro-batch counts of a replica's batch n: its divisors up to IR_MAX_MICROBATCHES, in
+ * ascending order, into ms (room for 2048: no n below 2^31 has more than 1600 divisors).
+ * Found in O(√n) steps, not n — a batch of 2^31 took 17 s, 2^40 hours. Returns the count. */
+static int microbatch_counts(int64_t n, int *ms) {
+    int lo = 0, hi = 0, high[1024];
+    for (int64_t m = 1; m * m <= n && m <= IR_MAX_MICROBATCHES; m++) {
+        if (n % m) continue;
+        ms[lo++] = (int)m;
+        if (n / m != m && n / m <= IR_MAX_MICROBATCHES) high[hi++] = (int)(n / m);
+    }
+    while (hi > 0) ms[lo++] = high[--hi];
+    return lo;
+}
+
 /* Every (S, d, t, m) of the plan space, in tie-break order: S, then t, then m ascending. */
 void search_enumerate(const Search *s, CandList *out) {
     int64_t D = s->D, B = s->B, m0 = s->g->train.microbatches;
+    int ms[2048];
     for (int64_t S = 1; S <= D && S <= s->N; S++) {
         if (D % S) continue;
         for (int64_t t = 1; t <= D / S; t++) {
             if ((D / S) % t) continue;
             int64_t d = D / S / t;
             if (B % d) continue;
-            for (int64_t m = 1; m <= B / d; m++) {
-                if ((B / d) % m || (m0 > 0 && m != m0)) continue;
+            int nm = microbatch_counts(B / d, ms);
+            for (int i = 0; i < nm; i++) {
+                if (m0 > 0 && ms[i] != m0) continue;
                 Cand c;
                 memset(&c, 0, sizeof c);
                 c.S = (int)S;
                 c.d = (int)d;
                 c.t = (int)t;
-                c.m = (int)m;
+                c.m = ms[i];
                 search_cand_push(out, c);
             }
         }
@@ -374,6 +390,20 @@ static void search_list(Search *s, CandList *l, Best *b) {
     }
     free(mode);
     free(stage);
+}
+
+bool search_plans_on(Search *s, int64_t devices) {
+    int64_t D = s->D;
+    s->D = devices;
+    Best b;
+    best_init(&b, s->N);
+    CandList l = {0};
+    search_enumerate(s, &l);
+    search_list(s, &l, &b);
+    free(l.v);
+    best_free(&b);
+    s->D = D;
+    return b.found;
 }
 
 /* ───────────────────────────── the pass ───────────────────────────── */

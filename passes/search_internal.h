@@ -151,6 +151,9 @@ void search_free(Search *s);
 void search_cand_push(CandList *l, Cand c);
 /* Every (S, d, t, m) of the plan space, in tie-break order: S, then t, then m ascending. */
 void search_enumerate(const Search *s, CandList *out);
+/* Whether the model has a plan on `devices` devices (the search run again with only the device
+ * count changed), for the error that says which device counts would work. */
+bool search_plans_on(Search *s, int64_t devices);
 
 /* ─────────── cost.c: modes and per-layer costs of a candidate ─────────── */
 

@@ -211,6 +211,25 @@ static const char *tensor_annot_problem(Search *s, int p) {
         what, (long long)s->D);
 }
 
+/* The device counts nearest to s->D, below and above, on which the model has a plan (each
+ * side searched at most NEAR_TRIES counts away), as the end of the no-plan error. */
+enum { NEAR_TRIES = 64 };
+static const char *nearest_devices(Search *s) {
+    int64_t below = 0, above = 0;
+    for (int64_t k = 1; k <= NEAR_TRIES && !below && s->D - k >= 1; k++)
+        if (search_plans_on(s, s->D - k)) below = s->D - k;
+    for (int64_t k = 1; k <= NEAR_TRIES && !above && s->D + k <= IR_MAX_DEVICES; k++)
+        if (search_plans_on(s, s->D + k)) above = s->D + k;
+    if (below && above)
+        return arena_printf(s->g->arena, "the nearest device counts with a plan are %lld and %lld",
+                            (long long)below, (long long)above);
+    if (below || above)
+        return arena_printf(s->g->arena, "the nearest device count with a plan is %lld",
+                            (long long)(below ? below : above));
+    return arena_printf(s->g->arena, "no device count from %lld to %lld has one either",
+                        (long long)(s->D > NEAR_TRIES ? s->D - NEAR_TRIES : 1), (long long)(s->D + NEAR_TRIES));
+}
+
 void search_explain_no_plan(Search *s) {
     bool said = false;
     for (int p = 0; p < s->N; p++) {
@@ -221,12 +240,16 @@ void search_explain_no_plan(Search *s) {
         }
     }
     if (said) return;
+    bool annotated = false;
+    for (int p = 0; p < s->N; p++)
+        annotated |= search_has_tensor_annot(IR_NODE(s->g, p)) || IR_NODE(s->g, p)->annot.stage != IR_NO_STAGE;
     SrcLoc none = {s->g->file, 0, 0, 0};
     diag_error(s->diag, none,
                "no parallel plan exists for %lld devices with batch %lld%s: no mesh S×d×t divides "
-               "the batch and the layer shapes as the annotations require",
+               "the batch and the layer shapes%s; %s",
                (long long)s->D, (long long)s->B,
-               s->g->train.microbatches > 0 ? " and the given micro-batch count" : "");
+               s->g->train.microbatches > 0 ? " and the given micro-batch count" : "",
+               annotated ? " as the annotations require" : "", nearest_devices(s));
 }
 
 void search_explain_memory(Search *s, const Best *b) {
