@@ -364,14 +364,6 @@ static int peer(int dir, const char *call) {
     return s;
 }
 
-void mprt_send(int dir, const float *buf, int64_t count, int tag) {
-    int to = peer(dir, "MPI_Send"), n = to_int(count, "MPI_Send");
-    double t0 = MPI_Wtime();
-    check(MPI_Send(buf, n, MPI_FLOAT, to, tag, R.comm[MPRT_PIPE]), "MPI_Send", MPRT_PIPE);
-    mprt_stats_add(MPRT_SENDRECV, MPRT_PIPE, mprt_coll_bytes(MPRT_SENDRECV, 2, 4 * count),
-                   MPI_Wtime() - t0);
-}
-
 void mprt_recv(int dir, float *buf, int64_t count, int tag) {
     int from = peer(dir, "MPI_Recv"), n = to_int(count, "MPI_Recv");
     double t0 = MPI_Wtime();
@@ -393,14 +385,6 @@ MprtReq *mprt_isend(int dir, const float *buf, int64_t count, int tag) {
     int to = peer(dir, "MPI_Isend"), n = to_int(count, "MPI_Isend");
     MprtReq *r = new_req("MPI_Isend", mprt_coll_bytes(MPRT_SENDRECV, 2, 4 * count));
     check(MPI_Isend(buf, n, MPI_FLOAT, to, tag, R.comm[MPRT_PIPE], &r->req), "MPI_Isend",
-          MPRT_PIPE);
-    return r;
-}
-
-MprtReq *mprt_irecv(int dir, float *buf, int64_t count, int tag) {
-    int from = peer(dir, "MPI_Irecv"), n = to_int(count, "MPI_Irecv");
-    MprtReq *r = new_req("MPI_Irecv", 0);
-    check(MPI_Irecv(buf, n, MPI_FLOAT, from, tag, R.comm[MPRT_PIPE], &r->req), "MPI_Irecv",
           MPRT_PIPE);
     return r;
 }

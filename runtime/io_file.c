@@ -22,8 +22,6 @@
 
 #include "internal.h"
 
-void (*mprt_test_write_hook)(int64_t bytes_written);
-
 bool mprt__err(MprtErr *err, const char *fmt, ...) {
     if (!err) return false;
     va_list ap;
@@ -137,7 +135,6 @@ bool mprt__atomic_write(MprtAtomic *w, const void *data, size_t n, MprtErr *err)
         p += r;
         n -= (size_t)r;
         w->written += r;
-        if (mprt_test_write_hook) mprt_test_write_hook(w->written);
     }
     return true;
 }

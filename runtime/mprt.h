@@ -145,13 +145,12 @@ void mprt_metric_max(MprtGroup g, double *vals, int count);
 
 /* Point-to-point along the pipeline (MPRT_PIPE group): dir +1 is stage s+1, −1 is s−1.
  * Tags let several values cross one cut per micro-batch; n = 4·count, counted by the
- * sender. A non-blocking call returns a request that mprt_wait completes and frees; the
- * time between post and completion is counted at the wait. */
+ * sender. A trainer receives blocking and sends without blocking: mprt_isend returns a
+ * request that mprt_wait completes and frees (before the buffer is reused); the time between
+ * post and completion is counted at the wait. */
 typedef struct MprtReq MprtReq;
-void mprt_send(int dir, const float *buf, int64_t count, int tag);
 void mprt_recv(int dir, float *buf, int64_t count, int tag);
 MprtReq *mprt_isend(int dir, const float *buf, int64_t count, int tag);
-MprtReq *mprt_irecv(int dir, float *buf, int64_t count, int tag);
 void mprt_wait(MprtReq *req);
 
 /* Every rank calls this with `failed` and its message. If no rank failed it returns. Else the
@@ -319,10 +318,6 @@ const char *mprt_st_meta(const MprtSt *f, const char *key);
  * tensor, dtype or shape mismatch: one-line error naming the tensor and both shapes. */
 bool mprt_st_read(MprtSt *f, const char *name, MprtDtype t, int ndim, const int64_t *shape,
                   void *dst, MprtErr *err);
-
-/* For tests only: when set, the atomic writer calls it after writing each chunk of a
- * temporary file, with the bytes written so far (tests kill the process there). */
-extern void (*mprt_test_write_hook)(int64_t bytes_written);
 
 /* The op kernels (forward/backward pairs, optimizers): runtime/mprt_kernels.h. */
 #include "mprt_kernels.h"

@@ -5,8 +5,9 @@
  * every bad-file case with the exact one-line message a user would see, files crafted
  * byte by byte here so each case breaks one thing. Last, the crash test of the atomic
  * writer: a child process saving a checkpoint over a good one is killed with SIGKILL in the
- * middle of writing (deterministically, from the writer's test hook after its first
- * chunk); the old checkpoint must still load with its old contents.
+ * middle of writing (deterministically, right after the writer's first chunk: the test is
+ * linked with -Wl,--wrap=write, so the runtime's write() calls land in __wrap_write below);
+ * the old checkpoint must still load with its old contents.
  *
  * Files go to a fresh directory under $TMPDIR (or /tmp), removed at the end.
  */
@@ -458,8 +459,15 @@ static void test_st_errors(void) {
 
 /* ───────────────────────────── the atomic writer under SIGKILL ───────────────────────────── */
 
-static void die_now(int64_t bytes) {
-    if (bytes > 0) raise(SIGKILL);
+/* The runtime's write() (tests/runtime/CMakeLists.txt links this test with --wrap=write):
+ * with die_after_write set, the process is killed after the first chunk it writes. */
+ssize_t __real_write(int fd, const void *buf, size_t n);
+ssize_t __wrap_write(int fd, const void *buf, size_t n);
+static volatile sig_atomic_t die_after_write;
+ssize_t __wrap_write(int fd, const void *buf, size_t n) {
+    ssize_t r = __real_write(fd, buf, n);
+    if (die_after_write && r > 0) raise(SIGKILL);
+    return r;
 }
 
 static void test_killed_mid_save(void) {
@@ -472,7 +480,7 @@ static void test_killed_mid_save(void) {
     fflush(NULL);
     pid_t pid = fork();
     if (pid == 0) {
-        mprt_test_write_hook = die_now; /* dies after the first chunk of the temp file */
+        die_after_write = 1; /* dies after the first chunk of the temp file */
         MprtTensorRef t = {"fc1.weight", MPRT_F32, 1, {1 << 20}, huge};
         mprt_st_save(p, &t, 1, NULL, 0, &err);
         _exit(0); /* not reached */
