@@ -1187,23 +1187,35 @@ static void emit_step(Emit *e) {
 
 /* ───────────────────────────── checkpoints ───────────────────────────── */
 
-/* The trainer's checkpoints are the runtime's (mprt_ckpt_save/load, runtime/trainer.c), which
- * the C API calls too; here they only exit the job on failure. */
-static void emit_checkpoints(Emit *e) {
-    E(e, "/* Checkpoints (safetensors, written and read by the runtime over PARAMS): every\n"
-         " * parameter whole, then the optimizer state as \"optimizer.<state>.<name>\", the step in\n"
-         " * the metadata, so any plan resumes any checkpoint. A failure ends the job. */\n"
-         "static void save_checkpoint(const char *path, int64_t step) {\n"
-         "    MprtArenas arena = {prm, opt1, opt2};\n    MprtErr err = {{0}};\n"
-         "    mprt_exit_if_any(!mprt_ckpt_save(&MODEL, arena, path, step, &err), err.msg);\n}\n\n"
-         "/* Weights (and with `state` the optimizer state); returns the step stored in the file. */\n"
-         "static int64_t load_checkpoint(const char *path, bool state) {\n"
-         "    MprtArenas arena = {prm, opt1, opt2};\n    MprtErr err = {{0}};\n    int64_t step = 0;\n"
-         "    mprt_exit_if_any(!mprt_ckpt_load(&MODEL, arena, path, state, &step, &err), err.msg);\n"
-         "    return step;\n}\n\n");
-}
-
 /* ───────────────────────────── main ───────────────────────────── */
+
+/* The runtime's name of each of the schedule's collective kinds (passes.h's CollKind). */
+static const char *const coll_c[COLL__COUNT] = {
+    [COLL_NONE] = "MPRT_COLL_NONE",         [COLL_SLICE] = "MPRT_COLL_SLICE",
+    [COLL_ALLREDUCE] = "MPRT_ALLREDUCE",    [COLL_ALLGATHER] = "MPRT_ALLGATHER",
+    [COLL_REDUCESCATTER] = "MPRT_REDUCESCATTER", [COLL_ALLTOALL] = "MPRT_ALLTOALL",
+    [COLL_SENDRECV] = "MPRT_SENDRECV",
+};
+
+/* The schedule's byte count, one entry per (stage, group, collective) that moves bytes, each
+ * naming the runtime's enums, so the runtime's check never depends on their order. */
+static void emit_predicted(Emit *e) {
+    const Schedule *s = e->s;
+    E(e, "/* Bytes this plan moves per device per step, by stage, group and collective (the\n"
+         " * schedule's count, which the runtime's counters must match: mprt_check_bytes). */\n"
+         "static const MprtPredicted PREDICTED[] = {\n");
+    int n = 0;
+    for (int k = 0; k < s->S; k++)
+        for (int gk = 0; gk < GROUP__COUNT; gk++)
+            for (int c = 0; c < COLL__COUNT; c++) {
+                int64_t b = s->stages[k].bytes[gk][c];
+                if (!b) continue;
+                E(e, "    {%d, %s, %s, %lld},\n", k, group_c((GroupKind)gk), coll_c[c], (long long)b);
+                n++;
+            }
+    E(e, "    {0, MPRT_TENSOR, MPRT_COLL_NONE, 0}, /* keeps the array non-empty */\n};\n"
+         "#define NUM_PREDICTED %d\n\n", n);
+}
 
 static void emit_summary(Emit *e) {
     const Schedule *s = e->s;
@@ -1235,100 +1247,7 @@ static void emit_summary(Emit *e) {
         E(e, "\n");
     }
     E(e, "    \"\";\n\n");
-    E(e, "/* Bytes this plan moves per device per step, by stage, group and collective (the\n"
-         " * schedule's count, which the runtime's counters must match). */\n");
-    E(e, "static const int64_t PREDICTED[MESH_S][%d][%d] = {\n", GROUP__COUNT, COLL__COUNT);
-    for (int k = 0; k < s->S; k++) {
-        E(e, "    {");
-        for (int gk = 0; gk < GROUP__COUNT; gk++) {
-            E(e, "%s{", gk ? ", " : "");
-            for (int c = 0; c < COLL__COUNT; c++) E(e, "%s%lld", c ? ", " : "", (long long)s->stages[k].bytes[gk][c]);
-            E(e, "}");
-        }
-        E(e, "},\n");
-    }
-    E(e, "};\n\n");
-}
-
-/* The command line; the CUDA trainer adds --comm and --tf32 and ignores --threads. */
-static void emit_args(Emit *e) {
-    bool dev = e->t->dev;
-    E(e, "typedef struct Args {\n    int64_t steps, save_every, log_every;\n    int threads;\n%s} Args;\n\n",
-      dev ? "    const char *data, *labels, *init, *save, *resume, *profile, *comm;\n    bool help, tf32;\n"
-          : "    const char *data, *labels, *init, *save, *resume, *profile;\n    bool help;\n");
-    E(e, "%s",
-      "static void usage(FILE *out, const char *prog) {\n"
-      "    fprintf(out, \"usage: mpirun -np %d %s [options]\\n\"\n"
-      "                 \"  --steps N          train until step N (default %d)\\n\"\n"
-      "                 \"  --data X.npy       inputs (default: synthetic samples from the seed)\\n\"\n"
-      "                 \"  --labels Y.npy     labels (default: synthetic)\\n\"\n"
-      "                 \"  --seed S           initialisation, synthetic data and dropout seed (default %d)\\n\"\n"
-      "                 \"  --init F           start from the weights of a checkpoint\\n\"\n"
-      "                 \"  --resume F         continue a checkpoint: weights, optimizer state and step\\n\"\n"
-      "                 \"  --save F           write a checkpoint at the end (and every --save-every steps)\\n\"\n"
-      "                 \"  --save-every K     checkpoint every K steps\\n\"\n"
-      "                 \"  --log-every K      progress line every K steps (default 1)\\n\"\n"
-      "                 \"  --profile F.json   write bytes, calls and times per collective and layer\\n\"\n");
-    E(e, "%s", dev ? "                 \"  --comm MODE        collectives over nccl, mpi (host-staged, GPUs shared) or auto (default)\\n\"\n"
-                     "                 \"  --tf32             TF32 tensor-core GEMMs (faster, about 3 decimal digits)\\n\"\n"
-                     "                 \"  --threads N        accepted for the C trainer's command line; unused on GPUs\\n\"\n"
-                   : "                 \"  --threads N        compute threads per rank (default: its share of the node's CPUs)\\n\"\n");
-    E(e, "%s",
-      "                 \"  --help             this text\\n\",\n"
-      "            MESH_S * MESH_D * MESH_T, prog, (int)DEFAULT_STEPS, (int)DEFAULT_SEED);\n}\n\n");
-    E(e, "%s",
-      "/* A non-negative integer flag value, or -1. */\n"
-      "static int64_t parse_count(const char *s) {\n    char *end = NULL;\n"
-      "    long long v = s ? strtoll(s, &end, 10) : -1;\n"
-      "    return s && *s && end && !*end && v >= 0 ? (int64_t)v : -1;\n}\n\n"
-      "/* Parses argv; returns NULL or a one-line error (into err). */\n"
-      "static const char *parse_args(int argc, char **argv, Args *a, char *err, size_t n) {\n"
-      "    *a = (Args){DEFAULT_STEPS, 0, 1, 0, NULL, NULL, NULL, NULL, NULL, NULL, ");
-    E(e, "%s", dev ? "NULL, false, false};\n" : "false};\n");
-    E(e, "%s",
-      "    for (int i = 1; i < argc; i++) {\n"
-      "        const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;\n"
-      "        int64_t c = parse_count(v);\n"
-      "        if (!strcmp(f, \"--help\") || !strcmp(f, \"-h\")) { a->help = true; continue; }\n");
-    if (dev) E(e, "        if (!strcmp(f, \"--tf32\")) { a->tf32 = true; continue; }\n");
-    E(e, "%s",
-      "        const char **str = !strcmp(f, \"--data\") ? &a->data : !strcmp(f, \"--labels\") ? &a->labels\n"
-      "                         : !strcmp(f, \"--init\") ? &a->init : !strcmp(f, \"--save\") ? &a->save\n");
-    E(e, "%s", dev ? "                         : !strcmp(f, \"--resume\") ? &a->resume : !strcmp(f, \"--profile\") ? &a->profile\n"
-                     "                         : !strcmp(f, \"--comm\") ? &a->comm : NULL;\n"
-                   : "                         : !strcmp(f, \"--resume\") ? &a->resume : !strcmp(f, \"--profile\") ? &a->profile : NULL;\n");
-    E(e, "%s",
-      "        int64_t *num = !strcmp(f, \"--steps\") ? &a->steps : !strcmp(f, \"--save-every\") ? &a->save_every\n"
-      "                     : !strcmp(f, \"--log-every\") ? &a->log_every : NULL;\n"
-      "        bool is_seed = !strcmp(f, \"--seed\"), is_threads = !strcmp(f, \"--threads\");\n"
-      "        if (!str && !num && !is_seed && !is_threads) {\n"
-      "            snprintf(err, n, \"unknown flag '%.64s' (try --help)\", f);\n            return err;\n        }\n"
-      "        if (!v || (!str && c < 0)) {\n"
-      "            snprintf(err, n, \"%s needs %s\", f, str ? \"a file name\" : \"a non-negative integer\");\n            return err;\n        }\n"
-      "        if (str) *str = v;\n        else if (num) *num = c;\n        else if (is_seed) seed = (uint64_t)c;\n"
-      "        else a->threads = (int)(c > 4096 ? 4096 : c);\n        i++;\n    }\n"
-      "    if (a->log_every == 0) a->log_every = 1;\n    return NULL;\n}\n\n");
-}
-
-static void emit_check_bytes(Emit *e) {
-    E(e, "/* The runtime's counters against PREDICTED, per group and collective kind, on every rank:\n"
-         " * one line from rank 0 saying whether all agree. */\n"
-         "static void check_bytes(int64_t steps) {\n%s"
-         "    int64_t want = 0, got = mprt_stats_plan_bytes();\n"
-         "    double off[2] = {0, (double)got};\n"
-         "    for (int g = 0; g < %d; g++)\n"
-         "        for (int c = 0; c < %d; c++) {\n"
-         "            int64_t w = PREDICTED[mesh->s][g][c] * steps;\n"
-         "            want += w;\n"
-         "            if (c >= MPRT_ALLREDUCE && mprt_stats_get((MprtColl)c, (MprtGroup)g).bytes != w) off[0] = 1;\n"
-         "        }\n"
-         "    if (got != want) off[0] = 1;\n"
-         "    mprt_metric_max(MPRT_WORLD, off, 2);\n"
-         "    if (mesh->rank == 0)\n"
-         "        printf(\"bytes: %%s (busiest rank %%.0f B over %%lld steps; rank 0 counted %%lld, predicted %%lld)\\n\",\n"
-         "               off[0] == 0 ? \"counted == predicted on every rank\" : \"MISMATCH between counted and predicted\",\n"
-         "               off[1], (long long)steps, (long long)got, (long long)want);\n}\n\n",
-      e->t->dev ? "    mprt_cu_stats_flush();\n" : "", GROUP__COUNT, COLL__COUNT);
+    emit_predicted(e);
 }
 
 static void emit_free_all(Emit *e) {
@@ -1348,6 +1267,14 @@ static void emit_free_all(Emit *e) {
 
 /* After mprt_init: shared by the command line and the C API's create (emit_capi.c). */
 static void emit_setup_rank(Emit *e) {
+    E(e, "/* Every layer's name and stage: its timers \"fwd.NAME\" and \"bwd.NAME\" (--profile). */\n"
+         "#define NUM_LAYERS %d\nstatic const MprtLayer LAYERS[NUM_LAYERS] = {\n", IR_NNODES(e->g));
+    for (int i = 0; i < IR_NNODES(e->g); i++) {
+        E(e, "    {");
+        put_c_string(e, IR_NODE(e->g, i)->name);
+        E(e, ", %d},\n", e->g->plan->nodes[i].stage);
+    }
+    E(e, "};\n\n");
     E(e, "/* This rank's parameter and activation buffers, initial weights (from `seed`) and layer\n"
          " * timers. After mprt_init; free_all undoes it. */\n"
          "static void setup_rank(void) {\n"
@@ -1361,76 +1288,50 @@ static void emit_setup_rank(Emit *e) {
     for (int k = 0; k < e->s->S; k++) E(e, "    case %d: stage%d_alloc(); break;\n", k, k);
     E(e, "    default: break;\n    }\n    mprt_params_init(&MODEL, prm, seed);\n"
          "    t_busy = mprt_timer(\"stage.busy\"), t_idle = mprt_timer(\"stage.idle\");\n");
-    for (int i = 0; i < IR_NNODES(e->g); i++) {
-        E(e, "    if (mesh->s == %d) {\n        timers[%d][0] = mprt_timer(", e->g->plan->nodes[i].stage, i);
-        put_c_string(e, arena_printf(e->a, "fwd.%s", IR_NODE(e->g, i)->name));
-        E(e, ");\n        timers[%d][1] = mprt_timer(", i);
-        put_c_string(e, arena_printf(e->a, "bwd.%s", IR_NODE(e->g, i)->name));
-        E(e, ");\n    }\n");
-    }
+    E(e, "    mprt_layer_timers(LAYERS, NUM_LAYERS, timers);\n");
     E(e, "}\n\n");
 }
 
-static void emit_main(Emit *e) {
+/* --data and --labels: the first input and the first label, if the model has them. */
+static void emit_open_data(Emit *e) {
     int x = first_of(e, VAL_INPUT), y = first_of(e, VAL_LABEL);
-    emit_args(e);
-    emit_check_bytes(e);
+    E(e, "/* --data and --labels: the first input and the first label. */\n"
+         "static bool open_data(const MprtArgs *a, MprtErr *err) {\n    bool ok = true;\n");
+    if (x >= 0)
+        E(e, "    if (a->data) ok = open_%s(a->data, err);\n", cg_mangle(e->a, "d", x, IR_VALUE(e->g, x)->name));
+    else
+        E(e, "    if (a->data) ok = false, snprintf(err->msg, sizeof err->msg, \"this model has no input for --data\");\n");
+    if (y >= 0)
+        E(e, "    if (ok && a->labels) ok = open_%s(a->labels, err);\n", cg_mangle(e->a, "d", y, IR_VALUE(e->g, y)->name));
+    else
+        E(e, "    if (ok && a->labels) ok = false, snprintf(err->msg, sizeof err->msg, \"this model has no label for --labels\");\n");
+    E(e, "    return ok;\n}\n\n");
+}
+
+/* The run itself is the runtime's (mprt_trainer_main); the trainer hands it its parts. On the
+ * device, start and stop also bring the GPU up and down. */
+static void emit_main(Emit *e) {
+    bool dev = e->t->dev;
     emit_free_all(e);
     emit_setup_rank(e);
-    E(e, "/* The trainer's command line; main() below, and NAME_main() of the C API (emit_capi.c). */\n"
-         "static int trainer_main(int argc, char **argv) {\n    Args args;\n    char msg[256];\n"
-         "    const char *bad = parse_args(argc, argv, &args, msg, sizeof msg);\n"
-         "    if (args.help) {\n        usage(stdout, argv[0]);\n        return 0;\n    }\n"
-         "    mprt_init(&argc, &argv, MESH_S, MESH_D, MESH_T);\n    mesh = mprt_mesh();\n"
-         "    mprt_exit_if_any(bad != NULL, bad ? bad : \"\");\n"
-         "%s    setup_rank();\n",
-      e->t->dev ? "    MprtCuComm comm = MPRT_CU_COMM_AUTO;\n"
-                  "    bool comm_ok = !args.comm || mprt_cu_comm_parse(args.comm, &comm);\n"
-                  "    mprt_exit_if_any(!comm_ok, \"--comm takes nccl, mpi or auto\");\n"
-                  "    mprt_cu_init(comm);\n    mprt_cu_set_tf32(args.tf32);\n    profiling = args.profile != NULL;\n"
-                : "    int threads = mprt_set_threads(args.threads); /* 0: this rank's share of the node */\n");
-    E(e, "    MprtErr err = {{0}};\n    bool ok = true;\n");
-    if (x >= 0)
-        E(e, "    if (args.data) ok = open_%s(args.data, &err);\n", cg_mangle(e->a, "d", x, IR_VALUE(e->g, x)->name));
-    else
-        E(e, "    if (args.data) ok = false, snprintf(err.msg, sizeof err.msg, \"this model has no input for --data\");\n");
-    if (y >= 0)
-        E(e, "    if (ok && args.labels) ok = open_%s(args.labels, &err);\n",
-          cg_mangle(e->a, "d", y, IR_VALUE(e->g, y)->name));
-    else
-        E(e, "    if (ok && args.labels) ok = false, snprintf(err.msg, sizeof err.msg, \"this model has no label for --labels\");\n");
-    E(e, "%s",
-      "    mprt_exit_if_any(!ok, err.msg);\n"
-      "    int64_t step = 0;\n"
-      "    if (args.init) load_checkpoint(args.init, false);\n"
-      "    if (args.resume) step = load_checkpoint(args.resume, true);\n"
-      "    if (mesh->rank == 0) {\n        printf(\"%s\", PLAN_SUMMARY);\n");
-    if (!e->t->dev)
-        E(e, "%s",
-          "        if (*mprt_rebound_cpus())\n"
-          "            printf(\"cpu: %d threads per rank; the launcher bound rank 0 to fewer CPUs, \"\n"
-          "                   \"so it moved to CPUs %s\\n\", threads, mprt_rebound_cpus());\n");
-    E(e, "%s",
-      "        fflush(stdout);\n    }\n"
-      "    mprt_stats_reset();\n"
-      "    int64_t first = step;\n    double loss = 0;\n"
-      "    mprt_progress_start(first, args.steps, BATCH);\n"
-      "    for (; step < args.steps; step++) {\n"
-      "        loss = train_step(step);\n"
-      "        if ((step + 1) % args.log_every == 0 || step + 1 == args.steps) mprt_progress_step(step + 1, loss);\n"
-      "        if (args.save && args.save_every && (step + 1) % args.save_every == 0 && step + 1 < args.steps)\n"
-      "            save_checkpoint(args.save, step + 1);\n    }\n"
-      "    mprt_progress_finish(loss);\n"
-      "    check_bytes(args.steps > first ? args.steps - first : 0);\n"
-      "    if (args.save) save_checkpoint(args.save, step);\n"
-      "    if (args.profile && !mprt_profile_write(args.profile, &err)) ok = false;\n"
-      "    mprt_exit_if_any(!ok, err.msg);\n"
-      "    free_all();\n");
-    E(e, "%s", e->t->dev ? "    mprt_cu_finalize();\n" : "");
-    E(e, "%s",
-      "    mprt_finalize();\n    return 0;\n}\n\n"
-      "#ifndef MPCC_NO_MAIN /* defined when the trainer is built as a library (C API) */\n"
-      "int main(int argc, char **argv) { return trainer_main(argc, argv); }\n#endif\n");
+    emit_open_data(e);
+    E(e, "/* After mprt_init: the mesh, the seed, %sthis rank's buffers and weights. */\n"
+         "static void trainer_start(const MprtArgs *a) {\n", dev ? "the GPU, " : "");
+    if (dev)
+        E(e, "    MprtCuComm comm = MPRT_CU_COMM_AUTO;\n"
+             "    mprt_exit_if_any(a->comm && !mprt_cu_comm_parse(a->comm, &comm), \"--comm takes nccl, mpi or auto\");\n"
+             "    mprt_cu_init(comm);\n    mprt_cu_set_tf32(a->tf32);\n    profiling = a->profile != NULL;\n");
+    E(e, "    mesh = mprt_mesh(), seed = a->seed;\n    setup_rank();\n}\n\n");
+    if (dev)
+        E(e, "static void trainer_stop(void) {\n    free_all();\n    mprt_cu_finalize();\n}\n\n");
+    E(e, "/* The trainer as the runtime's run sees it (runtime/mprt_trainer.h). */\n"
+         "static const MprtTrainer TRAINER = {\n"
+         "    &MODEL, BATCH, DEFAULT_STEPS, DEFAULT_SEED, %s, /* model, plan, defaults, target */\n"
+         "    PLAN_SUMMARY, PREDICTED, NUM_PREDICTED, {&prm, &opt1, &opt2},\n"
+         "    trainer_start, open_data, train_step, %s, %s,\n};\n\n",
+      dev ? "true" : "false", dev ? "trainer_stop" : "free_all", dev ? "mprt_cu_stats_flush" : "NULL");
+    E(e, "#ifndef MPCC_NO_MAIN /* defined when the trainer is built as a library (C API) */\n"
+         "int main(int argc, char **argv) { return mprt_trainer_main(&TRAINER, argc, argv); }\n#endif\n");
 }
 
 /* ───────────────────────────── entry points ───────────────────────────── */
@@ -1491,7 +1392,6 @@ static bool emit_trainer(const Target *t, const IrGraph *g, FILE *out, Diag *d) 
     emit_orders(&e);
     for (int s = 0; s < e.s->S; s++) emit_stage_fwd(&e, s), emit_stage_bwd(&e, s);
     emit_step(&e);
-    emit_checkpoints(&e);
     emit_summary(&e);
     emit_main(&e);
     if (ferror(out)) {

@@ -64,7 +64,7 @@ static void put_tpl(FILE *f, const char *tpl, const char *p, const char *up) {
 }
 
 bool cg_api_prefix_ok(const char *p) {
-    /* train_step and trainer_main are the trainer's own functions (emit.c) */
+    /* train_step and trainer_start/stop are the trainer's own functions (emit.c) */
     if (!p || strcmp(p, "train") == 0 || strcmp(p, "trainer") == 0) return false;
     if (!(isalpha((unsigned char)*p) || *p == '_')) return false;
     for (const char *s = p; *s; s++)
@@ -76,7 +76,7 @@ bool cg_api_prefix_ok(const char *p) {
  * beside them is found first when the user's build adds its folder with -I) and the C and
  * POSIX headers a program around the API is likely to include. */
 static const char *const shadowed_headers[] = {
-    "mpi", "mpio", "mprt", "mprt_kernels", "mprt_cuda", "nccl", "cuda", "cuda_runtime", "cublas", "cublas_v2",
+    "mpi", "mpio", "mprt", "mprt_kernels", "mprt_trainer", "mprt_cuda", "nccl", "cuda", "cuda_runtime", "cublas", "cublas_v2",
     "cblas", "openblas_config", "cjson", "omp", "assert", "complex", "ctype", "errno", "fenv", "float",
     "inttypes", "iso646", "limits", "locale", "math", "setjmp", "signal", "stdalign", "stdarg", "stdatomic",
     "stdbool", "stddef", "stdint", "stdio", "stdlib", "stdnoreturn", "string", "strings", "tgmath",
@@ -342,7 +342,7 @@ static const char api_impl_load[] =
     "const char *@P@_plan(const @P@_ctx *c) {\n    (void)c;\n    return PLAN_SUMMARY;\n}\n\n"
     "int64_t @P@_steps_done(const @P@_ctx *c) { return c ? c->step : 0; }\n\n"
     "const char *@P@_last_error(const @P@_ctx *c) { return c ? c->err : api_create_err; }\n\n"
-    "int @P@_main(int argc, char **argv) { return trainer_main(argc, argv); }\n";
+    "int @P@_main(int argc, char **argv) { return mprt_trainer_main(&TRAINER, argc, argv); }\n";
 
 /* NAME_step: check every buffer, agree, point the loaders at the caller's batch, step. */
 static void emit_step_fn(const Api *x, FILE *f) {

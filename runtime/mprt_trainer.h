@@ -23,6 +23,8 @@
 #ifndef MPRT_TRAINER_H
 #define MPRT_TRAINER_H
 
+#include <stdio.h>
+
 #include "mprt.h"
 
 #ifdef __cplusplus
@@ -93,6 +95,68 @@ bool mprt_ckpt_save(const MprtModel *m, MprtArenas arena, const char *path, int6
  * false with err set; the arenas may then hold some of the file's tensors. */
 bool mprt_ckpt_load(const MprtModel *m, MprtArenas arena, const char *path, bool state,
                     int64_t *step, MprtErr *err);
+
+/* ─────────────────────────── the command line and the run (trainer_main.c)
+ * ─────────────────────────── */
+
+/* The trainer's flags (mprt_usage prints them; docs/codegen.md "The trainer"). */
+typedef struct MprtArgs {
+    int64_t steps, save_every, log_every; /* --steps, --save-every, --log-every */
+    int threads;                          /* --threads; 0: the rank's share of the node */
+    uint64_t seed;                        /* --seed */
+    const char *data, *labels, *init, *save, *resume, *profile; /* file names, or NULL */
+    const char *comm; /* --comm (the CUDA trainer's), or NULL */
+    bool help, tf32;  /* --help; --tf32 (the CUDA trainer's) */
+} MprtArgs;
+
+/* Bytes the plan moves per device per step on one stage, group and collective kind (the
+ * schedule's count, which the runtime's counters must match). */
+typedef struct MprtPredicted {
+    int stage;
+    MprtGroup group;
+    MprtColl coll;
+    int64_t bytes;
+} MprtPredicted;
+
+/* A generated trainer as the run sees it: the model, the plan's numbers, and the hooks into
+ * the model's own code. */
+typedef struct MprtTrainer {
+    const MprtModel *model;
+    int64_t batch;                  /* samples per step (the progress line's samples/s) */
+    int64_t default_steps;          /* the .mp file's train.steps */
+    uint64_t default_seed;          /* the .mp file's train.seed */
+    bool device;                    /* the CUDA trainer: --comm and --tf32, no CPU binding */
+    const char *plan_summary;       /* printed by rank 0 before the first step */
+    const MprtPredicted *predicted; /* [npredicted] */
+    int npredicted;
+    float **arena[3];                 /* the trainer's weight and optimizer-state arenas */
+    void (*start)(const MprtArgs *a); /* after mprt_init: seed, device, buffers, weights */
+    bool (*open_data)(const MprtArgs *a, MprtErr *err); /* --data and --labels */
+    double (*step)(int64_t step); /* one training step; its loss summed over ranks */
+    void (*stop)(void);           /* frees what start made */
+    void (*flush_stats)(void);    /* brings the byte counters up to date, or NULL */
+} MprtTrainer;
+
+/* The usage text of --help. */
+void mprt_usage(const MprtTrainer *t, FILE *out, const char *prog);
+/* Parses argv into *a (defaults first); NULL, or a one-line error written into err. */
+const char *mprt_args_parse(const MprtTrainer *t, int argc, char **argv, MprtArgs *a, char *err,
+                            size_t n);
+/* The runtime's counters of this rank against t->predicted × steps, per group and collective
+ * kind, on every rank; rank 0 prints one "bytes: ..." line saying whether all agree. */
+void mprt_check_bytes(const MprtTrainer *t, int64_t steps);
+/* The whole run of `mpirun -np N ./train [flags]`: returns main's exit status (0; errors end
+ * the job through mprt_exit_if_any). */
+int mprt_trainer_main(const MprtTrainer *t, int argc, char **argv);
+
+/* A layer's name and pipeline stage. */
+typedef struct MprtLayer {
+    const char *name;
+    int stage;
+} MprtLayer;
+/* The named timers "fwd.NAME" and "bwd.NAME" of every layer of this rank's stage, into
+ * timers[i][0] and timers[i][1] (the --profile's per-layer times). */
+void mprt_layer_timers(const MprtLayer *layers, int n, int (*timers)[2]);
 
 #ifdef __cplusplus
 }

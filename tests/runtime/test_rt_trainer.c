@@ -166,6 +166,41 @@ static void init(float *arena) {
     free(whole);
 }
 
+/* The command line: defaults, every flag kind, the one-line errors, the device's flags. */
+static void args(void) {
+    MprtTrainer t = {.model = &model, .batch = 8, .default_steps = 20, .default_seed = 7};
+    MprtArgs a;
+    char err[256];
+    char *ok[] = {"train", "--steps",   "5",     "--seed", "9",    "--log-every",
+                  "0",     "--threads", "99999", "--save", "c.st", NULL};
+    CHECK(!mprt_args_parse(&t, 11, ok, &a, err, sizeof err), "%s", err);
+    CHECK(a.steps == 5 && a.seed == 9 && a.log_every == 1 && a.threads == 4096 && a.save &&
+              !strcmp(a.save, "c.st") && !a.data && !a.help,
+          "parsed %lld %llu %lld %d", (long long)a.steps, (unsigned long long)a.seed,
+          (long long)a.log_every, a.threads);
+    char *none[] = {"train", NULL};
+    CHECK(!mprt_args_parse(&t, 1, none, &a, err, sizeof err) && a.steps == 20 && a.seed == 7,
+          "defaults");
+    char *bad[][3] = {{"train", "--bogus", NULL},
+                      {"train", "--steps", "x"},
+                      {"train", "--save", NULL},
+                      {"train", "--tf32", NULL},
+                      {"train", "--comm", "mpi"}};
+    const char *want[] = {"unknown flag '--bogus' (try --help)",
+                          "--steps needs a non-negative integer", "--save needs a file name",
+                          "unknown flag '--tf32' (try --help)",
+                          "unknown flag '--comm' (try --help)"};
+    for (int i = 0; i < 5; i++) {
+        const char *msg = mprt_args_parse(&t, bad[i][2] ? 3 : 2, bad[i], &a, err, sizeof err);
+        CHECK(msg && !strcmp(msg, want[i]), "case %d: '%s'", i, msg ? msg : "(none)");
+    }
+    t.device = true; /* the CUDA trainer's flags */
+    char *dev[] = {"train", "--tf32", "--comm", "mpi", "-h", NULL};
+    CHECK(!mprt_args_parse(&t, 5, dev, &a, err, sizeof err) && a.tf32 && a.help && a.comm &&
+              !strcmp(a.comm, "mpi"),
+          "device flags");
+}
+
 int main(int argc, char **argv) {
     int S = argc > 2 ? atoi(argv[1]) : 1, t = argc > 2 ? atoi(argv[2]) : 1;
     const char *dir = argc > 3 ? argv[3] : ".";
@@ -178,6 +213,7 @@ int main(int argc, char **argv) {
     char path[1024];
     snprintf(path, sizeof path, "%s/ckpt.safetensors", dir);
     counts(t);
+    args();
     round_trip(arena, n, path);
     errors(arena, dir);
     init(arena[0]);

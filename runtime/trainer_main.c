@@ -1,0 +1,225 @@
+/*
+ * trainer_main.c: a generated trainer's command line and run (mprt_trainer.h) — the flags and
+ * the usage text, the order of a run (mesh, threads, buffers, data, checkpoints, the plan,
+ * the steps with their progress lines, the byte check, the final checkpoint and profile), and
+ * the check of the runtime's byte counters against the plan's prediction.
+ *
+ * The model's own parts come in through MprtTrainer: its start (mesh pointer, seed, buffers
+ * and initial weights), its data files, its train_step and its teardown. The CUDA trainer
+ * runs through the same function: `device` adds its flags (--comm, --tf32), drops the CPU
+ * binding line, and its start and stop hooks bring the GPU up and down.
+ *
+ * Every error here is the user's (a bad flag, a file that does not fit) and ends the job with
+ * one line and exit status 1 on every rank (mprt_exit_if_any); --help prints the usage and
+ * exits 0 before MPI starts.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mprt_trainer.h"
+
+void mprt_usage(const MprtTrainer *t, FILE *out, const char *prog) {
+    const MprtModel *m = t->model;
+    fprintf(out,
+            "usage: mpirun -np %d %s [options]\n"
+            "  --steps N          train until step N (default %d)\n"
+            "  --data X.npy       inputs (default: synthetic samples from the seed)\n"
+            "  --labels Y.npy     labels (default: synthetic)\n"
+            "  --seed S           initialisation, synthetic data and dropout seed (default %d)\n"
+            "  --init F           start from the weights of a checkpoint\n"
+            "  --resume F         continue a checkpoint: weights, optimizer state and step\n"
+            "  --save F           write a checkpoint at the end (and every --save-every steps)\n"
+            "  --save-every K     checkpoint every K steps\n"
+            "  --log-every K      progress line every K steps (default 1)\n"
+            "  --profile F.json   write bytes, calls and times per collective and layer\n",
+            m->S * m->d * m->t, prog, (int)t->default_steps, (int)t->default_seed);
+    if (t->device)
+        fputs("  --comm MODE        collectives over nccl, mpi (host-staged, GPUs shared) or auto "
+              "(default)\n"
+              "  --tf32             TF32 tensor-core GEMMs (faster, about 3 decimal digits)\n"
+              "  --threads N        accepted for the C trainer's command line; unused on GPUs\n",
+              out);
+    else
+        fputs("  --threads N        compute threads per rank (default: its share of the node's "
+              "CPUs)\n",
+              out);
+    fputs("  --help             this text\n", out);
+}
+
+/* A non-negative integer flag value, or -1. */
+static int64_t parse_count(const char *s) {
+    char *end = NULL;
+    long long v = s ? strtoll(s, &end, 10) : -1;
+    return s && *s && end && !*end && v >= 0 ? (int64_t)v : -1;
+}
+
+/* The field a file-name flag sets, or NULL. */
+static const char **str_flag(const MprtTrainer *t, MprtArgs *a, const char *f) {
+    static const char *const names[] = {"--data",   "--labels",  "--init", "--save",
+                                        "--resume", "--profile", "--comm"};
+    const char **fields[] = {&a->data,   &a->labels,  &a->init, &a->save,
+                             &a->resume, &a->profile, &a->comm};
+    int n = t->device ? 7 : 6; /* --comm: the CUDA trainer's */
+    for (int i = 0; i < n; i++)
+        if (!strcmp(f, names[i])) return fields[i];
+    return NULL;
+}
+
+/* The field a count flag sets, or NULL. */
+static int64_t *num_flag(MprtArgs *a, const char *f) {
+    return !strcmp(f, "--steps")        ? &a->steps
+           : !strcmp(f, "--save-every") ? &a->save_every
+           : !strcmp(f, "--log-every")  ? &a->log_every
+                                        : NULL;
+}
+
+const char *mprt_args_parse(const MprtTrainer *t, int argc, char **argv, MprtArgs *a, char *err,
+                            size_t n) {
+    *a = (MprtArgs){.steps = t->default_steps, .log_every = 1, .seed = t->default_seed};
+    for (int i = 1; i < argc; i++) {
+        const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int64_t c = parse_count(v);
+        if (!strcmp(f, "--help") || !strcmp(f, "-h")) {
+            a->help = true;
+            continue;
+        }
+        if (t->device && !strcmp(f, "--tf32")) {
+            a->tf32 = true;
+            continue;
+        }
+        const char **str = str_flag(t, a, f);
+        int64_t *num = num_flag(a, f);
+        bool is_seed = !strcmp(f, "--seed"), is_threads = !strcmp(f, "--threads");
+        if (!str && !num && !is_seed && !is_threads) {
+            snprintf(err, n, "unknown flag '%.64s' (try --help)", f);
+            return err;
+        }
+        if (!v || (!str && c < 0)) {
+            snprintf(err, n, "%s needs %s", f, str ? "a file name" : "a non-negative integer");
+            return err;
+        }
+        if (str)
+            *str = v;
+        else if (num)
+            *num = c;
+        else if (is_seed)
+            a->seed = (uint64_t)c;
+        else
+            a->threads = (int)(c > 4096 ? 4096 : c);
+        i++;
+    }
+    if (a->log_every == 0) a->log_every = 1;
+    return NULL;
+}
+
+void mprt_check_bytes(const MprtTrainer *t, int64_t steps) {
+    if (t->flush_stats) t->flush_stats();
+    int64_t want[MPRT_GROUP__COUNT][MPRT_COLL__COUNT] = {{0}}, total = 0;
+    int64_t got = mprt_stats_plan_bytes();
+    for (int i = 0; i < t->npredicted; i++) {
+        const MprtPredicted *p = &t->predicted[i];
+        if (p->stage != mprt_mesh()->s) continue;
+        want[p->group][p->coll] += p->bytes * steps;
+        total += p->bytes * steps;
+    }
+    double off[2] = {got != total, (double)got};
+    for (int g = 0; g < MPRT_WORLD; g++)
+        for (int c = MPRT_ALLREDUCE; c <= MPRT_SENDRECV; c++)
+            if (mprt_stats_get((MprtColl)c, (MprtGroup)g).bytes != want[g][c]) off[0] = 1;
+    mprt_metric_max(MPRT_WORLD, off, 2);
+    if (mprt_mesh()->rank == 0)
+        printf("bytes: %s (busiest rank %.0f B over %lld steps; rank 0 counted %lld, predicted "
+               "%lld)\n",
+               off[0] == 0 ? "counted == predicted on every rank"
+                           : "MISMATCH between counted and predicted",
+               off[1], (long long)steps, (long long)got, (long long)total);
+}
+
+void mprt_layer_timers(const MprtLayer *layers, int n, int (*timers)[2]) {
+    for (int i = 0; i < n; i++) {
+        if (layers[i].stage != mprt_mesh()->s) continue;
+        size_t len = strlen(layers[i].name) + 8;
+        char *name = malloc(len);
+        if (!name) mprt_fatal("out of memory");
+        snprintf(name, len, "fwd.%s", layers[i].name);
+        timers[i][0] = mprt_timer(name);
+        snprintf(name, len, "bwd.%s", layers[i].name);
+        timers[i][1] = mprt_timer(name);
+        free(name);
+    }
+}
+
+static void save(const MprtTrainer *t, const char *path, int64_t step) {
+    MprtArenas arena = {*t->arena[0], *t->arena[1], *t->arena[2]};
+    MprtErr err = {{0}};
+    mprt_exit_if_any(!mprt_ckpt_save(t->model, arena, path, step, &err), err.msg);
+}
+
+/* Weights (and with `state` the optimizer state); returns the step stored in the file. */
+static int64_t load(const MprtTrainer *t, const char *path, bool state) {
+    MprtArenas arena = {*t->arena[0], *t->arena[1], *t->arena[2]};
+    MprtErr err = {{0}};
+    int64_t step = 0;
+    mprt_exit_if_any(!mprt_ckpt_load(t->model, arena, path, state, &step, &err), err.msg);
+    return step;
+}
+
+/* Rank 0: the plan, and where the launcher's binding made the rank move. */
+static void print_plan(const MprtTrainer *t, int threads) {
+    if (mprt_mesh()->rank != 0) return;
+    printf("%s", t->plan_summary);
+    if (!t->device && *mprt_rebound_cpus())
+        printf("cpu: %d threads per rank; the launcher bound rank 0 to fewer CPUs, "
+               "so it moved to CPUs %s\n",
+               threads, mprt_rebound_cpus());
+    fflush(stdout);
+}
+
+/* The steps from `step` to a->steps, with progress lines and periodic checkpoints. */
+static int64_t run_steps(const MprtTrainer *t, const MprtArgs *a, int64_t step) {
+    int64_t first = step;
+    double loss = 0;
+    mprt_progress_start(first, a->steps, t->batch);
+    for (; step < a->steps; step++) {
+        loss = t->step(step);
+        if ((step + 1) % a->log_every == 0 || step + 1 == a->steps)
+            mprt_progress_step(step + 1, loss);
+        if (a->save && a->save_every && (step + 1) % a->save_every == 0 && step + 1 < a->steps)
+            save(t, a->save, step + 1);
+    }
+    mprt_progress_finish(loss);
+    mprt_check_bytes(t, a->steps > first ? a->steps - first : 0);
+    return step;
+}
+
+int mprt_trainer_main(const MprtTrainer *t, int argc, char **argv) {
+    const MprtModel *m = t->model;
+    MprtArgs a;
+    char msg[256];
+    const char *bad = mprt_args_parse(t, argc, argv, &a, msg, sizeof msg);
+    if (a.help) {
+        mprt_usage(t, stdout, argv[0]);
+        return 0;
+    }
+    mprt_init(&argc, &argv, m->S, m->d, m->t);
+    mprt_exit_if_any(bad != NULL, bad ? bad : "");
+    int threads = t->device ? 0 : mprt_set_threads(a.threads); /* 0: the rank's share */
+    t->start(&a);
+    MprtErr err = {{0}};
+    bool ok = t->open_data(&a, &err);
+    mprt_exit_if_any(!ok, err.msg);
+    int64_t step = 0;
+    if (a.init) load(t, a.init, false);
+    if (a.resume) step = load(t, a.resume, true);
+    print_plan(t, threads);
+    mprt_stats_reset();
+    step = run_steps(t, &a, step);
+    if (a.save) save(t, a.save, step);
+    if (a.profile && !mprt_profile_write(a.profile, &err)) ok = false;
+    mprt_exit_if_any(!ok, err.msg);
+    t->stop();
+    mprt_finalize();
+    return 0;
+}
