@@ -568,6 +568,9 @@ static void lyr_linear(const Lyr *l) {
       pref(e, n, PARAM_WEIGHT, false), l->C, l->C, l->C);
 }
 
+/* An element-wise op of ops.def (EW): its backward reads the input (IN) or the output (OUT). */
+#define EW_READS_IN false
+#define EW_READS_OUT true
 static void lyr_pointwise(const Lyr *l, const char *k, bool from_out) {
     Emit *e = l->e;
     K(l, "SIZE", lnumel(e, l->out), shape_str(e, DT_F32, &B(e, l->out)->local));
@@ -797,9 +800,12 @@ static void emit_layer(Emit *e, int id) {
       lay_name(B(e, l.in[0])->layout), l.out >= 0 ? lay_name(B(e, l.out)->layout) : "scalar");
     switch (l.n->op) {
     case OP_LINEAR: lyr_linear(&l); break;
-    case OP_RELU: lyr_pointwise(&l, "relu", false); break;
-    case OP_GELU: lyr_pointwise(&l, "gelu", false); break;
-    case OP_TANH: lyr_pointwise(&l, "tanh", true); break;
+#define OP(id, nm, nin, st, fl, args)
+#define EW(id, nm, fwd, bwd, reads) \
+    case OP_##id: lyr_pointwise(&l, nm, EW_READS_##reads); break;
+#include "ops.def"
+#undef OP
+#undef EW
     case OP_ADD: lyr_add(&l); break;
     case OP_LAYERNORM: lyr_layernorm(&l); break;
     case OP_DROPOUT: lyr_dropout(&l); break;

@@ -26,7 +26,8 @@
  * allocates; neither keeps a copy. The search's per-layer cost (passes/search.c: follow_modes,
  * param_modes, param_sharded, attention_extra) still holds its own, until the search's split
  * into files lands and it moves onto rules_modes, rules_param_local and rules_stash. The table
- * is built from ops.def: an op without a RULES_<ID> entry below does not compile.
+ * is built from ops.def: an OP without a RULES_<ID> entry below does not compile; an EW
+ * (element-wise) op needs none, as it follows its input's layout and keeps nothing else.
  */
 #include "passes.h"
 
@@ -88,9 +89,6 @@ static int64_t scratch_attention(const RuleCtx *c) {
     .split = {[STRAT_COL] = {[PARAM_WEIGHT] = SPLIT(1), [PARAM_BIAS] = SPLIT(0)},       \
               [STRAT_ROW] = {[PARAM_WEIGHT] = SPLIT(0), [PARAM_BIAS] = RANK0}},         \
     .own_bwd = {[STRAT_COL] = COLL_ALLREDUCE}}
-#define RULES_RELU {FOLLOW}
-#define RULES_GELU {FOLLOW}
-#define RULES_TANH {FOLLOW}
 #define RULES_ADD {                                                                     \
     .modes = {M(DATA, R, R, ALWAYS), M(DATA, B, B, BATCH), M(DATA, F, F, FEAT),         \
               M(DATA, P, P, ALWAYS)}, .nmodes = 4}
@@ -123,8 +121,10 @@ static int64_t scratch_attention(const RuleCtx *c) {
 
 const OpRules pass_rules[OP__COUNT] = {
 #define OP(id, nm, nin, st, fl, args) [OP_##id] = RULES_##id,
+#define EW(id, nm, fwd, bwd, reads) [OP_##id] = {FOLLOW},
 #include "ops.def"
 #undef OP
+#undef EW
 };
 
 /* ───────────────────────────── queries ───────────────────────────── */

@@ -217,9 +217,6 @@ static bool shape_unary(ShapeCtx *c, int64_t fwd_per, int64_t bwd_per) {
     return true;
 }
 
-static bool shape_relu(ShapeCtx *c) { return shape_unary(c, 1, 1); }
-static bool shape_gelu(ShapeCtx *c) { return shape_unary(c, 8, 16); }
-static bool shape_tanh(ShapeCtx *c) { return shape_unary(c, 1, 3); }
 
 /* dropout(x, p): p in [0, 1). */
 static bool shape_dropout(ShapeCtx *c) {
@@ -430,14 +427,17 @@ static bool shape_mse(ShapeCtx *c) {
     return true;
 }
 
-/* One case per op and no default: a new op in ops.def without a rule here fails to
- * compile (-Wswitch -Werror). */
+/* One case per op and no default: a new OP in ops.def without a rule here fails to compile
+ * (-Wswitch -Werror); the element-wise EW ops get theirs from their ops.def line. */
 static bool shape_rule(ShapeCtx *c) {
     switch (c->n->op) {
     case OP_LINEAR: return shape_linear(c);
-    case OP_RELU: return shape_relu(c);
-    case OP_GELU: return shape_gelu(c);
-    case OP_TANH: return shape_tanh(c);
+#define OP(id, nm, nin, st, fl, args)
+#define EW(id, nm, fwd, bwd, reads) \
+    case OP_##id: return shape_unary(c, fwd, bwd);
+#include "ops.def"
+#undef OP
+#undef EW
     case OP_ADD: return shape_add(c);
     case OP_LAYERNORM: return shape_layernorm(c);
     case OP_DROPOUT: return shape_dropout(c);
