@@ -21,8 +21,8 @@
  *
  * Per-layer cost (the second half of this file). For one candidate of the search (a mesh
  * S×d×t and a micro-batch count m, search_internal.h) every node gets its modes — a
- * strategy with the layouts it reads and writes, as the op and the shapes allow and its
- * annotation demands — and each mode a ModeCost: forward and backward compute per
+ * strategy with the layouts it reads and writes, as the op's entry in the rules table
+ * (passes/rules.c) and the shapes allow and its annotation demands — and each mode a ModeCost: forward and backward compute per
  * micro-batch, the layer's own collective (a column split all-reduces its input gradient),
  * the gradient all-reduce per step and the part of it the layer's backward does not hide,
  * the parameter bytes held and the activation bytes kept for backward. value_costs() adds
@@ -65,8 +65,12 @@ int64_t cost_coll_bytes(CollKind k, int64_t g, int64_t n) {
     case COLL_ALLGATHER:
     case COLL_REDUCESCATTER: return (g - 1) * n / g;
     case COLL_ALLTOALL: return (g - 1) * n / (g * g);
-    default: return 0;
+    case COLL_NONE:
+    case COLL_SLICE:
+    case COLL_SENDRECV:
+    case COLL__COUNT: break;
     }
+    return 0;
 }
 
 /* Ring steps of one call; a send/recv is one message. */
@@ -78,8 +82,12 @@ static int64_t coll_steps(CollKind k, int64_t g) {
     case COLL_ALLGATHER:
     case COLL_REDUCESCATTER:
     case COLL_ALLTOALL: return g - 1;
-    default: return 0;
+    case COLL_NONE:
+    case COLL_SLICE:
+    case COLL_SENDRECV:
+    case COLL__COUNT: break;
     }
+    return 0;
 }
 
 double cost_coll_time(CollKind k, int64_t g, int64_t n, double alpha, double beta) {
@@ -97,8 +105,9 @@ CollKind cost_layout_change(Layout from, Layout to) {
     case LAYOUT_B:
     case LAYOUT_F: return to == LAYOUT_R ? COLL_ALLGATHER : COLL_ALLTOALL;
     case LAYOUT_P: return to == LAYOUT_R ? COLL_ALLREDUCE : COLL_REDUCESCATTER;
-    default: return COLL__COUNT;
+    case LAYOUT__COUNT: break;
     }
+    return COLL__COUNT;
 }
 
 Layout cost_grad_layout(Layout l) { return l == LAYOUT_P ? LAYOUT_R : l; }
@@ -141,56 +150,6 @@ static Mode mode1(Strategy st, Layout in, Layout out) {
     return m;
 }
 
-/* The modes of a parameterless or layout-following op at t > 1. */
-static int follow_modes(const Search *s, const IrNode *n, const Cand *c, Mode *out) {
-    int k = 0, t = c->t;
-    int64_t in_feat = s->feat[n->inputs[0]];
-    bool bok = c->b % t == 0, fok = in_feat % t == 0 && s->feat[n->output] % t == 0;
-    switch (n->op) {
-    case OP_LAYERNORM:
-    case OP_CROSS_ENTROPY:
-    case OP_MSE:
-        out[k++] = mode1(STRAT_DATA, LAYOUT_R, LAYOUT_R);
-        if (bok) out[k++] = mode1(STRAT_DATA, LAYOUT_B, LAYOUT_B);
-        break;
-    case OP_ADD:
-        out[k++] = mode1(STRAT_DATA, LAYOUT_R, LAYOUT_R);
-        if (bok) out[k++] = mode1(STRAT_DATA, LAYOUT_B, LAYOUT_B);
-        if (fok) out[k++] = mode1(STRAT_DATA, LAYOUT_F, LAYOUT_F);
-        out[k++] = mode1(STRAT_DATA, LAYOUT_P, LAYOUT_P);
-        break;
-    default:
-        out[k++] = mode1(STRAT_DATA, LAYOUT_R, LAYOUT_R);
-        if (bok) out[k++] = mode1(STRAT_DATA, LAYOUT_B, LAYOUT_B);
-        if (fok) out[k++] = mode1(STRAT_DATA, LAYOUT_F, LAYOUT_F);
-        break;
-    }
-    return k;
-}
-
-/* The modes of a parameter layer at t > 1 (DESIGN.md §4; docs/cost-model.md §3). */
-static int param_modes(const Search *s, const IrNode *n, const Cand *c, Mode *out) {
-    int k = 0, t = c->t;
-    int64_t in_feat = s->feat[n->inputs[0]], out_feat = s->feat[n->output];
-    if (c->b % t == 0) out[k++] = mode1(STRAT_DATA, LAYOUT_B, LAYOUT_B);
-    switch (n->op) {
-    case OP_LINEAR:
-    case OP_CONV2D:
-        if (out_feat % t == 0) out[k++] = mode1(STRAT_COL, LAYOUT_R, LAYOUT_F);
-        if (in_feat % t == 0) out[k++] = mode1(STRAT_ROW, LAYOUT_F, LAYOUT_P);
-        break;
-    case OP_ATTENTION:
-        if ((int64_t)n->args[0] % t == 0) out[k++] = mode1(STRAT_COL, LAYOUT_R, LAYOUT_P);
-        break;
-    case OP_EMBEDDING:
-        if (out_feat % t == 0) out[k++] = mode1(STRAT_COL, LAYOUT_R, LAYOUT_F);
-        out[k++] = mode1(STRAT_ROW, LAYOUT_R, LAYOUT_P);
-        break;
-    default: break;
-    }
-    return k;
-}
-
 bool search_has_tensor_annot(const IrNode *n) {
     return n->annot.has_strat && n->annot.strat != STRAT_DATA;
 }
@@ -198,7 +157,6 @@ bool search_has_tensor_annot(const IrNode *n) {
 /* The modes node `p` may take in candidate `c`, filtered by its annotation. */
 int search_node_modes(const Search *s, int p, const Cand *c, Mode *out) {
     const IrNode *n = IR_NODE(s->g, p);
-    unsigned strats = ir_ops[n->op].strats;
     if (c->t == 1) {
         if (n->annot.has_strat) {
             if (search_has_tensor_annot(n) && s->D > 1) return 0;
@@ -208,10 +166,12 @@ int search_node_modes(const Search *s, int p, const Cand *c, Mode *out) {
         }
         return 1;
     }
+    /* the op's modes at t > 1 from the rules table (passes/rules.c), in its order */
+    RuleMode rm[RULES_MAX_MODES];
     Mode all[MAX_MODES];
-    int na = (ir_ops[n->op].flags & OPF_PARAMS) && strats != STRATF_DATA
-                 ? param_modes(s, n, c, all)
-                 : follow_modes(s, n, c, all);
+    int na = rules_modes(n, c->t, c->b, s->feat[n->inputs[0]], s->feat[n->output], rm);
+    for (int i = 0; i < na; i++)
+        all[i] = mode1(rm[i].strat, rm[i].in, rm[i].out);
     bool any_tensor = false;
     for (int i = 0; i < na; i++)
         any_tensor |= all[i].strat != STRAT_DATA;
@@ -231,40 +191,24 @@ int64_t search_local_bytes(const Search *s, const Cand *c, int v, Layout l) {
     return (l == LAYOUT_B || l == LAYOUT_F) ? n / c->t : n;
 }
 
-static bool param_sharded(OpKind op, Strategy st, ParamRole role) {
-    if (st == STRAT_DATA) return false;
-    if (op == OP_ATTENTION) return role != PARAM_BO;
-    if (op == OP_EMBEDDING) return st == STRAT_COL || role == PARAM_WEIGHT;
-    if (st == STRAT_ROW) return role == PARAM_WEIGHT;
-    return true;
-}
-
 /* Parameter bytes one device holds for node `n` in strategy `st` over t tensor ranks. */
 static int64_t node_param_bytes(const IrGraph *g, const IrNode *n, Strategy st, int t) {
     int64_t total = 0;
-    for (int i = 0; i < n->nparams; i++) {
-        const IrParam *pr = IR_PARAM(g, n->first_param + i);
-        int64_t numel = ir_shape_numel(&pr->shape);
-        if (t > 1 && param_sharded(n->op, st, pr->role)) {
-            if (n->op == OP_EMBEDDING && st == STRAT_ROW && pr->shape.rank == 2) {
-                int64_t rows = (pr->shape.d[0] + t - 1) / t;
-                numel = rows * pr->shape.d[1];
-            } else {
-                numel /= t;
-            }
-        }
-        total += numel * 4;
-    }
+    for (int i = 0; i < n->nparams; i++)
+        total += rules_param_local(IR_PARAM(g, n->first_param + i), n->op, st, t) * 4;
     return total;
 }
 
-/* Attention keeps q, k, v, the context and the softmax probabilities for backward. */
-static int64_t attention_extra(const Search *s, const IrNode *n, const Cand *c, bool split) {
-    const IrValue *x = IR_VALUE(s->g, n->inputs[0]);
-    if (x->shape.rank != 3) return 0;
-    int64_t seq = x->shape.d[1], dim = x->shape.d[2], heads = (int64_t)n->args[0];
-    int64_t per = 4 * seq * dim * 4 + heads * seq * seq * 4;
-    return per * c->b / (split ? c->t : 1);
+/* Floats the op keeps for backward besides its activations, when the plan counts them
+ * (attention's q, k, v, context and probabilities), as bytes on one device. */
+static int64_t stash_bytes(const Search *s, const IrNode *n, const Cand *c, const Mode *M) {
+    if (!pass_rules[n->op].stash_in_plan) return 0;
+    RuleCtx rc = {.n = n, .strat = M->strat, .t = c->t};
+    rc.in = IR_VALUE(s->g, n->inputs[0])->shape;
+    rc.in.d[0] = c->b;
+    if (c->t > 1 && M->in[0] == LAYOUT_B) rc.in.d[0] /= c->t;
+    rc.out = rc.in;
+    return rules_stash(&rc) * 4;
 }
 
 static void mode_cost(const Search *s, const Cand *c, int p, const Mode *M, ModeCost *mc) {
@@ -276,13 +220,12 @@ static void mode_cost(const Search *s, const Cand *c, int p, const Mode *M, Mode
     double div = (double)c->d * c->m * (split ? c->t : 1);
     mc->fwd = (double)n->flops_fwd / div / cl->flops;
     mc->bwd = (double)n->flops_bwd / div / cl->flops;
-    bool col_own = (n->op == OP_LINEAR || n->op == OP_CONV2D || n->op == OP_ATTENTION) &&
-                   M->strat == STRAT_COL && c->t > 1 && s->needs_grad[n->inputs[0]];
-    if (col_own) {
-        mc->own_coll = COLL_ALLREDUCE;
+    CollKind own = c->t > 1 ? pass_rules[n->op].own_bwd[M->strat] : COLL_NONE;
+    if (own != COLL_NONE && s->needs_grad[n->inputs[0]]) {
+        mc->own_coll = own;
         mc->own_n = s->sample_bytes[n->inputs[0]] * c->b;
-        mc->own_bytes = cost_coll_bytes(COLL_ALLREDUCE, c->t, mc->own_n);
-        mc->own = cost_coll_time(COLL_ALLREDUCE, c->t, mc->own_n, c->tensor.alpha, c->tensor.beta);
+        mc->own_bytes = cost_coll_bytes(own, c->t, mc->own_n);
+        mc->own = cost_coll_time(own, c->t, mc->own_n, c->tensor.alpha, c->tensor.beta);
     }
     mc->param_bytes = node_param_bytes(g, n, M->strat, c->t);
     bool stage_group = c->t > 1 && M->strat == STRAT_DATA && M->out == LAYOUT_B;
@@ -294,7 +237,7 @@ static void mode_cost(const Search *s, const Cand *c, int p, const Mode *M, Mode
     mc->unhidden = mc->sync > mc->bwd ? mc->sync - mc->bwd : 0.0;
     mc->base = c->K * (mc->fwd + mc->bwd + mc->own) + mc->unhidden;
     mc->act_bytes = search_local_bytes(s, c, n->output, M->out);
-    if (n->op == OP_ATTENTION) mc->act_bytes += attention_extra(s, n, c, split);
+    mc->act_bytes += stash_bytes(s, n, c, M);
 }
 
 static void value_costs(Search *s, const Cand *c) {

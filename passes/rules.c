@@ -21,11 +21,10 @@
  *   istash   int32s kept for backward (maxpool's argmax);
  *   scratch  floats of temporary space the forward or backward needs (im2col, attention).
  *
- * The lowering (passes/lower_spmd.c) takes its parameter shards, layout checks and own
- * collectives from here, and codegen (codegen/emit.c) the stash and scratch buffers it
- * allocates; neither keeps a copy. The search's per-layer cost (passes/search.c: follow_modes,
- * param_modes, param_sharded, attention_extra) still holds its own, until the search's split
- * into files lands and it moves onto rules_modes, rules_param_local and rules_stash. The table
+ * The search's per-layer cost (passes/cost.c) takes its modes, parameter bytes, own collective
+ * and the activation memory it plans for from here; the lowering (passes/lower_spmd.c) its
+ * parameter shards, layout checks and own collectives; codegen (codegen/emit.c) the stash and
+ * scratch buffers it allocates. None of them keeps a copy. The table
  * is built from ops.def: an OP without a RULES_<ID> entry below does not compile; an EW
  * (element-wise) op needs none, as it follows its input's layout and keeps nothing else.
  */

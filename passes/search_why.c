@@ -197,7 +197,7 @@ static const char *tensor_annot_problem(Search *s, int p) {
         if (search_node_modes(s, p, &c, ms) > 0) return NULL;
     }
     int64_t width = n->annot.strat == STRAT_COL ? s->feat[n->output] : s->feat[n->inputs[0]];
-    if (n->op == OP_ATTENTION) width = (int64_t)n->args[0];
+    if (n->op == OP_ATTENTION) width = ir_arg_int(n, ATTENTION_HEADS);
     const char *what = n->op == OP_ATTENTION ? "heads"
                        : n->op == OP_CONV2D
                            ? (n->annot.strat == STRAT_COL ? "output channels" : "input channels")
