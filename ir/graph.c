@@ -107,6 +107,7 @@ const char *ir_param_role_name(ParamRole r) {
         [PARAM_BQ] = "bq",         [PARAM_BK] = "bk",     [PARAM_BV] = "bv",
         [PARAM_BO] = "bo",
     };
+    _Static_assert(sizeof names / sizeof names[0] == PARAM__COUNT, "a ParamRole has no name");
     return names[r];
 }
 
