@@ -109,11 +109,13 @@ const char *diag_suggest(const char *name, const char *const *cands, size_t n);
 
 /* A file being written: `f` is a temporary beside `path`, renamed over it by ir_out_close
  * when everything succeeded, removed otherwise; mode 0666 minus the umask. A NULL or "-"
- * path writes standard output. */
+ * path writes standard output; a path that exists and is not a regular file (/dev/null, a
+ * FIFO) is written in place. */
 typedef struct IrOutFile {
     FILE *f;
-    char *tmp; /* NULL for standard output */
+    char *tmp; /* NULL for standard output and direct writes */
     const char *path;
+    bool direct; /* `path` opened in place */
 } IrOutFile;
 bool ir_out_open(IrOutFile *o, const char *path, Diag *d);
 /* Finishes the file; `ok` false (the caller failed) discards it. Returns whether `path` now

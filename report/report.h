@@ -16,7 +16,8 @@ void pass_report_json(const IrGraph *g, FILE *out); /* report/json.c */
  * and for the generated trainer to print at start. */
 void pass_report_summary(const IrGraph *g, FILE *out);
 /* Writes the text (or JSON) report to `path` via a temporary file renamed into place, so
- * an error never leaves a half-written file; reports failures through `d`. */
+ * an error never leaves a half-written file (ir/outfile.c; "-" is standard output); reports
+ * failures through `d`. */
 bool pass_report_save(const IrGraph *g, const char *path, bool json, Diag *d);
 /* Prints the choices of plan_search_space as a table (mpcc --plan-space K). */
 void plan_space_print(const IrGraph *g, const PlanChoice *c, int n, FILE *out);
