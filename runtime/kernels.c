@@ -105,51 +105,38 @@ void mprt_linear_backward(float *restrict dx, float *restrict dW, float *restric
         call;                                                                                      \
     }
 
-static void relu_forward_loop(float *restrict out, const float *restrict x, int64_t n) {
-    for (int64_t i = 0; i < n; i++)
-        out[i] = x[i] > 0.0f ? x[i] : 0.0f;
+/* Runs part over n elements of the operands o, a, b (and the scalar f). */
+static void ew(MprtParFn part, int64_t n, float *o, const float *a, const float *b, float f) {
+    Ew e = {.o = o, .a = a, .b = b, .f = f};
+    mprt__parallel_for(n, GRAIN, part, &e);
 }
 
-static void relu_backward_loop(float *restrict dx, const float *restrict dout,
-                               const float *restrict x, int64_t n) {
-    for (int64_t i = 0; i < n; i++) {
-        float d = dout[i]; /* loaded unconditionally, so the select vectorises */
-        dx[i] += x[i] > 0.0f ? d : 0.0f;
+/* The unary ops of mprt_ew.h's table (relu, gelu, tanh, …), each expanded into a forward
+ * and a backward loop, their part functions and the public mprt_NAME_forward/_backward
+ * declared by the same table in mprt_kernels.h. The math is mprt_ew_NAME_fwd / _grad: this
+ * file only says how to loop. `saved` names the backward's third operand (x or out). */
+#define EW_UNARY_KERNELS(name, saved)                                                              \
+    MPRT__SIMD static void name##_forward_loop(float *restrict out, const float *restrict x,      \
+                                               int64_t n) {                                        \
+        for (int64_t i = 0; i < n; i++)                                                            \
+            out[i] = mprt_ew_##name##_fwd(x[i]);                                                   \
+    }                                                                                              \
+    MPRT__SIMD static void name##_backward_loop(float *restrict dx, const float *restrict dout,   \
+                                                const float *restrict s, int64_t n) {              \
+        for (int64_t i = 0; i < n; i++)                                                            \
+            dx[i] += mprt_ew_##name##_grad(dout[i], s[i]);                                         \
+    }                                                                                              \
+    EW_PART(name##_fwd_part, name##_forward_loop(e->o + lo, e->a + lo, n))                         \
+    EW_PART(name##_bwd_part, name##_backward_loop(e->o + lo, e->a + lo, e->b + lo, n))             \
+    void mprt_##name##_forward(float *restrict out, const float *restrict x, int64_t n) {          \
+        ew(name##_fwd_part, n, out, x, NULL, 0.0f);                                                \
+    }                                                                                              \
+    void mprt_##name##_backward(float *restrict dx, const float *restrict dout,                    \
+                                const float *restrict saved, int64_t n) {                          \
+        ew(name##_bwd_part, n, dx, dout, saved, 0.0f);                                             \
     }
-}
 
-#define GELU_C 0.7978845608028654f /* √(2/π) */
-#define GELU_A 0.044715f
-
-MPRT__SIMD static void gelu_forward_loop(float *restrict out, const float *restrict x, int64_t n) {
-    for (int64_t i = 0; i < n; i++) {
-        float v = x[i];
-        float t = mprt__tanhf(GELU_C * (v + GELU_A * v * v * v));
-        out[i] = 0.5f * v * (1.0f + t);
-    }
-}
-
-/* d/dx ½x(1 + tanh u), u = c(x + a x³):  ½(1 + tanh u) + ½x(1 − tanh² u)·c(1 + 3a x²) */
-MPRT__SIMD static void gelu_backward_loop(float *restrict dx, const float *restrict dout,
-                                          const float *restrict x, int64_t n) {
-    for (int64_t i = 0; i < n; i++) {
-        float v = x[i];
-        float t = mprt__tanhf(GELU_C * (v + GELU_A * v * v * v));
-        float du = GELU_C * (1.0f + 3.0f * GELU_A * v * v);
-        dx[i] += dout[i] * (0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * du);
-    }
-}
-
-MPRT__SIMD static void tanh_forward_loop(float *restrict out, const float *restrict x, int64_t n) {
-    for (int64_t i = 0; i < n; i++)
-        out[i] = mprt__tanhf(x[i]);
-}
-
-MPRT__SIMD static void tanh_backward_loop(float *restrict dx, const float *restrict dout,
-                                          const float *restrict out, int64_t n) {
-    for (int64_t i = 0; i < n; i++)
-        dx[i] += dout[i] * (1.0f - out[i] * out[i]);
-}
+MPRT_EW_UNARY(EW_UNARY_KERNELS)
 
 static void fill_loop(float *restrict dst, int64_t n, float value) {
     for (int64_t i = 0; i < n; i++)
@@ -167,49 +154,10 @@ static void accumulate_loop(float *restrict dst, const float *restrict src, int6
         dst[i] += src[i];
 }
 
-EW_PART(relu_fwd_part, relu_forward_loop(e->o + lo, e->a + lo, n))
-EW_PART(relu_bwd_part, relu_backward_loop(e->o + lo, e->a + lo, e->b + lo, n))
-EW_PART(gelu_fwd_part, gelu_forward_loop(e->o + lo, e->a + lo, n))
-EW_PART(gelu_bwd_part, gelu_backward_loop(e->o + lo, e->a + lo, e->b + lo, n))
-EW_PART(tanh_fwd_part, tanh_forward_loop(e->o + lo, e->a + lo, n))
-EW_PART(tanh_bwd_part, tanh_backward_loop(e->o + lo, e->a + lo, e->b + lo, n))
 EW_PART(fill_part, fill_loop(e->o + lo, n, e->f))
 EW_PART(copy_part, memcpy(e->o + lo, e->a + lo, (size_t)n * sizeof(float)))
 EW_PART(add_part, add_loop(e->o + lo, e->a + lo, e->b + lo, n))
 EW_PART(accumulate_part, accumulate_loop(e->o + lo, e->a + lo, n))
-
-/* Runs part over n elements of the operands o, a, b (and the scalar f). */
-static void ew(MprtParFn part, int64_t n, float *o, const float *a, const float *b, float f) {
-    Ew e = {.o = o, .a = a, .b = b, .f = f};
-    mprt__parallel_for(n, GRAIN, part, &e);
-}
-
-void mprt_relu_forward(float *restrict out, const float *restrict x, int64_t n) {
-    ew(relu_fwd_part, n, out, x, NULL, 0.0f);
-}
-
-void mprt_relu_backward(float *restrict dx, const float *restrict dout, const float *restrict x,
-                        int64_t n) {
-    ew(relu_bwd_part, n, dx, dout, x, 0.0f);
-}
-
-void mprt_gelu_forward(float *restrict out, const float *restrict x, int64_t n) {
-    ew(gelu_fwd_part, n, out, x, NULL, 0.0f);
-}
-
-void mprt_gelu_backward(float *restrict dx, const float *restrict dout, const float *restrict x,
-                        int64_t n) {
-    ew(gelu_bwd_part, n, dx, dout, x, 0.0f);
-}
-
-void mprt_tanh_forward(float *restrict out, const float *restrict x, int64_t n) {
-    ew(tanh_fwd_part, n, out, x, NULL, 0.0f);
-}
-
-void mprt_tanh_backward(float *restrict dx, const float *restrict dout, const float *restrict out,
-                        int64_t n) {
-    ew(tanh_bwd_part, n, dx, dout, out, 0.0f);
-}
 
 void mprt_fill(float *restrict dst, int64_t n, float value) {
     ew(fill_part, n, dst, NULL, NULL, value);

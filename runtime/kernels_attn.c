@@ -113,7 +113,7 @@ static void softmax_rows(float *restrict s, int T, int causal) {
         for (int j = 1; j < n; j++)
             mx = r[j] > mx ? r[j] : mx;
         for (int j = 0; j < n; j++)
-            r[j] = mprt__expf(r[j] - mx); /* vectorises */
+            r[j] = mprt_ew_expf(r[j] - mx); /* vectorises */
         float sum = 0.0f;
         for (int j = 0; j < n; j++)
             sum += r[j];

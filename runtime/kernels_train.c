@@ -38,9 +38,9 @@ static float row_logsumexp(const float *restrict row, int V, float *restrict max
     int j = 0;
     for (; j + 8 <= V; j += 8)
         for (int l = 0; l < 8; l++)
-            acc[l] += mprt__expf(row[j + l] - mx);
+            acc[l] += mprt_ew_expf(row[j + l] - mx);
     for (; j < V; j++)
-        acc[0] += mprt__expf(row[j] - mx);
+        acc[0] += mprt_ew_expf(row[j] - mx);
     float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
     *max_out = mx;
     return logf(s);
@@ -80,7 +80,7 @@ MPRT__SIMD static void cross_entropy_backward_part(void *p, int64_t lo, int64_t 
         float mx;
         float lse = row_logsumexp(row, V, &mx);
         for (int j = 0; j < V; j++)
-            d[j] += c->scale * mprt__expf(row[j] - mx - lse);
+            d[j] += c->scale * mprt_ew_expf(row[j] - mx - lse);
         d[label] -= c->scale;
     }
 }

@@ -30,6 +30,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mprt_ew.h" /* the elementwise table and its math, shared with the GPU */
+
 /* The rank's compute threads (parallel.c): OpenBLAS's and the kernels' pool. threads ≤ 0 means
  * this rank's share of its node: the CPUs the node's ranks may run on (the union of their
  * affinity masks) divided by the number of ranks on the node. When the rank's own mask is
@@ -57,19 +59,19 @@ void mprt_linear_backward(float *restrict dx, float *restrict dW, float *restric
 
 /* ──────────────────── elementwise: relu, gelu, tanh, add ──────────────────── */
 
-/* out[n] = max(x, 0);  backward: dx += dout · [x > 0] */
-void mprt_relu_forward(float *restrict out, const float *restrict x, int64_t n);
-void mprt_relu_backward(float *restrict dx, const float *restrict dout, const float *restrict x,
-                        int64_t n);
-/* GPT-2's tanh approximation: out = ½·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)));
- * backward: dx += dout · gelu'(x) (docs/kernels.md has the derivative). */
-void mprt_gelu_forward(float *restrict out, const float *restrict x, int64_t n);
-void mprt_gelu_backward(float *restrict dx, const float *restrict dout, const float *restrict x,
-                        int64_t n);
-/* out = tanh(x);  backward from the forward OUTPUT: dx += dout · (1 − out²) */
-void mprt_tanh_forward(float *restrict out, const float *restrict x, int64_t n);
-void mprt_tanh_backward(float *restrict dx, const float *restrict dout, const float *restrict out,
-                        int64_t n);
+/* The unary ops of runtime/mprt_ew.h's table (relu, gelu, tanh, …), whose math is written
+ * once there, for the CPU and the GPU, each formula beside its row (and in docs/kernels.md).
+ * For each row X(NAME, saved):
+ *   void mprt_NAME_forward(float *out, const float *x, int64_t n);       out = NAME(x)
+ *   void mprt_NAME_backward(float *dx, const float *dout, const float *saved, int64_t n);
+ *                                                                         dx += dout · NAME'(x)
+ * where `saved` is the forward input x (relu, gelu) or the forward OUTPUT out (tanh, whose
+ * derivative is 1 − out²). */
+#define MPRT_EW_DECLARE(name, saved)                                                               \
+    void mprt_##name##_forward(float *restrict out, const float *restrict x, int64_t n);           \
+    void mprt_##name##_backward(float *restrict dx, const float *restrict dout,                    \
+                                const float *restrict saved, int64_t n);
+MPRT_EW_UNARY(MPRT_EW_DECLARE)
 /* out = a + b;  backward: da += dout, db += dout. da and db may be the same buffer
  * (add(x, x) then receives 2·dout), or NULL. */
 void mprt_add_forward(float *restrict out, const float *restrict a, const float *restrict b,

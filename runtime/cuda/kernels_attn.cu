@@ -94,7 +94,7 @@ __global__ void softmax_rows_k(float *s, int64_t rows, int T, int causal) {
     mx = warp_max(mx);
     float sum = 0.0f;
     for (int j = lane; j < n; j += 32) {
-        float e = expf(row[j] - mx);
+        float e = mprt_ew_expf(row[j] - mx);
         row[j] = e;
         sum += e;
     }

@@ -9,8 +9,9 @@
  * and layernorm parameter gradients) give a block to 32 columns and 8 row lanes and reduce
  * through shared memory, so the reads stay coalesced. Float sums therefore add in a
  * different order than the CPU's sequential loops: results agree to rounding, not bitwise.
- * Dropout is the exception that must agree bitwise, and does: the keep decision is integer
- * arithmetic (SplitMix64) identical to the CPU's.
+ * Dropout must agree bitwise, and does: the keep decision is integer arithmetic (SplitMix64)
+ * identical to the CPU's. So do the elementwise activations: their math is runtime/mprt_ew.h,
+ * the same inline functions the CPU kernels expand.
  */
 #include "cu_internal.h"
 
@@ -86,58 +87,34 @@ extern "C" void mprt_cu_linear_backward(float *dx, float *dW, float *db, const f
 
 /* ──────────────────── elementwise: relu, gelu, tanh, add, fill ──────────────────── */
 
-#define GELU_C 0.7978845608028654f /* √(2/π) */
-#define GELU_A 0.044715f
+/* The unary ops of runtime/mprt_ew.h's table, each expanded into a forward and a backward
+ * grid-stride kernel and the extern "C" functions mprt_cu_NAME_forward / _backward that
+ * mprt_cuda.h declares from the same table. The math is mprt_ew_NAME_fwd / _grad, the very
+ * functions the CPU loops of kernels.c call; with no fused multiply-add (--fmad=false, see
+ * CMakeLists.txt) the GPU computes the same bits. */
+#define CU_EW_UNARY_KERNELS(name, saved)                                                           \
+    __global__ void name##_fwd(float *out, const float *x, int64_t n) {                            \
+        GRID_STRIDE(i, n) out[i] = mprt_ew_##name##_fwd(x[i]);                                     \
+    }                                                                                              \
+    __global__ void name##_bwd(float *dx, const float *dout, const float *s, int64_t n) {          \
+        GRID_STRIDE(i, n) dx[i] += mprt_ew_##name##_grad(dout[i], s[i]);                           \
+    }                                                                                              \
+    extern "C" void mprt_cu_##name##_forward(float *out, const float *x, int64_t n) {              \
+        LAUNCH_1D(name##_fwd, n, out, x, n);                                                       \
+    }                                                                                              \
+    extern "C" void mprt_cu_##name##_backward(float *dx, const float *dout, const float *saved,    \
+                                              int64_t n) {                                         \
+        LAUNCH_1D(name##_bwd, n, dx, dout, saved, n);                                              \
+    }
 
-__global__ void relu_fwd(float *out, const float *x, int64_t n) {
-    GRID_STRIDE(i, n) out[i] = x[i] > 0.0f ? x[i] : 0.0f;
-}
-__global__ void relu_bwd(float *dx, const float *dout, const float *x, int64_t n) {
-    GRID_STRIDE(i, n) dx[i] += x[i] > 0.0f ? dout[i] : 0.0f;
-}
-__global__ void gelu_fwd(float *out, const float *x, int64_t n) {
-    GRID_STRIDE(i, n) {
-        float v = x[i];
-        float t = tanhf(GELU_C * (v + GELU_A * v * v * v));
-        out[i] = 0.5f * v * (1.0f + t);
-    }
-}
-__global__ void gelu_bwd(float *dx, const float *dout, const float *x, int64_t n) {
-    GRID_STRIDE(i, n) {
-        float v = x[i];
-        float t = tanhf(GELU_C * (v + GELU_A * v * v * v));
-        float du = GELU_C * (1.0f + 3.0f * GELU_A * v * v);
-        dx[i] += dout[i] * (0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * du);
-    }
-}
-__global__ void tanh_fwd(float *out, const float *x, int64_t n) { GRID_STRIDE(i, n) out[i] = tanhf(x[i]); }
-__global__ void tanh_bwd(float *dx, const float *dout, const float *out, int64_t n) {
-    GRID_STRIDE(i, n) dx[i] += dout[i] * (1.0f - out[i] * out[i]);
-}
+MPRT_EW_UNARY(CU_EW_UNARY_KERNELS)
+
 __global__ void add_fwd(float *out, const float *a, const float *b, int64_t n) {
     GRID_STRIDE(i, n) out[i] = a[i] + b[i];
 }
 __global__ void accumulate_k(float *dst, const float *src, int64_t n) { GRID_STRIDE(i, n) dst[i] += src[i]; }
 __global__ void fill_k(float *dst, int64_t n, float value) { GRID_STRIDE(i, n) dst[i] = value; }
 
-extern "C" void mprt_cu_relu_forward(float *out, const float *x, int64_t n) {
-    LAUNCH_1D(relu_fwd, n, out, x, n);
-}
-extern "C" void mprt_cu_relu_backward(float *dx, const float *dout, const float *x, int64_t n) {
-    LAUNCH_1D(relu_bwd, n, dx, dout, x, n);
-}
-extern "C" void mprt_cu_gelu_forward(float *out, const float *x, int64_t n) {
-    LAUNCH_1D(gelu_fwd, n, out, x, n);
-}
-extern "C" void mprt_cu_gelu_backward(float *dx, const float *dout, const float *x, int64_t n) {
-    LAUNCH_1D(gelu_bwd, n, dx, dout, x, n);
-}
-extern "C" void mprt_cu_tanh_forward(float *out, const float *x, int64_t n) {
-    LAUNCH_1D(tanh_fwd, n, out, x, n);
-}
-extern "C" void mprt_cu_tanh_backward(float *dx, const float *dout, const float *out, int64_t n) {
-    LAUNCH_1D(tanh_bwd, n, dx, dout, out, n);
-}
 extern "C" void mprt_cu_add_forward(float *out, const float *a, const float *b, int64_t n) {
     LAUNCH_1D(add_fwd, n, out, a, b, n);
 }

@@ -49,7 +49,7 @@ __device__ static float row_logsumexp(const float *row, int V, float *max_out) {
     mx = block_reduce(mx, Max());
     float s = 0.0f;
     for (int j = (int)threadIdx.x; j < V; j += blockDim.x)
-        s += expf(row[j] - mx);
+        s += mprt_ew_expf(row[j] - mx);
     s = block_reduce(s, Sum());
     *max_out = mx;
     return logf(s);
@@ -72,7 +72,7 @@ __global__ void cross_entropy_bwd_k(float *dlogits, const float *logits, const i
     float mx;
     float lse = row_logsumexp(row, V, &mx);
     for (int j = (int)threadIdx.x; j < V; j += blockDim.x) {
-        float t = d[j] + scale * expf(row[j] - mx - lse);
+        float t = d[j] + scale * mprt_ew_expf(row[j] - mx - lse);
         if (j == label) t -= scale;
         d[j] = t;
     }

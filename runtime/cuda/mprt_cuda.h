@@ -31,6 +31,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The elementwise table and its math (host and device), before the extern "C" block below:
+ * it includes system headers and is valid C++ as it stands. */
+#include "mprt_ew.h"
+
 #ifdef __cplusplus
 /* mprt_kernels.h is C99 and spells `restrict`; C++ has it as a compiler extension. */
 #define restrict __restrict__
@@ -114,12 +118,12 @@ void mprt_cu_linear_forward(float *out, const float *x, const float *W, const fl
 void mprt_cu_linear_backward(float *dx, float *dW, float *db, const float *dout, const float *x,
                              const float *W, int N, int Din, int Dout);
 
-void mprt_cu_relu_forward(float *out, const float *x, int64_t n);
-void mprt_cu_relu_backward(float *dx, const float *dout, const float *x, int64_t n);
-void mprt_cu_gelu_forward(float *out, const float *x, int64_t n);
-void mprt_cu_gelu_backward(float *dx, const float *dout, const float *x, int64_t n);
-void mprt_cu_tanh_forward(float *out, const float *x, int64_t n);
-void mprt_cu_tanh_backward(float *dx, const float *dout, const float *out, int64_t n);
+/* mprt_cu_NAME_forward / _backward for every row X(NAME, saved) of mprt_ew.h's table
+ * (relu, gelu, tanh, …), the twins of mprt_NAME_forward / _backward. */
+#define MPRT_CU_EW_DECLARE(name, saved)                                                            \
+    void mprt_cu_##name##_forward(float *out, const float *x, int64_t n);                          \
+    void mprt_cu_##name##_backward(float *dx, const float *dout, const float *saved, int64_t n);
+MPRT_EW_UNARY(MPRT_CU_EW_DECLARE)
 void mprt_cu_add_forward(float *out, const float *a, const float *b, int64_t n);
 void mprt_cu_add_backward(float *da, float *db, const float *dout, int64_t n);
 void mprt_cu_accumulate(float *dst, const float *src, int64_t n);

@@ -4,7 +4,8 @@
  *   - the NCCL, cuBLAS and CUDA runtime libraries linked are the versions of the headers
  *     compiled against (a stale library on the link path is caught here);
  *   - MPI links (the trainer's launcher and the host-staged mode need it);
- *   - every public function of mprt_cuda resolves (taken by address below);
+ *   - every public function of mprt_cuda resolves (taken by address below), among them the
+ *     forward and backward of every row of the elementwise table (runtime/mprt_ew.h);
  *   - the --comm parser, and the device query, which must report 0 devices instead of
  *     failing when there is no GPU; a device index past the count is refused.
  */
@@ -31,6 +32,10 @@ static int failures;
 
 typedef void (*AnyFn)(void);
 
+/* The GPU kernels of every row of runtime/mprt_ew.h's elementwise table: a row that
+ * kernels_dense.cu does not expand is a link error here. */
+#define EW_ENTRY_POINTS(name, saved) (AnyFn) mprt_cu_##name##_forward, (AnyFn)mprt_cu_##name##_backward,
+
 /* Every entry point, so a missing definition is a link error of this test. */
 static const AnyFn entry_points[] = {
     (AnyFn)mprt_cu_init, (AnyFn)mprt_cu_init_local, (AnyFn)mprt_cu_finalize,
@@ -38,8 +43,7 @@ static const AnyFn entry_points[] = {
     (AnyFn)mprt_cu_memset0, (AnyFn)mprt_cu_upload, (AnyFn)mprt_cu_download,
     (AnyFn)mprt_cu_gemm, (AnyFn)mprt_cu_gemm_batched,
     (AnyFn)mprt_cu_linear_forward, (AnyFn)mprt_cu_linear_backward,
-    (AnyFn)mprt_cu_relu_forward, (AnyFn)mprt_cu_relu_backward, (AnyFn)mprt_cu_gelu_forward,
-    (AnyFn)mprt_cu_gelu_backward, (AnyFn)mprt_cu_tanh_forward, (AnyFn)mprt_cu_tanh_backward,
+    MPRT_EW_UNARY(EW_ENTRY_POINTS) /* relu, gelu, tanh, …: every row of the table */
     (AnyFn)mprt_cu_add_forward, (AnyFn)mprt_cu_add_backward, (AnyFn)mprt_cu_accumulate,
     (AnyFn)mprt_cu_fill, (AnyFn)mprt_cu_layernorm_forward, (AnyFn)mprt_cu_layernorm_backward,
     (AnyFn)mprt_cu_dropout_forward, (AnyFn)mprt_cu_dropout_backward,
