@@ -11,7 +11,7 @@
  *   ir/        this header: arenas, diagnostics, the tensor graph, the op table (ops.def),
  *              the textual dump (ir_dump) and the verifier (ir_verify).
  *   passes/    one pass per file, all with the signature `bool pass_NAME(IrGraph *, Diag *)`,
- *              run in order by pass_run_pipeline() (passes/pipeline.c):
+ *              run in order by pass_run_pipeline() (passes/passes.h, passes/pipeline.c):
  *                shapes   shape inference, parameter shapes and counts, FLOPs   (passes/shapes.c)
  *                plan     cost model + search, fills g->plan                    (passes/cost.c, search*.c)
  *                report   the plan's contract checked                            (passes/plan_check.c)
@@ -343,26 +343,16 @@ void ir_finalize(IrGraph *g); /* computes nusers */
 void ir_dump(const IrGraph *g, FILE *out);
 
 /* The verifier (ir/verify.c): structural invariants (indices in range, topological order,
- * one loss, shapes filled after pass_shapes). A failure is an internal compiler error
- * naming the pass that ran last. */
-bool ir_verify(const IrGraph *g, const char *after_pass, Diag *d);
-
-/* ─────────────────────────────── passes (passes/) ─────────────────────────────── */
-
-typedef bool (*PassFn)(IrGraph *g, Diag *d);
-typedef struct PassInfo {
-    const char *name;
-    PassFn run;
-} PassInfo;
-
-bool pass_shapes(IrGraph *g, Diag *d); /* passes/shapes.c */
-
-/* passes/pipeline.c: runs the passes in order up to and including `until` (NULL: all),
- * verifying between passes in debug builds, and dumping the IR after `dump_after`. */
-extern const PassInfo pass_list[];
-extern const int pass_count;
-/* Index of the pass called `name` in pass_list, or -1. */
-int pass_find(const char *name);
-bool pass_run_pipeline(IrGraph *g, Diag *d, const char *until, const char *dump_after, FILE *dump_out);
+ * parameter ranges) always, and what `phase` says must already hold on top of them. A
+ * failure is an internal compiler error naming `after`, the step that ran last. The caller
+ * (passes/pipeline.c) says which phase a pass leaves the graph in, so the IR needs to know
+ * nothing about the passes. */
+typedef enum {
+    IR_PHASE_BUILT,   /* as the frontend built it: structure only */
+    IR_PHASE_SHAPED,  /* + every shape inferred, one loss node, an f32 scalar loss */
+    IR_PHASE_PLANNED, /* + g->plan set */
+    IR_PHASE_LOWERED, /* + g->sched set */
+} IrPhase;
+bool ir_verify(const IrGraph *g, IrPhase phase, const char *after, Diag *d);
 
 #endif /* MPCC_IR_H */

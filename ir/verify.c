@@ -12,8 +12,12 @@
  *     activation is produced by exactly one node;
  *   - the parameters form contiguous per-node ranges covering g->params in node order,
  *     each naming its node, with param_count equal to the sum of their sizes;
- *   - once shape inference has run: exactly one loss node, g->loss_node names it, its
- *     output is a rank-0 f32, and every other value has rank >= 1 with positive dimensions.
+ *   - from IR_PHASE_SHAPED on: exactly one loss node, g->loss_node names it, its output is
+ *     a rank-0 f32, and every other value has rank >= 1 with positive dimensions;
+ *   - from IR_PHASE_PLANNED on the graph has a plan, from IR_PHASE_LOWERED on a schedule.
+ *
+ * The caller says which phase the graph is in: the IR knows nothing about the passes (the
+ * pipeline, passes/pipeline.c, records the phase each pass leaves behind).
  *
  * The first violation is printed on the Diag's stream and the verifier returns false. It is
  * deliberately not counted as a user error (diag_errors() does not change): the driver tells
@@ -146,18 +150,14 @@ static bool verify_shapes(VerifyCtx *v) {
     return true;
 }
 
-/* Whether `pass` is "shapes" or a pass that runs after it. */
-static bool shapes_done(const char *pass) {
-    int s = pass_find("shapes"), p = pass ? pass_find(pass) : -1;
-    return s >= 0 && p >= s;
-}
-
-bool ir_verify(const IrGraph *g, const char *after_pass, Diag *d) {
-    VerifyCtx v = {g, d, after_pass ? after_pass : "(none)"};
+bool ir_verify(const IrGraph *g, IrPhase phase, const char *after, Diag *d) {
+    VerifyCtx v = {g, d, after ? after : "(none)"};
     if (!verify_values(&v)) return false;
     for (int i = 0; i < IR_NNODES(g); i++)
         if (!verify_node(&v, i)) return false;
     if (!verify_params(&v)) return false;
-    if (shapes_done(after_pass) && !verify_shapes(&v)) return false;
+    if (phase >= IR_PHASE_SHAPED && !verify_shapes(&v)) return false;
+    if (phase >= IR_PHASE_PLANNED && !g->plan) return fail(&v, "the graph has no plan");
+    if (phase >= IR_PHASE_LOWERED && !g->sched) return fail(&v, "the graph has no schedule");
     return true;
 }

@@ -328,4 +328,23 @@ int sched_group_size(const Schedule *s, GroupKind k);
  * what the plan's totals.comm_bytes predicts. */
 int64_t sched_busiest_bytes(const Schedule *s);
 
+/* ─────────────────────────────── the pipeline ─────────────────────────────── */
+
+typedef bool (*PassFn)(IrGraph *g, Diag *d);
+typedef struct PassInfo {
+    const char *name;
+    PassFn run;
+    IrPhase leaves; /* what holds after it ran, for ir_verify */
+} PassInfo;
+
+bool pass_shapes(IrGraph *g, Diag *d); /* passes/shapes.c */
+
+/* passes/pipeline.c: runs the passes in order up to and including `until` (NULL: all),
+ * verifying between passes in debug builds, and dumping the IR after `dump_after`. */
+extern const PassInfo pass_list[];
+extern const int pass_count;
+/* Index of the pass called `name` in pass_list, or -1. */
+int pass_find(const char *name);
+bool pass_run_pipeline(IrGraph *g, Diag *d, const char *until, const char *dump_after, FILE *dump_out);
+
 #endif /* MPCC_PASSES_H */

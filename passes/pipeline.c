@@ -9,16 +9,15 @@
  * unknown name is a user error reported here with a suggestion; the driver turns it into a usage
  * error (exit 2) by checking pass_find first or by the returned false.
  */
-#include "ir.h"
 #include "passes.h"
 
 #include <string.h>
 
 const PassInfo pass_list[] = {
-    {"shapes", pass_shapes},
-    {"plan", pass_plan},
-    {"report", pass_report},
-    {"lower", pass_lower},
+    {"shapes", pass_shapes, IR_PHASE_SHAPED},
+    {"plan", pass_plan, IR_PHASE_PLANNED},
+    {"report", pass_report, IR_PHASE_PLANNED},
+    {"lower", pass_lower, IR_PHASE_LOWERED},
 };
 const int pass_count = (int)(sizeof pass_list / sizeof pass_list[0]);
 
@@ -61,13 +60,13 @@ bool pass_run_pipeline(IrGraph *g, Diag *d, const char *until, const char *dump_
         return false;
     }
 #ifdef MPCC_DEBUG
-    if (!ir_verify(g, "frontend", d)) return false; /* what the frontend built */
+    if (!ir_verify(g, IR_PHASE_BUILT, "frontend", d)) return false; /* what the frontend built */
 #endif
     for (int i = 0; i <= last; i++) {
         int before = diag_errors(d);
         if (!pass_list[i].run(g, d) || diag_errors(d) > before) return false;
 #ifdef MPCC_DEBUG
-        if (!ir_verify(g, pass_list[i].name, d)) return false;
+        if (!ir_verify(g, pass_list[i].leaves, pass_list[i].name, d)) return false;
 #endif
         if (i == dump) ir_dump(g, dump_out ? dump_out : stdout);
     }

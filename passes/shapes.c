@@ -32,7 +32,7 @@
  * of g->params and param_count is the sum of their sizes. The pass is linear in the size of
  * the graph: it never searches for values by name.
  */
-#include "ir.h"
+#include "passes.h"
 
 #include <math.h>
 #include <string.h>

@@ -3,6 +3,7 @@
  * (ir/verify.c) and the pass pipeline (passes/pipeline.c).
  */
 #include "ir_testlib.h"
+#include "passes.h"
 
 static void test_op_table(void) {
     CHECK_EQ(ir_op_lookup("linear"), OP_LINEAR);
@@ -153,10 +154,10 @@ static void expect_verify_fail(void (*breakit)(IrGraph *), const char *msg) {
     TestGraph t;
     small_mlp(&t);
     CHECK(pass_shapes(t.g, &t.diag));
-    CHECK(ir_verify(t.g, "shapes", &t.diag));
+    CHECK(ir_verify(t.g, IR_PHASE_SHAPED, "shapes", &t.diag));
     CHECK_EQ(t.diag.errors, 0);
     breakit(t.g);
-    CHECK(!ir_verify(t.g, "shapes", &t.diag));
+    CHECK(!ir_verify(t.g, IR_PHASE_SHAPED, "shapes", &t.diag));
     CHECK_EQ(t.diag.errors, 0); /* not a user error: the driver exits 3 */
     CHECK_STR(tg_diag_text(&t),
               "mpcc: internal compiler error: IR verification failed after pass 'shapes': ");
@@ -192,7 +193,18 @@ static void test_verify(void) {
     /* Before shape inference, shapes are not required. */
     TestGraph t;
     small_mlp(&t);
-    CHECK(ir_verify(t.g, "frontend", &t.diag));
+    CHECK(ir_verify(t.g, IR_PHASE_BUILT, "frontend", &t.diag));
+    CHECK_EQ(t.diag.errors, 0);
+    /* The phase, not the name of the step that ran, says what must hold: an unshaped graph
+     * fails the shaped checks whatever the step is called, and a planned graph needs a plan. */
+    CHECK(!ir_verify(t.g, IR_PHASE_SHAPED, "frontend", &t.diag));
+    CHECK_STR(tg_diag_text(&t), "after pass 'frontend': loss_node is -1, not the loss");
+    tg_free(&t);
+    small_mlp(&t);
+    CHECK(pass_shapes(t.g, &t.diag));
+    CHECK(ir_verify(t.g, IR_PHASE_SHAPED, "my-pass", &t.diag));
+    CHECK(!ir_verify(t.g, IR_PHASE_PLANNED, "my-pass", &t.diag));
+    CHECK_STR(tg_diag_text(&t), "after pass 'my-pass': the graph has no plan");
     CHECK_EQ(t.diag.errors, 0);
     tg_free(&t);
 }

@@ -6,6 +6,7 @@
  * to each expectation), and every error path is checked by the text it prints.
  */
 #include "ir_testlib.h"
+#include "passes.h"
 
 #include <time.h>
 
