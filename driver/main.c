@@ -92,10 +92,10 @@ static void usage(FILE *f) {
             "  --target c|cuda    what -o builds: the C (MPI) trainer (default) or the CUDA one\n"
             "  --plan-space K     list the K fastest meshes S×d×t and micro-batch counts the plan\n"
             "                     search found, with their predicted step times, and stop\n"
-            "  --dump-after=PASS  print the IR after PASS to standard output (passes:");
-    for (int i = 0; i < pass_count; i++) fprintf(f, " %s", pass_list[i].name);
+            "  --dump-after=PASS  print what PASS made to standard output, and go on:\n");
+    for (int i = 0; i < pass_count; i++)
+        fprintf(f, "                       %-6s %s\n", pass_list[i].name, pass_list[i].what);
     fprintf(f,
-            ")\n"
             "  -v                 print the time each phase took to standard error\n"
             "  --help             print this help\n"
             "  --version          print the version\n"

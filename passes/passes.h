@@ -208,6 +208,9 @@ struct Plan {
 };
 
 bool pass_plan(IrGraph *g, Diag *d);   /* passes/search.c: fills g->plan */
+/* The plan in a compact, stable text form: mesh, per stage its layers, per layer stage,
+ * strategy and layouts, reshards, cuts, integer totals (passes/plan_dump.c). */
+void pass_plan_dump(const IrGraph *g, FILE *out);
 
 /* One point of the plan space: the best plan the search found for one mesh and
  * micro-batch count. train.microbatches == 0 means "search m"; > 0 pins it. */
@@ -222,6 +225,8 @@ int plan_search_space(IrGraph *g, Diag *d, int k, PlanChoice *out);
  * plan faster) checked before the plan is reported or lowered; an internal error if not.
  * The text and JSON reports themselves are report/ (report/report.h). */
 bool pass_report(IrGraph *g, Diag *d);
+/* What pass_report checked, fact by fact (mpcc --dump-after=report). */
+void pass_plan_check_dump(const IrGraph *g, FILE *out);
 
 /* Quantities written for people (passes/units.c), decimal units, into buf (n bytes), which
  * is returned. Tables: three significant digits ("262 KB", "1.05 ms", "3.21 M"); sentences
@@ -330,17 +335,21 @@ int64_t sched_busiest_bytes(const Schedule *s);
 
 /* ─────────────────────────────── the pipeline ─────────────────────────────── */
 
+/* Every pass has a dump that prints what it made (mpcc --dump-after=PASS). */
 typedef bool (*PassFn)(IrGraph *g, Diag *d);
+typedef void (*PassDumpFn)(const IrGraph *g, FILE *out);
 typedef struct PassInfo {
     const char *name;
     PassFn run;
-    IrPhase leaves; /* what holds after it ran, for ir_verify */
+    IrPhase leaves;  /* what holds after it ran, for ir_verify */
+    PassDumpFn dump; /* its result: the IR, the plan, the checks, the schedule */
+    const char *what; /* what the dump shows, for --help */
 } PassInfo;
 
 bool pass_shapes(IrGraph *g, Diag *d); /* passes/shapes.c */
 
 /* passes/pipeline.c: runs the passes in order up to and including `until` (NULL: all),
- * verifying between passes in debug builds, and dumping the IR after `dump_after`. */
+ * verifying between passes in debug builds, and printing the dump of `dump_after`. */
 extern const PassInfo pass_list[];
 extern const int pass_count;
 /* Index of the pass called `name` in pass_list, or -1. */

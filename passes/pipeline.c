@@ -2,22 +2,27 @@
  * pipeline.c: the list of passes and the driver loop that runs them (STYLE.md §6).
  *
  * Every pass has the signature `bool pass_NAME(IrGraph *, Diag *)` and appears once in
- * pass_list, in the order it runs. pass_run_pipeline runs them up to and including `until`,
- * stops at the first pass that fails or reports an error, checks the graph with ir_verify
- * before the first pass and after every pass in debug builds (MPCC_DEBUG), and prints the IR after
- * the pass named by `dump_after`. Pass names come from the command line (--dump-after=PASS), so an
- * unknown name is a user error reported here with a suggestion; the driver turns it into a usage
- * error (exit 2) by checking pass_find first or by the returned false.
+ * pass_list, in the order it runs, with the IrPhase it leaves the graph in and a dump of what
+ * it made (shapes: the IR, plan: the plan, report: the plan's contract checked, lower: the
+ * schedule). pass_run_pipeline runs them up to and including `until`, stops at the first pass that fails
+ * or reports an error, checks the graph with ir_verify (told the phase) before the first pass
+ * and after every pass in debug builds (MPCC_DEBUG), and prints the dump of the pass named by
+ * `dump_after`. Pass names come from the command line (--dump-after=PASS), so an unknown name
+ * is a user error reported here with a suggestion; the driver turns it into a usage error
+ * (exit 2) by checking pass_find first or by the returned false.
  */
 #include "passes.h"
 
 #include <string.h>
 
 const PassInfo pass_list[] = {
-    {"shapes", pass_shapes, IR_PHASE_SHAPED},
-    {"plan", pass_plan, IR_PHASE_PLANNED},
-    {"report", pass_report, IR_PHASE_PLANNED},
-    {"lower", pass_lower, IR_PHASE_LOWERED},
+    {"shapes", pass_shapes, IR_PHASE_SHAPED, ir_dump, "the IR: layers, shapes, parameters, FLOPs"},
+    {"plan", pass_plan, IR_PHASE_PLANNED, pass_plan_dump,
+     "the plan: mesh, per-layer stage/strategy/layouts, reshards, cuts"},
+    {"report", pass_report, IR_PHASE_PLANNED, pass_plan_check_dump,
+     "what the plan was checked for: mesh, stages, pure plans"},
+    {"lower", pass_lower, IR_PHASE_LOWERED, pass_schedule_print,
+     "the per-rank schedule: each stage's steps, collectives, 1F1B order"},
 };
 const int pass_count = (int)(sizeof pass_list / sizeof pass_list[0]);
 
@@ -68,7 +73,7 @@ bool pass_run_pipeline(IrGraph *g, Diag *d, const char *until, const char *dump_
 #ifdef MPCC_DEBUG
         if (!ir_verify(g, pass_list[i].leaves, pass_list[i].name, d)) return false;
 #endif
-        if (i == dump) ir_dump(g, dump_out ? dump_out : stdout);
+        if (i == dump) pass_list[i].dump(g, dump_out ? dump_out : stdout);
     }
     return true;
 }

@@ -8,8 +8,15 @@
  * a pure plan should it ever be faster). A failure is the search's bug, never the user's:
  * it is reported as an internal compiler error naming the pass. The text and JSON renderings
  * themselves live in report/, which reads a plan this pass has accepted.
+ *
+ * The pass's dump (mpcc --dump-after=report) states what it checked, fact by fact: the mesh
+ * against the device count, each stage's range of layers, and how each pure plan stands
+ * (not an option, does not fit, or fits and is not faster). The report itself is
+ * --emit=plan: passes/ cannot print it, as report/ sits above it.
  */
 #include "passes.h"
+
+#include <string.h>
 
 /* The search's contract, checked before the report trusts it. */
 static const char *plan_check(const IrGraph *g) {
@@ -41,4 +48,28 @@ bool pass_report(IrGraph *g, Diag *d) {
         return false;
     }
     return true;
+}
+
+static const char *pure_state(bool valid, const PlanTotals *t) {
+    if (!valid) return "not an option";
+    return t->fits ? "fits, not faster than the plan" : "does not fit";
+}
+
+void pass_plan_check_dump(const IrGraph *g, FILE *out) {
+    const Plan *p = g->plan;
+    const char *file = g->file ? g->file : "?", *slash = strrchr(file, '/');
+    if (slash) file = slash + 1;
+    const char *bad = plan_check(g);
+    fprintf(out, "report %s (%s): %s\n", g->name ? g->name : "?", file,
+            bad ? bad : "the plan keeps the search's contract");
+    if (bad) return;
+    fprintf(out, "  mesh S=%d d=%d t=%d = %lld devices, m=%d\n", p->S, p->d, p->t,
+            (long long)g->cluster.devices, p->m);
+    for (int s = 0; s < p->S; s++)
+        fprintf(out, "  stage %d: layers %d..%d (%s .. %s)\n", s, p->stages[s].first_node,
+                p->stages[s].last_node, IR_NODE(g, p->stages[s].first_node)->name,
+                IR_NODE(g, p->stages[s].last_node)->name);
+    fprintf(out, "  pure data: %s\n", pure_state(p->pure_data_valid, &p->pure_data));
+    fprintf(out, "  pure tensor: %s\n", pure_state(p->pure_tensor_valid, &p->pure_tensor));
+    fprintf(out, "  pure pipeline: %s\n", pure_state(p->pure_pipeline_valid, &p->pure_pipeline));
 }
