@@ -83,7 +83,8 @@
 #define MPRT_EW_UNARY(X)                                                                           \
     X(relu, x)                                                                                     \
     X(gelu, x)                                                                                     \
-    X(tanh, out)
+    X(tanh, out)                                                                                   \
+    X(silu, x)
 
 /* ─────────────────────────────── primitives ─────────────────────────────── */
 
@@ -149,5 +150,14 @@ MPRT_EW_FN float mprt_ew_gelu_grad(float dy, float x) {
 /* tanh; the gradient from the forward OUTPUT: dy·(1 − out²). */
 MPRT_EW_FN float mprt_ew_tanh_fwd(float x) { return mprt_ew_tanhf(x); }
 MPRT_EW_FN float mprt_ew_tanh_grad(float dy, float out) { return dy * (1.0f - out * out); }
+
+/* silu (Elfwing et al. 2018; "swish" with β = 1): x·σ(x), σ(x) = 1/(1 + e^{−x}); derivative
+ * σ(x)·(1 + x·(1 − σ(x))). σ never reaches 0 (exp clamps at e^88), so silu(−∞) = −∞ rather
+ * than the limit 0; silu(+∞) = +∞, NaN gives NaN. */
+MPRT_EW_FN float mprt_ew_silu_fwd(float x) { return x / (1.0f + mprt_ew_expf(-x)); }
+MPRT_EW_FN float mprt_ew_silu_grad(float dy, float x) {
+    float s = 1.0f / (1.0f + mprt_ew_expf(-x));
+    return dy * (s + x * s * (1.0f - s));
+}
 
 #endif /* MPRT_EW_H */

@@ -39,6 +39,10 @@ static double dref_gelu(double x) {
 static double ref_tanh(double x) { return tanh(x); }
 static double dref_tanh(double x) { return 1 - tanh(x) * tanh(x); }
 
+static double sigmoid(double x) { return 1 / (1 + exp(-x)); }
+static double ref_silu(double x) { return x * sigmoid(x); }
+static double dref_silu(double x) { return sigmoid(x) * (1 + x * (1 - sigmoid(x))); }
+
 /* Whether the row's backward reads the forward output (X(name, out)) or the input. */
 #define SAVED_IS_OUT_x 0
 #define SAVED_IS_OUT_out 1
@@ -147,6 +151,7 @@ static void check_kernels(const EwOp *op, const float *x, size_t n) {
 /* NaN propagates (relu maps it to 0); ±∞ give the header's documented values. */
 static void check_specials(const EwOp *op) {
     int relu = strcmp(op->name, "relu") == 0, gelu = strcmp(op->name, "gelu") == 0;
+    int silu = strcmp(op->name, "silu") == 0;
     float f = op->fwd(NAN), g = op->grad(1.0f, NAN);
     char what[96];
     snprintf(what, sizeof what, "%s of NaN is NaN (relu: 0)", op->name);
@@ -157,6 +162,8 @@ static void check_specials(const EwOp *op) {
         kc_expect(pinf == INFINITY && ninf == 0.0f, what, "%g %g", pinf, ninf);
     else if (gelu)
         kc_expect(pinf == INFINITY && isnan(ninf), what, "%g %g", pinf, ninf);
+    else if (silu)
+        kc_expect(pinf == INFINITY && ninf == -INFINITY, what, "%g %g", pinf, ninf);
     else
         kc_expect(pinf == 1.0f && ninf == -1.0f, what, "%g %g", pinf, ninf);
 }

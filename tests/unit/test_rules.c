@@ -10,6 +10,8 @@
 #include "passes.h"
 #include "sched_testlib.h"
 
+#include "../../runtime/mprt_ew.h"
+
 static void test_accessors(void) {
     Arena a = {0};
     Diag d;
@@ -126,10 +128,45 @@ static void test_memory(void) {
     CHECK_EQ(rules_scratch(&v), 3 * 3 * 3 * 6 * 6);
 }
 
+/* Every element-wise (EW) op of ops.def has a row of the runtime's elementwise table
+ * (runtime/mprt_ew.h) under the same name, whose backward reads the same tensor. */
+#define EW_OUT_x false
+#define EW_OUT_out true
+#define EW_READS_IN false
+#define EW_READS_OUT true
+static void test_ew_runtime(void) {
+    static const struct {
+        const char *name;
+        bool out;
+    } rt[] = {
+#define X(name, saved) {#name, EW_OUT_##saved},
+        MPRT_EW_UNARY(X)
+#undef X
+    }, ops[] = {
+#define OP(id, nm, nin, st, fl, args)
+#define EW(id, nm, fwd, bwd, reads) {nm, EW_READS_##reads},
+#include "ops.def"
+#undef OP
+#undef EW
+    };
+    for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
+        bool found = false;
+        for (size_t k = 0; k < sizeof rt / sizeof rt[0]; k++)
+            if (strcmp(rt[k].name, ops[i].name) == 0) {
+                found = true;
+                CHECK_EQ(rt[k].out, ops[i].out);
+            }
+        if (!found) fprintf(stderr, "element-wise op '%s' has no row in runtime/mprt_ew.h\n", ops[i].name);
+        CHECK(found);
+    }
+    CHECK(sizeof ops / sizeof ops[0] >= 4); /* relu, gelu, tanh, silu */
+}
+
 int main(void) {
     test_accessors();
     test_splits();
     test_own_and_modes();
     test_memory();
+    test_ew_runtime();
     return TEST_RESULT();
 }
