@@ -44,6 +44,9 @@ void cg_print_cuda(const IrGraph *g, FILE *out);
 /* `prefix` + index + "_" + name with every byte outside [A-Za-z0-9_] replaced by '_':
  * distinct indices give distinct identifiers whatever the names are. */
 char *cg_mangle(Arena *a, const char *prefix, int index, const char *name);
+/* The range of an integer input: the vocabulary of the embedding reading it, or the classes
+ * of the loss it labels; 0 for floats (MprtData's range). */
+int64_t cg_int_range(const IrGraph *g, int value);
 
 /* Where the runtime is: include directories and libraries for building a trainer. */
 typedef struct CgToolchain {

@@ -215,9 +215,7 @@ static void emit_timing_c(Emit *e) {
 static void emit_buffers_c(Emit *e) {
     E(e, "static float *gbase;           /* this stage's activation gradients */\n"
          "static float *fbase;           /* this stage's activations */\n"
-         "static int32_t *ibase;         /* this stage's integer inputs and argmaxes */\n\n"
-         "static float *falloc(int64_t n) {\n    float *p = calloc((size_t)n, sizeof(float));\n"
-         "    if (!p) mprt_fatal(\"out of memory (%%lld floats)\", (long long)n);\n    return p;\n}\n\n");
+         "static int32_t *ibase;         /* this stage's integer inputs and argmaxes */\n\n");
 }
 
 /* Kernels are asynchronous: with --profile a timed layer synchronises the device around it. */
@@ -448,7 +446,7 @@ static void emit_alloc(Emit *e, int s) {
         if (node_scratch(e, id) > scr) scr = node_scratch(e, id);
     }
     E(e, "static void stage%d_alloc(void) {\n", s);
-    const char *fa = e->t->dev ? "dalloc" : "falloc";
+    const char *fa = e->t->dev ? "dalloc" : "mprt_falloc";
     E(e, "    float *f = %s((int64_t)%d * %lld);\n", fa, st->stash, (long long)(fsz + 1));
     if (e->t->dev) E(e, "    int32_t *n = ialloc((int64_t)%d * %lld);\n", st->stash, (long long)(isz + 1));
     else E(e, "    int32_t *n = calloc((size_t)%d * %lld, sizeof(int32_t));\n", st->stash, (long long)(isz + 1));
@@ -824,12 +822,12 @@ static void emit_layer(Emit *e, int id) {
 
 /* The range of an integer input: the vocabulary of the embedding reading it, or the classes
  * of the loss it labels; 0 for floats. */
-static int64_t int_range(const Emit *e, int value) {
-    for (int i = 0; i < IR_NNODES(e->g); i++) {
-        const IrNode *n = IR_NODE(e->g, i);
+int64_t cg_int_range(const IrGraph *g, int value) {
+    for (int i = 0; i < IR_NNODES(g); i++) {
+        const IrNode *n = IR_NODE(g, i);
         if (n->op == OP_EMBEDDING && n->inputs[0] == value) return ir_arg_int(n, EMBEDDING_VOCAB);
         if (n->op == OP_CROSS_ENTROPY && n->inputs[1] == value) {
-            const Shape *s = &IR_VALUE(e->g, n->inputs[0])->shape;
+            const Shape *s = &IR_VALUE(g, n->inputs[0])->shape;
             return s->d[s->rank - 1];
         }
     }
@@ -849,64 +847,32 @@ static int first_of(const Emit *e, ValueKind k) {
 }
 
 static void emit_loaders(Emit *e) {
-    E(e, "/* Inputs and labels. A step reads BATCH consecutive samples (wrapping around the data\n"
-         " * set); replica j, micro-batch i takes rows j*BATCH/MESH_D + i*MB .. + MB of them, so the\n"
-         " * same sample lands in the same place of the global batch whatever the plan. Without\n"
-         " * files the data set is BATCH synthetic samples drawn from the seed. */\n");
+    E(e, "/* Inputs and labels (MprtData, runtime/trainer_data.c): a step reads BATCH consecutive\n"
+         " * samples (wrapping around the data set); replica j, micro-batch i takes rows\n"
+         " * j*BATCH/MESH_D + i*MB .. + MB of them, so the same sample lands in the same place of\n"
+         " * the global batch whatever the plan. Without a file (--data, --labels) the data set is\n"
+         " * BATCH synthetic samples drawn from the seed. */\n");
     for (int v = 0; v < IR_NVALUES(e->g); v++) {
         const IrValue *iv = IR_VALUE(e->g, v);
         if (iv->kind == VAL_ACT) continue;
         const char *nm = cg_mangle(e->a, "d", v, iv->name);
-        int64_t row = ir_shape_numel(&iv->shape) / iv->shape.d[0], range = int_range(e, v);
-        bool isint = iv->dtype != DT_F32;
-        E(e, "static MprtArray %s; /* ", nm);
-        put_comment_text(e, iv->name);
-        E(e, " %s, loaded or synthetic */\n", shape_str(e, iv->dtype, &iv->shape));
-        E(e, "#define %s_ROW %lld\n#define %s_RANGE %lld\n", nm, (long long)row, nm, (long long)range);
-        E(e, "static void load_%s(%s *dst, int64_t step, int micro) {\n", nm, isint ? "int32_t" : "float");
-        E(e, "    MprtRng r = mprt_rng(seed, mprt_rng_name_id(");
+        E(e, "static MprtArray %s_file;\nstatic const MprtData %s = {", nm, nm);
         put_c_string(e, arena_printf(e->a, "data.%s", iv->name));
-        const char *ty = isint ? "int32_t" : "float";
-        E(e, "));\n");
-        /* on the device the rows are filled in a host buffer, then uploaded at once */
-        if (e->t->dev) E(e, "    %s *host = (%s *)hstage(sizeof(%s) * MB * %s_ROW);\n", ty, ty, ty, nm);
-        E(e, "    for (int64_t q = 0; q < MB; q++) {\n");
-        E(e, "        int64_t row = (int64_t)mesh->j * (BATCH / MESH_D) + (int64_t)micro * MB + q;\n");
-        E(e, "        int64_t n = %s.data ? %s.shape[0] : BATCH;\n", nm, nm);
-        E(e, "        int64_t sample = (step * BATCH + row) %% n;\n");
-        E(e, "        %s *out = %s + q * %s_ROW;\n", ty, e->t->dev ? "host" : "dst", nm);
-        E(e, "        if (%s.data)\n            memcpy(out, (const %s *)%s.data + sample * %s_ROW, sizeof *out * %s_ROW);\n",
-          nm, isint ? "int32_t" : "float", nm, nm, nm);
-        if (isint)
-            E(e, "        else\n            for (int64_t c = 0; c < %s_ROW; c++)\n"
-                 "                out[c] = (int32_t)(mprt_rng_bits(r, (uint64_t)(sample * %s_ROW + c)) %% "
-                 "(uint64_t)(%s_RANGE > 0 ? %s_RANGE : 2));\n",
-              nm, nm, nm, nm);
-        else
-            E(e, "        else\n            mprt_rng_fill_normal(r, (uint64_t)(sample * %s_ROW), %s_ROW, 0.0f, 1.0f, out);\n",
-              nm, nm);
-        E(e, "    }\n");
-        if (e->t->dev) E(e, "    mprt_cu_upload(dst, host, sizeof(%s) * MB * %s_ROW);\n", ty, nm);
-        E(e, "}\n");
-        if (v != first_of(e, VAL_INPUT) && v != first_of(e, VAL_LABEL)) {
-            E(e, "\n");
-            continue;
-        }
-        /* file loading with checks */
-        E(e, "static bool open_%s(const char *path, MprtErr *err) {\n", nm);
-        E(e, "    int64_t shape[%d] = {BATCH", iv->shape.rank);
+        E(e, ", %s, %d, {BATCH", iv->dtype != DT_F32 ? "MPRT_I32" : "MPRT_F32", iv->shape.rank);
         for (int k = 1; k < iv->shape.rank; k++) E(e, ", %lld", (long long)iv->shape.d[k]);
-        E(e, "};\n    if (!mprt_npy_load(path, %s, %d, shape, 1, &%s, err)) return false;\n",
-          isint ? "MPRT_I32" : "MPRT_F32", iv->shape.rank, nm);
-        if (isint)
-            E(e, "    for (int64_t i = 0; %s_RANGE > 0 && i < %s.numel; i++) {\n"
-                 "        int32_t v = ((const int32_t *)%s.data)[i];\n"
-                 "        if (v < 0 || v >= %s_RANGE) {\n"
-                 "            snprintf(err->msg, sizeof err->msg, \"%%s: value %%d at index %%lld is outside [0, %%d)\", path, (int)v, (long long)i, (int)%s_RANGE);\n"
-                 "            return false;\n        }\n    }\n",
-              nm, nm, nm, nm, nm);
-        E(e, "    return true;\n}\n\n");
+        E(e, "}, %lld, &%s_file}; /* ", (long long)cg_int_range(e->g, v), nm);
+        put_comment_text(e, iv->name);
+        E(e, " %s */\n", shape_str(e, iv->dtype, &iv->shape));
     }
+    E(e, "static void load(const MprtData *d, void *dst, int64_t step, int micro) {\n"
+         "    int64_t first = step * BATCH + (int64_t)mesh->j * (BATCH / MESH_D) + (int64_t)micro * MB;\n");
+    if (e->t->dev) { /* on the device the rows are filled in a host buffer, then uploaded at once */
+        E(e, "    size_t bytes = mprt_dtype_size(d->dtype) * (size_t)(MB * mprt_data_row(d));\n"
+             "    void *host = hstage(bytes);\n    mprt_data_rows(d, seed, first, MB, host);\n"
+             "    mprt_cu_upload(dst, host, bytes);\n}\n\n");
+        return;
+    }
+    E(e, "    mprt_data_rows(d, seed, first, MB, dst);\n}\n\n");
 }
 
 /* ───────────────────────────── stage programs ───────────────────────────── */
@@ -1003,7 +969,7 @@ static void emit_stage_fwd(Emit *e, int s) {
         const SchedOp *o = &st->fwd[i];
         switch (o->kind) {
         case SOP_LOAD:
-            E(e, "    load_%s(%s, step, micro);\n", cg_mangle(e->a, "d", B(e, o->dst)->value, BV(e, o->dst)->name),
+            E(e, "    load(&%s, %s, step, micro);\n", cg_mangle(e->a, "d", B(e, o->dst)->value, BV(e, o->dst)->name),
               fld(e, "a", o->dst));
             break;
         case SOP_FWD:
@@ -1267,7 +1233,7 @@ static void emit_free_all(Emit *e) {
              "    free(scratch), free(xfer);\n");
     for (int v = 0; v < IR_NVALUES(e->g); v++)
         if (IR_VALUE(e->g, v)->kind != VAL_ACT)
-            E(e, "    mprt_array_free(&%s);\n", cg_mangle(e->a, "d", v, IR_VALUE(e->g, v)->name));
+            E(e, "    mprt_data_close(&%s);\n", cg_mangle(e->a, "d", v, IR_VALUE(e->g, v)->name));
     E(e, "}\n\n");
 }
 
@@ -1289,7 +1255,7 @@ static void emit_setup_rank(Emit *e) {
         E(e, "    dloss = (double *)mprt_cu_malloc(sizeof(double));\n"
              "    prm = dalloc(np), grd = dalloc(np), opt1 = dalloc(np), opt2 = dalloc(np);\n");
     else
-        E(e, "    prm = falloc(np), grd = falloc(np), opt1 = falloc(np), opt2 = falloc(np);\n");
+        E(e, "    prm = mprt_falloc(np), grd = mprt_falloc(np), opt1 = mprt_falloc(np), opt2 = mprt_falloc(np);\n");
     E(e, "    switch (mesh->s) {\n");
     for (int k = 0; k < e->s->S; k++) E(e, "    case %d: stage%d_alloc(); break;\n", k, k);
     E(e, "    default: break;\n    }\n    mprt_params_init(&MODEL, prm, seed);\n"
@@ -1304,11 +1270,11 @@ static void emit_open_data(Emit *e) {
     E(e, "/* --data and --labels: the first input and the first label. */\n"
          "static bool open_data(const MprtArgs *a, MprtErr *err) {\n    bool ok = true;\n");
     if (x >= 0)
-        E(e, "    if (a->data) ok = open_%s(a->data, err);\n", cg_mangle(e->a, "d", x, IR_VALUE(e->g, x)->name));
+        E(e, "    if (a->data) ok = mprt_data_open(&%s, a->data, err);\n", cg_mangle(e->a, "d", x, IR_VALUE(e->g, x)->name));
     else
         E(e, "    if (a->data) ok = false, snprintf(err->msg, sizeof err->msg, \"this model has no input for --data\");\n");
     if (y >= 0)
-        E(e, "    if (ok && a->labels) ok = open_%s(a->labels, err);\n", cg_mangle(e->a, "d", y, IR_VALUE(e->g, y)->name));
+        E(e, "    if (ok && a->labels) ok = mprt_data_open(&%s, a->labels, err);\n", cg_mangle(e->a, "d", y, IR_VALUE(e->g, y)->name));
     else
         E(e, "    if (ok && a->labels) ok = false, snprintf(err->msg, sizeof err->msg, \"this model has no label for --labels\");\n");
     E(e, "    return ok;\n}\n\n");

@@ -328,7 +328,7 @@ static const char api_impl_load[] =
     "    if ((code = api_agree(code, c->err))) return code;\n"
     "    int64_t np = STAGE_PARAMS[mesh->s] + 1, step = c->step;\n"
     "    MprtArenas live = {prm, opt1, opt2}, copy;\n"
-    "    for (int i = 0; i < 3; i++) copy[i] = falloc(np), memcpy(copy[i], live[i], sizeof(float) "
+    "    for (int i = 0; i < 3; i++) copy[i] = mprt_falloc(np), memcpy(copy[i], live[i], sizeof(float) "
     "* (size_t)np);\n"
     "    MprtErr err = {{0}};\n"
     "    if (!mprt_ckpt_load(&MODEL, copy, path, resume != 0, &step, &err))\n"
@@ -376,12 +376,12 @@ static void emit_step_fn(const Api *x, FILE *f) {
                 nm, (long long)n, x->up, x->p, i, (long long)n, i, nm, i);
         if (v->dtype != DT_F32)
             fprintf(f,
-                    "    for (size_t q = 0; !code && %s_RANGE > 0 && q < %s_count; q++)\n"
-                    "        if (%s[q] < 0 || %s[q] >= %s_RANGE)\n"
+                    "    for (size_t q = 0; !code && %s.range > 0 && q < %s_count; q++)\n"
+                    "        if (%s[q] < 0 || %s[q] >= %s.range)\n"
                     "            code = api_fail(c->err, %s_ERR_VALUE, \"%s_step: buffer %d (%%s) "
                     "has %%d at index %%zu, outside [0, %%d)\",\n"
                     "                            API_DATA[%d].info.name, (int)%s[q], q, "
-                    "(int)%s_RANGE);\n",
+                    "(int)%s.range);\n",
                     arr, nm, nm, nm, arr, x->up, x->p, i, i, nm, arr);
     }
     fprintf(f, "    if ((code = api_agree(code, c->err))) return code;\n");
@@ -389,7 +389,7 @@ static void emit_step_fn(const Api *x, FILE *f) {
         const IrValue *v = IR_VALUE(x->g, x->data[i]);
         const char *nm = cg_mangle(x->g->arena, "data", x->data[i], v->name);
         const char *arr = cg_mangle(x->g->arena, "d", x->data[i], v->name);
-        fprintf(f, "    %s = (MprtArray){%s, %d, {BATCH", arr,
+        fprintf(f, "    %s_file = (MprtArray){%s, %d, {BATCH", arr,
                 v->dtype == DT_F32 ? "MPRT_F32" : "MPRT_I32", v->shape.rank);
         for (int k = 1; k < v->shape.rank; k++)
             fprintf(f, ", %lld", (long long)v->shape.d[k]);
@@ -399,7 +399,7 @@ static void emit_step_fn(const Api *x, FILE *f) {
                "row. */\n"
                "    *loss = train_step(c->step);\n    c->step++;\n");
     for (int i = 0; i < x->ndata; i++)
-        fprintf(f, "    %s = (MprtArray){0};\n",
+        fprintf(f, "    %s_file = (MprtArray){0};\n",
                 cg_mangle(x->g->arena, "d", x->data[i], IR_VALUE(x->g, x->data[i])->name));
     fprintf(f, "    c->err[0] = 0;\n    return %s_OK;\n}\n\n", x->up);
 }
@@ -413,7 +413,6 @@ static void emit_data_table(const Api *x, FILE *f) {
             x->p, x->ndata ? x->ndata : 1);
     for (int i = 0; i < x->ndata; i++) {
         const IrValue *v = IR_VALUE(x->g, x->data[i]);
-        const char *arr = cg_mangle(x->g->arena, "d", x->data[i], v->name);
         int64_t n = ir_shape_numel(&v->shape) / v->shape.d[0] * s->batch;
         fprintf(f, "    {{\"");
         for (const char *q = v->name; *q;
@@ -426,7 +425,7 @@ static void emit_data_table(const Api *x, FILE *f) {
                 v->shape.rank);
         for (int k = 1; k < v->shape.rank; k++)
             fprintf(f, ", %lld", (long long)v->shape.d[k]);
-        fprintf(f, "}, %lldu, %s_RANGE}, \"%s[%lld", (long long)n, arr,
+        fprintf(f, "}, %lldu, %lld}, \"%s[%lld", (long long)n, (long long)cg_int_range(x->g, x->data[i]),
                 v->dtype == DT_F32 ? "f32" : "i32", (long long)s->batch);
         for (int k = 1; k < v->shape.rank; k++)
             fprintf(f, ", %lld", (long long)v->shape.d[k]);

@@ -158,6 +158,33 @@ typedef struct MprtLayer {
  * timers[i][0] and timers[i][1] (the --profile's per-layer times). */
 void mprt_layer_timers(const MprtLayer *layers, int n, int (*timers)[2]);
 
+/* ─────────────────────────── inputs and labels, host memory (trainer_data.c)
+ * ─────────────────────────── */
+
+/* One input or label of the model: its .npy file once opened, else synthetic samples. */
+typedef struct MprtData {
+    const char *stream;           /* "data.NAME": the RNG stream of the synthetic samples */
+    MprtDtype dtype;              /* MPRT_F32 or MPRT_I32 */
+    int ndim;                     /* dims of the step's batch */
+    int64_t shape[MPRT_MAX_DIMS]; /* the step's batch: shape[0] samples (BATCH) */
+    int64_t range;                /* integers lie in [0, range); 0: unchecked, drawn in [0, 2) */
+    MprtArray *file;              /* the opened file; data NULL: synthetic */
+} MprtData;
+
+/* Opens the .npy file of d into d->file: its dtype and per-sample dims must match, integers
+ * lie in [0, range). Returns false with a one-line err otherwise. */
+bool mprt_data_open(const MprtData *d, const char *path, MprtErr *err);
+/* Samples first .. first + n - 1 of d (modulo the samples of the file, or shape[0] when
+ * synthetic), one after the other, into dst (host memory). */
+void mprt_data_rows(const MprtData *d, uint64_t seed, int64_t first, int64_t n, void *dst);
+/* Elements of one sample: the product of shape[1..]. */
+int64_t mprt_data_row(const MprtData *d);
+/* Frees d->file. */
+void mprt_data_close(const MprtData *d);
+
+/* n zeroed floats of host memory; an allocation failure ends the job (mprt_fatal). */
+float *mprt_falloc(int64_t n);
+
 #ifdef __cplusplus
 }
 #endif

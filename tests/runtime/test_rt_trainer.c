@@ -201,6 +201,46 @@ static void args(void) {
           "device flags");
 }
 
+/* Inputs (trainer_data.c): rows of a file wrap around its end; integers outside the range
+ * are refused with the file, the value and its index; synthetic samples depend only on their
+ * index in the data set (so a run of rows equals the same rows drawn one by one). */
+static void data(const char *dir) {
+    char path[1024];
+    MprtErr err = {0};
+    snprintf(path, sizeof path, "%s/labels%d.npy", dir, mprt_mesh()->rank);
+    int32_t y[5] = {0, 1, 2, 3, 4}, got[7];
+    int64_t yshape[1] = {5};
+    CHECK(mprt_npy_save(path, MPRT_I32, 1, yshape, y, &err), "%s", err.msg);
+    MprtArray file = {MPRT_I32, 0, {0}, 0, NULL};
+    MprtData d = {"data.y", MPRT_I32, 1, {4}, 5, &file};
+    CHECK(mprt_data_open(&d, path, &err), "%s", err.msg);
+    CHECK(mprt_data_row(&d) == 1, "row %lld", (long long)mprt_data_row(&d));
+    mprt_data_rows(&d, 1, 3, 7, got); /* samples 3, 4, 0, 1, ... of the 5 in the file */
+    for (int q = 0; q < 7; q++)
+        CHECK(got[q] == (3 + q) % 5, "file row %d: %d", q, got[q]);
+    mprt_data_close(&d);
+    d.range = 4; /* the file holds a 4 */
+    CHECK(!mprt_data_open(&d, path, &err) && strstr(err.msg, path) &&
+              strstr(err.msg, "value 4 at index 4 is outside [0, 4)"),
+          "range: '%s'", err.msg);
+    mprt_data_close(&d);
+    float x[2][3], one[3];
+    MprtData dx = {"data.x", MPRT_F32, 2, {8, 3}, 0, &file};
+    mprt_data_rows(&dx, 9, 14, 2, x); /* samples 6 and 7 of 8 */
+    for (int q = 0; q < 2; q++) {
+        mprt_data_rows(&dx, 9, 6 + q, 1, one);
+        CHECK(!memcmp(x[q], one, sizeof one) && x[q][0] != x[q][1], "synthetic row %d", q);
+    }
+    int32_t syn[8];
+    d.range = 3;
+    mprt_data_rows(&d, 2, 0, 8, syn);
+    for (int q = 0; q < 8; q++)
+        CHECK(syn[q] >= 0 && syn[q] < 3 && (q < 4 || syn[q] == syn[q - 4]), "synthetic %d", q);
+    float *z = mprt_falloc(4);
+    CHECK(z[0] == 0.0f && z[3] == 0.0f, "falloc zeroes");
+    free(z);
+}
+
 int main(int argc, char **argv) {
     int S = argc > 2 ? atoi(argv[1]) : 1, t = argc > 2 ? atoi(argv[2]) : 1;
     const char *dir = argc > 3 ? argv[3] : ".";
@@ -214,6 +254,7 @@ int main(int argc, char **argv) {
     snprintf(path, sizeof path, "%s/ckpt.safetensors", dir);
     counts(t);
     args();
+    data(dir);
     round_trip(arena, n, path);
     errors(arena, dir);
     init(arena[0]);

@@ -1,0 +1,63 @@
+/*
+ * trainer_data.c: a generated trainer's inputs and labels (MprtData in mprt_trainer.h), and
+ * its host allocations.
+ *
+ * A step reads BATCH consecutive samples of a data set, wrapping around its end; the trainer
+ * asks for the rows of one micro-batch of its replica as a run of consecutive sample indices
+ * (step·BATCH + the run's first row of the global batch), so the same sample lands in the same
+ * place of the global batch whatever the plan. A data set is either the .npy file of --data
+ * or --labels, checked against the model's shape on opening, or, without one, BATCH synthetic
+ * samples drawn from the seed: floats N(0, 1), integers uniform in [0, range) (the
+ * vocabulary or the class count; [0, 2) where the model gives none), every element drawn
+ * from its index in the data set so that any plan sees the same numbers.
+ */
+#include "mprt_trainer.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+bool mprt_data_open(const MprtData *d, const char *path, MprtErr *err) {
+    if (!mprt_npy_load(path, d->dtype, d->ndim, d->shape, 1, d->file, err)) return false;
+    if (d->dtype != MPRT_I32 || d->range <= 0) return true;
+    const int32_t *v = (const int32_t *)d->file->data;
+    for (int64_t i = 0; i < d->file->numel; i++)
+        if (v[i] < 0 || v[i] >= d->range) {
+            snprintf(err->msg, sizeof err->msg, "%s: value %d at index %lld is outside [0, %d)",
+                     path, (int)v[i], (long long)i, (int)d->range);
+            return false;
+        }
+    return true;
+}
+
+int64_t mprt_data_row(const MprtData *d) {
+    int64_t row = 1;
+    for (int k = 1; k < d->ndim; k++)
+        row *= d->shape[k];
+    return row;
+}
+
+void mprt_data_rows(const MprtData *d, uint64_t seed, int64_t first, int64_t n, void *dst) {
+    MprtRng r = mprt_rng(seed, mprt_rng_name_id(d->stream));
+    int64_t row = mprt_data_row(d), rows = d->file->data ? d->file->shape[0] : d->shape[0];
+    size_t bytes = mprt_dtype_size(d->dtype) * (size_t)row;
+    for (int64_t q = 0; q < n; q++) {
+        int64_t sample = (first + q) % rows;
+        char *out = (char *)dst + (size_t)q * bytes;
+        if (d->file->data)
+            memcpy(out, (const char *)d->file->data + (size_t)sample * bytes, bytes);
+        else if (d->dtype == MPRT_F32)
+            mprt_rng_fill_normal(r, (uint64_t)(sample * row), row, 0.0f, 1.0f, (float *)out);
+        else
+            for (int64_t c = 0; c < row; c++)
+                ((int32_t *)out)[c] = (int32_t)(mprt_rng_bits(r, (uint64_t)(sample * row + c)) %
+                                                (uint64_t)(d->range > 0 ? d->range : 2));
+    }
+}
+
+void mprt_data_close(const MprtData *d) { mprt_array_free(d->file); }
+
+float *mprt_falloc(int64_t n) {
+    float *p = calloc((size_t)n, sizeof(float));
+    if (!p) mprt_fatal("out of memory (%lld floats)", (long long)n);
+    return p;
+}
