@@ -23,17 +23,8 @@
 
 #include "mprt.h"
 
-static int failures;
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            failures++;                                                                            \
-            fprintf(stderr, "rank %d: %s:%d: check failed: %s: ", mprt_mesh()->rank, __FILE__,     \
-                    __LINE__, #cond);                                                              \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fputc('\n', stderr);                                                                   \
-        }                                                                                          \
-    } while (0)
+#define RT_CHECK_RANK (mprt_mesh()->rank)
+#include "rt_check.h"
 
 /* The world rank of group member `m` of group g seen from this rank. */
 static int member(MprtGroup g, int m) {

@@ -19,17 +19,8 @@
 
 #include "mprt_trainer.h"
 
-static int failures;
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            failures++;                                                                            \
-            fprintf(stderr, "rank %d: %s:%d: check failed: %s: ", mprt_mesh()->rank, __FILE__,     \
-                    __LINE__, #cond);                                                              \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fputc('\n', stderr);                                                                   \
-        }                                                                                          \
-    } while (0)
+#define RT_CHECK_RANK (mprt_mesh()->rank)
+#include "rt_check.h"
 
 enum { VOCAB = 101, DIM = 8, NBIAS = 10 };
 
