@@ -135,7 +135,7 @@ char *fe_stmt_text(Arena *a, const AstStmt *s);
 
 /* Resolves the train and cluster blocks: the preset, then the file's settings, then the
  * -D overrides, then checks the result (config.c). False after reporting errors. */
-bool fe_lower_config(Diag *d, const Ast *ast, const FeDefine *defs, int ndefs, TrainCfg *t,
-                     ClusterCfg *c);
+bool fe_lower_config(Arena *a, Diag *d, const Ast *ast, const FeDefine *defs, int ndefs,
+                     TrainCfg *t, ClusterCfg *c);
 
 #endif /* MPCC_AST_H */

@@ -17,7 +17,9 @@
  * sane optimizer constants); an error points at the setting that supplied the bad value,
  * in the file or on the command line.
  *
- * Preset numbers and their sources are documented in docs/language.md ("Cluster presets").
+ * Preset numbers and their sources are documented in docs/language.md ("Cluster presets");
+ * a preset may also be a JSON file (preset.c, docs/presets.md), the files in presets/ being the
+ * built-in ones in that format.
  */
 #include "ast.h"
 
@@ -107,6 +109,7 @@ typedef struct Origin {
 } Origin;
 
 typedef struct Cfg {
+    Arena *a;
     Diag *d;
     TrainCfg *t;
     ClusterCfg *c;
@@ -173,6 +176,19 @@ static const FeDefine *last_define(const FeDefine *defs, int n, const char *key)
     return found;
 }
 
+/* A preset file (preset.c): relative to the .mp file's folder when `mp_file` is given
+ * (the file's setting), else to the current directory (-D). On error the "cpu" numbers
+ * stand in, so later checks do not pile up. */
+static void load_preset_file(Cfg *C, int k, const char *name, const char *mp_file) {
+    const char *path = name;
+    const char *slash = mp_file ? strrchr(mp_file, '/') : NULL;
+    if (slash && name[0] != '/')
+        path = arena_printf(C->a, "%.*s/%s", (int)(slash - mp_file), mp_file, name);
+    char err[512];
+    fe_cluster_preset("cpu", C->c);
+    if (!fe_preset_load(C->a, path, C->c, err, sizeof err)) bad_value(C, k, "preset file '%s': %s", path, err);
+}
+
 /* Step 1: the preset, from -D cluster.preset, the file, or "cpu". */
 static void pick_preset(Cfg *C, const Ast *ast, const FeDefine *defs, int ndefs) {
     const FeDefine *dp = last_define(defs, ndefs, "cluster.preset");
@@ -185,6 +201,10 @@ static void pick_preset(Cfg *C, const Ast *ast, const FeDefine *defs, int ndefs)
     } else if (fp && fp->value->kind == EX_STRING) {
         name = fp->value->name;
         C->org[k].loc = fp->value->loc;
+    }
+    if (fe_preset_is_file(name)) {
+        load_preset_file(C, k, name, dp ? NULL : ast->file);
+        return;
     }
     if (!fe_cluster_preset(name, C->c)) {
         char buf[256];
@@ -412,10 +432,10 @@ static void check_config(Cfg *C) {
     need_float_max(C, "cluster.inter_node_latency", 1e3);
 }
 
-bool fe_lower_config(Diag *d, const Ast *ast, const FeDefine *defs, int ndefs, TrainCfg *t,
-                     ClusterCfg *c) {
+bool fe_lower_config(Arena *a, Diag *d, const Ast *ast, const FeDefine *defs, int ndefs,
+                     TrainCfg *t, ClusterCfg *c) {
     int errors0 = d->errors;
-    Cfg C = {.d = d, .t = t, .c = c};
+    Cfg C = {.a = a, .d = d, .t = t, .c = c};
     memset(t, 0, sizeof *t);
     memset(c, 0, sizeof *c);
     t->batch = 32;

@@ -738,7 +738,7 @@ IrGraph *fe_lower(Arena *a, Diag *d, const Ast *ast, const FeDefine *defs, int n
     IrGraph *g = ir_graph_new(a, ast->model ? ast->model : "model", ast->file);
     Lower L = {.a = a, .d = d, .ast = ast, .g = g};
     L.bound.item = sizeof(Bound);
-    bool cfg_ok = fe_lower_config(d, ast, defs, ndefs, &g->train, &g->cluster);
+    bool cfg_ok = fe_lower_config(a, d, ast, defs, ndefs, &g->train, &g->cluster);
     collect_defs(&L);
     Scope top = {L.nscopes++, NULL, "", IR_NO_STAGE, {0}};
     for (const AstStmt *st = ast->body; st && !L.stop; st = st->next) {

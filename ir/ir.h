@@ -297,6 +297,27 @@ typedef struct TrainCfg {
 } TrainCfg;
 
 /* A cluster of identical devices. Units: FLOP/s, bytes, bytes/s, seconds. */
+/* A preset file's measured figures (docs/presets.md); the built-in presets have none. */
+typedef struct PresetColl {
+    int coll;      /* CollKind (passes/passes.h): COLL_ALLREDUCE … COLL_SENDRECV */
+    bool inter;    /* measured across nodes (else within one) */
+    int64_t group; /* ranks in the group */
+    double alpha, beta; /* one call of n bytes (the full tensor) takes α + n/β seconds */
+} PresetColl;
+
+typedef struct PresetGemm {
+    int64_t m, n, k; /* C[m×n] = A[m×k]·B[k×n] */
+    double flops;    /* sustained FLOP/s at this shape */
+} PresetGemm;
+
+typedef struct PresetTables {
+    double flops_bf16;       /* FLOP/s at bf16 (0: unknown); not used by the planner yet */
+    double memory_bandwidth; /* bytes/s (0: unknown); not used by the planner yet */
+    int ncoll, ngemm;
+    const PresetColl *coll;
+    const PresetGemm *gemm;
+} PresetTables;
+
 typedef struct ClusterCfg {
     const char *preset;
     int64_t devices, devices_per_node;
@@ -304,6 +325,7 @@ typedef struct ClusterCfg {
     double memory;               /* bytes per device */
     double bandwidth, latency;   /* intra-node link: β (bytes/s per device) and α (s) */
     double inter_node_bandwidth, inter_node_latency;
+    const PresetTables *tables;  /* from a preset file; NULL for the built-in presets */
 } ClusterCfg;
 
 typedef struct Plan Plan;         /* passes/: the chosen parallel plan (see passes/passes.h) */

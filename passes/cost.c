@@ -29,6 +29,12 @@
  * the price of every layout change of every activation and of sending it across a cut.
  * search_cand_prepare() fills these tables and the candidate's lower bound; nothing here
  * chooses anything, and the same figures feed the sweep, the evaluation and the report.
+ *
+ * Measured presets (docs/presets.md): a preset file may carry per-collective α/β fitted by
+ * mpcc-calibrate and a table of GEMM rates by shape. cost_coll_time_on() prices a call
+ * from the measurement for that collective, link kind and nearest group size, and
+ * node_rate() prices a GEMM-bound layer at its shape's measured rate; the built-in presets
+ * carry neither, and then both reduce to the formulas above and the flat FLOP rate.
  */
 #include "search_internal.h"
 
@@ -97,6 +103,41 @@ double cost_coll_time(CollKind k, int64_t g, int64_t n, double alpha, double bet
     return (double)steps * alpha + (beta > 0 ? (double)bytes / beta : 0.0);
 }
 
+/* Measured collectives (docs/presets.md): among the entries for this collective and link
+ * kind, the one whose group size is nearest in log2 (ties: the larger group, the dearer
+ * guess); it prices the call as α + n/β, n the full tensor's bytes, as it was fitted. */
+double cost_coll_time_on(const ClusterCfg *cl, CollKind k, bool inter, int64_t g, int64_t n,
+                         double alpha, double beta) {
+    const PresetTables *t = cl ? cl->tables : NULL;
+    const PresetColl *best = NULL;
+    double bd = INFINITY;
+    for (int i = 0; t && i < t->ncoll; i++) {
+        const PresetColl *e = &t->coll[i];
+        if (e->coll != (int)k || e->inter != inter) continue;
+        double dist = fabs(log2((double)e->group) - log2((double)(g > 1 ? g : 1)));
+        if (dist < bd || (dist == bd && best && e->group > best->group)) bd = dist, best = e;
+    }
+    if (!best) return cost_coll_time(k, g, n, alpha, beta);
+    if (n <= 0 || coll_steps(k, g) == 0) return 0.0;
+    return best->alpha + (double)n / best->beta;
+}
+
+/* Measured GEMM rates: the entry nearest in (log2 m, log2 n, log2 k); ties keep the first. */
+double cost_gemm_rate(const ClusterCfg *cl, int64_t m, int64_t n, int64_t k) {
+    const PresetTables *t = cl->tables;
+    if (!t || t->ngemm == 0) return cl->flops;
+    double lm = log2((double)(m > 1 ? m : 1)), ln = log2((double)(n > 1 ? n : 1)),
+           lk = log2((double)(k > 1 ? k : 1));
+    double bd = INFINITY, rate = cl->flops;
+    for (int i = 0; i < t->ngemm; i++) {
+        const PresetGemm *e = &t->gemm[i];
+        double dm = log2((double)e->m) - lm, dn = log2((double)e->n) - ln, dk = log2((double)e->k) - lk;
+        double dist = dm * dm + dn * dn + dk * dk;
+        if (dist < bd) bd = dist, rate = e->flops;
+    }
+    return rate;
+}
+
 CollKind cost_layout_change(Layout from, Layout to) {
     if (from == to) return COLL_NONE;
     if (to == LAYOUT_P) return COLL__COUNT;
@@ -123,7 +164,7 @@ CollKind cost_layout_change_bwd(Layout from, Layout to) {
 static Link link_for(const ClusterCfg *c, int64_t span) {
     int64_t dpn = c->devices_per_node > 0 ? c->devices_per_node : c->devices;
     bool intra = c->devices <= dpn || (span <= dpn && dpn % span == 0);
-    Link l = {c->latency, c->bandwidth};
+    Link l = {c->latency, c->bandwidth, !intra};
     if (!intra) {
         l.alpha = c->inter_node_latency > 0 ? c->inter_node_latency : c->latency;
         l.beta = c->inter_node_bandwidth > 0 ? c->inter_node_bandwidth : c->bandwidth;
@@ -211,6 +252,25 @@ static int64_t stash_bytes(const Search *s, const IrNode *n, const Cand *c, cons
     return rules_stash(&rc) * 4;
 }
 
+/* The FLOP rate of a node's compute on one device for one micro-batch of `flops` FLOPs.
+ * GEMM-bound ops (linear, conv2d, attention) read the preset's GEMM table at their local
+ * shape: m the rows (samples × positions), n the output features this device computes,
+ * k what the FLOPs imply (flops / 2mn: the input features, the im2col patch, …); every
+ * other op, and every op under a preset without a table, uses the flat cluster.flops. */
+static double node_rate(const Search *s, const Cand *c, const IrNode *n, const Mode *M, bool split,
+                        double flops) {
+    const ClusterCfg *cl = &s->g->cluster;
+    bool gemm = n->op == OP_LINEAR || n->op == OP_CONV2D || n->op == OP_ATTENTION;
+    int64_t cols = s->feat[n->output], numel = s->sample_bytes[n->output] / 4;
+    if (!gemm || !cl->tables || cl->tables->ngemm == 0 || cols <= 0 || flops <= 0) return cl->flops;
+    int64_t rows = c->b * (numel / cols);
+    if (split && M->strat == STRAT_COL) cols = cols / c->t;
+    else if (split && M->strat == STRAT_DATA) rows = rows / c->t;
+    if (rows < 1 || cols < 1) return cl->flops;
+    double k = flops / (2.0 * (double)rows * (double)cols);
+    return cost_gemm_rate(cl, rows, cols, k < 1 ? 1 : (int64_t)llround(k));
+}
+
 static void mode_cost(const Search *s, const Cand *c, int p, const Mode *M, ModeCost *mc) {
     const IrGraph *g = s->g;
     const IrNode *n = IR_NODE(g, p);
@@ -218,14 +278,16 @@ static void mode_cost(const Search *s, const Cand *c, int p, const Mode *M, Mode
     memset(mc, 0, sizeof *mc);
     bool split = c->t > 1 && (M->strat != STRAT_DATA || M->out == LAYOUT_B || M->out == LAYOUT_F);
     double div = (double)c->d * c->m * (split ? c->t : 1);
-    mc->fwd = (double)n->flops_fwd / div / cl->flops;
-    mc->bwd = (double)n->flops_bwd / div / cl->flops;
+    double rate = node_rate(s, c, n, M, split, (double)n->flops_fwd / div);
+    mc->fwd = (double)n->flops_fwd / div / rate;
+    mc->bwd = (double)n->flops_bwd / div / rate;
     CollKind own = c->t > 1 ? pass_rules[n->op].own_bwd[M->strat] : COLL_NONE;
     if (own != COLL_NONE && s->needs_grad[n->inputs[0]]) {
         mc->own_coll = own;
         mc->own_n = s->sample_bytes[n->inputs[0]] * c->b;
         mc->own_bytes = cost_coll_bytes(own, c->t, mc->own_n);
-        mc->own = cost_coll_time(own, c->t, mc->own_n, c->tensor.alpha, c->tensor.beta);
+        mc->own = cost_coll_time_on(cl, own, c->tensor.inter, c->t, mc->own_n, c->tensor.alpha,
+                                    c->tensor.beta);
     }
     mc->param_bytes = node_param_bytes(g, n, M->strat, c->t);
     bool stage_group = c->t > 1 && M->strat == STRAT_DATA && M->out == LAYOUT_B;
@@ -233,7 +295,7 @@ static void mode_cost(const Search *s, const Cand *c, int p, const Mode *M, Mode
     Link l = stage_group ? c->stage : c->data;
     mc->sync_group = stage_group ? GROUP_STAGE : GROUP_DATA;
     mc->sync_bytes = cost_coll_bytes(COLL_ALLREDUCE, gs, mc->param_bytes);
-    mc->sync = cost_coll_time(COLL_ALLREDUCE, gs, mc->param_bytes, l.alpha, l.beta);
+    mc->sync = cost_coll_time_on(cl, COLL_ALLREDUCE, l.inter, gs, mc->param_bytes, l.alpha, l.beta);
     mc->unhidden = mc->sync > mc->bwd ? mc->sync - mc->bwd : 0.0;
     mc->base = c->K * (mc->fwd + mc->bwd + mc->own) + mc->unhidden;
     mc->act_bytes = search_local_bytes(s, c, n->output, M->out);
@@ -241,6 +303,7 @@ static void mode_cost(const Search *s, const Cand *c, int p, const Mode *M, Mode
 }
 
 static void value_costs(Search *s, const Cand *c) {
+    const ClusterCfg *cl = &s->g->cluster;
     for (int v = 0; v < s->V; v++) {
         if (!s->act[v]) continue;
         int64_t n = s->sample_bytes[v] * c->b;
@@ -249,16 +312,17 @@ static void value_costs(Search *s, const Cand *c) {
                 CollKind f = cost_layout_change((Layout)a, (Layout)b);
                 double tm = INFINITY;
                 if (f != COLL__COUNT) {
-                    tm = cost_coll_time(f, c->t, n, c->tensor.alpha, c->tensor.beta);
+                    tm = cost_coll_time_on(cl, f, c->tensor.inter, c->t, n, c->tensor.alpha, c->tensor.beta);
                     if (s->needs_grad[v]) {
                         CollKind bk = cost_layout_change_bwd((Layout)a, (Layout)b);
-                        tm += cost_coll_time(bk, c->t, n, c->tensor.alpha, c->tensor.beta);
+                        tm += cost_coll_time_on(cl, bk, c->tensor.inter, c->t, n, c->tensor.alpha, c->tensor.beta);
                     }
                 }
                 s->resh[v * 16 + a * 4 + b] = tm;
             }
             int64_t lb = search_local_bytes(s, c, v, (Layout)a);
-            s->cutf[v * 4 + a] = cost_coll_time(COLL_SENDRECV, 2, lb, c->pipe.alpha, c->pipe.beta);
+            s->cutf[v * 4 + a] =
+                cost_coll_time_on(cl, COLL_SENDRECV, c->pipe.inter, 2, lb, c->pipe.alpha, c->pipe.beta);
             s->cutb[v * 4 + a] = s->needs_grad[v] ? s->cutf[v * 4 + a] : 0.0;
         }
     }

@@ -44,6 +44,14 @@ const char *cost_coll_name(CollKind k);
 int64_t cost_coll_bytes(CollKind k, int64_t g, int64_t n);
 /* Alpha-beta time of one call: steps·α + bytes/β; ring steps: all-reduce 2(g−1), others g−1. */
 double cost_coll_time(CollKind k, int64_t g, int64_t n, double alpha, double beta);
+/* The same call priced from the preset file's measured α/β for collective k on that link
+ * kind at the nearest measured group size (cluster.tables, docs/presets.md); the formula
+ * above with alpha/beta when the preset measured none. */
+double cost_coll_time_on(const ClusterCfg *cl, CollKind k, bool inter, int64_t g, int64_t n,
+                         double alpha, double beta);
+/* FLOP/s of an m×k by k×n GEMM: the preset's GEMM table at the nearest measured shape
+ * (log-space distance), else the flat cluster.flops. */
+double cost_gemm_rate(const ClusterCfg *cl, int64_t m, int64_t n, int64_t k);
 /* The collective that turns layout `from` into `to` in forward (COLL_NONE when equal,
  * COLL__COUNT when impossible: nothing but P itself is ever turned into P). */
 CollKind cost_layout_change(Layout from, Layout to);

@@ -32,6 +32,7 @@ typedef struct Mode {
 
 typedef struct Link {
     double alpha, beta;
+    bool inter; /* across nodes: picks the preset file's inter-node measurements */
 } Link;
 
 typedef struct Cand {

@@ -98,11 +98,60 @@ static void test_names(void) {
     }
 }
 
+/* Preset-file measurements (docs/presets.md): the nearest group size in log2 for the same
+ * collective and link kind, ties to the larger; the formula when none was measured. */
+static void test_measured_colls(void) {
+    static const PresetColl coll[] = {
+        {COLL_ALLREDUCE, false, 2, 1e-5, 1e9},
+        {COLL_ALLREDUCE, false, 8, 4e-5, 5e8},
+        {COLL_ALLREDUCE, true, 16, 1e-4, 1e8},
+        {COLL_SENDRECV, false, 2, 3e-6, 4e9},
+    };
+    PresetTables t = {0, 0, 4, 0, coll, NULL};
+    ClusterCfg cl = {.flops = 1e10, .tables = &t};
+    CHECK_NEAR(cost_coll_time_on(&cl, COLL_ALLREDUCE, false, 2, 1000000, 1, 1), 1e-5 + 1e-3);
+    CHECK_NEAR(cost_coll_time_on(&cl, COLL_ALLREDUCE, false, 8, 1000000, 1, 1), 4e-5 + 2e-3);
+    /* 3 is nearer 2 than 8 in log2; 4 is equally near both and takes the larger, 8 */
+    CHECK_NEAR(cost_coll_time_on(&cl, COLL_ALLREDUCE, false, 3, 1000000, 1, 1), 1e-5 + 1e-3);
+    CHECK_NEAR(cost_coll_time_on(&cl, COLL_ALLREDUCE, false, 4, 1000000, 1, 1), 4e-5 + 2e-3);
+    CHECK_NEAR(cost_coll_time_on(&cl, COLL_ALLREDUCE, false, 64, 1000000, 1, 1), 4e-5 + 2e-3);
+    CHECK_NEAR(cost_coll_time_on(&cl, COLL_ALLREDUCE, true, 2, 1000000, 1, 1), 1e-4 + 1e-2);
+    CHECK_NEAR(cost_coll_time_on(&cl, COLL_SENDRECV, false, 2, 4000, 1, 1), 3e-6 + 1e-6);
+    /* a group of one and an empty tensor cost nothing, measured or not */
+    CHECK_NEAR(cost_coll_time_on(&cl, COLL_ALLREDUCE, false, 1, 1000000, 1, 1), 0);
+    CHECK_NEAR(cost_coll_time_on(&cl, COLL_ALLREDUCE, false, 4, 0, 1, 1), 0);
+    /* not measured (all-gather; send/recv across nodes): the ring formula with α, β given */
+    CHECK_NEAR(cost_coll_time_on(&cl, COLL_ALLGATHER, false, 4, 1000, 1e-6, 1e9),
+               cost_coll_time(COLL_ALLGATHER, 4, 1000, 1e-6, 1e9));
+    CHECK_NEAR(cost_coll_time_on(&cl, COLL_SENDRECV, true, 2, 1000, 2e-6, 1e9), 2e-6 + 1e-6);
+    ClusterCfg plain = {.flops = 1e10};
+    CHECK_NEAR(cost_coll_time_on(&plain, COLL_ALLREDUCE, false, 4, 1000, 1e-6, 1e9),
+               cost_coll_time(COLL_ALLREDUCE, 4, 1000, 1e-6, 1e9));
+}
+
+/* GEMM rates: the nearest measured shape in (log2 m, log2 n, log2 k); the flat rate without
+ * a table. */
+static void test_gemm_rates(void) {
+    static const PresetGemm gemm[] = {
+        {1, 1024, 1024, 2e9}, {64, 1024, 1024, 3e10}, {512, 1024, 1024, 8e10}, {512, 64, 64, 1e10}};
+    PresetTables t = {0, 0, 0, 4, NULL, gemm};
+    ClusterCfg cl = {.flops = 6e10, .tables = &t};
+    CHECK_NEAR(cost_gemm_rate(&cl, 1, 1024, 1024), 2e9);
+    CHECK_NEAR(cost_gemm_rate(&cl, 2, 1000, 1000), 2e9);
+    CHECK_NEAR(cost_gemm_rate(&cl, 32, 1024, 1024), 3e10);
+    CHECK_NEAR(cost_gemm_rate(&cl, 4096, 1024, 1024), 8e10);
+    CHECK_NEAR(cost_gemm_rate(&cl, 512, 32, 100), 1e10);
+    ClusterCfg plain = {.flops = 6e10};
+    CHECK_NEAR(cost_gemm_rate(&plain, 1, 1024, 1024), 6e10);
+}
+
 int main(void) {
     test_bytes();
     test_time();
     test_layouts();
     test_names();
+    test_measured_colls();
+    test_gemm_rates();
     if (failures) fprintf(stderr, "test_cost: %d failure(s)\n", failures);
     else printf("test_cost: ok\n");
     return failures != 0;

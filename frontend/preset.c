@@ -1,0 +1,265 @@
+/*
+ * preset.c: cluster presets read from a JSON file (docs/presets.md).
+ *
+ * `cluster { preset = "mycluster.json"; }` and `-D cluster.preset=mycluster.json` name a
+ * file instead of a built-in preset when the value ends in ".json" or contains a '/'. The
+ * file is what `mpcc-calibrate` writes, and what the files in presets/ show for the four built-in
+ * presets: the same numbers the built-in table in config.c holds (a unit test checks that
+ * each file loads to exactly its built-in twin).
+ *
+ * The reader is strict, because a preset that is silently half-read plans for a machine
+ * that does not exist: every field is checked for presence, type and range, an unknown
+ * field is refused (a misspelt optional field would otherwise be ignored), numbers must
+ * be finite, and the file may not exceed PRESET_MAX_BYTES. The first problem found is
+ * returned as one sentence naming the field ("field 'intra_node.beta_bytes_per_s' must be
+ * greater than 0"); config.c prefixes the file name and the place of the setting.
+ *
+ * Everything kept (the name, the tables) is copied into the compiler's arena; the parsed
+ * cJSON tree is freed before returning.
+ */
+#include "ast.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define PRESET_MAX_BYTES (16L << 20)
+#define PRESET_FORMAT 1
+
+typedef struct PReader {
+    Arena *a;
+    char *err;
+    size_t nerr;
+    bool failed;
+} PReader;
+
+static void fail(PReader *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void fail(PReader *r, const char *fmt, ...) {
+    if (r->failed) return;
+    r->failed = true;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->err, r->nerr, fmt, ap);
+    va_end(ap);
+}
+
+/* Reads the whole file, refusing one over PRESET_MAX_BYTES; NULL after fail(). */
+static char *slurp(PReader *r, const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fail(r, "cannot open: %s", strerror(errno));
+        return NULL;
+    }
+    char *buf = NULL;
+    struct stat st;
+    long n = -1;
+    if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) && fseek(f, 0, SEEK_END) == 0) n = ftell(f);
+    if (n < 0 || fseek(f, 0, SEEK_SET) != 0) fail(r, "cannot read: not a regular file");
+    else if (n > PRESET_MAX_BYTES) fail(r, "larger than %ld MiB; not a preset", PRESET_MAX_BYTES >> 20);
+    else if (!(buf = malloc((size_t)n + 1))) fail(r, "out of memory");
+    else if (fread(buf, 1, (size_t)n, f) != (size_t)n) fail(r, "cannot read: %s", strerror(errno));
+    else buf[n] = 0;
+    fclose(f);
+    if (r->failed) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+/* The member `name` of object `o`; fails when it is required and absent. */
+static const cJSON *member(PReader *r, const cJSON *o, const char *path, const char *name, bool required) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+    if (!v && required) fail(r, "missing field '%s%s'", path, name);
+    return v;
+}
+
+/* Refuses members of `o` not in the NULL-terminated `known`. */
+static void only_known(PReader *r, const cJSON *o, const char *path, const char *const *known) {
+    for (const cJSON *m = o ? o->child : NULL; m; m = m->next) {
+        bool ok = false;
+        for (int i = 0; known[i]; i++) ok |= m->string && strcmp(m->string, known[i]) == 0;
+        if (!ok) fail(r, "unknown field '%s%s'", path, m->string ? m->string : "?");
+    }
+}
+
+/* A number field: finite, > 0 (positive) or >= 0. Returns 0 when absent or bad. */
+static double number(PReader *r, const cJSON *o, const char *path, const char *name, bool required, bool positive) {
+    const cJSON *v = member(r, o, path, name, required);
+    if (!v) return 0;
+    if (!cJSON_IsNumber(v)) fail(r, "field '%s%s' must be a number", path, name);
+    else if (!isfinite(v->valuedouble)) fail(r, "field '%s%s' must be finite", path, name);
+    else if (positive ? !(v->valuedouble > 0) : v->valuedouble < 0)
+        fail(r, "field '%s%s' must be %s 0, got %g", path, name, positive ? "greater than" : "at least", v->valuedouble);
+    else return v->valuedouble;
+    return 0;
+}
+
+/* An integer field in [1, 2^40]. */
+static int64_t integer(PReader *r, const cJSON *o, const char *path, const char *name) {
+    double x = number(r, o, path, name, true, true);
+    if (r->failed) return 0;
+    if (x != floor(x) || x > 1099511627776.0) {
+        fail(r, "field '%s%s' must be a whole number of at most 2^40, got %g", path, name, x);
+        return 0;
+    }
+    return (int64_t)x;
+}
+
+static const char *string(PReader *r, const cJSON *o, const char *path, const char *name) {
+    const cJSON *v = member(r, o, path, name, true);
+    if (!v) return NULL;
+    if (!cJSON_IsString(v) || !v->valuestring[0]) {
+        fail(r, "field '%s%s' must be a non-empty string", path, name);
+        return NULL;
+    }
+    return v->valuestring;
+}
+
+static const cJSON *object(PReader *r, const cJSON *o, const char *name, bool required) {
+    const cJSON *v = member(r, o, "", name, required);
+    if (v && !cJSON_IsObject(v)) {
+        fail(r, "field '%s' must be an object", name);
+        return NULL;
+    }
+    return v;
+}
+
+static const cJSON *array(PReader *r, const cJSON *o, const char *name) {
+    const cJSON *v = member(r, o, "", name, false);
+    if (v && !cJSON_IsArray(v)) {
+        fail(r, "field '%s' must be an array", name);
+        return NULL;
+    }
+    return v;
+}
+
+/* intra_node / inter_node: {alpha_s, beta_bytes_per_s}. */
+static void link(PReader *r, const cJSON *root, const char *name, double *alpha, double *beta) {
+    static const char *const known[] = {"alpha_s", "beta_bytes_per_s", NULL};
+    const cJSON *o = object(r, root, name, true);
+    if (!o) return;
+    char path[32];
+    snprintf(path, sizeof path, "%s.", name);
+    only_known(r, o, path, known);
+    *alpha = number(r, o, path, "alpha_s", true, false);
+    *beta = number(r, o, path, "beta_bytes_per_s", true, true);
+}
+
+int fe_preset_coll_kind(const char *name) {
+    static const char *const names[] = {"all-reduce", "all-gather", "reduce-scatter", "all-to-all", "send/recv"};
+    for (int i = 0; i < 5; i++)
+        if (strcmp(names[i], name) == 0) return 2 + i; /* COLL_ALLREDUCE … COLL_SENDRECV */
+    return -1;
+}
+
+/* collectives[i]: {op, link, group, alpha_s, beta_bytes_per_s}. */
+static void coll_entry(PReader *r, const cJSON *e, int i, PresetColl *out) {
+    static const char *const known[] = {"op", "link", "group", "alpha_s", "beta_bytes_per_s", NULL};
+    char path[48];
+    snprintf(path, sizeof path, "collectives[%d].", i);
+    if (!cJSON_IsObject(e)) {
+        fail(r, "field 'collectives[%d]' must be an object", i);
+        return;
+    }
+    only_known(r, e, path, known);
+    const char *op = string(r, e, path, "op"), *lk = string(r, e, path, "link");
+    if (op && (out->coll = fe_preset_coll_kind(op)) < 0)
+        fail(r, "field '%sop' must be all-reduce, all-gather, reduce-scatter, all-to-all or send/recv, got '%s'", path, op);
+    if (lk && strcmp(lk, "intra") != 0 && strcmp(lk, "inter") != 0)
+        fail(r, "field '%slink' must be \"intra\" or \"inter\", got '%s'", path, lk);
+    out->inter = lk && strcmp(lk, "inter") == 0;
+    out->group = integer(r, e, path, "group");
+    out->alpha = number(r, e, path, "alpha_s", true, false);
+    out->beta = number(r, e, path, "beta_bytes_per_s", true, true);
+}
+
+/* gemm[i]: {m, n, k, flops}. */
+static void gemm_entry(PReader *r, const cJSON *e, int i, PresetGemm *out) {
+    static const char *const known[] = {"m", "n", "k", "flops", NULL};
+    char path[48];
+    snprintf(path, sizeof path, "gemm[%d].", i);
+    if (!cJSON_IsObject(e)) {
+        fail(r, "field 'gemm[%d]' must be an object", i);
+        return;
+    }
+    only_known(r, e, path, known);
+    out->m = integer(r, e, path, "m");
+    out->n = integer(r, e, path, "n");
+    out->k = integer(r, e, path, "k");
+    out->flops = number(r, e, path, "flops", true, true);
+}
+
+static void tables(PReader *r, const cJSON *root, const cJSON *fl, ClusterCfg *c) {
+    PresetTables *t = arena_calloc(r->a, 1, sizeof *t);
+    t->flops_bf16 = number(r, fl, "flops.", "bf16", false, true);
+    t->memory_bandwidth = number(r, root, "", "memory_bandwidth_bytes_per_s", false, true);
+    const cJSON *co = array(r, root, "collectives"), *ge = array(r, root, "gemm");
+    t->ncoll = co ? cJSON_GetArraySize(co) : 0;
+    t->ngemm = ge ? cJSON_GetArraySize(ge) : 0;
+    PresetColl *pc = arena_calloc(r->a, (size_t)t->ncoll + 1, sizeof *pc);
+    PresetGemm *pg = arena_calloc(r->a, (size_t)t->ngemm + 1, sizeof *pg);
+    int i = 0;
+    for (const cJSON *e = co ? co->child : NULL; e && !r->failed; e = e->next, i++) coll_entry(r, e, i, &pc[i]);
+    i = 0;
+    for (const cJSON *e = ge ? ge->child : NULL; e && !r->failed; e = e->next, i++) gemm_entry(r, e, i, &pg[i]);
+    t->coll = pc;
+    t->gemm = pg;
+    /* A file that states no measured figure plans exactly as the built-in presets do. */
+    c->tables = t->ncoll || t->ngemm || t->flops_bf16 > 0 || t->memory_bandwidth > 0 ? t : NULL;
+}
+
+static void read_root(PReader *r, const cJSON *root, ClusterCfg *c) {
+    static const char *const known[] = {"format", "name", "source", "devices_per_node", "flops",
+                                        "memory_bytes", "memory_bandwidth_bytes_per_s", "intra_node",
+                                        "inter_node", "collectives", "gemm", NULL};
+    static const char *const known_flops[] = {"f32", "bf16", NULL};
+    if (!cJSON_IsObject(root)) {
+        fail(r, "not a JSON object");
+        return;
+    }
+    const cJSON *fmt = member(r, root, "", "format", true);
+    if (fmt && !(cJSON_IsNumber(fmt) && fmt->valuedouble == PRESET_FORMAT))
+        fail(r, "field 'format' must be %d (this mpcc reads preset format %d)", PRESET_FORMAT, PRESET_FORMAT);
+    only_known(r, root, "", known);
+    const char *name = string(r, root, "", "name");
+    string(r, root, "", "source");
+    c->devices_per_node = integer(r, root, "", "devices_per_node");
+    const cJSON *fl = object(r, root, "flops", true);
+    only_known(r, fl, "flops.", known_flops);
+    c->flops = fl ? number(r, fl, "flops.", "f32", true, true) : 0;
+    c->memory = number(r, root, "", "memory_bytes", true, true);
+    link(r, root, "intra_node", &c->latency, &c->bandwidth);
+    link(r, root, "inter_node", &c->inter_node_latency, &c->inter_node_bandwidth);
+    if (!r->failed) tables(r, root, fl, c);
+    if (!r->failed) c->preset = arena_strdup(r->a, name);
+}
+
+bool fe_preset_load(Arena *a, const char *path, ClusterCfg *c, char *err, size_t nerr) {
+    PReader r = {a, err, nerr, false};
+    char *text = slurp(&r, path);
+    if (!text) return false;
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithOpts(text, &end, true);
+    if (!root) {
+        long off = end && end >= text ? (long)(end - text) : 0;
+        long line = 1;
+        for (long i = 0; i < off; i++) line += text[i] == '\n';
+        fail(&r, "not valid JSON (near line %ld)", line);
+    } else {
+        ClusterCfg tmp = *c;
+        read_root(&r, root, &tmp);
+        if (!r.failed) *c = tmp;
+    }
+    cJSON_Delete(root);
+    free(text);
+    return !r.failed;
+}
+
+bool fe_preset_is_file(const char *value) {
+    size_t n = strlen(value);
+    return strchr(value, '/') || (n >= 5 && strcmp(value + n - 5, ".json") == 0);
+}
