@@ -56,12 +56,18 @@ static char *slurp(PReader *r, const char *path) {
     char *buf = NULL;
     struct stat st;
     long n = -1;
-    if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) && fseek(f, 0, SEEK_END) == 0) n = ftell(f);
-    if (n < 0 || fseek(f, 0, SEEK_SET) != 0) fail(r, "cannot read: not a regular file");
-    else if (n > PRESET_MAX_BYTES) fail(r, "larger than %ld MiB; not a preset", PRESET_MAX_BYTES >> 20);
-    else if (!(buf = malloc((size_t)n + 1))) fail(r, "out of memory");
-    else if (fread(buf, 1, (size_t)n, f) != (size_t)n) fail(r, "cannot read: %s", strerror(errno));
-    else buf[n] = 0;
+    if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) && fseek(f, 0, SEEK_END) == 0)
+        n = ftell(f);
+    if (n < 0 || fseek(f, 0, SEEK_SET) != 0)
+        fail(r, "cannot read: not a regular file");
+    else if (n > PRESET_MAX_BYTES)
+        fail(r, "larger than %ld MiB; not a preset", PRESET_MAX_BYTES >> 20);
+    else if (!(buf = malloc((size_t)n + 1)))
+        fail(r, "out of memory");
+    else if (fread(buf, 1, (size_t)n, f) != (size_t)n)
+        fail(r, "cannot read: %s", strerror(errno));
+    else
+        buf[n] = 0;
     fclose(f);
     if (r->failed) {
         free(buf);
@@ -71,7 +77,8 @@ static char *slurp(PReader *r, const char *path) {
 }
 
 /* The member `name` of object `o`; fails when it is required and absent. */
-static const cJSON *member(PReader *r, const cJSON *o, const char *path, const char *name, bool required) {
+static const cJSON *member(PReader *r, const cJSON *o, const char *path, const char *name,
+                           bool required) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
     if (!v && required) fail(r, "missing field '%s%s'", path, name);
     return v;
@@ -81,20 +88,26 @@ static const cJSON *member(PReader *r, const cJSON *o, const char *path, const c
 static void only_known(PReader *r, const cJSON *o, const char *path, const char *const *known) {
     for (const cJSON *m = o ? o->child : NULL; m; m = m->next) {
         bool ok = false;
-        for (int i = 0; known[i]; i++) ok |= m->string && strcmp(m->string, known[i]) == 0;
+        for (int i = 0; known[i]; i++)
+            ok |= m->string && strcmp(m->string, known[i]) == 0;
         if (!ok) fail(r, "unknown field '%s%s'", path, m->string ? m->string : "?");
     }
 }
 
 /* A number field: finite, > 0 (positive) or >= 0. Returns 0 when absent or bad. */
-static double number(PReader *r, const cJSON *o, const char *path, const char *name, bool required, bool positive) {
+static double number(PReader *r, const cJSON *o, const char *path, const char *name, bool required,
+                     bool positive) {
     const cJSON *v = member(r, o, path, name, required);
     if (!v) return 0;
-    if (!cJSON_IsNumber(v)) fail(r, "field '%s%s' must be a number", path, name);
-    else if (!isfinite(v->valuedouble)) fail(r, "field '%s%s' must be finite", path, name);
+    if (!cJSON_IsNumber(v))
+        fail(r, "field '%s%s' must be a number", path, name);
+    else if (!isfinite(v->valuedouble))
+        fail(r, "field '%s%s' must be finite", path, name);
     else if (positive ? !(v->valuedouble > 0) : v->valuedouble < 0)
-        fail(r, "field '%s%s' must be %s 0, got %g", path, name, positive ? "greater than" : "at least", v->valuedouble);
-    else return v->valuedouble;
+        fail(r, "field '%s%s' must be %s 0, got %g", path, name,
+             positive ? "greater than" : "at least", v->valuedouble);
+    else
+        return v->valuedouble;
     return 0;
 }
 
@@ -150,7 +163,8 @@ static void link(PReader *r, const cJSON *root, const char *name, double *alpha,
 }
 
 int fe_preset_coll_kind(const char *name) {
-    static const char *const names[] = {"all-reduce", "all-gather", "reduce-scatter", "all-to-all", "send/recv"};
+    static const char *const names[] = {"all-reduce", "all-gather", "reduce-scatter", "all-to-all",
+                                        "send/recv"};
     for (int i = 0; i < 5; i++)
         if (strcmp(names[i], name) == 0) return 2 + i; /* COLL_ALLREDUCE … COLL_SENDRECV */
     return -1;
@@ -168,7 +182,10 @@ static void coll_entry(PReader *r, const cJSON *e, int i, PresetColl *out) {
     only_known(r, e, path, known);
     const char *op = string(r, e, path, "op"), *lk = string(r, e, path, "link");
     if (op && (out->coll = fe_preset_coll_kind(op)) < 0)
-        fail(r, "field '%sop' must be all-reduce, all-gather, reduce-scatter, all-to-all or send/recv, got '%s'", path, op);
+        fail(r,
+             "field '%sop' must be all-reduce, all-gather, reduce-scatter, all-to-all or "
+             "send/recv, got '%s'",
+             path, op);
     if (lk && strcmp(lk, "intra") != 0 && strcmp(lk, "inter") != 0)
         fail(r, "field '%slink' must be \"intra\" or \"inter\", got '%s'", path, lk);
     out->inter = lk && strcmp(lk, "inter") == 0;
@@ -203,9 +220,11 @@ static void tables(PReader *r, const cJSON *root, const cJSON *fl, ClusterCfg *c
     PresetColl *pc = arena_calloc(r->a, (size_t)t->ncoll + 1, sizeof *pc);
     PresetGemm *pg = arena_calloc(r->a, (size_t)t->ngemm + 1, sizeof *pg);
     int i = 0;
-    for (const cJSON *e = co ? co->child : NULL; e && !r->failed; e = e->next, i++) coll_entry(r, e, i, &pc[i]);
+    for (const cJSON *e = co ? co->child : NULL; e && !r->failed; e = e->next, i++)
+        coll_entry(r, e, i, &pc[i]);
     i = 0;
-    for (const cJSON *e = ge ? ge->child : NULL; e && !r->failed; e = e->next, i++) gemm_entry(r, e, i, &pg[i]);
+    for (const cJSON *e = ge ? ge->child : NULL; e && !r->failed; e = e->next, i++)
+        gemm_entry(r, e, i, &pg[i]);
     t->coll = pc;
     t->gemm = pg;
     /* A file that states no measured figure plans exactly as the built-in presets do. */
@@ -213,9 +232,18 @@ static void tables(PReader *r, const cJSON *root, const cJSON *fl, ClusterCfg *c
 }
 
 static void read_root(PReader *r, const cJSON *root, ClusterCfg *c) {
-    static const char *const known[] = {"format", "name", "source", "devices_per_node", "flops",
-                                        "memory_bytes", "memory_bandwidth_bytes_per_s", "intra_node",
-                                        "inter_node", "collectives", "gemm", NULL};
+    static const char *const known[] = {"format",
+                                        "name",
+                                        "source",
+                                        "devices_per_node",
+                                        "flops",
+                                        "memory_bytes",
+                                        "memory_bandwidth_bytes_per_s",
+                                        "intra_node",
+                                        "inter_node",
+                                        "collectives",
+                                        "gemm",
+                                        NULL};
     static const char *const known_flops[] = {"f32", "bf16", NULL};
     if (!cJSON_IsObject(root)) {
         fail(r, "not a JSON object");
@@ -223,7 +251,8 @@ static void read_root(PReader *r, const cJSON *root, ClusterCfg *c) {
     }
     const cJSON *fmt = member(r, root, "", "format", true);
     if (fmt && !(cJSON_IsNumber(fmt) && fmt->valuedouble == PRESET_FORMAT))
-        fail(r, "field 'format' must be %d (this mpcc reads preset format %d)", PRESET_FORMAT, PRESET_FORMAT);
+        fail(r, "field 'format' must be %d (this mpcc reads preset format %d)", PRESET_FORMAT,
+             PRESET_FORMAT);
     only_known(r, root, "", known);
     const char *name = string(r, root, "", "name");
     string(r, root, "", "source");
@@ -247,7 +276,8 @@ bool fe_preset_load(Arena *a, const char *path, ClusterCfg *c, char *err, size_t
     if (!root) {
         long off = end && end >= text ? (long)(end - text) : 0;
         long line = 1;
-        for (long i = 0; i < off; i++) line += text[i] == '\n';
+        for (long i = 0; i < off; i++)
+            line += text[i] == '\n';
         fail(&r, "not valid JSON (near line %ld)", line);
     } else {
         ClusterCfg tmp = *c;

@@ -1,0 +1,399 @@
+/*
+ * mpcc-calibrate: measures this machine and writes a preset file (docs/presets.md).
+ *
+ * Run it under `mpirun -np N` with the ranks placed as training will place them. Every
+ * rank measures at once, as in training: GEMM rates over a grid of shapes through the
+ * runtime's own GEMM (mprt__sgemm, so its thread pool and BLAS), a triad for memory
+ * bandwidth, and the collectives the planner prices — all-reduce, all-gather,
+ * reduce-scatter, all-to-all over the whole job (and over each node when MPI_Comm_split_type
+ * finds several), send/recv between ranks 0 and 1 — over a range of message sizes. Each
+ * collective's time t(n) for a tensor of n bytes is fitted by least squares to α + n/β,
+ * exactly how the cost model prices a measured collective. Figures are averaged over the
+ * ranks for compute, and the slowest rank's time is kept for communication (a collective
+ * ends when its last rank does). Rank 0 writes the file, atomically (temp + rename).
+ *
+ * What is not measured is copied from --base (a preset file), else from the built-in
+ * `cpu` preset's link figures; memory_bytes is MemTotal divided by the ranks on the node.
+ */
+#include "internal.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef struct Opts {
+    const char *out, *base;
+    bool quick;
+} Opts;
+
+typedef struct Fit {
+    double alpha, beta;
+} Fit;
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: mpirun -np N mpcc-calibrate -o FILE.json [--quick] [--base PRESET.json]\n"
+               "  -o FILE      where to write the preset (docs/presets.md)\n"
+               "  --quick      fewer shapes and sizes (a few seconds)\n"
+               "  --base FILE  copy the fields not measured from this preset file\n"
+               "  --help       this text\n");
+}
+
+static int parse(int argc, char **argv, Opts *o) {
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0) return 1;
+        if (strcmp(argv[i], "--quick") == 0)
+            o->quick = true;
+        else if (strcmp(argv[i], "-o") == 0 && i + 1 < argc)
+            o->out = argv[++i];
+        else if (strcmp(argv[i], "--base") == 0 && i + 1 < argc)
+            o->base = argv[++i];
+        else {
+            fprintf(stderr, "mpcc-calibrate: unknown or incomplete option '%s'\n", argv[i]);
+            return -1;
+        }
+    }
+    if (!o->out) {
+        fprintf(stderr, "mpcc-calibrate: -o FILE is required\n");
+        return -1;
+    }
+    return 0;
+}
+
+/* ───────────────────────────── compute ───────────────────────────── */
+
+/* FLOP/s of C[m×n] = A[m×k]·B[k×n] (its fastest call), averaged over the ranks (all running at
+ * once). */
+static double gemm_rate(int m, int n, int k, double budget) {
+    size_t na = (size_t)m * (size_t)k, nb = (size_t)k * (size_t)n, nc = (size_t)m * (size_t)n;
+    float *a = malloc(na * sizeof *a), *b = malloc(nb * sizeof *b), *c = calloc(nc, sizeof *c);
+    for (size_t i = 0; i < na; i++)
+        a[i] = (float)(i % 7) * 0.25f;
+    for (size_t i = 0; i < nb; i++)
+        b[i] = (float)(i % 5) * 0.5f;
+    mprt__sgemm(false, false, m, n, k, 1.0f, a, k, b, n, 0.0f, c, n); /* warm-up */
+    MPI_Barrier(MPI_COMM_WORLD);
+    double t0 = now(), best = INFINITY;
+    do { /* the fastest call: a shared machine's other load only ever adds time */
+        double t1 = now();
+        mprt__sgemm(false, false, m, n, k, 1.0f, a, k, b, n, 0.0f, c, n);
+        best = fmin(best, now() - t1);
+    } while (now() - t0 < budget);
+    double rate = 2.0 * m * n * k / best, sum = 0;
+    MPI_Allreduce(&rate, &sum, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+    int size;
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    free(a), free(b), free(c);
+    return sum / size;
+}
+
+/* Bytes/s of a[i] = b[i] + s·c[i] (3 arrays touched), best of five, averaged over ranks. */
+static double triad(size_t n) {
+    float *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b), *c = malloc(n * sizeof *c);
+    for (size_t i = 0; i < n; i++)
+        b[i] = 1.0f, c[i] = 2.0f, a[i] = 0;
+    double best = INFINITY;
+    for (int r = 0; r < 5; r++) {
+        MPI_Barrier(MPI_COMM_WORLD);
+        double t0 = now();
+        for (size_t i = 0; i < n; i++)
+            a[i] = b[i] + 3.0f * c[i];
+        best = fmin(best, now() - t0);
+    }
+    volatile float sink = a[n / 2];
+    (void)sink;
+    double bw = 3.0 * (double)n * sizeof(float) / best, sum = 0;
+    MPI_Allreduce(&bw, &sum, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+    int size;
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    free(a), free(b), free(c);
+    return sum / size;
+}
+
+/* ───────────────────────────── communication ───────────────────────────── */
+
+enum { AR, AG, RS, A2A, SR, NCOLL };
+static const char *const coll_names[] = {"all-reduce", "all-gather", "reduce-scatter", "all-to-all",
+                                         "send/recv"};
+
+/* One call of collective `k` on a tensor of n bytes (the planner's n) over `comm`. */
+static void coll_call(int k, MPI_Comm comm, int g, int rank, size_t n, float *x, float *y) {
+    int f = (int)(n / sizeof(float)), part = f / g > 0 ? f / g : 1,
+        each = f / (g * g) > 0 ? f / (g * g) : 1;
+    switch (k) {
+    case AR: MPI_Allreduce(x, y, f, MPI_FLOAT, MPI_SUM, comm); break;
+    case AG: MPI_Allgather(x, part, MPI_FLOAT, y, part, MPI_FLOAT, comm); break;
+    case RS: MPI_Reduce_scatter_block(x, y, part, MPI_FLOAT, MPI_SUM, comm); break;
+    case A2A: MPI_Alltoall(x, each, MPI_FLOAT, y, each, MPI_FLOAT, comm); break;
+    default:
+        if (rank < 2)
+            MPI_Sendrecv(x, f, MPI_FLOAT, rank ^ 1, 7, y, f, MPI_FLOAT, rank ^ 1, 7, comm,
+                         MPI_STATUS_IGNORE);
+        break;
+    }
+}
+
+/* Seconds per call: each rank's fastest of `reps` synchronised calls after one warm-up (the
+ * fastest, because a shared machine's other load only ever adds time), then the slowest rank. */
+static double coll_time(int k, MPI_Comm comm, size_t n, int reps, float *x, float *y) {
+    int g, rank;
+    MPI_Comm_size(comm, &g);
+    MPI_Comm_rank(comm, &rank);
+    coll_call(k, comm, g, rank, n, x, y);
+    double t = INFINITY, mx = 0;
+    for (int r = 0; r < reps; r++) {
+        MPI_Barrier(comm);
+        double t0 = now();
+        coll_call(k, comm, g, rank, n, x, y);
+        t = fmin(t, now() - t0);
+    }
+    MPI_Allreduce(&t, &mx, 1, MPI_DOUBLE, MPI_MAX, comm);
+    return mx;
+}
+
+/* Least squares t = α + n/β over the sizes; α ≥ 0, β > 0 (a flat or falling line: 1e15). */
+static Fit fit(const double *n, const double *t, int k) {
+    double sn = 0, st = 0, snn = 0, snt = 0;
+    for (int i = 0; i < k; i++)
+        sn += n[i], st += t[i], snn += n[i] * n[i], snt += n[i] * t[i];
+    double den = k * snn - sn * sn, slope = den > 0 ? (k * snt - sn * st) / den : 0;
+    double icpt = (st - slope * sn) / k;
+    Fit f = {icpt > 0 ? icpt : 0, slope > 1e-15 ? 1.0 / slope : 1e15};
+    return f;
+}
+
+static Fit measure(int k, MPI_Comm comm, const Opts *o) {
+    static const size_t full[] = {4096, 65536, 262144, 1048576, 4194304};
+    static const size_t quick[] = {4096, 65536, 1048576};
+    const size_t *sz = o->quick ? quick : full;
+    int ns = o->quick ? 3 : 5;
+    size_t mx = sz[ns - 1] * 2;
+    float *x = calloc(mx / sizeof(float), sizeof(float)),
+          *y = calloc(mx / sizeof(float), sizeof(float));
+    double n[8], t[8];
+    for (int i = 0; i < ns; i++) {
+        n[i] = (double)sz[i];
+        t[i] = coll_time(k, comm, sz[i], o->quick ? 10 : 30, x, y);
+    }
+    free(x), free(y);
+    return fit(n, t, ns);
+}
+
+/* ───────────────────────────── the preset ───────────────────────────── */
+
+/* The base preset (--base), or the built-in `cpu` preset's figures (docs/language.md). */
+static cJSON *base_preset(const char *path) {
+    if (!path) {
+        cJSON *b =
+            cJSON_Parse("{\"devices_per_node\": 8, \"memory_bytes\": 4294967296,"
+                        "\"intra_node\": {\"alpha_s\": 2e-6, \"beta_bytes_per_s\": 5e9},"
+                        "\"inter_node\": {\"alpha_s\": 30e-6, \"beta_bytes_per_s\": 1.1e9}}");
+        return b;
+    }
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char buf[1 << 16];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    cJSON *b = cJSON_Parse(buf);
+    if (b && !cJSON_IsObject(b)) cJSON_Delete(b), b = NULL;
+    return b;
+}
+
+/* Replaces (or adds) member `name` of `o`. */
+static void put(cJSON *o, const char *name, cJSON *v) {
+    if (cJSON_GetObjectItemCaseSensitive(o, name))
+        cJSON_ReplaceItemInObjectCaseSensitive(o, name, v);
+    else
+        cJSON_AddItemToObject(o, name, v);
+}
+
+static cJSON *link_obj(Fit f) {
+    cJSON *l = cJSON_CreateObject();
+    cJSON_AddNumberToObject(l, "alpha_s", f.alpha);
+    cJSON_AddNumberToObject(l, "beta_bytes_per_s", f.beta);
+    return l;
+}
+
+static void add_coll(cJSON *arr, int k, bool inter, int g, Fit f) {
+    cJSON *e = cJSON_CreateObject();
+    cJSON_AddStringToObject(e, "op", coll_names[k]);
+    cJSON_AddStringToObject(e, "link", inter ? "inter" : "intra");
+    cJSON_AddNumberToObject(e, "group", g);
+    cJSON_AddNumberToObject(e, "alpha_s", f.alpha);
+    cJSON_AddNumberToObject(e, "beta_bytes_per_s", f.beta);
+    cJSON_AddItemToArray(arr, e);
+}
+
+/* Writes `text` to `path` through a temporary beside it and a rename. */
+static int write_atomic(const char *path, const char *text) {
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "wb");
+    if (!f) return -1;
+    bool ok = fputs(text, f) >= 0 && fputc('\n', f) != EOF;
+    ok = fclose(f) == 0 && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        remove(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+static double mem_per_rank(int local) {
+    FILE *f = fopen("/proc/meminfo", "r");
+    long long kb = 0;
+    if (f) {
+        if (fscanf(f, "MemTotal: %lld kB", &kb) != 1) kb = 0;
+        fclose(f);
+    }
+    return kb > 0 ? (double)kb * 1024.0 / (local > 0 ? local : 1) : 4294967296.0;
+}
+
+/* ───────────────────────────── main ───────────────────────────── */
+
+typedef struct World {
+    int rank, size, local, nodes;
+    MPI_Comm node;
+} World;
+
+static void gemm_table(cJSON *p, const Opts *o, double *flat) {
+    static const int ms_full[] = {1, 8, 64, 512}, ns_full[] = {256, 1024};
+    static const int ms_quick[] = {1, 64, 256}, ns_quick[] = {256};
+    const int *ms = o->quick ? ms_quick : ms_full, *ns = o->quick ? ns_quick : ns_full;
+    int nm = o->quick ? 3 : 4, nn = o->quick ? 1 : 2;
+    cJSON *arr = cJSON_CreateArray();
+    for (int i = 0; i < nm; i++)
+        for (int j = 0; j < nn; j++)
+            for (int l = 0; l < nn; l++) {
+                double r = gemm_rate(ms[i], ns[j], ns[l], o->quick ? 0.01 : 0.05);
+                cJSON *e = cJSON_CreateObject();
+                cJSON_AddNumberToObject(e, "m", ms[i]);
+                cJSON_AddNumberToObject(e, "n", ns[j]);
+                cJSON_AddNumberToObject(e, "k", ns[l]);
+                cJSON_AddNumberToObject(e, "flops", r);
+                cJSON_AddItemToArray(arr, e);
+                *flat = r; /* the largest shape, measured last */
+            }
+    put(p, "gemm", arr);
+}
+
+/* Collectives over the job (intra when one node), per node when several, send/recv 0↔1. */
+static void comm_table(cJSON *p, const World *w, const Opts *o) {
+    cJSON *arr = cJSON_CreateArray();
+    bool inter = w->nodes > 1;
+    if (w->size > 1) {
+        for (int k = AR; k < SR; k++)
+            add_coll(arr, k, inter, w->size, measure(k, MPI_COMM_WORLD, o));
+        Fit sr = measure(SR, MPI_COMM_WORLD, o);
+        int lead = 0, same = 0;
+        int local_rank;
+        MPI_Comm_rank(w->node, &local_rank);
+        lead = w->rank == 1 ? local_rank : 0;
+        MPI_Allreduce(&lead, &same, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+        bool sr_inter = same == 0 && inter; /* rank 1 leads its node: 0 and 1 are apart */
+        add_coll(arr, SR, sr_inter, 2, sr);
+        put(p, sr_inter ? "inter_node" : "intra_node", link_obj(sr));
+    }
+    if (inter && w->local > 1)
+        for (int k = AR; k < SR; k++)
+            add_coll(arr, k, false, w->local, measure(k, w->node, o));
+    put(p, "collectives", arr);
+}
+
+static void summary(const cJSON *p, const World *w, const char *out) {
+    const cJSON *fl = cJSON_GetObjectItemCaseSensitive(p, "flops");
+    printf("mpcc-calibrate: %d rank(s) on %d node(s), %d per node -> %s\n", w->size, w->nodes,
+           w->local, out);
+    printf("  gemm      %.1f GFLOP/s per rank at the largest shape\n",
+           cJSON_GetObjectItemCaseSensitive(fl, "f32")->valuedouble / 1e9);
+    printf("  memory    %.2f GB/s triad per rank\n",
+           cJSON_GetObjectItemCaseSensitive(p, "memory_bandwidth_bytes_per_s")->valuedouble / 1e9);
+    const cJSON *e;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(p, "collectives")) {
+        printf("  %-14s %-5s g=%-3d alpha %.2f us, beta %.2f GB/s\n",
+               cJSON_GetObjectItemCaseSensitive(e, "op")->valuestring,
+               cJSON_GetObjectItemCaseSensitive(e, "link")->valuestring,
+               (int)cJSON_GetObjectItemCaseSensitive(e, "group")->valuedouble,
+               cJSON_GetObjectItemCaseSensitive(e, "alpha_s")->valuedouble * 1e6,
+               cJSON_GetObjectItemCaseSensitive(e, "beta_bytes_per_s")->valuedouble / 1e9);
+    }
+}
+
+static int calibrate(const Opts *o, const World *w) {
+    cJSON *p = base_preset(o->base);
+    int ok = p != NULL, all = 0;
+    MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    if (!all) {
+        if (w->rank == 0)
+            fprintf(stderr, "mpcc-calibrate: --base %s: cannot read it as a JSON object\n",
+                    o->base);
+        cJSON_Delete(p);
+        return 1;
+    }
+    double flat = 0;
+    gemm_table(p, o, &flat);
+    cJSON *fl = cJSON_CreateObject();
+    cJSON_AddNumberToObject(fl, "f32", flat);
+    put(p, "flops", fl);
+    put(p, "memory_bandwidth_bytes_per_s",
+        cJSON_CreateNumber(triad(o->quick ? (1u << 20) : (1u << 23))));
+    comm_table(p, w, o);
+    put(p, "format", cJSON_CreateNumber(1));
+    put(p, "name", cJSON_CreateString("calibrated"));
+    char src[256];
+    snprintf(src, sizeof src, "mpcc-calibrate%s on %d rank(s), %d node(s)",
+             o->quick ? " --quick" : "", w->size, w->nodes);
+    put(p, "source", cJSON_CreateString(src));
+    put(p, "devices_per_node", cJSON_CreateNumber(w->local));
+    if (!o->base) put(p, "memory_bytes", cJSON_CreateNumber(floor(mem_per_rank(w->local))));
+    int rc = 0;
+    if (w->rank == 0) {
+        char *text = cJSON_Print(p);
+        rc = !text || write_atomic(o->out, text) != 0;
+        if (rc)
+            fprintf(stderr, "mpcc-calibrate: cannot write %s\n", o->out);
+        else
+            summary(p, w, o->out);
+        free(text);
+    }
+    cJSON_Delete(p);
+    MPI_Bcast(&rc, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    return rc;
+}
+
+int main(int argc, char **argv) {
+    Opts o = {0};
+    int pr = parse(argc, argv, &o);
+    if (pr != 0) {
+        usage(pr > 0 ? stdout : stderr);
+        return pr > 0 ? 0 : 2;
+    }
+    MPI_Init(&argc, &argv);
+    World w = {0};
+    MPI_Comm_rank(MPI_COMM_WORLD, &w.rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &w.size);
+    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, w.rank, MPI_INFO_NULL, &w.node);
+    MPI_Comm_size(w.node, &w.local);
+    int lr, lead, nodes = 0;
+    MPI_Comm_rank(w.node, &lr);
+    lead = lr == 0;
+    MPI_Allreduce(&lead, &nodes, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+    w.nodes = nodes;
+    int rc = calibrate(&o, &w);
+    MPI_Comm_free(&w.node);
+    mprt__par_finalize();
+    MPI_Finalize();
+    return rc;
+}
