@@ -7,12 +7,15 @@
  * "<path>.tmp.<pid>" (a name no other process writes), is fsync'd, then renamed over the
  * destination, and the directory is fsync'd so the rename itself is durable. rename(2) is
  * atomic, so at every instant the destination is either the complete old file or the
- * complete new one; a process killed before the rename leaves only a stray temporary file.
+ * complete new one; a process killed before the rename leaves only a stray temporary file,
+ * which the next trainer started with that path removes (mprt__remove_stale_tmp).
  *
  * Nothing here uses MPI, so the fuzz targets build the loaders without it.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,14 +73,34 @@ bool mprt__numel(int ndim, const int64_t *shape, int64_t elem, int64_t limit, in
     return true;
 }
 
+/* Opens a file for reading only if it is a regular file: O_NONBLOCK keeps open() from waiting
+ * for a writer on a FIFO (or a device), fstat then refuses anything but a regular file, and the
+ * flag is cleared again so reads block as usual. */
+int mprt__open_regular(const char *path, MprtErr *err) {
+    int fd = open(path, O_RDONLY | O_NONBLOCK);
+    if (fd < 0) {
+        mprt__err(err, "%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    int fl = fcntl(fd, F_GETFL);
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || fl < 0 ||
+        fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0) {
+        close(fd);
+        mprt__err(err, "%s: not a regular file", path);
+        return -1;
+    }
+    return fd;
+}
+
 bool mprt__read_file(const char *path, size_t max, unsigned char **buf, size_t *size,
                      MprtErr *err) {
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return mprt__err(err, "%s: cannot open: %s", path, strerror(errno));
+    int fd = mprt__open_regular(path, err);
+    if (fd < 0) return false;
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (fstat(fd, &st) != 0) {
         close(fd);
-        return mprt__err(err, "%s: not a regular file", path);
+        return mprt__err(err, "%s: cannot stat: %s", path, strerror(errno));
     }
     if ((uint64_t)st.st_size > max) {
         close(fd);
@@ -182,6 +205,53 @@ void mprt__atomic_abort(MprtAtomic *w) {
     if (w->fd >= 0) close(w->fd);
     w->fd = -1;
     unlink(w->tmp);
+}
+
+/* Whether pid is a live process on this host: kill(pid, 0) finds it and (where /proc exists) it
+ * is not a zombie, which holds no file open and only waits for its parent. */
+static bool pid_alive(pid_t pid) {
+    if (kill(pid, 0) != 0 && errno == ESRCH) return false;
+    char stat[64], buf[256];
+    snprintf(stat, sizeof stat, "/proc/%ld/stat", (long)pid);
+    FILE *f = fopen(stat, "r");
+    if (!f) return true;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *paren = strrchr(buf, ')');
+    return !(paren && paren[1] == ' ' && paren[2] == 'Z');
+}
+
+/* The atomic writer's temporary files are `<path>.tmp.<pid>`. One whose pid is no live process
+ * on this host was left by a killed save; it is removed. A live pid's file is kept (another
+ * trainer may be writing it), and so is any name that does not end in a plain decimal pid. */
+void mprt__remove_stale_tmp(const char *path) {
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    const char *base = slash ? slash + 1 : path;
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == dir)
+        slash[1] = '\0';
+    else
+        *slash = '\0';
+    size_t bn = strlen(base);
+    DIR *d = opendir(dir);
+    if (!d) return;
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        const char *n = e->d_name;
+        if (strncmp(n, base, bn) != 0 || strncmp(n + bn, ".tmp.", 5) != 0) continue;
+        char *end = NULL;
+        errno = 0;
+        long long pid = strtoll(n + bn + 5, &end, 10);
+        if (!n[bn + 5] || *end || errno || pid <= 0 || pid > INT32_MAX) continue;
+        if (pid_alive((pid_t)pid)) continue;
+        char full[8192];
+        snprintf(full, sizeof full, "%s/%s", dir, n);
+        unlink(full);
+    }
+    closedir(d);
 }
 
 /* ───────────────────────────── little-endian ───────────────────────────── */

@@ -339,10 +339,9 @@ MprtSt *mprt_st_open(const char *path, MprtErr *err) {
         return NULL;
     }
     struct stat st;
-    f->fd = open(path, O_RDONLY);
-    if (f->fd < 0 || fstat(f->fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        mprt__err(err, "%s: cannot open: %s", path,
-                  f->fd < 0 ? strerror(errno) : "not a regular file");
+    f->fd = mprt__open_regular(path, err);
+    if (f->fd < 0 || fstat(f->fd, &st) != 0) {
+        if (f->fd >= 0) mprt__err(err, "%s: cannot stat: %s", path, strerror(errno));
         mprt_st_close(f);
         return NULL;
     }

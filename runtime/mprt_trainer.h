@@ -39,7 +39,12 @@ typedef enum {
     MPRT_INIT_CONST    /* a */
 } MprtInit;
 
+/* The largest step a flag or a checkpoint may name: 2^40 steps is beyond any run, and
+ * step × batch (the data loaders' index) stays far inside int64 for any batch under 2^22. */
+#define MPRT_MAX_STEPS ((int64_t)1 << 40)
+
 /* One parameter tensor: whole, as a checkpoint holds it, and this plan's shard of it. */
+
 typedef struct MprtParam {
     const char *name; /* "h1.weight": the checkpoint's tensor name and the RNG stream */
     int stage, ndim;  /* the pipeline stage that holds it; dims of the whole tensor */

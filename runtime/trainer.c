@@ -18,6 +18,7 @@
 #include "mprt_trainer.h"
 
 #include <mpi.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -169,13 +170,16 @@ static bool read_shard(const MprtModel *m, MprtSt *f, const MprtParam *p, const 
     return ok;
 }
 
-/* The metadata's step: a non-negative decimal integer. */
+/* The metadata's step: a decimal integer in 0..MPRT_MAX_STEPS (the data loaders index with
+ * step × batch, which must not overflow however the file was made). */
 static bool read_step(MprtSt *f, const char *path, int64_t *step, MprtErr *err) {
     const char *s = mprt_st_meta(f, "step");
     char *end = NULL;
+    errno = 0;
     long long v = s ? strtoll(s, &end, 10) : -1;
-    if (!s || !end || *end || v < 0)
-        return mprt__err(err, "%s: no valid step in the metadata", path);
+    if (!s || !*s || !end || *end || errno || v < 0 || v > MPRT_MAX_STEPS)
+        return mprt__err(err, "%s: no valid step in the metadata (expected 0..%lld)", path,
+                         (long long)MPRT_MAX_STEPS);
     *step = (int64_t)v;
     return true;
 }

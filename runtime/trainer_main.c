@@ -14,10 +14,12 @@
  * exits 0 before MPI starts.
  */
 #define _POSIX_C_SOURCE 200809L
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "internal.h"
 #include "mprt_trainer.h"
 
 void mprt_usage(const MprtTrainer *t, FILE *out, const char *prog) {
@@ -48,11 +50,18 @@ void mprt_usage(const MprtTrainer *t, FILE *out, const char *prog) {
     fputs("  --help             this text\n", out);
 }
 
-/* A non-negative integer flag value, or -1. */
-static int64_t parse_count(const char *s) {
+/* A non-negative integer flag value; -1 when it is not one, -2 when it is above MPRT_MAX_STEPS
+ * (no count flag is sensibly larger; the seed takes any value that fits 64 bits). */
+static int64_t parse_count(const char *s, bool any) {
     char *end = NULL;
-    long long v = s ? strtoll(s, &end, 10) : -1;
-    return s && *s && end && !*end && v >= 0 ? (int64_t)v : -1;
+    errno = 0;
+    if (!s || !*s || *s == '-' || *s == '+' || *s == ' ') return -1;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (!end || *end) return -1;
+    if (errno == ERANGE || (!any && v > (unsigned long long)MPRT_MAX_STEPS) ||
+        v > (unsigned long long)INT64_MAX)
+        return -2;
+    return (int64_t)v;
 }
 
 /* The field a file-name flag sets, or NULL. */
@@ -80,7 +89,7 @@ const char *mprt_args_parse(const MprtTrainer *t, int argc, char **argv, MprtArg
     *a = (MprtArgs){.steps = t->default_steps, .log_every = 1, .seed = t->default_seed};
     for (int i = 1; i < argc; i++) {
         const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int64_t c = parse_count(v);
+        int64_t c = parse_count(v, !strcmp(f, "--seed"));
         if (!strcmp(f, "--help") || !strcmp(f, "-h")) {
             a->help = true;
             continue;
@@ -97,7 +106,11 @@ const char *mprt_args_parse(const MprtTrainer *t, int argc, char **argv, MprtArg
             return err;
         }
         if (!v || (!str && c < 0)) {
-            snprintf(err, n, "%s needs %s", f, str ? "a file name" : "a non-negative integer");
+            if (v && !str && c == -2)
+                snprintf(err, n, "%s %.32s: too large (at most %lld)", f, v,
+                         is_seed ? (long long)INT64_MAX : (long long)MPRT_MAX_STEPS);
+            else
+                snprintf(err, n, "%s needs %s", f, str ? "a file name" : "a non-negative integer");
             return err;
         }
         if (str)
@@ -194,6 +207,18 @@ static int64_t run_steps(const MprtTrainer *t, const MprtArgs *a, int64_t step) 
     return step;
 }
 
+/* A checkpoint past --steps is refused: training "until step N" from beyond N has no meaning,
+ * and a silent run of 0 steps would hide a wrong flag. A checkpoint exactly at --steps runs no
+ * steps (a finished run resumed: nothing to do, and --save rewrites the same checkpoint). */
+static const char *past_steps(const char *path, int64_t step, int64_t steps, char *msg,
+                              size_t n) {
+    snprintf(msg, n,
+             "%.200s is at step %lld, past --steps %lld (--steps is the last step, not a count; "
+             "pass --steps %lld or more)",
+             path ? path : "", (long long)step, (long long)steps, (long long)step);
+    return msg;
+}
+
 int mprt_trainer_main(const MprtTrainer *t, int argc, char **argv) {
     const MprtModel *m = t->model;
     MprtArgs a;
@@ -206,6 +231,10 @@ int mprt_trainer_main(const MprtTrainer *t, int argc, char **argv) {
     mprt_init(&argc, &argv, m->S, m->d, m->t);
     mprt_exit_if_any(bad != NULL, bad ? bad : "");
     int threads = t->device ? 0 : mprt_set_threads(a.threads); /* 0: the rank's share */
+    if (mprt_mesh()->rank == 0) {
+        if (a.save) mprt__remove_stale_tmp(a.save);
+        if (a.resume) mprt__remove_stale_tmp(a.resume);
+    }
     t->start(&a);
     MprtErr err = {{0}};
     bool ok = t->open_data(&a, &err);
@@ -213,6 +242,7 @@ int mprt_trainer_main(const MprtTrainer *t, int argc, char **argv) {
     int64_t step = 0;
     if (a.init) load(t, a.init, false);
     if (a.resume) step = load(t, a.resume, true);
+    mprt_exit_if_any(step > a.steps, past_steps(a.resume, step, a.steps, msg, sizeof msg));
     print_plan(t, threads);
     mprt_stats_reset();
     step = run_steps(t, &a, step);

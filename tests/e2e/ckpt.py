@@ -10,9 +10,12 @@
   * A trainer killed with SIGKILL while saving every step leaves a loadable checkpoint.
 """
 import argparse
+import glob
+import json
 import os
 import re
 import signal
+import struct
 import subprocess
 import sys
 import time
@@ -40,6 +43,27 @@ def train(a, exe, np_, *flags, check=True):
     if check and r.returncode != 0:
         raise RuntimeError(f"{exe} {flags} failed:\n{r.stdout}{r.stderr}")
     return r, losses
+
+
+def ckpt_header(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    n = struct.unpack("<Q", data[:8])[0]
+    return json.loads(data[8:8 + n]), data[8 + n:]
+
+
+def ckpt_step(path):
+    return int(ckpt_header(path)[0]["__metadata__"]["step"])
+
+
+def write_with_step(src, dst, step):
+    """src with its metadata step replaced (the tensor offsets are relative to the data)."""
+    hdr, body = ckpt_header(src)
+    hdr["__metadata__"]["step"] = step
+    js = json.dumps(hdr).encode()
+    js += b" " * (-len(js) % 8)
+    with open(dst, "wb") as f:
+        f.write(struct.pack("<Q", len(js)) + js + body)
 
 
 def one_line_error(r, what, failures):
@@ -105,6 +129,23 @@ def main():
     one_line_error(train(a, exe_b, np_b, "--steps", "x", check=False)[0], "bad flag value", failures)
     r = run([a.mpirun, "--oversubscribe", "-np", str(np_b + 1), exe_b, "--steps", "1"])
     one_line_error(r, "wrong world size", failures)
+    one_line_error(train(a, exe_b, np_b, "--steps", "99999999999999999999", check=False)[0],
+                   "--steps too large", failures)
+    # ck is at step 10: --steps 9 is past it (an error), --steps 10 is nothing to do.
+    one_line_error(train(a, exe_b, np_b, "--resume", ck, "--steps", "9", check=False)[0],
+                   "checkpoint past --steps", failures)
+    r, done = train(a, exe_b, np_b, "--resume", ck, "--steps", "10", check=False)
+    if r.returncode != 0 or done or "done 0 steps" not in r.stdout:
+        failures.append(f"resume at --steps == the checkpoint's step: expected 0 steps, exit 0:\n{r.stdout}{r.stderr}")
+    huge = os.path.join(a.workdir, "huge_step.safetensors")
+    write_with_step(ck, huge, "864691128455135232")
+    one_line_error(train(a, exe_b, np_b, "--resume", huge, "--steps", "20", check=False)[0],
+                   "checkpoint step out of range", failures)
+    fifo = os.path.join(a.workdir, "fifo")
+    if not os.path.exists(fifo):
+        os.mkfifo(fifo)
+    for flag in ("--resume", "--data"):
+        one_line_error(train(a, exe_b, np_b, flag, fifo, check=False)[0], f"{flag} naming a FIFO", failures)
 
     # SIGKILL while saving every step: the file left behind is always a whole checkpoint.
     kill_ck = os.path.join(a.workdir, "kill.safetensors")
@@ -115,11 +156,42 @@ def main():
     time.sleep(3)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    r, after = train(a, exe_b, np_b, "--resume", kill_ck, "--steps", "0", check=False)
+    # the ranks may outlive mpirun by a moment: wait until the checkpoint stops changing
+    last = None
+    for _ in range(40):
+        now = os.stat(kill_ck).st_mtime_ns
+        if now == last:
+            break
+        last = now
+        time.sleep(0.5)
+    # a killed save's rank may be left blocked (its peers are gone): end it, it is ours
+    for p in glob.glob(kill_ck + ".tmp.*"):
+        pid = int(p.rsplit(".", 1)[1])
+        try:
+            if os.getsid(pid) == proc.pid:
+                os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    time.sleep(1)
+    # a temporary file of a dead pid (the killed save's, and a planted one) goes at start-up;
+    # one of a live pid (this script's) stays
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale, live = f"{kill_ck}.tmp.{dead.pid}", f"{kill_ck}.tmp.{os.getpid()}"
+    for p in (stale, live):
+        with open(p, "wb") as g:
+            g.write(b"partial")
+    r, after = train(a, exe_b, np_b, "--resume", kill_ck, "--steps", str(ckpt_step(kill_ck)), check=False)
     if r.returncode != 0:
         failures.append(f"checkpoint left by a killed trainer does not load:\n{r.stderr}")
     else:
         print("checkpoint left by a trainer killed while saving loads")
+    left = sorted(os.path.basename(p) for p in glob.glob(kill_ck + ".tmp.*"))
+    if left != [os.path.basename(live)]:
+        failures.append(f"stale temporary files: expected only {os.path.basename(live)} left, found {left}")
+    else:
+        print("stale temporary files of dead pids removed at start-up, a live pid's kept")
+    os.unlink(live)
 
     for f in failures:
         print("FAIL:", f)
