@@ -94,20 +94,39 @@ static void parse(int argc, char **argv, Opts *o) {
     *o = (Opts){1000, 1024, 8, 2048, 1024, 512, 16, 0, 3, "h100-nvlink", 0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--print-model")) { o->print = 1; continue; }
-        if (!v) { fprintf(stderr, "plan_speed: %s needs a value\n", a); exit(2); }
+        if (!strcmp(a, "--print-model")) {
+            o->print = 1;
+            continue;
+        }
+        if (!v) {
+            fprintf(stderr, "plan_speed: %s needs a value\n", a);
+            exit(2);
+        }
         i++;
-        if (!strcmp(a, "--layers")) o->layers = arg_long(v);
-        else if (!strcmp(a, "--devices")) o->devices = arg_long(v);
-        else if (!strcmp(a, "--per-node")) o->per_node = arg_long(v);
-        else if (!strcmp(a, "--batch")) o->batch = arg_long(v);
-        else if (!strcmp(a, "--width")) o->width = arg_long(v);
-        else if (!strcmp(a, "--seq")) o->seq = arg_long(v);
-        else if (!strcmp(a, "--heads")) o->heads = arg_long(v);
-        else if (!strcmp(a, "--micro")) o->micro = arg_long(v);
-        else if (!strcmp(a, "--reps")) o->reps = arg_long(v);
-        else if (!strcmp(a, "--preset")) o->preset = v;
-        else { fprintf(stderr, "plan_speed: unknown option %s\n", a); exit(2); }
+        if (!strcmp(a, "--layers"))
+            o->layers = arg_long(v);
+        else if (!strcmp(a, "--devices"))
+            o->devices = arg_long(v);
+        else if (!strcmp(a, "--per-node"))
+            o->per_node = arg_long(v);
+        else if (!strcmp(a, "--batch"))
+            o->batch = arg_long(v);
+        else if (!strcmp(a, "--width"))
+            o->width = arg_long(v);
+        else if (!strcmp(a, "--seq"))
+            o->seq = arg_long(v);
+        else if (!strcmp(a, "--heads"))
+            o->heads = arg_long(v);
+        else if (!strcmp(a, "--micro"))
+            o->micro = arg_long(v);
+        else if (!strcmp(a, "--reps"))
+            o->reps = arg_long(v);
+        else if (!strcmp(a, "--preset"))
+            o->preset = v;
+        else {
+            fprintf(stderr, "plan_speed: unknown option %s\n", a);
+            exit(2);
+        }
     }
 }
 
@@ -139,7 +158,8 @@ int main(int argc, char **argv) {
             if (c1 - c0 < best_cpu) best_cpu = c1 - c0;
             if (ok && r == o.reps - 1) {
                 const Plan *p = g->plan;
-                printf("layers=%d devices=%ld plan_ms=%.1f cpu_ms=%.1f mesh=%dx%dx%d m=%d step_ms=%.3f\n",
+                printf("layers=%d devices=%ld plan_ms=%.1f cpu_ms=%.1f mesh=%dx%dx%d m=%d "
+                       "step_ms=%.3f\n",
                        IR_NNODES(g), o.devices, best * 1e3, best_cpu * 1e3, p->S, p->d, p->t, p->m,
                        p->totals.step_time * 1e3);
             }

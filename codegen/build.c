@@ -65,8 +65,10 @@ CgToolchain cg_toolchain_default(void) {
     CgToolchain tc = {"mpicc", MPCC_RUNTIME_INCLUDE_DIR, MPCC_RUNTIME_LIB_DIR};
     const char *cc = getenv("CC"), *dir = getenv("MPCC_RUNTIME_DIR");
     if (cc && *cc) tc.cc = cc;
-    if (dir && *dir) tc.include_dir = tc.lib_dir = dir;
-    else installed_runtime(&tc);
+    if (dir && *dir)
+        tc.include_dir = tc.lib_dir = dir;
+    else
+        installed_runtime(&tc);
     return tc;
 }
 
@@ -74,22 +76,26 @@ CgToolchain cg_toolchain_default(void) {
 static void print_arg(FILE *f, const char *s) {
     bool safe = *s != 0;
     for (const char *p = s; *p; p++)
-        if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=+,:", *p)) safe = false;
+        if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=+,:", *p))
+            safe = false;
     if (safe) {
         fputs(s, f);
         return;
     }
     fputc('\'', f);
     for (const char *p = s; *p; p++) {
-        if (*p == '\'') fputs("'\\''", f);
-        else fputc(*p, f);
+        if (*p == '\'')
+            fputs("'\\''", f);
+        else
+            fputc(*p, f);
     }
     fputc('\'', f);
 }
 
 /* Runs argv (argv[0] the tool) and waits; `what` names the tool in errors, `hint` says how to
  * choose another. */
-static bool spawn_wait(const char *const *argv, const char *what, const char *hint, bool verbose, Diag *d) {
+static bool spawn_wait(const char *const *argv, const char *what, const char *hint, bool verbose,
+                       Diag *d) {
     if (verbose) {
         for (int i = 0; argv[i]; i++) {
             if (i) fputc(' ', stderr);
@@ -108,26 +114,40 @@ static bool spawn_wait(const char *const *argv, const char *what, const char *hi
     }
     bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
     if (!ok)
-        diag_error(d, noloc, "building the trainer failed: '%s' %s %d (run with -v to see the command)", argv[0],
-                   WIFEXITED(status) ? "exited with status" : "was killed by signal",
+        diag_error(d, noloc,
+                   "building the trainer failed: '%s' %s %d (run with -v to see the command)",
+                   argv[0], WIFEXITED(status) ? "exited with status" : "was killed by signal",
                    WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
     return ok;
 }
 
 /* A user's file name as a compiler argument: one starting with '-' (`-o -v` makes -v.c)
  * gets "./" in front, so the compiler cannot take it for an option. */
-static const char *file_arg(Arena *a, const char *path) { return path[0] == '-' ? arena_printf(a, "./%s", path) : path; }
+static const char *file_arg(Arena *a, const char *path) {
+    return path[0] == '-' ? arena_printf(a, "./%s", path) : path;
+}
 
 bool cg_build(const CgToolchain *tc, const char *c_file, const char *exe, bool verbose, Diag *d) {
     Arena a = {0};
     c_file = file_arg(&a, c_file);
     exe = file_arg(&a, exe);
     const char *argv[] = {
-        tc->cc, "-std=c11", "-O2", arena_printf(&a, "-I%s", tc->include_dir), c_file, "-o", exe,
-        arena_printf(&a, "-L%s", tc->lib_dir), arena_printf(&a, "-Wl,-rpath,%s", tc->lib_dir), "-lmprt", "-lcjson",
-        "-lopenblas", "-lm",
+        tc->cc,
+        "-std=c11",
+        "-O2",
+        arena_printf(&a, "-I%s", tc->include_dir),
+        c_file,
+        "-o",
+        exe,
+        arena_printf(&a, "-L%s", tc->lib_dir),
+        arena_printf(&a, "-Wl,-rpath,%s", tc->lib_dir),
+        "-lmprt",
+        "-lcjson",
+        "-lopenblas",
+        "-lm",
 #ifdef MPCC_TRAINER_SANITIZE
-        "-fsanitize=address,undefined", "-fno-omit-frame-pointer",
+        "-fsanitize=address,undefined",
+        "-fno-omit-frame-pointer",
 #endif
         NULL,
     };
@@ -139,11 +159,14 @@ bool cg_build(const CgToolchain *tc, const char *c_file, const char *exe, bool v
 /* nvcc compiles the .cu with the MPI C++ wrapper as its host compiler (mpicxx adds MPI's
  * include and library flags, as mpicc does for C), and links mprt_cuda, mprt, cuBLAS and
  * NCCL. The paths are this build tree's, fixed at configure time (cmake/MpccCuda.cmake). */
-bool cg_build_cuda(const CgToolchain *tc, const char *cu_file, const char *exe, bool verbose, Diag *d) {
+bool cg_build_cuda(const CgToolchain *tc, const char *cu_file, const char *exe, bool verbose,
+                   Diag *d) {
 #ifndef MPCC_CUDA_LIB_DIR
     (void)tc, (void)cu_file, (void)exe, (void)verbose;
-    diag_error(d, noloc, "this mpcc was built without the CUDA runtime (no nvcc, cuBLAS or NCCL when it was "
-                         "configured); --emit=cuda -o FILE.cu writes the trainer, docs/cuda.md says how to build it");
+    diag_error(d, noloc,
+               "this mpcc was built without the CUDA runtime (no nvcc, cuBLAS or NCCL when it was "
+               "configured); --emit=cuda -o FILE.cu writes the trainer, docs/cuda.md says how to "
+               "build it");
     return false;
 #else
     Arena a = {0};
@@ -151,11 +174,27 @@ bool cg_build_cuda(const CgToolchain *tc, const char *cu_file, const char *exe, 
     exe = file_arg(&a, exe);
     const char *host = getenv("MPCC_CUDA_HOST_CXX"), *nvcc = getenv("NVCC");
     const char *argv[] = {
-        nvcc && *nvcc ? nvcc : MPCC_NVCC, "-ccbin", host && *host ? host : "mpicxx", "-O2",
-        arena_printf(&a, "-I%s", tc->include_dir), arena_printf(&a, "-I%s/cuda", tc->include_dir), cu_file, "-o",
-        exe, arena_printf(&a, "-L%s", MPCC_CUDA_LIB_DIR), "-lmprt_cuda", arena_printf(&a, "-L%s", tc->lib_dir),
-        arena_printf(&a, "-Xlinker=-rpath,%s", tc->lib_dir), "-lmprt", "-lcublas", arena_printf(&a, "-L%s", MPCC_NCCL_LIB_DIR), "-lnccl", "-lcjson", "-lopenblas",
-        "-lm", NULL,
+        nvcc && *nvcc ? nvcc : MPCC_NVCC,
+        "-ccbin",
+        host && *host ? host : "mpicxx",
+        "-O2",
+        arena_printf(&a, "-I%s", tc->include_dir),
+        arena_printf(&a, "-I%s/cuda", tc->include_dir),
+        cu_file,
+        "-o",
+        exe,
+        arena_printf(&a, "-L%s", MPCC_CUDA_LIB_DIR),
+        "-lmprt_cuda",
+        arena_printf(&a, "-L%s", tc->lib_dir),
+        arena_printf(&a, "-Xlinker=-rpath,%s", tc->lib_dir),
+        "-lmprt",
+        "-lcublas",
+        arena_printf(&a, "-L%s", MPCC_NCCL_LIB_DIR),
+        "-lnccl",
+        "-lcjson",
+        "-lopenblas",
+        "-lm",
+        NULL,
     };
     bool ok = spawn_wait(argv, "CUDA compiler", "set NVCC to nvcc's path", verbose, d);
     arena_free(&a);

@@ -50,9 +50,9 @@ int64_t cg_int_range(const IrGraph *g, int value);
 
 /* Where the runtime is: include directories and libraries for building a trainer. */
 typedef struct CgToolchain {
-    const char *cc;           /* $CC, else "mpicc" */
-    const char *include_dir;  /* runtime headers */
-    const char *lib_dir;      /* libmprt.a */
+    const char *cc;          /* $CC, else "mpicc" */
+    const char *include_dir; /* runtime headers */
+    const char *lib_dir;     /* libmprt.a */
 } CgToolchain;
 
 /* The in-tree runtime of this build (compile-time paths), overridable by $MPCC_RUNTIME_DIR. */
@@ -63,6 +63,7 @@ bool cg_build(const CgToolchain *tc, const char *c_file, const char *exe, bool v
 /* The same for a CUDA trainer (.cu): nvcc with the MPI C++ wrapper as host compiler ($NVCC
  * and $MPCC_CUDA_HOST_CXX override them), linked to mprt_cuda, mprt, cuBLAS and NCCL. An mpcc
  * configured without CUDA reports that instead. */
-bool cg_build_cuda(const CgToolchain *tc, const char *cu_file, const char *exe, bool verbose, Diag *d);
+bool cg_build_cuda(const CgToolchain *tc, const char *cu_file, const char *exe, bool verbose,
+                   Diag *d);
 
 #endif /* MPCC_CODEGEN_H */

@@ -76,11 +76,57 @@ bool cg_api_prefix_ok(const char *p) {
  * beside them is found first when the user's build adds its folder with -I) and the C and
  * POSIX headers a program around the API is likely to include. */
 static const char *const shadowed_headers[] = {
-    "mpi", "mpio", "mprt", "mprt_kernels", "mprt_trainer", "mprt_cuda", "nccl", "cuda", "cuda_runtime", "cublas", "cublas_v2",
-    "cblas", "openblas_config", "cjson", "omp", "assert", "complex", "ctype", "errno", "fenv", "float",
-    "inttypes", "iso646", "limits", "locale", "math", "setjmp", "signal", "stdalign", "stdarg", "stdatomic",
-    "stdbool", "stddef", "stdint", "stdio", "stdlib", "stdnoreturn", "string", "strings", "tgmath",
-    "threads", "time", "uchar", "wchar", "wctype", "unistd", "fcntl", "pthread", "sched", "spawn", "dirent",
+    "mpi",
+    "mpio",
+    "mprt",
+    "mprt_kernels",
+    "mprt_trainer",
+    "mprt_cuda",
+    "nccl",
+    "cuda",
+    "cuda_runtime",
+    "cublas",
+    "cublas_v2",
+    "cblas",
+    "openblas_config",
+    "cjson",
+    "omp",
+    "assert",
+    "complex",
+    "ctype",
+    "errno",
+    "fenv",
+    "float",
+    "inttypes",
+    "iso646",
+    "limits",
+    "locale",
+    "math",
+    "setjmp",
+    "signal",
+    "stdalign",
+    "stdarg",
+    "stdatomic",
+    "stdbool",
+    "stddef",
+    "stdint",
+    "stdio",
+    "stdlib",
+    "stdnoreturn",
+    "string",
+    "strings",
+    "tgmath",
+    "threads",
+    "time",
+    "uchar",
+    "wchar",
+    "wctype",
+    "unistd",
+    "fcntl",
+    "pthread",
+    "sched",
+    "spawn",
+    "dirent",
 };
 /* Prefixes of the names MPI (MPI_, PMPI_) and the runtime (mprt, MPRT_) own. */
 static const char *const reserved_prefixes[] = {"mpi_", "pmpi_", "mprt", "ompi_", "nccl"};
@@ -315,7 +361,8 @@ static const char api_impl_io[] =
     "    int code = path && *path ? 0 : api_fail(c->err, @U@_ERR_ARG, \"@P@_save: no path\");\n"
     "    if ((code = api_agree(code, c->err))) return code;\n"
     "    MprtArenas arena = {prm, opt1, opt2};\n    MprtErr err = {{0}};\n"
-    "    if (!mprt_ckpt_save(&MODEL, arena, path, c->step, &err)) code = api_fail(c->err, @U@_ERR_IO, \"%s\", err.msg);\n"
+    "    if (!mprt_ckpt_save(&MODEL, arena, path, c->step, &err)) code = api_fail(c->err, "
+    "@U@_ERR_IO, \"%s\", err.msg);\n"
     "    if ((code = api_agree(code, c->err))) return code;\n"
     "    c->err[0] = 0;\n    return @U@_OK;\n}\n\n";
 
@@ -328,7 +375,8 @@ static const char api_impl_load[] =
     "    if ((code = api_agree(code, c->err))) return code;\n"
     "    int64_t np = STAGE_PARAMS[mesh->s] + 1, step = c->step;\n"
     "    MprtArenas live = {prm, opt1, opt2}, copy;\n"
-    "    for (int i = 0; i < 3; i++) copy[i] = mprt_falloc(np), memcpy(copy[i], live[i], sizeof(float) "
+    "    for (int i = 0; i < 3; i++) copy[i] = mprt_falloc(np), memcpy(copy[i], live[i], "
+    "sizeof(float) "
     "* (size_t)np);\n"
     "    MprtErr err = {{0}};\n"
     "    if (!mprt_ckpt_load(&MODEL, copy, path, resume != 0, &step, &err))\n"
@@ -425,8 +473,9 @@ static void emit_data_table(const Api *x, FILE *f) {
                 v->shape.rank);
         for (int k = 1; k < v->shape.rank; k++)
             fprintf(f, ", %lld", (long long)v->shape.d[k]);
-        fprintf(f, "}, %lldu, %lld}, \"%s[%lld", (long long)n, (long long)cg_int_range(x->g, x->data[i]),
-                v->dtype == DT_F32 ? "f32" : "i32", (long long)s->batch);
+        fprintf(f, "}, %lldu, %lld}, \"%s[%lld", (long long)n,
+                (long long)cg_int_range(x->g, x->data[i]), v->dtype == DT_F32 ? "f32" : "i32",
+                (long long)s->batch);
         for (int k = 1; k < v->shape.rank; k++)
             fprintf(f, ", %lld", (long long)v->shape.d[k]);
         fprintf(f, "]\"},\n");

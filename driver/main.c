@@ -53,11 +53,14 @@ typedef struct Emit {
     void (*print)(const IrGraph *g, FILE *out); /* NULL for the AST */
 } Emit;
 
-static void print_config(const IrGraph *g, FILE *out) { fe_config_dump(&g->train, &g->cluster, out); }
+static void print_config(const IrGraph *g, FILE *out) {
+    fe_config_dump(&g->train, &g->cluster, out);
+}
 
 static const Emit emits[] = {
     {"ast", NULL, "the syntax tree", NULL},
-    {"config", NULL, "the resolved train and cluster settings (after presets and -D)", print_config},
+    {"config", NULL, "the resolved train and cluster settings (after presets and -D)",
+     print_config},
     {"ir", "shapes", "the IR after shape inference: layers, shapes, parameters, FLOPs", ir_dump},
     {"plan", "report", "the partition report: every layer's alternatives, the choice and why",
      pass_report_text},
@@ -69,38 +72,40 @@ static const Emit emits[] = {
 #define NEMITS ((int)(sizeof emits / sizeof emits[0]))
 
 static void usage(FILE *f) {
-    fprintf(f,
-            "usage: mpcc FILE [-o OUT] [--emit=KIND] [--report-json FILE] [-D key=value]...\n"
-            "            [--dump-after=PASS] [-v]\n"
-            "\n"
-            "Compiles a .mp model description (see docs/language.md).\n"
-            "\n"
-            "options:\n"
-            "  -o OUT             with --emit, write that output to OUT instead of standard output;\n"
-            "                     without, plan the model and build the trainer OUT, writing beside it\n"
-            "                     its C source OUT.c (OUT.cu with --target cuda) and the partition\n"
-            "                     report OUT.report; the plan summary goes to standard error\n"
-            "  --emit=KIND        what to print:\n");
-    for (int i = 0; i < NEMITS; i++) fprintf(f, "                       %-6s %s\n", emits[i].name, emits[i].what);
-    fprintf(f,
-            "                     without --emit, mpcc checks the model and prints nothing\n"
-            "  --emit-header NAME.h  with --emit=c, also write the trainer's C API: NAME.h, and\n"
-            "                     NAME_create/step/save/load/... after main() (docs/embedding.md)\n"
-            "  --report-json FILE write the partition report as JSON to FILE (docs/report.md)\n"
-            "  -D key=value       override a setting, e.g. -D train.batch=256 -D cluster.devices=8\n"
-            "                     (any train.* or cluster.* key, cluster.preset included)\n"
-            "  --target c|cuda    what -o builds: the C (MPI) trainer (default) or the CUDA one\n"
-            "  --plan-space K     list the K fastest meshes S×d×t and micro-batch counts the plan\n"
-            "                     search found, with their predicted step times, and stop\n"
-            "  --dump-after=PASS  print what PASS made to standard output, and go on:\n");
+    fprintf(
+        f,
+        "usage: mpcc FILE [-o OUT] [--emit=KIND] [--report-json FILE] [-D key=value]...\n"
+        "            [--dump-after=PASS] [-v]\n"
+        "\n"
+        "Compiles a .mp model description (see docs/language.md).\n"
+        "\n"
+        "options:\n"
+        "  -o OUT             with --emit, write that output to OUT instead of standard output;\n"
+        "                     without, plan the model and build the trainer OUT, writing beside "
+        "it\n"
+        "                     its C source OUT.c (OUT.cu with --target cuda) and the partition\n"
+        "                     report OUT.report; the plan summary goes to standard error\n"
+        "  --emit=KIND        what to print:\n");
+    for (int i = 0; i < NEMITS; i++)
+        fprintf(f, "                       %-6s %s\n", emits[i].name, emits[i].what);
+    fprintf(
+        f, "                     without --emit, mpcc checks the model and prints nothing\n"
+           "  --emit-header NAME.h  with --emit=c, also write the trainer's C API: NAME.h, and\n"
+           "                     NAME_create/step/save/load/... after main() (docs/embedding.md)\n"
+           "  --report-json FILE write the partition report as JSON to FILE (docs/report.md)\n"
+           "  -D key=value       override a setting, e.g. -D train.batch=256 -D cluster.devices=8\n"
+           "                     (any train.* or cluster.* key, cluster.preset included)\n"
+           "  --target c|cuda    what -o builds: the C (MPI) trainer (default) or the CUDA one\n"
+           "  --plan-space K     list the K fastest meshes S×d×t and micro-batch counts the plan\n"
+           "                     search found, with their predicted step times, and stop\n"
+           "  --dump-after=PASS  print what PASS made to standard output, and go on:\n");
     for (int i = 0; i < pass_count; i++)
         fprintf(f, "                       %-6s %s\n", pass_list[i].name, pass_list[i].what);
-    fprintf(f,
-            "  -v                 print the time each phase took to standard error\n"
-            "  --help             print this help\n"
-            "  --version          print the version\n"
-            "\n"
-            "exit status: 0 success, 1 error in the input, 2 usage error, 3 internal error\n");
+    fprintf(f, "  -v                 print the time each phase took to standard error\n"
+               "  --help             print this help\n"
+               "  --version          print the version\n"
+               "\n"
+               "exit status: 0 success, 1 error in the input, 2 usage error, 3 internal error\n");
 }
 
 static int usage_error(const char *fmt, const char *arg) {
@@ -147,10 +152,12 @@ static int parse_args(int argc, char **argv, Options *o) {
         } else if (strcmp(a, "-v") == 0) {
             o->verbose = true;
         } else if (is_opt(a, "-o")) {
-            if (!(v = opt_value(argc, argv, &i, "-o")) || !*v) return usage_error("%s needs a file name", "-o");
+            if (!(v = opt_value(argc, argv, &i, "-o")) || !*v)
+                return usage_error("%s needs a file name", "-o");
             o->out = v;
         } else if (is_opt(a, "--emit")) {
-            if (!(v = opt_value(argc, argv, &i, "--emit"))) return usage_error("%s needs a value", "--emit");
+            if (!(v = opt_value(argc, argv, &i, "--emit")))
+                return usage_error("%s needs a value", "--emit");
             o->emit = v;
         } else if (is_opt(a, "--emit-header")) {
             if (!(v = opt_value(argc, argv, &i, "--emit-header")) || !*v)
@@ -161,23 +168,29 @@ static int parse_args(int argc, char **argv, Options *o) {
                 return usage_error("%s needs a file name", "--report-json");
             o->report_json = v;
         } else if (is_opt(a, "--target")) {
-            if (!(v = opt_value(argc, argv, &i, "--target"))) return usage_error("%s needs c or cuda", "--target");
+            if (!(v = opt_value(argc, argv, &i, "--target")))
+                return usage_error("%s needs c or cuda", "--target");
             if (strcmp(v, "c") != 0 && strcmp(v, "cuda") != 0)
                 return usage_error("--target '%s': expected c or cuda", v);
             o->cuda = strcmp(v, "cuda") == 0;
         } else if (is_opt(a, "--plan-space")) {
-            if (!(v = opt_value(argc, argv, &i, "--plan-space"))) return usage_error("%s needs a count", "--plan-space");
+            if (!(v = opt_value(argc, argv, &i, "--plan-space")))
+                return usage_error("%s needs a count", "--plan-space");
             char *end;
             long k = strtol(v, &end, 10);
-            if (*end || k < 1 || k > 1000) return usage_error("--plan-space '%s': expected a count from 1 to 1000", v);
+            if (*end || k < 1 || k > 1000)
+                return usage_error("--plan-space '%s': expected a count from 1 to 1000", v);
             o->plan_space = (int)k;
         } else if (is_opt(a, "--dump-after")) {
-            if (!(v = opt_value(argc, argv, &i, "--dump-after"))) return usage_error("%s needs a pass name", "--dump-after");
+            if (!(v = opt_value(argc, argv, &i, "--dump-after")))
+                return usage_error("%s needs a pass name", "--dump-after");
             o->dump_after = v;
         } else if (is_opt(a, "-D")) {
-            if (!(v = opt_value(argc, argv, &i, "-D"))) return usage_error("%s needs key=value", "-D");
+            if (!(v = opt_value(argc, argv, &i, "-D")))
+                return usage_error("%s needs key=value", "-D");
             const char *eq = strchr(v, '=');
-            if (!eq || eq == v) return usage_error("-D '%s': expected key=value, as in -D train.batch=256", v);
+            if (!eq || eq == v)
+                return usage_error("-D '%s': expected key=value, as in -D train.batch=256", v);
             o->defs[o->ndefs].key = strndup(v, (size_t)(eq - v));
             o->defs[o->ndefs++].value = eq + 1;
         } else if (a[0] == '-' && a[1]) {
@@ -208,24 +221,31 @@ static int check_args(const Options *o, const Emit **emit) {
     if (o->emit && !(*emit = find_emit(o->emit))) {
         char list[256] = "";
         for (int i = 0; i < NEMITS; i++)
-            snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "", emits[i].name);
-        fprintf(stderr, "mpcc: error: unknown --emit value '%s'; expected one of: %s\n", o->emit, list);
+            snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "",
+                     emits[i].name);
+        fprintf(stderr, "mpcc: error: unknown --emit value '%s'; expected one of: %s\n", o->emit,
+                list);
         return EXIT_USAGE;
     }
     if (o->dump_after && pass_find(o->dump_after) < 0) {
-        fprintf(stderr, "mpcc: error: unknown pass '%s' for --dump-after; the passes are:", o->dump_after);
-        for (int i = 0; i < pass_count; i++) fprintf(stderr, " %s", pass_list[i].name);
+        fprintf(stderr,
+                "mpcc: error: unknown pass '%s' for --dump-after; the passes are:", o->dump_after);
+        for (int i = 0; i < pass_count; i++)
+            fprintf(stderr, " %s", pass_list[i].name);
         fputc('\n', stderr);
         return EXIT_USAGE;
     }
     if (o->header && !(*emit && strcmp((*emit)->name, "c") == 0))
         return usage_error("%s", "--emit-header goes with --emit=c");
     if (o->header && !cg_api_prefix_ok(api_prefix(o->header)))
-        return usage_error("--emit-header '%s': the file's name without .h names the API and must be a C "
-                           "identifier (letters, digits, _) other than train and trainer", o->header);
+        return usage_error(
+            "--emit-header '%s': the file's name without .h names the API and must be a C "
+            "identifier (letters, digits, _) other than train and trainer",
+            o->header);
     const char *clash = o->header ? cg_api_prefix_clash(api_prefix(o->header)) : NULL;
     if (clash) {
-        fprintf(stderr, "mpcc: error: --emit-header '%s': %s; choose another name\n", o->header, clash);
+        fprintf(stderr, "mpcc: error: --emit-header '%s': %s; choose another name\n", o->header,
+                clash);
         return EXIT_USAGE;
     }
     if (o->report_json && *emit && strcmp((*emit)->name, "ast") == 0)
@@ -269,9 +289,12 @@ static int write_trainer(const Options *o, const IrGraph *g, Diag *d) {
     snprintf(src, n, "%s.%s", o->out, o->cuda ? "cu" : "c");
     IrOutFile out;
     bool ok = ir_out_open(&out, src, d);
-    if (ok) ok = ir_out_close(&out, o->cuda ? cg_emit_cuda(g, out.f, d) : cg_emit_c(g, out.f, d), d);
+    if (ok)
+        ok = ir_out_close(&out, o->cuda ? cg_emit_cuda(g, out.f, d) : cg_emit_c(g, out.f, d), d);
     CgToolchain tc = cg_toolchain_default();
-    if (ok) ok = o->cuda ? cg_build_cuda(&tc, src, o->out, o->verbose, d) : cg_build(&tc, src, o->out, o->verbose, d);
+    if (ok)
+        ok = o->cuda ? cg_build_cuda(&tc, src, o->out, o->verbose, d)
+                     : cg_build(&tc, src, o->out, o->verbose, d);
     free(src);
     return ok ? 0 : EXIT_USER;
 }
@@ -310,7 +333,8 @@ static int compile(const Options *o, const Emit *emit, Arena *a, Diag *d) {
     if (o->plan_space > 0) return plan_space(o, g, d);
     /* Plain `-o` and --report-json need every pass; --emit stops after what it prints. */
     const char *until = emit && !o->report_json ? emit->until : NULL;
-    if (until && o->dump_after && pass_find(o->dump_after) > pass_find(until)) until = o->dump_after;
+    if (until && o->dump_after && pass_find(o->dump_after) > pass_find(until))
+        until = o->dump_after;
     int errors0 = diag_errors(d);
     bool ok = pass_run_pipeline(g, d, until, o->dump_after, stdout);
     double t3 = now_ms();
@@ -341,7 +365,8 @@ int main(int argc, char **argv) {
         rc = compile(&o, emit, &a, &d);
         arena_free(&a);
     }
-    for (int i = 0; i < o.ndefs; i++) free((char *)o.defs[i].key);
+    for (int i = 0; i < o.ndefs; i++)
+        free((char *)o.defs[i].key);
     free(o.defs);
     return rc;
 }

@@ -21,7 +21,8 @@ static void put_loc(SrcLoc l, FILE *out) {
 }
 
 static void indent(int depth, FILE *out) {
-    for (int i = 0; i < depth; i++) fputs("  ", out);
+    for (int i = 0; i < depth; i++)
+        fputs("  ", out);
 }
 
 void fe_expr_print(const AstExpr *e, FILE *out) {
@@ -53,8 +54,10 @@ static void dims_print(const AstStmt *s, FILE *out) {
     fprintf(out, "%s[", s->dtype_name);
     for (int i = 0; i < s->ndims; i++) {
         if (i) fputs(", ", out);
-        if (s->dims[i].is_batch) fputs("batch", out);
-        else fprintf(out, "%lld", (long long)s->dims[i].size);
+        if (s->dims[i].is_batch)
+            fputs("batch", out);
+        else
+            fprintf(out, "%lld", (long long)s->dims[i].size);
     }
     fputc(']', out);
 }
@@ -167,7 +170,8 @@ static void dump_stmt(const AstStmt *s, int depth, FILE *out) {
 }
 
 static void dump_stmts(const AstStmt *s, int depth, FILE *out) {
-    for (; s; s = s->next) dump_stmt(s, depth, out);
+    for (; s; s = s->next)
+        dump_stmt(s, depth, out);
 }
 
 void fe_ast_dump(const Ast *ast, FILE *out) {

@@ -38,16 +38,30 @@ typedef struct CfgKey {
     size_t off;
 } CfgKey;
 
-#define TK(n, t) {"train." #n, t, true, offsetof(TrainCfg, n)}
-#define CK(n, t) {"cluster." #n, t, false, offsetof(ClusterCfg, n)}
+#define TK(n, t)                                                                                   \
+    { "train." #n, t, true, offsetof(TrainCfg, n) }
+#define CK(n, t)                                                                                   \
+    { "cluster." #n, t, false, offsetof(ClusterCfg, n) }
 static const CfgKey keys[] = {
-    TK(batch, K_INT),       TK(microbatches, K_INT), TK(steps, K_INT),   TK(seed, K_INT),
+    TK(batch, K_INT),
+    TK(microbatches, K_INT),
+    TK(steps, K_INT),
+    TK(seed, K_INT),
     {"train.optimizer", K_OPT, true, offsetof(TrainCfg, opt)},
-    TK(lr, K_FLOAT),        TK(momentum, K_FLOAT),   TK(beta1, K_FLOAT), TK(beta2, K_FLOAT),
-    TK(eps, K_FLOAT),       TK(weight_decay, K_FLOAT),
+    TK(lr, K_FLOAT),
+    TK(momentum, K_FLOAT),
+    TK(beta1, K_FLOAT),
+    TK(beta2, K_FLOAT),
+    TK(eps, K_FLOAT),
+    TK(weight_decay, K_FLOAT),
     {"cluster.preset", K_PRESET, false, offsetof(ClusterCfg, preset)},
-    CK(devices, K_INT),     CK(devices_per_node, K_INT), CK(flops, K_FLOAT), CK(memory, K_FLOAT),
-    CK(bandwidth, K_FLOAT), CK(latency, K_FLOAT),    CK(inter_node_bandwidth, K_FLOAT),
+    CK(devices, K_INT),
+    CK(devices_per_node, K_INT),
+    CK(flops, K_FLOAT),
+    CK(memory, K_FLOAT),
+    CK(bandwidth, K_FLOAT),
+    CK(latency, K_FLOAT),
+    CK(inter_node_bandwidth, K_FLOAT),
     CK(inter_node_latency, K_FLOAT),
 };
 #define NKEYS ((int)(sizeof keys / sizeof keys[0]))
@@ -186,7 +200,8 @@ static void load_preset_file(Cfg *C, int k, const char *name, const char *mp_fil
         path = arena_printf(C->a, "%.*s/%s", (int)(slash - mp_file), mp_file, name);
     char err[512];
     fe_cluster_preset("cpu", C->c);
-    if (!fe_preset_load(C->a, path, C->c, err, sizeof err)) bad_value(C, k, "preset file '%s': %s", path, err);
+    if (!fe_preset_load(C->a, path, C->c, err, sizeof err))
+        bad_value(C, k, "preset file '%s': %s", path, err);
 }
 
 /* Step 1: the preset, from -D cluster.preset, the file, or "cpu". */
@@ -208,7 +223,8 @@ static void pick_preset(Cfg *C, const Ast *ast, const FeDefine *defs, int ndefs)
     }
     if (!fe_cluster_preset(name, C->c)) {
         char buf[256];
-        bad_value(C, k, "unknown cluster preset '%s'; the presets are %s", name, preset_list(buf, sizeof buf));
+        bad_value(C, k, "unknown cluster preset '%s'; the presets are %s", name,
+                  preset_list(buf, sizeof buf));
         fe_cluster_preset("cpu", C->c);
     }
 }
@@ -218,7 +234,8 @@ static void pick_optimizer(Cfg *C, const Ast *ast, const FeDefine *defs, int nde
     const FeDefine *dopt = last_define(defs, ndefs, "train.optimizer");
     const AstStmt *fopt = file_setting(ast->train, "optimizer");
     const char *name = "sgd";
-    if (dopt) name = dopt->value;
+    if (dopt)
+        name = dopt->value;
     else if (fopt && (fopt->value->kind == EX_CALL || fopt->value->kind == EX_NAME))
         name = fopt->value->name;
     OptKind k = OPT_SGD;
@@ -232,11 +249,15 @@ static void pick_optimizer(Cfg *C, const Ast *ast, const FeDefine *defs, int nde
 static void apply_optimizer(Cfg *C, const AstExpr *v, int key) {
     int kind = -1;
     for (int i = 0; i < 3; i++)
-        if ((v->kind == EX_CALL || v->kind == EX_NAME) && strcmp(opt_names[i], v->name) == 0) kind = i;
+        if ((v->kind == EX_CALL || v->kind == EX_NAME) && strcmp(opt_names[i], v->name) == 0)
+            kind = i;
     if (kind < 0) {
-        const char *sug = v->kind == EX_CALL || v->kind == EX_NAME ? diag_suggest(v->name, opt_names, 3) : NULL;
-        if (sug) diag_error(C->d, v->loc, "unknown optimizer '%s'; did you mean '%s'?", v->name, sug);
-        else diag_error(C->d, v->loc, "optimizer must be sgd(...), adam(...) or adamw(...)");
+        const char *sug =
+            v->kind == EX_CALL || v->kind == EX_NAME ? diag_suggest(v->name, opt_names, 3) : NULL;
+        if (sug)
+            diag_error(C->d, v->loc, "unknown optimizer '%s'; did you mean '%s'?", v->name, sug);
+        else
+            diag_error(C->d, v->loc, "optimizer must be sgd(...), adam(...) or adamw(...)");
         return;
     }
     C->org[key].loc = v->loc;
@@ -247,15 +268,20 @@ static void apply_optimizer(Cfg *C, const AstExpr *v, int key) {
     bool given[5] = {0};
     for (const AstArg *a = v->args; a; a = a->next) {
         int slot = -1;
-        if (!a->key) slot = pos < nnames ? pos : -1, pos++;
+        if (!a->key)
+            slot = pos < nnames ? pos : -1, pos++;
         else
             for (int i = 0; i < nnames; i++)
                 if (strcmp(names[i], a->key) == 0) slot = i;
         if (slot < 0) {
             const char *sug = a->key ? diag_suggest(a->key, names, (size_t)nnames) : NULL;
-            if (!a->key) diag_error(C->d, a->loc, "too many arguments to %s", v->name);
-            else if (sug) diag_error(C->d, a->key_loc, "%s has no argument '%s'; did you mean '%s'?", v->name, a->key, sug);
-            else diag_error(C->d, a->key_loc, "%s has no argument '%s'", v->name, a->key);
+            if (!a->key)
+                diag_error(C->d, a->loc, "too many arguments to %s", v->name);
+            else if (sug)
+                diag_error(C->d, a->key_loc, "%s has no argument '%s'; did you mean '%s'?", v->name,
+                           a->key, sug);
+            else
+                diag_error(C->d, a->key_loc, "%s has no argument '%s'", v->name, a->key);
             continue;
         }
         if (given[slot]) {
@@ -264,7 +290,8 @@ static void apply_optimizer(Cfg *C, const AstExpr *v, int key) {
         }
         given[slot] = true;
         if (a->value->kind != EX_INT && a->value->kind != EX_FLOAT) {
-            diag_error(C->d, a->value->loc, "argument '%s' of %s must be a number", names[slot], v->name);
+            diag_error(C->d, a->value->loc, "argument '%s' of %s must be a number", names[slot],
+                       v->name);
             continue;
         }
         char full[64];
@@ -287,8 +314,12 @@ static void apply_setting(Cfg *C, const AstStmt *s, bool train, const AstStmt **
         for (int i = 0; i < NKEYS; i++)
             if (keys[i].train == train) cands[n++] = strchr(keys[i].name, '.') + 1;
         const char *sug = diag_suggest(s->name, cands, n);
-        if (sug) diag_error(C->d, s->name_loc, "unknown %s setting '%s'; did you mean '%s'?", train ? "train" : "cluster", s->name, sug);
-        else diag_error(C->d, s->name_loc, "unknown %s setting '%s'; the settings are %s", train ? "train" : "cluster", s->name, key_list(C, train, !train));
+        if (sug)
+            diag_error(C->d, s->name_loc, "unknown %s setting '%s'; did you mean '%s'?",
+                       train ? "train" : "cluster", s->name, sug);
+        else
+            diag_error(C->d, s->name_loc, "unknown %s setting '%s'; the settings are %s",
+                       train ? "train" : "cluster", s->name, key_list(C, train, !train));
         return;
     }
     if (seen[k]) {
@@ -301,7 +332,8 @@ static void apply_setting(Cfg *C, const AstStmt *s, bool train, const AstStmt **
     switch (keys[k].type) {
     case K_OPT: apply_optimizer(C, v, k); return;
     case K_PRESET:
-        if (v->kind != EX_STRING) diag_error(C->d, v->loc, "preset must be a string, as in preset = \"h100-nvlink\"");
+        if (v->kind != EX_STRING)
+            diag_error(C->d, v->loc, "preset must be a string, as in preset = \"h100-nvlink\"");
         return; /* applied in step 1 */
     case K_INT:
         if (v->kind != EX_INT) {
@@ -328,10 +360,12 @@ static void apply_define(Cfg *C, const FeDefine *def) {
     int k = find_key(def->key);
     if (k < 0) {
         const char *cands[NKEYS];
-        for (int i = 0; i < NKEYS; i++) cands[i] = keys[i].name;
+        for (int i = 0; i < NKEYS; i++)
+            cands[i] = keys[i].name;
         const char *sug = diag_suggest(def->key, cands, NKEYS);
         if (sug)
-            diag_error(C->d, none, "-D %s: unknown setting '%s'; did you mean '%s'?", def->key, def->key, sug);
+            diag_error(C->d, none, "-D %s: unknown setting '%s'; did you mean '%s'?", def->key,
+                       def->key, sug);
         else
             diag_error(C->d, none, "-D %s: unknown setting '%s'; the settings are %s", def->key,
                        def->key, key_list(C, true, true));
@@ -347,25 +381,32 @@ static void apply_define(Cfg *C, const FeDefine *def) {
         for (int i = 0; i < 3; i++)
             if (strcmp(v, opt_names[i]) == 0) return; /* applied in step 2 */
         const char *sug = diag_suggest(v, opt_names, 3);
-        if (sug) diag_error(C->d, none, "-D %s=%s: unknown optimizer '%s'; did you mean '%s'?", def->key, v, v, sug);
-        else diag_error(C->d, none, "-D %s=%s: the optimizers are sgd, adam and adamw", def->key, v);
+        if (sug)
+            diag_error(C->d, none, "-D %s=%s: unknown optimizer '%s'; did you mean '%s'?", def->key,
+                       v, v, sug);
+        else
+            diag_error(C->d, none, "-D %s=%s: the optimizers are sgd, adam and adamw", def->key, v);
         return;
     case K_INT: {
         /* Spaces are refused on both sides (strtoll alone skips leading ones), as in the file. */
         long long x = isspace((unsigned char)*v) ? 0 : strtoll(v, &end, 10);
-        if (!*v || !end || *end) diag_error(C->d, none, "-D %s=%s: expected an integer", def->key, v);
+        if (!*v || !end || *end)
+            diag_error(C->d, none, "-D %s=%s: expected an integer", def->key, v);
         else if (errno == ERANGE)
             diag_error(C->d, none, "-D %s=%s: integer out of range (the %s is %lld)", def->key, v,
                        x < 0 ? "smallest" : "largest", x);
-        else *(int64_t *)key_ptr(C, k) = x;
+        else
+            *(int64_t *)key_ptr(C, k) = x;
         return;
     }
     case K_FLOAT: {
         double x = isspace((unsigned char)*v) ? 0 : strtod(v, &end);
         if (!*v || !end || *end || (!isfinite(x) && errno != ERANGE))
             diag_error(C->d, none, "-D %s=%s: expected a number", def->key, v);
-        else if (errno == ERANGE) diag_error(C->d, none, "-D %s=%s: number out of range", def->key, v);
-        else *(double *)key_ptr(C, k) = x;
+        else if (errno == ERANGE)
+            diag_error(C->d, none, "-D %s=%s: number out of range", def->key, v);
+        else
+            *(double *)key_ptr(C, k) = x;
         return;
     }
     }
@@ -376,8 +417,12 @@ static void apply_define(Cfg *C, const FeDefine *def) {
 static void need_int(Cfg *C, const char *key, int64_t lo, int64_t hi) {
     int k = find_key(key);
     int64_t v = *(int64_t *)key_ptr(C, k);
-    if (v < lo) bad_value(C, k, "%s must be at least %lld, got %lld", strchr(key, '.') + 1, (long long)lo, (long long)v);
-    else if (v > hi) bad_value(C, k, "%s must be at most %lld, got %lld", strchr(key, '.') + 1, (long long)hi, (long long)v);
+    if (v < lo)
+        bad_value(C, k, "%s must be at least %lld, got %lld", strchr(key, '.') + 1, (long long)lo,
+                  (long long)v);
+    else if (v > hi)
+        bad_value(C, k, "%s must be at most %lld, got %lld", strchr(key, '.') + 1, (long long)hi,
+                  (long long)v);
 }
 
 /* An upper bound on a float setting, so the sizes and times derived from it stay finite and
@@ -385,7 +430,8 @@ static void need_int(Cfg *C, const char *key, int64_t lo, int64_t hi) {
 static void need_float_max(Cfg *C, const char *key, double hi) {
     int k = find_key(key);
     double v = *(double *)key_ptr(C, k);
-    if (isfinite(v) && v > hi) bad_value(C, k, "%s must be at most %g, got %g", strchr(key, '.') + 1, hi, v);
+    if (isfinite(v) && v > hi)
+        bad_value(C, k, "%s must be at most %g, got %g", strchr(key, '.') + 1, hi, v);
 }
 
 /* lo < v (open) or lo <= v; v < hi when hi > 0. */
@@ -395,8 +441,11 @@ static void need_float(Cfg *C, const char *key, double lo, bool lo_open, double 
     bool ok = isfinite(v) && (lo_open ? v > lo : v >= lo) && (hi <= 0 || v < hi);
     if (ok) return;
     const char *n = strchr(key, '.') + 1;
-    if (hi > 0) bad_value(C, k, "%s must be in [%g, %g), got %g", n, lo, hi, v);
-    else bad_value(C, k, "%s must be %s %g, got %g", n, lo_open ? "greater than" : "at least", lo, v);
+    if (hi > 0)
+        bad_value(C, k, "%s must be in [%g, %g), got %g", n, lo, hi, v);
+    else
+        bad_value(C, k, "%s must be %s %g, got %g", n, lo_open ? "greater than" : "at least", lo,
+                  v);
 }
 
 static void check_config(Cfg *C) {
@@ -450,14 +499,16 @@ bool fe_lower_config(Arena *a, Diag *d, const Ast *ast, const FeDefine *defs, in
         apply_setting(&C, s, true, seen);
     for (const AstStmt *s = ast->cluster ? ast->cluster->settings : NULL; s; s = s->next)
         apply_setting(&C, s, false, seen);
-    for (int i = 0; i < ndefs; i++) apply_define(&C, &defs[i]);
+    for (int i = 0; i < ndefs; i++)
+        apply_define(&C, &defs[i]);
     if (d->errors == errors0) check_config(&C);
     return d->errors == errors0;
 }
 
 void fe_config_dump(const TrainCfg *t, const ClusterCfg *c, FILE *out) {
     for (int k = 0; k < NKEYS; k++) {
-        const void *p = (const char *)(keys[k].train ? (const void *)t : (const void *)c) + keys[k].off;
+        const void *p =
+            (const char *)(keys[k].train ? (const void *)t : (const void *)c) + keys[k].off;
         fprintf(out, "%s = ", keys[k].name);
         switch (keys[k].type) {
         case K_INT: fprintf(out, "%lld\n", (long long)*(const int64_t *)p); break;

@@ -32,11 +32,11 @@
  * Checks made here (all errors of the phase are reported): unknown ops and defs, argument
  * counts, names and types, undefined names and redefinitions, labels used where only a
  * loss may read them, recursive defs, def calls nested deeper than FE_MAX_DEF_DEPTH,
- * `repeat 0`, annotations (known, allowed by the op, stage non-negative), exactly one loss, unused values (a warning), and the input
- * declarations. The train/cluster blocks are resolved by config.c. Shapes are left to
- * pass_shapes. An expansion that would exceed FE_MAX_LAYERS stops with an error instead
- * of exhausting memory. The same error reached again through another expansion of the
- * same text is printed once.
+ * `repeat 0`, annotations (known, allowed by the op, stage non-negative), exactly one loss, unused
+ * values (a warning), and the input declarations. The train/cluster blocks are resolved by
+ * config.c. Shapes are left to pass_shapes. An expansion that would exceed FE_MAX_LAYERS stops with
+ * an error instead of exhausting memory. The same error reached again through another expansion of
+ * the same text is printed once.
  */
 #include "ast.h"
 
@@ -92,7 +92,7 @@ typedef struct Lower {
     const AstDef **defs;
     bool *def_active;
     int def_depth; /* def calls being expanded, one inside the other */
-    Vec bound; /* Bound */
+    Vec bound;     /* Bound */
     U64Map reported, texts, names;
     bool stop; /* too many layers or errors: unwind */
 } Lower;
@@ -107,7 +107,8 @@ typedef struct TextSrc {
 
 static uint32_t hash_str(const char *s, int scope) {
     uint32_t h = 2166136261u ^ (uint32_t)scope * 16777619u;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 16777619u;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 16777619u;
     return h;
 }
 
@@ -129,7 +130,8 @@ static void **map_slot(Arena *a, U64Map *m, uint64_t key) {
             if (old.keys[i]) *map_slot(a, m, old.keys[i]) = old.vals[i];
     }
     size_t i = (size_t)mix64(key) & (m->cap - 1);
-    while (m->keys[i] && m->keys[i] != key) i = (i + 1) & (m->cap - 1);
+    while (m->keys[i] && m->keys[i] != key)
+        i = (i + 1) & (m->cap - 1);
     if (!m->keys[i]) {
         m->keys[i] = key;
         m->n++;
@@ -218,19 +220,24 @@ static void undefined_name(Lower *L, const Scope *s, const char *name, SrcLoc lo
     const char *cands[256];
     int n = visible_names(L, s, cands, 256);
     const char *sug = diag_suggest(name, cands, (size_t)n);
-    if (sug) lerr(L, loc, "undefined name '%s'; did you mean '%s'?", name, sug);
-    else lerr(L, loc, "undefined name '%s'", name);
+    if (sug)
+        lerr(L, loc, "undefined name '%s'; did you mean '%s'?", name, sug);
+    else
+        lerr(L, loc, "undefined name '%s'", name);
 }
 
 static void unknown_callee(Lower *L, const AstExpr *e) {
     const char *cands[OP__COUNT + 64];
     size_t n = 0;
-    for (int i = 0; i < OP__COUNT; i++) cands[n++] = ir_ops[i].name;
+    for (int i = 0; i < OP__COUNT; i++)
+        cands[n++] = ir_ops[i].name;
     for (int i = 0; i < L->ast->ndefs && n < sizeof cands / sizeof *cands; i++)
         cands[n++] = L->defs[i]->name;
     const char *sug = diag_suggest(e->name, cands, n);
-    if (sug) lerr(L, e->name_loc, "unknown op '%s'; did you mean '%s'?", e->name, sug);
-    else lerr(L, e->name_loc, "unknown op '%s'", e->name);
+    if (sug)
+        lerr(L, e->name_loc, "unknown op '%s'; did you mean '%s'?", e->name, sug);
+    else
+        lerr(L, e->name_loc, "unknown op '%s'", e->name);
 }
 
 /* "redefinition of 'h'" with a note at the first definition, if `name` is visible. */
@@ -290,8 +297,8 @@ static bool set_arg(Lower *L, const char *op, const ArgSpec *sp, const AstArg *a
         return false;
     }
     if (sp->type == ARG_INT && (v->ival > INT32_MAX || v->ival < -INT32_MAX)) {
-        lerr(L, v->loc, "argument '%s' of %s is out of range (%s; the limit is %d)", sp->name,
-             op, v->lit, INT32_MAX);
+        lerr(L, v->loc, "argument '%s' of %s is out of range (%s; the limit is %d)", sp->name, op,
+             v->lit, INT32_MAX);
         return false;
     }
     *out = sp->type == ARG_BOOL ? (double)v->ival : v->fval;
@@ -306,8 +313,10 @@ static int keyword_slot(Lower *L, const char *op, const AstArg *a, const ArgSpec
         cands[i] = spec[i].name;
     }
     const char *sug = diag_suggest(a->key, cands, (size_t)nspec);
-    if (sug) lerr(L, a->key_loc, "%s has no argument '%s'; did you mean '%s'?", op, a->key, sug);
-    else lerr(L, a->key_loc, "%s has no argument '%s'", op, a->key);
+    if (sug)
+        lerr(L, a->key_loc, "%s has no argument '%s'; did you mean '%s'?", op, a->key, sug);
+    else
+        lerr(L, a->key_loc, "%s has no argument '%s'", op, a->key);
     return -1;
 }
 
@@ -326,10 +335,13 @@ static bool match_args(Lower *L, const AstExpr *e, int op, double args[IR_MAX_AR
             slot = pos - 1 - nin;
             if (slot >= nspec) {
                 if (nspec == 0)
-                    lerr(L, a->loc, "too many arguments to %s (it takes %d tensor input%s and nothing else)",
+                    lerr(L, a->loc,
+                         "too many arguments to %s (it takes %d tensor input%s and nothing else)",
                          e->name, nin, nin == 1 ? "" : "s");
                 else
-                    lerr(L, a->loc, "too many arguments to %s (it takes %d tensor input%s and %d other argument%s)",
+                    lerr(L, a->loc,
+                         "too many arguments to %s (it takes %d tensor input%s and %d other "
+                         "argument%s)",
                          e->name, nin, nin == 1 ? "" : "s", nspec, nspec == 1 ? "" : "s");
                 ok = false;
                 continue;
@@ -349,7 +361,8 @@ static bool match_args(Lower *L, const AstExpr *e, int op, double args[IR_MAX_AR
         ok &= set_arg(L, e->name, &spec[slot], a, &args[slot]);
     }
     if (pos < nin) {
-        lerr(L, e->loc, "%s takes %d tensor input%s, got %d", e->name, nin, nin == 1 ? "" : "s", pos);
+        lerr(L, e->loc, "%s takes %d tensor input%s, got %d", e->name, nin, nin == 1 ? "" : "s",
+             pos);
         ok = false;
     }
     for (int i = 0; i < nspec; i++)
@@ -367,7 +380,8 @@ static bool annot_stage(Lower *L, const AstAnnot *an, Annot *out) {
         return false;
     }
     if (an->arg_int < 0 || an->arg_int > INT32_MAX) {
-        lerr(L, an->arg_loc, "stage %lld is out of range; stages are numbered from 0", (long long)an->arg_int);
+        lerr(L, an->arg_loc, "stage %lld is out of range; stages are numbered from 0",
+             (long long)an->arg_int);
         return false;
     }
     if (out->stage_loc.line > 0) {
@@ -393,8 +407,11 @@ static int annot_strategy(Lower *L, const AstAnnot *an) {
     }
     static const char *const known[] = {"data", "tensor", "stage"};
     const char *sug = diag_suggest(an->name, known, 3);
-    if (sug) lerr(L, an->loc, "unknown annotation '@%s'; did you mean '@%s'?", an->name, sug);
-    else lerr(L, an->loc, "unknown annotation '@%s'; expected @data, @tensor(col|row) or @stage(k)", an->name);
+    if (sug)
+        lerr(L, an->loc, "unknown annotation '@%s'; did you mean '@%s'?", an->name, sug);
+    else
+        lerr(L, an->loc, "unknown annotation '@%s'; expected @data, @tensor(col|row) or @stage(k)",
+             an->name);
     return -1;
 }
 
@@ -415,8 +432,11 @@ static bool apply_annots(Lower *L, int op, const AstAnnot *an, Annot *out) {
         if (st < 0 || op < 0) {
             ok = false;
         } else if (!(ir_ops[op].strats & (1u << st))) {
-            lerr(L, an->loc, "%s cannot take %s%s", ir_ops[op].name, strategy_spelling((Strategy)st),
-                 ir_ops[op].strats == STRATF_DATA ? "; it has no weights to split and follows its input's layout" : "");
+            lerr(L, an->loc, "%s cannot take %s%s", ir_ops[op].name,
+                 strategy_spelling((Strategy)st),
+                 ir_ops[op].strats == STRATF_DATA
+                     ? "; it has no weights to split and follows its input's layout"
+                     : "");
             ok = false;
         } else if (out->has_strat) {
             if (lerr(L, an->loc, "a second strategy annotation on one call"))
@@ -435,12 +455,16 @@ static bool apply_annots(Lower *L, int op, const AstAnnot *an, Annot *out) {
  * statements share names with its caller's (see docs/language.md, "Layer names"). */
 static bool unique_layer_name(Lower *L, const char *name, SrcLoc loc) {
     uint64_t h = 1469598103934665603ULL;
-    for (const char *p = name; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    for (const char *p = name; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
     void **slot = map_slot(L->a, &L->names, h | 1u);
     if (*slot) {
         const IrNode *prev = IR_NODE(L->g, (int)((intptr_t)*slot - 1));
         if (strcmp(prev->name, name) != 0) return true; /* a hash collision, not a clash */
-        if (lerr(L, loc, "this call would be a second layer named '%s'; bind the returned def call to a name first", name))
+        if (lerr(L, loc,
+                 "this call would be a second layer named '%s'; bind the returned def call to a "
+                 "name first",
+                 name))
             diag_note(L->d, prev->loc, "the first '%s' is here", name);
         return false;
     }
@@ -460,10 +484,14 @@ static int lower_op(Lower *L, const Scope *s, const AstExpr *e, int op, const ch
         if (a->key) continue;
         const char *sub = arena_printf(L->a, "%s.%d", name, k);
         inputs[k] = lower_expr(L, s, a->value, sub, ts, NULL);
-        if (inputs[k] < 0) ok = false;
+        if (inputs[k] < 0)
+            ok = false;
         else if (IR_VALUE(L->g, inputs[k])->kind == VAL_LABEL && !label_allowed(op, k)) {
-            lerr(L, a->value->loc, "label '%s' cannot be an input of %s; only the last input of a loss (cross_entropy, mse) may be a label",
-                 a->value->kind == EX_NAME ? a->value->name : IR_VALUE(L->g, inputs[k])->name, e->name);
+            lerr(L, a->value->loc,
+                 "label '%s' cannot be an input of %s; only the last input of a loss "
+                 "(cross_entropy, mse) may be a label",
+                 a->value->kind == EX_NAME ? a->value->name : IR_VALUE(L->g, inputs[k])->name,
+                 e->name);
             ok = false;
         }
         k++;
@@ -473,7 +501,8 @@ static int lower_op(Lower *L, const Scope *s, const AstExpr *e, int op, const ch
     memset(locs, 0, sizeof locs);
     ArgSpec spec[IR_MAX_ARGS];
     int nspec = ir_op_args((OpKind)op, spec);
-    for (int i = 0; i < nspec; i++) args[i] = spec[i].def;
+    for (int i = 0; i < nspec; i++)
+        args[i] = spec[i].def;
     ok &= match_args(L, e, op, args, locs);
     Annot an = {.stage = s->stage};
     ok &= apply_annots(L, op, annots, &an);
@@ -505,7 +534,8 @@ static int lower_def_call(Lower *L, const Scope *s, const AstExpr *e, int di, co
         return -1;
     }
     if (L->def_depth >= FE_MAX_DEF_DEPTH) {
-        lerr(L, e->loc, "def calls nest more than %d deep (each def calling the next)", FE_MAX_DEF_DEPTH);
+        lerr(L, e->loc, "def calls nest more than %d deep (each def calling the next)",
+             FE_MAX_DEF_DEPTH);
         L->stop = true;
         return -1;
     }
@@ -530,7 +560,10 @@ static int lower_def_call(Lower *L, const Scope *s, const AstExpr *e, int di, co
     Annot an = {.stage = s->stage};
     for (const AstAnnot *x = annots; x; x = x->next)
         if (strcmp(x->name, "stage") != 0) {
-            lerr(L, x->loc, "only @stage can annotate a def call; put strategy annotations on the op calls inside '%s'", def->name);
+            lerr(L, x->loc,
+                 "only @stage can annotate a def call; put strategy annotations on the op calls "
+                 "inside '%s'",
+                 def->name);
             ok = false;
         }
     ok &= apply_annots(L, -1, annots, &an);
@@ -539,7 +572,8 @@ static int lower_def_call(Lower *L, const Scope *s, const AstExpr *e, int di, co
     Scope inner = {L->nscopes++, NULL, arena_printf(L->a, "%s.", name), an.stage,
                    an.stage_loc.line ? an.stage_loc : s->stage_loc};
     k = 0;
-    for (const AstParam *p = def->params; p; p = p->next, k++) bind(L, inner.id, B_VALUE, p->name, args[k], p->loc);
+    for (const AstParam *p = def->params; p; p = p->next, k++)
+        bind(L, inner.id, B_VALUE, p->name, args[k], p->loc);
     L->def_active[di] = true;
     L->def_depth++;
     lower_stmts(L, &inner, def->body);
@@ -600,11 +634,13 @@ static void lower_repeat(Lower *L, const Scope *s, const AstStmt *st) {
         return;
     }
     TextSrc ts = {st, NULL};
-    int carry = lower_expr(L, s, st->value, arena_printf(L->a, "%s%s.init", s->prefix, section), ts, NULL);
+    int carry =
+        lower_expr(L, s, st->value, arena_printf(L->a, "%s%s.init", s->prefix, section), ts, NULL);
     for (int64_t k = 0; k < st->count && carry >= 0 && !L->stop; k++) {
         int errors0 = L->d->errors;
-        Scope it = {L->nscopes++, s, arena_printf(L->a, "%s%s.%lld.", s->prefix, section, (long long)k),
-                    s->stage, s->stage_loc};
+        Scope it = {L->nscopes++, s,
+                    arena_printf(L->a, "%s%s.%lld.", s->prefix, section, (long long)k), s->stage,
+                    s->stage_loc};
         bind(L, it.id, B_VALUE, st->carry, carry, st->carry_loc);
         lower_stmts(L, &it, st->body);
         TextSrc rts = {NULL, st->ret};
@@ -616,12 +652,15 @@ static void lower_repeat(Lower *L, const Scope *s, const AstStmt *st) {
 }
 
 static void lower_stmt(Lower *L, const Scope *s, const AstStmt *st) {
-    if (st->kind == ST_ASSIGN) lower_assign(L, s, st);
-    else if (st->kind == ST_REPEAT) lower_repeat(L, s, st);
+    if (st->kind == ST_ASSIGN)
+        lower_assign(L, s, st);
+    else if (st->kind == ST_REPEAT)
+        lower_repeat(L, s, st);
 }
 
 static void lower_stmts(Lower *L, const Scope *s, const AstStmt *st) {
-    for (; st && !L->stop; st = st->next) lower_stmt(L, s, st);
+    for (; st && !L->stop; st = st->next)
+        lower_stmt(L, s, st);
 }
 
 /* ───────────────────────────── declarations and the model ───────────────────────────── */
@@ -641,13 +680,16 @@ static void lower_decl(Lower *L, const Scope *s, const AstStmt *st) {
     for (int i = 0; i < st->ndims; i++) {
         const AstDim *dm = &st->dims[i];
         if (!dm->is_batch && dm->size < 1) {
-            lerr(L, dm->loc, "dimension %d of '%s' must be positive, got %lld", i, st->name, (long long)dm->size);
+            lerr(L, dm->loc, "dimension %d of '%s' must be positive, got %lld", i, st->name,
+                 (long long)dm->size);
             ok = false;
         }
     }
     if (st->ndims > IR_MAX_RANK) ok = false;
     if (ok && !st->dims[0].is_batch && st->dims[0].size != L->g->train.batch) {
-        lerr(L, st->dims[0].loc, "the leading dimension of '%s' is the batch: write 'batch' or the train batch size (%lld)",
+        lerr(L, st->dims[0].loc,
+             "the leading dimension of '%s' is the batch: write 'batch' or the train batch size "
+             "(%lld)",
              st->name, (long long)L->g->train.batch);
         ok = false;
     }
@@ -655,7 +697,8 @@ static void lower_decl(Lower *L, const Scope *s, const AstStmt *st) {
         bind(L, s->id, B_VALUE, st->name, -1, st->name_loc);
         return;
     }
-    int v = ir_add_value(L->g, st->name, st->kind == ST_INPUT ? VAL_INPUT : VAL_LABEL, (DType)dt, st->name_loc);
+    int v = ir_add_value(L->g, st->name, st->kind == ST_INPUT ? VAL_INPUT : VAL_LABEL, (DType)dt,
+                         st->name_loc);
     IrValue *val = IR_VALUE(L->g, v);
     val->shape.rank = st->ndims;
     for (int i = 0; i < st->ndims; i++)
@@ -702,8 +745,8 @@ static void check_loss(Lower *L) {
         }
     }
     if (first < 0)
-        lerr(L, L->ast->model_name_loc, "model '%s' has no loss; end it with cross_entropy(...) or mse(...)",
-             L->ast->model);
+        lerr(L, L->ast->model_name_loc,
+             "model '%s' has no loss; end it with cross_entropy(...) or mse(...)", L->ast->model);
 }
 
 /* Warns once per source place about values nobody reads. A value bound to several
@@ -724,12 +767,16 @@ static void warn_unused(Lower *L) {
     for (size_t i = 0; i < L->bound.len; i++) {
         if (!warn[i]) continue;
         const Bound *b = &VEC_AT(L->bound, Bound, i);
-        void **slot = map_slot(L->a, &done, (uint64_t)b->loc.line << 32 | (uint32_t)b->loc.col | 1u);
+        void **slot =
+            map_slot(L->a, &done, (uint64_t)b->loc.line << 32 | (uint32_t)b->loc.col | 1u);
         if (*slot) continue;
         *slot = L;
         ValueKind k = IR_VALUE(g, b->value)->kind;
         diag_warning(L->d, b->loc, "%s '%s' is never used",
-                     k == VAL_INPUT ? "input" : k == VAL_LABEL ? "label" : "value", b->name);
+                     k == VAL_INPUT   ? "input"
+                     : k == VAL_LABEL ? "label"
+                                      : "value",
+                     b->name);
     }
 }
 
@@ -743,8 +790,10 @@ IrGraph *fe_lower(Arena *a, Diag *d, const Ast *ast, const FeDefine *defs, int n
     Scope top = {L.nscopes++, NULL, "", IR_NO_STAGE, {0}};
     for (const AstStmt *st = ast->body; st && !L.stop; st = st->next) {
         if (st->kind == ST_INPUT || st->kind == ST_LABEL) {
-            if (cfg_ok) lower_decl(&L, &top, st);
-            else bind(&L, top.id, B_VALUE, st->name, -1, st->name_loc);
+            if (cfg_ok)
+                lower_decl(&L, &top, st);
+            else
+                bind(&L, top.id, B_VALUE, st->name, -1, st->name_loc);
         } else {
             lower_stmt(&L, &top, st);
         }

@@ -35,10 +35,14 @@ static size_t utf8_seq(const unsigned char *s, size_t n) {
     if (s[0] < 0x80) return 1;
     size_t len;
     unsigned min;
-    if (s[0] >= 0xC2 && s[0] <= 0xDF) len = 2, min = 0x80;
-    else if (s[0] >= 0xE0 && s[0] <= 0xEF) len = 3, min = 0x800;
-    else if (s[0] >= 0xF0 && s[0] <= 0xF4) len = 4, min = 0x10000;
-    else return 0;
+    if (s[0] >= 0xC2 && s[0] <= 0xDF)
+        len = 2, min = 0x80;
+    else if (s[0] >= 0xE0 && s[0] <= 0xEF)
+        len = 3, min = 0x800;
+    else if (s[0] >= 0xF0 && s[0] <= 0xF4)
+        len = 4, min = 0x10000;
+    else
+        return 0;
     if (len > n) return 0;
     unsigned cp = s[0] & (0x7Fu >> len);
     for (size_t i = 1; i < len; i++) {
@@ -55,15 +59,16 @@ static bool check_text(Diag *d, const char *file, const char *src, size_t len) {
     for (size_t i = 0; i < len;) {
         if (src[i] == '\0') {
             diag_error(d, file_loc(file),
-                       "binary file: NUL byte at offset %zu (line %d); expected a .mp text file",
-                       i, line);
+                       "binary file: NUL byte at offset %zu (line %d); expected a .mp text file", i,
+                       line);
             return false;
         }
         size_t k = utf8_seq((const unsigned char *)src + i, len - i);
         if (k == 0) {
-            diag_error(d, file_loc(file),
-                       "binary file: invalid UTF-8 at offset %zu (line %d); expected a .mp text file",
-                       i, line);
+            diag_error(
+                d, file_loc(file),
+                "binary file: invalid UTF-8 at offset %zu (line %d); expected a .mp text file", i,
+                line);
             return false;
         }
         if (src[i] == '\n') line++;
@@ -74,8 +79,8 @@ static bool check_text(Diag *d, const char *file, const char *src, size_t len) {
 
 static bool too_large(Diag *d, const char *file, size_t len) {
     if (len <= FE_MAX_SOURCE) return false;
-    diag_error(d, file_loc(file), "file is too large (%zu bytes; the limit is %zu bytes)",
-               len, FE_MAX_SOURCE);
+    diag_error(d, file_loc(file), "file is too large (%zu bytes; the limit is %zu bytes)", len,
+               FE_MAX_SOURCE);
     return true;
 }
 

@@ -62,7 +62,8 @@ static const char *find_line(const Diag *d, int line, size_t *len) {
         p = nl + 1;
     }
     const char *e = p;
-    while (e < end && *e != '\n' && *e != '\r') e++;
+    while (e < end && *e != '\n' && *e != '\r')
+        e++;
     *len = (size_t)(e - p);
     return p;
 }
@@ -131,7 +132,8 @@ static size_t edit_distance(const char *a, const char *b, size_t limit) {
     if (la > 64 || lb > 64) return limit + 1;
     if ((la > lb ? la - lb : lb - la) > limit) return limit + 1;
     size_t prev2[65], prev[65], cur[65];
-    for (size_t j = 0; j <= lb; j++) prev[j] = j;
+    for (size_t j = 0; j <= lb; j++)
+        prev[j] = j;
     for (size_t i = 1; i <= la; i++) {
         cur[0] = i;
         size_t best = i;
@@ -139,7 +141,8 @@ static size_t edit_distance(const char *a, const char *b, size_t limit) {
             size_t v = prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1);
             if (prev[j] + 1 < v) v = prev[j] + 1;
             if (cur[j - 1] + 1 < v) v = cur[j - 1] + 1;
-            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && prev2[j - 2] + 1 < v)
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                prev2[j - 2] + 1 < v)
                 v = prev2[j - 2] + 1;
             cur[j] = v;
             if (v < best) best = v;

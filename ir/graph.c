@@ -42,21 +42,29 @@ int ir_op_lookup(const char *name) {
 static void parse_arg(const char *s, size_t n, ArgSpec *out) {
     memset(out, 0, sizeof *out);
     size_t i = 0, k = 0;
-    while (i < n && s[i] != ':' && k + 1 < sizeof out->name) out->name[k++] = s[i++];
+    while (i < n && s[i] != ':' && k + 1 < sizeof out->name)
+        out->name[k++] = s[i++];
     i++; /* ':' */
     const char *ty = s + i;
     size_t tn = 0;
-    while (i + tn < n && ty[tn] != '=') tn++;
-    if (tn == 3 && strncmp(ty, "int", 3) == 0) out->type = ARG_INT;
-    else if (tn == 5 && strncmp(ty, "float", 5) == 0) out->type = ARG_FLOAT;
-    else out->type = ARG_BOOL;
+    while (i + tn < n && ty[tn] != '=')
+        tn++;
+    if (tn == 3 && strncmp(ty, "int", 3) == 0)
+        out->type = ARG_INT;
+    else if (tn == 5 && strncmp(ty, "float", 5) == 0)
+        out->type = ARG_FLOAT;
+    else
+        out->type = ARG_BOOL;
     i += tn;
     out->required = i >= n;
     if (!out->required) {
         const char *dv = s + i + 1;
-        if (strncmp(dv, "true", 4) == 0) out->def = 1;
-        else if (strncmp(dv, "false", 5) == 0) out->def = 0;
-        else out->def = strtod(dv, NULL);
+        if (strncmp(dv, "true", 4) == 0)
+            out->def = 1;
+        else if (strncmp(dv, "false", 5) == 0)
+            out->def = 0;
+        else
+            out->def = strtod(dv, NULL);
     }
 }
 
@@ -64,10 +72,12 @@ int ir_op_args(OpKind op, ArgSpec out[IR_MAX_ARGS]) {
     const char *s = ir_ops[op].argspec;
     int n = 0;
     while (*s && n < IR_MAX_ARGS) {
-        while (*s == ' ' || *s == ',') s++;
+        while (*s == ' ' || *s == ',')
+            s++;
         if (!*s) break;
         const char *e = s;
-        while (*e && *e != ',') e++;
+        while (*e && *e != ',')
+            e++;
         parse_arg(s, (size_t)(e - s), &out[n++]);
         s = e;
     }
@@ -87,7 +97,8 @@ size_t ir_dtype_size(DType t) { return t == DT_I64 ? 8 : 4; }
 
 int64_t ir_shape_numel(const Shape *s) {
     int64_t n = 1;
-    for (int i = 0; i < s->rank; i++) n *= s->d[i];
+    for (int i = 0; i < s->rank; i++)
+        n *= s->d[i];
     return n;
 }
 
@@ -145,7 +156,8 @@ int ir_add_node(IrGraph *g, OpKind op, const char *name, SrcLoc loc) {
     n->annot.stage = IR_NO_STAGE;
     ArgSpec spec[IR_MAX_ARGS];
     int na = ir_op_args(op, spec);
-    for (int i = 0; i < na; i++) n->args[i] = spec[i].def;
+    for (int i = 0; i < na; i++)
+        n->args[i] = spec[i].def;
     return id;
 }
 
@@ -170,9 +182,11 @@ int ir_find_value(const IrGraph *g, const char *name) {
 }
 
 void ir_finalize(IrGraph *g) {
-    for (int i = 0; i < IR_NVALUES(g); i++) IR_VALUE(g, i)->nusers = 0;
+    for (int i = 0; i < IR_NVALUES(g); i++)
+        IR_VALUE(g, i)->nusers = 0;
     for (int i = 0; i < IR_NNODES(g); i++) {
         IrNode *n = IR_NODE(g, i);
-        for (int k = 0; k < n->ninputs; k++) IR_VALUE(g, n->inputs[k])->nusers++;
+        for (int k = 0; k < n->ninputs; k++)
+            IR_VALUE(g, n->inputs[k])->nusers++;
     }
 }

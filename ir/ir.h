@@ -3,7 +3,8 @@
  *
  * mpcc turns a .mp model description into a model-parallel training program:
  *
- *   .mp text ─ frontend/ ─► AST ─► IrGraph ─ passes/ ─► Plan ─► Schedule ─ codegen/ ─► train.c / train.cu
+ *   .mp text ─ frontend/ ─► AST ─► IrGraph ─ passes/ ─► Plan ─► Schedule ─ codegen/ ─► train.c /
+ * train.cu
  *
  *   frontend/  fe_parse_file(): flex lexer + bison parser into an AST (frontend/ast.h),
  *              fe_lower(): AST → IrGraph, expanding `def` and `repeat`, resolving the
@@ -13,10 +14,10 @@
  *   passes/    one pass per file, all with the signature `bool pass_NAME(IrGraph *, Diag *)`,
  *              run in order by pass_run_pipeline() (passes/passes.h, passes/pipeline.c):
  *                shapes   shape inference, parameter shapes and counts, FLOPs   (passes/shapes.c)
- *                plan     cost model + search, fills g->plan                    (passes/cost.c, search*.c)
- *                report   the plan's contract checked                            (passes/plan_check.c)
- *                lower    lowering to a per-rank schedule                       (passes/lower_spmd.c)
- *   report/    pass_report_text(), pass_report_json(): the plan written for people and programs
+ *                plan     cost model + search, fills g->plan                    (passes/cost.c,
+ * search*.c) report   the plan's contract checked                            (passes/plan_check.c)
+ *                lower    lowering to a per-rank schedule (passes/lower_spmd.c) report/
+ * pass_report_text(), pass_report_json(): the plan written for people and programs
  *              (report/report.h); reads the plan, plans nothing.
  *   codegen/   cg_emit_c(), cg_emit_cuda(): the schedule printed as a C or CUDA program.
  *   runtime/   mprt: the library generated trainers link (runtime/mprt.h).
@@ -83,12 +84,12 @@ typedef enum { DIAG_ERROR, DIAG_WARNING, DIAG_NOTE } DiagLevel;
  * caret lines can be drawn. Errors are counted; a phase reports all it finds and the
  * driver stops after the phase when diag_errors() > 0. */
 typedef struct Diag {
-    FILE *out;           /* stderr by default */
-    const char *file;    /* the registered source file */
-    const char *src;     /* its text, NUL-terminated */
+    FILE *out;        /* stderr by default */
+    const char *file; /* the registered source file */
+    const char *src;  /* its text, NUL-terminated */
     size_t src_len;
     int errors, warnings;
-    int max_errors;      /* stop printing after this many errors (0: no limit) */
+    int max_errors; /* stop printing after this many errors (0: no limit) */
     bool color;
 } Diag;
 
@@ -183,7 +184,8 @@ enum { IR_ARGT_int = ARG_INT, IR_ARGT_float = ARG_FLOAT, IR_ARGT_bool = ARG_BOOL
 #undef ARG
 #undef ARGD
 #define ARG(op, aid, nm, ty) IR_ARGOP_##op##_##aid = OP_##op, IR_ARGTY_##op##_##aid = IR_ARGT_##ty,
-#define ARGD(op, aid, nm, ty, def) IR_ARGOP_##op##_##aid = OP_##op, IR_ARGTY_##op##_##aid = IR_ARGT_##ty,
+#define ARGD(op, aid, nm, ty, def)                                                                 \
+    IR_ARGOP_##op##_##aid = OP_##op, IR_ARGTY_##op##_##aid = IR_ARGT_##ty,
 #define OP(id, name, nin, strats, flags, args) enum { IR_ARGINFO_##id = 0, args };
 #include "ops.def"
 #undef OP
@@ -212,25 +214,31 @@ typedef enum { VAL_INPUT, VAL_LABEL, VAL_ACT } ValueKind;
 
 /* A tensor flowing between nodes. */
 typedef struct IrValue {
-    const char *name;  /* source name or generated ("h1", "blocks.3.attn") */
+    const char *name; /* source name or generated ("h1", "blocks.3.attn") */
     ValueKind kind;
     DType dtype;
-    Shape shape;       /* filled by the frontend for inputs/labels, by pass_shapes otherwise */
-    bool batch_sym;    /* inputs/labels: the leading dimension was written `batch` */
-    int producer;      /* node index, -1 for inputs and labels */
-    int nusers;        /* how many node inputs read it (filled by ir_finalize) */
-    SrcLoc loc;        /* where it was declared or defined */
+    Shape shape;    /* filled by the frontend for inputs/labels, by pass_shapes otherwise */
+    bool batch_sym; /* inputs/labels: the leading dimension was written `batch` */
+    int producer;   /* node index, -1 for inputs and labels */
+    int nusers;     /* how many node inputs read it (filled by ir_finalize) */
+    SrcLoc loc;     /* where it was declared or defined */
 } IrValue;
 
 /* A trainable tensor of one node: "blocks.3.mlp.fc1.weight". Shapes are whole (unsharded). */
 typedef enum {
-    PARAM_WEIGHT,   /* linear [in, out]; conv2d [out, in, k, k]; embedding [vocab, dim] */
-    PARAM_BIAS,     /* [out] */
-    PARAM_GAMMA,    /* layernorm scale [dim] */
-    PARAM_BETA,     /* layernorm shift [dim] */
-    PARAM_POS,      /* embedding positions [positions, dim] */
-    PARAM_WQ, PARAM_WK, PARAM_WV, PARAM_WO, /* attention [dim, dim] */
-    PARAM_BQ, PARAM_BK, PARAM_BV, PARAM_BO, /* attention [dim] */
+    PARAM_WEIGHT, /* linear [in, out]; conv2d [out, in, k, k]; embedding [vocab, dim] */
+    PARAM_BIAS,   /* [out] */
+    PARAM_GAMMA,  /* layernorm scale [dim] */
+    PARAM_BETA,   /* layernorm shift [dim] */
+    PARAM_POS,    /* embedding positions [positions, dim] */
+    PARAM_WQ,
+    PARAM_WK,
+    PARAM_WV,
+    PARAM_WO, /* attention [dim, dim] */
+    PARAM_BQ,
+    PARAM_BK,
+    PARAM_BV,
+    PARAM_BO, /* attention [dim] */
     PARAM__COUNT
 } ParamRole;
 const char *ir_param_role_name(ParamRole r); /* "weight", "bias", "gamma", "wq", ... */
@@ -250,7 +258,7 @@ typedef struct Annot {
     bool has_strat;
     Strategy strat;
     SrcLoc strat_loc;
-    int stage;          /* IR_NO_STAGE when not pinned */
+    int stage; /* IR_NO_STAGE when not pinned */
     SrcLoc stage_loc;
 } Annot;
 
@@ -258,17 +266,17 @@ typedef struct Annot {
  * in order; read them by name: ir_arg_int(n, LINEAR_OUT), ir_arg_bool(n, LINEAR_BIAS). */
 typedef struct IrNode {
     OpKind op;
-    const char *name;     /* hierarchical: "blocks.3.mlp.fc1" */
-    const char *text;     /* the source statement, for comments in generated code */
-    SrcLoc loc;           /* the call's span */
+    const char *name; /* hierarchical: "blocks.3.mlp.fc1" */
+    const char *text; /* the source statement, for comments in generated code */
+    SrcLoc loc;       /* the call's span */
     int ninputs;
     int inputs[IR_MAX_INPUTS]; /* value indices */
     int output;                /* value index */
     double args[IR_MAX_ARGS];
     SrcLoc arg_loc[IR_MAX_ARGS]; /* where each argument was written (line 0 if defaulted) */
     Annot annot;
-    int first_param, nparams;  /* a range of g->params, filled by pass_shapes */
-    int64_t param_count;       /* elements over all its parameters */
+    int first_param, nparams;     /* a range of g->params, filled by pass_shapes */
+    int64_t param_count;          /* elements over all its parameters */
     int64_t flops_fwd, flops_bwd; /* for the whole global batch, one step */
 } IrNode;
 
@@ -276,8 +284,9 @@ typedef struct IrNode {
  * ir_arg_float and ir_arg_bool also check, at compile time, that the argument has that type.
  * Reading an argument of another op's node is an internal compiler error (ir_arg_get). */
 double ir_arg_get(const IrNode *n, OpKind op, int slot);
-#define IR_ARG_TYPED_(n, A, T) \
-    ((void)sizeof(char[(int)IR_ARGTY_##A == (int)(T) ? 1 : -1]), ir_arg_get((n), (OpKind)IR_ARGOP_##A, IR_ARG_##A))
+#define IR_ARG_TYPED_(n, A, T)                                                                     \
+    ((void)sizeof(char[(int)IR_ARGTY_##A == (int)(T) ? 1 : -1]),                                   \
+     ir_arg_get((n), (OpKind)IR_ARGOP_##A, IR_ARG_##A))
 #define ir_arg(n, A) ir_arg_get((n), (OpKind)IR_ARGOP_##A, IR_ARG_##A)
 #define ir_arg_int(n, A) ((int64_t)IR_ARG_TYPED_(n, A, ARG_INT))
 #define ir_arg_float(n, A) IR_ARG_TYPED_(n, A, ARG_FLOAT)
@@ -299,9 +308,9 @@ typedef struct TrainCfg {
 /* A cluster of identical devices. Units: FLOP/s, bytes, bytes/s, seconds. */
 /* A preset file's measured figures (docs/presets.md); the built-in presets have none. */
 typedef struct PresetColl {
-    int coll;      /* CollKind (passes/passes.h): COLL_ALLREDUCE … COLL_SENDRECV */
-    bool inter;    /* measured across nodes (else within one) */
-    int64_t group; /* ranks in the group */
+    int coll;           /* CollKind (passes/passes.h): COLL_ALLREDUCE … COLL_SENDRECV */
+    bool inter;         /* measured across nodes (else within one) */
+    int64_t group;      /* ranks in the group */
     double alpha, beta; /* one call of n bytes (the full tensor) takes α + n/β seconds */
 } PresetColl;
 
@@ -321,11 +330,11 @@ typedef struct PresetTables {
 typedef struct ClusterCfg {
     const char *preset;
     int64_t devices, devices_per_node;
-    double flops;                /* sustained per-device FLOP/s */
-    double memory;               /* bytes per device */
-    double bandwidth, latency;   /* intra-node link: β (bytes/s per device) and α (s) */
+    double flops;              /* sustained per-device FLOP/s */
+    double memory;             /* bytes per device */
+    double bandwidth, latency; /* intra-node link: β (bytes/s per device) and α (s) */
     double inter_node_bandwidth, inter_node_latency;
-    const PresetTables *tables;  /* from a preset file; NULL for the built-in presets */
+    const PresetTables *tables; /* from a preset file; NULL for the built-in presets */
 } ClusterCfg;
 
 typedef struct Plan Plan;         /* passes/: the chosen parallel plan (see passes/passes.h) */
@@ -333,12 +342,12 @@ typedef struct Schedule Schedule; /* passes/: the per-rank SPMD schedule */
 
 typedef struct IrGraph {
     Arena *arena;
-    const char *name;  /* the model's name */
-    const char *file;  /* the .mp file */
-    Vec values;        /* IrValue */
-    Vec nodes;         /* IrNode, in topological (source) order */
-    Vec params;        /* IrParam, grouped by node */
-    int loss_node;     /* index of the single OPF_LOSS node, -1 before shapes */
+    const char *name; /* the model's name */
+    const char *file; /* the .mp file */
+    Vec values;       /* IrValue */
+    Vec nodes;        /* IrNode, in topological (source) order */
+    Vec params;       /* IrParam, grouped by node */
+    int loss_node;    /* index of the single OPF_LOSS node, -1 before shapes */
     TrainCfg train;
     ClusterCfg cluster;
     Plan *plan;
@@ -355,10 +364,11 @@ typedef struct IrGraph {
 /* Building (ir/graph.c). */
 IrGraph *ir_graph_new(Arena *a, const char *name, const char *file);
 int ir_add_value(IrGraph *g, const char *name, ValueKind k, DType t, SrcLoc loc);
-int ir_add_node(IrGraph *g, OpKind op, const char *name, SrcLoc loc); /* also makes its output value */
+int ir_add_node(IrGraph *g, OpKind op, const char *name,
+                SrcLoc loc); /* also makes its output value */
 int ir_add_param(IrGraph *g, int node, ParamRole role, Shape shape);
 int ir_find_value(const IrGraph *g, const char *name); /* -1 if absent */
-void ir_finalize(IrGraph *g); /* computes nusers */
+void ir_finalize(IrGraph *g);                          /* computes nusers */
 
 /* Printing (ir/dump.c): one line per node with name, op, input/output shapes, parameters,
  * FLOPs and source location, then totals. Deterministic. */

@@ -34,7 +34,8 @@ bool ir_out_open(IrOutFile *o, const char *path, Diag *d) {
     struct stat st;
     if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
         if (S_ISDIR(st.st_mode) || !(o->f = fopen(path, "w"))) {
-            diag_error(d, noloc, "cannot write '%s': %s", path, S_ISDIR(st.st_mode) ? "it is a directory" : strerror(errno));
+            diag_error(d, noloc, "cannot write '%s': %s", path,
+                       S_ISDIR(st.st_mode) ? "it is a directory" : strerror(errno));
             return false;
         }
         o->direct = true;

@@ -22,12 +22,12 @@
  * Per-layer cost (the second half of this file). For one candidate of the search (a mesh
  * S×d×t and a micro-batch count m, search_internal.h) every node gets its modes — a
  * strategy with the layouts it reads and writes, as the op's entry in the rules table
- * (passes/rules.c) and the shapes allow and its annotation demands — and each mode a ModeCost: forward and backward compute per
- * micro-batch, the layer's own collective (a column split all-reduces its input gradient),
- * the gradient all-reduce per step and the part of it the layer's backward does not hide,
- * the parameter bytes held and the activation bytes kept for backward. value_costs() adds
- * the price of every layout change of every activation and of sending it across a cut.
- * search_cand_prepare() fills these tables and the candidate's lower bound; nothing here
+ * (passes/rules.c) and the shapes allow and its annotation demands — and each mode a ModeCost:
+ * forward and backward compute per micro-batch, the layer's own collective (a column split
+ * all-reduces its input gradient), the gradient all-reduce per step and the part of it the layer's
+ * backward does not hide, the parameter bytes held and the activation bytes kept for backward.
+ * value_costs() adds the price of every layout change of every activation and of sending it across
+ * a cut. search_cand_prepare() fills these tables and the candidate's lower bound; nothing here
  * chooses anything, and the same figures feed the sweep, the evaluation and the report.
  *
  * Measured presets (docs/presets.md): a preset file may carry per-collective α/β fitted by
@@ -131,7 +131,8 @@ double cost_gemm_rate(const ClusterCfg *cl, int64_t m, int64_t n, int64_t k) {
     double bd = INFINITY, rate = cl->flops;
     for (int i = 0; i < t->ngemm; i++) {
         const PresetGemm *e = &t->gemm[i];
-        double dm = log2((double)e->m) - lm, dn = log2((double)e->n) - ln, dk = log2((double)e->k) - lk;
+        double dm = log2((double)e->m) - lm, dn = log2((double)e->n) - ln,
+               dk = log2((double)e->k) - lk;
         double dist = dm * dm + dn * dn + dk * dk;
         if (dist < bd) bd = dist, rate = e->flops;
     }
@@ -264,8 +265,10 @@ static double node_rate(const Search *s, const Cand *c, const IrNode *n, const M
     int64_t cols = s->feat[n->output], numel = s->sample_bytes[n->output] / 4;
     if (!gemm || !cl->tables || cl->tables->ngemm == 0 || cols <= 0 || flops <= 0) return cl->flops;
     int64_t rows = c->b * (numel / cols);
-    if (split && M->strat == STRAT_COL) cols = cols / c->t;
-    else if (split && M->strat == STRAT_DATA) rows = rows / c->t;
+    if (split && M->strat == STRAT_COL)
+        cols = cols / c->t;
+    else if (split && M->strat == STRAT_DATA)
+        rows = rows / c->t;
     if (rows < 1 || cols < 1) return cl->flops;
     double k = flops / (2.0 * (double)rows * (double)cols);
     return cost_gemm_rate(cl, rows, cols, k < 1 ? 1 : (int64_t)llround(k));
@@ -312,17 +315,19 @@ static void value_costs(Search *s, const Cand *c) {
                 CollKind f = cost_layout_change((Layout)a, (Layout)b);
                 double tm = INFINITY;
                 if (f != COLL__COUNT) {
-                    tm = cost_coll_time_on(cl, f, c->tensor.inter, c->t, n, c->tensor.alpha, c->tensor.beta);
+                    tm = cost_coll_time_on(cl, f, c->tensor.inter, c->t, n, c->tensor.alpha,
+                                           c->tensor.beta);
                     if (s->needs_grad[v]) {
                         CollKind bk = cost_layout_change_bwd((Layout)a, (Layout)b);
-                        tm += cost_coll_time_on(cl, bk, c->tensor.inter, c->t, n, c->tensor.alpha, c->tensor.beta);
+                        tm += cost_coll_time_on(cl, bk, c->tensor.inter, c->t, n, c->tensor.alpha,
+                                                c->tensor.beta);
                     }
                 }
                 s->resh[v * 16 + a * 4 + b] = tm;
             }
             int64_t lb = search_local_bytes(s, c, v, (Layout)a);
-            s->cutf[v * 4 + a] =
-                cost_coll_time_on(cl, COLL_SENDRECV, c->pipe.inter, 2, lb, c->pipe.alpha, c->pipe.beta);
+            s->cutf[v * 4 + a] = cost_coll_time_on(cl, COLL_SENDRECV, c->pipe.inter, 2, lb,
+                                                   c->pipe.alpha, c->pipe.beta);
             s->cutb[v * 4 + a] = s->needs_grad[v] ? s->cutf[v * 4 + a] : 0.0;
         }
     }

@@ -29,10 +29,11 @@
  * copy so other consumers' contributions are not summed t times.
  *
  * Parameters are sharded as the strategy says in the rules table (passes/rules.c: a column
- * split divides a linear weight's output features, a row split its input features, ...); a bias of a layer whose output is a partial sum
- * stays whole and is added by tensor rank 0 only. Gradients sum over micro-batches and are
- * all-reduced once per step over the ranks holding the same shard with different samples: the
- * stage group for data-strategy layers computing on a batch split, the data group otherwise.
+ * split divides a linear weight's output features, a row split its input features, ...); a bias of
+ * a layer whose output is a partial sum stays whole and is added by tensor rank 0 only. Gradients
+ * sum over micro-batches and are all-reduced once per step over the ranks holding the same shard
+ * with different samples: the stage group for data-strategy layers computing on a batch split, the
+ * data group otherwise.
  *
  * Invariants on success: every buffer's local shape divides evenly (or the pass reports an
  * internal error naming the node), the byte counts use the same integer formulas as the cost
@@ -52,7 +53,8 @@ int64_t sched_busiest_bytes(const Schedule *s) {
     for (int k = 0; k < s->S; k++) {
         int64_t n = 0;
         for (int g = 0; g < GROUP__COUNT; g++)
-            for (int c = 0; c < COLL__COUNT; c++) n += s->stages[k].bytes[g][c];
+            for (int c = 0; c < COLL__COUNT; c++)
+                n += s->stages[k].bytes[g][c];
         if (n > best) best = n;
     }
     return best;
@@ -76,13 +78,13 @@ typedef struct Lower {
     Diag *d;
     const Plan *p;
     Schedule *s;
-    Vec bufs;       /* SchedBuf */
-    Vec ops;        /* SchedOp, the list being built */
+    Vec bufs; /* SchedBuf */
+    Vec ops;  /* SchedOp, the list being built */
     int stage;
-    int *home;      /* [nvalues]: home buffer of each value on the current stage, -1 */
-    int *copy;      /* [nvalues × LAYOUT__COUNT]: buffer of each (value, layout), -1 */
+    int *home;        /* [nvalues]: home buffer of each value on the current stage, -1 */
+    int *copy;        /* [nvalues × LAYOUT__COUNT]: buffer of each (value, layout), -1 */
     bool *needs_grad; /* [nvalues]: some parameter lies upstream */
-    Vec syncs;      /* SchedSync of the current stage */
+    Vec syncs;        /* SchedSync of the current stage */
     bool ok;
 } Lower;
 
@@ -117,10 +119,9 @@ static int make_buf(Lower *L, int value, Layout lay, int node) {
     if (b->split_dim >= 0) {
         if (v->shape.rank < 1 || (lay == LAYOUT_F && v->shape.rank < 2) ||
             b->full.d[b->split_dim] % L->s->t != 0) {
-            ice(L, node, arena_printf(L->g->arena,
-                                      "value '%s' cannot be split %s over %d tensor ranks",
-                                      v->name, lay == LAYOUT_B ? "by batch" : "by feature",
-                                      L->s->t));
+            ice(L, node,
+                arena_printf(L->g->arena, "value '%s' cannot be split %s over %d tensor ranks",
+                             v->name, lay == LAYOUT_B ? "by batch" : "by feature", L->s->t));
         } else {
             b->local.d[b->split_dim] /= L->s->t;
         }
@@ -160,8 +161,9 @@ static int home_of(Lower *L, int value, int node) {
     } else {
         const PlanCut *cut = find_cut(L, L->stage - 1, value);
         if (!cut)
-            ice(L, node, arena_printf(L->g->arena, "value '%s' reaches stage %d without a pipeline cut",
-                                      v->name, L->stage));
+            ice(L, node,
+                arena_printf(L->g->arena, "value '%s' reaches stage %d without a pipeline cut",
+                             v->name, L->stage));
         b = make_buf(L, value, norm(L, cut ? cut->layout : LAYOUT_R), node);
         SchedOp *o = push(L, SOP_RECV, -1, -1, b);
         o->peer = L->stage - 1;
@@ -184,8 +186,10 @@ static int need(Lower *L, int value, Layout lay, int node) {
     CollKind k = from == LAYOUT_R && lay == LAYOUT_P ? COLL_SLICE : cost_layout_change(from, lay);
     if (k == COLL_NONE || k == COLL__COUNT ||
         (IR_VALUE(L->g, value)->dtype != DT_F32 && k != COLL_SLICE)) {
-        ice(L, node, arena_printf(L->g->arena, "value '%s' cannot change layout %s -> %s",
-                                  IR_VALUE(L->g, value)->name, plan_layout_name(from), plan_layout_name(lay)));
+        ice(L, node,
+            arena_printf(L->g->arena, "value '%s' cannot change layout %s -> %s",
+                         IR_VALUE(L->g, value)->name, plan_layout_name(from),
+                         plan_layout_name(lay)));
         return src;
     }
     int dst = make_buf(L, value, lay, node);
@@ -209,11 +213,13 @@ static void lower_node_fwd(Lower *L, int id) {
     bool loss = ir_ops[n->op].flags & OPF_LOSS;
     Layout out = loss ? l0 : norm(L, pn->out_layout);
     if (L->s->t > 1 && !rules_layout_ok(n->op, pn->strat, l0, out))
-        ice(L, id, arena_printf(L->g->arena, "%s cannot compute as %s from layout %s to %s",
-                                ir_ops[n->op].name, pn->strat == STRAT_COL   ? "tensor(col)"
-                                                    : pn->strat == STRAT_ROW ? "tensor(row)"
-                                                                             : "data",
-                                plan_layout_name(l0), plan_layout_name(out)));
+        ice(L, id,
+            arena_printf(L->g->arena, "%s cannot compute as %s from layout %s to %s",
+                         ir_ops[n->op].name,
+                         pn->strat == STRAT_COL   ? "tensor(col)"
+                         : pn->strat == STRAT_ROW ? "tensor(row)"
+                                                  : "data",
+                         plan_layout_name(l0), plan_layout_name(out)));
     int ob = loss ? -1 : make_buf(L, n->output, out, id);
     SchedOp *o = push(L, SOP_FWD, id, in[0], ob);
     o->dst = ob;
@@ -270,7 +276,7 @@ static void lower_dual(Lower *L, const SchedOp *f) {
     case SOP_COLL: {
         if (!BUF(L, f->src)->grad) break;
         CollKind k = cost_layout_change(cost_grad_layout(BUF(L, f->dst)->layout),
-                                   cost_grad_layout(BUF(L, f->src)->layout));
+                                        cost_grad_layout(BUF(L, f->src)->layout));
         SchedOp *o = push(L, SOP_COLL, f->node, f->src, f->dst);
         o->grad = true;
         o->coll = k;
@@ -317,8 +323,9 @@ static void lower_params(Lower *L, int id) {
             sp->local.d[sp->split_dim] = (sp->local.d[sp->split_dim] + s->t - 1) / s->t;
         } else if (sp->split_dim >= 0) {
             if (sp->local.d[sp->split_dim] % s->t != 0)
-                ice(L, id, arena_printf(L->g->arena, "parameter '%s' does not split over %d ranks",
-                                        ip->name, s->t));
+                ice(L, id,
+                    arena_printf(L->g->arena, "parameter '%s' does not split over %d ranks",
+                                 ip->name, s->t));
             else
                 sp->local.d[sp->split_dim] /= s->t;
         }
@@ -346,12 +353,14 @@ static void order_1f1b(Lower *L, SchedStage *st, int s) {
     int warm = S - s - 1 < m ? S - s - 1 : m;
     st->order = arena_calloc(L->g->arena, (size_t)(2 * m), sizeof *st->order);
     int k = 0;
-    for (int i = 0; i < warm; i++) st->order[k++] = (SchedItem){false, i};
+    for (int i = 0; i < warm; i++)
+        st->order[k++] = (SchedItem){false, i};
     for (int i = 0; i < m - warm; i++) {
         st->order[k++] = (SchedItem){false, warm + i};
         st->order[k++] = (SchedItem){true, i};
     }
-    for (int i = m - warm; i < m; i++) st->order[k++] = (SchedItem){true, i};
+    for (int i = m - warm; i < m; i++)
+        st->order[k++] = (SchedItem){true, i};
     st->norder = k;
     st->stash = S - s < m ? S - s : m;
 }
@@ -365,8 +374,10 @@ static SchedOp *take_ops(Lower *L, int *n) {
 }
 
 static void count_bytes(Schedule *s, SchedStage *st) {
-    for (int i = 0; i < st->nfwd; i++) st->bytes[st->fwd[i].group][st->fwd[i].coll] += st->fwd[i].bytes * s->m;
-    for (int i = 0; i < st->nbwd; i++) st->bytes[st->bwd[i].group][st->bwd[i].coll] += st->bwd[i].bytes * s->m;
+    for (int i = 0; i < st->nfwd; i++)
+        st->bytes[st->fwd[i].group][st->fwd[i].coll] += st->fwd[i].bytes * s->m;
+    for (int i = 0; i < st->nbwd; i++)
+        st->bytes[st->bwd[i].group][st->bwd[i].coll] += st->bwd[i].bytes * s->m;
 }
 
 static void lower_stage(Lower *L, int s) {
@@ -374,18 +385,22 @@ static void lower_stage(Lower *L, int s) {
     SchedStage *st = &L->s->stages[s];
     int nv = IR_NVALUES(L->g);
     L->stage = s;
-    for (int v = 0; v < nv; v++) L->home[v] = -1;
-    for (int v = 0; v < nv * LAYOUT__COUNT; v++) L->copy[v] = -1;
+    for (int v = 0; v < nv; v++)
+        L->home[v] = -1;
+    for (int v = 0; v < nv * LAYOUT__COUNT; v++)
+        L->copy[v] = -1;
     st->first_node = ps->first_node;
     st->last_node = ps->last_node;
     for (int id = ps->first_node; id <= ps->last_node; id++) {
-        if (L->p->nodes[id].stage != s) ice(L, id, "its stage disagrees with the stage's node range");
+        if (L->p->nodes[id].stage != s)
+            ice(L, id, "its stage disagrees with the stage's node range");
         lower_node_fwd(L, id);
         lower_params(L, id);
     }
     lower_sends(L);
     st->fwd = take_ops(L, &st->nfwd);
-    for (int i = st->nfwd - 1; i >= 0; i--) lower_dual(L, &st->fwd[i]);
+    for (int i = st->nfwd - 1; i >= 0; i--)
+        lower_dual(L, &st->fwd[i]);
     st->bwd = take_ops(L, &st->nbwd);
     st->nsync = (int)L->syncs.len;
     st->sync = L->syncs.data;
@@ -402,8 +417,10 @@ static bool check_mesh(Lower *L) {
         return false;
     }
     if (L->g->train.batch % ((int64_t)p->d * p->m) != 0) {
-        ice(L, -1, arena_printf(L->g->arena, "batch %lld does not divide into %d replicas x %d micro-batches",
-                                (long long)L->g->train.batch, p->d, p->m));
+        ice(L, -1,
+            arena_printf(L->g->arena,
+                         "batch %lld does not divide into %d replicas x %d micro-batches",
+                         (long long)L->g->train.batch, p->d, p->m));
         return false;
     }
     s->S = p->S, s->d = p->d, s->t = p->t, s->m = p->m;
@@ -430,13 +447,15 @@ bool pass_lower(IrGraph *g, Diag *d) {
     for (int i = 0; i < IR_NNODES(g); i++) {
         const IrNode *n = IR_NODE(g, i);
         bool ng = n->nparams > 0;
-        for (int k = 0; k < n->ninputs; k++) ng |= L.needs_grad[n->inputs[k]];
+        for (int k = 0; k < n->ninputs; k++)
+            ng |= L.needs_grad[n->inputs[k]];
         L.needs_grad[n->output] = ng;
     }
     L.s->nparams = IR_NPARAMS(g);
     L.s->params = arena_calloc(g->arena, (size_t)L.s->nparams + 1, sizeof(SchedParam));
     L.s->stages = arena_calloc(g->arena, (size_t)L.s->S, sizeof(SchedStage));
-    for (int s = 0; s < L.s->S && L.ok; s++) lower_stage(&L, s);
+    for (int s = 0; s < L.s->S && L.ok; s++)
+        lower_stage(&L, s);
     L.s->bufs = L.bufs.data;
     L.s->nbufs = (int)L.bufs.len;
     g->sched = L.s;
@@ -452,7 +471,8 @@ static const char *buf_str(const IrGraph *g, const Schedule *s, int b, bool grad
     const IrValue *v = IR_VALUE(g, sb->value);
     ir_shape_str(shp, sizeof shp, v->dtype, &sb->local);
     Layout l = grad ? cost_grad_layout(sb->layout) : sb->layout;
-    return arena_printf(g->arena, "%s%s[%s] %s", grad ? "d" : "", v->name, plan_layout_name(l), shp);
+    return arena_printf(g->arena, "%s%s[%s] %s", grad ? "d" : "", v->name, plan_layout_name(l),
+                        shp);
 }
 
 static void print_op(const IrGraph *g, const Schedule *s, const SchedOp *o, FILE *out) {
@@ -462,8 +482,8 @@ static void print_op(const IrGraph *g, const Schedule *s, const SchedOp *o, FILE
     case SOP_FWD:
     case SOP_BWD: {
         const IrNode *n = IR_NODE(g, o->node);
-        fprintf(out, "    %s %-12s %s(%s)  %s -> %s\n", o->kind == SOP_FWD ? "forward " : "backward",
-                n->name, ir_ops[n->op].name,
+        fprintf(out, "    %s %-12s %s(%s)  %s -> %s\n",
+                o->kind == SOP_FWD ? "forward " : "backward", n->name, ir_ops[n->op].name,
                 g->plan->nodes[o->node].strat == STRAT_COL   ? "tensor(col)"
                 : g->plan->nodes[o->node].strat == STRAT_ROW ? "tensor(row)"
                                                              : "data",
@@ -472,8 +492,9 @@ static void print_op(const IrGraph *g, const Schedule *s, const SchedOp *o, FILE
     }
     case SOP_COLL:
         if (o->layer_own)
-            fprintf(out, "    %-8s %s group, %s (input gradient of %s)  %lld B\n", cost_coll_name(o->coll),
-                    plan_group_name(o->group), src, IR_NODE(g, o->node)->name, (long long)o->bytes);
+            fprintf(out, "    %-8s %s group, %s (input gradient of %s)  %lld B\n",
+                    cost_coll_name(o->coll), plan_group_name(o->group), src,
+                    IR_NODE(g, o->node)->name, (long long)o->bytes);
         else
             fprintf(out, "    %-8s %s group, %s %s %s  %lld B\n", cost_coll_name(o->coll),
                     plan_group_name(o->group), o->grad ? dst : src, o->grad ? "->" : "->",
@@ -493,9 +514,11 @@ static void print_stage(const IrGraph *g, const Schedule *s, int k, FILE *out) {
     fprintf(out, "stage %d: layers %d..%d, activations of %d micro-batch%s kept\n", k,
             st->first_node, st->last_node, st->stash, st->stash == 1 ? "" : "es");
     fprintf(out, "  forward, per micro-batch:\n");
-    for (int i = 0; i < st->nfwd; i++) print_op(g, s, &st->fwd[i], out);
+    for (int i = 0; i < st->nfwd; i++)
+        print_op(g, s, &st->fwd[i], out);
     fprintf(out, "  backward, per micro-batch (gradients accumulate over micro-batches):\n");
-    for (int i = 0; i < st->nbwd; i++) print_op(g, s, &st->bwd[i], out);
+    for (int i = 0; i < st->nbwd; i++)
+        print_op(g, s, &st->bwd[i], out);
     fprintf(out, "  parameters (local shards), then the gradient sync per step:\n");
     for (int i = 0; i < s->nparams; i++) {
         const SchedParam *sp = &s->params[i];
@@ -503,8 +526,9 @@ static void print_stage(const IrGraph *g, const Schedule *s, int k, FILE *out) {
         char loc[128], whole[128];
         ir_shape_str(loc, sizeof loc, DT_F32, &sp->local);
         ir_shape_str(whole, sizeof whole, DT_F32, &IR_PARAM(g, i)->shape);
-        fprintf(out, "    %-28s %s%s%s%s\n", IR_PARAM(g, i)->name, loc, sp->split_dim >= 0 ? " of " : "",
-                sp->split_dim >= 0 ? whole : "", sp->rank0_adds ? ", added by tensor rank 0" : "");
+        fprintf(out, "    %-28s %s%s%s%s\n", IR_PARAM(g, i)->name, loc,
+                sp->split_dim >= 0 ? " of " : "", sp->split_dim >= 0 ? whole : "",
+                sp->rank0_adds ? ", added by tensor rank 0" : "");
     }
     for (int i = 0; i < st->nsync; i++) {
         const SchedSync *y = &st->sync[i];
@@ -520,8 +544,8 @@ static void print_stage(const IrGraph *g, const Schedule *s, int k, FILE *out) {
     for (int gk = 0; gk < GROUP__COUNT; gk++)
         for (int c = 0; c < COLL__COUNT; c++)
             if (st->bytes[gk][c]) {
-                fprintf(out, "%s %s %s %lld", any ? "," : "", plan_group_name(gk), cost_coll_name(c),
-                        (long long)st->bytes[gk][c]);
+                fprintf(out, "%s %s %s %lld", any ? "," : "", plan_group_name(gk),
+                        cost_coll_name(c), (long long)st->bytes[gk][c]);
                 any = true;
             }
     fprintf(out, "%s\n", any ? "" : " none");
@@ -530,12 +554,14 @@ static void print_stage(const IrGraph *g, const Schedule *s, int k, FILE *out) {
 void pass_schedule_print(const IrGraph *g, FILE *out) {
     const Schedule *s = g->sched;
     if (!s) return;
-    fprintf(out, "schedule %s: mesh %d stage%s x %d replica%s x %d tensor rank%s = %d ranks\n", g->name,
-            s->S, s->S == 1 ? "" : "s", s->d, s->d == 1 ? "" : "s", s->t, s->t == 1 ? "" : "s",
-            s->S * s->d * s->t);
-    fprintf(out, "batch %lld = %d replica%s x %d micro-batch%s x %lld samples\n", (long long)s->batch,
-            s->d, s->d == 1 ? "" : "s", s->m, s->m == 1 ? "" : "es", (long long)s->micro);
-    for (int k = 0; k < s->S; k++) print_stage(g, s, k, out);
+    fprintf(out, "schedule %s: mesh %d stage%s x %d replica%s x %d tensor rank%s = %d ranks\n",
+            g->name, s->S, s->S == 1 ? "" : "s", s->d, s->d == 1 ? "" : "s", s->t,
+            s->t == 1 ? "" : "s", s->S * s->d * s->t);
+    fprintf(out, "batch %lld = %d replica%s x %d micro-batch%s x %lld samples\n",
+            (long long)s->batch, s->d, s->d == 1 ? "" : "s", s->m, s->m == 1 ? "" : "es",
+            (long long)s->micro);
+    for (int k = 0; k < s->S; k++)
+        print_stage(g, s, k, out);
     fprintf(out, "busiest device: %lld B per step (the plan predicts %lld B)\n",
             (long long)sched_busiest_bytes(s), (long long)g->plan->totals.comm_bytes);
 }

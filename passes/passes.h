@@ -28,8 +28,8 @@
 #include "ir.h"
 
 typedef enum { LAYOUT_R, LAYOUT_B, LAYOUT_F, LAYOUT_P, LAYOUT__COUNT } Layout;
-const char *plan_layout_name(Layout l);      /* "R", "B", "F", "P" */
-const char *plan_strategy_name(Strategy s);  /* "data", "tensor(col)", "tensor(row)" */
+const char *plan_layout_name(Layout l);     /* "R", "B", "F", "P" */
+const char *plan_strategy_name(Strategy s); /* "data", "tensor(col)", "tensor(row)" */
 
 /* Collectives, and the per-device byte count the cost model predicts AND the runtime
  * counts for one call on `n` bytes over `g` ranks (ring algorithms, integer arithmetic so
@@ -37,8 +37,14 @@ const char *plan_strategy_name(Strategy s);  /* "data", "tensor(col)", "tensor(r
  *   all-reduce 2(g−1)·n/g,  all-gather and reduce-scatter (g−1)·n/g (n = the full tensor),
  *   all-to-all (g−1)·n/g² ,  send/recv n,  slice 0. */
 typedef enum {
-    COLL_NONE, COLL_SLICE, COLL_ALLREDUCE, COLL_ALLGATHER, COLL_REDUCESCATTER,
-    COLL_ALLTOALL, COLL_SENDRECV, COLL__COUNT
+    COLL_NONE,
+    COLL_SLICE,
+    COLL_ALLREDUCE,
+    COLL_ALLGATHER,
+    COLL_REDUCESCATTER,
+    COLL_ALLTOALL,
+    COLL_SENDRECV,
+    COLL__COUNT
 } CollKind;
 const char *cost_coll_name(CollKind k);
 int64_t cost_coll_bytes(CollKind k, int64_t g, int64_t n);
@@ -90,9 +96,9 @@ typedef struct RuleMode {
 typedef struct RuleCtx {
     const IrNode *n;
     Strategy strat;
-    int t;          /* tensor ranks */
-    Shape in, out;  /* local shapes of input 0 and of the output (dim 0: local samples) */
-    bool dev;       /* the CUDA target (its attention keeps every row's scores) */
+    int t;         /* tensor ranks */
+    Shape in, out; /* local shapes of input 0 and of the output (dim 0: local samples) */
+    bool dev;      /* the CUDA target (its attention keeps every row's scores) */
 } RuleCtx;
 typedef int64_t (*RuleMemFn)(const RuleCtx *c);
 
@@ -104,10 +110,10 @@ typedef struct OpRules {
     int8_t split[STRAT__COUNT][PARAM__COUNT];
     CollKind own_bwd[STRAT__COUNT]; /* on the input gradient, tensor group (COLL_NONE: none) */
     /* Memory, NULL for none; read through rules_stash/istash/scratch. */
-    RuleMemFn stash;      /* floats kept for backward besides the activations */
-    bool stash_in_plan;   /* whether the plan's memory model counts them */
-    RuleMemFn istash;     /* int32s kept for backward */
-    RuleMemFn scratch;    /* floats of temporary space */
+    RuleMemFn stash;    /* floats kept for backward besides the activations */
+    bool stash_in_plan; /* whether the plan's memory model counts them */
+    RuleMemFn istash;   /* int32s kept for backward */
+    RuleMemFn scratch;  /* floats of temporary space */
 } OpRules;
 extern const OpRules pass_rules[OP__COUNT];
 
@@ -138,11 +144,11 @@ const char *plan_group_name(GroupKind k); /* "tensor", "data", "stage", "pipe" *
 
 /* One alternative the search weighed for a layer, kept for the report. */
 typedef struct PlanAlt {
-    bool feasible;          /* the op allows it and the shapes divide */
+    bool feasible; /* the op allows it and the shapes divide */
     Layout in_layout, out_layout;
-    int64_t comm_bytes;     /* per device per step: resharding + the layer's own + grad sync */
-    int64_t grad_bytes;     /* of which gradient synchronisation */
-    double time;            /* compute + communication per step, seconds */
+    int64_t comm_bytes; /* per device per step: resharding + the layer's own + grad sync */
+    int64_t grad_bytes; /* of which gradient synchronisation */
+    double time;        /* compute + communication per step, seconds */
 } PlanAlt;
 
 typedef struct PlanNode {
@@ -150,11 +156,11 @@ typedef struct PlanNode {
     Strategy strat;
     Layout in_layout[IR_MAX_INPUTS]; /* the layout the layer computes on, per input */
     Layout out_layout;
-    bool forced;                     /* pinned by an annotation */
-    PlanAlt alt[STRAT__COUNT];       /* what each strategy would cost (for the report) */
-    const char *reason;              /* one sentence, arena string */
-    int64_t mem_bytes;               /* this layer's share of its device's memory */
-    double fwd_time, bwd_time;       /* per micro-batch on one device */
+    bool forced;               /* pinned by an annotation */
+    PlanAlt alt[STRAT__COUNT]; /* what each strategy would cost (for the report) */
+    const char *reason;        /* one sentence, arena string */
+    int64_t mem_bytes;         /* this layer's share of its device's memory */
+    double fwd_time, bwd_time; /* per micro-batch on one device */
     /* The layer's own collective, in backward: a col-split linear/conv2d/attention
      * all-reduces its input gradient (a partial sum) on the tensor group; COLL_NONE
      * otherwise, or when the input needs no gradient. Bytes per device per micro-batch. */
@@ -163,15 +169,15 @@ typedef struct PlanNode {
     /* Gradient synchronisation of this layer's parameters, once per step: an all-reduce
      * on `grad_group` (GROUP_STAGE for data on B with t > 1, else GROUP_DATA). */
     GroupKind grad_group;
-    int64_t grad_bytes;      /* per device per step (0 when the group has one rank) */
-    int64_t param_bytes;     /* parameter bytes this device holds (its shard) */
+    int64_t grad_bytes;  /* per device per step (0 when the group has one rank) */
+    int64_t param_bytes; /* parameter bytes this device holds (its shard) */
 } PlanNode;
 
 /* A layout change on an edge: value `value` produced in `from`, consumed in `to`. */
 typedef struct PlanReshard {
     int value, to_node; /* the first consumer needing it; shared by all in `to` */
     Layout from, to;
-    CollKind fwd, bwd;  /* bwd is COLL_NONE when the value needs no gradient */
+    CollKind fwd, bwd; /* bwd is COLL_NONE when the value needs no gradient */
     GroupKind group;
     int64_t fwd_bytes, bwd_bytes; /* per device per micro-batch */
 } PlanReshard;
@@ -179,25 +185,25 @@ typedef struct PlanReshard {
 /* A value that crosses from stage s to s+1 (sent by each rank to the rank with the same
  * (replica, tensor) coordinates in the next stage, in its layout at the cut). */
 typedef struct PlanCut {
-    int stage;    /* the boundary between stage and stage+1 */
+    int stage; /* the boundary between stage and stage+1 */
     int value;
     Layout layout;
     int64_t bytes; /* per device per micro-batch, one direction */
 } PlanCut;
 
 typedef struct PlanStage {
-    int first_node, last_node;           /* inclusive range of node indices */
-    double fwd_time, bwd_time, comm_time; /* per micro-batch */
+    int first_node, last_node;               /* inclusive range of node indices */
+    double fwd_time, bwd_time, comm_time;    /* per micro-batch */
     double grad_sync_time, grad_sync_hidden; /* per step */
-    int64_t mem_bytes;                   /* peak per device of this stage */
+    int64_t mem_bytes;                       /* peak per device of this stage */
     int64_t mem_params, mem_grads, mem_optim, mem_acts, mem_buffers;
 } PlanStage;
 
 /* Predicted step time and where it goes (seconds). */
 typedef struct PlanTotals {
     double step_time, compute, exposed_comm, bubble, grad_sync_unhidden, grad_sync_hidden;
-    int64_t comm_bytes;     /* per device per step, the busiest device */
-    int64_t mem_peak;       /* bytes on the fullest device */
+    int64_t comm_bytes; /* per device per step, the busiest device */
+    int64_t mem_peak;   /* bytes on the fullest device */
     bool fits;
 } PlanTotals;
 
@@ -206,8 +212,10 @@ struct Plan {
     int m;             /* micro-batches per step */
     PlanNode *nodes;   /* [IR_NNODES(g)] */
     PlanStage *stages; /* [S] */
-    PlanReshard *reshards; int nreshards;
-    PlanCut *cuts; int ncuts;
+    PlanReshard *reshards;
+    int nreshards;
+    PlanCut *cuts;
+    int ncuts;
     PlanTotals totals;
     /* Reference plans for the report: pure data (S=1,d=devices,t=1), pure tensor
      * (S=1,d=1,t=devices), pure pipeline (S=devices,d=1,t=1); totals.fits false when not. */
@@ -215,7 +223,7 @@ struct Plan {
     bool pure_data_valid, pure_tensor_valid, pure_pipeline_valid;
 };
 
-bool pass_plan(IrGraph *g, Diag *d);   /* passes/search.c: fills g->plan */
+bool pass_plan(IrGraph *g, Diag *d); /* passes/search.c: fills g->plan */
 /* The plan in a compact, stable text form: mesh, per stage its layers, per layer stage,
  * strategy and layouts, reshards, cuts, integer totals (passes/plan_dump.c). */
 void pass_plan_dump(const IrGraph *g, FILE *out);
@@ -255,46 +263,46 @@ const char *units_pct(char *buf, size_t n, double part, double whole);
 
 /* One copy of a value on a stage, in one layout, for one micro-batch. */
 typedef struct SchedBuf {
-    int value;       /* IR value index */
+    int value; /* IR value index */
     int stage;
-    Layout layout;   /* on the tensor group */
-    int split_dim;   /* the dimension divided over the t ranks (B: 0, F: the feature dim), -1 */
-    Shape full;      /* the micro-batch tensor on the tensor group (dim 0 = samples of a replica) */
-    Shape local;     /* what one rank holds */
-    bool grad;       /* has a gradient buffer (activations only); its layout is R for P, else the same */
+    Layout layout; /* on the tensor group */
+    int split_dim; /* the dimension divided over the t ranks (B: 0, F: the feature dim), -1 */
+    Shape full;    /* the micro-batch tensor on the tensor group (dim 0 = samples of a replica) */
+    Shape local;   /* what one rank holds */
+    bool grad; /* has a gradient buffer (activations only); its layout is R for P, else the same */
 } SchedBuf;
 
 typedef enum {
-    SOP_LOAD,    /* input or label rows of this micro-batch into buffer dst (layout R) */
-    SOP_FWD,     /* node's forward on the local shard */
-    SOP_BWD,     /* node's backward: accumulates parameter and input gradients */
-    SOP_COLL,    /* a layout change src → dst (forward) or its dual grad(src) ← grad(dst) */
-    SOP_SEND,    /* buffer src (or its gradient) to the same (replica, tensor) rank of stage peer */
-    SOP_RECV,    /* buffer dst (or its gradient) from stage peer */
+    SOP_LOAD, /* input or label rows of this micro-batch into buffer dst (layout R) */
+    SOP_FWD,  /* node's forward on the local shard */
+    SOP_BWD,  /* node's backward: accumulates parameter and input gradients */
+    SOP_COLL, /* a layout change src → dst (forward) or its dual grad(src) ← grad(dst) */
+    SOP_SEND, /* buffer src (or its gradient) to the same (replica, tensor) rank of stage peer */
+    SOP_RECV, /* buffer dst (or its gradient) from stage peer */
 } SchedOpKind;
 
 typedef struct SchedOp {
     SchedOpKind kind;
-    int node;          /* FWD/BWD: the node; COLL: the node it serves; else -1 */
-    int src, dst;      /* buffer indices (-1 when unused) */
-    bool grad;         /* backward direction: moves gradients, dst receives (accumulates) */
-    bool layer_own;    /* COLL: the layer's own collective (a column split's input-gradient
-                          all-reduce), run on a scratch copy of the node's input gradient */
-    CollKind coll;     /* COLL: the collective; SEND/RECV: COLL_SENDRECV */
+    int node;       /* FWD/BWD: the node; COLL: the node it serves; else -1 */
+    int src, dst;   /* buffer indices (-1 when unused) */
+    bool grad;      /* backward direction: moves gradients, dst receives (accumulates) */
+    bool layer_own; /* COLL: the layer's own collective (a column split's input-gradient
+                       all-reduce), run on a scratch copy of the node's input gradient */
+    CollKind coll;  /* COLL: the collective; SEND/RECV: COLL_SENDRECV */
     GroupKind group;
-    int peer;          /* SEND/RECV: the other stage */
-    int64_t bytes;     /* per device, for one micro-batch, as the runtime counts them */
+    int peer;      /* SEND/RECV: the other stage */
+    int64_t bytes; /* per device, for one micro-batch, as the runtime counts them */
 } SchedOp;
 
 /* How a parameter is sharded on its stage, and how its gradient is synchronised per step. */
 typedef struct SchedParam {
-    int param;        /* g->params index */
+    int param; /* g->params index */
     int stage;
-    int split_dim;    /* -1: whole on every tensor rank */
+    int split_dim; /* -1: whole on every tensor rank */
     Shape local;
-    bool rank0_adds;  /* a bias/positions table added by tensor rank 0 only (output is P) */
-    GroupKind sync;   /* the group its gradient is all-reduced over */
-    int sync_size;    /* ranks in that group (1: nothing to do) */
+    bool rank0_adds; /* a bias/positions table added by tensor rank 0 only (output is P) */
+    GroupKind sync;  /* the group its gradient is all-reduced over */
+    int sync_size;   /* ranks in that group (1: nothing to do) */
 } SchedParam;
 
 /* One gradient all-reduce per step: all parameters of one layer at once (they are adjacent
@@ -303,9 +311,9 @@ typedef struct SchedSync {
     int node;
     int first_param, nparams;
     GroupKind group;
-    int size;          /* ranks in the group; > 1 */
-    int64_t count;     /* floats */
-    int64_t bytes;     /* per device per step */
+    int size;      /* ranks in the group; > 1 */
+    int64_t count; /* floats */
+    int64_t bytes; /* per device per step */
 } SchedSync;
 
 /* One entry of a stage's micro-batch order: forward or backward of micro-batch `micro`. */
@@ -316,24 +324,30 @@ typedef struct SchedItem {
 
 typedef struct SchedStage {
     int first_node, last_node;
-    SchedOp *fwd; int nfwd;        /* one micro-batch forward, in order */
-    SchedOp *bwd; int nbwd;        /* one micro-batch backward, in order */
-    SchedSync *sync; int nsync;    /* per step, after the last backward */
-    SchedItem *order; int norder;  /* 1F1B: warm-up forwards, one-forward-one-backward, cool-down */
-    int stash;                     /* micro-batches whose activations are alive at once: min(S−s, m) */
+    SchedOp *fwd;
+    int nfwd; /* one micro-batch forward, in order */
+    SchedOp *bwd;
+    int nbwd; /* one micro-batch backward, in order */
+    SchedSync *sync;
+    int nsync; /* per step, after the last backward */
+    SchedItem *order;
+    int norder; /* 1F1B: warm-up forwards, one-forward-one-backward, cool-down */
+    int stash;  /* micro-batches whose activations are alive at once: min(S−s, m) */
     int64_t bytes[GROUP__COUNT][COLL__COUNT]; /* per device per step: micro-batch ops × m + sync */
 } SchedStage;
 
 struct Schedule {
     int S, d, t, m;
-    int64_t batch;    /* global batch */
-    int64_t micro;    /* samples per micro-batch per replica: batch / (d·m) */
-    SchedBuf *bufs; int nbufs;
-    SchedParam *params; int nparams; /* [IR_NPARAMS(g)], indexed like g->params */
-    SchedStage *stages;              /* [S] */
+    int64_t batch; /* global batch */
+    int64_t micro; /* samples per micro-batch per replica: batch / (d·m) */
+    SchedBuf *bufs;
+    int nbufs;
+    SchedParam *params;
+    int nparams;        /* [IR_NPARAMS(g)], indexed like g->params */
+    SchedStage *stages; /* [S] */
 };
 
-bool pass_lower(IrGraph *g, Diag *d);                  /* passes/lower_spmd.c: g->plan → g->sched */
+bool pass_lower(IrGraph *g, Diag *d); /* passes/lower_spmd.c: g->plan → g->sched */
 void pass_schedule_print(const IrGraph *g, FILE *out); /* mpcc --emit=schedule; deterministic */
 /* The size of the group `k` in the schedule's mesh (tensor t, data d, stage d·t, pipe S). */
 int sched_group_size(const Schedule *s, GroupKind k);
@@ -349,8 +363,8 @@ typedef void (*PassDumpFn)(const IrGraph *g, FILE *out);
 typedef struct PassInfo {
     const char *name;
     PassFn run;
-    IrPhase leaves;  /* what holds after it ran, for ir_verify */
-    PassDumpFn dump; /* its result: the IR, the plan, the checks, the schedule */
+    IrPhase leaves;   /* what holds after it ran, for ir_verify */
+    PassDumpFn dump;  /* its result: the IR, the plan, the checks, the schedule */
     const char *what; /* what the dump shows, for --help */
 } PassInfo;
 
@@ -362,6 +376,7 @@ extern const PassInfo pass_list[];
 extern const int pass_count;
 /* Index of the pass called `name` in pass_list, or -1. */
 int pass_find(const char *name);
-bool pass_run_pipeline(IrGraph *g, Diag *d, const char *until, const char *dump_after, FILE *dump_out);
+bool pass_run_pipeline(IrGraph *g, Diag *d, const char *until, const char *dump_after,
+                       FILE *dump_out);
 
 #endif /* MPCC_PASSES_H */

@@ -4,8 +4,8 @@
  * Every pass has the signature `bool pass_NAME(IrGraph *, Diag *)` and appears once in
  * pass_list, in the order it runs, with the IrPhase it leaves the graph in and a dump of what
  * it made (shapes: the IR, plan: the plan, report: the plan's contract checked, lower: the
- * schedule). pass_run_pipeline runs them up to and including `until`, stops at the first pass that fails
- * or reports an error, checks the graph with ir_verify (told the phase) before the first pass
+ * schedule). pass_run_pipeline runs them up to and including `until`, stops at the first pass that
+ * fails or reports an error, checks the graph with ir_verify (told the phase) before the first pass
  * and after every pass in debug builds (MPCC_DEBUG), and prints the dump of the pass named by
  * `dump_after`. Pass names come from the command line (--dump-after=PASS), so an unknown name
  * is a user error reported here with a suggestion; the driver turns it into a usage error

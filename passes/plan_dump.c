@@ -103,7 +103,8 @@ void pass_plan_dump(const IrGraph *g, FILE *out) {
         const PlanStage *st = &p->stages[s];
         fprintf(out, "stage %d: %s .. %s\n", s, IR_NODE(g, st->first_node)->name,
                 IR_NODE(g, st->last_node)->name);
-        for (int i = st->first_node; i <= st->last_node; i++) dump_layer(g, i, w, out);
+        for (int i = st->first_node; i <= st->last_node; i++)
+            dump_layer(g, i, w, out);
     }
     dump_reshards(g, out);
     dump_cuts(g, out);

@@ -230,7 +230,8 @@ static int microbatch_counts(int64_t n, int *ms) {
         ms[lo++] = (int)m;
         if (n / m != m && n / m <= IR_MAX_MICROBATCHES) high[hi++] = (int)(n / m);
     }
-    while (hi > 0) ms[lo++] = high[--hi];
+    while (hi > 0)
+        ms[lo++] = high[--hi];
     return lo;
 }
 

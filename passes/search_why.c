@@ -227,7 +227,8 @@ static const char *nearest_devices(Search *s) {
         return arena_printf(s->g->arena, "the nearest device count with a plan is %lld",
                             (long long)(below ? below : above));
     return arena_printf(s->g->arena, "no device count from %lld to %lld has one either",
-                        (long long)(s->D > NEAR_TRIES ? s->D - NEAR_TRIES : 1), (long long)(s->D + NEAR_TRIES));
+                        (long long)(s->D > NEAR_TRIES ? s->D - NEAR_TRIES : 1),
+                        (long long)(s->D + NEAR_TRIES));
 }
 
 void search_explain_no_plan(Search *s) {
@@ -242,7 +243,8 @@ void search_explain_no_plan(Search *s) {
     if (said) return;
     bool annotated = false;
     for (int p = 0; p < s->N; p++)
-        annotated |= search_has_tensor_annot(IR_NODE(s->g, p)) || IR_NODE(s->g, p)->annot.stage != IR_NO_STAGE;
+        annotated |= search_has_tensor_annot(IR_NODE(s->g, p)) ||
+                     IR_NODE(s->g, p)->annot.stage != IR_NO_STAGE;
     SrcLoc none = {s->g->file, 0, 0, 0};
     diag_error(s->diag, none,
                "no parallel plan exists for %lld devices with batch %lld%s: no mesh S×d×t divides "

@@ -14,8 +14,8 @@
  *   4. computes its forward and backward FLOPs for one step over the whole global batch.
  *
  * Every op has one static function below; the switch in `shape_rule`, with a case per OpKind
- * and no default, is the only place that names them. The formulas are documented in docs/ops.md, which is the
- * reference for everything this file computes; keep the two in step.
+ * and no default, is the only place that names them. The formulas are documented in docs/ops.md,
+ * which is the reference for everything this file computes; keep the two in step.
  *
  * Errors are reported and the pass carries on, so one run reports every independent mistake.
  * A node that fails marks its output value "bad"; nodes reading a bad value are skipped
@@ -97,8 +97,9 @@ static SrcLoc arg_loc(const ShapeCtx *c, int i) {
 /* Reads integer argument A (a name from ops.def: LINEAR_OUT), which must be >= min. Doubles
  * outside ±2^53 or with a fraction cannot come from the frontend's integer literals, but are
  * rejected rather than cast (a cast of an out-of-range double is undefined behaviour). */
-#define ARG_INT(c, A, min, out) \
-    ((void)sizeof(char[(int)IR_ARGTY_##A == (int)ARG_INT ? 1 : -1]), arg_int((c), IR_ARG_##A, ir_arg((c)->n, A), (min), (out)))
+#define ARG_INT(c, A, min, out)                                                                    \
+    ((void)sizeof(char[(int)IR_ARGTY_##A == (int)ARG_INT ? 1 : -1]),                               \
+     arg_int((c), IR_ARG_##A, ir_arg((c)->n, A), (min), (out)))
 static bool arg_int(ShapeCtx *c, int i, double v, int64_t min, int64_t *out) {
     if (!isfinite(v) || v != floor(v)) {
         diag_error(c->d, arg_loc(c, i), "%s argument '%s' must be an integer, got %g", op_name(c),
@@ -217,12 +218,12 @@ static bool shape_unary(ShapeCtx *c, int64_t fwd_per, int64_t bwd_per) {
     return true;
 }
 
-
 /* dropout(x, p): p in [0, 1). */
 static bool shape_dropout(ShapeCtx *c) {
     double p = ir_arg_float(c->n, DROPOUT_P);
     if (!(p >= 0.0 && p < 1.0)) {
-        diag_error(c->d, arg_loc(c, IR_ARG_DROPOUT_P), "dropout probability 'p' must be in [0, 1), got %g", p);
+        diag_error(c->d, arg_loc(c, IR_ARG_DROPOUT_P),
+                   "dropout probability 'p' must be in [0, 1), got %g", p);
         return false;
     }
     return shape_unary(c, 2, 1);
@@ -246,7 +247,8 @@ static bool shape_add(ShapeCtx *c) {
 static bool shape_layernorm(ShapeCtx *c) {
     double eps = ir_arg_float(c->n, LAYERNORM_EPS);
     if (!(eps > 0.0) || !isfinite(eps)) {
-        diag_error(c->d, arg_loc(c, IR_ARG_LAYERNORM_EPS), "layernorm argument 'eps' must be positive, got %g", eps);
+        diag_error(c->d, arg_loc(c, IR_ARG_LAYERNORM_EPS),
+                   "layernorm argument 'eps' must be positive, got %g", eps);
         return false;
     }
     if (!need_rank(c, 0, 2, IR_MAX_RANK) || !need_float(c, 0)) return false;
@@ -367,8 +369,9 @@ static bool shape_attention(ShapeCtx *c) {
     const Shape *x = &c->in[0]->shape;
     int64_t n = x->d[0], t = x->d[1], dm = x->d[2];
     if (dm % heads != 0) {
-        diag_error(c->d, arg_loc(c, IR_ARG_ATTENTION_HEADS), "attention heads (%lld) must divide the width %lld of %s",
-                   (long long)heads, (long long)dm, shape_of(c, c->in[0]));
+        diag_error(c->d, arg_loc(c, IR_ARG_ATTENTION_HEADS),
+                   "attention heads (%lld) must divide the width %lld of %s", (long long)heads,
+                   (long long)dm, shape_of(c, c->in[0]));
         return false;
     }
     set_out(c, DT_F32, x);
@@ -433,8 +436,9 @@ static bool shape_rule(ShapeCtx *c) {
     switch (c->n->op) {
     case OP_LINEAR: return shape_linear(c);
 #define OP(id, nm, nin, st, fl, args)
-#define EW(id, nm, fwd, bwd, reads) \
-    case OP_##id: return shape_unary(c, fwd, bwd);
+#define EW(id, nm, fwd, bwd, reads)                                                                \
+    case OP_##id:                                                                                  \
+        return shape_unary(c, fwd, bwd);
 #include "ops.def"
 #undef OP
 #undef EW

@@ -166,8 +166,7 @@ void mprt_finalize(void) {
     R.scratch = NULL;
     R.scratch_cap = 0;
     R.inited = false;
-    if (R.owns_mpi)
-        MPI_Finalize();
+    if (R.owns_mpi) MPI_Finalize();
 }
 
 const MprtMesh *mprt_mesh(void) { return &R.mesh; }
@@ -279,16 +278,18 @@ static int64_t a2a_block(int G, int64_t batch, int64_t mid, int64_t feat, int64_
 /* Between a local tensor [bl][mid][feat][inner] and G blocks [G][bl][mid][feat/G][inner],
  * block p holding feature slice p: packs the tensor into blocks (to_blocks) or unpacks
  * blocks into the tensor. The same index map serves both all-to-all directions. */
-static void a2a_permute(float *dst, const float *src, int G, int64_t bl, int64_t mid,
-                        int64_t feat, int64_t inner, bool to_blocks) {
+static void a2a_permute(float *dst, const float *src, int G, int64_t bl, int64_t mid, int64_t feat,
+                        int64_t inner, bool to_blocks) {
     size_t fc = (size_t)(feat / G), span = fc * (size_t)inner;
     for (size_t p = 0; p < (size_t)G; p++)
         for (size_t b = 0; b < (size_t)bl; b++)
             for (size_t m = 0; m < (size_t)mid; m++) {
                 size_t blocked = ((p * (size_t)bl + b) * (size_t)mid + m) * span;
                 size_t whole = ((b * (size_t)mid + m) * (size_t)feat + p * fc) * (size_t)inner;
-                if (to_blocks) memcpy(dst + blocked, src + whole, span * sizeof(float));
-                else memcpy(dst + whole, src + blocked, span * sizeof(float));
+                if (to_blocks)
+                    memcpy(dst + blocked, src + whole, span * sizeof(float));
+                else
+                    memcpy(dst + whole, src + blocked, span * sizeof(float));
             }
 }
 

@@ -52,7 +52,8 @@ void mprt__put_le64(unsigned char *p, uint64_t v);
  * the caller runs part 0 and returns when every part is done. Serial when called from a part. */
 typedef void (*MprtParFn)(void *ctx, int64_t lo, int64_t hi, int part);
 void mprt__parallel_for(int64_t n, int64_t grain, MprtParFn fn, void *ctx);
-/* Room for `each` floats per part (indexed by part), valid until the next call; the pool owns it. */
+/* Room for `each` floats per part (indexed by part), valid until the next call; the pool owns it.
+ */
 float *mprt__par_scratch(int64_t each);
 /* C[M, N] = alpha·op(A)·op(B) + beta·C, row-major (cblas_sgemm's meaning, ta/tb = transpose),
  * cut across the pool by rows or columns (gemm_blas.c). Every CPU kernel's GEMM goes here. */

@@ -116,12 +116,12 @@ static void ew(MprtParFn part, int64_t n, float *o, const float *a, const float 
  * declared by the same table in mprt_kernels.h. The math is mprt_ew_NAME_fwd / _grad: this
  * file only says how to loop. `saved` names the backward's third operand (x or out). */
 #define EW_UNARY_KERNELS(name, saved)                                                              \
-    MPRT__SIMD static void name##_forward_loop(float *restrict out, const float *restrict x,      \
+    MPRT__SIMD static void name##_forward_loop(float *restrict out, const float *restrict x,       \
                                                int64_t n) {                                        \
         for (int64_t i = 0; i < n; i++)                                                            \
             out[i] = mprt_ew_##name##_fwd(x[i]);                                                   \
     }                                                                                              \
-    MPRT__SIMD static void name##_backward_loop(float *restrict dx, const float *restrict dout,   \
+    MPRT__SIMD static void name##_backward_loop(float *restrict dx, const float *restrict dout,    \
                                                 const float *restrict s, int64_t n) {              \
         for (int64_t i = 0; i < n; i++)                                                            \
             dx[i] += mprt_ew_##name##_grad(dout[i], s[i]);                                         \

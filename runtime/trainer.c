@@ -17,8 +17,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "mprt_trainer.h"
 
-#include <mpi.h>
 #include <errno.h>
+#include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -210,8 +210,7 @@ static int64_t run_steps(const MprtTrainer *t, const MprtArgs *a, int64_t step) 
 /* A checkpoint past --steps is refused: training "until step N" from beyond N has no meaning,
  * and a silent run of 0 steps would hide a wrong flag. A checkpoint exactly at --steps runs no
  * steps (a finished run resumed: nothing to do, and --save rewrites the same checkpoint). */
-static const char *past_steps(const char *path, int64_t step, int64_t steps, char *msg,
-                              size_t n) {
+static const char *past_steps(const char *path, int64_t step, int64_t steps, char *msg, size_t n) {
     snprintf(msg, n,
              "%.200s is at step %lld, past --steps %lld (--steps is the last step, not a count; "
              "pass --steps %lld or more)",

@@ -50,11 +50,11 @@ static struct {
     cudaEvent_t ready, done; /* ordering events (no timing) */
     Pending *pend;           /* timing events, reused after each flush */
     int npend, cap;
-    float *scratch[2];       /* device staging for pack/unpack */
+    float *scratch[2]; /* device staging for pack/unpack */
     size_t scratch_bytes[2];
-    float *host;             /* pinned staging for MPI mode */
+    float *host; /* pinned staging for MPI mode */
     size_t host_bytes;
-    bool started;            /* an all-reduce ran without a join since */
+    bool started; /* an all-reduce ran without a join since */
 } N;
 
 /* ─────────────────────────────── setup ─────────────────────────────── */
@@ -162,7 +162,8 @@ static void to_device(float *d, const float *h, int64_t count) {
 /* ─────────────────────────────── ordering and counting ─────────────────────────────── */
 
 static bool staged(void) {
-    if (!N.up) mprt_cu_fail("mprt_cu collective", "mprt_cu_init was not called", __FILE__, __LINE__);
+    if (!N.up)
+        mprt_cu_fail("mprt_cu collective", "mprt_cu_init was not called", __FILE__, __LINE__);
     return N.mode == MPRT_CU_COMM_MPI;
 }
 
@@ -241,7 +242,9 @@ static void allreduce(int g, float *buf, int64_t count, bool async) {
     end(MPRT_ALLREDUCE, g, count * 4, async);
 }
 
-void mprt_cu_allreduce(int group, float *buf, int64_t count) { allreduce(group, buf, count, false); }
+void mprt_cu_allreduce(int group, float *buf, int64_t count) {
+    allreduce(group, buf, count, false);
+}
 void mprt_cu_allreduce_start(int group, float *buf, int64_t count) {
     allreduce(group, buf, count, true);
 }
@@ -412,7 +415,8 @@ struct MprtCuReq {
 MprtCuReq *mprt_cu_isend_staged(int dir, const float *buf, int64_t count, int tag) {
     MprtCuReq *r = malloc(sizeof *r);
     float *h = malloc((size_t)(count > 0 ? count : 1) * sizeof *h);
-    if (!r || !h) mprt_fatal("out of memory staging a pipeline send of %lld floats", (long long)count);
+    if (!r || !h)
+        mprt_fatal("out of memory staging a pipeline send of %lld floats", (long long)count);
     to_host(h, buf, count);
     r->host = h;
     r->req = mprt_isend(dir, h, count, tag);

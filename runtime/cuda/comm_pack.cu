@@ -30,15 +30,13 @@ static void permute(float *dst, const float *src, int64_t A, int64_t G, int64_t 
     CU_CHECK_LAUNCH("permute_k");
 }
 
-extern "C" void mprt_cu_pack_gather_to_full(float *dst, const float *src, int64_t G,
-                                            int64_t outer, int64_t chunk, int64_t inner,
-                                            cudaStream_t stream) {
+extern "C" void mprt_cu_pack_gather_to_full(float *dst, const float *src, int64_t G, int64_t outer,
+                                            int64_t chunk, int64_t inner, cudaStream_t stream) {
     permute(dst, src, outer, G, chunk * inner, true, stream);
 }
 
-extern "C" void mprt_cu_pack_full_to_gather(float *dst, const float *src, int64_t G,
-                                            int64_t outer, int64_t chunk, int64_t inner,
-                                            cudaStream_t stream) {
+extern "C" void mprt_cu_pack_full_to_gather(float *dst, const float *src, int64_t G, int64_t outer,
+                                            int64_t chunk, int64_t inner, cudaStream_t stream) {
     permute(dst, src, outer, G, chunk * inner, false, stream);
 }
 
@@ -65,7 +63,7 @@ extern "C" void mprt_cu_pack_slice(float *dst, const float *src, int64_t outer, 
                                    int64_t inner, int parts, int part, cudaStream_t stream) {
     int64_t n = outer * chunk * inner;
     if (n <= 0) return;
-    slice_k<<<mprt_cu_blocks(n), MPRT_CU_THREADS, 0, stream>>>(dst, src, outer, chunk, inner,
-                                                               parts, part);
+    slice_k<<<mprt_cu_blocks(n), MPRT_CU_THREADS, 0, stream>>>(dst, src, outer, chunk, inner, parts,
+                                                               part);
     CU_CHECK_LAUNCH("slice_k");
 }

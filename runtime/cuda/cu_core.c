@@ -169,11 +169,13 @@ static void local_rank(int *rank, int *size) {
 static MprtCuComm pick_mode(MprtCuComm want, int lsize, int ndev, char *msg, size_t cap) {
     msg[0] = '\0';
     if (ndev <= 0) {
-        snprintf(msg, cap, "no CUDA device found (a CUDA trainer needs a GPU; build the C "
-                           "target with --target c to train on CPUs)");
+        snprintf(msg, cap,
+                 "no CUDA device found (a CUDA trainer needs a GPU; build the C "
+                 "target with --target c to train on CPUs)");
         return want;
     }
-    if (want == MPRT_CU_COMM_MPI || lsize <= ndev) return want == MPRT_CU_COMM_AUTO ? MPRT_CU_COMM_NCCL : want;
+    if (want == MPRT_CU_COMM_MPI || lsize <= ndev)
+        return want == MPRT_CU_COMM_AUTO ? MPRT_CU_COMM_NCCL : want;
     if (want == MPRT_CU_COMM_AUTO && ndev == 1) return MPRT_CU_COMM_MPI;
     snprintf(msg, cap,
              "%d ranks on this node but %d GPU%s: NCCL needs one GPU per rank (launch at most %d "
@@ -209,8 +211,8 @@ void mprt_cu_finalize(void) {
 }
 
 void mprt_cu_set_tf32(bool on) {
-    CUBLAS_CHECK(cublasSetMathMode(mprt_cu_cublas(),
-                                   on ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+    CUBLAS_CHECK(
+        cublasSetMathMode(mprt_cu_cublas(), on ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
 }
 
 void mprt_cu_sync(void) {

@@ -44,8 +44,8 @@ void mprt_cu_pack_full_to_gather(float *dst, const float *src, int64_t G, int64_
                                  int64_t chunk, int64_t inner, cudaStream_t stream);
 /* Copies a strided 3-D block: dst [outer][chunk][inner] = src[outer][part·chunk..][inner]
  * with src rows of parts·chunk. */
-void mprt_cu_pack_slice(float *dst, const float *src, int64_t outer, int64_t chunk,
-                        int64_t inner, int parts, int part, cudaStream_t stream);
+void mprt_cu_pack_slice(float *dst, const float *src, int64_t outer, int64_t chunk, int64_t inner,
+                        int parts, int part, cudaStream_t stream);
 /* All-to-all pack: in viewed [A][G][B] (A outer blocks, G peers, B elements each) →
  * out [G][A][B] (per-peer contiguous), and the inverse. */
 void mprt_cu_pack_transpose_mid(float *dst, const float *src, int64_t A, int64_t G, int64_t B,

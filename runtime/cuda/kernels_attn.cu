@@ -182,8 +182,8 @@ static void attn_head_backward(Stash st, float *dq, float *dk, float *dv, float 
     CU_CHECK_LAUNCH("softmax_bwd_rows_k");
     mprt_cu_gemm_batched(false, false, T, hd, T, 1.0f, dP, T, sD, st.k + off, Dl, sT, 0.0f,
                          dq + off, Dl, sT, N);
-    mprt_cu_gemm_batched(true, false, T, hd, T, 1.0f, dP, T, sD, st.q + off, Dl, sT, 0.0f,
-                         dk + off, Dl, sT, N);
+    mprt_cu_gemm_batched(true, false, T, hd, T, 1.0f, dP, T, sD, st.q + off, Dl, sT, 0.0f, dk + off,
+                         Dl, sT, N);
 }
 
 extern "C" void mprt_cu_attention_backward(float *dx, MprtAttnG g, const float *dout,

@@ -50,7 +50,9 @@ template <class F> static void colsum_add(float *dst, int rows, int cols, F f) {
 struct ReadMatrix {
     const float *m;
     int ld;
-    __device__ float operator()(int r, int c) const { return m[(size_t)r * (size_t)ld + (size_t)c]; }
+    __device__ float operator()(int r, int c) const {
+        return m[(size_t)r * (size_t)ld + (size_t)c];
+    }
 };
 
 /* ─────────────────────────────── linear ─────────────────────────────── */
@@ -112,7 +114,9 @@ MPRT_EW_UNARY(CU_EW_UNARY_KERNELS)
 __global__ void add_fwd(float *out, const float *a, const float *b, int64_t n) {
     GRID_STRIDE(i, n) out[i] = a[i] + b[i];
 }
-__global__ void accumulate_k(float *dst, const float *src, int64_t n) { GRID_STRIDE(i, n) dst[i] += src[i]; }
+__global__ void accumulate_k(float *dst, const float *src, int64_t n) {
+    GRID_STRIDE(i, n) dst[i] += src[i];
+}
 __global__ void fill_k(float *dst, int64_t n, float value) { GRID_STRIDE(i, n) dst[i] = value; }
 
 extern "C" void mprt_cu_add_forward(float *out, const float *a, const float *b, int64_t n) {

@@ -55,8 +55,8 @@ __device__ static float row_logsumexp(const float *row, int V, float *max_out) {
     return logf(s);
 }
 
-__global__ void cross_entropy_fwd_k(double *loss, const float *logits, const int32_t *labels,
-                                    int V, float scale) {
+__global__ void cross_entropy_fwd_k(double *loss, const float *logits, const int32_t *labels, int V,
+                                    float scale) {
     const float *row = logits + (size_t)blockIdx.x * (size_t)V;
     float mx;
     float lse = row_logsumexp(row, V, &mx);
@@ -81,8 +81,8 @@ __global__ void cross_entropy_bwd_k(float *dlogits, const float *logits, const i
 extern "C" void mprt_cu_cross_entropy_forward(double *loss, const float *logits,
                                               const int32_t *labels, int M, int V, float scale) {
     if (M <= 0) return;
-    cross_entropy_fwd_k<<<(unsigned)M, MPRT_CU_THREADS, 0, mprt_cu_stream()>>>(loss, logits,
-                                                                                labels, V, scale);
+    cross_entropy_fwd_k<<<(unsigned)M, MPRT_CU_THREADS, 0, mprt_cu_stream()>>>(loss, logits, labels,
+                                                                               V, scale);
     CU_CHECK_LAUNCH("cross_entropy_fwd_k");
 }
 
@@ -90,7 +90,7 @@ extern "C" void mprt_cu_cross_entropy_backward(float *dlogits, const float *logi
                                                const int32_t *labels, int M, int V, float scale) {
     if (M <= 0) return;
     cross_entropy_bwd_k<<<(unsigned)M, MPRT_CU_THREADS, 0, mprt_cu_stream()>>>(dlogits, logits,
-                                                                                labels, V, scale);
+                                                                               labels, V, scale);
     CU_CHECK_LAUNCH("cross_entropy_bwd_k");
 }
 
@@ -110,8 +110,8 @@ __global__ void mse_bwd_k(float *dpred, const float *pred, const float *target, 
     GRID_STRIDE(i, n) dpred[i] += c * (pred[i] - target[i]);
 }
 
-extern "C" void mprt_cu_mse_forward(double *loss, const float *pred, const float *target,
-                                    int64_t n, float scale) {
+extern "C" void mprt_cu_mse_forward(double *loss, const float *pred, const float *target, int64_t n,
+                                    float scale) {
     LAUNCH_1D(mse_fwd_k, n, loss, pred, target, n, scale);
 }
 
@@ -155,8 +155,7 @@ static void adam_launch(float *p, float *m, float *v, const float *g, int64_t n,
     double bc2 = 1.0 - pow((double)beta2, (double)t);
     float step_size = (float)((double)lr / bc1);
     float bc2_sqrt = (float)sqrt(bc2);
-    LAUNCH_1D(adam_k, n, p, m, v, g, n, keep, step_size, bc2_sqrt, beta1, beta2, eps,
-              weight_decay);
+    LAUNCH_1D(adam_k, n, p, m, v, g, n, keep, step_size, bc2_sqrt, beta1, beta2, eps, weight_decay);
 }
 
 extern "C" void mprt_cu_sgd_step(float *p, float *v, const float *g, int64_t n, float lr,
@@ -164,9 +163,9 @@ extern "C" void mprt_cu_sgd_step(float *p, float *v, const float *g, int64_t n, 
     LAUNCH_1D(sgd_k, n, p, v, g, n, lr, momentum, weight_decay);
 }
 
-extern "C" void mprt_cu_adam_step(float *p, float *m, float *v, const float *g, int64_t n,
-                                  float lr, float beta1, float beta2, float eps,
-                                  float weight_decay, int64_t t) {
+extern "C" void mprt_cu_adam_step(float *p, float *m, float *v, const float *g, int64_t n, float lr,
+                                  float beta1, float beta2, float eps, float weight_decay,
+                                  int64_t t) {
     adam_launch(p, m, v, g, n, 1.0f, lr, beta1, beta2, eps, weight_decay, t);
 }
 

@@ -70,7 +70,7 @@ void mprt_cu_finalize(void);
 
 /* The number of CUDA devices, 0 when the driver finds none or fails (never aborts). */
 int mprt_cu_device_count(void);
-int mprt_cu_device(void);          /* the device in use, -1 before init */
+int mprt_cu_device(void);           /* the device in use, -1 before init */
 MprtCuComm mprt_cu_comm_mode(void); /* NCCL or MPI after init (never AUTO) */
 
 /* TF32 tensor-core GEMMs (about 10 bits of mantissa in the products): off by default. */
@@ -82,7 +82,7 @@ void mprt_cu_sync(void);
 /* Device memory; aborts (checked) on failure. Sizes in bytes. */
 void *mprt_cu_malloc(size_t bytes);
 void mprt_cu_free(void *p);
-void mprt_cu_memset0(void *dst, size_t bytes);              /* on the compute stream */
+void mprt_cu_memset0(void *dst, size_t bytes);               /* on the compute stream */
 void mprt_cu_copy(void *dst, const void *src, size_t bytes); /* device → device, compute stream */
 void mprt_cu_upload(void *dst, const void *src, size_t bytes);   /* host → device, synchronous */
 void mprt_cu_download(void *dst, const void *src, size_t bytes); /* device → host, synchronous */
@@ -165,16 +165,16 @@ void mprt_cu_embedding_backward(float *dW, float *dpos, const float *dout, const
  * CPU's: dy, dq, dk, dv [N·T, Dl] and dP [N, T, T]. */
 #define MPRT_CU_ATTENTION_SCRATCH(N, T, Dl)                                                        \
     (4 * (int64_t)(N) * (T) * (Dl) + (int64_t)(N) * (T) * (T))
-void mprt_cu_attention_forward(float *out, float *stash, const float *x, MprtAttnW w, int N,
-                               int T, int D, int Hl, int hd, int causal, int add_bias);
+void mprt_cu_attention_forward(float *out, float *stash, const float *x, MprtAttnW w, int N, int T,
+                               int D, int Hl, int hd, int causal, int add_bias);
 void mprt_cu_attention_backward(float *dx, MprtAttnG g, const float *dout, const float *x,
                                 const float *stash, float *scratch, MprtAttnW w, int N, int T,
                                 int D, int Hl, int hd, int causal);
 
 /* Losses: *loss (a device double) += the value mprt_cross_entropy_forward / mprt_mse_forward
  * return. Read it with mprt_cu_download when a step is logged. */
-void mprt_cu_cross_entropy_forward(double *loss, const float *logits, const int32_t *labels,
-                                   int M, int V, float scale);
+void mprt_cu_cross_entropy_forward(double *loss, const float *logits, const int32_t *labels, int M,
+                                   int V, float scale);
 void mprt_cu_cross_entropy_backward(float *dlogits, const float *logits, const int32_t *labels,
                                     int M, int V, float scale);
 void mprt_cu_mse_forward(double *loss, const float *pred, const float *target, int64_t n,

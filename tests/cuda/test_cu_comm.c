@@ -134,7 +134,8 @@ static void check_counts(void) {
             if (bad) {
                 failures++;
                 printf("FAIL rank %d: %s on %s counted %lld bytes in %lld calls, expected %lld "
-                       "in %lld\n", mprt_mesh()->rank, mprt_coll_name((MprtColl)k),
+                       "in %lld\n",
+                       mprt_mesh()->rank, mprt_coll_name((MprtColl)k),
                        mprt_group_name((MprtGroup)g), (long long)st.bytes, (long long)st.calls,
                        (long long)expect_bytes[k][g], (long long)expect_calls[k][g]);
             }

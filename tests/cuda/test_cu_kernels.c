@@ -296,8 +296,8 @@ enum { AW_WQ, AW_BQ, AW_WK, AW_BK, AW_WV, AW_BV, AW_WO, AW_BO, AW__N };
 
 static void test_attention(int N, int T, int D, int Hl, int hd, int causal) {
     int Dl = Hl * hd;
-    int64_t sizes[AW__N] = {(int64_t)D * Dl, Dl, (int64_t)D * Dl, Dl, (int64_t)D * Dl, Dl,
-                            (int64_t)Dl * D, D};
+    int64_t sizes[AW__N] = {(int64_t)D * Dl, Dl, (int64_t)D * Dl, Dl,
+                            (int64_t)D * Dl, Dl, (int64_t)Dl * D, D};
     int64_t nx = (int64_t)N * T * D, nst = MPRT_ATTENTION_STASH(N, T, Dl, Hl);
     int64_t nsc = MPRT_ATTENTION_SCRATCH(N, T, Dl), gsc = MPRT_CU_ATTENTION_SCRATCH(N, T, Dl);
     float *hw[AW__N], *hg[AW__N], *dw[AW__N], *dg[AW__N];
@@ -350,7 +350,8 @@ static void test_losses(int M, int V) {
     mprt_cu_upload(gloss, &zero, sizeof zero);
     mprt_cu_cross_entropy_forward(gloss, glg, glab, M, V, scale);
     mprt_cu_download(&loss, gloss, sizeof loss);
-    cmp_scalar("cross_entropy forward", loss, mprt_cross_entropy_forward(lg, lab, M, V, scale), tol);
+    cmp_scalar("cross_entropy forward", loss, mprt_cross_entropy_forward(lg, lab, M, V, scale),
+               tol);
     mprt_cross_entropy_backward(dl, lg, lab, M, V, scale);
     mprt_cu_cross_entropy_backward(gdl, glg, glab, M, V, scale);
     cmp("cross_entropy backward", gdl, dl, n, tol);
@@ -375,14 +376,21 @@ static void test_optimizers(void) {
         float *gp = dev(p, n), *gm = dev(m, n), *gv = dev(v, n), *gg = dev(g, n);
         for (int64_t t = 1; t <= 3; t++) {
             switch (kind) {
-            case 0: mprt_sgd_step(p, NULL, g, n, 0.1f, 0.0f, 0.01f);
-                    mprt_cu_sgd_step(gp, NULL, gg, n, 0.1f, 0.0f, 0.01f); break;
-            case 1: mprt_sgd_step(p, v, g, n, 0.1f, 0.9f, 0.01f);
-                    mprt_cu_sgd_step(gp, gv, gg, n, 0.1f, 0.9f, 0.01f); break;
-            case 2: mprt_adam_step(p, m, v, g, n, 1e-2f, 0.9f, 0.999f, 1e-8f, 0.01f, t);
-                    mprt_cu_adam_step(gp, gm, gv, gg, n, 1e-2f, 0.9f, 0.999f, 1e-8f, 0.01f, t); break;
-            default: mprt_adamw_step(p, m, v, g, n, 1e-2f, 0.9f, 0.999f, 1e-8f, 0.1f, t);
-                     mprt_cu_adamw_step(gp, gm, gv, gg, n, 1e-2f, 0.9f, 0.999f, 1e-8f, 0.1f, t);
+            case 0:
+                mprt_sgd_step(p, NULL, g, n, 0.1f, 0.0f, 0.01f);
+                mprt_cu_sgd_step(gp, NULL, gg, n, 0.1f, 0.0f, 0.01f);
+                break;
+            case 1:
+                mprt_sgd_step(p, v, g, n, 0.1f, 0.9f, 0.01f);
+                mprt_cu_sgd_step(gp, gv, gg, n, 0.1f, 0.9f, 0.01f);
+                break;
+            case 2:
+                mprt_adam_step(p, m, v, g, n, 1e-2f, 0.9f, 0.999f, 1e-8f, 0.01f, t);
+                mprt_cu_adam_step(gp, gm, gv, gg, n, 1e-2f, 0.9f, 0.999f, 1e-8f, 0.01f, t);
+                break;
+            default:
+                mprt_adamw_step(p, m, v, g, n, 1e-2f, 0.9f, 0.999f, 1e-8f, 0.1f, t);
+                mprt_cu_adamw_step(gp, gm, gv, gg, n, 1e-2f, 0.9f, 0.999f, 1e-8f, 0.1f, t);
             }
         }
         static const char *names[] = {"sgd", "sgd momentum", "adam", "adamw"};

@@ -39,11 +39,14 @@ static inline void tp_node(const IrGraph *g, PlanNode *pn, const IrNode *n, Layo
     if (t == 1) {
         pn->in_layout[0] = pn->in_layout[1] = pn->out_layout = LAYOUT_B;
     } else if ((ir_ops[n->op].flags & OPF_PARAMS) && n->op != OP_LAYERNORM) {
-        if (pn->strat == STRAT_DATA) pn->in_layout[0] = pn->out_layout = LAYOUT_B;
+        if (pn->strat == STRAT_DATA)
+            pn->in_layout[0] = pn->out_layout = LAYOUT_B;
         else if (pn->strat == STRAT_COL)
-            pn->in_layout[0] = LAYOUT_R, pn->out_layout = n->op == OP_ATTENTION ? LAYOUT_P : LAYOUT_F;
+            pn->in_layout[0] = LAYOUT_R,
+            pn->out_layout = n->op == OP_ATTENTION ? LAYOUT_P : LAYOUT_F;
         else
-            pn->in_layout[0] = n->op == OP_EMBEDDING ? LAYOUT_R : LAYOUT_F, pn->out_layout = LAYOUT_P;
+            pn->in_layout[0] = n->op == OP_EMBEDDING ? LAYOUT_R : LAYOUT_F,
+            pn->out_layout = LAYOUT_P;
     } else if (n->op == OP_ADD) {
         Layout b = cur[n->inputs[1]];
         pn->in_layout[0] = pn->in_layout[1] = pn->out_layout = in == b ? in : LAYOUT_R;
@@ -63,7 +66,8 @@ static inline Plan *tp_plan(IrGraph *g, int S, int d, int t, int m) {
     p->nodes = arena_calloc(a, (size_t)nn, sizeof *p->nodes);
     p->stages = arena_calloc(a, (size_t)S, sizeof *p->stages);
     Layout *cur = arena_calloc(a, (size_t)IR_NVALUES(g), sizeof *cur);
-    for (int v = 0; v < IR_NVALUES(g); v++) cur[v] = t == 1 ? LAYOUT_B : LAYOUT_R;
+    for (int v = 0; v < IR_NVALUES(g); v++)
+        cur[v] = t == 1 ? LAYOUT_B : LAYOUT_R;
     for (int i = 0; i < nn; i++) {
         PlanNode *pn = &p->nodes[i];
         tp_node(g, pn, IR_NODE(g, i), cur, t);
@@ -78,7 +82,8 @@ static inline Plan *tp_plan(IrGraph *g, int S, int d, int t, int m) {
         int from = val->producer < 0 ? -1 : p->nodes[val->producer].stage, last = from;
         for (int i = 0; i < nn && from >= 0; i++)
             for (int k = 0; k < IR_NODE(g, i)->ninputs; k++)
-                if (IR_NODE(g, i)->inputs[k] == v && p->nodes[i].stage > last) last = p->nodes[i].stage;
+                if (IR_NODE(g, i)->inputs[k] == v && p->nodes[i].stage > last)
+                    last = p->nodes[i].stage;
         for (int s = from; from >= 0 && s < last; s++)
             p->cuts[p->ncuts++] = (PlanCut){s, v, p->nodes[val->producer].out_layout, 0};
     }

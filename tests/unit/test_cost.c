@@ -10,22 +10,22 @@
 
 static int failures;
 
-#define CHECK_EQ(a, b)                                                                      \
-    do {                                                                                    \
-        long long a_ = (long long)(a), b_ = (long long)(b);                                 \
-        if (a_ != b_) {                                                                     \
-            fprintf(stderr, "%s:%d: %s == %lld, want %lld\n", __FILE__, __LINE__, #a, a_, b_); \
-            failures++;                                                                     \
-        }                                                                                   \
+#define CHECK_EQ(a, b)                                                                             \
+    do {                                                                                           \
+        long long a_ = (long long)(a), b_ = (long long)(b);                                        \
+        if (a_ != b_) {                                                                            \
+            fprintf(stderr, "%s:%d: %s == %lld, want %lld\n", __FILE__, __LINE__, #a, a_, b_);     \
+            failures++;                                                                            \
+        }                                                                                          \
     } while (0)
 
-#define CHECK_NEAR(a, b)                                                                          \
-    do {                                                                                          \
-        double a_ = (a), b_ = (b);                                                                \
-        if (fabs(a_ - b_) > 1e-12 * fmax(1.0, fabs(b_))) {                                        \
-            fprintf(stderr, "%s:%d: %s == %.17g, want %.17g\n", __FILE__, __LINE__, #a, a_, b_); \
-            failures++;                                                                           \
-        }                                                                                         \
+#define CHECK_NEAR(a, b)                                                                           \
+    do {                                                                                           \
+        double a_ = (a), b_ = (b);                                                                 \
+        if (fabs(a_ - b_) > 1e-12 * fmax(1.0, fabs(b_))) {                                         \
+            fprintf(stderr, "%s:%d: %s == %.17g, want %.17g\n", __FILE__, __LINE__, #a, a_, b_);   \
+            failures++;                                                                            \
+        }                                                                                          \
     } while (0)
 
 static void test_bytes(void) {
@@ -91,8 +91,10 @@ static void test_layouts(void) {
 }
 
 static void test_names(void) {
-    if (strcmp(plan_layout_name(LAYOUT_F), "F") || strcmp(plan_strategy_name(STRAT_COL), "tensor(col)") ||
-        strcmp(cost_coll_name(COLL_ALLTOALL), "all-to-all") || strcmp(plan_group_name(GROUP_STAGE), "stage")) {
+    if (strcmp(plan_layout_name(LAYOUT_F), "F") ||
+        strcmp(plan_strategy_name(STRAT_COL), "tensor(col)") ||
+        strcmp(cost_coll_name(COLL_ALLTOALL), "all-to-all") ||
+        strcmp(plan_group_name(GROUP_STAGE), "stage")) {
         fprintf(stderr, "names differ\n");
         failures++;
     }
@@ -152,7 +154,9 @@ int main(void) {
     test_names();
     test_measured_colls();
     test_gemm_rates();
-    if (failures) fprintf(stderr, "test_cost: %d failure(s)\n", failures);
-    else printf("test_cost: ok\n");
+    if (failures)
+        fprintf(stderr, "test_cost: %d failure(s)\n", failures);
+    else
+        printf("test_cost: ok\n");
     return failures != 0;
 }

@@ -57,7 +57,8 @@ static void test_max_errors(void) {
     diag_init(&d, f);
     d.max_errors = 2;
     SrcLoc none = {NULL, 0, 0, 0};
-    for (int i = 0; i < 5; i++) diag_error(&d, none, "e%d", i);
+    for (int i = 0; i < 5; i++)
+        diag_error(&d, none, "e%d", i);
     const char *out = render(&d, &buf, &len, &f);
     CHECK_STR(out, "mpcc: error: e1\nmpcc: note: too many errors; not printing more\n");
     CHECK(!strstr(out, "e2"));
@@ -73,7 +74,7 @@ static void test_suggest(void) {
     CHECK(diag_suggest("crossentropy", ops, 5) &&
           strcmp(diag_suggest("crossentropy", ops, 5), "cross_entropy") == 0);
     CHECK(diag_suggest("frobnicate", ops, 5) == NULL);
-    CHECK(diag_suggest("x", ops, 5) == NULL);      /* too short to guess */
+    CHECK(diag_suggest("x", ops, 5) == NULL); /* too short to guess */
 }
 
 static void test_lower(void) {

@@ -41,7 +41,8 @@ static void emit_to(const IrGraph *g, FILE *f) {
 
 static int count_ops(const SchedOp *ops, int n, SchedOpKind k, CollKind c) {
     int r = 0;
-    for (int i = 0; i < n; i++) r += ops[i].kind == k && (k != SOP_COLL || ops[i].coll == c);
+    for (int i = 0; i < n; i++)
+        r += ops[i].kind == k && (k != SOP_COLL || ops[i].coll == c);
     return r;
 }
 
@@ -71,7 +72,8 @@ static void test_megatron(void) {
     CHECK_EQ(st->nsync, 1);
     CHECK_EQ(st->sync[0].group, GROUP_STAGE);
     CHECK_EQ(st->bytes[GROUP_STAGE][COLL_ALLREDUCE], 2600);
-    /* shards: h.weight [64, 64] of [64, 128]; o.weight [64, 64] of [128, 64]; o.bias whole on rank 0 */
+    /* shards: h.weight [64, 64] of [64, 128]; o.weight [64, 64] of [128, 64]; o.bias whole on rank
+     * 0 */
     const SchedParam *hw = &s->params[0], *ow = &s->params[2], *ob = &s->params[3];
     CHECK_EQ(hw->split_dim, 1);
     CHECK_EQ(hw->local.d[1], 64);
@@ -95,8 +97,9 @@ static void test_megatron(void) {
 /* With MPCC_CG_OUT set, writes trainers of `src` under several meshes for the e2e runs. */
 static void write_variants(const char *name, const char *src) {
     const char *dir = getenv("MPCC_CG_OUT");
-    static const int mesh[][4] = {{1, 1, 1, 1}, {1, 1, 1, 2}, {1, 2, 1, 2}, {1, 1, 2, 2}, {1, 2, 2, 1},
-                                  {1, 1, 4, 1}, {1, 4, 1, 1}, {2, 1, 1, 2}, {2, 1, 2, 4}, {4, 1, 1, 4}};
+    static const int mesh[][4] = {{1, 1, 1, 1}, {1, 1, 1, 2}, {1, 2, 1, 2}, {1, 1, 2, 2},
+                                  {1, 2, 2, 1}, {1, 1, 4, 1}, {1, 4, 1, 1}, {2, 1, 1, 2},
+                                  {2, 1, 2, 4}, {4, 1, 1, 4}};
     for (size_t i = 0; dir && i < sizeof mesh / sizeof mesh[0]; i++) {
         Arena a = {0};
         Diag d;
@@ -105,8 +108,8 @@ static void write_variants(const char *name, const char *src) {
         if (g) tp_plan(g, mesh[i][0], mesh[i][1], mesh[i][2], mesh[i][3]);
         if (g && pass_lower(g, &d)) {
             char path[512];
-            snprintf(path, sizeof path, "%s/%s_S%d_d%d_t%d_m%d.c", dir, name, mesh[i][0], mesh[i][1], mesh[i][2],
-                     mesh[i][3]);
+            snprintf(path, sizeof path, "%s/%s_S%d_d%d_t%d_m%d.c", dir, name, mesh[i][0],
+                     mesh[i][1], mesh[i][2], mesh[i][3]);
             FILE *f = fopen(path, "w");
             if (f) emit_to(g, f), fclose(f);
         }

@@ -138,17 +138,19 @@ static void test_ew_runtime(void) {
     static const struct {
         const char *name;
         bool out;
-    } rt[] = {
+    } rt[] =
+        {
 #define X(name, saved) {#name, EW_OUT_##saved},
-        MPRT_EW_UNARY(X)
+            MPRT_EW_UNARY(X)
 #undef X
-    }, ops[] = {
+        },
+      ops[] = {
 #define OP(id, nm, nin, st, fl, args)
 #define EW(id, nm, fwd, bwd, reads) {nm, EW_READS_##reads},
 #include "ops.def"
 #undef OP
 #undef EW
-    };
+      };
     for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
         bool found = false;
         for (size_t k = 0; k < sizeof rt / sizeof rt[0]; k++)
@@ -156,7 +158,8 @@ static void test_ew_runtime(void) {
                 found = true;
                 CHECK_EQ(rt[k].out, ops[i].out);
             }
-        if (!found) fprintf(stderr, "element-wise op '%s' has no row in runtime/mprt_ew.h\n", ops[i].name);
+        if (!found)
+            fprintf(stderr, "element-wise op '%s' has no row in runtime/mprt_ew.h\n", ops[i].name);
         CHECK(found);
     }
     CHECK(sizeof ops / sizeof ops[0] >= 4); /* relu, gelu, tanh, silu */

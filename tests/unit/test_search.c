@@ -155,13 +155,15 @@ static void test_megatron(void) {
         bwd += p->reshards[i].bwd_bytes;
         fwd_ar += p->reshards[i].fwd == COLL_ALLREDUCE;
     }
-    for (int i = 0; i < IR_NNODES(m.g); i++) bwd += p->nodes[i].own_bwd_bytes;
+    for (int i = 0; i < IR_NNODES(m.g); i++)
+        bwd += p->nodes[i].own_bwd_bytes;
     CHECK_EQ(fwd + bwd, 2 * ar);
     CHECK(fwd_ar == 1 ? fwd == ar : fwd == ar / 2);
     CHECK_EQ(p->nodes[fc1].own_bwd, COLL_ALLREDUCE);
     CHECK_EQ(p->nodes[fc1].own_bwd_bytes, ar);
     /* the col→row pair needs no layout change between them */
-    for (int i = 0; i < p->nreshards; i++) CHECK(p->reshards[i].to_node != fc2);
+    for (int i = 0; i < p->nreshards; i++)
+        CHECK(p->reshards[i].to_node != fc2);
     model_free(&m);
 }
 
@@ -211,51 +213,50 @@ static void expect_error(const char *src, const char *const *defs, const char *w
 }
 
 static void test_errors(void) {
-    static const char *const wide =
-        "model w {\n"
-        "    input x: f32[batch, 4096];\n"
-        "    label y: i32[batch];\n"
-        "    h = linear(x, 4096) @tensor(col);\n"
-        "    o = linear(h, 10);\n"
-        "    loss = cross_entropy(o, y);\n"
-        "}\n"
-        "train { batch = 12; }\n";
+    static const char *const wide = "model w {\n"
+                                    "    input x: f32[batch, 4096];\n"
+                                    "    label y: i32[batch];\n"
+                                    "    h = linear(x, 4096) @tensor(col);\n"
+                                    "    o = linear(h, 10);\n"
+                                    "    loss = cross_entropy(o, y);\n"
+                                    "}\n"
+                                    "train { batch = 12; }\n";
     static const char *const d3[] = {"cluster.devices=3", NULL};
-    expect_error(wide, d3, "t.mp:4:25: error: cannot honour @tensor(col) on 'h': its 4096 output features");
+    expect_error(wide, d3,
+                 "t.mp:4:25: error: cannot honour @tensor(col) on 'h': its 4096 output features");
     static const char *const mem[] = {"cluster.devices=2", "cluster.memory=1000", NULL};
     expect_error(wide, mem, "error: no plan fits in 1.0 KB per device: the smallest found needs");
-    static const char *const stages =
-        "model s {\n"
-        "    input x: f32[batch, 16];\n"
-        "    label y: i32[batch];\n"
-        "    z = linear(x, 16);\n"
-        "    a = linear(z, 16) @stage(1);\n"
-        "    b = linear(a, 16) @stage(0);\n"
-        "    loss = cross_entropy(b, y);\n"
-        "}\n"
-        "train { batch = 8; }\n"
-        "cluster { devices = 4; }\n";
+    static const char *const stages = "model s {\n"
+                                      "    input x: f32[batch, 16];\n"
+                                      "    label y: i32[batch];\n"
+                                      "    z = linear(x, 16);\n"
+                                      "    a = linear(z, 16) @stage(1);\n"
+                                      "    b = linear(a, 16) @stage(0);\n"
+                                      "    loss = cross_entropy(b, y);\n"
+                                      "}\n"
+                                      "train { batch = 8; }\n"
+                                      "cluster { devices = 4; }\n";
     expect_error(stages, NULL, "t.mp:6:23: error: @stage(0) on 'b' comes after 'a' at @stage(1)");
-    static const char *const far =
-        "model s {\n"
-        "    input x: f32[batch, 16];\n"
-        "    label y: i32[batch];\n"
-        "    a = linear(x, 16);\n"
-        "    b = linear(a, 16) @stage(5);\n"
-        "    loss = cross_entropy(b, y);\n"
-        "}\n"
-        "train { batch = 8; }\n"
-        "cluster { devices = 4; }\n";
-    expect_error(far, NULL, "t.mp:5:23: error: @stage(5) cannot be honoured: 4 devices allow at most 3 pipeline stages");
-    static const char *const micro[] = {"cluster.devices=3", "train.microbatches=4", "train.batch=8",
-                                        NULL};
-    static const char *const plain =
-        "model p {\n"
-        "    input x: f32[batch, 8];\n"
-        "    label y: i32[batch];\n"
-        "    o = linear(x, 8);\n"
-        "    loss = cross_entropy(o, y);\n"
-        "}\n";
+    static const char *const far = "model s {\n"
+                                   "    input x: f32[batch, 16];\n"
+                                   "    label y: i32[batch];\n"
+                                   "    a = linear(x, 16);\n"
+                                   "    b = linear(a, 16) @stage(5);\n"
+                                   "    loss = cross_entropy(b, y);\n"
+                                   "}\n"
+                                   "train { batch = 8; }\n"
+                                   "cluster { devices = 4; }\n";
+    expect_error(far, NULL,
+                 "t.mp:5:23: error: @stage(5) cannot be honoured: 4 devices allow at most 3 "
+                 "pipeline stages");
+    static const char *const micro[] = {"cluster.devices=3", "train.microbatches=4",
+                                        "train.batch=8", NULL};
+    static const char *const plain = "model p {\n"
+                                     "    input x: f32[batch, 8];\n"
+                                     "    label y: i32[batch];\n"
+                                     "    o = linear(x, 8);\n"
+                                     "    loss = cross_entropy(o, y);\n"
+                                     "}\n";
     expect_error(plain, micro, "error: no parallel plan exists for 3 devices with batch 8");
 }
 
@@ -275,8 +276,10 @@ static char *random_model(int *nlayers) {
     int body = rnd(8) == 0 ? 6 : 1 + (int)rnd(5); /* 3..8 layers with the head and loss */
     int vw[16];
     char names[16][8];
-    k += snprintf(buf + k, sizeof buf - (size_t)k, "model r {\n    input x: f32[batch, %d];\n"
-                                                   "    label y: i32[batch];\n", w);
+    k += snprintf(buf + k, sizeof buf - (size_t)k,
+                  "model r {\n    input x: f32[batch, %d];\n"
+                  "    label y: i32[batch];\n",
+                  w);
     snprintf(names[0], sizeof names[0], "x");
     vw[0] = w;
     int nv = 1;
@@ -293,7 +296,8 @@ static char *random_model(int *nlayers) {
             k += snprintf(buf + k, sizeof buf - (size_t)k, "    %s = relu(%s);\n", nm, names[src]);
             vw[nv] = vw[src];
         } else if (op == 4) {
-            k += snprintf(buf + k, sizeof buf - (size_t)k, "    %s = layernorm(%s);\n", nm, names[src]);
+            k += snprintf(buf + k, sizeof buf - (size_t)k, "    %s = layernorm(%s);\n", nm,
+                          names[src]);
             vw[nv] = vw[src];
         } else if (op == 5) {
             k += snprintf(buf + k, sizeof buf - (size_t)k, "    %s = gelu(%s);\n", nm, names[src]);
@@ -303,7 +307,8 @@ static char *random_model(int *nlayers) {
             for (int j = nv - 2; j >= 1; j--)
                 if (vw[j] == vw[src]) other = j;
             if (other < 0) {
-                k += snprintf(buf + k, sizeof buf - (size_t)k, "    %s = tanh(%s);\n", nm, names[src]);
+                k += snprintf(buf + k, sizeof buf - (size_t)k, "    %s = tanh(%s);\n", nm,
+                              names[src]);
             } else {
                 k += snprintf(buf + k, sizeof buf - (size_t)k, "    %s = add(%s, %s);\n", nm,
                               names[other], names[src]);
@@ -334,7 +339,8 @@ static void random_cluster(char defs[8][64], const char **out) {
     if (rnd(3) == 0) snprintf(defs[n], 64, "cluster.bandwidth=%g", 1e6 * (1 + rnd(1000))), n++;
     if (rnd(3) == 0) snprintf(defs[n], 64, "cluster.latency=%g", 1e-7 * (1 + rnd(100))), n++;
     if (rnd(4) == 0) snprintf(defs[n], 64, "train.microbatches=%d", 1 + (int)rnd(2)), n++;
-    for (int i = 0; i < n; i++) out[i] = defs[i];
+    for (int i = 0; i < n; i++)
+        out[i] = defs[i];
     out[n] = NULL;
 }
 
@@ -350,8 +356,8 @@ static void test_brute_force(void) {
         Model m;
         model_build(&m, src, dv, false);
         if (!m.ok) {
-            fprintf(stderr, "random model %llu did not build:\n%s\n%s", (unsigned long long)seed, src,
-                    model_diag(&m));
+            fprintf(stderr, "random model %llu did not build:\n%s\n%s", (unsigned long long)seed,
+                    src, model_diag(&m));
             test_failures++;
             model_free(&m);
             continue;
@@ -410,7 +416,8 @@ static void test_memory_gap(void) {
         int64_t peak = m.g->plan->totals.mem_peak;
         model_free(&m);
         int n = 0;
-        while (dv[n]) n++;
+        while (dv[n])
+            n++;
         snprintf(memdef, sizeof memdef, "cluster.memory=%lld", (long long)(peak * 8 / 10));
         dv[n] = memdef;
         dv[n + 1] = NULL;
@@ -430,8 +437,10 @@ static void test_memory_gap(void) {
             CHECK(!p->pure_tensor_valid || F <= p->pure_tensor.step_time * (1 + 1e-9));
             CHECK(!p->pure_pipeline_valid || F <= p->pure_pipeline.step_time * (1 + 1e-9));
             CHECK((double)m.g->plan->totals.mem_peak <= m.g->cluster.memory);
-            if (F <= bf * (1 + 1e-9)) same++;
-            else worse++, worst = fmax(worst, F / bf);
+            if (F <= bf * (1 + 1e-9))
+                same++;
+            else
+                worse++, worst = fmax(worst, F / bf);
         } else if (bf < INFINITY) {
             missed++;
         } else {
