@@ -1,0 +1,144 @@
+/*
+ * emit.h: what the files of the trainer emitter share (codegen-internal: only codegen/emit*.c
+ * include it; the rest of the compiler sees codegen.h).
+ *
+ * The emitter is one walk over the graph and the schedule, split by what it prints:
+ *   emit.c           the walk (emit_trainer), names and escaping, the file's header comment,
+ *                    includes, constants and timers, and the entry points;
+ *   emit_buffers.c   each pipeline stage's struct of activation buffers and its allocation;
+ *   emit_layers.c    one `_forward` / `_backward` pair per layer;
+ *   emit_schedule.c  each stage's per-micro-batch programs (kernels, collectives, sends and
+ *                    receives), the 1F1B orders and the training step;
+ *   emit_main.c      the parameter table and model descriptor, the data, the plan summary,
+ *                    the predicted bytes, setup and main().
+ * Every printer takes the Emit state; E() prints to the output. The one-line accessors are
+ * static inline here; the rest is declared below by the file that defines it.
+ */
+#ifndef MPCC_CODEGEN_EMIT_H
+#define MPCC_CODEGEN_EMIT_H
+
+#include "codegen.h"
+
+#include <stdarg.h>
+
+/* What differs between the targets besides the blocks that test `dev` (docs/cuda.md). */
+typedef struct Target {
+    const char *lang; /* "C" or "CUDA", for messages */
+    const char *k;    /* kernel and collective prefix: "mprt_" or "mprt_cu_" */
+    const char *copy; /* copy between buffers of the trainer: "memcpy" or "mprt_cu_copy" */
+    const char *sr;   /* pipeline send/recv/wait suffix: "" or "_staged" (through host memory) */
+    const char *req;  /* their request type */
+    bool dev;         /* the data lives in device memory (the CUDA trainer) */
+} Target;
+
+typedef struct Emit {
+    const Target *t;
+    const IrGraph *g;
+    const Schedule *s;
+    FILE *o;
+    Arena *a;
+    char **bname;               /* [nbufs] struct field of each buffer */
+    char **lname;               /* [nodes] function prefix of each layer */
+    char **pname;               /* [params] macro suffix of each parameter */
+    int64_t *poff;              /* [params] offset in its stage's parameter arena (floats) */
+    int *fwd_in[IR_MAX_INPUTS]; /* [nodes] input buffers of each node's FWD */
+    int *fwd_out;               /* [nodes] output buffer */
+} Emit;
+
+static inline void E(Emit *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static inline void E(Emit *e, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(e->o, fmt, ap);
+    va_end(ap);
+}
+static inline const char *pfx(const Emit *e) { return e->t->k; }
+/* `mprt_zero(p, bytes)` on the host (a memset on the rank's threads), `mprt_cu_memset0(p, bytes)`
+ * on the device. */
+static inline const char *zero(const Emit *e) {
+    return e->t->dev ? "mprt_cu_memset0(" : "mprt_zero(";
+}
+
+static inline const char *lay_name(Layout l) { return (const char *[]){"R", "B", "F", "P"}[l]; }
+static inline Layout grad_layout_of(Layout l) { return l == LAYOUT_P ? LAYOUT_R : l; }
+static inline const char *group_c(GroupKind k) {
+    return (const char *[]){"MPRT_TENSOR", "MPRT_DATA", "MPRT_STAGE", "MPRT_PIPE"}[k];
+}
+static inline const char *strat_name(Strategy s) {
+    return s == STRAT_COL ? "tensor(col)" : s == STRAT_ROW ? "tensor(row)" : "data";
+}
+
+/* The schedule's buffer b, its value, and the sizes of its local shard. */
+static inline const SchedBuf *B(const Emit *e, int b) { return &e->s->bufs[b]; }
+static inline const IrValue *BV(const Emit *e, int b) { return IR_VALUE(e->g, B(e, b)->value); }
+static inline bool is_int(const Emit *e, int b) { return BV(e, b)->dtype != DT_F32; }
+static inline int64_t lnumel(const Emit *e, int b) { return ir_shape_numel(&B(e, b)->local); }
+static inline int64_t ldim(const Emit *e, int b, int i) {
+    const Shape *s = &B(e, b)->local;
+    return s->d[i < 0 ? s->rank + i : i];
+}
+static inline const IrParam *P(const Emit *e, const IrNode *n, ParamRole r) {
+    for (int i = n->first_param; i < n->first_param + n->nparams; i++)
+        if (IR_PARAM(e->g, i)->role == r) return IR_PARAM(e->g, i);
+    return NULL;
+}
+static inline int PI(const Emit *e, const IrNode *n, ParamRole r) {
+    const IrParam *p = P(e, n, r);
+    return p ? (int)(p - IR_PARAM(e->g, 0)) : -1;
+}
+
+/* The product of dims [from, to) of s. */
+static inline int64_t prod(const Shape *s, int from, int to) {
+    int64_t p = 1;
+    for (int i = from; i < to; i++)
+        p *= s->d[i];
+    return p;
+}
+
+/* ── emit.c ── */
+/* Source text for a comment: printable ASCII only, no comment terminator. */
+void put_comment_text(Emit *e, const char *s);
+/* A C string literal: printable ASCII except quote and backslash, else octal. */
+void put_c_string(Emit *e, const char *s);
+/* The line of the .mp file that made node n, as a comment. */
+void source_comment(Emit *e, const IrNode *n, const char *indent);
+/* A shape as text ("f32[32, 784]"), in the arena. */
+const char *shape_str(Emit *e, DType t, const Shape *s);
+/* A float constant as C source: always with a '.' or an exponent, then 'f'. */
+const char *flt(Emit *e, double v);
+/* "P3_fc1_weight" or "NULL"; with grad "G3_fc1_weight". */
+const char *pref(Emit *e, const IrNode *n, ParamRole r, bool grad);
+/* Whether this rank adds parameter r of n ("1", or "mesh->k == 0" where one rank adds it). */
+const char *add_flag(Emit *e, const IrNode *n, ParamRole r);
+/* The file's header comment, includes, mesh and batch constants, hyper-parameters, timers. */
+void emit_header(Emit *e);
+
+/* ── emit_buffers.c ── */
+/* The struct field of node id's extra buffer `what` ("stash", "argmax"). */
+const char *aux_field(Emit *e, int id, const char *what);
+/* Stage s's buffer struct and its allocation function. */
+void emit_stage_struct(Emit *e, int s);
+void emit_alloc(Emit *e, int s);
+
+/* ── emit_layers.c ── */
+/* Node id's constants and its forward and backward functions. */
+void emit_layer(Emit *e, int id);
+
+/* ── emit_schedule.c ── */
+/* The 1F1B orders and the send bookkeeping; stage s's forward and backward programs; the step. */
+void emit_orders(Emit *e);
+void emit_stage_fwd(Emit *e, int s);
+void emit_stage_bwd(Emit *e, int s);
+void emit_step(Emit *e);
+
+/* ── emit_main.c ── */
+/* The parameter arenas and table and the model descriptor. */
+void emit_params(Emit *e);
+/* The inputs and labels (MprtData) and the micro-batch loader. */
+void emit_loaders(Emit *e);
+/* The plan summary and the predicted bytes. */
+void emit_summary(Emit *e);
+/* free_all, setup_rank, open_data, the trainer descriptor and main(). */
+void emit_main(Emit *e);
+
+#endif /* MPCC_CODEGEN_EMIT_H */

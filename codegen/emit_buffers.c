@@ -1,0 +1,124 @@
+/*
+ * emit_buffers.c: each pipeline stage's buffers — a struct naming the activation buffers of
+ * one micro-batch (one field per (value, layout) buffer and per saved-for-backward stash),
+ * and an allocation function carving them from one arena per kind (floats, ints, gradients).
+ * The stash, argmax and scratch sizes are the rules table's (passes/rules.c).
+ */
+#include "emit.h"
+
+/* What the rules table's memory rules see for node `id`: its local input and output shapes. */
+static RuleCtx rule_ctx(const Emit *e, int id) {
+    RuleCtx c = {.n = IR_NODE(e->g, id),
+                 .strat = e->g->plan->nodes[id].strat,
+                 .t = e->s->t,
+                 .dev = e->t->dev};
+    int x = e->fwd_in[0][id], o = e->fwd_out[id];
+    if (x >= 0) c.in = B(e, x)->local;
+    if (o >= 0) c.out = B(e, o)->local;
+    return c;
+}
+
+/* Floats node `id` keeps for backward besides its activations (passes/rules.c). */
+static int64_t node_stash(const Emit *e, int id) {
+    RuleCtx c = rule_ctx(e, id);
+    return e->fwd_in[0][id] < 0 ? 0 : rules_stash(&c);
+}
+
+/* Int32s node `id` keeps for backward (maxpool's argmax). */
+static int64_t node_istash(const Emit *e, int id) {
+    RuleCtx c = rule_ctx(e, id);
+    return e->fwd_out[id] < 0 ? 0 : rules_istash(&c);
+}
+
+/* Floats of scratch node `id` needs. */
+static int64_t node_scratch(const Emit *e, int id) {
+    RuleCtx c = rule_ctx(e, id);
+    return e->fwd_in[0][id] < 0 || e->fwd_out[id] < 0 ? 0 : rules_scratch(&c);
+}
+
+/* ───────────────────────────── stage buffers ───────────────────────────── */
+
+const char *aux_field(Emit *e, int id, const char *what) {
+    return arena_printf(e->a, "%s_%s", e->lname[id], what);
+}
+
+void emit_stage_struct(Emit *e, int s) {
+    const SchedStage *st = &e->s->stages[s];
+    E(e,
+      "/* Stage %d: the buffers of one micro-batch (local shards). `act%d[slot]` holds the\n"
+      " * activations of the %d micro-batch(es) in flight; `grad%d` their gradients. */\n",
+      s, s, st->stash, s);
+    E(e, "typedef struct Stage%d {\n", s);
+    for (int b = 0; b < e->s->nbufs; b++) {
+        if (B(e, b)->stage != s) continue;
+        E(e, "    %s *%s; /* ", is_int(e, b) ? "int32_t" : "float", e->bname[b]);
+        put_comment_text(e, BV(e, b)->name);
+        E(e, " %s %s", lay_name(B(e, b)->layout),
+          shape_str(e, is_int(e, b) ? DT_I32 : DT_F32, &B(e, b)->local));
+        if (B(e, b)->split_dim >= 0) E(e, " of %s", shape_str(e, BV(e, b)->dtype, &B(e, b)->full));
+        E(e, " */\n");
+    }
+    for (int id = st->first_node; id <= st->last_node; id++) {
+        if (node_stash(e, id))
+            E(e, "    float *%s; /* saved for backward */\n", aux_field(e, id, "stash"));
+        if (node_istash(e, id)) E(e, "    int32_t *%s; /* argmax */\n", aux_field(e, id, "argmax"));
+    }
+    E(e, "    int unused;\n} Stage%d;\nstatic Stage%d act%d[%d], grad%d;\n\n", s, s, s, st->stash,
+      s);
+}
+
+/* The allocation function is written out directly (no helper) so the offsets are visible. */
+void emit_alloc(Emit *e, int s) {
+    const SchedStage *st = &e->s->stages[s];
+    int64_t fsz = 0, isz = 0, gsz = 0, scr = 1, xf = 1;
+    for (int b = 0; b < e->s->nbufs; b++) {
+        if (B(e, b)->stage != s) continue;
+        *(is_int(e, b) ? &isz : &fsz) += lnumel(e, b);
+        if (B(e, b)->grad) gsz += lnumel(e, b);
+        if (ir_shape_numel(&B(e, b)->full) > xf) xf = ir_shape_numel(&B(e, b)->full);
+    }
+    for (int id = st->first_node; id <= st->last_node; id++) {
+        fsz += node_stash(e, id), isz += node_istash(e, id);
+        if (node_scratch(e, id) > scr) scr = node_scratch(e, id);
+    }
+    E(e, "static void stage%d_alloc(void) {\n", s);
+    const char *fa = e->t->dev ? "dalloc" : "mprt_falloc";
+    E(e, "    float *f = %s((int64_t)%d * %lld);\n", fa, st->stash, (long long)(fsz + 1));
+    if (e->t->dev)
+        E(e, "    int32_t *n = ialloc((int64_t)%d * %lld);\n", st->stash, (long long)(isz + 1));
+    else
+        E(e, "    int32_t *n = calloc((size_t)%d * %lld, sizeof(int32_t));\n", st->stash,
+          (long long)(isz + 1));
+    E(e, "    float *g = %s(%lld);\n", fa, (long long)(gsz + 1));
+    E(e, "    gbase = g;\n    scratch = %s(%lld);\n    xfer = %s(%lld);\n", fa, (long long)scr, fa,
+      (long long)(2 * xf));
+    E(e, "%s    fbase = f, ibase = n;\n",
+      e->t->dev ? "" : "    if (!n) mprt_fatal(\"out of memory\");\n");
+    E(e, "    for (int i = 0; i < %d; i++, f += %lld, n += %lld) {\n", st->stash,
+      (long long)(fsz + 1), (long long)(isz + 1));
+    int64_t fo = 0, io = 0, go = 0;
+    for (int b = 0; b < e->s->nbufs; b++) {
+        if (B(e, b)->stage != s) continue;
+        int64_t *off = is_int(e, b) ? &io : &fo;
+        E(e, "        act%d[i].%s = %s + %lld;\n", s, e->bname[b], is_int(e, b) ? "n" : "f",
+          (long long)*off);
+        *off += lnumel(e, b);
+    }
+    for (int id = st->first_node; id <= st->last_node; id++) {
+        if (node_stash(e, id)) {
+            E(e, "        act%d[i].%s = f + %lld;\n", s, aux_field(e, id, "stash"), (long long)fo);
+            fo += node_stash(e, id);
+        }
+        if (node_istash(e, id)) {
+            E(e, "        act%d[i].%s = n + %lld;\n", s, aux_field(e, id, "argmax"), (long long)io);
+            io += node_istash(e, id);
+        }
+    }
+    E(e, "    }\n");
+    for (int b = 0; b < e->s->nbufs; b++) {
+        if (B(e, b)->stage != s || !B(e, b)->grad) continue;
+        E(e, "    grad%d.%s = g + %lld;\n", s, e->bname[b], (long long)go);
+        go += lnumel(e, b);
+    }
+    E(e, "}\n#define STAGE%d_GRADS %lld\n\n", s, (long long)gsz);
+}

@@ -1,0 +1,374 @@
+/*
+ * emit_main.c: what the runtime's trainer functions are handed — the parameter arenas and
+ * table (MprtParam) and the model descriptor (MprtModel), the inputs and labels (MprtData),
+ * the plan summary and predicted bytes, setup and teardown, the trainer descriptor
+ * (MprtTrainer) and main().
+ */
+#include "emit.h"
+#include "report.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* ───────────────────────────── parameters ───────────────────────────── */
+
+static void param_view(const Emit *e, int i, int64_t *outer, int64_t *chunk, int64_t *inner,
+                       int *parts) {
+    const IrParam *p = IR_PARAM(e->g, i);
+    const SchedParam *sp = &e->s->params[i];
+    *outer = 1, *inner = 1, *parts = 1;
+    *chunk = ir_shape_numel(&p->shape);
+    if (sp->split_dim < 0) return;
+    *parts = e->s->t;
+    *chunk = sp->local.d[sp->split_dim];
+    for (int k = 0; k < sp->split_dim; k++)
+        *outer *= p->shape.d[k];
+    for (int k = sp->split_dim + 1; k < p->shape.rank; k++)
+        *inner *= p->shape.d[k];
+}
+
+/* Initial values: weights U(±1/√fan_in) as PyTorch's linear/conv, embeddings N(0, 0.02),
+ * biases 0, layernorm gamma 1 and beta 0. */
+static void param_init(const Emit *e, int i, int *kind, double *a, double *b) {
+    const IrParam *p = IR_PARAM(e->g, i);
+    *kind = 0, *a = 0, *b = 0;
+    switch (p->role) {
+    case PARAM_WEIGHT:
+        if (IR_NODE(e->g, p->node)->op == OP_EMBEDDING) {
+            *kind = 2, *b = 0.02;
+            return;
+        } else {
+            int64_t fan = IR_NODE(e->g, p->node)->op == OP_CONV2D
+                              ? p->shape.d[1] * p->shape.d[2] * p->shape.d[3]
+                              : p->shape.d[0];
+            *kind = 1, *b = 1.0 / __builtin_sqrt((double)fan), *a = -*b;
+            return;
+        }
+    case PARAM_WQ:
+    case PARAM_WK:
+    case PARAM_WV:
+    case PARAM_WO: *kind = 1, *b = 1.0 / __builtin_sqrt((double)p->shape.d[0]), *a = -*b; return;
+    case PARAM_POS: *kind = 2, *b = 0.02; return;
+    case PARAM_GAMMA: *kind = 3, *a = 1; return;
+    case PARAM_BIAS:
+    case PARAM_BETA:
+    case PARAM_BQ:
+    case PARAM_BK:
+    case PARAM_BV:
+    case PARAM_BO: return; /* zeros */
+    case PARAM__COUNT: return;
+    }
+}
+
+static const char *const init_name[] = {"MPRT_INIT_ZERO", "MPRT_INIT_UNIFORM", "MPRT_INIT_NORMAL",
+                                        "MPRT_INIT_CONST"};
+
+/* What the runtime's trainer functions (mprt_trainer.h) need of the model: the parameter
+ * table, the mesh and the optimizer's state; on the device, how shards reach the host. */
+static void emit_model(Emit *e) {
+    OptKind opt = e->g->train.opt;
+    E(e,
+      "#define NUM_STATE %d /* optimizer states per parameter */\n"
+      "static const char *const STATE_NAMES[NUM_STATE] = {%s};\n",
+      opt == OPT_SGD ? 1 : 2, opt == OPT_SGD ? "\"momentum\"" : "\"m\", \"v\"");
+    E(e,
+      "static const MprtModel MODEL = {\n"
+      "    MODEL_NAME, MESH_S, MESH_D, MESH_T, PARAMS, NUM_PARAMS,\n"
+      "    \"%s\", NUM_STATE, STATE_NAMES, /* the optimizer and its states */\n",
+      opt == OPT_SGD    ? "sgd"
+      : opt == OPT_ADAM ? "adam"
+                        : "adamw");
+    if (e->t->dev)
+        E(e,
+          "    mprt_cu_download, mprt_cu_upload, /* the arenas live in device memory */\n};\n\n");
+    else
+        E(e, "    NULL, NULL, /* the arenas are host memory */\n};\n\n");
+}
+
+void emit_params(Emit *e) {
+    const IrGraph *g = e->g;
+    const Schedule *s = e->s;
+    int64_t *tot = arena_calloc(e->a, (size_t)s->S, sizeof *tot);
+    for (int i = 0; i < IR_NPARAMS(g); i++) {
+        e->pname[i] = cg_mangle(e->a, "", i, IR_PARAM(g, i)->name);
+        e->poff[i] = tot[s->params[i].stage];
+        tot[s->params[i].stage] += ir_shape_numel(&s->params[i].local);
+    }
+    E(e, "/* Parameters: the local shard of every tensor of this rank's stage, carved from one\n"
+         " * allocation `prm`; gradients (`grd`) and optimizer state (`opt1`, `opt2`) mirror it. "
+         "*/\n");
+    E(e, "static float *prm, *grd, *opt1, *opt2;\n");
+    E(e, "static const int64_t STAGE_PARAMS[MESH_S] = {");
+    for (int k = 0; k < s->S; k++)
+        E(e, "%s%lld", k ? ", " : "", (long long)tot[k]);
+    E(e, "};\n");
+    for (int i = 0; i < IR_NPARAMS(g); i++) {
+        const SchedParam *sp = &s->params[i];
+        E(e, "#define P%s (prm + %lld) /* ", e->pname[i], (long long)e->poff[i]);
+        put_comment_text(e, shape_str(e, DT_F32, &sp->local));
+        if (sp->split_dim >= 0)
+            E(e, " of %s, split on dim %d", shape_str(e, DT_F32, &IR_PARAM(g, i)->shape),
+              sp->split_dim);
+        E(e, ", stage %d */\n#define G%s (grd + %lld)\n", sp->stage, e->pname[i],
+          (long long)e->poff[i]);
+    }
+    E(e,
+      "\n/* Every tensor whole, as checkpoints hold it, and how this plan shards it (MprtParam,\n"
+      " * mprt_trainer.h): name, stage, dims, whole shape, offset and count of the local shard,\n"
+      " * which is outer x chunk x inner of outer x (parts*chunk) x inner, and the initial values. "
+      "*/\n");
+    E(e, "#define NUM_PARAMS %d\nstatic const MprtParam PARAMS[NUM_PARAMS + 1] = {\n",
+      IR_NPARAMS(g));
+    for (int i = 0; i < IR_NPARAMS(g); i++) {
+        const IrParam *p = IR_PARAM(g, i);
+        const SchedParam *sp = &s->params[i];
+        int64_t outer, chunk, inner;
+        int parts, kind;
+        double a, b;
+        param_view(e, i, &outer, &chunk, &inner, &parts);
+        param_init(e, i, &kind, &a, &b);
+        E(e, "    {");
+        put_c_string(e, p->name);
+        E(e, ", %d, %d, {", sp->stage, p->shape.rank);
+        for (int k = 0; k < p->shape.rank; k++)
+            E(e, "%s%lld", k ? ", " : "", (long long)p->shape.d[k]);
+        E(e, "}, %lld, %lld, %lld, %lld, %lld, %d, %s, %s, %s},\n", (long long)e->poff[i],
+          (long long)ir_shape_numel(&sp->local), (long long)outer, (long long)chunk,
+          (long long)inner, parts, init_name[kind], flt(e, a), flt(e, b));
+    }
+    E(e, "    {NULL, 0, 0, {0}, 0, 0, 0, 0, 0, 0, MPRT_INIT_ZERO, 0.0f, 0.0f}, /* keeps the array "
+         "non-empty */\n};\n");
+    emit_model(e);
+}
+
+/* ───────────────────────────── data ───────────────────────────── */
+
+/* The range of an integer input: the vocabulary of the embedding reading it, or the classes
+ * of the loss it labels; 0 for floats. */
+int64_t cg_int_range(const IrGraph *g, int value) {
+    for (int i = 0; i < IR_NNODES(g); i++) {
+        const IrNode *n = IR_NODE(g, i);
+        if (n->op == OP_EMBEDDING && n->inputs[0] == value) return ir_arg_int(n, EMBEDDING_VOCAB);
+        if (n->op == OP_CROSS_ENTROPY && n->inputs[1] == value) {
+            const Shape *s = &IR_VALUE(g, n->inputs[0])->shape;
+            return s->d[s->rank - 1];
+        }
+    }
+    return 0;
+}
+
+/* --data reads the first input; --labels the first label, or, in a model without labels
+ * (a regression onto an `input target`), the second input. Others are always synthetic. */
+static int first_of(const Emit *e, ValueKind k) {
+    int seen = 0;
+    for (int v = 0; v < IR_NVALUES(e->g); v++)
+        if (IR_VALUE(e->g, v)->kind == k) return v;
+    if (k != VAL_LABEL) return -1;
+    for (int v = 0; v < IR_NVALUES(e->g); v++)
+        if (IR_VALUE(e->g, v)->kind == VAL_INPUT && seen++ == 1) return v;
+    return -1;
+}
+
+void emit_loaders(Emit *e) {
+    E(e,
+      "/* Inputs and labels (MprtData, runtime/trainer_data.c): a step reads BATCH consecutive\n"
+      " * samples (wrapping around the data set); replica j, micro-batch i takes rows\n"
+      " * j*BATCH/MESH_D + i*MB .. + MB of them, so the same sample lands in the same place of\n"
+      " * the global batch whatever the plan. Without a file (--data, --labels) the data set is\n"
+      " * BATCH synthetic samples drawn from the seed. */\n");
+    for (int v = 0; v < IR_NVALUES(e->g); v++) {
+        const IrValue *iv = IR_VALUE(e->g, v);
+        if (iv->kind == VAL_ACT) continue;
+        const char *nm = cg_mangle(e->a, "d", v, iv->name);
+        E(e, "static MprtArray %s_file;\nstatic const MprtData %s = {", nm, nm);
+        put_c_string(e, arena_printf(e->a, "data.%s", iv->name));
+        E(e, ", %s, %d, {BATCH", iv->dtype != DT_F32 ? "MPRT_I32" : "MPRT_F32", iv->shape.rank);
+        for (int k = 1; k < iv->shape.rank; k++)
+            E(e, ", %lld", (long long)iv->shape.d[k]);
+        E(e, "}, %lld, &%s_file}; /* ", (long long)cg_int_range(e->g, v), nm);
+        put_comment_text(e, iv->name);
+        E(e, " %s */\n", shape_str(e, iv->dtype, &iv->shape));
+    }
+    E(e, "static void load(const MprtData *d, void *dst, int64_t step, int micro) {\n"
+         "    int64_t first = step * BATCH + (int64_t)mesh->j * (BATCH / MESH_D) + (int64_t)micro "
+         "* MB;\n");
+    if (e->t->dev) { /* on the device the rows are filled in a host buffer, then uploaded at once */
+        E(e, "    size_t bytes = mprt_dtype_size(d->dtype) * (size_t)(MB * mprt_data_row(d));\n"
+             "    void *host = hstage(bytes);\n    mprt_data_rows(d, seed, first, MB, host);\n"
+             "    mprt_cu_upload(dst, host, bytes);\n}\n\n");
+        return;
+    }
+    E(e, "    mprt_data_rows(d, seed, first, MB, dst);\n}\n\n");
+}
+
+/* ───────────────────────────── main ───────────────────────────── */
+
+/* The runtime's name of each of the schedule's collective kinds (passes.h's CollKind). */
+static const char *const coll_c[COLL__COUNT] = {
+    [COLL_NONE] = "MPRT_COLL_NONE",
+    [COLL_SLICE] = "MPRT_COLL_SLICE",
+    [COLL_ALLREDUCE] = "MPRT_ALLREDUCE",
+    [COLL_ALLGATHER] = "MPRT_ALLGATHER",
+    [COLL_REDUCESCATTER] = "MPRT_REDUCESCATTER",
+    [COLL_ALLTOALL] = "MPRT_ALLTOALL",
+    [COLL_SENDRECV] = "MPRT_SENDRECV",
+};
+
+/* The schedule's byte count, one entry per (stage, group, collective) that moves bytes, each
+ * naming the runtime's enums, so the runtime's check never depends on their order. */
+static void emit_predicted(Emit *e) {
+    const Schedule *s = e->s;
+    E(e, "/* Bytes this plan moves per device per step, by stage, group and collective (the\n"
+         " * schedule's count, which the runtime's counters must match: mprt_check_bytes). */\n"
+         "static const MprtPredicted PREDICTED[] = {\n");
+    int n = 0;
+    for (int k = 0; k < s->S; k++)
+        for (int gk = 0; gk < GROUP__COUNT; gk++)
+            for (int c = 0; c < COLL__COUNT; c++) {
+                int64_t b = s->stages[k].bytes[gk][c];
+                if (!b) continue;
+                E(e, "    {%d, %s, %s, %lld},\n", k, group_c((GroupKind)gk), coll_c[c],
+                  (long long)b);
+                n++;
+            }
+    E(e,
+      "    {0, MPRT_TENSOR, MPRT_COLL_NONE, 0}, /* keeps the array non-empty */\n};\n"
+      "#define NUM_PREDICTED %d\n\n",
+      n);
+}
+
+void emit_summary(Emit *e) {
+    const Schedule *s = e->s;
+    E(e, "/* Printed at start: the plan in a few lines. */\nstatic const char PLAN_SUMMARY[] =\n");
+    /* the report's own summary (predicted step time, memory), one string literal per line */
+    char *text = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&text, &len);
+    if (mem) {
+        pass_report_summary(e->g, mem);
+        fclose(mem);
+        for (char *line = text, *nl; line && *line; line = nl + 1) {
+            nl = strchr(line, '\n');
+            if (!nl) nl = line + strlen(line) - 1;
+            E(e, "    ");
+            put_c_string(e, arena_printf(e->a, "%.*s\n", (int)(nl - line), line));
+            E(e, "\n");
+        }
+        free(text);
+    }
+    E(e,
+      "    \"plan: %d stage(s) x %d replica(s) x %d tensor rank(s), %d micro-batch(es) of %lld "
+      "samples, batch %lld\\n\"\n",
+      s->S, s->d, s->t, s->m, (long long)s->micro, (long long)s->batch);
+    for (int i = 0; i < IR_NNODES(e->g); i++) {
+        const IrNode *n = IR_NODE(e->g, i);
+        const PlanNode *pn = &e->g->plan->nodes[i];
+        E(e, "    ");
+        put_c_string(e, arena_printf(e->a, "  stage %d  %-24s %-14s %s\n", pn->stage, n->name,
+                                     ir_ops[n->op].name, strat_name(pn->strat)));
+        E(e, "\n");
+    }
+    E(e, "    \"\";\n\n");
+    emit_predicted(e);
+}
+
+static void emit_free_all(Emit *e) {
+    E(e, "static void free_all(void) {\n");
+    if (e->t->dev)
+        E(e, "    float *const dev[] = {prm, grd, opt1, opt2, fbase, gbase, scratch, xfer};\n"
+             "    for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) mprt_cu_free(dev[i]);\n"
+             "    mprt_cu_free(ibase), mprt_cu_free(dloss);\n");
+    else
+        E(e, "    free(prm), free(grd), free(opt1), free(opt2), free(fbase), free(ibase), "
+             "free(gbase);\n"
+             "    free(scratch), free(xfer);\n");
+    for (int v = 0; v < IR_NVALUES(e->g); v++)
+        if (IR_VALUE(e->g, v)->kind != VAL_ACT)
+            E(e, "    mprt_data_close(&%s);\n", cg_mangle(e->a, "d", v, IR_VALUE(e->g, v)->name));
+    E(e, "}\n\n");
+}
+
+/* After mprt_init: shared by the command line and the C API's create (emit_capi.c). */
+static void emit_setup_rank(Emit *e) {
+    E(e,
+      "/* Every layer's name and stage: its timers \"fwd.NAME\" and \"bwd.NAME\" (--profile). */\n"
+      "#define NUM_LAYERS %d\nstatic const MprtLayer LAYERS[NUM_LAYERS] = {\n",
+      IR_NNODES(e->g));
+    for (int i = 0; i < IR_NNODES(e->g); i++) {
+        E(e, "    {");
+        put_c_string(e, IR_NODE(e->g, i)->name);
+        E(e, ", %d},\n", e->g->plan->nodes[i].stage);
+    }
+    E(e, "};\n\n");
+    E(e,
+      "/* This rank's parameter and activation buffers, initial weights (from `seed`) and layer\n"
+      " * timers. After mprt_init; free_all undoes it. */\n"
+      "static void setup_rank(void) {\n"
+      "    int64_t np = STAGE_PARAMS[mesh->s] + 1;\n");
+    if (e->t->dev)
+        E(e, "    dloss = (double *)mprt_cu_malloc(sizeof(double));\n"
+             "    prm = dalloc(np), grd = dalloc(np), opt1 = dalloc(np), opt2 = dalloc(np);\n");
+    else
+        E(e, "    prm = mprt_falloc(np), grd = mprt_falloc(np), opt1 = mprt_falloc(np), opt2 = "
+             "mprt_falloc(np);\n");
+    E(e, "    switch (mesh->s) {\n");
+    for (int k = 0; k < e->s->S; k++)
+        E(e, "    case %d: stage%d_alloc(); break;\n", k, k);
+    E(e, "    default: break;\n    }\n    mprt_params_init(&MODEL, prm, seed);\n"
+         "    t_busy = mprt_timer(\"stage.busy\"), t_idle = mprt_timer(\"stage.idle\");\n");
+    E(e, "    mprt_layer_timers(LAYERS, NUM_LAYERS, timers);\n");
+    E(e, "}\n\n");
+}
+
+/* --data and --labels: the first input and the first label, if the model has them. */
+static void emit_open_data(Emit *e) {
+    int x = first_of(e, VAL_INPUT), y = first_of(e, VAL_LABEL);
+    E(e, "/* --data and --labels: the first input and the first label. */\n"
+         "static bool open_data(const MprtArgs *a, MprtErr *err) {\n    bool ok = true;\n");
+    if (x >= 0)
+        E(e, "    if (a->data) ok = mprt_data_open(&%s, a->data, err);\n",
+          cg_mangle(e->a, "d", x, IR_VALUE(e->g, x)->name));
+    else
+        E(e, "    if (a->data) ok = false, snprintf(err->msg, sizeof err->msg, \"this model has no "
+             "input for --data\");\n");
+    if (y >= 0)
+        E(e, "    if (ok && a->labels) ok = mprt_data_open(&%s, a->labels, err);\n",
+          cg_mangle(e->a, "d", y, IR_VALUE(e->g, y)->name));
+    else
+        E(e, "    if (ok && a->labels) ok = false, snprintf(err->msg, sizeof err->msg, \"this "
+             "model has no label for --labels\");\n");
+    E(e, "    return ok;\n}\n\n");
+}
+
+/* The run itself is the runtime's (mprt_trainer_main); the trainer hands it its parts. On the
+ * device, start and stop also bring the GPU up and down. */
+void emit_main(Emit *e) {
+    bool dev = e->t->dev;
+    emit_free_all(e);
+    emit_setup_rank(e);
+    emit_open_data(e);
+    E(e,
+      "/* After mprt_init: the mesh, the seed, %sthis rank's buffers and weights. */\n"
+      "static void trainer_start(const MprtArgs *a) {\n",
+      dev ? "the GPU, " : "");
+    if (dev)
+        E(e, "    MprtCuComm comm = MPRT_CU_COMM_AUTO;\n"
+             "    mprt_exit_if_any(a->comm && !mprt_cu_comm_parse(a->comm, &comm), \"--comm takes "
+             "nccl, mpi or auto\");\n"
+             "    mprt_cu_init(comm);\n    mprt_cu_set_tf32(a->tf32);\n    profiling = a->profile "
+             "!= NULL;\n");
+    E(e, "    mesh = mprt_mesh(), seed = a->seed;\n    setup_rank();\n}\n\n");
+    if (dev)
+        E(e, "static void trainer_stop(void) {\n    free_all();\n    mprt_cu_finalize();\n}\n\n");
+    E(e,
+      "/* The trainer as the runtime's run sees it (runtime/mprt_trainer.h). */\n"
+      "static const MprtTrainer TRAINER = {\n"
+      "    &MODEL, BATCH, DEFAULT_STEPS, DEFAULT_SEED, %s, /* model, plan, defaults, target */\n"
+      "    PLAN_SUMMARY, PREDICTED, NUM_PREDICTED, {&prm, &opt1, &opt2},\n"
+      "    trainer_start, open_data, train_step, %s, %s,\n};\n\n",
+      dev ? "true" : "false", dev ? "trainer_stop" : "free_all",
+      dev ? "mprt_cu_stats_flush" : "NULL");
+    E(e, "#ifndef MPCC_NO_MAIN /* defined when the trainer is built as a library (C API) */\n"
+         "int main(int argc, char **argv) { return mprt_trainer_main(&TRAINER, argc, argv); "
+         "}\n#endif\n");
+}

@@ -1,0 +1,343 @@
+/*
+ * emit_schedule.c: each pipeline stage's programs — one forward and one backward function
+ * per micro-batch whose bodies are the schedule's lists in order (kernels, collectives on
+ * named groups, sends and receives) — the 1F1B order of each stage, and the training step
+ * (the orders, the gradient all-reduces, the optimizer).
+ */
+#include "emit.h"
+
+/* ───────────────────────────── stage programs ───────────────────────────── */
+
+/* The view outer × chunk × inner of buffer b's split (its full tensor). */
+static const char *view(Emit *e, int b) {
+    const SchedBuf *sb = B(e, b);
+    int sd = sb->split_dim < 0 ? 0 : sb->split_dim;
+    return arena_printf(e->a, "%lld, %lld, %lld", (long long)prod(&sb->full, 0, sd),
+                        (long long)sb->local.d[sd],
+                        (long long)prod(&sb->full, sd + 1, sb->full.rank));
+}
+
+/* batch, mid, feat, inner of a tensor for the B ↔ F all-to-all. */
+static const char *a2a_dims(Emit *e, int b) {
+    const SchedBuf *sb = B(e, b);
+    int fd = sb->full.rank == 4 ? 1 : sb->full.rank - 1;
+    return arena_printf(e->a, "%lld, %lld, %lld, %lld", (long long)sb->full.d[0],
+                        (long long)prod(&sb->full, 1, fd), (long long)sb->full.d[fd],
+                        (long long)prod(&sb->full, fd + 1, sb->full.rank));
+}
+
+static const char *fld(Emit *e, const char *p, int b) {
+    return arena_printf(e->a, "%s->%s", p, e->bname[b]);
+}
+
+static void emit_fwd_coll(Emit *e, const SchedOp *o) {
+    const char *src = fld(e, "a", o->src), *dst = fld(e, "a", o->dst);
+    E(e, "    /* ");
+    put_comment_text(e, BV(e, o->src)->name);
+    E(e, ": %s -> %s, %s on the tensor group (%lld B) */\n", lay_name(B(e, o->src)->layout),
+      lay_name(B(e, o->dst)->layout),
+      (const char *[]){"", "slice", "all-reduce", "all-gather", "reduce-scatter", "all-to-all",
+                       ""}[o->coll],
+      (long long)o->bytes);
+    switch (o->coll) {
+    case COLL_SLICE:
+        if (B(e, o->dst)->layout == LAYOUT_P)
+            E(e,
+              "    if (mesh->k == 0)\n        %s(%s, %s, sizeof(float) * %lld);\n    else\n"
+              "        %s%s, sizeof(float) * %lld);\n",
+              e->t->copy, dst, src, (long long)lnumel(e, o->dst), zero(e), dst,
+              (long long)lnumel(e, o->dst));
+        else if (is_int(e, o->src))
+            E(e, "    %s(%s, %s + mesh->k * %lld, sizeof(int32_t) * %lld);\n", e->t->copy, dst, src,
+              (long long)lnumel(e, o->dst), (long long)lnumel(e, o->dst));
+        else
+            E(e, "    %sslice(%s, %s, %s, MESH_T, mesh->k);\n", pfx(e), src, dst, view(e, o->dst));
+        break;
+    case COLL_ALLREDUCE:
+        E(e, "    %s(%s, %s, sizeof(float) * %lld);\n    %sallreduce(MPRT_TENSOR, %s, %lld);\n",
+          e->t->copy, dst, src, (long long)lnumel(e, o->dst), pfx(e), dst,
+          (long long)lnumel(e, o->dst));
+        break;
+    case COLL_ALLGATHER:
+        E(e, "    %sallgather(MPRT_TENSOR, %s, %s, %s);\n", pfx(e), src, dst, view(e, o->src));
+        break;
+    case COLL_REDUCESCATTER:
+        E(e, "    %sreduce_scatter(MPRT_TENSOR, %s, %s, %s);\n", pfx(e), src, dst, view(e, o->dst));
+        break;
+    case COLL_ALLTOALL:
+        E(e, "    %salltoall_%s(MPRT_TENSOR, %s, %s, %s);\n", pfx(e),
+          B(e, o->src)->layout == LAYOUT_B ? "b2f" : "f2b", src, dst, a2a_dims(e, o->src));
+        break;
+    case COLL_NONE:
+    case COLL_SENDRECV:
+    case COLL__COUNT: break; /* never a forward layout change */
+    }
+}
+
+/* grad(src) += the dual of a forward layout change, through `xfer`. */
+static void emit_bwd_coll(Emit *e, const SchedOp *o) {
+    const char *gs = fld(e, "d", o->src), *gd = fld(e, "d", o->dst);
+    E(e, "    /* gradient of ");
+    put_comment_text(e, BV(e, o->src)->name);
+    E(e, ": %s -> %s (%lld B) */\n", lay_name(grad_layout_of(B(e, o->dst)->layout)),
+      lay_name(grad_layout_of(B(e, o->src)->layout)), (long long)o->bytes);
+    switch (o->coll) {
+    case COLL_NONE:
+        E(e, "    %saccumulate(%s, %s, %lld);\n", pfx(e), gs, gd, (long long)lnumel(e, o->src));
+        return;
+    case COLL_SLICE:
+        E(e, "    %sslice(%s, xfer, %s, MESH_T, mesh->k);\n", pfx(e), gd, view(e, o->src));
+        break;
+    case COLL_ALLGATHER:
+        E(e, "    %sallgather(MPRT_TENSOR, %s, xfer, %s);\n", pfx(e), gd, view(e, o->dst));
+        break;
+    case COLL_ALLTOALL:
+        E(e, "    %salltoall_%s(MPRT_TENSOR, %s, xfer, %s);\n", pfx(e),
+          B(e, o->dst)->layout == LAYOUT_B ? "b2f" : "f2b", gd, a2a_dims(e, o->dst));
+        break;
+    case COLL_ALLREDUCE:
+    case COLL_REDUCESCATTER:
+    case COLL_SENDRECV:
+    case COLL__COUNT: break; /* never the dual of a layout change: gradients are never P */
+    }
+    E(e, "    %saccumulate(%s, xfer, %lld);\n", pfx(e), gs, (long long)lnumel(e, o->src));
+}
+
+static int tag_of(const Emit *e, int b, bool grad) { return B(e, b)->value * 2 + (grad ? 1 : 0); }
+
+void emit_stage_fwd(Emit *e, int s) {
+    const SchedStage *st = &e->s->stages[s];
+    E(e, "/* Stage %d, one micro-batch forward; returns its share of the loss. */\n", s);
+    E(e, "static double stage%d_forward(int64_t step, int micro) {\n", s);
+    E(e, "    const Stage%d *a = &act%d[micro %% %d];\n", s, s, st->stash);
+    E(e, "    int64_t n0 = (int64_t)mesh->j * (BATCH / MESH_D) + (int64_t)micro * MB;\n    double "
+         "loss = 0;\n");
+    E(e, "    (void)a, (void)n0;\n");
+    for (int i = 0; i < st->nfwd; i++) {
+        const SchedOp *o = &st->fwd[i];
+        switch (o->kind) {
+        case SOP_LOAD:
+            E(e, "    load(&%s, %s, step, micro);\n",
+              cg_mangle(e->a, "d", B(e, o->dst)->value, BV(e, o->dst)->name), fld(e, "a", o->dst));
+            break;
+        case SOP_FWD:
+            source_comment(e, IR_NODE(e->g, o->node), "    ");
+            E(e, "    TIMED(timers[%d][0], %s%s_forward(a, step, n0));\n", o->node,
+              o->dst < 0 ? "loss += " : "", e->lname[o->node]);
+            break;
+        case SOP_COLL: emit_fwd_coll(e, o); break;
+        case SOP_SEND:
+            E(e, "    fsend[micro %% %d][nfsend[micro %% %d]++] = %sisend%s(%d, %s, %lld, %d);\n",
+              st->stash, st->stash, pfx(e), e->t->sr, o->peer - s, fld(e, "a", o->src),
+              (long long)lnumel(e, o->src), tag_of(e, o->src, false));
+            break;
+        case SOP_RECV:
+            E(e, "    IDLE(%srecv%s(%d, %s, %lld, %d));\n", pfx(e), e->t->sr, o->peer - s,
+              fld(e, "a", o->dst), (long long)lnumel(e, o->dst), tag_of(e, o->dst, false));
+            break;
+        case SOP_BWD: break; /* only in backward lists */
+        }
+    }
+    E(e, "    return loss;\n}\n\n");
+}
+
+/* One gradient all-reduce: y's parameters over its group (`start`: the device's asynchronous
+ * form, joined before the optimizer). */
+static void emit_sync_call(Emit *e, const SchedSync *y, const char *indent) {
+    E(e, "%s%sallreduce%s(%s, grd + %lld, %lld); /* ", indent, pfx(e), e->t->dev ? "_start" : "",
+      group_c(y->group), (long long)e->poff[y->first_param], (long long)y->count);
+    put_comment_text(e, IR_NODE(e->g, y->node)->name);
+    E(e, ", %lld B */\n", (long long)y->bytes);
+}
+
+/* On the device, a layer's gradient all-reduce starts right after its backward on the step's
+ * last micro-batch, when its gradients are final: it runs on the communication stream while
+ * the compute stream goes on with the backward of the layers before it (the overlap the cost
+ * model counts as hidden), and mprt_cu_comm_join waits for all of them before the optimizer. */
+static void emit_bwd_syncs(Emit *e, const SchedStage *st, int node) {
+    if (!e->t->dev) return;
+    for (int i = 0; i < st->nsync; i++) {
+        if (st->sync[i].node != node) continue;
+        E(e, "    if (micro == MICRO - 1) /* last micro-batch: gradients final, overlap the rest "
+             "*/\n");
+        emit_sync_call(e, &st->sync[i], "        ");
+    }
+}
+
+void emit_stage_bwd(Emit *e, int s) {
+    const SchedStage *st = &e->s->stages[s];
+    E(e,
+      "/* Stage %d, one micro-batch backward: activation gradients start at zero, parameter\n"
+      " * gradients accumulate over the step's micro-batches. */\n",
+      s);
+    E(e, "static void stage%d_backward(int64_t step, int micro) {\n", s);
+    E(e, "    const Stage%d *a = &act%d[micro %% %d], *d = &grad%d;\n", s, s, st->stash, s);
+    E(e, "    int64_t n0 = (int64_t)mesh->j * (BATCH / MESH_D) + (int64_t)micro * MB;\n");
+    E(e, "    (void)a, (void)d, (void)n0;\n");
+    E(e, "    IDLE(wait_sends(micro %% %d));\n    %sgbase, sizeof(float) * STAGE%d_GRADS);\n",
+      st->stash, zero(e), s);
+    for (int i = 0; i < st->nbwd; i++) {
+        const SchedOp *o = &st->bwd[i];
+        const SchedOp *nx = i + 1 < st->nbwd ? &st->bwd[i + 1] : NULL;
+        switch (o->kind) {
+        case SOP_BWD:
+            if (nx && nx->kind == SOP_COLL && nx->layer_own) {
+                const char *f = e->bname[nx->src];
+                int64_t n = lnumel(e, nx->src);
+                E(e,
+                  "    {   /* a column split's input gradient is a partial sum: all-reduce it "
+                  "(%lld B) */\n",
+                  (long long)nx->bytes);
+                E(e,
+                  "        Stage%d part = *d;\n        part.%s = xfer;\n        %sxfer, "
+                  "sizeof(float) * %lld);\n",
+                  s, f, zero(e), (long long)n);
+                E(e, "        TIMED(timers[%d][1], %s_backward(a, &part, step, n0));\n", o->node,
+                  e->lname[o->node]);
+                E(e,
+                  "        %sallreduce(MPRT_TENSOR, xfer, %lld);\n        %saccumulate(d->%s, "
+                  "xfer, %lld);\n    }\n",
+                  pfx(e), (long long)n, pfx(e), f, (long long)n);
+                i++;
+            } else {
+                E(e, "    TIMED(timers[%d][1], %s_backward(a, d, step, n0));\n", o->node,
+                  e->lname[o->node]);
+            }
+            emit_bwd_syncs(e, st, o->node);
+            break;
+        case SOP_COLL: emit_bwd_coll(e, o); break;
+        case SOP_SEND:
+            E(e, "    gsend[ngsend++] = %sisend%s(%d, %s, %lld, %d);\n", pfx(e), e->t->sr,
+              o->peer - s, fld(e, "d", o->src), (long long)lnumel(e, o->src),
+              tag_of(e, o->src, true));
+            break;
+        case SOP_RECV:
+            E(e, "    IDLE(%srecv%s(%d, xfer, %lld, %d));\n    %saccumulate(%s, xfer, %lld);\n",
+              pfx(e), e->t->sr, o->peer - s, (long long)lnumel(e, o->dst), tag_of(e, o->dst, true),
+              pfx(e), fld(e, "d", o->dst), (long long)lnumel(e, o->dst));
+            break;
+        case SOP_LOAD:
+        case SOP_FWD: break; /* only in forward lists */
+        }
+    }
+    E(e, "}\n\n");
+}
+
+void emit_orders(Emit *e) {
+    E(e, "/* The order each stage runs its micro-batches in (1F1B): 2*micro for a forward,\n"
+         " * 2*micro + 1 for a backward. */\n");
+    for (int s = 0; s < e->s->S; s++) {
+        const SchedStage *st = &e->s->stages[s];
+        E(e, "static const int ORDER%d[%d] = {", s, st->norder);
+        for (int i = 0; i < st->norder; i++)
+            E(e, "%s%d", i ? ", " : "", st->order[i].micro * 2 + st->order[i].bwd);
+        E(e, "};\n");
+    }
+    int maxstash = 1, maxsend = 1;
+    for (int s = 0; s < e->s->S; s++) {
+        const SchedStage *st = &e->s->stages[s];
+        int ns = 0, nb = 0;
+        if (st->stash > maxstash) maxstash = st->stash;
+        for (int i = 0; i < st->nfwd; i++)
+            ns += st->fwd[i].kind == SOP_SEND;
+        for (int i = 0; i < st->nbwd; i++)
+            nb += st->bwd[i].kind == SOP_SEND;
+        if (ns > maxsend) maxsend = ns;
+        if (nb > maxsend) maxsend = nb;
+    }
+    E(e,
+      "\n/* Sends are posted without blocking and completed before their buffer is reused, so no\n"
+      " * rank waits on a send while its neighbour waits on it (docs/codegen.md)%s */\n",
+      e->t->dev ? "; they are staged\n * through host memory over MPI, as in the C trainer "
+                  "(docs/cuda.md)."
+                : ".");
+    E(e, "static %s *fsend[%d][%d], *gsend[%d];\nstatic int nfsend[%d], ngsend;\n", e->t->req,
+      maxstash, maxsend, maxsend, maxstash);
+    E(e,
+      "static void wait_sends(int slot) {\n"
+      "    for (int i = 0; i < nfsend[slot]; i++) %swait%s(fsend[slot][i]);\n    nfsend[slot] = "
+      "0;\n"
+      "    for (int i = 0; i < ngsend; i++) %swait%s(gsend[i]);\n    ngsend = 0;\n}\n\n",
+      pfx(e), e->t->sr, pfx(e), e->t->sr);
+}
+
+/* ───────────────────────────── the step ───────────────────────────── */
+
+static const char *opt_name(OptKind k) {
+    return k == OPT_SGD ? "sgd" : k == OPT_ADAM ? "adam" : "adamw";
+}
+
+/* The gradient all-reduces after the step's backward (host); on the device they were started
+ * in the backward (emit_bwd_syncs) and are joined here. */
+static void emit_grad_sync(Emit *e) {
+    const Schedule *s = e->s;
+    if (e->t->dev) {
+        E(e, "    mprt_cu_comm_join(); /* the gradient all-reduces started in the backward */\n");
+        return;
+    }
+    E(e, "    switch (mesh->s) {\n");
+    for (int k = 0; k < s->S; k++) {
+        const SchedStage *st = &s->stages[k];
+        if (!st->nsync) continue;
+        E(e, "    case %d:\n", k);
+        for (int i = 0; i < st->nsync; i++)
+            emit_sync_call(e, &st->sync[i], "        ");
+        E(e, "        break;\n");
+    }
+    E(e, "    default: break;\n    }\n");
+}
+
+/* The optimizer, then the step's loss: on the device read from dloss, the step's one sync. */
+static void emit_optimizer(Emit *e) {
+    OptKind opt = e->g->train.opt;
+    const char *sync = e->t->dev ? "    if (profiling) mprt_cu_sync();\n" : "";
+    E(e,
+      "    int64_t n = STAGE_PARAMS[mesh->s];\n    int t_opt = mprt_timer(\"optimizer\");\n"
+      "%s    mprt_timer_start(t_opt);\n",
+      sync);
+    if (opt == OPT_SGD)
+        E(e,
+          "    %ssgd_step(prm, MOMENTUM != 0.0f ? opt1 : NULL, grd, n, LR, MOMENTUM, "
+          "WEIGHT_DECAY);\n",
+          pfx(e));
+    else
+        E(e,
+          "    %s%s_step(prm, opt1, opt2, grd, n, LR, BETA1, BETA2, EPS, WEIGHT_DECAY, step + "
+          "1);\n",
+          pfx(e), opt_name(opt));
+    E(e, "%s    mprt_timer_stop(t_opt);\n", sync);
+    if (e->t->dev)
+        E(e, "    double dev = 0;\n    mprt_cu_download(&dev, dloss, sizeof dev); /* waits for the "
+             "step */\n"
+             "    loss += dev;\n    mprt_cu_stats_flush();\n");
+    E(e, "    IDLE(mprt_metric_sum(MPRT_WORLD, &loss, 1));\n"
+         "    mprt_timer_add(t_busy, mprt_now() - t0 - (mprt_timer_seconds(t_idle) - idle0));\n"
+         "    return loss;\n}\n\n");
+}
+
+void emit_step(Emit *e) {
+    const Schedule *s = e->s;
+    E(e,
+      "/* One training step: the stage's micro-batches in 1F1B order, the gradient all-reduce of\n"
+      " * every parameter over the ranks that hold the same shard, then the optimizer. Returns\n"
+      " * the step's loss, summed over ranks (a metric, not counted as plan traffic). */\n");
+    E(e, "static double train_step(int64_t step) {\n    double loss = 0;\n"
+         "    double t0 = mprt_now(), idle0 = mprt_timer_seconds(t_idle);\n");
+    E(e, "    %sgrd, sizeof(float) * (size_t)STAGE_PARAMS[mesh->s]);\n", zero(e));
+    if (e->t->dev) E(e, "    mprt_cu_memset0(dloss, sizeof(double));\n");
+    E(e, "    switch (mesh->s) {\n");
+    for (int k = 0; k < s->S; k++) {
+        E(e, "    case %d:\n        for (int i = 0; i < %d; i++) {\n", k, s->stages[k].norder);
+        E(e,
+          "            int item = ORDER%d[i];\n            if (item & 1)\n                "
+          "stage%d_backward(step, item >> 1);\n"
+          "            else\n                loss += stage%d_forward(step, item >> 1);\n        "
+          "}\n        break;\n",
+          k, k, k);
+    }
+    E(e, "    default: break;\n    }\n");
+    E(e, "    for (int slot = 0; slot < (int)(sizeof nfsend / sizeof nfsend[0]); slot++) "
+         "IDLE(wait_sends(slot));\n");
+    emit_grad_sync(e);
+    emit_optimizer(e);
+}
