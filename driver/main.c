@@ -1,8 +1,8 @@
 /*
  * main.c: the mpcc command.
  *
- *   mpcc FILE [-o OUT] [--emit=KIND] [--emit-header NAME.h] [--report-json FILE] [-D key=value]...
- *        [--dump-after=PASS] [-v]
+ *   mpcc FILE [-o OUT] [--emit=KIND] [--emit-header NAME.h] [--report-json FILE]
+ *        [--report-html FILE] [-D key=value]... [--dump-after=PASS] [-v]
  *
  * The driver is a straight line through the phases: read and parse (frontend), lower to
  * the IR, run the passes, print what --emit asked for. It stops after the first phase
@@ -17,7 +17,8 @@
  * `-o OUT` without --emit runs every pass and writes the partition report to OUT.report,
  * the trainer's C source to OUT.c and the trainer to OUT (built with $CC or mpicc against
  * the runtime, codegen/build.c), and the plan summary to standard error; `--report-json FILE`
- * writes the report as JSON (docs/report.md).
+ * writes the report as JSON and `--report-html FILE` as one HTML page with pictures
+ * (docs/report.md).
  *
  * Every file goes through ir/outfile.c: a temporary file beside it, renamed over it only
  * when everything succeeded (a failed run never leaves a half-written or stale-looking
@@ -38,7 +39,7 @@
 enum { EXIT_USER = 1, EXIT_USAGE = 2, EXIT_INTERNAL = 3 };
 
 typedef struct Options {
-    const char *file, *out, *emit, *dump_after, *report_json, *header;
+    const char *file, *out, *emit, *dump_after, *report_json, *report_html, *header;
     int plan_space; /* --plan-space K: list the K fastest meshes instead of compiling */
     bool cuda;      /* --target cuda: -o builds the CUDA trainer (codegen/emit.c) */
     FeDefine *defs;
@@ -74,8 +75,8 @@ static const Emit emits[] = {
 static void usage(FILE *f) {
     fprintf(
         f,
-        "usage: mpcc FILE [-o OUT] [--emit=KIND] [--report-json FILE] [-D key=value]...\n"
-        "            [--dump-after=PASS] [-v]\n"
+        "usage: mpcc FILE [-o OUT] [--emit=KIND] [--report-json FILE] [--report-html FILE]\n"
+        "            [-D key=value]... [--dump-after=PASS] [-v]\n"
         "\n"
         "Compiles a .mp model description (see docs/language.md).\n"
         "\n"
@@ -89,16 +90,19 @@ static void usage(FILE *f) {
     for (int i = 0; i < NEMITS; i++)
         fprintf(f, "                       %-6s %s\n", emits[i].name, emits[i].what);
     fprintf(
-        f, "                     without --emit, mpcc checks the model and prints nothing\n"
-           "  --emit-header NAME.h  with --emit=c, also write the trainer's C API: NAME.h, and\n"
-           "                     NAME_create/step/save/load/... after main() (docs/embedding.md)\n"
-           "  --report-json FILE write the partition report as JSON to FILE (docs/report.md)\n"
-           "  -D key=value       override a setting, e.g. -D train.batch=256 -D cluster.devices=8\n"
-           "                     (any train.* or cluster.* key, cluster.preset included)\n"
-           "  --target c|cuda    what -o builds: the C (MPI) trainer (default) or the CUDA one\n"
-           "  --plan-space K     list the K fastest meshes S×d×t and micro-batch counts the plan\n"
-           "                     search found, with their predicted step times, and stop\n"
-           "  --dump-after=PASS  print what PASS made to standard output, and go on:\n");
+        f,
+        "                     without --emit, mpcc checks the model and prints nothing\n"
+        "  --emit-header NAME.h  with --emit=c, also write the trainer's C API: NAME.h, and\n"
+        "                     NAME_create/step/save/load/... after main() (docs/embedding.md)\n"
+        "  --report-json FILE write the partition report as JSON to FILE (docs/report.md)\n"
+        "  --report-html FILE write the partition report as one self-contained HTML page with\n"
+        "                     pictures (mesh, layers, step timeline, memory, pure plans) to FILE\n"
+        "  -D key=value       override a setting, e.g. -D train.batch=256 -D cluster.devices=8\n"
+        "                     (any train.* or cluster.* key, cluster.preset included)\n"
+        "  --target c|cuda    what -o builds: the C (MPI) trainer (default) or the CUDA one\n"
+        "  --plan-space K     list the K fastest meshes S×d×t and micro-batch counts the plan\n"
+        "                     search found, with their predicted step times, and stop\n"
+        "  --dump-after=PASS  print what PASS made to standard output, and go on:\n");
     for (int i = 0; i < pass_count; i++)
         fprintf(f, "                       %-6s %s\n", pass_list[i].name, pass_list[i].what);
     fprintf(f, "  -v                 print the time each phase took to standard error\n"
@@ -167,6 +171,10 @@ static int parse_args(int argc, char **argv, Options *o) {
             if (!(v = opt_value(argc, argv, &i, "--report-json")) || !*v)
                 return usage_error("%s needs a file name", "--report-json");
             o->report_json = v;
+        } else if (is_opt(a, "--report-html")) {
+            if (!(v = opt_value(argc, argv, &i, "--report-html")) || !*v)
+                return usage_error("%s needs a file name", "--report-html");
+            o->report_html = v;
         } else if (is_opt(a, "--target")) {
             if (!(v = opt_value(argc, argv, &i, "--target")))
                 return usage_error("%s needs c or cuda", "--target");
@@ -250,6 +258,11 @@ static int check_args(const Options *o, const Emit **emit) {
     }
     if (o->report_json && *emit && strcmp((*emit)->name, "ast") == 0)
         return usage_error("%s", "--report-json needs the plan; it cannot go with --emit=ast");
+    if (o->report_html && *emit && (*emit)->until == NULL)
+        return usage_error("--report-html needs the plan; it cannot go with --emit=%s",
+                           (*emit)->name);
+    if (o->report_html && o->plan_space > 0)
+        return usage_error("%s", "--report-html needs the plan; it cannot go with --plan-space");
     return -1;
 }
 
@@ -331,8 +344,8 @@ static int compile(const Options *o, const Emit *emit, Arena *a, Diag *d) {
         return ir_out_close(&out, true, d) ? 0 : EXIT_USER;
     }
     if (o->plan_space > 0) return plan_space(o, g, d);
-    /* Plain `-o` and --report-json need every pass; --emit stops after what it prints. */
-    const char *until = emit && !o->report_json ? emit->until : NULL;
+    /* Plain `-o` and the report files need every pass; --emit stops after what it prints. */
+    const char *until = emit && !o->report_json && !o->report_html ? emit->until : NULL;
     if (until && o->dump_after && pass_find(o->dump_after) > pass_find(until))
         until = o->dump_after;
     int errors0 = diag_errors(d);
@@ -343,6 +356,11 @@ static int compile(const Options *o, const Emit *emit, Arena *a, Diag *d) {
                 IR_NNODES(g), t1 - t0, t2 - t1, t3 - t2);
     if (!ok) return diag_errors(d) > errors0 ? EXIT_USER : EXIT_INTERNAL;
     if (o->report_json && !pass_report_save(g, o->report_json, true, d)) return EXIT_USER;
+    if (o->report_html) {
+        if (!ir_out_open(&out, o->report_html, d)) return EXIT_USER;
+        pass_report_html(g, out.f);
+        if (!ir_out_close(&out, true, d)) return EXIT_USER;
+    }
     if (!emit) return o->out ? write_trainer(o, g, d) : 0;
     if (!ir_out_open(&out, o->out, d)) return EXIT_USER;
     if (o->header) return ir_out_close(&out, write_api(o, g, out.f, d), d) ? 0 : EXIT_USER;

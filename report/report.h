@@ -12,6 +12,8 @@
 /* The partition report (docs/report.md): text and JSON, deterministic. */
 void pass_report_text(const IrGraph *g, FILE *out); /* report/text.c */
 void pass_report_json(const IrGraph *g, FILE *out); /* report/json.c */
+/* The same plan as one self-contained HTML page with pictures (report/html.c). */
+void pass_report_html(const IrGraph *g, FILE *out);
 /* A few lines (mesh, micro-batches, predicted step time, memory per device) for `mpcc -o`
  * and for the generated trainer to print at start. */
 void pass_report_summary(const IrGraph *g, FILE *out);

@@ -76,4 +76,14 @@ PureState report_pure_state(const PureRef *r);
 /* Why a pure plan is not an option, in words. */
 const char *report_pure_why(const IrGraph *g, const PureRef *r, char *buf, size_t n);
 
+/* ─────────── html.c, html_charts.c ─────────── */
+
+/* `s` with <, >, &, " and ' written as HTML entities. */
+void html_esc(FILE *out, const char *s);
+/* The fill colour of stage s (a CSS colour, deterministic). */
+void html_stage_color(char *buf, size_t n, int s);
+void html_timeline(const IrGraph *g, FILE *out); /* the 1F1B step, to scale */
+void html_memory(const IrGraph *g, FILE *out);   /* memory per stage against capacity */
+void html_compare(const IrGraph *g, FILE *out);  /* chosen vs pure plans */
+
 #endif /* MPCC_REPORT_INTERNAL_H */

@@ -271,6 +271,44 @@ static void test_collapse(void) {
     arena_free(&a);
 }
 
+/* Occurrences of `needle` in `text`. */
+static int count_of(const char *text, const char *needle) {
+    int n = 0;
+    for (const char *q = text; (q = strstr(q, needle)); q += strlen(needle))
+        n++;
+    return n;
+}
+
+/* The HTML page: one mesh cell per device, one table row per layer, one timeline row per
+ * stage; the same bytes twice; names from the .mp escaped; nothing fetched. */
+static void test_html(IrGraph *g) {
+    char *h = render(g, pass_report_html), *h2 = render(g, pass_report_html);
+    CHECK(strcmp(h, h2) == 0);
+    CHECK(strncmp(h, "<!DOCTYPE html>\n", 16) == 0);
+    CHECK(count_of(h, "<rect data-device=\"") == 2);
+    CHECK(count_of(h, "data-tgroup=\"") == 1 && count_of(h, "data-dgroup=\"") == 0);
+    CHECK(count_of(h, "<tr data-layer=\"") == 4);
+    CHECK(count_of(h, "<g data-tl-stage=\"") == 1 && count_of(h, "<g data-mem-stage=\"") == 1);
+    CHECK(count_of(h, "<g data-cmp=\"") == 4);
+    CHECK(count_of(h, "class=\"fwd\"") == 4 && count_of(h, "class=\"bwd\"") == 4);
+    CHECK(!strstr(h, "http") && !strstr(h, "src="));
+    expect_has(h, "★ 128 KB · 40.0 µs");
+    expect_has(h, "does not fit: needs 20.0 GB per device, more than the 16.0 GB a device has");
+    free(h);
+    free(h2);
+    const char *name = IR_NODE(g, 1)->name, *file = g->file;
+    IR_NODE(g, 1)->name = "<img src=x onerror='alert(1)'>&\"";
+    g->file = "</title><script>x</script>.mp";
+    h = render(g, pass_report_html);
+    CHECK(!strstr(h, "<img") && !strstr(h, "<script>x"));
+    expect_has(h, "&lt;img src=x onerror=&#39;alert(1)&#39;&gt;&amp;&quot;");
+    expect_has(h, "&lt;/title&gt;&lt;script&gt;x&lt;/script&gt;.mp");
+    CHECK(count_of(h, "<script>") == 1); /* the table sorter, nothing else */
+    IR_NODE(g, 1)->name = name;
+    g->file = file;
+    free(h);
+}
+
 /* `test_report FILE` also writes the hand-built plan's JSON to FILE (for schema checks). */
 int main(int argc, char **argv) {
     Arena a = {0};
@@ -287,6 +325,7 @@ int main(int argc, char **argv) {
     test_text(g);
     test_json(g);
     test_determinism_and_summary(g);
+    test_html(g);
     test_check_and_save(g);
     test_collapse();
     arena_free(&a);
