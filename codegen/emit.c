@@ -52,9 +52,8 @@
 
 static const SrcLoc noloc = {NULL, 0, 0, 0};
 
-static const Target target_c = {"C", "mprt_", "memcpy", "", "MprtReq", false};
-static const Target target_cuda = {"CUDA",    "mprt_cu_",  "mprt_cu_copy",
-                                   "_staged", "MprtCuReq", true};
+static const Target target_c = {"C", "mprt_", "memcpy", "", false};
+static const Target target_cuda = {"CUDA", "mprt_cu_", "mprt_cu_copy", "_staged", true};
 
 /* ───────────────────────────── names and escaping ───────────────────────────── */
 
@@ -152,55 +151,19 @@ static void emit_includes(Emit *e) {
          "extern \"C\" {\n#include \"mprt.h\"\n#include \"mprt_trainer.h\"\n}\n\n");
 }
 
-static void emit_timing_c(Emit *e) {
+/* The stage's buffers (emit_alloc carves them); on the device also the step's loss. Layer
+ * timers and pipeline sends are the runtime's (MPRT_TIMED, mprt_pipe_send: mprt_trainer.h). */
+static void emit_buffers(Emit *e) {
+    const char *where = e->t->dev ? " (device)" : "";
     E(e,
-      "static float *scratch, *xfer; /* kernel scratch; collective staging */\n"
-      "static int timers[%d][2];      /* per layer: forward and backward seconds (--profile) */\n"
-      "#define TIMED(id, call)        \\\n    do {                        \\\n        "
-      "mprt_timer_start(id);   \\\n"
-      "        call;                   \\\n        mprt_timer_stop(id);    \\\n    } while (0)\n",
-      IR_NNODES(e->g) + 1);
-}
-
-static void emit_buffers_c(Emit *e) {
-    E(e, "static float *gbase;           /* this stage's activation gradients */\n"
-         "static float *fbase;           /* this stage's activations */\n"
-         "static int32_t *ibase;         /* this stage's integer inputs and argmaxes */\n\n");
-}
-
-/* Kernels are asynchronous: with --profile a timed layer synchronises the device around it. */
-static void emit_timing_cuda(Emit *e) {
-    E(e,
-      "static float *scratch, *xfer; /* kernel scratch; collective staging (device) */\n"
-      "static int timers[%d][2];      /* per layer: forward and backward seconds (--profile) */\n"
-      "static bool profiling;         /* --profile: layer times, at a device sync per layer */\n"
-      "#define TIMED(id, call)        \\\n    do {                        \\\n"
-      "        if (!profiling) {       \\\n            call;               \\\n            break;  "
-      "            \\\n        }                       \\\n"
-      "        mprt_cu_sync();         \\\n        mprt_timer_start(id);   \\\n"
-      "        call;                   \\\n        mprt_cu_sync();         \\\n        "
-      "mprt_timer_stop(id);    \\\n    } while (0)\n",
-      IR_NNODES(e->g) + 1);
-}
-
-static void emit_buffers_cuda(Emit *e) {
-    E(e, "static float *gbase;           /* this stage's activation gradients (device) */\n"
-         "static float *fbase;           /* this stage's activations (device) */\n"
-         "static int32_t *ibase;         /* this stage's integer inputs and argmaxes (device) */\n"
-         "static double *dloss;          /* the step's loss, accumulated on the device */\n\n"
-         "/* Device memory, zeroed. */\n"
-         "static float *dalloc(int64_t n) {\n    float *p = (float *)mprt_cu_malloc(sizeof(float) "
-         "* (size_t)n);\n"
-         "    mprt_cu_memset0(p, sizeof(float) * (size_t)n);\n    return p;\n}\n"
-         "static int32_t *ialloc(int64_t n) {\n    int32_t *p = (int32_t "
-         "*)mprt_cu_malloc(sizeof(int32_t) * (size_t)n);\n"
-         "    mprt_cu_memset0(p, sizeof(int32_t) * (size_t)n);\n    return p;\n}\n\n"
-         "/* A reusable host buffer for uploads of input batches. */\n"
-         "static void *hstage(size_t bytes) {\n    static void *buf;\n    static size_t cap;\n"
-         "    if (bytes > cap) {\n        free(buf);\n        buf = malloc(bytes);\n"
-         "        if (!buf) mprt_fatal(\"out of memory (%%zu bytes)\", bytes);\n        cap = "
-         "bytes;\n    }\n"
-         "    return buf;\n}\n\n");
+      "static float *scratch, *xfer; /* kernel scratch; collective staging%s */\n"
+      "static float *gbase;           /* this stage's activation gradients%s */\n"
+      "static float *fbase;           /* this stage's activations%s */\n"
+      "static int32_t *ibase;         /* this stage's integer inputs and argmaxes%s */\n",
+      where, where, where, where);
+    if (e->t->dev)
+        E(e, "static double *dloss;          /* the step's loss, accumulated on the device */\n");
+    E(e, "\n");
 }
 
 void emit_header(Emit *e) {
@@ -245,19 +208,7 @@ void emit_header(Emit *e) {
          "#define BETA2 hyper.beta2\n#define EPS hyper.eps\n#define WEIGHT_DECAY "
          "hyper.weight_decay\n\n");
     E(e, "static const MprtMesh *mesh;\nstatic uint64_t seed = DEFAULT_SEED;\n");
-    if (e->t->dev)
-        emit_timing_cuda(e);
-    else
-        emit_timing_c(e);
-    E(e,
-      "/* Per stage (--profile): \"stage.idle\" is time spent waiting on a neighbour stage or the\n"
-      " * step's end (the pipeline bubble), \"stage.busy\" the rest of the step: compute and the\n"
-      " * stage's own collectives. idle / (busy + idle) is the measured bubble. */\n"
-      "static int t_busy, t_idle;\n#define IDLE(call) TIMED(t_idle, call)\n");
-    if (e->t->dev)
-        emit_buffers_cuda(e);
-    else
-        emit_buffers_c(e);
+    emit_buffers(e);
 }
 
 /* ───────────────────────────── entry points ───────────────────────────── */

@@ -26,8 +26,7 @@ typedef struct Target {
     const char *lang; /* "C" or "CUDA", for messages */
     const char *k;    /* kernel and collective prefix: "mprt_" or "mprt_cu_" */
     const char *copy; /* copy between buffers of the trainer: "memcpy" or "mprt_cu_copy" */
-    const char *sr;   /* pipeline send/recv/wait suffix: "" or "_staged" (through host memory) */
-    const char *req;  /* their request type */
+    const char *sr;   /* pipeline receive suffix: "" or "_staged" (through host memory) */
     bool dev;         /* the data lives in device memory (the CUDA trainer) */
 } Target;
 

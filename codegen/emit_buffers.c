@@ -82,18 +82,14 @@ void emit_alloc(Emit *e, int s) {
         if (node_scratch(e, id) > scr) scr = node_scratch(e, id);
     }
     E(e, "static void stage%d_alloc(void) {\n", s);
-    const char *fa = e->t->dev ? "dalloc" : "mprt_falloc";
-    E(e, "    float *f = %s((int64_t)%d * %lld);\n", fa, st->stash, (long long)(fsz + 1));
-    if (e->t->dev)
-        E(e, "    int32_t *n = ialloc((int64_t)%d * %lld);\n", st->stash, (long long)(isz + 1));
-    else
-        E(e, "    int32_t *n = calloc((size_t)%d * %lld, sizeof(int32_t));\n", st->stash,
-          (long long)(isz + 1));
-    E(e, "    float *g = %s(%lld);\n", fa, (long long)(gsz + 1));
-    E(e, "    gbase = g;\n    scratch = %s(%lld);\n    xfer = %s(%lld);\n", fa, (long long)scr, fa,
-      (long long)(2 * xf));
-    E(e, "%s    fbase = f, ibase = n;\n",
-      e->t->dev ? "" : "    if (!n) mprt_fatal(\"out of memory\");\n");
+    E(e, "    float *f = %sfalloc((int64_t)%d * %lld), *g = %sfalloc(%lld);\n", pfx(e), st->stash,
+      (long long)(fsz + 1), pfx(e), (long long)(gsz + 1));
+    E(e, "    int32_t *n = %sialloc((int64_t)%d * %lld);\n", pfx(e), st->stash,
+      (long long)(isz + 1));
+    E(e,
+      "    fbase = f, ibase = n, gbase = g;\n    scratch = %sfalloc(%lld), xfer = "
+      "%sfalloc(%lld);\n",
+      pfx(e), (long long)scr, pfx(e), (long long)(2 * xf));
     E(e, "    for (int i = 0; i < %d; i++, f += %lld, n += %lld) {\n", st->stash,
       (long long)(fsz + 1), (long long)(isz + 1));
     int64_t fo = 0, io = 0, go = 0;

@@ -192,13 +192,7 @@ void emit_loaders(Emit *e) {
     E(e, "static void load(const MprtData *d, void *dst, int64_t step, int micro) {\n"
          "    int64_t first = step * BATCH + (int64_t)mesh->j * (BATCH / MESH_D) + (int64_t)micro "
          "* MB;\n");
-    if (e->t->dev) { /* on the device the rows are filled in a host buffer, then uploaded at once */
-        E(e, "    size_t bytes = mprt_dtype_size(d->dtype) * (size_t)(MB * mprt_data_row(d));\n"
-             "    void *host = hstage(bytes);\n    mprt_data_rows(d, seed, first, MB, host);\n"
-             "    mprt_cu_upload(dst, host, bytes);\n}\n\n");
-        return;
-    }
-    E(e, "    mprt_data_rows(d, seed, first, MB, dst);\n}\n\n");
+    E(e, "    %sdata_rows(d, seed, first, MB, dst);\n}\n\n", pfx(e));
 }
 
 /* ───────────────────────────── main ───────────────────────────── */
@@ -305,18 +299,14 @@ static void emit_setup_rank(Emit *e) {
       " * timers. After mprt_init; free_all undoes it. */\n"
       "static void setup_rank(void) {\n"
       "    int64_t np = STAGE_PARAMS[mesh->s] + 1;\n");
-    if (e->t->dev)
-        E(e, "    dloss = (double *)mprt_cu_malloc(sizeof(double));\n"
-             "    prm = dalloc(np), grd = dalloc(np), opt1 = dalloc(np), opt2 = dalloc(np);\n");
-    else
-        E(e, "    prm = mprt_falloc(np), grd = mprt_falloc(np), opt1 = mprt_falloc(np), opt2 = "
-             "mprt_falloc(np);\n");
+    if (e->t->dev) E(e, "    dloss = (double *)mprt_cu_malloc(sizeof(double));\n");
+    E(e, "    prm = %sfalloc(np), grd = %sfalloc(np), opt1 = %sfalloc(np), opt2 = %sfalloc(np);\n",
+      pfx(e), pfx(e), pfx(e), pfx(e));
     E(e, "    switch (mesh->s) {\n");
     for (int k = 0; k < e->s->S; k++)
         E(e, "    case %d: stage%d_alloc(); break;\n", k, k);
     E(e, "    default: break;\n    }\n    mprt_params_init(&MODEL, prm, seed);\n"
-         "    t_busy = mprt_timer(\"stage.busy\"), t_idle = mprt_timer(\"stage.idle\");\n");
-    E(e, "    mprt_layer_timers(LAYERS, NUM_LAYERS, timers);\n");
+         "    mprt_layer_timers(LAYERS, NUM_LAYERS);\n");
     E(e, "}\n\n");
 }
 
@@ -351,15 +341,11 @@ void emit_main(Emit *e) {
       "/* After mprt_init: the mesh, the seed, %sthis rank's buffers and weights. */\n"
       "static void trainer_start(const MprtArgs *a) {\n",
       dev ? "the GPU, " : "");
-    if (dev)
-        E(e, "    MprtCuComm comm = MPRT_CU_COMM_AUTO;\n"
-             "    mprt_exit_if_any(a->comm && !mprt_cu_comm_parse(a->comm, &comm), \"--comm takes "
-             "nccl, mpi or auto\");\n"
-             "    mprt_cu_init(comm);\n    mprt_cu_set_tf32(a->tf32);\n    profiling = a->profile "
-             "!= NULL;\n");
+    if (dev) E(e, "    mprt_cu_trainer_up(a); /* the GPU, --comm, --tf32, --profile's syncs */\n");
     E(e, "    mesh = mprt_mesh(), seed = a->seed;\n    setup_rank();\n}\n\n");
     if (dev)
-        E(e, "static void trainer_stop(void) {\n    free_all();\n    mprt_cu_finalize();\n}\n\n");
+        E(e,
+          "static void trainer_stop(void) {\n    free_all();\n    mprt_cu_trainer_down();\n}\n\n");
     E(e,
       "/* The trainer as the runtime's run sees it (runtime/mprt_trainer.h). */\n"
       "static const MprtTrainer TRAINER = {\n"

@@ -122,18 +122,19 @@ void emit_stage_fwd(Emit *e, int s) {
             break;
         case SOP_FWD:
             source_comment(e, IR_NODE(e->g, o->node), "    ");
-            E(e, "    TIMED(timers[%d][0], %s%s_forward(a, step, n0));\n", o->node,
+            E(e, "    MPRT_TIMED(MPRT_FWD(%d), %s%s_forward(a, step, n0));\n", o->node,
               o->dst < 0 ? "loss += " : "", e->lname[o->node]);
             break;
         case SOP_COLL: emit_fwd_coll(e, o); break;
         case SOP_SEND:
-            E(e, "    fsend[micro %% %d][nfsend[micro %% %d]++] = %sisend%s(%d, %s, %lld, %d);\n",
-              st->stash, st->stash, pfx(e), e->t->sr, o->peer - s, fld(e, "a", o->src),
-              (long long)lnumel(e, o->src), tag_of(e, o->src, false));
+            E(e, "    %spipe_send(micro %% %d, %d, %s, %lld, %d);\n", pfx(e), st->stash,
+              o->peer - s, fld(e, "a", o->src), (long long)lnumel(e, o->src),
+              tag_of(e, o->src, false));
             break;
         case SOP_RECV:
-            E(e, "    IDLE(%srecv%s(%d, %s, %lld, %d));\n", pfx(e), e->t->sr, o->peer - s,
-              fld(e, "a", o->dst), (long long)lnumel(e, o->dst), tag_of(e, o->dst, false));
+            E(e, "    MPRT_TIMED(MPRT_IDLE, %srecv%s(%d, %s, %lld, %d));\n", pfx(e), e->t->sr,
+              o->peer - s, fld(e, "a", o->dst), (long long)lnumel(e, o->dst),
+              tag_of(e, o->dst, false));
             break;
         case SOP_BWD: break; /* only in backward lists */
         }
@@ -174,7 +175,9 @@ void emit_stage_bwd(Emit *e, int s) {
     E(e, "    const Stage%d *a = &act%d[micro %% %d], *d = &grad%d;\n", s, s, st->stash, s);
     E(e, "    int64_t n0 = (int64_t)mesh->j * (BATCH / MESH_D) + (int64_t)micro * MB;\n");
     E(e, "    (void)a, (void)d, (void)n0;\n");
-    E(e, "    IDLE(wait_sends(micro %% %d));\n    %sgbase, sizeof(float) * STAGE%d_GRADS);\n",
+    E(e,
+      "    MPRT_TIMED(MPRT_IDLE, mprt_pipe_wait(micro %% %d));\n    %sgbase, sizeof(float) * "
+      "STAGE%d_GRADS);\n",
       st->stash, zero(e), s);
     for (int i = 0; i < st->nbwd; i++) {
         const SchedOp *o = &st->bwd[i];
@@ -192,27 +195,28 @@ void emit_stage_bwd(Emit *e, int s) {
                   "        Stage%d part = *d;\n        part.%s = xfer;\n        %sxfer, "
                   "sizeof(float) * %lld);\n",
                   s, f, zero(e), (long long)n);
-                E(e, "        TIMED(timers[%d][1], %s_backward(a, &part, step, n0));\n", o->node,
-                  e->lname[o->node]);
+                E(e, "        MPRT_TIMED(MPRT_BWD(%d), %s_backward(a, &part, step, n0));\n",
+                  o->node, e->lname[o->node]);
                 E(e,
                   "        %sallreduce(MPRT_TENSOR, xfer, %lld);\n        %saccumulate(d->%s, "
                   "xfer, %lld);\n    }\n",
                   pfx(e), (long long)n, pfx(e), f, (long long)n);
                 i++;
             } else {
-                E(e, "    TIMED(timers[%d][1], %s_backward(a, d, step, n0));\n", o->node,
+                E(e, "    MPRT_TIMED(MPRT_BWD(%d), %s_backward(a, d, step, n0));\n", o->node,
                   e->lname[o->node]);
             }
             emit_bwd_syncs(e, st, o->node);
             break;
         case SOP_COLL: emit_bwd_coll(e, o); break;
         case SOP_SEND:
-            E(e, "    gsend[ngsend++] = %sisend%s(%d, %s, %lld, %d);\n", pfx(e), e->t->sr,
-              o->peer - s, fld(e, "d", o->src), (long long)lnumel(e, o->src),
-              tag_of(e, o->src, true));
+            E(e, "    %spipe_send(MPRT_PIPE_GRAD, %d, %s, %lld, %d);\n", pfx(e), o->peer - s,
+              fld(e, "d", o->src), (long long)lnumel(e, o->src), tag_of(e, o->src, true));
             break;
         case SOP_RECV:
-            E(e, "    IDLE(%srecv%s(%d, xfer, %lld, %d));\n    %saccumulate(%s, xfer, %lld);\n",
+            E(e,
+              "    MPRT_TIMED(MPRT_IDLE, %srecv%s(%d, xfer, %lld, %d));\n    %saccumulate(%s, "
+              "xfer, %lld);\n",
               pfx(e), e->t->sr, o->peer - s, (long long)lnumel(e, o->dst), tag_of(e, o->dst, true),
               pfx(e), fld(e, "d", o->dst), (long long)lnumel(e, o->dst));
             break;
@@ -233,32 +237,7 @@ void emit_orders(Emit *e) {
             E(e, "%s%d", i ? ", " : "", st->order[i].micro * 2 + st->order[i].bwd);
         E(e, "};\n");
     }
-    int maxstash = 1, maxsend = 1;
-    for (int s = 0; s < e->s->S; s++) {
-        const SchedStage *st = &e->s->stages[s];
-        int ns = 0, nb = 0;
-        if (st->stash > maxstash) maxstash = st->stash;
-        for (int i = 0; i < st->nfwd; i++)
-            ns += st->fwd[i].kind == SOP_SEND;
-        for (int i = 0; i < st->nbwd; i++)
-            nb += st->bwd[i].kind == SOP_SEND;
-        if (ns > maxsend) maxsend = ns;
-        if (nb > maxsend) maxsend = nb;
-    }
-    E(e,
-      "\n/* Sends are posted without blocking and completed before their buffer is reused, so no\n"
-      " * rank waits on a send while its neighbour waits on it (docs/codegen.md)%s */\n",
-      e->t->dev ? "; they are staged\n * through host memory over MPI, as in the C trainer "
-                  "(docs/cuda.md)."
-                : ".");
-    E(e, "static %s *fsend[%d][%d], *gsend[%d];\nstatic int nfsend[%d], ngsend;\n", e->t->req,
-      maxstash, maxsend, maxsend, maxstash);
-    E(e,
-      "static void wait_sends(int slot) {\n"
-      "    for (int i = 0; i < nfsend[slot]; i++) %swait%s(fsend[slot][i]);\n    nfsend[slot] = "
-      "0;\n"
-      "    for (int i = 0; i < ngsend; i++) %swait%s(gsend[i]);\n    ngsend = 0;\n}\n\n",
-      pfx(e), e->t->sr, pfx(e), e->t->sr);
+    E(e, "\n");
 }
 
 /* ───────────────────────────── the step ───────────────────────────── */
@@ -290,29 +269,23 @@ static void emit_grad_sync(Emit *e) {
 /* The optimizer, then the step's loss: on the device read from dloss, the step's one sync. */
 static void emit_optimizer(Emit *e) {
     OptKind opt = e->g->train.opt;
-    const char *sync = e->t->dev ? "    if (profiling) mprt_cu_sync();\n" : "";
-    E(e,
-      "    int64_t n = STAGE_PARAMS[mesh->s];\n    int t_opt = mprt_timer(\"optimizer\");\n"
-      "%s    mprt_timer_start(t_opt);\n",
-      sync);
+    E(e, "    int64_t n = STAGE_PARAMS[mesh->s];\n");
     if (opt == OPT_SGD)
         E(e,
-          "    %ssgd_step(prm, MOMENTUM != 0.0f ? opt1 : NULL, grd, n, LR, MOMENTUM, "
-          "WEIGHT_DECAY);\n",
+          "    MPRT_TIMED(MPRT_OPTIMIZER, %ssgd_step(prm, MOMENTUM != 0.0f ? opt1 : NULL, grd, n, "
+          "LR, MOMENTUM, WEIGHT_DECAY));\n",
           pfx(e));
     else
         E(e,
-          "    %s%s_step(prm, opt1, opt2, grd, n, LR, BETA1, BETA2, EPS, WEIGHT_DECAY, step + "
-          "1);\n",
+          "    MPRT_TIMED(MPRT_OPTIMIZER, %s%s_step(prm, opt1, opt2, grd, n, LR, BETA1, BETA2, "
+          "EPS, WEIGHT_DECAY, step + 1));\n",
           pfx(e), opt_name(opt));
-    E(e, "%s    mprt_timer_stop(t_opt);\n", sync);
     if (e->t->dev)
         E(e, "    double dev = 0;\n    mprt_cu_download(&dev, dloss, sizeof dev); /* waits for the "
              "step */\n"
              "    loss += dev;\n    mprt_cu_stats_flush();\n");
-    E(e, "    IDLE(mprt_metric_sum(MPRT_WORLD, &loss, 1));\n"
-         "    mprt_timer_add(t_busy, mprt_now() - t0 - (mprt_timer_seconds(t_idle) - idle0));\n"
-         "    return loss;\n}\n\n");
+    E(e, "    MPRT_TIMED(MPRT_IDLE, mprt_metric_sum(MPRT_WORLD, &loss, 1));\n"
+         "    mprt_busy_stop();\n    return loss;\n}\n\n");
 }
 
 void emit_step(Emit *e) {
@@ -321,8 +294,8 @@ void emit_step(Emit *e) {
       "/* One training step: the stage's micro-batches in 1F1B order, the gradient all-reduce of\n"
       " * every parameter over the ranks that hold the same shard, then the optimizer. Returns\n"
       " * the step's loss, summed over ranks (a metric, not counted as plan traffic). */\n");
-    E(e, "static double train_step(int64_t step) {\n    double loss = 0;\n"
-         "    double t0 = mprt_now(), idle0 = mprt_timer_seconds(t_idle);\n");
+    E(e,
+      "static double train_step(int64_t step) {\n    double loss = 0;\n    mprt_busy_start();\n");
     E(e, "    %sgrd, sizeof(float) * (size_t)STAGE_PARAMS[mesh->s]);\n", zero(e));
     if (e->t->dev) E(e, "    mprt_cu_memset0(dloss, sizeof(double));\n");
     E(e, "    switch (mesh->s) {\n");
@@ -336,8 +309,7 @@ void emit_step(Emit *e) {
           k, k, k);
     }
     E(e, "    default: break;\n    }\n");
-    E(e, "    for (int slot = 0; slot < (int)(sizeof nfsend / sizeof nfsend[0]); slot++) "
-         "IDLE(wait_sends(slot));\n");
+    E(e, "    MPRT_TIMED(MPRT_IDLE, mprt_pipe_wait_all());\n");
     emit_grad_sync(e);
     emit_optimizer(e);
 }

@@ -150,20 +150,6 @@ void mprt_check_bytes(const MprtTrainer *t, int64_t steps) {
                off[1], (long long)steps, (long long)got, (long long)total);
 }
 
-void mprt_layer_timers(const MprtLayer *layers, int n, int (*timers)[2]) {
-    for (int i = 0; i < n; i++) {
-        if (layers[i].stage != mprt_mesh()->s) continue;
-        size_t len = strlen(layers[i].name) + 8;
-        char *name = malloc(len);
-        if (!name) mprt_fatal("out of memory");
-        snprintf(name, len, "fwd.%s", layers[i].name);
-        timers[i][0] = mprt_timer(name);
-        snprintf(name, len, "bwd.%s", layers[i].name);
-        timers[i][1] = mprt_timer(name);
-        free(name);
-    }
-}
-
 static void save(const MprtTrainer *t, const char *path, int64_t step) {
     MprtArenas arena = {*t->arena[0], *t->arena[1], *t->arena[2]};
     MprtErr err = {{0}};

@@ -234,6 +234,27 @@ MprtCuReq *mprt_cu_isend_staged(int dir, const float *buf, int64_t count, int ta
 void mprt_cu_recv_staged(int dir, float *buf, int64_t count, int tag);
 void mprt_cu_wait_staged(MprtCuReq *req);
 
+/* ─────────────────────────────── the trainer's device side (cu_trainer.c)
+ * ─────────────────────────────── What every generated CUDA trainer does the same way; the types
+ * are mprt_trainer.h's. */
+struct MprtArgs;
+struct MprtData;
+/* After mprt_init: picks and initialises the GPU (--comm, mprt_cu_init), sets --tf32, and
+ * with --profile makes the trainer's timed calls wait for the device (mprt_timed_device). */
+void mprt_cu_trainer_up(const struct MprtArgs *a);
+/* After the trainer freed its buffers: frees the upload buffer and brings the GPU down. */
+void mprt_cu_trainer_down(void);
+/* n zeroed floats, int32s of device memory. */
+float *mprt_cu_falloc(int64_t n);
+int32_t *mprt_cu_ialloc(int64_t n);
+/* mprt_data_rows into device memory: the rows are filled in a reusable host buffer, then
+ * uploaded at once. */
+void mprt_cu_data_rows(const struct MprtData *d, uint64_t seed, int64_t first, int64_t n,
+                       void *dst);
+/* mprt_pipe_send staged through host memory (mprt_cu_isend_staged), completed by the CPU
+ * runtime's mprt_pipe_wait and mprt_pipe_wait_all. */
+void mprt_cu_pipe_send(int slot, int dir, const float *buf, int64_t count, int tag);
+
 /* Collective timing comes from CUDA events on the communication stream; this waits for the
  * collectives issued since the last flush and adds their bytes and seconds to the CPU
  * runtime's counters (mprt_stats_add). Call before printing progress or a profile. */

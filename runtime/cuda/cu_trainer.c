@@ -1,0 +1,63 @@
+/*
+ * cu_trainer.c: what every generated CUDA trainer does the same way on the device, whatever
+ * the model (mprt_cuda.h, "the trainer's device side"; docs/cuda.md): bringing the GPU up
+ * from the trainer's flags and down again, zeroed device buffers, uploading a micro-batch of
+ * inputs through a reusable host buffer, and pipeline sends staged through host memory and
+ * tracked by the CPU runtime's send tracker (mprt_pipe_track), so the C and CUDA trainers
+ * wait for their sends alike.
+ */
+#include "mprt_cuda.h"
+#include "mprt_trainer.h"
+
+#include <stdlib.h>
+
+/* The host buffer uploads of input batches go through, grown as needed. */
+static struct {
+    void *buf;
+    size_t cap;
+} stage;
+
+void mprt_cu_trainer_up(const MprtArgs *a) {
+    MprtCuComm comm = MPRT_CU_COMM_AUTO;
+    mprt_exit_if_any(a->comm && !mprt_cu_comm_parse(a->comm, &comm),
+                     "--comm takes nccl, mpi or auto");
+    mprt_cu_init(comm);
+    mprt_cu_set_tf32(a->tf32);
+    mprt_timed_device(mprt_cu_sync, a->profile != NULL);
+}
+
+void mprt_cu_trainer_down(void) {
+    free(stage.buf);
+    stage.buf = NULL, stage.cap = 0;
+    mprt_cu_finalize();
+}
+
+float *mprt_cu_falloc(int64_t n) {
+    float *p = (float *)mprt_cu_malloc(sizeof(float) * (size_t)n);
+    mprt_cu_memset0(p, sizeof(float) * (size_t)n);
+    return p;
+}
+
+int32_t *mprt_cu_ialloc(int64_t n) {
+    int32_t *p = (int32_t *)mprt_cu_malloc(sizeof(int32_t) * (size_t)n);
+    mprt_cu_memset0(p, sizeof(int32_t) * (size_t)n);
+    return p;
+}
+
+void mprt_cu_data_rows(const MprtData *d, uint64_t seed, int64_t first, int64_t n, void *dst) {
+    size_t bytes = mprt_dtype_size(d->dtype) * (size_t)(n * mprt_data_row(d));
+    if (bytes > stage.cap) {
+        free(stage.buf);
+        stage.buf = malloc(bytes);
+        if (!stage.buf) mprt_fatal("out of memory (%zu bytes)", bytes);
+        stage.cap = bytes;
+    }
+    mprt_data_rows(d, seed, first, n, stage.buf);
+    mprt_cu_upload(dst, stage.buf, bytes);
+}
+
+static void wait_staged(void *req) { mprt_cu_wait_staged((MprtCuReq *)req); }
+
+void mprt_cu_pipe_send(int slot, int dir, const float *buf, int64_t count, int tag) {
+    mprt_pipe_track(slot, mprt_cu_isend_staged(dir, buf, count, tag), wait_staged);
+}
