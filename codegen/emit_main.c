@@ -250,10 +250,15 @@ void emit_summary(Emit *e) {
         }
         free(text);
     }
-    E(e,
-      "    \"plan: %d stage(s) x %d replica(s) x %d tensor rank(s), %d micro-batch(es) of %lld "
-      "samples, batch %lld\\n\"\n",
-      s->S, s->d, s->t, s->m, (long long)s->micro, (long long)s->batch);
+    char b[5][48]; /* the report's words and × (docs/report.md), octal-escaped in the C */
+    E(e, "    ");
+    put_c_string(
+        e,
+        arena_printf(e->a, "plan: S=%s × d=%s × t=%s, %s of %s, batch %lld\n",
+                     units_n(b[0], 48, s->S, "stage"), units_n(b[1], 48, s->d, "replica"),
+                     units_n(b[2], 48, s->t, "tensor rank"), units_n(b[3], 48, s->m, "micro-batch"),
+                     units_n(b[4], 48, (long long)s->micro, "sample"), (long long)s->batch));
+    E(e, "\n");
     for (int i = 0; i < IR_NNODES(e->g); i++) {
         const IrNode *n = IR_NODE(e->g, i);
         const PlanNode *pn = &e->g->plan->nodes[i];

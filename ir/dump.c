@@ -59,15 +59,9 @@ static char *fmt_human(Arena *a, int64_t v) {
     return arena_printf(a, f, x, units[u]);
 }
 
-static const char *base_name(const char *path) {
-    if (!path) return "";
-    const char *s = strrchr(path, '/');
-    return s ? s + 1 : path;
-}
-
 static char *fmt_loc(Arena *a, SrcLoc l) {
     if (l.line <= 0) return "-";
-    return arena_printf(a, "%s:%d:%d", base_name(l.file), l.line, l.col);
+    return arena_printf(a, "%s:%d:%d", l.file ? l.file : "", l.line, l.col);
 }
 
 static char *fmt_shape(Arena *a, DType t, const Shape *s) {
@@ -240,7 +234,7 @@ static void dump_totals(const IrGraph *g, FILE *out) {
 }
 
 void ir_dump(const IrGraph *g, FILE *out) {
-    fprintf(out, "model %s (%s)\n", g->name ? g->name : "?", base_name(g->file));
+    fprintf(out, "model %s (%s)\n", g->name ? g->name : "?", g->file ? g->file : "?");
     dump_inputs(g, out);
     dump_nodes(g, out);
     dump_params(g, out);

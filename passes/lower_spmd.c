@@ -419,7 +419,7 @@ static bool check_mesh(Lower *L) {
     if (L->g->train.batch % ((int64_t)p->d * p->m) != 0) {
         ice(L, -1,
             arena_printf(L->g->arena,
-                         "batch %lld does not divide into %d replicas x %d micro-batches",
+                         "batch %lld does not divide into %d replicas × %d micro-batches",
                          (long long)L->g->train.batch, p->d, p->m));
         return false;
     }
@@ -554,12 +554,13 @@ static void print_stage(const IrGraph *g, const Schedule *s, int k, FILE *out) {
 void pass_schedule_print(const IrGraph *g, FILE *out) {
     const Schedule *s = g->sched;
     if (!s) return;
-    fprintf(out, "schedule %s: mesh %d stage%s x %d replica%s x %d tensor rank%s = %d ranks\n",
-            g->name, s->S, s->S == 1 ? "" : "s", s->d, s->d == 1 ? "" : "s", s->t,
-            s->t == 1 ? "" : "s", s->S * s->d * s->t);
-    fprintf(out, "batch %lld = %d replica%s x %d micro-batch%s x %lld samples\n",
-            (long long)s->batch, s->d, s->d == 1 ? "" : "s", s->m, s->m == 1 ? "" : "es",
-            (long long)s->micro);
+    char b[5][48];
+    fprintf(out, "schedule %s (%s): mesh S=%s × d=%s × t=%s = %s\n", g->name, g->file,
+            units_n(b[0], 48, s->S, "stage"), units_n(b[1], 48, s->d, "data replica"),
+            units_n(b[2], 48, s->t, "tensor rank"), units_n(b[3], 48, s->S * s->d * s->t, "rank"));
+    fprintf(out, "batch %lld = %s × %s × %s\n", (long long)s->batch,
+            units_n(b[0], 48, s->d, "replica"), units_n(b[1], 48, s->m, "micro-batch"),
+            units_n(b[2], 48, (long long)s->micro, "sample"));
     for (int k = 0; k < s->S; k++)
         print_stage(g, s, k, out);
     fprintf(out, "busiest device: %lld B per step (the plan predicts %lld B)\n",

@@ -244,14 +244,15 @@ bool pass_report(IrGraph *g, Diag *d);
 /* What pass_report checked, fact by fact (mpcc --dump-after=report). */
 void pass_plan_check_dump(const IrGraph *g, FILE *out);
 
-/* Quantities written for people (passes/units.c), decimal units, into buf (n bytes), which
- * is returned. Tables: three significant digits ("262 KB", "1.05 ms", "3.21 M"); sentences
- * of the search: one decimal ("262.1 KB"). */
+/* Quantities written for people (passes/units.c), decimal units, three significant digits
+ * ("262 KB", "1.05 ms", "3.21 M"), into buf (n bytes), which is returned; the same in the
+ * report's tables and the search's sentences. */
 const char *units_bytes(char *buf, size_t n, int64_t b);
-const char *units_bytes_1dp(char *buf, size_t n, int64_t b);
 const char *units_time(char *buf, size_t n, double s);
 const char *units_count(char *buf, size_t n, double c, const char *unit); /* unit: "", "FLOP" */
 const char *units_pct(char *buf, size_t n, double part, double whole);
+/* A count and its noun in the right number: "1 device", "8 devices", "4 micro-batches". */
+const char *units_n(char *buf, size_t n, long long count, const char *noun);
 
 /* ═══════════════ the SPMD schedule (passes/lower_spmd.c; owned by codegen) ═══════════════
  *

@@ -57,14 +57,14 @@ static const char *pure_state(bool valid, const PlanTotals *t) {
 
 void pass_plan_check_dump(const IrGraph *g, FILE *out) {
     const Plan *p = g->plan;
-    const char *file = g->file ? g->file : "?", *slash = strrchr(file, '/');
-    if (slash) file = slash + 1;
+    const char *file = g->file ? g->file : "?"; /* as given, like every output */
     const char *bad = plan_check(g);
     fprintf(out, "report %s (%s): %s\n", g->name ? g->name : "?", file,
             bad ? bad : "the plan keeps the search's contract");
     if (bad) return;
-    fprintf(out, "  mesh S=%d d=%d t=%d = %lld devices, m=%d\n", p->S, p->d, p->t,
-            (long long)g->cluster.devices, p->m);
+    char b[48];
+    fprintf(out, "  mesh S=%d × d=%d × t=%d = %s, m=%d\n", p->S, p->d, p->t,
+            units_n(b, sizeof b, (long long)g->cluster.devices, "device"), p->m);
     for (int s = 0; s < p->S; s++)
         fprintf(out, "  stage %d: layers %d..%d (%s .. %s)\n", s, p->stages[s].first_node,
                 p->stages[s].last_node, IR_NODE(g, p->stages[s].first_node)->name,

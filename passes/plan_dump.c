@@ -89,14 +89,13 @@ static void dump_cuts(const IrGraph *g, FILE *out) {
 
 void pass_plan_dump(const IrGraph *g, FILE *out) {
     const Plan *p = g->plan;
-    const char *file = g->file ? g->file : "?", *slash = strrchr(file, '/');
-    if (slash) file = slash + 1;
+    const char *file = g->file ? g->file : "?"; /* as given, like every output */
     if (!p) {
         fprintf(out, "plan %s (%s): none\n", g->name ? g->name : "?", file);
         return;
     }
-    fprintf(out, "plan %s (%s): mesh S=%d d=%d t=%d, m=%d\n", g->name ? g->name : "?", file, p->S,
-            p->d, p->t, p->m);
+    fprintf(out, "plan %s (%s): mesh S=%d × d=%d × t=%d, m=%d\n", g->name ? g->name : "?", file,
+            p->S, p->d, p->t, p->m);
     int w[3];
     widths(g, w);
     for (int s = 0; s < p->S; s++) {

@@ -112,17 +112,17 @@ static const char *node_reason(const Search *s, const Cand *c, Plan *plan, int p
         return arena_printf(A,
                             "data: all-reduces %s of weight gradients instead of moving %s of "
                             "activations for %s",
-                            units_bytes_1dp(b1, sizeof b1, me->grad_bytes),
-                            units_bytes_1dp(b2, sizeof b2, ot->comm_bytes - ot->grad_bytes),
+                            units_bytes(b1, sizeof b1, me->grad_bytes),
+                            units_bytes(b2, sizeof b2, ot->comm_bytes - ot->grad_bytes),
                             plan_strategy_name((Strategy)other));
     if (other == STRAT_DATA)
         return arena_printf(A, "%s: moves %s of activations instead of %s of weight gradients",
                             plan_strategy_name(pn->strat),
-                            units_bytes_1dp(b1, sizeof b1, me->comm_bytes - me->grad_bytes),
-                            units_bytes_1dp(b2, sizeof b2, ot->grad_bytes));
+                            units_bytes(b1, sizeof b1, me->comm_bytes - me->grad_bytes),
+                            units_bytes(b2, sizeof b2, ot->grad_bytes));
     return arena_printf(A, "%s: moves %s per step against %s for %s", plan_strategy_name(pn->strat),
-                        units_bytes_1dp(b1, sizeof b1, me->comm_bytes),
-                        units_bytes_1dp(b2, sizeof b2, ot->comm_bytes),
+                        units_bytes(b1, sizeof b1, me->comm_bytes),
+                        units_bytes(b2, sizeof b2, ot->comm_bytes),
                         plan_strategy_name((Strategy)other));
 }
 
@@ -270,9 +270,9 @@ void search_explain_memory(Search *s, const Best *b) {
         s->diag, n->loc,
         "no plan fits in %s per device: the smallest found needs %s on each device of stage %d "
         "(mesh %d×%d×%d, %d micro-batch%s), and '%s' takes %s of it",
-        units_bytes_1dp(b1, sizeof b1, (int64_t)s->g->cluster.memory),
-        units_bytes_1dp(b2, sizeof b2, p->stages[worst].mem_bytes), worst, p->S, p->d, p->t, p->m,
-        p->m == 1 ? "" : "es", n->name, units_bytes_1dp(b3, sizeof b3, p->nodes[dom].mem_bytes));
+        units_bytes(b1, sizeof b1, (int64_t)s->g->cluster.memory),
+        units_bytes(b2, sizeof b2, p->stages[worst].mem_bytes), worst, p->S, p->d, p->t, p->m,
+        p->m == 1 ? "" : "es", n->name, units_bytes(b3, sizeof b3, p->nodes[dom].mem_bytes));
 }
 
 bool search_check_inputs(Search *s) {

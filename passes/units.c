@@ -4,17 +4,17 @@
  * planner's error messages. One file, so every message that quotes a size or a time agrees
  * on its units.
  *
- * Units are decimal (1 KB = 1000 bytes), as the cost model quotes them. Two precisions are
- * named: the report's tables use three significant digits with the prefix rescaled up to EB
- * (units_bytes: "262 KB", "1.05 GB"), and the sentences of the search ("why" and memory
- * errors) use one decimal up to GB (units_bytes_1dp: "262.1 KB"). They are kept apart
- * because the golden reports pin both renderings; unifying them is an output change.
+ * Units are decimal (1 KB = 1000 bytes), as the cost model quotes them, with three
+ * significant digits and the prefix rescaled up to EB ("262 KB", "1.05 GB", "40.1 µs"),
+ * in tables and sentences alike, so a size quoted in a reason reads as in the table beside
+ * it. Counts of things take the noun in the right number (units_n: "1 device", "8 devices").
  * Every function writes into the caller's buffer (truncating, never overflowing) and
  * returns it; nothing here depends on the locale beyond printf's "C" default.
  */
 #include "passes.h"
 
 #include <math.h>
+#include <string.h>
 
 /* ───────────────────────────── significant digits (tables) ───────────────────────────── */
 
@@ -55,7 +55,7 @@ const char *units_bytes(char *buf, size_t n, int64_t b) {
 const char *units_time(char *buf, size_t n, double s) {
     if (!isfinite(s))
         snprintf(buf, n, "%s", "inf");
-    else if (s == 0)
+    else if (fabs(s) < 5e-12) /* would print as 0.00 ns */
         snprintf(buf, n, "0 s");
     else if (s < 1e-6)
         fmt_sig3(buf, n, s * 1e9, "ns");
@@ -90,17 +90,15 @@ const char *units_pct(char *buf, size_t n, double part, double whole) {
     return buf;
 }
 
-/* ───────────────────────────── one decimal (sentences) ───────────────────────────── */
+/* ───────────────────────────── counts of things ───────────────────────────── */
 
-const char *units_bytes_1dp(char *buf, size_t n, int64_t b) {
-    double x = (double)b;
-    if (x >= 1e9)
-        snprintf(buf, n, "%.1f GB", x / 1e9);
-    else if (x >= 1e6)
-        snprintf(buf, n, "%.1f MB", x / 1e6);
-    else if (x >= 1e3)
-        snprintf(buf, n, "%.1f KB", x / 1e3);
-    else
-        snprintf(buf, n, "%lld B", (long long)b);
+/* "1 device", "8 devices", "2 micro-batches": the noun's plural adds "es" after s, x, ch
+ * and sh, else "s". */
+const char *units_n(char *buf, size_t n, long long count, const char *noun) {
+    size_t len = strlen(noun);
+    const char *end = len >= 2 ? noun + len - 2 : noun;
+    bool es = len && (noun[len - 1] == 's' || noun[len - 1] == 'x' || !strcmp(end, "ch") ||
+                      !strcmp(end, "sh"));
+    snprintf(buf, n, "%lld %s%s", count, noun, count == 1 ? "" : es ? "es" : "s");
     return buf;
 }

@@ -224,11 +224,12 @@ static void layer_row(const IrGraph *g, int i, FILE *out) {
 }
 
 static void html_layers(const IrGraph *g, FILE *out) {
+    char n[48];
     fprintf(out,
-            "<h2>Layers</h2>\n<p>%d layers. Each alternative shows the bytes a device moves per "
+            "<h2>Layers</h2>\n<p>%s. Each alternative shows the bytes a device moves per "
             "step (blue bar) and the time per step (orange bar), scaled to the row's largest; "
             "★ and the yellow box mark the choice. Click a heading to sort.</p>\n",
-            IR_NNODES(g));
+            units_n(n, sizeof n, IR_NNODES(g), "layer"));
     fputs("<div class=\"scroll\"><table class=\"sortable layers\"><thead><tr><th>#</th>"
           "<th>layer</th><th>op</th><th>stage</th><th>params</th><th>FLOPs</th>",
           out);

@@ -18,6 +18,8 @@
 #define REPORT_COLLAPSE_LAYERS 100
 #define REPORT_MIN_REPEATS 3
 #define REPORT_MAX_PERIOD 64
+/* The widest line the text report prints (docs/report.md): a wide terminal's. */
+#define REPORT_WIDTH 160
 
 /* A table of strings printed with aligned columns. `align` has one letter per column:
  * 'l' left, 'r' right. Cells live in the table's arena. */

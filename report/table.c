@@ -4,6 +4,9 @@
  * A table is a list of string cells in an arena, printed with columns padded by display
  * width (one column per UTF-8 code point, so "µs" or "×" do not skew a column), two spaces
  * apart, indented two spaces; the last column is never padded, so no line ends in spaces.
+ * No line is wider than REPORT_WIDTH columns when it can be helped: a row's last column (a
+ * sentence) and a note line wrap at spaces onto lines indented under where they started;
+ * only a single cell wider than the limit (a very long layer name) goes past it.
  * Long models stay readable: a run of identical blocks of rows (compared as printed, except
  * the identity columns the caller names) is printed once and then as one line that says
  * what it stands for. Output depends on the cells only.
@@ -65,19 +68,67 @@ static bool table_is_note(const Table *t, size_t row) {
     return row > 0 && t->ncols > 1 && table_cell(t, row, 1) == NULL;
 }
 
+/* Display width of the first `bytes` bytes of s. */
+static size_t width_n(const char *s, size_t bytes) {
+    size_t w = 0;
+    for (size_t i = 0; i < bytes; i++)
+        if (((unsigned char)s[i] & 0xC0) != 0x80) w++;
+    return w;
+}
+
+/* Prints text s, whose first character lands at column `col`, breaking at spaces so that no
+ * line passes REPORT_WIDTH; continuation lines start at column `indent` (unless that leaves
+ * under 24 columns: then s stays on one line). A word wider than the room left is not
+ * broken. Ends the line. */
+static void put_wrapped(FILE *out, const char *s, size_t col, size_t indent) {
+    if (indent + 24 > REPORT_WIDTH) { /* no room to wrap into: one long line */
+        fprintf(out, "%s\n", s);
+        return;
+    }
+    for (bool first = true; *s; first = false) {
+        if (!first) {
+            while (*s == ' ')
+                s++;
+            fputc('\n', out);
+            put_pad(out, indent);
+            col = indent;
+        }
+        size_t len = strlen(s), cut = len;
+        if (col + table_text_width(s) > REPORT_WIDTH) {
+            size_t room = REPORT_WIDTH - (col < REPORT_WIDTH ? col : REPORT_WIDTH), best = 0;
+            for (size_t i = 1; i < len; i++)
+                if (s[i] == ' ' && width_n(s, i) <= room) best = i;
+            if (best)
+                cut = best;
+            else /* no space fits: cut after the first word */
+                for (cut = 1; cut < len && s[cut] != ' '; cut++) {
+                }
+        }
+        fwrite(s, 1, cut, out);
+        s += cut;
+    }
+    fputc('\n', out);
+}
+
 static void table_print_row(const Table *t, const size_t *w, size_t r, FILE *out) {
     int end = t->ncols; /* trailing empty cells print nothing */
     while (end > 1 && !table_cell(t, r, end - 1)[0])
         end--;
     fputs("  ", out);
+    size_t col = 2;
     for (int c = 0; c < end; c++) {
         const char *s = table_cell(t, r, c);
         size_t pad = w[c] - table_text_width(s);
         bool last = c + 1 == end;
-        if (c) fputs("  ", out);
+        if (c) fputs("  ", out), col += 2;
+        if (last && t->align[c] != 'r') {
+            put_wrapped(out, s, col, col);
+            return;
+        }
         if (t->align[c] == 'r') put_pad(out, pad);
         fputs(s, out);
         if (t->align[c] != 'r' && !last) put_pad(out, pad);
+        col += w[c];
     }
     fputc('\n', out);
 }
@@ -156,9 +207,12 @@ void table_print(const Table *t, FILE *out) {
             if (cw > w[c]) w[c] = cw;
         }
     for (size_t r = r0; r < rows; r++) {
-        if (table_is_note(t, r))
-            fprintf(out, "  %s\n", table_cell(t, r, 0));
-        else
+        if (table_is_note(t, r)) {
+            const char *note = table_cell(t, r, 0);
+            size_t lead = strspn(note, " "), word = strcspn(note + lead, " ");
+            fputs("  ", out); /* continuation lines start under the note's second word */
+            put_wrapped(out, note, 2, 2 + lead + width_n(note + lead, word) + 1);
+        } else
             table_print_row(t, w, r, out);
     }
 }

@@ -29,9 +29,11 @@ static void text_header(const IrGraph *g, FILE *out) {
     char b[6][48];
     int64_t P = report_total_params(g);
     fprintf(out, "mpcc partition report (format 1)\n\n");
-    fprintf(out, "model       %s (%s): %d layers, %s parameters\n", g->name, g->file, IR_NNODES(g),
+    fprintf(out, "model       %s (%s): %s, %s parameters\n", g->name, g->file,
+            units_n(b[1], sizeof b[1], IR_NNODES(g), "layer"),
             units_count(b[0], sizeof b[0], (double)P, ""));
-    fprintf(out, "cluster     %lld devices, %lld per node, preset %s\n", (long long)c->devices,
+    fprintf(out, "cluster     %s, %lld per node, preset %s\n",
+            units_n(b[0], sizeof b[0], (long long)c->devices, "device"),
             (long long)c->devices_per_node, c->preset ? c->preset : "(none)");
     fprintf(out, "device      %s/s, %s memory; intra-node %s/s + %s, inter-node %s/s + %s\n",
             units_count(b[0], sizeof b[0], c->flops, "FLOP"),
@@ -47,13 +49,14 @@ static void text_header(const IrGraph *g, FILE *out) {
 static void text_mesh(const IrGraph *g, FILE *out) {
     const Plan *p = report_plan(g);
     int64_t B = g->train.batch, per = (int64_t)p->d * p->m;
-    fprintf(out, "mesh        S=%d stage%s × d=%d data replica%s × t=%d tensor rank%s\n", p->S,
-            p->S == 1 ? "" : "s", p->d, p->d == 1 ? "" : "s", p->t, p->t == 1 ? "" : "s");
+    char b[4][48];
+    fprintf(out, "mesh        S=%s × d=%s × t=%s\n", units_n(b[0], 48, p->S, "stage"),
+            units_n(b[1], 48, p->d, "data replica"), units_n(b[2], 48, p->t, "tensor rank"));
     if (per > 0 && B % per == 0)
-        fprintf(out, "micro       %d micro-batch%s of %lld samples per replica\n", p->m,
-                p->m == 1 ? "" : "es", (long long)(B / per));
+        fprintf(out, "micro       %s of %s per replica\n", units_n(b[0], 48, p->m, "micro-batch"),
+                units_n(b[1], 48, (long long)(B / per), "sample"));
     else
-        fprintf(out, "micro       %d micro-batch%s\n", p->m, p->m == 1 ? "" : "es");
+        fprintf(out, "micro       %s\n", units_n(b[0], 48, p->m, "micro-batch"));
 }
 
 static void step_row(Table *t, const char *what, double v, double step, const char *note) {
@@ -133,11 +136,12 @@ static void alt_cell(Table *t, const IrNode *n, const PlanNode *pn, Strategy s) 
     table_add(t, "%s", cell);
 }
 
+/* A layer's facts: where it is, what it computes, its stage and layouts. */
 static void text_layer_row(Table *t, const IrGraph *g, int i) {
     const IrNode *n = IR_NODE(g, i);
     const PlanNode *pn = &report_plan(g)->nodes[i];
     const IrValue *ov = IR_VALUE(g, n->output);
-    char b[3][160];
+    char b[2][160];
     table_add(t, "%d", i);
     table_add(t, "%s", n->name);
     table_add(t, "%d:%d", n->loc.line, n->loc.col);
@@ -146,16 +150,25 @@ static void text_layer_row(Table *t, const IrGraph *g, int i) {
     table_add(t, "%s", n->param_count ? units_count(b[0], 48, (double)n->param_count, "") : "-");
     table_add(t, "%s", units_count(b[0], 48, (double)report_node_flops(n), ""));
     table_add(t, "%d", pn->stage);
-    for (int s = 0; s < STRAT__COUNT; s++)
-        alt_cell(t, n, pn, (Strategy)s);
     size_t k = 0;
     for (int j = 0; j < n->ninputs; j++)
         k += (size_t)snprintf(b[1] + k, sizeof b[1] - k, "%s%s", j ? "," : "",
                               plan_layout_name(pn->in_layout[j]));
     table_add(t, "%s→%s", b[1], plan_layout_name(pn->out_layout));
+}
+
+/* A layer's choice: every alternative's cost, the choice, then the reason on a line below. */
+static void text_choice_row(Table *t, const IrGraph *g, int i) {
+    const IrNode *n = IR_NODE(g, i);
+    const PlanNode *pn = &report_plan(g)->nodes[i];
+    char why[512];
+    table_add(t, "%d", i);
+    table_add(t, "%s", n->name);
+    for (int s = 0; s < STRAT__COUNT; s++)
+        alt_cell(t, n, pn, (Strategy)s);
     table_add(t, "%s%s", report_has_choice(n) ? plan_strategy_name(pn->strat) : "-",
               pn->forced ? " (forced)" : "");
-    table_add(t, "%s", report_layer_reason(g, i, b[2], sizeof b[2]));
+    table_note(t, arena_printf(t->a, "      why: %s", report_layer_reason(g, i, why, sizeof why)));
 }
 
 /* Two layers are identical when everything in their row but name, position and stage is
@@ -185,7 +198,7 @@ static bool layer_same(const IrGraph *g, int a, int b) {
 
 static bool layer_same_fn(const void *ctx, int a, int b) { return layer_same(ctx, a, b); }
 
-static void layers_note(Table *t, const IrGraph *g, int first, int period, int reps) {
+static void layers_note(Table *t, Table *c, const IrGraph *g, int first, int period, int reps) {
     int from = first + period, to = first + reps * period - 1;
     int smin = report_plan(g)->nodes[from].stage, smax = report_plan(g)->nodes[to].stage;
     char stages[48], note[512];
@@ -199,26 +212,34 @@ static void layers_note(Table *t, const IrGraph *g, int first, int period, int r
              from, to, IR_NODE(g, from)->name, IR_NODE(g, to)->name, reps - 1, first,
              first + period - 1, stages);
     table_note(t, note);
+    table_note(c, note);
 }
 
+/* Two tables, so that each line fits REPORT_WIDTH: the layers (what each computes, where,
+ * in which layouts) and their choices (each alternative's cost, the choice, the reason). */
 static void text_layers(const IrGraph *g, FILE *out, Arena *a) {
-    static const char *const head[] = {"#",           "layer",     "at",     "op",   "output",
-                                       "params",      "FLOPs f+b", "stage",  "data", "tensor(col)",
-                                       "tensor(row)", "layout",    "choice", "why"};
-    Table t;
-    table_init(&t, a, "rllllrrrllllll", head);
+    static const char *const lh[] = {"#",      "layer",     "at",    "op",    "output",
+                                     "params", "FLOPs f+b", "stage", "layout"};
+    static const char *const ch[] = {"#", "layer", "data", "tensor(col)", "tensor(row)", "choice"};
+    Table t, c;
+    table_init(&t, a, "rllllrrrl", lh);
+    table_init(&c, a, "rlllll", ch);
     bool collapse = IR_NNODES(g) > REPORT_COLLAPSE_LAYERS;
     for (int i = 0; i < IR_NNODES(g);) {
         int period = 1,
             reps = collapse ? table_repeat_run(layer_same_fn, g, IR_NNODES(g), i, &period) : 1;
-        for (int k = 0; k < period; k++)
+        for (int k = 0; k < period; k++) {
             text_layer_row(&t, g, i + k);
-        if (reps > 1) layers_note(&t, g, i, period, reps);
+            text_choice_row(&c, g, i + k);
+        }
+        if (reps > 1) layers_note(&t, &c, g, i, period, reps);
         i += period * reps;
     }
-    fprintf(out, "\nlayers (each alternative: bytes moved per device per step, time per step; "
-                 "* = chosen)\n");
+    fprintf(out, "\nlayers (FLOPs of forward and backward per step; layout: inputs→output)\n");
     table_print(&t, out);
+    fprintf(out, "\nchoices (each alternative: bytes moved per device per step, time per step; "
+                 "* = chosen)\n");
+    table_print(&c, out);
 }
 
 /* Prints `t`, collapsed when the model is long (see REPORT_COLLAPSE_LAYERS). */
@@ -352,7 +373,7 @@ static void compare_row(Table *t, const IrGraph *g, const PureRef *r) {
 
 static void text_compare(const IrGraph *g, FILE *out, Arena *a) {
     const Plan *p = report_plan(g);
-    static const char *const head[] = {"plan", "S×d×t", "step time", "memory/device",
+    static const char *const head[] = {"plan", "S×d×t", "step time", "memory per device",
                                        "chosen plan's speed-up"};
     Table t;
     table_init(&t, a, "lrrrl", head);
@@ -392,12 +413,13 @@ void pass_report_summary(const IrGraph *g, FILE *out) {
     const Plan *p = report_plan(g);
     char b[6][48];
     if (!p) {
-        fprintf(out, "mpcc plan: %s: no plan\n", g->name);
+        fprintf(out, "mpcc plan: %s (%s): no plan\n", g->name, g->file);
         return;
     }
     const PlanTotals *t = &p->totals;
-    fprintf(out, "mpcc plan: %s on %lld devices: mesh S=%d × d=%d × t=%d, %d micro-batch%s\n",
-            g->name, (long long)g->cluster.devices, p->S, p->d, p->t, p->m, p->m == 1 ? "" : "es");
+    fprintf(out, "mpcc plan: %s (%s) on %s: mesh S=%d × d=%d × t=%d, %s\n", g->name, g->file,
+            units_n(b[0], 48, (long long)g->cluster.devices, "device"), p->S, p->d, p->t,
+            units_n(b[1], 48, p->m, "micro-batch"));
     fprintf(out, "  predicted step %s: compute %s, exposed comm %s, bubble %s, grad sync %s\n",
             units_time(b[0], 48, t->step_time), units_time(b[1], 48, t->compute),
             units_time(b[2], 48, t->exposed_comm), units_time(b[3], 48, t->bubble),
@@ -408,17 +430,30 @@ void pass_report_summary(const IrGraph *g, FILE *out) {
 
 /* ───────────────────────────── the plan space ───────────────────────────── */
 
-/* mpcc --plan-space K: the k fastest (mesh, m) choices, one row each. */
+/* mpcc --plan-space K: the k fastest (mesh, m) choices, one row each, in the report's units. */
 void plan_space_print(const IrGraph *g, const PlanChoice *c, int n, FILE *out) {
-    fprintf(out,
-            "plan space of %s: the %d fastest of the meshes S×d×t = %lld and micro-batch counts\n",
-            g->name, n, (long long)g->cluster.devices);
-    fprintf(out, "  rank  S x d x t        m   step time    vs best  memory/device\n");
+    static const char *const head[] = {"rank",      "S×d×t",   "m",
+                                       "step time", "vs best", "memory per device"};
+    char b[2][48];
+    Arena a = {0};
+    Table t;
+    table_init(&t, &a, "rrrrrr", head);
     for (int i = 0; i < n; i++) {
-        char mesh[48];
-        snprintf(mesh, sizeof mesh, "%dx%dx%d", c[i].S, c[i].d, c[i].t);
-        fprintf(out, "  %4d  %-14s %5d  %9.3f ms  %7.3f×  %8.1f MB\n", i + 1, mesh, c[i].m,
-                c[i].totals.step_time * 1e3, c[i].totals.step_time / c[0].totals.step_time,
-                (double)c[i].totals.mem_peak / 1e6);
+        table_add(&t, "%d", i + 1);
+        table_add(&t, "%d×%d×%d", c[i].S, c[i].d, c[i].t);
+        table_add(&t, "%d", c[i].m);
+        table_add(&t, "%s", units_time(b[0], 48, c[i].totals.step_time));
+        table_add(&t, "%.2f×",
+                  c[0].totals.step_time > 0 ? c[i].totals.step_time / c[0].totals.step_time : 1.0);
+        table_add(&t, "%s", units_bytes(b[1], 48, c[i].totals.mem_peak));
     }
+    if (n == 1)
+        fprintf(out, "plan space of %s (%s) on %s: the fastest mesh S×d×t and micro-batch count\n",
+                g->name, g->file, units_n(b[0], 48, (long long)g->cluster.devices, "device"));
+    else
+        fprintf(out,
+                "plan space of %s (%s) on %s: the %d fastest meshes S×d×t and micro-batch counts\n",
+                g->name, g->file, units_n(b[0], 48, (long long)g->cluster.devices, "device"), n);
+    table_print(&t, out);
+    arena_free(&a);
 }

@@ -92,24 +92,26 @@ static void test_dump(void) {
     small_mlp(&t);
     char *before = dump_to_string(t.g);
     CHECK_STR(before, "  h1    linear         x:f32[4, 6]     -> ?            0          0         "
-                      " 0  m.mp:3:5  @tensor(col)\n");
+                      " 0  dir/m.mp:3:5  @tensor(col)\n");
     CHECK_STR(before, "  a1    relu           h1:?            -> ?            0          0         "
-                      " 0  m.mp:4:5  @stage(1)\n");
+                      " 0  dir/m.mp:4:5  @stage(1)\n");
     CHECK(pass_shapes(t.g, &t.diag));
     char *d = dump_to_string(t.g);
     /* h1: params 6*3 + 3 = 21; fwd 2*4*6*3 + 4*3 = 156; bwd 4*4*6*3 + 12 = 300.
      * loss: 12 logits, 4 rows: fwd 4*12 + 4 = 52, bwd 2*12 + 4 = 28. */
-    CHECK_STR(d, "model m (m.mp)\ninputs:\n  x  input  f32[4, 6]  m.mp:1:1\n  y  label  i32[4]     "
-                 "m.mp:1:1\n");
+    CHECK_STR(
+        d,
+        "model m (dir/m.mp)\ninputs:\n  x  input  f32[4, 6]  dir/m.mp:1:1\n  y  label  i32[4]     "
+        "dir/m.mp:1:1\n");
     CHECK_STR(d, "nodes:\n"
                  "  name  op             inputs                  -> output     params  fwd FLOPs  "
-                 "bwd FLOPs  loc       annotations\n"
+                 "bwd FLOPs  loc           annotations\n"
                  "  h1    linear         x:f32[4, 6]             -> f32[4, 3]      21        156   "
-                 "     300  m.mp:3:5  @tensor(col)\n"
+                 "     300  dir/m.mp:3:5  @tensor(col)\n"
                  "  a1    relu           h1:f32[4, 3]            -> f32[4, 3]       0         12   "
-                 "      12  m.mp:4:5  @stage(1)\n"
+                 "      12  dir/m.mp:4:5  @stage(1)\n"
                  "  loss  cross_entropy  a1:f32[4, 3], y:i32[4]  -> f32[]           0         52   "
-                 "      28  m.mp:5:5\n");
+                 "      28  dir/m.mp:5:5\n");
     CHECK_STR(d, "parameters:\n"
                  "  h1.weight  f32[6, 3]  18\n"
                  "  h1.bias    f32[3]      3\n");
@@ -141,7 +143,7 @@ static void test_dump_numbers(void) {
     /* params 8192*8192 + 8192 = 67,117,056; fwd 2*1024*8192^2 + 1024*8192 = 137,447,342,080,
      * plus the mse's 3*1024*8192 = 25,165,824 in the total */
     CHECK_STR(d, "  h     linear  x:f32[1024, 8192]                     -> f32[1024, 8192]  "
-                 "67,117,056       137G       275G  m.mp:2:5\n");
+                 "67,117,056       137G       275G  dir/m.mp:2:5\n");
     CHECK_STR(d, "  h.weight  f32[8192, 8192]  67,108,864\n");
     CHECK_STR(d, "  parameters           67,117,056  (67.1M)\n"
                  "  fwd FLOPs/step  137,472,507,904  (137G)\n");

@@ -192,9 +192,53 @@ static void test_determinism_and_summary(const IrGraph *g) {
     free(a);
     free(b);
     char *s = render(g, pass_report_summary);
-    expect_has(s, "mpcc plan: mlp on 2 devices: mesh S=1 × d=1 × t=2, 4 micro-batches\n");
+    expect_has(s, "mpcc plan: mlp (mlp.mp) on 2 devices: mesh S=1 × d=1 × t=2, 4 micro-batches\n");
     expect_has(s, "  memory 9.00 MB per device of 16.0 GB\n");
     free(s);
+}
+
+/* Every line fits 160 columns (docs/report.md): a long reason wraps under itself, at
+ * spaces, and a count of one takes the singular. */
+static void test_width_and_plurals(IrGraph *g) {
+    Plan *p = g->plan;
+    const char *reason = p->nodes[0].reason;
+    int64_t devices = g->cluster.devices, batch = g->train.batch;
+    int m = p->m;
+    p->nodes[0].reason = "tensor(col): a reason long enough to need two lines at the report's "
+                         "width, which is one hundred and sixty columns, so the words that do not "
+                         "fit go onto a second line, indented under the "
+                         "first word, and no word is ever cut in the middle: supercalifragilistic";
+    g->cluster.devices = 1, g->train.batch = 1, p->m = 1;
+    char *t = render(g, pass_report_text);
+    size_t longest = 0, wrapped = 0;
+    for (const char *l = t; *l;) {
+        const char *e = strchr(l, '\n');
+        size_t w = 0;
+        for (const char *c = l; c < e; c++)
+            w += ((unsigned char)*c & 0xC0) != 0x80;
+        if (w > longest) longest = w;
+        wrapped += strncmp(l, "             tensor", 19) &&
+                   !strncmp(l, "             ", 13); /* under "why: " */
+        l = e + 1;
+    }
+    CHECK(longest <= 160 && longest > 120);
+    CHECK(wrapped == 1);
+    expect_has(t, "to need two lines");
+    expect_has(t, "supercalifragilistic\n");
+    expect_has(t, "cluster     1 device, ");
+    expect_has(t, "micro       1 micro-batch of 1 sample per replica\n");
+    char *s = render(g, pass_report_summary);
+    expect_has(s, "on 1 device: mesh S=1 × d=1 × t=2, 1 micro-batch\n");
+    if (failures) fprintf(stderr, "the report was:\n%s", t);
+    free(s);
+    free(t);
+    p->nodes[0].reason = reason, g->cluster.devices = devices, g->train.batch = batch, p->m = m;
+    char b[48];
+    CHECK(!strcmp(units_n(b, sizeof b, 1, "device"), "1 device"));
+    CHECK(!strcmp(units_n(b, sizeof b, 0, "device"), "0 devices"));
+    CHECK(!strcmp(units_n(b, sizeof b, 2, "micro-batch"), "2 micro-batches"));
+    CHECK(!strcmp(units_n(b, sizeof b, 1, "micro-batch"), "1 micro-batch"));
+    CHECK(!strcmp(units_n(b, sizeof b, 3, "data replica"), "3 data replicas"));
 }
 
 static void test_check_and_save(IrGraph *g) {
@@ -326,6 +370,7 @@ int main(int argc, char **argv) {
     test_json(g);
     test_determinism_and_summary(g);
     test_html(g);
+    test_width_and_plurals(g);
     test_check_and_save(g);
     test_collapse();
     arena_free(&a);

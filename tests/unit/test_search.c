@@ -107,7 +107,7 @@ static void test_design_example(void) {
     CHECK_EQ(pn->alt[STRAT_COL].comm_bytes, 128000);
     CHECK_EQ(p->t, 2);
     CHECK_EQ(pn->strat, STRAT_COL);
-    CHECK(pn->reason && strstr(pn->reason, "instead of 2.0 MB of weight gradients"));
+    CHECK(pn->reason && strstr(pn->reason, "instead of 2.00 MB of weight gradients"));
     model_free(&m);
 }
 
@@ -225,7 +225,7 @@ static void test_errors(void) {
     expect_error(wide, d3,
                  "t.mp:4:25: error: cannot honour @tensor(col) on 'h': its 4096 output features");
     static const char *const mem[] = {"cluster.devices=2", "cluster.memory=1000", NULL};
-    expect_error(wide, mem, "error: no plan fits in 1.0 KB per device: the smallest found needs");
+    expect_error(wide, mem, "error: no plan fits in 1.00 KB per device: the smallest found needs");
     static const char *const stages = "model s {\n"
                                       "    input x: f32[batch, 16];\n"
                                       "    label y: i32[batch];\n"
