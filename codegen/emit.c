@@ -119,14 +119,74 @@ const char *flt(Emit *e, double v) {
     return arena_printf(e->a, "%s%sf", buf, dot ? "" : ".0");
 }
 
-/* "P3_fc1_weight" or "NULL"; with grad "G3_fc1_weight". */
+/* "P3_fc1_weight" or "NULL"; with grad "GRAD(P3_fc1_weight)". */
 const char *pref(Emit *e, const IrNode *n, ParamRole r, bool grad) {
     int i = PI(e, n, r);
-    return i < 0 ? "NULL" : arena_printf(e->a, "%s%s", grad ? "G" : "P", e->pname[i]);
+    if (i < 0) return "NULL";
+    return arena_printf(e->a, grad ? "GRAD(P%s)" : "P%s", e->pname[i]);
 }
 const char *add_flag(Emit *e, const IrNode *n, ParamRole r) {
     int i = PI(e, n, r);
     return i >= 0 && e->s->params[i].rank0_adds ? "mesh->k == 0" : "1";
+}
+
+/* ───────────────────────────── function bodies ───────────────────────────── */
+
+/* Whether `name` appears in C text `s` as an identifier, outside comments and literals. */
+static bool mentions(const char *s, const char *name) {
+    size_t n = strlen(name);
+    for (const char *p = s; *p;) {
+        if (p[0] == '/' && p[1] == '*') {
+            const char *end = strstr(p + 2, "*/");
+            p = end ? end + 2 : p + strlen(p);
+        } else if (*p == '"' || *p == '\'') {
+            char q = *p++;
+            while (*p && *p != q)
+                p += p[0] == '\\' && p[1] ? 2 : 1;
+            p += *p != 0;
+        } else if (*p == '_' || (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')) {
+            size_t len =
+                strspn(p, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_");
+            if (len == n && !memcmp(p, name, n)) return true;
+            p += len;
+        } else {
+            p++;
+        }
+    }
+    return false;
+}
+
+void body_begin(Emit *e) {
+    e->outer = e->o;
+    e->body = NULL, e->body_len = 0;
+    FILE *buf = open_memstream(&e->body, &e->body_len);
+    if (buf)
+        e->o = buf;
+    else
+        e->oom = true; /* the body goes straight out; emit_trainer reports the failure */
+}
+
+unsigned body_end(Emit *e, const char *const *names) {
+    if (e->o == e->outer) return ~0u;
+    fclose(e->o);
+    e->o = e->outer;
+    unsigned used = 0;
+    for (int i = 0; names[i]; i++)
+        if (mentions(e->body, names[i])) used |= 1u << i;
+    return used;
+}
+
+void body_flush(Emit *e) {
+    if (e->body) fwrite(e->body, 1, e->body_len, e->o);
+    free(e->body);
+    e->body = NULL, e->body_len = 0;
+}
+
+const char *layer_args(Emit *e, unsigned uses, const char *d) {
+    const char *arg[] = {"a", d, "step", "n0"}, *s = "";
+    for (int i = 0; i < 4; i++)
+        if (uses & (1u << i)) s = arena_printf(e->a, "%s%s%s", s, *s ? ", " : "", arg[i]);
+    return s;
 }
 
 /* ───────────────────────────── the header ───────────────────────────── */
@@ -134,11 +194,9 @@ const char *add_flag(Emit *e, const IrNode *n, ParamRole r) {
 /* C++ for nvcc on the device: MPI's C++ bindings kept out, mprt.h inside extern "C". */
 static void emit_includes(Emit *e) {
     if (!e->t->dev) {
-        E(e,
-          " */\n#define _POSIX_C_SOURCE 200809L\n#include <math.h>\n#include <mpi.h>\n#include "
-          "<stdio.h>\n"
-          "#include <stdlib.h>\n#include <string.h>\n#include <unistd.h>\n\n#include \"mprt.h\"\n"
-          "#include \"mprt_kernels.h\"\n#include \"mprt_trainer.h\"\n\n");
+        E(e, " */\n#define _POSIX_C_SOURCE 200809L\n#include <stdlib.h>\n#include <string.h>\n\n"
+             "#include \"mprt_trainer.h\" /* the runtime: mprt.h, its kernels, the trainer's part "
+             "*/\n\n");
         return;
     }
     E(e, " */\n#define _POSIX_C_SOURCE 200809L\n"
@@ -198,15 +256,12 @@ void emit_header(Emit *e) {
     const TrainCfg *t = &g->train;
     E(e, "#define DEFAULT_STEPS %lld\n#define DEFAULT_SEED %lld\n", (long long)t->steps,
       (long long)t->seed);
-    /* variables, not constants: the C API (emit_capi.c) lets a caller override them */
+    /* a variable, not constants: the C API (emit_capi.c) lets a caller override them */
     E(e,
-      "static struct {\n    float lr, momentum, beta1, beta2, eps, weight_decay;\n} hyper = {%s, "
-      "%s, %s, %s, %s, %s};\n",
+      "/* lr, momentum, beta1, beta2, eps, weight_decay (a variable: the C API may set them) */\n"
+      "static MprtHyper hyper = {%s, %s, %s, %s, %s, %s};\n",
       flt(e, t->lr), flt(e, t->momentum), flt(e, t->beta1), flt(e, t->beta2), flt(e, t->eps),
       flt(e, t->weight_decay));
-    E(e, "#define LR hyper.lr\n#define MOMENTUM hyper.momentum\n#define BETA1 hyper.beta1\n"
-         "#define BETA2 hyper.beta2\n#define EPS hyper.eps\n#define WEIGHT_DECAY "
-         "hyper.weight_decay\n\n");
     E(e, "static const MprtMesh *mesh;\nstatic uint64_t seed = DEFAULT_SEED;\n");
     emit_buffers(e);
 }
@@ -223,6 +278,8 @@ static void prepare(Emit *e) {
     for (int k = 0; k < IR_MAX_INPUTS; k++)
         e->fwd_in[k] = arena_calloc(e->a, (size_t)nn + 1, sizeof(int));
     e->fwd_out = arena_calloc(e->a, (size_t)nn + 1, sizeof(int));
+    for (int k = 0; k < 2; k++)
+        e->uses[k] = arena_calloc(e->a, (size_t)nn + 1, sizeof(unsigned));
     for (int i = 0; i < nn; i++) {
         e->lname[i] = cg_mangle(e->a, "l", i, IR_NODE(g, i)->name);
         e->fwd_in[0][i] = e->fwd_in[1][i] = e->fwd_out[i] = -1;
@@ -264,23 +321,21 @@ static bool emit_trainer(const Target *t, const IrGraph *g, FILE *out, Diag *d) 
     Emit e = {.t = t, .g = g, .s = g->sched, .o = out, .a = g->arena};
     prepare(&e);
     emit_header(&e);
-    E(&e, "#define MODEL_NAME ");
-    put_c_string(&e, g->name);
-    E(&e, "\n\n");
     emit_params(&e);
     for (int s = 0; s < e.s->S; s++)
         emit_stage_struct(&e, s), emit_alloc(&e, s);
     for (int i = 0; i < IR_NNODES(g); i++)
         emit_layer(&e, i);
     emit_loaders(&e);
-    emit_orders(&e);
     for (int s = 0; s < e.s->S; s++)
         emit_stage_fwd(&e, s), emit_stage_bwd(&e, s);
+    emit_stages(&e);
     emit_step(&e);
     emit_summary(&e);
     emit_main(&e);
-    if (ferror(out)) {
-        diag_error(d, noloc, "cannot write the generated %s", t->lang);
+    if (ferror(out) || e.oom) {
+        diag_error(d, noloc, "cannot write the generated %s%s", t->lang,
+                   e.oom ? ": out of memory" : "");
         return false;
     }
     return true;

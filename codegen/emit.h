@@ -42,6 +42,12 @@ typedef struct Emit {
     int64_t *poff;              /* [params] offset in its stage's parameter arena (floats) */
     int *fwd_in[IR_MAX_INPUTS]; /* [nodes] input buffers of each node's FWD */
     int *fwd_out;               /* [nodes] output buffer */
+    unsigned *uses[2];          /* [nodes] what each layer's forward, backward reads (LYR_*) */
+    /* a function body being printed into a buffer (body_begin .. body_flush) */
+    FILE *outer;     /* the output, while `o` is the buffer */
+    char *body;      /* the buffer's text, after body_end */
+    size_t body_len; /* its length */
+    bool oom;        /* a buffer could not be made: the output is incomplete */
 } Emit;
 
 static inline void E(Emit *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -109,6 +115,19 @@ const char *flt(Emit *e, double v);
 const char *pref(Emit *e, const IrNode *n, ParamRole r, bool grad);
 /* Whether this rank adds parameter r of n ("1", or "mesh->k == 0" where one rank adds it). */
 const char *add_flag(Emit *e, const IrNode *n, ParamRole r);
+/* A function's body is printed into a buffer first (body_begin), so that what comes before it
+ * can depend on what it uses: body_end stops the buffer and returns which of `names`
+ * (NULL-terminated) the body's code mentions, bit i for names[i]; body_flush prints it. Layer
+ * functions take only the parameters they read, stage functions declare only the locals they
+ * use: no `(void)x` casts. */
+void body_begin(Emit *e);
+unsigned body_end(Emit *e, const char *const *names);
+void body_flush(Emit *e);
+/* The layer parameters, bits of Emit.uses: the stage's activations and gradients, the step
+ * and the first sample of the micro-batch (dropout's mask needs the last two). */
+enum { LYR_A = 1, LYR_D = 2, LYR_STEP = 4, LYR_N0 = 8 };
+/* The arguments of a call of a layer function that uses `uses`, with `d` for LYR_D. */
+const char *layer_args(Emit *e, unsigned uses, const char *d);
 /* The file's header comment, includes, mesh and batch constants, hyper-parameters, timers. */
 void emit_header(Emit *e);
 
@@ -124,10 +143,11 @@ void emit_alloc(Emit *e, int s);
 void emit_layer(Emit *e, int id);
 
 /* ── emit_schedule.c ── */
-/* The 1F1B orders and the send bookkeeping; stage s's forward and backward programs; the step. */
-void emit_orders(Emit *e);
+/* Stage s's forward and backward programs; the stage table STAGES (the runtime's MprtStage:
+ * allocation, programs, 1F1B order); the step. */
 void emit_stage_fwd(Emit *e, int s);
 void emit_stage_bwd(Emit *e, int s);
+void emit_stages(Emit *e);
 void emit_step(Emit *e);
 
 /* ── emit_main.c ── */

@@ -49,8 +49,10 @@ void emit_stage_struct(Emit *e, int s) {
       " * activations of the %d micro-batch(es) in flight; `grad%d` their gradients. */\n",
       s, s, st->stash, s);
     E(e, "typedef struct Stage%d {\n", s);
+    int fields = 0;
     for (int b = 0; b < e->s->nbufs; b++) {
         if (B(e, b)->stage != s) continue;
+        fields++;
         E(e, "    %s *%s; /* ", is_int(e, b) ? "int32_t" : "float", e->bname[b]);
         put_comment_text(e, BV(e, b)->name);
         E(e, " %s %s", lay_name(B(e, b)->layout),
@@ -60,11 +62,12 @@ void emit_stage_struct(Emit *e, int s) {
     }
     for (int id = st->first_node; id <= st->last_node; id++) {
         if (node_stash(e, id))
-            E(e, "    float *%s; /* saved for backward */\n", aux_field(e, id, "stash"));
-        if (node_istash(e, id)) E(e, "    int32_t *%s; /* argmax */\n", aux_field(e, id, "argmax"));
+            E(e, "    float *%s; /* saved for backward */\n", aux_field(e, id, "stash")), fields++;
+        if (node_istash(e, id))
+            E(e, "    int32_t *%s; /* argmax */\n", aux_field(e, id, "argmax")), fields++;
     }
-    E(e, "    int unused;\n} Stage%d;\nstatic Stage%d act%d[%d], grad%d;\n\n", s, s, s, st->stash,
-      s);
+    E(e, "%s} Stage%d;\nstatic Stage%d act%d[%d], grad%d;\n\n",
+      fields ? "" : "    int unused; /* C has no empty structs */\n", s, s, s, st->stash, s);
 }
 
 /* The allocation function is written out directly (no helper) so the offsets are visible. */

@@ -291,8 +291,8 @@ static const char api_impl_common[] =
     "    return code;\n}\n\n"
     "void @P@_config_default(@P@_config *cfg) {\n"
     "    if (!cfg) return;\n"
-    "    *cfg = (@P@_config){DEFAULT_SEED, 0, LR, MOMENTUM, BETA1, BETA2, EPS, "
-    "WEIGHT_DECAY};\n}\n\n"
+    "    *cfg = (@P@_config){DEFAULT_SEED, 0,         hyper.lr,  hyper.momentum,\n"
+    "                        hyper.beta1,  hyper.beta2, hyper.eps, hyper.weight_decay};\n}\n\n"
     "static bool api_unit(float v) { return v >= 0.0f && v < 1.0f; }\n\n"
     "static int api_check_config(const @P@_config *c, char *err) {\n"
     "    if (c->threads < 0 || c->threads > 4096)\n"
@@ -498,7 +498,9 @@ static void emit_impl(const Api *x, FILE *f) {
             "\n/* ───────────────────────────── C API (%s.h) ───────────────────────────── */\n"
             "/* codegen/emit_capi.c and docs/embedding.md describe these functions. */\n",
             x->p);
-    fprintf(f, "#include <limits.h>\n#include <stdarg.h>\n\n#ifndef %s_API_H\n#define %s_API_H\n",
+    fprintf(f,
+            "#include <limits.h>\n#include <math.h>\n#include <mpi.h>\n#include <stdarg.h>\n\n"
+            "#ifndef %s_API_H\n#define %s_API_H\n",
             x->up, x->up);
     emit_decls(x, f);
     fprintf(f, "#endif /* %s_API_H */\n\n", x->up);

@@ -16,6 +16,8 @@ typedef struct Lyr {
     const PlanNode *pn;
     int in[IR_MAX_INPUTS], out;
     const char *C; /* constant prefix, upper case */
+    int open;      /* the function being printed: 0 none, 1 the forward, 2 the backward */
+    bool loss;     /* the forward returns the micro-batch's loss */
 } Lyr;
 
 static const char *A(const Lyr *l, int b) { return arena_printf(l->e->a, "a->%s", l->e->bname[b]); }
@@ -27,20 +29,41 @@ static void K(const Lyr *l, const char *name, int64_t v, const char *what) {
       what ? what : "", what ? " */" : "");
 }
 
-static void open_fwd(const Lyr *l, bool loss) {
-    source_comment(l->e, l->n, "");
-    E(l->e, "static %s %s_forward(const Stage%d *a, int64_t step, int64_t n0) {\n",
-      loss ? "double" : "void", l->e->lname[l->id], l->pn->stage);
-    E(l->e, "    (void)step, (void)n0;\n");
-}
-static void open_bwd(const Lyr *l) {
-    E(l->e,
-      "static void %s_backward(const Stage%d *a, const Stage%d *d, int64_t step, int64_t n0) {\n",
-      l->e->lname[l->id], l->pn->stage, l->pn->stage);
-    E(l->e, "    (void)a, (void)d, (void)step, (void)n0;\n");
+/* The parameters a layer function may take, in the order of the LYR_ bits (emit.h). */
+static const char *const lyr_params[] = {"a", "d", "step", "n0", NULL};
+
+/* Ends the function being printed, if any: its head takes exactly the parameters its body
+ * reads (Emit.uses, which the stage programs' calls follow), then the body. */
+static void close_fn(Lyr *l) {
+    if (!l->open) return;
+    Emit *e = l->e;
+    int bwd = l->open == 2;
+    unsigned u = body_end(e, lyr_params) & (bwd ? ~0u : ~(unsigned)LYR_D);
+    const char *stage = arena_printf(e->a, "const Stage%d *", l->pn->stage);
+    const char *type[] = {stage, stage, "int64_t ", "int64_t "};
+    E(e, "static %s %s_%s(", l->loss && !bwd ? "double" : "void", e->lname[l->id],
+      bwd ? "backward" : "forward");
+    for (int i = 0, k = 0; i < 4; i++)
+        if (u & (1u << i)) E(e, "%s%s%s", k++ ? ", " : "", type[i], lyr_params[i]);
+    E(e, "%s) {\n", u & 15 ? "" : "void");
+    body_flush(e);
+    e->uses[bwd][l->id] = u & 15;
+    l->open = 0;
 }
 
-static void lyr_linear(const Lyr *l) {
+static void open_fwd(Lyr *l, bool loss) {
+    source_comment(l->e, l->n, "");
+    l->open = 1, l->loss = loss;
+    body_begin(l->e);
+}
+/* Ends the forward (emit_layer ends the backward). */
+static void open_bwd(Lyr *l) {
+    close_fn(l);
+    l->open = 2;
+    body_begin(l->e);
+}
+
+static void lyr_linear(Lyr *l) {
     Emit *e = l->e;
     int64_t I = ldim(e, l->in[0], -1), O = ldim(e, l->out, -1);
     K(l, "N", lnumel(e, l->in[0]) / I, "rows (samples x positions)");
@@ -60,7 +83,7 @@ static void lyr_linear(const Lyr *l) {
 /* An element-wise op of ops.def (EW): its backward reads the input (IN) or the output (OUT). */
 #define EW_READS_IN false
 #define EW_READS_OUT true
-static void lyr_pointwise(const Lyr *l, const char *k, bool from_out) {
+static void lyr_pointwise(Lyr *l, const char *k, bool from_out) {
     Emit *e = l->e;
     K(l, "SIZE", lnumel(e, l->out), shape_str(e, DT_F32, &B(e, l->out)->local));
     open_fwd(l, false);
@@ -70,7 +93,7 @@ static void lyr_pointwise(const Lyr *l, const char *k, bool from_out) {
       from_out ? A(l, l->out) : A(l, l->in[0]), l->C);
 }
 
-static void lyr_add(const Lyr *l) {
+static void lyr_add(Lyr *l) {
     Emit *e = l->e;
     K(l, "SIZE", lnumel(e, l->out), shape_str(e, DT_F32, &B(e, l->out)->local));
     open_fwd(l, false);
@@ -81,7 +104,7 @@ static void lyr_add(const Lyr *l) {
       D(l, l->out), l->C);
 }
 
-static void lyr_flatten(const Lyr *l) {
+static void lyr_flatten(Lyr *l) {
     Emit *e = l->e;
     K(l, "SIZE", lnumel(e, l->out), "the same bytes under a new shape");
     open_fwd(l, false);
@@ -93,7 +116,7 @@ static void lyr_flatten(const Lyr *l) {
     E(e, "}\n\n");
 }
 
-static void lyr_layernorm(const Lyr *l) {
+static void lyr_layernorm(Lyr *l) {
     Emit *e = l->e;
     int64_t C = ldim(e, l->in[0], -1);
     const char *st = arena_printf(e->a, "a->%s", aux_field(e, l->id, "stash"));
@@ -114,7 +137,7 @@ static const char *times_k(Emit *e, int64_t n) {
     return n ? arena_printf(e->a, "%lld * mesh->k", (long long)n) : "0";
 }
 
-static void lyr_dropout(const Lyr *l) {
+static void lyr_dropout(Lyr *l) {
     Emit *e = l->e;
     const SchedBuf *b = B(e, l->out);
     const Shape *s = &b->local, *f = &b->full;
@@ -140,7 +163,7 @@ static void lyr_dropout(const Lyr *l) {
       D(l, l->in[0]), D(l, l->out), l->C, sh, flt(e, ir_arg_float(l->n, DROPOUT_P)), l->id);
 }
 
-static void lyr_conv2d(const Lyr *l) {
+static void lyr_conv2d(Lyr *l) {
     Emit *e = l->e;
     const Shape *x = &B(e, l->in[0])->local, *y = &B(e, l->out)->local;
     K(l, "N", x->d[0], "samples");
@@ -163,7 +186,7 @@ static void lyr_conv2d(const Lyr *l) {
       D(l, l->out), A(l, l->in[0]), pref(e, l->n, PARAM_WEIGHT, false), dims);
 }
 
-static void lyr_maxpool(const Lyr *l) {
+static void lyr_maxpool(Lyr *l) {
     Emit *e = l->e;
     const Shape *x = &B(e, l->in[0])->local;
     int64_t k = ir_arg_int(l->n, MAXPOOL2D_KERNEL), st = ir_arg_int(l->n, MAXPOOL2D_STRIDE);
@@ -181,7 +204,7 @@ static void lyr_maxpool(const Lyr *l) {
       D(l, l->in[0]), D(l, l->out), am, l->C, l->C, l->C, l->C, l->C);
 }
 
-static void lyr_embedding(const Lyr *l) {
+static void lyr_embedding(Lyr *l) {
     Emit *e = l->e;
     const Shape *ids = &B(e, l->in[0])->local;
     int pw = PI(e, l->n, PARAM_WEIGHT);
@@ -212,7 +235,7 @@ static const char *attn_w(const Lyr *l, bool grad) {
         pref(e, n, PARAM_WO, grad), pref(e, n, PARAM_BO, grad));
 }
 
-static void lyr_attention(const Lyr *l) {
+static void lyr_attention(Lyr *l) {
     Emit *e = l->e;
     const Shape *x = &B(e, l->in[0])->local;
     int64_t h = ir_arg_int(l->n, ATTENTION_HEADS), hl = l->pn->strat == STRAT_COL ? h / e->s->t : h;
@@ -232,20 +255,22 @@ static void lyr_attention(const Lyr *l) {
       D(l, l->in[0]), attn_w(l, true), D(l, l->out), A(l, l->in[0]), st, attn_w(l, false), dims);
 }
 
-/* On the host the loss function returns the micro-batch's loss. */
-static void loss_forward_host(const Lyr *l, bool ce, bool once) {
+/* On the host the loss function returns the micro-batch's loss (with `once`, rank 0's). */
+static void loss_forward_host(Lyr *l, bool ce, bool once) {
     Emit *e = l->e;
-    if (ce)
-        E(e, "    double v = mprt_cross_entropy_forward(%s, %s, %s_M, %s_V, %s_SCALE);\n",
-          A(l, l->in[0]), A(l, l->in[1]), l->C, l->C, l->C);
+    const char *call =
+        ce ? arena_printf(e->a, "mprt_cross_entropy_forward(%s, %s, %s_M, %s_V, %s_SCALE)",
+                          A(l, l->in[0]), A(l, l->in[1]), l->C, l->C, l->C)
+           : arena_printf(e->a, "mprt_mse_forward(%s, %s, %s_SIZE, %s_SCALE)", A(l, l->in[0]),
+                          A(l, l->in[1]), l->C, l->C);
+    if (once)
+        E(e, "    double v = %s;\n    return mesh->k == 0 ? v : 0.0;\n}\n", call);
     else
-        E(e, "    double v = mprt_mse_forward(%s, %s, %s_SIZE, %s_SCALE);\n", A(l, l->in[0]),
-          A(l, l->in[1]), l->C, l->C);
-    E(e, "    return %s;\n}\n", once ? "mesh->k == 0 ? v : 0.0" : "v");
+        E(e, "    return %s;\n}\n", call);
 }
 
 /* On the device it adds into dloss, which the step reads once: no sync per micro-batch. */
-static void loss_forward_dev(const Lyr *l, bool ce, bool once) {
+static void loss_forward_dev(Lyr *l, bool ce, bool once) {
     Emit *e = l->e;
     const char *guard = once ? "    if (mesh->k == 0)\n    " : "";
     if (ce)
@@ -257,7 +282,7 @@ static void loss_forward_dev(const Lyr *l, bool ce, bool once) {
     E(e, "    return 0.0; /* the value accumulates in dloss, read once per step */\n}\n");
 }
 
-static void lyr_loss(const Lyr *l) {
+static void lyr_loss(Lyr *l) {
     Emit *e = l->e;
     const SchedBuf *p = B(e, l->in[0]);
     bool ce = l->n->op == OP_CROSS_ENTROPY;
@@ -319,4 +344,5 @@ void emit_layer(Emit *e, int id) {
     case OP_MSE: lyr_loss(&l); break;
     case OP__COUNT: break; /* not an op; no default, so -Wswitch names a new op here */
     }
+    close_fn(&l);
 }

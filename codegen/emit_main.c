@@ -71,9 +71,10 @@ static void emit_model(Emit *e) {
       "#define NUM_STATE %d /* optimizer states per parameter */\n"
       "static const char *const STATE_NAMES[NUM_STATE] = {%s};\n",
       opt == OPT_SGD ? 1 : 2, opt == OPT_SGD ? "\"momentum\"" : "\"m\", \"v\"");
+    E(e, "static const MprtModel MODEL = {\n    ");
+    put_c_string(e, e->g->name);
     E(e,
-      "static const MprtModel MODEL = {\n"
-      "    MODEL_NAME, MESH_S, MESH_D, MESH_T, PARAMS, NUM_PARAMS,\n"
+      ", MESH_S, MESH_D, MESH_T, PARAMS, NUM_PARAMS, /* the model, the mesh, the parameters */\n"
       "    \"%s\", NUM_STATE, STATE_NAMES, /* the optimizer and its states */\n",
       opt == OPT_SGD    ? "sgd"
       : opt == OPT_ADAM ? "adam"
@@ -97,7 +98,8 @@ void emit_params(Emit *e) {
     E(e, "/* Parameters: the local shard of every tensor of this rank's stage, carved from one\n"
          " * allocation `prm`; gradients (`grd`) and optimizer state (`opt1`, `opt2`) mirror it. "
          "*/\n");
-    E(e, "static float *prm, *grd, *opt1, *opt2;\n");
+    E(e, "static float *prm, *grd, *opt1, *opt2;\n"
+         "#define GRAD(p) (grd + ((p) - prm)) /* a parameter's gradient: its offset in grd */\n");
     E(e, "static const int64_t STAGE_PARAMS[MESH_S] = {");
     for (int k = 0; k < s->S; k++)
         E(e, "%s%lld", k ? ", " : "", (long long)tot[k]);
@@ -109,8 +111,7 @@ void emit_params(Emit *e) {
         if (sp->split_dim >= 0)
             E(e, " of %s, split on dim %d", shape_str(e, DT_F32, &IR_PARAM(g, i)->shape),
               sp->split_dim);
-        E(e, ", stage %d */\n#define G%s (grd + %lld)\n", sp->stage, e->pname[i],
-          (long long)e->poff[i]);
+        E(e, ", stage %d */\n", sp->stage);
     }
     E(e,
       "\n/* Every tensor whole, as checkpoints hold it, and how this plan shards it (MprtParam,\n"
@@ -171,11 +172,8 @@ static int first_of(const Emit *e, ValueKind k) {
 
 void emit_loaders(Emit *e) {
     E(e,
-      "/* Inputs and labels (MprtData, runtime/trainer_data.c): a step reads BATCH consecutive\n"
-      " * samples (wrapping around the data set); replica j, micro-batch i takes rows\n"
-      " * j*BATCH/MESH_D + i*MB .. + MB of them, so the same sample lands in the same place of\n"
-      " * the global batch whatever the plan. Without a file (--data, --labels) the data set is\n"
-      " * BATCH synthetic samples drawn from the seed. */\n");
+      "/* Inputs and labels (MprtData, docs/runtime.md): replica j's micro-batch i of a step is\n"
+      " * samples step*BATCH + j*BATCH/MESH_D + i*MB .. + MB of a file, or synthetic ones. */\n");
     for (int v = 0; v < IR_NVALUES(e->g); v++) {
         const IrValue *iv = IR_VALUE(e->g, v);
         if (iv->kind == VAL_ACT) continue;
@@ -307,10 +305,7 @@ static void emit_setup_rank(Emit *e) {
     if (e->t->dev) E(e, "    dloss = (double *)mprt_cu_malloc(sizeof(double));\n");
     E(e, "    prm = %sfalloc(np), grd = %sfalloc(np), opt1 = %sfalloc(np), opt2 = %sfalloc(np);\n",
       pfx(e), pfx(e), pfx(e), pfx(e));
-    E(e, "    switch (mesh->s) {\n");
-    for (int k = 0; k < e->s->S; k++)
-        E(e, "    case %d: stage%d_alloc(); break;\n", k, k);
-    E(e, "    default: break;\n    }\n    mprt_params_init(&MODEL, prm, seed);\n"
+    E(e, "    STAGES[mesh->s].alloc();\n    mprt_params_init(&MODEL, prm, seed);\n"
          "    mprt_layer_timers(LAYERS, NUM_LAYERS);\n");
     E(e, "}\n\n");
 }

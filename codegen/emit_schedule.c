@@ -103,16 +103,28 @@ static void emit_bwd_coll(Emit *e, const SchedOp *o) {
     E(e, "    %saccumulate(%s, xfer, %lld);\n", pfx(e), gs, (long long)lnumel(e, o->src));
 }
 
+/* What a stage program's body may use (body_end's bits): its locals and parameters. */
+static const char *const stage_names[] = {"a", "d", "n0", "step", "micro", NULL};
+
+/* The locals a stage program's body uses (`used`, bits of stage_names), declared before it;
+ * a parameter it does not use is cast to void. */
+static void stage_locals(Emit *e, int s, unsigned used) {
+    const SchedStage *st = &e->s->stages[s];
+    if (used & 1) E(e, "    const Stage%d *a = &act%d[micro %% %d];\n", s, s, st->stash);
+    if (used & 2) E(e, "    const Stage%d *d = &grad%d;\n", s, s);
+    if (used & 4)
+        E(e, "    int64_t n0 = (int64_t)mesh->j * (BATCH / MESH_D) + (int64_t)micro * MB;\n");
+    if (!(used & 8)) E(e, "    (void)step;\n");
+    if (!(used & 23)) E(e, "    (void)micro;\n");
+}
+
 static int tag_of(const Emit *e, int b, bool grad) { return B(e, b)->value * 2 + (grad ? 1 : 0); }
 
 void emit_stage_fwd(Emit *e, int s) {
     const SchedStage *st = &e->s->stages[s];
     E(e, "/* Stage %d, one micro-batch forward; returns its share of the loss. */\n", s);
     E(e, "static double stage%d_forward(int64_t step, int micro) {\n", s);
-    E(e, "    const Stage%d *a = &act%d[micro %% %d];\n", s, s, st->stash);
-    E(e, "    int64_t n0 = (int64_t)mesh->j * (BATCH / MESH_D) + (int64_t)micro * MB;\n    double "
-         "loss = 0;\n");
-    E(e, "    (void)a, (void)n0;\n");
+    body_begin(e);
     for (int i = 0; i < st->nfwd; i++) {
         const SchedOp *o = &st->fwd[i];
         switch (o->kind) {
@@ -122,8 +134,9 @@ void emit_stage_fwd(Emit *e, int s) {
             break;
         case SOP_FWD:
             source_comment(e, IR_NODE(e->g, o->node), "    ");
-            E(e, "    MPRT_TIMED(MPRT_FWD(%d), %s%s_forward(a, step, n0));\n", o->node,
-              o->dst < 0 ? "loss += " : "", e->lname[o->node]);
+            E(e, "    MPRT_TIMED(MPRT_FWD(%d), %s%s_forward(%s));\n", o->node,
+              o->dst < 0 ? "loss += " : "", e->lname[o->node],
+              layer_args(e, e->uses[0][o->node], "d"));
             break;
         case SOP_COLL: emit_fwd_coll(e, o); break;
         case SOP_SEND:
@@ -139,7 +152,11 @@ void emit_stage_fwd(Emit *e, int s) {
         case SOP_BWD: break; /* only in backward lists */
         }
     }
-    E(e, "    return loss;\n}\n\n");
+    E(e, "    return loss;\n");
+    stage_locals(e, s, body_end(e, stage_names));
+    E(e, "    double loss = 0;\n");
+    body_flush(e);
+    E(e, "}\n\n");
 }
 
 /* One gradient all-reduce: y's parameters over its group (`start`: the device's asynchronous
@@ -165,6 +182,25 @@ static void emit_bwd_syncs(Emit *e, const SchedStage *st, int node) {
     }
 }
 
+/* Layer o's backward whose own collective nx follows it: a column split's input gradient is a
+ * partial sum, computed into `xfer` and all-reduced before it is added to the stage's. */
+static void emit_bwd_partial(Emit *e, int s, const SchedOp *o, const SchedOp *nx) {
+    const char *f = e->bname[nx->src];
+    int64_t n = lnumel(e, nx->src);
+    E(e, "    {   /* a column split's input gradient is a partial sum: all-reduce it (%lld B) */\n",
+      (long long)nx->bytes);
+    E(e,
+      "        Stage%d part = *d;\n        part.%s = xfer;\n        %sxfer, sizeof(float) * "
+      "%lld);\n",
+      s, f, zero(e), (long long)n);
+    E(e, "        MPRT_TIMED(MPRT_BWD(%d), %s_backward(%s));\n", o->node, e->lname[o->node],
+      layer_args(e, e->uses[1][o->node], "&part"));
+    E(e,
+      "        %sallreduce(MPRT_TENSOR, xfer, %lld);\n        %saccumulate(d->%s, xfer, %lld);\n   "
+      " }\n",
+      pfx(e), (long long)n, pfx(e), f, (long long)n);
+}
+
 void emit_stage_bwd(Emit *e, int s) {
     const SchedStage *st = &e->s->stages[s];
     E(e,
@@ -172,9 +208,7 @@ void emit_stage_bwd(Emit *e, int s) {
       " * gradients accumulate over the step's micro-batches. */\n",
       s);
     E(e, "static void stage%d_backward(int64_t step, int micro) {\n", s);
-    E(e, "    const Stage%d *a = &act%d[micro %% %d], *d = &grad%d;\n", s, s, st->stash, s);
-    E(e, "    int64_t n0 = (int64_t)mesh->j * (BATCH / MESH_D) + (int64_t)micro * MB;\n");
-    E(e, "    (void)a, (void)d, (void)n0;\n");
+    body_begin(e);
     E(e,
       "    MPRT_TIMED(MPRT_IDLE, mprt_pipe_wait(micro %% %d));\n    %sgbase, sizeof(float) * "
       "STAGE%d_GRADS);\n",
@@ -184,28 +218,11 @@ void emit_stage_bwd(Emit *e, int s) {
         const SchedOp *nx = i + 1 < st->nbwd ? &st->bwd[i + 1] : NULL;
         switch (o->kind) {
         case SOP_BWD:
-            if (nx && nx->kind == SOP_COLL && nx->layer_own) {
-                const char *f = e->bname[nx->src];
-                int64_t n = lnumel(e, nx->src);
-                E(e,
-                  "    {   /* a column split's input gradient is a partial sum: all-reduce it "
-                  "(%lld B) */\n",
-                  (long long)nx->bytes);
-                E(e,
-                  "        Stage%d part = *d;\n        part.%s = xfer;\n        %sxfer, "
-                  "sizeof(float) * %lld);\n",
-                  s, f, zero(e), (long long)n);
-                E(e, "        MPRT_TIMED(MPRT_BWD(%d), %s_backward(a, &part, step, n0));\n",
-                  o->node, e->lname[o->node]);
-                E(e,
-                  "        %sallreduce(MPRT_TENSOR, xfer, %lld);\n        %saccumulate(d->%s, "
-                  "xfer, %lld);\n    }\n",
-                  pfx(e), (long long)n, pfx(e), f, (long long)n);
-                i++;
-            } else {
-                E(e, "    MPRT_TIMED(MPRT_BWD(%d), %s_backward(a, d, step, n0));\n", o->node,
-                  e->lname[o->node]);
-            }
+            if (nx && nx->kind == SOP_COLL && nx->layer_own)
+                emit_bwd_partial(e, s, o, nx), i++;
+            else
+                E(e, "    MPRT_TIMED(MPRT_BWD(%d), %s_backward(%s));\n", o->node, e->lname[o->node],
+                  layer_args(e, e->uses[1][o->node], "d"));
             emit_bwd_syncs(e, st, o->node);
             break;
         case SOP_COLL: emit_bwd_coll(e, o); break;
@@ -224,10 +241,12 @@ void emit_stage_bwd(Emit *e, int s) {
         case SOP_FWD: break; /* only in forward lists */
         }
     }
+    stage_locals(e, s, body_end(e, stage_names));
+    body_flush(e);
     E(e, "}\n\n");
 }
 
-void emit_orders(Emit *e) {
+void emit_stages(Emit *e) {
     E(e, "/* The order each stage runs its micro-batches in (1F1B): 2*micro for a forward,\n"
          " * 2*micro + 1 for a backward. */\n");
     for (int s = 0; s < e->s->S; s++) {
@@ -237,7 +256,12 @@ void emit_orders(Emit *e) {
             E(e, "%s%d", i ? ", " : "", st->order[i].micro * 2 + st->order[i].bwd);
         E(e, "};\n");
     }
-    E(e, "\n");
+    E(e, "/* Each stage as the runtime runs it (MprtStage: mprt_stage_run). */\n"
+         "static const MprtStage STAGES[MESH_S] = {\n");
+    for (int s = 0; s < e->s->S; s++)
+        E(e, "    {stage%d_alloc, stage%d_forward, stage%d_backward, ORDER%d, %d},\n", s, s, s, s,
+          e->s->stages[s].norder);
+    E(e, "};\n\n");
 }
 
 /* ───────────────────────────── the step ───────────────────────────── */
@@ -272,13 +296,15 @@ static void emit_optimizer(Emit *e) {
     E(e, "    int64_t n = STAGE_PARAMS[mesh->s];\n");
     if (opt == OPT_SGD)
         E(e,
-          "    MPRT_TIMED(MPRT_OPTIMIZER, %ssgd_step(prm, MOMENTUM != 0.0f ? opt1 : NULL, grd, n, "
-          "LR, MOMENTUM, WEIGHT_DECAY));\n",
+          "    MPRT_TIMED(MPRT_OPTIMIZER, %ssgd_step(prm, hyper.momentum != 0.0f ? opt1 : NULL, "
+          "grd, "
+          "n, hyper.lr, hyper.momentum, hyper.weight_decay));\n",
           pfx(e));
     else
         E(e,
-          "    MPRT_TIMED(MPRT_OPTIMIZER, %s%s_step(prm, opt1, opt2, grd, n, LR, BETA1, BETA2, "
-          "EPS, WEIGHT_DECAY, step + 1));\n",
+          "    MPRT_TIMED(MPRT_OPTIMIZER, %s%s_step(prm, opt1, opt2, grd, n, hyper.lr, "
+          "hyper.beta1, "
+          "hyper.beta2, hyper.eps, hyper.weight_decay, step + 1));\n",
           pfx(e), opt_name(opt));
     if (e->t->dev)
         E(e, "    double dev = 0;\n    mprt_cu_download(&dev, dloss, sizeof dev); /* waits for the "
@@ -289,26 +315,14 @@ static void emit_optimizer(Emit *e) {
 }
 
 void emit_step(Emit *e) {
-    const Schedule *s = e->s;
     E(e,
       "/* One training step: the stage's micro-batches in 1F1B order, the gradient all-reduce of\n"
       " * every parameter over the ranks that hold the same shard, then the optimizer. Returns\n"
       " * the step's loss, summed over ranks (a metric, not counted as plan traffic). */\n");
-    E(e,
-      "static double train_step(int64_t step) {\n    double loss = 0;\n    mprt_busy_start();\n");
+    E(e, "static double train_step(int64_t step) {\n    mprt_busy_start();\n");
     E(e, "    %sgrd, sizeof(float) * (size_t)STAGE_PARAMS[mesh->s]);\n", zero(e));
     if (e->t->dev) E(e, "    mprt_cu_memset0(dloss, sizeof(double));\n");
-    E(e, "    switch (mesh->s) {\n");
-    for (int k = 0; k < s->S; k++) {
-        E(e, "    case %d:\n        for (int i = 0; i < %d; i++) {\n", k, s->stages[k].norder);
-        E(e,
-          "            int item = ORDER%d[i];\n            if (item & 1)\n                "
-          "stage%d_backward(step, item >> 1);\n"
-          "            else\n                loss += stage%d_forward(step, item >> 1);\n        "
-          "}\n        break;\n",
-          k, k, k);
-    }
-    E(e, "    default: break;\n    }\n");
+    E(e, "    double loss = mprt_stage_run(&STAGES[mesh->s], step);\n");
     E(e, "    MPRT_TIMED(MPRT_IDLE, mprt_pipe_wait_all());\n");
     emit_grad_sync(e);
     emit_optimizer(e);

@@ -163,6 +163,24 @@ typedef struct MprtLayer {
 /* ─────────────────────────── the step: timers and pipeline sends (trainer_step.c)
  * ─────────────────────────── */
 
+/* The optimizer's hyper-parameters: a generated trainer's are a variable the C API may set. */
+typedef struct MprtHyper {
+    float lr, momentum, beta1, beta2, eps, weight_decay;
+} MprtHyper;
+
+/* One pipeline stage of a trainer: the allocation of its buffers, one micro-batch's forward
+ * (returning its share of the loss) and backward, and the order it runs them in each step
+ * (1F1B): order[i] = 2·micro is micro-batch micro's forward, 2·micro + 1 its backward. */
+typedef struct MprtStage {
+    void (*alloc)(void);
+    double (*forward)(int64_t step, int micro);
+    void (*backward)(int64_t step, int micro);
+    const int *order;
+    int norder;
+} MprtStage;
+/* Runs st's order for one step; returns the sum of its forwards' losses, in order. */
+double mprt_stage_run(const MprtStage *st, int64_t step);
+
 /* Timer slots: what a trainer times, by number (--profile writes the named timers).
  *   MPRT_FWD(i), MPRT_BWD(i)  layer i's forward and backward, "fwd.NAME" and "bwd.NAME";
  *   MPRT_IDLE                 "stage.idle": waiting on a neighbour stage or the step's end

@@ -1,7 +1,8 @@
 /*
- * trainer_step.c: what a generated trainer's step does the same way for every model — time
- * its layers into named timers by slot (--profile), keep the stage's busy time, and track the
- * pipeline sends it posts until their buffers are reused. mprt_trainer.h documents the calls;
+ * trainer_step.c: what a generated trainer's step does the same way for every model — run the
+ * stage's micro-batches in its 1F1B order, time its layers into named timers by slot
+ * (--profile), keep the stage's busy time, and track the pipeline sends it posts until their
+ * buffers are reused. mprt_trainer.h documents the calls;
  * docs/runtime.md "The step" describes them and docs/codegen.md shows the generated side.
  *
  * State is per process (one rank of one trainer), like the runtime's other registries.
@@ -10,6 +11,20 @@
 
 #include <stdlib.h>
 #include <string.h>
+
+/* ───────────────────────────── the stage's order ───────────────────────────── */
+
+double mprt_stage_run(const MprtStage *st, int64_t step) {
+    double loss = 0;
+    for (int i = 0; i < st->norder; i++) {
+        int item = st->order[i];
+        if (item & 1)
+            st->backward(step, item >> 1);
+        else
+            loss += st->forward(step, item >> 1);
+    }
+    return loss;
+}
 
 /* ───────────────────────────── timers ───────────────────────────── */
 

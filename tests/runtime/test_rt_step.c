@@ -1,7 +1,7 @@
 /*
  * test_rt_step.c: the step's runtime (runtime/trainer_step.c) on two pipeline stages of one
- * rank each — timer slots, the device's timing mode, the stage's busy time, and pipeline
- * sends tracked until their slot is reused.
+ * rank each — a stage's 1F1B order, timer slots, the device's timing mode, the stage's busy
+ * time, and pipeline sends tracked until their slot is reused.
  *
  *   mpirun -np 2 test_rt_step DIR
  *
@@ -112,6 +112,23 @@ static void order(void) {
     CHECK(ndone == 5, "a request was waited twice");
 }
 
+/* A stage's order, run by the runtime: items 2·micro (forward) and 2·micro + 1 (backward). */
+static int trace[8], ntrace;
+static double fwd(int64_t step, int micro) {
+    trace[ntrace++] = 10 * (int)step + 2 * micro;
+    return micro + 0.5;
+}
+static void bwd(int64_t step, int micro) { trace[ntrace++] = 10 * (int)step + 2 * micro + 1; }
+
+static void stage_order(void) {
+    static const int order[4] = {0, 2, 1, 3};
+    const MprtStage st = {NULL, fwd, bwd, order, 4};
+    double loss = mprt_stage_run(&st, 3);
+    CHECK(loss == 0.5 + 1.5, "loss %g", loss);
+    CHECK(ntrace == 4 && trace[0] == 30 && trace[1] == 32 && trace[2] == 31 && trace[3] == 33,
+          "order: %d items, %d %d %d %d", ntrace, trace[0], trace[1], trace[2], trace[3]);
+}
+
 /* Real sends: stage 0 sends two micro-batches forward, stage 1 one gradient back. */
 static void messages(void) {
     float x[4] = {1, 2, 3, 4}, y[4] = {5, 6, 7, 8}, g[4] = {-1, -2, -3, -4}, in[3][4] = {{0}};
@@ -139,6 +156,7 @@ int main(int argc, char **argv) {
     time_layers();
     check_profile(dir);
     order();
+    stage_order();
     messages();
     double bad = failures;
     mprt_metric_sum(MPRT_WORLD, &bad, 1);
