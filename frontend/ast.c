@@ -190,9 +190,9 @@ void fe_ast_dump(const Ast *ast, FILE *out) {
         dump_stmts(def->body, 1, out);
         dump_return(def->ret, 1, out);
     }
-    const AstBlock *blocks[2] = {ast->train, ast->cluster};
-    const char *names[2] = {"Train", "Cluster"};
-    for (int i = 0; i < 2; i++) {
+    const AstBlock *blocks[3] = {ast->train, ast->cluster, ast->plan};
+    const char *names[3] = {"Train", "Cluster", "Plan"};
+    for (int i = 0; i < 3; i++) {
         if (!blocks[i]) continue;
         fputs(names[i], out);
         put_loc(blocks[i]->loc, out);

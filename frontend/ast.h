@@ -110,7 +110,7 @@ struct AstDef {
     AstDef *next;
 };
 
-/* `train { ... }` or `cluster { ... }`. */
+/* `train { ... }`, `cluster { ... }` or `plan { ... }`. */
 typedef struct AstBlock {
     SrcLoc loc;
     AstStmt *settings;
@@ -125,7 +125,7 @@ struct Ast {
     AstStmt *body;
     AstDef *defs;
     int ndefs;
-    AstBlock *train, *cluster;
+    AstBlock *train, *cluster, *plan;
 };
 
 /* Printing an expression or statement as canonical one-line source (ast.c). Used for

@@ -29,12 +29,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum { K_INT, K_FLOAT, K_OPT, K_PRESET } KeyType;
+typedef enum { K_INT, K_FLOAT, K_OPT, K_PRESET, K_MESH } KeyType;
 
 typedef struct CfgKey {
     const char *name; /* "train.batch" */
     KeyType type;
-    bool train;
+    bool train; /* lives in TrainCfg (train.* and plan.*), else in ClusterCfg */
     size_t off;
 } CfgKey;
 
@@ -63,6 +63,8 @@ static const CfgKey keys[] = {
     CK(latency, K_FLOAT),
     CK(inter_node_bandwidth, K_FLOAT),
     CK(inter_node_latency, K_FLOAT),
+    {"plan.mesh", K_MESH, true, offsetof(TrainCfg, mesh)},
+    {"plan.microbatches", K_INT, true, offsetof(TrainCfg, mesh_m)},
 };
 #define NKEYS ((int)(sizeof keys / sizeof keys[0]))
 
@@ -158,14 +160,47 @@ static void bad_value(Cfg *C, int k, const char *fmt, ...) {
     }
 }
 
-static const char *key_list(Cfg *C, bool train, bool cluster) {
+/* Whether key k is a setting of block `block` ("train", "cluster", "plan"). */
+static bool key_in_block(int k, const char *block) {
+    size_t n = strlen(block);
+    return strncmp(keys[k].name, block, n) == 0 && keys[k].name[n] == '.';
+}
+
+/* The keys of one block without its prefix, or every key in full (block NULL). */
+static const char *key_list(Cfg *C, const char *block) {
     size_t n = 0;
     C->keylist[0] = 0;
-    for (int i = 0; i < NKEYS; i++)
-        if ((keys[i].train && train) || (!keys[i].train && cluster))
+    for (int i = 0; i < NKEYS && n < sizeof C->keylist; i++)
+        if (!block || key_in_block(i, block))
             n += (size_t)snprintf(C->keylist + n, sizeof C->keylist - n, "%s%s", n ? ", " : "",
-                                  train && cluster ? keys[i].name : strchr(keys[i].name, '.') + 1);
+                                  block ? strchr(keys[i].name, '.') + 1 : keys[i].name);
     return C->keylist;
+}
+
+/* plan.mesh's value: "SxDxT" (three positive integers, each at most IR_MAX_DEVICES) into
+ * mesh[], or "auto" (all 0: the search chooses). False when it is neither. */
+static bool parse_mesh(const char *v, int64_t mesh[3]) {
+    if (strcmp(v, "auto") == 0) {
+        mesh[0] = mesh[1] = mesh[2] = 0;
+        return true;
+    }
+    for (int i = 0; i < 3; i++) {
+        if (!isdigit((unsigned char)*v)) return false;
+        int64_t x = 0;
+        while (isdigit((unsigned char)*v) && x <= IR_MAX_DEVICES)
+            x = 10 * x + (*v++ - '0');
+        if (x < 1 || x > IR_MAX_DEVICES || *v != (i < 2 ? 'x' : '\0')) return false;
+        mesh[i] = x;
+        v += i < 2;
+    }
+    return true;
+}
+
+static void bad_mesh(Cfg *C, int k, const char *v) {
+    bad_value(C, k,
+              "plan.mesh must be \"SxDxT\" (stages x data replicas x tensor ranks, as in "
+              "\"4x8x8\") or \"auto\", got '%s'",
+              v);
 }
 
 static const char *preset_list(char *buf, size_t n) {
@@ -304,22 +339,22 @@ static void apply_optimizer(Cfg *C, const AstExpr *v, int key) {
 }
 
 /* Step 3: one `key = value;` of a train or cluster block. */
-static void apply_setting(Cfg *C, const AstStmt *s, bool train, const AstStmt **seen) {
+static void apply_setting(Cfg *C, const AstStmt *s, const char *block, const AstStmt **seen) {
     char full[128];
-    snprintf(full, sizeof full, "%s.%s", train ? "train" : "cluster", s->name);
+    snprintf(full, sizeof full, "%s.%s", block, s->name);
     int k = find_key(full);
     if (k < 0) {
         const char *cands[NKEYS];
         size_t n = 0;
         for (int i = 0; i < NKEYS; i++)
-            if (keys[i].train == train) cands[n++] = strchr(keys[i].name, '.') + 1;
+            if (key_in_block(i, block)) cands[n++] = strchr(keys[i].name, '.') + 1;
         const char *sug = diag_suggest(s->name, cands, n);
         if (sug)
-            diag_error(C->d, s->name_loc, "unknown %s setting '%s'; did you mean '%s'?",
-                       train ? "train" : "cluster", s->name, sug);
+            diag_error(C->d, s->name_loc, "unknown %s setting '%s'; did you mean '%s'?", block,
+                       s->name, sug);
         else
-            diag_error(C->d, s->name_loc, "unknown %s setting '%s'; the settings are %s",
-                       train ? "train" : "cluster", s->name, key_list(C, train, !train));
+            diag_error(C->d, s->name_loc, "unknown %s setting '%s'; the settings are %s", block,
+                       s->name, key_list(C, block));
         return;
     }
     if (seen[k]) {
@@ -331,6 +366,15 @@ static void apply_setting(Cfg *C, const AstStmt *s, bool train, const AstStmt **
     const AstExpr *v = s->value;
     switch (keys[k].type) {
     case K_OPT: apply_optimizer(C, v, k); return;
+    case K_MESH:
+        C->org[k].loc = v->loc;
+        C->org[k].def = NULL;
+        C->t->mesh_loc = v->loc;
+        if (v->kind != EX_STRING)
+            diag_error(C->d, v->loc, "mesh must be a string, as in mesh = \"4x8x8\"");
+        else if (!parse_mesh(v->name, C->t->mesh))
+            bad_mesh(C, k, v->name);
+        return;
     case K_PRESET:
         if (v->kind != EX_STRING)
             diag_error(C->d, v->loc, "preset must be a string, as in preset = \"h100-nvlink\"");
@@ -368,7 +412,7 @@ static void apply_define(Cfg *C, const FeDefine *def) {
                        def->key, sug);
         else
             diag_error(C->d, none, "-D %s: unknown setting '%s'; the settings are %s", def->key,
-                       def->key, key_list(C, true, true));
+                       def->key, key_list(C, NULL));
         return;
     }
     C->org[k].def = def;
@@ -377,6 +421,10 @@ static void apply_define(Cfg *C, const FeDefine *def) {
     errno = 0;
     switch (keys[k].type) {
     case K_PRESET: return; /* applied in step 1 */
+    case K_MESH:
+        C->t->mesh_loc = none;
+        if (!parse_mesh(v, C->t->mesh)) bad_mesh(C, k, v);
+        return;
     case K_OPT:
         for (int i = 0; i < 3; i++)
             if (strcmp(v, opt_names[i]) == 0) return; /* applied in step 2 */
@@ -448,6 +496,40 @@ static void need_float(Cfg *C, const char *key, double lo, bool lo_open, double 
                   v);
 }
 
+/* plan.mesh against the devices and the batch, plan.microbatches against the mesh's
+ * replicas; what depends on the model (stages ≤ layers, splits) is the planner's. */
+static void check_mesh(Cfg *C) {
+    const TrainCfg *t = C->t;
+    int km = find_key("plan.mesh"), kb = find_key("plan.microbatches");
+    need_int(C, "plan.microbatches", 0, IR_MAX_MICROBATCHES);
+    if (t->mesh[0] == 0) {
+        if (t->mesh_m > 0)
+            bad_value(C, kb,
+                      "plan.microbatches needs plan.mesh (train.microbatches pins the "
+                      "micro-batches of the search)");
+        return;
+    }
+    long long S = t->mesh[0], d = t->mesh[1], tt = t->mesh[2], D = C->c->devices;
+    if (S * d * tt != D) {
+        bad_value(C, km, "plan.mesh %lldx%lldx%lld is %lld devices, but cluster.devices is %lld", S,
+                  d, tt, S * d * tt, D);
+        return;
+    }
+    if (t->batch % d) {
+        bad_value(C, km,
+                  "plan.mesh %lldx%lldx%lld: %lld data replicas do not divide the batch "
+                  "(%lld)",
+                  S, d, tt, d, (long long)t->batch);
+        return;
+    }
+    long long per = (long long)t->batch / d;
+    if (t->mesh_m > 0 && per % t->mesh_m)
+        bad_value(C, kb,
+                  "plan.microbatches %lld does not divide the %lld samples of each of "
+                  "the %lld data replicas of plan.mesh",
+                  (long long)t->mesh_m, per, d);
+}
+
 static void check_config(Cfg *C) {
     need_int(C, "train.batch", 1, IR_MAX_BATCH);
     need_int(C, "train.microbatches", 0, IR_MAX_MICROBATCHES); /* 0: the planner chooses m */
@@ -479,6 +561,7 @@ static void check_config(Cfg *C) {
     need_float_max(C, "cluster.inter_node_bandwidth", 1e18);
     need_float_max(C, "cluster.latency", 1e3);
     need_float_max(C, "cluster.inter_node_latency", 1e3);
+    check_mesh(C);
 }
 
 bool fe_lower_config(Arena *a, Diag *d, const Ast *ast, const FeDefine *defs, int ndefs,
@@ -496,9 +579,11 @@ bool fe_lower_config(Arena *a, Diag *d, const Ast *ast, const FeDefine *defs, in
     pick_optimizer(&C, ast, defs, ndefs);
     const AstStmt *seen[NKEYS] = {0};
     for (const AstStmt *s = ast->train ? ast->train->settings : NULL; s; s = s->next)
-        apply_setting(&C, s, true, seen);
+        apply_setting(&C, s, "train", seen);
     for (const AstStmt *s = ast->cluster ? ast->cluster->settings : NULL; s; s = s->next)
-        apply_setting(&C, s, false, seen);
+        apply_setting(&C, s, "cluster", seen);
+    for (const AstStmt *s = ast->plan ? ast->plan->settings : NULL; s; s = s->next)
+        apply_setting(&C, s, "plan", seen);
     for (int i = 0; i < ndefs; i++)
         apply_define(&C, &defs[i]);
     if (d->errors == errors0) check_config(&C);
@@ -515,6 +600,13 @@ void fe_config_dump(const TrainCfg *t, const ClusterCfg *c, FILE *out) {
         case K_FLOAT: fprintf(out, "%.10g\n", *(const double *)p); break;
         case K_OPT: fprintf(out, "%s\n", opt_names[t->opt]); break;
         case K_PRESET: fprintf(out, "\"%s\"\n", c->preset ? c->preset : ""); break;
+        case K_MESH:
+            if (t->mesh[0] > 0)
+                fprintf(out, "\"%lldx%lldx%lld\"\n", (long long)t->mesh[0], (long long)t->mesh[1],
+                        (long long)t->mesh[2]);
+            else
+                fprintf(out, "\"auto\"\n");
+            break;
         }
     }
 }

@@ -202,7 +202,7 @@ static void set_block(FeParser *P, AstBlock **slot, const char *what, AstBlock *
 %token <expr> FLOAT "number"
 %token <str> STRING "string"
 %token MODEL "'model'" INPUT "'input'" LABEL "'label'" DEF "'def'" RETURN "'return'"
-%token REPEAT "'repeat'" AS "'as'" TRAIN "'train'" CLUSTER "'cluster'"
+%token REPEAT "'repeat'" AS "'as'" TRAIN "'train'" CLUSTER "'cluster'" PLAN "'plan'"
 %token TRUE "'true'" FALSE "'false'"
 
 %type <expr> expr call value number
@@ -240,6 +240,7 @@ top
     | def { add_def(P, $1); }
     | TRAIN block { set_block(P, &P->ast->train, "train", $2); }
     | CLUSTER block { set_block(P, &P->ast->cluster, "cluster", $2); }
+    | PLAN block { set_block(P, &P->ast->plan, "plan", $2); }
     ;
 
 model_stmts

@@ -303,6 +303,11 @@ typedef struct TrainCfg {
     int64_t batch, microbatches, steps, seed; /* microbatches 0: not set, the planner picks m */
     OptKind opt;
     double lr, momentum, beta1, beta2, eps, weight_decay;
+    /* plan.mesh and plan.microbatches (docs/language.md, "plan"): a mesh S×d×t the user
+     * pins (all 0: the search chooses it) and its micro-batch count (0: the best for that
+     * mesh); mesh_loc is where plan.mesh was set in the file (line 0: by -D). */
+    int64_t mesh[3], mesh_m;
+    SrcLoc mesh_loc;
 } TrainCfg;
 
 /* A cluster of identical devices. Units: FLOP/s, bytes, bytes/s, seconds. */

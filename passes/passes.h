@@ -207,6 +207,13 @@ typedef struct PlanTotals {
     bool fits;
 } PlanTotals;
 
+/* One point of the plan space: the best plan the search found for one mesh and
+ * micro-batch count. train.microbatches == 0 means "search m"; > 0 pins it. */
+typedef struct PlanChoice {
+    int S, d, t, m;
+    PlanTotals totals;
+} PlanChoice;
+
 struct Plan {
     int S, d, t;       /* mesh */
     int m;             /* micro-batches per step */
@@ -221,6 +228,11 @@ struct Plan {
      * (S=1,d=1,t=devices), pure pipeline (S=devices,d=1,t=1); totals.fits false when not. */
     PlanTotals pure_data, pure_tensor, pure_pipeline;
     bool pure_data_valid, pure_tensor_valid, pure_pipeline_valid;
+    /* plan.mesh: the mesh (and with plan.microbatches, m) was pinned by the user, so the
+     * plan is the best on that mesh, not the fastest; `searched` is what the search chooses
+     * without the pin (searched_valid false: it found no plan that fits). */
+    bool pinned, searched_valid;
+    PlanChoice searched;
 };
 
 bool pass_plan(IrGraph *g, Diag *d); /* passes/search.c: fills g->plan */
@@ -228,12 +240,6 @@ bool pass_plan(IrGraph *g, Diag *d); /* passes/search.c: fills g->plan */
  * strategy and layouts, reshards, cuts, integer totals (passes/plan_dump.c). */
 void pass_plan_dump(const IrGraph *g, FILE *out);
 
-/* One point of the plan space: the best plan the search found for one mesh and
- * micro-batch count. train.microbatches == 0 means "search m"; > 0 pins it. */
-typedef struct PlanChoice {
-    int S, d, t, m;
-    PlanTotals totals;
-} PlanChoice;
 /* The `k` best (mesh, m) choices, fastest first, into out[0..k) (mpcc --plan-space K);
  * returns how many were found (0 after reporting an error through `d`). */
 int plan_search_space(IrGraph *g, Diag *d, int k, PlanChoice *out);

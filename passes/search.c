@@ -441,38 +441,90 @@ static bool run_search(Search *s, Best *b) {
     return false;
 }
 
+/* plan.mesh (docs/language.md): the candidates of the pinned mesh, with every m it allows
+ * (plan.microbatches, else train.microbatches, else each count the replica's batch splits into). */
+static void pin_enumerate(const Search *s, CandList *out) {
+    const TrainCfg *tc = &s->g->train;
+    int64_t m0 = tc->mesh_m > 0 ? tc->mesh_m : tc->microbatches;
+    int ms[2048];
+    int nm = microbatch_counts(s->B / tc->mesh[1], ms);
+    for (int i = 0; i < nm; i++) {
+        if (m0 > 0 && ms[i] != m0) continue;
+        Cand c;
+        memset(&c, 0, sizeof c);
+        c.S = (int)tc->mesh[0];
+        c.d = (int)tc->mesh[1];
+        c.t = (int)tc->mesh[2];
+        c.m = ms[i];
+        search_cand_push(out, c);
+    }
+}
+
+/* The best plan on the pinned mesh into b, and what the search chooses without the pin into
+ * `searched` (not an error when it finds none). */
+static bool run_pinned(Search *s, Best *b, Best *searched) {
+    best_init(b, s->N);
+    best_init(searched, s->N);
+    if (!search_check_inputs(s) || !search_check_pin(s)) return false;
+    CandList l = {0};
+    pin_enumerate(s, &l);
+    search_list(s, &l, b);
+    free(l.v);
+    if (!b->found) {
+        search_explain_pin(s, b);
+        return false;
+    }
+    l = (CandList){0};
+    search_enumerate(s, &l);
+    search_list(s, &l, searched);
+    free(l.v);
+    return true;
+}
+
+/* The pure data, tensor and pipeline plans' totals for the report; with `take`, one of them
+ * replaces *b should memory have hidden it from its mesh's optimum (they lie in the space
+ * searched), so the search's choice is never slower. */
+static void pure_refs(Search *s, Best *b, bool take, PlanTotals tot[3], bool valid[3]) {
+    int D = (int)s->D;
+    int shape[3][3] = {{1, D, 1}, {1, 1, D}, {D, 1, 1}};
+    for (int i = 0; i < 3; i++) {
+        Best pb;
+        pure_best(s, shape[i][0], shape[i][1], shape[i][2], i == 1, &pb);
+        valid[i] = pb.found;
+        memset(&tot[i], 0, sizeof tot[i]);
+        if (pb.found) {
+            search_cand_prepare(s, &pb.c);
+            tot[i] = search_plan_eval_new(s, &pb.c, pb.mode, pb.stage)->totals;
+            if (take && (!b->found || pb.F < b->F * (1 - REL_EPS))) {
+                Best t = *b;
+                *b = pb;
+                pb = t;
+            }
+        } else if (pb.min_mem >= 0) {
+            tot[i].mem_peak = pb.min_mem;
+        }
+        best_free(&pb);
+    }
+}
+
 bool pass_plan(IrGraph *g, Diag *d) {
     Search s;
-    Best b;
+    Best b, sb;
     if (!search_init(&s, g, d)) {
         search_free(&s);
         return false;
     }
-    bool ok = run_search(&s, &b);
+    bool pinned = g->train.mesh[0] > 0;
+    bool ok = pinned ? run_pinned(&s, &b, &sb) : run_search(&s, &b);
     if (ok) {
-        int D = (int)s.D;
-        int shape[3][3] = {{1, D, 1}, {1, 1, D}, {D, 1, 1}};
         PlanTotals tot[3];
         bool valid[3];
-        for (int i = 0; i < 3; i++) {
-            Best pb;
-            pure_best(&s, shape[i][0], shape[i][1], shape[i][2], i == 1, &pb);
-            valid[i] = pb.found;
-            memset(&tot[i], 0, sizeof tot[i]);
-            if (pb.found) {
-                search_cand_prepare(&s, &pb.c);
-                tot[i] = search_plan_eval_new(&s, &pb.c, pb.mode, pb.stage)->totals;
-                /* The pure plans lie in the space searched; should memory have hidden one
-                 * from its mesh's optimum, take it, so the choice is never slower. */
-                if (pb.F < b.F * (1 - REL_EPS)) {
-                    Best t = b;
-                    b = pb;
-                    pb = t;
-                }
-            } else if (pb.min_mem >= 0) {
-                tot[i].mem_peak = pb.min_mem;
-            }
-            best_free(&pb);
+        pure_refs(&s, pinned ? &sb : &b, true, tot, valid);
+        PlanChoice searched = {0};
+        if (pinned && sb.found) {
+            search_cand_prepare(&s, &sb.c);
+            searched = (PlanChoice){sb.c.S, sb.c.d, sb.c.t, sb.c.m,
+                                    search_plan_eval_new(&s, &sb.c, sb.mode, sb.stage)->totals};
         }
         search_cand_prepare(&s, &b.c);
         Plan *plan = search_plan_build(&s, &b.c, b.mode, b.stage);
@@ -482,9 +534,13 @@ bool pass_plan(IrGraph *g, Diag *d) {
         plan->pure_data_valid = valid[0];
         plan->pure_tensor_valid = valid[1];
         plan->pure_pipeline_valid = valid[2];
+        plan->pinned = pinned;
+        plan->searched_valid = pinned && sb.found;
+        plan->searched = searched;
         g->plan = plan;
     }
     best_free(&b);
+    if (pinned) best_free(&sb);
     search_free(&s);
     return ok;
 }

@@ -205,5 +205,9 @@ bool search_check_inputs(Search *s);
 /* Errors when no plan was found: no mesh at all, or none that fits in memory. */
 void search_explain_no_plan(Search *s);
 void search_explain_memory(Search *s, const Best *b);
+/* plan.mesh: the pinned mesh admits the model (stages ≤ layers); reports why not. */
+bool search_check_pin(Search *s);
+/* Error when the pinned mesh has no plan: none at all, or none that fits in memory. */
+void search_explain_pin(Search *s, const Best *b);
 
 #endif /* MPCC_SEARCH_INTERNAL_H */

@@ -17,6 +17,8 @@
  */
 #include "search_internal.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 /* ───────────────────────────── alternatives and reasons ───────────────────────────── */
@@ -289,4 +291,57 @@ bool search_check_inputs(Search *s) {
         return false;
     }
     return check_stage_pins(s);
+}
+
+/* ───────────────────────────── plan.mesh ───────────────────────────── */
+
+/* An error about the pinned mesh, at plan.mesh in the file or naming the -D that gave it. */
+static void pin_error(Search *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void pin_error(Search *s, const char *fmt, ...) {
+    const TrainCfg *t = &s->g->train;
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    SrcLoc none = {s->g->file, 0, 0, 0};
+    if (t->mesh_loc.line > 0)
+        diag_error(s->diag, t->mesh_loc, "plan.mesh %lldx%lldx%lld: %s", (long long)t->mesh[0],
+                   (long long)t->mesh[1], (long long)t->mesh[2], msg);
+    else
+        diag_error(s->diag, none, "-D plan.mesh=%lldx%lldx%lld: %s", (long long)t->mesh[0],
+                   (long long)t->mesh[1], (long long)t->mesh[2], msg);
+}
+
+bool search_check_pin(Search *s) {
+    int64_t S = s->g->train.mesh[0];
+    if (S <= s->N) return true;
+    char nl[48];
+    pin_error(s, "%lld pipeline stages, but the model has %s and each stage needs at least one",
+              (long long)S, units_n(nl, sizeof nl, s->N, "layer"));
+    return false;
+}
+
+void search_explain_pin(Search *s, const Best *b) {
+    const TrainCfg *t = &s->g->train;
+    char b1[32], b2[32];
+    if (b->min_mem >= 0) {
+        pin_error(s, "no plan on this mesh fits in %s per device: the smallest needs %s",
+                  units_bytes(b1, sizeof b1, (int64_t)s->g->cluster.memory),
+                  units_bytes(b2, sizeof b2, b->min_mem));
+        return;
+    }
+    int64_t m = t->mesh_m > 0 ? t->mesh_m : t->microbatches, per = s->B / t->mesh[1];
+    if (m > 0 && per % m) {
+        pin_error(s, "%s = %lld does not divide the %s of each of its %lld data replicas",
+                  t->mesh_m > 0 ? "plan.microbatches" : "train.microbatches", (long long)m,
+                  units_n(b1, sizeof b1, (long long)per, "sample"), (long long)t->mesh[1]);
+        return;
+    }
+    char mb[64] = "";
+    if (m > 0) snprintf(mb, sizeof mb, " in %lld micro-batches", (long long)m);
+    pin_error(s,
+              "no plan exists on this mesh%s: the batch's %lld samples per replica, the layer "
+              "shapes or the annotations do not split over %lld tensor ranks and %lld stages",
+              mb, (long long)(s->B / t->mesh[1]), (long long)t->mesh[2], (long long)t->mesh[0]);
 }

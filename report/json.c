@@ -320,6 +320,29 @@ static void json_compare(Json *j, const IrGraph *g) {
     json_close(j, ']');
 }
 
+/* plan.mesh: present only when the mesh was pinned; `searched` is the search's own choice
+ * (null when it found no plan that fits). */
+static void json_pinned(Json *j, const IrGraph *g) {
+    const Plan *p = report_plan(g);
+    if (!p->pinned) return;
+    json_open(j, "pinned", '{');
+    if (!p->searched_valid) {
+        json_null(j, "searched");
+    } else {
+        const PlanChoice *c = &p->searched;
+        json_open(j, "searched", '{');
+        json_open_inline(j, "mesh", '{');
+        json_int(j, "S", c->S);
+        json_int(j, "d", c->d);
+        json_int(j, "t", c->t);
+        json_close(j, '}');
+        json_int(j, "microbatches", c->m);
+        json_totals(j, "totals", &c->totals);
+        json_close(j, '}');
+    }
+    json_close(j, '}');
+}
+
 static void json_plan(Json *j, const IrGraph *g) {
     const Plan *p = report_plan(g);
     json_open_inline(j, "mesh", '{');
@@ -338,6 +361,7 @@ static void json_plan(Json *j, const IrGraph *g) {
     json_stages(j, g);
     json_cuts(j, g);
     json_compare(j, g);
+    json_pinned(j, g);
 }
 
 void pass_report_json(const IrGraph *g, FILE *out) {

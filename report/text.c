@@ -46,6 +46,24 @@ static void text_header(const IrGraph *g, FILE *out) {
             report_opt_name(g->train.opt));
 }
 
+/* plan.mesh: the mesh was asked for; what the search would have chosen instead. */
+static void text_pinned(const IrGraph *g, FILE *out) {
+    const Plan *p = report_plan(g);
+    const PlanChoice *c = &p->searched;
+    char b[2][48];
+    if (!p->pinned) return;
+    if (!p->searched_valid) {
+        fprintf(out, "pinned      by plan.mesh; the search finds no plan that fits\n");
+        return;
+    }
+    fprintf(out,
+            "pinned      by plan.mesh; the search chooses S×d×t = %d×%d×%d with %s: %s "
+            "predicted, this plan takes %.2f× that\n",
+            c->S, c->d, c->t, units_n(b[0], 48, c->m, "micro-batch"),
+            units_time(b[1], 48, c->totals.step_time),
+            c->totals.step_time > 0 ? p->totals.step_time / c->totals.step_time : 1.0);
+}
+
 static void text_mesh(const IrGraph *g, FILE *out) {
     const Plan *p = report_plan(g);
     int64_t B = g->train.batch, per = (int64_t)p->d * p->m;
@@ -57,6 +75,7 @@ static void text_mesh(const IrGraph *g, FILE *out) {
                 units_n(b[1], 48, (long long)(B / per), "sample"));
     else
         fprintf(out, "micro       %s\n", units_n(b[0], 48, p->m, "micro-batch"));
+    text_pinned(g, out);
 }
 
 static void step_row(Table *t, const char *what, double v, double step, const char *note) {
@@ -378,11 +397,20 @@ static void text_compare(const IrGraph *g, FILE *out, Arena *a) {
     Table t;
     table_init(&t, a, "lrrrl", head);
     char b[2][48];
-    table_add(&t, "chosen");
+    table_add(&t, p->pinned ? "pinned" : "chosen");
     table_add(&t, "%d×%d×%d", p->S, p->d, p->t);
     table_add(&t, "%s", units_time(b[0], 48, p->totals.step_time));
     table_add(&t, "%s", units_bytes(b[1], 48, p->totals.mem_peak));
     table_add(&t, "1.00×");
+    if (p->pinned && p->searched_valid) { /* what the search chooses without plan.mesh */
+        const PlanChoice *c = &p->searched;
+        table_add(&t, "searched");
+        table_add(&t, "%d×%d×%d", c->S, c->d, c->t);
+        table_add(&t, "%s", units_time(b[0], 48, c->totals.step_time));
+        table_add(&t, "%s", units_bytes(b[1], 48, c->totals.mem_peak));
+        table_add(&t, "%.2f×",
+                  p->totals.step_time > 0 ? c->totals.step_time / p->totals.step_time : 1.0);
+    }
     PureRef r[3];
     int n = report_pure_refs(g, r);
     for (int i = 0; i < n; i++)
@@ -417,9 +445,9 @@ void pass_report_summary(const IrGraph *g, FILE *out) {
         return;
     }
     const PlanTotals *t = &p->totals;
-    fprintf(out, "mpcc plan: %s (%s) on %s: mesh S=%d × d=%d × t=%d, %s\n", g->name, g->file,
+    fprintf(out, "mpcc plan: %s (%s) on %s: mesh S=%d × d=%d × t=%d, %s%s\n", g->name, g->file,
             units_n(b[0], 48, (long long)g->cluster.devices, "device"), p->S, p->d, p->t,
-            units_n(b[1], 48, p->m, "micro-batch"));
+            units_n(b[1], 48, p->m, "micro-batch"), p->pinned ? " (pinned by plan.mesh)" : "");
     fprintf(out, "  predicted step %s: compute %s, exposed comm %s, bubble %s, grad sync %s\n",
             units_time(b[0], 48, t->step_time), units_time(b[1], 48, t->compute),
             units_time(b[2], 48, t->exposed_comm), units_time(b[3], 48, t->bubble),

@@ -3,10 +3,11 @@
  *
  * For every candidate mesh and micro-batch count it enumerates every mode of every node and
  * every stage assignment, prices each complete plan with the search's own evaluation
- * (search_eval_plan) and keeps the fastest that fits in memory. It shares the search's
- * candidates, modes and evaluation through passes/search_internal.h — the private header of
- * the search, included here on purpose — so what it checks is the sweep and its pruning, not
- * the cost model. Exponential: small graphs only.
+ * (search_eval_plan) and keeps the fastest that fits in memory; with plan.mesh set, only the
+ * candidates of that mesh (with train.microbatches' m, as the tests set no plan.microbatches). It
+ * shares the search's candidates, modes and evaluation through passes/search_internal.h — the
+ * private header of the search, included here on purpose — so what it checks is the sweep and its
+ * pruning, not the cost model. Exponential: small graphs only.
  */
 #include "brute.h"
 #include "search_internal.h"
@@ -61,8 +62,10 @@ double plan_brute_force(IrGraph *g, Diag *d) {
     search_enumerate(&s, &l);
     int *mode = search_xcalloc((size_t)s.N, sizeof(int)),
         *stage = search_xcalloc((size_t)s.N, sizeof(int));
+    const int64_t *pin = g->train.mesh; /* plan.mesh: only that mesh */
     for (int i = 0; i < l.n; i++) {
         Cand c = l.v[i];
+        if (pin[0] > 0 && (c.S != pin[0] || c.d != pin[1] || c.t != pin[2])) continue;
         if (!search_cand_prepare(&s, &c)) continue;
         Brute b = {&s, &c, mode, stage, INFINITY};
         brute_modes(&b, 0);

@@ -10,7 +10,8 @@
  *     annotations out of range or out of order, a pinned micro-batch count that divides
  *     nothing;
  *   - the search against an exhaustive enumeration of the same plan space on several
- *     hundred seeded random chains and branched graphs, several presets and cluster numbers.
+ *     hundred seeded random chains and branched graphs, several presets and cluster numbers;
+ *   - plan.mesh: a pinned random mesh against the brute force of that mesh.
  */
 #include "brute.h"
 #include "frontend.h"
@@ -454,6 +455,64 @@ static void test_memory_gap(void) {
     CHECK(cases >= 60);
 }
 
+/* plan.mesh: on a random mesh of the device count, the pinned plan is the brute-force
+ * optimum of that mesh, keeps the mesh, and the search's own choice beside it is never
+ * slower (memory does not bind here). */
+static void test_pinned_brute(void) {
+    int cases = 0, same = 0, none = 0;
+    for (uint64_t seed = 5000; cases < 60; seed++) {
+        rng_state = seed * 0x9E3779B97F4A7C15ull;
+        int nl;
+        char *src = random_model(&nl);
+        char defs[8][64], pindef[64];
+        const char *dv[10];
+        random_cluster(defs, dv);
+        int n = 0, D = 0, meshes[64][3], nm = 0;
+        for (; dv[n]; n++)
+            if (strncmp(dv[n], "cluster.devices=", 16) == 0) D = atoi(dv[n] + 16);
+        for (int S = 1; S <= D; S++)
+            for (int t = 1; S * t <= D; t++)
+                if (D % (S * t) == 0 && S <= nl && nm < 64)
+                    meshes[nm][0] = S, meshes[nm][1] = D / S / t, meshes[nm][2] = t, nm++;
+        int k = (int)rnd((unsigned)nm);
+        snprintf(pindef, sizeof pindef, "plan.mesh=%dx%dx%d", meshes[k][0], meshes[k][1],
+                 meshes[k][2]);
+        dv[n] = pindef;
+        dv[n + 1] = NULL;
+        Model m;
+        model_build(&m, src, dv, false);
+        if (!m.ok) { /* a mesh whose replicas do not divide the batch: the frontend says so */
+            CHECK(strstr(model_diag(&m), "do not divide the batch") != NULL);
+            model_free(&m);
+            continue;
+        }
+        double bf = plan_brute_force(m.g, &m.diag);
+        bool ok = pass_plan(m.g, &m.diag);
+        cases++;
+        CHECK_EQ(ok, bf < INFINITY);
+        none += !ok;
+        if (ok) {
+            const Plan *p = m.g->plan;
+            CHECK(p->pinned);
+            CHECK(p->S == meshes[k][0] && p->d == meshes[k][1] && p->t == meshes[k][2]);
+            double F = p->totals.step_time;
+            if (fabs(F - bf) <= 1e-9 * bf)
+                same++;
+            else
+                fprintf(stderr, "seed %llu pinned %s: search %.17g, brute force %.17g\n%s",
+                        (unsigned long long)seed, pindef, F, bf, src);
+            CHECK(p->searched_valid);
+            CHECK(p->searched.totals.step_time <= F * (1 + 1e-9));
+        }
+        model_free(&m);
+    }
+    printf("pinned meshes: %d cases, %d same optimum as brute force on the mesh, %d with none\n",
+           cases, same, none);
+    CHECK(cases >= 30);
+    CHECK(same >= 20);
+    CHECK_EQ(same + none, cases);
+}
+
 int main(void) {
     test_design_example();
     test_megatron();
@@ -461,5 +520,6 @@ int main(void) {
     test_errors();
     test_brute_force();
     test_memory_gap();
+    test_pinned_brute();
     return TEST_RESULT();
 }
