@@ -40,8 +40,9 @@ enum { EXIT_USER = 1, EXIT_USAGE = 2, EXIT_INTERNAL = 3 };
 
 typedef struct Options {
     const char *file, *out, *emit, *dump_after, *report_json, *report_html, *header;
-    int plan_space; /* --plan-space K: list the K fastest meshes instead of compiling */
-    bool cuda;      /* --target cuda: -o builds the CUDA trainer (codegen/emit.c) */
+    const char *measured; /* --measured PROFILE: a trainer's profile for the HTML report */
+    int plan_space;       /* --plan-space K: list the K fastest meshes instead of compiling */
+    bool cuda;            /* --target cuda: -o builds the CUDA trainer (codegen/emit.c) */
     FeDefine *defs;
     int ndefs;
     bool verbose;
@@ -75,8 +76,8 @@ static const Emit emits[] = {
 static void usage(FILE *f) {
     fprintf(
         f,
-        "usage: mpcc FILE [-o OUT] [--emit=KIND] [--report-json FILE] [--report-html FILE]\n"
-        "            [-D key=value]... [--dump-after=PASS] [-v]\n"
+        "usage: mpcc FILE [-o OUT] [--emit=KIND] [--report-json FILE] [--report-html FILE\n"
+        "            [--measured PROFILE]] [-D key=value]... [--dump-after=PASS] [-v]\n"
         "\n"
         "Compiles a .mp model description (see docs/language.md).\n"
         "\n"
@@ -97,6 +98,8 @@ static void usage(FILE *f) {
         "  --report-json FILE write the partition report as JSON to FILE (docs/report.md)\n"
         "  --report-html FILE write the partition report as one self-contained HTML page with\n"
         "                     pictures (mesh, layers, step timeline, memory, pure plans) to FILE\n"
+        "  --measured PROFILE with --report-html, draw a trainer's --profile JSON under the\n"
+        "                     prediction: the measured step per stage, each layer's error\n"
         "  -D key=value       override a setting, e.g. -D train.batch=256 -D cluster.devices=8\n"
         "                     (any train.* or cluster.* key, cluster.preset included)\n"
         "  --target c|cuda    what -o builds: the C (MPI) trainer (default) or the CUDA one\n"
@@ -175,6 +178,10 @@ static int parse_args(int argc, char **argv, Options *o) {
             if (!(v = opt_value(argc, argv, &i, "--report-html")) || !*v)
                 return usage_error("%s needs a file name", "--report-html");
             o->report_html = v;
+        } else if (is_opt(a, "--measured")) {
+            if (!(v = opt_value(argc, argv, &i, "--measured")) || !*v)
+                return usage_error("%s needs a profile file (a trainer's --profile)", "--measured");
+            o->measured = v;
         } else if (is_opt(a, "--target")) {
             if (!(v = opt_value(argc, argv, &i, "--target")))
                 return usage_error("%s needs c or cuda", "--target");
@@ -261,9 +268,26 @@ static int check_args(const Options *o, const Emit **emit) {
     if (o->report_html && *emit && (*emit)->until == NULL)
         return usage_error("--report-html needs the plan; it cannot go with --emit=%s",
                            (*emit)->name);
+    if (o->measured && !o->report_html)
+        return usage_error("%s", "--measured draws into the HTML report; give --report-html FILE");
     if (o->report_html && o->plan_space > 0)
         return usage_error("%s", "--report-html needs the plan; it cannot go with --plan-space");
     return -1;
+}
+
+/* --report-html, with the profile of --measured read first: a bad profile is an error
+ * before anything is written. */
+static bool write_html(const Options *o, const IrGraph *g, Diag *d) {
+    Arena a = {0};
+    Measured m;
+    bool ok = !o->measured || report_measured_load(g, o->measured, &a, &m, d);
+    IrOutFile out;
+    if (ok && (ok = ir_out_open(&out, o->report_html, d))) {
+        pass_report_html(g, o->measured ? &m : NULL, out.f);
+        ok = ir_out_close(&out, true, d);
+    }
+    arena_free(&a);
+    return ok;
 }
 
 static double now_ms(void) {
@@ -356,11 +380,7 @@ static int compile(const Options *o, const Emit *emit, Arena *a, Diag *d) {
                 IR_NNODES(g), t1 - t0, t2 - t1, t3 - t2);
     if (!ok) return diag_errors(d) > errors0 ? EXIT_USER : EXIT_INTERNAL;
     if (o->report_json && !pass_report_save(g, o->report_json, true, d)) return EXIT_USER;
-    if (o->report_html) {
-        if (!ir_out_open(&out, o->report_html, d)) return EXIT_USER;
-        pass_report_html(g, out.f);
-        if (!ir_out_close(&out, true, d)) return EXIT_USER;
-    }
+    if (o->report_html && !write_html(o, g, d)) return EXIT_USER;
     if (!emit) return o->out ? write_trainer(o, g, d) : 0;
     if (!ir_out_open(&out, o->out, d)) return EXIT_USER;
     if (o->header) return ir_out_close(&out, write_api(o, g, out.f, d), d) ? 0 : EXIT_USER;

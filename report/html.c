@@ -56,7 +56,7 @@ static const char html_css[] =
     ".bar{height:5px;background:#7aa6d8;margin:1px 0}.bar.t{background:#e39b5b}\n"
     ".k{display:inline-block;width:10px;height:10px;margin:0 4px 0 12px;"
     "vertical-align:middle}\n"
-    "pre{font-size:11px;overflow:auto;background:#fafafa;padding:8px}\n";
+    "pre{font-size:11px;overflow:auto;background:#fafafa;padding:8px}td.off{color:#c00}\n";
 
 /* Sorts the layer table by the clicked column (numbers by data-v, text otherwise); marks the
  * body data-ready once it ran, which the browser test looks for. */
@@ -243,7 +243,7 @@ static void html_layers(const IrGraph *g, FILE *out) {
 
 /* ───────────────────────────── the page ───────────────────────────── */
 
-void pass_report_html(const IrGraph *g, FILE *out) {
+void pass_report_html(const IrGraph *g, const Measured *m, FILE *out) {
     html_head(g, out);
     if (!report_plan(g)) {
         fputs("<p>no plan: the planner did not run</p>\n</body>\n</html>\n", out);
@@ -252,6 +252,7 @@ void pass_report_html(const IrGraph *g, FILE *out) {
     html_summary(g, out);
     html_mesh(g, out);
     html_timeline(g, out);
+    if (m) html_measured(g, m, out);
     html_memory(g, out);
     html_compare(g, out);
     html_layers(g, out);

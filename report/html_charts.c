@@ -80,8 +80,8 @@ out:
 
 static double unhidden(const PlanStage *st) { return st->grad_sync_time - st->grad_sync_hidden; }
 
-static void box(FILE *out, double x, double y, double w, double h, const char *fill,
-                const char *cls) {
+void html_box(FILE *out, double x, double y, double w, double h, const char *fill,
+              const char *cls) {
     fprintf(out,
             "<rect class=\"%s\" x=\"%.2f\" y=\"%.1f\" width=\"%.2f\" height=\"%.1f\" "
             "fill=\"%s\"/>",
@@ -96,14 +96,14 @@ static void tl_detail(FILE *out, const Plan *p, const Slot *o, double sc, int s,
     for (int k = 0; k < 2 * p->m; k++) {
         const Slot *x = &o[s * 2 * p->m + k];
         double w = (x->bwd ? st->bwd_time : st->fwd_time) * sc, c = st->comm_time / 2 * sc;
-        box(out, TL_LEFT + x->start * sc, y, w, TL_ROW - 4, x->bwd ? TL_BWD : TL_FWD,
-            x->bwd ? "bwd" : "fwd");
-        if (c > 0) box(out, TL_LEFT + x->start * sc + w, y, c, TL_ROW - 4, TL_COMM, "comm");
+        html_box(out, TL_LEFT + x->start * sc, y, w, TL_ROW - 4, x->bwd ? TL_BWD : TL_FWD,
+                 x->bwd ? "bwd" : "fwd");
+        if (c > 0) html_box(out, TL_LEFT + x->start * sc + w, y, c, TL_ROW - 4, TL_COMM, "comm");
         fputc('\n', out);
     }
     double end = o[s * 2 * p->m + 2 * p->m - 1].end;
     if (unhidden(st) > 0)
-        box(out, TL_LEFT + end * sc, y, unhidden(st) * sc, TL_ROW - 4, TL_SYNC, "sync");
+        html_box(out, TL_LEFT + end * sc, y, unhidden(st) * sc, TL_ROW - 4, TL_SYNC, "sync");
 }
 
 /* Aggregated: forward, backward, communication, sync, then the rest of the step is bubble. */
@@ -114,11 +114,12 @@ static void tl_aggregate(FILE *out, const Plan *p, double sc, int s, double y, d
                *cls[4] = {"fwd", "bwd", "comm", "sync"};
     double x = 0;
     for (int i = 0; i < 4; i++) {
-        if (part[i] > 0) box(out, TL_LEFT + x * sc, y, part[i] * sc, TL_ROW - 4, fill[i], cls[i]);
+        if (part[i] > 0)
+            html_box(out, TL_LEFT + x * sc, y, part[i] * sc, TL_ROW - 4, fill[i], cls[i]);
         x += part[i];
     }
     if (step > x)
-        box(out, TL_LEFT + x * sc, y, (step - x) * sc, TL_ROW - 4, "url(#hatch)", "bubble");
+        html_box(out, TL_LEFT + x * sc, y, (step - x) * sc, TL_ROW - 4, "url(#hatch)", "bubble");
     fputc('\n', out);
 }
 
@@ -178,7 +179,7 @@ void html_timeline(const IrGraph *g, FILE *out) {
         fprintf(out, "<g data-tl-stage=\"%d\"><text x=\"4\" y=\"%.1f\">stage %d</text>", s, y + 10,
                 s);
         if (detail) {
-            box(out, TL_LEFT, y, span * sc, TL_ROW - 4, TL_IDLE, "idle");
+            html_box(out, TL_LEFT, y, span * sc, TL_ROW - 4, TL_IDLE, "idle");
             tl_detail(out, p, o, sc, s, y);
         } else
             tl_aggregate(out, p, sc, s, y, p->totals.step_time);

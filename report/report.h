@@ -12,8 +12,32 @@
 /* The partition report (docs/report.md): text and JSON, deterministic. */
 void pass_report_text(const IrGraph *g, FILE *out); /* report/text.c */
 void pass_report_json(const IrGraph *g, FILE *out); /* report/json.c */
-/* The same plan as one self-contained HTML page with pictures (report/html.c). */
-void pass_report_html(const IrGraph *g, FILE *out);
+/* A trainer's --profile read against the plan it ran (report/measured.c): steady-state
+ * seconds, warm-up excluded; a stage's figures are the mean over its ranks. */
+typedef struct MeasuredLayer {
+    bool have;       /* the profile timed this layer */
+    double fwd, bwd; /* per micro-batch */
+} MeasuredLayer;
+typedef struct MeasuredStage {
+    int ranks;                         /* of the profile in this stage */
+    double step;                       /* busy + idle, per step */
+    double fwd, bwd, opt, idle, other; /* per step; other = busy time outside layers/optimizer */
+} MeasuredStage;
+typedef struct Measured {
+    const char *path;
+    int steps;
+    double step;            /* the profile's measured_step_s, else the slowest stage's step */
+    bool step_from_profile; /* the profile gave measured_step_s */
+    MeasuredStage *stages;  /* one per plan stage */
+    MeasuredLayer *layers;  /* one per layer */
+} Measured;
+/* Reads the profile at `path` (allocating in `a`); a one-line error through `d` when it is not
+ * a profile or not of this plan (another mesh, no timer naming a layer). */
+bool report_measured_load(const IrGraph *g, const char *path, Arena *a, Measured *m, Diag *d);
+
+/* The same plan as one self-contained HTML page with pictures (report/html.c); with `m` (may
+ * be NULL) also the measured step under the predicted one and each layer's error. */
+void pass_report_html(const IrGraph *g, const Measured *m, FILE *out);
 /* A few lines (mesh, micro-batches, predicted step time, memory per device) for `mpcc -o`
  * and for the generated trainer to print at start. */
 void pass_report_summary(const IrGraph *g, FILE *out);

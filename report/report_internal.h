@@ -87,5 +87,10 @@ void html_stage_color(char *buf, size_t n, int s);
 void html_timeline(const IrGraph *g, FILE *out); /* the 1F1B step, to scale */
 void html_memory(const IrGraph *g, FILE *out);   /* memory per stage against capacity */
 void html_compare(const IrGraph *g, FILE *out);  /* chosen vs pure plans */
+/* A rectangle of the charts: class `cls` (what a test counts), fill a CSS colour. */
+void html_box(FILE *out, double x, double y, double w, double h, const char *fill, const char *cls);
+/* html_measured.c: the measured step under the predicted one, per stage, and each layer's
+ * predicted and measured times with the error. */
+void html_measured(const IrGraph *g, const Measured *m, FILE *out);
 
 #endif /* MPCC_REPORT_INTERNAL_H */

@@ -11,6 +11,7 @@
  */
 #include "report.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -325,8 +326,10 @@ static int count_of(const char *text, const char *needle) {
 
 /* The HTML page: one mesh cell per device, one table row per layer, one timeline row per
  * stage; the same bytes twice; names from the .mp escaped; nothing fetched. */
+static void html_plain(const IrGraph *g, FILE *out) { pass_report_html(g, NULL, out); }
+
 static void test_html(IrGraph *g) {
-    char *h = render(g, pass_report_html), *h2 = render(g, pass_report_html);
+    char *h = render(g, html_plain), *h2 = render(g, html_plain);
     CHECK(strcmp(h, h2) == 0);
     CHECK(strncmp(h, "<!DOCTYPE html>\n", 16) == 0);
     CHECK(count_of(h, "<rect data-device=\"") == 2);
@@ -343,7 +346,7 @@ static void test_html(IrGraph *g) {
     const char *name = IR_NODE(g, 1)->name, *file = g->file;
     IR_NODE(g, 1)->name = "<img src=x onerror='alert(1)'>&\"";
     g->file = "</title><script>x</script>.mp";
-    h = render(g, pass_report_html);
+    h = render(g, html_plain);
     CHECK(!strstr(h, "<img") && !strstr(h, "<script>x"));
     expect_has(h, "&lt;img src=x onerror=&#39;alert(1)&#39;&gt;&amp;&quot;");
     expect_has(h, "&lt;/title&gt;&lt;script&gt;x&lt;/script&gt;.mp");
@@ -351,6 +354,75 @@ static void test_html(IrGraph *g) {
     IR_NODE(g, 1)->name = name;
     g->file = file;
     free(h);
+}
+
+/* A profile of the hand-built plan (mesh 1×1×2, m = 4) written to a temporary file: two
+ * ranks, 3 steps; h's forward takes 15 µs per micro-batch after a 1 ms first call (predicted
+ * 10 µs: +50%), its backward 20 µs (as predicted); busy 100 µs and idle 10 µs per step. */
+static const char *profile_text(const char *mesh) {
+    static char buf[2048];
+    const char *rank =
+        "{\"stage\": 0, \"timers\": ["
+        "{\"name\": \"stage.busy\", \"seconds\": 1.1e-3, \"calls\": 3, "
+        "\"first_s\": 0.9e-3},"
+        "{\"name\": \"stage.idle\", \"seconds\": 30e-6, \"calls\": 9, \"first_s\": 1e-6},"
+        "{\"name\": \"fwd.h\", \"seconds\": 1.165e-3, \"calls\": 12, \"first_s\": 1e-3},"
+        "{\"name\": \"bwd.h\", \"seconds\": 240e-6, \"calls\": 12, \"first_s\": 20e-6},"
+        "{\"name\": \"fwd.a\", \"seconds\": 12e-6, \"calls\": 12},"
+        "{\"name\": \"bwd.a\", \"seconds\": 12e-6, \"calls\": 12},"
+        "{\"name\": \"fwd.out\", \"seconds\": 12e-6, \"calls\": 12},"
+        "{\"name\": \"bwd.out\", \"seconds\": 12e-6, \"calls\": 12},"
+        "{\"name\": \"fwd.loss\", \"seconds\": 12e-6, \"calls\": 12},"
+        "{\"name\": \"bwd.loss\", \"seconds\": 12e-6, \"calls\": 12}]}";
+    snprintf(buf, sizeof buf, "{\"mesh\": %s, \"ranks\": [%s, %s]}", mesh, rank, rank);
+    return buf;
+}
+
+static bool load_profile(IrGraph *g, const char *text, Arena *a, Measured *m, FILE *sink) {
+    char path[] = "/tmp/mpcc_test_profileXXXXXX";
+    int fd = mkstemp(path);
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    CHECK(f != NULL);
+    if (!f) return false;
+    fputs(text, f);
+    fclose(f);
+    Diag d;
+    diag_init(&d, sink);
+    bool ok = report_measured_load(g, path, a, m, &d);
+    remove(path);
+    return ok;
+}
+
+static const Measured *measured_for_html;
+static void html_with_measured(const IrGraph *g, FILE *out) {
+    pass_report_html(g, measured_for_html, out);
+}
+
+/* The profile read against the plan: steady state (first calls left out), means over the
+ * stage's ranks, each layer's error; a profile of another mesh is refused. */
+static void test_measured(IrGraph *g) {
+    Arena a = {0};
+    Measured m;
+    FILE *sink = tmpfile();
+    g->plan->nodes[0].fwd_time = 10e-6, g->plan->nodes[0].bwd_time = 20e-6;
+    CHECK(load_profile(g, profile_text("{\"S\": 1, \"d\": 1, \"t\": 2}"), &a, &m, sink));
+    CHECK(m.steps == 3 && m.stages[0].ranks == 2 && !m.step_from_profile);
+    CHECK(fabs(m.stages[0].step - 110e-6) < 1e-12 && fabs(m.step - 110e-6) < 1e-12);
+    CHECK(fabs(m.layers[0].fwd - 15e-6) < 1e-12 && fabs(m.layers[0].bwd - 20e-6) < 1e-12);
+    CHECK(fabs(m.stages[0].fwd - (4 * 15e-6 + 3 * 4e-6)) < 1e-12);
+    measured_for_html = &m;
+    char *h = render(g, html_with_measured);
+    CHECK(count_of(h, "<g data-pm-stage=\"") == 1 && count_of(h, "<tr data-pm-layer=\"") == 4);
+    expect_has(h, "data-measured=\"0.00011\">110 µs</b>");
+    expect_has(h, ">+50%</td>");
+    expect_has(h, "<tr data-pm-layer=\"0\">"); /* h first: its error costs the most */
+    CHECK(strstr(h, "<tr data-pm-layer=\"0\">") < strstr(h, "<tr data-pm-layer=\"1\">"));
+    free(h);
+    CHECK(!load_profile(g, profile_text("{\"S\": 1, \"d\": 2, \"t\": 1}"), &a, &m, sink));
+    CHECK(!load_profile(g, "{\"mesh\": ", &a, &m, sink));
+    g->plan->nodes[0].fwd_time = 0, g->plan->nodes[0].bwd_time = 0;
+    fclose(sink);
+    arena_free(&a);
 }
 
 /* `test_report FILE` also writes the hand-built plan's JSON to FILE (for schema checks). */
@@ -371,6 +443,7 @@ int main(int argc, char **argv) {
     test_determinism_and_summary(g);
     test_html(g);
     test_width_and_plurals(g);
+    test_measured(g);
     test_check_and_save(g);
     test_collapse();
     arena_free(&a);
