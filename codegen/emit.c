@@ -234,11 +234,14 @@ void emit_header(Emit *e) {
     int64_t np = 0;
     for (int i = 0; i < IR_NPARAMS(g); i++)
         np += ir_shape_numel(&IR_PARAM(g, i)->shape);
-    E(e, ": %d layers, %lld parameters\n", IR_NNODES(g), (long long)np);
-    E(e, " * mesh: %d stage(s) x %d replica(s) x %d tensor rank(s) = %d ranks (mpirun -np %d)\n",
-      s->S, s->d, s->t, s->S * s->d * s->t, s->S * s->d * s->t);
-    E(e, " * batch %lld = %d replica(s) x %d micro-batch(es) x %lld samples\n *\n * plan:\n",
-      (long long)s->batch, s->d, s->m, (long long)s->micro);
+    char b[5][48]; /* the report's words; x, not ×: generated comments are ASCII */
+    E(e, ": %s, %lld parameters\n", units_n(b[0], 48, IR_NNODES(g), "layer"), (long long)np);
+    E(e, " * mesh: S=%s x d=%s x t=%s = %s (mpirun -np %d)\n", units_n(b[0], 48, s->S, "stage"),
+      units_n(b[1], 48, s->d, "replica"), units_n(b[2], 48, s->t, "tensor rank"),
+      units_n(b[3], 48, s->S * s->d * s->t, "rank"), s->S * s->d * s->t);
+    E(e, " * batch %lld = %s x %s x %s\n *\n * plan:\n", (long long)s->batch,
+      units_n(b[0], 48, s->d, "replica"), units_n(b[1], 48, s->m, "micro-batch"),
+      units_n(b[4], 48, (long long)s->micro, "sample"));
     for (int i = 0; i < IR_NNODES(g); i++) {
         const IrNode *n = IR_NODE(g, i);
         const PlanNode *pn = &g->plan->nodes[i];

@@ -260,8 +260,10 @@ static void emit_header_file(const Api *x, FILE *h) {
         x->p, MPCC_VERSION);
     for (const char *c = x->g->name; *c; c++)
         fputc(isalnum((unsigned char)*c) || *c == '_' ? *c : '?', h);
-    fprintf(h, ": %d stage(s) x %d replica(s) x %d tensor rank(s) = %d ranks, batch %lld\n", s->S,
-            s->d, s->t, s->S * s->d * s->t, (long long)s->batch);
+    char b[4][48]; /* the report's words; x, not ×: generated comments are ASCII */
+    fprintf(h, ": S=%s x d=%s x t=%s = %s, batch %lld\n", units_n(b[0], 48, s->S, "stage"),
+            units_n(b[1], 48, s->d, "replica"), units_n(b[2], 48, s->t, "tensor rank"),
+            units_n(b[3], 48, s->S * s->d * s->t, "rank"), (long long)s->batch);
     put_tpl(h, api_head_doc, x->p, x->up);
     fprintf(h, "#ifndef %s_API_H\n#define %s_API_H\n\n", x->up, x->up);
     emit_decls(x, h);
