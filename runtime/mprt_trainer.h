@@ -88,7 +88,8 @@ void mprt_params_init(const MprtModel *m, float *arena, uint64_t seed);
 float *mprt_param_gather(const MprtModel *m, const MprtParam *p, const float *arena);
 
 /* Writes a checkpoint (safetensors): every parameter whole, then each optimizer state as
- * "optimizer.<state>.<name>", and the metadata step, model and optimizer. Collective over the
+ * "optimizer.<state>.<name>", and the metadata step, model, optimizer and params (the
+ * parameter table's fingerprint). Collective over the
  * world, not counted as plan traffic; world rank 0 writes (atomically). Returns false with err
  * set on rank 0 if the file cannot be written; true on every other rank. */
 bool mprt_ckpt_save(const MprtModel *m, MprtArenas arena, const char *path, int64_t step,
@@ -96,10 +97,23 @@ bool mprt_ckpt_save(const MprtModel *m, MprtArenas arena, const char *path, int6
 
 /* Reads a checkpoint into this rank's shards: the weights, and with `state` the optimizer
  * states and the step (into *step). Local to the rank; any plan's checkpoint of the same model
- * fits. Stops at the first problem (missing tensor, shape mismatch, no valid step) and returns
- * false with err set; the arenas may then hold some of the file's tensors. */
+ * fits. The file must be this model's: its metadata "model" equal to m->name and "params" to
+ * mprt_ckpt_fingerprint(m), checked before any tensor is read. Stops at the first problem
+ * (another model, missing tensor, shape mismatch, no valid step) and returns false with err
+ * set; the arenas may then hold some of the file's tensors. */
 bool mprt_ckpt_load(const MprtModel *m, MprtArenas arena, const char *path, bool state,
                     int64_t *step, MprtErr *err);
+/* A deliberate partial start (the trainer's --init-partial): every parameter whose name the
+ * file holds is read into `weights` (its shape must match), the others keep their values; the
+ * model name and fingerprint are not checked. *loaded: how many the file held (the same on
+ * every rank). A file holding none of them is an error. */
+bool mprt_ckpt_load_partial(const MprtModel *m, float *weights, const char *path, int *loaded,
+                            MprtErr *err);
+/* The parameter table's fingerprint, 16 hex digits into out: a hash of every parameter's name,
+ * dtype and whole shape, independent of the table's order and of the plan (stages, splits and
+ * offsets are left out), so every plan of a model has the same one. */
+#define MPRT_FINGERPRINT_LEN 17
+void mprt_ckpt_fingerprint(const MprtModel *m, char out[MPRT_FINGERPRINT_LEN]);
 
 /* ─────────────────────────── the command line and the run (trainer_main.c)
  * ─────────────────────────── */
@@ -110,8 +124,9 @@ typedef struct MprtArgs {
     int threads;                          /* --threads; 0: the rank's share of the node */
     uint64_t seed;                        /* --seed */
     const char *data, *labels, *init, *save, *resume, *profile; /* file names, or NULL */
-    const char *comm; /* --comm (the CUDA trainer's), or NULL */
-    bool help, tf32;  /* --help; --tf32 (the CUDA trainer's) */
+    const char *init_partial; /* --init-partial: the tensors of a file that fit, or NULL */
+    const char *comm;         /* --comm (the CUDA trainer's), or NULL */
+    bool help, tf32;          /* --help; --tf32 (the CUDA trainer's) */
 } MprtArgs;
 
 /* Bytes the plan moves per device per step on one stage, group and collective kind (the

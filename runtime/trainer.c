@@ -126,6 +126,27 @@ static const MprtParam *ckpt_tensor(const MprtModel *m, int i, char *buf, size_t
     return p;
 }
 
+/* FNV-1a 64 of n bytes, continuing from h. */
+static uint64_t fnv(uint64_t h, const void *p, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ ((const unsigned char *)p)[i]) * 0x100000001B3ull;
+    return h;
+}
+
+void mprt_ckpt_fingerprint(const MprtModel *m, char out[MPRT_FINGERPRINT_LEN]) {
+    uint64_t sum = 0;
+    for (int i = 0; i < m->nparams; i++) {
+        const MprtParam *p = &m->params[i];
+        char dims[160];
+        int n = snprintf(dims, sizeof dims, "|f32|%d", p->ndim);
+        for (int k = 0; k < p->ndim && n > 0 && n < (int)sizeof dims; k++)
+            n += snprintf(dims + n, sizeof dims - (size_t)n, ",%lld", (long long)p->shape[k]);
+        uint64_t h = fnv(0xCBF29CE484222325ull, p->name, strlen(p->name) + 1);
+        sum += mprt_mix64(fnv(h, dims, strlen(dims))); /* a sum: the table's order is free */
+    }
+    snprintf(out, MPRT_FINGERPRINT_LEN, "%016llx", (unsigned long long)sum);
+}
+
 bool mprt_ckpt_save(const MprtModel *m, MprtArenas arena, const char *path, int64_t step,
                     MprtErr *err) {
     int nt = m->nparams * (1 + m->nstate);
@@ -146,8 +167,11 @@ bool mprt_ckpt_save(const MprtModel *m, MprtArenas arena, const char *path, int6
     }
     char stepstr[32];
     snprintf(stepstr, sizeof stepstr, "%lld", (long long)step);
-    MprtMeta meta[3] = {{"step", stepstr}, {"model", m->name}, {"optimizer", m->optimizer}};
-    bool ok = mprt_mesh()->rank != 0 || mprt_st_save(path, refs, nt, meta, 3, err);
+    char fp[MPRT_FINGERPRINT_LEN];
+    mprt_ckpt_fingerprint(m, fp);
+    MprtMeta meta[4] = {
+        {"step", stepstr}, {"model", m->name}, {"optimizer", m->optimizer}, {"params", fp}};
+    bool ok = mprt_mesh()->rank != 0 || mprt_st_save(path, refs, nt, meta, 4, err);
     for (int i = 0; i < nt; i++)
         free(data[i]), free(names[i]);
     free(refs), free(names), free(data);
@@ -184,10 +208,40 @@ static bool read_step(MprtSt *f, const char *path, int64_t *step, MprtErr *err) 
     return true;
 }
 
+/* A file of another model, or of another parameter table under the same name, is refused
+ * before any tensor is read: a superset of this model's names would otherwise load silently. */
+static bool check_identity(const MprtModel *m, MprtSt *f, const char *path, MprtErr *err) {
+    const char *model = mprt_st_meta(f, "model"), *fp = mprt_st_meta(f, "params");
+    char want[MPRT_FINGERPRINT_LEN];
+    mprt_ckpt_fingerprint(m, want);
+    if (!model || strcmp(model, m->name))
+        return mprt__err(err,
+                         "%s: a checkpoint of model '%.80s', not of '%.80s' (to start from "
+                         "the tensors that fit, deliberately: --init-partial)",
+                         path, model ? model : "(none)", m->name);
+    if (!fp || strcmp(fp, want))
+        return mprt__err(err,
+                         "%s: model '%.80s' with another parameter table (fingerprint %.20s, "
+                         "expected %s: names, shapes or dtypes differ; to start from the tensors "
+                         "that fit, deliberately: --init-partial)",
+                         path, m->name, fp ? fp : "(none)", want);
+    /* the file's own tensors, not only its word: its weights must be exactly the table's
+     * (each is read below, so equal counts of unique names mean equal sets) */
+    int weights = 0;
+    for (int i = 0; i < mprt_st_count(f); i++)
+        weights += strncmp(mprt_st_info(f, i).name, "optimizer.", 10) != 0;
+    if (weights != m->nparams)
+        return mprt__err(err,
+                         "%s: holds %d parameter tensors, model '%.80s' has %d (to start from "
+                         "the tensors that fit, deliberately: --init-partial)",
+                         path, weights, m->name, m->nparams);
+    return true;
+}
+
 bool mprt_ckpt_load(const MprtModel *m, MprtArenas arena, const char *path, bool state,
                     int64_t *step, MprtErr *err) {
     MprtSt *f = mprt_st_open(path, err);
-    bool ok = f != NULL;
+    bool ok = f != NULL && check_identity(m, f, path, err);
     for (int i = 0; ok && i < m->nparams * (state ? 1 + m->nstate : 1); i++) {
         char name[512];
         int which;
@@ -195,6 +249,30 @@ bool mprt_ckpt_load(const MprtModel *m, MprtArenas arena, const char *path, bool
         if (p->stage == mprt_mesh()->s) ok = read_shard(m, f, p, name, arena[which], err);
     }
     if (ok && state) ok = read_step(f, path, step, err);
+    if (f) mprt_st_close(f);
+    return ok;
+}
+
+static bool st_has(const MprtSt *f, const char *name) {
+    for (int i = 0; i < mprt_st_count(f); i++)
+        if (!strcmp(mprt_st_info(f, i).name, name)) return true;
+    return false;
+}
+
+bool mprt_ckpt_load_partial(const MprtModel *m, float *weights, const char *path, int *loaded,
+                            MprtErr *err) {
+    MprtSt *f = mprt_st_open(path, err);
+    bool ok = f != NULL;
+    *loaded = 0;
+    for (int i = 0; ok && i < m->nparams; i++) {
+        const MprtParam *p = &m->params[i];
+        if (!st_has(f, p->name)) continue;
+        ++*loaded;
+        if (p->stage == mprt_mesh()->s) ok = read_shard(m, f, p, p->name, weights, err);
+    }
+    if (ok && *loaded == 0)
+        ok = mprt__err(err, "%s: holds none of model '%.80s''s %d parameter tensors", path, m->name,
+                       m->nparams);
     if (f) mprt_st_close(f);
     return ok;
 }

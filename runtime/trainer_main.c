@@ -30,7 +30,9 @@ void mprt_usage(const MprtTrainer *t, FILE *out, const char *prog) {
             "  --data X.npy       inputs (default: synthetic samples from the seed)\n"
             "  --labels Y.npy     labels (default: synthetic)\n"
             "  --seed S           initialisation, synthetic data and dropout seed (default %d)\n"
-            "  --init F           start from the weights of a checkpoint\n"
+            "  --init F           start from the weights of a checkpoint of this model\n"
+            "  --init-partial F   start from those tensors of F whose names and shapes fit "
+            "(any model)\n"
             "  --resume F         continue a checkpoint: weights, optimizer state and step\n"
             "  --save F           write a checkpoint at the end (and every --save-every steps)\n"
             "  --save-every K     checkpoint every K steps\n"
@@ -66,11 +68,11 @@ static int64_t parse_count(const char *s, bool any) {
 
 /* The field a file-name flag sets, or NULL. */
 static const char **str_flag(const MprtTrainer *t, MprtArgs *a, const char *f) {
-    static const char *const names[] = {"--data",   "--labels",  "--init", "--save",
-                                        "--resume", "--profile", "--comm"};
-    const char **fields[] = {&a->data,   &a->labels,  &a->init, &a->save,
-                             &a->resume, &a->profile, &a->comm};
-    int n = t->device ? 7 : 6; /* --comm: the CUDA trainer's */
+    static const char *const names[] = {"--data",   "--labels",  "--init",         "--save",
+                                        "--resume", "--profile", "--init-partial", "--comm"};
+    const char **fields[] = {&a->data,   &a->labels,  &a->init,         &a->save,
+                             &a->resume, &a->profile, &a->init_partial, &a->comm};
+    int n = t->device ? 8 : 7; /* --comm: the CUDA trainer's */
     for (int i = 0; i < n; i++)
         if (!strcmp(f, names[i])) return fields[i];
     return NULL;
@@ -124,6 +126,10 @@ const char *mprt_args_parse(const MprtTrainer *t, int argc, char **argv, MprtArg
         i++;
     }
     if (a->log_every == 0) a->log_every = 1;
+    if (a->init && a->init_partial) {
+        snprintf(err, n, "--init and --init-partial exclude each other");
+        return err;
+    }
     return NULL;
 }
 
@@ -163,6 +169,17 @@ static int64_t load(const MprtTrainer *t, const char *path, bool state) {
     int64_t step = 0;
     mprt_exit_if_any(!mprt_ckpt_load(t->model, arena, path, state, &step, &err), err.msg);
     return step;
+}
+
+/* --init-partial: the tensors that fit, said on rank 0 (a partial start must not look whole). */
+static void load_partial(const MprtTrainer *t, const char *path) {
+    MprtErr err = {{0}};
+    int loaded = 0;
+    bool ok = mprt_ckpt_load_partial(t->model, *t->arena[0], path, &loaded, &err);
+    mprt_exit_if_any(!ok, err.msg);
+    if (mprt_mesh()->rank == 0)
+        printf("init: %d of %d parameter tensors from %s; the rest drawn from the seed\n", loaded,
+               t->model->nparams, path);
 }
 
 /* Rank 0: the plan, and where the launcher's binding made the rank move. */
@@ -226,6 +243,7 @@ int mprt_trainer_main(const MprtTrainer *t, int argc, char **argv) {
     mprt_exit_if_any(!ok, err.msg);
     int64_t step = 0;
     if (a.init) load(t, a.init, false);
+    if (a.init_partial) load_partial(t, a.init_partial);
     if (a.resume) step = load(t, a.resume, true);
     mprt_exit_if_any(step > a.steps, past_steps(a.resume, step, a.steps, msg, sizeof msg));
     print_plan(t, threads);

@@ -5,8 +5,9 @@
     --devices-b devices (another mesh): steps 11..20 match the uninterrupted run within --rtol.
   * --init from that checkpoint starts a new run (step 1) from its weights.
   * Bad inputs give one line on stderr (besides mpirun's own banner) and exit status 1: a
-    missing file, a truncated file, a checkpoint of another model, an unknown flag, a bad flag
-    value, a wrong world size.
+    missing file, a truncated file, a checkpoint of another model, a superset of this model's
+    tensors or another model's name on a file of them (--resume and --init; --init-partial
+    loads what fits), an unknown flag, a bad flag value, a wrong world size.
   * A trainer killed with SIGKILL while saving every step leaves a loadable checkpoint.
 """
 import argparse
@@ -64,6 +65,20 @@ def write_with_step(src, dst, step):
     js += b" " * (-len(js) % 8)
     with open(dst, "wb") as f:
         f.write(struct.pack("<Q", len(js)) + js + body)
+
+
+def write_superset(src, dst, model=None):
+    """src plus one extra tensor (and, with model, another model name): a file whose tensor
+    names are a superset of the model's, which once resumed silently."""
+    hdr, body = ckpt_header(src)
+    end = len(body)
+    hdr["extra.weight"] = {"dtype": "F32", "shape": [2], "data_offsets": [end, end + 8]}
+    if model is not None:
+        hdr["__metadata__"]["model"] = model
+    js = json.dumps(hdr).encode()
+    js += b" " * (-len(js) % 8)
+    with open(dst, "wb") as f:
+        f.write(struct.pack("<Q", len(js)) + js + body + struct.pack("<2f", 1.0, 2.0))
 
 
 def one_line_error(r, what, failures):
@@ -125,6 +140,23 @@ def main():
     train(a, exe_o, np_o, "--steps", "1", "--save", other_ck)
     one_line_error(train(a, exe_b, np_b, "--resume", other_ck, check=False)[0], "another model's checkpoint",
                    failures)
+    # A superset of this model's tensors under its name (the fingerprint differs), or under
+    # another model's name: refused by --resume and --init; --init-partial takes what fits.
+    sup, renamed = os.path.join(a.workdir, "superset.safetensors"), os.path.join(a.workdir, "renamed.safetensors")
+    write_superset(ck, sup)
+    write_superset(ck, renamed, model="someone_else")
+    for flag in ("--resume", "--init"):
+        for path, what in ((sup, "a superset of the tensors"), (renamed, "another model's name")):
+            one_line_error(train(a, exe_b, np_b, flag, path, "--steps", "11", check=False)[0],
+                           f"{flag} of {what}", failures)
+    r, part = train(a, exe_b, np_b, "--init-partial", renamed, "--steps", "1", check=False)
+    got = re.search(r"^init: (\d+) of (\d+) parameter tensors from ", r.stdout, re.M)
+    if r.returncode != 0 or not got or got.group(1) != got.group(2) or sorted(part) != [1]:
+        failures.append(f"--init-partial of a superset: expected every tensor and step 1:\n{r.stdout}{r.stderr}")
+    else:
+        print(f"--init-partial: {got.group(0)}")
+    one_line_error(train(a, exe_b, np_b, "--init-partial", other_ck, check=False)[0],
+                   "--init-partial of a file whose shapes differ", failures)
     one_line_error(train(a, exe_b, np_b, "--bogus", check=False)[0], "unknown flag", failures)
     one_line_error(train(a, exe_b, np_b, "--steps", "x", check=False)[0], "bad flag value", failures)
     r = run([a.mpirun, "--oversubscribe", "-np", str(np_b + 1), exe_b, "--steps", "1"])

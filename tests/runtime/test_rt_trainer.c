@@ -10,8 +10,9 @@
  * Every rank fills its shards with values computed from the whole-tensor index; the test
  * saves a checkpoint (weights and two optimizer states), checks every tensor of the file on
  * rank 0 against the formula, zeroes the arenas, loads the file back and checks every shard,
- * then the error paths: a missing file, a checkpoint of another shape. Run it under ASan
- * (tests/runtime/CMakeLists.txt) for the padding.
+ * then the error paths: a missing file, a checkpoint of another shape, of a superset of the
+ * table's names or of another model (refused; --init-partial's load takes what fits). Run it under
+ * ASan (tests/runtime/CMakeLists.txt) for the padding.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,6 +89,9 @@ static void check_file(const char *path) {
     CHECK(step && !strcmp(step, "42"), "step %s", step ? step : "(none)");
     CHECK(opt && !strcmp(opt, "adam"), "optimizer %s", opt ? opt : "(none)");
     CHECK(mprt_st_meta(f, "model") && !strcmp(mprt_st_meta(f, "model"), "toy"), "model");
+    char fp[MPRT_FINGERPRINT_LEN];
+    mprt_ckpt_fingerprint(&model, fp);
+    CHECK(mprt_st_meta(f, "params") && !strcmp(mprt_st_meta(f, "params"), fp), "params");
     mprt_st_close(f);
 }
 
@@ -117,14 +121,47 @@ static void errors(MprtArenas arena, const char *dir) {
     snprintf(path, sizeof path, "%s/missing.safetensors", dir);
     CHECK(!mprt_ckpt_load(&model, arena, path, true, &step, &err) && strstr(err.msg, path),
           "a missing file: '%s'", err.msg);
-    /* the file of this table under a model whose bias has another length */
+    /* the file of this table under a model whose bias has another length: refused by the
+     * fingerprint on every rank before a tensor is read; a partial start reads the bias and
+     * stops at its shape, on the rank that holds it */
     snprintf(path, sizeof path, "%s/ckpt.safetensors", dir);
     params[1].shape[0] = NBIAS + 1;
     err.msg[0] = 0;
     bool ok = mprt_ckpt_load(&model, arena, path, false, &step, &err);
+    CHECK(!ok && strstr(err.msg, "with another parameter table") && !strchr(err.msg, '\n'),
+          "a shape mismatch: '%s'", err.msg);
+    int loaded = -1;
+    ok = mprt_ckpt_load_partial(&model, arena[0], path, &loaded, &err);
     bool holds = params[1].stage == mprt_mesh()->s; /* only its stage reads the bias */
-    CHECK(holds ? !ok && strstr(err.msg, "out.bias") : ok, "a shape mismatch: '%s'", err.msg);
+    CHECK(holds ? !ok && strstr(err.msg, "out.bias") : ok, "partial, bad shape: '%s'", err.msg);
     params[1].shape[0] = NBIAS;
+    /* a model whose names are a subset of the file's (the embedding only) is refused: the file
+     * would otherwise load silently; a deliberate partial start loads its one tensor */
+    MprtModel sub = model;
+    sub.nparams = 1;
+    ok = mprt_ckpt_load(&sub, arena, path, true, &step, &err);
+    CHECK(!ok && strstr(err.msg, "another parameter table"), "a superset file: '%s'", err.msg);
+    ok = mprt_ckpt_load_partial(&sub, arena[0], path, &loaded, &err);
+    CHECK(ok && loaded == 1, "partial: %d loaded, '%s'", loaded, err.msg);
+    /* another model's name, with the same table */
+    sub = model;
+    sub.name = "other";
+    ok = mprt_ckpt_load(&sub, arena, path, false, &step, &err);
+    CHECK(!ok && strstr(err.msg, "a checkpoint of model 'toy', not of 'other'"), "name: '%s'",
+          err.msg);
+    /* the fingerprint: in the file, the same for every plan (order and splits left out),
+     * different for another shape */
+    char fp[MPRT_FINGERPRINT_LEN], fp2[MPRT_FINGERPRINT_LEN];
+    mprt_ckpt_fingerprint(&model, fp);
+    MprtParam swapped[2] = {params[1], params[0]};
+    swapped[0].stage = 7, swapped[1].parts = 3, swapped[1].offset = 99;
+    sub = model;
+    sub.params = swapped;
+    mprt_ckpt_fingerprint(&sub, fp2);
+    CHECK(strlen(fp) == 16 && !strcmp(fp, fp2), "plan-independent: %s vs %s", fp, fp2);
+    swapped[0].shape[0] = NBIAS + 1;
+    mprt_ckpt_fingerprint(&sub, fp2);
+    CHECK(strcmp(fp, fp2) != 0, "a shape must change the fingerprint");
 }
 
 static void counts(int t) {

@@ -193,6 +193,17 @@ static void checkpoint_errors(mlp_ctx *ctx, const char *dir) {
     }
     MPI_Barrier(MPI_COMM_WORLD);
     expect(mlp_load(ctx, garbage, 1), MLP_ERR_IO, ctx, "garbage.safetensors", "load(garbage)");
+    if (rank == 0) { /* a well-formed checkpoint of another model (one tensor) */
+        static const char hdr[] = "{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+                                  "\"__metadata__\":{\"model\":\"other\",\"step\":\"1\"}}";
+        unsigned char len[8] = {(unsigned char)(sizeof hdr - 1)};
+        FILE *f = fopen(garbage, "wb");
+        fwrite(len, 1, 8, f), fwrite(hdr, 1, sizeof hdr - 1, f), fwrite("\0\0\0\0", 1, 4, f);
+        fclose(f);
+    }
+    MPI_Barrier(MPI_COMM_WORLD);
+    expect(mlp_load(ctx, garbage, 0), MLP_ERR_IO, ctx, "a checkpoint of model 'other'",
+           "load(another model's checkpoint)");
     truncate_copy(good, bad, file_size(good) - 100);
     expect(mlp_load(ctx, bad, 1), MLP_ERR_IO, ctx, "truncated.safetensors", "load(truncated)");
     CHECK(mlp_steps_done(ctx) == saved_step + 2, "failed loads kept the step: %lld",
