@@ -288,13 +288,15 @@ static void emit_free_all(Emit *e) {
 /* After mprt_init: shared by the command line and the C API's create (emit_capi.c). */
 static void emit_setup_rank(Emit *e) {
     E(e,
-      "/* Every layer's name and stage: its timers \"fwd.NAME\" and \"bwd.NAME\" (--profile). */\n"
+      "/* Every layer's name and stage (its timers \"fwd.NAME\" and \"bwd.NAME\") and the\n"
+      " * plan's seconds for one micro-batch's forward and backward on one device. */\n"
       "#define NUM_LAYERS %d\nstatic const MprtLayer LAYERS[NUM_LAYERS] = {\n",
       IR_NNODES(e->g));
     for (int i = 0; i < IR_NNODES(e->g); i++) {
+        const PlanNode *pn = &e->g->plan->nodes[i];
         E(e, "    {");
         put_c_string(e, IR_NODE(e->g, i)->name);
-        E(e, ", %d},\n", e->g->plan->nodes[i].stage);
+        E(e, ", %d, %.6g, %.6g},\n", pn->stage, pn->fwd_time, pn->bwd_time);
     }
     E(e, "};\n\n");
     E(e,
@@ -330,6 +332,22 @@ static void emit_open_data(Emit *e) {
     E(e, "    return ok;\n}\n\n");
 }
 
+/* The plan's predictions the run compares itself with (MprtForecast): the predicted step, the
+ * model's FLOPs per step as the report counts them (forward + backward of every layer), the
+ * preset's per-device FLOP/s, and the tokens of one sample when the first input is a token
+ * sequence (i32[batch, T]). */
+static void emit_forecast(Emit *e) {
+    const IrGraph *g = e->g;
+    double flops = 0;
+    for (int i = 0; i < IR_NNODES(g); i++)
+        flops += (double)IR_NODE(g, i)->flops_fwd + (double)IR_NODE(g, i)->flops_bwd;
+    int x = first_of(e, VAL_INPUT);
+    const IrValue *in = x >= 0 ? IR_VALUE(g, x) : NULL;
+    long long tokens = in && in->dtype == DT_I32 && in->shape.rank == 2 ? in->shape.d[1] : 0;
+    E(e, "    {%.6g, %.6g, %.6g, %lld}, /* predicted step s, FLOPs/step, peak FLOP/s, tokens */\n",
+      g->plan->totals.step_time, flops, g->cluster.flops, tokens);
+}
+
 /* The run itself is the runtime's (mprt_trainer_main); the trainer hands it its parts. On the
  * device, start and stop also bring the GPU up and down. */
 void emit_main(Emit *e) {
@@ -351,9 +369,11 @@ void emit_main(Emit *e) {
       "static const MprtTrainer TRAINER = {\n"
       "    &MODEL, BATCH, DEFAULT_STEPS, DEFAULT_SEED, %s, /* model, plan, defaults, target */\n"
       "    PLAN_SUMMARY, PREDICTED, NUM_PREDICTED, {&prm, &opt1, &opt2},\n"
-      "    trainer_start, open_data, train_step, %s, %s,\n};\n\n",
+      "    trainer_start, open_data, train_step, %s, %s,\n",
       dev ? "true" : "false", dev ? "trainer_stop" : "free_all",
       dev ? "mprt_cu_stats_flush" : "NULL");
+    emit_forecast(e);
+    E(e, "};\n\n");
     E(e, "#ifndef MPCC_NO_MAIN /* defined when the trainer is built as a library (C API) */\n"
          "int main(int argc, char **argv) { return mprt_trainer_main(&TRAINER, argc, argv); "
          "}\n#endif\n");

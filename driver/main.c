@@ -78,8 +78,11 @@ static void usage(FILE *f) {
         f,
         "usage: mpcc FILE [-o OUT] [--emit=KIND] [--report-json FILE] [--report-html FILE\n"
         "            [--measured PROFILE]] [-D key=value]... [--dump-after=PASS] [-v]\n"
+        "       mpcc compare PLAN.json PROFILE.json\n"
         "\n"
-        "Compiles a .mp model description (see docs/language.md).\n"
+        "Compiles a .mp model description (see docs/language.md). `mpcc compare` puts a plan's\n"
+        "predicted times (--report-json) beside a trainer's measured ones (--profile), per layer,\n"
+        "largest error first (docs/report.md).\n"
         "\n"
         "options:\n"
         "  -o OUT             with --emit, write that output to OUT instead of standard output;\n"
@@ -388,7 +391,20 @@ static int compile(const Options *o, const Emit *emit, Arena *a, Diag *d) {
     return ir_out_close(&out, true, d) ? 0 : EXIT_USER;
 }
 
+/* `mpcc compare PLAN.json PROFILE.json` (report/compare.c). */
+static int compare_cmd(int argc, char **argv) {
+    char err[512];
+    if (argc != 4) {
+        fprintf(stderr, "mpcc: compare needs two files: mpcc compare PLAN.json PROFILE.json\n");
+        return EXIT_USAGE;
+    }
+    if (report_compare(argv[2], argv[3], stdout, err, sizeof err)) return 0;
+    fprintf(stderr, "mpcc: error: %s\n", err);
+    return EXIT_USER;
+}
+
 int main(int argc, char **argv) {
+    if (argc > 1 && strcmp(argv[1], "compare") == 0) return compare_cmd(argc, argv);
     Options o = {0};
     int rc = parse_args(argc, argv, &o);
     const Emit *emit = NULL;

@@ -24,10 +24,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define PROFILE_MAX_BYTES (256L << 20)
-
-/* Reads the whole regular file; NULL with *why set. */
-static char *slurp(const char *path, const char **why) {
+char *report_slurp(const char *path, const char **why) {
     FILE *f = fopen(path, "rb");
     if (!f) {
         *why = strerror(errno);
@@ -37,8 +34,8 @@ static char *slurp(const char *path, const char **why) {
     char *buf = NULL;
     if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode))
         *why = "not a regular file";
-    else if (st.st_size > PROFILE_MAX_BYTES)
-        *why = "larger than 256 MiB; not a profile";
+    else if (st.st_size > REPORT_MAX_INPUT)
+        *why = "larger than 256 MiB; not a report or a profile";
     else if (!(buf = malloc((size_t)st.st_size + 1)))
         *why = "out of memory";
     else if (fread(buf, 1, (size_t)st.st_size, f) != (size_t)st.st_size) {
@@ -191,7 +188,7 @@ bool report_measured_load(const IrGraph *g, const char *path, Arena *a, Measured
     memset(m, 0, sizeof *m);
     m->path = path;
     if (!p) return diag_error(d, at, "no plan to compare the profile with"), false;
-    char *text = slurp(path, &why);
+    char *text = report_slurp(path, &why);
     if (!text) return diag_error(d, at, "cannot read the profile: %s", why), false;
     cJSON *root = cJSON_Parse(text);
     if (!root) {

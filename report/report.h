@@ -45,6 +45,12 @@ void pass_report_summary(const IrGraph *g, FILE *out);
  * an error never leaves a half-written file (ir/outfile.c; "-" is standard output); reports
  * failures through `d`. */
 bool pass_report_save(const IrGraph *g, const char *path, bool json, Diag *d);
+/* `mpcc compare`: the plan's predicted times (a --report-json file) beside a trainer's
+ * measured ones (its --profile), per layer, largest error first (report/compare.c). False
+ * with a one-line err naming the file and the field when either is unreadable or malformed,
+ * or the profile is of another model. */
+bool report_compare(const char *plan_json, const char *profile_json, FILE *out, char *err,
+                    size_t nerr);
 /* Prints the choices of plan_search_space as a table (mpcc --plan-space K). */
 void plan_space_print(const IrGraph *g, const PlanChoice *c, int n, FILE *out);
 

@@ -49,6 +49,12 @@ void table_collapse(Table *out, const Table *t, unsigned ignore);
 /* The header and every row, indented two spaces, columns two spaces apart. */
 void table_print(const Table *t, FILE *out);
 
+/* A JSON report or a trainer's profile read whole (measured.c; used by compare.c too): a
+ * regular file of at most REPORT_MAX_INPUT bytes, NUL-terminated, malloc'd; NULL with *why
+ * set to what went wrong. */
+#define REPORT_MAX_INPUT (256L << 20)
+char *report_slurp(const char *path, const char **why);
+
 /* ─────────── facts.c ─────────── */
 
 const Plan *report_plan(const IrGraph *g);

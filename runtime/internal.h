@@ -42,6 +42,11 @@ void mprt__atomic_abort(MprtAtomic *w);
  * count in *n; other ranks get NULL. Not counted in the statistics. */
 char *mprt__gather_text(const char *mine, int *n);
 
+/* Adds this rank's "layers" array to its profile object (trainer_step.c): per layer of its
+ * stage, the plan's predicted and the measured steady-state seconds per micro-batch. */
+struct cJSON;
+void mprt__layers_json(struct cJSON *rank);
+
 /* Little-endian loads and stores (files are little-endian whatever the host). */
 uint64_t mprt__le64(const unsigned char *p);
 uint32_t mprt__le32(const unsigned char *p);

@@ -29,13 +29,16 @@ typedef struct Timer {
     char *name;
     double seconds, started, first; /* first: the first call's seconds (warm-up shows there) */
     int64_t calls;
+    double mark_seconds; /* seconds and calls at mprt_timers_mark (the warm-up's end) */
+    int64_t mark_calls;
 } Timer;
 static Timer *timers;
 static int ntimers, captimers;
 
 static struct {
-    int64_t first, last, per_step, prev_step;
-    double t_start, t_prev;
+    int64_t first, last, per_step, prev_step, every, warmup;
+    double t_start, t_prev, t_mark, measured;
+    MprtForecast f;
 } prog;
 
 /* ───────────────────────────── byte counts ───────────────────────────── */
@@ -114,7 +117,7 @@ int mprt_timer(const char *name) {
     char *copy = malloc(len + 1);
     if (!copy) mprt_fatal("out of memory for timer '%s'", name);
     memcpy(copy, name, len + 1);
-    timers[ntimers] = (Timer){copy, 0.0, 0.0, 0.0, 0};
+    timers[ntimers] = (Timer){copy, 0.0, 0.0, 0.0, 0, 0.0, 0};
     return ntimers++;
 }
 
@@ -133,17 +136,50 @@ void mprt_timer_start(int id) { timer_at(id)->started = mprt_now(); }
 void mprt_timer_stop(int id) { mprt_timer_add(id, mprt_now() - timer_at(id)->started); }
 double mprt_timer_seconds(int id) { return timer_at(id)->seconds; }
 
+void mprt_timers_mark(void) {
+    for (int i = 0; i < ntimers; i++)
+        timers[i].mark_seconds = timers[i].seconds, timers[i].mark_calls = timers[i].calls;
+}
+
+void mprt_timer_steady(int id, double *seconds, int64_t *calls) {
+    const Timer *t = timer_at(id);
+    *seconds = t->seconds - t->mark_seconds, *calls = t->calls - t->mark_calls;
+}
+
 /* ───────────────────────────── progress ───────────────────────────── */
 
-void mprt_progress_start(int64_t first_step, int64_t last_step, int64_t samples_per_step) {
+void mprt_progress_start(int64_t first_step, int64_t last_step, int64_t samples_per_step,
+                         int64_t log_every, const MprtForecast *f) {
+    int64_t n = last_step - first_step;
     prog.first = prog.prev_step = first_step;
     prog.last = last_step;
     prog.per_step = samples_per_step;
-    prog.t_start = prog.t_prev = mprt_now();
+    prog.every = log_every > 0 ? log_every : 1;
+    prog.warmup = n >= 2 ? (n / 10 > 1 ? n / 10 : 1) : 0;
+    prog.f = f ? *f : (MprtForecast){0};
+    prog.measured = 0;
+    prog.t_start = prog.t_prev = prog.t_mark = mprt_now();
+    mprt_timers_mark();
+}
+
+/* "| 12.3 GFLOP/s | MFU 4.5%" for `steps` steps in `dt` seconds, or "" without a forecast. */
+static void flops_text(char *buf, size_t n, int64_t steps, double dt) {
+    double ranks = (double)mprt_mesh()->size;
+    double rate = dt > 0 ? prog.f.flops_per_step * (double)steps / dt : 0.0;
+    if (prog.f.flops_per_step <= 0 || dt <= 0) {
+        buf[0] = 0;
+    } else if (prog.f.peak_flops > 0) {
+        snprintf(buf, n, " | %.3g GFLOP/s | MFU %.1f%%", rate / 1e9,
+                 100.0 * rate / (ranks * prog.f.peak_flops));
+    } else {
+        snprintf(buf, n, " | %.3g GFLOP/s", rate / 1e9);
+    }
 }
 
 void mprt_progress_step(int64_t step, double loss) {
     double now = mprt_now();
+    if (step == prog.first + prog.warmup && prog.warmup > 0) prog.t_mark = now, mprt_timers_mark();
+    if (step % prog.every != 0 && step != prog.last) return;
     double dt = now - prog.t_prev, elapsed = now - prog.t_start;
     int64_t done = step - prog.first, since = step - prog.prev_step;
     double rate = dt > 0 ? (double)(since * prog.per_step) / dt : 0.0;
@@ -151,25 +187,45 @@ void mprt_progress_step(int64_t step, double loss) {
     prog.t_prev = now;
     prog.prev_step = step;
     if (mprt_mesh()->rank != 0) return;
-    printf("step %lld/%lld | loss %.7g | %.1f samples/s | comm %.2f MB | elapsed %.1fs | "
-           "eta %.1fs\n",
-           (long long)step, (long long)prog.last, loss, rate, (double)mprt_stats_plan_bytes() / 1e6,
-           elapsed, eta);
+    int64_t tok = prog.f.tokens_per_sample;
+    char fl[64];
+    flops_text(fl, sizeof fl, since, dt);
+    printf("step %lld/%lld | loss %.7g | %.1f samples/s | %.1f %s/s/device | %.3g ms/step%s | "
+           "comm %.2f MB | elapsed %.1fs | eta %.1fs\n",
+           (long long)step, (long long)prog.last, loss, rate,
+           rate * (double)(tok > 0 ? tok : 1) / (double)mprt_mesh()->size,
+           tok > 0 ? "tokens" : "samples", since > 0 ? 1e3 * dt / (double)since : 0.0, fl,
+           (double)mprt_stats_plan_bytes() / 1e6, elapsed, eta);
     fflush(stdout);
 }
 
+/* Rank 0: how far the plan's step time was from the steady-state one. */
+static void print_forecast(void) {
+    if (prog.f.step_s <= 0 || prog.measured <= 0) return;
+    printf("time: predicted %.3g ms/step, measured %.3g ms/step (steps %lld-%lld; %lld warm-up): "
+           "%.2fx the prediction\n",
+           1e3 * prog.f.step_s, 1e3 * prog.measured, (long long)(prog.first + prog.warmup + 1),
+           (long long)prog.last, (long long)prog.warmup, prog.measured / prog.f.step_s);
+}
+
 void mprt_progress_finish(double final_loss) {
-    double elapsed = mprt_now() - prog.t_start;
-    int64_t steps = prog.last - prog.first;
-    double v[2] = {(double)mprt_stats_plan_bytes(), (double)plan_calls()};
-    mprt_metric_max(MPRT_WORLD, v, 2);
+    double now = mprt_now(), elapsed = now - prog.t_start;
+    int64_t steps = prog.last - prog.first, steady = steps - prog.warmup;
+    double v[3] = {(double)mprt_stats_plan_bytes(), (double)plan_calls(),
+                   steady > 0 ? (now - prog.t_mark) / (double)steady : 0.0};
+    mprt_metric_max(MPRT_WORLD, v, 3);
+    prog.measured = v[2];
     if (mprt_mesh()->rank != 0) return;
     double rate = elapsed > 0 ? (double)(steps * prog.per_step) / elapsed : 0.0;
     printf("done %lld steps in %.1fs | final loss %.7g | %.1f samples/s | comm %.2f MB max/rank "
            "| %.0f collectives\n",
            (long long)steps, elapsed, final_loss, rate, v[0] / 1e6, v[1]);
+    print_forecast();
     fflush(stdout);
 }
+
+double mprt_progress_measured(void) { return prog.measured; }
+int64_t mprt_progress_warmup(void) { return prog.warmup; }
 
 /* ───────────────────────────── profile ───────────────────────────── */
 
@@ -203,6 +259,7 @@ static cJSON *rank_json(void) {
         cJSON_AddNumberToObject(e, "first_s", timers[i].first);
         cJSON_AddItemToArray(tm, e);
     }
+    mprt__layers_json(r);
     return r;
 }
 
@@ -216,6 +273,10 @@ static cJSON *profile_json(const char *texts, int n) {
     cJSON_AddNumberToObject(mesh, "t", m->t);
     cJSON_AddNumberToObject(root, "world_size", m->size);
     cJSON_AddNumberToObject(root, "elapsed_s", mprt_elapsed());
+    /* the plan's step time against the steady-state one (mprt_progress_finish) */
+    cJSON_AddNumberToObject(root, "predicted_step_s", prog.f.step_s);
+    cJSON_AddNumberToObject(root, "measured_step_s", prog.measured);
+    cJSON_AddNumberToObject(root, "warmup_steps", (double)prog.warmup);
     cJSON *ranks = cJSON_AddArrayToObject(root, "ranks");
     for (int i = 0; i < n; i++, texts += strlen(texts) + 1) {
         cJSON *r = cJSON_Parse(texts);

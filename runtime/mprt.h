@@ -188,17 +188,42 @@ void mprt_timer_stop(int id);
 void mprt_timer_add(int id, double seconds);
 double mprt_timer_seconds(int id);
 
+/* What the plan predicts, for the progress line's rates and the end-of-run comparison
+ * (docs/runtime.md "Predicted and measured"). Zeros leave those numbers out. */
+typedef struct MprtForecast {
+    double step_s;             /* the report's "predicted step" */
+    double flops_per_step;     /* the model's FLOPs per step, forward + backward (the report's) */
+    double peak_flops;         /* one device's peak FLOP/s (the preset's): MFU's denominator */
+    int64_t tokens_per_sample; /* > 0 for a token model (input [batch, T]): rates in tokens */
+} MprtForecast;
+
 /* Progress reporting, printed by world rank 0 only (every rank may call). start() before
- * the first step, step() each logged step with the loss already averaged over ranks:
- *   step 20/100 | loss 2.302585 | 1234.5 samples/s | comm 12.34 MB | elapsed 1.2s | eta 4.8s
- * samples/s over the steps since the previous line, comm = this rank's plan bytes so far
- * (MB = 10^6 bytes), eta from the average step time so far. finish() is collective over the
- * world and prints the totals line (busiest rank's bytes):
- *   done 100 steps in 6.0s | final loss 0.123456 | 1666.7 samples/s | comm 123.45 MB max/rank | 400
- * collectives */
-void mprt_progress_start(int64_t first_step, int64_t last_step, int64_t samples_per_step);
+ * the first step; step() after every step with the loss already averaged over ranks, which
+ * prints a line at every multiple of log_every and at the last step:
+ *   step 20/100 | loss 2.302585 | 1234.5 samples/s | 308.6 samples/s/device | 25.9 ms/step |
+ *   3.12 GFLOP/s | MFU 1.3% | comm 12.34 MB | elapsed 1.2s | eta 4.8s      (one line)
+ * rates over the steps since the previous line, per device = over the world's ranks, FLOP/s
+ * from f->flops_per_step, MFU = that over (ranks × f->peak_flops); comm = this rank's plan
+ * bytes so far (MB = 10^6 bytes), eta from the average step time so far.
+ * The first max(1, n/10) of a run's n ≥ 2 steps are its warm-up: the steady-state step time
+ * (mprt_progress_measured) and the timers' steady-state share (mprt_timers_mark) count only
+ * the steps after it. finish() is collective over the world and prints the totals line
+ * (busiest rank's bytes), then, with a forecast, the comparison:
+ *   done 100 steps in 6.0s | final loss 0.123456 | 1666.7 samples/s | comm 123.45 MB max/rank |
+ *   400 collectives
+ *   time: predicted 6.05 ms/step, measured 47.1 ms/step (steps 11-100; 10 warm-up): 7.79x */
+void mprt_progress_start(int64_t first_step, int64_t last_step, int64_t samples_per_step,
+                         int64_t log_every, const MprtForecast *f);
 void mprt_progress_step(int64_t step, double loss);
 void mprt_progress_finish(double final_loss);
+/* After finish(): the steady-state seconds per step (the slowest rank's), 0 when no step
+ * followed the warm-up; and the number of warm-up steps. */
+double mprt_progress_measured(void);
+int64_t mprt_progress_warmup(void);
+/* Timers' steady state: mark() snapshots every timer (progress does it when the warm-up
+ * ends); steady() gives a timer's seconds and calls since the mark. */
+void mprt_timers_mark(void);
+void mprt_timer_steady(int id, double *seconds, int64_t *calls);
 
 typedef struct MprtErr {
     char msg[512];

@@ -155,6 +155,7 @@ typedef struct MprtTrainer {
     double (*step)(int64_t step); /* one training step; its loss summed over ranks */
     void (*stop)(void);           /* frees what start made */
     void (*flush_stats)(void);    /* brings the byte counters up to date, or NULL */
+    MprtForecast forecast;        /* the plan's step time and FLOPs (progress, end of run) */
 } MprtTrainer;
 
 /* The usage text of --help. */
@@ -169,10 +170,13 @@ void mprt_check_bytes(const MprtTrainer *t, int64_t steps);
  * the job through mprt_exit_if_any). */
 int mprt_trainer_main(const MprtTrainer *t, int argc, char **argv);
 
-/* A layer's name and pipeline stage. */
+/* A layer's name and pipeline stage, and the plan's predicted seconds of one micro-batch's
+ * forward and backward on one device (the report's; the profile sets them beside the
+ * measured ones). */
 typedef struct MprtLayer {
     const char *name;
     int stage;
+    double fwd_s, bwd_s;
 } MprtLayer;
 
 /* ─────────────────────────── the step: timers and pipeline sends (trainer_step.c)

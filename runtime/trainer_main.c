@@ -197,11 +197,10 @@ static void print_plan(const MprtTrainer *t, int threads) {
 static int64_t run_steps(const MprtTrainer *t, const MprtArgs *a, int64_t step) {
     int64_t first = step;
     double loss = 0;
-    mprt_progress_start(first, a->steps, t->batch);
+    mprt_progress_start(first, a->steps, t->batch, a->log_every, &t->forecast);
     for (; step < a->steps; step++) {
         loss = t->step(step);
-        if ((step + 1) % a->log_every == 0 || step + 1 == a->steps)
-            mprt_progress_step(step + 1, loss);
+        mprt_progress_step(step + 1, loss); /* prints every --log-every steps */
         if (a->save && a->save_every && (step + 1) % a->save_every == 0 && step + 1 < a->steps)
             save(t, a->save, step + 1);
     }
@@ -221,13 +220,25 @@ static const char *past_steps(const char *path, int64_t step, int64_t steps, cha
     return msg;
 }
 
+/* This process's rank as the launcher set it before MPI starts (Open MPI, PMIx, MPICH's PMI,
+ * Slurm), or 0 when no launcher did: --help is printed by one process per job. */
+static int launcher_rank(void) {
+    static const char *const vars[] = {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK",
+                                       "SLURM_PROCID"};
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+        const char *v = getenv(vars[i]);
+        if (v && *v) return atoi(v);
+    }
+    return 0;
+}
+
 int mprt_trainer_main(const MprtTrainer *t, int argc, char **argv) {
     const MprtModel *m = t->model;
     MprtArgs a;
     char msg[256];
     const char *bad = mprt_args_parse(t, argc, argv, &a, msg, sizeof msg);
     if (a.help) {
-        mprt_usage(t, stdout, argv[0]);
+        if (launcher_rank() == 0) mprt_usage(t, stdout, argv[0]);
         return 0;
     }
     mprt_init(&argc, &argv, m->S, m->d, m->t);

@@ -7,8 +7,10 @@
  *
  * State is per process (one rank of one trainer), like the runtime's other registries.
  */
+#include "internal.h"
 #include "mprt_trainer.h"
 
+#include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,13 +31,14 @@ double mprt_stage_run(const MprtStage *st, int64_t step) {
 /* ───────────────────────────── timers ───────────────────────────── */
 
 static struct {
-    int *ids;           /* [2 * n] the mprt_timer id of each layer slot; -1: not on this stage */
-    int n;              /* layer slots */
-    int busy, idle;     /* "stage.busy", "stage.idle" */
-    int opt;            /* "optimizer", created at its first use; -1 before */
-    void (*sync)(void); /* the device's: waits for its queued work (mprt_timed_device) */
-    bool off;           /* a device run without --profile: nothing is timed */
-    double t0, idle0;   /* mprt_busy_start's clock and idle time */
+    int *ids;                /* [2 * n] the mprt_timer id of each layer slot; -1: not here */
+    int n;                   /* layer slots */
+    const MprtLayer *layers; /* [n / 2]: names and the plan's predicted times */
+    int busy, idle;          /* "stage.busy", "stage.idle" */
+    int opt;                 /* "optimizer", created at its first use; -1 before */
+    void (*sync)(void);      /* the device's: waits for its queued work (mprt_timed_device) */
+    bool off;                /* a device run without --profile: nothing is timed */
+    double t0, idle0;        /* mprt_busy_start's clock and idle time */
 } T = {.busy = -1, .idle = -1, .opt = -1};
 
 static int slot_id(int slot) {
@@ -51,7 +54,7 @@ void mprt_layer_timers(const MprtLayer *layers, int n) {
     free(T.ids);
     T.ids = malloc(sizeof(int) * (size_t)(2 * n + 1));
     if (!T.ids) mprt_fatal("out of memory for %d layer timers", n);
-    T.n = 2 * n;
+    T.n = 2 * n, T.layers = layers;
     for (int i = 0; i < n; i++) {
         T.ids[MPRT_FWD(i)] = T.ids[MPRT_BWD(i)] = -1;
         if (layers[i].stage != mprt_mesh()->s) continue;
@@ -63,6 +66,30 @@ void mprt_layer_timers(const MprtLayer *layers, int n) {
         snprintf(name, len, "bwd.%s", layers[i].name);
         T.ids[MPRT_BWD(i)] = mprt_timer(name);
         free(name);
+    }
+}
+
+/* Seconds per call of timer `id` in the steady state (the calls after the run's warm-up,
+ * mprt_progress_start), and that call count. */
+static double per_call(int id, int64_t *calls) {
+    double s;
+    mprt_timer_steady(id, &s, calls);
+    return *calls > 0 ? s / (double)*calls : 0.0;
+}
+
+void mprt__layers_json(struct cJSON *rank) {
+    cJSON *arr = cJSON_AddArrayToObject(rank, "layers");
+    for (int i = 0; i < T.n / 2; i++) {
+        if (T.ids[MPRT_FWD(i)] < 0) continue;
+        int64_t nf, nb;
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "name", T.layers[i].name);
+        cJSON_AddNumberToObject(e, "predicted_fwd_s", T.layers[i].fwd_s);
+        cJSON_AddNumberToObject(e, "predicted_bwd_s", T.layers[i].bwd_s);
+        cJSON_AddNumberToObject(e, "measured_fwd_s", per_call(T.ids[MPRT_FWD(i)], &nf));
+        cJSON_AddNumberToObject(e, "measured_bwd_s", per_call(T.ids[MPRT_BWD(i)], &nb));
+        cJSON_AddNumberToObject(e, "steady_calls", (double)nf);
+        cJSON_AddItemToArray(arr, e);
     }
 }
 

@@ -294,10 +294,14 @@ static void run_all(int S, int d, int t) {
     test_sendrecv();
     test_pause_reset();
     test_profile(S, d, t);
-    mprt_progress_start(0, 4, 32);
-    for (int s = 1; s <= 4; s += 3)
+    /* a line at step 3 (--log-every 3) and at the last; step 1 is the warm-up */
+    MprtForecast f = {1e-3, 2e9, 1e12, 0};
+    mprt_progress_start(0, 4, 32, 3, &f);
+    for (int s = 1; s <= 4; s++)
         mprt_progress_step(s, 2.302585);
     mprt_progress_finish(1.5);
+    CHECK(mprt_progress_warmup() == 1 && mprt_progress_measured() > 0, "steady state: %lld, %g",
+          (long long)mprt_progress_warmup(), mprt_progress_measured());
     mprt_stats_reset();
     CHECK(mprt_stats_plan_bytes() == 0, "reset");
 }

@@ -22,8 +22,10 @@
 #define RT_CHECK_RANK (mprt_mesh()->rank)
 #include "rt_check.h"
 
-/* Layer i runs on stage LAYERS[i].stage; "b" is stage 1's, "a" and "c" stage 0's. */
-static const MprtLayer LAYERS[3] = {{"a", 0}, {"b", 1}, {"c", 0}};
+/* Layer i runs on stage LAYERS[i].stage; "b" is stage 1's, "a" and "c" stage 0's; the plan's
+ * predicted seconds per micro-batch go into the profile's "layers" beside the measured ones. */
+static const MprtLayer LAYERS[3] = {
+    {"a", 0, 1e-3, 2e-3}, {"b", 1, 3e-3, 4e-3}, {"c", 0, 5e-3, 6e-3}};
 
 static int syncs;
 static void count_sync(void) { syncs++; }
@@ -65,6 +67,29 @@ static double calls_of(cJSON *rank, const char *name) {
     return -1;
 }
 
+/* Rank entry r's "layers" in the profile: the names of its stage's layers in order, each
+ * with the plan's predictions and a measured time per call over its calls (no warm-up mark:
+ * every call counts). */
+static void check_layers(cJSON *r, const char *names, int ncalls) {
+    cJSON *arr = cJSON_GetObjectItem(r, "layers"), *e;
+    int i = 0;
+    cJSON_ArrayForEach(e, arr) {
+        const char *name = cJSON_GetObjectItem(e, "name")->valuestring;
+        const MprtLayer *l = &LAYERS[name[0] - 'a'];
+        CHECK(name[0] == names[i], "layer %d is %s, expected %c", i, name, names[i]);
+        CHECK(cJSON_GetObjectItem(e, "predicted_fwd_s")->valuedouble == l->fwd_s &&
+                  cJSON_GetObjectItem(e, "predicted_bwd_s")->valuedouble == l->bwd_s,
+              "%s: predicted times", name);
+        CHECK(cJSON_GetObjectItem(e, "measured_fwd_s")->valuedouble >= 0 &&
+                  cJSON_GetObjectItem(e, "measured_bwd_s")->valuedouble >= 0,
+              "%s: measured times", name);
+        int calls = (int)cJSON_GetObjectItem(e, "steady_calls")->valuedouble;
+        CHECK(calls == (i == 0 ? ncalls : 2), "%s: %d steady forward calls", name, calls);
+        i++;
+    }
+    CHECK(i == (int)strlen(names), "%d layers in the profile, expected %s", i, names);
+}
+
 static void check_profile(const char *dir) {
     char path[1024];
     snprintf(path, sizeof path, "%s/step_profile.json", dir);
@@ -83,6 +108,8 @@ static void check_profile(const char *dir) {
     CHECK(calls_of(r0, "fwd.c") == 2 && calls_of(r0, "bwd.c") == 1, "stage 0's second layer");
     CHECK(calls_of(r0, "fwd.b") < 0 && calls_of(r1, "fwd.a") < 0, "a layer of another stage");
     CHECK(calls_of(r1, "fwd.b") == 3 && calls_of(r1, "bwd.b") == 1, "stage 1's layer");
+    check_layers(r0, "ac", 3);
+    check_layers(r1, "b", 3);
     for (int k = 0; k < 2; k++) {
         cJSON *r = k ? r1 : r0;
         CHECK(calls_of(r, "stage.busy") == 1 && calls_of(r, "stage.idle") == 1 &&
