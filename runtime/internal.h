@@ -47,6 +47,18 @@ char *mprt__gather_text(const char *mine, int *n);
 struct cJSON;
 void mprt__layers_json(struct cJSON *rank);
 
+/* The trace (trace.c), fed by the progress (the step boundaries), the timer slots (compute
+ * spans) and the byte counters (communication spans). window(first, from): a run starting
+ * after step `first` records the steps after `from`; step(done) after each step. */
+void mprt__trace_window(int64_t first, int64_t from);
+void mprt__trace_step(int64_t done);
+bool mprt__tracing(void);
+void mprt__trace_compute(int slot, const char *name, double t0, double t1);
+void mprt__trace_comm(MprtColl k, MprtGroup g, int64_t bytes, double seconds);
+/* A timer's name and the clock at its last start (log.c). */
+const char *mprt__timer_name(int id);
+double mprt__timer_started(int id);
+
 /* Little-endian loads and stores (files are little-endian whatever the host). */
 uint64_t mprt__le64(const unsigned char *p);
 uint32_t mprt__le32(const unsigned char *p);

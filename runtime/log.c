@@ -67,6 +67,7 @@ int64_t mprt_coll_bytes(MprtColl k, int64_t g, int64_t n) {
 
 void mprt_stats_add(MprtColl k, MprtGroup g, int64_t bytes, double seconds) {
     if (paused || (unsigned)k >= MPRT_COLL__COUNT || (unsigned)g >= MPRT_GROUP__COUNT) return;
+    if (mprt__tracing()) mprt__trace_comm(k, g, bytes, seconds);
     MprtCommStat *s = &stats[k][g];
     s->bytes += bytes;
     s->calls += 1;
@@ -135,6 +136,8 @@ void mprt_timer_add(int id, double seconds) {
 void mprt_timer_start(int id) { timer_at(id)->started = mprt_now(); }
 void mprt_timer_stop(int id) { mprt_timer_add(id, mprt_now() - timer_at(id)->started); }
 double mprt_timer_seconds(int id) { return timer_at(id)->seconds; }
+const char *mprt__timer_name(int id) { return timer_at(id)->name; }
+double mprt__timer_started(int id) { return timer_at(id)->started; }
 
 void mprt_timers_mark(void) {
     for (int i = 0; i < ntimers; i++)
@@ -160,6 +163,7 @@ void mprt_progress_start(int64_t first_step, int64_t last_step, int64_t samples_
     prog.measured = 0;
     prog.t_start = prog.t_prev = prog.t_mark = mprt_now();
     mprt_timers_mark();
+    mprt__trace_window(first_step, first_step + prog.warmup);
 }
 
 /* "| 12.3 GFLOP/s | MFU 4.5%" for `steps` steps in `dt` seconds, or "" without a forecast. */
@@ -179,6 +183,7 @@ static void flops_text(char *buf, size_t n, int64_t steps, double dt) {
 void mprt_progress_step(int64_t step, double loss) {
     double now = mprt_now();
     if (step == prog.first + prog.warmup && prog.warmup > 0) prog.t_mark = now, mprt_timers_mark();
+    mprt__trace_step(step);
     if (step % prog.every != 0 && step != prog.last) return;
     double dt = now - prog.t_prev, elapsed = now - prog.t_start;
     int64_t done = step - prog.first, since = step - prog.prev_step;

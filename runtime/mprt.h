@@ -229,6 +229,13 @@ typedef struct MprtErr {
     char msg[512];
 } MprtErr;
 
+/* --trace (trace.c, docs/runtime.md "Trace"): arm() before the first step (collective over
+ * the world: it takes the ranks' common time origin) records the `nsteps` steps after the
+ * run's warm-up; write() (collective) gathers every rank's spans to rank 0, which writes the
+ * Chrome trace-event JSON atomically. False with err set on rank 0 if it cannot. */
+void mprt_trace_arm(int64_t nsteps);
+bool mprt_trace_write(const char *path, MprtErr *err);
+
 /* Writes the JSON profile (docs/runtime.md): per rank, per collective kind and group
  * bytes/calls/seconds, and every named timer. Collective over the world; rank 0 writes the
  * file (atomically). Returns false with err set on rank 0 if it cannot be written. */

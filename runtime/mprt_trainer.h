@@ -125,8 +125,10 @@ typedef struct MprtArgs {
     uint64_t seed;                        /* --seed */
     const char *data, *labels, *init, *save, *resume, *profile; /* file names, or NULL */
     const char *init_partial; /* --init-partial: the tensors of a file that fit, or NULL */
-    const char *comm;         /* --comm (the CUDA trainer's), or NULL */
-    bool help, tf32;          /* --help; --tf32 (the CUDA trainer's) */
+    const char *trace;        /* --trace FILE, or NULL; --trace-steps: the steps it records */
+    int64_t trace_steps;
+    const char *comm; /* --comm (the CUDA trainer's), or NULL */
+    bool help, tf32;  /* --help; --tf32 (the CUDA trainer's) */
 } MprtArgs;
 
 /* Bytes the plan moves per device per step on one stage, group and collective kind (the

@@ -37,7 +37,11 @@ void mprt_usage(const MprtTrainer *t, FILE *out, const char *prog) {
             "  --save F           write a checkpoint at the end (and every --save-every steps)\n"
             "  --save-every K     checkpoint every K steps\n"
             "  --log-every K      progress line every K steps (default 1)\n"
-            "  --profile F.json   write bytes, calls and times per collective and layer\n",
+            "  --profile F.json   write bytes, calls and times per collective and layer\n"
+            "  --trace F.json     write a timeline of steps after the warm-up (Chrome trace "
+            "format:\n"
+            "                     Perfetto, chrome://tracing); --trace-steps K of them (default "
+            "2)\n",
             m->S * m->d * m->t, prog, (int)t->default_steps, (int)t->default_seed);
     if (t->device)
         fputs("  --comm MODE        collectives over nccl, mpi (host-staged, GPUs shared) or auto "
@@ -68,11 +72,12 @@ static int64_t parse_count(const char *s, bool any) {
 
 /* The field a file-name flag sets, or NULL. */
 static const char **str_flag(const MprtTrainer *t, MprtArgs *a, const char *f) {
-    static const char *const names[] = {"--data",   "--labels",  "--init",         "--save",
-                                        "--resume", "--profile", "--init-partial", "--comm"};
-    const char **fields[] = {&a->data,   &a->labels,  &a->init,         &a->save,
-                             &a->resume, &a->profile, &a->init_partial, &a->comm};
-    int n = t->device ? 8 : 7; /* --comm: the CUDA trainer's */
+    static const char *const names[] = {"--data",  "--labels",       "--init",
+                                        "--save",  "--resume",       "--profile",
+                                        "--trace", "--init-partial", "--comm"};
+    const char **fields[] = {&a->data,    &a->labels, &a->init,         &a->save, &a->resume,
+                             &a->profile, &a->trace,  &a->init_partial, &a->comm};
+    int n = t->device ? 9 : 8; /* --comm: the CUDA trainer's */
     for (int i = 0; i < n; i++)
         if (!strcmp(f, names[i])) return fields[i];
     return NULL;
@@ -80,10 +85,11 @@ static const char **str_flag(const MprtTrainer *t, MprtArgs *a, const char *f) {
 
 /* The field a count flag sets, or NULL. */
 static int64_t *num_flag(MprtArgs *a, const char *f) {
-    return !strcmp(f, "--steps")        ? &a->steps
-           : !strcmp(f, "--save-every") ? &a->save_every
-           : !strcmp(f, "--log-every")  ? &a->log_every
-                                        : NULL;
+    return !strcmp(f, "--steps")         ? &a->steps
+           : !strcmp(f, "--save-every")  ? &a->save_every
+           : !strcmp(f, "--log-every")   ? &a->log_every
+           : !strcmp(f, "--trace-steps") ? &a->trace_steps
+                                         : NULL;
 }
 
 const char *mprt_args_parse(const MprtTrainer *t, int argc, char **argv, MprtArgs *a, char *err,
@@ -258,10 +264,12 @@ int mprt_trainer_main(const MprtTrainer *t, int argc, char **argv) {
     if (a.resume) step = load(t, a.resume, true);
     mprt_exit_if_any(step > a.steps, past_steps(a.resume, step, a.steps, msg, sizeof msg));
     print_plan(t, threads);
+    if (a.trace) mprt_trace_arm(a.trace_steps);
     mprt_stats_reset();
     step = run_steps(t, &a, step);
     if (a.save) save(t, a.save, step);
     if (a.profile && !mprt_profile_write(a.profile, &err)) ok = false;
+    if (ok && a.trace && !mprt_trace_write(a.trace, &err)) ok = false;
     mprt_exit_if_any(!ok, err.msg);
     t->stop();
     mprt_finalize();

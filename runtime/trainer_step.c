@@ -104,7 +104,10 @@ void mprt_timed_start(int slot) {
 void mprt_timed_stop(int slot) {
     if (T.off) return;
     if (T.sync) T.sync();
-    mprt_timer_stop(slot_id(slot));
+    int id = slot_id(slot);
+    mprt_timer_stop(id);
+    if (mprt__tracing())
+        mprt__trace_compute(slot, mprt__timer_name(id), mprt__timer_started(id), mprt_now());
 }
 
 void mprt_busy_start(void) { T.t0 = mprt_now(), T.idle0 = mprt_timer_seconds(T.idle); }

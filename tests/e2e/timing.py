@@ -13,6 +13,10 @@ A two-stage pipelined trainer on two ranks, its plan as JSON (--report-json) and
     calls (steps after warm-up × micro-batches);
   * `mpcc compare PLAN PROFILE` lists every layer, largest error first; a missing file, bad
     JSON, a missing field and another model's profile are one-line errors with status 1;
+  * `--trace` (Chrome trace-event JSON) holds one process per rank with a compute and a
+    communication track, each micro-batch's forward and backward span of every layer of the
+    rank's stage in each of the --trace-steps steps after the warm-up, and communication spans
+    whose bytes add up per step to the rank's counted bytes per step (the profile's);
   * `mpirun -np 2 ./train --help` prints the usage once.
 Times are never compared with a bound: only their consistency (this machine is shared).
 """
@@ -24,8 +28,8 @@ import subprocess
 import sys
 
 PROGRESS = re.compile(r"^step (\d+)/(\d+) \| loss (\S+) \| ([0-9.]+) samples/s \| ([0-9.]+) "
-                      r"samples/s/device \| ([0-9.e+]+) ms/step \| ([0-9.e+]+) GFLOP/s \| MFU "
-                      r"([0-9.e+]+)% \| comm")
+                      r"samples/s/device \| ([0-9.e+-]+) ms/step \| ([0-9.e+-]+) GFLOP/s \| MFU "
+                      r"([0-9.e+-]+)% \| comm")
 FORECAST = re.compile(r"^time: predicted ([0-9.e+-]+) ms/step, measured ([0-9.e+-]+) ms/step "
                       r"\(steps (\d+)-(\d+); (\d+) warm-up\): ([0-9.e+-]+)x the prediction$")
 fails = []
@@ -83,6 +87,37 @@ def check_profile(prof, plan, steps):
                   f"{l['name']}: {l['steady_calls']} steady calls")
 
 
+PLAN_KINDS = {"all-reduce", "all-gather", "reduce-scatter", "all-to-all", "send/recv"}
+
+
+def check_trace(trace, prof, plan, steps, traced):
+    ev = trace["traceEvents"]
+    names = {e["pid"]: e["args"]["name"] for e in ev if e["name"] == "process_name"}
+    check(sorted(names) == [0, 1] and all(f"rank {p} (stage" in n for p, n in names.items()),
+          f"one named process per rank: {names}")
+    threads = sorted((e["pid"], e["tid"], e["args"]["name"]) for e in ev if e["name"] == "thread_name")
+    check(threads == [(p, t, n) for p in (0, 1) for t, n in ((0, "compute"), (1, "communication"))],
+          f"tracks: {threads}")
+    spans = [e for e in ev if e["ph"] == "X"]
+    check(all(e["ts"] >= 0 and e["dur"] >= 0 for e in spans), "spans start after the origin")
+    want_steps = set(range(2, 2 + traced))
+    check({e["args"]["step"] for e in spans} == want_steps, f"traced steps {want_steps}")
+    m = plan["microbatches"]
+    for r in prof["ranks"]:
+        mine = [e for e in spans if e["pid"] == r["rank"]]
+        for l in (l["name"] for l in plan["layers"] if l["stage"] == r["stage"]):
+            for d in ("fwd", "bwd"):
+                got = sorted((e["args"]["step"], e["args"]["micro"]) for e in mine
+                             if e["name"] == f"{d}.{l}" and e["tid"] == 0)
+                check(got == [(s, k) for s in sorted(want_steps) for k in range(m)],
+                      f"rank {r['rank']} {d}.{l}: spans {got}")
+        for s in want_steps:
+            b = sum(e["args"]["bytes"] for e in mine if e["tid"] == 1 and e["name"] in PLAN_KINDS
+                    and e["args"]["step"] == s)
+            check(b * steps == r["plan_bytes"],
+                  f"rank {r['rank']} step {s}: traced {b} B, counted {r['plan_bytes']} / {steps}")
+
+
 def compare(a, plan_path, prof_path, prof, other_plan):
     r = run([a.mpcc, "compare", plan_path, prof_path])
     check(r.returncode == 0, f"mpcc compare: {r.stderr}")
@@ -133,13 +168,15 @@ def main():
             sys.exit(f"mpcc failed: {r.stderr}")
     plan, prof_path = json.load(open(plan_path)), os.path.join(a.workdir, "prof.json")
     check(plan["mesh"]["S"] == 2, "the model runs as two pipeline stages")
+    trace_path = os.path.join(a.workdir, "trace.json")
     r = run([a.mpirun, "-np", "2", exe, "--threads", "1", "--steps", "6", "--log-every", "2",
-             "--profile", prof_path])
+             "--profile", prof_path, "--trace", trace_path, "--trace-steps", "2"])
     check(r.returncode == 0, f"train: {r.stderr}")
     if r.returncode == 0:
         check_progress(r.stdout, plan, 2)
         prof = json.load(open(prof_path))
         check_profile(prof, plan, 6)
+        check_trace(json.load(open(trace_path)), prof, plan, 6, 2)
         compare(a, plan_path, prof_path, prof, other_plan)
     r = run([a.mpirun, "-np", "2", exe, "--help"])
     check(r.returncode == 0 and r.stdout.count("usage:") == 1, f"--help once: {r.stdout}")
