@@ -241,16 +241,24 @@ static int64_t node_param_bytes(const IrGraph *g, const IrNode *n, Strategy st, 
     return total;
 }
 
-/* Floats the op keeps for backward besides its activations, when the plan counts them
- * (attention's q, k, v, context and probabilities), as bytes on one device. */
+/* Value v's shape on one device for a micro-batch of c->b samples in layout l: split by
+ * batch (B) or by features (F: the channels of a 4-D tensor, else the last dim) over t. */
+static Shape local_shape(const Search *s, const Cand *c, int v, Layout l) {
+    Shape sh = IR_VALUE(s->g, v)->shape;
+    sh.d[0] = c->b;
+    if (c->t > 1 && l == LAYOUT_B) sh.d[0] /= c->t;
+    if (c->t > 1 && l == LAYOUT_F) sh.d[sh.rank == 4 ? 1 : sh.rank - 1] /= c->t;
+    return sh;
+}
+
+/* Bytes the op keeps for backward besides its activations on one device, as the trainer
+ * allocates them (the rules table: layernorm's row statistics, maxpool's argmax, attention's
+ * q, k, v, context and probabilities). */
 static int64_t stash_bytes(const Search *s, const IrNode *n, const Cand *c, const Mode *M) {
-    if (!pass_rules[n->op].stash_in_plan) return 0;
     RuleCtx rc = {.n = n, .strat = M->strat, .t = c->t};
-    rc.in = IR_VALUE(s->g, n->inputs[0])->shape;
-    rc.in.d[0] = c->b;
-    if (c->t > 1 && M->in[0] == LAYOUT_B) rc.in.d[0] /= c->t;
-    rc.out = rc.in;
-    return rules_stash(&rc) * 4;
+    rc.in = local_shape(s, c, n->inputs[0], M->in[0]);
+    rc.out = local_shape(s, c, n->output, M->out);
+    return (rules_stash(&rc) + rules_istash(&rc)) * 4;
 }
 
 /* The FLOP rate of a node's compute on one device for one micro-batch of `flops` FLOPs.

@@ -110,10 +110,9 @@ typedef struct OpRules {
     int8_t split[STRAT__COUNT][PARAM__COUNT];
     CollKind own_bwd[STRAT__COUNT]; /* on the input gradient, tensor group (COLL_NONE: none) */
     /* Memory, NULL for none; read through rules_stash/istash/scratch. */
-    RuleMemFn stash;    /* floats kept for backward besides the activations */
-    bool stash_in_plan; /* whether the plan's memory model counts them */
-    RuleMemFn istash;   /* int32s kept for backward */
-    RuleMemFn scratch;  /* floats of temporary space */
+    RuleMemFn stash;   /* floats kept for backward besides the activations */
+    RuleMemFn istash;  /* int32s kept for backward */
+    RuleMemFn scratch; /* floats of temporary space */
 } OpRules;
 extern const OpRules pass_rules[OP__COUNT];
 

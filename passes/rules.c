@@ -16,15 +16,15 @@
  *            forward direction needs none of its own, since an output split by features or
  *            left as a partial sum is a layout the reshards handle;
  *   stash    floats kept for backward besides the input and output activations (layernorm's
- *            mean and rstd, attention's q, k, v, context and probabilities), with whether the
- *            plan's memory model counts them;
+ *            mean and rstd, attention's q, k, v, context and probabilities);
  *   istash   int32s kept for backward (maxpool's argmax);
  *   scratch  floats of temporary space the forward or backward needs (im2col, attention).
  *
  * The search's per-layer cost (passes/cost.c) takes its modes, parameter bytes, own collective
- * and the activation memory it plans for from here; the lowering (passes/lower_spmd.c) its
- * parameter shards, layout checks and own collectives; codegen (codegen/emit.c) the stash and
- * scratch buffers it allocates. None of them keeps a copy. The table
+ * and the memory kept for backward it plans for (stash and istash, as the trainer allocates
+ * them) from here; the lowering (passes/lower_spmd.c) its parameter shards, layout checks and
+ * own collectives; codegen (codegen/emit_buffers.c) the stash and scratch buffers it
+ * allocates. None of them keeps a copy. The table
  * is built from ops.def: an OP without a RULES_<ID> entry below does not compile; an EW
  * (element-wise) op needs none, as it follows its input's layout and keeps nothing else.
  */
@@ -91,7 +91,6 @@ static int64_t scratch_attention(const RuleCtx *c) {
 #define RULES_ADD {                                                                     \
     .modes = {M(DATA, R, R, ALWAYS), M(DATA, B, B, BATCH), M(DATA, F, F, FEAT),         \
               M(DATA, P, P, ALWAYS)}, .nmodes = 4}
-/* The plan leaves layernorm's two floats per row out of the memory it predicts. */
 #define RULES_LAYERNORM {ROWWISE, .stash = stash_layernorm}
 #define RULES_DROPOUT {FOLLOW}
 #define RULES_CONV2D {                                                                  \
@@ -113,7 +112,7 @@ static int64_t scratch_attention(const RuleCtx *c) {
                              [PARAM_BQ] = SPLIT(0), [PARAM_BK] = SPLIT(0), [PARAM_BV] = SPLIT(0), \
                              [PARAM_WO] = SPLIT(0), [PARAM_BO] = RANK0}},              \
     .own_bwd = {[STRAT_COL] = COLL_ALLREDUCE},                                          \
-    .stash = stash_attention, .stash_in_plan = true, .scratch = scratch_attention}
+    .stash = stash_attention, .scratch = scratch_attention}
 #define RULES_CROSS_ENTROPY {ROWWISE}
 #define RULES_MSE {ROWWISE}
 /* clang-format on */

@@ -9,6 +9,7 @@
  *   - errors: memory that no plan fits, a tensor annotation no mesh can honour, stage
  *     annotations out of range or out of order, a pinned micro-batch count that divides
  *     nothing;
+ *   - the memory a plan counts for what layers keep for backward (maxpool, layernorm);
  *   - the search against an exhaustive enumeration of the same plan space on several
  *     hundred seeded random chains and branched graphs, several presets and cluster numbers;
  *   - plan.mesh: a pinned random mesh against the brute force of that mesh.
@@ -513,6 +514,44 @@ static void test_pinned_brute(void) {
     CHECK_EQ(same + none, cases);
 }
 
+/* ───────────────────────────── memory kept for backward ───────────────────────────── */
+
+/* The plan counts what the trainer keeps for backward besides the activations, as it
+ * allocates it (passes/rules.c): maxpool's argmax, one int per output element, and
+ * layernorm's mean and reciprocal standard deviation, two floats per row. */
+static const char *const stashes =
+    "model st {\n"
+    "    input x: f32[batch, 1, 4, 4];\n"
+    "    label y: i32[batch];\n"
+    "    p = maxpool2d(x, kernel=2);\n"
+    "    f = flatten(p);\n"
+    "    n = layernorm(f);\n"
+    "    o = linear(n, 3);\n"
+    "    loss = cross_entropy(o, y);\n"
+    "}\n"
+    "train { batch = 8; microbatches = 1; optimizer = sgd(lr = 0.1); }\n"
+    "cluster { devices = 1; }\n";
+
+static void test_stash_memory(void) {
+    Model m;
+    model_build(&m, stashes, NULL, true);
+    CHECK(m.ok);
+    if (!m.ok) {
+        fprintf(stderr, "%s", model_diag(&m));
+        model_free(&m);
+        return;
+    }
+    const Plan *p = m.g->plan;
+    const PlanNode *pool = &p->nodes[node_index(m.g, "p")], *norm = &p->nodes[node_index(m.g, "n")];
+    /* one micro-batch of 8 samples in flight; maxpool: its output, 8 x 1 x 2 x 2 floats, and
+     * as many argmax ints */
+    CHECK_EQ(pool->mem_bytes, 8 * 4 * 4 + 8 * 4 * 4);
+    /* layernorm over 4 features: gamma and beta and their gradients (SGD without momentum
+     * keeps no state), its output 8 x 4, and the mean and rstd of 8 rows */
+    CHECK_EQ(norm->mem_bytes, 2 * 4 * 2 * 4 + 8 * 4 * 4 + 2 * 8 * 4);
+    model_free(&m);
+}
+
 int main(void) {
     test_design_example();
     test_megatron();
@@ -521,5 +560,6 @@ int main(void) {
     test_brute_force();
     test_memory_gap();
     test_pinned_brute();
+    test_stash_memory();
     return TEST_RESULT();
 }
