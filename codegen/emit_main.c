@@ -312,23 +312,25 @@ static void emit_setup_rank(Emit *e) {
     E(e, "}\n\n");
 }
 
+/* One flag's file: opened into value v's data, or, for a model without such a value, an
+ * error naming what it lacks. `cond` guards the line ("ok && " after the first). */
+static void emit_open_flag(Emit *e, int v, const char *cond, const char *flag, const char *what) {
+    if (v >= 0)
+        E(e, "    if (%sa->%s) ok = mprt_data_open(&%s, a->%s, err);\n", cond, flag,
+          cg_mangle(e->a, "d", v, IR_VALUE(e->g, v)->name), flag);
+    else
+        E(e,
+          "    if (%sa->%s) ok = false, snprintf(err->msg, sizeof err->msg, \"this model has no "
+          "%s for --%s\");\n",
+          cond, flag, what, flag);
+}
+
 /* --data and --labels: the first input and the first label, if the model has them. */
 static void emit_open_data(Emit *e) {
-    int x = first_of(e, VAL_INPUT), y = first_of(e, VAL_LABEL);
     E(e, "/* --data and --labels: the first input and the first label. */\n"
          "static bool open_data(const MprtArgs *a, MprtErr *err) {\n    bool ok = true;\n");
-    if (x >= 0)
-        E(e, "    if (a->data) ok = mprt_data_open(&%s, a->data, err);\n",
-          cg_mangle(e->a, "d", x, IR_VALUE(e->g, x)->name));
-    else
-        E(e, "    if (a->data) ok = false, snprintf(err->msg, sizeof err->msg, \"this model has no "
-             "input for --data\");\n");
-    if (y >= 0)
-        E(e, "    if (ok && a->labels) ok = mprt_data_open(&%s, a->labels, err);\n",
-          cg_mangle(e->a, "d", y, IR_VALUE(e->g, y)->name));
-    else
-        E(e, "    if (ok && a->labels) ok = false, snprintf(err->msg, sizeof err->msg, \"this "
-             "model has no label for --labels\");\n");
+    emit_open_flag(e, first_of(e, VAL_INPUT), "", "data", "input");
+    emit_open_flag(e, first_of(e, VAL_LABEL), "ok && ", "labels", "label");
     E(e, "    return ok;\n}\n\n");
 }
 

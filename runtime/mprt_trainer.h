@@ -247,9 +247,6 @@ void mprt_pipe_wait_all(void);
  * waits above complete it with wait(req). mprt_pipe_send is mprt_isend tracked this way. */
 void mprt_pipe_track(int slot, void *req, void (*wait)(void *req));
 
-/* n zeroed int32s of host memory (n >= 1); an allocation failure ends the job. */
-int32_t *mprt_ialloc(int64_t n);
-
 /* ─────────────────────────── inputs and labels, host memory (trainer_data.c)
  * ─────────────────────────── */
 
@@ -274,8 +271,11 @@ int64_t mprt_data_row(const MprtData *d);
 /* Frees d->file. */
 void mprt_data_close(const MprtData *d);
 
-/* n zeroed floats of host memory; an allocation failure ends the job (mprt_fatal). */
+/* n zeroed floats of host memory (at least one); an allocation failure ends the job
+ * (mprt_fatal). */
 float *mprt_falloc(int64_t n);
+/* The same for int32s (a stage's integer inputs and argmaxes). */
+int32_t *mprt_ialloc(int64_t n);
 
 #ifdef __cplusplus
 }

@@ -27,12 +27,6 @@
 
 enum { CKPT_TAG = 7 }; /* the point-to-point tag of checkpoint gathers */
 
-static float *zalloc(int64_t n) {
-    float *p = calloc((size_t)(n > 0 ? n : 1), sizeof(float));
-    if (!p) mprt_fatal("out of memory (%lld floats)", (long long)n);
-    return p;
-}
-
 int64_t mprt_param_numel(const MprtParam *p) {
     int64_t n = 1;
     for (int k = 0; k < p->ndim; k++)
@@ -54,7 +48,7 @@ void mprt_params_init(const MprtModel *m, float *arena, uint64_t seed) {
         const MprtParam *p = &m->params[i];
         if (p->stage != mesh->s) continue;
         MprtRng r = mprt_rng(seed, mprt_rng_name_id(p->name));
-        float *dst = m->upload ? zalloc(p->count) : arena + p->offset;
+        float *dst = m->upload ? mprt_falloc(p->count) : arena + p->offset;
         int part = param_part(p);
         if (p->init == MPRT_INIT_UNIFORM)
             mprt_rng_shard_uniform(r, p->outer, p->chunk, p->inner, p->parts, part, p->a, p->b,
@@ -75,7 +69,7 @@ static const float *host_shard(const MprtModel *m, const MprtParam *p, const flo
                                float **copy) {
     *copy = NULL;
     if (!m->download) return arena + p->offset;
-    *copy = zalloc(p->count);
+    *copy = mprt_falloc(p->count);
     m->download(*copy, arena + p->offset, sizeof(float) * (size_t)p->count);
     return *copy;
 }
@@ -91,7 +85,7 @@ float *mprt_param_gather(const MprtModel *m, const MprtParam *p, const float *ar
     if (mesh->s == p->stage) {
         float *copy;
         const float *shard = host_shard(m, p, arena, &copy);
-        whole = zalloc(mprt_param_padded(p));
+        whole = mprt_falloc(mprt_param_padded(p));
         if (p->parts > 1)
             mprt_allgather(MPRT_TENSOR, shard, whole, p->outer, p->chunk, p->inner);
         else
@@ -107,7 +101,7 @@ float *mprt_param_gather(const MprtModel *m, const MprtParam *p, const float *ar
         check_mpi(MPI_Send(whole, (int)n, MPI_FLOAT, 0, CKPT_TAG, MPI_COMM_WORLD), "MPI_Send");
     free(whole);
     if (mesh->rank != 0) return NULL;
-    whole = zalloc(mprt_param_padded(p));
+    whole = mprt_falloc(mprt_param_padded(p));
     check_mpi(
         MPI_Recv(whole, (int)n, MPI_FLOAT, owner, CKPT_TAG, MPI_COMM_WORLD, MPI_STATUS_IGNORE),
         "MPI_Recv");
@@ -182,9 +176,9 @@ bool mprt_ckpt_save(const MprtModel *m, MprtArenas arena, const char *path, int6
 /* Reads tensor `name` whole and keeps this rank's slice of it in arena at p's offset. */
 static bool read_shard(const MprtModel *m, MprtSt *f, const MprtParam *p, const char *name,
                        float *arena, MprtErr *err) {
-    float *whole = zalloc(mprt_param_padded(p));
+    float *whole = mprt_falloc(mprt_param_padded(p));
     bool ok = mprt_st_read(f, name, MPRT_F32, p->ndim, p->shape, whole, err);
-    float *shard = m->upload ? zalloc(p->count) : arena + p->offset;
+    float *shard = m->upload ? mprt_falloc(p->count) : arena + p->offset;
     if (ok) mprt_slice(whole, shard, p->outer, p->chunk, p->inner, p->parts, param_part(p));
     if (m->upload) {
         if (ok) m->upload(arena + p->offset, shard, sizeof(float) * (size_t)p->count);

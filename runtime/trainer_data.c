@@ -56,8 +56,12 @@ void mprt_data_rows(const MprtData *d, uint64_t seed, int64_t first, int64_t n, 
 
 void mprt_data_close(const MprtData *d) { mprt_array_free(d->file); }
 
-float *mprt_falloc(int64_t n) {
-    float *p = calloc((size_t)n, sizeof(float));
-    if (!p) mprt_fatal("out of memory (%lld floats)", (long long)n);
+/* n zeroed elements of `size` bytes (at least one); an allocation failure ends the job. */
+static void *zeroed(int64_t n, size_t size, const char *what) {
+    void *p = calloc((size_t)(n > 0 ? n : 1), size);
+    if (!p) mprt_fatal("out of memory (%lld %s)", (long long)n, what);
     return p;
 }
+
+float *mprt_falloc(int64_t n) { return zeroed(n, sizeof(float), "floats"); }
+int32_t *mprt_ialloc(int64_t n) { return zeroed(n, sizeof(int32_t), "ints"); }

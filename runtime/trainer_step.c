@@ -169,11 +169,3 @@ static void wait_host(void *req) { mprt_wait(req); }
 void mprt_pipe_send(int slot, int dir, const float *buf, int64_t count, int tag) {
     mprt_pipe_track(slot, mprt_isend(dir, buf, count, tag), wait_host);
 }
-
-/* ───────────────────────────── buffers ───────────────────────────── */
-
-int32_t *mprt_ialloc(int64_t n) {
-    int32_t *p = calloc((size_t)(n > 0 ? n : 1), sizeof(int32_t));
-    if (!p) mprt_fatal("out of memory (%lld ints)", (long long)n);
-    return p;
-}

@@ -32,17 +32,15 @@ void mprt_cu_trainer_down(void) {
     mprt_cu_finalize();
 }
 
-float *mprt_cu_falloc(int64_t n) {
-    float *p = (float *)mprt_cu_malloc(sizeof(float) * (size_t)n);
-    mprt_cu_memset0(p, sizeof(float) * (size_t)n);
+/* `bytes` of zeroed device memory. */
+static void *zeroed(size_t bytes) {
+    void *p = mprt_cu_malloc(bytes);
+    mprt_cu_memset0(p, bytes);
     return p;
 }
 
-int32_t *mprt_cu_ialloc(int64_t n) {
-    int32_t *p = (int32_t *)mprt_cu_malloc(sizeof(int32_t) * (size_t)n);
-    mprt_cu_memset0(p, sizeof(int32_t) * (size_t)n);
-    return p;
-}
+float *mprt_cu_falloc(int64_t n) { return (float *)zeroed(sizeof(float) * (size_t)n); }
+int32_t *mprt_cu_ialloc(int64_t n) { return (int32_t *)zeroed(sizeof(int32_t) * (size_t)n); }
 
 void mprt_cu_data_rows(const MprtData *d, uint64_t seed, int64_t first, int64_t n, void *dst) {
     size_t bytes = mprt_dtype_size(d->dtype) * (size_t)(n * mprt_data_row(d));

@@ -65,6 +65,18 @@ static void model_free(Model *m) {
     arena_free(&m->arena);
 }
 
+/* model_build with the plan and no -D settings; a failure is a test failure that prints the
+ * diagnostics and frees the model. */
+static bool model_planned(Model *m, const char *src) {
+    model_build(m, src, NULL, true);
+    CHECK(m->ok);
+    if (!m->ok) {
+        fprintf(stderr, "%s", model_diag(m));
+        model_free(m);
+    }
+    return m->ok;
+}
+
 static int node_index(const IrGraph *g, const char *name) {
     for (int i = 0; i < IR_NNODES(g); i++)
         if (strcmp(IR_NODE(g, i)->name, name) == 0) return i;
@@ -85,13 +97,7 @@ static const char *const design5 =
 
 static void test_design_example(void) {
     Model m;
-    model_build(&m, design5, NULL, true);
-    CHECK(m.ok);
-    if (!m.ok) {
-        fprintf(stderr, "%s", model_diag(&m));
-        model_free(&m);
-        return;
-    }
+    if (!model_planned(&m, design5)) return;
     const Plan *p = m.g->plan;
     int h = node_index(m.g, "h");
     const PlanNode *pn = &p->nodes[h];
@@ -131,13 +137,7 @@ static const char *const megatron =
 
 static void test_megatron(void) {
     Model m;
-    model_build(&m, megatron, NULL, true);
-    CHECK(m.ok);
-    if (!m.ok) {
-        fprintf(stderr, "%s", model_diag(&m));
-        model_free(&m);
-        return;
-    }
+    if (!model_planned(&m, megatron)) return;
     const Plan *p = m.g->plan;
     int fc1 = node_index(m.g, "fc1"), fc2 = node_index(m.g, "fc2");
     CHECK(p->t > 1);
@@ -534,13 +534,7 @@ static const char *const stashes =
 
 static void test_stash_memory(void) {
     Model m;
-    model_build(&m, stashes, NULL, true);
-    CHECK(m.ok);
-    if (!m.ok) {
-        fprintf(stderr, "%s", model_diag(&m));
-        model_free(&m);
-        return;
-    }
+    if (!model_planned(&m, stashes)) return;
     const Plan *p = m.g->plan;
     const PlanNode *pool = &p->nodes[node_index(m.g, "p")], *norm = &p->nodes[node_index(m.g, "n")];
     /* one micro-batch of 8 samples in flight; maxpool: its output, 8 x 1 x 2 x 2 floats, and
