@@ -293,41 +293,37 @@ static void a2a_permute(float *dst, const float *src, int G, int64_t bl, int64_t
             }
 }
 
-void mprt_alltoall_b2f(MprtGroup g, const float *in, float *out, int64_t batch, int64_t mid,
-                       int64_t feat, int64_t inner) {
+/* The B -> F all-to-all (b2f: pack by feature slice, then exchange) or F -> B (exchange,
+ * then unpack). B -> F: send[p] = my rows, feature slice p, [bl][mid][fc][inner]; received
+ * from q: rows block q, my features — exactly the F layout's row order. F -> B: the F layout
+ * is already ordered by destination row block. */
+static void alltoall(MprtGroup g, const float *in, float *out, int64_t batch, int64_t mid,
+                     int64_t feat, int64_t inner, bool b2f) {
     int G = mprt_group_size(g);
     int64_t blk = a2a_block(G, batch, mid, feat, inner);
     double t0 = MPI_Wtime();
     if (G == 1) {
         memcpy(out, in, (size_t)blk * sizeof(float));
     } else {
-        /* send[p] = my rows, feature slice p: [bl][mid][fc][inner] */
-        float *send = scratch(blk * G);
-        a2a_permute(send, in, G, batch / G, mid, feat, inner, true);
-        /* from q: rows block q, my features — exactly the F layout's row order */
-        check(MPI_Alltoall(send, (int)blk, MPI_FLOAT, out, (int)blk, MPI_FLOAT, R.comm[g]),
+        float *buf = scratch(blk * G);
+        if (b2f) a2a_permute(buf, in, G, batch / G, mid, feat, inner, true);
+        check(MPI_Alltoall(b2f ? buf : in, (int)blk, MPI_FLOAT, b2f ? out : buf, (int)blk,
+                           MPI_FLOAT, R.comm[g]),
               "MPI_Alltoall", g);
+        if (!b2f) a2a_permute(out, buf, G, batch / G, mid, feat, inner, false);
     }
     mprt_stats_add(MPRT_ALLTOALL, g, mprt_coll_bytes(MPRT_ALLTOALL, G, 4 * blk * G * G),
                    MPI_Wtime() - t0);
 }
 
+void mprt_alltoall_b2f(MprtGroup g, const float *in, float *out, int64_t batch, int64_t mid,
+                       int64_t feat, int64_t inner) {
+    alltoall(g, in, out, batch, mid, feat, inner, true);
+}
+
 void mprt_alltoall_f2b(MprtGroup g, const float *in, float *out, int64_t batch, int64_t mid,
                        int64_t feat, int64_t inner) {
-    int G = mprt_group_size(g);
-    int64_t blk = a2a_block(G, batch, mid, feat, inner);
-    double t0 = MPI_Wtime();
-    if (G == 1) {
-        memcpy(out, in, (size_t)blk * sizeof(float));
-    } else {
-        /* the F layout is already ordered by destination row block */
-        float *recv = scratch(blk * G);
-        check(MPI_Alltoall(in, (int)blk, MPI_FLOAT, recv, (int)blk, MPI_FLOAT, R.comm[g]),
-              "MPI_Alltoall", g);
-        a2a_permute(out, recv, G, batch / G, mid, feat, inner, false);
-    }
-    mprt_stats_add(MPRT_ALLTOALL, g, mprt_coll_bytes(MPRT_ALLTOALL, G, 4 * blk * G * G),
-                   MPI_Wtime() - t0);
+    alltoall(g, in, out, batch, mid, feat, inner, false);
 }
 
 void mprt_broadcast(MprtGroup g, float *buf, int64_t count, int root) {
