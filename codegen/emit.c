@@ -132,23 +132,30 @@ const char *add_flag(Emit *e, const IrNode *n, ParamRole r) {
 
 /* ───────────────────────────── function bodies ───────────────────────────── */
 
-/* Whether `name` appears in C text `s` as an identifier, outside comments and literals. */
+static bool ident_char(char c) {
+    return c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+/* Whether `name` appears in C text `s` as an identifier, outside comments and literals. One
+ * pass, with no str* calls (under the sanitizers each measures the whole rest of the text,
+ * which made a stage of 65,000 layers quadratic). */
 static bool mentions(const char *s, const char *name) {
     size_t n = strlen(name);
     for (const char *p = s; *p;) {
         if (p[0] == '/' && p[1] == '*') {
-            const char *end = strstr(p + 2, "*/");
-            p = end ? end + 2 : p + strlen(p);
+            for (p += 2; *p && !(p[0] == '*' && p[1] == '/');)
+                p++;
+            p += *p ? 2 : 0;
         } else if (*p == '"' || *p == '\'') {
             char q = *p++;
             while (*p && *p != q)
                 p += p[0] == '\\' && p[1] ? 2 : 1;
             p += *p != 0;
-        } else if (*p == '_' || (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')) {
-            size_t len =
-                strspn(p, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_");
-            if (len == n && !memcmp(p, name, n)) return true;
-            p += len;
+        } else if (ident_char(*p) && !(*p >= '0' && *p <= '9')) {
+            const char *start = p;
+            while (ident_char(*p))
+                p++;
+            if ((size_t)(p - start) == n && !memcmp(start, name, n)) return true;
         } else {
             p++;
         }
