@@ -44,11 +44,17 @@ static char *fmt_exact(Arena *a, int64_t v) {
     return arena_strdup(a, out);
 }
 
-/* 823160832 -> "823M"; 3215360 -> "3.22M"; values under 1000 exactly. */
-static char *fmt_human(Arena *a, int64_t v) {
+/* FLOPs (doubles, integral): exact with commas below 2^63, else in "%.0f" digits. */
+static char *fmt_exact_f(Arena *a, double v) {
+    if (v < 9.2e18) return fmt_exact(a, (int64_t)v);
+    return arena_printf(a, "%.0f", v);
+}
+
+/* 823160832 -> "823M"; 3215360 -> "3.22M"; values under 1000 exactly; past 999E, "2.48e+27". */
+static char *fmt_human(Arena *a, double x) {
     static const char units[] = "KMGTPE";
-    if (v < 1000 && v > -1000) return arena_printf(a, "%lld", (long long)v);
-    double x = (double)v;
+    if (x < 1000 && x > -1000) return arena_printf(a, "%lld", (long long)x);
+    if (x >= 999.5e18 || x <= -999.5e18) return arena_printf(a, "%.3g", x);
     int u = -1;
     while ((x >= 999.5 || x <= -999.5) && u < 5) {
         x /= 1000.0;
@@ -207,23 +213,25 @@ static int64_t sat_add(int64_t a, int64_t b) {
 }
 
 static void dump_totals(const IrGraph *g, FILE *out) {
-    int64_t p = 0, f = 0, b = 0;
+    int64_t p = 0;
+    double f = 0, b = 0;
     for (int i = 0; i < IR_NNODES(g); i++) {
         const IrNode *n = IR_NODE(g, i);
         p = sat_add(p, n->param_count);
-        f = sat_add(f, n->flops_fwd);
-        b = sat_add(b, n->flops_bwd);
+        f += n->flops_fwd;
+        b += n->flops_bwd;
     }
     Arena *a = g->arena;
     Table t = {.a = a, .ncols = 3};
     t.right[1] = true;
-    const char *r0[] = {"parameters", fmt_exact(a, p), arena_printf(a, "(%s)", fmt_human(a, p))};
-    const char *r1[] = {"fwd FLOPs/step", fmt_exact(a, f),
+    const char *r0[] = {"parameters", fmt_exact(a, p),
+                        arena_printf(a, "(%s)", fmt_human(a, (double)p))};
+    const char *r1[] = {"fwd FLOPs/step", fmt_exact_f(a, f),
                         arena_printf(a, "(%s)", fmt_human(a, f))};
-    const char *r2[] = {"bwd FLOPs/step", fmt_exact(a, b),
+    const char *r2[] = {"bwd FLOPs/step", fmt_exact_f(a, b),
                         arena_printf(a, "(%s)", fmt_human(a, b))};
-    int64_t tot = sat_add(f, b);
-    const char *r3[] = {"FLOPs/step", fmt_exact(a, tot),
+    double tot = f + b;
+    const char *r3[] = {"FLOPs/step", fmt_exact_f(a, tot),
                         arena_printf(a, "(%s)", fmt_human(a, tot))};
     tab_row(&t, r0);
     tab_row(&t, r1);

@@ -14,7 +14,7 @@
 
 const Plan *report_plan(const IrGraph *g) { return g->plan; }
 
-int64_t report_node_flops(const IrNode *n) { return n->flops_fwd + n->flops_bwd; }
+double report_node_flops(const IrNode *n) { return n->flops_fwd + n->flops_bwd; }
 
 int64_t report_total_params(const IrGraph *g) {
     int64_t p = 0;

@@ -205,8 +205,8 @@ static void layer_row(const IrGraph *g, int i, FILE *out) {
             ir_ops[n->op].name, pn->stage, col, pn->stage);
     fprintf(out, "<td class=\"r\" data-v=\"%lld\">%s</td>", (long long)n->param_count,
             n->param_count ? units_count(b[0], 48, (double)n->param_count, "") : "-");
-    fprintf(out, "<td class=\"r\" data-v=\"%lld\">%s</td>", (long long)report_node_flops(n),
-            units_count(b[1], 48, (double)report_node_flops(n), ""));
+    fprintf(out, "<td class=\"r\" data-v=\"%.0f\">%s</td>", report_node_flops(n),
+            units_count(b[1], 48, report_node_flops(n), ""));
     int64_t bmax = 0;
     double tmax = 0;
     for (int s = 0; s < STRAT__COUNT; s++)

@@ -95,6 +95,12 @@ static void json_int(Json *j, const char *key, int64_t v) {
     fprintf(j->out, "%lld", (long long)v);
 }
 
+/* An integral count held in a double (FLOPs): written as an integer, exact below 2^53. */
+static void json_count(Json *j, const char *key, double v) {
+    json_key(j, key);
+    fprintf(j->out, "%.0f", v);
+}
+
 /* The shortest decimal that reads back as the same double; null when not finite. */
 static void json_num(Json *j, const char *key, double v) {
     json_key(j, key);
@@ -207,8 +213,8 @@ static void json_layer(Json *j, const IrGraph *g, int i) {
         json_int(j, NULL, ov->shape.d[k]);
     json_close(j, ']');
     json_int(j, "params", n->param_count);
-    json_int(j, "flops_fwd", n->flops_fwd);
-    json_int(j, "flops_bwd", n->flops_bwd);
+    json_count(j, "flops_fwd", n->flops_fwd);
+    json_count(j, "flops_bwd", n->flops_bwd);
     json_int(j, "stage", pn->stage);
     json_str(j, "strategy", plan_strategy_name(pn->strat));
     json_bool(j, "has_choice", report_has_choice(n));

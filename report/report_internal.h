@@ -58,7 +58,7 @@ char *report_slurp(const char *path, const char **why);
 /* ─────────── facts.c ─────────── */
 
 const Plan *report_plan(const IrGraph *g);
-int64_t report_node_flops(const IrNode *n);
+double report_node_flops(const IrNode *n);
 int64_t report_total_params(const IrGraph *g);
 /* The strategy is a real choice only for ops that allow more than one. */
 bool report_has_choice(const IrNode *n);

@@ -167,7 +167,7 @@ static void text_layer_row(Table *t, const IrGraph *g, int i) {
     table_add(t, "%s", ir_ops[n->op].name);
     table_add(t, "%s", ir_shape_str(b[0], sizeof b[0], ov->dtype, &ov->shape));
     table_add(t, "%s", n->param_count ? units_count(b[0], 48, (double)n->param_count, "") : "-");
-    table_add(t, "%s", units_count(b[0], 48, (double)report_node_flops(n), ""));
+    table_add(t, "%s", units_count(b[0], 48, report_node_flops(n), ""));
     table_add(t, "%d", pn->stage);
     size_t k = 0;
     for (int j = 0; j < n->ninputs; j++)

@@ -47,7 +47,7 @@ static int add_linear(IrGraph *g, const char *name, int in, int64_t fin, int64_t
     Shape b = {1, {fout}};
     ir_add_param(g, n, PARAM_BIAS, b);
     IR_VALUE(g, nd->output)->shape = shape2(128, fout);
-    nd->flops_fwd = 2 * 128 * fin * fout;
+    nd->flops_fwd = (double)(2 * 128 * fin * fout);
     nd->flops_bwd = 2 * nd->flops_fwd;
     return n;
 }
@@ -58,7 +58,7 @@ static int add_unary(IrGraph *g, OpKind op, const char *name, int in, int line) 
     nd->ninputs = 1;
     nd->inputs[0] = in;
     IR_VALUE(g, nd->output)->shape = IR_VALUE(g, in)->shape;
-    nd->flops_fwd = ir_shape_numel(&IR_VALUE(g, in)->shape);
+    nd->flops_fwd = (double)ir_shape_numel(&IR_VALUE(g, in)->shape);
     nd->flops_bwd = nd->flops_fwd;
     return n;
 }

@@ -8,6 +8,7 @@
 #include "ir_testlib.h"
 #include "passes.h"
 
+#include <math.h>
 #include <time.h>
 
 /* x f32[128, 784] -> linear(4096): the DESIGN.md MLP's first layer. */
@@ -607,7 +608,19 @@ static void test_overflow(void) {
     tg_init(&t);
     int x = tg_value(&t, "x", VAL_INPUT, DT_F32, 2, big, big, 0, 0); /* 2^62 elements: fits */
     int h = tg_node(&t, OP_LINEAR, "h", 2, x, -1);
-    tg_arg(&t, h, 0, 1 << 30, 2); /* weight 2^61 fits; FLOPs 2*2^31*2^31*2^30 do not */
+    tg_arg(&t, h, 0, 1 << 30, 2); /* weight 2^61 fits; FLOPs 2*2^31*2^31*2^30 = 2^93 too */
+    int y0 = tg_value(&t, "y", VAL_LABEL, DT_F32, 2, big, (int64_t)1 << 30, 0, 0);
+    tg_node(&t, OP_MSE, "loss", 3, tg_out(&t, h), y0);
+    CHECK(pass_shapes(t.g, &t.diag));
+    /* FLOPs are doubles (a 1T GPT's GEMMs pass 2^63): 2^93 + 2^61 for the bias, 2^94 + 2^61 */
+    CHECK(tg_n(&t, h)->flops_fwd == ldexp(1, 93) + ldexp(1, 61));
+    CHECK(tg_n(&t, h)->flops_bwd == ldexp(1, 94) + ldexp(1, 61));
+    tg_free(&t);
+
+    tg_init(&t);
+    x = tg_value(&t, "x", VAL_INPUT, DT_F32, 2, 1, (int64_t)1 << 40, 0, 0);
+    h = tg_node(&t, OP_LINEAR, "h", 2, x, -1);
+    tg_arg(&t, h, 0, 1 << 30, 2); /* weight 2^70 */
     expect_error(&t, "dir/m.mp:2:5: error: the sizes of linear 'h' overflow 64-bit integers\n");
     CHECK_EQ(tg_n(&t, h)->nparams, 0);
     CHECK_EQ(IR_NPARAMS(t.g), 0);
@@ -621,18 +634,17 @@ static void test_overflow(void) {
                  "overflows 64-bit integers\n");
     tg_free(&t);
 
-    /* Each node fits (fwd+bwd about 3*2^60) but three of them overflow the model's total. */
+    /* Each node's parameters fit (2^62 + 2^30) but three of them overflow the model's total. */
     tg_init(&t);
-    x = tg_value(&t, "x", VAL_INPUT, DT_F32, 2, 1, big, 0, 0);
-    int y = tg_value(&t, "y", VAL_LABEL, DT_F32, 2, 1, (int64_t)1 << 28, 0, 0);
+    x = tg_value(&t, "x", VAL_INPUT, DT_F32, 2, 1, (int64_t)1 << 32, 0, 0);
+    int y = tg_value(&t, "y", VAL_LABEL, DT_F32, 2, 1, (int64_t)1 << 30, 0, 0);
     int last = -1;
     for (int i = 0; i < 3; i++) {
         last = tg_node(&t, OP_LINEAR, i == 0 ? "h0" : i == 1 ? "h1" : "h2", 2 + i, x, -1);
-        tg_arg(&t, last, 0, 1 << 28, 2 + i);
+        tg_arg(&t, last, 0, 1 << 30, 2 + i);
     }
     tg_node(&t, OP_MSE, "loss", 6, tg_out(&t, last), y);
-    expect_error(
-        &t, "dir/m.mp: error: the model's total parameters or FLOPs overflow 64-bit integers\n");
+    expect_error(&t, "dir/m.mp: error: the model's total parameters overflow 64-bit integers\n");
     tg_free(&t);
 
     tg_init(&t);
