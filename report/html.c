@@ -56,7 +56,8 @@ static const char html_css[] =
     ".bar{height:5px;background:#7aa6d8;margin:1px 0}.bar.t{background:#e39b5b}\n"
     ".k{display:inline-block;width:10px;height:10px;margin:0 4px 0 12px;"
     "vertical-align:middle}\n"
-    "pre{font-size:11px;overflow:auto;background:#fafafa;padding:8px}td.off{color:#c00}\n";
+    "pre{font-size:11px;overflow:auto;background:#fafafa;padding:8px}td.off{color:#c00}.warn{color:"
+    "#c00}\n";
 
 /* Sorts the layer table by the clicked column (numbers by data-v, text otherwise); marks the
  * body data-ready once it ran, which the browser test looks for. */

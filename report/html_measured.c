@@ -173,6 +173,13 @@ void html_measured(const IrGraph *g, const Measured *m, FILE *out) {
             m->step_from_profile ? "the profile's measured_step_s"
                                  : "the slowest stage's busy and idle time",
             units_time(b[1], sizeof b[1], pred), pred > 0 ? m->step / pred : 0);
+    if (m->trainer_predicted > 0 && fabs(m->trainer_predicted - pred) > 1e-3 * pred)
+        fprintf(out,
+                "<p class=\"warn\" data-other-plan=\"1\">The trainer that wrote the profile "
+                "predicted %s, this plan %s: it was built from another plan (other settings or "
+                "another mpcc), so the comparison below is not like for like.</p>\n",
+                units_time(b[0], sizeof b[0], m->trainer_predicted),
+                units_time(b[1], sizeof b[1], pred));
     pm_timeline(g, m, out);
     fputs("<p>Per layer, per micro-batch: the cost model's forward and backward time against the "
           "profile's, mean over the stage's ranks; errors beyond ±30% are red. Sorted by the "

@@ -207,6 +207,7 @@ bool report_measured_load(const IrGraph *g, const char *path, Arena *a, Measured
     Acc A = {m, idx, L, arena_calloc(a, (size_t)L + 1, sizeof(int)), NULL};
     double given = num(root, "measured_step_s", -1);
     m->step_from_profile = given > 0;
+    m->trainer_predicted = num(root, "predicted_step_s", -1);
     m->step = given > 0 ? given : 0;
     why = read_ranks(&A, g, root, buf, sizeof buf);
     if (!why) finish(&A, p->S);

@@ -26,10 +26,11 @@ typedef struct MeasuredStage {
 typedef struct Measured {
     const char *path;
     int steps;
-    double step;            /* the profile's measured_step_s, else the slowest stage's step */
-    bool step_from_profile; /* the profile gave measured_step_s */
-    MeasuredStage *stages;  /* one per plan stage */
-    MeasuredLayer *layers;  /* one per layer */
+    double step;              /* the profile's measured_step_s, else the slowest stage's step */
+    bool step_from_profile;   /* the profile gave measured_step_s */
+    double trainer_predicted; /* the profile's predicted_step_s (its trainer's plan), else -1 */
+    MeasuredStage *stages;    /* one per plan stage */
+    MeasuredLayer *layers;    /* one per layer */
 } Measured;
 /* Reads the profile at `path` (allocating in `a`); a one-line error through `d` when it is not
  * a profile or not of this plan (another mesh, no timer naming a layer). */

@@ -71,7 +71,8 @@ def synth_profile(j, scale=1.1, steps=5, busy=2e-3, idle=5e-4):
                 timers.append({"name": f"{k}.{L['name']}", "seconds": v * steps * m,
                                "calls": steps * m, "first_s": v})
         ranks.append({"rank": r, "stage": s, "timers": timers})
-    return {"mprt_version": "test", "mesh": j["mesh"], "world_size": S * d * t, "ranks": ranks}
+    return {"mprt_version": "test", "mesh": j["mesh"], "world_size": S * d * t,
+            "predicted_step_s": j["totals"]["step_time"], "ranks": ranks}
 
 
 def steady(t):
@@ -104,6 +105,8 @@ def check_measured_page(page, j, prof, scale=None):
     got = [float(x) for x in re.findall(r'data-pm-stage="\d+" data-measured-step="([^"]+)"', page)]
     if any(abs(g - w) > 1e-6 * max(w, 1e-9) for g, w in zip(got, want)):
         return f"measured stage steps {got}, the profile says {want}"
+    if "data-other-plan" in page and prof.get("predicted_step_s") == j["totals"]["step_time"]:
+        return "says the profile is of another plan, but its predicted_step_s is this plan's"
     step = float(re.search(r'data-measured="([^"]+)"', page).group(1))
     if abs(step - prof.get("measured_step_s", max(want))) > 1e-6 * max(want):
         return f"measured step {step}, want {prof.get('measured_step_s', max(want))}"

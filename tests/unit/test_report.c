@@ -418,6 +418,16 @@ static void test_measured(IrGraph *g) {
     expect_has(h, "<tr data-pm-layer=\"0\">"); /* h first: its error costs the most */
     CHECK(strstr(h, "<tr data-pm-layer=\"0\">") < strstr(h, "<tr data-pm-layer=\"1\">"));
     free(h);
+    /* A trainer that says its steady-state step and its prediction (issue 14's fields). */
+    char with[2300];
+    snprintf(with, sizeof with, "{\"measured_step_s\": 2e-4, \"predicted_step_s\": 1e-3, %s",
+             profile_text("{\"S\": 1, \"d\": 1, \"t\": 2}") + 1);
+    CHECK(load_profile(g, with, &a, &m, sink));
+    CHECK(m.step_from_profile && m.step == 2e-4 && m.trainer_predicted == 1e-3);
+    h = render(g, html_with_measured);
+    expect_has(h, "data-measured=\"0.0002\">200 µs</b> (the profile's measured_step_s)");
+    expect_has(h, "data-other-plan=\"1\">The trainer that wrote the profile predicted 1.00 ms");
+    free(h);
     CHECK(!load_profile(g, profile_text("{\"S\": 1, \"d\": 2, \"t\": 1}"), &a, &m, sink));
     CHECK(!load_profile(g, "{\"mesh\": ", &a, &m, sink));
     g->plan->nodes[0].fwd_time = 0, g->plan->nodes[0].bwd_time = 0;
