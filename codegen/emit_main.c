@@ -171,6 +171,7 @@ static int first_of(const Emit *e, ValueKind k) {
 }
 
 void emit_loaders(Emit *e) {
+    int x = first_of(e, VAL_INPUT), y = first_of(e, VAL_LABEL);
     E(e,
       "/* Inputs and labels (MprtData, docs/runtime.md): replica j's micro-batch i of a step is\n"
       " * samples step*BATCH + j*BATCH/MESH_D + i*MB .. + MB of a file, or synthetic ones. */\n");
@@ -183,7 +184,12 @@ void emit_loaders(Emit *e) {
         E(e, ", %s, %d, {BATCH", iv->dtype != DT_F32 ? "MPRT_I32" : "MPRT_F32", iv->shape.rank);
         for (int k = 1; k < iv->shape.rank; k++)
             E(e, ", %lld", (long long)iv->shape.d[k]);
-        E(e, "}, %lld, &%s_file}; /* ", (long long)cg_int_range(e->g, v), nm);
+        E(e, "}, %lld, &%s_file", (long long)cg_int_range(e->g, v), nm);
+        if (v == y && x >= 0 && x < y) /* synthetic: the teacher's answer to the input */
+            E(e, ", &%s", cg_mangle(e->a, "d", x, IR_VALUE(e->g, x)->name));
+        else
+            E(e, ", NULL");
+        E(e, "}; /* ");
         put_comment_text(e, iv->name);
         E(e, " %s */\n", shape_str(e, iv->dtype, &iv->shape));
     }

@@ -258,14 +258,23 @@ typedef struct MprtData {
     int64_t shape[MPRT_MAX_DIMS]; /* the step's batch: shape[0] samples (BATCH) */
     int64_t range;                /* integers lie in [0, range); 0: unchecked, drawn in [0, 2) */
     MprtArray *file;              /* the opened file; data NULL: synthetic */
+    /* A label's input: without files, the label is a teacher's answer to the input's samples
+     * (trainer_teacher.c); NULL: drawn on its own. */
+    const struct MprtData *source;
 } MprtData;
 
 /* Opens the .npy file of d into d->file: its dtype and per-sample dims must match, integers
  * lie in [0, range). Returns false with a one-line err otherwise. */
 bool mprt_data_open(const MprtData *d, const char *path, MprtErr *err);
-/* Samples first .. first + n - 1 of d (modulo the samples of the file, or shape[0] when
- * synthetic), one after the other, into dst (host memory). */
+/* Samples first .. first + n - 1 of d (modulo the samples of its file; without one, fresh
+ * synthetic samples: mprt_synthetic_rows), one after the other, into dst (host memory). */
 void mprt_data_rows(const MprtData *d, uint64_t seed, int64_t first, int64_t n, void *dst);
+/* Synthetic samples first .. first + n - 1 of d (no file), drawn fresh per sample index from
+ * the seed: a Markov chain for tokens, N(0, 1) floats, and for a label with a synthetic
+ * source the seeded random teacher's answer to it (trainer_teacher.c, docs/runtime.md). */
+void mprt_synthetic_rows(const MprtData *d, uint64_t seed, int64_t first, int64_t n, void *dst);
+/* Whether d is a label the teacher answers (its source is synthetic and of a kind it knows). */
+bool mprt_data_teacher(const MprtData *d);
 /* Elements of one sample: the product of shape[1..]. */
 int64_t mprt_data_row(const MprtData *d);
 /* Frees d->file. */

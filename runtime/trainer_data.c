@@ -6,10 +6,9 @@
  * asks for the rows of one micro-batch of its replica as a run of consecutive sample indices
  * (step·BATCH + the run's first row of the global batch), so the same sample lands in the same
  * place of the global batch whatever the plan. A data set is either the .npy file of --data
- * or --labels, checked against the model's shape on opening, or, without one, BATCH synthetic
- * samples drawn from the seed: floats N(0, 1), integers uniform in [0, range) (the
- * vocabulary or the class count; [0, 2) where the model gives none), every element drawn
- * from its index in the data set so that any plan sees the same numbers.
+ * or --labels, checked against the model's shape on opening, or, without one, fresh synthetic
+ * samples every step from a seeded random teacher (trainer_teacher.c), every element drawn
+ * from its sample index so that any plan sees the same numbers.
  */
 #include "mprt_trainer.h"
 
@@ -37,21 +36,15 @@ int64_t mprt_data_row(const MprtData *d) {
 }
 
 void mprt_data_rows(const MprtData *d, uint64_t seed, int64_t first, int64_t n, void *dst) {
-    MprtRng r = mprt_rng(seed, mprt_rng_name_id(d->stream));
-    int64_t row = mprt_data_row(d), rows = d->file->data ? d->file->shape[0] : d->shape[0];
-    size_t bytes = mprt_dtype_size(d->dtype) * (size_t)row;
-    for (int64_t q = 0; q < n; q++) {
-        int64_t sample = (first + q) % rows;
-        char *out = (char *)dst + (size_t)q * bytes;
-        if (d->file->data)
-            memcpy(out, (const char *)d->file->data + (size_t)sample * bytes, bytes);
-        else if (d->dtype == MPRT_F32)
-            mprt_rng_fill_normal(r, (uint64_t)(sample * row), row, 0.0f, 1.0f, (float *)out);
-        else
-            for (int64_t c = 0; c < row; c++)
-                ((int32_t *)out)[c] = (int32_t)(mprt_rng_bits(r, (uint64_t)(sample * row + c)) %
-                                                (uint64_t)(d->range > 0 ? d->range : 2));
+    if (!d->file->data) {
+        mprt_synthetic_rows(d, seed, first, n, dst); /* trainer_teacher.c */
+        return;
     }
+    int64_t row = mprt_data_row(d), rows = d->file->shape[0];
+    size_t bytes = mprt_dtype_size(d->dtype) * (size_t)row;
+    for (int64_t q = 0; q < n; q++)
+        memcpy((char *)dst + (size_t)q * bytes,
+               (const char *)d->file->data + (size_t)((first + q) % rows) * bytes, bytes);
 }
 
 void mprt_data_close(const MprtData *d) { mprt_array_free(d->file); }

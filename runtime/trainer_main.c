@@ -188,10 +188,16 @@ static void load_partial(const MprtTrainer *t, const char *path) {
                t->model->nparams, path);
 }
 
-/* Rank 0: the plan, and where the launcher's binding made the rank move. */
-static void print_plan(const MprtTrainer *t, int threads) {
+/* Rank 0: the plan, the data, and where the launcher's binding made the rank move. */
+static void print_plan(const MprtTrainer *t, const MprtArgs *a, int threads) {
     if (mprt_mesh()->rank != 0) return;
     printf("%s", t->plan_summary);
+    if (!a->data && !a->labels) /* trainer_teacher.c */
+        printf("data: synthetic (teacher): fresh samples every step from a seeded random "
+               "teacher (docs/runtime.md)\n");
+    else
+        printf("data: %s%s%s\n", a->data ? a->data : "synthetic inputs",
+               a->labels ? ", labels " : "", a->labels ? a->labels : "");
     if (!t->device && *mprt_rebound_cpus())
         printf("cpu: %d threads per rank; the launcher bound rank 0 to fewer CPUs, "
                "so it moved to CPUs %s\n",
@@ -263,7 +269,7 @@ int mprt_trainer_main(const MprtTrainer *t, int argc, char **argv) {
     if (a.init_partial) load_partial(t, a.init_partial);
     if (a.resume) step = load(t, a.resume, true);
     mprt_exit_if_any(step > a.steps, past_steps(a.resume, step, a.steps, msg, sizeof msg));
-    print_plan(t, threads);
+    print_plan(t, &a, threads);
     if (a.trace) mprt_trace_arm(a.trace_steps);
     mprt_stats_reset();
     step = run_steps(t, &a, step);

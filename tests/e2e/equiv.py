@@ -7,7 +7,8 @@ under `mpirun -np <ranks the plan needs> --oversubscribe` for a number of steps,
 
   * every run exits 0 and prints one progress line per step;
   * its loss curve matches the reference run (the first device count, or --ref MODEL at one
-    device) within --rtol relative on every step;
+    device) within --rtol relative on every step, and the reference's loss falls (the mean of
+    its last quarter of steps below that of its first quarter);
   * the bytes the runtime counted equal the bytes the schedule predicted, on every rank
     (the trainer's "bytes:" line), and the plan's report says the same per-step total;
   * with --werror, the generated C compiles warning-free with -Wall -Wextra -Werror;
@@ -142,8 +143,15 @@ def main():
         if worst > a.rtol:
             failures.append(f"{n} devices: loss curve differs by {worst:.3e} > {a.rtol}\n"
                             f"  ref  {[ref[s] for s in sorted(ref)]}\n  got  {[losses[s] for s in sorted(losses)]}")
-    if ref and ref[a.steps] >= ref[1]:
-        failures.append(f"the loss did not decrease: {ref[1]} -> {ref[a.steps]}")
+    # Synthetic data is fresh every step (the teacher, docs/runtime.md), so one step's loss is
+    # noisy: the mean of the last quarter of the steps must be below that of the first.
+    q = max(1, a.steps // 4)
+    if ref and len(ref) == a.steps:
+        head = sum(ref[s] for s in range(1, q + 1)) / q
+        tail = sum(ref[s] for s in range(a.steps - q + 1, a.steps + 1)) / q
+        if tail >= head:
+            failures.append(f"the loss did not decrease: mean {head} over steps 1-{q}, "
+                            f"{tail} over the last {q}")
     for f in failures:
         print("FAIL:", f)
     return 1 if failures else 0
