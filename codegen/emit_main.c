@@ -356,6 +356,19 @@ static void emit_forecast(Emit *e) {
       g->plan->totals.step_time, flops, g->cluster.flops, tokens);
 }
 
+/* The token input --generate fills ("&d0_tok"), or "NULL": a model whose first input and
+ * first label are token sequences i32[batch, T] over a vocabulary (a language model). */
+static const char *token_input(Emit *e) {
+    int x = first_of(e, VAL_INPUT), y = first_of(e, VAL_LABEL);
+    if (x < 0 || y < 0) return "NULL";
+    const IrValue *xv = IR_VALUE(e->g, x), *yv = IR_VALUE(e->g, y);
+    if (xv->dtype == DT_F32 || yv->dtype == DT_F32 || xv->shape.rank != 2 || yv->shape.rank != 2 ||
+        xv->shape.d[1] != yv->shape.d[1] || cg_int_range(e->g, x) <= 0 ||
+        cg_int_range(e->g, y) <= 0)
+        return "NULL";
+    return arena_printf(e->a, "&%s", cg_mangle(e->a, "d", x, xv->name));
+}
+
 /* The run itself is the runtime's (mprt_trainer_main); the trainer hands it its parts. On the
  * device, start and stop also bring the GPU up and down. */
 void emit_main(Emit *e) {
@@ -381,7 +394,8 @@ void emit_main(Emit *e) {
       dev ? "true" : "false", dev ? "trainer_stop" : "free_all",
       dev ? "mprt_cu_stats_flush" : "NULL");
     emit_forecast(e);
-    E(e, "};\n\n");
+    E(e, "    STAGES, %s, /* --generate: the stage programs, the token input */\n};\n\n",
+      token_input(e));
     E(e, "#ifndef MPCC_NO_MAIN /* defined when the trainer is built as a library (C API) */\n"
          "int main(int argc, char **argv) { return mprt_trainer_main(&TRAINER, argc, argv); "
          "}\n#endif\n");

@@ -361,9 +361,12 @@ static void dropout_apply(float *dst, const float *src, int N, MprtDropShard sh,
     mprt__parallel_for(N, GRAIN / 4 / (per + 1) + 1, dropout_part, &q);
 }
 
+static int eval_mode; /* mprt_kernels_eval */
+void mprt_kernels_eval(int on) { eval_mode = on; }
+
 void mprt_dropout_forward(float *restrict out, const float *restrict x, int N, MprtDropShard sh,
                           float p, uint64_t seed, uint32_t layer, int64_t step, int training) {
-    if (!training || p <= 0.0f) {
+    if (!training || p <= 0.0f || eval_mode) {
         ew(copy_part, (int64_t)N * sh.R * sh.F, out, x, NULL, 0.0f);
         return;
     }

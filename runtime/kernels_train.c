@@ -48,6 +48,7 @@ static float row_logsumexp(const float *restrict row, int V, float *restrict max
 
 double mprt_cross_entropy_forward(const float *restrict logits, const int32_t *restrict labels,
                                   int M, int V, float scale) {
+    mprt__logits_captured(logits, M, V); /* --generate (trainer_generate.c) */
     double loss = 0.0;
     for (int m = 0; m < M; m++) {
         if (labels[m] < 0 || labels[m] >= V) continue; /* ignored row */

@@ -115,7 +115,8 @@ typedef struct MprtDropShard {
 /* Keep decision for element e of global sample n, at training step `step`, in the dropout
  * layer numbered `layer`: a pure function of (seed, layer, step, n, e), so the mask is the
  * same under any split of the batch or the features (docs/kernels.md gives the hash).
- *   training: out = x · keep / (1 − p);   not training (or p == 0): out = x.
+ *   training: out = x · keep / (1 − p);   not training (or p == 0, or evaluation mode:
+ *   mprt_kernels_eval): out = x.
  * Backward recomputes the same mask: dx += dout · keep / (1 − p). p must be in [0, 1). */
 int mprt_dropout_keep(uint64_t seed, uint32_t layer, int64_t step, int64_t n, int64_t e, float p);
 void mprt_dropout_forward(float *restrict out, const float *restrict x, int N, MprtDropShard sh,
@@ -214,6 +215,14 @@ void mprt_attention_backward(float *restrict dx, MprtAttnG g, const float *restr
  * should have rejected) is skipped: no loss, no gradient, and never an out-of-bounds read. */
 double mprt_cross_entropy_forward(const float *restrict logits, const int32_t *restrict labels,
                                   int M, int V, float scale);
+/* Evaluation mode (text generation, trainer_generate.c): dropout passes its input through. */
+void mprt_kernels_eval(int on);
+/* While armed (trainer_generate.c), the next cross-entropy forward on this rank whose rows
+ * reach `row` copies that row of its logits (V floats) into dst and disarms; pending tells
+ * whether it is still armed (and disarms). */
+void mprt_logits_capture(int64_t row, float *dst, int64_t V);
+int mprt_logits_capture_pending(void);
+void mprt__logits_captured(const float *logits, int M, int V);
 void mprt_cross_entropy_backward(float *restrict dlogits, const float *restrict logits,
                                  const int32_t *restrict labels, int M, int V, float scale);
 /* pred, target [n]: returns scale · Σ (pred − target)²  (scale = 1 / global element count

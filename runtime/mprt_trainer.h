@@ -129,6 +129,11 @@ typedef struct MprtArgs {
     int64_t trace_steps;
     const char *comm; /* --comm (the CUDA trainer's), or NULL */
     bool help, tf32;  /* --help; --tf32 (the CUDA trainer's) */
+    /* --generate N tokens instead of training, from --prompt-tokens "3,1,4" (default "0"),
+     * --temperature (default 1; 0: greedy) and --top-k (default 0: every token) */
+    int64_t generate, top_k;
+    double temperature;
+    const char *prompt;
 } MprtArgs;
 
 /* Bytes the plan moves per device per step on one stage, group and collective kind (the
@@ -154,11 +159,32 @@ typedef struct MprtTrainer {
     float **arena[3];                 /* the trainer's weight and optimizer-state arenas */
     void (*start)(const MprtArgs *a); /* after mprt_init: seed, device, buffers, weights */
     bool (*open_data)(const MprtArgs *a, MprtErr *err); /* --data and --labels */
-    double (*step)(int64_t step); /* one training step; its loss summed over ranks */
-    void (*stop)(void);           /* frees what start made */
-    void (*flush_stats)(void);    /* brings the byte counters up to date, or NULL */
-    MprtForecast forecast;        /* the plan's step time and FLOPs (progress, end of run) */
+    double (*step)(int64_t step);   /* one training step; its loss summed over ranks */
+    void (*stop)(void);             /* frees what start made */
+    void (*flush_stats)(void);      /* brings the byte counters up to date, or NULL */
+    MprtForecast forecast;          /* the plan's step time and FLOPs (progress, end of run) */
+    const struct MprtStage *stages; /* [S]: each pipeline stage's programs (--generate) */
+    /* The token input of a language model (its first input and label i32[batch, T] over a
+     * vocabulary), which --generate fills with the context; NULL: the model has none. */
+    const struct MprtData *tokens;
 } MprtTrainer;
+
+/* ─────────────────────────── text generation (trainer_generate.c) ─────────────────────────── */
+
+/* The most tokens --prompt-tokens may give. */
+#define MPRT_MAX_PROMPT 4096
+/* Samples --generate tokens after the prompt with micro-batch 0's forward of the training
+ * plan, from the trainer's current weights; rank 0 prints "prompt: ..." and "generated: ...".
+ * Collective over the world; a bad prompt ends the job with one line. */
+void mprt_generate(const MprtTrainer *t, const MprtArgs *a);
+/* A token drawn from softmax(logits / temperature) over the top_k largest logits (0: all) by
+ * the uniform u in [0, 1); temperature 0 or top_k 1: the largest (the first of equals). */
+int32_t mprt_sample_token(const float *logits, int64_t V, double temperature, int64_t top_k,
+                          float u);
+/* Parses "3,1,4" (commas or spaces) into out[0 .. *n), each in [0, V), at most max of them;
+ * false with a one-line err otherwise (no tokens included). */
+bool mprt_parse_tokens(const char *s, int64_t V, int32_t *out, int64_t max, int64_t *n,
+                       MprtErr *err);
 
 /* The usage text of --help. */
 void mprt_usage(const MprtTrainer *t, FILE *out, const char *prog);

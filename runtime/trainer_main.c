@@ -41,7 +41,10 @@ void mprt_usage(const MprtTrainer *t, FILE *out, const char *prog) {
             "  --trace F.json     write a timeline of steps after the warm-up (Chrome trace "
             "format:\n"
             "                     Perfetto, chrome://tracing); --trace-steps K of them (default "
-            "2)\n",
+            "2)\n"
+            "  --generate N       sample N tokens from --init/--resume instead of training\n"
+            "                     (language models; --prompt-tokens 3,1,4 (default 0),\n"
+            "                     --temperature T (default 1, 0: greedy), --top-k K)\n",
             m->S * m->d * m->t, prog, (int)t->default_steps, (int)t->default_seed);
     if (t->device)
         fputs("  --comm MODE        collectives over nccl, mpi (host-staged, GPUs shared) or auto "
@@ -77,7 +80,8 @@ static const char **str_flag(const MprtTrainer *t, MprtArgs *a, const char *f) {
                                         "--trace", "--init-partial", "--comm"};
     const char **fields[] = {&a->data,    &a->labels, &a->init,         &a->save, &a->resume,
                              &a->profile, &a->trace,  &a->init_partial, &a->comm};
-    int n = t->device ? 9 : 8; /* --comm: the CUDA trainer's */
+    if (!strcmp(f, "--prompt-tokens")) return &a->prompt; /* a list of tokens, not a file */
+    int n = t->device ? 9 : 8;                            /* --comm: the CUDA trainer's */
     for (int i = 0; i < n; i++)
         if (!strcmp(f, names[i])) return fields[i];
     return NULL;
@@ -89,12 +93,15 @@ static int64_t *num_flag(MprtArgs *a, const char *f) {
            : !strcmp(f, "--save-every")  ? &a->save_every
            : !strcmp(f, "--log-every")   ? &a->log_every
            : !strcmp(f, "--trace-steps") ? &a->trace_steps
+           : !strcmp(f, "--generate")    ? &a->generate
+           : !strcmp(f, "--top-k")       ? &a->top_k
                                          : NULL;
 }
 
 const char *mprt_args_parse(const MprtTrainer *t, int argc, char **argv, MprtArgs *a, char *err,
                             size_t n) {
-    *a = (MprtArgs){.steps = t->default_steps, .log_every = 1, .seed = t->default_seed};
+    *a = (MprtArgs){
+        .steps = t->default_steps, .log_every = 1, .seed = t->default_seed, .temperature = 1};
     for (int i = 1; i < argc; i++) {
         const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int64_t c = parse_count(v, !strcmp(f, "--seed"));
@@ -104,6 +111,16 @@ const char *mprt_args_parse(const MprtTrainer *t, int argc, char **argv, MprtArg
         }
         if (t->device && !strcmp(f, "--tf32")) {
             a->tf32 = true;
+            continue;
+        }
+        if (!strcmp(f, "--temperature")) {
+            char *end = NULL;
+            a->temperature = v ? strtod(v, &end) : -1;
+            if (!v || end == v || *end || !(a->temperature >= 0 && a->temperature <= 1e6)) {
+                snprintf(err, n, "--temperature needs a number in [0, 1e6]");
+                return err;
+            }
+            i++;
             continue;
         }
         const char **str = str_flag(t, a, f);
@@ -118,7 +135,10 @@ const char *mprt_args_parse(const MprtTrainer *t, int argc, char **argv, MprtArg
                 snprintf(err, n, "%s %.32s: too large (at most %lld)", f, v,
                          is_seed ? (long long)INT64_MAX : (long long)MPRT_MAX_STEPS);
             else
-                snprintf(err, n, "%s needs %s", f, str ? "a file name" : "a non-negative integer");
+                snprintf(err, n, "%s needs %s", f,
+                         str == &a->prompt ? "tokens"
+                         : str             ? "a file name"
+                                           : "a non-negative integer");
             return err;
         }
         if (str)
@@ -244,6 +264,28 @@ static int launcher_rank(void) {
     return 0;
 }
 
+/* --generate's conditions: a language model, the C trainer, a checkpoint to start from. */
+static const char *cannot_generate(const MprtTrainer *t, const MprtArgs *a) {
+    if (!a->generate) return NULL;
+    if (!t->tokens || !t->stages)
+        return "--generate needs a model whose first input and label are token sequences "
+               "i32[batch, T] over a vocabulary";
+    if (t->device) return "--generate runs on the C trainer (mpcc --target c)";
+    if (!a->init && !a->resume) return "--generate needs a checkpoint: --init F or --resume F";
+    if (a->save || a->data || a->labels)
+        return "--generate neither trains nor saves: drop "
+               "--save, --data and --labels";
+    return NULL;
+}
+
+/* The run of --generate: tokens instead of steps. */
+static int generate(const MprtTrainer *t, const MprtArgs *a) {
+    mprt_generate(t, a);
+    t->stop();
+    mprt_finalize();
+    return 0;
+}
+
 int mprt_trainer_main(const MprtTrainer *t, int argc, char **argv) {
     const MprtModel *m = t->model;
     MprtArgs a;
@@ -254,6 +296,7 @@ int mprt_trainer_main(const MprtTrainer *t, int argc, char **argv) {
         return 0;
     }
     mprt_init(&argc, &argv, m->S, m->d, m->t);
+    if (!bad) bad = cannot_generate(t, &a);
     mprt_exit_if_any(bad != NULL, bad ? bad : "");
     int threads = t->device ? 0 : mprt_set_threads(a.threads); /* 0: the rank's share */
     if (mprt_mesh()->rank == 0) {
@@ -268,6 +311,7 @@ int mprt_trainer_main(const MprtTrainer *t, int argc, char **argv) {
     if (a.init) load(t, a.init, false);
     if (a.init_partial) load_partial(t, a.init_partial);
     if (a.resume) step = load(t, a.resume, true);
+    if (a.generate) return generate(t, &a);
     mprt_exit_if_any(step > a.steps, past_steps(a.resume, step, a.steps, msg, sizeof msg));
     print_plan(t, &a, threads);
     if (a.trace) mprt_trace_arm(a.trace_steps);
