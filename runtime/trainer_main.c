@@ -271,7 +271,8 @@ static const char *cannot_generate(const MprtTrainer *t, const MprtArgs *a) {
         return "--generate needs a model whose first input and label are token sequences "
                "i32[batch, T] over a vocabulary";
     if (t->device) return "--generate runs on the C trainer (mpcc --target c)";
-    if (!a->init && !a->resume) return "--generate needs a checkpoint: --init F or --resume F";
+    if (!a->init && !a->resume && !a->init_partial)
+        return "--generate needs a checkpoint: --init F or --resume F";
     if (a->save || a->data || a->labels)
         return "--generate neither trains nor saves: drop "
                "--save, --data and --labels";
