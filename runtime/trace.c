@@ -13,8 +13,9 @@
  * spans — the k-th forward of a layer within a step is micro-batch k, as the 1F1B order runs
  * each layer's micro-batches in order; the byte counters (log.c, mprt_stats_add) give the
  * communication spans, ending when the runtime counted them with the duration it measured.
- * A CUDA trainer's collectives are counted in batches (mprt_cu_stats_flush), so its trace has
- * compute spans only (and those only with --profile's synchronisation).
+ * A CUDA trainer's NCCL collectives are counted in batches (mprt_cu_stats_flush, inside the
+ * step), so their spans have the counted bytes and the GPU-measured time but sit where the
+ * flush ran; its layers are timed with the device synchronised, for --trace as for --profile.
  *
  * Bounded: only the `nsteps` steps right after the run's warm-up are recorded (--trace-steps,
  * default 2), and at most TRACE_MAX_EVENTS per rank; the file says when that cap cut it.

@@ -23,7 +23,9 @@ void mprt_cu_trainer_up(const MprtArgs *a) {
                      "--comm takes nccl, mpi or auto");
     mprt_cu_init(comm);
     mprt_cu_set_tf32(a->tf32);
-    mprt_timed_device(mprt_cu_sync, a->profile != NULL);
+    /* layer times need the device's queue drained around each timed call: --profile's
+     * timers and --trace's compute spans alike (without either, nothing is timed) */
+    mprt_timed_device(mprt_cu_sync, a->profile != NULL || a->trace != NULL);
 }
 
 void mprt_cu_trainer_down(void) {
