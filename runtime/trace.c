@@ -41,7 +41,7 @@ typedef struct Ev {
 static struct {
     bool armed, on;
     int64_t nsteps, from, to, step; /* record the steps from + 1 .. to */
-    double origin;
+    double origin, comm_end;        /* the last communication span's end, from the origin */
     Ev *ev;
     int n, cap;
     bool cut;   /* TRACE_MAX_EVENTS reached */
@@ -102,18 +102,15 @@ void mprt__trace_compute(int slot, const char *name, double t0, double t1) {
 }
 
 void mprt__trace_comm(MprtColl k, MprtGroup g, int64_t bytes, double seconds) {
-    double now = mprt_now();
+    /* Recorded at completion, in host order; a pipeline send completes long after its post, so
+     * its span starts at the post or at the end of the track's previous span, whichever is
+     * later: one track's spans never overlap (Perfetto drops improperly nested ones). */
+    double now = mprt_now() - TR.origin, t0 = now - seconds;
+    if (t0 < TR.comm_end) t0 = TR.comm_end;
+    if (t0 > now) t0 = now;
+    TR.comm_end = now;
     Ev *e = push();
-    if (e)
-        *e = (Ev){mprt_coll_name(k),
-                  now - seconds - TR.origin,
-                  seconds,
-                  TR.step,
-                  bytes,
-                  -1,
-                  g,
-                  true,
-                  false};
+    if (e) *e = (Ev){mprt_coll_name(k), t0, now - t0, TR.step, bytes, -1, g, true, false};
 }
 
 /* ───────────────────────────── writing ───────────────────────────── */

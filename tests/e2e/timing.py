@@ -101,6 +101,9 @@ def check_trace(trace, prof, plan, steps, traced):
           f"tracks: {threads}")
     spans = [e for e in ev if e["ph"] == "X"]
     check(all(e["ts"] >= 0 and e["dur"] >= 0 for e in spans), "spans start after the origin")
+    for track in {(e["pid"], e["tid"]) for e in spans}:  # Perfetto wants no partial overlaps
+        on = sorted((e["ts"], e["ts"] + e["dur"]) for e in spans if (e["pid"], e["tid"]) == track)
+        check(all(b[0] >= a[1] - 1e-3 for a, b in zip(on, on[1:])), f"track {track} overlaps")
     want_steps = set(range(2, 2 + traced))
     check({e["args"]["step"] for e in spans} == want_steps, f"traced steps {want_steps}")
     m = plan["microbatches"]
