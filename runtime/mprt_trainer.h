@@ -194,6 +194,12 @@ const char *mprt_args_parse(const MprtTrainer *t, int argc, char **argv, MprtArg
 /* The runtime's counters of this rank against t->predicted × steps, per group and collective
  * kind, on every rank; rank 0 prints one "bytes: ..." line saying whether all agree. */
 void mprt_check_bytes(const MprtTrainer *t, int64_t steps);
+/* Collective over the world, right after mprt_init: every rank must run the same plan (model,
+ * parameter table with its stages and splits, mesh, batch, optimizer, predicted traffic) with
+ * the same --steps, --seed, --data, --labels, --init, --init-partial, --resume, --save,
+ * --save-every, --log-every, --profile and --comm; otherwise the job ends on every rank with one
+ * line naming the first rank that differs from rank 0 and the setting (trainer_agree.c). */
+void mprt_agree(const MprtTrainer *t, const MprtArgs *a);
 /* The whole run of `mpirun -np N ./train [flags]`: returns main's exit status (0; errors end
  * the job through mprt_exit_if_any). */
 int mprt_trainer_main(const MprtTrainer *t, int argc, char **argv);

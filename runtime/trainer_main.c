@@ -299,6 +299,7 @@ int mprt_trainer_main(const MprtTrainer *t, int argc, char **argv) {
     mprt_init(&argc, &argv, m->S, m->d, m->t);
     if (!bad) bad = cannot_generate(t, &a);
     mprt_exit_if_any(bad != NULL, bad ? bad : "");
+    mprt_agree(t, &a);
     int threads = t->device ? 0 : mprt_set_threads(a.threads); /* 0: the rank's share */
     if (mprt_mesh()->rank == 0) {
         if (a.save) mprt__remove_stale_tmp(a.save);

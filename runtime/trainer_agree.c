@@ -1,0 +1,114 @@
+/*
+ * trainer_agree.c: at start-up every rank of a trainer checks, in one collective, that all
+ * ranks run the same plan with the same flags (mprt_trainer.h, mprt_agree).
+ *
+ * Without it, an MPMD launch of two plans of one model (d = 2 on one rank, t = 2 on the other)
+ * or a different --steps, --save or --profile on one rank hangs in the first collective one
+ * rank makes and the other does not, and a different --seed or --data trains on silently,
+ * each replica on other samples. Each rank hashes the plan (the model's name, its parameter
+ * table with every stage, split and offset, the mesh, the batch, the optimizer and the bytes
+ * every collective is predicted to move) and every flag that must match into a row of
+ * 64-bit values; one MPI_Allgather gives every rank every row, and every rank finds the same
+ * first difference (lowest rank, then first setting), so all stop together with one message
+ * from rank 0 naming the rank and the setting.
+ */
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "mprt_trainer.h"
+
+/* FNV-1a 64 of n bytes, continuing from h. */
+static uint64_t fnv(uint64_t h, const void *p, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ ((const unsigned char *)p)[i]) * 0x100000001B3ull;
+    return h;
+}
+
+static uint64_t fnv_str(uint64_t h, const char *s) {
+    return s ? fnv(h, s, strlen(s) + 1) : fnv(h, "\xff", 1); /* NULL differs from "" */
+}
+
+static uint64_t fnv_i64(uint64_t h, int64_t v) { return fnv(h, &v, sizeof v); }
+
+/* The plan: everything of the trainer's tables a rank's collectives depend on. */
+static uint64_t plan_hash(const MprtTrainer *t) {
+    const MprtModel *m = t->model;
+    uint64_t h = fnv_str(0xCBF29CE484222325ull, m->name);
+    h = fnv_str(fnv_str(h, m->optimizer), t->device ? "device" : "host");
+    int64_t head[5] = {m->S, m->d, m->t, t->batch, m->nparams};
+    for (int i = 0; i < 5; i++)
+        h = fnv_i64(h, head[i]);
+    for (int i = 0; i < m->nparams; i++) {
+        const MprtParam *p = &m->params[i];
+        int64_t v[8] = {p->stage, p->ndim,  p->offset, p->count,
+                        p->outer, p->chunk, p->inner,  p->parts};
+        h = fnv_str(h, p->name);
+        for (int k = 0; k < 8; k++)
+            h = fnv_i64(h, v[k]);
+        for (int k = 0; k < p->ndim; k++)
+            h = fnv_i64(h, p->shape[k]);
+    }
+    for (int i = 0; i < t->npredicted; i++) {
+        const MprtPredicted *q = &t->predicted[i];
+        int64_t v[4] = {q->stage, q->group, q->coll, q->bytes};
+        for (int k = 0; k < 4; k++)
+            h = fnv_i64(h, v[k]);
+    }
+    return h;
+}
+
+enum { NSET = 13 };
+static const char *const set_names[NSET] = {
+    "plan (mesh, parameter table, batch, optimizer or predicted traffic: another trainer?)",
+    "--steps",
+    "--seed",
+    "--data",
+    "--labels",
+    "--init",
+    "--init-partial",
+    "--resume",
+    "--save",
+    "--save-every",
+    "--log-every",
+    "--profile",
+    "--comm"};
+
+/* This rank's row: the plan's hash, then each setting's. */
+static void row(const MprtTrainer *t, const MprtArgs *a, uint64_t v[NSET]) {
+    const uint64_t h0 = 0xCBF29CE484222325ull;
+    v[0] = plan_hash(t);
+    v[1] = fnv_i64(h0, a->steps);
+    v[2] = fnv(h0, &a->seed, sizeof a->seed);
+    const char *const paths[6] = {a->data, a->labels, a->init, a->init_partial, a->resume, a->save};
+    for (int i = 0; i < 6; i++)
+        v[3 + i] = fnv_str(h0, paths[i]);
+    v[9] = fnv_i64(h0, a->save_every);
+    v[10] = fnv_i64(h0, a->log_every);
+    v[11] = fnv_str(h0, a->profile);
+    v[12] = fnv_str(h0, a->comm);
+}
+
+void mprt_agree(const MprtTrainer *t, const MprtArgs *a) {
+    const MprtMesh *mesh = mprt_mesh();
+    uint64_t mine[NSET];
+    row(t, a, mine);
+    uint64_t *all = calloc((size_t)mesh->size * NSET, sizeof *all);
+    if (!all) mprt_fatal("out of memory agreeing on the plan");
+    int rc = MPI_Allgather(mine, NSET, MPI_UINT64_T, all, NSET, MPI_UINT64_T, MPI_COMM_WORLD);
+    if (rc != MPI_SUCCESS) mprt_fatal("MPI_Allgather of the start-up agreement failed (%d)", rc);
+    int bad_rank = -1, bad_set = -1;
+    for (int r = 1; r < mesh->size && bad_rank < 0; r++)
+        for (int i = 0; i < NSET && bad_set < 0; i++)
+            if (all[(size_t)r * NSET + (size_t)i] != all[i]) bad_rank = r, bad_set = i;
+    free(all);
+    char msg[256] = "";
+    if (bad_rank >= 0)
+        snprintf(msg, sizeof msg,
+                 "rank %d differs from rank 0 in %s; every rank must run the same plan with the "
+                 "same flags",
+                 bad_rank, set_names[bad_set]);
+    mprt_exit_if_any(bad_rank >= 0, msg);
+}
