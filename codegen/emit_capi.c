@@ -439,7 +439,7 @@ static void emit_step_fn(const Api *x, FILE *f) {
         const IrValue *v = IR_VALUE(x->g, x->data[i]);
         const char *nm = cg_mangle(x->g->arena, "data", x->data[i], v->name);
         const char *arr = cg_mangle(x->g->arena, "d", x->data[i], v->name);
-        fprintf(f, "    %s_file = (MprtArray){%s, %d, {BATCH", arr,
+        fprintf(f, "    %s_file.array = (MprtArray){%s, %d, {BATCH", arr,
                 v->dtype == DT_F32 ? "MPRT_F32" : "MPRT_I32", v->shape.rank);
         for (int k = 1; k < v->shape.rank; k++)
             fprintf(f, ", %lld", (long long)v->shape.d[k]);
@@ -449,7 +449,7 @@ static void emit_step_fn(const Api *x, FILE *f) {
                "row. */\n"
                "    *loss = train_step(c->step);\n    c->step++;\n");
     for (int i = 0; i < x->ndata; i++)
-        fprintf(f, "    %s_file = (MprtArray){0};\n",
+        fprintf(f, "    %s_file.array = (MprtArray){0};\n",
                 cg_mangle(x->g->arena, "d", x->data[i], IR_VALUE(x->g, x->data[i])->name));
     fprintf(f, "    c->err[0] = 0;\n    return %s_OK;\n}\n\n", x->up);
 }

@@ -179,7 +179,7 @@ void emit_loaders(Emit *e) {
         const IrValue *iv = IR_VALUE(e->g, v);
         if (iv->kind == VAL_ACT) continue;
         const char *nm = cg_mangle(e->a, "d", v, iv->name);
-        E(e, "static MprtArray %s_file;\nstatic const MprtData %s = {", nm, nm);
+        E(e, "static MprtDataFile %s_file;\nstatic const MprtData %s = {", nm, nm);
         put_c_string(e, arena_printf(e->a, "data.%s", iv->name));
         E(e, ", %s, %d, {BATCH", iv->dtype != DT_F32 ? "MPRT_I32" : "MPRT_F32", iv->shape.rank);
         for (int k = 1; k < iv->shape.rank; k++)
@@ -318,26 +318,16 @@ static void emit_setup_rank(Emit *e) {
     E(e, "}\n\n");
 }
 
-/* One flag's file: opened into value v's data, or, for a model without such a value, an
- * error naming what it lacks. `cond` guards the line ("ok && " after the first). */
-static void emit_open_flag(Emit *e, int v, const char *cond, const char *flag, const char *what) {
-    if (v >= 0)
-        E(e, "    if (%sa->%s) ok = mprt_data_open(&%s, a->%s, err);\n", cond, flag,
-          cg_mangle(e->a, "d", v, IR_VALUE(e->g, v)->name), flag);
-    else
-        E(e,
-          "    if (%sa->%s) ok = false, snprintf(err->msg, sizeof err->msg, \"this model has no "
-          "%s for --%s\");\n",
-          cond, flag, what, flag);
-}
-
 /* --data and --labels: the first input and the first label, if the model has them. */
 static void emit_open_data(Emit *e) {
-    E(e, "/* --data and --labels: the first input and the first label. */\n"
-         "static bool open_data(const MprtArgs *a, MprtErr *err) {\n    bool ok = true;\n");
-    emit_open_flag(e, first_of(e, VAL_INPUT), "", "data", "input");
-    emit_open_flag(e, first_of(e, VAL_LABEL), "ok && ", "labels", "label");
-    E(e, "    return ok;\n}\n\n");
+    int x = first_of(e, VAL_INPUT), y = first_of(e, VAL_LABEL);
+    E(e,
+      "/* --data and --labels: the first input and the first label (a token stream feeds both\n"
+      " * when they are token sequences; mprt_data_open_files checks the files). */\n"
+      "static bool open_data(const MprtArgs *a, MprtErr *err) {\n"
+      "    return mprt_data_open_files(%s%s, %s%s, a->data, a->labels, err);\n}\n\n",
+      x >= 0 ? "&" : "", x >= 0 ? cg_mangle(e->a, "d", x, IR_VALUE(e->g, x)->name) : "NULL",
+      y >= 0 ? "&" : "", y >= 0 ? cg_mangle(e->a, "d", y, IR_VALUE(e->g, y)->name) : "NULL");
 }
 
 /* The plan's predictions the run compares itself with (MprtForecast): the predicted step, the

@@ -314,6 +314,33 @@ bool mprt_npy_parse(const void *buf, size_t size, const char *name, MprtDtype wa
 bool mprt_npy_save(const char *path, MprtDtype t, int ndim, const int64_t *shape, const void *data,
                    MprtErr *err);
 
+/* A token stream (io_tokens.c): the training text of a language model as nanoGPT writes it
+ * (little-endian uint16 tokens, nothing else) or llm.c does (a header of 256 int32s: magic
+ * 20240520, version 1 for uint16 tokens or 2 for uint32, the token count; then the tokens).
+ * Opened files are memory-mapped, read only. */
+#define MPRT_MAX_TOKENS ((int64_t)1 << 40)
+typedef struct MprtTokens {
+    const unsigned char *tok; /* the first token */
+    int64_t count;            /* tokens */
+    int width;                /* bytes per token: 2 or 4 */
+    void *map;                /* the mapping of an opened file (NULL after a parse) */
+    size_t map_size;
+} MprtTokens;
+/* Opens a token file: the layout must hold together (no odd length, a header's count equal to
+ * the tokens present, at most MPRT_MAX_TOKENS), at least window + 1 tokens, every token below
+ * vocab (0: unchecked). One-line errors, e.g. "train.bin: token 50257 at position 12 is outside
+ * the vocabulary [0, 50257)". */
+bool mprt_tokens_open(const char *path, int64_t vocab, int64_t window, MprtTokens *out,
+                      MprtErr *err);
+/* The same checks on bytes in memory (`name` used in messages); out points into buf. For the
+ * fuzz targets and the tests. */
+bool mprt_tokens_parse(const void *buf, size_t size, const char *name, int64_t vocab,
+                       int64_t window, MprtTokens *out, MprtErr *err);
+/* Token i (0 <= i < count). */
+int64_t mprt_tokens_at(const MprtTokens *t, int64_t i);
+/* Unmaps an opened file; zeroes *t. */
+void mprt_tokens_close(MprtTokens *t);
+
 /* safetensors (https://huggingface.co/docs/safetensors): 8-byte little-endian header size,
  * a JSON header {"name": {"dtype", "shape", "data_offsets": [begin, end]}, ...,
  * "__metadata__": {string: string}} padded with spaces to 8 bytes, then the data. */

@@ -282,24 +282,42 @@ void mprt_pipe_track(int slot, void *req, void (*wait)(void *req));
 /* ─────────────────────────── inputs and labels, host memory (trainer_data.c)
  * ─────────────────────────── */
 
-/* One input or label of the model: its .npy file once opened, else synthetic samples. */
+/* What an input or label reads once its file is opened: the rows of a .npy file, or windows
+ * of a token stream (the input's at shift 0, its label's, the next tokens, at shift 1). */
+typedef struct MprtDataFile {
+    MprtArray array;    /* the opened .npy file; data NULL: none */
+    MprtTokens *tokens; /* the token stream (the input's and its label's), or NULL */
+    int shift;          /* with tokens: 0 for the input, 1 for the label */
+} MprtDataFile;
+
+/* One input or label of the model: its file once opened, else synthetic samples. */
 typedef struct MprtData {
     const char *stream;           /* "data.NAME": the RNG stream of the synthetic samples */
     MprtDtype dtype;              /* MPRT_F32 or MPRT_I32 */
     int ndim;                     /* dims of the step's batch */
     int64_t shape[MPRT_MAX_DIMS]; /* the step's batch: shape[0] samples (BATCH) */
     int64_t range;                /* integers lie in [0, range); 0: unchecked, drawn in [0, 2) */
-    MprtArray *file;              /* the opened file; data NULL: synthetic */
+    MprtDataFile *file;           /* the opened file; neither array nor tokens: synthetic */
     /* A label's input: without files, the label is a teacher's answer to the input's samples
      * (trainer_teacher.c); NULL: drawn on its own. */
     const struct MprtData *source;
 } MprtData;
 
-/* Opens the .npy file of d into d->file: its dtype and per-sample dims must match, integers
- * lie in [0, range). Returns false with a one-line err otherwise. */
+/* Opens the .npy file of d into d->file: its dtype and per-sample dims must match, at least
+ * shape[0] rows (one batch), floats finite, integers in [0, range). Returns false with a
+ * one-line err naming the file (and the row) otherwise. */
 bool mprt_data_open(const MprtData *d, const char *path, MprtErr *err);
-/* Samples first .. first + n - 1 of d (modulo the samples of its file; without one, fresh
- * synthetic samples: mprt_synthetic_rows), one after the other, into dst (host memory). */
+/* The files of --data and --labels (either NULL: that one stays synthetic) for the model's
+ * first input x and first label y (either NULL: the model has none). When x and y are token
+ * sequences i32[batch, T] alike and `data` is not a .npy file, `data` is a token stream that
+ * feeds both (and --labels is refused); otherwise each is a .npy file (mprt_data_open) and,
+ * when both are given, their row counts must agree. Returns false with a one-line err. */
+bool mprt_data_open_files(const MprtData *x, const MprtData *y, const char *data,
+                          const char *labels, MprtErr *err);
+/* Samples first .. first + n - 1 of d, one after the other, into dst (host memory): rows of
+ * the file (modulo its rows), windows of the token stream (sample i starts at a position drawn
+ * from the seed and i, so any plan reads the same windows), or synthetic samples (modulo
+ * shape[0]). */
 void mprt_data_rows(const MprtData *d, uint64_t seed, int64_t first, int64_t n, void *dst);
 /* Synthetic samples first .. first + n - 1 of d (no file), drawn fresh per sample index from
  * the seed: a Markov chain for tokens, N(0, 1) floats, and for a label with a synthetic
@@ -309,7 +327,7 @@ void mprt_synthetic_rows(const MprtData *d, uint64_t seed, int64_t first, int64_
 bool mprt_data_teacher(const MprtData *d);
 /* Elements of one sample: the product of shape[1..]. */
 int64_t mprt_data_row(const MprtData *d);
-/* Frees d->file. */
+/* Frees d->file (the token stream with its input, shift 0). */
 void mprt_data_close(const MprtData *d);
 
 /* n zeroed floats of host memory (at least one); an allocation failure ends the job

@@ -152,13 +152,13 @@ void mprt_generate(const MprtTrainer *t, const MprtArgs *a) {
     bool ok =
         mprt_parse_tokens(a->prompt ? a->prompt : "0", x->range, ctx, MPRT_MAX_PROMPT, &n, &err);
     mprt_exit_if_any(!ok, err.msg);
-    *x->file = (MprtArray){MPRT_I32, 2, {B, T}, B * T, rows}; /* every sample: the context */
+    *x->file = (MprtDataFile){{MPRT_I32, 2, {B, T}, B * T, rows}, NULL, 0}; /* the context */
     mprt_kernels_eval(1);
     int64_t prompt = n;
     for (int64_t i = 0; i < a->generate; i++, n++)
         ctx[n] = next_token(t, a, ctx, n, rows, logits, i);
     mprt_kernels_eval(0);
-    *x->file = (MprtArray){0};
+    *x->file = (MprtDataFile){{MPRT_I32, 0, {0}, 0, NULL}, NULL, 0};
     if (mprt_mesh()->rank == 0) {
         printf("prompt:");
         for (int64_t i = 0; i < prompt; i++)

@@ -162,7 +162,7 @@ static void net_rows(const MprtData *d, MprtRng r, MprtRng rx, int64_t first, in
  * input as long, a class label or a float target of a float input. */
 static int teacher_kind(const MprtData *d) {
     const MprtData *x = d->source;
-    if (!x || x->file->data) return 0;
+    if (!x || x->file->array.data || x->file->tokens) return 0;
     if (d->dtype == MPRT_I32 && x->dtype == MPRT_I32 && x->range > 0 &&
         mprt_data_row(x) == mprt_data_row(d))
         return 1;

@@ -12,6 +12,9 @@ under `mpirun -np <ranks the plan needs> --oversubscribe` for a number of steps,
   * the bytes the runtime counted equal the bytes the schedule predicted, on every rank
     (the trainer's "bytes:" line), and the plan's report says the same per-step total;
   * with --werror, the generated C compiles warning-free with -Wall -Wextra -Werror;
+  * with --tokens flat|llmc, every run trains on the same token stream (`--data train.bin`,
+    written here in nanoGPT's flat uint16 layout or llm.c's header layout), whose random
+    windows must be the same whatever the plan;
   * the --profile JSON has, on every rank, the per-stage timers stage.busy (one call per step,
     positive) and stage.idle, whose sum fits in the run's elapsed time, and pipelined plans
     (S > 1) record idle time on every rank (docs/codegen.md, "Measuring the bubble").
@@ -71,6 +74,24 @@ def train(a, exe, flags):
     return r, losses, bytes_ok, np_
 
 
+def write_tokens(path, layout, vocab):
+    """A token stream of English-like text (letters, space, '.', ',' and the rest mapped into
+    [0, vocab)), deterministic, in nanoGPT's flat uint16 layout or llm.c's (a header of 256
+    int32s: magic 20240520, version 1, token count)."""
+    import random
+    import struct
+    rng = random.Random(1)
+    words = "the quick brown fox jumps over a lazy dog and then runs back to its den".split()
+    text = ". ".join(" ".join(rng.choice(words) for _ in range(rng.randint(4, 9)))
+                     for _ in range(400))
+    code = {c: i for i, c in enumerate("abcdefghijklmnopqrstuvwxyz .,")}
+    toks = [code.get(c, len(code)) % vocab for c in text]
+    with open(path, "wb") as f:
+        if layout == "llmc":
+            f.write(struct.pack("<256i", 20240520, 1, len(toks), *([0] * 253)))
+        f.write(struct.pack(f"<{len(toks)}H", *toks))
+
+
 def check_profile(path, steps):
     """The per-stage busy/idle timers of one run's profile; returns the problems found."""
     with open(path) as f:
@@ -107,11 +128,18 @@ def main():
     p.add_argument("--timeout", type=int, default=600)
     p.add_argument("--werror", action="store_true")
     p.add_argument("-D", dest="defs", action="append", default=[])
+    p.add_argument("--tokens", choices=["flat", "llmc"],
+                   help="train every run on a token stream of this layout (--data)")
+    p.add_argument("--vocab", type=int, default=30, help="the token stream's vocabulary")
     a = p.parse_args()
     os.makedirs(a.workdir, exist_ok=True)
     extra = sum((["-D", d] for d in a.defs), [])
     tag = os.path.splitext(os.path.basename(a.model))[0]
     flags = ["--steps", str(a.steps)]
+    if a.tokens:
+        stream = os.path.join(a.workdir, f"train_{a.tokens}.bin")
+        write_tokens(stream, a.tokens, a.vocab)
+        flags += ["--data", stream]
     failures = []
     counts = [int(x) for x in a.devices.split(",")]
     ref = None

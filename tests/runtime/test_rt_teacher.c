@@ -16,7 +16,7 @@
 
 enum { V = 50, T = 16, N = 400 };
 
-static MprtArray none = {MPRT_I32, 0, {0}, 0, NULL};
+static MprtDataFile none = {{MPRT_I32, 0, {0}, 0, NULL}, NULL, 0};
 
 /* rows first .. first + n of d in one call, and in two calls split at `cut`, agree. */
 static void check_split(const MprtData *d, int64_t first, int64_t n, int64_t cut) {
@@ -94,7 +94,7 @@ static void test_targets(void) {
     CHECK(var > 0.05 && var < 4, "target variance %g", var);
     /* a file-backed input has no teacher: its label is drawn on its own */
     float one = 0;
-    MprtArray file = {MPRT_F32, 1, {1}, 1, &one};
+    MprtDataFile file = {{MPRT_F32, 1, {1}, 1, &one}, NULL, 0};
     MprtData fx = {"data.seq", MPRT_F32, 3, {4, 6, 12}, 0, &file, NULL};
     MprtData fy = {"data.target", MPRT_F32, 3, {4, 6, 12}, 0, &none, &fx};
     CHECK(!mprt_data_teacher(&fy), "a label of a file's input is not the teacher's");

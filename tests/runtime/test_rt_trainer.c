@@ -239,7 +239,7 @@ static void data(const char *dir) {
     int32_t y[5] = {0, 1, 2, 3, 4}, got[7];
     int64_t yshape[1] = {5};
     CHECK(mprt_npy_save(path, MPRT_I32, 1, yshape, y, &err), "%s", err.msg);
-    MprtArray file = {MPRT_I32, 0, {0}, 0, NULL};
+    MprtDataFile file = {{MPRT_I32, 0, {0}, 0, NULL}, NULL, 0};
     MprtData d = {"data.y", MPRT_I32, 1, {4}, 5, &file, NULL};
     CHECK(mprt_data_open(&d, path, &err), "%s", err.msg);
     CHECK(mprt_data_row(&d) == 1, "row %lld", (long long)mprt_data_row(&d));
@@ -249,7 +249,7 @@ static void data(const char *dir) {
     mprt_data_close(&d);
     d.range = 4; /* the file holds a 4 */
     CHECK(!mprt_data_open(&d, path, &err) && strstr(err.msg, path) &&
-              strstr(err.msg, "value 4 at index 4 is outside [0, 4)"),
+              strstr(err.msg, "value 4 at row 4, element 0 is outside [0, 4)"),
           "range: '%s'", err.msg);
     mprt_data_close(&d);
     float x[2][3], one[3];
