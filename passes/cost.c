@@ -282,6 +282,16 @@ static double node_rate(const Search *s, const Cand *c, const IrNode *n, const M
     return cost_gemm_rate(cl, rows, cols, k < 1 ? 1 : (int64_t)llround(k));
 }
 
+/* Whether some backward runs after node n's own on its device: the producer of an input
+ * that needs a gradient (the layer below; at a stage's first layer, the pipeline drain
+ * while the earlier stages finish). When none does, n is the last layer to finish backward
+ * and its gradient all-reduce has nothing to hide behind (docs/cost-model.md §5). */
+static bool backward_after(const Search *s, const IrNode *n) {
+    for (int k = 0; k < n->ninputs; k++)
+        if (n->inputs[k] >= 0 && s->needs_grad[n->inputs[k]]) return true;
+    return false;
+}
+
 static void mode_cost(const Search *s, const Cand *c, int p, const Mode *M, ModeCost *mc) {
     const IrGraph *g = s->g;
     const IrNode *n = IR_NODE(g, p);
@@ -307,7 +317,8 @@ static void mode_cost(const Search *s, const Cand *c, int p, const Mode *M, Mode
     mc->sync_group = stage_group ? GROUP_STAGE : GROUP_DATA;
     mc->sync_bytes = cost_coll_bytes(COLL_ALLREDUCE, gs, mc->param_bytes);
     mc->sync = cost_coll_time_on(cl, COLL_ALLREDUCE, l.inter, gs, mc->param_bytes, l.alpha, l.beta);
-    mc->unhidden = mc->sync > mc->bwd ? mc->sync - mc->bwd : 0.0;
+    double window = backward_after(s, n) ? mc->bwd : 0.0;
+    mc->unhidden = mc->sync > window ? mc->sync - window : 0.0;
     mc->base = c->K * (mc->fwd + mc->bwd + mc->own) + mc->unhidden;
     mc->act_bytes = search_local_bytes(s, c, n->output, M->out);
     mc->act_bytes += stash_bytes(s, n, c, M);
