@@ -159,21 +159,21 @@ void emit_stage_fwd(Emit *e, int s) {
     E(e, "}\n\n");
 }
 
-/* One gradient all-reduce: y's parameters over its group (`start`: the device's asynchronous
- * form, joined before the optimizer). */
+/* One gradient all-reduce started: y's parameters over its group, without waiting (joined
+ * before the optimizer). */
 static void emit_sync_call(Emit *e, const SchedSync *y, const char *indent) {
-    E(e, "%s%sallreduce%s(%s, grd + %lld, %lld); /* ", indent, pfx(e), e->t->dev ? "_start" : "",
-      group_c(y->group), (long long)e->poff[y->first_param], (long long)y->count);
+    E(e, "%s%sallreduce_start(%s, grd + %lld, %lld); /* ", indent, pfx(e), group_c(y->group),
+      (long long)e->poff[y->first_param], (long long)y->count);
     put_comment_text(e, IR_NODE(e->g, y->node)->name);
     E(e, ", %lld B */\n", (long long)y->bytes);
 }
 
-/* On the device, a layer's gradient all-reduce starts right after its backward on the step's
- * last micro-batch, when its gradients are final: it runs on the communication stream while
- * the compute stream goes on with the backward of the layers before it (the overlap the cost
- * model counts as hidden), and mprt_cu_comm_join waits for all of them before the optimizer. */
+/* A layer's gradient all-reduce starts right after its backward on the step's last
+ * micro-batch, when its gradients are final, and runs while the backward of the layers before
+ * it does (the overlap the cost model counts as hidden): on the device on the communication
+ * stream, on the host as a non-blocking MPI collective that the runtime progresses between
+ * layers (mprt_allreduce_start, docs/runtime.md). Both are joined before the optimizer. */
 static void emit_bwd_syncs(Emit *e, const SchedStage *st, int node) {
-    if (!e->t->dev) return;
     for (int i = 0; i < st->nsync; i++) {
         if (st->sync[i].node != node) continue;
         E(e, "    if (micro == MICRO - 1) /* last micro-batch: gradients final, overlap the rest "
@@ -270,24 +270,10 @@ static const char *opt_name(OptKind k) {
     return k == OPT_SGD ? "sgd" : k == OPT_ADAM ? "adam" : "adamw";
 }
 
-/* The gradient all-reduces after the step's backward (host); on the device they were started
- * in the backward (emit_bwd_syncs) and are joined here. */
+/* The gradient all-reduces were started in the backward (emit_bwd_syncs): wait for them. */
 static void emit_grad_sync(Emit *e) {
-    const Schedule *s = e->s;
-    if (e->t->dev) {
-        E(e, "    mprt_cu_comm_join(); /* the gradient all-reduces started in the backward */\n");
-        return;
-    }
-    E(e, "    switch (mesh->s) {\n");
-    for (int k = 0; k < s->S; k++) {
-        const SchedStage *st = &s->stages[k];
-        if (!st->nsync) continue;
-        E(e, "    case %d:\n", k);
-        for (int i = 0; i < st->nsync; i++)
-            emit_sync_call(e, &st->sync[i], "        ");
-        E(e, "        break;\n");
-    }
-    E(e, "    default: break;\n    }\n");
+    E(e, "    %s(); /* the gradient all-reduces started in the backward */\n",
+      e->t->dev ? "mprt_cu_comm_join" : "mprt_allreduce_join");
 }
 
 /* The optimizer, then the step's loss: on the device read from dloss, the step's one sync. */

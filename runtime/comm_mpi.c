@@ -46,6 +46,24 @@ struct MprtReq {
     const char *call;
 };
 
+/* The gradient all-reduces a step has started and not yet joined, in start order. */
+static struct {
+    MPI_Request *req;
+    MprtGroup *group;
+    int64_t *count;
+    double *t0;
+    int n, cap;
+    double exposed; /* seconds the caller spent inside start/progress/join */
+} F;
+
+static void inflight_free(void) {
+    free(F.req);
+    free(F.group);
+    free(F.count);
+    free(F.t0);
+    memset(&F, 0, sizeof F);
+}
+
 /* ───────────────────────────── errors ───────────────────────────── */
 
 const char *mprt_progname(void) { return R.prog; }
@@ -162,6 +180,7 @@ void mprt_finalize(void) {
     mprt__par_finalize();
     for (int g = 0; g < MPRT_GROUP__COUNT; g++)
         MPI_Comm_free(&R.comm[g]);
+    inflight_free(); /* a step always joins; calls left here belong to a run that failed */
     free(R.scratch);
     R.scratch = NULL;
     R.scratch_cap = 0;
@@ -200,6 +219,86 @@ void mprt_allreduce(MprtGroup g, float *buf, int64_t count) {
     mprt_stats_add(MPRT_ALLREDUCE, g, mprt_coll_bytes(MPRT_ALLREDUCE, G, 4 * count),
                    MPI_Wtime() - t0);
 }
+
+/* ───────────────────────────── gradient all-reduces in flight ───────────────────────────── */
+
+static void inflight_grow(void) {
+    if (F.n < F.cap) return;
+    int cap = F.cap ? 2 * F.cap : 16;
+    MPI_Request *r = realloc(F.req, (size_t)cap * sizeof *r);
+    if (r) F.req = r;
+    MprtGroup *g = realloc(F.group, (size_t)cap * sizeof *g);
+    if (g) F.group = g;
+    int64_t *c = realloc(F.count, (size_t)cap * sizeof *c);
+    if (c) F.count = c;
+    double *t = realloc(F.t0, (size_t)cap * sizeof *t);
+    if (t) F.t0 = t;
+    if (!r || !g || !c || !t) mprt_fatal("MPI_Iallreduce: out of memory");
+    F.cap = cap;
+}
+
+/* Counts call i as one all-reduce (bytes as mprt_allreduce, time from start to completion). */
+static void inflight_done(int i, double now) {
+    int G = mprt_group_size(F.group[i]);
+    mprt_stats_add(MPRT_ALLREDUCE, F.group[i], mprt_coll_bytes(MPRT_ALLREDUCE, G, 4 * F.count[i]),
+                   now - F.t0[i]);
+    F.count[i] = -1; /* counted */
+}
+
+/* MPRT_GRAD_SYNC=blocking: every start is a blocking mprt_allreduce (the reference the e2e
+ * test tests/e2e/overlap.py compares the overlapped run with). */
+static bool blocking_sync(void) {
+    static int mode = -1;
+    if (mode < 0) {
+        const char *v = getenv("MPRT_GRAD_SYNC");
+        mode = v && strcmp(v, "blocking") == 0;
+    }
+    return mode == 1;
+}
+
+void mprt_allreduce_start(MprtGroup g, float *buf, int64_t count) {
+    if (blocking_sync()) {
+        mprt_allreduce(g, buf, count);
+        return;
+    }
+    double t0 = MPI_Wtime();
+    int n = to_int(count, "MPI_Iallreduce");
+    inflight_grow();
+    int i = F.n++;
+    F.group[i] = valid(g);
+    F.count[i] = count;
+    F.t0[i] = t0;
+    F.req[i] = MPI_REQUEST_NULL;
+    if (mprt_group_size(g) > 1)
+        check(MPI_Iallreduce(MPI_IN_PLACE, buf, n, MPI_FLOAT, MPI_SUM, R.comm[g], &F.req[i]),
+              "MPI_Iallreduce", g);
+    F.exposed += MPI_Wtime() - t0;
+}
+
+void mprt_allreduce_progress(void) {
+    if (F.n == 0) return;
+    double t0 = MPI_Wtime();
+    for (int i = 0; i < F.n; i++) {
+        if (F.count[i] < 0) continue;
+        int done = 0;
+        check(MPI_Test(&F.req[i], &done, MPI_STATUS_IGNORE), "MPI_Test", F.group[i]);
+        if (done) inflight_done(i, MPI_Wtime());
+    }
+    F.exposed += MPI_Wtime() - t0;
+}
+
+void mprt_allreduce_join(void) {
+    double t0 = MPI_Wtime();
+    for (int i = 0; i < F.n; i++) {
+        if (F.count[i] < 0) continue;
+        check(MPI_Wait(&F.req[i], MPI_STATUS_IGNORE), "MPI_Wait", F.group[i]);
+        inflight_done(i, MPI_Wtime());
+    }
+    F.n = 0;
+    F.exposed += MPI_Wtime() - t0;
+}
+
+double mprt_allreduce_exposed(void) { return F.exposed; }
 
 void mprt_slice(const float *full, float *local, int64_t outer, int64_t chunk, int64_t inner,
                 int parts, int part) {

@@ -105,6 +105,20 @@ int64_t mprt_coll_bytes(MprtColl k, int64_t g, int64_t n);
 /* In-place sum over the group of n floats. n = 4·count bytes. */
 void mprt_allreduce(MprtGroup g, float *buf, int64_t count);
 
+/* The gradient all-reduces overlapped with backward (docs/runtime.md, "Overlap"):
+ * mprt_allreduce_start begins the same in-place sum as mprt_allreduce without waiting
+ * (MPI_Iallreduce; buf must not be touched until the join); mprt_allreduce_progress lets MPI
+ * advance every call in flight (MPI_Test each: MPI progresses a non-blocking collective only
+ * inside MPI calls), to be called between layers; mprt_allreduce_join waits for all of them,
+ * in start order. Every rank of a group starts its calls in the same order. Each call counts
+ * as one all-reduce, its bytes as mprt_allreduce's and its time from start to completion;
+ * mprt_allreduce_exposed is the total time the caller spent inside the three functions since
+ * the start of the run: the part of the all-reduces the backward did not hide. */
+void mprt_allreduce_start(MprtGroup g, float *buf, int64_t count);
+void mprt_allreduce_progress(void);
+void mprt_allreduce_join(void);
+double mprt_allreduce_exposed(void);
+
 /* A row-major tensor is viewed as outer × (G·chunk) × inner, G the group size, split along
  * the middle dimension: group rank i owns the slice [.., i·chunk:(i+1)·chunk, ..], stored
  * contiguously as outer × chunk × inner. Batch split: outer = 1. Feature split of

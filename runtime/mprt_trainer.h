@@ -249,7 +249,9 @@ double mprt_stage_run(const MprtStage *st, int64_t step);
 /* Registers "stage.busy", "stage.idle" and the timers of every layer of this rank's stage
  * (layers[i] is layer i; after mprt_init). A slot of a layer of another stage is an error. */
 void mprt_layer_timers(const MprtLayer *layers, int n);
-/* Times `call` into `slot`: MPRT_TIMED(MPRT_FWD(3), l3_x_forward(a, step, n0)). */
+/* Times `call` into `slot`: MPRT_TIMED(MPRT_FWD(3), l3_x_forward(a, step, n0)). Before the
+ * call it progresses the gradient all-reduces in flight (mprt_allreduce_progress), so they
+ * advance between layers. */
 #define MPRT_TIMED(slot, call)                                                                     \
     do {                                                                                           \
         mprt_timed_start(slot);                                                                    \

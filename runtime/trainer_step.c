@@ -95,7 +95,10 @@ void mprt__layers_json(struct cJSON *rank) {
 
 void mprt_timed_device(void (*sync)(void), bool profile) { T.sync = sync, T.off = !profile; }
 
+/* Between two layers: also the point where the gradient all-reduces in flight progress
+ * (MPI advances a non-blocking collective only inside MPI calls; comm_mpi.c). */
 void mprt_timed_start(int slot) {
+    mprt_allreduce_progress();
     if (T.off) return;
     if (T.sync) T.sync();
     mprt_timer_start(slot_id(slot));
