@@ -1,7 +1,7 @@
 /*
- * fuzz_seeds.c: writes the seed corpora of the runtime's fuzz targets into DIR/npy and
- * DIR/safetensors — valid files of every dtype, format version and layout the readers
- * accept, made by the runtime's own writers, so libFuzzer starts from inputs that get past
+ * fuzz_seeds.c: writes the seed corpora of the runtime's fuzz targets into DIR/npy,
+ * DIR/safetensors and DIR/tokens — valid files of every dtype, format version and layout the
+ * readers accept, made by the runtime's own writers, so libFuzzer starts from inputs that get past
  * the headers. A ctest fixture runs it before the fuzz tests.
  */
 #include <stdio.h>
@@ -40,6 +40,30 @@ static void npy_seed(const char *name, MprtDtype t, int ndim, const int64_t *sha
     fclose(f);
 }
 
+/* A token-stream seed: the vocabulary and window selector bytes (vocab 1 + 2·257, window 4),
+ * then nanoGPT's flat uint16 layout or llm.c's header (magic, version 1 or 2, count) first. */
+static void tokens_seed(const char *name, int llmc_version, int n) {
+    char out[4200];
+    snprintf(out, sizeof out, "%s/tokens/%s", dir, name);
+    FILE *f = fopen(out, "wb");
+    if (!f) die("cannot write a seed");
+    unsigned char sel[2] = {2, 3};
+    fwrite(sel, 1, 2, f);
+    if (llmc_version) {
+        int32_t head[256] = {20240520, llmc_version, n};
+        for (int i = 0; i < 3; i++) /* little-endian whatever the host */
+            for (int b = 0; b < 4; b++)
+                fputc((int)((uint32_t)head[i] >> (8 * b) & 0xff), f);
+        for (int i = 3 * 4; i < 256 * 4; i++)
+            fputc(0, f);
+    }
+    int width = llmc_version == 2 ? 4 : 2;
+    for (int i = 0; i < n; i++)
+        for (int b = 0; b < width; b++)
+            fputc(b == 0 ? (i * 37) % 251 : b == 1 ? i % 2 : 0, f);
+    fclose(f);
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) die("usage: rt_fuzz_seeds DIR");
     snprintf(dir, sizeof dir, "%s", argv[1]);
@@ -49,6 +73,11 @@ int main(int argc, char **argv) {
     mkdir(sub, 0755);
     snprintf(sub, sizeof sub, "%s/safetensors", dir);
     mkdir(sub, 0755);
+    snprintf(sub, sizeof sub, "%s/tokens", dir);
+    mkdir(sub, 0755);
+    tokens_seed("flat", 0, 16);
+    tokens_seed("llmc_u16", 1, 16);
+    tokens_seed("llmc_u32", 2, 16);
     int64_t s2[2] = {4, 3}, s1[1] = {5}, s3[3] = {2, 2, 2}, s0[2] = {0, 7};
     npy_seed("f32_2d", MPRT_F32, 2, s2);
     npy_seed("i32_1d", MPRT_I32, 1, s1);
