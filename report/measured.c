@@ -3,9 +3,11 @@
  * against the plan it ran, for the HTML report's predicted-vs-measured view (html_measured.c,
  * docs/report.md).
  *
- * Every figure is steady state, warm-up excluded the way bench/step_time.py and the trainer's
- * own predicted-vs-measured line exclude it: a timer of `calls` calls whose first took
- * `first_s` costs (seconds − first_s) / (calls − 1) per call. Per rank: the step count is
+ * Every figure is steady state, warm-up excluded the way bench/step_time.py excludes it: a
+ * timer of `calls` calls whose first took `first_s` costs (seconds − first_s) / (calls − 1)
+ * per call. (The trainer's own end-of-run line and the profile's per-layer "layers" entries,
+ * which `mpcc compare` reads, leave out the run's first max(1, n/10) steps instead, so the two
+ * can differ slightly on short runs.) Per rank: the step count is
  * stage.busy's calls; a step is its busy time plus its idle time (stage.idle over the steps);
  * a layer's forward (backward) per micro-batch is its fwd.NAME (bwd.NAME) timer per call. A
  * stage's figures are the mean over its ranks. The step is the profile's measured_step_s when

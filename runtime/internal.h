@@ -20,7 +20,7 @@ char *mprt__shape_str(char *buf, size_t n, MprtDtype t, int ndim, const int64_t 
 bool mprt__numel(int ndim, const int64_t *shape, int64_t elem, int64_t limit, int64_t *numel);
 
 /* Reads a whole regular file into a malloc'd buffer (size bounded by max). */
-int mprt__open_regular(const char *path, MprtErr *err);
+int mprt__open_regular(const char *path, size_t *size, MprtErr *err);
 void mprt__remove_stale_tmp(const char *path);
 bool mprt__read_file(const char *path, size_t max, unsigned char **buf, size_t *size, MprtErr *err);
 

@@ -74,9 +74,10 @@ bool mprt__numel(int ndim, const int64_t *shape, int64_t elem, int64_t limit, in
 }
 
 /* Opens a file for reading only if it is a regular file: O_NONBLOCK keeps open() from waiting
- * for a writer on a FIFO (or a device), fstat then refuses anything but a regular file, and the
- * flag is cleared again so reads block as usual. */
-int mprt__open_regular(const char *path, MprtErr *err) {
+ * for a writer on a FIFO (or a device), fstat then refuses anything but a regular file (and
+ * gives its size, so callers need not stat it again), and the flag is cleared again so reads
+ * block as usual. */
+int mprt__open_regular(const char *path, size_t *size, MprtErr *err) {
     int fd = open(path, O_RDONLY | O_NONBLOCK);
     if (fd < 0) {
         mprt__err(err, "%s: cannot open: %s", path, strerror(errno));
@@ -90,24 +91,20 @@ int mprt__open_regular(const char *path, MprtErr *err) {
         mprt__err(err, "%s: not a regular file", path);
         return -1;
     }
+    if (size) *size = (size_t)st.st_size;
     return fd;
 }
 
 bool mprt__read_file(const char *path, size_t max, unsigned char **buf, size_t *size,
                      MprtErr *err) {
-    int fd = mprt__open_regular(path, err);
+    size_t n = 0, got = 0;
+    int fd = mprt__open_regular(path, &n, err);
     if (fd < 0) return false;
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
+    if (n > max) {
         close(fd);
-        return mprt__err(err, "%s: cannot stat: %s", path, strerror(errno));
+        return mprt__err(err, "%s: file too large (%lld bytes, limit %zu)", path, (long long)n,
+                         max);
     }
-    if ((uint64_t)st.st_size > max) {
-        close(fd);
-        return mprt__err(err, "%s: file too large (%lld bytes, limit %zu)", path,
-                         (long long)st.st_size, max);
-    }
-    size_t n = (size_t)st.st_size, got = 0;
     unsigned char *p = malloc(n ? n : 1);
     if (!p) {
         close(fd);

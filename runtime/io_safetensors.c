@@ -338,14 +338,13 @@ MprtSt *mprt_st_open(const char *path, MprtErr *err) {
         mprt__err(err, "%s: out of memory", path);
         return NULL;
     }
-    struct stat st;
-    f->fd = mprt__open_regular(path, err);
-    if (f->fd < 0 || fstat(f->fd, &st) != 0) {
-        if (f->fd >= 0) mprt__err(err, "%s: cannot stat: %s", path, strerror(errno));
+    size_t size = 0;
+    f->fd = mprt__open_regular(path, &size, err);
+    if (f->fd < 0) {
         mprt_st_close(f);
         return NULL;
     }
-    return st_load(f, (uint64_t)st.st_size, err);
+    return st_load(f, (uint64_t)size, err);
 }
 
 MprtSt *mprt_st_open_mem(const void *buf, size_t size, const char *name, MprtErr *err) {

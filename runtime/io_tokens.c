@@ -95,14 +95,9 @@ bool mprt_tokens_parse(const void *buf, size_t size, const char *name, int64_t v
 bool mprt_tokens_open(const char *path, int64_t vocab, int64_t window, MprtTokens *out,
                       MprtErr *err) {
     memset(out, 0, sizeof *out);
-    int fd = mprt__open_regular(path, err);
+    size_t size = 0;
+    int fd = mprt__open_regular(path, &size, err);
     if (fd < 0) return false;
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        close(fd);
-        return mprt__err(err, "%s: cannot stat: %s", path, strerror(errno));
-    }
-    size_t size = (size_t)st.st_size;
     if (size == 0) {
         close(fd);
         return mprt__err(err, "%s: empty token file", path);

@@ -68,7 +68,8 @@ static bool token_stream(const MprtData *x, const MprtData *y, const char *path)
         x->shape[1] != y->shape[1])
         return false;
     char magic[6] = {0};
-    int fd = mprt__open_regular(path, NULL); /* never waits on a FIFO; errors come from below */
+    int fd =
+        mprt__open_regular(path, NULL, NULL); /* never waits on a FIFO; errors come from below */
     if (fd < 0) return false;
     ssize_t n = read(fd, magic, sizeof magic);
     close(fd);
