@@ -3,15 +3,15 @@
  * against the plan it ran, for the HTML report's predicted-vs-measured view (html_measured.c,
  * docs/report.md).
  *
- * Every figure is steady state, warm-up excluded the way bench/step_time.py excludes it: a
- * timer of `calls` calls whose first took `first_s` costs (seconds − first_s) / (calls − 1)
- * per call. (The trainer's own end-of-run line and the profile's per-layer "layers" entries,
- * which `mpcc compare` reads, leave out the run's first max(1, n/10) steps instead, so the two
- * can differ slightly on short runs.) Per rank: the step count is
- * stage.busy's calls; a step is its busy time plus its idle time (stage.idle over the steps);
- * a layer's forward (backward) per micro-batch is its fwd.NAME (bwd.NAME) timer per call. A
- * stage's figures are the mean over its ranks. The step is the profile's measured_step_s when
- * it has one, else the slowest stage's.
+ * Every figure is steady state, warm-up excluded the trainer's way wherever the profile says
+ * how: a layer's forward (backward) per micro-batch is its rank's "layers" entry
+ * (measured_fwd_s, measured_bwd_s: the calls after the run's first max(1, n/10) steps, the
+ * same figures `mpcc compare` reads). A profile without "layers" entries, and the stage
+ * timers that have none, fall back to the timer itself: a timer of `calls` calls whose first
+ * took `first_s` costs (seconds − first_s) / (calls − 1) per call. Per rank: the step count is
+ * stage.busy's calls; a step is its busy time plus its idle time (stage.idle over the steps).
+ * A stage's figures are the mean over its ranks. The step is the profile's measured_step_s
+ * when it has one, else the slowest stage's.
  *
  * The profile must come from this plan: its mesh must be the plan's, every layer must have its
  * timer and every layer timer must name a layer; anything else is a one-line error naming the
@@ -82,11 +82,30 @@ typedef struct Acc {
     const NameIdx *idx;
     int nlayers;
     int *layer_ranks;    /* ranks that timed each layer */
+    double *steady[2];   /* this rank's "layers" entries (forward, backward); < 0: none */
     const char *unknown; /* a layer timer naming no layer of the model */
 } Acc;
 
+/* The rank's steady-state per-layer figures ("layers" entries) into A->steady; -1 where the
+ * profile has none, so the timer's own figure serves. */
+static void read_steady(Acc *A, const cJSON *rank) {
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < A->nlayers; i++)
+            A->steady[k][i] = -1;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(rank, "layers")) {
+        const cJSON *nm = cJSON_GetObjectItemCaseSensitive(e, "name");
+        int i = cJSON_IsString(nm) ? find_layer(A->idx, A->nlayers, nm->valuestring) : -1;
+        if (i < 0) continue; /* its timers name the layer too; they report it */
+        A->steady[0][i] = num(e, "measured_fwd_s", -1);
+        A->steady[1][i] = num(e, "measured_bwd_s", -1);
+    }
+}
+
 /* One rank's timers into its stage's sums; false when it has no stage.busy. */
-static bool add_rank(Acc *A, MeasuredStage *st, const cJSON *timers) {
+static bool add_rank(Acc *A, MeasuredStage *st, const cJSON *rank) {
+    const cJSON *timers = cJSON_GetObjectItemCaseSensitive(rank, "timers");
+    read_steady(A, rank);
     const cJSON *busy = NULL, *t;
     cJSON_ArrayForEach(t, timers) {
         const cJSON *nm = cJSON_GetObjectItemCaseSensitive(t, "name");
@@ -105,7 +124,8 @@ static bool add_rank(Acc *A, MeasuredStage *st, const cJSON *timers) {
         int i = f || bk ? find_layer(A->idx, A->nlayers, n + 4) : -1;
         if (i < 0 && (f || bk) && !A->unknown) A->unknown = n;
         if (i < 0) continue;
-        double pc = per_call(t), ps = pc * num(t, "calls", 0) / steps;
+        double pc = A->steady[bk][i] >= 0 ? A->steady[bk][i] : per_call(t);
+        double ps = pc * num(t, "calls", 0) / steps;
         MeasuredLayer *L = &A->m->layers[i];
         *(f ? &L->fwd : &L->bwd) += pc;
         *(f ? &fwd : &bwd) += ps;
@@ -156,7 +176,7 @@ static const char *read_ranks(Acc *A, const IrGraph *g, const cJSON *root, char 
         const cJSON *timers = cJSON_GetObjectItemCaseSensitive(r, "timers");
         if (s < 0 || s >= p->S || s != (int)s || !cJSON_IsArray(timers))
             return "not a trainer profile: a rank without a valid \"stage\" and \"timers\"";
-        if (!add_rank(A, &A->m->stages[(int)s], timers))
+        if (!add_rank(A, &A->m->stages[(int)s], r))
             return "not a trainer profile: a rank without a \"stage.busy\" timer";
     }
     for (int i = 0; i < A->nlayers && !A->unknown; i++)
@@ -206,7 +226,13 @@ bool report_measured_load(const IrGraph *g, const char *path, Arena *a, Measured
     qsort(idx, (size_t)L, sizeof *idx, name_cmp);
     m->stages = arena_calloc(a, (size_t)p->S, sizeof *m->stages);
     m->layers = arena_calloc(a, (size_t)L + 1, sizeof *m->layers);
-    Acc A = {m, idx, L, arena_calloc(a, (size_t)L + 1, sizeof(int)), NULL};
+    Acc A = {m,
+             idx,
+             L,
+             arena_calloc(a, (size_t)L + 1, sizeof(int)),
+             {arena_calloc(a, (size_t)L + 1, sizeof(double)),
+              arena_calloc(a, (size_t)L + 1, sizeof(double))},
+             NULL};
     double given = num(root, "measured_step_s", -1);
     m->step_from_profile = given > 0;
     m->trainer_predicted = num(root, "predicted_step_s", -1);

@@ -55,7 +55,8 @@ def generate(mpcc, examples, out, twice):
 
 
 def synth_profile(j, scale=1.1, steps=5, busy=2e-3, idle=5e-4):
-    """A trainer profile for plan j: every layer `scale` times its predicted time."""
+    """A trainer profile for plan j: every layer `scale` times its predicted time in the
+    steady state (its "layers" entries), slower in the warm-up its timers include."""
     S, d, t, m = j["mesh"]["S"], j["mesh"]["d"], j["mesh"]["t"], j["microbatches"]
     ranks = []
     for r in range(S * d * t):
@@ -63,14 +64,20 @@ def synth_profile(j, scale=1.1, steps=5, busy=2e-3, idle=5e-4):
         timers = [{"name": "stage.busy", "seconds": steps * busy, "calls": steps, "first_s": busy},
                   {"name": "stage.idle", "seconds": steps * idle, "calls": 3 * steps,
                    "first_s": idle}]
+        layers = []
         for L in j["layers"]:
             if L["stage"] != s:
                 continue
             for k in ("fwd", "bwd"):
+                # Steady state `scale` x the prediction (the "layers" entry); the timer also
+                # holds slow warm-up calls, so a reader that took the timer instead of the
+                # steady-state entry would show another error.
                 v = scale * L[k + "_time"]
-                timers.append({"name": f"{k}.{L['name']}", "seconds": v * steps * m,
-                               "calls": steps * m, "first_s": v})
-        ranks.append({"rank": r, "stage": s, "timers": timers})
+                timers.append({"name": f"{k}.{L['name']}", "seconds": v * steps * m + 3 * v,
+                               "calls": steps * m, "first_s": 2 * v})
+            layers.append({"name": L["name"], "measured_fwd_s": scale * L["fwd_time"],
+                           "measured_bwd_s": scale * L["bwd_time"]})
+        ranks.append({"rank": r, "stage": s, "timers": timers, "layers": layers})
     return {"mprt_version": "test", "mesh": j["mesh"], "world_size": S * d * t,
             "predicted_step_s": j["totals"]["step_time"], "ranks": ranks}
 
