@@ -266,11 +266,13 @@ static int check_args(const Options *o, const Emit **emit) {
                 clash);
         return EXIT_USAGE;
     }
-    if (o->report_json && *emit && strcmp((*emit)->name, "ast") == 0)
-        return usage_error("%s", "--report-json needs the plan; it cannot go with --emit=ast");
-    if (o->report_html && *emit && (*emit)->until == NULL)
-        return usage_error("--report-html needs the plan; it cannot go with --emit=%s",
-                           (*emit)->name);
+    if ((o->report_json || o->report_html) && *emit && (*emit)->until == NULL) {
+        /* ast, config: nothing is planned */
+        char why[96];
+        snprintf(why, sizeof why, "%s needs the plan; it cannot go with --emit=%s",
+                 o->report_json ? "--report-json" : "--report-html", (*emit)->name);
+        return usage_error("%s", why);
+    }
     if (o->measured && !o->report_html)
         return usage_error("%s", "--measured draws into the HTML report; give --report-html FILE");
     if (o->report_html && o->plan_space > 0)
