@@ -15,7 +15,15 @@
  * the trainer's setup_rank (buffers, initial weights, timers), destroy its free_all plus
  * mprt_finalize, a step its train_step, and save/load the runtime's one checkpoint writer and
  * reader (mprt_ckpt_save/load over the trainer's MODEL table, runtime/trainer.c) with errors
- * returned instead of exiting.
+ * returned instead of exiting. What does not depend on the model is the runtime's
+ * (runtime/trainer_api.c, compiled and unit-tested): the context registry, the messages, the
+ * agreement of a call's outcome, the checks of a step's buffers (NULL, size, NaN/Inf, ranges)
+ * and NAME_main's refusal while a context is live.
+ *
+ * Handles: NAME_ctx is never defined. A caller holds an opaque id the runtime's registry
+ * hands out and checks on every call, so a NULL, destroyed or forged handle is an error code
+ * (NAME_ERR_ARG, NAME_ERR_HANDLE) found without reading memory; a live context's state (step,
+ * config, message buffer) is this file's struct api_state, freed by destroy.
  *
  * The same declarations go into NAME.h and, under the same include guard, into the C file
  * itself, so the C file compiles alone and including the header beside it is harmless.
@@ -26,7 +34,10 @@
  * trainer is one SPMD program, so every call that can fail on some ranks first agrees on the
  * outcome: one MPI_Allreduce (MIN over the failing ranks) before any collective work, and the
  * lowest failing rank's code and message are broadcast, so all ranks return the same code and
- * no rank is left waiting in a collective the others skipped. A failed call changes nothing:
+ * no rank is left waiting in a collective the others skipped (a handle check joins that
+ * agreement, so a destroyed handle on one rank fails the call on all). create and configure
+ * also agree that every rank passed the same seed and optimizer settings (mprt_agree_settings,
+ * the trainer's start-up agreement). A failed call changes nothing:
  * a bad config keeps the old settings, a bad buffer runs no step, and a checkpoint is read into
  * copies of the parameter and optimizer arenas that replace them only when every rank read
  * its tensors. Failures that are not the caller's (a broken MPI, running out of memory in the
@@ -176,12 +187,15 @@ static const char api_decls[] =
     "    @U@_OK = 0,\n"
     "    @U@_ERR_ARG = 1,   /* a NULL pointer, an index out of range, a bad config value */\n"
     "    @U@_ERR_SIZE = 2,  /* a step buffer whose element count is not the plan's */\n"
-    "    @U@_ERR_VALUE = 3, /* a label or token id outside its range */\n"
+    "    @U@_ERR_VALUE = 3, /* a non-finite input, a label or token id outside its range */\n"
     "    @U@_ERR_IO = 4,    /* a checkpoint that cannot be written, read, or does not fit the "
     "model */\n"
-    "    @U@_ERR_MPI = 5,   /* MPI not initialised, or a world size that is not the plan's */\n"
-    "    @U@_ERR_BUSY = 6   /* another context is live in this process */\n"
+    "    @U@_ERR_MPI = 5,   /* MPI not initialised or finalised, or a world size that is not the "
+    "plan's */\n"
+    "    @U@_ERR_BUSY = 6,  /* another context is live in this process */\n"
+    "    @U@_ERR_HANDLE = 7 /* a destroyed context, or a ctx no @P@_create made */\n"
     "};\n\n"
+    "/* A context: an opaque handle (an id, not an address, so a destroyed one is recognised). */\n"
     "typedef struct @P@_ctx @P@_ctx;\n\n"
     "/* Settings; @P@_config_default fills in the .mp file's values. */\n"
     "typedef struct @P@_config {\n"
@@ -199,7 +213,7 @@ static const char api_decls[] =
     "    size_t count;     /* elements: the product of shape */\n"
     "    int64_t range;    /* ints: values must lie in [0, range); 0: any */\n"
     "} @P@_tensor_info;\n\n"
-    "void @P@_config_default(@P@_config *cfg);\n"
+    "int @P@_config_default(@P@_config *cfg);\n"
     "/* Sets up the mesh and fresh weights from cfg (NULL: the defaults). On error *out is NULL\n"
     " * and @P@_last_error(NULL) has the message. */\n"
     "int @P@_create(const @P@_config *cfg, @P@_ctx **out);\n"
@@ -215,15 +229,21 @@ static const char api_decls_tail[] =
     "int @P@_load(@P@_ctx *ctx, const char *path, int resume);\n"
     "/* Buffer i of @P@_step (0 <= i < @U@_NUM_DATA). Local, not collective. */\n"
     "int @P@_data_info(@P@_ctx *ctx, int i, @P@_tensor_info *out);\n"
-    "/* The plan in a few lines (mesh, micro-batches, each layer's stage and strategy). */\n"
+    "/* The plan in a few lines (mesh, micro-batches, each layer's stage and strategy); NULL for\n"
+    " * a destroyed or unknown ctx (ctx may be NULL). */\n"
     "const char *@P@_plan(const @P@_ctx *ctx);\n"
-    "/* Steps taken (the optimizer's step count, restored by a resuming load). */\n"
+    "/* Steps taken (the optimizer's step count, restored by a resuming load); -1 for a NULL,\n"
+    " * destroyed or unknown ctx. */\n"
     "int64_t @P@_steps_done(const @P@_ctx *ctx);\n"
-    "/* The message of ctx's last failed call (\"\" if none); NULL: of the last failed create. */\n"
+    "/* The message of ctx's last failed call (\"\" if none); for NULL, a destroyed or an unknown\n"
+    " * ctx: of the last failed call that had no live context (a failed create, a bad handle). */\n"
     "const char *@P@_last_error(const @P@_ctx *ctx);\n"
-    "/* Frees the context and the runtime's communicators (MPI stays initialised). */\n"
-    "void @P@_destroy(@P@_ctx *ctx);\n"
-    "/* The stand-alone trainer's command line (--steps, --data, --save, …), as its main(). */\n"
+    "/* Frees the context and the runtime's communicators (MPI stays initialised); NULL: nothing.\n"
+    " * A destroyed ctx is dead for good: a second destroy or any call on it is @U@_ERR_HANDLE. "
+    "*/\n"
+    "int @P@_destroy(@P@_ctx *ctx);\n"
+    "/* The stand-alone trainer's command line (--steps, --data, --save, …), as its main();\n"
+    " * @U@_ERR_BUSY while a context is live, @U@_ERR_MPI after MPI_Finalize. */\n"
     "int @P@_main(int argc, char **argv);\n\n"
     "#ifdef __cplusplus\n}\n#endif\n";
 
@@ -273,131 +293,167 @@ static void emit_header_file(const Api *x, FILE *h) {
 /* ── the implementation ── */
 
 static const char api_impl_common[] =
-    "struct @P@_ctx {\n    int64_t step;\n    @P@_config cfg;\n    char err[512];\n};\n\n"
-    "static @P@_ctx *api_live;        /* the context that holds the runtime */\n"
-    "static char api_create_err[512]; /* the last failed create's message */\n\n"
-    "static int api_fail(char *err, int code, const char *fmt, ...) __attribute__((format(printf, "
-    "3, 4)));\n"
-    "static int api_fail(char *err, int code, const char *fmt, ...) {\n"
-    "    va_list ap;\n    va_start(ap, fmt);\n    vsnprintf(err, 512, fmt, ap);\n    va_end(ap);\n "
-    "   return code;\n}\n\n"
-    "/* Every rank's outcome agreed: 0 if no rank failed, else the lowest failing rank's code,\n"
-    " * whose message lands in err on every rank. Collective over MPI_COMM_WORLD. */\n"
-    "static int api_agree(int code, char *err) {\n"
-    "    int rank = 0, first = INT_MAX;\n    MPI_Comm_rank(MPI_COMM_WORLD, &rank);\n"
-    "    int mine = code ? rank : INT_MAX;\n"
-    "    MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);\n"
-    "    if (first == INT_MAX) return 0;\n"
-    "    MPI_Bcast(&code, 1, MPI_INT, first, MPI_COMM_WORLD);\n"
-    "    MPI_Bcast(err, 512, MPI_CHAR, first, MPI_COMM_WORLD);\n"
-    "    return code;\n}\n\n"
-    "void @P@_config_default(@P@_config *cfg) {\n"
-    "    if (!cfg) return;\n"
+    "/* A live context's state. Callers hold an opaque handle instead (runtime/trainer_api.c: an\n"
+    " * id the runtime's registry checks), so a destroyed context's memory is never read again. "
+    "*/\n"
+    "struct api_state {\n    int64_t step;\n    @P@_config cfg;\n    MprtErr err;\n};\n"
+    "/* Both lists count up from 0: equal ends make them equal. */\n"
+    "_Static_assert((int)@U@_ERR_ARG == (int)MPRT_API_ERR_ARG && (int)@U@_ERR_HANDLE == "
+    "(int)MPRT_API_ERR_HANDLE,\n"
+    "               \"the API's codes are the runtime's\");\n\n"
+    "/* The state behind handle h, or an error code with its message (mprt_api_lookup). */\n"
+    "static int api_enter(const @P@_ctx *h, const char *call, bool collective, struct api_state "
+    "**c) {\n"
+    "    void *state = NULL;\n"
+    "    int code = mprt_api_lookup(h, \"@P@\", call, collective, &state);\n"
+    "    *c = state;\n    return code;\n}\n\n"
+    "/* Where a call on h keeps its message (h's buffer when it is this API's live context). */\n"
+    "static MprtErr *api_err(const @P@_ctx *h) { return mprt_api_err(h, \"@P@\"); }\n\n"
+    "int @P@_config_default(@P@_config *cfg) {\n"
+    "    if (!cfg) return mprt_api_fail(mprt_api_error(), @U@_ERR_ARG, \"@P@_config_default: cfg "
+    "is NULL\");\n"
     "    *cfg = (@P@_config){DEFAULT_SEED, 0,         hyper.lr,  hyper.momentum,\n"
-    "                        hyper.beta1,  hyper.beta2, hyper.eps, hyper.weight_decay};\n}\n\n"
+    "                        hyper.beta1,  hyper.beta2, hyper.eps, hyper.weight_decay};\n"
+    "    return @U@_OK;\n}\n\n"
     "static bool api_unit(float v) { return v >= 0.0f && v < 1.0f; }\n\n"
-    "static int api_check_config(const @P@_config *c, char *err) {\n"
+    "static int api_check_config(const @P@_config *c, MprtErr *err) {\n"
     "    if (c->threads < 0 || c->threads > 4096)\n"
-    "        return api_fail(err, @U@_ERR_ARG, \"config: threads must be in 0..4096, got %d\", "
+    "        return mprt_api_fail(err, @U@_ERR_ARG, \"config: threads must be in 0..4096, got "
+    "%d\", "
     "c->threads);\n"
     "    if (!(c->lr > 0.0f) || !isfinite(c->lr))\n"
-    "        return api_fail(err, @U@_ERR_ARG, \"config: lr must be a positive finite number, got "
-    "%g\", (double)c->lr);\n"
+    "        return mprt_api_fail(err, @U@_ERR_ARG, \"config: lr must be a positive finite number, "
+    "got %g\", (double)c->lr);\n"
     "    if (!api_unit(c->momentum) || !api_unit(c->beta1) || !api_unit(c->beta2))\n"
-    "        return api_fail(err, @U@_ERR_ARG, \"config: momentum, beta1 and beta2 must be in [0, "
-    "1), got %g, %g, %g\",\n"
-    "                        (double)c->momentum, (double)c->beta1, (double)c->beta2);\n"
+    "        return mprt_api_fail(err, @U@_ERR_ARG, \"config: momentum, beta1 and beta2 must be in "
+    "[0, 1), got %g, %g, %g\",\n"
+    "                             (double)c->momentum, (double)c->beta1, (double)c->beta2);\n"
     "    if (!(c->eps > 0.0f) || !isfinite(c->eps))\n"
-    "        return api_fail(err, @U@_ERR_ARG, \"config: eps must be a positive finite number, got "
-    "%g\", (double)c->eps);\n"
+    "        return mprt_api_fail(err, @U@_ERR_ARG, \"config: eps must be a positive finite "
+    "number, "
+    "got %g\", (double)c->eps);\n"
     "    if (!(c->weight_decay >= 0.0f) || !isfinite(c->weight_decay))\n"
-    "        return api_fail(err, @U@_ERR_ARG, \"config: weight_decay must be finite and >= 0, got "
-    "%g\",\n"
-    "                        (double)c->weight_decay);\n"
-    "    return @U@_OK;\n}\n\n"
-    "static void api_apply(@P@_ctx *c, const @P@_config *cfg) {\n"
+    "        return mprt_api_fail(err, @U@_ERR_ARG, \"config: weight_decay must be finite and >= "
+    "0, "
+    "got %g\",\n"
+    "                             (double)c->weight_decay);\n"
+    "    return @U@_OK;\n}\n\n";
+
+static const char api_impl_config[] =
+    "/* Every rank's config alike but for threads, and the same plan (mprt_agree_settings, the\n"
+    " * trainer's start-up agreement): one collective; ERR_ARG on every rank otherwise. */\n"
+    "static int api_same_config(const char *call, const @P@_config *c, MprtErr *err) {\n"
+    "    const MprtSetting set[7] = {\n"
+    "        {\"config.seed\", &c->seed, sizeof c->seed},\n"
+    "        {\"config.lr\", &c->lr, sizeof c->lr},\n"
+    "        {\"config.momentum\", &c->momentum, sizeof c->momentum},\n"
+    "        {\"config.beta1\", &c->beta1, sizeof c->beta1},\n"
+    "        {\"config.beta2\", &c->beta2, sizeof c->beta2},\n"
+    "        {\"config.eps\", &c->eps, sizeof c->eps},\n"
+    "        {\"config.weight_decay\", &c->weight_decay, sizeof c->weight_decay}};\n"
+    "    char msg[sizeof err->msg - 64];\n"
+    "    if (mprt_agree_settings(&TRAINER, set, 7, msg, sizeof msg)) return @U@_OK;\n"
+    "    return mprt_api_fail(err, @U@_ERR_ARG, \"%s: %s\", call, msg);\n}\n\n"
+    "static void api_apply(struct api_state *c, const @P@_config *cfg) {\n"
     "    c->cfg = *cfg;\n    seed = cfg->seed;\n"
     "    hyper.lr = cfg->lr, hyper.momentum = cfg->momentum, hyper.beta1 = cfg->beta1;\n"
     "    hyper.beta2 = cfg->beta2, hyper.eps = cfg->eps, hyper.weight_decay = cfg->weight_decay;\n"
     "    mprt_set_threads(cfg->threads);\n}\n\n"
-    "int @P@_configure(@P@_ctx *c, const @P@_config *cfg) {\n"
-    "    if (!c) return api_fail(api_create_err, @U@_ERR_ARG, \"@P@_configure: ctx is NULL\");\n"
-    "    int code = cfg ? api_check_config(cfg, c->err) : api_fail(c->err, @U@_ERR_ARG, "
-    "\"@P@_configure: cfg is NULL\");\n"
-    "    if ((code = api_agree(code, c->err))) return code;\n"
-    "    api_apply(c, cfg);\n    c->err[0] = 0;\n    return @U@_OK;\n}\n\n";
+    "int @P@_configure(@P@_ctx *h, const @P@_config *cfg) {\n"
+    "    struct api_state *c;\n"
+    "    int code = api_enter(h, \"@P@_configure\", true, &c);\n"
+    "    MprtErr *err = api_err(h);\n"
+    "    if (!code && !cfg) code = mprt_api_fail(err, @U@_ERR_ARG, \"@P@_configure: cfg is "
+    "NULL\");\n"
+    "    if (!code) code = api_check_config(cfg, err);\n"
+    "    if ((code = mprt_api_agree(code, err)) || (code = api_same_config(\"@P@_configure\", cfg, "
+    "err)))\n"
+    "        return code;\n"
+    "    api_apply(c, cfg);\n    err->msg[0] = 0;\n    return @U@_OK;\n}\n\n";
 
 static const char api_impl_create[] =
     "int @P@_create(const @P@_config *cfg, @P@_ctx **out) {\n"
-    "    if (!out) return api_fail(api_create_err, @U@_ERR_ARG, \"@P@_create: out is NULL\");\n"
+    "    MprtErr *err = mprt_api_error();\n"
+    "    if (!out) return mprt_api_fail(err, @U@_ERR_ARG, \"@P@_create: out is NULL\");\n"
     "    *out = NULL;\n"
-    "    int up = 0, size = 0;\n    MPI_Initialized(&up);\n"
-    "    if (!up) return api_fail(api_create_err, @U@_ERR_MPI, \"MPI is not initialised: call "
-    "MPI_Init before @P@_create\");\n"
-    "    MPI_Comm_size(MPI_COMM_WORLD, &size);\n"
-    "    if (size != MESH_S * MESH_D * MESH_T)\n"
-    "        return api_fail(api_create_err, @U@_ERR_MPI, \"this plan needs %d ranks (S=%d x d=%d "
-    "x t=%d), MPI_COMM_WORLD has %d\",\n"
-    "                        MESH_S * MESH_D * MESH_T, MESH_S, MESH_D, MESH_T, size);\n"
+    "    /* MPI initialised, not finalised, the plan's world size: the same on every rank */\n"
+    "    int code = mprt_api_mpi_check(\"@P@_create\", MESH_S, MESH_D, MESH_T, err);\n"
+    "    if (code) return code;\n"
     "    @P@_config def;\n    @P@_config_default(&def);\n    if (!cfg) cfg = &def;\n"
-    "    int code = api_live ? api_fail(api_create_err, @U@_ERR_BUSY, \"another context is live in "
-    "this process; destroy it first\")\n"
-    "                        : api_check_config(cfg, api_create_err);\n"
-    "    @P@_ctx *c = code ? NULL : calloc(1, sizeof *c);\n"
-    "    if (!code && !c) code = api_fail(api_create_err, @U@_ERR_ARG, \"out of memory\");\n"
-    "    if ((code = api_agree(code, api_create_err))) {\n        free(c);\n        return code;\n "
-    "   }\n"
+    "    code = mprt_api_can_register(\"@P@_create\", err);\n"
+    "    if (!code) code = api_check_config(cfg, err);\n"
+    "    struct api_state *c = code ? NULL : calloc(1, sizeof *c);\n"
+    "    if (!code && !c) code = mprt_api_fail(err, @U@_ERR_ARG, \"@P@_create: out of "
+    "memory\");\n"
+    "    if ((code = mprt_api_agree(code, err)) || (code = api_same_config(\"@P@_create\", cfg, "
+    "err))) {\n"
+    "        free(c);\n        return code;\n    }\n"
     "    mprt_init(NULL, NULL, MESH_S, MESH_D, MESH_T);\n    mesh = mprt_mesh();\n"
     "    api_apply(c, cfg); /* the seed first: setup_rank draws the initial weights from it */\n"
     "    setup_rank();\n"
-    "    api_live = c;\n    *out = c;\n    return @U@_OK;\n}\n\n"
-    "void @P@_destroy(@P@_ctx *c) {\n"
-    "    if (!c) return;\n"
-    "    if (c == api_live) {\n        free_all();\n        mprt_finalize();\n        api_live = "
-    "NULL;\n    }\n"
-    "    free(c);\n}\n\n";
+    "    *out = mprt_api_register(\"@P@\", c, &c->err);\n    return @U@_OK;\n}\n\n"
+    "int @P@_destroy(@P@_ctx *h) {\n"
+    "    struct api_state *c = NULL;\n"
+    "    int code = h ? api_enter(h, \"@P@_destroy\", true, &c) : @U@_OK; /* NULL: nothing, like "
+    "free */\n"
+    "    code = mprt_api_agree(code, api_err(h));\n"
+    "    /* a failed destroy keeps the context, but for one MPI_Finalize outlived (ERR_MPI, no "
+    "MPI\n"
+    "     * left): its memory is freed all the same, and its message kept for last_error(NULL) */\n"
+    "    if (!c || (code && mprt_api_mpi_up())) return code;\n"
+    "    if (code) *mprt_api_error() = c->err;\n"
+    "    mprt_api_release(h);\n    free_all();\n    mprt_finalize();\n    free(c);\n"
+    "    return code;\n}\n\n";
 
 static const char api_impl_io[] =
-    "int @P@_save(@P@_ctx *c, const char *path) {\n"
-    "    if (!c) return api_fail(api_create_err, @U@_ERR_ARG, \"@P@_save: ctx is NULL\");\n"
-    "    int code = path && *path ? 0 : api_fail(c->err, @U@_ERR_ARG, \"@P@_save: no path\");\n"
-    "    if ((code = api_agree(code, c->err))) return code;\n"
-    "    MprtArenas arena = {prm, opt1, opt2};\n    MprtErr err = {{0}};\n"
-    "    if (!mprt_ckpt_save(&MODEL, arena, path, c->step, &err)) code = api_fail(c->err, "
-    "@U@_ERR_IO, \"%s\", err.msg);\n"
-    "    if ((code = api_agree(code, c->err))) return code;\n"
-    "    c->err[0] = 0;\n    return @U@_OK;\n}\n\n";
+    "int @P@_save(@P@_ctx *h, const char *path) {\n"
+    "    struct api_state *c;\n"
+    "    int code = api_enter(h, \"@P@_save\", true, &c);\n"
+    "    MprtErr *err = api_err(h);\n"
+    "    if (!code && !(path && *path)) code = mprt_api_fail(err, @U@_ERR_ARG, \"@P@_save: no "
+    "path\");\n"
+    "    if ((code = mprt_api_agree(code, err))) return code;\n"
+    "    MprtArenas arena = {prm, opt1, opt2};\n"
+    "    if (!mprt_ckpt_save(&MODEL, arena, path, c->step, err)) code = @U@_ERR_IO;\n"
+    "    if ((code = mprt_api_agree(code, err))) return code;\n"
+    "    err->msg[0] = 0;\n    return @U@_OK;\n}\n\n";
 
 static const char api_impl_load[] =
     "/* The checkpoint is read into copies of the arenas, which replace them only when every\n"
     " * rank read all of its tensors. */\n"
-    "int @P@_load(@P@_ctx *c, const char *path, int resume) {\n"
-    "    if (!c) return api_fail(api_create_err, @U@_ERR_ARG, \"@P@_load: ctx is NULL\");\n"
-    "    int code = path && *path ? 0 : api_fail(c->err, @U@_ERR_ARG, \"@P@_load: no path\");\n"
-    "    if ((code = api_agree(code, c->err))) return code;\n"
+    "int @P@_load(@P@_ctx *h, const char *path, int resume) {\n"
+    "    struct api_state *c;\n"
+    "    int code = api_enter(h, \"@P@_load\", true, &c);\n"
+    "    MprtErr *err = api_err(h);\n"
+    "    if (!code && !(path && *path)) code = mprt_api_fail(err, @U@_ERR_ARG, \"@P@_load: no "
+    "path\");\n"
+    "    if ((code = mprt_api_agree(code, err))) return code;\n"
     "    int64_t np = STAGE_PARAMS[mesh->s] + 1, step = c->step;\n"
     "    MprtArenas live = {prm, opt1, opt2}, copy;\n"
     "    for (int i = 0; i < 3; i++) copy[i] = mprt_falloc(np), memcpy(copy[i], live[i], "
     "sizeof(float) "
     "* (size_t)np);\n"
-    "    MprtErr err = {{0}};\n"
-    "    if (!mprt_ckpt_load(&MODEL, copy, path, resume != 0, &step, &err))\n"
-    "        code = api_fail(c->err, @U@_ERR_IO, \"%s\", err.msg);\n"
-    "    if (!(code = api_agree(code, c->err))) {\n"
+    "    if (!mprt_ckpt_load(&MODEL, copy, path, resume != 0, &step, err)) code = @U@_ERR_IO;\n"
+    "    if (!(code = mprt_api_agree(code, err))) {\n"
     "        for (int i = 0; i < (resume ? 3 : 1); i++) memcpy(live[i], copy[i], sizeof(float) * "
     "(size_t)np);\n"
-    "        if (resume) c->step = step;\n        c->err[0] = 0;\n    }\n"
+    "        if (resume) c->step = step;\n        err->msg[0] = 0;\n    }\n"
     "    for (int i = 0; i < 3; i++) free(copy[i]);\n"
     "    return code;\n}\n\n"
-    "const char *@P@_plan(const @P@_ctx *c) {\n    (void)c;\n    return PLAN_SUMMARY;\n}\n\n"
-    "int64_t @P@_steps_done(const @P@_ctx *c) { return c ? c->step : 0; }\n\n"
-    "const char *@P@_last_error(const @P@_ctx *c) { return c ? c->err : api_create_err; }\n\n"
-    "int @P@_main(int argc, char **argv) { return mprt_trainer_main(&TRAINER, argc, argv); }\n";
+    "const char *@P@_plan(const @P@_ctx *h) {\n"
+    "    struct api_state *c;\n"
+    "    return !h || !api_enter(h, \"@P@_plan\", false, &c) ? PLAN_SUMMARY : NULL;\n}\n\n"
+    "int64_t @P@_steps_done(const @P@_ctx *h) {\n"
+    "    struct api_state *c;\n"
+    "    return api_enter(h, \"@P@_steps_done\", false, &c) ? -1 : c->step;\n}\n\n"
+    "const char *@P@_last_error(const @P@_ctx *h) { return api_err(h)->msg; }\n\n"
+    "int @P@_main(int argc, char **argv) { return mprt_api_main(&TRAINER, \"@P@_main\", argc, "
+    "argv); }\n";
 
-/* NAME_step: check every buffer, agree, point the loaders at the caller's batch, step. */
+/* NAME_step: check the handle and every buffer (mprt_api_buffer: NULL, size, NaN/Inf, ranges),
+ * agree, point the loaders at the caller's batch, step. */
 static void emit_step_fn(const Api *x, FILE *f) {
-    const Schedule *s = x->g->sched;
-    fprintf(f, "int %s_step(%s_ctx *c", x->p, x->p);
+    fprintf(f, "int %s_step(%s_ctx *h", x->p, x->p);
     for (int i = 0; i < x->ndata; i++) {
         const IrValue *v = IR_VALUE(x->g, x->data[i]);
         const char *nm = cg_mangle(x->g->arena, "data", x->data[i], v->name);
@@ -405,66 +461,45 @@ static void emit_step_fn(const Api *x, FILE *f) {
                 nm);
     }
     fprintf(f,
-            ", double *loss) {\n    if (!c) return api_fail(api_create_err, %s_ERR_ARG, \"%s_step: "
-            "ctx is NULL\");\n"
-            "    int code = loss ? 0 : api_fail(c->err, %s_ERR_ARG, \"%s_step: loss is NULL\");\n",
-            x->up, x->p, x->up, x->p);
+            ", double *loss) {\n    struct api_state *c;\n"
+            "    int code = api_enter(h, \"%s_step\", true, &c);\n"
+            "    MprtErr *err = api_err(h);\n"
+            "    MprtArray in[%d] = {{0}};\n",
+            x->p, x->ndata ? x->ndata : 1);
     for (int i = 0; i < x->ndata; i++) {
         const IrValue *v = IR_VALUE(x->g, x->data[i]);
-        const char *nm = cg_mangle(x->g->arena, "data", x->data[i], v->name);
-        const char *arr = cg_mangle(x->g->arena, "d", x->data[i], v->name);
-        int64_t n = ir_shape_numel(&v->shape) / v->shape.d[0] * s->batch;
         fprintf(f,
-                "    if (!code && !%s) code = api_fail(c->err, %s_ERR_ARG, \"%s_step: buffer %d "
-                "(%%s) is NULL\", API_DATA[%d].info.name);\n",
-                nm, x->up, x->p, i, i);
-        fprintf(f,
-                "    if (!code && %s_count != %lldu)\n        code = api_fail(c->err, %s_ERR_SIZE, "
-                "\"%s_step: buffer %d (%%s) "
-                "has %%zu elements, the plan needs %lld (%%s)\", API_DATA[%d].info.name, %s_count, "
-                "API_DATA[%d].type);\n",
-                nm, (long long)n, x->up, x->p, i, (long long)n, i, nm, i);
-        if (v->dtype != DT_F32)
-            fprintf(f,
-                    "    for (size_t q = 0; !code && %s.range > 0 && q < %s_count; q++)\n"
-                    "        if (%s[q] < 0 || %s[q] >= %s.range)\n"
-                    "            code = api_fail(c->err, %s_ERR_VALUE, \"%s_step: buffer %d (%%s) "
-                    "has %%d at index %%zu, outside [0, %%d)\",\n"
-                    "                            API_DATA[%d].info.name, (int)%s[q], q, "
-                    "(int)%s.range);\n",
-                    arr, nm, nm, nm, arr, x->up, x->p, i, i, nm, arr);
+                "    if (!code)\n        code = mprt_api_buffer(&%s, \"%s_step\", %d, "
+                "API_DATA[%d].name, %s, %s_count, &in[%d], err);\n",
+                cg_mangle(x->g->arena, "d", x->data[i], v->name), x->p, i, i,
+                cg_mangle(x->g->arena, "data", x->data[i], v->name),
+                cg_mangle(x->g->arena, "data", x->data[i], v->name), i);
     }
-    fprintf(f, "    if ((code = api_agree(code, c->err))) return code;\n");
-    for (int i = 0; i < x->ndata; i++) {
-        const IrValue *v = IR_VALUE(x->g, x->data[i]);
-        const char *nm = cg_mangle(x->g->arena, "data", x->data[i], v->name);
-        const char *arr = cg_mangle(x->g->arena, "d", x->data[i], v->name);
-        fprintf(f, "    %s_file.array = (MprtArray){%s, %d, {BATCH", arr,
-                v->dtype == DT_F32 ? "MPRT_F32" : "MPRT_I32", v->shape.rank);
-        for (int k = 1; k < v->shape.rank; k++)
-            fprintf(f, ", %lld", (long long)v->shape.d[k]);
-        fprintf(f, "}, (int64_t)%s_count, (void *)(uintptr_t)%s};\n", nm, nm);
-    }
+    fprintf(f,
+            "    if (!code && !loss) code = mprt_api_fail(err, %s_ERR_ARG, \"%s_step: loss is "
+            "NULL\");\n"
+            "    if ((code = mprt_api_agree(code, err))) return code;\n",
+            x->up, x->p);
+    for (int i = 0; i < x->ndata; i++)
+        fprintf(f, "    %s_file.array = in[%d];\n",
+                cg_mangle(x->g->arena, "d", x->data[i], IR_VALUE(x->g, x->data[i])->name), i);
     fprintf(f, "    /* The loaders read sample (step·BATCH + row) mod BATCH of a BATCH-row array: "
                "row. */\n"
                "    *loss = train_step(c->step);\n    c->step++;\n");
     for (int i = 0; i < x->ndata; i++)
         fprintf(f, "    %s_file.array = (MprtArray){0};\n",
                 cg_mangle(x->g->arena, "d", x->data[i], IR_VALUE(x->g, x->data[i])->name));
-    fprintf(f, "    c->err[0] = 0;\n    return %s_OK;\n}\n\n", x->up);
+    fprintf(f, "    err->msg[0] = 0;\n    return %s_OK;\n}\n\n", x->up);
 }
 
 /* The table behind NAME_data_info. */
 static void emit_data_table(const Api *x, FILE *f) {
     const Schedule *s = x->g->sched;
-    fprintf(f,
-            "static const struct {\n    %s_tensor_info info;\n    const char *type;\n} "
-            "API_DATA[%d] = {\n",
-            x->p, x->ndata ? x->ndata : 1);
+    fprintf(f, "static const %s_tensor_info API_DATA[%d] = {\n", x->p, x->ndata ? x->ndata : 1);
     for (int i = 0; i < x->ndata; i++) {
         const IrValue *v = IR_VALUE(x->g, x->data[i]);
         int64_t n = ir_shape_numel(&v->shape) / v->shape.d[0] * s->batch;
-        fprintf(f, "    {{\"");
+        fprintf(f, "    {\"");
         for (const char *q = v->name; *q;
              q++) /* the name as a C string: octal escapes but for [A-Za-z0-9_.] */
             if (isalnum((unsigned char)*q) || *q == '_' || *q == '.')
@@ -475,24 +510,23 @@ static void emit_data_table(const Api *x, FILE *f) {
                 v->shape.rank);
         for (int k = 1; k < v->shape.rank; k++)
             fprintf(f, ", %lld", (long long)v->shape.d[k]);
-        fprintf(f, "}, %lldu, %lld}, \"%s[%lld", (long long)n,
-                (long long)cg_int_range(x->g, x->data[i]), v->dtype == DT_F32 ? "f32" : "i32",
-                (long long)s->batch);
-        for (int k = 1; k < v->shape.rank; k++)
-            fprintf(f, ", %lld", (long long)v->shape.d[k]);
-        fprintf(f, "]\"},\n");
+        fprintf(f, "}, %lldu, %lld},\n", (long long)n, (long long)cg_int_range(x->g, x->data[i]));
     }
-    if (!x->ndata) fprintf(f, "    {{\"\", 0, 0, 0, {0}, 0, 0}, \"\"},\n");
-    fprintf(f, "};\n#define API_DATA_INFO(i) (API_DATA[i].info)\n\n");
+    if (!x->ndata) fprintf(f, "    {\"\", 0, 0, 0, {0}, 0, 0},\n");
+    fprintf(f, "};\n\n");
     fprintf(f,
-            "int %s_data_info(%s_ctx *c, int i, %s_tensor_info *out) {\n"
-            "    char *err = c ? c->err : api_create_err;\n"
-            "    if (!out) return api_fail(err, %s_ERR_ARG, \"%s_data_info: out is NULL\");\n"
+            "/* Local; h may be NULL (the table is the plan's), but not destroyed or unknown. */\n"
+            "int %s_data_info(%s_ctx *h, int i, %s_tensor_info *out) {\n"
+            "    struct api_state *c;\n"
+            "    int code = h ? api_enter(h, \"%s_data_info\", false, &c) : %s_OK;\n"
+            "    MprtErr *err = api_err(h);\n"
+            "    if (code) return code;\n"
+            "    if (!out) return mprt_api_fail(err, %s_ERR_ARG, \"%s_data_info: out is NULL\");\n"
             "    if (i < 0 || i >= %s_NUM_DATA)\n"
-            "        return api_fail(err, %s_ERR_ARG, \"%s_data_info: index %%d outside [0, "
+            "        return mprt_api_fail(err, %s_ERR_ARG, \"%s_data_info: index %%d outside [0, "
             "%%d)\", i, %s_NUM_DATA);\n"
-            "    *out = API_DATA_INFO(i);\n    return %s_OK;\n}\n\n",
-            x->p, x->p, x->p, x->up, x->p, x->up, x->up, x->p, x->up, x->up);
+            "    *out = API_DATA[i];\n    return %s_OK;\n}\n\n",
+            x->p, x->p, x->p, x->p, x->up, x->up, x->p, x->up, x->up, x->p, x->up, x->up);
 }
 
 static void emit_impl(const Api *x, FILE *f) {
@@ -501,12 +535,13 @@ static void emit_impl(const Api *x, FILE *f) {
             "/* codegen/emit_capi.c and docs/embedding.md describe these functions. */\n",
             x->p);
     fprintf(f,
-            "#include <limits.h>\n#include <math.h>\n#include <mpi.h>\n#include <stdarg.h>\n\n"
+            "#include <math.h>\n\n"
             "#ifndef %s_API_H\n#define %s_API_H\n",
             x->up, x->up);
     emit_decls(x, f);
     fprintf(f, "#endif /* %s_API_H */\n\n", x->up);
     put_tpl(f, api_impl_common, x->p, x->up);
+    put_tpl(f, api_impl_config, x->p, x->up);
     emit_data_table(x, f);
     put_tpl(f, api_impl_create, x->p, x->up);
     emit_step_fn(x, f);

@@ -178,14 +178,16 @@ void mprt_init(int *argc, char ***argv, int S, int d, int t) {
 void mprt_finalize(void) {
     if (!R.inited) return;
     mprt__par_finalize();
-    for (int g = 0; g < MPRT_GROUP__COUNT; g++)
+    int down = 0; /* a C API program that called MPI_Finalize first: its communicators are gone */
+    MPI_Finalized(&down);
+    for (int g = 0; g < MPRT_GROUP__COUNT && !down; g++)
         MPI_Comm_free(&R.comm[g]);
     inflight_free(); /* a step always joins; calls left here belong to a run that failed */
     free(R.scratch);
     R.scratch = NULL;
     R.scratch_cap = 0;
     R.inited = false;
-    if (R.owns_mpi) MPI_Finalize();
+    if (R.owns_mpi && !down) MPI_Finalize();
 }
 
 const MprtMesh *mprt_mesh(void) { return &R.mesh; }

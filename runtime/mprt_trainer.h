@@ -200,6 +200,19 @@ void mprt_check_bytes(const MprtTrainer *t, int64_t steps);
  * --save-every, --log-every, --profile and --comm; otherwise the job ends on every rank with one
  * line naming the first rank that differs from rank 0 and the setting (trainer_agree.c). */
 void mprt_agree(const MprtTrainer *t, const MprtArgs *a);
+/* One setting every rank must give alike (the C API's config): its name in the message and
+ * its bytes. */
+typedef struct MprtSetting {
+    const char *name;
+    const void *value;
+    size_t size;
+} MprtSetting;
+/* The same agreement for a program that drives the trainer itself (the C API's create and
+ * configure): the plan of t and n (at most 16) settings. Collective over the world (MPI must be
+ * up; mprt_init need not have run). True when every rank has the same; else false on every
+ * rank, with one line in msg naming the first rank that differs from rank 0 and the setting. */
+bool mprt_agree_settings(const MprtTrainer *t, const MprtSetting *set, int n, char *msg,
+                         size_t len);
 /* The whole run of `mpirun -np N ./train [flags]`: returns main's exit status (0; errors end
  * the job through mprt_exit_if_any). */
 int mprt_trainer_main(const MprtTrainer *t, int argc, char **argv);
@@ -309,6 +322,11 @@ typedef struct MprtData {
  * shape[0] rows (one batch), floats finite, integers in [0, range). Returns false with a
  * one-line err naming the file (and the row) otherwise. */
 bool mprt_data_open(const MprtData *d, const char *path, MprtErr *err);
+/* The first value of a (rows of d's samples) that the model cannot take: a non-finite float,
+ * an integer outside [0, d->range). False with a one-line err "<path>: ... at row R, element
+ * E ..." (path: the file, or what the caller calls the buffer); true when there is none. The
+ * C API checks a step's buffers with it too (mprt_api_buffer). */
+bool mprt_data_check(const MprtData *d, const MprtArray *a, const char *path, MprtErr *err);
 /* The files of --data and --labels (either NULL: that one stays synthetic) for the model's
  * first input x and first label y (either NULL: the model has none). When x and y are token
  * sequences i32[batch, T] alike and `data` is not a .npy file, `data` is a token stream that
@@ -337,6 +355,72 @@ void mprt_data_close(const MprtData *d);
 float *mprt_falloc(int64_t n);
 /* The same for int32s (a stage's integer inputs and argmaxes). */
 int32_t *mprt_ialloc(int64_t n);
+
+/* ─────────────────────────── the generated C API's shared part (trainer_api.c)
+ * ─────────────────────────── */
+
+/* The codes every NAME_ function returns (the generated NAME.h repeats the numbers as
+ * NAME_OK, NAME_ERR_ARG, …; docs/embedding.md). */
+enum {
+    MPRT_API_OK = 0,
+    MPRT_API_ERR_ARG = 1,   /* a NULL pointer, an index out of range, a bad config value */
+    MPRT_API_ERR_SIZE = 2,  /* a step buffer whose element count is not the plan's */
+    MPRT_API_ERR_VALUE = 3, /* a non-finite float, a label or token id outside its range */
+    MPRT_API_ERR_IO = 4,    /* a checkpoint that cannot be written, read, or does not fit */
+    MPRT_API_ERR_MPI = 5,   /* MPI not initialised or finalised, or the wrong world size */
+    MPRT_API_ERR_BUSY = 6,  /* another context is live in this process */
+    MPRT_API_ERR_HANDLE = 7 /* a destroyed context, or a handle no create made */
+};
+
+/* Formats err->msg (one line) and returns code. */
+int mprt_api_fail(MprtErr *err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* The message of the last failed call that had no live context to keep it: a failed create, a
+ * NULL, destroyed or unknown handle (NAME_last_error(NULL)). */
+MprtErr *mprt_api_error(void);
+/* Whether MPI may be called: initialised and not yet finalised. */
+bool mprt_api_mpi_up(void);
+/* create's checks of MPI (local; every rank sees the same): MPRT_API_ERR_MPI with err when MPI
+ * was finalised, is not initialised, or MPI_COMM_WORLD is not S·d·t ranks. */
+int mprt_api_mpi_check(const char *call, int S, int d, int t, MprtErr *err);
+
+/* Contexts. A handle is an opaque id (never an address, never dereferenced): the registry
+ * tells the live context's from a destroyed one's and from one no create made without reading
+ * memory. One context is live per process. */
+/* MPRT_API_ERR_BUSY with err when a context is live (or the process ran out of ids). */
+int mprt_api_can_register(const char *call, MprtErr *err);
+/* Makes `state` (the caller's, with its message buffer err) the live context of the API
+ * `owner` (its prefix, a string that outlives the context) and returns its handle (never
+ * NULL). Only after mprt_api_can_register said yes. */
+void *mprt_api_register(const char *owner, void *state, MprtErr *err);
+/* The state behind handle h for the call `call` of the API `owner`; local, no MPI.
+ * MPRT_API_OK; ERR_ARG for NULL; ERR_HANDLE for a destroyed handle, one no create made, or
+ * another API's; for a `collective` call, ERR_MPI when h is live but MPI was finalised
+ * (*state is still set: destroy frees it). The message goes to h's buffer when h is live,
+ * else to mprt_api_error(). */
+int mprt_api_lookup(const void *h, const char *owner, const char *call, bool collective,
+                    void **state);
+/* Where a call of the API `owner` on h keeps its message: the buffer of h when h is owner's
+ * live context, else mprt_api_error(). */
+MprtErr *mprt_api_err(const void *h, const char *owner);
+/* Ends the live context h (the registry forgets it; its id stays dead for good) and returns
+ * its state for the caller to free. */
+void *mprt_api_release(const void *h);
+
+/* A call's outcome agreed by every rank: 0 if no rank failed, else the lowest failing rank's
+ * code, with its message in err on every rank. Collective over the world when MPI is up;
+ * without MPI (not initialised, or finalised) it returns code as it is. */
+int mprt_api_agree(int code, MprtErr *err);
+/* Step buffer i (called `name`) of `call`: d's whole step batch, count elements at buf.
+ * ERR_ARG for NULL, ERR_SIZE for another count, ERR_VALUE for a non-finite float or an integer
+ * outside [0, range) (mprt_data_check: the message names the row); MPRT_API_OK with *out
+ * viewing buf (not copied). */
+int mprt_api_buffer(const MprtData *d, const char *call, int i, const char *name, const void *buf,
+                    size_t count, MprtArray *out, MprtErr *err);
+/* NAME_main: the stand-alone trainer's run (mprt_trainer_main), refused with ERR_BUSY while a
+ * context is live (the run would make its mesh and buffers again under it) and with ERR_MPI
+ * after MPI_Finalize; the message in mprt_api_error(). */
+int mprt_api_main(const MprtTrainer *t, const char *call, int argc, char **argv);
 
 #ifdef __cplusplus
 }

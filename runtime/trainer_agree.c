@@ -11,6 +11,9 @@
  * 64-bit values; one MPI_Allgather gives every rank every row, and every rank finds the same
  * first difference (lowest rank, then first setting), so all stop together with one message
  * from rank 0 naming the rank and the setting.
+ *
+ * The C API's create and configure agree the same way on the plan and the config every rank
+ * passed (mprt_agree_settings), but return the message instead of ending the job.
  */
 #include <mpi.h>
 #include <stdio.h>
@@ -91,19 +94,28 @@ static void row(const MprtTrainer *t, const MprtArgs *a, uint64_t v[NSET]) {
     v[12] = fnv_str(h0, a->comm);
 }
 
+/* Every rank's row of n hashes, gathered on every rank: the lowest rank whose row differs from
+ * rank 0's, with the first setting it differs in (*set), or -1 when all agree. Collective over
+ * the world; needs MPI only, not mprt_init (the C API agrees before it makes the mesh). */
+static int first_difference(const uint64_t *mine, int n, int *set) {
+    int size = 1, bad = -1;
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    uint64_t *all = calloc((size_t)size * (size_t)n, sizeof *all);
+    if (!all) mprt_fatal("out of memory agreeing on the plan");
+    int rc = MPI_Allgather(mine, n, MPI_UINT64_T, all, n, MPI_UINT64_T, MPI_COMM_WORLD);
+    if (rc != MPI_SUCCESS) mprt_fatal("MPI_Allgather of the start-up agreement failed (%d)", rc);
+    *set = -1;
+    for (int r = 1; r < size && bad < 0; r++)
+        for (int i = 0; i < n && bad < 0; i++)
+            if (all[(size_t)r * (size_t)n + (size_t)i] != all[i]) bad = r, *set = i;
+    free(all);
+    return bad;
+}
+
 void mprt_agree(const MprtTrainer *t, const MprtArgs *a) {
-    const MprtMesh *mesh = mprt_mesh();
     uint64_t mine[NSET];
     row(t, a, mine);
-    uint64_t *all = calloc((size_t)mesh->size * NSET, sizeof *all);
-    if (!all) mprt_fatal("out of memory agreeing on the plan");
-    int rc = MPI_Allgather(mine, NSET, MPI_UINT64_T, all, NSET, MPI_UINT64_T, MPI_COMM_WORLD);
-    if (rc != MPI_SUCCESS) mprt_fatal("MPI_Allgather of the start-up agreement failed (%d)", rc);
-    int bad_rank = -1, bad_set = -1;
-    for (int r = 1; r < mesh->size && bad_rank < 0; r++)
-        for (int i = 0; i < NSET && bad_set < 0; i++)
-            if (all[(size_t)r * NSET + (size_t)i] != all[i]) bad_rank = r, bad_set = i;
-    free(all);
+    int bad_set = -1, bad_rank = first_difference(mine, NSET, &bad_set);
     char msg[256] = "";
     if (bad_rank >= 0)
         snprintf(msg, sizeof msg,
@@ -111,4 +123,19 @@ void mprt_agree(const MprtTrainer *t, const MprtArgs *a) {
                  "same flags",
                  bad_rank, set_names[bad_set]);
     mprt_exit_if_any(bad_rank >= 0, msg);
+}
+
+bool mprt_agree_settings(const MprtTrainer *t, const MprtSetting *set, int n, char *msg,
+                         size_t len) {
+    enum { MAX = 16 };
+    uint64_t mine[1 + MAX];
+    if (n < 0 || n > MAX) mprt_fatal("mprt_agree_settings: %d settings (at most %d)", n, MAX);
+    mine[0] = plan_hash(t);
+    for (int i = 0; i < n; i++)
+        mine[1 + i] = fnv(0xCBF29CE484222325ull, set[i].value, set[i].size);
+    int bad_set = -1, bad_rank = first_difference(mine, 1 + n, &bad_set);
+    if (bad_rank < 0) return true;
+    snprintf(msg, len, "rank %d differs from rank 0 in %s; every rank must pass the same settings",
+             bad_rank, bad_set ? set[bad_set - 1].name : set_names[0]);
+    return false;
 }

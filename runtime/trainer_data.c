@@ -26,38 +26,45 @@
 
 #include "internal.h"
 
-/* The first value of d's array that the model cannot take (a non-finite float, an integer
- * outside [0, range)), as a one-line error naming the row; true when there is none. */
-static bool check_values(const MprtData *d, const char *path, MprtErr *err) {
-    const MprtArray *a = &d->file->array;
-    int64_t row = mprt_data_row(d);
-    for (int64_t i = 0; i < a->numel; i++) {
-        bool bad;
-        char what[64];
-        if (d->dtype == MPRT_F32) {
-            float v = ((const float *)a->data)[i];
-            bad = !isfinite(v), snprintf(what, sizeof what, "non-finite value %g", (double)v);
-        } else {
-            int32_t v = ((const int32_t *)a->data)[i];
-            bad = d->range > 0 && (v < 0 || v >= d->range);
-            snprintf(what, sizeof what, "value %d", (int)v);
-        }
-        if (!bad) continue;
-        snprintf(err->msg, sizeof err->msg, "%s: %s at row %lld, element %lld%s", path, what,
-                 (long long)(i / row), (long long)(i % row),
-                 d->dtype == MPRT_F32 ? " (inputs must be finite)" : "");
-        if (d->dtype != MPRT_F32)
-            snprintf(err->msg + strlen(err->msg), sizeof err->msg - strlen(err->msg),
-                     " is outside [0, %lld)", (long long)d->range);
-        return false;
+/* The index of the first element of a that d cannot take, or a->numel. A plain scan: the C
+ * API runs it on every step's buffers. */
+static int64_t first_bad(const MprtData *d, const MprtArray *a) {
+    int64_t i = 0;
+    if (d->dtype == MPRT_F32) {
+        const float *v = a->data;
+        while (i < a->numel && isfinite(v[i]))
+            i++;
+    } else if (d->range > 0) {
+        const int32_t *v = a->data;
+        while (i < a->numel && v[i] >= 0 && v[i] < d->range)
+            i++;
+    } else {
+        i = a->numel;
     }
-    return true;
+    return i;
+}
+
+bool mprt_data_check(const MprtData *d, const MprtArray *a, const char *path, MprtErr *err) {
+    int64_t row = mprt_data_row(d), i = first_bad(d, a);
+    if (i == a->numel) return true;
+    char what[64];
+    if (d->dtype == MPRT_F32)
+        snprintf(what, sizeof what, "non-finite value %g", (double)((const float *)a->data)[i]);
+    else
+        snprintf(what, sizeof what, "value %d", (int)((const int32_t *)a->data)[i]);
+    snprintf(err->msg, sizeof err->msg, "%s: %s at row %lld, element %lld%s", path, what,
+             (long long)(i / row), (long long)(i % row),
+             d->dtype == MPRT_F32 ? " (inputs must be finite)" : "");
+    if (d->dtype != MPRT_F32)
+        snprintf(err->msg + strlen(err->msg), sizeof err->msg - strlen(err->msg),
+                 " is outside [0, %lld)", (long long)d->range);
+    return false;
 }
 
 bool mprt_data_open(const MprtData *d, const char *path, MprtErr *err) {
     if (!mprt_npy_load(path, d->dtype, d->ndim, d->shape, d->shape[0], &d->file->array, err))
         return false;
-    if (check_values(d, path, err)) return true;
+    if (mprt_data_check(d, &d->file->array, path, err)) return true;
     mprt_array_free(&d->file->array);
     return false;
 }
