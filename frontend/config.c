@@ -63,6 +63,7 @@ static const CfgKey keys[] = {
     CK(latency, K_FLOAT),
     CK(inter_node_bandwidth, K_FLOAT),
     CK(inter_node_latency, K_FLOAT),
+    CK(memory_bandwidth, K_FLOAT),
     {"plan.mesh", K_MESH, true, offsetof(TrainCfg, mesh)},
     {"plan.microbatches", K_INT, true, offsetof(TrainCfg, mesh_m)},
 };
@@ -73,15 +74,31 @@ static const CfgKey keys[] = {
 typedef struct Preset {
     const char *name;
     int64_t devices_per_node;
-    double flops, memory, bandwidth, latency, inter_bw, inter_lat;
+    double flops, memory, bandwidth, latency, inter_bw, inter_lat, mem_bw;
+    const PresetTables *tables;
 } Preset;
+
+/* The cpu preset's GEMM rates: mpcc-calibrate's grid on our CI machine (one rank, AMD EPYC VM,
+ * 2 vCPUs), the median of five runs (docs/language.md, Cluster presets). */
+static const PresetGemm cpu_gemm[] = {
+    {1, 256, 256, 41.7e9},     {1, 256, 1024, 38.7e9},   {1, 1024, 256, 19.3e9},
+    {1, 1024, 1024, 5.3e9},    {8, 256, 256, 116.9e9},   {8, 256, 1024, 35.4e9},
+    {8, 1024, 256, 27.5e9},    {8, 1024, 1024, 27.7e9},  {64, 256, 256, 90.5e9},
+    {64, 256, 1024, 91.7e9},   {64, 1024, 256, 81.2e9},  {64, 1024, 1024, 72.0e9},
+    {512, 256, 256, 104.1e9},  {512, 256, 1024, 94.7e9}, {512, 1024, 256, 90.5e9},
+    {512, 1024, 1024, 65.1e9},
+};
+static const PresetTables cpu_tables = {
+    .ngemm = (int)(sizeof cpu_gemm / sizeof cpu_gemm[0]),
+    .gemm = cpu_gemm,
+};
 
 /* See docs/language.md for where each number comes from. */
 static const Preset presets[] = {
-    {"cpu", 8, 60e9, 4294967296.0, 5e9, 2e-6, 1.1e9, 30e-6},
-    {"a100-nvlink", 8, 78e12, 80e9, 240e9, 5e-6, 20e9, 10e-6},
-    {"h100-nvlink", 8, 247e12, 80e9, 360e9, 5e-6, 40e9, 10e-6},
-    {"h100-ib", 1, 247e12, 80e9, 40e9, 10e-6, 40e9, 10e-6},
+    {"cpu", 8, 60e9, 4294967296.0, 5e9, 2e-6, 1.1e9, 30e-6, 24.9e9, &cpu_tables},
+    {"a100-nvlink", 8, 78e12, 80e9, 240e9, 5e-6, 20e9, 10e-6, 1.63e12, NULL},
+    {"h100-nvlink", 8, 247e12, 80e9, 360e9, 5e-6, 40e9, 10e-6, 2.68e12, NULL},
+    {"h100-ib", 1, 247e12, 80e9, 40e9, 10e-6, 40e9, 10e-6, 2.68e12, NULL},
 };
 const char *const fe_preset_names[] = {"cpu", "a100-nvlink", "h100-nvlink", "h100-ib"};
 const int fe_preset_count = (int)(sizeof presets / sizeof presets[0]);
@@ -98,6 +115,8 @@ bool fe_cluster_preset(const char *name, ClusterCfg *c) {
         c->latency = p->latency;
         c->inter_node_bandwidth = p->inter_bw;
         c->inter_node_latency = p->inter_lat;
+        c->memory_bandwidth = p->mem_bw;
+        c->tables = p->tables;
         return true;
     }
     return false;
@@ -554,11 +573,13 @@ static void check_config(Cfg *C) {
     need_float(C, "cluster.latency", 0, false, 0);
     need_float(C, "cluster.inter_node_bandwidth", 0, true, 0);
     need_float(C, "cluster.inter_node_latency", 0, false, 0);
+    need_float(C, "cluster.memory_bandwidth", 0, true, 0);
     /* 1 EB of memory, 1 EB/s links, 10^21 FLOP/s and 1000 s of latency are beyond any device */
     need_float_max(C, "cluster.flops", 1e21);
     need_float_max(C, "cluster.memory", 1e18);
     need_float_max(C, "cluster.bandwidth", 1e18);
     need_float_max(C, "cluster.inter_node_bandwidth", 1e18);
+    need_float_max(C, "cluster.memory_bandwidth", 1e18);
     need_float_max(C, "cluster.latency", 1e3);
     need_float_max(C, "cluster.inter_node_latency", 1e3);
     check_mesh(C);

@@ -213,7 +213,6 @@ static void gemm_entry(PReader *r, const cJSON *e, int i, PresetGemm *out) {
 static void tables(PReader *r, const cJSON *root, const cJSON *fl, ClusterCfg *c) {
     PresetTables *t = arena_calloc(r->a, 1, sizeof *t);
     t->flops_bf16 = number(r, fl, "flops.", "bf16", false, true);
-    t->memory_bandwidth = number(r, root, "", "memory_bandwidth_bytes_per_s", false, true);
     const cJSON *co = array(r, root, "collectives"), *ge = array(r, root, "gemm");
     t->ncoll = co ? cJSON_GetArraySize(co) : 0;
     t->ngemm = ge ? cJSON_GetArraySize(ge) : 0;
@@ -227,8 +226,8 @@ static void tables(PReader *r, const cJSON *root, const cJSON *fl, ClusterCfg *c
         gemm_entry(r, e, i, &pg[i]);
     t->coll = pc;
     t->gemm = pg;
-    /* A file that states no measured figure plans exactly as the built-in presets do. */
-    c->tables = t->ncoll || t->ngemm || t->flops_bf16 > 0 || t->memory_bandwidth > 0 ? t : NULL;
+    /* A file that states no measured table prices GEMMs at the flat flops.f32. */
+    c->tables = t->ncoll || t->ngemm || t->flops_bf16 > 0 ? t : NULL;
 }
 
 static void read_root(PReader *r, const cJSON *root, ClusterCfg *c) {
@@ -261,6 +260,7 @@ static void read_root(PReader *r, const cJSON *root, ClusterCfg *c) {
     only_known(r, fl, "flops.", known_flops);
     c->flops = fl ? number(r, fl, "flops.", "f32", true, true) : 0;
     c->memory = number(r, root, "", "memory_bytes", true, true);
+    c->memory_bandwidth = number(r, root, "", "memory_bandwidth_bytes_per_s", false, true);
     link(r, root, "intra_node", &c->latency, &c->bandwidth);
     link(r, root, "inter_node", &c->inter_node_latency, &c->inter_node_bandwidth);
     if (!r->failed) tables(r, root, fl, c);

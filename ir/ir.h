@@ -314,7 +314,8 @@ typedef struct TrainCfg {
 } TrainCfg;
 
 /* A cluster of identical devices. Units: FLOP/s, bytes, bytes/s, seconds. */
-/* A preset file's measured figures (docs/presets.md); the built-in presets have none. */
+/* A preset's measured figures (docs/presets.md): a preset file's, or the built-in cpu
+ * preset's GEMM grid (frontend/config.c); the GPU presets have none. */
 typedef struct PresetColl {
     int coll;           /* CollKind (passes/passes.h): COLL_ALLREDUCE … COLL_SENDRECV */
     bool inter;         /* measured across nodes (else within one) */
@@ -328,8 +329,7 @@ typedef struct PresetGemm {
 } PresetGemm;
 
 typedef struct PresetTables {
-    double flops_bf16;       /* FLOP/s at bf16 (0: unknown); not used by the planner yet */
-    double memory_bandwidth; /* bytes/s (0: unknown); not used by the planner yet */
+    double flops_bf16; /* FLOP/s at bf16 (0: unknown); not used by the planner yet */
     int ncoll, ngemm;
     const PresetColl *coll;
     const PresetGemm *gemm;
@@ -342,7 +342,8 @@ typedef struct ClusterCfg {
     double memory;             /* bytes per device */
     double bandwidth, latency; /* intra-node link: β (bytes/s per device) and α (s) */
     double inter_node_bandwidth, inter_node_latency;
-    const PresetTables *tables; /* from a preset file; NULL for the built-in presets */
+    double memory_bandwidth;    /* device memory bytes/s: the roofline's bytes term */
+    const PresetTables *tables; /* measured tables; NULL when the preset has none */
 } ClusterCfg;
 
 typedef struct Plan Plan;         /* passes/: the chosen parallel plan (see passes/passes.h) */

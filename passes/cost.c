@@ -282,6 +282,46 @@ static double node_rate(const Search *s, const Cand *c, const IrNode *n, const M
     return cost_gemm_rate(cl, rows, cols, k < 1 ? 1 : (int64_t)llround(k));
 }
 
+/* Bytes one device moves to and from memory for node n's forward (*fwd) and backward (*bwd)
+ * of one micro-batch in mode M (docs/cost-model.md §2): the forward reads its inputs and
+ * parameters and writes its output and what it keeps for backward; the backward reads the
+ * output's gradient, the saved input and internals and the parameters, writes the input's
+ * gradient (when one is needed) and reads and writes the parameter gradients it accumulates
+ * (3 passes over the parameters). An embedding gathers only the rows it looks up: its table
+ * costs as many bytes as its output, each way. */
+static void node_bytes(const Search *s, const Cand *c, const IrNode *n, const Mode *M, double *fwd,
+                       double *bwd) {
+    double in = 0, din = 0;
+    for (int k = 0; k < n->ninputs; k++) {
+        if (n->inputs[k] < 0 || (k == 1 && n->inputs[1] == n->inputs[0])) continue;
+        double b = (double)search_local_bytes(s, c, n->inputs[k], M->in[k < 2 ? k : 0]);
+        in += b;
+        din += s->needs_grad[n->inputs[k]] ? b : 0;
+    }
+    double out = (double)search_local_bytes(s, c, n->output, M->out);
+    double st = (double)stash_bytes(s, n, c, M);
+    double par = (double)node_param_bytes(s->g, n, M->strat, c->t);
+    if (n->op == OP_EMBEDDING && par > 0) par = out;
+    *fwd = in + out + st + par;
+    *bwd = out + in + din + st + 3 * par;
+}
+
+/* The roofline (Williams, Waterman & Patterson 2009): a kernel takes the longer of its FLOPs
+ * at the compute rate and its bytes at the memory bandwidth (0: unknown, compute only). */
+double cost_roofline(double flops, double rate, double bytes, double bw) {
+    double tc = flops / rate, tm = bw > 0 ? bytes / bw : 0.0;
+    return tc > tm ? tc : tm;
+}
+
+/* The optimizer's pass over one device's parameters, once per step: it reads each parameter,
+ * its gradient and its optimizer state and writes the parameter and the state back —
+ * (3 + 2·copies) × 4 bytes per parameter (SGD 12, SGD with momentum 20, Adam/AdamW 28). */
+static double opt_time(const Search *s, int64_t param_bytes) {
+    double bw = s->g->cluster.memory_bandwidth;
+    if (bw <= 0 || param_bytes <= 0) return 0.0;
+    return (double)param_bytes * (3.0 + 2.0 * s->opt_copies) / bw;
+}
+
 /* Whether some backward runs after node n's own on its device: the producer of an input
  * that needs a gradient (the layer below; at a stage's first layer, the pipeline drain
  * while the earlier stages finish). When none does, n is the last layer to finish backward
@@ -300,8 +340,10 @@ static void mode_cost(const Search *s, const Cand *c, int p, const Mode *M, Mode
     bool split = c->t > 1 && (M->strat != STRAT_DATA || M->out == LAYOUT_B || M->out == LAYOUT_F);
     double div = (double)c->d * c->m * (split ? c->t : 1);
     double rate = node_rate(s, c, n, M, split, (double)n->flops_fwd / div);
-    mc->fwd = (double)n->flops_fwd / div / rate;
-    mc->bwd = (double)n->flops_bwd / div / rate;
+    double bf, bb;
+    node_bytes(s, c, n, M, &bf, &bb);
+    mc->fwd = cost_roofline((double)n->flops_fwd / div, rate, bf, cl->memory_bandwidth);
+    mc->bwd = cost_roofline((double)n->flops_bwd / div, rate, bb, cl->memory_bandwidth);
     CollKind own = c->t > 1 ? pass_rules[n->op].own_bwd[M->strat] : COLL_NONE;
     if (own != COLL_NONE && s->needs_grad[n->inputs[0]]) {
         mc->own_coll = own;
@@ -319,7 +361,8 @@ static void mode_cost(const Search *s, const Cand *c, int p, const Mode *M, Mode
     mc->sync = cost_coll_time_on(cl, COLL_ALLREDUCE, l.inter, gs, mc->param_bytes, l.alpha, l.beta);
     double window = backward_after(s, n) ? mc->bwd : 0.0;
     mc->unhidden = mc->sync > window ? mc->sync - window : 0.0;
-    mc->base = c->K * (mc->fwd + mc->bwd + mc->own) + mc->unhidden;
+    mc->opt = opt_time(s, mc->param_bytes);
+    mc->base = c->K * (mc->fwd + mc->bwd + mc->own) + mc->unhidden + mc->opt;
     mc->act_bytes = search_local_bytes(s, c, n->output, M->out);
     mc->act_bytes += stash_bytes(s, n, c, M);
 }

@@ -58,6 +58,9 @@ double cost_coll_time_on(const ClusterCfg *cl, CollKind k, bool inter, int64_t g
 /* FLOP/s of an m×k by k×n GEMM: the preset's GEMM table at the nearest measured shape
  * (log-space distance), else the flat cluster.flops. */
 double cost_gemm_rate(const ClusterCfg *cl, int64_t m, int64_t n, int64_t k);
+/* Seconds of a kernel of `flops` FLOPs at `rate` moving `bytes` at bandwidth `bw` (the
+ * roofline: the longer of the two; bw 0 means unknown, compute only). */
+double cost_roofline(double flops, double rate, double bytes, double bw);
 /* The collective that turns layout `from` into `to` in forward (COLL_NONE when equal,
  * COLL__COUNT when impossible: nothing but P itself is ever turned into P). */
 CollKind cost_layout_change(Layout from, Layout to);
@@ -194,6 +197,7 @@ typedef struct PlanStage {
     int first_node, last_node;               /* inclusive range of node indices */
     double fwd_time, bwd_time, comm_time;    /* per micro-batch */
     double grad_sync_time, grad_sync_hidden; /* per step */
+    double opt_time;                         /* the optimizer step, per step */
     int64_t mem_bytes;                       /* peak per device of this stage */
     int64_t mem_params, mem_grads, mem_optim, mem_acts, mem_buffers;
 } PlanStage;
@@ -201,6 +205,7 @@ typedef struct PlanStage {
 /* Predicted step time and where it goes (seconds). */
 typedef struct PlanTotals {
     double step_time, compute, exposed_comm, bubble, grad_sync_unhidden, grad_sync_hidden;
+    double optimizer;   /* the optimizer step of the slowest stage */
     int64_t comm_bytes; /* per device per step, the busiest device */
     int64_t mem_peak;   /* bytes on the fullest device */
     bool fits;

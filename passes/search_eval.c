@@ -34,6 +34,7 @@ static void stage_close(const Search *s, const Cand *c, int k, StageAcc *a, doub
     ps->comm_time = a->comm;
     ps->grad_sync_time = a->sync;
     ps->grad_sync_hidden = a->sync - a->unhidden;
+    ps->opt_time = a->opt;
     int64_t inflight = c->S - k < c->m ? c->S - k : c->m;
     ps->mem_params = a->params;
     ps->mem_grads = a->params;
@@ -107,6 +108,7 @@ static void eval_node_into(const Search *s, int p, int mi, StageAcc *a) {
     a->bytes += mc->own_bytes;
     a->sync += mc->sync;
     a->unhidden += mc->unhidden;
+    a->opt += mc->opt;
     a->params += mc->param_bytes;
     a->acts += mc->act_bytes;
     if (mc->own_n) acc_buf(a, mc->own_n);
@@ -174,7 +176,8 @@ double search_eval_plan(const Search *s, const Cand *c, const int *mode, const i
         t->compute = c->m * (b->fwd_time + b->bwd_time);
         t->exposed_comm = c->m * b->comm_time;
         t->bubble = (c->S - 1) * (b->fwd_time + b->bwd_time + b->comm_time);
-        t->grad_sync_unhidden = fmax(0.0, F - c->K * Tmax);
+        t->optimizer = fmin(w->opt_time, fmax(0.0, F - c->K * Tmax)); /* the parts sum to F */
+        t->grad_sync_unhidden = fmax(0.0, F - c->K * Tmax - t->optimizer);
         t->grad_sync_hidden = fmax(0.0, w->grad_sync_time - t->grad_sync_unhidden);
         t->mem_peak = peak;
         t->fits = (double)peak <= s->g->cluster.memory;

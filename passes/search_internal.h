@@ -57,7 +57,8 @@ typedef struct ModeCost {
     int64_t sync_bytes, param_bytes;
     GroupKind sync_group;
     double unhidden;   /* u: sync beyond the layer's backward compute */
-    double base;       /* K·(fwd + bwd + own) + u */
+    double opt;        /* o: the optimizer's pass over the layer's parameters, per step */
+    double base;       /* K·(fwd + bwd + own) + u + o */
     int64_t act_bytes; /* stashed per micro-batch (output + internals) */
 } ModeCost;
 
@@ -119,7 +120,7 @@ typedef struct Tr {
 
 /* Accumulates one stage while walking a plan. */
 typedef struct StageAcc {
-    double load, fwd, bwd, comm, sync, unhidden;
+    double load, fwd, bwd, comm, sync, unhidden, opt;
     int64_t bytes, params, acts, buf;
 } StageAcc;
 

@@ -47,6 +47,7 @@ typedef struct ShapeCtx {
     const IrValue *in[IR_MAX_INPUTS];
     IrValue *out;
     ArgSpec spec[IR_MAX_ARGS];
+    bool grad_in;   /* input 0 needs a gradient: some parameter lies upstream of it */
     bool overflow;  /* a checked operation overflowed while handling this node */
     int64_t params; /* running total of this node's parameter elements */
 } ShapeCtx;
@@ -201,7 +202,7 @@ static bool shape_linear(ShapeCtx *c) {
     if (bias) add_param(c, PARAM_BIAS, shape1(out));
     double mm = 2.0 * (double)m * (double)in * (double)out;
     double b = bias ? (double)m * (double)out : 0;
-    set_flops(c, mm + b, 2 * mm + b);
+    set_flops(c, mm + b, (c->grad_in ? 2 : 1) * mm + b);
     return true;
 }
 
@@ -293,7 +294,7 @@ static bool shape_conv2d(ShapeCtx *c) {
     int64_t outs = ck_numel(c, &y); /* N*out*Ho*Wo */
     double mm = 2.0 * (double)outs * (double)ch * (double)k * (double)k;
     double b = bias ? (double)outs : 0;
-    set_flops(c, mm + b, 2 * mm + b);
+    set_flops(c, mm + b, (c->grad_in ? 2 : 1) * mm + b);
     return true;
 }
 
@@ -383,7 +384,10 @@ static bool shape_attention(ShapeCtx *c) {
     double proj = 8.0 * nt * dd;                    /* 4 GEMMs of 2*NT*D*D */
     double att = 4.0 * (double)n * tt * dd;         /* QK^T and P*V: 2 * 2*N*T*T*D */
     double scores = (double)n * (double)heads * tt; /* N*H*T*T */
-    set_flops(c, proj + att + (4 * nt + 6 * scores), 2 * proj + 2 * att + (4 * nt + 5 * scores));
+    /* without an input gradient the q, k and v projections skip their dx GEMMs (3 × 2·NT·D·D) */
+    double dx = c->grad_in ? 0 : 6.0 * nt * dd;
+    set_flops(c, proj + att + (4 * nt + 6 * scores),
+              2 * proj - dx + 2 * att + (4 * nt + 5 * scores));
     return true;
 }
 
@@ -495,14 +499,20 @@ static bool gather_inputs(ShapeCtx *c, const bool *bad) {
     return true;
 }
 
-/* Runs one node's rule; false if the node failed (its error is already reported). */
-static bool shape_node(IrGraph *g, Diag *d, int id, const bool *bad) {
+/* Runs one node's rule; false if the node failed (its error is already reported). grad[v]:
+ * value v needs a gradient (a parameter lies upstream, as the search and lowering decide it);
+ * a GEMM layer whose input needs none (the first layer) computes only its weight gradient. */
+static bool shape_node(IrGraph *g, Diag *d, int id, const bool *bad, bool *grad) {
     ShapeCtx c = {.g = g, .d = d, .id = id, .n = IR_NODE(g, id)};
     c.out = IR_VALUE(g, c.n->output);
     if (!gather_inputs(&c, bad)) return false;
     ir_op_args(c.n->op, c.spec);
+    c.grad_in = grad[c.n->inputs[0]];
     int first = IR_NPARAMS(g);
     if (!shape_rule(&c)) return false;
+    for (int k = 0; k < c.n->ninputs; k++)
+        grad[c.n->output] |= grad[c.n->inputs[k]];
+    grad[c.n->output] |= c.n->nparams > 0;
     if (c.overflow) {
         g->params.len = (size_t)first; /* drop any parameters recorded before the overflow */
         c.n->nparams = 0;
@@ -541,6 +551,7 @@ static bool check_totals(IrGraph *g, Diag *d) {
 bool pass_shapes(IrGraph *g, Diag *d) {
     int errors = diag_errors(d);
     bool *bad = arena_calloc(g->arena, (size_t)IR_NVALUES(g) + 1, sizeof *bad);
+    bool *grad = arena_calloc(g->arena, (size_t)IR_NVALUES(g) + 1, sizeof *grad);
     for (int v = 0; v < IR_NVALUES(g); v++) {
         IrValue *val = IR_VALUE(g, v);
         if (val->kind != VAL_ACT && !check_leaf(g, d, val)) bad[v] = true;
@@ -552,7 +563,7 @@ bool pass_shapes(IrGraph *g, Diag *d) {
         n->first_param = IR_NPARAMS(g);
         n->nparams = 0;
         n->param_count = 0;
-        if (!shape_node(g, d, i, bad)) bad[n->output] = true;
+        if (!shape_node(g, d, i, bad, grad)) bad[n->output] = true;
         if (ir_ops[n->op].flags & OPF_LOSS) note_loss(g, d, i);
     }
     if (g->loss_node < 0) {

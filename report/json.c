@@ -146,6 +146,7 @@ static void json_cluster(Json *j, const IrGraph *g) {
     json_num(j, "latency", c->latency);
     json_num(j, "inter_node_bandwidth", c->inter_node_bandwidth);
     json_num(j, "inter_node_latency", c->inter_node_latency);
+    json_num(j, "memory_bandwidth", c->memory_bandwidth);
     json_close(j, '}');
     json_open(j, "train", '{');
     json_int(j, "batch", g->train.batch);
@@ -161,6 +162,7 @@ static void json_totals(Json *j, const char *key, const PlanTotals *t) {
     json_num(j, "bubble", t->bubble);
     json_num(j, "grad_sync_unhidden", t->grad_sync_unhidden);
     json_num(j, "grad_sync_hidden", t->grad_sync_hidden);
+    json_num(j, "optimizer", t->optimizer);
     json_int(j, "comm_bytes", t->comm_bytes);
     json_int(j, "mem_peak_bytes", t->mem_peak);
     json_bool(j, "fits", t->fits);

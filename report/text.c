@@ -111,6 +111,7 @@ static void text_step(const IrGraph *g, FILE *out, Arena *a) {
     else
         snprintf(note[1], sizeof note[1], "no gradient sync");
     step_row(&tb, "gradient sync unhidden", t->grad_sync_unhidden, st, note[1]);
+    if (t->optimizer > 0) step_row(&tb, "optimizer step", t->optimizer, st, "bytes / bandwidth");
     table_print(&tb, out);
 }
 
@@ -448,10 +449,12 @@ void pass_report_summary(const IrGraph *g, FILE *out) {
     fprintf(out, "mpcc plan: %s (%s) on %s: mesh S=%d × d=%d × t=%d, %s%s\n", g->name, g->file,
             units_n(b[0], 48, (long long)g->cluster.devices, "device"), p->S, p->d, p->t,
             units_n(b[1], 48, p->m, "micro-batch"), p->pinned ? " (pinned by plan.mesh)" : "");
-    fprintf(out, "  predicted step %s: compute %s, exposed comm %s, bubble %s, grad sync %s\n",
+    fprintf(out,
+            "  predicted step %s: compute %s, exposed comm %s, bubble %s, grad sync %s, "
+            "optimizer %s\n",
             units_time(b[0], 48, t->step_time), units_time(b[1], 48, t->compute),
             units_time(b[2], 48, t->exposed_comm), units_time(b[3], 48, t->bubble),
-            units_time(b[4], 48, t->grad_sync_unhidden));
+            units_time(b[4], 48, t->grad_sync_unhidden), units_time(b[5], 48, t->optimizer));
     fprintf(out, "  memory %s per device of %s\n", units_bytes(b[0], 48, t->mem_peak),
             units_bytes(b[1], 48, (int64_t)g->cluster.memory));
 }

@@ -284,7 +284,7 @@ static void gemm_table(cJSON *p, const Opts *o, double *flat) {
                 cJSON_AddNumberToObject(e, "k", ns[l]);
                 cJSON_AddNumberToObject(e, "flops", r);
                 cJSON_AddItemToArray(arr, e);
-                *flat = r; /* the largest shape, measured last */
+                if (r > *flat) *flat = r; /* the compute roof: the fastest shape */
             }
     put(p, "gemm", arr);
 }
@@ -316,7 +316,7 @@ static void summary(const cJSON *p, const World *w, const char *out) {
     const cJSON *fl = cJSON_GetObjectItemCaseSensitive(p, "flops");
     printf("mpcc-calibrate: %d rank(s) on %d node(s), %d per node -> %s\n", w->size, w->nodes,
            w->local, out);
-    printf("  gemm      %.1f GFLOP/s per rank at the largest shape\n",
+    printf("  gemm      %.1f GFLOP/s per rank at the fastest shape (flops.f32)\n",
            cJSON_GetObjectItemCaseSensitive(fl, "f32")->valuedouble / 1e9);
     printf("  memory    %.2f GB/s triad per rank\n",
            cJSON_GetObjectItemCaseSensitive(p, "memory_bandwidth_bytes_per_s")->valuedouble / 1e9);

@@ -38,6 +38,8 @@ def main():
     assert p["format"] == 1 and p["name"] == "calibrated", p
     assert p["devices_per_node"] == a.np, p
     assert p["flops"]["f32"] > 0 and p["memory_bandwidth_bytes_per_s"] > 0, p
+    # flops.f32 is the compute roof: the fastest rate of the grid, not one shape's
+    assert p["flops"]["f32"] == max(g["flops"] for g in p["gemm"]), p
     shapes = {(g["m"], g["n"], g["k"]) for g in p["gemm"]}
     assert (1, 256, 256) in shapes and len(shapes) >= 3, shapes
     ops = {c["op"] for c in p["collectives"]}

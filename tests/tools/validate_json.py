@@ -55,7 +55,7 @@ def semantic_errors(r):
         if x["bytes_per_step"] != (x["fwd_bytes"] + x["bwd_bytes"]) * m:
             errs.append(f"reshard of {x['value']}: per step is not (fwd + bwd) x {m}")
     t = r["totals"]
-    parts = t["compute"] + t["exposed_comm"] + t["bubble"] + t["grad_sync_unhidden"]
+    parts = t["compute"] + t["exposed_comm"] + t["bubble"] + t["grad_sync_unhidden"] + t["optimizer"]
     if abs(parts - t["step_time"]) > 1e-6 * t["step_time"]:
         errs.append(f"step time {t['step_time']} is not the sum of its parts {parts}")
     step = r["totals"]["step_time"]

@@ -109,7 +109,7 @@ static void test_measured_colls(void) {
         {COLL_ALLREDUCE, true, 16, 1e-4, 1e8},
         {COLL_SENDRECV, false, 2, 3e-6, 4e9},
     };
-    PresetTables t = {0, 0, 4, 0, coll, NULL};
+    PresetTables t = {.ncoll = 4, .coll = coll};
     ClusterCfg cl = {.flops = 1e10, .tables = &t};
     CHECK_NEAR(cost_coll_time_on(&cl, COLL_ALLREDUCE, false, 2, 1000000, 1, 1), 1e-5 + 1e-3);
     CHECK_NEAR(cost_coll_time_on(&cl, COLL_ALLREDUCE, false, 8, 1000000, 1, 1), 4e-5 + 2e-3);
@@ -136,7 +136,7 @@ static void test_measured_colls(void) {
 static void test_gemm_rates(void) {
     static const PresetGemm gemm[] = {
         {1, 1024, 1024, 2e9}, {64, 1024, 1024, 3e10}, {512, 1024, 1024, 8e10}, {512, 64, 64, 1e10}};
-    PresetTables t = {0, 0, 0, 4, NULL, gemm};
+    PresetTables t = {.ngemm = 4, .gemm = gemm};
     ClusterCfg cl = {.flops = 6e10, .tables = &t};
     CHECK_NEAR(cost_gemm_rate(&cl, 1, 1024, 1024), 2e9);
     CHECK_NEAR(cost_gemm_rate(&cl, 2, 1000, 1000), 2e9);
@@ -147,8 +147,18 @@ static void test_gemm_rates(void) {
     CHECK_NEAR(cost_gemm_rate(&plain, 1, 1024, 1024), 6e10);
 }
 
+/* The roofline: the longer of FLOPs at the rate and bytes at the bandwidth; an unknown
+ * bandwidth (0) leaves compute alone. */
+static void test_roofline(void) {
+    CHECK_NEAR(cost_roofline(2e9, 1e10, 1e6, 1e10), 0.2);     /* compute-bound GEMM */
+    CHECK_NEAR(cost_roofline(1e6, 6e10, 8e6, 2e10), 4e-4);    /* a relu: 8 bytes per FLOP */
+    CHECK_NEAR(cost_roofline(1e6, 6e10, 8e6, 0), 1e6 / 6e10); /* no bandwidth: compute only */
+    CHECK_NEAR(cost_roofline(0, 6e10, 0, 2e10), 0);
+}
+
 int main(void) {
     test_bytes();
+    test_roofline();
     test_time();
     test_layouts();
     test_names();
