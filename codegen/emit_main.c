@@ -384,8 +384,11 @@ void emit_main(Emit *e) {
       dev ? "true" : "false", dev ? "trainer_stop" : "free_all",
       dev ? "mprt_cu_stats_flush" : "NULL");
     emit_forecast(e);
-    E(e, "    STAGES, %s, /* --generate: the stage programs, the token input */\n};\n\n",
-      token_input(e));
+    E(e, "    STAGES, %s, /* --generate: the stage programs, the token input */\n", token_input(e));
+    int x = first_of(e, VAL_INPUT), y = first_of(e, VAL_LABEL);
+    E(e, "    %s%s, %s%s, /* the first input and label (--data, --val-data) */\n};\n\n",
+      x >= 0 ? "&" : "", x >= 0 ? cg_mangle(e->a, "d", x, IR_VALUE(e->g, x)->name) : "NULL",
+      y >= 0 ? "&" : "", y >= 0 ? cg_mangle(e->a, "d", y, IR_VALUE(e->g, y)->name) : "NULL");
     E(e, "#ifndef MPCC_NO_MAIN /* defined when the trainer is built as a library (C API) */\n"
          "int main(int argc, char **argv) { return mprt_trainer_main(&TRAINER, argc, argv); "
          "}\n#endif\n");

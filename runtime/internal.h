@@ -46,6 +46,8 @@ char *mprt__gather_text(const char *mine, int *n);
  * stage, the plan's predicted and the measured steady-state seconds per micro-batch. */
 struct cJSON;
 void mprt__layers_json(struct cJSON *rank);
+/* While on (a validation's forwards, trainer_eval.c), the layer timer slots time nothing. */
+void mprt__timers_pause(bool on);
 
 /* The trace (trace.c), fed by the progress (the step boundaries), the timer slots (compute
  * spans) and the byte counters (communication spans). window(first, from): a run starting

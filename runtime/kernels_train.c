@@ -48,7 +48,8 @@ static float row_logsumexp(const float *restrict row, int V, float *restrict max
 
 double mprt_cross_entropy_forward(const float *restrict logits, const int32_t *restrict labels,
                                   int M, int V, float scale) {
-    mprt__logits_captured(logits, M, V); /* --generate (trainer_generate.c) */
+    mprt__logits_captured(logits, M, V);    /* --generate (trainer_generate.c) */
+    mprt__ce_counted(logits, labels, M, V); /* validation accuracy (trainer_eval.c) */
     double loss = 0.0;
     for (int m = 0; m < M; m++) {
         if (labels[m] < 0 || labels[m] >= V) continue; /* ignored row */

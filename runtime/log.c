@@ -39,6 +39,10 @@ static struct {
     int64_t first, last, per_step, prev_step, every, warmup;
     double t_start, t_prev, t_mark, measured;
     MprtForecast f;
+    /* the last validation (mprt_progress_val): due on the next line; any at all */
+    bool val_due, has_val;
+    int64_t val_step, val_batches;
+    double val_loss, val_acc;
 } prog;
 
 /* ───────────────────────────── byte counts ───────────────────────────── */
@@ -180,11 +184,20 @@ static void flops_text(char *buf, size_t n, int64_t steps, double dt) {
     }
 }
 
+/* " | val_loss 1.234567 val_acc 0.9100": the last validation. */
+static void val_text(char *buf, size_t n) {
+    int len = snprintf(buf, n, " | val_loss %.7g", prog.val_loss);
+    if (prog.val_acc >= 0 && len > 0 && (size_t)len < n)
+        snprintf(buf + len, n - (size_t)len, " val_acc %.4f", prog.val_acc);
+}
+
 void mprt_progress_step(int64_t step, double loss) {
     double now = mprt_now();
     if (step == prog.first + prog.warmup && prog.warmup > 0) prog.t_mark = now, mprt_timers_mark();
     mprt__trace_step(step);
-    if (step % prog.every != 0 && step != prog.last) return;
+    bool due = prog.val_due;
+    prog.val_due = false;
+    if (step % prog.every != 0 && step != prog.last && !due) return;
     double dt = now - prog.t_prev, elapsed = now - prog.t_start;
     int64_t done = step - prog.first, since = step - prog.prev_step;
     double rate = dt > 0 ? (double)(since * prog.per_step) / dt : 0.0;
@@ -195,14 +208,23 @@ void mprt_progress_step(int64_t step, double loss) {
     int64_t tok = prog.f.tokens_per_sample;
     char fl[64];
     flops_text(fl, sizeof fl, since, dt);
+    char val[80] = "";
+    if (due) val_text(val, sizeof val);
     printf("step %lld/%lld | loss %.7g | %.1f samples/s | %.1f %s/s/device | %.3g ms/step%s | "
-           "comm %.2f MB | elapsed %.1fs | eta %.1fs\n",
+           "comm %.2f MB | elapsed %.1fs | eta %.1fs%s\n",
            (long long)step, (long long)prog.last, loss, rate,
            rate * (double)(tok > 0 ? tok : 1) / (double)mprt_mesh()->size,
            tok > 0 ? "tokens" : "samples", since > 0 ? 1e3 * dt / (double)since : 0.0, fl,
-           (double)mprt_stats_plan_bytes() / 1e6, elapsed, eta);
+           (double)mprt_stats_plan_bytes() / 1e6, elapsed, eta, val);
     fflush(stdout);
 }
+
+void mprt_progress_val(int64_t step, double loss, double acc, int64_t batches) {
+    prog.val_due = prog.has_val = true;
+    prog.val_step = step, prog.val_loss = loss, prog.val_acc = acc, prog.val_batches = batches;
+}
+
+void mprt_progress_exclude(double seconds) { prog.t_prev += seconds, prog.t_mark += seconds; }
 
 /* Rank 0: how far the plan's step time was from the steady-state one. */
 static void print_forecast(void) {
@@ -222,9 +244,11 @@ void mprt_progress_finish(double final_loss) {
     prog.measured = v[2];
     if (mprt_mesh()->rank != 0) return;
     double rate = elapsed > 0 ? (double)(steps * prog.per_step) / elapsed : 0.0;
+    char val[80] = "";
+    if (prog.has_val) val_text(val, sizeof val);
     printf("done %lld steps in %.1fs | final loss %.7g | %.1f samples/s | comm %.2f MB max/rank "
-           "| %.0f collectives\n",
-           (long long)steps, elapsed, final_loss, rate, v[0] / 1e6, v[1]);
+           "| %.0f collectives%s\n",
+           (long long)steps, elapsed, final_loss, rate, v[0] / 1e6, v[1], val);
     print_forecast();
     fflush(stdout);
 }
@@ -282,6 +306,16 @@ static cJSON *profile_json(const char *texts, int n) {
     cJSON_AddNumberToObject(root, "predicted_step_s", prog.f.step_s);
     cJSON_AddNumberToObject(root, "measured_step_s", prog.measured);
     cJSON_AddNumberToObject(root, "warmup_steps", (double)prog.warmup);
+    if (prog.has_val) { /* the last validation (trainer_eval.c) */
+        cJSON *v = cJSON_AddObjectToObject(root, "validation");
+        cJSON_AddNumberToObject(v, "step", (double)prog.val_step);
+        cJSON_AddNumberToObject(v, "loss", prog.val_loss);
+        if (prog.val_acc >= 0)
+            cJSON_AddNumberToObject(v, "accuracy", prog.val_acc);
+        else
+            cJSON_AddNullToObject(v, "accuracy");
+        cJSON_AddNumberToObject(v, "batches", (double)prog.val_batches);
+    }
     cJSON *ranks = cJSON_AddArrayToObject(root, "ranks");
     for (int i = 0; i < n; i++, texts += strlen(texts) + 1) {
         cJSON *r = cJSON_Parse(texts);

@@ -230,6 +230,14 @@ void mprt_progress_start(int64_t first_step, int64_t last_step, int64_t samples_
                          int64_t log_every, const MprtForecast *f);
 void mprt_progress_step(int64_t step, double loss);
 void mprt_progress_finish(double final_loss);
+/* A validation's result (trainer_eval.c) after the step it followed: the next progress line
+ * is printed whatever --log-every says and ends "| val_loss 1.234567 val_acc 0.9100" (no
+ * val_acc when acc < 0), the totals line gives the last values, and the profile holds them
+ * ("validation": step, loss, accuracy, batches). */
+void mprt_progress_val(int64_t step, double loss, double acc, int64_t batches);
+/* Leaves `seconds` (an evaluation's) out of the progress line's rates and the steady-state
+ * step time. */
+void mprt_progress_exclude(double seconds);
 /* After finish(): the steady-state seconds per step (the slowest rank's), 0 when no step
  * followed the warm-up; and the number of warm-up steps. */
 double mprt_progress_measured(void);

@@ -223,6 +223,8 @@ void mprt_kernels_eval(int on);
 void mprt_logits_capture(int64_t row, float *dst, int64_t V);
 int mprt_logits_capture_pending(void);
 void mprt__logits_captured(const float *logits, int M, int V);
+/* While a validation runs (trainer_eval.c): counts the rows whose largest logit is the label. */
+void mprt__ce_counted(const float *logits, const int32_t *labels, int M, int V);
 void mprt_cross_entropy_backward(float *restrict dlogits, const float *restrict logits,
                                  const int32_t *restrict labels, int M, int V, float scale);
 /* pred, target [n]: returns scale · Σ (pred − target)²  (scale = 1 / global element count

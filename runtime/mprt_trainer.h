@@ -134,6 +134,12 @@ typedef struct MprtArgs {
     int64_t generate, top_k;
     double temperature;
     const char *prompt;
+    /* --val-data F (a token stream or .npy inputs) and --val-labels F (.npy labels): the
+     * validation set; every --eval-every N steps (0: only at the end) and at the end the run
+     * reports the loss (and accuracy) over --val-batches K batches of it (0: the default,
+     * trainer_eval.c) */
+    const char *val_data, *val_labels;
+    int64_t eval_every, val_batches;
 } MprtArgs;
 
 /* Bytes the plan moves per device per step on one stage, group and collective kind (the
@@ -167,7 +173,32 @@ typedef struct MprtTrainer {
     /* The token input of a language model (its first input and label i32[batch, T] over a
      * vocabulary), which --generate fills with the context; NULL: the model has none. */
     const struct MprtData *tokens;
+    /* The first input and first label (what --data and --labels, and --val-data and
+     * --val-labels, feed), either NULL when the model has none. */
+    const struct MprtData *input, *label;
 } MprtTrainer;
+
+/* ─────────────────────────── validation (trainer_eval.c) ─────────────────────────── */
+
+/* The batches one evaluation runs when --val-batches is not given: a .npy set's whole
+ * batches (its rows / batch; the remainder rows are left out) up to this many, a token
+ * stream's this many. */
+#define MPRT_VAL_BATCHES 16
+/* Opens --val-data and --val-labels (checked like --data and --labels) and arms the
+ * evaluation; nothing to do without --val-data. Returns false with a one-line err. */
+bool mprt_eval_open(const MprtTrainer *t, const MprtArgs *a, MprtErr *err);
+/* Whether the run evaluates after step `step` (1-based: steps done) of a run to `last`. */
+bool mprt_eval_due(const MprtArgs *a, int64_t step, int64_t last);
+/* One evaluation, collective over the world: the forward of the training plan (no backward,
+ * no update, dropout off) over the K validation batches, batch k read as step k's samples of
+ * the validation files, so every plan sees the same samples. *loss: the mean of the batches'
+ * losses; *acc: the share of rows whose largest logit is the label, or -1 when the model's
+ * loss is not a cross-entropy. Not counted as plan traffic nor in the layer timers. */
+void mprt_eval_run(const MprtTrainer *t, double *loss, double *acc);
+/* K: the batches of one evaluation (0 before mprt_eval_open armed one). */
+int64_t mprt_eval_batches(void);
+/* Frees what mprt_eval_open opened. */
+void mprt_eval_close(void);
 
 /* ─────────────────────────── text generation (trainer_generate.c) ─────────────────────────── */
 
@@ -197,7 +228,8 @@ void mprt_check_bytes(const MprtTrainer *t, int64_t steps);
 /* Collective over the world, right after mprt_init: every rank must run the same plan (model,
  * parameter table with its stages and splits, mesh, batch, optimizer, predicted traffic) with
  * the same --steps, --seed, --data, --labels, --init, --init-partial, --resume, --save,
- * --save-every, --log-every, --profile and --comm; otherwise the job ends on every rank with one
+ * --save-every, --log-every, --profile, --comm, --val-data, --val-labels, --eval-every and
+ * --val-batches; otherwise the job ends on every rank with one
  * line naming the first rank that differs from rank 0 and the setting (trainer_agree.c). */
 void mprt_agree(const MprtTrainer *t, const MprtArgs *a);
 /* One setting every rank must give alike (the C API's config): its name in the message and
@@ -334,6 +366,9 @@ bool mprt_data_check(const MprtData *d, const MprtArray *a, const char *path, Mp
  * when both are given, their row counts must agree. Returns false with a one-line err. */
 bool mprt_data_open_files(const MprtData *x, const MprtData *y, const char *data,
                           const char *labels, MprtErr *err);
+/* The same with the flags' names for the errors ("--val-data", "--val-labels"). */
+bool mprt_data_open_named(const MprtData *x, const MprtData *y, const char *data,
+                          const char *labels, const char *const flags[2], MprtErr *err);
 /* Samples first .. first + n - 1 of d, one after the other, into dst (host memory): rows of
  * the file (modulo its rows), windows of the token stream (sample i starts at a position drawn
  * from the seed and i, so any plan reads the same windows), or synthetic samples (modulo

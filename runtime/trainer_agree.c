@@ -63,7 +63,7 @@ static uint64_t plan_hash(const MprtTrainer *t) {
     return h;
 }
 
-enum { NSET = 13 };
+enum { NSET = 17 };
 static const char *const set_names[NSET] = {
     "plan (mesh, parameter table, batch, optimizer or predicted traffic: another trainer?)",
     "--steps",
@@ -77,7 +77,11 @@ static const char *const set_names[NSET] = {
     "--save-every",
     "--log-every",
     "--profile",
-    "--comm"};
+    "--comm",
+    "--val-data",
+    "--val-labels",
+    "--eval-every",
+    "--val-batches"};
 
 /* This rank's row: the plan's hash, then each setting's. */
 static void row(const MprtTrainer *t, const MprtArgs *a, uint64_t v[NSET]) {
@@ -92,6 +96,10 @@ static void row(const MprtTrainer *t, const MprtArgs *a, uint64_t v[NSET]) {
     v[10] = fnv_i64(h0, a->log_every);
     v[11] = fnv_str(h0, a->profile);
     v[12] = fnv_str(h0, a->comm);
+    v[13] = fnv_str(h0, a->val_data);
+    v[14] = fnv_str(h0, a->val_labels);
+    v[15] = fnv_i64(h0, a->eval_every);
+    v[16] = fnv_i64(h0, a->val_batches);
 }
 
 /* Every rank's row of n hashes, gathered on every rank: the lowest rank whose row differs from

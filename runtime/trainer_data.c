@@ -97,18 +97,20 @@ static bool open_tokens(const MprtData *x, const MprtData *y, const char *path, 
     return true;
 }
 
-bool mprt_data_open_files(const MprtData *x, const MprtData *y, const char *data,
-                          const char *labels, MprtErr *err) {
+bool mprt_data_open_named(const MprtData *x, const MprtData *y, const char *data,
+                          const char *labels, const char *const flags[2], MprtErr *err) {
     if (data && !x)
-        return snprintf(err->msg, sizeof err->msg, "this model has no input for --data"), false;
+        return snprintf(err->msg, sizeof err->msg, "this model has no input for %s", flags[0]),
+               false;
     if (labels && !y)
-        return snprintf(err->msg, sizeof err->msg, "this model has no label for --labels"), false;
+        return snprintf(err->msg, sizeof err->msg, "this model has no label for %s", flags[1]),
+               false;
     if (data && token_stream(x, y, data)) {
         if (labels)
             return snprintf(err->msg, sizeof err->msg,
-                            "--labels %.200s: the token stream %.200s holds the labels (each "
-                            "window's next tokens); drop --labels",
-                            labels, data),
+                            "%s %.200s: the token stream %.200s holds the labels (each "
+                            "window's next tokens); drop %s",
+                            flags[1], labels, data, flags[1]),
                    false;
         return open_tokens(x, y, data, err);
     }
@@ -122,6 +124,12 @@ bool mprt_data_open_files(const MprtData *x, const MprtData *y, const char *data
                         (long long)y->file->array.shape[0]),
                false;
     return true;
+}
+
+bool mprt_data_open_files(const MprtData *x, const MprtData *y, const char *data,
+                          const char *labels, MprtErr *err) {
+    static const char *const flags[2] = {"--data", "--labels"};
+    return mprt_data_open_named(x, y, data, labels, flags, err);
 }
 
 int64_t mprt_data_row(const MprtData *d) {

@@ -42,6 +42,13 @@ void mprt_usage(const MprtTrainer *t, FILE *out, const char *prog) {
             "format:\n"
             "                     Perfetto, chrome://tracing); --trace-steps K of them (default "
             "2)\n"
+            "  --val-data F       validation inputs: a token stream or .npy (with --val-labels "
+            "Y.npy);\n"
+            "                     its loss (and accuracy) every --eval-every N steps (default: "
+            "at the\n"
+            "                     end) over --val-batches K batches (default: the file's whole "
+            "batches,\n"
+            "                     at most 16)\n"
             "  --generate N       sample N tokens from --init/--resume instead of training\n"
             "                     (language models; --prompt-tokens 3,1,4 (default 0),\n"
             "                     --temperature T (default 1, 0: greedy), --top-k K)\n",
@@ -81,7 +88,9 @@ static const char **str_flag(const MprtTrainer *t, MprtArgs *a, const char *f) {
     const char **fields[] = {&a->data,    &a->labels, &a->init,         &a->save, &a->resume,
                              &a->profile, &a->trace,  &a->init_partial, &a->comm};
     if (!strcmp(f, "--prompt-tokens")) return &a->prompt; /* a list of tokens, not a file */
-    int n = t->device ? 9 : 8;                            /* --comm: the CUDA trainer's */
+    if (!strcmp(f, "--val-data")) return &a->val_data;
+    if (!strcmp(f, "--val-labels")) return &a->val_labels;
+    int n = t->device ? 9 : 8; /* --comm: the CUDA trainer's */
     for (int i = 0; i < n; i++)
         if (!strcmp(f, names[i])) return fields[i];
     return NULL;
@@ -95,6 +104,8 @@ static int64_t *num_flag(MprtArgs *a, const char *f) {
            : !strcmp(f, "--trace-steps") ? &a->trace_steps
            : !strcmp(f, "--generate")    ? &a->generate
            : !strcmp(f, "--top-k")       ? &a->top_k
+           : !strcmp(f, "--eval-every")  ? &a->eval_every
+           : !strcmp(f, "--val-batches") ? &a->val_batches
                                          : NULL;
 }
 
@@ -225,13 +236,19 @@ static void print_plan(const MprtTrainer *t, const MprtArgs *a, int threads) {
     fflush(stdout);
 }
 
-/* The steps from `step` to a->steps, with progress lines and periodic checkpoints. */
+/* The steps from `step` to a->steps, with progress lines, validations and periodic
+ * checkpoints. */
 static int64_t run_steps(const MprtTrainer *t, const MprtArgs *a, int64_t step) {
     int64_t first = step;
     double loss = 0;
     mprt_progress_start(first, a->steps, t->batch, a->log_every, &t->forecast);
     for (; step < a->steps; step++) {
         loss = t->step(step);
+        if (mprt_eval_due(a, step + 1, a->steps)) { /* trainer_eval.c */
+            double vl, va;
+            mprt_eval_run(t, &vl, &va);
+            mprt_progress_val(step + 1, vl, va, mprt_eval_batches());
+        }
         mprt_progress_step(step + 1, loss); /* prints every --log-every steps */
         if (a->save && a->save_every && (step + 1) % a->save_every == 0 && step + 1 < a->steps)
             save(t, a->save, step + 1);
@@ -273,9 +290,9 @@ static const char *cannot_generate(const MprtTrainer *t, const MprtArgs *a) {
     if (t->device) return "--generate runs on the C trainer (mpcc --target c)";
     if (!a->init && !a->resume && !a->init_partial)
         return "--generate needs a checkpoint: --init F or --resume F";
-    if (a->save || a->data || a->labels)
+    if (a->save || a->data || a->labels || a->val_data)
         return "--generate neither trains nor saves: drop "
-               "--save, --data and --labels";
+               "--save, --data, --labels and --val-data";
     return NULL;
 }
 
@@ -307,7 +324,7 @@ int mprt_trainer_main(const MprtTrainer *t, int argc, char **argv) {
     }
     t->start(&a);
     MprtErr err = {{0}};
-    bool ok = t->open_data(&a, &err);
+    bool ok = t->open_data(&a, &err) && mprt_eval_open(t, &a, &err);
     mprt_exit_if_any(!ok, err.msg);
     int64_t step = 0;
     if (a.init) load(t, a.init, false);
@@ -323,6 +340,7 @@ int mprt_trainer_main(const MprtTrainer *t, int argc, char **argv) {
     if (a.profile && !mprt_profile_write(a.profile, &err)) ok = false;
     if (ok && a.trace && !mprt_trace_write(a.trace, &err)) ok = false;
     mprt_exit_if_any(!ok, err.msg);
+    mprt_eval_close();
     t->stop();
     mprt_finalize();
     return 0;

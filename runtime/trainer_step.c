@@ -38,6 +38,7 @@ static struct {
     int opt;                 /* "optimizer", created at its first use; -1 before */
     void (*sync)(void);      /* the device's: waits for its queued work (mprt_timed_device) */
     bool off;                /* a device run without --profile: nothing is timed */
+    bool paused;             /* a validation runs (mprt__timers_pause): nothing is timed */
     double t0, idle0;        /* mprt_busy_start's clock and idle time */
 } T = {.busy = -1, .idle = -1, .opt = -1};
 
@@ -95,17 +96,19 @@ void mprt__layers_json(struct cJSON *rank) {
 
 void mprt_timed_device(void (*sync)(void), bool profile) { T.sync = sync, T.off = !profile; }
 
+void mprt__timers_pause(bool on) { T.paused = on; }
+
 /* Between two layers: also the point where the gradient all-reduces in flight progress
  * (MPI advances a non-blocking collective only inside MPI calls; comm_mpi.c). */
 void mprt_timed_start(int slot) {
     mprt_allreduce_progress();
-    if (T.off) return;
+    if (T.off || T.paused) return;
     if (T.sync) T.sync();
     mprt_timer_start(slot_id(slot));
 }
 
 void mprt_timed_stop(int slot) {
-    if (T.off) return;
+    if (T.off || T.paused) return;
     if (T.sync) T.sync();
     int id = slot_id(slot);
     mprt_timer_stop(id);

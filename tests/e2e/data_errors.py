@@ -95,6 +95,20 @@ def main():
         (gpt, ["--data", p("vocab.bin")], "vocab.bin: token 31 at position 500 is outside the vocabulary [0, 30)"),
         (gpt, ["--data", p("short.bin")], "short.bin: 8 tokens, fewer than one window of the model's 8 plus the next token"),
         (gpt, ["--data", p("train.bin"), "--labels", p("y.npy")], "holds the labels (each window's next tokens); drop --labels"),
+        # the validation set (--val-data, --val-labels) is checked the same way, before any step
+        (mlp, ["--val-data", p("x.npy"), "--val-labels", p("y_short.npy")],
+         "x.npy has 64 rows but " + p("y_short.npy") + " has 40: inputs and labels pair row by row"),
+        (mlp, ["--val-data", p("x_nan.npy"), "--val-labels", p("y.npy")],
+         "x_nan.npy: non-finite value nan at row 37, element 5"),
+        (mlp, ["--val-data", p("x_f64.npy"), "--val-labels", p("y.npy")], "x_f64.npy: unsupported dtype '<f8'"),
+        (mlp, ["--val-data", p("x_few.npy"), "--val-labels", p("y_few.npy")],
+         "x_few.npy: expected f32[N, 48] with N >= 32, got f32[20, 48]"),
+        (mlp, ["--val-data", p("x.npy")], "x.npy needs --val-labels (the labels of its rows)"),
+        (mlp, ["--val-labels", p("y.npy")], "--val-labels needs --val-data"),
+        (mlp, ["--eval-every", "2"], "--eval-every needs --val-data"),
+        (gpt, ["--val-data", p("trunc.bin")], "trunc.bin: truncated: the header declares 200 tokens"),
+        (gpt, ["--data", p("train.bin"), "--val-data", p("train.bin"), "--val-labels", p("y.npy")],
+         "--val-labels " + p("y.npy") + ": the token stream " + p("train.bin") + " holds the labels"),
     ]
     fails = []
     save = p("never.safetensors")
