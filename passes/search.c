@@ -319,7 +319,7 @@ static void top_insert(Best *b, const Cand *c, double F, int64_t peak) {
 
 static double prune_bound(const Best *b) {
     if (b->top) return b->ntop < b->ktop ? INFINITY : b->top[b->ntop - 1].totals.step_time;
-    return b->found ? b->F : INFINITY;
+    return b->found && b->F < b->cap ? b->F : b->cap;
 }
 
 static void consider(Search *s, Best *b, Cand *c, int *mode, int *stage) {
@@ -366,6 +366,7 @@ static void best_init(Best *b, int N) {
     b->mm_mode = search_xcalloc((size_t)N, sizeof(int));
     b->mm_stage = search_xcalloc((size_t)N, sizeof(int));
     b->min_mem = -1;
+    b->cap = INFINITY;
 }
 
 static void best_free(Best *b) {
@@ -393,18 +394,52 @@ static void search_list(Search *s, CandList *l, Best *b) {
     free(stage);
 }
 
-bool search_plans_on(Search *s, int64_t devices) {
+double search_best_on(Search *s, int64_t devices, double cap) {
     int64_t D = s->D;
     s->D = devices;
     Best b;
     best_init(&b, s->N);
+    b.cap = cap;
     CandList l = {0};
     search_enumerate(s, &l);
     search_list(s, &l, &b);
     free(l.v);
     best_free(&b);
     s->D = D;
-    return b.found;
+    return b.found ? b.F : INFINITY;
+}
+
+bool search_plans_on(Search *s, int64_t devices) {
+    return search_best_on(s, devices, INFINITY) < INFINITY;
+}
+
+/* Issue 14 item 6: more devices can make the step slower (a deeper pipeline's bubble, smaller
+ * GEMMs, more communication for the same batch). The search is run again on D/2, D/4, ..., 1
+ * devices; when one of them is predicted faster than the plan on all D by more than
+ * FEWER_MARGIN, a warning names the fastest count. mpcc still plans on all D devices (the
+ * job's size is the user's to choose; docs/cost-model.md §7). The re-runs are capped at the
+ * time they must beat (F less the margin, then the fastest count so far): a candidate whose
+ * lower bound cannot beat it is never solved, and a solve stops as soon as it cannot. */
+#define FEWER_MARGIN 0.05
+static void warn_fewer_devices(Search *s, double F) {
+    int64_t best_d = s->D;
+    double best = F * (1 - FEWER_MARGIN);
+    int k = 0;
+    while ((s->D >> (k + 1)) >= 1)
+        k++;
+    for (; k >= 1; k--) { /* D/2^k up to D/2: small meshes are cheap and tighten the cap */
+        int64_t D2 = s->D >> k;
+        double f = search_best_on(s, D2, best);
+        if (f < best || (f == best && best_d != s->D)) best = f, best_d = D2;
+    }
+    if (best_d == s->D) return;
+    char a[32], b[32];
+    SrcLoc at = {s->g->file, 0, 0, 0};
+    diag_warning(s->diag, at,
+                 "%lld of the %lld devices would be faster: %s per step instead of %s (more "
+                 "devices are slower for this batch); set cluster.devices = %lld to use them",
+                 (long long)best_d, (long long)s->D, units_time(a, sizeof a, best),
+                 units_time(b, sizeof b, F), (long long)best_d);
 }
 
 /* ───────────────────────────── the pass ───────────────────────────── */
@@ -526,6 +561,7 @@ bool pass_plan(IrGraph *g, Diag *d) {
             searched = (PlanChoice){sb.c.S, sb.c.d, sb.c.t, sb.c.m,
                                     search_plan_eval_new(&s, &sb.c, sb.mode, sb.stage)->totals};
         }
+        if (!pinned) warn_fewer_devices(&s, b.F);
         search_cand_prepare(&s, &b.c);
         Plan *plan = search_plan_build(&s, &b.c, b.mode, b.stage);
         plan->pure_data = tot[0];

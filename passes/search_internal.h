@@ -140,6 +140,7 @@ typedef struct Best {
     int *mm_mode, *mm_stage;
     PlanChoice *top;
     int ntop, ktop;
+    double cap; /* prune anything not faster than this (INFINITY: no cap) */
 } Best;
 
 /* ─────────── search.c: the graph, candidates and the pass ─────────── */
@@ -156,6 +157,9 @@ void search_enumerate(const Search *s, CandList *out);
 /* Whether the model has a plan on `devices` devices (the search run again with only the device
  * count changed), for the error that says which device counts would work. */
 bool search_plans_on(Search *s, int64_t devices);
+/* The fastest predicted step on `devices` devices (INFINITY when no plan faster than `cap`),
+ * same search; candidates that cannot beat `cap` are pruned unsolved. */
+double search_best_on(Search *s, int64_t devices, double cap);
 
 /* ─────────── cost.c: modes and per-layer costs of a candidate ─────────── */
 
