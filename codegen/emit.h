@@ -160,4 +160,8 @@ void emit_summary(Emit *e);
 /* free_all, setup_rank, open_data, the trainer descriptor and main(). */
 void emit_main(Emit *e);
 
+/* ── emit_hf.c ── */
+/* HF: --export-hf's GPT-2 table and config, or why the model has none (docs/hf.md). */
+void emit_hf(Emit *e);
+
 #endif /* MPCC_CODEGEN_EMIT_H */

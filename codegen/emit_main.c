@@ -375,6 +375,7 @@ void emit_main(Emit *e) {
     if (dev)
         E(e,
           "static void trainer_stop(void) {\n    free_all();\n    mprt_cu_trainer_down();\n}\n\n");
+    emit_hf(e);
     E(e,
       "/* The trainer as the runtime's run sees it (runtime/mprt_trainer.h). */\n"
       "static const MprtTrainer TRAINER = {\n"
@@ -386,9 +387,10 @@ void emit_main(Emit *e) {
     emit_forecast(e);
     E(e, "    STAGES, %s, /* --generate: the stage programs, the token input */\n", token_input(e));
     int x = first_of(e, VAL_INPUT), y = first_of(e, VAL_LABEL);
-    E(e, "    %s%s, %s%s, /* the first input and label (--data, --val-data) */\n};\n\n",
+    E(e, "    %s%s, %s%s, /* the first input and label (--data, --val-data) */\n",
       x >= 0 ? "&" : "", x >= 0 ? cg_mangle(e->a, "d", x, IR_VALUE(e->g, x)->name) : "NULL",
       y >= 0 ? "&" : "", y >= 0 ? cg_mangle(e->a, "d", y, IR_VALUE(e->g, y)->name) : "NULL");
+    E(e, "    &HF, /* --export-hf */\n};\n\n");
     E(e, "#ifndef MPCC_NO_MAIN /* defined when the trainer is built as a library (C API) */\n"
          "int main(int argc, char **argv) { return mprt_trainer_main(&TRAINER, argc, argv); "
          "}\n#endif\n");

@@ -140,6 +140,8 @@ typedef struct MprtArgs {
      * trainer_eval.c) */
     const char *val_data, *val_labels;
     int64_t eval_every, val_batches;
+    const char *logits;    /* --logits F.npy: --generate's logits [N, vocab], or NULL */
+    const char *export_hf; /* --export-hf DIR: GPT-2 weights and config at the end, or NULL */
 } MprtArgs;
 
 /* Bytes the plan moves per device per step on one stage, group and collective kind (the
@@ -176,6 +178,7 @@ typedef struct MprtTrainer {
     /* The first input and first label (what --data and --labels, and --val-data and
      * --val-labels, feed), either NULL when the model has none. */
     const struct MprtData *input, *label;
+    const struct MprtHf *hf; /* --export-hf: the GPT-2 table, or why there is none */
 } MprtTrainer;
 
 /* ─────────────────────────── validation (trainer_eval.c) ─────────────────────────── */
@@ -199,6 +202,38 @@ void mprt_eval_run(const MprtTrainer *t, double *loss, double *acc);
 int64_t mprt_eval_batches(void);
 /* Frees what mprt_eval_open opened. */
 void mprt_eval_close(void);
+
+/* ─────────────────────── Hugging Face export (trainer_hf.c, docs/hf.md) ─────────────────────── */
+
+/* How a GPT-2 tensor is made from our parameters (named in MprtHfTensor.src). */
+typedef enum {
+    MPRT_HF_COPY,      /* src[0] as it is */
+    MPRT_HF_CONCAT,    /* src[0..2] side by side on the last dim: q|k|v into c_attn */
+    MPRT_HF_TRANSPOSE, /* src[0] [in, out] as [out, in]: our head into lm_head (nn.Linear) */
+    MPRT_HF_ZEROS      /* zeros as long as src[0]'s last dim: the bias of a bias-less linear */
+} MprtHfOp;
+typedef struct MprtHfTensor {
+    const char *name; /* GPT-2's: "transformer.h.0.attn.c_attn.weight" */
+    MprtHfOp op;
+    const char *src[3];
+} MprtHfTensor;
+/* A model in GPT-2's shape (codegen/emit_hf.c matched it), or the reason it is not. */
+typedef struct MprtHf {
+    const char *refusal; /* "gpt.mp:9:12: GPT-2's MLP activation is gelu ...", or NULL */
+    int n_layer;
+    int64_t n_head, n_embd, n_positions, vocab, n_inner;
+    double eps; /* layer_norm_epsilon */
+    const MprtHfTensor *tensors;
+    int ntensors;
+} MprtHf;
+/* At start-up, on rank 0: dir is a writable directory, or a new one in a writable directory
+ * (created by the export). One line naming dir otherwise. */
+bool mprt_hf_check_dir(const char *dir, MprtErr *err);
+/* Writes dir/config.json and dir/model.safetensors (metadata format "pt") from the weights:
+ * collective (whole tensors gathered on rank 0, not counted as plan traffic), rank 0 writes,
+ * each file atomically. */
+bool mprt_hf_export(const MprtModel *m, float *weights, const MprtHf *hf, const char *dir,
+                    MprtErr *err);
 
 /* ─────────────────────────── text generation (trainer_generate.c) ─────────────────────────── */
 

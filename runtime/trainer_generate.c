@@ -13,6 +13,8 @@
  * sums it in (a metric, not plan traffic), so every plan produces the same tokens from the
  * same checkpoint and seed. Causal attention makes the zeros after the context irrelevant.
  * Cost: one micro-batch forward of MB·T positions per token (no cache of keys and values).
+ * With --logits F.npy that rank also writes the logits of every draw, [N, vocab] (the
+ * reference the GPT-2 export is checked against: tests/e2e/hf_export.py).
  */
 #include "mprt_ew.h"
 #include "mprt_kernels.h"
@@ -154,10 +156,17 @@ void mprt_generate(const MprtTrainer *t, const MprtArgs *a) {
     mprt_exit_if_any(!ok, err.msg);
     *x->file = (MprtDataFile){{MPRT_I32, 2, {B, T}, B * T, rows}, NULL, 0}; /* the context */
     mprt_kernels_eval(1);
-    int64_t prompt = n;
-    for (int64_t i = 0; i < a->generate; i++, n++)
+    int64_t prompt = n, V = x->range;
+    float *all = a->logits && holds_logits() ? mprt_falloc(a->generate * V) : NULL;
+    for (int64_t i = 0; i < a->generate; i++, n++) {
         ctx[n] = next_token(t, a, ctx, n, rows, logits, i);
+        if (all) memcpy(all + i * V, logits, sizeof(float) * (size_t)V);
+    }
     mprt_kernels_eval(0);
+    int64_t shape[2] = {a->generate, V}; /* --logits: written by the rank that drew */
+    ok = !all || mprt_npy_save(a->logits, MPRT_F32, 2, shape, all, &err);
+    free(all);
+    mprt_exit_if_any(!ok, err.msg);
     *x->file = (MprtDataFile){{MPRT_I32, 0, {0}, 0, NULL}, NULL, 0};
     if (mprt_mesh()->rank == 0) {
         printf("prompt:");

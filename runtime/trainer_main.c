@@ -51,7 +51,10 @@ void mprt_usage(const MprtTrainer *t, FILE *out, const char *prog) {
             "                     at most 16)\n"
             "  --generate N       sample N tokens from --init/--resume instead of training\n"
             "                     (language models; --prompt-tokens 3,1,4 (default 0),\n"
-            "                     --temperature T (default 1, 0: greedy), --top-k K)\n",
+            "                     --temperature T (default 1, 0: greedy), --top-k K;\n"
+            "                     --logits F.npy: the logits each token was drawn from)\n"
+            "  --export-hf DIR    write the final weights in Hugging Face's GPT-2 layout\n"
+            "                     (model.safetensors, config.json; docs/hf.md)\n",
             m->S * m->d * m->t, prog, (int)t->default_steps, (int)t->default_seed);
     if (t->device)
         fputs("  --comm MODE        collectives over nccl, mpi (host-staged, GPUs shared) or auto "
@@ -90,7 +93,9 @@ static const char **str_flag(const MprtTrainer *t, MprtArgs *a, const char *f) {
     if (!strcmp(f, "--prompt-tokens")) return &a->prompt; /* a list of tokens, not a file */
     if (!strcmp(f, "--val-data")) return &a->val_data;
     if (!strcmp(f, "--val-labels")) return &a->val_labels;
-    int n = t->device ? 9 : 8; /* --comm: the CUDA trainer's */
+    if (!strcmp(f, "--logits")) return &a->logits;
+    if (!strcmp(f, "--export-hf")) return &a->export_hf; /* trainer_hf.c */
+    int n = t->device ? 9 : 8;                           /* --comm: the CUDA trainer's */
     for (int i = 0; i < n; i++)
         if (!strcmp(f, names[i])) return fields[i];
     return NULL;
@@ -296,6 +301,32 @@ static const char *cannot_generate(const MprtTrainer *t, const MprtArgs *a) {
     return NULL;
 }
 
+/* --logits and --export-hf: with what they go, and a model that has a GPT-2 form. */
+static const char *cannot_export(const MprtTrainer *t, const MprtArgs *a) {
+    static char msg[1024]; /* the refusal holds the .mp file's path */
+    if (a->logits && !a->generate) return "--logits goes with --generate";
+    if (!a->export_hf) return NULL;
+    if (a->generate) return "--generate neither trains nor saves: drop --export-hf";
+    if (t->hf && !t->hf->refusal) return NULL;
+    snprintf(msg, sizeof msg, "--export-hf: %s",
+             t->hf ? t->hf->refusal : "this trainer has no GPT-2 table");
+    return msg;
+}
+
+/* At start-up, before any step: the export's directory, on rank 0. */
+static void check_export_dir(const char *dir) {
+    MprtErr err = {{0}};
+    bool ok = mprt_mesh()->rank != 0 || mprt_hf_check_dir(dir, &err);
+    mprt_exit_if_any(!ok, err.msg);
+}
+
+static void export_hf(const MprtTrainer *t, const char *dir) {
+    MprtErr err = {{0}};
+    mprt_exit_if_any(!mprt_hf_export(t->model, *t->arena[0], t->hf, dir, &err), err.msg);
+    if (mprt_mesh()->rank == 0)
+        printf("export-hf: %s/model.safetensors, %s/config.json\n", dir, dir);
+}
+
 /* The run of --generate: tokens instead of steps. */
 static int generate(const MprtTrainer *t, const MprtArgs *a) {
     mprt_generate(t, a);
@@ -315,6 +346,7 @@ int mprt_trainer_main(const MprtTrainer *t, int argc, char **argv) {
     }
     mprt_init(&argc, &argv, m->S, m->d, m->t);
     if (!bad) bad = cannot_generate(t, &a);
+    if (!bad) bad = cannot_export(t, &a);
     mprt_exit_if_any(bad != NULL, bad ? bad : "");
     mprt_agree(t, &a);
     int threads = t->device ? 0 : mprt_set_threads(a.threads); /* 0: the rank's share */
@@ -322,6 +354,7 @@ int mprt_trainer_main(const MprtTrainer *t, int argc, char **argv) {
         if (a.save) mprt__remove_stale_tmp(a.save);
         if (a.resume) mprt__remove_stale_tmp(a.resume);
     }
+    if (a.export_hf) check_export_dir(a.export_hf);
     t->start(&a);
     MprtErr err = {{0}};
     bool ok = t->open_data(&a, &err) && mprt_eval_open(t, &a, &err);
@@ -337,6 +370,7 @@ int mprt_trainer_main(const MprtTrainer *t, int argc, char **argv) {
     mprt_stats_reset();
     step = run_steps(t, &a, step);
     if (a.save) save(t, a.save, step);
+    if (a.export_hf) export_hf(t, a.export_hf);
     if (a.profile && !mprt_profile_write(a.profile, &err)) ok = false;
     if (ok && a.trace && !mprt_trace_write(a.trace, &err)) ok = false;
     mprt_exit_if_any(!ok, err.msg);
