@@ -42,9 +42,11 @@ bool mprt_hf_check_dir(const char *dir, MprtErr *err) {
         snprintf(parent, sizeof parent, ".");
     else
         slash[slash == parent] = 0; /* "/out": the parent is "/" */
-    if (stat(parent, &st) != 0 || !S_ISDIR(st.st_mode) || access(parent, W_OK | X_OK) != 0)
-        return mprt__err(err, "--export-hf %s: cannot create it (%s: %s)", dir, parent,
-                         errno ? strerror(errno) : "not a directory");
+    const char *why = stat(parent, &st) != 0             ? strerror(errno)
+                      : !S_ISDIR(st.st_mode)             ? "not a directory"
+                      : access(parent, W_OK | X_OK) != 0 ? strerror(errno)
+                                                         : NULL;
+    if (why) return mprt__err(err, "--export-hf %s: cannot create it (%s: %s)", dir, parent, why);
     return true;
 }
 
