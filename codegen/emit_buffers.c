@@ -70,50 +70,89 @@ void emit_stage_struct(Emit *e, int s) {
       fields ? "" : "    int unused; /* C has no empty structs */\n", s, s, s, st->stash, s);
 }
 
-/* The allocation function is written out directly (no helper) so the offsets are visible. */
-void emit_alloc(Emit *e, int s) {
+/* Whether buffer b, or node id's stash, is rebuilt by recomputation: one copy for the stage. */
+static bool buf_rebuilt(Emit *e, int b) { return B(e, b)->rebuilt; }
+static bool node_rebuilt(Emit *e, int id) { return e->g->plan->nodes[id].recompute; }
+
+/* The offset of each field in its arena: the per-slot arenas f/n, or, for what recomputation
+ * rebuilds, the stage's one copy rf/rn. */
+typedef struct AllocSizes {
+    int64_t f, i, rf, ri;
+} AllocSizes;
+
+static int64_t *alloc_off(AllocSizes *z, bool is_i, bool rebuilt) {
+    return rebuilt ? (is_i ? &z->ri : &z->rf) : (is_i ? &z->i : &z->f);
+}
+
+static const char *alloc_base(bool is_i, bool rebuilt) {
+    return rebuilt ? (is_i ? "rn" : "rf") : (is_i ? "n" : "f");
+}
+
+static void emit_alloc_fields(Emit *e, int s) {
     const SchedStage *st = &e->s->stages[s];
-    int64_t fsz = 0, isz = 0, gsz = 0, scr = 1, xf = 1;
+    AllocSizes z = {0, 0, 0, 0};
     for (int b = 0; b < e->s->nbufs; b++) {
         if (B(e, b)->stage != s) continue;
-        *(is_int(e, b) ? &isz : &fsz) += lnumel(e, b);
+        int64_t *off = alloc_off(&z, is_int(e, b), buf_rebuilt(e, b));
+        E(e, "        act%d[i].%s = %s + %lld;\n", s, e->bname[b],
+          alloc_base(is_int(e, b), buf_rebuilt(e, b)), (long long)*off);
+        *off += lnumel(e, b);
+    }
+    for (int id = st->first_node; id <= st->last_node; id++) {
+        bool r = node_rebuilt(e, id);
+        if (node_stash(e, id)) {
+            int64_t *off = alloc_off(&z, false, r);
+            E(e, "        act%d[i].%s = %s + %lld;\n", s, aux_field(e, id, "stash"),
+              alloc_base(false, r), (long long)*off);
+            *off += node_stash(e, id);
+        }
+        if (node_istash(e, id)) {
+            int64_t *off = alloc_off(&z, true, r);
+            E(e, "        act%d[i].%s = %s + %lld;\n", s, aux_field(e, id, "argmax"),
+              alloc_base(true, r), (long long)*off);
+            *off += node_istash(e, id);
+        }
+    }
+}
+
+/* The allocation function is written out directly (no helper) so the offsets are visible. What
+ * recomputation rebuilds (SchedBuf.rebuilt, the recomputed layers' stashes) is allocated once
+ * and shared by every slot: only the micro-batch whose backward runs needs it. */
+void emit_alloc(Emit *e, int s) {
+    const SchedStage *st = &e->s->stages[s];
+    AllocSizes z = {0, 0, 0, 0};
+    int64_t gsz = 0, scr = 1, xf = 1;
+    for (int b = 0; b < e->s->nbufs; b++) {
+        if (B(e, b)->stage != s) continue;
+        *alloc_off(&z, is_int(e, b), buf_rebuilt(e, b)) += lnumel(e, b);
         if (B(e, b)->grad) gsz += lnumel(e, b);
         if (ir_shape_numel(&B(e, b)->full) > xf) xf = ir_shape_numel(&B(e, b)->full);
     }
     for (int id = st->first_node; id <= st->last_node; id++) {
-        fsz += node_stash(e, id), isz += node_istash(e, id);
+        *alloc_off(&z, false, node_rebuilt(e, id)) += node_stash(e, id);
+        *alloc_off(&z, true, node_rebuilt(e, id)) += node_istash(e, id);
         if (node_scratch(e, id) > scr) scr = node_scratch(e, id);
     }
     E(e, "static void stage%d_alloc(void) {\n", s);
     E(e, "    float *f = %sfalloc((int64_t)%d * %lld), *g = %sfalloc(%lld);\n", pfx(e), st->stash,
-      (long long)(fsz + 1), pfx(e), (long long)(gsz + 1));
+      (long long)(z.f + 1), pfx(e), (long long)(gsz + 1));
     E(e, "    int32_t *n = %sialloc((int64_t)%d * %lld);\n", pfx(e), st->stash,
-      (long long)(isz + 1));
+      (long long)(z.i + 1));
+    if (z.rf)
+        E(e, "    float *rf = %sfalloc(%lld); /* recomputed layers: one copy, rebuilt */\n", pfx(e),
+          (long long)z.rf);
+    if (z.ri)
+        E(e, "    int32_t *rn = %sialloc(%lld); /* recomputed layers: one copy, rebuilt */\n",
+          pfx(e), (long long)z.ri);
     E(e,
       "    fbase = f, ibase = n, gbase = g;\n    scratch = %sfalloc(%lld), xfer = "
       "%sfalloc(%lld);\n",
       pfx(e), (long long)scr, pfx(e), (long long)(2 * xf));
     E(e, "    for (int i = 0; i < %d; i++, f += %lld, n += %lld) {\n", st->stash,
-      (long long)(fsz + 1), (long long)(isz + 1));
-    int64_t fo = 0, io = 0, go = 0;
-    for (int b = 0; b < e->s->nbufs; b++) {
-        if (B(e, b)->stage != s) continue;
-        int64_t *off = is_int(e, b) ? &io : &fo;
-        E(e, "        act%d[i].%s = %s + %lld;\n", s, e->bname[b], is_int(e, b) ? "n" : "f",
-          (long long)*off);
-        *off += lnumel(e, b);
-    }
-    for (int id = st->first_node; id <= st->last_node; id++) {
-        if (node_stash(e, id)) {
-            E(e, "        act%d[i].%s = f + %lld;\n", s, aux_field(e, id, "stash"), (long long)fo);
-            fo += node_stash(e, id);
-        }
-        if (node_istash(e, id)) {
-            E(e, "        act%d[i].%s = n + %lld;\n", s, aux_field(e, id, "argmax"), (long long)io);
-            io += node_istash(e, id);
-        }
-    }
+      (long long)(z.f + 1), (long long)(z.i + 1));
+    emit_alloc_fields(e, s);
     E(e, "    }\n");
+    int64_t go = 0;
     for (int b = 0; b < e->s->nbufs; b++) {
         if (B(e, b)->stage != s || !B(e, b)->grad) continue;
         E(e, "    grad%d.%s = g + %lld;\n", s, e->bname[b], (long long)go);

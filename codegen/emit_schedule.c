@@ -201,6 +201,23 @@ static void emit_bwd_partial(Emit *e, int s, const SchedOp *o, const SchedOp *nx
       pfx(e), (long long)n, pfx(e), f, (long long)n);
 }
 
+/* Recomputation: the recomputed layers' forward (and the layout changes feeding them) runs
+ * again from what the stage kept, rebuilding their activations for this micro-batch (the loss
+ * it recomputes is not counted again). Same kernels, same order, same inputs: the same bits. */
+static void emit_recompute(Emit *e, const SchedStage *st) {
+    if (st->nrec)
+        E(e, "    /* recomputed layers: their forward again, their activations were not kept */\n");
+    for (int i = 0; i < st->nrec; i++) {
+        const SchedOp *o = &st->rec[i];
+        if (o->kind == SOP_COLL) {
+            emit_fwd_coll(e, o);
+            continue;
+        }
+        E(e, "    MPRT_TIMED(MPRT_FWD(%d), %s%s_forward(%s));\n", o->node,
+          o->dst < 0 ? "(void)" : "", e->lname[o->node], layer_args(e, e->uses[0][o->node], "d"));
+    }
+}
+
 void emit_stage_bwd(Emit *e, int s) {
     const SchedStage *st = &e->s->stages[s];
     E(e,
@@ -213,6 +230,7 @@ void emit_stage_bwd(Emit *e, int s) {
       "    MPRT_TIMED(MPRT_IDLE, mprt_pipe_wait(micro %% %d));\n    %sgbase, sizeof(float) * "
       "STAGE%d_GRADS);\n",
       st->stash, zero(e), s);
+    emit_recompute(e, st);
     for (int i = 0; i < st->nbwd; i++) {
         const SchedOp *o = &st->bwd[i];
         const SchedOp *nx = i + 1 < st->nbwd ? &st->bwd[i + 1] : NULL;

@@ -29,7 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum { K_INT, K_FLOAT, K_OPT, K_PRESET, K_MESH } KeyType;
+typedef enum { K_INT, K_FLOAT, K_OPT, K_PRESET, K_MESH, K_RECOMPUTE } KeyType;
 
 typedef struct CfgKey {
     const char *name; /* "train.batch" */
@@ -66,6 +66,7 @@ static const CfgKey keys[] = {
     CK(memory_bandwidth, K_FLOAT),
     {"plan.mesh", K_MESH, true, offsetof(TrainCfg, mesh)},
     {"plan.microbatches", K_INT, true, offsetof(TrainCfg, mesh_m)},
+    {"train.recompute", K_RECOMPUTE, true, offsetof(TrainCfg, recompute)},
 };
 #define NKEYS ((int)(sizeof keys / sizeof keys[0]))
 
@@ -123,6 +124,15 @@ bool fe_cluster_preset(const char *name, ClusterCfg *c) {
 }
 
 static const char *const opt_names[] = {"sgd", "adam", "adamw"};
+/* train.recompute's values, indexed by RecomputePolicy. */
+static const char *const recompute_names[] = {"auto", "none", "all"};
+
+/* A train.recompute value's policy, or -1. */
+static int recompute_policy(const char *v) {
+    for (int i = 0; i < 3; i++)
+        if (strcmp(v, recompute_names[i]) == 0) return i;
+    return -1;
+}
 
 /* The optimizer's hyper-parameter defaults (PyTorch's). */
 static void opt_defaults(TrainCfg *t, OptKind k) {
@@ -398,6 +408,12 @@ static void apply_setting(Cfg *C, const AstStmt *s, const char *block, const Ast
         if (v->kind != EX_STRING)
             diag_error(C->d, v->loc, "preset must be a string, as in preset = \"h100-nvlink\"");
         return; /* applied in step 1 */
+    case K_RECOMPUTE:
+        if (v->kind != EX_STRING || recompute_policy(v->name) < 0)
+            diag_error(C->d, v->loc, "recompute must be \"none\", \"auto\" or \"all\"");
+        else
+            C->t->recompute = (RecomputePolicy)recompute_policy(v->name);
+        break;
     case K_INT:
         if (v->kind != EX_INT) {
             diag_error(C->d, v->loc, "'%s' must be an integer", s->name);
@@ -440,6 +456,12 @@ static void apply_define(Cfg *C, const FeDefine *def) {
     errno = 0;
     switch (keys[k].type) {
     case K_PRESET: return; /* applied in step 1 */
+    case K_RECOMPUTE:
+        if (recompute_policy(v) < 0)
+            diag_error(C->d, none, "-D %s=%s: expected none, auto or all", def->key, v);
+        else
+            C->t->recompute = (RecomputePolicy)recompute_policy(v);
+        return;
     case K_MESH:
         C->t->mesh_loc = none;
         if (!parse_mesh(v, C->t->mesh)) bad_mesh(C, k, v);
@@ -621,6 +643,7 @@ void fe_config_dump(const TrainCfg *t, const ClusterCfg *c, FILE *out) {
         case K_FLOAT: fprintf(out, "%.10g\n", *(const double *)p); break;
         case K_OPT: fprintf(out, "%s\n", opt_names[t->opt]); break;
         case K_PRESET: fprintf(out, "\"%s\"\n", c->preset ? c->preset : ""); break;
+        case K_RECOMPUTE: fprintf(out, "\"%s\"\n", recompute_names[t->recompute]); break;
         case K_MESH:
             if (t->mesh[0] > 0)
                 fprintf(out, "\"%lldx%lldx%lld\"\n", (long long)t->mesh[0], (long long)t->mesh[1],

@@ -79,6 +79,7 @@ typedef struct Scope {
     const char *prefix; /* prepended to layer names: "", "m.", "blocks.3." */
     int stage;          /* inherited @stage, IR_NO_STAGE if none */
     SrcLoc stage_loc;   /* the def call's @stage it comes from */
+    SrcLoc recompute;   /* the def call's @recompute its layers inherit (line 0: none) */
 } Scope;
 
 typedef struct Lower {
@@ -405,12 +406,13 @@ static int annot_strategy(Lower *L, const AstAnnot *an) {
         lerr(L, an->loc, "malformed annotation; write @data, @tensor(col) or @tensor(row)");
         return -1;
     }
-    static const char *const known[] = {"data", "tensor", "stage"};
-    const char *sug = diag_suggest(an->name, known, 3);
+    static const char *const known[] = {"data", "tensor", "stage", "recompute"};
+    const char *sug = diag_suggest(an->name, known, 4);
     if (sug)
         lerr(L, an->loc, "unknown annotation '@%s'; did you mean '@%s'?", an->name, sug);
     else
-        lerr(L, an->loc, "unknown annotation '@%s'; expected @data, @tensor(col|row) or @stage(k)",
+        lerr(L, an->loc,
+             "unknown annotation '@%s'; expected @data, @tensor(col|row), @stage(k) or @recompute",
              an->name);
     return -1;
 }
@@ -419,13 +421,33 @@ static const char *strategy_spelling(Strategy st) {
     return st == STRAT_DATA ? "@data" : st == STRAT_COL ? "@tensor(col)" : "@tensor(row)";
 }
 
-/* Applies @data / @tensor(col|row) / @stage(k) to a call of `op` (-1: a def call, whose
- * caller rejects strategies), checking each against the op table. */
+/* @recompute: no argument, given once. */
+static bool annot_recompute(Lower *L, const AstAnnot *an, Annot *out) {
+    if (an->arg != AN_ARG_NONE) {
+        lerr(L, an->loc, "@recompute takes no argument");
+        return false;
+    }
+    if (out->recompute && out->recompute_loc.line > 0) {
+        if (lerr(L, an->loc, "a second @recompute on one call"))
+            diag_note(L->d, out->recompute_loc, "the first one is here");
+        return false;
+    }
+    out->recompute = true;
+    out->recompute_loc = an->loc;
+    return true;
+}
+
+/* Applies @data / @tensor(col|row) / @stage(k) / @recompute to a call of `op` (-1: a def call,
+ * whose caller rejects strategies), checking each against the op table. */
 static bool apply_annots(Lower *L, int op, const AstAnnot *an, Annot *out) {
     bool ok = true;
     for (; an; an = an->next) {
         if (strcmp(an->name, "stage") == 0) {
             ok &= annot_stage(L, an, out);
+            continue;
+        }
+        if (strcmp(an->name, "recompute") == 0) {
+            ok &= annot_recompute(L, an, out);
             continue;
         }
         int st = annot_strategy(L, an);
@@ -507,6 +529,8 @@ static int lower_op(Lower *L, const Scope *s, const AstExpr *e, int op, const ch
     Annot an = {.stage = s->stage};
     ok &= apply_annots(L, op, annots, &an);
     if (an.stage_loc.line == 0) an.stage_loc = s->stage_loc; /* inherited (or none) */
+    if (!an.recompute && s->recompute.line > 0)
+        an.recompute = true, an.recompute_loc = s->recompute;
     if (!ok || L->stop) return -1;
     if (IR_NNODES(L->g) >= FE_MAX_LAYERS) {
         lerr(L, e->loc, "the model expands to more than %d layers", FE_MAX_LAYERS);
@@ -559,18 +583,22 @@ static int lower_def_call(Lower *L, const Scope *s, const AstExpr *e, int di, co
     }
     Annot an = {.stage = s->stage};
     for (const AstAnnot *x = annots; x; x = x->next)
-        if (strcmp(x->name, "stage") != 0) {
+        if (strcmp(x->name, "stage") != 0 && strcmp(x->name, "recompute") != 0) {
             lerr(L, x->loc,
-                 "only @stage can annotate a def call; put strategy annotations on the op calls "
-                 "inside '%s'",
+                 "only @stage and @recompute can annotate a def call; put strategy annotations on "
+                 "the op calls inside '%s'",
                  def->name);
             ok = false;
         }
     ok &= apply_annots(L, -1, annots, &an);
     if (!ok || L->stop) return -1;
 
-    Scope inner = {L->nscopes++, NULL, arena_printf(L->a, "%s.", name), an.stage,
-                   an.stage_loc.line ? an.stage_loc : s->stage_loc};
+    Scope inner = {L->nscopes++,
+                   NULL,
+                   arena_printf(L->a, "%s.", name),
+                   an.stage,
+                   an.stage_loc.line ? an.stage_loc : s->stage_loc,
+                   an.recompute ? an.recompute_loc : s->recompute};
     k = 0;
     for (const AstParam *p = def->params; p; p = p->next, k++)
         bind(L, inner.id, B_VALUE, p->name, args[k], p->loc);
@@ -638,9 +666,12 @@ static void lower_repeat(Lower *L, const Scope *s, const AstStmt *st) {
         lower_expr(L, s, st->value, arena_printf(L->a, "%s%s.init", s->prefix, section), ts, NULL);
     for (int64_t k = 0; k < st->count && carry >= 0 && !L->stop; k++) {
         int errors0 = L->d->errors;
-        Scope it = {L->nscopes++, s,
-                    arena_printf(L->a, "%s%s.%lld.", s->prefix, section, (long long)k), s->stage,
-                    s->stage_loc};
+        Scope it = {L->nscopes++,
+                    s,
+                    arena_printf(L->a, "%s%s.%lld.", s->prefix, section, (long long)k),
+                    s->stage,
+                    s->stage_loc,
+                    s->recompute};
         bind(L, it.id, B_VALUE, st->carry, carry, st->carry_loc);
         lower_stmts(L, &it, st->body);
         TextSrc rts = {NULL, st->ret};
@@ -787,7 +818,7 @@ IrGraph *fe_lower(Arena *a, Diag *d, const Ast *ast, const FeDefine *defs, int n
     L.bound.item = sizeof(Bound);
     bool cfg_ok = fe_lower_config(a, d, ast, defs, ndefs, &g->train, &g->cluster);
     collect_defs(&L);
-    Scope top = {L.nscopes++, NULL, "", IR_NO_STAGE, {0}};
+    Scope top = {L.nscopes++, NULL, "", IR_NO_STAGE, {0}, {0}};
     for (const AstStmt *st = ast->body; st && !L.stop; st = st->next) {
         if (st->kind == ST_INPUT || st->kind == ST_LABEL) {
             if (cfg_ok)

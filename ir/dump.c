@@ -148,8 +148,10 @@ static void dump_inputs(const IrGraph *g, FILE *out) {
 static const char *fmt_annot(Arena *a, const Annot *an) {
     static const char *const strat[] = {"@data", "@tensor(col)", "@tensor(row)"};
     const char *s = an->has_strat && an->strat < STRAT__COUNT ? strat[an->strat] : "";
-    if (an->stage == IR_NO_STAGE) return s;
-    return arena_printf(a, "%s%s@stage(%d)", s, *s ? " " : "", an->stage);
+    if (an->stage != IR_NO_STAGE)
+        s = arena_printf(a, "%s%s@stage(%d)", s, *s ? " " : "", an->stage);
+    if (an->recompute) s = arena_printf(a, "%s%s@recompute", s, *s ? " " : "");
+    return s;
 }
 
 /* The value's shape, or "?" for an activation that pass_shapes has not reached. */

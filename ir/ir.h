@@ -260,6 +260,8 @@ typedef struct Annot {
     SrcLoc strat_loc;
     int stage; /* IR_NO_STAGE when not pinned */
     SrcLoc stage_loc;
+    bool recompute; /* @recompute on the call or on a def call around it */
+    SrcLoc recompute_loc;
 } Annot;
 
 /* One layer. Which `args` slots mean what is given by the op's argument list in ops.def,
@@ -302,6 +304,7 @@ typedef enum { OPT_SGD, OPT_ADAM, OPT_ADAMW } OptKind;
 #define IR_MAX_BATCH 2147483647LL
 #define IR_MAX_MICROBATCHES 65536
 #define IR_MAX_DEVICES 1048576
+typedef enum { RECOMPUTE_AUTO, RECOMPUTE_NONE, RECOMPUTE_ALL } RecomputePolicy;
 typedef struct TrainCfg {
     int64_t batch, microbatches, steps, seed; /* microbatches 0: not set, the planner picks m */
     OptKind opt;
@@ -311,6 +314,9 @@ typedef struct TrainCfg {
      * mesh); mesh_loc is where plan.mesh was set in the file (line 0: by -D). */
     int64_t mesh[3], mesh_m;
     SrcLoc mesh_loc;
+    /* train.recompute (docs/cost-model.md, "Activation recomputation"): "auto" lets the search
+     * recompute where memory binds, "none" only where @recompute pins it, "all" everywhere. */
+    RecomputePolicy recompute;
 } TrainCfg;
 
 /* A cluster of identical devices. Units: FLOP/s, bytes, bytes/s, seconds. */

@@ -363,6 +363,7 @@ static void mode_cost(const Search *s, const Cand *c, int p, const Mode *M, Mode
     mc->unhidden = mc->sync > window ? mc->sync - window : 0.0;
     mc->opt = opt_time(s, mc->param_bytes);
     mc->base = c->K * (mc->fwd + mc->bwd + mc->own) + mc->unhidden + mc->opt;
+    if (s->rcfix[p]) mc->base += c->K * mc->fwd; /* its forward runs again in backward */
     mc->act_bytes = search_local_bytes(s, c, n->output, M->out);
     mc->act_bytes += stash_bytes(s, n, c, M);
 }
@@ -376,9 +377,11 @@ static void value_costs(Search *s, const Cand *c) {
             for (int b = 0; b < 4; b++) {
                 CollKind f = cost_layout_change((Layout)a, (Layout)b);
                 double tm = INFINITY;
+                s->reshf[v * 16 + a * 4 + b] = INFINITY;
                 if (f != COLL__COUNT) {
                     tm = cost_coll_time_on(cl, f, c->tensor.inter, c->t, n, c->tensor.alpha,
                                            c->tensor.beta);
+                    s->reshf[v * 16 + a * 4 + b] = tm;
                     if (s->needs_grad[v]) {
                         CollKind bk = cost_layout_change_bwd((Layout)a, (Layout)b);
                         tm += cost_coll_time_on(cl, bk, c->tensor.inter, c->t, n, c->tensor.alpha,

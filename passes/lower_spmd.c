@@ -376,8 +376,27 @@ static SchedOp *take_ops(Lower *L, int *n) {
 static void count_bytes(Schedule *s, SchedStage *st) {
     for (int i = 0; i < st->nfwd; i++)
         st->bytes[st->fwd[i].group][st->fwd[i].coll] += st->fwd[i].bytes * s->m;
+    for (int i = 0; i < st->nrec; i++)
+        st->bytes[st->rec[i].group][st->rec[i].coll] += st->rec[i].bytes * s->m;
     for (int i = 0; i < st->nbwd; i++)
         st->bytes[st->bwd[i].group][st->bwd[i].coll] += st->bwd[i].bytes * s->m;
+}
+
+/* The recomputed layers' forward ops, in forward order, run again at the start of each
+ * backward (docs/cost-model.md, "Activation recomputation"); the buffers they write exist once
+ * (`rebuilt`), except those sent to the next stage, kept per micro-batch until the send ends. */
+static void lower_recompute(Lower *L, SchedStage *st) {
+    for (int i = 0; i < st->nfwd; i++) {
+        const SchedOp *o = &st->fwd[i];
+        if ((o->kind != SOP_FWD && o->kind != SOP_COLL) || o->node < 0 ||
+            !L->p->nodes[o->node].recompute)
+            continue;
+        *(SchedOp *)vec_push(L->g->arena, &L->ops) = *o;
+        if (o->dst >= 0) BUF(L, o->dst)->rebuilt = true;
+    }
+    for (int i = 0; i < st->nfwd; i++)
+        if (st->fwd[i].kind == SOP_SEND) BUF(L, st->fwd[i].src)->rebuilt = false;
+    st->rec = take_ops(L, &st->nrec);
 }
 
 static void lower_stage(Lower *L, int s) {
@@ -402,6 +421,7 @@ static void lower_stage(Lower *L, int s) {
     for (int i = st->nfwd - 1; i >= 0; i--)
         lower_dual(L, &st->fwd[i]);
     st->bwd = take_ops(L, &st->nbwd);
+    lower_recompute(L, st);
     st->nsync = (int)L->syncs.len;
     st->sync = L->syncs.data;
     L->syncs = (Vec){NULL, 0, 0, sizeof(SchedSync)};
@@ -516,6 +536,10 @@ static void print_stage(const IrGraph *g, const Schedule *s, int k, FILE *out) {
     fprintf(out, "  forward, per micro-batch:\n");
     for (int i = 0; i < st->nfwd; i++)
         print_op(g, s, &st->fwd[i], out);
+    if (st->nrec)
+        fprintf(out, "  recomputed at the start of each backward (activations not kept):\n");
+    for (int i = 0; i < st->nrec; i++)
+        print_op(g, s, &st->rec[i], out);
     fprintf(out, "  backward, per micro-batch (gradients accumulate over micro-batches):\n");
     for (int i = 0; i < st->nbwd; i++)
         print_op(g, s, &st->bwd[i], out);

@@ -158,7 +158,8 @@ typedef struct PlanNode {
     Strategy strat;
     Layout in_layout[IR_MAX_INPUTS]; /* the layout the layer computes on, per input */
     Layout out_layout;
-    bool forced;               /* pinned by an annotation */
+    bool forced;    /* pinned by an annotation */
+    bool recompute; /* its forward runs again before its backward (activations not kept) */
     PlanAlt alt[STRAT__COUNT]; /* what each strategy would cost (for the report) */
     const char *reason;        /* one sentence, arena string */
     int64_t mem_bytes;         /* this layer's share of its device's memory */
@@ -200,6 +201,12 @@ typedef struct PlanStage {
     double opt_time;                         /* the optimizer step, per step */
     int64_t mem_bytes;                       /* peak per device of this stage */
     int64_t mem_params, mem_grads, mem_optim, mem_acts, mem_buffers;
+    /* Activation recomputation (docs/cost-model.md): how many of its layers are recomputed,
+     * the forward compute and forward collectives run again per micro-batch, their bytes per
+     * device per micro-batch, and the activation bytes that saves (mem_acts is net of it). */
+    int recompute;
+    double rc_compute, rc_comm;
+    int64_t rc_bytes, rc_saved;
 } PlanStage;
 
 /* Predicted step time and where it goes (seconds). */
@@ -281,6 +288,7 @@ typedef struct SchedBuf {
     Shape full;    /* the micro-batch tensor on the tensor group (dim 0 = samples of a replica) */
     Shape local;   /* what one rank holds */
     bool grad; /* has a gradient buffer (activations only); its layout is R for P, else the same */
+    bool rebuilt; /* written by a recomputed op: one copy, rebuilt before each backward */
 } SchedBuf;
 
 typedef enum {
@@ -339,6 +347,8 @@ typedef struct SchedStage {
     int nfwd; /* one micro-batch forward, in order */
     SchedOp *bwd;
     int nbwd; /* one micro-batch backward, in order */
+    SchedOp *rec;
+    int nrec; /* the recomputed layers' forward ops (FWD, COLL), run again before the backward */
     SchedSync *sync;
     int nsync; /* per step, after the last backward */
     SchedItem *order;

@@ -184,6 +184,10 @@ bool search_init(Search *s, IrGraph *g, Diag *d) {
     s->suf = search_xcalloc(N + 1, sizeof(double));
     s->kmin = search_xcalloc(N + 1, sizeof(int));
     s->kmax = search_xcalloc(N + 1, sizeof(int));
+    s->reshf = search_xcalloc(V * 16, sizeof(double));
+    s->intern = search_xcalloc(V * 4, sizeof(uint8_t));
+    s->stage_mem = search_xcalloc(N + 1, sizeof(int64_t));
+    search_rc_init(s);
     s->mem_cap = INFINITY;
     for (int i = 0; i < s->N; i++)
         s->pin[i] = IR_NODE(g, i)->annot.stage;
@@ -196,13 +200,15 @@ bool search_init(Search *s, IrGraph *g, Diag *d) {
 }
 
 void search_free(Search *s) {
-    void *ptrs[] = {
-        s->act,     s->needs_grad, s->sample_bytes, s->feat,   s->last_use, s->live_off, s->live_n,
-        s->live,    s->in_pos,     s->next_src,     s->pin,    s->nmodes,   s->modes,    s->mc,
-        s->resh,    s->cutf,       s->cutb,         s->cur,    s->nxt,      s->from,     s->cutflag,
-        s->rec_off, s->st_off,     s->st_cnt,       s->st_idx, s->tr_off,   s->st_code,  s->tr,
-        s->cl,      s->cr,         s->pre,          s->suf,    s->kmin,     s->kmax,     s->crm,
-        s->infl,    s->curm,       s->nxtm};
+    void *ptrs[] = {s->act,      s->needs_grad, s->sample_bytes, s->feat,   s->last_use,
+                    s->live_off, s->live_n,     s->live,         s->in_pos, s->next_src,
+                    s->pin,      s->nmodes,     s->modes,        s->mc,     s->resh,
+                    s->cutf,     s->cutb,       s->cur,          s->nxt,    s->from,
+                    s->cutflag,  s->rec_off,    s->st_off,       s->st_cnt, s->st_idx,
+                    s->tr_off,   s->st_code,    s->tr,           s->cl,     s->cr,
+                    s->pre,      s->suf,        s->kmin,         s->kmax,   s->crm,
+                    s->infl,     s->curm,       s->nxtm,         s->rcfix,  s->rc,
+                    s->intern,   s->reshf,      s->stage_mem};
     for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++)
         free(ptrs[i]);
 }
@@ -328,25 +334,16 @@ static void consider(Search *s, Best *b, Cand *c, int *mode, int *stage) {
     double F = search_solve_cand(s, c, prune_bound(b), wins_ties, mode, stage);
     if (F == INFINITY) return;
     int64_t peak = 0;
-    F = search_eval_plan(s, c, mode, stage, NULL, &peak);
-    if ((double)peak > s->g->cluster.memory) {
-        /* the fastest plan that the memory-capped sweep finds, else the leanest plan */
-        int64_t p2 = 0;
-        double F2 = search_solve_capped(s, c, mode, stage)
-                        ? search_eval_plan(s, c, mode, stage, NULL, &p2)
-                        : INFINITY;
-        if (F2 < INFINITY && (double)p2 <= s->g->cluster.memory) {
-            F = F2;
-            peak = p2;
-        } else if (search_solve_mem(s, c, mode, stage)) {
-            F = search_eval_plan(s, c, mode, stage, NULL, &peak);
-        }
-    }
+    F = search_rc_fit(s, c, mode, stage, &peak);
+    /* over the memory, or fitting only by recomputing: the other memory fallbacks compete */
+    if ((double)peak > s->g->cluster.memory || memcmp(s->rc, s->rcfix, (size_t)s->N) != 0)
+        F = search_fit(s, c, mode, stage, F, &peak);
     if (b->min_mem < 0 || peak < b->min_mem) {
         b->min_mem = peak;
         b->min_mem_c = *c;
         memcpy(b->mm_mode, mode, (size_t)s->N * sizeof(int));
         memcpy(b->mm_stage, stage, (size_t)s->N * sizeof(int));
+        memcpy(b->mm_rc, s->rc, (size_t)s->N);
     }
     if ((double)peak > s->g->cluster.memory) return;
     top_insert(b, c, F, peak);
@@ -356,6 +353,7 @@ static void consider(Search *s, Best *b, Cand *c, int *mode, int *stage) {
         b->c = *c;
         memcpy(b->mode, mode, (size_t)s->N * sizeof(int));
         memcpy(b->stage, stage, (size_t)s->N * sizeof(int));
+        memcpy(b->rc, s->rc, (size_t)s->N);
     }
 }
 
@@ -365,6 +363,8 @@ static void best_init(Best *b, int N) {
     b->stage = search_xcalloc((size_t)N, sizeof(int));
     b->mm_mode = search_xcalloc((size_t)N, sizeof(int));
     b->mm_stage = search_xcalloc((size_t)N, sizeof(int));
+    b->rc = search_xcalloc((size_t)N, 1);
+    b->mm_rc = search_xcalloc((size_t)N, 1);
     b->min_mem = -1;
     b->cap = INFINITY;
 }
@@ -374,6 +374,8 @@ static void best_free(Best *b) {
     free(b->stage);
     free(b->mm_mode);
     free(b->mm_stage);
+    free(b->rc);
+    free(b->mm_rc);
 }
 
 /* Solves the candidates of `l` in lower-bound order, pruning by the best time so far. */
@@ -529,6 +531,7 @@ static void pure_refs(Search *s, Best *b, bool take, PlanTotals tot[3], bool val
         memset(&tot[i], 0, sizeof tot[i]);
         if (pb.found) {
             search_cand_prepare(s, &pb.c);
+            memcpy(s->rc, pb.rc, (size_t)s->N);
             tot[i] = search_plan_eval_new(s, &pb.c, pb.mode, pb.stage)->totals;
             if (take && (!b->found || pb.F < b->F * (1 - REL_EPS))) {
                 Best t = *b;
@@ -558,11 +561,13 @@ bool pass_plan(IrGraph *g, Diag *d) {
         PlanChoice searched = {0};
         if (pinned && sb.found) {
             search_cand_prepare(&s, &sb.c);
+            memcpy(s.rc, sb.rc, (size_t)s.N);
             searched = (PlanChoice){sb.c.S, sb.c.d, sb.c.t, sb.c.m,
                                     search_plan_eval_new(&s, &sb.c, sb.mode, sb.stage)->totals};
         }
         if (!pinned) warn_fewer_devices(&s, b.F);
         search_cand_prepare(&s, &b.c);
+        memcpy(s.rc, b.rc, (size_t)s.N);
         Plan *plan = search_plan_build(&s, &b.c, b.mode, b.stage);
         plan->pure_data = tot[0];
         plan->pure_tensor = tot[1];

@@ -60,6 +60,7 @@ double search_trans(const Search *s, const Cand *c, int p, int mi, const uint8_t
         double tm = s->resh[n->inputs[k] * 16 + from * 4 + to];
         if (tm == INFINITY) return -1;
         r += tm;
+        if (s->rcfix[p]) r += s->reshf[n->inputs[k] * 16 + from * 4 + to]; /* run again */
         nl[pos] = (uint8_t)to;
     }
     unsigned cd = 0;

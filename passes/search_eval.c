@@ -39,9 +39,17 @@ static void stage_close(const Search *s, const Cand *c, int k, StageAcc *a, doub
     ps->mem_params = a->params;
     ps->mem_grads = a->params;
     ps->mem_optim = a->params * s->opt_copies;
-    ps->mem_acts = a->acts * inflight;
+    /* a recomputed layer's activations exist for one micro-batch at a time (the one whose
+     * backward rebuilt them); the rest for every micro-batch in flight */
+    ps->mem_acts = (a->acts - a->racts) * inflight + a->racts;
     ps->mem_buffers = a->buf;
     ps->mem_bytes = ps->mem_params + ps->mem_grads + ps->mem_optim + ps->mem_acts + ps->mem_buffers;
+    ps->recompute = a->rcn;
+    ps->rc_compute = a->rcf;
+    ps->rc_comm = a->rcc;
+    ps->rc_bytes = a->rbytes;
+    ps->rc_saved = a->racts * (inflight - 1);
+    s->stage_mem[k] = ps->mem_bytes;
 }
 
 /* The cut before point p: its sends, for the stage that ends and the one that begins. */
@@ -53,6 +61,10 @@ static void eval_cut(const Search *s, const Cand *c, int p, int k, const uint8_t
         left->comm += s->cutf[v * 4 + lay[j]];
         left->bytes += lb;
         acc_buf(left, lb);
+        if (s->intern[v * 4 + lay[j]]) { /* a sent buffer is kept until its send completes */
+            left->racts -= lb;
+            s->intern[v * 4 + lay[j]] = 0;
+        }
         right->comm += s->cutb[v * 4 + lay[j]];
         right->bytes += s->needs_grad[v] ? lb : 0;
         right->acts += lb;
@@ -85,6 +97,12 @@ void search_eval_reshards(const Search *s, const Cand *c, int p, const Mode *M, 
         a->bytes += fb + bb;
         a->acts += search_local_bytes(s, c, v, to);
         acc_buf(a, nb);
+        if (s->rc[p]) { /* the layout change runs again before the backward */
+            a->rcc += s->reshf[v * 16 + from * 4 + to];
+            a->rbytes += fb;
+            a->racts += search_local_bytes(s, c, v, to);
+            s->intern[v * 4 + to] = 1;
+        }
         if (plan) {
             PlanReshard *r = &plan->reshards[plan->nreshards++];
             r->value = v;
@@ -102,6 +120,12 @@ void search_eval_reshards(const Search *s, const Cand *c, int p, const Mode *M, 
 
 static void eval_node_into(const Search *s, int p, int mi, StageAcc *a) {
     const ModeCost *mc = &s->mc[p * MAX_MODES + mi];
+    if (s->rc[p]) {
+        a->rcf += mc->fwd;
+        a->racts += mc->act_bytes;
+        a->rcn++;
+        s->intern[IR_NODE(s->g, p)->output * 4 + s->modes[p * MAX_MODES + mi].out] = 1;
+    }
     a->fwd += mc->fwd;
     a->bwd += mc->bwd;
     a->comm += mc->own;
@@ -139,6 +163,7 @@ double search_eval_plan(const Search *s, const Cand *c, const int *mode, const i
     int64_t peak = 0;
     double worst = -1;
     PlanStage tmp;
+    memset(s->intern, 0, (size_t)s->V * 4);
     for (int p = 0; p <= s->N; p++) {
         bool end = p == s->N;
         if (end || (p > 0 && stage[p] != stage[p - 1])) {
@@ -148,7 +173,7 @@ double search_eval_plan(const Search *s, const Cand *c, const int *mode, const i
             PlanStage *ps = plan ? &plan->stages[k] : &tmp;
             stage_close(s, c, k, &a, cl, ps, &cost);
             if (plan) ps->last_node = p - 1;
-            double T = a.fwd + a.bwd + a.comm;
+            double T = a.fwd + a.bwd + a.comm + a.rcf + a.rcc;
             if (T > Tmax) Tmax = T, smax = k;
             if (cost > worst) worst = cost, sworst = k;
             if (cost > F) F = cost;
@@ -162,9 +187,11 @@ double search_eval_plan(const Search *s, const Cand *c, const int *mode, const i
         unsigned cd;
         double w = search_trans(s, c, p, mode[p], lay, &cd, nl);
         if (w < 0) return INFINITY;
+        double rc0 = a.rcf + a.rcc;
         search_eval_reshards(s, c, p, &s->modes[p * MAX_MODES + mode[p]], lay, &a, plan);
         eval_node_into(s, p, mode[p], &a);
         a.load += w;
+        if (s->rc[p] && !s->rcfix[p]) a.load += c->K * (a.rcf + a.rcc - rc0); /* not in w */
         search_decode(cd, s->live_n[p + 1], lay);
     }
     if (mem_peak) *mem_peak = peak;
@@ -173,9 +200,10 @@ double search_eval_plan(const Search *s, const Cand *c, const int *mode, const i
         PlanTotals *t = &plan->totals;
         const PlanStage *b = &plan->stages[smax], *w = &plan->stages[sworst];
         t->step_time = F;
-        t->compute = c->m * (b->fwd_time + b->bwd_time);
-        t->exposed_comm = c->m * b->comm_time;
-        t->bubble = (c->S - 1) * (b->fwd_time + b->bwd_time + b->comm_time);
+        t->compute = c->m * (b->fwd_time + b->bwd_time + b->rc_compute);
+        t->exposed_comm = c->m * (b->comm_time + b->rc_comm);
+        t->bubble =
+            (c->S - 1) * (b->fwd_time + b->bwd_time + b->comm_time + b->rc_compute + b->rc_comm);
         t->optimizer = fmin(w->opt_time, fmax(0.0, F - c->K * Tmax)); /* the parts sum to F */
         t->grad_sync_unhidden = fmax(0.0, F - c->K * Tmax - t->optimizer);
         t->grad_sync_hidden = fmax(0.0, w->grad_sync_time - t->grad_sync_unhidden);
@@ -195,6 +223,7 @@ static void plan_bytes(const Search *s, const Cand *c, const int *mode, Plan *pl
     for (int i = 0; i < plan->nreshards; i++) {
         const PlanReshard *r = &plan->reshards[i];
         per[plan->nodes[r->to_node].stage] += (r->fwd_bytes + r->bwd_bytes) * c->m;
+        if (s->rc[r->to_node]) per[plan->nodes[r->to_node].stage] += r->fwd_bytes * c->m;
     }
     for (int i = 0; i < plan->ncuts; i++) {
         const PlanCut *pc = &plan->cuts[i];
@@ -234,6 +263,7 @@ Plan *search_plan_eval_new(Search *s, const Cand *c, const int *mode, const int 
             pn->in_layout[k] = M->in[k];
         pn->out_layout = M->out;
         pn->forced = n->annot.has_strat;
+        pn->recompute = s->rc[p];
         const ModeCost *mc = &s->mc[p * MAX_MODES + mode[p]];
         pn->fwd_time = mc->fwd;
         pn->bwd_time = mc->bwd;
@@ -243,6 +273,7 @@ Plan *search_plan_eval_new(Search *s, const Cand *c, const int *mode, const int 
         pn->grad_bytes = mc->sync_bytes;
         pn->param_bytes = mc->param_bytes;
         int inflight = c->S - stage[p] < c->m ? c->S - stage[p] : c->m;
+        if (s->rc[p]) inflight = 1; /* rebuilt in backward, one micro-batch at a time */
         pn->mem_bytes = mc->param_bytes * (2 + s->opt_copies) + mc->act_bytes * inflight;
     }
     search_eval_plan(s, c, mode, stage, plan, NULL);

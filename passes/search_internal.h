@@ -108,6 +108,13 @@ typedef struct Search {
     uint8_t *cutflag;
     size_t *rec_off;
     size_t rec_cap, flag_cap;
+    /* activation recomputation (search_recompute.c), per node: rcfix what the costs price
+     * (@recompute pins; every node under train.recompute = "all"), rc what the plan being
+     * evaluated recomputes (rcfix plus, under "auto", the stages that would not fit);
+     * intern[v·4 + l]: evaluation scratch, buffer (v, l) is rebuilt by a recomputation */
+    uint8_t *rcfix, *rc, *intern;
+    double *reshf;      /* [V][4][4] forward time of a layout change, per micro-batch */
+    int64_t *stage_mem; /* [N] each stage's memory in the last evaluation */
 } Search;
 
 /* One transition of the layout graph: state `from` before node p, mode, state `to` after
@@ -122,6 +129,11 @@ typedef struct Tr {
 typedef struct StageAcc {
     double load, fwd, bwd, comm, sync, unhidden, opt;
     int64_t bytes, params, acts, buf;
+    /* recomputation: forward compute and forward collectives run again per micro-batch, their
+     * bytes, and the activations (of acts) rebuilt in backward instead of kept */
+    double rcf, rcc;
+    int64_t rbytes, racts;
+    int rcn; /* nodes recomputed */
 } StageAcc;
 
 typedef struct CandList {
@@ -134,10 +146,12 @@ typedef struct Best {
     Cand c;
     double F;
     int *mode, *stage;
+    uint8_t *rc; /* the nodes it recomputes */
     bool found;
     int64_t min_mem; /* smallest peak memory seen over evaluated plans */
     Cand min_mem_c;
     int *mm_mode, *mm_stage;
+    uint8_t *mm_rc;
     PlanChoice *top;
     int ntop, ktop;
     double cap; /* prune anything not faster than this (INFINITY: no cap) */
@@ -200,6 +214,23 @@ double search_eval_plan(const Search *s, const Cand *c, const int *mode, const i
                         Plan *plan, int64_t *mem_peak);
 /* A Plan in g's arena for candidate c, nodes filled from mode[]/stage[], evaluated. */
 Plan *search_plan_eval_new(Search *s, const Cand *c, const int *mode, const int *stage);
+
+/* ─────────── search_recompute.c: activation recomputation ─────────── */
+
+/* rcfix from the @recompute pins and train.recompute (search_init calls it). */
+void search_rc_init(Search *s);
+/* Extra time per micro-batch of recomputing node p in mode mi's layouts: its forward compute
+ * (the layout changes feeding it are search_trans's). */
+double search_rc_node(const Search *s, int p, int mi);
+/* The plan mode/stage evaluated with rcfix and, under "auto", recomputation switched on for
+ * every stage (with more than one micro-batch in flight) that would not fit otherwise: its step
+ * time, peak memory in *peak, the recomputed nodes left in s->rc. */
+double search_rc_fit(Search *s, const Cand *c, const int *mode, const int *stage, int64_t *peak);
+/* consider()'s memory fallbacks for a plan over the memory, or fitting only by recomputing (F,
+ * *peak from search_rc_fit): the
+ * fastest that fits among recomputation on this plan, the memory-capped sweep's plan and (unless
+ * that fits as it is) the leanest plan; mode/stage/s->rc hold it. */
+double search_fit(Search *s, const Cand *c, int *mode, int *stage, double F, int64_t *peak);
 
 /* ─────────── search_why.c: reasons and errors ─────────── */
 

@@ -259,6 +259,7 @@ void search_explain_no_plan(Search *s) {
 void search_explain_memory(Search *s, const Best *b) {
     Cand c = b->min_mem_c;
     search_cand_prepare(s, &c);
+    memcpy(s->rc, b->mm_rc, (size_t)s->N);
     Plan *p = search_plan_build(s, &c, b->mm_mode, b->mm_stage);
     int worst = 0;
     for (int k = 1; k < p->S; k++)

@@ -231,6 +231,7 @@ static void json_layer(Json *j, const IrGraph *g, int i) {
     json_int(j, "mem_bytes", pn->mem_bytes);
     json_num(j, "fwd_time", pn->fwd_time);
     json_num(j, "bwd_time", pn->bwd_time);
+    if (pn->recompute) json_bool(j, "recompute", true); /* only when recomputed */
     json_close(j, '}');
 }
 
@@ -278,6 +279,15 @@ static void json_stages(Json *j, const IrGraph *g) {
         json_int(j, "activations", st->mem_acts);
         json_int(j, "buffers", st->mem_buffers);
         json_close(j, '}');
+        if (st->recompute) { /* only on a stage that recomputes (docs/report.md) */
+            json_open_inline(j, "recompute", '{');
+            json_int(j, "layers", st->recompute);
+            json_num(j, "compute_time", st->rc_compute);
+            json_num(j, "comm_time", st->rc_comm);
+            json_int(j, "comm_bytes", st->rc_bytes);
+            json_int(j, "activations_saved", st->rc_saved);
+            json_close(j, '}');
+        }
         json_close(j, '}');
     }
     json_close(j, ']');

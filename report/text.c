@@ -134,6 +134,27 @@ static void text_memory(const IrGraph *g, FILE *out) {
             units_bytes(b[0], 48, p->totals.comm_bytes));
 }
 
+/* Activation recomputation, one line per stage that recomputes (none when no stage does): how
+ * many layers, the forward time it adds per step, the activation memory it saves. */
+static void text_recompute(const IrGraph *g, FILE *out) {
+    const Plan *p = report_plan(g);
+    static const char *const policy[] = {"auto", "none", "all"};
+    for (int s = 0; s < p->S; s++) {
+        const PlanStage *st = &p->stages[s];
+        if (!st->recompute) continue;
+        char b[3][48], traffic[96] = "";
+        if (st->rc_bytes)
+            snprintf(traffic, sizeof traffic, ", %s more tensor traffic",
+                     units_bytes(b[2], 48, st->rc_bytes * p->m));
+        fprintf(out,
+                "recompute   stage %d: %d of %d layers (train.recompute = %s), +%s per step "
+                "(forward run again%s), saves %s of activations\n",
+                s, st->recompute, st->last_node - st->first_node + 1, policy[g->train.recompute],
+                units_time(b[0], 48, p->m * (st->rc_compute + st->rc_comm)), traffic,
+                units_bytes(b[1], 48, st->rc_saved));
+    }
+}
+
 /* One alternative's cell: "*  2.00 MB  40.1 µs", or "n/a" when the op or shapes forbid. */
 static void alt_cell(Table *t, const IrNode *n, const PlanNode *pn, Strategy s) {
     const PlanAlt *a = &pn->alt[s];
@@ -430,6 +451,7 @@ void pass_report_text(const IrGraph *g, FILE *out) {
     text_mesh(g, out);
     text_step(g, out, &a);
     text_memory(g, out);
+    text_recompute(g, out);
     text_layers(g, out, &a);
     text_reshards(g, out, &a);
     text_stages(g, out, &a);

@@ -3,7 +3,8 @@
  *
  * For every candidate mesh and micro-batch count it enumerates every mode of every node and
  * every stage assignment, prices each complete plan with the search's own evaluation
- * (search_eval_plan) and keeps the fastest that fits in memory; with plan.mesh set, only the
+ * (search_rc_fit: search_eval_plan, recomputing under "auto" the stages that would not fit) and
+ * keeps the fastest that fits in memory; with plan.mesh set, only the
  * candidates of that mesh (with train.microbatches' m, as the tests set no plan.microbatches). It
  * shares the search's candidates, modes and evaluation through passes/search_internal.h — the
  * private header of the search, included here on purpose — so what it checks is the sweep and its
@@ -28,7 +29,7 @@ static void brute_stages(Brute *b, int p, int k) {
     if (p == s->N) {
         if (k != b->c->S - 1) return;
         int64_t peak = 0;
-        double F = search_eval_plan(s, b->c, b->mode, b->stage, NULL, &peak);
+        double F = search_rc_fit(s, b->c, b->mode, b->stage, &peak);
         if ((double)peak <= s->g->cluster.memory && F < b->best) b->best = F;
         return;
     }
