@@ -392,7 +392,10 @@ static void lower_recompute(Lower *L, SchedStage *st) {
             !L->p->nodes[o->node].recompute)
             continue;
         *(SchedOp *)vec_push(L->g->arena, &L->ops) = *o;
-        if (o->dst >= 0) BUF(L, o->dst)->rebuilt = true;
+        /* inputs and labels (sliced for a recomputed layer) stay per slot: the plan's memory
+         * counts activations only */
+        if (o->dst >= 0 && IR_VALUE(L->g, BUF(L, o->dst)->value)->kind == VAL_ACT)
+            BUF(L, o->dst)->rebuilt = true;
     }
     for (int i = 0; i < st->nfwd; i++)
         if (st->fwd[i].kind == SOP_SEND) BUF(L, st->fwd[i].src)->rebuilt = false;

@@ -13,12 +13,15 @@ and with `-D train.recompute=all`, and checks:
   * each run's counted bytes equal its schedule's prediction on every rank (the recomputing run
     predicts the tensor-group collectives its recomputed layers run again);
   * the recomputing trainer allocates the recomputed layers' activations once per stage (its
-    C source holds the `rf` arena) while the other keeps them per micro-batch in flight.
+    C source holds the `rf` arena) while the other keeps them per micro-batch in flight, and on
+    every stage with k > 1 micro-batches in flight that one copy is exactly the memory the plan
+    says recomputation saves divided by k − 1 (the JSON report's activations_saved).
 
 Exit status 0 when all hold; every failure is printed.
 """
 import argparse
 import hashlib
+import json
 import os
 import re
 import subprocess
@@ -69,6 +72,30 @@ def build_and_run(a, model, devices, policy, tag):
     return r, losses, bytes_ok, sha, "float *rf = " in src, np_
 
 
+def check_alloc(a, model, devices, tag, failures):
+    """The one-copy arenas of the "all" trainer against the plan's saving, stage by stage."""
+    exe = os.path.join(a.workdir, f"{tag}_all")
+    r = run([a.mpcc, model, "-D", f"cluster.devices={devices}", "-D", "train.recompute=all",
+             "--emit=plan", "--report-json", exe + ".json"])
+    if r.returncode != 0:
+        failures.append(f"{tag}: report failed\n{r.stdout}")
+        return
+    with open(exe + ".json") as f:
+        rep = json.load(f)
+    with open(exe + ".c") as f:
+        src = f.read()
+    S, m = rep["mesh"]["S"], rep["microbatches"]
+    for st in rep["stages"]:
+        s = st["index"]
+        body = re.search(r"static void stage%d_alloc\(void\) \{(.*?)\n\}" % s, src, re.S).group(1)
+        one = sum(int(x) * 4 for x in re.findall(r"\*r[fn] = mprt_[if]alloc\((\d+)\)", body))
+        k = min(S - s, m)
+        saved = st.get("recompute", {}).get("activations_saved", 0)
+        if k > 1 and one * (k - 1) != saved:
+            failures.append(f"{tag} stage {s}: one copy of {one} B allocated, the plan saves "
+                            f"{saved} B with {k} micro-batches in flight")
+
+
 def check_case(a, model, devices, failures):
     tag = f"{os.path.splitext(os.path.basename(model))[0]}_{devices}"
     none_plan, n0 = plan_text(a, model, devices, "none")
@@ -87,6 +114,7 @@ def check_case(a, model, devices, failures):
             failures.append(f"{tag} {p}: counted bytes differ from the prediction\n{r.stdout}")
         if rf != (p == "all"):
             failures.append(f"{tag} {p}: one-copy arena of recomputed layers: {rf}")
+    check_alloc(a, model, devices, tag, failures)
     (_, l0, _, s0, _, np_), (_, l1, _, s1, _, _) = runs["none"], runs["all"]
     if l0 != l1:
         failures.append(f"{tag}: losses differ\n  none {l0}\n  all  {l1}")

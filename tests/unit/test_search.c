@@ -546,6 +546,86 @@ static void test_stash_memory(void) {
     model_free(&m);
 }
 
+/* ───────────────────────────── recomputation ───────────────────────────── */
+
+/* train.recompute = "all" is priced inside the sweeps (one more forward and its forward layout
+ * changes per layer), so the search stays exact against brute force. */
+static void test_recompute_brute(void) {
+    int cases = 0, same = 0;
+    for (uint64_t seed = 5000; cases < 60; seed++) {
+        rng_state = seed * 0x9E3779B97F4A7C15ull;
+        int nl;
+        char *src = random_model(&nl);
+        char defs[8][64];
+        const char *dv[10];
+        random_cluster(defs, dv);
+        int n = 0;
+        while (dv[n])
+            n++;
+        dv[n] = "train.recompute=all", dv[n + 1] = NULL;
+        Model m;
+        model_build(&m, src, dv, false);
+        if (!m.ok) {
+            model_free(&m);
+            continue;
+        }
+        cases++;
+        double bf = plan_brute_force(m.g, &m.diag);
+        bool ok = pass_plan(m.g, &m.diag);
+        CHECK(ok == (bf < INFINITY));
+        if (ok && fabs(m.g->plan->totals.step_time - bf) <= 1e-9 * bf) same++;
+        if (ok) {
+            const Plan *p = m.g->plan;
+            for (int i = 0; i < IR_NNODES(m.g); i++)
+                CHECK(p->nodes[i].recompute);
+        }
+        if (!ok && bf == INFINITY) same++;
+        model_free(&m);
+    }
+    printf("recompute=all: %d cases, %d same optimum as brute force\n", cases, same);
+    CHECK(same == cases);
+}
+
+static const char *const chain4 =
+    "model c {\n"
+    "    input x: f32[batch, 64];\n"
+    "    label y: i32[batch];\n"
+    "    h1 = linear(x, 64);\n"
+    "    h2 = linear(h1, 64);\n"
+    "    h3 = linear(h2, 64) @stage(1);\n"
+    "    o = linear(h3, 10);\n"
+    "    loss = cross_entropy(o, y);\n"
+    "}\n"
+    "train { batch = 32; microbatches = 4; optimizer = sgd(lr = 0.1); }\n"
+    "cluster { devices = 2; preset = \"cpu\"; }\n";
+
+/* Memory with recomputation: stage 0 of a 2-stage pipeline has 2 micro-batches in flight; h1
+ * (8 x 64 floats per micro-batch) is rebuilt once instead of kept twice, h2 is sent to stage 1 and
+ * stays kept; stage 1 (one micro-batch in flight) saves nothing; the step takes longer. */
+static void test_recompute_memory(void) {
+    static const char *const none[] = {"train.recompute=none", "plan.mesh=2x1x1", NULL};
+    static const char *const all[] = {"train.recompute=all", "plan.mesh=2x1x1", NULL};
+    Model a, b;
+    model_build(&a, chain4, none, true);
+    model_build(&b, chain4, all, true);
+    CHECK(a.ok && b.ok);
+    if (a.ok && b.ok) {
+        const PlanStage *s0 = &a.g->plan->stages[0], *r0 = &b.g->plan->stages[0];
+        CHECK_EQ(s0->recompute, 0);
+        CHECK_EQ(r0->recompute, 2);
+        CHECK_EQ(r0->rc_saved, 8 * 64 * 4);
+        CHECK_EQ(s0->mem_acts, 2 * (2 * 8 * 64 * 4));
+        CHECK_EQ(r0->mem_acts, s0->mem_acts - r0->rc_saved);
+        CHECK_EQ(b.g->plan->stages[1].rc_saved, 0);
+        CHECK_EQ(r0->rc_bytes, 0);
+        CHECK(r0->rc_compute > 0);
+        CHECK(b.g->plan->totals.step_time > a.g->plan->totals.step_time);
+        CHECK(!a.g->plan->nodes[0].recompute && b.g->plan->nodes[0].recompute);
+    }
+    model_free(&a);
+    model_free(&b);
+}
+
 int main(void) {
     test_design_example();
     test_megatron();
@@ -555,5 +635,7 @@ int main(void) {
     test_memory_gap();
     test_pinned_brute();
     test_stash_memory();
+    test_recompute_brute();
+    test_recompute_memory();
     return TEST_RESULT();
 }
