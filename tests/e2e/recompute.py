@@ -5,7 +5,9 @@ For each case (a model, a device count) it builds two trainers, with `-D train.r
 and with `-D train.recompute=all`, and checks:
 
   * both plans are the same plan (the schedule without its recomputation lines and byte
-    totals), and the "all" plan does recompute on every stage;
+    totals), and the "all" plan does recompute on every stage ("all" prices one more forward
+    per layer, so the search may choose other layouts or cuts: a case must be one whose plan
+    does not change, e.g. with its strategies and stages annotated);
   * both runs exit 0 and print the same loss on every step, digit for digit (the same kernels in
     the same order on the same inputs; dropout draws its numbers from (seed, layer, step,
     sample), so a recomputed dropout replays them);
