@@ -29,7 +29,7 @@
 
 static struct {
     bool inited;
-    bool owns_mpi; /* mprt_init called MPI_Init, so mprt_finalize calls MPI_Finalize */
+    bool owns_mpi; /* the runtime called MPI_Init, so mprt_finalize calls MPI_Finalize */
     MprtMesh mesh;
     MPI_Comm comm[MPRT_GROUP__COUNT];
     int gsize[MPRT_GROUP__COUNT], grank[MPRT_GROUP__COUNT];
@@ -92,6 +92,28 @@ static void check(int rc, const char *call, MprtGroup g) {
     mprt_fatal("%s on %s group failed: %s", call, mprt_group_name(g), why);
 }
 
+/* Waits for a call this rank posted, under the communication timeout (comm_wait.c): every
+ * collective and receive is posted non-blocking and completed here, so a stuck rank ends the
+ * job with its name instead of hanging it. */
+static void await(MPI_Request *rq, const char *call, MprtGroup g) {
+    check(mprt__wait(rq, call, mprt_group_name(g)), call, g);
+}
+
+/* A collective of a step on group g: its non-blocking form completed by await, or with the
+ * timeout off (0), MPI's blocking form, whose algorithms are faster for mid-size messages on
+ * Open MPI (docs/benchmarks.md, "Communication timeout"). Both take the same arguments, the
+ * non-blocking one a request more. */
+#define COLLECTIVE(g, blocking, nonblocking, ...)                                                  \
+    do {                                                                                           \
+        if (mprt_comm_timeout() > 0) {                                                             \
+            MPI_Request rq_;                                                                       \
+            check(nonblocking(__VA_ARGS__, &rq_), #nonblocking, g);                                \
+            await(&rq_, #blocking, g);                                                             \
+        } else {                                                                                   \
+            check(blocking(__VA_ARGS__), #blocking, g);                                            \
+        }                                                                                          \
+    } while (0)
+
 static int to_int(int64_t n, const char *call) {
     if (n < 0 || n > INT_MAX)
         mprt_fatal("%s: element count %lld out of range for MPI (0..%d)", call, (long long)n,
@@ -138,15 +160,43 @@ static void split(MprtGroup g, int color, int key) {
     check(MPI_Comm_rank(c, &R.grank[g]), "MPI_Comm_rank", g);
 }
 
-void mprt_init(int *argc, char ***argv, int S, int d, int t) {
+/* MPI_Init unless MPI is up (started by mprt__agree_flag, or by an embedding program). */
+static void start_mpi(int *argc, char ***argv) {
     set_progname(argc, argv);
     int up = 0;
     MPI_Initialized(&up);
-    R.owns_mpi = !up;
-    if (!up && MPI_Init(argc, argv) != MPI_SUCCESS) {
+    if (up) return;
+    if (MPI_Init(argc, argv) != MPI_SUCCESS) {
         fprintf(stderr, "%s: MPI_Init failed\n", R.prog);
         exit(1);
     }
+    R.owns_mpi = true;
+}
+
+int mprt__agree_flag(int *argc, char ***argv, const char *flag, bool mine, int *rank) {
+    start_mpi(argc, argv);
+    MPI_Comm_rank(MPI_COMM_WORLD, rank);
+    int me[2] = {mine ? *rank : INT_MAX, mine ? INT_MAX : *rank}, first[2] = {0, 0};
+    MPI_Request rq;
+    int rc = MPI_Iallreduce(me, first, 2, MPI_INT, MPI_MIN, MPI_COMM_WORLD, &rq);
+    if (rc == MPI_SUCCESS) rc = mprt__wait(&rq, "MPI_Allreduce (start-up)", "world");
+    if (rc != MPI_SUCCESS) mprt_fatal("MPI_Allreduce of the start-up agreement failed (%d)", rc);
+    if (first[0] == INT_MAX) return 0; /* no rank has it: MPI stays up for mprt_init */
+    if (first[1] != INT_MAX && *rank == 0) {
+        fprintf(stderr,
+                "%s: %s was given to rank %d but not to rank %d; give it to every rank or to "
+                "none\n",
+                R.prog, flag, first[0], first[1]);
+        fflush(stderr);
+    }
+    if (R.owns_mpi) MPI_Finalize();
+    R.owns_mpi = false;
+    if (first[1] != INT_MAX) exit(1);
+    return 1;
+}
+
+void mprt_init(int *argc, char ***argv, int S, int d, int t) {
+    start_mpi(argc, argv);
     R.t0 = MPI_Wtime();
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     MprtMesh *m = &R.mesh;
@@ -172,14 +222,21 @@ void mprt_init(int *argc, char ***argv, int S, int d, int t) {
     split(MPRT_STAGE, m->s, m->j * t + m->k);
     split(MPRT_PIPE, m->j * t + m->k, m->s);
     split(MPRT_WORLD, 0, m->rank);
+    mprt__wait_init();
     R.inited = true;
 }
 
 void mprt_finalize(void) {
     if (!R.inited) return;
-    mprt__par_finalize();
     int down = 0; /* a C API program that called MPI_Finalize first: its communicators are gone */
     MPI_Finalized(&down);
+    if (!down && R.gsize[MPRT_WORLD] > 1) { /* all here, or the timeout names who is not */
+        MPI_Request rq;
+        check(MPI_Ibarrier(R.comm[MPRT_WORLD], &rq), "MPI_Ibarrier", MPRT_WORLD);
+        await(&rq, "MPI_Barrier (finalize)", MPRT_WORLD);
+    }
+    mprt__wait_finalize();
+    mprt__par_finalize();
     for (int g = 0; g < MPRT_GROUP__COUNT && !down; g++)
         MPI_Comm_free(&R.comm[g]);
     inflight_free(); /* a step always joins; calls left here belong to a run that failed */
@@ -188,6 +245,7 @@ void mprt_finalize(void) {
     R.scratch_cap = 0;
     R.inited = false;
     if (R.owns_mpi && !down) MPI_Finalize();
+    R.owns_mpi = false;
 }
 
 const MprtMesh *mprt_mesh(void) { return &R.mesh; }
@@ -216,8 +274,8 @@ void mprt_allreduce(MprtGroup g, float *buf, int64_t count) {
     int G = mprt_group_size(g);
     double t0 = MPI_Wtime();
     if (G > 1)
-        check(MPI_Allreduce(MPI_IN_PLACE, buf, n, MPI_FLOAT, MPI_SUM, R.comm[g]), "MPI_Allreduce",
-              g);
+        COLLECTIVE(g, MPI_Allreduce, MPI_Iallreduce, MPI_IN_PLACE, buf, n, MPI_FLOAT, MPI_SUM,
+                   R.comm[g]);
     mprt_stats_add(MPRT_ALLREDUCE, g, mprt_coll_bytes(MPRT_ALLREDUCE, G, 4 * count),
                    MPI_Wtime() - t0);
 }
@@ -293,7 +351,7 @@ void mprt_allreduce_join(void) {
     double t0 = MPI_Wtime();
     for (int i = 0; i < F.n; i++) {
         if (F.count[i] < 0) continue;
-        check(MPI_Wait(&F.req[i], MPI_STATUS_IGNORE), "MPI_Wait", F.group[i]);
+        await(&F.req[i], "MPI_Iallreduce", F.group[i]);
         inflight_done(i, MPI_Wtime());
     }
     F.n = 0;
@@ -321,18 +379,15 @@ void mprt_allgather(MprtGroup g, const float *local, float *full, int64_t outer,
     double t0 = MPI_Wtime();
     if (G == 1) {
         memcpy(full, local, (size_t)blk * sizeof(float));
-    } else if (outer == 1) {
-        check(MPI_Allgather(local, (int)blk, MPI_FLOAT, full, (int)blk, MPI_FLOAT, R.comm[g]),
-              "MPI_Allgather", g);
     } else {
-        float *tmp = scratch(blk * G);
-        check(MPI_Allgather(local, (int)blk, MPI_FLOAT, tmp, (int)blk, MPI_FLOAT, R.comm[g]),
-              "MPI_Allgather", g);
+        float *dst = outer == 1 ? full : scratch(blk * G); /* rank-major blocks */
+        COLLECTIVE(g, MPI_Allgather, MPI_Iallgather, local, (int)blk, MPI_FLOAT, dst, (int)blk,
+                   MPI_FLOAT, R.comm[g]);
         size_t row = (size_t)(chunk * inner);
-        for (int64_t o = 0; o < outer; o++)
+        for (int64_t o = 0; outer > 1 && o < outer; o++)
             for (int r = 0; r < G; r++)
                 memcpy(full + ((size_t)o * (size_t)G + (size_t)r) * row,
-                       tmp + ((size_t)r * (size_t)outer + (size_t)o) * row, row * sizeof(float));
+                       dst + ((size_t)r * (size_t)outer + (size_t)o) * row, row * sizeof(float));
     }
     mprt_stats_add(MPRT_ALLGATHER, g, mprt_coll_bytes(MPRT_ALLGATHER, G, 4 * blk * G),
                    MPI_Wtime() - t0);
@@ -357,8 +412,8 @@ void mprt_reduce_scatter(MprtGroup g, const float *full, float *local, int64_t o
                            full + ((size_t)o * (size_t)G + (size_t)r) * row, row * sizeof(float));
             src = tmp;
         }
-        check(MPI_Reduce_scatter_block(src, local, (int)blk, MPI_FLOAT, MPI_SUM, R.comm[g]),
-              "MPI_Reduce_scatter_block", g);
+        COLLECTIVE(g, MPI_Reduce_scatter_block, MPI_Ireduce_scatter_block, src, local, (int)blk,
+                   MPI_FLOAT, MPI_SUM, R.comm[g]);
     }
     mprt_stats_add(MPRT_REDUCESCATTER, g, mprt_coll_bytes(MPRT_REDUCESCATTER, G, 4 * blk * G),
                    MPI_Wtime() - t0);
@@ -408,9 +463,8 @@ static void alltoall(MprtGroup g, const float *in, float *out, int64_t batch, in
     } else {
         float *buf = scratch(blk * G);
         if (b2f) a2a_permute(buf, in, G, batch / G, mid, feat, inner, true);
-        check(MPI_Alltoall(b2f ? buf : in, (int)blk, MPI_FLOAT, b2f ? out : buf, (int)blk,
-                           MPI_FLOAT, R.comm[g]),
-              "MPI_Alltoall", g);
+        COLLECTIVE(g, MPI_Alltoall, MPI_Ialltoall, b2f ? buf : in, (int)blk, MPI_FLOAT,
+                   b2f ? out : buf, (int)blk, MPI_FLOAT, R.comm[g]);
         if (!b2f) a2a_permute(out, buf, G, batch / G, mid, feat, inner, false);
     }
     mprt_stats_add(MPRT_ALLTOALL, g, mprt_coll_bytes(MPRT_ALLTOALL, G, 4 * blk * G * G),
@@ -433,7 +487,11 @@ void mprt_broadcast(MprtGroup g, float *buf, int64_t count, int root) {
     if (root < 0 || root >= G)
         mprt_fatal("MPI_Bcast: root %d outside the %s group of %d", root, mprt_group_name(g), G);
     double t0 = MPI_Wtime();
-    if (G > 1) check(MPI_Bcast(buf, n, MPI_FLOAT, root, R.comm[g]), "MPI_Bcast", g);
+    if (G > 1) {
+        MPI_Request rq;
+        check(MPI_Ibcast(buf, n, MPI_FLOAT, root, R.comm[g], &rq), "MPI_Ibcast", g);
+        await(&rq, "MPI_Bcast", g);
+    }
     mprt_stats_add(MPRT_BROADCAST, g, mprt_coll_bytes(MPRT_BROADCAST, G, 4 * count),
                    MPI_Wtime() - t0);
 }
@@ -442,9 +500,12 @@ static void metric(MprtGroup g, double *vals, int count, MPI_Op op) {
     int G = mprt_group_size(g);
     if (count < 0) mprt_fatal("MPI_Allreduce: negative count %d", count);
     double t0 = MPI_Wtime();
-    if (G > 1)
-        check(MPI_Allreduce(MPI_IN_PLACE, vals, count, MPI_DOUBLE, op, R.comm[g]), "MPI_Allreduce",
-              g);
+    if (G > 1) {
+        MPI_Request rq;
+        check(MPI_Iallreduce(MPI_IN_PLACE, vals, count, MPI_DOUBLE, op, R.comm[g], &rq),
+              "MPI_Iallreduce", g);
+        await(&rq, "MPI_Allreduce", g);
+    }
     mprt_stats_add(MPRT_METRICS, g, mprt_coll_bytes(MPRT_METRICS, G, 8 * (int64_t)count),
                    MPI_Wtime() - t0);
 }
@@ -465,8 +526,9 @@ static int peer(int dir, const char *call) {
 void mprt_recv(int dir, float *buf, int64_t count, int tag) {
     int from = peer(dir, "MPI_Recv"), n = to_int(count, "MPI_Recv");
     double t0 = MPI_Wtime();
-    check(MPI_Recv(buf, n, MPI_FLOAT, from, tag, R.comm[MPRT_PIPE], MPI_STATUS_IGNORE), "MPI_Recv",
-          MPRT_PIPE);
+    MPI_Request rq;
+    check(MPI_Irecv(buf, n, MPI_FLOAT, from, tag, R.comm[MPRT_PIPE], &rq), "MPI_Irecv", MPRT_PIPE);
+    await(&rq, "MPI_Recv", MPRT_PIPE);
     mprt_stats_add(MPRT_SENDRECV, MPRT_PIPE, 0, MPI_Wtime() - t0);
 }
 
@@ -489,7 +551,7 @@ MprtReq *mprt_isend(int dir, const float *buf, int64_t count, int tag) {
 
 void mprt_wait(MprtReq *r) {
     if (!r) return;
-    check(MPI_Wait(&r->req, MPI_STATUS_IGNORE), r->call, MPRT_PIPE);
+    await(&r->req, r->call, MPRT_PIPE);
     mprt_stats_add(MPRT_SENDRECV, MPRT_PIPE, r->bytes, MPI_Wtime() - r->t0);
     free(r);
 }
@@ -498,9 +560,12 @@ void mprt_wait(MprtReq *r) {
 
 void mprt_exit_if_any(bool failed, const char *msg) {
     int mine = failed ? R.mesh.rank : INT_MAX, first = mine;
-    if (R.inited && R.mesh.size > 1)
-        check(MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, R.comm[MPRT_WORLD]),
-              "MPI_Allreduce", MPRT_WORLD);
+    if (R.inited && R.mesh.size > 1) {
+        MPI_Request rq;
+        check(MPI_Iallreduce(&mine, &first, 1, MPI_INT, MPI_MIN, R.comm[MPRT_WORLD], &rq),
+              "MPI_Iallreduce", MPRT_WORLD);
+        await(&rq, "MPI_Allreduce", MPRT_WORLD);
+    }
     if (first == INT_MAX) return;
     fflush(stdout);
     if (first == R.mesh.rank) {
@@ -519,7 +584,9 @@ char *mprt__gather_text(const char *mine, int *n) {
     int len = to_int((int64_t)strlen(mine) + 1, "MPI_Gather");
     int *lens = root ? calloc((size_t)size, 2 * sizeof(int)) : NULL;
     if (root && !lens) mprt_fatal("out of memory gathering the profile");
-    check(MPI_Gather(&len, 1, MPI_INT, lens, 1, MPI_INT, 0, R.comm[w]), "MPI_Gather", w);
+    MPI_Request rq;
+    check(MPI_Igather(&len, 1, MPI_INT, lens, 1, MPI_INT, 0, R.comm[w], &rq), "MPI_Igather", w);
+    await(&rq, "MPI_Gather", w);
     char *all = NULL;
     int *displs = root ? lens + size : NULL;
     if (root) {
@@ -531,8 +598,9 @@ char *mprt__gather_text(const char *mine, int *n) {
         all = malloc((size_t)to_int(total, "MPI_Gatherv"));
         if (!all) mprt_fatal("out of memory gathering the profile");
     }
-    check(MPI_Gatherv(mine, len, MPI_CHAR, all, lens, displs, MPI_CHAR, 0, R.comm[w]),
-          "MPI_Gatherv", w);
+    check(MPI_Igatherv(mine, len, MPI_CHAR, all, lens, displs, MPI_CHAR, 0, R.comm[w], &rq),
+          "MPI_Igatherv", w);
+    await(&rq, "MPI_Gatherv", w);
     free(lens);
     *n = size;
     return all;

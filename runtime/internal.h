@@ -42,6 +42,24 @@ void mprt__atomic_abort(MprtAtomic *w);
  * count in *n; other ranks get NULL. Not counted in the statistics. */
 char *mprt__gather_text(const char *mine, int *n);
 
+/* Waits for a request this rank posted, polling it against the communication timeout and
+ * answering other ranks' queries meanwhile (comm_wait.c); on expiry names the ranks holding
+ * the job up and aborts it. call and group name the wait in that message. Returns MPI's error
+ * code. For files that include <mpi.h> first. wait_init (collective over the world, in
+ * mprt_init) makes the queries' communicator; wait_finalize frees it. */
+#ifdef MPI_VERSION
+int mprt__wait(MPI_Request *req, const char *call, const char *group);
+#endif
+void mprt__wait_init(void);
+void mprt__wait_finalize(void);
+
+/* Before mprt_init, on every rank a launcher started (comm_mpi.c): starts MPI and agrees on a
+ * flag that ends the run before the mesh is checked (--help). Returns 0 when no rank has it
+ * (MPI stays up for mprt_init); 1 when every rank has it (MPI is finalised; *rank is this
+ * rank's, so rank 0 alone can answer it); when only some have it, rank 0 prints "prog: FLAG
+ * was given to rank A but not to rank B; ..." and every rank exits 1. */
+int mprt__agree_flag(int *argc, char ***argv, const char *flag, bool mine, int *rank);
+
 /* Adds this rank's "layers" array to its profile object (trainer_step.c): per layer of its
  * stage, the plan's predicted and the measured steady-state seconds per micro-batch. */
 struct cJSON;

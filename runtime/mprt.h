@@ -171,6 +171,15 @@ void mprt_wait(MprtReq *req);
  * lowest failing rank prints "train: <msg>" (one line for the whole job) and every rank
  * finalises MPI and exits 1. Collective over the world. */
 void mprt_exit_if_any(bool failed, const char *msg);
+/* The communication timeout (comm_wait.c; docs/runtime.md, "A rank that stops"): a wait on
+ * other ranks (every collective, send and receive) that makes no progress for this many
+ * seconds asks every rank whether it is alive, prints one line naming those that do not
+ * answer, and aborts the job. MPRT_COMM_TIMEOUT in the environment sets it at mprt_init
+ * unless mprt_set_comm_timeout did; 0 waits forever. Per rank, callable before mprt_init. */
+#define MPRT_COMM_TIMEOUT_DEFAULT 300.0
+void mprt_set_comm_timeout(double seconds);
+double mprt_comm_timeout(void);
+
 /* An unrecoverable error on this rank: prints "train: rank R: <msg>" and MPI_Abort. */
 void mprt_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 

@@ -127,8 +127,9 @@ typedef struct MprtArgs {
     const char *init_partial; /* --init-partial: the tensors of a file that fit, or NULL */
     const char *trace;        /* --trace FILE, or NULL; --trace-steps: the steps it records */
     int64_t trace_steps;
-    const char *comm; /* --comm (the CUDA trainer's), or NULL */
-    bool help, tf32;  /* --help; --tf32 (the CUDA trainer's) */
+    const char *comm;     /* --comm (the CUDA trainer's), or NULL */
+    int64_t comm_timeout; /* --comm-timeout seconds (0: none); -1: MPRT_COMM_TIMEOUT or 300 */
+    bool help, tf32;      /* --help; --tf32 (the CUDA trainer's) */
     /* --generate N tokens instead of training, from --prompt-tokens "3,1,4" (default "0"),
      * --temperature (default 1; 0: greedy) and --top-k (default 0: every token) */
     int64_t generate, top_k;

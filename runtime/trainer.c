@@ -78,6 +78,19 @@ static void check_mpi(int rc, const char *call) {
     if (rc != MPI_SUCCESS) mprt_fatal("%s of a checkpoint tensor failed (MPI error %d)", call, rc);
 }
 
+/* The stage's tensor to world rank 0, under the communication timeout (comm_wait.c). */
+static void ckpt_transfer(bool send, float *whole, int64_t n, int peer) {
+    MPI_Request rq;
+    if (send)
+        check_mpi(MPI_Isend(whole, (int)n, MPI_FLOAT, peer, CKPT_TAG, MPI_COMM_WORLD, &rq),
+                  "MPI_Isend");
+    else
+        check_mpi(MPI_Irecv(whole, (int)n, MPI_FLOAT, peer, CKPT_TAG, MPI_COMM_WORLD, &rq),
+                  "MPI_Irecv");
+    check_mpi(mprt__wait(&rq, send ? "MPI_Send (checkpoint)" : "MPI_Recv (checkpoint)", "world"),
+              send ? "MPI_Send" : "MPI_Recv");
+}
+
 float *mprt_param_gather(const MprtModel *m, const MprtParam *p, const float *arena) {
     const MprtMesh *mesh = mprt_mesh();
     int64_t n = mprt_param_numel(p);
@@ -97,14 +110,11 @@ float *mprt_param_gather(const MprtModel *m, const MprtParam *p, const float *ar
         return whole;
     }
     int owner = p->stage * m->d * m->t;
-    if (mesh->rank == owner)
-        check_mpi(MPI_Send(whole, (int)n, MPI_FLOAT, 0, CKPT_TAG, MPI_COMM_WORLD), "MPI_Send");
+    if (mesh->rank == owner) ckpt_transfer(true, whole, n, 0);
     free(whole);
     if (mesh->rank != 0) return NULL;
     whole = mprt_falloc(mprt_param_padded(p));
-    check_mpi(
-        MPI_Recv(whole, (int)n, MPI_FLOAT, owner, CKPT_TAG, MPI_COMM_WORLD, MPI_STATUS_IGNORE),
-        "MPI_Recv");
+    ckpt_transfer(false, whole, n, owner);
     return whole;
 }
 

@@ -63,7 +63,7 @@ static uint64_t plan_hash(const MprtTrainer *t) {
     return h;
 }
 
-enum { NSET = 17 };
+enum { NSET = 21 };
 static const char *const set_names[NSET] = {
     "plan (mesh, parameter table, batch, optimizer or predicted traffic: another trainer?)",
     "--steps",
@@ -81,7 +81,11 @@ static const char *const set_names[NSET] = {
     "--val-data",
     "--val-labels",
     "--eval-every",
-    "--val-batches"};
+    "--val-batches",
+    "--trace",
+    "--trace-steps",
+    "--generate",
+    "--comm-timeout (or MPRT_COMM_TIMEOUT)"};
 
 /* This rank's row: the plan's hash, then each setting's. */
 static void row(const MprtTrainer *t, const MprtArgs *a, uint64_t v[NSET]) {
@@ -100,6 +104,11 @@ static void row(const MprtTrainer *t, const MprtArgs *a, uint64_t v[NSET]) {
     v[14] = fnv_str(h0, a->val_labels);
     v[15] = fnv_i64(h0, a->eval_every);
     v[16] = fnv_i64(h0, a->val_batches);
+    v[17] = fnv_str(h0, a->trace); /* the trace is gathered: a collective of its own */
+    v[18] = fnv_i64(h0, a->trace ? a->trace_steps : 0);
+    v[19] = fnv_i64(h0, a->generate);
+    double timeout = mprt_comm_timeout(); /* a rank with none would not answer the others */
+    v[20] = fnv(h0, &timeout, sizeof timeout);
 }
 
 /* Every rank's row of n hashes, gathered on every rank: the lowest rank whose row differs from
@@ -110,7 +119,9 @@ static int first_difference(const uint64_t *mine, int n, int *set) {
     MPI_Comm_size(MPI_COMM_WORLD, &size);
     uint64_t *all = calloc((size_t)size * (size_t)n, sizeof *all);
     if (!all) mprt_fatal("out of memory agreeing on the plan");
-    int rc = MPI_Allgather(mine, n, MPI_UINT64_T, all, n, MPI_UINT64_T, MPI_COMM_WORLD);
+    MPI_Request rq;
+    int rc = MPI_Iallgather(mine, n, MPI_UINT64_T, all, n, MPI_UINT64_T, MPI_COMM_WORLD, &rq);
+    if (rc == MPI_SUCCESS) rc = mprt__wait(&rq, "MPI_Allgather (start-up agreement)", "world");
     if (rc != MPI_SUCCESS) mprt_fatal("MPI_Allgather of the start-up agreement failed (%d)", rc);
     *set = -1;
     for (int r = 1; r < size && bad < 0; r++)

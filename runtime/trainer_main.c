@@ -10,8 +10,9 @@
  * binding line, and its start and stop hooks bring the GPU up and down.
  *
  * Every error here is the user's (a bad flag, a file that does not fit) and ends the job with
- * one line and exit status 1 on every rank (mprt_exit_if_any); --help prints the usage and
- * exits 0 before MPI starts.
+ * one line and exit status 1 on every rank (mprt_exit_if_any); --help prints the usage once
+ * per job and exits 0 (before MPI starts when no launcher started the process; under one,
+ * after the ranks agreed on it, so that --help on some ranks only is an error, not a hang).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -56,6 +57,12 @@ void mprt_usage(const MprtTrainer *t, FILE *out, const char *prog) {
             "  --export-hf DIR    write the final weights in Hugging Face's GPT-2 layout\n"
             "                     (model.safetensors, config.json; docs/hf.md)\n",
             m->S * m->d * m->t, prog, (int)t->default_steps, (int)t->default_seed);
+    fputs("  --comm-timeout S   a collective or transfer without progress for S seconds ends the "
+          "job,\n"
+          "                     naming the ranks that do not answer (default "
+          "$MPRT_COMM_TIMEOUT,\n"
+          "                     else 300; 0: wait forever)\n",
+          out);
     if (t->device)
         fputs("  --comm MODE        collectives over nccl, mpi (host-staged, GPUs shared) or auto "
               "(default)\n"
@@ -103,6 +110,7 @@ static const char **str_flag(const MprtTrainer *t, MprtArgs *a, const char *f) {
 
 /* The field a count flag sets, or NULL. */
 static int64_t *num_flag(MprtArgs *a, const char *f) {
+    if (!strcmp(f, "--comm-timeout")) return &a->comm_timeout;
     return !strcmp(f, "--steps")         ? &a->steps
            : !strcmp(f, "--save-every")  ? &a->save_every
            : !strcmp(f, "--log-every")   ? &a->log_every
@@ -118,6 +126,7 @@ const char *mprt_args_parse(const MprtTrainer *t, int argc, char **argv, MprtArg
                             size_t n) {
     *a = (MprtArgs){
         .steps = t->default_steps, .log_every = 1, .seed = t->default_seed, .temperature = 1};
+    a->comm_timeout = -1; /* unset: MPRT_COMM_TIMEOUT, else the default */
     for (int i = 1; i < argc; i++) {
         const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int64_t c = parse_count(v, !strcmp(f, "--seed"));
@@ -274,16 +283,18 @@ static const char *past_steps(const char *path, int64_t step, int64_t steps, cha
     return msg;
 }
 
-/* This process's rank as the launcher set it before MPI starts (Open MPI, PMIx, MPICH's PMI,
- * Slurm), or 0 when no launcher did: --help is printed by one process per job. */
-static int launcher_rank(void) {
+/* Whether a launcher started this process (Open MPI, PMIx, MPICH's PMI, Slurm set these
+ * before MPI starts). Without one, --help is answered before MPI starts; under one, the ranks
+ * agree on it first (mprt__agree_flag): one usage text per job, and --help given to some
+ * ranks only ends the job with a line instead of leaving the others waiting in MPI_Init. */
+static bool launched(void) {
     static const char *const vars[] = {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK",
                                        "SLURM_PROCID"};
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
         const char *v = getenv(vars[i]);
-        if (v && *v) return atoi(v);
+        if (v && *v) return true;
     }
-    return 0;
+    return false;
 }
 
 /* --generate's conditions: a language model, the C trainer, a checkpoint to start from. */
@@ -340,10 +351,13 @@ int mprt_trainer_main(const MprtTrainer *t, int argc, char **argv) {
     MprtArgs a;
     char msg[256];
     const char *bad = mprt_args_parse(t, argc, argv, &a, msg, sizeof msg);
-    if (a.help) {
-        if (launcher_rank() == 0) mprt_usage(t, stdout, argv[0]);
+    int rank = 0;
+    if ((a.help && !launched()) ||
+        (launched() && mprt__agree_flag(&argc, &argv, "--help", a.help, &rank))) {
+        if (rank == 0) mprt_usage(t, stdout, argv[0]);
         return 0;
     }
+    if (a.comm_timeout >= 0) mprt_set_comm_timeout((double)a.comm_timeout);
     mprt_init(&argc, &argv, m->S, m->d, m->t);
     if (!bad) bad = cannot_generate(t, &a);
     if (!bad) bad = cannot_export(t, &a);

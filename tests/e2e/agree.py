@@ -2,9 +2,12 @@
 """Ranks agree at start-up (issue 13 item 5; runtime/trainer_agree.c), end to end.
 
 An MPMD launch of two plans of one model (t = 2 on rank 0, d = 2 on rank 1, pinned with
-plan.mesh), and launches where one rank's --steps, --seed, --save or --data differs, each used
-to hang or train on silently. Each must now end within the timeout with exit 1 and one line
-naming rank 1 and the setting; the same trainer on two ranks with the same flags trains.
+plan.mesh), and launches where one rank's --steps, --seed, --save, --data, --trace or
+--comm-timeout differs, each used to hang or train on silently. Each must now end within the
+timeout with exit 1 and one line naming rank 1 and the setting; the same trainer on two ranks
+with the same flags trains. --help given to one rank only (it used to exit before MPI started, leaving the other
+waiting in MPI_Init forever) ends with exit 1 and one line naming both ranks; given to both,
+the usage is printed once and the job exits 0.
 """
 import argparse
 import os
@@ -35,6 +38,8 @@ def main():
         ("--seed", base, [exe_t] + base + ["--seed", "5"], "--seed"),
         ("--save", base, [exe_t] + base + ["--save", os.path.join(a.workdir, "x.safetensors")], "--save"),
         ("--data", base, [exe_t] + base + ["--data", os.path.join(a.workdir, "x.npy")], "--data"),
+        ("--trace", base, [exe_t] + base + ["--trace", os.path.join(a.workdir, "t.json")], "--trace"),
+        ("--comm-timeout", base, [exe_t] + base + ["--comm-timeout", "0"], "--comm-timeout"),
     ]
     failures = []
     for what, flags0, rank1, setting in cases:
@@ -50,6 +55,24 @@ def main():
             failures.append(f"{what}: expected exit 1 and one line with '{want}', got {r.returncode}:\n{r.stderr}")
         else:
             print(f"{what}: {lines[0]}")
+    for who, flags0, flags1 in ((1, base, base + ["--help"]), (0, base + ["--help"], base)):
+        cmd = [a.mpirun, "--oversubscribe", "-np", "1", exe_t] + flags0 + [":", "-np", "1", exe_t] + flags1
+        want = f"--help was given to rank {who} but not to rank {1 - who}"
+        try:
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        except subprocess.TimeoutExpired:
+            failures.append(f"--help on rank {who} only: hung (no answer in 120 s)")
+            continue
+        lines = [l for l in r.stderr.splitlines() if re.match(r"^plan_\w+: ", l)]
+        if r.returncode != 1 or len(lines) != 1 or want not in lines[0] or "usage:" in r.stdout:
+            failures.append(f"--help on rank {who} only: expected exit 1 and one line with '{want}', got "
+                            f"{r.returncode}:\n{r.stdout}{r.stderr}")
+        else:
+            print(f"--help on rank {who} only: {lines[0]}")
+    r = subprocess.run([a.mpirun, "--oversubscribe", "-np", "2", exe_t, "--help"], capture_output=True, text=True,
+                       timeout=120)
+    if r.returncode != 0 or r.stdout.count("usage:") != 1:
+        failures.append(f"--help on both ranks: expected the usage once and exit 0, got {r.returncode}:\n{r.stdout}")
     r = subprocess.run([a.mpirun, "--oversubscribe", "-np", "2", exe_t] + base, capture_output=True, text=True,
                        timeout=120)
     if r.returncode != 0 or "done 2 steps" not in r.stdout:

@@ -15,11 +15,18 @@
  *           rank 1 waits in a collective (no hang)
  *   uneven  an all-to-all whose batch does not divide by the group: a fatal error, not a
  *           silently wrong shard
+ *   stuck   rank 2 sleeps outside MPI (as a stopped rank would) while the others wait in an
+ *           all-reduce: after the communication timeout (MPRT_COMM_TIMEOUT, set by the test)
+ *           rank 0 names rank 2 in one line and the job aborts (comm_wait.c)
+ *   deadlock  both ranks of a 2-stage pipe receive from each other: the timeout finds both
+ *           answering and says it is a deadlock (timeout set with mprt_set_comm_timeout)
  */
+#define _POSIX_C_SOURCE 200809L
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "mprt.h"
 
@@ -354,6 +361,7 @@ int main(int argc, char **argv) {
     }
     int S = atoi(argv[1]), d = atoi(argv[2]), t = atoi(argv[3]);
     const char *mode = argc > 4 ? argv[4] : "all";
+    if (strcmp(mode, "deadlock") == 0) mprt_set_comm_timeout(3);
     mprt_init(&argc, &argv, S, d, t);
     int rank = mprt_mesh()->rank, size = mprt_mesh()->size;
     if (strcmp(mode, "fail") == 0) {
@@ -369,6 +377,14 @@ int main(int argc, char **argv) {
         double v = 0;
         mprt_metric_sum(MPRT_WORLD, &v, 1); /* rank 1 waits here until the abort */
         mprt_recv(-1, x, 4, 0);
+        return 0;
+    }
+    if (strcmp(mode, "stuck") == 0 || strcmp(mode, "deadlock") == 0) {
+        float x[4] = {0};
+        if (strcmp(mode, "deadlock") == 0) mprt_recv(rank == 0 ? +1 : -1, x, 4, 0);
+        if (rank == 2) sleep(100); /* the abort ends it */
+        mprt_allreduce(MPRT_WORLD, x, 4);
+        fprintf(stderr, "the wait returned\n");
         return 0;
     }
     if (strcmp(mode, "uneven") == 0) { /* shards must divide: a 3-row batch over 2 ranks */
