@@ -390,7 +390,9 @@ void emit_main(Emit *e) {
     E(e, "    %s%s, %s%s, /* the first input and label (--data, --val-data) */\n",
       x >= 0 ? "&" : "", x >= 0 ? cg_mangle(e->a, "d", x, IR_VALUE(e->g, x)->name) : "NULL",
       y >= 0 ? "&" : "", y >= 0 ? cg_mangle(e->a, "d", y, IR_VALUE(e->g, y)->name) : "NULL");
-    E(e, "    &HF, /* --export-hf */\n};\n\n");
+    E(e, "    &HF, /* --export-hf */\n");
+    E(e, "    %s, /* the gradients the non-finite guard checks%s */\n};\n\n", dev ? "NULL" : "&grd",
+      dev ? " (device memory: the loss alone)" : "");
     E(e, "#ifndef MPCC_NO_MAIN /* defined when the trainer is built as a library (C API) */\n"
          "int main(int argc, char **argv) { return mprt_trainer_main(&TRAINER, argc, argv); "
          "}\n#endif\n");

@@ -36,6 +36,9 @@ bool mprt__atomic_open(MprtAtomic *w, const char *path, MprtErr *err);
 bool mprt__atomic_write(MprtAtomic *w, const void *data, size_t n, MprtErr *err);
 bool mprt__atomic_commit(MprtAtomic *w, MprtErr *err);
 void mprt__atomic_abort(MprtAtomic *w);
+/* Whether `path` can be written the atomic writer's way: not a directory, and its temporary
+ * file can be created in its directory (created and removed again). The error names path. */
+bool mprt__check_writable(const char *path, MprtErr *err);
 
 /* Collective over the world (comm_mpi.c): gathers every rank's NUL-terminated text to world
  * rank 0, which gets a malloc'd buffer of the texts back to back (rank order) and their

@@ -136,7 +136,19 @@ bool mprt__atomic_open(MprtAtomic *w, const char *path, MprtErr *err) {
     int n = snprintf(w->tmp, sizeof w->tmp, "%s.tmp.%ld", path, (long)getpid());
     if (n < 0 || (size_t)n >= sizeof w->tmp) return mprt__err(err, "%s: path too long", path);
     w->fd = open(w->tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (w->fd < 0) return mprt__err(err, "%s: cannot create: %s", w->tmp, strerror(errno));
+    if (w->fd < 0)
+        return mprt__err(err, "%s: cannot write: %s (creating its temporary file %s)", path,
+                         strerror(errno), w->tmp);
+    return true;
+}
+
+bool mprt__check_writable(const char *path, MprtErr *err) {
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        return mprt__err(err, "%s: cannot write: is a directory", path);
+    MprtAtomic w;
+    if (!mprt__atomic_open(&w, path, err)) return false;
+    mprt__atomic_abort(&w); /* the probe leaves nothing behind */
     return true;
 }
 

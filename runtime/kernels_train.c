@@ -93,6 +93,16 @@ void mprt_cross_entropy_backward(float *restrict dlogits, const float *restrict 
     mprt__parallel_for(M, GRAIN / (V + 1) + 1, cross_entropy_backward_part, &c);
 }
 
+int mprt_all_finite(const float *restrict x, int64_t n) {
+    unsigned bad = 0; /* exponent bits all ones: an Inf or a NaN */
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, x + i, sizeof u);
+        bad |= (u & 0x7f800000u) == 0x7f800000u;
+    }
+    return bad == 0;
+}
+
 double mprt_mse_forward(const float *restrict pred, const float *restrict target, int64_t n,
                         float scale) {
     double s = 0.0;

@@ -215,6 +215,9 @@ void mprt_attention_backward(float *restrict dx, MprtAttnG g, const float *restr
  * should have rejected) is skipped: no loss, no gradient, and never an out-of-bounds read. */
 double mprt_cross_entropy_forward(const float *restrict logits, const int32_t *restrict labels,
                                   int M, int V, float scale);
+/* 1 when x[0 .. n) are all finite, 0 when one is a NaN or an Inf: one pass over the bits,
+ * vectorised, no floating-point arithmetic (the non-finite guard, trainer_guard.c). */
+int mprt_all_finite(const float *restrict x, int64_t n);
 /* Evaluation mode (text generation, trainer_generate.c): dropout passes its input through. */
 void mprt_kernels_eval(int on);
 /* While armed (trainer_generate.c), the next cross-entropy forward on this rank whose rows

@@ -180,7 +180,19 @@ typedef struct MprtTrainer {
      * --val-labels, feed), either NULL when the model has none. */
     const struct MprtData *input, *label;
     const struct MprtHf *hf; /* --export-hf: the GPT-2 table, or why there is none */
+    /* The gradient arena (the step leaves it reduced) the non-finite guard checks; NULL: the
+     * loss alone is checked (the CUDA trainer's arena is device memory). */
+    float **grad;
 } MprtTrainer;
+
+/* ─────────────────────────── the non-finite guard (trainer_guard.c) ─────────────────────────── */
+
+/* After step `step` (1-based): when the loss or any rank's gradient is NaN or Inf, ends the job
+ * with one line naming the step, the loss, the first parameter in backward order whose
+ * gradient is not finite, and the last good checkpoint (`kept` at `kept_step`, or none).
+ * Collective over the world (one metric all-reduce, not plan traffic). */
+void mprt_guard(const MprtTrainer *t, int64_t step, double loss, const char *kept,
+                int64_t kept_step);
 
 /* ─────────────────────────── validation (trainer_eval.c) ─────────────────────────── */
 

@@ -255,17 +255,20 @@ static void print_plan(const MprtTrainer *t, const MprtArgs *a, int threads) {
 static int64_t run_steps(const MprtTrainer *t, const MprtArgs *a, int64_t step) {
     int64_t first = step;
     double loss = 0;
+    const char *kept = NULL; /* the last checkpoint written, for the guard's message */
+    int64_t kept_step = 0;
     mprt_progress_start(first, a->steps, t->batch, a->log_every, &t->forecast);
     for (; step < a->steps; step++) {
         loss = t->step(step);
-        if (mprt_eval_due(a, step + 1, a->steps)) { /* trainer_eval.c */
+        mprt_guard(t, step + 1, loss, kept, kept_step); /* trainer_guard.c */
+        if (mprt_eval_due(a, step + 1, a->steps)) {     /* trainer_eval.c */
             double vl, va;
             mprt_eval_run(t, &vl, &va);
             mprt_progress_val(step + 1, vl, va, mprt_eval_batches());
         }
         mprt_progress_step(step + 1, loss); /* prints every --log-every steps */
         if (a->save && a->save_every && (step + 1) % a->save_every == 0 && step + 1 < a->steps)
-            save(t, a->save, step + 1);
+            save(t, a->save, step + 1), kept = a->save, kept_step = step + 1;
     }
     mprt_progress_finish(loss);
     mprt_check_bytes(t, a->steps > first ? a->steps - first : 0);
@@ -295,6 +298,18 @@ static bool launched(void) {
         if (v && *v) return true;
     }
     return false;
+}
+
+/* Every file the run writes (--save, also every --save-every; --profile; --trace) is checked
+ * writable by rank 0, which writes them, before anything else: a missing directory must not
+ * cost a whole run. The error names the user's path. */
+static void check_outputs(const MprtArgs *a) {
+    const char *const outs[] = {a->save, a->profile, a->trace};
+    MprtErr err = {{0}};
+    bool ok = true;
+    for (size_t i = 0; ok && mprt_mesh()->rank == 0 && i < sizeof outs / sizeof outs[0]; i++)
+        if (outs[i]) ok = mprt__check_writable(outs[i], &err);
+    mprt_exit_if_any(!ok, err.msg);
 }
 
 /* --generate's conditions: a language model, the C trainer, a checkpoint to start from. */
@@ -369,6 +384,7 @@ int mprt_trainer_main(const MprtTrainer *t, int argc, char **argv) {
         if (a.resume) mprt__remove_stale_tmp(a.resume);
     }
     if (a.export_hf) check_export_dir(a.export_hf);
+    check_outputs(&a);
     t->start(&a);
     MprtErr err = {{0}};
     bool ok = t->open_data(&a, &err) && mprt_eval_open(t, &a, &err);
