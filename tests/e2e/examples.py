@@ -1,14 +1,20 @@
 #!/usr/bin/env python3
-"""The README's real examples, end to end, in a short version (few steps).
+"""The README's two real examples, end to end, in a short version (few steps).
 
   examples.py --example digits  ...   scikit-learn's 8x8 digits and examples/digits/digits.mp
+  examples.py --example chargpt ...   Debian's fortunes and examples/chargpt/chargpt.mp
 
 Each runs the example's own scripts as the README does: prepare.py writes the data, mpcc
 compiles the example's model for 2 devices, the trainer trains it on 2 ranks, and the example's
 evaluate.py computes the validation figure from the saved checkpoint. Checks:
 
   digits:  validation accuracy at least 80% after 150 steps (chance: 10%), the untrained
-           checkpoint near chance, the trainer's loss down from ln 10.
+           checkpoint near chance, the trainer's loss down from ln 10;
+  chargpt: evaluate.py's numpy network gives the trainer's own loss on a one-window token file
+           (so its validation figure is the trainer's model); the validation loss after the
+           short run is below the validation text's unigram entropy by 0.4 nat (the model uses
+           the characters before, not just their frequencies); --generate after a prompt,
+           decoded by text.py, prints the prompt and then the requested number of characters.
 
 No timing is asserted. Exit 0 when every check holds; each failure is printed.
 """
@@ -18,6 +24,8 @@ import os
 import re
 import subprocess
 import sys
+
+import numpy as np
 
 STEP = re.compile(r"^step (\d+)/\d+ \| loss ([-+0-9.eE]+)", re.M)
 
@@ -74,9 +82,47 @@ def digits(a, fails):
         fails.append(f"digits: validation accuracy {acc}% after 150 steps, expected at least 80%")
 
 
+def entropy(tokens):
+    p = np.bincount(tokens).astype(np.float64)
+    p = p[p > 0] / p.sum()
+    return float(-(p * np.log(p)).sum())
+
+
+def chargpt(a, fails):
+    ex = Example(a, "chargpt", "chargpt.mp")
+    ex.script("prepare.py", ex.data)
+    train, val, vocab = (os.path.join(ex.data, f) for f in ("train.bin", "val.bin", "vocab.json"))
+    ck = os.path.join(a.workdir, "ckpt.safetensors")
+    out, losses = ex.train("--steps", "120", "--log-every", "10", "--data", train, "--save", ck)
+    # One window: a file of T + 1 tokens has a single window, so the trainer's first loss (its
+    # forward before the update) is that window's mean cross-entropy.
+    one = os.path.join(a.workdir, "one.bin")
+    np.fromfile(val, dtype="<u2")[5000:5065].tofile(one)
+    _, first = ex.train("--steps", "1", "--init", ck, "--data", one)
+    mine = figure(r"loss ([0-9.]+)", ex.script("evaluate.py", ck, one))
+    if not first or abs(mine - first[0]) > 2e-4 * first[0]:
+        fails.append(f"chargpt: evaluate.py gives {mine} on one window, the trainer {first}")
+    res = ex.script("evaluate.py", ck, val, "--windows", "256")
+    loss = figure(r"loss ([0-9.]+)", res)
+    h1 = entropy(np.fromfile(val, dtype="<u2"))
+    print(f"chargpt: trainer loss {losses[0]:.4f} -> {losses[-1]:.4f}; {res.strip()}; "
+          f"unigram entropy {h1:.4f}; one window: trainer {first}, evaluate.py {mine}")
+    if not loss < h1 - 0.4:
+        fails.append(f"chargpt: validation loss {loss} after 120 steps is not below the "
+                     f"unigram entropy {h1:.4f} - 0.4")
+    prompt = "The "
+    ids = ex.script("text.py", "encode", vocab, prompt).strip()
+    gen = run(ex.mpi + ["--generate", "40", "--init", ck, "--prompt-tokens", ids,
+                        "--temperature", "0.8", "--top-k", "20"])
+    text = ex.script("text.py", "decode", vocab, input=gen)
+    print(f"chargpt: generated {text!r}")
+    if not text.startswith(prompt) or len(text) != len(prompt) + 40 + 1:
+        fails.append(f"chargpt: decoded generation {text!r} is not the prompt and 40 characters")
+
+
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--example", choices=["digits"], required=True)
+    p.add_argument("--example", choices=["digits", "chargpt"], required=True)
     p.add_argument("--mpcc", required=True)
     p.add_argument("--mpirun", default="mpirun")
     p.add_argument("--root", required=True, help="the repository (its examples/ folder)")
@@ -85,7 +131,7 @@ def main():
     os.makedirs(a.workdir, exist_ok=True)
     fails = []
     try:
-        {"digits": digits}[a.example](a, fails)
+        {"digits": digits, "chargpt": chargpt}[a.example](a, fails)
     except (RuntimeError, subprocess.TimeoutExpired) as e:
         fails.append(str(e))
     for f in fails:
