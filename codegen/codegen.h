@@ -22,6 +22,10 @@
  * reporting through d) on failure. */
 bool cg_emit_c(const IrGraph *g, FILE *out, Diag *d);
 
+/* Whether the C (cuda false) or CUDA trainer implements what g's plan uses; reports why not
+ * through `d` (ZeRO: docs/runtime.md). cg_emit_c/cg_emit_cuda check it first; the driver
+ * checks it before --emit=c/cuda so that nothing is written. */
+bool cg_plan_supported(const IrGraph *g, bool cuda, Diag *d);
 /* cg_emit_c to `out`, reporting internal errors on stderr (mpcc --emit=c). */
 void cg_print_c(const IrGraph *g, FILE *out);
 

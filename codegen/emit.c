@@ -323,11 +323,21 @@ static void prepare(Emit *e) {
     }
 }
 
+bool cg_plan_supported(const IrGraph *g, bool cuda, Diag *d) {
+    if (!g->sched || g->sched->zero == 0 || !cuda) return true;
+    diag_error(d, noloc,
+               "train.zero: the plan uses ZeRO-%d, which the CUDA trainer does not implement yet; "
+               "set train.zero = 0 to generate one, or use the C trainer",
+               g->sched->zero);
+    return false;
+}
+
 static bool emit_trainer(const Target *t, const IrGraph *g, FILE *out, Diag *d) {
     if (!g->sched || !g->plan) {
         diag_error(d, noloc, "internal compiler error: codegen: no schedule");
         return false;
     }
+    if (!cg_plan_supported(g, t->dev, d)) return false;
     Emit e = {.t = t, .g = g, .s = g->sched, .o = out, .a = g->arena};
     prepare(&e);
     emit_header(&e);

@@ -100,6 +100,10 @@ static inline int64_t prod(const Shape *s, int from, int to) {
     return p;
 }
 
+/* ── emit_main.c ── */
+/* ZeRO: where node's part starts in its stage's shard arenas (ZERO_PARTS' soff). */
+int64_t cg_zero_soff(const Emit *e, int node);
+
 /* ── emit.c ── */
 /* Source text for a comment: printable ASCII only, no comment terminator. */
 void put_comment_text(Emit *e, const char *s);

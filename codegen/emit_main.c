@@ -63,6 +63,68 @@ static void param_init(const Emit *e, int i, int *kind, double *a, double *b) {
 static const char *const init_name[] = {"MPRT_INIT_ZERO", "MPRT_INIT_UNIFORM", "MPRT_INIT_NORMAL",
                                         "MPRT_INIT_CONST"};
 
+/* The layer's sync on its stage, or NULL. */
+static const SchedSync *sync_of(const SchedStage *st, int id) {
+    for (int i = 0; i < st->nsync; i++)
+        if (st->sync[i].node == id) return &st->sync[i];
+    return NULL;
+}
+
+/* Floats of node id's part under ZeRO: its sync's shard, or all its parameters' floats. */
+static int64_t zero_len(const Emit *e, const SchedStage *st, int id, int64_t *count) {
+    const IrNode *nd = IR_NODE(e->g, id);
+    const SchedSync *y = sync_of(st, id);
+    *count = 0;
+    for (int i = nd->first_param; i < nd->first_param + nd->nparams; i++)
+        *count += ir_shape_numel(&e->s->params[i].local);
+    return y ? y->shard : *count;
+}
+
+int64_t cg_zero_soff(const Emit *e, int node) {
+    const SchedStage *st = &e->s->stages[e->g->plan->nodes[node].stage];
+    int64_t soff = 0, count;
+    for (int id = st->first_node; id < node; id++)
+        if (IR_NODE(e->g, id)->nparams > 0) soff += zero_len(e, st, id, &count);
+    return soff;
+}
+
+/* ZeRO (docs/runtime.md, "ZeRO"): every layer with parameters, its part of the stage's
+ * arenas, how its gradients are split over its group (a layer without synchronisation keeps
+ * all), and each stage's shard arena size; the optimizer and checkpoints walk this table. */
+static void emit_zero_table(Emit *e) {
+    const Schedule *s = e->s;
+    int64_t *tot = arena_calloc(e->a, (size_t)s->S, sizeof *tot);
+    int n = 0;
+    E(e,
+      "/* ZeRO-%d: per layer {stage, group, synced, offset, count, shard, offset of this rank's "
+      "part}. */\nstatic const MprtZeroPart ZERO_PARTS[] = {\n",
+      s->zero);
+    for (int k = 0; k < s->S; k++) {
+        const SchedStage *st = &s->stages[k];
+        for (int id = st->first_node; id <= st->last_node; id++) {
+            const IrNode *nd = IR_NODE(e->g, id);
+            if (nd->nparams == 0) continue;
+            const SchedSync *y = sync_of(st, id);
+            int64_t count, shard = zero_len(e, st, id, &count);
+            E(e, "    {%d, %s, %s, %lld, %lld, %lld, %lld}, /* ", k,
+              group_c(y ? y->group : GROUP_DATA), y ? "true" : "false",
+              (long long)e->poff[nd->first_param], (long long)count, (long long)shard,
+              (long long)tot[k]);
+            put_comment_text(e, nd->name);
+            E(e, " */\n");
+            tot[k] += shard;
+            n++;
+        }
+    }
+    E(e, "};\nstatic const int64_t STAGE_SHARDS[MESH_S] = {");
+    for (int k = 0; k < s->S; k++)
+        E(e, "%s%lld", k ? ", " : "", (long long)tot[k]);
+    E(e,
+      "};\nstatic const MprtZero ZERO = {%d, ZERO_PARTS, %d, STAGE_PARAMS};\n"
+      "static float *gsh; /* this rank's parts of the reduced gradients */\n\n",
+      s->zero, n);
+}
+
 /* What the runtime's trainer functions (mprt_trainer.h) need of the model: the parameter
  * table, the mesh and the optimizer's state; on the device, how shards reach the host. */
 static void emit_model(Emit *e) {
@@ -74,16 +136,17 @@ static void emit_model(Emit *e) {
     E(e, "static const MprtModel MODEL = {\n    ");
     put_c_string(e, e->g->name);
     E(e,
-      ", MESH_S, MESH_D, MESH_T, PARAMS, NUM_PARAMS, /* the model, the mesh, the parameters */\n"
+      ", MESH_S, MESH_D, MESH_T, PARAMS, NUM_PARAMS, /* the model, the mesh, the "
+      "parameters */\n"
       "    \"%s\", NUM_STATE, STATE_NAMES, /* the optimizer and its states */\n",
       opt == OPT_SGD    ? "sgd"
       : opt == OPT_ADAM ? "adam"
                         : "adamw");
     if (e->t->dev)
-        E(e,
-          "    mprt_cu_download, mprt_cu_upload, /* the arenas live in device memory */\n};\n\n");
+        E(e, "    mprt_cu_download, mprt_cu_upload, /* the arenas live in device memory */\n");
     else
-        E(e, "    NULL, NULL, /* the arenas are host memory */\n};\n\n");
+        E(e, "    NULL, NULL, /* the arenas are host memory */\n");
+    E(e, "    %s, /* ZeRO: the optimizer state's parts */\n};\n\n", e->s->zero ? "&ZERO" : "NULL");
 }
 
 void emit_params(Emit *e) {
@@ -95,11 +158,14 @@ void emit_params(Emit *e) {
         e->poff[i] = tot[s->params[i].stage];
         tot[s->params[i].stage] += ir_shape_numel(&s->params[i].local);
     }
-    E(e, "/* Parameters: the local shard of every tensor of this rank's stage, carved from one\n"
-         " * allocation `prm`; gradients (`grd`) and optimizer state (`opt1`, `opt2`) mirror it. "
+    E(e, "/* Parameters: the local shard of every tensor of this rank's stage, carved from "
+         "one\n"
+         " * allocation `prm`; gradients (`grd`) and optimizer state (`opt1`, `opt2`) "
+         "mirror it. "
          "*/\n");
     E(e, "static float *prm, *grd, *opt1, *opt2;\n"
-         "#define GRAD(p) (grd + ((p) - prm)) /* a parameter's gradient: its offset in grd */\n");
+         "#define GRAD(p) (grd + ((p) - prm)) /* a parameter's gradient: its offset in grd "
+         "*/\n");
     E(e, "static const int64_t STAGE_PARAMS[MESH_S] = {");
     for (int k = 0; k < s->S; k++)
         E(e, "%s%lld", k ? ", " : "", (long long)tot[k]);
@@ -113,11 +179,13 @@ void emit_params(Emit *e) {
               sp->split_dim);
         E(e, ", stage %d */\n", sp->stage);
     }
-    E(e,
-      "\n/* Every tensor whole, as checkpoints hold it, and how this plan shards it (MprtParam,\n"
-      " * mprt_trainer.h): name, stage, dims, whole shape, offset and count of the local shard,\n"
-      " * which is outer x chunk x inner of outer x (parts*chunk) x inner, and the initial values. "
-      "*/\n");
+    E(e, "\n/* Every tensor whole, as checkpoints hold it, and how this plan shards it "
+         "(MprtParam,\n"
+         " * mprt_trainer.h): name, stage, dims, whole shape, offset and count of the "
+         "local shard,\n"
+         " * which is outer x chunk x inner of outer x (parts*chunk) x inner, and the "
+         "initial values. "
+         "*/\n");
     E(e, "#define NUM_PARAMS %d\nstatic const MprtParam PARAMS[NUM_PARAMS + 1] = {\n",
       IR_NPARAMS(g));
     for (int i = 0; i < IR_NPARAMS(g); i++) {
@@ -137,8 +205,10 @@ void emit_params(Emit *e) {
           (long long)ir_shape_numel(&sp->local), (long long)outer, (long long)chunk,
           (long long)inner, parts, init_name[kind], flt(e, a), flt(e, b));
     }
-    E(e, "    {NULL, 0, 0, {0}, 0, 0, 0, 0, 0, 0, MPRT_INIT_ZERO, 0.0f, 0.0f}, /* keeps the array "
+    E(e, "    {NULL, 0, 0, {0}, 0, 0, 0, 0, 0, 0, MPRT_INIT_ZERO, 0.0f, 0.0f}, /* keeps "
+         "the array "
          "non-empty */\n};\n");
+    if (s->zero) emit_zero_table(e);
     emit_model(e);
 }
 
@@ -172,9 +242,10 @@ static int first_of(const Emit *e, ValueKind k) {
 
 void emit_loaders(Emit *e) {
     int x = first_of(e, VAL_INPUT), y = first_of(e, VAL_LABEL);
-    E(e,
-      "/* Inputs and labels (MprtData, docs/runtime.md): replica j's micro-batch i of a step is\n"
-      " * samples step*BATCH + j*BATCH/MESH_D + i*MB .. + MB of a file, or synthetic ones. */\n");
+    E(e, "/* Inputs and labels (MprtData, docs/runtime.md): replica j's micro-batch i of a "
+         "step is\n"
+         " * samples step*BATCH + j*BATCH/MESH_D + i*MB .. + MB of a file, or synthetic "
+         "ones. */\n");
     for (int v = 0; v < IR_NVALUES(e->g); v++) {
         const IrValue *iv = IR_VALUE(e->g, v);
         if (iv->kind == VAL_ACT) continue;
@@ -194,7 +265,8 @@ void emit_loaders(Emit *e) {
         E(e, " %s */\n", shape_str(e, iv->dtype, &iv->shape));
     }
     E(e, "static void load(const MprtData *d, void *dst, int64_t step, int micro) {\n"
-         "    int64_t first = step * BATCH + (int64_t)mesh->j * (BATCH / MESH_D) + (int64_t)micro "
+         "    int64_t first = step * BATCH + (int64_t)mesh->j * (BATCH / MESH_D) + "
+         "(int64_t)micro "
          "* MB;\n");
     E(e, "    %sdata_rows(d, seed, first, MB, dst);\n}\n\n", pfx(e));
 }
@@ -217,7 +289,8 @@ static const char *const coll_c[COLL__COUNT] = {
 static void emit_predicted(Emit *e) {
     const Schedule *s = e->s;
     E(e, "/* Bytes this plan moves per device per step, by stage, group and collective (the\n"
-         " * schedule's count, which the runtime's counters must match: mprt_check_bytes). */\n"
+         " * schedule's count, which the runtime's counters must match: mprt_check_bytes). "
+         "*/\n"
          "static const MprtPredicted PREDICTED[] = {\n");
     int n = 0;
     for (int k = 0; k < s->S; k++)
@@ -237,8 +310,10 @@ static void emit_predicted(Emit *e) {
 
 void emit_summary(Emit *e) {
     const Schedule *s = e->s;
-    E(e, "/* Printed at start: the plan in a few lines. */\nstatic const char PLAN_SUMMARY[] =\n");
-    /* the report's own summary (predicted step time, memory), one string literal per line */
+    E(e, "/* Printed at start: the plan in a few lines. */\nstatic const char "
+         "PLAN_SUMMARY[] =\n");
+    /* the report's own summary (predicted step time, memory), one string literal per line
+     */
     char *text = NULL;
     size_t len = 0;
     FILE *mem = open_memstream(&text, &len);
@@ -279,12 +354,14 @@ static void emit_free_all(Emit *e) {
     E(e, "static void free_all(void) {\n");
     if (e->t->dev)
         E(e, "    float *const dev[] = {prm, grd, opt1, opt2, fbase, gbase, scratch, xfer};\n"
-             "    for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) mprt_cu_free(dev[i]);\n"
+             "    for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) "
+             "mprt_cu_free(dev[i]);\n"
              "    mprt_cu_free(ibase), mprt_cu_free(dloss);\n");
     else
         E(e, "    free(prm), free(grd), free(opt1), free(opt2), free(fbase), free(ibase), "
              "free(gbase);\n"
              "    free(scratch), free(xfer);\n");
+    if (e->s->zero) E(e, "    free(gsh);\n");
     for (int v = 0; v < IR_NVALUES(e->g); v++)
         if (IR_VALUE(e->g, v)->kind != VAL_ACT)
             E(e, "    mprt_data_close(&%s);\n", cg_mangle(e->a, "d", v, IR_VALUE(e->g, v)->name));
@@ -305,14 +382,22 @@ static void emit_setup_rank(Emit *e) {
         E(e, ", %d, %.6g, %.6g},\n", pn->stage, pn->fwd_time, pn->bwd_time);
     }
     E(e, "};\n\n");
-    E(e,
-      "/* This rank's parameter and activation buffers, initial weights (from `seed`) and layer\n"
-      " * timers. After mprt_init; free_all undoes it. */\n"
-      "static void setup_rank(void) {\n"
-      "    int64_t np = STAGE_PARAMS[mesh->s] + 1;\n");
+    E(e, "/* This rank's parameter and activation buffers, initial weights (from `seed`) "
+         "and layer\n"
+         " * timers. After mprt_init; free_all undoes it. */\n"
+         "static void setup_rank(void) {\n"
+         "    int64_t np = STAGE_PARAMS[mesh->s] + 1;\n");
     if (e->t->dev) E(e, "    dloss = (double *)mprt_cu_malloc(sizeof(double));\n");
-    E(e, "    prm = %sfalloc(np), grd = %sfalloc(np), opt1 = %sfalloc(np), opt2 = %sfalloc(np);\n",
-      pfx(e), pfx(e), pfx(e), pfx(e));
+    if (e->s->zero)
+        E(e, "    int64_t ns = STAGE_SHARDS[mesh->s] + 1; /* ZeRO: this rank's parts */\n"
+             "    prm = mprt_falloc(np), grd = mprt_falloc(np), opt1 = mprt_falloc(ns), "
+             "opt2 = "
+             "mprt_falloc(ns);\n    gsh = mprt_falloc(ns);\n");
+    else
+        E(e,
+          "    prm = %sfalloc(np), grd = %sfalloc(np), opt1 = %sfalloc(np), opt2 = "
+          "%sfalloc(np);\n",
+          pfx(e), pfx(e), pfx(e), pfx(e));
     E(e, "    STAGES[mesh->s].alloc();\n    mprt_params_init(&MODEL, prm, seed);\n"
          "    mprt_layer_timers(LAYERS, NUM_LAYERS);\n");
     E(e, "}\n\n");
@@ -322,7 +407,8 @@ static void emit_setup_rank(Emit *e) {
 static void emit_open_data(Emit *e) {
     int x = first_of(e, VAL_INPUT), y = first_of(e, VAL_LABEL);
     E(e,
-      "/* --data and --labels: the first input and the first label (a token stream feeds both\n"
+      "/* --data and --labels: the first input and the first label (a token stream feeds "
+      "both\n"
       " * when they are token sequences; mprt_data_open_files checks the files). */\n"
       "static bool open_data(const MprtArgs *a, MprtErr *err) {\n"
       "    return mprt_data_open_files(%s%s, %s%s, a->data, a->labels, err);\n}\n\n",
@@ -342,7 +428,9 @@ static void emit_forecast(Emit *e) {
     int x = first_of(e, VAL_INPUT);
     const IrValue *in = x >= 0 ? IR_VALUE(g, x) : NULL;
     long long tokens = in && in->dtype == DT_I32 && in->shape.rank == 2 ? in->shape.d[1] : 0;
-    E(e, "    {%.6g, %.6g, %.6g, %lld}, /* predicted step s, FLOPs/step, peak FLOP/s, tokens */\n",
+    E(e,
+      "    {%.6g, %.6g, %.6g, %lld}, /* predicted step s, FLOPs/step, peak FLOP/s, tokens "
+      "*/\n",
       g->plan->totals.step_time, flops, g->cluster.flops, tokens);
 }
 
@@ -379,7 +467,8 @@ void emit_main(Emit *e) {
     E(e,
       "/* The trainer as the runtime's run sees it (runtime/mprt_trainer.h). */\n"
       "static const MprtTrainer TRAINER = {\n"
-      "    &MODEL, BATCH, DEFAULT_STEPS, DEFAULT_SEED, %s, /* model, plan, defaults, target */\n"
+      "    &MODEL, BATCH, DEFAULT_STEPS, DEFAULT_SEED, %s, /* model, plan, defaults, "
+      "target */\n"
       "    PLAN_SUMMARY, PREDICTED, NUM_PREDICTED, {&prm, &opt1, &opt2},\n"
       "    trainer_start, open_data, train_step, %s, %s,\n",
       dev ? "true" : "false", dev ? "trainer_stop" : "free_all",

@@ -168,6 +168,25 @@ static void emit_sync_call(Emit *e, const SchedSync *y, const char *indent) {
     E(e, ", %lld B */\n", (long long)y->bytes);
 }
 
+/* ZeRO (docs/runtime.md, "ZeRO"): the layer's gradients reduce-scattered into this rank's part
+ * of gsh (at the layer's ZERO_PARTS soff), blocking. ZeRO-1 once, after the last micro-batch;
+ * ZeRO-2 after every micro-batch, adding to the part and clearing the layer's gradients for
+ * the next one. */
+static void emit_zero_sync(Emit *e, const SchedSync *y) {
+    int64_t off = e->poff[y->first_param];
+    E(e, "    %s{ /* ZeRO-%d: the gradients of ", e->s->zero == 1 ? "if (micro == MICRO - 1) " : "",
+      e->s->zero);
+    put_comment_text(e, IR_NODE(e->g, y->node)->name);
+    E(e, ", %lld B with the all-gather */\n", (long long)y->bytes);
+    E(e, "        mprt_zero_reduce_scatter(%s, grd + %lld, gsh + %lld, %lld, %lld, %s);\n",
+      group_c(y->group), (long long)off, (long long)cg_zero_soff(e, y->node), (long long)y->count,
+      (long long)y->shard, e->s->zero == 2 ? "micro > 0" : "false");
+    if (e->s->zero == 2)
+        E(e, "        mprt_zero(grd + %lld, sizeof(float) * %lld);\n", (long long)off,
+          (long long)y->count);
+    E(e, "    }\n");
+}
+
 /* A layer's gradient all-reduce starts right after its backward on the step's last
  * micro-batch, when its gradients are final, and runs while the backward of the layers before
  * it does (the overlap the cost model counts as hidden): on the device on the communication
@@ -176,6 +195,10 @@ static void emit_sync_call(Emit *e, const SchedSync *y, const char *indent) {
 static void emit_bwd_syncs(Emit *e, const SchedStage *st, int node) {
     for (int i = 0; i < st->nsync; i++) {
         if (st->sync[i].node != node) continue;
+        if (e->s->zero) {
+            emit_zero_sync(e, &st->sync[i]);
+            continue;
+        }
         E(e, "    if (micro == MICRO - 1) /* last micro-batch: gradients final, overlap the rest "
              "*/\n");
         emit_sync_call(e, &st->sync[i], "        ");
@@ -297,8 +320,15 @@ static void emit_grad_sync(Emit *e) {
 /* The optimizer, then the step's loss: on the device read from dloss, the step's one sync. */
 static void emit_optimizer(Emit *e) {
     OptKind opt = e->g->train.opt;
-    E(e, "    int64_t n = STAGE_PARAMS[mesh->s];\n");
-    if (opt == OPT_SGD)
+    if (!e->s->zero) E(e, "    int64_t n = STAGE_PARAMS[mesh->s];\n");
+    if (e->s->zero)
+        E(e,
+          "    /* ZeRO: the optimizer on this rank's parts, then every part to every rank */\n"
+          "    float *state[3] = {prm, opt1, opt2};\n"
+          "    MPRT_TIMED(MPRT_OPTIMIZER, mprt_zero_update(&MODEL, prm, grd, gsh, state, &hyper, "
+          "step + 1));\n"
+          "    mprt_zero_params(&ZERO, prm);\n");
+    else if (opt == OPT_SGD)
         E(e,
           "    MPRT_TIMED(MPRT_OPTIMIZER, %ssgd_step(prm, hyper.momentum != 0.0f ? opt1 : NULL, "
           "grd, "

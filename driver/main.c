@@ -323,6 +323,7 @@ static int write_report(const char *out, const IrGraph *g, Diag *d) {
 
 /* `-o OUT`: the report, then the trainer's source OUT.c, then OUT built from it. */
 static int write_trainer(const Options *o, const IrGraph *g, Diag *d) {
+    if (!cg_plan_supported(g, o->cuda, d)) return EXIT_USER; /* before anything is written */
     int rc = write_report(o->out, g, d);
     if (rc) return rc;
     size_t n = strlen(o->out) + sizeof ".cu";
@@ -387,6 +388,8 @@ static int compile(const Options *o, const Emit *emit, Arena *a, Diag *d) {
     if (o->report_json && !pass_report_save(g, o->report_json, true, d)) return EXIT_USER;
     if (o->report_html && !write_html(o, g, d)) return EXIT_USER;
     if (!emit) return o->out ? write_trainer(o, g, d) : 0;
+    bool cuda = emit->print == cg_print_cuda;
+    if ((cuda || emit->print == cg_print_c) && !cg_plan_supported(g, cuda, d)) return EXIT_USER;
     if (!ir_out_open(&out, o->out, d)) return EXIT_USER;
     if (o->header) return ir_out_close(&out, write_api(o, g, out.f, d), d) ? 0 : EXIT_USER;
     emit->print(g, out.f);

@@ -29,7 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum { K_INT, K_FLOAT, K_OPT, K_PRESET, K_MESH, K_RECOMPUTE } KeyType;
+typedef enum { K_INT, K_FLOAT, K_OPT, K_PRESET, K_MESH, K_RECOMPUTE, K_ZERO } KeyType;
 
 typedef struct CfgKey {
     const char *name; /* "train.batch" */
@@ -54,6 +54,7 @@ static const CfgKey keys[] = {
     TK(beta2, K_FLOAT),
     TK(eps, K_FLOAT),
     TK(weight_decay, K_FLOAT),
+    TK(zero, K_ZERO),
     {"cluster.preset", K_PRESET, false, offsetof(ClusterCfg, preset)},
     CK(devices, K_INT),
     CK(devices_per_node, K_INT),
@@ -223,6 +224,27 @@ static bool parse_mesh(const char *v, int64_t mesh[3]) {
         v += i < 2;
     }
     return true;
+}
+
+/* train.zero's value: "0", "1", "2", "3" or "auto" (TRAIN_ZERO_AUTO) into *z; stage 3 and
+ * anything else are reported at the value's origin (key k) with the values it may take. */
+static const char *const zero_names[] = {"0", "1", "2", "3", "auto"};
+static void set_zero(Cfg *C, int k, const char *v) {
+    for (int i = 0; i < 5; i++) {
+        if (strcmp(v, zero_names[i]) != 0) continue;
+        if (i == 3)
+            bad_value(C, k,
+                      "ZeRO stage 3 (parameters sharded and gathered before use) is not "
+                      "implemented yet; zero may be 0, 1, 2 or \"auto\"");
+        else
+            C->t->zero = i == 4 ? TRAIN_ZERO_AUTO : i;
+        return;
+    }
+    const char *sug = diag_suggest(v, zero_names, 5);
+    if (sug)
+        bad_value(C, k, "zero must be 0, 1, 2 or \"auto\", got '%s'; did you mean '%s'?", v, sug);
+    else
+        bad_value(C, k, "zero must be 0, 1, 2 or \"auto\", got '%s'", v);
 }
 
 static void bad_mesh(Cfg *C, int k, const char *v) {
@@ -414,6 +436,17 @@ static void apply_setting(Cfg *C, const AstStmt *s, const char *block, const Ast
         else
             C->t->recompute = (RecomputePolicy)recompute_policy(v->name);
         break;
+    case K_ZERO: {
+        C->org[k].loc = v->loc;
+        C->org[k].def = NULL;
+        char num[32] = "";
+        if (v->kind == EX_INT) snprintf(num, sizeof num, "%lld", (long long)v->ival);
+        if (v->kind == EX_INT || v->kind == EX_STRING)
+            set_zero(C, k, v->kind == EX_STRING ? v->name : num);
+        else
+            bad_value(C, k, "zero must be 0, 1, 2 or \"auto\"");
+        return;
+    }
     case K_INT:
         if (v->kind != EX_INT) {
             diag_error(C->d, v->loc, "'%s' must be an integer", s->name);
@@ -462,6 +495,7 @@ static void apply_define(Cfg *C, const FeDefine *def) {
         else
             C->t->recompute = (RecomputePolicy)recompute_policy(v);
         return;
+    case K_ZERO: set_zero(C, k, v); return;
     case K_MESH:
         C->t->mesh_loc = none;
         if (!parse_mesh(v, C->t->mesh)) bad_mesh(C, k, v);
@@ -644,6 +678,12 @@ void fe_config_dump(const TrainCfg *t, const ClusterCfg *c, FILE *out) {
         case K_OPT: fprintf(out, "%s\n", opt_names[t->opt]); break;
         case K_PRESET: fprintf(out, "\"%s\"\n", c->preset ? c->preset : ""); break;
         case K_RECOMPUTE: fprintf(out, "\"%s\"\n", recompute_names[t->recompute]); break;
+        case K_ZERO:
+            if (t->zero == TRAIN_ZERO_AUTO)
+                fprintf(out, "\"auto\"\n");
+            else
+                fprintf(out, "%lld\n", (long long)t->zero);
+            break;
         case K_MESH:
             if (t->mesh[0] > 0)
                 fprintf(out, "\"%lldx%lldx%lld\"\n", (long long)t->mesh[0], (long long)t->mesh[1],

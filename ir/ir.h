@@ -317,7 +317,12 @@ typedef struct TrainCfg {
     /* train.recompute (docs/cost-model.md, "Activation recomputation"): "auto" lets the search
      * recompute where memory binds, "none" only where @recompute pins it, "all" everywhere. */
     RecomputePolicy recompute;
+    /* train.zero (docs/language.md): the ZeRO stage over the data replicas, 0 (none, the
+     * default), 1 (optimizer state sharded) or 2 (gradients too); TRAIN_ZERO_AUTO lets the
+     * planner pick (passes/search.c). Stage 3 is refused by the frontend. */
+    int64_t zero;
 } TrainCfg;
+#define TRAIN_ZERO_AUTO (-1)
 
 /* A cluster of identical devices. Units: FLOP/s, bytes, bytes/s, seconds. */
 /* A preset's measured figures (docs/presets.md): a preset file's, or the built-in cpu

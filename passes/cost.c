@@ -332,6 +332,39 @@ static bool backward_after(const Search *s, const IrNode *n) {
     return false;
 }
 
+/* The gradient synchronisation of a layer whose parameters hold mc->param_bytes on this
+ * device, over a group of gs ranks, and what its gradients and optimizer state keep in
+ * memory (docs/cost-model.md, "ZeRO"). Without ZeRO: one all-reduce per step, hidden behind
+ * `window` of backward. ZeRO-1: a reduce-scatter of the gradients padded to gs equal shards
+ * (the same ring bytes and steps as the all-reduce's first half), each rank's optimizer step
+ * on its shard of the state, then an all-gather of the updated parameters, which nothing
+ * hides. ZeRO-2 also keeps only the gradient shard: each micro-batch's gradients are
+ * reduce-scattered as its backward produces them (m reduce-scatters per step), the full
+ * gradient of one layer being a transient buffer. */
+static void mode_sync(const Search *s, const Cand *c, ModeCost *mc, int64_t gs, Link l,
+                      double window) {
+    const ClusterCfg *cl = &s->g->cluster;
+    int64_t P = mc->param_bytes;
+    mc->grad_mem = P;
+    mc->optim_mem = P * s->opt_copies;
+    if (s->zero == 0 || gs < 2) {
+        mc->sync_bytes = cost_coll_bytes(COLL_ALLREDUCE, gs, P);
+        mc->sync = cost_coll_time_on(cl, COLL_ALLREDUCE, l.inter, gs, P, l.alpha, l.beta);
+        mc->unhidden = mc->sync > window ? mc->sync - window : 0.0;
+        return;
+    }
+    int64_t shard = 4 * ((P / 4 + gs - 1) / gs), np = shard * gs;
+    int64_t rs_n = s->zero == 2 ? c->m : 1; /* reduce-scatters per step */
+    double rs = cost_coll_time_on(cl, COLL_REDUCESCATTER, l.inter, gs, np, l.alpha, l.beta);
+    double ag = cost_coll_time_on(cl, COLL_ALLGATHER, l.inter, gs, np, l.alpha, l.beta);
+    mc->sync_bytes = rs_n * cost_coll_bytes(COLL_REDUCESCATTER, gs, np) +
+                     cost_coll_bytes(COLL_ALLGATHER, gs, np);
+    mc->sync = (double)rs_n * rs + ag;
+    mc->unhidden = (double)rs_n * (rs > window ? rs - window : 0.0) + ag;
+    mc->optim_mem = shard * s->opt_copies;
+    if (s->zero == 2) mc->grad_mem = shard, mc->zero_tmp = P;
+}
+
 static void mode_cost(const Search *s, const Cand *c, int p, const Mode *M, ModeCost *mc) {
     const IrGraph *g = s->g;
     const IrNode *n = IR_NODE(g, p);
@@ -357,11 +390,11 @@ static void mode_cost(const Search *s, const Cand *c, int p, const Mode *M, Mode
     int64_t gs = stage_group ? (int64_t)c->d * c->t : c->d;
     Link l = stage_group ? c->stage : c->data;
     mc->sync_group = stage_group ? GROUP_STAGE : GROUP_DATA;
-    mc->sync_bytes = cost_coll_bytes(COLL_ALLREDUCE, gs, mc->param_bytes);
-    mc->sync = cost_coll_time_on(cl, COLL_ALLREDUCE, l.inter, gs, mc->param_bytes, l.alpha, l.beta);
     double window = backward_after(s, n) ? mc->bwd : 0.0;
-    mc->unhidden = mc->sync > window ? mc->sync - window : 0.0;
-    mc->opt = opt_time(s, mc->param_bytes);
+    mode_sync(s, c, mc, gs, l, window);
+    /* the optimizer step reads and writes what this device updates: under ZeRO its part */
+    int64_t upd = s->zero && gs > 1 ? 4 * ((mc->param_bytes / 4 + gs - 1) / gs) : mc->param_bytes;
+    mc->opt = opt_time(s, upd);
     mc->base = c->K * (mc->fwd + mc->bwd + mc->own) + mc->unhidden + mc->opt;
     if (s->rcfix[p]) mc->base += c->K * mc->fwd; /* its forward runs again in backward */
     mc->act_bytes = search_local_bytes(s, c, n->output, M->out);

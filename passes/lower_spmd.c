@@ -341,8 +341,19 @@ static void lower_params(Lower *L, int id) {
     y->group = s->params[n->first_param].sync;
     y->size = s->params[n->first_param].sync_size;
     y->count = count;
-    y->bytes = cost_coll_bytes(COLL_ALLREDUCE, y->size, count * 4);
-    s->stages[L->stage].bytes[y->group][COLL_ALLREDUCE] += y->bytes;
+    if (s->zero == 0) {
+        y->bytes = cost_coll_bytes(COLL_ALLREDUCE, y->size, count * 4);
+        s->stages[L->stage].bytes[y->group][COLL_ALLREDUCE] += y->bytes;
+        return;
+    }
+    /* ZeRO: padded to size equal shards; reduce-scatter (ZeRO-2: every micro-batch), then the
+     * optimizer on this rank's shard and an all-gather of the updated parameters */
+    y->shard = (count + y->size - 1) / y->size;
+    int64_t np = y->shard * y->size * 4, rs = cost_coll_bytes(COLL_REDUCESCATTER, y->size, np);
+    int64_t ag = cost_coll_bytes(COLL_ALLGATHER, y->size, np);
+    y->bytes = (s->zero == 2 ? s->m : 1) * rs + ag;
+    s->stages[L->stage].bytes[y->group][COLL_REDUCESCATTER] += (s->zero == 2 ? s->m : 1) * rs;
+    s->stages[L->stage].bytes[y->group][COLL_ALLGATHER] += ag;
 }
 
 /* ───────────────────────────── stages ───────────────────────────── */
@@ -447,6 +458,7 @@ static bool check_mesh(Lower *L) {
         return false;
     }
     s->S = p->S, s->d = p->d, s->t = p->t, s->m = p->m;
+    s->zero = p->zero;
     s->batch = L->g->train.batch;
     s->micro = s->batch / ((int64_t)p->d * p->m);
     return true;
@@ -559,11 +571,26 @@ static void print_stage(const IrGraph *g, const Schedule *s, int k, FILE *out) {
     }
     for (int i = 0; i < st->nsync; i++) {
         const SchedSync *y = &st->sync[i];
-        fprintf(out, "    all-reduce %s group (%d ranks): gradients of %s, %lld floats  %lld B\n",
-                plan_group_name(y->group), y->size, IR_NODE(g, y->node)->name, (long long)y->count,
-                (long long)y->bytes);
+        if (s->zero)
+            fprintf(out,
+                    "    reduce-scatter%s + all-gather %s group (%d ranks): gradients of %s, %lld "
+                    "floats, shards of %lld  %lld B\n",
+                    s->zero == 2 ? " per micro-batch" : "", plan_group_name(y->group), y->size,
+                    IR_NODE(g, y->node)->name, (long long)y->count, (long long)y->shard,
+                    (long long)y->bytes);
+        else
+            fprintf(out,
+                    "    all-reduce %s group (%d ranks): gradients of %s, %lld floats  %lld B\n",
+                    plan_group_name(y->group), y->size, IR_NODE(g, y->node)->name,
+                    (long long)y->count, (long long)y->bytes);
     }
-    fprintf(out, "  optimizer step on the local shards\n  order:");
+    if (s->zero)
+        fprintf(out,
+                "  optimizer step on the local shards, ZeRO-%d: each rank updates its shard\n"
+                "  order:",
+                s->zero);
+    else
+        fprintf(out, "  optimizer step on the local shards\n  order:");
     for (int i = 0; i < st->norder; i++)
         fprintf(out, " %c%d", st->order[i].bwd ? 'B' : 'F', st->order[i].micro);
     fprintf(out, "\n  bytes per device per step:");

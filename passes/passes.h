@@ -207,6 +207,7 @@ typedef struct PlanStage {
     int recompute;
     double rc_compute, rc_comm;
     int64_t rc_bytes, rc_saved;
+    int64_t zero_saved; /* bytes ZeRO saves on this stage's devices (0 without it) */
 } PlanStage;
 
 /* Predicted step time and where it goes (seconds). */
@@ -244,6 +245,10 @@ struct Plan {
      * without the pin (searched_valid false: it found no plan that fits). */
     bool pinned, searched_valid;
     PlanChoice searched;
+    /* train.zero: the ZeRO stage the plan uses (0, 1 or 2; under "auto" the one the planner
+     * chose, zero_auto set) — docs/cost-model.md, "ZeRO". */
+    int zero;
+    bool zero_auto;
 };
 
 bool pass_plan(IrGraph *g, Diag *d); /* passes/search.c: fills g->plan */
@@ -333,6 +338,10 @@ typedef struct SchedSync {
     int size;      /* ranks in the group; > 1 */
     int64_t count; /* floats */
     int64_t bytes; /* per device per step */
+    /* ZeRO (Schedule.zero > 0): floats of each rank's shard, ceil(count / size); the
+     * gradients are reduce-scattered into it (ZeRO-2: every micro-batch), the optimizer
+     * updates it, and the parameters are all-gathered back; bytes counts all of them */
+    int64_t shard;
 } SchedSync;
 
 /* One entry of a stage's micro-batch order: forward or backward of micro-batch `micro`. */
@@ -359,6 +368,7 @@ typedef struct SchedStage {
 
 struct Schedule {
     int S, d, t, m;
+    int zero;      /* the plan's ZeRO stage (0: gradients all-reduced, state whole) */
     int64_t batch; /* global batch */
     int64_t micro; /* samples per micro-batch per replica: batch / (d·m) */
     SchedBuf *bufs;

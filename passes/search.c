@@ -160,6 +160,9 @@ bool search_init(Search *s, IrGraph *g, Diag *d) {
     s->B = g->train.batch;
     s->D = g->cluster.devices;
     s->opt_copies = opt_copies(&g->train);
+    /* "auto" is resolved by run_search; elsewhere (--plan-space, the device-count hints) the
+     * space is priced without ZeRO */
+    s->zero = g->train.zero == TRAIN_ZERO_AUTO ? 0 : (int)g->train.zero;
     size_t V = (size_t)s->V, N = (size_t)s->N;
     s->act = search_xcalloc(V, sizeof(bool));
     s->needs_grad = search_xcalloc(V, sizeof(bool));
@@ -463,21 +466,6 @@ static void pure_best(Search *s, int S, int d, int t, bool restrict_t, Best *b) 
     free(l.v);
 }
 
-static bool run_search(Search *s, Best *b) {
-    best_init(b, s->N);
-    if (!search_check_inputs(s)) return false;
-    CandList l = {0};
-    search_enumerate(s, &l);
-    search_list(s, &l, b);
-    free(l.v);
-    if (b->found) return true;
-    if (b->min_mem >= 0)
-        search_explain_memory(s, b);
-    else
-        search_explain_no_plan(s);
-    return false;
-}
-
 /* plan.mesh (docs/language.md): the candidates of the pinned mesh, with every m it allows
  * (plan.microbatches, else train.microbatches, else each count the replica's batch splits into). */
 static void pin_enumerate(const Search *s, CandList *out) {
@@ -497,25 +485,59 @@ static void pin_enumerate(const Search *s, CandList *out) {
     }
 }
 
-/* The best plan on the pinned mesh into b, and what the search chooses without the pin into
- * `searched` (not an error when it finds none). */
-static bool run_pinned(Search *s, Best *b, Best *searched) {
+/* The best plan into b at the ZeRO stage s->zero: on the pinned mesh when `pinned` (and what
+ * the search chooses without the pin into `searched`), else over the whole space. Reports
+ * nothing; b->found false when no plan fits. */
+static void find_best(Search *s, bool pinned, Best *b, Best *searched) {
     best_init(b, s->N);
     best_init(searched, s->N);
-    if (!search_check_inputs(s) || !search_check_pin(s)) return false;
     CandList l = {0};
-    pin_enumerate(s, &l);
+    if (pinned)
+        pin_enumerate(s, &l);
+    else
+        search_enumerate(s, &l);
     search_list(s, &l, b);
     free(l.v);
-    if (!b->found) {
-        search_explain_pin(s, b);
-        return false;
-    }
+    if (!pinned || !b->found) return;
     l = (CandList){0};
     search_enumerate(s, &l);
     search_list(s, &l, searched);
     free(l.v);
-    return true;
+}
+
+/* The search at train.zero's stage, or under "auto" at 0, 1 and 2 keeping the fastest plan
+ * that fits (the lowest stage on a tie: ZeRO only adds an all-gather that nothing hides, so
+ * it wins only where the memory it saves lets a faster plan fit); s->zero is left at the
+ * chosen stage. Explains why when nothing fits. */
+static bool run_search(Search *s, bool pinned, Best *b, Best *searched) {
+    if (!search_check_inputs(s) || (pinned && !search_check_pin(s))) {
+        best_init(b, s->N);
+        best_init(searched, s->N);
+        return false;
+    }
+    bool aut = s->g->train.zero == TRAIN_ZERO_AUTO;
+    int lo = aut ? 0 : (int)s->g->train.zero, hi = aut ? 2 : lo, chosen = lo;
+    for (int z = lo; z <= hi; z++) {
+        Best cb, csb;
+        s->zero = z;
+        find_best(s, pinned, &cb, &csb);
+        bool take = z == lo || (cb.found && (!b->found || cb.F < b->F * (1 - REL_EPS))) ||
+                    (!b->found && !cb.found);
+        if (take && z > lo) best_free(b), best_free(searched);
+        if (take)
+            *b = cb, *searched = csb, chosen = z;
+        else
+            best_free(&cb), best_free(&csb);
+    }
+    s->zero = chosen;
+    if (b->found) return true;
+    if (pinned)
+        search_explain_pin(s, b);
+    else if (b->min_mem >= 0)
+        search_explain_memory(s, b);
+    else
+        search_explain_no_plan(s);
+    return false;
 }
 
 /* The pure data, tensor and pipeline plans' totals for the report; with `take`, one of them
@@ -553,7 +575,7 @@ bool pass_plan(IrGraph *g, Diag *d) {
         return false;
     }
     bool pinned = g->train.mesh[0] > 0;
-    bool ok = pinned ? run_pinned(&s, &b, &sb) : run_search(&s, &b);
+    bool ok = run_search(&s, pinned, &b, &sb);
     if (ok) {
         PlanTotals tot[3];
         bool valid[3];
@@ -578,10 +600,12 @@ bool pass_plan(IrGraph *g, Diag *d) {
         plan->pinned = pinned;
         plan->searched_valid = pinned && sb.found;
         plan->searched = searched;
+        plan->zero = s.zero;
+        plan->zero_auto = g->train.zero == TRAIN_ZERO_AUTO;
         g->plan = plan;
     }
     best_free(&b);
-    if (pinned) best_free(&sb);
+    best_free(&sb);
     search_free(&s);
     return ok;
 }

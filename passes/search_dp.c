@@ -163,7 +163,7 @@ static bool cand_tables(Search *s, const Cand *c) {
                                     j,
                                     mi,
                                     w,
-                                    (double)mc->param_bytes * (2 + s->opt_copies),
+                                    (double)(mc->param_bytes + mc->grad_mem + mc->optim_mem),
                                     (double)mc->act_bytes + copies};
             }
         }

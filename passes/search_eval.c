@@ -7,8 +7,9 @@
  * applying each node's mode (search_trans) and closing a stage at every cut. A stage's cost is
  * its K-scaled per-micro-batch load (nodes, reshards, the sends of its cuts) plus its
  * unhidden gradient sync, exactly what the sweep bounds, so the time it returns is the one the
- * sweep found. Its memory is parameters, gradients and optimizer state, the activations of
- * min(S − k, m) micro-batches in flight, and a buffer twice the largest message. The search
+ * sweep found. Its memory is parameters, gradients and optimizer state (shards of them under
+ * ZeRO), the activations of min(S − k, m) micro-batches in flight, and a buffer twice the
+ * largest message (at least ZeRO-2's largest full gradient). The search
  * calls it without a Plan to check each candidate's best plan against the device memory and
  * the tests' oracle to price every plan; search_plan_eval_new() calls it with one to fill the
  * Plan that lowering, the report and codegen read. Invariant: the bytes of totals.comm_bytes
@@ -37,18 +38,21 @@ static void stage_close(const Search *s, const Cand *c, int k, StageAcc *a, doub
     ps->opt_time = a->opt;
     int64_t inflight = c->S - k < c->m ? c->S - k : c->m;
     ps->mem_params = a->params;
-    ps->mem_grads = a->params;
-    ps->mem_optim = a->params * s->opt_copies;
+    ps->mem_grads = a->grads;
+    ps->mem_optim = a->optim;
     /* a recomputed layer's activations exist for one micro-batch at a time (the one whose
      * backward rebuilt them); the rest for every micro-batch in flight */
     ps->mem_acts = (a->acts - a->racts) * inflight + a->racts;
-    ps->mem_buffers = a->buf;
+    ps->mem_buffers = a->buf > a->zbuf ? a->buf : a->zbuf;
     ps->mem_bytes = ps->mem_params + ps->mem_grads + ps->mem_optim + ps->mem_acts + ps->mem_buffers;
     ps->recompute = a->rcn;
     ps->rc_compute = a->rcf;
     ps->rc_comm = a->rcc;
     ps->rc_bytes = a->rbytes;
     ps->rc_saved = a->racts * (inflight - 1);
+    /* what ZeRO saved: the same stage's gradients and state whole, its buffers without it */
+    ps->zero_saved =
+        a->params * (1 + s->opt_copies) + a->buf - a->grads - a->optim - ps->mem_buffers;
     s->stage_mem[k] = ps->mem_bytes;
 }
 
@@ -134,6 +138,9 @@ static void eval_node_into(const Search *s, int p, int mi, StageAcc *a) {
     a->unhidden += mc->unhidden;
     a->opt += mc->opt;
     a->params += mc->param_bytes;
+    a->grads += mc->grad_mem;
+    a->optim += mc->optim_mem;
+    if (mc->zero_tmp > a->zbuf) a->zbuf = mc->zero_tmp;
     a->acts += mc->act_bytes;
     if (mc->own_n) acc_buf(a, mc->own_n);
 }
@@ -274,7 +281,7 @@ Plan *search_plan_eval_new(Search *s, const Cand *c, const int *mode, const int 
         pn->param_bytes = mc->param_bytes;
         int inflight = c->S - stage[p] < c->m ? c->S - stage[p] : c->m;
         if (s->rc[p]) inflight = 1; /* rebuilt in backward, one micro-batch at a time */
-        pn->mem_bytes = mc->param_bytes * (2 + s->opt_copies) + mc->act_bytes * inflight;
+        pn->mem_bytes = mc->param_bytes + mc->grad_mem + mc->optim_mem + mc->act_bytes * inflight;
     }
     search_eval_plan(s, c, mode, stage, plan, NULL);
     plan_bytes(s, c, mode, plan);

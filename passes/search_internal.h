@@ -60,6 +60,9 @@ typedef struct ModeCost {
     double opt;        /* o: the optimizer's pass over the layer's parameters, per step */
     double base;       /* K·(fwd + bwd + own) + u + o */
     int64_t act_bytes; /* stashed per micro-batch (output + internals) */
+    /* Bytes its gradients and optimizer state hold (param_bytes and opt_copies × that
+     * without ZeRO; shards with it), and under ZeRO-2 the transient full gradient. */
+    int64_t grad_mem, optim_mem, zero_tmp;
 } ModeCost;
 
 typedef struct Search {
@@ -68,6 +71,7 @@ typedef struct Search {
     int N, V;
     int64_t B, D;
     int opt_copies;
+    int zero; /* the ZeRO stage this search prices: 0, 1 or 2 (train.zero; auto tries each) */
     /* per value */
     bool *act, *needs_grad;
     int64_t *sample_bytes, *feat;
@@ -133,7 +137,8 @@ typedef struct StageAcc {
      * bytes, and the activations (of acts) rebuilt in backward instead of kept */
     double rcf, rcc;
     int64_t rbytes, racts;
-    int rcn; /* nodes recomputed */
+    int rcn;                    /* nodes recomputed */
+    int64_t grads, optim, zbuf; /* gradients, optimizer state, ZeRO-2's largest full gradient */
 } StageAcc;
 
 typedef struct CandList {

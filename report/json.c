@@ -151,6 +151,13 @@ static void json_cluster(Json *j, const IrGraph *g) {
     json_open(j, "train", '{');
     json_int(j, "batch", g->train.batch);
     json_str(j, "optimizer", report_opt_name(g->train.opt));
+    if (g->train.zero != 0) { /* train.zero set: the stage used (only then, so 0 adds nothing) */
+        const Plan *p = report_plan(g);
+        json_open_inline(j, "zero", '{');
+        json_int(j, "stage", p->zero);
+        json_bool(j, "auto", p->zero_auto);
+        json_close(j, '}');
+    }
     json_close(j, '}');
 }
 
@@ -278,6 +285,7 @@ static void json_stages(Json *j, const IrGraph *g) {
         json_int(j, "optimizer", st->mem_optim);
         json_int(j, "activations", st->mem_acts);
         json_int(j, "buffers", st->mem_buffers);
+        if (g->train.zero != 0) json_int(j, "zero_saved", st->zero_saved);
         json_close(j, '}');
         if (st->recompute) { /* only on a stage that recomputes (docs/report.md) */
             json_open_inline(j, "recompute", '{');

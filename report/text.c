@@ -64,6 +64,24 @@ static void text_pinned(const IrGraph *g, FILE *out) {
             c->totals.step_time > 0 ? p->totals.step_time / c->totals.step_time : 1.0);
 }
 
+/* train.zero set (never at the default 0): the ZeRO stage used, what it shards, what it saved. */
+static void text_zero(const IrGraph *g, FILE *out) {
+    const Plan *p = report_plan(g);
+    static const char *const what[] = {"nothing sharded", "optimizer state sharded",
+                                       "gradients and optimizer state sharded"};
+    char b[48];
+    if (g->train.zero == 0) return;
+    int64_t most = 0;
+    int at = 0;
+    for (int s = 0; s < p->S; s++)
+        if (p->stages[s].zero_saved > most) most = p->stages[s].zero_saved, at = s;
+    fprintf(out, "zero        ZeRO-%d%s: %s over the data replicas", p->zero,
+            p->zero_auto ? " (auto: the fastest of 0, 1, 2 that fits)" : "", what[p->zero]);
+    if (p->zero > 0)
+        fprintf(out, "; saves %s per device on stage %d", units_bytes(b, 48, most), at);
+    fprintf(out, "\n");
+}
+
 static void text_mesh(const IrGraph *g, FILE *out) {
     const Plan *p = report_plan(g);
     int64_t B = g->train.batch, per = (int64_t)p->d * p->m;
@@ -76,6 +94,7 @@ static void text_mesh(const IrGraph *g, FILE *out) {
     else
         fprintf(out, "micro       %s\n", units_n(b[0], 48, p->m, "micro-batch"));
     text_pinned(g, out);
+    text_zero(g, out);
 }
 
 static void step_row(Table *t, const char *what, double v, double step, const char *note) {

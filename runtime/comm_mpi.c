@@ -419,6 +419,57 @@ void mprt_reduce_scatter(MprtGroup g, const float *full, float *local, int64_t o
                    MPI_Wtime() - t0);
 }
 
+/* ─────────────── ZeRO: parts of a flat tensor (uneven: the last ones short) ─────────────── */
+
+static int64_t zero_len(int64_t count, int64_t shard, int r) {
+    int64_t lo = shard * r, n = count - lo;
+    return n < 0 ? 0 : n > shard ? shard : n;
+}
+
+int64_t mprt_zero_part(MprtGroup g, int64_t count, int64_t shard, int64_t *lo) {
+    int r = mprt_group_rank(g);
+    *lo = shard * r < count ? shard * r : count;
+    return zero_len(count, shard, r);
+}
+
+/* The counts and displacements of the G parts, as MPI wants them (ints). */
+static int *zero_counts(int G, int64_t count, int64_t shard, const char *call) {
+    if (shard < 0 || shard > INT_MAX || shard * G < count || (int64_t)G * shard > INT_MAX)
+        mprt_fatal("%s: bad ZeRO split of %lld floats into %d parts of %lld", call,
+                   (long long)count, G, (long long)shard);
+    int *c = malloc(2 * (size_t)G * sizeof *c);
+    if (!c) mprt_fatal("out of memory");
+    for (int r = 0; r < G; r++)
+        c[r] = (int)zero_len(count, shard, r), c[G + r] = (int)(shard * r);
+    return c;
+}
+
+void mprt_zero_reduce_scatter(MprtGroup g, const float *full, float *out, int64_t count,
+                              int64_t shard, bool add) {
+    int G = mprt_group_size(g), me = mprt_group_rank(g);
+    int *c = zero_counts(G, count, shard, "MPI_Reduce_scatter");
+    double t0 = MPI_Wtime();
+    float *dst = add ? scratch(shard > 0 ? shard : 1) : out;
+    check(MPI_Reduce_scatter(full, dst, c, MPI_FLOAT, MPI_SUM, R.comm[g]), "MPI_Reduce_scatter", g);
+    if (add)
+        for (int i = 0; i < c[me]; i++)
+            out[i] += dst[i];
+    mprt_stats_add(MPRT_REDUCESCATTER, g, mprt_coll_bytes(MPRT_REDUCESCATTER, G, 4 * shard * G),
+                   MPI_Wtime() - t0);
+    free(c);
+}
+
+void mprt_zero_allgather(MprtGroup g, float *full, int64_t count, int64_t shard) {
+    int G = mprt_group_size(g);
+    int *c = zero_counts(G, count, shard, "MPI_Allgatherv");
+    double t0 = MPI_Wtime();
+    check(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, full, c, c + G, MPI_FLOAT, R.comm[g]),
+          "MPI_Allgatherv", g);
+    mprt_stats_add(MPRT_ALLGATHER, g, mprt_coll_bytes(MPRT_ALLGATHER, G, 4 * shard * G),
+                   MPI_Wtime() - t0);
+    free(c);
+}
+
 /* Checks an all-to-all view and returns the per-destination block in floats. */
 static int64_t a2a_block(int G, int64_t batch, int64_t mid, int64_t feat, int64_t inner) {
     int64_t dims[4] = {batch, mid, feat, inner}, n = 0;

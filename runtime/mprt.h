@@ -133,6 +133,17 @@ void mprt_allgather(MprtGroup g, const float *local, float *full, int64_t outer,
 void mprt_reduce_scatter(MprtGroup g, const float *full, float *local, int64_t outer, int64_t chunk,
                          int64_t inner);
 
+/* ZeRO (docs/runtime.md, "ZeRO"): a tensor of `count` floats split over the G ranks of group g
+ * into parts of `shard` floats (shard = ceil(count / G); the last parts short or empty).
+ * mprt_zero_part: this rank's part, [*lo, *lo + n), n returned. mprt_zero_reduce_scatter: the
+ * group's sum of `full`, this rank's part of it into `out` (added to it when `add`).
+ * mprt_zero_allgather: every rank's part of `full` (in place) to every rank. Both count as
+ * the padded tensor, n = 4·shard·G bytes, as the planner prices them. */
+int64_t mprt_zero_part(MprtGroup g, int64_t count, int64_t shard, int64_t *lo);
+void mprt_zero_reduce_scatter(MprtGroup g, const float *full, float *out, int64_t count,
+                              int64_t shard, bool add);
+void mprt_zero_allgather(MprtGroup g, float *full, int64_t count, int64_t shard);
+
 /* Local slice (R → B or R → F, no communication): copies this rank's slice of `full`
  * (outer × G·chunk × inner) into `local` (outer × chunk × inner). Also used to take a shard
  * of a whole tensor read from a checkpoint; `part` of `parts` picks the slice. */

@@ -57,6 +57,41 @@ typedef struct MprtParam {
     float a, b; /* MprtInit's arguments */
 } MprtParam;
 
+/* ZeRO (docs/runtime.md, "ZeRO"): the optimizer state (and the reduced gradients) of one
+ * layer's parameters — `count` floats at `offset` in its stage's weight arena — split over
+ * `group` into parts of `shard` floats; this rank keeps its part at `soff` of the stage's
+ * shard arenas. A layer whose gradients need no synchronisation (synced false) keeps all of
+ * it (shard = count). */
+typedef struct MprtZeroPart {
+    int stage;
+    MprtGroup group;
+    bool synced;
+    int64_t offset, count, shard, soff;
+} MprtZeroPart;
+
+typedef struct MprtZero {
+    int stage;                 /* the ZeRO stage: 1 or 2 */
+    const MprtZeroPart *parts; /* [nparts], every layer with parameters, of every stage */
+    int nparts;
+    const int64_t *stage_floats; /* [S]: floats of each stage's weight arena */
+} MprtZero;
+
+/* The whole optimizer state of this rank's stage (stage_floats[s] floats) from the parts the
+ * group holds, into `full`: collective over each part's group, not counted as plan traffic. */
+void mprt_zero_gather(const MprtZero *z, const float *shards, float *full);
+/* This rank's parts of the whole state `full` into `shards` (local). */
+void mprt_zero_take(const MprtZero *z, const float *full, float *shards);
+
+struct MprtModel;
+struct MprtHyper;
+/* The optimizer step (m->optimizer, hyper-parameters h, step t ≥ 1) on this rank's part of
+ * every layer of its stage: gradients from gsh (grd for a layer without synchronisation),
+ * state in state[1], state[2] at the parts' offsets, parameters updated in place. */
+void mprt_zero_update(const struct MprtModel *m, float *prm, const float *grd, const float *gsh,
+                      float *state[3], const struct MprtHyper *h, int64_t t);
+/* Then every rank's updated part to every rank of its group (counted: the plan's all-gather). */
+void mprt_zero_params(const MprtZero *z, float *prm);
+
 /* What the functions below need to know of a model and its plan. */
 typedef struct MprtModel {
     const char *name;        /* the checkpoint metadata's "model" */
@@ -69,6 +104,9 @@ typedef struct MprtModel {
     /* Shard copies between an arena and host memory; NULL: the arenas are host memory. */
     void (*download)(void *host, const void *arena, size_t bytes);
     void (*upload)(void *arena, const void *host, size_t bytes);
+    /* ZeRO: the optimizer-state arenas hold this rank's parts only (mprt_zero_take's layout);
+     * checkpoints gather them on save and take them on load. NULL: whole, like the weights. */
+    const MprtZero *zero;
 } MprtModel;
 
 /* This rank's arenas: [0] the weights, [1] and [2] the optimizer states (unused ones may be

@@ -151,8 +151,29 @@ void mprt_ckpt_fingerprint(const MprtModel *m, char out[MPRT_FINGERPRINT_LEN]) {
     snprintf(out, MPRT_FINGERPRINT_LEN, "%016llx", (unsigned long long)sum);
 }
 
-bool mprt_ckpt_save(const MprtModel *m, MprtArenas arena, const char *path, int64_t step,
+/* ZeRO: whole optimizer-state arenas of this rank's stage in w[1..nstate] (w[0] the weights),
+ * gathered from the parts in `arena` when `gather` (for a save), zeros otherwise (a load fills
+ * them); without ZeRO, w is `arena` itself. free_whole releases what this made. */
+static void whole_state(const MprtModel *m, MprtArenas arena, MprtArenas w, bool gather) {
+    memcpy(w, arena, sizeof(MprtArenas));
+    if (!m->zero) return;
+    int64_t n = m->zero->stage_floats[mprt_mesh()->s] + 1;
+    for (int i = 0; i < m->nstate; i++) {
+        w[1 + i] = mprt_falloc(n);
+        memset(w[1 + i], 0, sizeof(float) * (size_t)n);
+        if (gather) mprt_zero_gather(m->zero, arena[1 + i], w[1 + i]);
+    }
+}
+
+static void free_whole(const MprtModel *m, MprtArenas w) {
+    for (int i = 0; m->zero && i < m->nstate; i++)
+        free(w[1 + i]);
+}
+
+bool mprt_ckpt_save(const MprtModel *m, MprtArenas sharded, const char *path, int64_t step,
                     MprtErr *err) {
+    MprtArenas arena;
+    whole_state(m, sharded, arena, true);
     int nt = m->nparams * (1 + m->nstate);
     MprtTensorRef *refs = calloc((size_t)nt + 1, sizeof *refs);
     char **names = calloc((size_t)nt + 1, sizeof *names);
@@ -180,6 +201,7 @@ bool mprt_ckpt_save(const MprtModel *m, MprtArenas arena, const char *path, int6
         free(data[i]), free(names[i]);
     free(refs), free(names), free(data);
     mprt_stats_resume();
+    free_whole(m, arena);
     return ok;
 }
 
@@ -242,8 +264,10 @@ static bool check_identity(const MprtModel *m, MprtSt *f, const char *path, Mprt
     return true;
 }
 
-bool mprt_ckpt_load(const MprtModel *m, MprtArenas arena, const char *path, bool state,
+bool mprt_ckpt_load(const MprtModel *m, MprtArenas sharded, const char *path, bool state,
                     int64_t *step, MprtErr *err) {
+    MprtArenas arena;
+    whole_state(m, sharded, arena, false);
     MprtSt *f = mprt_st_open(path, err);
     bool ok = f != NULL && check_identity(m, f, path, err);
     for (int i = 0; ok && i < m->nparams * (state ? 1 + m->nstate : 1); i++) {
@@ -254,6 +278,9 @@ bool mprt_ckpt_load(const MprtModel *m, MprtArenas arena, const char *path, bool
     }
     if (ok && state) ok = read_step(f, path, step, err);
     if (f) mprt_st_close(f);
+    for (int i = 0; ok && state && m->zero && i < m->nstate; i++)
+        mprt_zero_take(m->zero, arena[1 + i], sharded[1 + i]);
+    free_whole(m, arena);
     return ok;
 }
 

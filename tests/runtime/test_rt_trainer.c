@@ -27,7 +27,7 @@ enum { VOCAB = 101, DIM = 8, NBIAS = 10 };
 
 static MprtParam params[2];
 static const char *const state_names[2] = {"m", "v"};
-static MprtModel model = {"toy", 1, 1, 1, params, 2, "adam", 2, state_names, NULL, NULL};
+static MprtModel model = {"toy", 1, 1, 1, params, 2, "adam", 2, state_names, NULL, NULL, NULL};
 
 /* The table of the plan S × 1 × t: the embedding on stage 0, the bias on stage S - 1. */
 static void make_table(int S, int t) {

@@ -1,0 +1,74 @@
+/*
+ * trainer_zero.c: ZeRO's optimizer state between its sharded form and whole tensors.
+ *
+ * Under ZeRO (docs/runtime.md, "ZeRO") each rank keeps the optimizer state of its part of
+ * every layer's parameters only, packed at MprtZeroPart.soff; checkpoints hold whole tensors,
+ * so that a ZeRO run resumes without ZeRO, on another mesh, and the reverse. mprt_zero_gather
+ * rebuilds the stage's whole state arena (the weights' layout) before a save; mprt_zero_take
+ * keeps this rank's parts of a whole arena after a load.
+ */
+#include <string.h>
+
+#include "mprt_trainer.h"
+
+void mprt_zero_gather(const MprtZero *z, const float *shards, float *full) {
+    int s = mprt_mesh()->s;
+    mprt_stats_pause();
+    for (int i = 0; i < z->nparts; i++) {
+        const MprtZeroPart *p = &z->parts[i];
+        if (p->stage != s) continue;
+        if (!p->synced) {
+            memcpy(full + p->offset, shards + p->soff, sizeof(float) * (size_t)p->count);
+            continue;
+        }
+        int64_t lo, n = mprt_zero_part(p->group, p->count, p->shard, &lo);
+        memcpy(full + p->offset + lo, shards + p->soff, sizeof(float) * (size_t)n);
+        mprt_zero_allgather(p->group, full + p->offset, p->count, p->shard);
+    }
+    mprt_stats_resume();
+}
+
+void mprt_zero_take(const MprtZero *z, const float *full, float *shards) {
+    int s = mprt_mesh()->s;
+    for (int i = 0; i < z->nparts; i++) {
+        const MprtZeroPart *p = &z->parts[i];
+        if (p->stage != s) continue;
+        int64_t lo = 0, n = p->count;
+        if (p->synced) n = mprt_zero_part(p->group, p->count, p->shard, &lo);
+        memcpy(shards + p->soff, full + p->offset + lo, sizeof(float) * (size_t)n);
+    }
+}
+
+/* One layer's part: the optimizer of m->optimizer on n floats. */
+static void part_step(const MprtModel *m, float *p, float *s1, float *s2, const float *g, int64_t n,
+                      const MprtHyper *h, int64_t t) {
+    if (!strcmp(m->optimizer, "sgd"))
+        mprt_sgd_step(p, h->momentum != 0.0f ? s1 : NULL, g, n, h->lr, h->momentum,
+                      h->weight_decay);
+    else if (!strcmp(m->optimizer, "adam"))
+        mprt_adam_step(p, s1, s2, g, n, h->lr, h->beta1, h->beta2, h->eps, h->weight_decay, t);
+    else
+        mprt_adamw_step(p, s1, s2, g, n, h->lr, h->beta1, h->beta2, h->eps, h->weight_decay, t);
+}
+
+void mprt_zero_update(const MprtModel *m, float *prm, const float *grd, const float *gsh,
+                      MprtArenas state, const MprtHyper *h, int64_t t) {
+    const MprtZero *z = m->zero;
+    for (int i = 0; i < z->nparts; i++) {
+        const MprtZeroPart *p = &z->parts[i];
+        if (p->stage != mprt_mesh()->s) continue;
+        int64_t lo = 0, n = p->count;
+        if (p->synced) n = mprt_zero_part(p->group, p->count, p->shard, &lo);
+        const float *g = p->synced ? gsh + p->soff : grd + p->offset;
+        float *s2 = state[2] ? state[2] + p->soff : NULL;
+        part_step(m, prm + p->offset + lo, state[1] + p->soff, s2, g, n, h, t);
+    }
+}
+
+void mprt_zero_params(const MprtZero *z, float *prm) {
+    for (int i = 0; i < z->nparts; i++) {
+        const MprtZeroPart *p = &z->parts[i];
+        if (p->stage == mprt_mesh()->s && p->synced)
+            mprt_zero_allgather(p->group, prm + p->offset, p->count, p->shard);
+    }
+}
