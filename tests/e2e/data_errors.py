@@ -9,22 +9,16 @@ good run of each kind: a .npy pair and a token stream of both layouts train and 
 """
 import argparse
 import os
-import re
 import struct
 import subprocess
 import sys
 
 import numpy as np
+import e2e_build
 
 
 def build(a, model, devices):
-    exe = os.path.join(a.workdir, f"{os.path.splitext(os.path.basename(model))[0]}_{devices}")
-    r = subprocess.run([a.mpcc, model, "-D", f"cluster.devices={devices}", "-o", exe],
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        raise RuntimeError(r.stdout + r.stderr)
-    with open(exe + ".c") as f:
-        return exe, int(re.search(r"mpirun -np (\d+)", f.read()).group(1))
+    return e2e_build.build(a.mpcc, a.workdir, model, devices)
 
 
 def run(a, exe, np_, flags):

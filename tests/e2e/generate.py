@@ -18,6 +18,7 @@ import os
 import re
 import subprocess
 import sys
+import e2e_build
 
 
 def run(cmd, **kw):
@@ -26,12 +27,7 @@ def run(cmd, **kw):
 
 
 def build(a, model, devices, tag):
-    exe = os.path.join(a.workdir, f"{tag}_{devices}")
-    r = run([a.mpcc, model, "-D", f"cluster.devices={devices}", "-o", exe])
-    if r.returncode != 0:
-        raise RuntimeError(f"mpcc {model} at {devices} devices failed:\n{r.stdout}")
-    with open(exe + ".c") as f:
-        ranks = int(re.search(r"mpirun -np (\d+)", f.read()).group(1))
+    exe, ranks = e2e_build.build(a.mpcc, a.workdir, model, devices, tag)
     return [a.mpirun, "--oversubscribe", "-np", str(ranks), exe, "--threads", "1"]
 
 

@@ -29,6 +29,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gpt2_numpy  # noqa: E402
+import e2e_build
 
 RTOL = 1e-4  # float32 trainer vs float64 reference, relative to the largest logit
 
@@ -39,12 +40,7 @@ def run(cmd):
 
 
 def build(a, model, devices, tag):
-    exe = os.path.join(a.workdir, f"{tag}_{devices}")
-    r = run([a.mpcc, model, "-D", f"cluster.devices={devices}", "-o", exe])
-    if r.returncode != 0:
-        raise RuntimeError(f"mpcc {model} at {devices} devices failed:\n{r.stdout}")
-    with open(exe + ".c") as f:
-        ranks = int(re.search(r"mpirun -np (\d+)", f.read()).group(1))
+    exe, ranks = e2e_build.build(a.mpcc, a.workdir, model, devices, tag)
     return [a.mpirun, "--oversubscribe", "-np", str(ranks), exe, "--threads", "1"]
 
 

@@ -19,16 +19,11 @@ import subprocess
 import sys
 
 import numpy as np
+import e2e_build
 
 
 def build(a, src, devices, name):
-    exe = os.path.join(a.workdir, f"{name}_{devices}")
-    r = subprocess.run([a.mpcc, src, "-D", f"cluster.devices={devices}", "-o", exe],
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        raise RuntimeError(r.stdout + r.stderr)
-    with open(exe + ".c") as f:
-        return exe, int(re.search(r"mpirun -np (\d+)", f.read()).group(1))
+    return e2e_build.build(a.mpcc, a.workdir, src, devices, name)
 
 
 def run(a, exe, np_, flags):
