@@ -7,18 +7,17 @@ Compiles the small MLP (f32 inputs, class labels) and the small GPT (token seque
 no progress line, and leave no checkpoint behind (--save is given to every run). Then one
 good run of each kind: a .npy pair and a token stream of both layouts train and save.
 """
-import argparse
 import os
 import struct
 import subprocess
 import sys
 
 import numpy as np
-import e2e_build
+import e2e_common
 
 
 def build(a, model, devices):
-    return e2e_build.build(a.mpcc, a.workdir, model, devices)
+    return e2e_common.build(a.mpcc, a.workdir, model, devices)
 
 
 def run(a, exe, np_, flags):
@@ -60,13 +59,7 @@ def files(w):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--mpcc", required=True)
-    ap.add_argument("--mpirun", default="mpirun")
-    ap.add_argument("--workdir", required=True)
-    ap.add_argument("--e2e", required=True, help="tests/e2e")
-    a = ap.parse_args()
-    os.makedirs(a.workdir, exist_ok=True)
+    a = e2e_common.args()
     p = files(a.workdir)
     mlp = [build(a, os.path.join(a.e2e, "mlp_small.mp"), n) for n in (1, 2)]
     gpt = [build(a, os.path.join(a.e2e, "gpt_small.mp"), n) for n in (1, 2)]

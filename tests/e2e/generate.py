@@ -18,7 +18,7 @@ import os
 import re
 import subprocess
 import sys
-import e2e_build
+import e2e_common
 
 
 def run(cmd, **kw):
@@ -27,7 +27,7 @@ def run(cmd, **kw):
 
 
 def build(a, model, devices, tag):
-    exe, ranks = e2e_build.build(a.mpcc, a.workdir, model, devices, tag)
+    exe, ranks = e2e_common.build(a.mpcc, a.workdir, model, devices, tag)
     return [a.mpirun, "--oversubscribe", "-np", str(ranks), exe, "--threads", "1"]
 
 

@@ -13,32 +13,16 @@ tests/e2e/hf_export.py can check what `--export-hf` wrote without torch:
 """
 import json
 import os
-import struct
 
 import numpy as np
 
-
-def read_safetensors(path):
-    """name -> float64 array, and the metadata."""
-    with open(path, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        header = json.loads(f.read(n))
-        data = f.read()
-    out = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        b, e = info["data_offsets"]
-        if info["dtype"] != "F32":
-            raise ValueError(f"{name}: dtype {info['dtype']}, expected F32")
-        out[name] = np.frombuffer(data[b:e], dtype="<f4").reshape(info["shape"]).astype(np.float64)
-    return out, header.get("__metadata__", {})
+import e2e_common
 
 
 def load(directory):
     with open(os.path.join(directory, "config.json")) as f:
         cfg = json.load(f)
-    w, meta = read_safetensors(os.path.join(directory, "model.safetensors"))
+    w, meta = e2e_common.read_safetensors(os.path.join(directory, "model.safetensors"))
     return cfg, w, meta
 
 

@@ -29,7 +29,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gpt2_numpy  # noqa: E402
-import e2e_build
+import e2e_common
 
 RTOL = 1e-4  # float32 trainer vs float64 reference, relative to the largest logit
 
@@ -40,7 +40,7 @@ def run(cmd):
 
 
 def build(a, model, devices, tag):
-    exe, ranks = e2e_build.build(a.mpcc, a.workdir, model, devices, tag)
+    exe, ranks = e2e_common.build(a.mpcc, a.workdir, model, devices, tag)
     return [a.mpirun, "--oversubscribe", "-np", str(ranks), exe, "--threads", "1"]
 
 

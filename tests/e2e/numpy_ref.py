@@ -8,31 +8,16 @@ samples in the same order with the same optimizer (SGD with momentum, or Adam/Ad
 semantics). The two loss curves must agree within --rtol relative on every step.
 """
 import argparse
-import json
 import os
 import re
-import struct
 import subprocess
 import sys
 
 import numpy as np
 
+import e2e_common
+
 STEP = re.compile(r"^step (\d+)/(\d+) \| loss ([-+0-9.eE]+)")
-
-
-def read_safetensors(path):
-    with open(path, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        header = json.loads(f.read(n))
-        data = f.read()
-    out = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        b, e = info["data_offsets"]
-        assert info["dtype"] == "F32"
-        out[name] = np.frombuffer(data[b:e], dtype="<f4").reshape(info["shape"]).astype(np.float64)
-    return out
 
 
 def forward_backward(W, x, y, layers, batch):
@@ -85,7 +70,7 @@ def main():
     n_samples = 2 * a.batch
     run = [a.mpirun, "--oversubscribe", "-np", "1", exe, "--threads", "1"]
     subprocess.run(run + ["--steps", "0", "--save", init], check=True, capture_output=True)
-    W = read_safetensors(init)
+    W, _ = e2e_common.read_safetensors(init)
     layers = [k[: -len(".weight")] for k in W if k.endswith(".weight") and not k.startswith("optimizer.")]
     layers.sort(key=lambda n: list(W).index(n + ".weight"))
     fin = W[layers[0] + ".weight"].shape[0]

@@ -10,7 +10,6 @@ directory, must each be one line that names the user's path first (the temporary
 parentheses), exit 1,
 before any step, with nothing written.
 """
-import argparse
 import json
 import os
 import re
@@ -19,11 +18,11 @@ import subprocess
 import sys
 
 import numpy as np
-import e2e_build
+import e2e_common
 
 
 def build(a, src, devices, name):
-    return e2e_build.build(a.mpcc, a.workdir, src, devices, name)
+    return e2e_common.build(a.mpcc, a.workdir, src, devices, name)
 
 
 def run(a, exe, np_, flags):
@@ -90,13 +89,7 @@ def outputs(a, fails):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--mpcc", required=True)
-    ap.add_argument("--mpirun", default="mpirun")
-    ap.add_argument("--workdir", required=True)
-    ap.add_argument("--e2e", required=True, help="tests/e2e")
-    a = ap.parse_args()
-    os.makedirs(a.workdir, exist_ok=True)
+    a = e2e_common.args()
     fails = []
     guard(a, fails)
     outputs(a, fails)

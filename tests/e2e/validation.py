@@ -12,7 +12,6 @@ must also be a real one: the MLP's first evaluation, of a model that has trained
 validation set's own distribution, lies near ln(10), and a run whose validation set is its
 training set (--val-data = --data, a token stream) sees it fall.
 """
-import argparse
 import json
 import os
 import re
@@ -20,14 +19,14 @@ import subprocess
 import sys
 
 import numpy as np
-import e2e_build
+import e2e_common
 
 VAL = re.compile(r"^step (\d+)/\d+ .*\| val_loss (\S+)(?: val_acc (\S+))?$", re.M)
 DONE = re.compile(r"^done .*\| val_loss (\S+)(?: val_acc (\S+))?$", re.M)
 
 
 def build(a, model, devices):
-    return e2e_build.build(a.mpcc, a.workdir, model, devices)
+    return e2e_common.build(a.mpcc, a.workdir, model, devices)
 
 
 def run(a, exe, np_, flags):
@@ -65,13 +64,7 @@ def same(ref, got):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--mpcc", required=True)
-    ap.add_argument("--mpirun", default="mpirun")
-    ap.add_argument("--workdir", required=True)
-    ap.add_argument("--e2e", required=True, help="tests/e2e")
-    a = ap.parse_args()
-    os.makedirs(a.workdir, exist_ok=True)
+    a = e2e_common.args()
     p = lambda n: os.path.join(a.workdir, n)
     rng = np.random.default_rng(3)
     np.save(p("vx.npy"), rng.standard_normal((100, 48)).astype(np.float32))
