@@ -323,7 +323,19 @@ static void prepare(Emit *e) {
     }
 }
 
+/* A bf16 plan (train.precision, docs/cost-model.md "Mixed precision"): neither trainer
+ * implements one yet; whoever makes a target's trainer accept bf16 drops its refusal here. */
+static bool bf16_supported(const IrGraph *g, bool cuda, Diag *d) {
+    if (!g->sched || g->sched->precision != PRECISION_BF16) return true;
+    diag_error(d, noloc,
+               "train.precision: the plan is bf16, which the %s trainer does not implement yet; "
+               "set train.precision = \"f32\" to generate one (--emit=plan and the reports work)",
+               cuda ? "CUDA" : "C");
+    return false;
+}
+
 bool cg_plan_supported(const IrGraph *g, bool cuda, Diag *d) {
+    if (!bf16_supported(g, cuda, d)) return false;
     if (!g->sched || g->sched->zero == 0 || !cuda) return true;
     diag_error(d, noloc,
                "train.zero: the plan uses ZeRO-%d, which the CUDA trainer does not implement yet; "

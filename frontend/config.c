@@ -29,7 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum { K_INT, K_FLOAT, K_OPT, K_PRESET, K_MESH, K_RECOMPUTE, K_ZERO } KeyType;
+typedef enum { K_INT, K_FLOAT, K_OPT, K_PRESET, K_MESH, K_RECOMPUTE, K_ZERO, K_PRECISION } KeyType;
 
 typedef struct CfgKey {
     const char *name; /* "train.batch" */
@@ -68,6 +68,7 @@ static const CfgKey keys[] = {
     {"plan.mesh", K_MESH, true, offsetof(TrainCfg, mesh)},
     {"plan.microbatches", K_INT, true, offsetof(TrainCfg, mesh_m)},
     {"train.recompute", K_RECOMPUTE, true, offsetof(TrainCfg, recompute)},
+    TK(precision, K_PRECISION),
 };
 #define NKEYS ((int)(sizeof keys / sizeof keys[0]))
 
@@ -78,6 +79,7 @@ typedef struct Preset {
     int64_t devices_per_node;
     double flops, memory, bandwidth, latency, inter_bw, inter_lat, mem_bw;
     const PresetTables *tables;
+    double flops_bf16; /* bf16 GEMM rate (the cpu preset's: its f32 rate, bf16 runs as f32) */
 } Preset;
 
 /* The cpu preset's GEMM rates: mpcc-calibrate's grid on our CI machine (one rank, AMD EPYC VM,
@@ -97,10 +99,10 @@ static const PresetTables cpu_tables = {
 
 /* See docs/language.md for where each number comes from. */
 static const Preset presets[] = {
-    {"cpu", 8, 60e9, 4294967296.0, 5e9, 2e-6, 1.1e9, 30e-6, 24.9e9, &cpu_tables},
-    {"a100-nvlink", 8, 78e12, 80e9, 240e9, 5e-6, 20e9, 10e-6, 1.63e12, NULL},
-    {"h100-nvlink", 8, 247e12, 80e9, 360e9, 5e-6, 40e9, 10e-6, 2.68e12, NULL},
-    {"h100-ib", 1, 247e12, 80e9, 40e9, 10e-6, 40e9, 10e-6, 2.68e12, NULL},
+    {"cpu", 8, 60e9, 4294967296.0, 5e9, 2e-6, 1.1e9, 30e-6, 24.9e9, &cpu_tables, 60e9},
+    {"a100-nvlink", 8, 78e12, 80e9, 240e9, 5e-6, 20e9, 10e-6, 1.63e12, NULL, 156e12},
+    {"h100-nvlink", 8, 247e12, 80e9, 360e9, 5e-6, 40e9, 10e-6, 2.68e12, NULL, 494e12},
+    {"h100-ib", 1, 247e12, 80e9, 40e9, 10e-6, 40e9, 10e-6, 2.68e12, NULL, 494e12},
 };
 const char *const fe_preset_names[] = {"cpu", "a100-nvlink", "h100-nvlink", "h100-ib"};
 const int fe_preset_count = (int)(sizeof presets / sizeof presets[0]);
@@ -112,6 +114,7 @@ bool fe_cluster_preset(const char *name, ClusterCfg *c) {
         c->preset = p->name;
         c->devices_per_node = p->devices_per_node;
         c->flops = p->flops;
+        c->flops_bf16 = p->flops_bf16;
         c->memory = p->memory;
         c->bandwidth = p->bandwidth;
         c->latency = p->latency;
@@ -245,6 +248,23 @@ static void set_zero(Cfg *C, int k, const char *v) {
         bad_value(C, k, "zero must be 0, 1, 2 or \"auto\", got '%s'; did you mean '%s'?", v, sug);
     else
         bad_value(C, k, "zero must be 0, 1, 2 or \"auto\", got '%s'", v);
+}
+
+/* train.precision's value, indexed by Precision: "f32" or "bf16" into C->t->precision; anything
+ * else is reported at the value's origin (key k), with a suggestion when one is close. */
+static const char *const precision_names[] = {"f32", "bf16"};
+static void set_precision(Cfg *C, int k, const char *v) {
+    for (int i = 0; i < 2; i++)
+        if (strcmp(v, precision_names[i]) == 0) {
+            C->t->precision = (Precision)i;
+            return;
+        }
+    const char *sug = diag_suggest(v, precision_names, 2);
+    if (sug)
+        bad_value(C, k, "precision must be \"f32\" or \"bf16\", got '%s'; did you mean '%s'?", v,
+                  sug);
+    else
+        bad_value(C, k, "precision must be \"f32\" or \"bf16\", got '%s'", v);
 }
 
 static void bad_mesh(Cfg *C, int k, const char *v) {
@@ -447,6 +467,14 @@ static void apply_setting(Cfg *C, const AstStmt *s, const char *block, const Ast
             bad_value(C, k, "zero must be 0, 1, 2 or \"auto\"");
         return;
     }
+    case K_PRECISION:
+        C->org[k].loc = v->loc;
+        C->org[k].def = NULL;
+        if (v->kind == EX_STRING)
+            set_precision(C, k, v->name);
+        else
+            bad_value(C, k, "precision must be a string, \"f32\" or \"bf16\"");
+        return;
     case K_INT:
         if (v->kind != EX_INT) {
             diag_error(C->d, v->loc, "'%s' must be an integer", s->name);
@@ -496,6 +524,7 @@ static void apply_define(Cfg *C, const FeDefine *def) {
             C->t->recompute = (RecomputePolicy)recompute_policy(v);
         return;
     case K_ZERO: set_zero(C, k, v); return;
+    case K_PRECISION: set_precision(C, k, v); return;
     case K_MESH:
         C->t->mesh_loc = none;
         if (!parse_mesh(v, C->t->mesh)) bad_mesh(C, k, v);
@@ -678,6 +707,7 @@ void fe_config_dump(const TrainCfg *t, const ClusterCfg *c, FILE *out) {
         case K_OPT: fprintf(out, "%s\n", opt_names[t->opt]); break;
         case K_PRESET: fprintf(out, "\"%s\"\n", c->preset ? c->preset : ""); break;
         case K_RECOMPUTE: fprintf(out, "\"%s\"\n", recompute_names[t->recompute]); break;
+        case K_PRECISION: fprintf(out, "\"%s\"\n", precision_names[t->precision]); break;
         case K_ZERO:
             if (t->zero == TRAIN_ZERO_AUTO)
                 fprintf(out, "\"auto\"\n");

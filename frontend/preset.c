@@ -210,9 +210,8 @@ static void gemm_entry(PReader *r, const cJSON *e, int i, PresetGemm *out) {
     out->flops = number(r, e, path, "flops", true, true);
 }
 
-static void tables(PReader *r, const cJSON *root, const cJSON *fl, ClusterCfg *c) {
+static void tables(PReader *r, const cJSON *root, ClusterCfg *c) {
     PresetTables *t = arena_calloc(r->a, 1, sizeof *t);
-    t->flops_bf16 = number(r, fl, "flops.", "bf16", false, true);
     const cJSON *co = array(r, root, "collectives"), *ge = array(r, root, "gemm");
     t->ncoll = co ? cJSON_GetArraySize(co) : 0;
     t->ngemm = ge ? cJSON_GetArraySize(ge) : 0;
@@ -227,7 +226,7 @@ static void tables(PReader *r, const cJSON *root, const cJSON *fl, ClusterCfg *c
     t->coll = pc;
     t->gemm = pg;
     /* A file that states no measured table prices GEMMs at the flat flops.f32. */
-    c->tables = t->ncoll || t->ngemm || t->flops_bf16 > 0 ? t : NULL;
+    c->tables = t->ncoll || t->ngemm ? t : NULL;
 }
 
 static void read_root(PReader *r, const cJSON *root, ClusterCfg *c) {
@@ -259,11 +258,12 @@ static void read_root(PReader *r, const cJSON *root, ClusterCfg *c) {
     const cJSON *fl = object(r, root, "flops", true);
     only_known(r, fl, "flops.", known_flops);
     c->flops = fl ? number(r, fl, "flops.", "f32", true, true) : 0;
+    c->flops_bf16 = fl ? number(r, fl, "flops.", "bf16", false, true) : 0;
     c->memory = number(r, root, "", "memory_bytes", true, true);
     c->memory_bandwidth = number(r, root, "", "memory_bandwidth_bytes_per_s", false, true);
     link(r, root, "intra_node", &c->latency, &c->bandwidth);
     link(r, root, "inter_node", &c->inter_node_latency, &c->inter_node_bandwidth);
-    if (!r->failed) tables(r, root, fl, c);
+    if (!r->failed) tables(r, root, c);
     if (!r->failed) c->preset = arena_strdup(r->a, name);
 }
 

@@ -305,6 +305,12 @@ typedef enum { OPT_SGD, OPT_ADAM, OPT_ADAMW } OptKind;
 #define IR_MAX_MICROBATCHES 65536
 #define IR_MAX_DEVICES 1048576
 typedef enum { RECOMPUTE_AUTO, RECOMPUTE_NONE, RECOMPUTE_ALL } RecomputePolicy;
+/* train.precision (docs/language.md; docs/cost-model.md, "Mixed precision"): f32 everywhere, or
+ * bf16 parameters, activations, gradients and messages with f32 master weights and optimizer
+ * state. */
+typedef enum { PRECISION_F32, PRECISION_BF16 } Precision;
+/* Bytes of one f32 tensor element as a plan under precision p stores and sends it. */
+static inline int64_t ir_float_bytes(Precision p) { return p == PRECISION_BF16 ? 2 : 4; }
 typedef struct TrainCfg {
     int64_t batch, microbatches, steps, seed; /* microbatches 0: not set, the planner picks m */
     OptKind opt;
@@ -321,6 +327,7 @@ typedef struct TrainCfg {
      * default), 1 (optimizer state sharded) or 2 (gradients too); TRAIN_ZERO_AUTO lets the
      * planner pick (passes/search.c). Stage 3 is refused by the frontend. */
     int64_t zero;
+    Precision precision; /* train.precision: PRECISION_F32 (the default) or PRECISION_BF16 */
 } TrainCfg;
 #define TRAIN_ZERO_AUTO (-1)
 
@@ -340,7 +347,6 @@ typedef struct PresetGemm {
 } PresetGemm;
 
 typedef struct PresetTables {
-    double flops_bf16; /* FLOP/s at bf16 (0: unknown); not used by the planner yet */
     int ncoll, ngemm;
     const PresetColl *coll;
     const PresetGemm *gemm;
@@ -349,12 +355,13 @@ typedef struct PresetTables {
 typedef struct ClusterCfg {
     const char *preset;
     int64_t devices, devices_per_node;
-    double flops;              /* sustained per-device FLOP/s */
+    double flops;              /* sustained per-device FLOP/s (f32) */
     double memory;             /* bytes per device */
     double bandwidth, latency; /* intra-node link: β (bytes/s per device) and α (s) */
     double inter_node_bandwidth, inter_node_latency;
     double memory_bandwidth;    /* device memory bytes/s: the roofline's bytes term */
     const PresetTables *tables; /* measured tables; NULL when the preset has none */
+    double flops_bf16;          /* GEMM FLOP/s at bf16 (0: unknown, the f32 rate is used) */
 } ClusterCfg;
 
 typedef struct Plan Plan;         /* passes/: the chosen parallel plan (see passes/passes.h) */

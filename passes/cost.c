@@ -233,12 +233,19 @@ int64_t search_local_bytes(const Search *s, const Cand *c, int v, Layout l) {
     return (l == LAYOUT_B || l == LAYOUT_F) ? n / c->t : n;
 }
 
-/* Parameter bytes one device holds for node `n` in strategy `st` over t tensor ranks. */
-static int64_t node_param_bytes(const IrGraph *g, const IrNode *n, Strategy st, int t) {
+/* Parameter bytes one device holds for node `n` in strategy `st` over t tensor ranks (the
+ * working copy: bf16 under train.precision = "bf16"). */
+static int64_t node_param_bytes(const Search *s, const IrNode *n, Strategy st, int t) {
     int64_t total = 0;
     for (int i = 0; i < n->nparams; i++)
-        total += rules_param_local(IR_PARAM(g, n->first_param + i), n->op, st, t) * 4;
+        total += rules_param_local(IR_PARAM(s->g, n->first_param + i), n->op, st, t) * s->elem;
     return total;
+}
+
+/* Bytes of the f32 optimizer state of `elems` parameters: opt_copies moments, and under bf16
+ * the f32 master weights too (docs/cost-model.md, "Mixed precision"). */
+static int64_t state_bytes(const Search *s, int64_t elems) {
+    return elems * 4 * (s->opt_copies + (s->elem == 2 ? 1 : 0));
 }
 
 /* Value v's shape on one device for a micro-batch of c->b samples in layout l: split by
@@ -258,28 +265,31 @@ static int64_t stash_bytes(const Search *s, const IrNode *n, const Cand *c, cons
     RuleCtx rc = {.n = n, .strat = M->strat, .t = c->t};
     rc.in = local_shape(s, c, n->inputs[0], M->in[0]);
     rc.out = local_shape(s, c, n->output, M->out);
-    return (rules_stash(&rc) + rules_istash(&rc)) * 4;
+    return (rules_stash(&rc) + rules_istash(&rc)) * s->elem;
 }
 
 /* The FLOP rate of a node's compute on one device for one micro-batch of `flops` FLOPs.
  * GEMM-bound ops (linear, conv2d, attention) read the preset's GEMM table at their local
  * shape: m the rows (samples × positions), n the output features this device computes,
  * k what the FLOPs imply (flops / 2mn: the input features, the im2col patch, …); every
- * other op, and every op under a preset without a table, uses the flat cluster.flops. */
+ * other op, and every op under a preset without a table, uses the flat cluster.flops. Under
+ * bf16 a GEMM-bound op's rate is scaled by flops_bf16 / flops (s->gemm_scale). */
 static double node_rate(const Search *s, const Cand *c, const IrNode *n, const Mode *M, bool split,
                         double flops) {
     const ClusterCfg *cl = &s->g->cluster;
     bool gemm = n->op == OP_LINEAR || n->op == OP_CONV2D || n->op == OP_ATTENTION;
-    int64_t cols = s->feat[n->output], numel = s->sample_bytes[n->output] / 4;
-    if (!gemm || !cl->tables || cl->tables->ngemm == 0 || cols <= 0 || flops <= 0) return cl->flops;
+    int64_t cols = s->feat[n->output], numel = s->sample_bytes[n->output] / s->elem;
+    if (!gemm) return cl->flops;
+    if (!cl->tables || cl->tables->ngemm == 0 || cols <= 0 || flops <= 0)
+        return cl->flops * s->gemm_scale;
     int64_t rows = c->b * (numel / cols);
     if (split && M->strat == STRAT_COL)
         cols = cols / c->t;
     else if (split && M->strat == STRAT_DATA)
         rows = rows / c->t;
-    if (rows < 1 || cols < 1) return cl->flops;
+    if (rows < 1 || cols < 1) return cl->flops * s->gemm_scale;
     double k = flops / (2.0 * (double)rows * (double)cols);
-    return cost_gemm_rate(cl, rows, cols, k < 1 ? 1 : (int64_t)llround(k));
+    return cost_gemm_rate(cl, rows, cols, k < 1 ? 1 : (int64_t)llround(k)) * s->gemm_scale;
 }
 
 /* Bytes one device moves to and from memory for node n's forward (*fwd) and backward (*bwd)
@@ -300,7 +310,7 @@ static void node_bytes(const Search *s, const Cand *c, const IrNode *n, const Mo
     }
     double out = (double)search_local_bytes(s, c, n->output, M->out);
     double st = (double)stash_bytes(s, n, c, M);
-    double par = (double)node_param_bytes(s->g, n, M->strat, c->t);
+    double par = (double)node_param_bytes(s, n, M->strat, c->t);
     if (n->op == OP_EMBEDDING && par > 0) par = out;
     *fwd = in + out + st + par;
     *bwd = out + in + din + st + 3 * par;
@@ -313,13 +323,15 @@ double cost_roofline(double flops, double rate, double bytes, double bw) {
     return tc > tm ? tc : tm;
 }
 
-/* The optimizer's pass over one device's parameters, once per step: it reads each parameter,
- * its gradient and its optimizer state and writes the parameter and the state back —
- * (3 + 2·copies) × 4 bytes per parameter (SGD 12, SGD with momentum 20, Adam/AdamW 28). */
-static double opt_time(const Search *s, int64_t param_bytes) {
+/* The optimizer's pass over `elems` parameters of one device, once per step: it reads each
+ * parameter, its gradient and its optimizer state and writes the parameter and the state back —
+ * (3 + 2·copies) × 4 bytes per parameter (SGD 12, SGD with momentum 20, Adam/AdamW 28). Under
+ * bf16 the same: it reads the bf16 gradient (2) and the f32 master (4) and state, writes them
+ * and the bf16 working copy (2). */
+static double opt_time(const Search *s, int64_t elems) {
     double bw = s->g->cluster.memory_bandwidth;
-    if (bw <= 0 || param_bytes <= 0) return 0.0;
-    return (double)param_bytes * (3.0 + 2.0 * s->opt_copies) / bw;
+    if (bw <= 0 || elems <= 0) return 0.0;
+    return (double)elems * 4.0 * (3.0 + 2.0 * s->opt_copies) / bw;
 }
 
 /* Whether some backward runs after node n's own on its device: the producer of an input
@@ -344,16 +356,17 @@ static bool backward_after(const Search *s, const IrNode *n) {
 static void mode_sync(const Search *s, const Cand *c, ModeCost *mc, int64_t gs, Link l,
                       double window) {
     const ClusterCfg *cl = &s->g->cluster;
-    int64_t P = mc->param_bytes;
+    int64_t P = mc->param_bytes, e = s->elem;
     mc->grad_mem = P;
-    mc->optim_mem = P * s->opt_copies;
+    mc->optim_mem = state_bytes(s, P / e);
+    mc->whole_mem = mc->grad_mem + mc->optim_mem;
     if (s->zero == 0 || gs < 2) {
         mc->sync_bytes = cost_coll_bytes(COLL_ALLREDUCE, gs, P);
         mc->sync = cost_coll_time_on(cl, COLL_ALLREDUCE, l.inter, gs, P, l.alpha, l.beta);
         mc->unhidden = mc->sync > window ? mc->sync - window : 0.0;
         return;
     }
-    int64_t shard = 4 * ((P / 4 + gs - 1) / gs), np = shard * gs;
+    int64_t shard = e * ((P / e + gs - 1) / gs), np = shard * gs;
     int64_t rs_n = s->zero == 2 ? c->m : 1; /* reduce-scatters per step */
     double rs = cost_coll_time_on(cl, COLL_REDUCESCATTER, l.inter, gs, np, l.alpha, l.beta);
     double ag = cost_coll_time_on(cl, COLL_ALLGATHER, l.inter, gs, np, l.alpha, l.beta);
@@ -361,7 +374,7 @@ static void mode_sync(const Search *s, const Cand *c, ModeCost *mc, int64_t gs, 
                      cost_coll_bytes(COLL_ALLGATHER, gs, np);
     mc->sync = (double)rs_n * rs + ag;
     mc->unhidden = (double)rs_n * (rs > window ? rs - window : 0.0) + ag;
-    mc->optim_mem = shard * s->opt_copies;
+    mc->optim_mem = state_bytes(s, shard / e);
     if (s->zero == 2) mc->grad_mem = shard, mc->zero_tmp = P;
 }
 
@@ -385,7 +398,7 @@ static void mode_cost(const Search *s, const Cand *c, int p, const Mode *M, Mode
         mc->own = cost_coll_time_on(cl, own, c->tensor.inter, c->t, mc->own_n, c->tensor.alpha,
                                     c->tensor.beta);
     }
-    mc->param_bytes = node_param_bytes(g, n, M->strat, c->t);
+    mc->param_bytes = node_param_bytes(s, n, M->strat, c->t);
     bool stage_group = c->t > 1 && M->strat == STRAT_DATA && M->out == LAYOUT_B;
     int64_t gs = stage_group ? (int64_t)c->d * c->t : c->d;
     Link l = stage_group ? c->stage : c->data;
@@ -393,8 +406,8 @@ static void mode_cost(const Search *s, const Cand *c, int p, const Mode *M, Mode
     double window = backward_after(s, n) ? mc->bwd : 0.0;
     mode_sync(s, c, mc, gs, l, window);
     /* the optimizer step reads and writes what this device updates: under ZeRO its part */
-    int64_t upd = s->zero && gs > 1 ? 4 * ((mc->param_bytes / 4 + gs - 1) / gs) : mc->param_bytes;
-    mc->opt = opt_time(s, upd);
+    int64_t el = mc->param_bytes / s->elem;
+    mc->opt = opt_time(s, s->zero && gs > 1 ? (el + gs - 1) / gs : el);
     mc->base = c->K * (mc->fwd + mc->bwd + mc->own) + mc->unhidden + mc->opt;
     if (s->rcfix[p]) mc->base += c->K * mc->fwd; /* its forward runs again in backward */
     mc->act_bytes = search_local_bytes(s, c, n->output, M->out);

@@ -133,7 +133,9 @@ static int make_buf(Lower *L, int value, Layout lay, int node) {
 static int64_t buf_bytes(const Lower *L, int b, bool local) {
     const SchedBuf *sb = BUF(L, b);
     const IrValue *v = IR_VALUE(L->g, sb->value);
-    return ir_shape_numel(local ? &sb->local : &sb->full) * (int64_t)ir_dtype_size(v->dtype);
+    int64_t size = v->dtype == DT_F32 ? ir_float_bytes(L->s->precision)
+                                      : (int64_t)ir_dtype_size(v->dtype); /* bf16: 2 */
+    return ir_shape_numel(local ? &sb->local : &sb->full) * size;
 }
 
 static SchedOp *push(Lower *L, SchedOpKind k, int node, int src, int dst) {
@@ -308,7 +310,7 @@ static void lower_params(Lower *L, int id) {
     const PlanNode *pn = &L->p->nodes[id];
     Schedule *s = L->s;
     bool batch_split = s->t > 1 && norm(L, pn->in_layout[0]) == LAYOUT_B;
-    int64_t count = 0;
+    int64_t count = 0, e = ir_float_bytes(s->precision); /* gradient bytes per float */
     for (int i = n->first_param; i < n->first_param + n->nparams; i++) {
         SchedParam *sp = &s->params[i];
         const IrParam *ip = IR_PARAM(L->g, i);
@@ -342,14 +344,14 @@ static void lower_params(Lower *L, int id) {
     y->size = s->params[n->first_param].sync_size;
     y->count = count;
     if (s->zero == 0) {
-        y->bytes = cost_coll_bytes(COLL_ALLREDUCE, y->size, count * 4);
+        y->bytes = cost_coll_bytes(COLL_ALLREDUCE, y->size, count * e);
         s->stages[L->stage].bytes[y->group][COLL_ALLREDUCE] += y->bytes;
         return;
     }
     /* ZeRO: padded to size equal shards; reduce-scatter (ZeRO-2: every micro-batch), then the
      * optimizer on this rank's shard and an all-gather of the updated parameters */
     y->shard = (count + y->size - 1) / y->size;
-    int64_t np = y->shard * y->size * 4, rs = cost_coll_bytes(COLL_REDUCESCATTER, y->size, np);
+    int64_t np = y->shard * y->size * e, rs = cost_coll_bytes(COLL_REDUCESCATTER, y->size, np);
     int64_t ag = cost_coll_bytes(COLL_ALLGATHER, y->size, np);
     y->bytes = (s->zero == 2 ? s->m : 1) * rs + ag;
     s->stages[L->stage].bytes[y->group][COLL_REDUCESCATTER] += (s->zero == 2 ? s->m : 1) * rs;
@@ -459,6 +461,7 @@ static bool check_mesh(Lower *L) {
     }
     s->S = p->S, s->d = p->d, s->t = p->t, s->m = p->m;
     s->zero = p->zero;
+    s->precision = L->g->train.precision;
     s->batch = L->g->train.batch;
     s->micro = s->batch / ((int64_t)p->d * p->m);
     return true;
@@ -615,6 +618,9 @@ void pass_schedule_print(const IrGraph *g, FILE *out) {
     fprintf(out, "batch %lld = %s × %s × %s\n", (long long)s->batch,
             units_n(b[0], 48, s->d, "replica"), units_n(b[1], 48, s->m, "micro-batch"),
             units_n(b[2], 48, (long long)s->micro, "sample"));
+    if (s->precision == PRECISION_BF16)
+        fprintf(out, "precision bf16: every f32 buffer, gradient and message below is held and "
+                     "sent as bf16 (2 B); master weights and optimizer state f32\n");
     for (int k = 0; k < s->S; k++)
         print_stage(g, s, k, out);
     fprintf(out, "busiest device: %lld B per step (the plan predicts %lld B)\n",

@@ -368,7 +368,9 @@ typedef struct SchedStage {
 
 struct Schedule {
     int S, d, t, m;
-    int zero;      /* the plan's ZeRO stage (0: gradients all-reduced, state whole) */
+    int zero; /* the plan's ZeRO stage (0: gradients all-reduced, state whole) */
+    /* train.precision: the bytes of every f32 buffer, message and gradient (bf16: 2) */
+    Precision precision;
     int64_t batch; /* global batch */
     int64_t micro; /* samples per micro-batch per replica: batch / (d·m) */
     SchedBuf *bufs;

@@ -77,7 +77,8 @@ static void search_values(Search *s) {
         s->last_use[v] = -1;
         int64_t numel = ir_shape_numel(&val->shape);
         int64_t batch = val->shape.rank > 0 ? val->shape.d[0] : 1;
-        s->sample_bytes[v] = batch > 0 ? numel / batch * (int64_t)ir_dtype_size(val->dtype) : 0;
+        int64_t size = val->dtype == DT_F32 ? s->elem : (int64_t)ir_dtype_size(val->dtype);
+        s->sample_bytes[v] = batch > 0 ? numel / batch * size : 0;
         s->feat[v] = value_feat(val);
     }
     for (int i = 0; i < s->N; i++) {
@@ -163,6 +164,9 @@ bool search_init(Search *s, IrGraph *g, Diag *d) {
     /* "auto" is resolved by run_search; elsewhere (--plan-space, the device-count hints) the
      * space is priced without ZeRO */
     s->zero = g->train.zero == TRAIN_ZERO_AUTO ? 0 : (int)g->train.zero;
+    s->elem = ir_float_bytes(g->train.precision);
+    bool bf = g->train.precision == PRECISION_BF16 && g->cluster.flops_bf16 > 0;
+    s->gemm_scale = bf && g->cluster.flops > 0 ? g->cluster.flops_bf16 / g->cluster.flops : 1.0;
     size_t V = (size_t)s->V, N = (size_t)s->N;
     s->act = search_xcalloc(V, sizeof(bool));
     s->needs_grad = search_xcalloc(V, sizeof(bool));

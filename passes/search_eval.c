@@ -51,8 +51,7 @@ static void stage_close(const Search *s, const Cand *c, int k, StageAcc *a, doub
     ps->rc_bytes = a->rbytes;
     ps->rc_saved = a->racts * (inflight - 1);
     /* what ZeRO saved: the same stage's gradients and state whole, its buffers without it */
-    ps->zero_saved =
-        a->params * (1 + s->opt_copies) + a->buf - a->grads - a->optim - ps->mem_buffers;
+    ps->zero_saved = a->whole + a->buf - a->grads - a->optim - ps->mem_buffers;
     s->stage_mem[k] = ps->mem_bytes;
 }
 
@@ -140,6 +139,7 @@ static void eval_node_into(const Search *s, int p, int mi, StageAcc *a) {
     a->params += mc->param_bytes;
     a->grads += mc->grad_mem;
     a->optim += mc->optim_mem;
+    a->whole += mc->whole_mem;
     if (mc->zero_tmp > a->zbuf) a->zbuf = mc->zero_tmp;
     a->acts += mc->act_bytes;
     if (mc->own_n) acc_buf(a, mc->own_n);

@@ -61,8 +61,9 @@ typedef struct ModeCost {
     double base;       /* K·(fwd + bwd + own) + u + o */
     int64_t act_bytes; /* stashed per micro-batch (output + internals) */
     /* Bytes its gradients and optimizer state hold (param_bytes and opt_copies × that
-     * without ZeRO; shards with it), and under ZeRO-2 the transient full gradient. */
-    int64_t grad_mem, optim_mem, zero_tmp;
+     * without ZeRO, bf16 adding the f32 master weights; shards with ZeRO), under ZeRO-2 the
+     * transient full gradient, and what gradients and state would hold without ZeRO. */
+    int64_t grad_mem, optim_mem, zero_tmp, whole_mem;
 } ModeCost;
 
 typedef struct Search {
@@ -72,6 +73,10 @@ typedef struct Search {
     int64_t B, D;
     int opt_copies;
     int zero; /* the ZeRO stage this search prices: 0, 1 or 2 (train.zero; auto tries each) */
+    /* train.precision: bytes of an f32 tensor's element as stored and sent (4, bf16 2), and the
+     * factor on GEMM rates (flops_bf16 / flops under bf16, else 1): docs/cost-model.md */
+    int64_t elem;
+    double gemm_scale;
     /* per value */
     bool *act, *needs_grad;
     int64_t *sample_bytes, *feat;
@@ -139,6 +144,7 @@ typedef struct StageAcc {
     int64_t rbytes, racts;
     int rcn;                    /* nodes recomputed */
     int64_t grads, optim, zbuf; /* gradients, optimizer state, ZeRO-2's largest full gradient */
+    int64_t whole;              /* gradients and optimizer state as they would be without ZeRO */
 } StageAcc;
 
 typedef struct CandList {

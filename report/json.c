@@ -151,6 +151,11 @@ static void json_cluster(Json *j, const IrGraph *g) {
     json_open(j, "train", '{');
     json_int(j, "batch", g->train.batch);
     json_str(j, "optimizer", report_opt_name(g->train.opt));
+    if (g->train.precision == PRECISION_BF16) { /* only when bf16: f32 reports stay as they were */
+        json_str(j, "precision", "bf16");
+        json_num(j, "gemm_flops",
+                 g->cluster.flops_bf16 > 0 ? g->cluster.flops_bf16 : g->cluster.flops);
+    }
     if (g->train.zero != 0) { /* train.zero set: the stage used (only then, so 0 adds nothing) */
         const Plan *p = report_plan(g);
         json_open_inline(j, "zero", '{');

@@ -46,6 +46,18 @@ static void text_header(const IrGraph *g, FILE *out) {
             report_opt_name(g->train.opt));
 }
 
+/* train.precision = "bf16" (never under the default f32): what it stores in which type and the
+ * GEMM rate it is priced at (docs/cost-model.md, "Mixed precision"). */
+static void text_precision(const IrGraph *g, FILE *out) {
+    const ClusterCfg *c = &g->cluster;
+    char b[48];
+    if (g->train.precision != PRECISION_BF16) return;
+    fprintf(out,
+            "precision   bf16 parameters, activations, gradients and messages; f32 master "
+            "weights and optimizer state; GEMMs at %s/s\n",
+            units_count(b, sizeof b, c->flops_bf16 > 0 ? c->flops_bf16 : c->flops, "FLOP"));
+}
+
 /* plan.mesh: the mesh was asked for; what the search would have chosen instead. */
 static void text_pinned(const IrGraph *g, FILE *out) {
     const Plan *p = report_plan(g);
@@ -95,6 +107,7 @@ static void text_mesh(const IrGraph *g, FILE *out) {
         fprintf(out, "micro       %s\n", units_n(b[0], 48, p->m, "micro-batch"));
     text_pinned(g, out);
     text_zero(g, out);
+    text_precision(g, out);
 }
 
 static void step_row(Table *t, const char *what, double v, double step, const char *note) {

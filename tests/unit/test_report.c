@@ -84,7 +84,7 @@ static IrGraph *build_graph(Arena *a) {
     ir_finalize(g);
     g->train.batch = 128;
     g->train.opt = OPT_ADAM;
-    g->cluster = (ClusterCfg){"test", 2, 8, 1e12, 16e9, 100e9, 1e-6, 10e9, 5e-6, 0, NULL};
+    g->cluster = (ClusterCfg){"test", 2, 8, 1e12, 16e9, 100e9, 1e-6, 10e9, 5e-6, 0, NULL, 0};
     return g;
 }
 
@@ -284,7 +284,7 @@ static void test_collapse(void) {
     }
     ir_finalize(g);
     g->train.batch = 32;
-    g->cluster = (ClusterCfg){"test", N, 8, 1e12, 16e9, 100e9, 1e-6, 10e9, 5e-6, 0, NULL};
+    g->cluster = (ClusterCfg){"test", N, 8, 1e12, 16e9, 100e9, 1e-6, 10e9, 5e-6, 0, NULL, 0};
     Plan *p = arena_alloc(&a, sizeof *p);
     p->S = N, p->d = 1, p->t = 1, p->m = 2;
     p->nodes = arena_calloc(&a, N, sizeof *p->nodes);
