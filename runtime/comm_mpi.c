@@ -44,6 +44,7 @@ struct MprtReq {
     double t0;
     int64_t bytes;
     const char *call;
+    uint16_t *own; /* a bf16 send's packed copy, freed at the wait (or NULL) */
 };
 
 /* The gradient all-reduces a step has started and not yet joined, in start order. */
@@ -52,6 +53,8 @@ static struct {
     MprtGroup *group;
     int64_t *count;
     double *t0;
+    float **buf;     /* the caller's buffer */
+    uint16_t **wire; /* under the bf16 wire: its packed copy in flight, else NULL */
     int n, cap;
     double exposed; /* seconds the caller spent inside start/progress/join */
 } F;
@@ -61,6 +64,10 @@ static void inflight_free(void) {
     free(F.group);
     free(F.count);
     free(F.t0);
+    for (int i = 0; i < F.n; i++)
+        free(F.wire[i]);
+    free(F.buf);
+    free(F.wire);
     memset(&F, 0, sizeof F);
 }
 
@@ -98,6 +105,10 @@ static void check(int rc, const char *call, MprtGroup g) {
 static void await(MPI_Request *rq, const char *call, MprtGroup g) {
     check(mprt__wait(rq, call, mprt_group_name(g)), call, g);
 }
+
+MPI_Comm mprt__comm(MprtGroup g) { return R.comm[g]; }
+void mprt__check(int rc, const char *call, MprtGroup g) { check(rc, call, g); }
+void mprt__await(MPI_Request *rq, const char *call, MprtGroup g) { await(rq, call, g); }
 
 /* A collective of a step on group g: its non-blocking form completed by await, or with the
  * timeout off (0), MPI's blocking form, whose algorithms are faster for mid-size messages on
@@ -237,6 +248,7 @@ void mprt_finalize(void) {
     }
     mprt__wait_finalize();
     mprt__par_finalize();
+    mprt__bf16_finalize();
     for (int g = 0; g < MPRT_GROUP__COUNT && !down; g++)
         MPI_Comm_free(&R.comm[g]);
     inflight_free(); /* a step always joins; calls left here belong to a run that failed */
@@ -270,6 +282,10 @@ double mprt_elapsed(void) { return MPI_Wtime() - R.t0; }
 /* ───────────────────────────── collectives ───────────────────────────── */
 
 void mprt_allreduce(MprtGroup g, float *buf, int64_t count) {
+    if (mprt__wire()) {
+        mprt__wire_allreduce(g, buf, count);
+        return;
+    }
     int n = to_int(count, "MPI_Allreduce");
     int G = mprt_group_size(g);
     double t0 = MPI_Wtime();
@@ -293,16 +309,42 @@ static void inflight_grow(void) {
     if (c) F.count = c;
     double *t = realloc(F.t0, (size_t)cap * sizeof *t);
     if (t) F.t0 = t;
-    if (!r || !g || !c || !t) mprt_fatal("MPI_Iallreduce: out of memory");
+    float **b = realloc(F.buf, (size_t)cap * sizeof *b);
+    if (b) F.buf = b;
+    uint16_t **w = realloc(F.wire, (size_t)cap * sizeof *w);
+    if (w) F.wire = w;
+    if (!r || !g || !c || !t || !b || !w) mprt_fatal("MPI_Iallreduce: out of memory");
     F.cap = cap;
 }
 
 /* Counts call i as one all-reduce (bytes as mprt_allreduce, time from start to completion). */
 static void inflight_done(int i, double now) {
     int G = mprt_group_size(F.group[i]);
-    mprt_stats_add(MPRT_ALLREDUCE, F.group[i], mprt_coll_bytes(MPRT_ALLREDUCE, G, 4 * F.count[i]),
-                   now - F.t0[i]);
+    int64_t esize = F.wire[i] ? 2 : 4;
+    if (F.wire[i]) mprt_bf16_unpack(F.buf[i], F.wire[i], F.count[i]);
+    free(F.wire[i]);
+    F.wire[i] = NULL;
+    mprt_stats_add(MPRT_ALLREDUCE, F.group[i],
+                   mprt_coll_bytes(MPRT_ALLREDUCE, G, esize * F.count[i]), now - F.t0[i]);
     F.count[i] = -1; /* counted */
+}
+
+/* Posts call i's sum: of buf as floats, or under the bf16 wire of its packed bf16 copy. */
+static void inflight_post(int i, MprtGroup g, float *buf, int n) {
+    F.buf[i] = buf, F.wire[i] = NULL, F.req[i] = MPI_REQUEST_NULL;
+    if (mprt__wire()) {
+        F.wire[i] = malloc((size_t)(n > 0 ? n : 1) * sizeof(uint16_t));
+        if (!F.wire[i]) mprt_fatal("MPI_Iallreduce: out of memory");
+        mprt_bf16_pack(F.wire[i], buf, n);
+    }
+    if (mprt_group_size(g) == 1) return;
+    if (F.wire[i])
+        check(MPI_Iallreduce(MPI_IN_PLACE, F.wire[i], n, MPI_UINT16_T, mprt__bf16_sum_op(),
+                             R.comm[g], &F.req[i]),
+              "MPI_Iallreduce", g);
+    else
+        check(MPI_Iallreduce(MPI_IN_PLACE, buf, n, MPI_FLOAT, MPI_SUM, R.comm[g], &F.req[i]),
+              "MPI_Iallreduce", g);
 }
 
 /* MPRT_GRAD_SYNC=blocking: every start is a blocking mprt_allreduce (the reference the e2e
@@ -328,10 +370,7 @@ void mprt_allreduce_start(MprtGroup g, float *buf, int64_t count) {
     F.group[i] = valid(g);
     F.count[i] = count;
     F.t0[i] = t0;
-    F.req[i] = MPI_REQUEST_NULL;
-    if (mprt_group_size(g) > 1)
-        check(MPI_Iallreduce(MPI_IN_PLACE, buf, n, MPI_FLOAT, MPI_SUM, R.comm[g], &F.req[i]),
-              "MPI_Iallreduce", g);
+    inflight_post(i, g, buf, n);
     F.exposed += MPI_Wtime() - t0;
 }
 
@@ -373,6 +412,10 @@ void mprt_slice(const float *full, float *local, int64_t outer, int64_t chunk, i
 
 void mprt_allgather(MprtGroup g, const float *local, float *full, int64_t outer, int64_t chunk,
                     int64_t inner) {
+    if (mprt__wire()) {
+        mprt__wire_allgather(g, local, full, outer, chunk, inner);
+        return;
+    }
     int G = mprt_group_size(g);
     int64_t blk = block3(outer, chunk, inner, "MPI_Allgather");
     block3(blk, G, 1, "MPI_Allgather");
@@ -395,6 +438,10 @@ void mprt_allgather(MprtGroup g, const float *local, float *full, int64_t outer,
 
 void mprt_reduce_scatter(MprtGroup g, const float *full, float *local, int64_t outer, int64_t chunk,
                          int64_t inner) {
+    if (mprt__wire()) {
+        mprt__wire_reduce_scatter(g, full, local, outer, chunk, inner);
+        return;
+    }
     int G = mprt_group_size(g);
     int64_t blk = block3(outer, chunk, inner, "MPI_Reduce_scatter_block");
     block3(blk, G, 1, "MPI_Reduce_scatter_block");
@@ -449,12 +496,19 @@ void mprt_zero_reduce_scatter(MprtGroup g, const float *full, float *out, int64_
     int G = mprt_group_size(g), me = mprt_group_rank(g);
     int *c = zero_counts(G, count, shard, "MPI_Reduce_scatter");
     double t0 = MPI_Wtime();
-    float *dst = add ? scratch(shard > 0 ? shard : 1) : out;
-    check(MPI_Reduce_scatter(full, dst, c, MPI_FLOAT, MPI_SUM, R.comm[g]), "MPI_Reduce_scatter", g);
-    if (add)
-        for (int i = 0; i < c[me]; i++)
-            out[i] += dst[i];
-    mprt_stats_add(MPRT_REDUCESCATTER, g, mprt_coll_bytes(MPRT_REDUCESCATTER, G, 4 * shard * G),
+    bool wire = mprt__wire();
+    if (wire) {
+        mprt__wire_zero_reduce_scatter(g, full, out, count, c, add);
+    } else {
+        float *dst = add ? scratch(shard > 0 ? shard : 1) : out;
+        check(MPI_Reduce_scatter(full, dst, c, MPI_FLOAT, MPI_SUM, R.comm[g]), "MPI_Reduce_scatter",
+              g);
+        if (add)
+            for (int i = 0; i < c[me]; i++)
+                out[i] += dst[i];
+    }
+    mprt_stats_add(MPRT_REDUCESCATTER, g,
+                   mprt_coll_bytes(MPRT_REDUCESCATTER, G, (wire ? 2 : 4) * shard * G),
                    MPI_Wtime() - t0);
     free(c);
 }
@@ -463,9 +517,15 @@ void mprt_zero_allgather(MprtGroup g, float *full, int64_t count, int64_t shard)
     int G = mprt_group_size(g);
     int *c = zero_counts(G, count, shard, "MPI_Allgatherv");
     double t0 = MPI_Wtime();
-    check(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, full, c, c + G, MPI_FLOAT, R.comm[g]),
-          "MPI_Allgatherv", g);
-    mprt_stats_add(MPRT_ALLGATHER, g, mprt_coll_bytes(MPRT_ALLGATHER, G, 4 * shard * G),
+    bool wire = mprt__wire();
+    if (wire)
+        mprt__wire_zero_allgather(g, full, count, c);
+    else
+        check(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, full, c, c + G, MPI_FLOAT,
+                             R.comm[g]),
+              "MPI_Allgatherv", g);
+    mprt_stats_add(MPRT_ALLGATHER, g,
+                   mprt_coll_bytes(MPRT_ALLGATHER, G, (wire ? 2 : 4) * shard * G),
                    MPI_Wtime() - t0);
     free(c);
 }
@@ -504,21 +564,39 @@ static void a2a_permute(float *dst, const float *src, int G, int64_t bl, int64_t
  * then unpack). B -> F: send[p] = my rows, feature slice p, [bl][mid][fc][inner]; received
  * from q: rows block q, my features — exactly the F layout's row order. F -> B: the F layout
  * is already ordered by destination row block. */
+/* The exchange of G blocks of blk floats, as floats or, under the bf16 wire, as bf16. */
+static void a2a_exchange(MprtGroup g, const float *src, float *dst, int64_t blk, bool wire) {
+    if (!wire) {
+        COLLECTIVE(g, MPI_Alltoall, MPI_Ialltoall, src, (int)blk, MPI_FLOAT, dst, (int)blk,
+                   MPI_FLOAT, R.comm[g]);
+        return;
+    }
+    int64_t n = blk * mprt_group_size(g);
+    uint16_t *hs = mprt__bf16_buf(0, n), *hd = mprt__bf16_buf(1, n);
+    mprt_bf16_pack(hs, src, n);
+    COLLECTIVE(g, MPI_Alltoall, MPI_Ialltoall, hs, (int)blk, MPI_UINT16_T, hd, (int)blk,
+               MPI_UINT16_T, R.comm[g]);
+    mprt_bf16_unpack(dst, hd, n);
+}
+
 static void alltoall(MprtGroup g, const float *in, float *out, int64_t batch, int64_t mid,
                      int64_t feat, int64_t inner, bool b2f) {
     int G = mprt_group_size(g);
     int64_t blk = a2a_block(G, batch, mid, feat, inner);
+    bool wire = mprt__wire();
     double t0 = MPI_Wtime();
-    if (G == 1) {
+    if (G == 1 && wire) {
+        mprt_bf16_round(out, in, blk);
+    } else if (G == 1) {
         memcpy(out, in, (size_t)blk * sizeof(float));
     } else {
         float *buf = scratch(blk * G);
         if (b2f) a2a_permute(buf, in, G, batch / G, mid, feat, inner, true);
-        COLLECTIVE(g, MPI_Alltoall, MPI_Ialltoall, b2f ? buf : in, (int)blk, MPI_FLOAT,
-                   b2f ? out : buf, (int)blk, MPI_FLOAT, R.comm[g]);
+        a2a_exchange(g, b2f ? buf : in, b2f ? out : buf, blk, wire);
         if (!b2f) a2a_permute(out, buf, G, batch / G, mid, feat, inner, false);
     }
-    mprt_stats_add(MPRT_ALLTOALL, g, mprt_coll_bytes(MPRT_ALLTOALL, G, 4 * blk * G * G),
+    mprt_stats_add(MPRT_ALLTOALL, g,
+                   mprt_coll_bytes(MPRT_ALLTOALL, G, (wire ? 2 : 4) * blk * G * G),
                    MPI_Wtime() - t0);
 }
 
@@ -574,13 +652,27 @@ static int peer(int dir, const char *call) {
     return s;
 }
 
-void mprt_recv(int dir, float *buf, int64_t count, int tag) {
+static void recv_raw(int dir, void *buf, int64_t count, MPI_Datatype dt, int tag) {
     int from = peer(dir, "MPI_Recv"), n = to_int(count, "MPI_Recv");
     double t0 = MPI_Wtime();
     MPI_Request rq;
-    check(MPI_Irecv(buf, n, MPI_FLOAT, from, tag, R.comm[MPRT_PIPE], &rq), "MPI_Irecv", MPRT_PIPE);
+    check(MPI_Irecv(buf, n, dt, from, tag, R.comm[MPRT_PIPE], &rq), "MPI_Irecv", MPRT_PIPE);
     await(&rq, "MPI_Recv", MPRT_PIPE);
     mprt_stats_add(MPRT_SENDRECV, MPRT_PIPE, 0, MPI_Wtime() - t0);
+}
+
+void mprt_recv_bf16(int dir, uint16_t *buf, int64_t count, int tag) {
+    recv_raw(dir, buf, count, MPI_UINT16_T, tag);
+}
+
+void mprt_recv(int dir, float *buf, int64_t count, int tag) {
+    if (!mprt__wire()) {
+        recv_raw(dir, buf, count, MPI_FLOAT, tag);
+        return;
+    }
+    uint16_t *h = mprt__bf16_buf(0, count);
+    mprt_recv_bf16(dir, h, count, tag);
+    mprt_bf16_unpack(buf, h, count);
 }
 
 static MprtReq *new_req(const char *call, int64_t bytes) {
@@ -589,10 +681,28 @@ static MprtReq *new_req(const char *call, int64_t bytes) {
     r->t0 = MPI_Wtime();
     r->bytes = bytes;
     r->call = call;
+    r->own = NULL;
     return r;
 }
 
+MprtReq *mprt_isend_bf16(int dir, const uint16_t *buf, int64_t count, int tag) {
+    int to = peer(dir, "MPI_Isend"), n = to_int(count, "MPI_Isend");
+    MprtReq *r = new_req("MPI_Isend", mprt_coll_bytes(MPRT_SENDRECV, 2, 2 * count));
+    check(MPI_Isend(buf, n, MPI_UINT16_T, to, tag, R.comm[MPRT_PIPE], &r->req), "MPI_Isend",
+          MPRT_PIPE);
+    return r;
+}
+
+/* Under the bf16 wire the send owns a packed copy of buf until its wait. */
 MprtReq *mprt_isend(int dir, const float *buf, int64_t count, int tag) {
+    if (mprt__wire()) {
+        uint16_t *h = malloc((size_t)(count > 0 ? count : 1) * sizeof *h);
+        if (!h) mprt_fatal("MPI_Isend: out of memory");
+        mprt_bf16_pack(h, buf, count);
+        MprtReq *r = mprt_isend_bf16(dir, h, count, tag);
+        r->own = h;
+        return r;
+    }
     int to = peer(dir, "MPI_Isend"), n = to_int(count, "MPI_Isend");
     MprtReq *r = new_req("MPI_Isend", mprt_coll_bytes(MPRT_SENDRECV, 2, 4 * count));
     check(MPI_Isend(buf, n, MPI_FLOAT, to, tag, R.comm[MPRT_PIPE], &r->req), "MPI_Isend",
@@ -604,6 +714,7 @@ void mprt_wait(MprtReq *r) {
     if (!r) return;
     await(&r->req, r->call, MPRT_PIPE);
     mprt_stats_add(MPRT_SENDRECV, MPRT_PIPE, r->bytes, MPI_Wtime() - r->t0);
+    free(r->own);
     free(r);
 }
 

@@ -52,8 +52,31 @@ char *mprt__gather_text(const char *mine, int *n);
  * mprt_init) makes the queries' communicator; wait_finalize frees it. */
 #ifdef MPI_VERSION
 int mprt__wait(MPI_Request *req, const char *call, const char *group);
+/* comm_mpi.c's communicators, error check and timed wait, for comm_bf16.c. */
+MPI_Comm mprt__comm(MprtGroup g);
+void mprt__check(int rc, const char *call, MprtGroup g);
+void mprt__await(MPI_Request *rq, const char *call, MprtGroup g);
+/* comm_bf16.c: the bf16 sum (an MPI user operation, made on first use), the runtime's bf16
+ * buffers (slot 0-2, grown on demand) and the wire forms of comm_mpi.c's f32 collectives
+ * (ZeRO's with MPI's counts c[0..G) and displacements c[G..2G)). */
+MPI_Op mprt__bf16_sum_op(void);
+void mprt__wire_zero_reduce_scatter(MprtGroup g, const float *full, float *out, int64_t count,
+                                    const int *c, bool add);
+void mprt__wire_zero_allgather(MprtGroup g, float *full, int64_t count, const int *c);
 #endif
 void mprt__wait_init(void);
+uint16_t *mprt__bf16_buf(int slot, int64_t n);
+/* Whether the bf16 wire is on and the counters run (comm_bf16.c). */
+bool mprt__wire(void);
+void mprt__wire_allreduce(MprtGroup g, float *buf, int64_t count);
+void mprt__wire_allgather(MprtGroup g, const float *local, float *full, int64_t outer,
+                          int64_t chunk, int64_t inner);
+void mprt__wire_reduce_scatter(MprtGroup g, const float *full, float *local, int64_t outer,
+                               int64_t chunk, int64_t inner);
+/* Frees the bf16 sum and buffers (mprt_finalize). */
+void mprt__bf16_finalize(void);
+/* Whether mprt_stats_pause is in effect (log.c). */
+bool mprt__stats_paused(void);
 void mprt__wait_finalize(void);
 
 /* Before mprt_init, on every rank a launcher started (comm_mpi.c): starts MPI and agrees on a

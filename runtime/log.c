@@ -102,6 +102,7 @@ static int64_t plan_calls(void) {
 
 void mprt_stats_reset(void) { memset(stats, 0, sizeof stats); }
 void mprt_stats_pause(void) { paused++; }
+bool mprt__stats_paused(void) { return paused > 0; }
 void mprt_stats_resume(void) {
     if (paused > 0) paused--;
 }

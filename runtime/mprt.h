@@ -178,6 +178,40 @@ void mprt_recv(int dir, float *buf, int64_t count, int tag);
 MprtReq *mprt_isend(int dir, const float *buf, int64_t count, int tag);
 void mprt_wait(MprtReq *req);
 
+/* ─────────────────────────────── bf16 (bf16.c, comm_bf16.c) ─────────────────────────────── */
+
+/* bfloat16 as its bit pattern (the upper half of an IEEE binary32). f32 → bf16 rounds to
+ * nearest, ties to even; ±Inf stays ±Inf, finite values beyond the largest bf16 round to ±Inf,
+ * a NaN stays a NaN (quiet, sign kept). bf16 → f32 is exact. mprt_bf16_round1(x) is
+ * f32(bf16(x)); the array forms convert n elements (round: dst = f32(bf16(src)), dst may be
+ * src). docs/runtime.md, "bf16". */
+uint16_t mprt_bf16_from_f32(float x);
+float mprt_f32_from_bf16(uint16_t h);
+float mprt_bf16_round1(float x);
+void mprt_bf16_pack(uint16_t *dst, const float *src, int64_t n);
+void mprt_bf16_unpack(float *dst, const uint16_t *src, int64_t n);
+void mprt_bf16_round(float *dst, const float *src, int64_t n);
+
+/* Collectives on bf16 buffers, as the f32 ones above (same views, same groups), n = 2 bytes
+ * per element in the count. Sums widen each pair of operands to f32, add and round to bf16
+ * (an MPI user operation), so every partial sum is a bf16 value. */
+void mprt_allreduce_bf16(MprtGroup g, uint16_t *buf, int64_t count);
+void mprt_allgather_bf16(MprtGroup g, const uint16_t *local, uint16_t *full, int64_t outer,
+                         int64_t chunk, int64_t inner);
+void mprt_reduce_scatter_bf16(MprtGroup g, const uint16_t *full, uint16_t *local, int64_t outer,
+                              int64_t chunk, int64_t inner);
+void mprt_recv_bf16(int dir, uint16_t *buf, int64_t count, int tag);
+MprtReq *mprt_isend_bf16(int dir, const uint16_t *buf, int64_t count, int tag);
+
+/* The bf16 wire (a bf16 trainer sets it after mprt_init): while on, every counted collective
+ * and send of f32 buffers above (all-reduce, its overlapped form, all-gather, reduce-scatter,
+ * all-to-all, ZeRO's, send/recv) moves bf16 — packs its input, reduces with the bf16 sum,
+ * unpacks — and counts 2 bytes per element; its result is bf16-exact, on a group of 1 too.
+ * Calls made while the counters are paused (checkpoints, validation) and broadcasts and
+ * metrics stay f32. */
+void mprt_set_wire_bf16(bool on);
+bool mprt_wire_bf16(void);
+
 /* Every rank calls this with `failed` and its message. If no rank failed it returns. Else the
  * lowest failing rank prints "train: <msg>" (one line for the whole job) and every rank
  * finalises MPI and exits 1. Collective over the world. */

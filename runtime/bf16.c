@@ -1,0 +1,79 @@
+/*
+ * bf16.c: bfloat16 conversion (docs/runtime.md, "bf16").
+ *
+ * bf16 is the upper half of an IEEE binary32: sign, the same 8-bit exponent, 7 stored mantissa
+ * bits. f32 → bf16 rounds to nearest, ties to even, on the bit pattern: adding 0x7FFF plus the
+ * lowest kept bit to the 32-bit pattern and keeping the upper 16 bits rounds every finite value
+ * correctly, carries into the exponent when the mantissa overflows (the largest finite values
+ * round to ±Inf, as IEEE rounding does) and keeps ±Inf. A NaN would round into Inf or change
+ * payload class, so NaNs are handled first: the upper half with the quiet bit set (a NaN stays
+ * a NaN, its sign kept). bf16 → f32 is exact (the lower 16 bits zero).
+ *
+ * The array forms run on the rank's thread pool above a grain, since a bf16 run converts every
+ * activation and gradient once per layer.
+ */
+#include <string.h>
+
+#include "internal.h"
+
+uint16_t mprt_bf16_from_f32(float x) {
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    if ((u & 0x7FFFFFFFu) > 0x7F800000u) return (uint16_t)((u >> 16) | 0x0040u); /* NaN */
+    u += 0x7FFFu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+
+float mprt_f32_from_bf16(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float x;
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
+
+float mprt_bf16_round1(float x) { return mprt_f32_from_bf16(mprt_bf16_from_f32(x)); }
+
+enum { GRAIN = 1 << 15 }; /* elements per part below which one thread converts */
+
+typedef struct Conv {
+    uint16_t *h;
+    float *f;
+    const uint16_t *ch;
+    const float *cf;
+} Conv;
+
+static void pack_part(void *ctx, int64_t lo, int64_t hi, int part) {
+    const Conv *c = ctx;
+    (void)part;
+    for (int64_t i = lo; i < hi; i++)
+        c->h[i] = mprt_bf16_from_f32(c->cf[i]);
+}
+
+static void unpack_part(void *ctx, int64_t lo, int64_t hi, int part) {
+    const Conv *c = ctx;
+    (void)part;
+    for (int64_t i = lo; i < hi; i++)
+        c->f[i] = mprt_f32_from_bf16(c->ch[i]);
+}
+
+static void round_part(void *ctx, int64_t lo, int64_t hi, int part) {
+    const Conv *c = ctx;
+    (void)part;
+    for (int64_t i = lo; i < hi; i++)
+        c->f[i] = mprt_bf16_round1(c->cf[i]);
+}
+
+void mprt_bf16_pack(uint16_t *dst, const float *src, int64_t n) {
+    Conv c = {dst, NULL, NULL, src};
+    if (n > 0) mprt__parallel_for(n, GRAIN, pack_part, &c);
+}
+
+void mprt_bf16_unpack(float *dst, const uint16_t *src, int64_t n) {
+    Conv c = {NULL, dst, src, NULL};
+    if (n > 0) mprt__parallel_for(n, GRAIN, unpack_part, &c);
+}
+
+void mprt_bf16_round(float *dst, const float *src, int64_t n) {
+    Conv c = {NULL, dst, NULL, src};
+    if (n > 0) mprt__parallel_for(n, GRAIN, round_part, &c);
+}
