@@ -208,6 +208,9 @@ typedef struct PlanStage {
     double rc_compute, rc_comm;
     int64_t rc_bytes, rc_saved;
     int64_t zero_saved; /* bytes ZeRO saves on this stage's devices (0 without it) */
+    /* bytes bf16 saves on this stage's devices against the same plan in f32 (0 under f32;
+     * negative when the f32 master weights outweigh what halves: docs/cost-model.md §7b) */
+    int64_t bf16_saved;
 } PlanStage;
 
 /* Predicted step time and where it goes (seconds). */

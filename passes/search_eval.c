@@ -52,6 +52,11 @@ static void stage_close(const Search *s, const Cand *c, int k, StageAcc *a, doub
     ps->rc_saved = a->racts * (inflight - 1);
     /* what ZeRO saved: the same stage's gradients and state whole, its buffers without it */
     ps->zero_saved = a->whole + a->buf - a->grads - a->optim - ps->mem_buffers;
+    /* bf16 against f32: parameters, gradients, activations and buffers would be twice as
+     * large, the f32 master weights (1 of the state's copies + 1 parts) would not exist */
+    if (s->elem == 2)
+        ps->bf16_saved = ps->mem_params + ps->mem_grads + ps->mem_acts + ps->mem_buffers -
+                         ps->mem_optim / (s->opt_copies + 1);
     s->stage_mem[k] = ps->mem_bytes;
 }
 

@@ -160,3 +160,11 @@ const char *report_pure_why(const IrGraph *g, const PureRef *r, char *buf, size_
         snprintf(buf, n, "the search found no valid plan of this shape");
     return buf;
 }
+
+bool report_savings_shown(const IrGraph *g) {
+    const Plan *p = report_plan(g);
+    if (g->train.precision == PRECISION_BF16 || g->train.zero != 0) return true;
+    for (int s = 0; p && s < p->S; s++)
+        if (p->stages[s].recompute) return true;
+    return false;
+}

@@ -255,6 +255,7 @@ void pass_report_html(const IrGraph *g, const Measured *m, FILE *out) {
     html_timeline(g, out);
     if (m) html_measured(g, m, out);
     html_memory(g, out);
+    html_savings(g, out);
     html_compare(g, out);
     html_layers(g, out);
     html_text_report(g, out);

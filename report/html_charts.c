@@ -254,6 +254,38 @@ void html_memory(const IrGraph *g, FILE *out) {
     fputs("</svg></div>\n", out);
 }
 
+/* One stage's row of the savings table ("-": the feature is off there). */
+static void savings_row(const IrGraph *g, int s, FILE *out) {
+    const Plan *p = report_plan(g);
+    const PlanStage *st = &p->stages[s];
+    bool bf = g->train.precision == PRECISION_BF16;
+    char b[3][48];
+    fprintf(out, "<tr data-save-stage=\"%d\"><td>%d</td><td>%s</td>", s, s, bf ? "bf16" : "f32");
+    if (st->recompute)
+        fprintf(out, "<td>%d of %d layers</td>", st->recompute, st->last_node - st->first_node + 1);
+    else
+        fputs("<td>none</td>", out);
+    fprintf(out, "<td>%d</td><td>%s</td><td>%s</td><td>%s</td></tr>\n", p->zero,
+            bf ? units_bytes(b[0], 48, st->bf16_saved) : "-",
+            st->recompute ? units_bytes(b[1], 48, st->rc_saved) : "-",
+            p->zero ? units_bytes(b[2], 48, st->zero_saved) : "-");
+}
+
+void html_savings(const IrGraph *g, FILE *out) {
+    const Plan *p = report_plan(g);
+    if (!report_savings_shown(g)) return;
+    fputs("<h2>Memory saved, by stage</h2>\n<p>Per pipeline stage: the precision, the layers "
+          "whose activations are recomputed in backward, the ZeRO stage, and the memory each "
+          "saves per device (docs/cost-model.md).</p>\n<div class=\"scroll\"><table "
+          "class=\"savings\"><thead><tr><th>stage</th><th>precision</th><th>recomputed</th>"
+          "<th>ZeRO</th><th>bf16 saves</th><th>recompute saves</th><th>ZeRO saves</th></tr>"
+          "</thead>\n<tbody>\n",
+          out);
+    for (int s = 0; s < p->S; s++)
+        savings_row(g, s, out);
+    fputs("</tbody></table></div>\n", out);
+}
+
 /* ───────────────────────────── comparison ───────────────────────────── */
 
 enum { CMP_LEFT = 150, CMP_W = 600, CMP_ROW = 24 };

@@ -65,6 +65,10 @@ bool report_has_choice(const IrNode *n);
 bool report_strat_allowed(const IrNode *n, Strategy s);
 int64_t report_cut_bytes_per_step(const IrGraph *g, const PlanCut *c);
 const char *report_opt_name(OptKind k);
+/* Whether the per-stage savings (precision, recomputation, ZeRO and the memory each saved) are
+ * reported: under bf16, with train.zero set, or when a stage recomputes; never for a plan that
+ * uses none of them (docs/report.md). */
+bool report_savings_shown(const IrGraph *g);
 /* The reason for layer i's choice: the planner's sentence, else one composed from the
  * alternatives it weighed. */
 const char *report_layer_reason(const IrGraph *g, int i, char *buf, size_t n);
@@ -92,7 +96,9 @@ void html_esc(FILE *out, const char *s);
 void html_stage_color(char *buf, size_t n, int s);
 void html_timeline(const IrGraph *g, FILE *out); /* the 1F1B step, to scale */
 void html_memory(const IrGraph *g, FILE *out);   /* memory per stage against capacity */
-void html_compare(const IrGraph *g, FILE *out);  /* chosen vs pure plans */
+/* per stage: precision, recomputation, ZeRO and what each saves (report_savings_shown only) */
+void html_savings(const IrGraph *g, FILE *out);
+void html_compare(const IrGraph *g, FILE *out); /* chosen vs pure plans */
 /* A rectangle of the charts: class `cls` (what a test counts), fill a CSS colour. */
 void html_box(FILE *out, double x, double y, double w, double h, const char *fill, const char *cls);
 /* html_measured.c: the measured step under the predicted one, per stage, and each layer's

@@ -385,6 +385,39 @@ static void stage_mem_row(Table *t, const PlanStage *st, int s) {
     table_add(t, "%s", units_bytes(b[5], 48, st->mem_buffers));
 }
 
+/* One stage's precision, recomputed layers and ZeRO stage, with the memory each saves per
+ * device ("-": the feature is off on that stage). */
+static void stage_saved_row(Table *t, const IrGraph *g, int s) {
+    const Plan *p = report_plan(g);
+    const PlanStage *st = &p->stages[s];
+    bool bf = g->train.precision == PRECISION_BF16;
+    char b[3][48];
+    table_add(t, "%d", s);
+    table_add(t, "%s", bf ? "bf16" : "f32");
+    if (st->recompute)
+        table_add(t, "%d of %d layers", st->recompute, st->last_node - st->first_node + 1);
+    else
+        table_add(t, "none");
+    table_add(t, "%d", p->zero);
+    table_add(t, "%s", bf ? units_bytes(b[0], 48, st->bf16_saved) : "-");
+    table_add(t, "%s", st->recompute ? units_bytes(b[1], 48, st->rc_saved) : "-");
+    table_add(t, "%s", p->zero ? units_bytes(b[2], 48, st->zero_saved) : "-");
+}
+
+/* Per stage, what bf16, recomputation and ZeRO do and save; only when one of them is on. */
+static void text_savings(const IrGraph *g, FILE *out, Arena *a) {
+    const Plan *p = report_plan(g);
+    static const char *const h[] = {"stage",      "precision",       "recomputed", "ZeRO",
+                                    "bf16 saves", "recompute saves", "ZeRO saves"};
+    if (!report_savings_shown(g)) return;
+    Table t;
+    table_init(&t, a, "rllrrrr", h);
+    for (int s = 0; s < p->S; s++)
+        stage_saved_row(&t, g, s);
+    fprintf(out, "\nmemory saved per device by stage (precision, recomputation, ZeRO)\n");
+    table_print_long(g, &t, 0x1u, out); /* stage */
+}
+
 static void text_stages(const IrGraph *g, FILE *out, Arena *a) {
     const Plan *p = report_plan(g);
     static const char *const th[] = {"stage", "layers",   "first .. last", "fwd",   "bwd",
@@ -402,6 +435,7 @@ static void text_stages(const IrGraph *g, FILE *out, Arena *a) {
     table_print_long(g, &t, 0x7u, out); /* stage, range, names */
     fprintf(out, "\nmemory per device by stage\n");
     table_print_long(g, &m, 0x1u, out); /* stage */
+    text_savings(g, out, a);
 }
 
 static void text_cuts(const IrGraph *g, FILE *out, Arena *a) {
