@@ -14,7 +14,8 @@ next-token cross-entropy), on the a100-nvlink preset with the paper's GPU count.
 usage: gpt_family.py [--out DIR]   (default: bench/gpt next to this script)
 
 Each file is NAME.mp; the published configuration sits in a comment at its top and in
-PUBLISHED below, which bench/gpt_family.sh reads to pin it with plan.mesh.
+PUBLISHED below, which bench/gpt_table.py reads to pin it with plan.mesh and to print
+the published-vs-mpcc table of docs/benchmarks.md.
 """
 import argparse
 import os
