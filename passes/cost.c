@@ -162,9 +162,23 @@ CollKind cost_layout_change_bwd(Layout from, Layout to) {
 
 /* A group of `span` consecutive ranks stays inside a node when the whole job fits in one
  * node, or when span divides devices_per_node (groups then start on node boundaries). */
-static Link link_for(const ClusterCfg *c, int64_t span) {
+bool cost_group_inter(const ClusterCfg *c, int64_t span) {
     int64_t dpn = c->devices_per_node > 0 ? c->devices_per_node : c->devices;
-    bool intra = c->devices <= dpn || (span <= dpn && dpn % span == 0);
+    return !(c->devices <= dpn || (span <= dpn && dpn % span == 0));
+}
+
+int64_t cost_group_nodes(const ClusterCfg *c, int64_t span) {
+    if (span < 1 || !cost_group_inter(c, span)) return 0;
+    int64_t dpn = c->devices_per_node, most = 0;
+    for (int64_t g = 0; g + span <= c->devices; g += span) {
+        int64_t n = (g + span - 1) / dpn - g / dpn + 1;
+        if (n > most) most = n;
+    }
+    return most;
+}
+
+static Link link_for(const ClusterCfg *c, int64_t span) {
+    bool intra = !cost_group_inter(c, span);
     Link l = {c->latency, c->bandwidth, !intra};
     if (!intra) {
         l.alpha = c->inter_node_latency > 0 ? c->inter_node_latency : c->latency;

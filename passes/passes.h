@@ -55,6 +55,12 @@ double cost_coll_time(CollKind k, int64_t g, int64_t n, double alpha, double bet
  * above with alpha/beta when the preset measured none. */
 double cost_coll_time_on(const ClusterCfg *cl, CollKind k, bool inter, int64_t g, int64_t n,
                          double alpha, double beta);
+/* Whether a group of `span` consecutive ranks may cross a node boundary (then priced on the
+ * inter-node link): the job spans several nodes and span does not divide devices_per_node. */
+bool cost_group_inter(const ClusterCfg *c, int64_t span);
+/* The most nodes one of the groups of `span` consecutive ranks (0..span−1, span..2·span−1, ...)
+ * touches when cost_group_inter, else 0. */
+int64_t cost_group_nodes(const ClusterCfg *c, int64_t span);
 /* FLOP/s of an m×k by k×n GEMM: the preset's GEMM table at the nearest measured shape
  * (log-space distance), else the flat cluster.flops. */
 double cost_gemm_rate(const ClusterCfg *cl, int64_t m, int64_t n, int64_t k);
@@ -252,6 +258,10 @@ struct Plan {
      * chose, zero_auto set) — docs/cost-model.md, "ZeRO". */
     int zero;
     bool zero_auto;
+    /* Node-aware meshes: the most nodes one tensor group spans when it crosses nodes (its
+     * collectives are then priced on the inter-node link), 0 when every group stays inside one
+     * node; devices_per_node is cluster.devices_per_node (docs/cost-model.md, "Links"). */
+    int64_t tensor_nodes, devices_per_node;
 };
 
 bool pass_plan(IrGraph *g, Diag *d); /* passes/search.c: fills g->plan */

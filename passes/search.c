@@ -338,13 +338,15 @@ static double prune_bound(const Best *b) {
 static void consider(Search *s, Best *b, Cand *c, int *mode, int *stage) {
     if (!search_cand_prepare(s, c)) return;
     bool wins_ties = b->top || !b->found || cand_before(c, &b->c);
-    double F = search_solve_cand(s, c, prune_bound(b), wins_ties, mode, stage);
-    if (F == INFINITY) return;
+    double F0 = search_solve_cand(s, c, prune_bound(b), wins_ties, mode, stage);
+    if (F0 == INFINITY) return;
     int64_t peak = 0;
-    F = search_rc_fit(s, c, mode, stage, &peak);
-    /* over the memory, or fitting only by recomputing: the other memory fallbacks compete */
-    if ((double)peak > s->g->cluster.memory || memcmp(s->rc, s->rcfix, (size_t)s->N) != 0)
-        F = search_fit(s, c, mode, stage, F, &peak);
+    double F = search_rc_fit(s, c, mode, stage, &peak);
+    /* over the memory, or fitting only by recomputing: the optimum under the memory limit */
+    if ((double)peak > s->g->cluster.memory || memcmp(s->rc, s->rcfix, (size_t)s->N) != 0) {
+        F = search_fit(s, c, mode, stage, F, &peak, F0, prune_bound(b));
+        if (peak < 0) return;
+    }
     if (b->min_mem < 0 || peak < b->min_mem) {
         b->min_mem = peak;
         b->min_mem_c = *c;

@@ -178,7 +178,7 @@ static bool cand_tables(Search *s, const Cand *c) {
 
 /* The stage indices a plan with every stage ≤ tau can be at when it reaches point p:
  * the cheapest cost of the nodes before p needs k+1 stages, the rest S−k stages. */
-static void dp_windows(Search *s, const Cand *c, double tau) {
+void search_dp_windows(Search *s, const Cand *c, double tau) {
     for (int p = 0; p <= s->N; p++) {
         int lo = c->S - 1 - (s->N - p), hi = c->S - 1 < p ? c->S - 1 : p;
         double gap = tau - c->cutmin; /* what a stage may spend beyond one cut */
@@ -296,7 +296,7 @@ static void dp_cut(Search *s, const Cand *c, int p, double tau, bool record) {
 
 /* One sweep: is there a plan of candidate `c` whose every stage costs ≤ tau? */
 static bool dp_run(Search *s, const Cand *c, double tau, bool record) {
-    dp_windows(s, c, tau);
+    search_dp_windows(s, c, tau);
     dp_reserve(s, c, record);
     if (s->kmin[0] > 0) return false;
     for (int k = s->kmin[0]; k <= s->kmax[0]; k++) {
@@ -409,8 +409,7 @@ double search_solve_cand(Search *s, const Cand *c, double bound, bool wins_ties,
 /* When the fastest plan of a candidate does not fit: the plan whose fullest stage holds the
  * least (parameters, optimizer state, and activations × micro-batches in flight; buffers
  * are left to the evaluation), by the same sweep with memory as the stage's load. */
-/* Micro-batches in flight at each stage under 1F1B: min(S − s, m). */
-static void set_inflight(Search *s, const Cand *c) {
+void search_set_inflight(Search *s, const Cand *c) {
     s->infl = xgrow(s->infl, &s->infl_cap, (size_t)c->S, sizeof(double));
     for (int k = 0; k < c->S; k++)
         s->infl[k] = c->S - k < c->m ? c->S - k : c->m;
@@ -441,7 +440,7 @@ static bool bisect_plan(Search *s, const Cand *c, double lo, double hi, double t
 }
 
 bool search_solve_mem(Search *s, const Cand *c, int *mode, int *stage) {
-    set_inflight(s, c);
+    search_set_inflight(s, c);
     s->mem_mode = true;
     bool ok = bisect_plan(s, c, 0, 1, 1e-6, mode, stage);
     s->mem_mode = false;
@@ -452,7 +451,7 @@ bool search_solve_mem(Search *s, const Cand *c, int *mode, int *stage) {
  * solve_mem) would exceed the device's is dropped: per state it keeps the fastest path that
  * fits, which is not always the one a later layer needs, so this is a heuristic. */
 bool search_solve_capped(Search *s, const Cand *c, int *mode, int *stage) {
-    set_inflight(s, c);
+    search_set_inflight(s, c);
     s->mem_cap = s->g->cluster.memory;
     bool ok = bisect_plan(s, c, c->lb, fmax(c->lb * 1.25, 1e-300), 1e-9, mode, stage);
     s->mem_cap = INFINITY;

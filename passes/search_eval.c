@@ -69,10 +69,9 @@ static void eval_cut(const Search *s, const Cand *c, int p, int k, const uint8_t
         left->comm += s->cutf[v * 4 + lay[j]];
         left->bytes += lb;
         acc_buf(left, lb);
-        if (s->intern[v * 4 + lay[j]]) { /* a sent buffer is kept until its send completes */
+        if (s->intern[v * 4 + lay[j]]) /* a sent buffer is kept until its send completes */
             left->racts -= lb;
-            s->intern[v * 4 + lay[j]] = 0;
-        }
+        memset(&s->intern[v * 4], 0, 4); /* the next stage made none of its copies */
         right->comm += s->cutb[v * 4 + lay[j]];
         right->bytes += s->needs_grad[v] ? lb : 0;
         right->acts += lb;
@@ -258,6 +257,8 @@ Plan *search_plan_eval_new(Search *s, const Cand *c, const int *mode, const int 
     plan->d = c->d;
     plan->t = c->t;
     plan->m = c->m;
+    plan->tensor_nodes = c->t > 1 ? cost_group_nodes(&s->g->cluster, c->t) : 0;
+    plan->devices_per_node = s->g->cluster.devices_per_node;
     plan->nodes = arena_calloc(A, (size_t)s->N, sizeof(PlanNode));
     plan->stages = arena_calloc(A, (size_t)c->S, sizeof(PlanStage));
     plan->reshards = arena_calloc(A, (size_t)s->N * IR_MAX_INPUTS + 1, sizeof(PlanReshard));

@@ -212,6 +212,20 @@ double search_solve_cand(Search *s, const Cand *c, double bound, bool wins_ties,
 /* Memory-aware fallbacks: the leanest plan, and the fastest plan under the device's memory. */
 bool search_solve_mem(Search *s, const Cand *c, int *mode, int *stage);
 bool search_solve_capped(Search *s, const Cand *c, int *mode, int *stage);
+/* The stage windows kmin/kmax of every point for bound tau (search_solve_cand's tables). */
+void search_dp_windows(Search *s, const Cand *c, double tau);
+/* s->infl: micro-batches in flight at each stage under 1F1B, min(S − k, m). */
+void search_set_inflight(Search *s, const Cand *c);
+
+/* ─────────── search_exact.c: the optimum under the memory limit ─────────── */
+
+/* The fastest plan of candidate `c` whose every stage fits in cluster.memory (recomputing
+ * stages under train.recompute = "auto" as search_rc_fit does), after search_solve_cand built
+ * its tables: its time (to the bisection's tolerance) with its choices in mode/stage, or
+ * INFINITY when none fits or none is faster than `bound`. `lo` is a lower bound (the time
+ * sweep's optimum). *trunc: a front overflowed, so the answer may not be optimal. */
+double search_solve_exact(Search *s, const Cand *c, double lo, double bound, int *mode, int *stage,
+                          bool *trunc);
 
 /* ─────────── search_eval.c: a complete plan evaluated ─────────── */
 
@@ -237,11 +251,13 @@ double search_rc_node(const Search *s, int p, int mi);
  * every stage (with more than one micro-batch in flight) that would not fit otherwise: its step
  * time, peak memory in *peak, the recomputed nodes left in s->rc. */
 double search_rc_fit(Search *s, const Cand *c, const int *mode, const int *stage, int64_t *peak);
-/* consider()'s memory fallbacks for a plan over the memory, or fitting only by recomputing (F,
- * *peak from search_rc_fit): the
- * fastest that fits among recomputation on this plan, the memory-capped sweep's plan and (unless
- * that fits as it is) the leanest plan; mode/stage/s->rc hold it. */
-double search_fit(Search *s, const Cand *c, int *mode, int *stage, double F, int64_t *peak);
+/* consider()'s answer for a candidate whose fastest plan (F, *peak from search_rc_fit) is over
+ * the memory or fits only by recomputing: the fastest plan that fits (search_solve_exact, plus
+ * the heuristic fallbacks should its front overflow), in mode/stage/s->rc with its time and
+ * *peak. INFINITY with *peak −1 when none beats `bound`; with no bound and nothing that fits,
+ * the leanest plan (over the memory, for the error's numbers). `lo`: the time sweep's optimum. */
+double search_fit(Search *s, const Cand *c, int *mode, int *stage, double F, int64_t *peak,
+                  double lo, double bound);
 
 /* ─────────── search_why.c: reasons and errors ─────────── */
 

@@ -17,11 +17,11 @@
  * default) a plan is first evaluated as it is; only when one of its stages does not fit in
  * cluster.memory is recomputation switched on for every layer of each such stage that has more
  * than one micro-batch in flight, and the plan re-evaluated with the extra time. A plan that
- * fits is never changed, so models that fit plan exactly as without recomputation. The memory
- * fallbacks of a candidate (search_fit) then keep the fastest plan that fits among this
- * recomputing plan, the memory-capped sweep's and the leanest plan (each with the same rule);
- * recomputation thus also lets a faster mesh (fewer stages, larger micro-batches) fit where it
- * otherwise would not. "none" never
+ * fits is never changed, so models that fit plan exactly as without recomputation. When
+ * the fastest plan of a candidate does not fit, or fits only by recomputing, search_fit asks the
+ * exact sweep under the memory limit (search_exact.c), which prices every stage both plain and
+ * recomputed; recomputation thus also lets a faster mesh (fewer stages, larger micro-batches)
+ * fit where it otherwise would not. "none" never
  * recomputes beyond the pins.
  */
 #include "search_internal.h"
@@ -75,26 +75,40 @@ static void kept_offer(const Search *s, Kept *k, const int *mode, const int *sta
         kept_take(s, k, mode, stage, F, peak);
 }
 
-double search_fit(Search *s, const Cand *c, int *mode, int *stage, double F, int64_t *peak) {
+/* The old fallbacks, for a candidate whose exact sweep overflowed a front: recomputation on the
+ * fastest plan (already in k), the memory-capped sweep's plan and the leanest plan. */
+static void fit_heuristic(Search *s, const Cand *c, Kept *k, int *mode, int *stage) {
+    int64_t p2 = 0;
+    if (search_solve_capped(s, c, mode, stage)) {
+        double F2 = search_rc_fit(s, c, mode, stage, &p2);
+        kept_offer(s, k, mode, stage, F2, p2);
+    }
+    if (search_solve_mem(s, c, mode, stage)) {
+        double F3 = search_rc_fit(s, c, mode, stage, &p2);
+        kept_offer(s, k, mode, stage, F3, p2);
+    }
+}
+
+double search_fit(Search *s, const Cand *c, int *mode, int *stage, double F, int64_t *peak,
+                  double lo, double bound) {
     Kept k = {search_xcalloc((size_t)s->N, sizeof(int)), search_xcalloc((size_t)s->N, sizeof(int)),
               search_xcalloc((size_t)s->N, 1), INFINITY, 0};
     kept_offer(s, &k, mode, stage, F, *peak); /* the fastest plan, recomputing */
-    bool plain = false;                       /* the capped plan fits without recomputing more */
-    if (search_solve_capped(s, c, mode, stage)) {
-        int64_t p2 = 0;
-        double F2 = search_rc_fit(s, c, mode, stage, &p2);
-        kept_offer(s, &k, mode, stage, F2, p2);
-        plain = (double)p2 <= s->g->cluster.memory && !memcmp(s->rc, s->rcfix, (size_t)s->N);
+    bool trunc = false;
+    if (search_solve_exact(s, c, lo, bound, mode, stage, &trunc) < INFINITY) {
+        double Fx = search_rc_fit(s, c, mode, stage, peak);
+        kept_offer(s, &k, mode, stage, Fx, *peak);
     }
-    if (!plain && search_solve_mem(s, c, mode, stage)) { /* the leanest plan */
-        F = search_rc_fit(s, c, mode, stage, peak);
-        kept_offer(s, &k, mode, stage, F, *peak);
-    }
-    if (k.F < INFINITY) {
+    if (trunc) fit_heuristic(s, c, &k, mode, stage);
+    F = INFINITY;
+    *peak = -1; /* none faster than bound */
+    if (k.F < INFINITY && k.F <= bound * (1 + REL_EPS)) {
         memcpy(mode, k.mode, (size_t)s->N * sizeof(int));
         memcpy(stage, k.stage, (size_t)s->N * sizeof(int));
         memcpy(s->rc, k.rc, (size_t)s->N);
         F = k.F, *peak = k.peak;
+    } else if (k.F == INFINITY && bound == INFINITY && search_solve_mem(s, c, mode, stage)) {
+        F = search_rc_fit(s, c, mode, stage, peak); /* the leanest, for the error's numbers */
     }
     free(k.mode);
     free(k.stage);

@@ -383,6 +383,7 @@ static void json_plan(Json *j, const IrGraph *g) {
     json_int(j, "S", p->S);
     json_int(j, "d", p->d);
     json_int(j, "t", p->t);
+    if (p->tensor_nodes > 0) json_int(j, "tensor_nodes", p->tensor_nodes); /* crosses nodes */
     json_close(j, '}');
     json_int(j, "microbatches", p->m);
     json_totals(j, "totals", &p->totals);

@@ -100,6 +100,11 @@ static void text_mesh(const IrGraph *g, FILE *out) {
     char b[4][48];
     fprintf(out, "mesh        S=%s × d=%s × t=%s\n", units_n(b[0], 48, p->S, "stage"),
             units_n(b[1], 48, p->d, "data replica"), units_n(b[2], 48, p->t, "tensor rank"));
+    if (p->tensor_nodes > 0) /* node-aware meshes: only when a tensor group crosses nodes */
+        fprintf(out,
+                "nodes       tensor group of %d spans %lld nodes of %lld: priced on the inter-node "
+                "link\n",
+                p->t, (long long)p->tensor_nodes, (long long)p->devices_per_node);
     if (per > 0 && B % per == 0)
         fprintf(out, "micro       %s of %s per replica\n", units_n(b[0], 48, p->m, "micro-batch"),
                 units_n(b[1], 48, (long long)(B / per), "sample"));

@@ -4,7 +4,8 @@
  * For every candidate mesh and micro-batch count it enumerates every mode of every node and
  * every stage assignment, prices each complete plan with the search's own evaluation
  * (search_rc_fit: search_eval_plan, recomputing under "auto" the stages that would not fit) and
- * keeps the fastest that fits in memory; with plan.mesh set, only the
+ * keeps the fastest that fits in memory, over ZeRO stages 0-2 under train.zero = "auto"; with
+ * plan.mesh set, only the
  * candidates of that mesh (with train.microbatches' m, as the tests set no plan.microbatches). It
  * shares the search's candidates, modes and evaluation through passes/search_internal.h — the
  * private header of the search, included here on purpose — so what it checks is the sweep and its
@@ -52,6 +53,21 @@ static void brute_modes(Brute *b, int p) {
     }
 }
 
+/* The brute force at the ZeRO stage s->zero. */
+static double brute_zero(Search *s, const CandList *l, int *mode, int *stage) {
+    double best = INFINITY;
+    const int64_t *pin = s->g->train.mesh; /* plan.mesh: only that mesh */
+    for (int i = 0; i < l->n; i++) {
+        Cand c = l->v[i];
+        if (pin[0] > 0 && (c.S != pin[0] || c.d != pin[1] || c.t != pin[2])) continue;
+        if (!search_cand_prepare(s, &c)) continue;
+        Brute b = {s, &c, mode, stage, INFINITY};
+        brute_modes(&b, 0);
+        if (b.best < best) best = b.best;
+    }
+    return best;
+}
+
 double plan_brute_force(IrGraph *g, Diag *d) {
     Search s;
     double best = INFINITY;
@@ -63,14 +79,10 @@ double plan_brute_force(IrGraph *g, Diag *d) {
     search_enumerate(&s, &l);
     int *mode = search_xcalloc((size_t)s.N, sizeof(int)),
         *stage = search_xcalloc((size_t)s.N, sizeof(int));
-    const int64_t *pin = g->train.mesh; /* plan.mesh: only that mesh */
-    for (int i = 0; i < l.n; i++) {
-        Cand c = l.v[i];
-        if (pin[0] > 0 && (c.S != pin[0] || c.d != pin[1] || c.t != pin[2])) continue;
-        if (!search_cand_prepare(&s, &c)) continue;
-        Brute b = {&s, &c, mode, stage, INFINITY};
-        brute_modes(&b, 0);
-        if (b.best < best) best = b.best;
+    bool aut = g->train.zero == TRAIN_ZERO_AUTO; /* "auto": every stage the search tries */
+    for (int z = aut ? 0 : s.zero; z <= (aut ? 2 : s.zero); z++) {
+        s.zero = z;
+        best = fmin(best, brute_zero(&s, &l, mode, stage));
     }
     free(mode);
     free(stage);

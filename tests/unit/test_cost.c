@@ -156,9 +156,28 @@ static void test_roofline(void) {
     CHECK_NEAR(cost_roofline(0, 6e10, 0, 2e10), 0);
 }
 
+/* Node-aware groups: a group of consecutive ranks crosses nodes when the job spans several
+ * and its size does not divide devices_per_node; then the most nodes one group touches. */
+static void test_group_nodes(void) {
+    ClusterCfg cl = {.devices = 32, .devices_per_node = 8};
+    CHECK_EQ(cost_group_inter(&cl, 8) + cost_group_inter(&cl, 4) + cost_group_inter(&cl, 1), 0);
+    CHECK_EQ(cost_group_inter(&cl, 16) + cost_group_inter(&cl, 3) + cost_group_inter(&cl, 12), 3);
+    CHECK_EQ(cost_group_nodes(&cl, 8), 0);
+    CHECK_EQ(cost_group_nodes(&cl, 16), 2);
+    CHECK_EQ(cost_group_nodes(&cl, 32), 4);
+    CHECK_EQ(cost_group_nodes(&cl, 3), 2);  /* ranks 6..8 straddle nodes 0 and 1 */
+    CHECK_EQ(cost_group_nodes(&cl, 12), 2); /* 0..11 and 12..23 touch two nodes each */
+    ClusterCfg one = {.devices = 8, .devices_per_node = 8};
+    CHECK_EQ(cost_group_inter(&one, 3), 0);
+    CHECK_EQ(cost_group_nodes(&one, 3), 0);
+    ClusterCfg unset = {.devices = 64}; /* devices_per_node 0: one node */
+    CHECK_EQ(cost_group_nodes(&unset, 16), 0);
+}
+
 int main(void) {
     test_bytes();
     test_roofline();
+    test_group_nodes();
     test_time();
     test_layouts();
     test_names();

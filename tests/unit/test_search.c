@@ -12,58 +12,15 @@
  *   - the memory a plan counts for what layers keep for backward (maxpool, layernorm);
  *   - the search against an exhaustive enumeration of the same plan space on several
  *     hundred seeded random chains and branched graphs, several presets and cluster numbers;
- *   - plan.mesh: a pinned random mesh against the brute force of that mesh.
+ *   - plan.mesh: a pinned random mesh against the brute force of that mesh
+ *   (memory that binds: test_search_mem.c).
  */
 #include "brute.h"
-#include "frontend.h"
-#include "ir_testlib.h"
-#include "passes.h"
+#include "search_testlib.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* A compiled model: arena, diagnostics captured in memory, the graph after `plan`. */
-typedef struct Model {
-    Arena arena;
-    Diag diag;
-    FILE *out;
-    char *text;
-    size_t len;
-    IrGraph *g;
-    bool ok;
-} Model;
-
-/* Parses and lowers src with the -D settings in defs ("key=value" strings, NULL ended),
- * runs shapes, then the plan pass if `plan`. */
-static void model_build(Model *m, const char *src, const char *const *defs, bool plan) {
-    memset(m, 0, sizeof *m);
-    m->out = open_memstream(&m->text, &m->len);
-    diag_init(&m->diag, m->out);
-    FeDefine fd[16];
-    int nd = 0;
-    for (; defs && defs[nd] && nd < 16; nd++) {
-        const char *eq = strchr(defs[nd], '=');
-        fd[nd].key = arena_strndup(&m->arena, defs[nd], (size_t)(eq - defs[nd]));
-        fd[nd].value = eq + 1;
-    }
-    Ast *ast = fe_parse_string(&m->arena, &m->diag, "t.mp", src, strlen(src));
-    m->g = ast ? fe_lower(&m->arena, &m->diag, ast, fd, nd) : NULL;
-    m->ok = m->g && pass_shapes(m->g, &m->diag) && diag_errors(&m->diag) == 0;
-    if (m->ok && plan) m->ok = pass_plan(m->g, &m->diag) && diag_errors(&m->diag) == 0;
-    fflush(m->out);
-}
-
-static const char *model_diag(Model *m) {
-    fflush(m->out);
-    return m->text ? m->text : "";
-}
-
-static void model_free(Model *m) {
-    fclose(m->out);
-    free(m->text);
-    arena_free(&m->arena);
-}
 
 /* model_build with the plan and no -D settings; a failure is a test failure that prints the
  * diagnostics and frees the model. */
@@ -264,88 +221,6 @@ static void test_errors(void) {
 
 /* ───────────────────────────── brute force ───────────────────────────── */
 
-static uint64_t rng_state;
-static unsigned rnd(unsigned n) {
-    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
-    return (unsigned)((rng_state >> 33) % n);
-}
-
-/* A random model of ≤ 8 layers: linears, elementwise ops, layernorms, residual adds. */
-static char *random_model(int *nlayers) {
-    static char buf[4096];
-    static const int widths[] = {4, 6, 8, 12, 16, 24, 32, 64, 256};
-    int w = widths[rnd(9)], k = 0, n = 0;
-    int body = rnd(8) == 0 ? 6 : 1 + (int)rnd(5); /* 3..8 layers with the head and loss */
-    int vw[16];
-    char names[16][8];
-    k += snprintf(buf + k, sizeof buf - (size_t)k,
-                  "model r {\n    input x: f32[batch, %d];\n"
-                  "    label y: i32[batch];\n",
-                  w);
-    snprintf(names[0], sizeof names[0], "x");
-    vw[0] = w;
-    int nv = 1;
-    for (int i = 0; i < body; i++) {
-        int src = nv - 1, op = (int)rnd(8);
-        char *nm = names[nv];
-        snprintf(nm, sizeof names[nv], "v%d", nv);
-        if (op <= 2 || nv == 1) {
-            int ow = widths[rnd(9)];
-            k += snprintf(buf + k, sizeof buf - (size_t)k, "    %s = linear(%s, %d%s);\n", nm,
-                          names[src], ow, rnd(2) ? "" : ", bias=false");
-            vw[nv] = ow;
-        } else if (op == 3) {
-            k += snprintf(buf + k, sizeof buf - (size_t)k, "    %s = relu(%s);\n", nm, names[src]);
-            vw[nv] = vw[src];
-        } else if (op == 4) {
-            k += snprintf(buf + k, sizeof buf - (size_t)k, "    %s = layernorm(%s);\n", nm,
-                          names[src]);
-            vw[nv] = vw[src];
-        } else if (op == 5) {
-            k += snprintf(buf + k, sizeof buf - (size_t)k, "    %s = gelu(%s);\n", nm, names[src]);
-            vw[nv] = vw[src];
-        } else {
-            int other = -1;
-            for (int j = nv - 2; j >= 1; j--)
-                if (vw[j] == vw[src]) other = j;
-            if (other < 0) {
-                k += snprintf(buf + k, sizeof buf - (size_t)k, "    %s = tanh(%s);\n", nm,
-                              names[src]);
-            } else {
-                k += snprintf(buf + k, sizeof buf - (size_t)k, "    %s = add(%s, %s);\n", nm,
-                              names[other], names[src]);
-            }
-            vw[nv] = vw[src];
-        }
-        nv++;
-        n++;
-    }
-    k += snprintf(buf + k, sizeof buf - (size_t)k,
-                  "    o = linear(%s, %d);\n    loss = cross_entropy(o, y);\n}\n", names[nv - 1],
-                  widths[rnd(4)]);
-    *nlayers = n + 2;
-    return buf;
-}
-
-/* Every random value of the plan space the frontend would accept, as -D settings. */
-static void random_cluster(char defs[8][64], const char **out) {
-    static const char *const presets[] = {"cpu", "a100-nvlink", "h100-nvlink", "h100-ib"};
-    static const int devices[] = {1, 2, 3, 4, 4, 6, 8, 8};
-    static const int batches[] = {4, 6, 8, 12, 16, 24};
-    static const int dpn[] = {1, 2, 4, 8};
-    int n = 0;
-    snprintf(defs[n], 64, "cluster.preset=%s", presets[rnd(4)]), n++;
-    snprintf(defs[n], 64, "cluster.devices=%d", devices[rnd(8)]), n++;
-    snprintf(defs[n], 64, "train.batch=%d", batches[rnd(6)]), n++;
-    snprintf(defs[n], 64, "cluster.devices_per_node=%d", dpn[rnd(4)]), n++;
-    if (rnd(3) == 0) snprintf(defs[n], 64, "cluster.bandwidth=%g", 1e6 * (1 + rnd(1000))), n++;
-    if (rnd(3) == 0) snprintf(defs[n], 64, "cluster.latency=%g", 1e-7 * (1 + rnd(100))), n++;
-    if (rnd(4) == 0) snprintf(defs[n], 64, "train.microbatches=%d", 1 + (int)rnd(2)), n++;
-    for (int i = 0; i < n; i++)
-        out[i] = defs[i];
-    out[n] = NULL;
-}
-
 static void test_brute_force(void) {
     int cases = 0, same = 0, none = 0;
     for (uint64_t seed = 1; cases < 320; seed++) {
@@ -394,66 +269,6 @@ static void test_brute_force(void) {
     printf("brute force: %d cases, %d same optimum, %d with no plan\n", cases, same, none);
     CHECK(same + none == cases);
     CHECK(same >= 300);
-}
-
-/* Memory that binds: the budget is set below what the unconstrained optimum needs. The
- * search is exact only when memory does not bind (docs/cost-model.md §7); here it must never
- * claim a time below the true optimum, its plan must fit, and the gap is measured. */
-static void test_memory_gap(void) {
-    int cases = 0, same = 0, worse = 0, missed = 0, none = 0;
-    double worst = 1.0;
-    for (uint64_t seed = 1000; cases < 80; seed++) {
-        rng_state = seed * 0x9E3779B97F4A7C15ull;
-        int nl;
-        char *src = random_model(&nl);
-        char defs[8][64], memdef[64];
-        const char *dv[10];
-        random_cluster(defs, dv);
-        Model m;
-        model_build(&m, src, dv, true);
-        if (!m.ok) {
-            model_free(&m);
-            continue;
-        }
-        int64_t peak = m.g->plan->totals.mem_peak;
-        model_free(&m);
-        int n = 0;
-        while (dv[n])
-            n++;
-        snprintf(memdef, sizeof memdef, "cluster.memory=%lld", (long long)(peak * 8 / 10));
-        dv[n] = memdef;
-        dv[n + 1] = NULL;
-        model_build(&m, src, dv, false);
-        if (!m.ok) {
-            model_free(&m);
-            continue;
-        }
-        cases++;
-        double bf = plan_brute_force(m.g, &m.diag);
-        bool ok = pass_plan(m.g, &m.diag);
-        if (ok) {
-            const Plan *p = m.g->plan;
-            double F = p->totals.step_time;
-            CHECK(F >= bf * (1 - 1e-9));
-            CHECK(!p->pure_data_valid || F <= p->pure_data.step_time * (1 + 1e-9));
-            CHECK(!p->pure_tensor_valid || F <= p->pure_tensor.step_time * (1 + 1e-9));
-            CHECK(!p->pure_pipeline_valid || F <= p->pure_pipeline.step_time * (1 + 1e-9));
-            CHECK((double)m.g->plan->totals.mem_peak <= m.g->cluster.memory);
-            if (F <= bf * (1 + 1e-9))
-                same++;
-            else
-                worse++, worst = fmax(worst, F / bf);
-        } else if (bf < INFINITY) {
-            missed++;
-        } else {
-            none++;
-        }
-        model_free(&m);
-    }
-    printf("memory binding: %d cases: %d same optimum, %d slower (worst %.3f×), %d with a plan "
-           "only brute force found, %d with none\n",
-           cases, same, worse, worst, missed, none);
-    CHECK(cases >= 60);
 }
 
 /* plan.mesh: on a random mesh of the device count, the pinned plan is the brute-force
@@ -632,7 +447,6 @@ int main(void) {
     test_cheap_comm_data();
     test_errors();
     test_brute_force();
-    test_memory_gap();
     test_pinned_brute();
     test_stash_memory();
     test_recompute_brute();
