@@ -31,12 +31,11 @@
  * equal costs keep data and no cut.
  *
  * Memory is not a resource of the time sweep: the best plan of each candidate is evaluated
- * in full, and when a device's memory exceeds cluster.memory the sweep runs again dropping
- * paths over the memory (search_solve_capped), then with stage memory as the load
- * (search_solve_mem), and the first plan that fits is kept. The search is therefore exact when
- * memory does not bind; tests/unit/test_search.c measures the gap when it does. The pure data,
- * tensor and pipeline plans are solved the same way and the chosen plan is replaced by one of them
- * should it ever be faster, so it never is.
+ * in full, and when a device's memory exceeds cluster.memory (or fits only by recomputing) the
+ * candidate is solved again by the exact sweep under the memory limit (search_exact.c), so the
+ * search is exact when memory binds too; tests/unit/test_search_mem.c checks it against brute
+ * force. The pure data, tensor and pipeline plans are solved the same way and the chosen plan
+ * is replaced by one of them should it ever be faster, so it never is.
  *
  * Where the parts live. This file holds the graph facts computed once (values, liveness),
  * the candidates, their order and pruning, and the pass itself. The rest of the search is
