@@ -5,10 +5,10 @@
  * transformer (embedding, attention, layernorm, gelu, residual adds) or a small CNN (conv2d,
  * relu, maxpool2d, flatten) — and random cluster settings, plans it once without a limit, then
  * sets cluster.memory to 50–95 % of that plan's peak and compares the search with the
- * exhaustive oracle (brute.c) under train.recompute "auto" or "none" and train.zero "auto", 0,
- * 1 or 2: the same predicted step time (1e-9 relative), a plan exactly when brute force has
- * one, and a plan that fits. The default run is 120 seeded cases; `--cases N` runs N (the
- * long label, MPCC_LONG_TESTS=ON, runs 600).
+ * exhaustive oracle (brute.c) under train.recompute "auto" or "none", train.zero "auto", 0,
+ * 1 or 2, and train.precision "f32" or "bf16": the same predicted step time (1e-9 relative),
+ * a plan exactly when brute force has one, and a plan that fits. The default run is 120 seeded
+ * cases; `--cases N` runs N (the long label, MPCC_LONG_TESTS=ON, runs 600).
  */
 #include "brute.h"
 #include "search_testlib.h"
@@ -76,8 +76,9 @@ static char *random_any(void) {
     return kind == 0 ? random_model(&nl) : kind == 1 ? random_seq() : random_cnn();
 }
 
-/* The settings of one case: random_cluster's, a recomputation policy, a ZeRO stage and an
- * optimizer with state (so ZeRO has something to shard), into dv (NULL ended). */
+/* The settings of one case: random_cluster's, a recomputation policy, a ZeRO stage, bf16 half
+ * the time, and (in the source) an optimizer with state so ZeRO has something to shard; into dv
+ * (NULL ended). */
 static int case_defs(char defs[8][64], const char **dv) {
     static const char *const rc[] = {"train.recompute=auto", "train.recompute=none"};
     static const char *const zero[] = {"train.zero=auto", "train.zero=0", "train.zero=1",
@@ -88,6 +89,7 @@ static int case_defs(char defs[8][64], const char **dv) {
         n++;
     dv[n++] = rc[rnd(2)];
     dv[n++] = zero[rnd(4)];
+    if (rnd(2)) dv[n++] = "train.precision=bf16";
     dv[n] = NULL;
     return n;
 }
