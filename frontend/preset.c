@@ -210,23 +210,58 @@ static void gemm_entry(PReader *r, const cJSON *e, int i, PresetGemm *out) {
     out->flops = number(r, e, path, "flops", true, true);
 }
 
+/* ops[i]: {op, fwd_bytes_per_s, bwd_bytes_per_s}: an op kind of the language. */
+static void op_entry(PReader *r, const cJSON *e, int i, PresetOp *out) {
+    static const char *const known[] = {"op", "fwd_bytes_per_s", "bwd_bytes_per_s", NULL};
+    char path[48];
+    snprintf(path, sizeof path, "ops[%d].", i);
+    if (!cJSON_IsObject(e)) {
+        fail(r, "field 'ops[%d]' must be an object", i);
+        return;
+    }
+    only_known(r, e, path, known);
+    const char *op = string(r, e, path, "op");
+    if (op && (out->op = ir_op_lookup(op)) < 0)
+        fail(r, "field '%sop' must be an op of the language (relu, gelu, layernorm, ...), got '%s'",
+             path, op);
+    out->fwd_bw = number(r, e, path, "fwd_bytes_per_s", true, true);
+    out->bwd_bw = number(r, e, path, "bwd_bytes_per_s", true, true);
+}
+
+/* grad_overlap: a fraction in [0, 1]. */
+static void overlap(PReader *r, const cJSON *root, PresetTables *t) {
+    const cJSON *v = member(r, root, "", "grad_overlap", false);
+    if (!v) return;
+    double x = number(r, root, "", "grad_overlap", false, false);
+    if (!r->failed && x > 1) fail(r, "field 'grad_overlap' must be at most 1, got %g", x);
+    t->has_overlap = true, t->grad_overlap = x;
+}
+
 static void tables(PReader *r, const cJSON *root, ClusterCfg *c) {
     PresetTables *t = arena_calloc(r->a, 1, sizeof *t);
-    const cJSON *co = array(r, root, "collectives"), *ge = array(r, root, "gemm");
+    const cJSON *co = array(r, root, "collectives"), *ge = array(r, root, "gemm"),
+                *op = array(r, root, "ops");
     t->ncoll = co ? cJSON_GetArraySize(co) : 0;
     t->ngemm = ge ? cJSON_GetArraySize(ge) : 0;
+    t->nops = op ? cJSON_GetArraySize(op) : 0;
     PresetColl *pc = arena_calloc(r->a, (size_t)t->ncoll + 1, sizeof *pc);
     PresetGemm *pg = arena_calloc(r->a, (size_t)t->ngemm + 1, sizeof *pg);
+    PresetOp *po = arena_calloc(r->a, (size_t)t->nops + 1, sizeof *po);
     int i = 0;
     for (const cJSON *e = co ? co->child : NULL; e && !r->failed; e = e->next, i++)
         coll_entry(r, e, i, &pc[i]);
     i = 0;
     for (const cJSON *e = ge ? ge->child : NULL; e && !r->failed; e = e->next, i++)
         gemm_entry(r, e, i, &pg[i]);
+    i = 0;
+    for (const cJSON *e = op ? op->child : NULL; e && !r->failed; e = e->next, i++)
+        op_entry(r, e, i, &po[i]);
+    overlap(r, root, t);
     t->coll = pc;
     t->gemm = pg;
+    t->ops = po;
     /* A file that states no measured table prices GEMMs at the flat flops.f32. */
-    c->tables = t->ncoll || t->ngemm ? t : NULL;
+    c->tables = t->ncoll || t->ngemm || t->nops || t->has_overlap ? t : NULL;
 }
 
 static void read_root(PReader *r, const cJSON *root, ClusterCfg *c) {
@@ -241,6 +276,8 @@ static void read_root(PReader *r, const cJSON *root, ClusterCfg *c) {
                                         "inter_node",
                                         "collectives",
                                         "gemm",
+                                        "ops",
+                                        "grad_overlap",
                                         NULL};
     static const char *const known_flops[] = {"f32", "bf16", NULL};
     if (!cJSON_IsObject(root)) {

@@ -346,10 +346,24 @@ typedef struct PresetGemm {
     double flops;    /* sustained FLOP/s at this shape */
 } PresetGemm;
 
+/* The runtime's kernel for one op kind, measured (mpcc-calibrate): the bytes the cost model
+ * counts for its forward and backward (docs/cost-model.md §5) over the seconds they took. For
+ * conv2d: the im2col (fwd) and col2im (bwd) passes, per byte of the unrolled matrix. */
+typedef struct PresetOp {
+    int op;        /* OpKind */
+    double fwd_bw; /* bytes/s */
+    double bwd_bw; /* bytes/s */
+} PresetOp;
+
 typedef struct PresetTables {
-    int ncoll, ngemm;
+    int ncoll, ngemm, nops;
     const PresetColl *coll;
     const PresetGemm *gemm;
+    const PresetOp *ops;
+    /* the share of a gradient all-reduce that a backward as long as it hides when run beside it
+     * (the target's schedule measured); has_overlap false: 1, all of it */
+    bool has_overlap;
+    double grad_overlap;
 } PresetTables;
 
 typedef struct ClusterCfg {

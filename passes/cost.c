@@ -33,7 +33,7 @@
  * Measured presets (docs/presets.md): a preset file may carry per-collective α/β fitted by
  * mpcc-calibrate and a table of GEMM rates by shape. cost_coll_time_on() prices a call
  * from the measurement for that collective, link kind and nearest group size, and
- * node_rate() prices a GEMM-bound layer at its shape's measured rate; the built-in presets
+ * cost_compute.c prices each GEMM of a layer at its shape's measured rate; the built-in presets
  * carry neither, and then both reduce to the formulas above and the flat FLOP rate.
  */
 #include "search_internal.h"
@@ -122,12 +122,83 @@ double cost_coll_time_on(const ClusterCfg *cl, CollKind k, bool inter, int64_t g
     return best->alpha + (double)n / best->beta;
 }
 
-/* Measured GEMM rates: the entry nearest in (log2 m, log2 n, log2 k); ties keep the first. */
+/* A GEMM table that is a whole grid (every combination of its m, n and k values, as
+ * mpcc-calibrate writes it): the axes' log2 values, sorted, at most GEMM_AXIS each. */
+#define GEMM_AXIS 16
+typedef struct GemmGrid {
+    double ax[3][GEMM_AXIS];
+    int n[3];
+} GemmGrid;
+
+static void axis_add(GemmGrid *g, int a, double v) {
+    int i = 0;
+    while (i < g->n[a] && g->ax[a][i] < v)
+        i++;
+    if (i < g->n[a] && g->ax[a][i] == v) return;
+    if (g->n[a] == GEMM_AXIS) {
+        g->n[a] = GEMM_AXIS + 1; /* too many: not a grid */
+        return;
+    }
+    memmove(&g->ax[a][i + 1], &g->ax[a][i], (size_t)(g->n[a] - i) * sizeof(double));
+    g->ax[a][i] = v, g->n[a]++;
+}
+
+static bool gemm_grid(const PresetTables *t, GemmGrid *g) {
+    memset(g, 0, sizeof *g);
+    for (int i = 0; i < t->ngemm; i++) {
+        axis_add(g, 0, log2((double)t->gemm[i].m));
+        axis_add(g, 1, log2((double)t->gemm[i].n));
+        axis_add(g, 2, log2((double)t->gemm[i].k));
+    }
+    for (int a = 0; a < 3; a++)
+        if (g->n[a] < 2 || g->n[a] > GEMM_AXIS) return false;
+    return g->n[0] * g->n[1] * g->n[2] == t->ngemm;
+}
+
+/* log2 of the rate measured at grid point (i, j, l); the table holds each point once. */
+static double grid_at(const PresetTables *t, const GemmGrid *g, const int *ix) {
+    for (int e = 0; e < t->ngemm; e++) {
+        const PresetGemm *p = &t->gemm[e];
+        if (log2((double)p->m) == g->ax[0][ix[0]] && log2((double)p->n) == g->ax[1][ix[1]] &&
+            log2((double)p->k) == g->ax[2][ix[2]])
+            return log2(p->flops);
+    }
+    return 0.0;
+}
+
+/* Trilinear interpolation of log2(rate) in (log2 m, log2 n, log2 k), clamped to the grid. */
+static double grid_rate(const PresetTables *t, const GemmGrid *g, const double *q) {
+    int lo[3];
+    double w[3];
+    for (int a = 0; a < 3; a++) {
+        double v = fmin(fmax(q[a], g->ax[a][0]), g->ax[a][g->n[a] - 1]);
+        int i = 0;
+        while (i < g->n[a] - 2 && v > g->ax[a][i + 1])
+            i++;
+        lo[a] = i, w[a] = (v - g->ax[a][i]) / (g->ax[a][i + 1] - g->ax[a][i]);
+    }
+    double acc = 0;
+    for (int c = 0; c < 8; c++) {
+        int ix[3];
+        double wt = 1;
+        for (int a = 0; a < 3; a++) {
+            int up = (c >> a) & 1;
+            ix[a] = lo[a] + up, wt *= up ? w[a] : 1 - w[a];
+        }
+        if (wt > 0) acc += wt * grid_at(t, g, ix);
+    }
+    return exp2(acc);
+}
+
+/* Measured GEMM rates: interpolated in log space on a whole grid; else the entry nearest in
+ * (log2 m, log2 n, log2 k), ties keeping the first. */
 double cost_gemm_rate(const ClusterCfg *cl, int64_t m, int64_t n, int64_t k) {
     const PresetTables *t = cl->tables;
     if (!t || t->ngemm == 0) return cl->flops;
     double lm = log2((double)(m > 1 ? m : 1)), ln = log2((double)(n > 1 ? n : 1)),
            lk = log2((double)(k > 1 ? k : 1));
+    GemmGrid g;
+    if (gemm_grid(t, &g)) return grid_rate(t, &g, (double[3]){lm, ln, lk});
     double bd = INFINITY, rate = cl->flops;
     for (int i = 0; i < t->ngemm; i++) {
         const PresetGemm *e = &t->gemm[i];
@@ -282,28 +353,39 @@ static int64_t stash_bytes(const Search *s, const IrNode *n, const Cand *c, cons
     return (rules_stash(&rc) + rules_istash(&rc)) * s->elem;
 }
 
-/* The FLOP rate of a node's compute on one device for one micro-batch of `flops` FLOPs.
- * GEMM-bound ops (linear, conv2d, attention) read the preset's GEMM table at their local
- * shape: m the rows (samples × positions), n the output features this device computes,
- * k what the FLOPs imply (flops / 2mn: the input features, the im2col patch, …); every
- * other op, and every op under a preset without a table, uses the flat cluster.flops. Under
- * bf16 a GEMM-bound op's rate is scaled by flops_bf16 / flops (s->gemm_scale). */
-static double node_rate(const Search *s, const Cand *c, const IrNode *n, const Mode *M, bool split,
-                        double flops) {
-    const ClusterCfg *cl = &s->g->cluster;
-    bool gemm = n->op == OP_LINEAR || n->op == OP_CONV2D || n->op == OP_ATTENTION;
-    int64_t cols = s->feat[n->output], numel = s->sample_bytes[n->output] / s->elem;
-    if (!gemm) return cl->flops;
-    if (!cl->tables || cl->tables->ngemm == 0 || cols <= 0 || flops <= 0)
-        return cl->flops * s->gemm_scale;
-    int64_t rows = c->b * (numel / cols);
-    if (split && M->strat == STRAT_COL)
-        cols = cols / c->t;
-    else if (split && M->strat == STRAT_DATA)
-        rows = rows / c->t;
-    if (rows < 1 || cols < 1) return cl->flops * s->gemm_scale;
-    double k = flops / (2.0 * (double)rows * (double)cols);
-    return cost_gemm_rate(cl, rows, cols, k < 1 ? 1 : (int64_t)llround(k)) * s->gemm_scale;
+/* Node n's local problem in mode M for the compute model (cost_compute.c): the GEMM
+ * dimensions its kernel uses on this device for one micro-batch (split: it works on a shard,
+ * the columns under a column split, the input features or channels under a row split, the
+ * samples when batch-split). */
+static CompCtx comp_ctx(const Search *s, const Cand *c, const IrNode *n, const Mode *M, bool split,
+                        double div) {
+    const IrGraph *g = s->g;
+    CompCtx x = {&g->cluster, n->op, n->flops_fwd / div, n->flops_bwd / div, 0, 0, 0, 0, 0, 0,
+                 false,       false, s->gemm_scale};
+    x.dx = s->needs_grad[n->inputs[0]];
+    double t = split ? (double)c->t : 1.0;
+    bool col = M->strat == STRAT_COL, row = M->strat == STRAT_ROW, bat = M->strat == STRAT_DATA;
+    x.samples = (double)c->b / (bat ? t : 1.0);
+    const Shape *in = &IR_VALUE(g, n->inputs[0])->shape, *out = &IR_VALUE(g, n->output)->shape;
+    double cols = (double)s->feat[n->output],
+           numel = (double)(s->sample_bytes[n->output] / s->elem);
+    if (n->op == OP_CONV2D) {
+        int64_t k = ir_arg_int(n, CONV2D_KERNEL);
+        x.cols = (double)out->d[1] / (col ? t : 1.0);
+        x.in = (double)in->d[1] / (row ? t : 1.0) * (double)(k * k);
+        x.plane = (double)(out->d[2] * out->d[3]);
+        x.unroll =
+            !(k == 1 && ir_arg_int(n, CONV2D_STRIDE) == 1 && ir_arg_int(n, CONV2D_PADDING) == 0);
+        return x;
+    }
+    x.rows = x.samples * (cols > 0 ? numel / cols : 0);
+    x.cols = cols / (col ? t : 1.0);
+    x.in = (double)s->feat[n->inputs[0]] / (row ? t : 1.0);
+    if (n->op == OP_ATTENTION) {
+        x.in = cols, x.plane = (double)in->d[1];
+        x.head = cols / (double)ir_arg_int(n, ATTENTION_HEADS);
+    }
+    return x;
 }
 
 /* Bytes one device moves to and from memory for node n's forward (*fwd) and backward (*bwd)
@@ -346,6 +428,13 @@ static double opt_time(const Search *s, int64_t elems) {
     double bw = s->g->cluster.memory_bandwidth;
     if (bw <= 0 || elems <= 0) return 0.0;
     return (double)elems * 4.0 * (3.0 + 2.0 * s->opt_copies) / bw;
+}
+
+/* The share of a backward's time during which a gradient all-reduce beside it really
+ * progresses on this target (the preset's measured grad_overlap; 1 when not given: a GPU's
+ * communication stream runs beside the kernels). */
+static double grad_overlap(const ClusterCfg *cl) {
+    return cl->tables && cl->tables->has_overlap ? cl->tables->grad_overlap : 1.0;
 }
 
 /* Whether some backward runs after node n's own on its device: the producer of an input
@@ -399,11 +488,14 @@ static void mode_cost(const Search *s, const Cand *c, int p, const Mode *M, Mode
     memset(mc, 0, sizeof *mc);
     bool split = c->t > 1 && (M->strat != STRAT_DATA || M->out == LAYOUT_B || M->out == LAYOUT_F);
     double div = (double)c->d * c->m * (split ? c->t : 1);
-    double rate = node_rate(s, c, n, M, split, (double)n->flops_fwd / div);
-    double bf, bb;
+    CompCtx cx = comp_ctx(s, c, n, M, split, div);
+    CompTime ct = cost_compute_time(&cx);
+    double bf, bb, wf = cost_op_bw(cl, n->op, false), wb = cost_op_bw(cl, n->op, true);
     node_bytes(s, c, n, M, &bf, &bb);
-    mc->fwd = cost_roofline((double)n->flops_fwd / div, rate, bf, cl->memory_bandwidth);
-    mc->bwd = cost_roofline((double)n->flops_bwd / div, rate, bb, cl->memory_bandwidth);
+    if (n->op == OP_CONV2D || wf <= 0) wf = cl->memory_bandwidth; /* conv2d's entry: unrolling */
+    if (n->op == OP_CONV2D || wb <= 0) wb = cl->memory_bandwidth;
+    mc->fwd = cost_roofline(ct.fwd, 1.0, bf, wf) + ct.fwd_extra;
+    mc->bwd = cost_roofline(ct.bwd, 1.0, bb, wb) + ct.bwd_extra;
     CollKind own = c->t > 1 ? pass_rules[n->op].own_bwd[M->strat] : COLL_NONE;
     if (own != COLL_NONE && s->needs_grad[n->inputs[0]]) {
         mc->own_coll = own;
@@ -417,7 +509,7 @@ static void mode_cost(const Search *s, const Cand *c, int p, const Mode *M, Mode
     int64_t gs = stage_group ? (int64_t)c->d * c->t : c->d;
     Link l = stage_group ? c->stage : c->data;
     mc->sync_group = stage_group ? GROUP_STAGE : GROUP_DATA;
-    double window = backward_after(s, n) ? mc->bwd : 0.0;
+    double window = backward_after(s, n) ? mc->bwd * grad_overlap(cl) : 0.0;
     mode_sync(s, c, mc, gs, l, window);
     /* the optimizer step reads and writes what this device updates: under ZeRO its part */
     int64_t el = mc->param_bytes / s->elem;

@@ -196,6 +196,27 @@ int64_t search_local_bytes(const Search *s, const Cand *c, int v, Layout l);
 /* Fills modes, costs and the lower bound of candidate `c`; false when some node has no mode. */
 bool search_cand_prepare(Search *s, Cand *c);
 
+/* A layer's local problem for one micro-batch on one device (cost_compute.c): its forward and
+ * backward FLOPs, the GEMM dimensions the runtime's kernel uses (linear: rows × cols output,
+ * `in` input features; conv2d: `samples` GEMMs of cols = output channels × plane = Ho·Wo
+ * over in = C·K·K; attention: rows = samples·T, cols = its D, in = D, plane = T, head =
+ * D/heads), whether the input needs a gradient and whether a convolution unrolls its input. */
+typedef struct CompCtx {
+    const ClusterCfg *cl;
+    int op;
+    double ff, fb;
+    double rows, cols, in, samples, plane, head;
+    bool dx, unroll;
+    double gemm_scale; /* GEMM rates × this (bf16: flops_bf16 / flops; else 1) */
+} CompCtx;
+/* Compute seconds (the roofline's compute side) and the passes added outside it (conv2d's
+ * im2col and col2im). */
+typedef struct CompTime {
+    double fwd, bwd, fwd_extra, bwd_extra;
+} CompTime;
+CompTime cost_compute_time(const CompCtx *x);
+double cost_op_bw(const ClusterCfg *cl, int op, bool bwd);
+
 /* ─────────── search_dp.c: transitions, the sweep and the solvers ─────────── */
 
 void search_decode(unsigned code, int n, uint8_t *lay);

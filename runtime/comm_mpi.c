@@ -359,8 +359,10 @@ static bool blocking_sync(void) {
 }
 
 void mprt_allreduce_start(MprtGroup g, float *buf, int64_t count) {
-    if (blocking_sync()) {
+    if (blocking_sync()) { /* all exposed: the reference the hidden share is measured from */
+        double tb = MPI_Wtime();
         mprt_allreduce(g, buf, count);
+        F.exposed += MPI_Wtime() - tb;
         return;
     }
     double t0 = MPI_Wtime();

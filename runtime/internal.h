@@ -124,5 +124,8 @@ void mprt__sgemm(bool ta, bool tb, int M, int N, int K, float alpha, const float
                  const float *B, int ldb, float beta, float *C, int ldc);
 /* Stops the workers and frees the scratch (mprt_finalize). */
 void mprt__par_finalize(void);
+/* conv2d's im2col and col2im passes of one sample (kernels_conv.c), for mpcc-calibrate. */
+void mprt__im2col(float *col, const float *x, int C, int H, int Wd, int K, int S, int P);
+void mprt__col2im_add(float *dx, const float *col, int C, int H, int Wd, int K, int S, int P);
 
 #endif /* MPRT_INTERNAL_H */

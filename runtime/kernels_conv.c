@@ -144,6 +144,16 @@ void mprt_conv2d_backward(float *restrict dx, float *restrict dW, float *restric
     }
 }
 
+/* The unrolling passes alone, for mpcc-calibrate (tools/calibrate_kern.c), which prices them
+ * per byte of the unrolled matrix (docs/cost-model.md §5). */
+void mprt__im2col(float *col, const float *x, int C, int H, int Wd, int K, int S, int P) {
+    im2col(col, x, conv_dims(C, H, Wd, K, S, P));
+}
+
+void mprt__col2im_add(float *dx, const float *col, int C, int H, int Wd, int K, int S, int P) {
+    col2im_add(dx, col, conv_dims(C, H, Wd, K, S, P));
+}
+
 /* ─────────────────────────────── maxpool2d ─────────────────────────────── */
 
 /* The first maximum of one window, as an index h·W + w into the plane. */

@@ -34,6 +34,7 @@ typedef struct Timer {
 } Timer;
 static Timer *timers;
 static int ntimers, captimers;
+static double exposed_mark; /* mprt_allreduce_exposed() at mprt_timers_mark */
 
 static struct {
     int64_t first, last, per_step, prev_step, every, warmup;
@@ -145,6 +146,7 @@ const char *mprt__timer_name(int id) { return timer_at(id)->name; }
 double mprt__timer_started(int id) { return timer_at(id)->started; }
 
 void mprt_timers_mark(void) {
+    exposed_mark = mprt_allreduce_exposed();
     for (int i = 0; i < ntimers; i++)
         timers[i].mark_seconds = timers[i].seconds, timers[i].mark_calls = timers[i].calls;
 }
@@ -259,6 +261,14 @@ int64_t mprt_progress_warmup(void) { return prog.warmup; }
 
 /* ───────────────────────────── profile ───────────────────────────── */
 
+/* Seconds per steady-state step this rank spent waiting on its gradient all-reduces (start,
+ * progress and join; all of the call under MPRT_GRAD_SYNC=blocking): the unhidden part. */
+static double exposed_per_step(void) {
+    int64_t steady = prog.last - prog.first - prog.warmup;
+    double s = mprt_allreduce_exposed() - exposed_mark;
+    return steady > 0 ? s / (double)steady : 0.0;
+}
+
 static cJSON *rank_json(void) {
     const MprtMesh *m = mprt_mesh();
     cJSON *r = cJSON_CreateObject();
@@ -267,6 +277,7 @@ static cJSON *rank_json(void) {
     cJSON_AddNumberToObject(r, "replica", m->j);
     cJSON_AddNumberToObject(r, "tensor_rank", m->k);
     cJSON_AddNumberToObject(r, "plan_bytes", (double)mprt_stats_plan_bytes());
+    cJSON_AddNumberToObject(r, "grad_sync_exposed_s", exposed_per_step());
     cJSON *comm = cJSON_AddArrayToObject(r, "comm");
     for (int k = 0; k < MPRT_COLL__COUNT; k++)
         for (int g = 0; g < MPRT_GROUP__COUNT; g++) {

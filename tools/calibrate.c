@@ -15,6 +15,7 @@
  * What is not measured is copied from --base (a preset file), else from the built-in
  * `cpu` preset's link figures; memory_bytes is MemTotal divided by the ranks on the node.
  */
+#include "calibrate.h"
 #include "internal.h"
 
 #include <cjson/cJSON.h>
@@ -29,16 +30,26 @@
 typedef struct Opts {
     const char *out, *base;
     bool quick;
+    int threads; /* 0: the rank's share of the node, as the trainer's default */
 } Opts;
 
 typedef struct Fit {
     double alpha, beta;
 } Fit;
 
-static double now(void) {
+double cal_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+#define now cal_now
+
+double cal_mean(double x) {
+    double sum = 0;
+    int size;
+    MPI_Allreduce(&x, &sum, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    return sum / size;
 }
 
 static void usage(FILE *f) {
@@ -46,6 +57,8 @@ static void usage(FILE *f) {
                "  -o FILE      where to write the preset (docs/presets.md)\n"
                "  --quick      fewer shapes and sizes (a few seconds)\n"
                "  --base FILE  copy the fields not measured from this preset file\n"
+               "  --threads N  compute threads per rank (default: the trainer's default, the\n"
+               "               rank's share of the node's CPUs)\n"
                "  --help       this text\n");
 }
 
@@ -58,6 +71,8 @@ static int parse(int argc, char **argv, Opts *o) {
             o->out = argv[++i];
         else if (strcmp(argv[i], "--base") == 0 && i + 1 < argc)
             o->base = argv[++i];
+        else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc && atoi(argv[i + 1]) > 0)
+            o->threads = atoi(argv[++i]);
         else {
             fprintf(stderr, "mpcc-calibrate: unknown or incomplete option '%s'\n", argv[i]);
             return -1;
@@ -84,11 +99,12 @@ static double gemm_rate(int m, int n, int k, double budget) {
     mprt__sgemm(false, false, m, n, k, 1.0f, a, k, b, n, 0.0f, c, n); /* warm-up */
     MPI_Barrier(MPI_COMM_WORLD);
     double t0 = now(), best = INFINITY;
+    int calls = 0;
     do { /* the fastest call: a shared machine's other load only ever adds time */
         double t1 = now();
         mprt__sgemm(false, false, m, n, k, 1.0f, a, k, b, n, 0.0f, c, n);
         best = fmin(best, now() - t1);
-    } while (now() - t0 < budget);
+    } while (++calls < 3 || now() - t0 < budget);
     double rate = 2.0 * m * n * k / best, sum = 0;
     MPI_Allreduce(&rate, &sum, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
     int size;
@@ -269,15 +285,16 @@ typedef struct World {
 } World;
 
 static void gemm_table(cJSON *p, const Opts *o, double *flat) {
-    static const int ms_full[] = {1, 8, 64, 512}, ns_full[] = {256, 1024};
-    static const int ms_quick[] = {1, 64, 256}, ns_quick[] = {256};
+    static const int ms_full[] = {1, 4, 16, 64, 256, 1024, 2048},
+                     ns_full[] = {16, 64, 256, 1024, 2048};
+    static const int ms_quick[] = {1, 64, 1024}, ns_quick[] = {64, 1024};
     const int *ms = o->quick ? ms_quick : ms_full, *ns = o->quick ? ns_quick : ns_full;
-    int nm = o->quick ? 3 : 4, nn = o->quick ? 1 : 2;
+    int nm = o->quick ? 3 : 7, nn = o->quick ? 2 : 5;
     cJSON *arr = cJSON_CreateArray();
     for (int i = 0; i < nm; i++)
         for (int j = 0; j < nn; j++)
             for (int l = 0; l < nn; l++) {
-                double r = gemm_rate(ms[i], ns[j], ns[l], o->quick ? 0.01 : 0.05);
+                double r = gemm_rate(ms[i], ns[j], ns[l], o->quick ? 0.005 : 0.015);
                 cJSON *e = cJSON_CreateObject();
                 cJSON_AddNumberToObject(e, "m", ms[i]);
                 cJSON_AddNumberToObject(e, "n", ns[j]);
@@ -349,12 +366,14 @@ static int calibrate(const Opts *o, const World *w) {
     put(p, "flops", fl);
     put(p, "memory_bandwidth_bytes_per_s",
         cJSON_CreateNumber(triad(o->quick ? (1u << 20) : (1u << 23))));
+    put(p, "ops", cal_ops_table(o->quick));
     comm_table(p, w, o);
+    if (w->size > 1) put(p, "grad_overlap", cJSON_CreateNumber(cal_grad_overlap()));
     put(p, "format", cJSON_CreateNumber(1));
     put(p, "name", cJSON_CreateString("calibrated"));
     char src[256];
-    snprintf(src, sizeof src, "mpcc-calibrate%s on %d rank(s), %d node(s)",
-             o->quick ? " --quick" : "", w->size, w->nodes);
+    snprintf(src, sizeof src, "mpcc-calibrate%s on %d rank(s), %d node(s), %d thread(s) per rank",
+             o->quick ? " --quick" : "", w->size, w->nodes, mprt_threads());
     put(p, "source", cJSON_CreateString(src));
     put(p, "devices_per_node", cJSON_CreateNumber(w->local));
     if (!o->base) put(p, "memory_bytes", cJSON_CreateNumber(floor(mem_per_rank(w->local))));
@@ -391,6 +410,7 @@ int main(int argc, char **argv) {
     lead = lr == 0;
     MPI_Allreduce(&lead, &nodes, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
     w.nodes = nodes;
+    mprt_set_threads(o.threads); /* the pool the trainer computes on */
     int rc = calibrate(&o, &w);
     MPI_Comm_free(&w.node);
     mprt__par_finalize();

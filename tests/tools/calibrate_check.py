@@ -41,7 +41,17 @@ def main():
     # flops.f32 is the compute roof: the fastest rate of the grid, not one shape's
     assert p["flops"]["f32"] == max(g["flops"] for g in p["gemm"]), p
     shapes = {(g["m"], g["n"], g["k"]) for g in p["gemm"]}
-    assert (1, 256, 256) in shapes and len(shapes) >= 3, shapes
+    # a whole grid (every m with every n and k), which the planner interpolates
+    ms, ns, ks = ({s[i] for s in shapes} for i in range(3))
+    assert (1, 64, 64) in shapes and len(shapes) == len(ms) * len(ns) * len(ks) >= 8, shapes
+    # the runtime's memory-bound kernels and conv2d's unrolling, forward and backward
+    kern = {o["op"]: o for o in p["ops"]}
+    assert set(kern) == {"relu", "gelu", "tanh", "add", "layernorm", "maxpool2d", "conv2d"}, kern
+    assert all(o["fwd_bytes_per_s"] > 0 and o["bwd_bytes_per_s"] > 0 for o in kern.values()), kern
+    # the hidden share of an all-reduce beside compute: measured only with ranks to reduce over
+    assert ("grad_overlap" in p) == (a.np > 1), p.get("grad_overlap")
+    assert a.np == 1 or 0 <= p["grad_overlap"] <= 1, p["grad_overlap"]
+    assert f"{a.np if a.np > 1 else 2} thread(s) per rank" in p["source"] or a.np == 1, p["source"]
     ops = {c["op"] for c in p["collectives"]}
     want = {"all-reduce", "all-gather", "reduce-scatter", "all-to-all", "send/recv"} if a.np > 1 else set()
     assert ops == want, ops

@@ -3,6 +3,7 @@
  * as exact integers (the runtime counts the same bytes, so "close" is not good enough).
  */
 #include "passes.h"
+#include "search_internal.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -174,6 +175,52 @@ static void test_group_nodes(void) {
     CHECK_EQ(cost_group_nodes(&unset, 16), 0);
 }
 
+/* A whole grid (every m with every n and k) is interpolated in log space and clamped: rates
+ * 1e9 at m = 1 and 4e9 at m = 4 give 2e9 at m = 2 (their geometric mean). */
+static void test_gemm_grid(void) {
+    PresetGemm g[8];
+    for (int i = 0; i < 8; i++)
+        g[i] = (PresetGemm){i & 1 ? 4 : 1, i & 2 ? 64 : 16, i & 4 ? 64 : 16, i & 1 ? 4e9 : 1e9};
+    PresetTables t = {.ngemm = 8, .gemm = g};
+    ClusterCfg cl = {.flops = 6e10, .tables = &t};
+    CHECK_NEAR(cost_gemm_rate(&cl, 2, 32, 32), 2e9);
+    CHECK_NEAR(cost_gemm_rate(&cl, 4, 16, 64), 4e9);
+    CHECK_NEAR(cost_gemm_rate(&cl, 1000, 1000, 1), 4e9); /* clamped at the edges */
+    CHECK_NEAR(cost_gemm_rate(&cl, 1, 16, 16), 1e9);
+}
+
+/* The compute model prices the GEMMs the runtime calls, each at its own shape: here the rate
+ * is m · 1e9, so a linear's dW GEMM (k, n, m) runs at the input features' rate, not the rows';
+ * a convolution is one GEMM per sample plus its unrolling at the measured conv2d rates. */
+static void test_compute(void) {
+    static const int ax[4] = {1, 4, 16, 64};
+    PresetGemm g[64];
+    for (int i = 0; i < 64; i++)
+        g[i] = (PresetGemm){ax[i % 4], ax[i / 4 % 4], ax[i / 16], 1e9 * ax[i % 4]};
+    PresetOp ops[] = {{OP_CONV2D, 1e9, 2e9}, {OP_GELU, 3e9, 4e9}};
+    PresetTables t = {.ngemm = 64, .gemm = g, .nops = 2, .ops = ops};
+    ClusterCfg cl = {.flops = 6e10, .tables = &t};
+    double mm = 2.0 * 4 * 64 * 16;
+    CompCtx lin = {&cl, OP_LINEAR, mm, 2 * mm, 4, 64, 16, 4, 0, 0, true, false};
+    CompTime c = cost_compute_time(&lin);
+    CHECK_NEAR(c.fwd, mm / 4e9);
+    CHECK_NEAR(c.bwd, mm / 4e9 + mm / 16e9); /* dx at (4, 16, 64), dW at (16, 64, 4) */
+    lin.dx = false, lin.fb = mm;
+    CHECK_NEAR(cost_compute_time(&lin).bwd, mm / 16e9);
+    double cm = 2.0 * 2 * 16 * 64 * 16; /* 2 samples: W[16, 16]·col[16, 64] */
+    CompCtx conv = {&cl, OP_CONV2D, cm, 2 * cm, 0, 16, 16, 2, 64, 0, true, true};
+    c = cost_compute_time(&conv);
+    CHECK_NEAR(c.fwd, cm / 16e9);
+    CHECK_NEAR(c.bwd, cm / 16e9 + cm / 16e9); /* dW (16, 16, 64), dx (16, 64, 16) */
+    CHECK_NEAR(c.fwd_extra, 8192 / 1e9);      /* im2col of 2 × 16 × 64 floats */
+    CHECK_NEAR(c.bwd_extra, 8192 / 1e9 + 8192 / 2e9);
+    CHECK_NEAR(cost_op_bw(&cl, OP_GELU, true), 4e9);
+    CHECK_NEAR(cost_op_bw(&cl, OP_RELU, false), 0);
+    ClusterCfg flat = {.flops = 6e10};
+    lin.cl = &flat;
+    CHECK_NEAR(cost_compute_time(&lin).fwd, mm / 6e10); /* no grid: FLOPs at the flat rate */
+}
+
 int main(void) {
     test_bytes();
     test_roofline();
@@ -183,6 +230,8 @@ int main(void) {
     test_names();
     test_measured_colls();
     test_gemm_rates();
+    test_gemm_grid();
+    test_compute();
     if (failures)
         fprintf(stderr, "test_cost: %d failure(s)\n", failures);
     else
