@@ -201,14 +201,14 @@ static void test_compute(void) {
     PresetTables t = {.ngemm = 64, .gemm = g, .nops = 2, .ops = ops};
     ClusterCfg cl = {.flops = 6e10, .tables = &t};
     double mm = 2.0 * 4 * 64 * 16;
-    CompCtx lin = {&cl, OP_LINEAR, mm, 2 * mm, 4, 64, 16, 4, 0, 0, true, false};
+    CompCtx lin = {&cl, OP_LINEAR, mm, 2 * mm, 4, 64, 16, 4, 0, 0, true, false, 1.0};
     CompTime c = cost_compute_time(&lin);
     CHECK_NEAR(c.fwd, mm / 4e9);
     CHECK_NEAR(c.bwd, mm / 4e9 + mm / 16e9); /* dx at (4, 16, 64), dW at (16, 64, 4) */
     lin.dx = false, lin.fb = mm;
     CHECK_NEAR(cost_compute_time(&lin).bwd, mm / 16e9);
     double cm = 2.0 * 2 * 16 * 64 * 16; /* 2 samples: W[16, 16]·col[16, 64] */
-    CompCtx conv = {&cl, OP_CONV2D, cm, 2 * cm, 0, 16, 16, 2, 64, 0, true, true};
+    CompCtx conv = {&cl, OP_CONV2D, cm, 2 * cm, 0, 16, 16, 2, 64, 0, true, true, 1.0};
     c = cost_compute_time(&conv);
     CHECK_NEAR(c.fwd, cm / 16e9);
     CHECK_NEAR(c.bwd, cm / 16e9 + cm / 16e9); /* dW (16, 16, 64), dx (16, 64, 16) */
@@ -219,6 +219,8 @@ static void test_compute(void) {
     ClusterCfg flat = {.flops = 6e10};
     lin.cl = &flat;
     CHECK_NEAR(cost_compute_time(&lin).fwd, mm / 6e10); /* no grid: FLOPs at the flat rate */
+    lin.gemm_scale = 2.0;                               /* bf16 GEMMs twice as fast */
+    CHECK_NEAR(cost_compute_time(&lin).fwd, mm / 12e10);
 }
 
 int main(void) {
