@@ -7,11 +7,15 @@ gradient all-reduce started right after its backward on the last micro-batch, pr
 between layers, joined before the optimizer) and with MPRT_GRAD_SYNC=blocking (every start a
 blocking all-reduce, the order of the old trainer). Checks that both exit 0, print the same
 loss on every step (as text, so bit for bit to the printed digits), write byte-identical
-checkpoints, and that the runtime's counted bytes equal the prediction in both.
+checkpoints, and that the runtime's counted bytes equal the prediction in both. The --profile
+JSON gives every rank's grad_sync_exposed_s (time per step waiting on the all-reduces): present
+and >= 0 in both runs, and > 0 on every rank of the blocking run, where each all-reduce is
+waited for whole (the reference bench/predicted.py measures the hidden share against).
 
 Exit status 0 when all hold; every failure is printed.
 """
 import argparse
+import json
 import os
 import re
 import subprocess
@@ -29,6 +33,17 @@ def run(cmd, env=None):
     return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
 
 
+def check_exposed(tag, mode, prof):
+    with open(prof) as f:
+        ranks = json.load(f)["ranks"]
+    exp = [r.get("grad_sync_exposed_s") for r in ranks]
+    if any(e is None or not e >= 0 for e in exp):
+        return [f"{tag} ({mode}): grad_sync_exposed_s missing or negative: {exp}"]
+    if mode == "blocking" and not all(e > 0 for e in exp):
+        return [f"{tag} ({mode}): a blocking all-reduce was not counted as waited: {exp}"]
+    return []
+
+
 def check_case(a, model, devices, mesh):
     tag = f"{model}_{mesh}"
     exe = os.path.join(a.workdir, tag)
@@ -43,7 +58,9 @@ def check_case(a, model, devices, mesh):
         if mode == "blocking":
             env["MPRT_GRAD_SYNC"] = "blocking"
         ckpt = os.path.join(a.workdir, f"{tag}.{mode}.ckpt")
-        r = run([a.mpirun, "-np", str(devices), exe, "--steps", str(a.steps), "--save", ckpt], env)
+        prof = os.path.join(a.workdir, f"{tag}.{mode}.profile.json")
+        r = run([a.mpirun, "-np", str(devices), exe, "--steps", str(a.steps), "--save", ckpt,
+                 "--profile", prof], env)
         if r.returncode != 0:
             errs.append(f"{tag} ({mode}): exit {r.returncode}:\n{r.stdout}")
             continue
@@ -52,6 +69,7 @@ def check_case(a, model, devices, mesh):
         losses = LOSS.findall(r.stdout)
         if len(losses) != a.steps:
             errs.append(f"{tag} ({mode}): {len(losses)} progress lines, want {a.steps}")
+        errs += check_exposed(tag, mode, prof)
         with open(ckpt, "rb") as f:
             out[mode] = (losses, f.read())
     if len(out) == 2:
