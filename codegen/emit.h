@@ -77,6 +77,11 @@ static inline const char *strat_name(Strategy s) {
 static inline const SchedBuf *B(const Emit *e, int b) { return &e->s->bufs[b]; }
 static inline const IrValue *BV(const Emit *e, int b) { return IR_VALUE(e->g, B(e, b)->value); }
 static inline bool is_int(const Emit *e, int b) { return BV(e, b)->dtype != DT_F32; }
+/* A bf16 plan on the host (docs/runtime.md, "A bf16 trainer"): f32 master weights `mst`, a
+ * bf16-rounded working copy `prm`, activations rounded after every layer, bf16 on the wire. */
+static inline bool cg_bf16(const Emit *e) {
+    return e->s->precision == PRECISION_BF16 && !e->t->dev;
+}
 static inline int64_t lnumel(const Emit *e, int b) { return ir_shape_numel(&B(e, b)->local); }
 static inline int64_t ldim(const Emit *e, int b, int i) {
     const Shape *s = &B(e, b)->local;

@@ -144,6 +144,9 @@ static void emit_model(Emit *e) {
                         : "adamw");
     if (e->t->dev)
         E(e, "    mprt_cu_download, mprt_cu_upload, /* the arenas live in device memory */\n");
+    else if (cg_bf16(e))
+        E(e, "    mprt_bf16_download, mprt_bf16_upload, /* host memory; writes into mst round "
+             "into prm */\n");
     else
         E(e, "    NULL, NULL, /* the arenas are host memory */\n");
     E(e, "    %s, /* ZeRO: the optimizer state's parts */\n};\n\n", e->s->zero ? "&ZERO" : "NULL");
@@ -166,6 +169,10 @@ void emit_params(Emit *e) {
     E(e, "static float *prm, *grd, *opt1, *opt2;\n"
          "#define GRAD(p) (grd + ((p) - prm)) /* a parameter's gradient: its offset in grd "
          "*/\n");
+    if (cg_bf16(e))
+        E(e, "/* bf16: `prm` is the working copy the kernels read, each value the bf16 rounding "
+             "of the\n * f32 master weights `mst`, which the optimizer updates and checkpoints "
+             "hold. */\nstatic float *mst;\n");
     E(e, "static const int64_t STAGE_PARAMS[MESH_S] = {");
     for (int k = 0; k < s->S; k++)
         E(e, "%s%lld", k ? ", " : "", (long long)tot[k]);
@@ -362,6 +369,8 @@ static void emit_free_all(Emit *e) {
              "free(gbase);\n"
              "    free(scratch), free(xfer);\n");
     if (e->s->zero) E(e, "    free(gsh);\n");
+    if (cg_bf16(e))
+        E(e, "    mprt_bf16_weights(NULL, NULL, 0), mprt_set_wire_bf16(false), free(mst);\n");
     for (int v = 0; v < IR_NVALUES(e->g); v++)
         if (IR_VALUE(e->g, v)->kind != VAL_ACT)
             E(e, "    mprt_data_close(&%s);\n", cg_mangle(e->a, "d", v, IR_VALUE(e->g, v)->name));
@@ -398,8 +407,13 @@ static void emit_setup_rank(Emit *e) {
           "    prm = %sfalloc(np), grd = %sfalloc(np), opt1 = %sfalloc(np), opt2 = "
           "%sfalloc(np);\n",
           pfx(e), pfx(e), pfx(e), pfx(e));
-    E(e, "    STAGES[mesh->s].alloc();\n    mprt_params_init(&MODEL, prm, seed);\n"
-         "    mprt_layer_timers(LAYERS, NUM_LAYERS);\n");
+    if (cg_bf16(e))
+        E(e, "    mst = mprt_falloc(np); /* bf16: the f32 master weights; traffic in bf16 */\n"
+             "    mprt_bf16_weights(mst, prm, np), mprt_set_wire_bf16(true);\n");
+    E(e,
+      "    STAGES[mesh->s].alloc();\n    mprt_params_init(&MODEL, %s, seed);\n"
+      "    mprt_layer_timers(LAYERS, NUM_LAYERS);\n",
+      cg_bf16(e) ? "mst" : "prm");
     E(e, "}\n\n");
 }
 
@@ -469,9 +483,9 @@ void emit_main(Emit *e) {
       "static const MprtTrainer TRAINER = {\n"
       "    &MODEL, BATCH, DEFAULT_STEPS, DEFAULT_SEED, %s, /* model, plan, defaults, "
       "target */\n"
-      "    PLAN_SUMMARY, PREDICTED, NUM_PREDICTED, {&prm, &opt1, &opt2},\n"
+      "    PLAN_SUMMARY, PREDICTED, NUM_PREDICTED, {&%s, &opt1, &opt2},\n"
       "    trainer_start, open_data, train_step, %s, %s,\n",
-      dev ? "true" : "false", dev ? "trainer_stop" : "free_all",
+      dev ? "true" : "false", cg_bf16(e) ? "mst" : "prm", dev ? "trainer_stop" : "free_all",
       dev ? "mprt_cu_stats_flush" : "NULL");
     emit_forecast(e);
     E(e, "    STAGES, %s, /* --generate: the stage programs, the token input */\n", token_input(e));

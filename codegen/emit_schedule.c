@@ -120,6 +120,14 @@ static void stage_locals(Emit *e, int s, unsigned used) {
 
 static int tag_of(const Emit *e, int b, bool grad) { return B(e, b)->value * 2 + (grad ? 1 : 0); }
 
+/* bf16: an activation a layer or a load just wrote is stored rounded to bf16 (in place). */
+static void emit_round(Emit *e, int b) {
+    if (!cg_bf16(e) || b < 0 || is_int(e, b)) return;
+    const char *f = fld(e, "a", b);
+    E(e, "    mprt_bf16_round(%s, %s, %lld); /* bf16 activation */\n", f, f,
+      (long long)lnumel(e, b));
+}
+
 void emit_stage_fwd(Emit *e, int s) {
     const SchedStage *st = &e->s->stages[s];
     E(e, "/* Stage %d, one micro-batch forward; returns its share of the loss. */\n", s);
@@ -131,12 +139,14 @@ void emit_stage_fwd(Emit *e, int s) {
         case SOP_LOAD:
             E(e, "    load(&%s, %s, step, micro);\n",
               cg_mangle(e->a, "d", B(e, o->dst)->value, BV(e, o->dst)->name), fld(e, "a", o->dst));
+            emit_round(e, o->dst);
             break;
         case SOP_FWD:
             source_comment(e, IR_NODE(e->g, o->node), "    ");
             E(e, "    MPRT_TIMED(MPRT_FWD(%d), %s%s_forward(%s));\n", o->node,
               o->dst < 0 ? "loss += " : "", e->lname[o->node],
               layer_args(e, e->uses[0][o->node], "d"));
+            emit_round(e, o->dst);
             break;
         case SOP_COLL: emit_fwd_coll(e, o); break;
         case SOP_SEND:
@@ -238,6 +248,7 @@ static void emit_recompute(Emit *e, const SchedStage *st) {
         }
         E(e, "    MPRT_TIMED(MPRT_FWD(%d), %s%s_forward(%s));\n", o->node,
           o->dst < 0 ? "(void)" : "", e->lname[o->node], layer_args(e, e->uses[0][o->node], "d"));
+        emit_round(e, o->dst);
     }
 }
 
@@ -320,7 +331,11 @@ static void emit_grad_sync(Emit *e) {
 /* The optimizer, then the step's loss: on the device read from dloss, the step's one sync. */
 static void emit_optimizer(Emit *e) {
     OptKind opt = e->g->train.opt;
+    const char *w = cg_bf16(e) ? "mst" : "prm"; /* the weights the optimizer updates */
     if (!e->s->zero) E(e, "    int64_t n = STAGE_PARAMS[mesh->s];\n");
+    if (cg_bf16(e))
+        E(e, "    mprt_bf16_round(grd, grd, n); /* bf16 gradients (the synced ones already are) "
+             "*/\n");
     if (e->s->zero)
         E(e,
           "    /* ZeRO: the optimizer on this rank's parts, then every part to every rank */\n"
@@ -330,16 +345,17 @@ static void emit_optimizer(Emit *e) {
           "    mprt_zero_params(&ZERO, prm);\n");
     else if (opt == OPT_SGD)
         E(e,
-          "    MPRT_TIMED(MPRT_OPTIMIZER, %ssgd_step(prm, hyper.momentum != 0.0f ? opt1 : NULL, "
+          "    MPRT_TIMED(MPRT_OPTIMIZER, %ssgd_step(%s, hyper.momentum != 0.0f ? opt1 : NULL, "
           "grd, "
           "n, hyper.lr, hyper.momentum, hyper.weight_decay));\n",
-          pfx(e));
+          pfx(e), w);
     else
         E(e,
-          "    MPRT_TIMED(MPRT_OPTIMIZER, %s%s_step(prm, opt1, opt2, grd, n, hyper.lr, "
+          "    MPRT_TIMED(MPRT_OPTIMIZER, %s%s_step(%s, opt1, opt2, grd, n, hyper.lr, "
           "hyper.beta1, "
           "hyper.beta2, hyper.eps, hyper.weight_decay, step + 1));\n",
-          pfx(e), opt_name(opt));
+          pfx(e), opt_name(opt), w);
+    if (cg_bf16(e)) E(e, "    mprt_bf16_refresh(); /* prm: the bf16 rounding of the new mst */\n");
     if (e->t->dev)
         E(e, "    double dev = 0;\n    mprt_cu_download(&dev, dloss, sizeof dev); /* waits for the "
              "step */\n"

@@ -92,6 +92,18 @@ void mprt_zero_update(const struct MprtModel *m, float *prm, const float *grd, c
 /* Then every rank's updated part to every rank of its group (counted: the plan's all-gather). */
 void mprt_zero_params(const MprtZero *z, float *prm);
 
+/* A bf16 trainer's weights (trainer_bf16.c; docs/runtime.md, "A bf16 trainer"): `master`, the
+ * f32 master weights the optimizer updates and checkpoints hold, and `work`, n floats at the
+ * same offsets that the kernels read, each the bf16 rounding of its master. mprt_bf16_weights
+ * registers the pair (and rounds work from master); mprt_bf16_refresh rounds all of it again;
+ * mprt_bf16_upload and mprt_bf16_download are MprtModel's copies for a bf16 trainer: a plain
+ * copy, and a write into the master weights also rounds that range into work. With no pair
+ * registered, refresh does nothing and the copies are memcpy. */
+void mprt_bf16_weights(float *master, float *work, int64_t n);
+void mprt_bf16_refresh(void);
+void mprt_bf16_upload(void *arena, const void *host, size_t bytes);
+void mprt_bf16_download(void *host, const void *arena, size_t bytes);
+
 /* What the functions below need to know of a model and its plan. */
 typedef struct MprtModel {
     const char *name;        /* the checkpoint metadata's "model" */
