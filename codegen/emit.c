@@ -343,13 +343,7 @@ static bool bf16_supported(const IrGraph *g, bool cuda, Diag *d) {
 }
 
 bool cg_plan_supported(const IrGraph *g, bool cuda, Diag *d) {
-    if (!bf16_supported(g, cuda, d)) return false;
-    if (!g->sched || g->sched->zero == 0 || !cuda) return true;
-    diag_error(d, noloc,
-               "train.zero: the plan uses ZeRO-%d, which the CUDA trainer does not implement yet; "
-               "set train.zero = 0 to generate one, or use the C trainer",
-               g->sched->zero);
-    return false;
+    return bf16_supported(g, cuda, d); /* both trainers implement ZeRO-1/2 */
 }
 
 static bool emit_trainer(const Target *t, const IrGraph *g, FILE *out, Diag *d) {

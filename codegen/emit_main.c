@@ -368,7 +368,7 @@ static void emit_free_all(Emit *e) {
         E(e, "    free(prm), free(grd), free(opt1), free(opt2), free(fbase), free(ibase), "
              "free(gbase);\n"
              "    free(scratch), free(xfer);\n");
-    if (e->s->zero) E(e, "    free(gsh);\n");
+    if (e->s->zero) E(e, "    %s(gsh);\n", e->t->dev ? "mprt_cu_free" : "free");
     if (cg_bf16(e))
         E(e, "    mprt_bf16_weights(NULL, NULL, 0), mprt_set_wire_bf16(false), free(mst);\n");
     for (int v = 0; v < IR_NVALUES(e->g); v++)
@@ -398,10 +398,11 @@ static void emit_setup_rank(Emit *e) {
          "    int64_t np = STAGE_PARAMS[mesh->s] + 1;\n");
     if (e->t->dev) E(e, "    dloss = (double *)mprt_cu_malloc(sizeof(double));\n");
     if (e->s->zero)
-        E(e, "    int64_t ns = STAGE_SHARDS[mesh->s] + 1; /* ZeRO: this rank's parts */\n"
-             "    prm = mprt_falloc(np), grd = mprt_falloc(np), opt1 = mprt_falloc(ns), "
-             "opt2 = "
-             "mprt_falloc(ns);\n    gsh = mprt_falloc(ns);\n");
+        E(e,
+          "    int64_t ns = STAGE_SHARDS[mesh->s] + 1; /* ZeRO: this rank's parts */\n"
+          "    prm = %sfalloc(np), grd = %sfalloc(np), opt1 = %sfalloc(ns), opt2 = %sfalloc(ns);\n"
+          "    gsh = %sfalloc(ns);\n",
+          pfx(e), pfx(e), pfx(e), pfx(e), pfx(e));
     else
         E(e,
           "    prm = %sfalloc(np), grd = %sfalloc(np), opt1 = %sfalloc(np), opt2 = "

@@ -188,11 +188,11 @@ static void emit_zero_sync(Emit *e, const SchedSync *y) {
       e->s->zero);
     put_comment_text(e, IR_NODE(e->g, y->node)->name);
     E(e, ", %lld B with the all-gather */\n", (long long)y->bytes);
-    E(e, "        mprt_zero_reduce_scatter(%s, grd + %lld, gsh + %lld, %lld, %lld, %s);\n",
+    E(e, "        %szero_reduce_scatter(%s, grd + %lld, gsh + %lld, %lld, %lld, %s);\n", pfx(e),
       group_c(y->group), (long long)off, (long long)cg_zero_soff(e, y->node), (long long)y->count,
       (long long)y->shard, e->s->zero == 2 ? "micro > 0" : "false");
     if (e->s->zero == 2)
-        E(e, "        mprt_zero(grd + %lld, sizeof(float) * %lld);\n", (long long)off,
+        E(e, "        %sgrd + %lld, sizeof(float) * %lld);\n", zero(e), (long long)off,
           (long long)y->count);
     E(e, "    }\n");
 }
@@ -340,9 +340,10 @@ static void emit_optimizer(Emit *e) {
         E(e,
           "    /* ZeRO: the optimizer on this rank's parts, then every part to every rank */\n"
           "    float *state[3] = {prm, opt1, opt2};\n"
-          "    MPRT_TIMED(MPRT_OPTIMIZER, mprt_zero_update(&MODEL, prm, grd, gsh, state, &hyper, "
+          "    MPRT_TIMED(MPRT_OPTIMIZER, %szero_update(&MODEL, prm, grd, gsh, state, &hyper, "
           "step + 1));\n"
-          "    mprt_zero_params(&ZERO, prm);\n");
+          "    %szero_params(&ZERO, prm);\n",
+          pfx(e), pfx(e));
     else if (opt == OPT_SGD)
         E(e,
           "    MPRT_TIMED(MPRT_OPTIMIZER, %ssgd_step(%s, hyper.momentum != 0.0f ? opt1 : NULL, "

@@ -475,10 +475,13 @@ static int64_t zero_len(int64_t count, int64_t shard, int r) {
     return n < 0 ? 0 : n > shard ? shard : n;
 }
 
-int64_t mprt_zero_part(MprtGroup g, int64_t count, int64_t shard, int64_t *lo) {
-    int r = mprt_group_rank(g);
+int64_t mprt_zero_span(int64_t count, int64_t shard, int r, int64_t *lo) {
     *lo = shard * r < count ? shard * r : count;
     return zero_len(count, shard, r);
+}
+
+int64_t mprt_zero_part(MprtGroup g, int64_t count, int64_t shard, int64_t *lo) {
+    return mprt_zero_span(count, shard, mprt_group_rank(g), lo);
 }
 
 /* The counts and displacements of the G parts, as MPI wants them (ints). */

@@ -76,6 +76,8 @@ typedef struct MprtZero {
     const int64_t *stage_floats; /* [S]: floats of each stage's weight arena */
 } MprtZero;
 
+/* Floats of stage `stage`'s shard arenas: every part's `shard` floats, end to end (pure). */
+int64_t mprt_zero_shard_floats(const MprtZero *z, int stage);
 /* The whole optimizer state of this rank's stage (stage_floats[s] floats) from the parts the
  * group holds, into `full`: collective over each part's group, not counted as plan traffic. */
 void mprt_zero_gather(const MprtZero *z, const float *shards, float *full);
@@ -89,6 +91,14 @@ struct MprtHyper;
  * state in state[1], state[2] at the parts' offsets, parameters updated in place. */
 void mprt_zero_update(const struct MprtModel *m, float *prm, const float *grd, const float *gsh,
                       float *state[3], const struct MprtHyper *h, int64_t t);
+/* The same walk over the parts with another optimizer for each part (the CUDA trainer's, on
+ * device pointers): step gets the part's parameters, states (s2 NULL without a second state),
+ * gradients and length. */
+typedef void (*MprtZeroStep)(const struct MprtModel *m, float *p, float *s1, float *s2,
+                             const float *g, int64_t n, const struct MprtHyper *h, int64_t t);
+void mprt_zero_update_parts(const struct MprtModel *m, float *prm, const float *grd,
+                            const float *gsh, float *state[3], const struct MprtHyper *h, int64_t t,
+                            MprtZeroStep step);
 /* Then every rank's updated part to every rank of its group (counted: the plan's all-gather). */
 void mprt_zero_params(const MprtZero *z, float *prm);
 

@@ -158,11 +158,44 @@ static void whole_state(const MprtModel *m, MprtArenas arena, MprtArenas w, bool
     memcpy(w, arena, sizeof(MprtArenas));
     if (!m->zero) return;
     int64_t n = m->zero->stage_floats[mprt_mesh()->s] + 1;
+    int64_t ns = mprt_zero_shard_floats(m->zero, mprt_mesh()->s);
     for (int i = 0; i < m->nstate; i++) {
         w[1 + i] = mprt_falloc(n);
         memset(w[1 + i], 0, sizeof(float) * (size_t)n);
-        if (gather) mprt_zero_gather(m->zero, arena[1 + i], w[1 + i]);
+        if (!gather) continue;
+        const float *parts = arena[1 + i];
+        float *copy = NULL; /* a device trainer's parts, downloaded */
+        if (m->download) {
+            copy = mprt_falloc(ns + 1);
+            m->download(copy, parts, sizeof(float) * (size_t)ns);
+            parts = copy;
+        }
+        mprt_zero_gather(m->zero, parts, w[1 + i]);
+        free(copy);
     }
+}
+
+/* The model as the arena `which` is read and written in a checkpoint: whole_state's state
+ * arenas are host memory even for a device trainer (ZeRO), so no download or upload. */
+static const MprtModel *arena_model(const MprtModel *m, int which, MprtModel *host) {
+    if (which == 0 || !m->zero || !m->download) return m;
+    *host = *m;
+    host->download = NULL, host->upload = NULL;
+    return host;
+}
+
+/* After a load: this rank's parts of the whole state `full` into its shard arena `parts`
+ * (device memory for a device trainer). */
+static void take_state(const MprtModel *m, const float *full, float *parts) {
+    if (!m->upload) {
+        mprt_zero_take(m->zero, full, parts);
+        return;
+    }
+    int64_t ns = mprt_zero_shard_floats(m->zero, mprt_mesh()->s);
+    float *copy = mprt_falloc(ns + 1);
+    mprt_zero_take(m->zero, full, copy);
+    m->upload(parts, copy, sizeof(float) * (size_t)ns);
+    free(copy);
 }
 
 static void free_whole(const MprtModel *m, MprtArenas w) {
@@ -185,7 +218,8 @@ bool mprt_ckpt_save(const MprtModel *m, MprtArenas sharded, const char *path, in
         size_t len = strlen(m->params[i % m->nparams].name) + 64;
         if (!(names[i] = malloc(len))) mprt_fatal("out of memory");
         const MprtParam *p = ckpt_tensor(m, i, names[i], len, &which);
-        data[i] = mprt_param_gather(m, p, arena[which]);
+        MprtModel host;
+        data[i] = mprt_param_gather(arena_model(m, which, &host), p, arena[which]);
         refs[i] = (MprtTensorRef){names[i], MPRT_F32, p->ndim, {0}, data[i]};
         for (int k = 0; k < p->ndim; k++)
             refs[i].shape[k] = p->shape[k];
@@ -274,12 +308,14 @@ bool mprt_ckpt_load(const MprtModel *m, MprtArenas sharded, const char *path, bo
         char name[512];
         int which;
         const MprtParam *p = ckpt_tensor(m, i, name, sizeof name, &which);
-        if (p->stage == mprt_mesh()->s) ok = read_shard(m, f, p, name, arena[which], err);
+        MprtModel host;
+        const MprtModel *am = arena_model(m, which, &host);
+        if (p->stage == mprt_mesh()->s) ok = read_shard(am, f, p, name, arena[which], err);
     }
     if (ok && state) ok = read_step(f, path, step, err);
     if (f) mprt_st_close(f);
     for (int i = 0; ok && state && m->zero && i < m->nstate; i++)
-        mprt_zero_take(m->zero, arena[1 + i], sharded[1 + i]);
+        take_state(m, arena[1 + i], sharded[1 + i]);
     free_whole(m, arena);
     return ok;
 }

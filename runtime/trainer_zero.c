@@ -11,6 +11,14 @@
 
 #include "mprt_trainer.h"
 
+int64_t mprt_zero_shard_floats(const MprtZero *z, int stage) {
+    int64_t n = 0;
+    for (int i = 0; i < z->nparts; i++)
+        if (z->parts[i].stage == stage && z->parts[i].soff + z->parts[i].shard > n)
+            n = z->parts[i].soff + z->parts[i].shard;
+    return n;
+}
+
 void mprt_zero_gather(const MprtZero *z, const float *shards, float *full) {
     int s = mprt_mesh()->s;
     mprt_stats_pause();
@@ -53,6 +61,11 @@ static void part_step(const MprtModel *m, float *p, float *s1, float *s2, const 
 
 void mprt_zero_update(const MprtModel *m, float *prm, const float *grd, const float *gsh,
                       MprtArenas state, const MprtHyper *h, int64_t t) {
+    mprt_zero_update_parts(m, prm, grd, gsh, state, h, t, part_step);
+}
+
+void mprt_zero_update_parts(const MprtModel *m, float *prm, const float *grd, const float *gsh,
+                            MprtArenas state, const MprtHyper *h, int64_t t, MprtZeroStep step) {
     const MprtZero *z = m->zero;
     for (int i = 0; i < z->nparts; i++) {
         const MprtZeroPart *p = &z->parts[i];
@@ -61,7 +74,7 @@ void mprt_zero_update(const MprtModel *m, float *prm, const float *grd, const fl
         if (p->synced) n = mprt_zero_part(p->group, p->count, p->shard, &lo);
         const float *g = p->synced ? gsh + p->soff : grd + p->offset;
         float *s2 = state[2] ? state[2] + p->soff : NULL;
-        part_step(m, prm + p->offset + lo, state[1] + p->soff, s2, g, n, h, t);
+        step(m, prm + p->offset + lo, state[1] + p->soff, s2, g, n, h, t);
     }
 }
 

@@ -292,6 +292,75 @@ void mprt_cu_slice(const float *full, float *local, int64_t outer, int64_t chunk
     mprt_cu_pack_slice(local, full, outer, chunk, inner, parts, part, mprt_cu_stream());
 }
 
+/* ─────────────────────────────── ZeRO ─────────────────────────────── */
+
+/* Host-staged: the CPU runtime's ZeRO collectives on pinned copies (this rank's n floats of
+ * `out` go down first when adding to them). */
+static void zero_rs_staged(int group, const float *full, float *out, int64_t count, int64_t shard,
+                           bool add) {
+    int64_t lo, n = mprt_zero_part((MprtGroup)group, count, shard, &lo);
+    float *h = host(count + shard);
+    to_host(h, full, count);
+    if (add) to_host(h + count, out, n);
+    mprt_zero_reduce_scatter((MprtGroup)group, h, h + count, count, shard, add);
+    to_device(out, h + count, n);
+}
+
+/* NCCL reduce-scatters G equal parts: unless count == G·shard, `full` goes into a zero-padded
+ * copy first (on the communication stream, so it is ordered after the backward that wrote it).
+ * Adding: the part lands in a scratch buffer and the compute stream adds it to `out` after
+ * the call (the next collective's scratch use waits for that add: begin()). */
+void mprt_cu_zero_reduce_scatter(int group, const float *full, float *out, int64_t count,
+                                 int64_t shard, bool add) {
+    if (staged()) {
+        zero_rs_staged(group, full, out, count, shard, add);
+        return;
+    }
+    int64_t G = mprt_group_size((MprtGroup)group), lo;
+    int64_t n = mprt_zero_span(count, shard, mprt_group_rank((MprtGroup)group), &lo);
+    cudaStream_t cs = begin();
+    const float *src = full;
+    if (count != G * shard) {
+        float *pad = scratch(0, G * shard);
+        CU_CHECK(cudaMemcpyAsync(pad, full, (size_t)count * sizeof(float), cudaMemcpyDeviceToDevice,
+                                 cs));
+        CU_CHECK(cudaMemsetAsync(pad + count, 0, (size_t)(G * shard - count) * sizeof(float), cs));
+        src = pad;
+    }
+    float *dst = add ? scratch(1, shard) : out;
+    NCCL_CHECK(ncclReduceScatter(src, dst, (size_t)shard, ncclFloat, ncclSum, comm_of(group), cs));
+    end(MPRT_REDUCESCATTER, group, 4 * G * shard, false);
+    if (add) mprt_cu_accumulate(out, dst, n);
+}
+
+/* In place when count == G·shard (this rank's part is at G's slot already); otherwise through
+ * a padded copy, of which only the `count` real floats come back. */
+void mprt_cu_zero_allgather(int group, float *full, int64_t count, int64_t shard) {
+    if (staged()) {
+        float *h = host(count);
+        to_host(h, full, count);
+        mprt_zero_allgather((MprtGroup)group, h, count, shard);
+        to_device(full, h, count);
+        return;
+    }
+    int64_t G = mprt_group_size((MprtGroup)group), lo;
+    int r = mprt_group_rank((MprtGroup)group);
+    int64_t n = mprt_zero_span(count, shard, r, &lo);
+    cudaStream_t cs = begin();
+    float *buf = full;
+    if (count != G * shard) {
+        buf = scratch(0, G * shard);
+        if (n > 0)
+            CU_CHECK(cudaMemcpyAsync(buf + shard * r, full + lo, (size_t)n * sizeof(float),
+                                     cudaMemcpyDeviceToDevice, cs));
+    }
+    NCCL_CHECK(ncclAllGather(buf + shard * r, buf, (size_t)shard, ncclFloat, comm_of(group), cs));
+    if (buf != full)
+        CU_CHECK(cudaMemcpyAsync(full, buf, (size_t)count * sizeof(float), cudaMemcpyDeviceToDevice,
+                                 cs));
+    end(MPRT_ALLGATHER, group, 4 * G * shard, false);
+}
+
 /* Grouped send/recv of G equal blocks of `blk` floats: block r of send to rank r, block r of
  * recv from rank r. */
 static void exchange(ncclComm_t c, const float *send, float *recv, int64_t G, int64_t blk,

@@ -10,6 +10,7 @@
 #include "mprt_trainer.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 /* The host buffer uploads of input batches go through, grown as needed. */
 static struct {
@@ -60,4 +61,30 @@ static void wait_staged(void *req) { mprt_cu_wait_staged((MprtCuReq *)req); }
 
 void mprt_cu_pipe_send(int slot, int dir, const float *buf, int64_t count, int tag) {
     mprt_pipe_track(slot, mprt_cu_isend_staged(dir, buf, count, tag), wait_staged);
+}
+
+/* One ZeRO part's optimizer step on device pointers: part_step of trainer_zero.c with the
+ * mprt_cu_ optimizers. */
+static void part_step(const MprtModel *m, float *p, float *s1, float *s2, const float *g, int64_t n,
+                      const MprtHyper *h, int64_t t) {
+    if (!strcmp(m->optimizer, "sgd"))
+        mprt_cu_sgd_step(p, h->momentum != 0.0f ? s1 : NULL, g, n, h->lr, h->momentum,
+                         h->weight_decay);
+    else if (!strcmp(m->optimizer, "adam"))
+        mprt_cu_adam_step(p, s1, s2, g, n, h->lr, h->beta1, h->beta2, h->eps, h->weight_decay, t);
+    else
+        mprt_cu_adamw_step(p, s1, s2, g, n, h->lr, h->beta1, h->beta2, h->eps, h->weight_decay, t);
+}
+
+void mprt_cu_zero_update(const MprtModel *m, float *prm, const float *grd, const float *gsh,
+                         float *state[3], const MprtHyper *h, int64_t t) {
+    mprt_zero_update_parts(m, prm, grd, gsh, state, h, t, part_step);
+}
+
+void mprt_cu_zero_params(const MprtZero *z, float *prm) {
+    for (int i = 0; i < z->nparts; i++) {
+        const MprtZeroPart *p = &z->parts[i];
+        if (p->stage == mprt_mesh()->s && p->synced)
+            mprt_cu_zero_allgather(p->group, prm + p->offset, p->count, p->shard);
+    }
 }

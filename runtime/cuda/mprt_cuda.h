@@ -214,6 +214,15 @@ void mprt_cu_alltoall_b2f(int group, const float *in, float *out, int64_t batch,
 void mprt_cu_alltoall_f2b(int group, const float *in, float *out, int64_t batch, int64_t mid,
                           int64_t feat, int64_t inner);
 void mprt_cu_broadcast(int group, float *buf, int64_t count, int root);
+/* ZeRO (docs/cuda.md, "ZeRO"): the twins of mprt.h's mprt_zero_reduce_scatter and
+ * mprt_zero_allgather on device pointers — `count` floats split over the group in parts of
+ * `shard` (ncclReduceScatter / ncclAllGather of the zero-padded G·shard floats), counted as the
+ * padded tensor like the CPU's. `out` has room for `shard` floats. Both block the compute
+ * stream until done (the next backward may clear the gradients they read). */
+void mprt_cu_zero_reduce_scatter(int group, const float *full, float *out, int64_t count,
+                                 int64_t shard, bool add);
+void mprt_cu_zero_allgather(int group, float *full, int64_t count, int64_t shard);
+
 /* Pipeline point-to-point on the pipe group, dir +1 = next stage, −1 = previous. NCCL has no
  * tags: transfers between two stages match in the order they are posted. send and recv of
  * one call are one ncclGroupStart/End, so a stage can exchange with both neighbours without
@@ -254,6 +263,16 @@ void mprt_cu_data_rows(const struct MprtData *d, uint64_t seed, int64_t first, i
 /* mprt_pipe_send staged through host memory (mprt_cu_isend_staged), completed by the CPU
  * runtime's mprt_pipe_wait and mprt_pipe_wait_all. */
 void mprt_cu_pipe_send(int slot, int dir, const float *buf, int64_t count, int tag);
+
+/* ZeRO's optimizer step on the device: mprt_zero_update's walk over this rank's parts with
+ * the mprt_cu_ optimizers (state[] the device shard arenas), then every updated part to every
+ * rank of its group (mprt_cu_zero_allgather), as mprt_zero_params does on the host. */
+struct MprtModel;
+struct MprtZero;
+struct MprtHyper;
+void mprt_cu_zero_update(const struct MprtModel *m, float *prm, const float *grd, const float *gsh,
+                         float *state[3], const struct MprtHyper *h, int64_t t);
+void mprt_cu_zero_params(const struct MprtZero *z, float *prm);
 
 /* Collective timing comes from CUDA events on the communication stream; this waits for the
  * collectives issued since the last flush and adds their bytes and seconds to the CPU

@@ -103,6 +103,35 @@ static void test_group(MprtGroup g) {
     free(c), mprt_cu_free(dc);
 }
 
+/* ZeRO's parts of `count` floats in parts of `shard` (docs/cuda.md, "ZeRO"): reduce-scatter
+ * (set, then add) and the in-place all-gather against the CPU's, counted as G·shard floats. */
+static void test_zero_split(MprtGroup g, int64_t count, int64_t shard) {
+    int64_t G = mprt_group_size(g), lo, n = mprt_zero_part(g, count, shard, &lo);
+    float *full = filled(count, 9), *out = filled(shard, 10);
+    float *dfull = to_dev(full, count), *dout = to_dev(out, shard);
+    for (int add = 0; add < 2; add++) {
+        mprt_stats_pause(), mprt_zero_reduce_scatter(g, full, out, count, shard, add);
+        mprt_stats_resume();
+        mprt_cu_zero_reduce_scatter((int)g, dfull, dout, count, shard, add);
+        expect(MPRT_REDUCESCATTER, g, 4 * G * shard);
+        same(add ? "zero_reduce_scatter (add)" : "zero_reduce_scatter", g, dout, out, n);
+    }
+    mprt_stats_pause(), mprt_zero_allgather(g, full, count, shard), mprt_stats_resume();
+    mprt_cu_zero_allgather((int)g, dfull, count, shard);
+    expect(MPRT_ALLGATHER, g, 4 * G * shard);
+    same("zero_allgather", g, dfull, full, count);
+    free(full), free(out), mprt_cu_free(dfull), mprt_cu_free(dout);
+}
+
+/* Parts that tile the tensor (in place over NCCL), the planner's ceil(count / G) with a short
+ * last part, and a spare part of padding so that the padded path runs even at G = 1. */
+static void test_zero(MprtGroup g) {
+    int64_t G = mprt_group_size(g);
+    test_zero_split(g, 4 * G, 4);
+    test_zero_split(g, 7 * G + 3, (7 * G + 3 + G - 1) / G);
+    test_zero_split(g, 7 * G + 3, (7 * G + 3 + G - 1) / G + 1);
+}
+
 /* Each stage sends to the next and receives from the previous, in one grouped call. */
 static void test_pipe(void) {
     int s = mprt_group_rank(MPRT_PIPE), S = mprt_group_size(MPRT_PIPE);
@@ -160,7 +189,7 @@ int main(int argc, char **argv) {
     mprt_cu_init(mode);
     mprt_stats_reset();
     for (int g = 0; g < MPRT_GROUP__COUNT; g++)
-        test_group((MprtGroup)g);
+        test_group((MprtGroup)g), test_zero((MprtGroup)g);
     test_pipe();
     check_counts();
     double bad = failures;

@@ -12,9 +12,14 @@ For one model trained with Adam, on each pinned mesh of --meshes (plan.mesh SxDx
     as train.zero = 0 on --resume-mesh (another rank count) and continues the uninterrupted
     curve, and the reverse (saved without ZeRO on --resume-mesh, resumed with ZeRO-2).
 
+With --target cuda the same checks run on the CUDA trainer (docs/cuda.md, "ZeRO"); then
+--gpu-probe names a program that exits 0 when a CUDA device is present, and without one the
+script prints "SKIPPED: no CUDA device" and exits 77 before building anything.
+
 Exit status 0 when all hold; every failure is printed.
 """
 import argparse
+import concurrent.futures
 import os
 import re
 import subprocess
@@ -32,18 +37,31 @@ class Ctx:
     def __init__(self, a):
         self.a = a
         self.failures = []
+        self.built = {}
 
     def build(self, mesh, zero):
+        """The trainer of (mesh, zero), built once per run."""
+        if (mesh, zero) in self.built:
+            return self.built[(mesh, zero)]
         S, d, t = (int(x) for x in mesh.split("x"))
         exe = os.path.join(self.a.workdir, f"m{mesh}_z{zero}")
         r = run([self.a.mpcc, self.a.model, "-D", f"cluster.devices={S * d * t}", "-D",
-                 f"plan.mesh={mesh}", "-D", f"train.zero={zero}", "-o", exe], 300)
+                 f"plan.mesh={mesh}", "-D", f"train.zero={zero}", "--target", self.a.target,
+                 "-o", exe], 600)
         if r.returncode != 0:
             raise RuntimeError(r.stdout)
+        self.built[(mesh, zero)] = (exe, S * d * t)
         return exe, S * d * t
 
+    def build_all(self, keys):
+        """Builds every (mesh, zero) at once (nvcc takes a while per CUDA trainer)."""
+        with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            for f in [pool.submit(self.build, *k) for k in sorted(set(keys))]:
+                f.result()
+
     def train(self, exe, n, *flags):
-        cmd = [self.a.mpirun, "-np", str(n), "--oversubscribe", exe, *flags]
+        comm = ["--comm", self.a.comm] if self.a.target == "cuda" else []
+        cmd = [self.a.mpirun, "-np", str(n), "--oversubscribe", exe, *comm, *flags]
         r = run(cmd, self.a.timeout)
         if r.returncode != 0:
             self.failures.append(f"{' '.join(cmd)} exited {r.returncode}:\n{r.stdout[-2000:]}")
@@ -105,11 +123,18 @@ def main():
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--rtol", type=float, default=1e-5)
     p.add_argument("--timeout", type=int, default=300)
+    p.add_argument("--target", choices=("c", "cuda"), default="c")
+    p.add_argument("--comm", default="mpi", help="the CUDA trainer's --comm (mpi: ranks share a GPU)")
+    p.add_argument("--gpu-probe", help="with --target cuda: exits 0 when a CUDA device is present")
     a = p.parse_args()
+    if a.target == "cuda" and (not a.gpu_probe or run([a.gpu_probe, "--has-gpu"], 60).returncode):
+        print("SKIPPED: no CUDA device (the CUDA trainer's ZeRO runs need a GPU)")
+        return 77
     os.makedirs(a.workdir, exist_ok=True)
     c = Ctx(a)
-    curves(c, a)
     first = a.meshes.split(",")[0]
+    c.build_all([(m, z) for m in a.meshes.split(",") for z in (0, 1, 2)] + [(a.resume_mesh, 0)])
+    curves(c, a)
     resume(c, a, (first, 2), (a.resume_mesh, 0))
     resume(c, a, (a.resume_mesh, 0), (first, 2))
     for f in c.failures:
