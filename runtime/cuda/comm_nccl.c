@@ -249,6 +249,19 @@ void mprt_cu_allreduce_start(int group, float *buf, int64_t count) {
     allreduce(group, buf, count, true);
 }
 
+void mprt_cu_allreduce_bf16(int group, uint16_t *buf, int64_t count) {
+    if (staged()) {
+        uint16_t *h = (uint16_t *)host((count + 1) / 2);
+        mprt_cu_download(h, buf, (size_t)count * sizeof *h);
+        mprt_allreduce_bf16((MprtGroup)group, h, count);
+        mprt_cu_upload(buf, h, (size_t)count * sizeof *h);
+        return;
+    }
+    cudaStream_t cs = begin();
+    NCCL_CHECK(ncclAllReduce(buf, buf, (size_t)count, ncclBfloat16, ncclSum, comm_of(group), cs));
+    end(MPRT_ALLREDUCE, group, count * 2, false);
+}
+
 void mprt_cu_allgather(int group, const float *local, float *full, int64_t outer, int64_t chunk,
                        int64_t inner) {
     int64_t G = mprt_group_size((MprtGroup)group), n = outer * chunk * inner;

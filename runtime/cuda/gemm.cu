@@ -11,6 +11,10 @@
  * Precision: FP32 by default (CUBLAS_DEFAULT_MATH, which cuBLAS keeps in full fp32);
  * mprt_cu_set_tf32(true) switches the handle to CUBLAS_TF32_TENSOR_OP_MATH, which rounds the
  * inputs of each product to TF32 (10-bit mantissa) and accumulates in fp32.
+ *
+ * bf16 (mprt_cu_gemm_bf16): cublasGemmEx with CUDA_R_16BF operands, an fp32 C and
+ * CUBLAS_COMPUTE_32F, so products and sums are fp32 (on the tensor cores) and only the
+ * operands are bf16 (docs/cuda.md, "bf16").
  */
 #include "cu_internal.h"
 
@@ -30,4 +34,13 @@ extern "C" void mprt_cu_gemm_batched(bool ta, bool tb, int M, int N, int K, floa
     if (M == 0 || N == 0 || batch == 0) return;
     CUBLAS_CHECK(cublasSgemmStridedBatched(mprt_cu_cublas(), op(tb), op(ta), N, M, K, &alpha, B,
                                            ldb, sB, A, lda, sA, &beta, C, ldc, sC, batch));
+}
+
+extern "C" void mprt_cu_gemm_bf16(bool ta, bool tb, int M, int N, int K, float alpha,
+                                  const uint16_t *A, int lda, const uint16_t *B, int ldb,
+                                  float beta, float *C, int ldc) {
+    if (M == 0 || N == 0) return;
+    CUBLAS_CHECK(cublasGemmEx(mprt_cu_cublas(), op(tb), op(ta), N, M, K, &alpha, B, CUDA_R_16BF,
+                              ldb, A, CUDA_R_16BF, lda, &beta, C, CUDA_R_32F, ldc,
+                              CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }

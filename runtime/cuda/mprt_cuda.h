@@ -110,6 +110,18 @@ void mprt_cu_gemm_batched(bool ta, bool tb, int M, int N, int K, float alpha, co
                           int lda, int64_t sA, const float *B, int ldb, int64_t sB, float beta,
                           float *C, int ldc, int64_t sC, int batch);
 
+/* bf16 operands (bit patterns, as mprt.h's uint16_t bf16), fp32 C, fp32 products and sums
+ * (cublasGemmEx, CUBLAS_COMPUTE_32F); otherwise as mprt_cu_gemm. */
+void mprt_cu_gemm_bf16(bool ta, bool tb, int M, int N, int K, float alpha, const uint16_t *A,
+                       int lda, const uint16_t *B, int ldb, float beta, float *C, int ldc);
+
+/* ─────────────────────────────── bf16 (bf16.cu) ─────────────────────────────── */
+/* The device twins of mprt.h's mprt_bf16_pack / _unpack / _round, bit for bit: round to
+ * nearest even, NaN kept; round's dst may be src. On the compute stream. */
+void mprt_cu_bf16_pack(uint16_t *dst, const float *src, int64_t n);
+void mprt_cu_bf16_unpack(float *dst, const uint16_t *src, int64_t n);
+void mprt_cu_bf16_round(float *dst, const float *src, int64_t n);
+
 /* ─────────────────────────────── kernels ─────────────────────────────── */
 /* Same math and arguments as mprt_kernels.h; every pointer is a device pointer. */
 
@@ -203,6 +215,10 @@ void mprt_cu_adamw_step(float *p, float *m, float *v, const float *g, int64_t n,
 void mprt_cu_allreduce(int group, float *buf, int64_t count);
 void mprt_cu_allreduce_start(int group, float *buf, int64_t count);
 void mprt_cu_comm_join(void); /* the compute stream waits for every collective started */
+/* mprt.h's mprt_allreduce_bf16 on a device buffer of `count` bf16 values: ncclAllReduce with
+ * ncclBfloat16 (NCCL sums pairs in fp32 and rounds each partial sum to bf16, as the CPU's
+ * operation does, in its own order), counted as 2·count bytes; staged: the CPU's call. */
+void mprt_cu_allreduce_bf16(int group, uint16_t *buf, int64_t count);
 void mprt_cu_allgather(int group, const float *local, float *full, int64_t outer, int64_t chunk,
                        int64_t inner);
 void mprt_cu_reduce_scatter(int group, const float *full, float *local, int64_t outer,

@@ -103,6 +103,28 @@ static void test_group(MprtGroup g) {
     free(c), mprt_cu_free(dc);
 }
 
+/* The bf16 all-reduce (ncclBfloat16) against the CPU's bf16 sum: small integers, exact in bf16
+ * in any order. Counted as 2 bytes per element. */
+static void test_allreduce_bf16(MprtGroup g) {
+    int64_t n = 1000;
+    float *f = filled(n, 11);
+    uint16_t *h = malloc((size_t)n * sizeof *h), *d = mprt_cu_malloc((size_t)n * sizeof *d);
+    mprt_bf16_pack(h, f, n);
+    mprt_cu_upload(d, h, (size_t)n * sizeof *h);
+    mprt_stats_pause(), mprt_allreduce_bf16(g, h, n), mprt_stats_resume();
+    mprt_cu_allreduce_bf16((int)g, d, n);
+    expect(MPRT_ALLREDUCE, g, 2 * n);
+    uint16_t *got = malloc((size_t)n * sizeof *got);
+    mprt_cu_sync();
+    mprt_cu_download(got, d, (size_t)n * sizeof *got);
+    if (memcmp(got, h, (size_t)n * sizeof *h) != 0) {
+        failures++;
+        printf("FAIL rank %d: allreduce_bf16 on the %s group differs from the CPU runtime\n",
+               mprt_mesh()->rank, mprt_group_name(g));
+    }
+    free(f), free(h), free(got), mprt_cu_free(d);
+}
+
 /* ZeRO's parts of `count` floats in parts of `shard` (docs/cuda.md, "ZeRO"): reduce-scatter
  * (set, then add) and the in-place all-gather against the CPU's, counted as G·shard floats. */
 static void test_zero_split(MprtGroup g, int64_t count, int64_t shard) {
@@ -189,7 +211,7 @@ int main(int argc, char **argv) {
     mprt_cu_init(mode);
     mprt_stats_reset();
     for (int g = 0; g < MPRT_GROUP__COUNT; g++)
-        test_group((MprtGroup)g), test_zero((MprtGroup)g);
+        test_group((MprtGroup)g), test_zero((MprtGroup)g), test_allreduce_bf16((MprtGroup)g);
     test_pipe();
     check_counts();
     double bad = failures;

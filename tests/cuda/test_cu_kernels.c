@@ -5,12 +5,14 @@
  *
  * Tolerance: max |gpu − cpu| ≤ tol · max(1, max |cpu|), tol = 1e-4 (1e-3 for the GEMMs run
  * again with TF32). Dropout masks, maxpool and the elementwise table's ops (relu, gelu,
- * tanh, …: runtime/mprt_ew.h) must agree bit for bit. Gradient buffers start
- * at 0.25 on both sides, so the accumulation rule (+=) is checked too.
+ * tanh, …: runtime/mprt_ew.h) and the bf16 conversions must agree bit for bit; the bf16 GEMM
+ * (bf16 operands, fp32 sums) is checked against a double reference on the same bf16 values.
+ * Gradient buffers start at 0.25 on both sides, so the accumulation rule (+=) is checked too.
  *
  * Without a CUDA device the test prints "SKIPPED: no CUDA device" and exits 77, which ctest
  * reports as skipped (SKIP_RETURN_CODE): it never passes without having run.
  */
+#include "mprt.h"
 #include "mprt_cuda.h"
 
 #include <math.h>
@@ -404,6 +406,67 @@ static void test_optimizers(void) {
     }
 }
 
+/* ─────────────────────────────── bf16 ─────────────────────────────── */
+
+/* Random values and the cases the rounding must get right: ties to even both ways, a carry into
+ * the exponent, values that round to Inf, ±Inf, NaNs of both signs, subnormals, ±0. */
+static float *bf16_cases(int64_t n) {
+    static const uint32_t bits[] = {0x3F808000u, 0x3F818000u, 0x3FFFFFFFu, 0x7F7FFFFFu,
+                                    0x7F800000u, 0xFF800000u, 0x7FC00001u, 0xFFA00000u,
+                                    0x00000001u, 0x80008000u, 0x00000000u, 0x80000000u};
+    float *x = hrand(n);
+    for (size_t i = 0; i < sizeof bits / sizeof bits[0] && (int64_t)i < n; i++)
+        memcpy(&x[i], &bits[i], sizeof x[i]);
+    for (int64_t i = 12; i < n; i += 7)
+        x[i] *= 1e30f; /* large exponents too */
+    return x;
+}
+
+/* The conversions are integer arithmetic on the bit pattern: the GPU must give the CPU's bits. */
+static void test_bf16_convert(int64_t n) {
+    float *x = bf16_cases(n), *r = malloc((size_t)n * sizeof *r);
+    uint16_t *h = malloc((size_t)n * sizeof *h);
+    float *gx = dev(x, n), *gr = dev(x, n);
+    uint16_t *gh = mprt_cu_malloc((size_t)n * sizeof *gh);
+    mprt_bf16_pack(h, x, n);
+    mprt_cu_bf16_pack(gh, gx, n);
+    cmp_exact_bytes("bf16 pack", gh, h, (size_t)n * sizeof *h);
+    mprt_bf16_unpack(r, h, n);
+    mprt_cu_bf16_unpack(gx, gh, n);
+    cmp_exact_bytes("bf16 unpack", gx, r, (size_t)n * sizeof *r);
+    mprt_bf16_round(x, x, n);
+    mprt_cu_bf16_round(gr, gr, n); /* in place */
+    cmp_exact_bytes("bf16 round", gr, x, (size_t)n * sizeof *x);
+    free(x), free(r), free(h), mprt_cu_free(gx), mprt_cu_free(gr), mprt_cu_free(gh);
+}
+
+/* C = alpha·op(A)·op(B) + beta·C on bf16 operands against a double reference over the same
+ * bf16 values: fp32 products and sums (CUBLAS_COMPUTE_32F), so the usual GEMM tolerance. */
+static void test_gemm_bf16(bool ta, bool tb, int M, int N, int K) {
+    int64_t na = (int64_t)M * K, nb = (int64_t)K * N, nc = (int64_t)M * N;
+    float *a = hrand(na), *b = hrand(nb), *c = hrand(nc), *ref = malloc((size_t)nc * sizeof *ref);
+    uint16_t *ha = malloc((size_t)na * 2), *hb = malloc((size_t)nb * 2);
+    mprt_bf16_pack(ha, a, na), mprt_bf16_pack(hb, b, nb);
+    mprt_bf16_unpack(a, ha, na), mprt_bf16_unpack(b, hb, nb);
+    int lda = ta ? M : K, ldb = tb ? K : N;
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            double sum = 0;
+            for (int k = 0; k < K; k++)
+                sum += (double)(ta ? a[(int64_t)k * lda + i] : a[(int64_t)i * lda + k]) *
+                       (double)(tb ? b[(int64_t)j * ldb + k] : b[(int64_t)k * ldb + j]);
+            ref[(int64_t)i * N + j] = (float)(0.5 * sum + 0.25 * (double)c[(int64_t)i * N + j]);
+        }
+    uint16_t *ga = dcopy(ha, (size_t)na * 2), *gb = dcopy(hb, (size_t)nb * 2);
+    float *gc = dev(c, nc);
+    mprt_cu_gemm_bf16(ta, tb, M, N, K, 0.5f, ga, lda, gb, ldb, 0.25f, gc, N);
+    char what[64];
+    snprintf(what, sizeof what, "gemm bf16 %s%s %dx%dx%d", ta ? "T" : "N", tb ? "T" : "N", M, N, K);
+    cmp(what, gc, ref, nc, tol);
+    free(a), free(b), free(c), free(ref), free(ha), free(hb);
+    mprt_cu_free(ga), mprt_cu_free(gb), mprt_cu_free(gc);
+}
+
 int main(void) {
     if (mprt_cu_device_count() <= 0 || !mprt_cu_init_local(0)) {
         printf("SKIPPED: no CUDA device\n");
@@ -427,6 +490,9 @@ int main(void) {
     test_losses(9, 37);
     test_losses(4, 1000);
     test_optimizers();
+    test_bf16_convert(1000);
+    for (int t = 0; t < 4; t++)
+        test_gemm_bf16(t & 1, t >> 1, 37, 29, 23), test_gemm_bf16(t & 1, t >> 1, 128, 192, 256);
     mprt_cu_set_tf32(true); /* TF32 GEMMs: the looser tolerance */
     test_linear(128, 256, 192, 1e-3);
     mprt_cu_set_tf32(false);

@@ -1,0 +1,43 @@
+/*
+ * bf16.cu: bfloat16 on the device (docs/cuda.md, "bf16"), the twins of runtime/bf16.c.
+ *
+ * The conversions work on the bit pattern with the CPU's integer arithmetic (round to nearest,
+ * ties to even, by adding 0x7FFF plus the lowest kept bit; a NaN keeps its sign and gets the
+ * quiet bit; bf16 → f32 is exact), so every GPU conversion gives the CPU's bits. No float
+ * operation is involved, so --fmad and the rounding mode cannot change them.
+ */
+#include "cu_internal.h"
+
+__device__ static uint16_t bf16_from_f32(float x) {
+    uint32_t u = __float_as_uint(x);
+    if ((u & 0x7FFFFFFFu) > 0x7F800000u) return (uint16_t)((u >> 16) | 0x0040u); /* NaN */
+    u += 0x7FFFu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+
+__device__ static float f32_from_bf16(uint16_t h) { return __uint_as_float((uint32_t)h << 16); }
+
+__global__ void bf16_pack_k(uint16_t *dst, const float *src, int64_t n) {
+    GRID_STRIDE(i, n) dst[i] = bf16_from_f32(src[i]);
+}
+
+__global__ void bf16_unpack_k(float *dst, const uint16_t *src, int64_t n) {
+    GRID_STRIDE(i, n) dst[i] = f32_from_bf16(src[i]);
+}
+
+/* dst may be src: each element is read once, then written. */
+__global__ void bf16_round_k(float *dst, const float *src, int64_t n) {
+    GRID_STRIDE(i, n) dst[i] = f32_from_bf16(bf16_from_f32(src[i]));
+}
+
+extern "C" void mprt_cu_bf16_pack(uint16_t *dst, const float *src, int64_t n) {
+    LAUNCH_1D(bf16_pack_k, n, dst, src, n);
+}
+
+extern "C" void mprt_cu_bf16_unpack(float *dst, const uint16_t *src, int64_t n) {
+    LAUNCH_1D(bf16_unpack_k, n, dst, src, n);
+}
+
+extern "C" void mprt_cu_bf16_round(float *dst, const float *src, int64_t n) {
+    LAUNCH_1D(bf16_round_k, n, dst, src, n);
+}
