@@ -282,8 +282,36 @@ static void loss_forward_dev(Lyr *l, bool ce, bool once) {
     E(e, "    return 0.0; /* the value accumulates in dloss, read once per step */\n}\n");
 }
 
+/* A vocabulary-parallel cross-entropy (C trainer only: the CUDA plan never has one): the
+ * logits are this rank's classes, the labels whole; the kernel all-reduces three floats per row
+ * on the tensor group, so every rank has the whole loss and tensor rank 0 reports it. */
+static void lyr_vocab_loss(Lyr *l) {
+    Emit *e = l->e;
+    int64_t V = ldim(e, l->in[0], -1),
+            VG = BV(e, l->in[0])->shape.d[BV(e, l->in[0])->shape.rank - 1];
+    K(l, "M", lnumel(e, l->in[0]) / V, "rows (every rank's)");
+    K(l, "V", V, "classes on this rank");
+    K(l, "VG", VG, "classes");
+    E(e, "#define %s_SCALE (1.0f / %lld.0f) /* mean over the global batch */\n", l->C,
+      (long long)(ir_shape_numel(&BV(e, l->in[0])->shape) / VG));
+    const char *args =
+        arena_printf(e->a, "a->%s, %s_M, %s_V, (int64_t)mesh->k * %s_V, %s_VG, %s_SCALE",
+                     aux_field(e, l->id, "stash"), l->C, l->C, l->C, l->C, l->C);
+    open_fwd(l, true);
+    E(e, "    double v = mprt_vocab_ce_forward(%s, %s, %s);\n", A(l, l->in[0]), A(l, l->in[1]),
+      args);
+    E(e, "    return mesh->k == 0 ? v : 0.0; /* the same on every tensor rank */\n}\n");
+    open_bwd(l);
+    E(e, "    mprt_vocab_ce_backward(%s, %s, %s, %s);\n}\n\n", D(l, l->in[0]), A(l, l->in[0]),
+      A(l, l->in[1]), args);
+}
+
 static void lyr_loss(Lyr *l) {
     Emit *e = l->e;
+    if (l->pn->own_fwd && e->s->t > 1) {
+        lyr_vocab_loss(l);
+        return;
+    }
     const SchedBuf *p = B(e, l->in[0]);
     bool ce = l->n->op == OP_CROSS_ENTROPY;
     int64_t V = ldim(e, l->in[0], -1);

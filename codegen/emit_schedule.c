@@ -31,6 +31,11 @@ static const char *fld(Emit *e, const char *p, int b) {
 }
 
 static void emit_fwd_coll(Emit *e, const SchedOp *o) {
+    if (o->layer_own) { /* rules.c own_fwd: run by the layer's kernel, listed for the bytes */
+        E(e, "    /* (%s's forward all-reduced one float per row on the tensor group: %lld B) */\n",
+          e->lname[o->node], (long long)o->bytes);
+        return;
+    }
     const char *src = fld(e, "a", o->src), *dst = fld(e, "a", o->dst);
     E(e, "    /* ");
     put_comment_text(e, BV(e, o->src)->name);

@@ -51,6 +51,11 @@ const char *plan_strategy_name(Strategy s) {
     return s < STRAT__COUNT ? names[s] : "?";
 }
 
+const char *plan_node_strategy_name(OpKind op, Strategy s) {
+    bool loss = op < OP__COUNT && (ir_ops[op].flags & OPF_LOSS);
+    return loss && s == STRAT_COL ? "vocab-parallel" : plan_strategy_name(s);
+}
+
 const char *plan_group_name(GroupKind k) {
     static const char *const names[] = {"tensor", "data", "stage", "pipe"};
     return k < GROUP__COUNT ? names[k] : "?";
@@ -277,6 +282,11 @@ static Mode mode1(Strategy st, Layout in, Layout out) {
     return m;
 }
 
+static Mode mode_of(const RuleMode *r) {
+    Mode m = {r->strat, {rules_mode_in(r, 0), rules_mode_in(r, 1)}, r->out};
+    return m;
+}
+
 bool search_has_tensor_annot(const IrNode *n) {
     return n->annot.has_strat && n->annot.strat != STRAT_DATA;
 }
@@ -298,13 +308,14 @@ int search_node_modes(const Search *s, int p, const Cand *c, Mode *out) {
     Mode all[MAX_MODES];
     int na = rules_modes(n, c->t, c->b, s->feat[n->inputs[0]], s->feat[n->output], rm);
     for (int i = 0; i < na; i++)
-        all[i] = mode1(rm[i].strat, rm[i].in, rm[i].out);
+        all[i] = mode_of(&rm[i]);
     bool any_tensor = false;
     for (int i = 0; i < na; i++)
-        any_tensor |= all[i].strat != STRAT_DATA;
+        any_tensor |= all[i].strat != STRAT_DATA && !pass_rules[n->op].own_fwd[all[i].strat];
     int k = 0;
     for (int i = 0; i < na; i++) {
         if (n->annot.has_strat && all[i].strat != n->annot.strat) continue;
+        if (s->g->cuda_target && pass_rules[n->op].own_fwd[all[i].strat]) continue;
         if (c->restrict_tensor && any_tensor && all[i].strat == STRAT_DATA) continue;
         out[k++] = all[i];
     }
@@ -481,6 +492,24 @@ static void mode_sync(const Search *s, const Cand *c, ModeCost *mc, int64_t gs, 
     if (s->zero == 2) mc->grad_mem = shard, mc->zero_tmp = P;
 }
 
+/* The all-reduces a layer's forward runs itself (rules.c own_fwd), each of one float per row of
+ * its input: a vocabulary-parallel loss's max, sum of exponentials and target logit, priced
+ * against the all-gather of the logits the replicated loss needs (docs/cost-model.md). */
+static void mode_own_fwd(const Search *s, const Cand *c, const IrNode *n, const Mode *M,
+                         ModeCost *mc) {
+    int calls = pass_rules[n->op].own_fwd[M->strat];
+    if (calls == 0) return;
+    const ClusterCfg *cl = &s->g->cluster;
+    int64_t feat = s->feat[n->inputs[0]];
+    int64_t rows = feat > 0 ? s->sample_bytes[n->inputs[0]] / 4 / feat * c->b : 0;
+    mc->own_fwd = calls;
+    mc->own_fwd_bytes = calls * cost_coll_bytes(COLL_ALLREDUCE, c->t, 4 * rows);
+    mc->own_bytes += mc->own_fwd_bytes;
+    mc->own_fwd_time = calls * cost_coll_time_on(cl, COLL_ALLREDUCE, c->tensor.inter, c->t,
+                                                 4 * rows, c->tensor.alpha, c->tensor.beta);
+    mc->own += mc->own_fwd_time;
+}
+
 static void mode_cost(const Search *s, const Cand *c, int p, const Mode *M, ModeCost *mc) {
     const IrGraph *g = s->g;
     const IrNode *n = IR_NODE(g, p);
@@ -504,6 +533,7 @@ static void mode_cost(const Search *s, const Cand *c, int p, const Mode *M, Mode
         mc->own = cost_coll_time_on(cl, own, c->tensor.inter, c->t, mc->own_n, c->tensor.alpha,
                                     c->tensor.beta);
     }
+    if (c->t > 1) mode_own_fwd(s, c, n, M, mc);
     mc->param_bytes = node_param_bytes(s, n, M->strat, c->t);
     bool stage_group = c->t > 1 && M->strat == STRAT_DATA && M->out == LAYOUT_B;
     int64_t gs = stage_group ? (int64_t)c->d * c->t : c->d;
@@ -515,7 +545,7 @@ static void mode_cost(const Search *s, const Cand *c, int p, const Mode *M, Mode
     int64_t el = mc->param_bytes / s->elem;
     mc->opt = opt_time(s, s->zero && gs > 1 ? (el + gs - 1) / gs : el);
     mc->base = c->K * (mc->fwd + mc->bwd + mc->own) + mc->unhidden + mc->opt;
-    if (s->rcfix[p]) mc->base += c->K * mc->fwd; /* its forward runs again in backward */
+    if (s->rcfix[p]) mc->base += c->K * (mc->fwd + mc->own_fwd_time); /* forward run again */
     mc->act_bytes = search_local_bytes(s, c, n->output, M->out);
     mc->act_bytes += stash_bytes(s, n, c, M);
 }

@@ -202,6 +202,23 @@ static int need(Lower *L, int value, Layout lay, int node) {
     return dst;
 }
 
+/* The all-reduces a layer's forward runs inside its kernel (rules.c own_fwd: a vocabulary-
+ * parallel loss's max, sum of exponentials and target logit, one float per row of its input
+ * each): listed after its FWD so the schedule counts their bytes; the emitter prints no call
+ * for them and they have no backward dual. */
+static void lower_own_fwd(Lower *L, int id, int src) {
+    int calls = L->s->t > 1 ? pass_rules[IR_NODE(L->g, id)->op].own_fwd[L->p->nodes[id].strat] : 0;
+    const SchedBuf *b = src >= 0 ? BUF(L, src) : NULL;
+    for (int i = 0; b && i < calls; i++) {
+        int64_t rows = ir_shape_numel(&b->local) / b->local.d[b->local.rank - 1];
+        SchedOp *o = push(L, SOP_COLL, id, src, src);
+        o->layer_own = true;
+        o->coll = COLL_ALLREDUCE;
+        o->group = GROUP_TENSOR;
+        o->bytes = cost_coll_bytes(COLL_ALLREDUCE, L->s->t, 4 * rows);
+    }
+}
+
 static void lower_node_fwd(Lower *L, int id) {
     const IrNode *n = IR_NODE(L->g, id);
     const PlanNode *pn = &L->p->nodes[id];
@@ -209,7 +226,8 @@ static void lower_node_fwd(Lower *L, int id) {
     Layout l0 = norm(L, pn->in_layout[0]);
     for (int k = 0; k < n->ninputs; k++) {
         Layout lk = norm(L, pn->in_layout[k]);
-        if (lk != l0) ice(L, id, "its inputs are planned in different layouts");
+        if (lk != l0 && !rules_in1_ok(n->op, pn->strat, l0, lk))
+            ice(L, id, "its inputs are planned in different layouts");
         in[k] = need(L, n->inputs[k], lk, id);
     }
     bool loss = ir_ops[n->op].flags & OPF_LOSS;
@@ -226,6 +244,7 @@ static void lower_node_fwd(Lower *L, int id) {
     SchedOp *o = push(L, SOP_FWD, id, in[0], ob);
     o->dst = ob;
     if (ob >= 0) L->home[n->output] = ob;
+    lower_own_fwd(L, id, in[0]);
 }
 
 /* The cut that carries `value` from stage `stage` to the next, or NULL. */
@@ -276,7 +295,7 @@ static void lower_dual(Lower *L, const SchedOp *f) {
         break;
     }
     case SOP_COLL: {
-        if (!BUF(L, f->src)->grad) break;
+        if (f->layer_own || !BUF(L, f->src)->grad) break; /* a kernel's own: no dual */
         CollKind k = cost_layout_change(cost_grad_layout(BUF(L, f->dst)->layout),
                                         cost_grad_layout(BUF(L, f->src)->layout));
         SchedOp *o = push(L, SOP_COLL, f->node, f->src, f->dst);
@@ -522,16 +541,15 @@ static void print_op(const IrGraph *g, const Schedule *s, const SchedOp *o, FILE
         const IrNode *n = IR_NODE(g, o->node);
         fprintf(out, "    %s %-12s %s(%s)  %s -> %s\n",
                 o->kind == SOP_FWD ? "forward " : "backward", n->name, ir_ops[n->op].name,
-                g->plan->nodes[o->node].strat == STRAT_COL   ? "tensor(col)"
-                : g->plan->nodes[o->node].strat == STRAT_ROW ? "tensor(row)"
-                                                             : "data",
+                plan_node_strategy_name(n->op, g->plan->nodes[o->node].strat),
                 o->kind == SOP_FWD ? src : dst, o->kind == SOP_FWD ? dst : src);
         break;
     }
     case SOP_COLL:
         if (o->layer_own)
-            fprintf(out, "    %-8s %s group, %s (input gradient of %s)  %lld B\n",
-                    cost_coll_name(o->coll), plan_group_name(o->group), src,
+            fprintf(out, "    %-8s %s group, %s (%s of %s)  %lld B\n", cost_coll_name(o->coll),
+                    plan_group_name(o->group), src,
+                    o->grad ? "input gradient" : "one float per row, in the forward",
                     IR_NODE(g, o->node)->name, (long long)o->bytes);
         else
             fprintf(out, "    %-8s %s group, %s %s %s  %lld B\n", cost_coll_name(o->coll),

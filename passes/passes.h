@@ -30,6 +30,9 @@
 typedef enum { LAYOUT_R, LAYOUT_B, LAYOUT_F, LAYOUT_P, LAYOUT__COUNT } Layout;
 const char *plan_layout_name(Layout l);     /* "R", "B", "F", "P" */
 const char *plan_strategy_name(Strategy s); /* "data", "tensor(col)", "tensor(row)" */
+/* The name of strategy s for an op: a loss split over its classes is "vocab-parallel"
+ * (docs/cost-model.md, "Vocabulary-parallel loss"); otherwise plan_strategy_name(s). */
+const char *plan_node_strategy_name(OpKind op, Strategy s);
 
 /* Collectives, and the per-device byte count the cost model predicts AND the runtime
  * counts for one call on `n` bytes over `g` ranks (ring algorithms, integer arithmetic so
@@ -93,12 +96,17 @@ typedef enum {
     RC_HEADS,    /* attention heads */
 } RuleCond;
 
-/* One way an op may compute at t > 1: strategy, the layout of every input, the output's. */
+/* One way an op may compute at t > 1: strategy, the layout of every input, the output's.
+ * in1 is the second input's layout plus one, 0 when it is `in` too (a vocabulary-parallel
+ * loss reads its logits split by class and its labels whole). */
 typedef struct RuleMode {
     Strategy strat;
     Layout in, out;
     RuleCond cond;
+    int8_t in1;
 } RuleMode;
+/* The layout mode m reads its input k in. */
+Layout rules_mode_in(const RuleMode *m, int k);
 #define RULES_MAX_MODES 4
 
 /* What a memory rule sees: one rank's share of one micro-batch. */
@@ -118,6 +126,10 @@ typedef struct OpRules {
      * tensor rank 0 only; read it through rules_param_split. */
     int8_t split[STRAT__COUNT][PARAM__COUNT];
     CollKind own_bwd[STRAT__COUNT]; /* on the input gradient, tensor group (COLL_NONE: none) */
+    /* All-reduces of one float per row of input 0 that the forward runs inside its kernel on
+     * the tensor group (a vocabulary-parallel loss: the row maximum, the sum of exponentials
+     * and the target's logit); 0: none. */
+    int8_t own_fwd[STRAT__COUNT];
     /* Memory, NULL for none; read through rules_stash/istash/scratch. */
     RuleMemFn stash;   /* floats kept for backward besides the activations */
     RuleMemFn istash;  /* int32s kept for backward */
@@ -131,6 +143,8 @@ int rules_modes(const IrNode *n, int t, int64_t b, int64_t in_feat, int64_t out_
                 RuleMode out[RULES_MAX_MODES]);
 /* Whether `op` may compute with strategy `st` from layout `in` to `out` (at t > 1). */
 bool rules_layout_ok(OpKind op, Strategy st, Layout in, Layout out);
+/* Whether `op` may compute with strategy `st` reading input 0 in `in` and input 1 in `in1`. */
+bool rules_in1_ok(OpKind op, Strategy st, Layout in, Layout in1);
 
 /* How a parameter is sharded: dim −1 keeps it whole; ceil rounds the local size up; rank0: whole,
  * and added by tensor rank 0 only (its layer's output is a partial sum). */
@@ -175,6 +189,10 @@ typedef struct PlanNode {
      * otherwise, or when the input needs no gradient. Bytes per device per micro-batch. */
     CollKind own_bwd;
     int64_t own_bwd_bytes;
+    /* The all-reduces the layer's forward runs itself (rules.c own_fwd: a vocabulary-parallel
+     * loss), on the tensor group: how many, and their bytes per device per micro-batch. */
+    int own_fwd;
+    int64_t own_fwd_bytes;
     /* Gradient synchronisation of this layer's parameters, once per step: an all-reduce
      * on `grad_group` (GROUP_STAGE for data on B with t > 1, else GROUP_DATA). */
     GroupKind grad_group;

@@ -45,7 +45,7 @@ static void widths(const IrGraph *g, int w[3]) {
         const IrNode *n = IR_NODE(g, i);
         w[0] = max_int(w[0], (int)strlen(n->name));
         w[1] = max_int(w[1], (int)strlen(ir_ops[n->op].name));
-        w[2] = max_int(w[2], (int)strlen(plan_strategy_name(g->plan->nodes[i].strat)));
+        w[2] = max_int(w[2], (int)strlen(plan_node_strategy_name(n->op, g->plan->nodes[i].strat)));
     }
 }
 
@@ -54,9 +54,11 @@ static void dump_layer(const IrGraph *g, int i, const int w[3], FILE *out) {
     const PlanNode *pn = &g->plan->nodes[i];
     char ins[16];
     fprintf(out, "  %-*s  %-*s  stage %d  %-*s  in %-3s  out %s", w[0], n->name, w[1],
-            ir_ops[n->op].name, pn->stage, w[2], plan_strategy_name(pn->strat),
+            ir_ops[n->op].name, pn->stage, w[2], plan_node_strategy_name(n->op, pn->strat),
             in_layouts(g, i, ins, sizeof ins), plan_layout_name(pn->out_layout));
     if (pn->forced) fputs("  pinned", out);
+    if (pn->own_fwd)
+        fprintf(out, "  own fwd %d x all-reduce %lld B", pn->own_fwd, (long long)pn->own_fwd_bytes);
     if (pn->own_bwd != COLL_NONE)
         fprintf(out, "  own bwd %s %lld B", cost_coll_name(pn->own_bwd),
                 (long long)pn->own_bwd_bytes);

@@ -67,6 +67,13 @@ static int64_t scratch_attention(const RuleCtx *c) {
     return 4 * n * t * dl + (c->dev ? n : 1) * t * t;
 }
 
+/* A vocabulary-parallel cross-entropy keeps, per row, the maximum and the log of the sum of
+ * exponentials over the whole vocabulary, and the target's logit (mprt_vocab_ce_forward). */
+static int64_t stash_cross_entropy(const RuleCtx *c) {
+    if (c->strat != STRAT_COL) return 0;
+    return 3 * (ir_shape_numel(&c->in) / c->in.d[c->in.rank - 1]);
+}
+
 /* ───────────────────────────── the table ───────────────────────────── */
 
 /* Encodings of OpRules.split: zero (the default) keeps the parameter whole. */
@@ -76,7 +83,9 @@ static int64_t scratch_attention(const RuleCtx *c) {
 #define RANK0 ((int8_t)-1)                                /* whole, added by tensor rank 0 only */
 
 /* clang-format off */
-#define M(st, in, out, cond) {STRAT_##st, LAYOUT_##in, LAYOUT_##out, RC_##cond}
+#define M(st, in, out, cond) {STRAT_##st, LAYOUT_##in, LAYOUT_##out, RC_##cond, 0}
+/* The same with the second input in its own layout. */
+#define M2(st, in, in1, out, cond) {STRAT_##st, LAYOUT_##in, LAYOUT_##out, RC_##cond, LAYOUT_##in1 + 1}
 /* An op without weights to split follows its input's layout: replicated, split by batch, or
  * split by features when both sides divide. */
 #define FOLLOW .modes = {M(DATA, R, R, ALWAYS), M(DATA, B, B, BATCH), M(DATA, F, F, FEAT)}, .nmodes = 3
@@ -113,7 +122,11 @@ static int64_t scratch_attention(const RuleCtx *c) {
                              [PARAM_WO] = SPLIT(0), [PARAM_BO] = RANK0}},              \
     .own_bwd = {[STRAT_COL] = COLL_ALLREDUCE},                                          \
     .stash = stash_attention, .scratch = scratch_attention}
-#define RULES_CROSS_ENTROPY {ROWWISE}
+/* Vocabulary-parallel (Shoeybi et al. 2019, §3): the logits split by class, the labels
+ * whole; the forward all-reduces three floats per row (max, sum of exponentials, target). */
+#define RULES_CROSS_ENTROPY {                                                           \
+    .modes = {M(DATA, R, R, ALWAYS), M(DATA, B, B, BATCH), M2(COL, F, R, F, IN_FEAT)},  \
+    .nmodes = 3, .own_fwd = {[STRAT_COL] = 3}, .stash = stash_cross_entropy}
 #define RULES_MSE {ROWWISE}
 /* clang-format on */
 
@@ -149,10 +162,23 @@ int rules_modes(const IrNode *n, int t, int64_t b, int64_t in_feat, int64_t out_
     return k;
 }
 
+Layout rules_mode_in(const RuleMode *m, int k) {
+    return k == 1 && m->in1 > 0 ? (Layout)(m->in1 - 1) : m->in;
+}
+
 bool rules_layout_ok(OpKind op, Strategy st, Layout in, Layout out) {
     const OpRules *r = &pass_rules[op];
     for (int i = 0; i < r->nmodes; i++)
         if (r->modes[i].strat == st && r->modes[i].in == in && r->modes[i].out == out) return true;
+    return false;
+}
+
+bool rules_in1_ok(OpKind op, Strategy st, Layout in, Layout in1) {
+    const OpRules *r = &pass_rules[op];
+    for (int i = 0; i < r->nmodes; i++)
+        if (r->modes[i].strat == st && r->modes[i].in == in &&
+            rules_mode_in(&r->modes[i], 1) == in1)
+            return true;
     return false;
 }
 

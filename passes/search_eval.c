@@ -129,6 +129,8 @@ static void eval_node_into(const Search *s, int p, int mi, StageAcc *a) {
     const ModeCost *mc = &s->mc[p * MAX_MODES + mi];
     if (s->rc[p]) {
         a->rcf += mc->fwd;
+        a->rcc += mc->own_fwd_time; /* its forward's own all-reduces run again */
+        a->rbytes += mc->own_fwd_bytes;
         a->racts += mc->act_bytes;
         a->rcn++;
         s->intern[IR_NODE(s->g, p)->output * 4 + s->modes[p * MAX_MODES + mi].out] = 1;
@@ -230,6 +232,7 @@ static void plan_bytes(const Search *s, const Cand *c, const int *mode, Plan *pl
     for (int p = 0; p < s->N; p++) {
         const ModeCost *mc = &s->mc[p * MAX_MODES + mode[p]];
         per[plan->nodes[p].stage] += mc->sync_bytes + mc->own_bytes * c->m;
+        if (s->rc[p]) per[plan->nodes[p].stage] += mc->own_fwd_bytes * c->m;
     }
     for (int i = 0; i < plan->nreshards; i++) {
         const PlanReshard *r = &plan->reshards[i];
@@ -281,7 +284,9 @@ Plan *search_plan_eval_new(Search *s, const Cand *c, const int *mode, const int 
         pn->fwd_time = mc->fwd;
         pn->bwd_time = mc->bwd;
         pn->own_bwd = mc->own_coll;
-        pn->own_bwd_bytes = mc->own_bytes;
+        pn->own_bwd_bytes = mc->own_bytes - mc->own_fwd_bytes;
+        pn->own_fwd = mc->own_fwd;
+        pn->own_fwd_bytes = mc->own_fwd_bytes;
         pn->grad_group = mc->sync_group;
         pn->grad_bytes = mc->sync_bytes;
         pn->param_bytes = mc->param_bytes;

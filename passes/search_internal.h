@@ -53,7 +53,10 @@ typedef struct ModeCost {
     double own;      /* the layer's own collective per micro-batch */
     CollKind own_coll;
     int64_t own_n, own_bytes;
-    double sync; /* gradient all-reduce per step */
+    int own_fwd;           /* of which all-reduces in the forward (rules.c own_fwd) */
+    int64_t own_fwd_bytes; /* and their bytes (per micro-batch, in own_bytes too) */
+    double own_fwd_time;   /* and their time (in own too): run again when recomputed */
+    double sync;           /* gradient all-reduce per step */
     int64_t sync_bytes, param_bytes;
     GroupKind sync_group;
     double unhidden;   /* u: sync beyond the layer's backward compute */

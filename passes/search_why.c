@@ -82,6 +82,20 @@ static void node_alts(const Search *s, const Cand *c, Plan *plan, int p, int cho
     }
 }
 
+/* A vocabulary-parallel loss against the loss on gathered logits (docs/cost-model.md). */
+static const char *vocab_reason(const PlanNode *pn, Arena *A) {
+    char b1[32], b2[32];
+    const PlanAlt *me = &pn->alt[pn->strat], *ot = &pn->alt[STRAT_DATA];
+    if (!ot->feasible)
+        return arena_printf(A, "vocab-parallel: %d all-reduces of one float per row (%s per step)",
+                            pn->own_fwd, units_bytes(b1, sizeof b1, me->comm_bytes));
+    return arena_printf(A,
+                        "vocab-parallel: %d all-reduces of one float per row, %s per step, "
+                        "instead of gathering the logits for data, %s",
+                        pn->own_fwd, units_bytes(b1, sizeof b1, me->comm_bytes),
+                        units_bytes(b2, sizeof b2, ot->comm_bytes));
+}
+
 static const char *node_reason(const Search *s, const Cand *c, Plan *plan, int p) {
     const IrNode *n = IR_NODE(s->g, p);
     PlanNode *pn = &plan->nodes[p];
@@ -95,6 +109,7 @@ static const char *node_reason(const Search *s, const Cand *c, Plan *plan, int p
     if (c->t == 1)
         return arena_printf(A, "t = 1: the layer runs whole on each of the %d data replica%s", c->d,
                             c->d == 1 ? "" : "s");
+    if (pn->own_fwd) return vocab_reason(pn, A);
     if (!(ir_ops[n->op].flags & OPF_PARAMS) || ir_ops[n->op].strats == STRATF_DATA)
         return arena_printf(A, "computes on layout %s, the cheapest for its neighbours",
                             plan_layout_name(pn->out_layout));

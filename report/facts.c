@@ -33,6 +33,15 @@ bool report_strat_allowed(const IrNode *n, Strategy s) {
     return (ir_ops[n->op].strats & (1u << s)) != 0;
 }
 
+bool report_alt_shown(const IrNode *n, const PlanNode *pn, Strategy s) {
+    return report_strat_allowed(n, s) || (s == pn->strat && s != STRAT_DATA);
+}
+
+const char *report_chosen_name(const IrNode *n, const PlanNode *pn) {
+    if (!report_has_choice(n) && pn->strat == STRAT_DATA) return "-";
+    return plan_node_strategy_name(n->op, pn->strat);
+}
+
 /* Gradients of activations travel back across a cut; inputs and labels need none. */
 static bool value_needs_grad(const IrGraph *g, int v) { return IR_VALUE(g, v)->kind == VAL_ACT; }
 
@@ -64,7 +73,7 @@ const char *report_layer_reason(const IrGraph *g, int i, char *buf, size_t n) {
                  nd->annot.strat_loc.line, nd->annot.strat_loc.col);
         return buf;
     }
-    if (!report_has_choice(nd)) {
+    if (!report_has_choice(nd) && pn->strat == STRAT_DATA) {
         snprintf(buf, n, "follows its input's layout (%s)", plan_layout_name(pn->out_layout));
         return buf;
     }
@@ -80,10 +89,10 @@ const char *report_layer_reason(const IrGraph *g, int i, char *buf, size_t n) {
         return buf;
     }
     const PlanAlt *o = &pn->alt[best];
-    snprintf(buf, n, "%s: moves %s (%s) instead of %s (%s) for %s", plan_strategy_name(pn->strat),
-             units_bytes(b1, sizeof b1, c->comm_bytes), units_time(t1, sizeof t1, c->time),
-             units_bytes(b2, sizeof b2, o->comm_bytes), units_time(t2, sizeof t2, o->time),
-             plan_strategy_name((Strategy)best));
+    snprintf(buf, n, "%s: moves %s (%s) instead of %s (%s) for %s",
+             plan_node_strategy_name(nd->op, pn->strat), units_bytes(b1, sizeof b1, c->comm_bytes),
+             units_time(t1, sizeof t1, c->time), units_bytes(b2, sizeof b2, o->comm_bytes),
+             units_time(t2, sizeof t2, o->time), plan_node_strategy_name(nd->op, (Strategy)best));
     return buf;
 }
 

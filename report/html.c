@@ -180,7 +180,7 @@ static void html_mesh(const IrGraph *g, FILE *out) {
 static void alt_cell(FILE *out, const IrNode *n, const PlanNode *pn, Strategy s, int64_t bmax,
                      double tmax) {
     const PlanAlt *a = &pn->alt[s];
-    if (!report_strat_allowed(n, s) || !a->feasible) {
+    if (!report_alt_shown(n, pn, s) || !a->feasible) {
         fputs("<td data-v=\"-1\"><span class=\"alt na\">n/a</span></td>", out);
         return;
     }
@@ -211,14 +211,13 @@ static void layer_row(const IrGraph *g, int i, FILE *out) {
     int64_t bmax = 0;
     double tmax = 0;
     for (int s = 0; s < STRAT__COUNT; s++)
-        if (report_strat_allowed(n, (Strategy)s) && pn->alt[s].feasible) {
+        if (report_alt_shown(n, pn, (Strategy)s) && pn->alt[s].feasible) {
             if (pn->alt[s].comm_bytes > bmax) bmax = pn->alt[s].comm_bytes;
             if (pn->alt[s].time > tmax) tmax = pn->alt[s].time;
         }
     for (int s = 0; s < STRAT__COUNT; s++)
         alt_cell(out, n, pn, (Strategy)s, bmax, tmax);
-    fprintf(out, "<td>%s%s</td><td class=\"why\">",
-            report_has_choice(n) ? plan_strategy_name(pn->strat) : "-",
+    fprintf(out, "<td>%s%s</td><td class=\"why\">", report_chosen_name(n, pn),
             pn->forced ? " (forced)" : "");
     html_esc(out, report_layer_reason(g, i, b[2], sizeof b[2]));
     fputs("</td></tr>\n", out);

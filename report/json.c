@@ -193,10 +193,12 @@ static void json_alts(Json *j, const IrNode *n, const PlanNode *pn) {
     json_open(j, "alternatives", '[');
     for (int s = 0; s < STRAT__COUNT; s++) {
         const PlanAlt *a = &pn->alt[s];
-        bool ok = report_strat_allowed(n, (Strategy)s) && a->feasible;
+        bool ok = report_alt_shown(n, pn, (Strategy)s) && a->feasible;
         json_open_inline(j, NULL, '{');
-        json_str(j, "strategy", plan_strategy_name((Strategy)s));
-        json_bool(j, "allowed", report_strat_allowed(n, (Strategy)s));
+        json_str(j, "strategy",
+                 report_alt_shown(n, pn, (Strategy)s) ? plan_node_strategy_name(n->op, (Strategy)s)
+                                                      : plan_strategy_name((Strategy)s));
+        json_bool(j, "allowed", report_alt_shown(n, pn, (Strategy)s));
         json_bool(j, "feasible", ok);
         json_bool(j, "chosen", pn->strat == (Strategy)s);
         if (ok) {
@@ -230,7 +232,7 @@ static void json_layer(Json *j, const IrGraph *g, int i) {
     json_count(j, "flops_fwd", n->flops_fwd);
     json_count(j, "flops_bwd", n->flops_bwd);
     json_int(j, "stage", pn->stage);
-    json_str(j, "strategy", plan_strategy_name(pn->strat));
+    json_str(j, "strategy", plan_node_strategy_name(n->op, pn->strat));
     json_bool(j, "has_choice", report_has_choice(n));
     json_bool(j, "forced", pn->forced);
     json_open_inline(j, "in_layouts", '[');

@@ -63,6 +63,11 @@ int64_t report_total_params(const IrGraph *g);
 /* The strategy is a real choice only for ops that allow more than one. */
 bool report_has_choice(const IrNode *n);
 bool report_strat_allowed(const IrNode *n, Strategy s);
+/* Whether the report shows alternative s of node n: its op allows it, or the plan chose it (a
+ * vocabulary-parallel loss, a mode of the rules table the op's annotations do not name). */
+bool report_alt_shown(const IrNode *n, const PlanNode *pn, Strategy s);
+/* The "chosen" cell: the strategy's name for the node, or "-" when it only follows its input. */
+const char *report_chosen_name(const IrNode *n, const PlanNode *pn);
 int64_t report_cut_bytes_per_step(const IrGraph *g, const PlanCut *c);
 const char *report_opt_name(OptKind k);
 /* Whether the per-stage savings (precision, recomputation, ZeRO and the memory each saved) are

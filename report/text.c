@@ -195,7 +195,7 @@ static void text_recompute(const IrGraph *g, FILE *out) {
 /* One alternative's cell: "*  2.00 MB  40.1 µs", or "n/a" when the op or shapes forbid. */
 static void alt_cell(Table *t, const IrNode *n, const PlanNode *pn, Strategy s) {
     const PlanAlt *a = &pn->alt[s];
-    if (!report_strat_allowed(n, s) || !a->feasible) {
+    if (!report_alt_shown(n, pn, s) || !a->feasible) {
         table_add(t, "%s", "n/a");
         return;
     }
@@ -244,8 +244,7 @@ static void text_choice_row(Table *t, const IrGraph *g, int i) {
     table_add(t, "%s", n->name);
     for (int s = 0; s < STRAT__COUNT; s++)
         alt_cell(t, n, pn, (Strategy)s);
-    table_add(t, "%s%s", report_has_choice(n) ? plan_strategy_name(pn->strat) : "-",
-              pn->forced ? " (forced)" : "");
+    table_add(t, "%s%s", report_chosen_name(n, pn), pn->forced ? " (forced)" : "");
     table_note(t, arena_printf(t->a, "      why: %s", report_layer_reason(g, i, why, sizeof why)));
 }
 

@@ -296,6 +296,17 @@ void mprt_allreduce(MprtGroup g, float *buf, int64_t count) {
                    MPI_Wtime() - t0);
 }
 
+void mprt_allreduce_max(MprtGroup g, float *buf, int64_t count) {
+    int n = to_int(count, "MPI_Allreduce");
+    int G = mprt_group_size(g);
+    double t0 = MPI_Wtime();
+    if (G > 1)
+        COLLECTIVE(g, MPI_Allreduce, MPI_Iallreduce, MPI_IN_PLACE, buf, n, MPI_FLOAT, MPI_MAX,
+                   R.comm[g]);
+    mprt_stats_add(MPRT_ALLREDUCE, g, mprt_coll_bytes(MPRT_ALLREDUCE, G, 4 * count),
+                   MPI_Wtime() - t0);
+}
+
 /* ───────────────────────────── gradient all-reduces in flight ───────────────────────────── */
 
 static void inflight_grow(void) {

@@ -104,6 +104,8 @@ int64_t mprt_coll_bytes(MprtColl k, int64_t g, int64_t n);
 
 /* In-place sum over the group of n floats. n = 4·count bytes. */
 void mprt_allreduce(MprtGroup g, float *buf, int64_t count);
+/* In-place maximum over the group, counted as an all-reduce of the same bytes. */
+void mprt_allreduce_max(MprtGroup g, float *buf, int64_t count);
 
 /* The gradient all-reduces overlapped with backward (docs/runtime.md, "Overlap"):
  * mprt_allreduce_start begins the same in-place sum as mprt_allreduce without waiting

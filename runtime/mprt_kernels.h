@@ -230,6 +230,20 @@ void mprt__logits_captured(const float *logits, int M, int V);
 void mprt__ce_counted(const float *logits, const int32_t *labels, int M, int V);
 void mprt_cross_entropy_backward(float *restrict dlogits, const float *restrict logits,
                                  const int32_t *restrict labels, int M, int V, float scale);
+/* Vocabulary-parallel cross-entropy (Shoeybi et al. 2019, §3; docs/runtime.md): this rank holds
+ * logits[M, Vl], classes [v0, v0 + Vl) of V, and every rank of the tensor group the same M
+ * labels. The forward all-reduces over MPRT_TENSOR the row maxima (max), then the sums of
+ * exp(x − max) and the target's logit (sum; only its owner adds it), so every rank returns
+ * the whole loss, scale · Σ_m (log Σ exp(x − max) + max − x[label]); stash [3, M] keeps max,
+ * log Σ and the target logit per row for the backward, which is local:
+ * dlogits[m, j] += scale · (softmax − onehot) on the owned classes. Rows with labels outside
+ * [0, V) are ignored as in mprt_cross_entropy_forward. */
+double mprt_vocab_ce_forward(const float *restrict logits, const int32_t *restrict labels,
+                             float *restrict stash, int M, int Vl, int64_t v0, int64_t V,
+                             float scale);
+void mprt_vocab_ce_backward(float *restrict dlogits, const float *restrict logits,
+                            const int32_t *restrict labels, const float *restrict stash, int M,
+                            int Vl, int64_t v0, int64_t V, float scale);
 /* pred, target [n]: returns scale · Σ (pred − target)²  (scale = 1 / global element count
  * for PyTorch's mean).  Backward: dpred += 2·scale·(pred − target). */
 double mprt_mse_forward(const float *restrict pred, const float *restrict target, int64_t n,

@@ -128,6 +128,8 @@ def main():
     p.add_argument("--timeout", type=int, default=600)
     p.add_argument("--werror", action="store_true")
     p.add_argument("-D", dest="defs", action="append", default=[])
+    p.add_argument("--model-D", dest="model_defs", action="append", default=[],
+                   help="a -D setting for --model's builds only, not the --ref run (plan.mesh)")
     p.add_argument("--tokens", choices=["flat", "llmc"],
                    help="train every run on a token stream of this layout (--data)")
     p.add_argument("--vocab", type=int, default=30, help="the token stream's vocabulary")
@@ -154,7 +156,7 @@ def main():
             print(r.stdout)
             return 1
     for n in counts:
-        exe = build(a, a.model, n, tag, extra)
+        exe = build(a, a.model, n, tag, extra + sum((["-D", d] for d in a.model_defs), []))
         r, losses, bytes_ok, np_ = train(a, exe, flags + ["--profile", exe + ".profile.json"])
         if r.returncode != 0 or len(losses) != a.steps:
             failures.append(f"{n} devices: exit {r.returncode}, {len(losses)} progress lines\n{r.stdout}")

@@ -1,0 +1,80 @@
+/*
+ * kernels_vocab.c: cross-entropy on logits split by class over the tensor group (the
+ * vocabulary-parallel loss of Shoeybi et al. 2019, §3; docs/runtime.md).
+ *
+ * A column-split LM head leaves each tensor rank with its slice [v0, v0 + Vl) of every row's
+ * logits. Instead of gathering the rows (M·V floats), the ranks agree on three floats per row:
+ * the row maximum (all-reduce max), then the sum of exp(x − max) over their slices and the
+ * target's logit, which only the rank owning the label adds (two all-reduce sums). Each rank
+ * then knows the whole loss, and the gradient softmax − onehot of its own slice needs nothing
+ * more: the backward is local. The three values per row are kept in a stash [3, M] for it.
+ * The all-reduces are counted by the runtime like any other (the planner predicts them as the
+ * layer's own forward collectives, rules.c own_fwd).
+ */
+#include "mprt.h"
+#include "mprt_kernels.h"
+
+#include "kernels_math.h"
+
+#include <math.h>
+#include <stddef.h>
+
+static int owns(int32_t label, int64_t v0, int Vl) { return label >= v0 && label < v0 + Vl; }
+
+/* Row maxima of the local slices into mx [M]. */
+static void local_max(const float *restrict logits, float *restrict mx, int M, int Vl) {
+    for (int m = 0; m < M; m++) {
+        const float *row = logits + (size_t)m * (size_t)Vl;
+        float v = Vl > 0 ? row[0] : -INFINITY;
+        for (int j = 1; j < Vl; j++)
+            v = row[j] > v ? row[j] : v;
+        mx[m] = v;
+    }
+}
+
+/* Σ exp(x − mx) over the local slice into sum [M], the target's logit into tgt [M] (0 unless
+ * this rank owns the label). */
+static void local_sums(const float *restrict logits, const int32_t *restrict labels,
+                       const float *restrict mx, float *restrict sum, float *restrict tgt, int M,
+                       int Vl, int64_t v0) {
+    for (int m = 0; m < M; m++) {
+        const float *row = logits + (size_t)m * (size_t)Vl;
+        float s = 0.0f;
+        for (int j = 0; j < Vl; j++)
+            s += mprt_ew_expf(row[j] - mx[m]);
+        sum[m] = s;
+        tgt[m] = owns(labels[m], v0, Vl) ? row[labels[m] - v0] : 0.0f;
+    }
+}
+
+double mprt_vocab_ce_forward(const float *restrict logits, const int32_t *restrict labels,
+                             float *restrict stash, int M, int Vl, int64_t v0, int64_t V,
+                             float scale) {
+    float *mx = stash, *lse = stash + M, *tgt = stash + 2 * (size_t)M;
+    local_max(logits, mx, M, Vl);
+    mprt_allreduce_max(MPRT_TENSOR, mx, M);
+    local_sums(logits, labels, mx, lse, tgt, M, Vl, v0);
+    mprt_allreduce(MPRT_TENSOR, lse, M);
+    mprt_allreduce(MPRT_TENSOR, tgt, M);
+    double loss = 0.0;
+    for (int m = 0; m < M; m++) {
+        lse[m] = logf(lse[m]);
+        if (labels[m] < 0 || labels[m] >= V) continue; /* ignored row */
+        loss += (double)(lse[m] - (tgt[m] - mx[m]));
+    }
+    return loss * (double)scale;
+}
+
+void mprt_vocab_ce_backward(float *restrict dlogits, const float *restrict logits,
+                            const int32_t *restrict labels, const float *restrict stash, int M,
+                            int Vl, int64_t v0, int64_t V, float scale) {
+    const float *mx = stash, *lse = stash + M;
+    for (int m = 0; m < M; m++) {
+        if (labels[m] < 0 || labels[m] >= V) continue; /* ignored row */
+        const float *row = logits + (size_t)m * (size_t)Vl;
+        float *d = dlogits + (size_t)m * (size_t)Vl;
+        for (int j = 0; j < Vl; j++)
+            d[j] += scale * mprt_ew_expf(row[j] - mx[m] - lse[m]);
+        if (owns(labels[m], v0, Vl)) d[labels[m] - v0] -= scale;
+    }
+}
