@@ -65,6 +65,8 @@ void mprt__wire_zero_reduce_scatter(MprtGroup g, const float *full, float *out, 
 void mprt__wire_zero_allgather(MprtGroup g, float *full, int64_t count, const int *c);
 #endif
 void mprt__wait_init(void);
+/* Whether mprt_kernels_eval is on (validation, --generate): kernels_vocab.c then gathers. */
+int mprt__kernels_evaluating(void);
 uint16_t *mprt__bf16_buf(int slot, int64_t n);
 /* Whether the bf16 wire is on and the counters run (comm_bf16.c). */
 bool mprt__wire(void);

@@ -363,6 +363,7 @@ static void dropout_apply(float *dst, const float *src, int N, MprtDropShard sh,
 
 static int eval_mode; /* mprt_kernels_eval */
 void mprt_kernels_eval(int on) { eval_mode = on; }
+int mprt__kernels_evaluating(void) { return eval_mode; }
 
 void mprt_dropout_forward(float *restrict out, const float *restrict x, int N, MprtDropShard sh,
                           float p, uint64_t seed, uint32_t layer, int64_t step, int training) {

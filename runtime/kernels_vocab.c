@@ -9,15 +9,17 @@
  * then knows the whole loss, and the gradient softmax − onehot of its own slice needs nothing
  * more: the backward is local. The three values per row are kept in a stash [3, M] for it.
  * The all-reduces are counted by the runtime like any other (the planner predicts them as the
- * layer's own forward collectives, rules.c own_fwd).
+ * layer's own forward collectives, rules.c own_fwd). Only an evaluation (validation accuracy,
+ * --generate) gathers whole rows, for the hooks that read them.
  */
-#include "mprt.h"
+#include "internal.h"
 #include "mprt_kernels.h"
 
 #include "kernels_math.h"
 
 #include <math.h>
 #include <stddef.h>
+#include <stdlib.h>
 
 static int owns(int32_t label, int64_t v0, int Vl) { return label >= v0 && label < v0 + Vl; }
 
@@ -47,10 +49,24 @@ static void local_sums(const float *restrict logits, const int32_t *restrict lab
     }
 }
 
+/* While an evaluation runs (validation accuracy, --generate's draw: mprt_kernels_eval), the
+ * hooks that read whole rows get them: the tensor group gathers the logits (not plan traffic:
+ * validation pauses the counters; a generated token costs one forward anyway). */
+static void eval_hooks(const float *logits, const int32_t *labels, int M, int Vl, int64_t V) {
+    if (!mprt__kernels_evaluating()) return;
+    float *full = malloc(sizeof(float) * (size_t)M * (size_t)V);
+    if (!full) mprt_fatal("cross-entropy: out of memory gathering %d rows of logits", M);
+    mprt_allgather(MPRT_TENSOR, logits, full, M, Vl, 1);
+    mprt__logits_captured(full, M, (int)V);
+    mprt__ce_counted(full, labels, M, (int)V);
+    free(full);
+}
+
 double mprt_vocab_ce_forward(const float *restrict logits, const int32_t *restrict labels,
                              float *restrict stash, int M, int Vl, int64_t v0, int64_t V,
                              float scale) {
     float *mx = stash, *lse = stash + M, *tgt = stash + 2 * (size_t)M;
+    eval_hooks(logits, labels, M, Vl, V);
     local_max(logits, mx, M, Vl);
     mprt_allreduce_max(MPRT_TENSOR, mx, M);
     local_sums(logits, labels, mx, lse, tgt, M, Vl, v0);

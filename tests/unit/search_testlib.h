@@ -63,6 +63,9 @@ static inline unsigned rnd(unsigned n) {
     return (unsigned)((rng_state >> 33) % n);
 }
 
+/* The LM head's classes of random_model: a few (0), or a vocabulary (test_vocab_brute). */
+static int head_vocab;
+
 /* A random model of ≤ 8 layers: linears, elementwise ops, layernorms, residual adds. */
 static inline char *random_model(int *nlayers) {
     static char buf[4096];
@@ -115,7 +118,7 @@ static inline char *random_model(int *nlayers) {
     }
     k += snprintf(buf + k, sizeof buf - (size_t)k,
                   "    o = linear(%s, %d);\n    loss = cross_entropy(o, y);\n}\n", names[nv - 1],
-                  widths[rnd(4)]);
+                  head_vocab ? head_vocab * (1 + (int)rnd(8)) : widths[rnd(4)]);
     *nlayers = n + 2;
     return buf;
 }

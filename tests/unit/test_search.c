@@ -441,6 +441,74 @@ static void test_recompute_memory(void) {
     model_free(&b);
 }
 
+/* The vocabulary-parallel loss (docs/cost-model.md §7c): random models whose head has 1024 to
+ * 8192 classes, so the search weighs the loss on gathered logits against the three all-reduces;
+ * the search matches brute force (which enumerates the same modes) and some plans choose it. */
+static void test_vocab_brute(void) {
+    int cases = 0, same = 0, vocab = 0;
+    head_vocab = 1024;
+    for (uint64_t seed = 1; cases < 80; seed++) {
+        rng_state = seed * 0x2545F4914F6CDD1Dull;
+        int nl;
+        char *src = random_model(&nl), defs[8][64];
+        const char *dv[9];
+        random_cluster(defs, dv);
+        Model m;
+        model_build(&m, src, dv, false);
+        if (!m.ok) {
+            model_free(&m);
+            continue;
+        }
+        double bf = plan_brute_force(m.g, &m.diag);
+        bool ok = pass_plan(m.g, &m.diag);
+        cases++;
+        if (bf == INFINITY ? !ok : ok && fabs(m.g->plan->totals.step_time - bf) <= 1e-9 * bf)
+            same++;
+        else
+            fprintf(stderr, "vocab seed %llu: search and brute force differ\n%s",
+                    (unsigned long long)seed, src);
+        if (ok && m.g->plan->nodes[m.g->loss_node].own_fwd) vocab++;
+        model_free(&m);
+    }
+    head_vocab = 0;
+    printf("vocab heads: %d cases, %d same optimum as brute force, %d vocab-parallel\n", cases,
+           same, vocab);
+    CHECK(same == cases);
+    CHECK(vocab > 0);
+}
+
+/* A GPT-sized head on 2 tensor ranks: the loss is vocab-parallel with three all-reduces of one
+ * float per row; planned for the CUDA trainer, it gathers the logits instead. */
+static const char *const vocab_head = "model v {\n    input x: f32[batch, 512];\n"
+                                      "    label y: i32[batch];\n"
+                                      "    h = linear(x, 512);\n"
+                                      "    o = linear(h, 32768) @tensor(col);\n"
+                                      "    loss = cross_entropy(o, y);\n}\n"
+                                      "train { batch = 1024; microbatches = 1; }\n"
+                                      "cluster { devices = 2; preset = \"a100-nvlink\"; }\n";
+
+static void test_vocab_choice(void) {
+    for (int cuda = 0; cuda < 2; cuda++) {
+        Model m;
+        model_build(&m, vocab_head, NULL, false);
+        CHECK(m.ok);
+        if (!m.ok) {
+            model_free(&m);
+            return;
+        }
+        m.g->cuda_target = cuda;
+        CHECK(pass_plan(m.g, &m.diag));
+        const PlanNode *pn = &m.g->plan->nodes[m.g->loss_node];
+        CHECK(m.g->plan->t == 2);
+        CHECK(pn->strat == (cuda ? STRAT_DATA : STRAT_COL));
+        CHECK(pn->own_fwd == (cuda ? 0 : 3));
+        CHECK(pn->own_fwd_bytes == (cuda ? 0 : 3 * cost_coll_bytes(COLL_ALLREDUCE, 2, 4 * 1024)));
+        CHECK(strcmp(plan_node_strategy_name(OP_CROSS_ENTROPY, pn->strat),
+                     cuda ? "data" : "vocab-parallel") == 0);
+        model_free(&m);
+    }
+}
+
 int main(void) {
     test_design_example();
     test_megatron();
@@ -451,5 +519,7 @@ int main(void) {
     test_stash_memory();
     test_recompute_brute();
     test_recompute_memory();
+    test_vocab_choice();
+    test_vocab_brute();
     return TEST_RESULT();
 }
