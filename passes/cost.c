@@ -350,7 +350,8 @@ static Shape local_shape(const Search *s, const Cand *c, int v, Layout l) {
     Shape sh = IR_VALUE(s->g, v)->shape;
     sh.d[0] = c->b;
     if (c->t > 1 && l == LAYOUT_B) sh.d[0] /= c->t;
-    if (c->t > 1 && l == LAYOUT_F) sh.d[sh.rank == 4 ? 1 : sh.rank - 1] /= c->t;
+    /* a scalar (a vocabulary-parallel loss's value, "F" as its input) has nothing to split */
+    if (c->t > 1 && l == LAYOUT_F && sh.rank > 0) sh.d[sh.rank == 4 ? 1 : sh.rank - 1] /= c->t;
     return sh;
 }
 
