@@ -224,8 +224,10 @@ static void emit_buffers(Emit *e) {
       "static float *scratch, *xfer; /* kernel scratch; collective staging%s */\n"
       "static float *gbase;           /* this stage's activation gradients%s */\n"
       "static float *fbase;           /* this stage's activations%s */\n"
-      "static int32_t *ibase;         /* this stage's integer inputs and argmaxes%s */\n",
-      where, where, where, where);
+      "static int32_t *ibase;         /* this stage's integer inputs and argmaxes%s */\n"
+      "static float *xbase, *rfbase;   /* inputs and labels as loaded; recomputed copies%s */\n"
+      "static int32_t *xibase, *ribase; /* the same, integers%s */\n",
+      where, where, where, where, where, where);
     if (e->t->dev)
         E(e, "static double *dloss;          /* the step's loss, accumulated on the device */\n");
     E(e, "\n");

@@ -143,6 +143,10 @@ void emit_header(Emit *e);
 /* ── emit_buffers.c ── */
 /* The struct field of node id's extra buffer `what` ("stash", "argmax"). */
 const char *aux_field(Emit *e, int id, const char *what);
+/* The start of the call that allocates n floats (ints) of memory category cat ("ACTS"; the
+ * caller writes "n)"): counted on the C target (mprt_falloc_in(MPRT_MEM_ACTS, ), device memory
+ * on the CUDA one (mprt_cu_falloc(). */
+const char *cg_alloc(const Emit *e, bool ints, const char *cat);
 /* Stage s's buffer struct and its allocation function. */
 void emit_stage_struct(Emit *e, int s);
 void emit_alloc(Emit *e, int s);

@@ -74,83 +74,114 @@ void emit_stage_struct(Emit *e, int s) {
 static bool buf_rebuilt(Emit *e, int b) { return B(e, b)->rebuilt; }
 static bool node_rebuilt(Emit *e, int id) { return e->g->plan->nodes[id].recompute; }
 
-/* The offset of each field in its arena: the per-slot arenas f/n, or, for what recomputation
- * rebuilds, the stage's one copy rf/rn. */
+/* Whether buffer b holds an input or label (as loaded, or in another layout): the trainer's
+ * I/O, which the plan's activations leave out (docs/runtime.md, "Memory"). */
+static bool buf_io(Emit *e, int b) { return BV(e, b)->kind != VAL_ACT; }
+
+const char *cg_alloc(const Emit *e, bool ints, const char *cat) {
+    if (e->t->dev) return ints ? "mprt_cu_ialloc(" : "mprt_cu_falloc(";
+    return arena_printf(e->a, "mprt_%salloc_in(MPRT_MEM_%s, ", ints ? "i" : "f", cat);
+}
+
+/* The offset of each field in its arena: the per-slot arenas f/n (activations) and x/xn
+ * (inputs and labels as loaded), or, for what recomputation rebuilds, the stage's one copy
+ * rf/rn. */
 typedef struct AllocSizes {
-    int64_t f, i, rf, ri;
+    int64_t f, i, xf, xi, rf, ri;
 } AllocSizes;
 
-static int64_t *alloc_off(AllocSizes *z, bool is_i, bool rebuilt) {
+static int64_t *alloc_off(AllocSizes *z, bool is_i, bool rebuilt, bool io) {
+    if (io) return is_i ? &z->xi : &z->xf;
     return rebuilt ? (is_i ? &z->ri : &z->rf) : (is_i ? &z->i : &z->f);
 }
 
-static const char *alloc_base(bool is_i, bool rebuilt) {
+static const char *alloc_base(bool is_i, bool rebuilt, bool io) {
+    if (io) return is_i ? "xn" : "x";
     return rebuilt ? (is_i ? "rn" : "rf") : (is_i ? "n" : "f");
+}
+
+/* Buffer b's arena offset, and `name = base + offset` for slot i. */
+static void alloc_field(Emit *e, int s, AllocSizes *z, const char *name, bool is_i, bool r, bool io,
+                        int64_t n) {
+    int64_t *off = alloc_off(z, is_i, r, io);
+    E(e, "        act%d[i].%s = %s + %lld;\n", s, name, alloc_base(is_i, r, io), (long long)*off);
+    *off += n;
 }
 
 static void emit_alloc_fields(Emit *e, int s) {
     const SchedStage *st = &e->s->stages[s];
-    AllocSizes z = {0, 0, 0, 0};
-    for (int b = 0; b < e->s->nbufs; b++) {
-        if (B(e, b)->stage != s) continue;
-        int64_t *off = alloc_off(&z, is_int(e, b), buf_rebuilt(e, b));
-        E(e, "        act%d[i].%s = %s + %lld;\n", s, e->bname[b],
-          alloc_base(is_int(e, b), buf_rebuilt(e, b)), (long long)*off);
-        *off += lnumel(e, b);
-    }
+    AllocSizes z = {0, 0, 0, 0, 0, 0};
+    for (int b = 0; b < e->s->nbufs; b++)
+        if (B(e, b)->stage == s)
+            alloc_field(e, s, &z, e->bname[b], is_int(e, b), buf_rebuilt(e, b), buf_io(e, b),
+                        lnumel(e, b));
     for (int id = st->first_node; id <= st->last_node; id++) {
         bool r = node_rebuilt(e, id);
-        if (node_stash(e, id)) {
-            int64_t *off = alloc_off(&z, false, r);
-            E(e, "        act%d[i].%s = %s + %lld;\n", s, aux_field(e, id, "stash"),
-              alloc_base(false, r), (long long)*off);
-            *off += node_stash(e, id);
-        }
-        if (node_istash(e, id)) {
-            int64_t *off = alloc_off(&z, true, r);
-            E(e, "        act%d[i].%s = %s + %lld;\n", s, aux_field(e, id, "argmax"),
-              alloc_base(true, r), (long long)*off);
-            *off += node_istash(e, id);
-        }
+        if (node_stash(e, id))
+            alloc_field(e, s, &z, aux_field(e, id, "stash"), false, r, false, node_stash(e, id));
+        if (node_istash(e, id))
+            alloc_field(e, s, &z, aux_field(e, id, "argmax"), true, r, false, node_istash(e, id));
     }
+}
+
+/* The stage's arena sizes; *gsz: its activation gradients, *scr: the largest scratch, *xf:
+ * its largest whole value (xfer holds two). */
+static AllocSizes alloc_sizes(Emit *e, int s, int64_t *gsz, int64_t *scr, int64_t *xf) {
+    const SchedStage *st = &e->s->stages[s];
+    AllocSizes z = {0, 0, 0, 0, 0, 0};
+    *gsz = 0, *scr = 1, *xf = 1;
+    for (int b = 0; b < e->s->nbufs; b++) {
+        if (B(e, b)->stage != s) continue;
+        *alloc_off(&z, is_int(e, b), buf_rebuilt(e, b), buf_io(e, b)) += lnumel(e, b);
+        if (B(e, b)->grad) *gsz += lnumel(e, b);
+        if (ir_shape_numel(&B(e, b)->full) > *xf) *xf = ir_shape_numel(&B(e, b)->full);
+    }
+    for (int id = st->first_node; id <= st->last_node; id++) {
+        *alloc_off(&z, false, node_rebuilt(e, id), false) += node_stash(e, id);
+        *alloc_off(&z, true, node_rebuilt(e, id), false) += node_istash(e, id);
+        if (node_scratch(e, id) > *scr) *scr = node_scratch(e, id);
+    }
+    return z;
+}
+
+/* `float *NAME = ALLOC(n);` of category cat, or NULL when n is 0; and `BASE = NAME, `. */
+static void alloc_arena(Emit *e, bool ints, const char *name, const char *cat, int64_t n,
+                        const char *what) {
+    E(e, "    %s *%s = ", ints ? "int32_t" : "float", name);
+    if (n)
+        E(e, "%s%lld); /* %s */\n", cg_alloc(e, ints, cat), (long long)n, what);
+    else
+        E(e, "NULL; /* %s: none */\n", what);
 }
 
 /* The allocation function is written out directly (no helper) so the offsets are visible. What
  * recomputation rebuilds (SchedBuf.rebuilt, the recomputed layers' stashes) is allocated once
- * and shared by every slot: only the micro-batch whose backward runs needs it. */
+ * and shared by every slot: only the micro-batch whose backward runs needs it. Each arena is
+ * allocated in its memory category (mprt_falloc_in), exactly its size, so the trainer's count
+ * is the plan's (docs/runtime.md, "Memory"). */
 void emit_alloc(Emit *e, int s) {
     const SchedStage *st = &e->s->stages[s];
-    AllocSizes z = {0, 0, 0, 0};
-    int64_t gsz = 0, scr = 1, xf = 1;
-    for (int b = 0; b < e->s->nbufs; b++) {
-        if (B(e, b)->stage != s) continue;
-        *alloc_off(&z, is_int(e, b), buf_rebuilt(e, b)) += lnumel(e, b);
-        if (B(e, b)->grad) gsz += lnumel(e, b);
-        if (ir_shape_numel(&B(e, b)->full) > xf) xf = ir_shape_numel(&B(e, b)->full);
-    }
-    for (int id = st->first_node; id <= st->last_node; id++) {
-        *alloc_off(&z, false, node_rebuilt(e, id)) += node_stash(e, id);
-        *alloc_off(&z, true, node_rebuilt(e, id)) += node_istash(e, id);
-        if (node_scratch(e, id) > scr) scr = node_scratch(e, id);
-    }
+    int64_t gsz, scr, xf, k = st->stash;
+    AllocSizes z = alloc_sizes(e, s, &gsz, &scr, &xf);
     E(e, "static void stage%d_alloc(void) {\n", s);
-    E(e, "    float *f = %sfalloc((int64_t)%d * %lld), *g = %sfalloc(%lld);\n", pfx(e), st->stash,
-      (long long)(z.f + 1), pfx(e), (long long)(gsz + 1));
-    E(e, "    int32_t *n = %sialloc((int64_t)%d * %lld);\n", pfx(e), st->stash,
-      (long long)(z.i + 1));
-    if (z.rf)
-        E(e, "    float *rf = %sfalloc(%lld); /* recomputed layers: one copy, rebuilt */\n", pfx(e),
-          (long long)z.rf);
-    if (z.ri)
-        E(e, "    int32_t *rn = %sialloc(%lld); /* recomputed layers: one copy, rebuilt */\n",
-          pfx(e), (long long)z.ri);
+    alloc_arena(e, false, "f", "ACTS", k * z.f, "activations, per slot");
+    alloc_arena(e, true, "n", "ACTS", k * z.i, "integer activations, per slot");
+    alloc_arena(e, false, "x", "IO", k * z.xf, "inputs and labels as loaded, per slot");
+    alloc_arena(e, true, "xn", "IO", k * z.xi, "integer inputs and labels as loaded, per slot");
+    alloc_arena(e, false, "rf", "ACTS", z.rf, "recomputed layers: one copy, rebuilt");
+    alloc_arena(e, true, "rn", "ACTS", z.ri, "recomputed layers: one copy, rebuilt");
+    alloc_arena(e, false, "g", "ACT_GRADS", gsz, "activation gradients, one micro-batch");
     E(e,
-      "    fbase = f, ibase = n, gbase = g;\n    scratch = %sfalloc(%lld), xfer = "
-      "%sfalloc(%lld);\n",
-      pfx(e), (long long)scr, pfx(e), (long long)(2 * xf));
-    E(e, "    for (int i = 0; i < %d; i++, f += %lld, n += %lld) {\n", st->stash,
-      (long long)(z.f + 1), (long long)(z.i + 1));
+      "    fbase = f, ibase = n, gbase = g, xbase = x, xibase = xn, rfbase = rf, ribase = rn;\n"
+      "    scratch = %s%lld), xfer = %s%lld);\n",
+      cg_alloc(e, false, "SCRATCH"), (long long)scr, cg_alloc(e, false, "BUFFERS"),
+      (long long)(2 * xf));
+    E(e, "    for (int i = 0; i < %lld; i++) {\n", (long long)k);
     emit_alloc_fields(e, s);
+    const char *base[4] = {"f", "n", "x", "xn"};
+    int64_t step[4] = {z.f, z.i, z.xf, z.xi};
+    for (int j = 0; j < 4; j++) /* the next slot (a NULL arena has no fields to move) */
+        if (step[j]) E(e, "        %s += %lld;\n", base[j], (long long)step[j]);
     E(e, "    }\n");
     int64_t go = 0;
     for (int b = 0; b < e->s->nbufs; b++) {

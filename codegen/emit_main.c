@@ -121,7 +121,8 @@ static void emit_zero_table(Emit *e) {
         E(e, "%s%lld", k ? ", " : "", (long long)tot[k]);
     E(e,
       "};\nstatic const MprtZero ZERO = {%d, ZERO_PARTS, %d, STAGE_PARAMS};\n"
-      "static float *gsh; /* this rank's parts of the reduced gradients */\n\n",
+      "static float *gsh; /* ZeRO-2: this rank's parts of the reduced gradients (ZeRO-1: NULL, "
+      "each part is reduced in place in grd) */\n\n",
       s->zero, n);
 }
 
@@ -360,14 +361,17 @@ void emit_summary(Emit *e) {
 static void emit_free_all(Emit *e) {
     E(e, "static void free_all(void) {\n");
     if (e->t->dev)
-        E(e, "    float *const dev[] = {prm, grd, opt1, opt2, fbase, gbase, scratch, xfer};\n"
+        E(e, "    float *const dev[] = {prm, grd, opt1, opt2, fbase, gbase, scratch, xfer, "
+             "xbase, rfbase};\n"
              "    for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) "
              "mprt_cu_free(dev[i]);\n"
-             "    mprt_cu_free(ibase), mprt_cu_free(dloss);\n");
+             "    mprt_cu_free(ibase), mprt_cu_free(xibase), mprt_cu_free(ribase), "
+             "mprt_cu_free(dloss);\n");
     else
         E(e, "    free(prm), free(grd), free(opt1), free(opt2), free(fbase), free(ibase), "
              "free(gbase);\n"
-             "    free(scratch), free(xfer);\n");
+             "    free(scratch), free(xfer), free(xbase), free(xibase), free(rfbase), "
+             "free(ribase);\n");
     if (e->s->zero) E(e, "    %s(gsh);\n", e->t->dev ? "mprt_cu_free" : "free");
     if (cg_bf16(e))
         E(e, "    mprt_bf16_weights(NULL, NULL, 0), mprt_set_wire_bf16(false), free(mst);\n");
@@ -375,6 +379,56 @@ static void emit_free_all(Emit *e) {
         if (IR_VALUE(e->g, v)->kind != VAL_ACT)
             E(e, "    mprt_data_close(&%s);\n", cg_mangle(e->a, "d", v, IR_VALUE(e->g, v)->name));
     E(e, "}\n\n");
+}
+
+/* The C trainer's parameter, gradient and optimizer arenas, each in its memory category
+ * (mprt_falloc_in) and exactly its size: the weights; the gradients whole (ZeRO-1 reduces
+ * each layer's part in place), or under ZeRO-2 whole plus this rank's parts; the optimizer
+ * states (one for SGD, two for Adam), under ZeRO this rank's parts only. */
+static void emit_setup_arenas(Emit *e) {
+    E(e, "    mprt_mem_reset(); /* counts what follows by category (mprt_check_memory) */\n"
+         "    int64_t np = STAGE_PARAMS[mesh->s];\n"
+         "    prm = mprt_falloc_in(MPRT_MEM_PARAMS, np), grd = mprt_falloc_in(MPRT_MEM_GRADS, "
+         "np);\n");
+    E(e, "    int64_t ns = %s;%s\n", e->s->zero ? "STAGE_SHARDS[mesh->s]" : "np",
+      e->s->zero ? " /* ZeRO: this rank's parts */" : "");
+    E(e, "    opt1 = mprt_falloc_in(MPRT_MEM_OPTIM, ns);\n");
+    if (e->g->train.opt != OPT_SGD) E(e, "    opt2 = mprt_falloc_in(MPRT_MEM_OPTIM, ns);\n");
+    if (e->s->zero == 2) E(e, "    gsh = mprt_falloc_in(MPRT_MEM_GRADS, ns);\n");
+}
+
+/* Bytes of the per-sample loss values stage k's activations count in the plan (4 per sample
+ * of a micro-batch, in the loss's layout, per micro-batch in flight): the trainer sums them
+ * into the step's loss instead of keeping them. */
+static int64_t loss_bytes(const Emit *e, int k) {
+    const SchedStage *st = &e->s->stages[k];
+    int64_t n = 0;
+    for (int id = st->first_node; id <= st->last_node; id++) {
+        const IrNode *nd = IR_NODE(e->g, id);
+        const PlanNode *pn = &e->g->plan->nodes[id];
+        if (IR_VALUE(e->g, nd->output)->shape.rank != 0) continue;
+        bool split = e->s->t > 1 && (pn->out_layout == LAYOUT_B || pn->out_layout == LAYOUT_F);
+        n += 4 * e->s->micro / (split ? e->s->t : 1) * (pn->recompute ? 1 : st->stash);
+    }
+    return n;
+}
+
+/* The plan's memory per device of each stage, by category (the report's "memory per device
+ * by stage"), which the C trainer's allocations are checked against (mprt_check_memory). */
+static void emit_memory(Emit *e) {
+    E(e, "/* The plan's bytes per device of each stage: parameters, gradients, optimizer "
+         "state,\n * activations, buffers (mprt_check_memory). */\n"
+         "static const MprtMemPredicted MEMORY[MESH_S] = {\n");
+    for (int k = 0; k < e->s->S; k++) {
+        const PlanStage *ps = &e->g->plan->stages[k];
+        E(e, "    {{%lld, %lld, %lld, %lld, %lld}, %lld},\n", (long long)ps->mem_params,
+          (long long)ps->mem_grads, (long long)ps->mem_optim, (long long)ps->mem_acts,
+          (long long)ps->mem_buffers, (long long)loss_bytes(e, k));
+    }
+    E(e,
+      "};\n/* Floats of each optimizer-state arena of stage s (ZeRO: this rank's parts). */\n"
+      "#define STATE_FLOATS(s) %s[s]\n\n",
+      e->s->zero ? "STAGE_SHARDS" : "STAGE_PARAMS");
 }
 
 /* After mprt_init: shared by the command line and the C API's create (emit_capi.c). */
@@ -394,22 +448,23 @@ static void emit_setup_rank(Emit *e) {
     E(e, "/* This rank's parameter and activation buffers, initial weights (from `seed`) "
          "and layer\n"
          " * timers. After mprt_init; free_all undoes it. */\n"
-         "static void setup_rank(void) {\n"
-         "    int64_t np = STAGE_PARAMS[mesh->s] + 1;\n");
-    if (e->t->dev) E(e, "    dloss = (double *)mprt_cu_malloc(sizeof(double));\n");
-    if (e->s->zero)
-        E(e,
-          "    int64_t ns = STAGE_SHARDS[mesh->s] + 1; /* ZeRO: this rank's parts */\n"
-          "    prm = %sfalloc(np), grd = %sfalloc(np), opt1 = %sfalloc(ns), opt2 = %sfalloc(ns);\n"
-          "    gsh = %sfalloc(ns);\n",
-          pfx(e), pfx(e), pfx(e), pfx(e), pfx(e));
+         "static void setup_rank(void) {\n");
+    if (e->t->dev && e->s->zero)
+        E(e, "    int64_t np = STAGE_PARAMS[mesh->s] + 1;\n"
+             "    dloss = (double *)mprt_cu_malloc(sizeof(double));\n"
+             "    int64_t ns = STAGE_SHARDS[mesh->s] + 1; /* ZeRO: this rank's parts */\n"
+             "    prm = mprt_cu_falloc(np), grd = mprt_cu_falloc(np), opt1 = mprt_cu_falloc(ns), "
+             "opt2 = mprt_cu_falloc(ns);\n    gsh = mprt_cu_falloc(ns);\n");
+    else if (e->t->dev)
+        E(e, "    int64_t np = STAGE_PARAMS[mesh->s] + 1;\n"
+             "    dloss = (double *)mprt_cu_malloc(sizeof(double));\n"
+             "    prm = mprt_cu_falloc(np), grd = mprt_cu_falloc(np), opt1 = mprt_cu_falloc(np), "
+             "opt2 = mprt_cu_falloc(np);\n");
     else
-        E(e,
-          "    prm = %sfalloc(np), grd = %sfalloc(np), opt1 = %sfalloc(np), opt2 = "
-          "%sfalloc(np);\n",
-          pfx(e), pfx(e), pfx(e), pfx(e));
+        emit_setup_arenas(e);
     if (cg_bf16(e))
-        E(e, "    mst = mprt_falloc(np); /* bf16: the f32 master weights; traffic in bf16 */\n"
+        E(e, "    mst = mprt_falloc_in(MPRT_MEM_OPTIM, np); /* bf16: the f32 master weights; "
+             "traffic in bf16 */\n"
              "    mprt_bf16_weights(mst, prm, np), mprt_set_wire_bf16(true);\n");
     E(e,
       "    STAGES[mesh->s].alloc();\n    mprt_params_init(&MODEL, %s, seed);\n"
@@ -467,6 +522,7 @@ static const char *token_input(Emit *e) {
 void emit_main(Emit *e) {
     bool dev = e->t->dev;
     emit_free_all(e);
+    if (!dev) emit_memory(e);
     emit_setup_rank(e);
     emit_open_data(e);
     E(e,
@@ -495,8 +551,10 @@ void emit_main(Emit *e) {
       x >= 0 ? "&" : "", x >= 0 ? cg_mangle(e->a, "d", x, IR_VALUE(e->g, x)->name) : "NULL",
       y >= 0 ? "&" : "", y >= 0 ? cg_mangle(e->a, "d", y, IR_VALUE(e->g, y)->name) : "NULL");
     E(e, "    &HF, /* --export-hf */\n");
-    E(e, "    %s, /* the gradients the non-finite guard checks%s */\n};\n\n", dev ? "NULL" : "&grd",
+    E(e, "    %s, /* the gradients the non-finite guard checks%s */\n", dev ? "NULL" : "&grd",
       dev ? " (device memory: the loss alone)" : "");
+    E(e, "    %s, /* the plan's memory per device, against what is allocated */\n};\n\n",
+      dev ? "NULL" : "MEMORY");
     E(e, "#ifndef MPCC_NO_MAIN /* defined when the trainer is built as a library (C API) */\n"
          "int main(int argc, char **argv) { return mprt_trainer_main(&TRAINER, argc, argv); "
          "}\n#endif\n");

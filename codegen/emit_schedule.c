@@ -183,19 +183,26 @@ static void emit_sync_call(Emit *e, const SchedSync *y, const char *indent) {
     E(e, ", %lld B */\n", (long long)y->bytes);
 }
 
-/* ZeRO (docs/runtime.md, "ZeRO"): the layer's gradients reduce-scattered into this rank's part
- * of gsh (at the layer's ZERO_PARTS soff), blocking. ZeRO-1 once, after the last micro-batch;
- * ZeRO-2 after every micro-batch, adding to the part and clearing the layer's gradients for
- * the next one. */
+/* ZeRO (docs/runtime.md, "ZeRO"): the layer's gradients reduce-scattered, blocking. ZeRO-1
+ * once, after the last micro-batch, in place (this rank's part lands at its place in grd);
+ * ZeRO-2 after every micro-batch into this rank's part of gsh (at the layer's ZERO_PARTS
+ * soff), adding to the part and clearing the layer's gradients for the next one. */
 static void emit_zero_sync(Emit *e, const SchedSync *y) {
     int64_t off = e->poff[y->first_param];
     E(e, "    %s{ /* ZeRO-%d: the gradients of ", e->s->zero == 1 ? "if (micro == MICRO - 1) " : "",
       e->s->zero);
     put_comment_text(e, IR_NODE(e->g, y->node)->name);
     E(e, ", %lld B with the all-gather */\n", (long long)y->bytes);
-    E(e, "        %szero_reduce_scatter(%s, grd + %lld, gsh + %lld, %lld, %lld, %s);\n", pfx(e),
-      group_c(y->group), (long long)off, (long long)cg_zero_soff(e, y->node), (long long)y->count,
-      (long long)y->shard, e->s->zero == 2 ? "micro > 0" : "false");
+    if (e->t->dev)
+        E(e, "        %szero_reduce_scatter(%s, grd + %lld, gsh + %lld, %lld, %lld, %s);\n", pfx(e),
+          group_c(y->group), (long long)off, (long long)cg_zero_soff(e, y->node),
+          (long long)y->count, (long long)y->shard, e->s->zero == 2 ? "micro > 0" : "false");
+    else
+        E(e, "        mprt_zero_reduce_scatter(%s, grd + %lld, %s, %lld, %lld, %s);\n",
+          group_c(y->group), (long long)off,
+          e->s->zero == 2 ? arena_printf(e->a, "gsh + %lld", (long long)cg_zero_soff(e, y->node))
+                          : "NULL",
+          (long long)y->count, (long long)y->shard, e->s->zero == 2 ? "micro > 0" : "false");
     if (e->s->zero == 2)
         E(e, "        %sgrd + %lld, sizeof(float) * %lld);\n", zero(e), (long long)off,
           (long long)y->count);

@@ -507,21 +507,24 @@ static int *zero_counts(int G, int64_t count, int64_t shard, const char *call) {
     return c;
 }
 
-void mprt_zero_reduce_scatter(MprtGroup g, const float *full, float *out, int64_t count,
-                              int64_t shard, bool add) {
+void mprt_zero_reduce_scatter(MprtGroup g, float *full, float *out, int64_t count, int64_t shard,
+                              bool add) {
     int G = mprt_group_size(g), me = mprt_group_rank(g);
     int *c = zero_counts(G, count, shard, "MPI_Reduce_scatter");
     double t0 = MPI_Wtime();
     bool wire = mprt__wire();
-    if (wire) {
-        mprt__wire_zero_reduce_scatter(g, full, out, count, c, add);
+    if (wire) { /* bf16 on the wire (comm_bf16.c); in place: full was packed first */
+        mprt__wire_zero_reduce_scatter(g, full, out ? out : full + c[G + me], count, c, out && add);
+    } else if (!out) { /* in place: the part lands at the start of full, then at its place */
+        check(MPI_Reduce_scatter(MPI_IN_PLACE, full, c, MPI_FLOAT, MPI_SUM, R.comm[g]),
+              "MPI_Reduce_scatter", g);
+        memmove(full + c[G + me], full, sizeof(float) * (size_t)c[me]);
     } else {
         float *dst = add ? scratch(shard > 0 ? shard : 1) : out;
         check(MPI_Reduce_scatter(full, dst, c, MPI_FLOAT, MPI_SUM, R.comm[g]), "MPI_Reduce_scatter",
               g);
-        if (add)
-            for (int i = 0; i < c[me]; i++)
-                out[i] += dst[i];
+        for (int i = 0; add && i < c[me]; i++)
+            out[i] += dst[i];
     }
     mprt_stats_add(MPRT_REDUCESCATTER, g,
                    mprt_coll_bytes(MPRT_REDUCESCATTER, G, (wire ? 2 : 4) * shard * G),

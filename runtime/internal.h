@@ -92,6 +92,9 @@ int mprt__agree_flag(int *argc, char ***argv, const char *flag, bool mine, int *
  * stage, the plan's predicted and the measured steady-state seconds per micro-batch. */
 struct cJSON;
 void mprt__layers_json(struct cJSON *rank);
+/* Adds this rank's "memory" object (trainer_mem.c): the plan's bytes and the allocated ones
+ * by category, once mprt_check_memory ran; nothing before. */
+void mprt__memory_json(struct cJSON *rank);
 /* While on (a validation's forwards, trainer_eval.c), the layer timer slots time nothing. */
 void mprt__timers_pause(bool on);
 

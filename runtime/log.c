@@ -301,6 +301,7 @@ static cJSON *rank_json(void) {
         cJSON_AddItemToArray(tm, e);
     }
     mprt__layers_json(r);
+    mprt__memory_json(r);
     return r;
 }
 

@@ -138,15 +138,16 @@ void mprt_reduce_scatter(MprtGroup g, const float *full, float *local, int64_t o
 /* ZeRO (docs/runtime.md, "ZeRO"): a tensor of `count` floats split over the G ranks of group g
  * into parts of `shard` floats (shard = ceil(count / G); the last parts short or empty).
  * mprt_zero_part: this rank's part, [*lo, *lo + n), n returned. mprt_zero_reduce_scatter: the
- * group's sum of `full`, this rank's part of it into `out` (added to it when `add`).
+ * group's sum of `full`, this rank's part of it into `out` (added to it when `add`), or with
+ * out NULL in place, at [lo, lo + n) of `full` (the rest of `full` is then undefined).
  * mprt_zero_allgather: every rank's part of `full` (in place) to every rank. Both count as
  * the padded tensor, n = 4·shard·G bytes, as the planner prices them. */
 int64_t mprt_zero_part(MprtGroup g, int64_t count, int64_t shard, int64_t *lo);
 /* The same split without a group, for rank r (pure; the CUDA collectives plan their padding
  * with it): [*lo, *lo + n), n returned, 0 <= n <= shard, *lo = min(shard·r, count). */
 int64_t mprt_zero_span(int64_t count, int64_t shard, int r, int64_t *lo);
-void mprt_zero_reduce_scatter(MprtGroup g, const float *full, float *out, int64_t count,
-                              int64_t shard, bool add);
+void mprt_zero_reduce_scatter(MprtGroup g, float *full, float *out, int64_t count, int64_t shard,
+                              bool add);
 void mprt_zero_allgather(MprtGroup g, float *full, int64_t count, int64_t shard);
 
 /* Local slice (R → B or R → F, no communication): copies this rank's slice of `full`

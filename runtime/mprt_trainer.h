@@ -87,7 +87,8 @@ void mprt_zero_take(const MprtZero *z, const float *full, float *shards);
 struct MprtModel;
 struct MprtHyper;
 /* The optimizer step (m->optimizer, hyper-parameters h, step t ≥ 1) on this rank's part of
- * every layer of its stage: gradients from gsh (grd for a layer without synchronisation),
+ * every layer of its stage: gradients from gsh (ZeRO-2), or with gsh NULL (ZeRO-1, reduced in
+ * place) from the part's place in grd; grd for a layer without synchronisation;
  * state in state[1], state[2] at the parts' offsets, parameters updated in place. */
 void mprt_zero_update(const struct MprtModel *m, float *prm, const float *grd, const float *gsh,
                       float *state[3], const struct MprtHyper *h, int64_t t);
@@ -205,6 +206,49 @@ typedef struct MprtArgs {
     const char *export_hf; /* --export-hf DIR: GPT-2 weights and config at the end, or NULL */
 } MprtArgs;
 
+/* ─────────────── memory: allocated against the plan's (trainer_mem.c) ─────────────── */
+
+/* What a trainer's buffers hold. The first MPRT_MEM_PLANNED are the planner's categories
+ * (report "memory per device by stage"); of those, the first MPRT_MEM_EXACT must be allocated
+ * exactly as predicted (docs/runtime.md, "Memory: allocated against predicted"). The rest are
+ * not in the plan. */
+typedef enum {
+    MPRT_MEM_PARAMS,    /* the weight arena */
+    MPRT_MEM_GRADS,     /* parameter gradients (ZeRO-2: this rank's parts) */
+    MPRT_MEM_OPTIM,     /* optimizer state (ZeRO: this rank's parts) */
+    MPRT_MEM_ACTS,      /* activations and stashes of the micro-batches in flight */
+    MPRT_MEM_BUFFERS,   /* collective staging (xfer); ZeRO-2's transient gradients */
+    MPRT_MEM_IO,        /* inputs and labels as loaded, per micro-batch in flight */
+    MPRT_MEM_ACT_GRADS, /* one micro-batch's activation gradients */
+    MPRT_MEM_SCRATCH,   /* the kernels' scratch */
+    MPRT_MEM__COUNT
+} MprtMem;
+#define MPRT_MEM_PLANNED 5
+#define MPRT_MEM_EXACT 4
+
+/* The plan's bytes per device of one stage, by planned category, and the bytes of per-sample
+ * loss values its activations count, which the trainer sums instead of keeping. */
+typedef struct MprtMemPredicted {
+    int64_t bytes[MPRT_MEM_PLANNED];
+    int64_t loss;
+} MprtMemPredicted;
+
+/* mprt_falloc / mprt_ialloc, adding the n elements' bytes to category c. */
+float *mprt_falloc_in(MprtMem c, int64_t n);
+int32_t *mprt_ialloc_in(MprtMem c, int64_t n);
+/* Forgets what was counted (a trainer's setup calls it before allocating). */
+void mprt_mem_reset(void);
+/* Bytes allocated in c since the last reset; its name ("params", ... as in the profile). */
+int64_t mprt_mem_allocated(MprtMem c);
+const char *mprt_mem_name(MprtMem c);
+
+struct MprtTrainer;
+/* At the end of a run (collective over the world): compares this rank's bytes with
+ * t->memory[stage] and prints on rank 0 "memory: allocated == predicted on every rank ..." or
+ * "memory: MISMATCH ...", then the buffers and what the plan leaves out; the --profile JSON
+ * gets both per rank. Nothing when t->memory is NULL (the CUDA trainer). */
+void mprt_check_memory(const struct MprtTrainer *t);
+
 /* Bytes the plan moves per device per step on one stage, group and collective kind (the
  * schedule's count, which the runtime's counters must match). */
 typedef struct MprtPredicted {
@@ -243,6 +287,9 @@ typedef struct MprtTrainer {
     /* The gradient arena (the step leaves it reduced) the non-finite guard checks; NULL: the
      * loss alone is checked (the CUDA trainer's arena is device memory). */
     float **grad;
+    /* [S]: the plan's memory per device of each stage (mprt_check_memory); NULL: not
+     * measured (the CUDA trainer). */
+    const MprtMemPredicted *memory;
 } MprtTrainer;
 
 /* ─────────────────────────── the non-finite guard (trainer_guard.c) ─────────────────────────── */

@@ -272,6 +272,7 @@ static int64_t run_steps(const MprtTrainer *t, const MprtArgs *a, int64_t step) 
     }
     mprt_progress_finish(loss);
     mprt_check_bytes(t, a->steps > first ? a->steps - first : 0);
+    mprt_check_memory(t);
     return step;
 }
 

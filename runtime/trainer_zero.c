@@ -72,7 +72,8 @@ void mprt_zero_update_parts(const MprtModel *m, float *prm, const float *grd, co
         if (p->stage != mprt_mesh()->s) continue;
         int64_t lo = 0, n = p->count;
         if (p->synced) n = mprt_zero_part(p->group, p->count, p->shard, &lo);
-        const float *g = p->synced ? gsh + p->soff : grd + p->offset;
+        /* ZeRO-2: the part in gsh; ZeRO-1 (gsh NULL): reduced in place, at its place in grd */
+        const float *g = p->synced && gsh ? gsh + p->soff : grd + p->offset + lo;
         float *s2 = state[2] ? state[2] + p->soff : NULL;
         step(m, prm + p->offset + lo, state[1] + p->soff, s2, g, n, h, t);
     }

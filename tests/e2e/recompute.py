@@ -73,7 +73,7 @@ def build_and_run(a, model, devices, policy, tag):
     bytes_ok = "bytes: counted == predicted on every rank" in r.stdout
     with open(ck, "rb") if os.path.exists(ck) else open(os.devnull, "rb") as f:
         sha = hashlib.sha256(f.read()).hexdigest()
-    return r, losses, bytes_ok, sha, "float *rf = " in src, np_
+    return r, losses, bytes_ok, sha, "float *rf = mprt_falloc_in" in src, np_
 
 
 def check_alloc(a, model, devices, tag, failures):
@@ -92,7 +92,7 @@ def check_alloc(a, model, devices, tag, failures):
     for st in rep["stages"]:
         s = st["index"]
         body = re.search(r"static void stage%d_alloc\(void\) \{(.*?)\n\}" % s, src, re.S).group(1)
-        one = sum(int(x) * 4 for x in re.findall(r"\*r[fn] = mprt_[if]alloc\((\d+)\)", body))
+        one = sum(int(x) * 4 for x in re.findall(r"\*r[fn] = mprt_[if]alloc_in\(MPRT_MEM_ACTS, (\d+)\)", body))
         k = min(S - s, m)
         saved = st.get("recompute", {}).get("activations_saved", 0)
         if k > 1 and one * (k - 1) != saved:

@@ -1,0 +1,104 @@
+#!/usr/bin/env python3
+"""Memory that does not lie: the C trainer's allocations against the plan's memory per device
+(docs/runtime.md, "Memory: allocated against predicted").
+
+For each case (model, pinned mesh SxDxT, train.zero, train.recompute) the trainer runs two
+steps with --profile; then on every rank:
+
+  * parameters, gradients and optimizer state allocated equal the plan's bytes exactly;
+  * activations allocated plus the per-sample loss values the plan counts and the trainer does
+    not keep ("loss_values_not_kept", 4 B per sample of a micro-batch in flight, or 0 on a
+    stage without the loss) equal the plan's activations exactly;
+  * the run prints "memory: allocated == predicted on every rank".
+
+Exit status 0 when all hold; every failure is printed.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+# (model file in tests/e2e, mesh, zero, recompute): data, tensor, pipeline(+tensor), attention,
+# conv/maxpool, recomputation, ZeRO-1.
+CASES = [
+    ("mlp_adam.mp", "1x4x1", 0, "none"),
+    ("mlp_adam.mp", "1x1x4", 0, "none"),
+    ("mlp_adam.mp", "2x2x1", 0, "none"),
+    ("gpt_small.mp", "2x1x2", 0, "none"),
+    ("gpt_small.mp", "2x1x2", 0, "all"),
+    ("cnn_small.mp", "1x2x2", 0, "none"),
+    ("mlp_adam.mp", "1x4x1", 1, "none"),
+    ("mlp_adam.mp", "1x2x2", 1, "none"),
+]
+EXACT = ("params", "grads", "optimizer")
+
+
+def run(cmd, timeout):
+    return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          timeout=timeout)
+
+
+def check_rank(name, zero, r, failures):
+    mem = r.get("memory")
+    if not mem:
+        failures.append(f"{name} rank {r['rank']}: no memory in the profile")
+        return
+    want, got = mem["predicted"], mem["allocated"]
+    for c in EXACT:
+        if got[c] != want[c]:
+            failures.append(f"{name} rank {r['rank']}: {c} allocated {got[c]} B, predicted "
+                            f"{want[c]} B")
+    acts = got["activations"] + want["loss_values_not_kept"]
+    if acts != want["activations"]:
+        failures.append(f"{name} rank {r['rank']}: activations allocated {got['activations']} "
+                        f"+ {want['loss_values_not_kept']} B of losses != predicted "
+                        f"{want['activations']} B")
+
+
+def case(a, model, mesh, zero, rc, failures):
+    S, d, t = (int(x) for x in mesh.split("x"))
+    n = S * d * t
+    name = f"{model} {mesh} zero={zero} recompute={rc}"
+    exe = os.path.join(a.workdir, f"{model[:-3]}_{mesh}_z{zero}_{rc}")
+    r = run([a.mpcc, os.path.join(a.e2e, model), "-D", f"cluster.devices={n}", "-D",
+             f"plan.mesh={mesh}", "-D", f"train.zero={zero}", "-D", f"train.recompute={rc}",
+             "-o", exe], 300)
+    if r.returncode != 0:
+        failures.append(f"{name}: mpcc failed:\n{r.stdout[-2000:]}")
+        return
+    prof = exe + ".profile.json"
+    cmd = [a.mpirun, "-np", str(n), "--oversubscribe", exe, "--steps", "2", "--profile", prof]
+    r = run(cmd, a.timeout)
+    if r.returncode != 0:
+        failures.append(f"{' '.join(cmd)} exited {r.returncode}:\n{r.stdout[-2000:]}")
+        return
+    line = [l for l in r.stdout.splitlines() if l.startswith("memory: ")]
+    if len(line) != 1 or "allocated == predicted on every rank" not in line[0]:
+        failures.append(f"{name}: memory line {line}")
+    with open(prof) as f:
+        ranks = json.load(f)["ranks"]
+    for rk in ranks:
+        check_rank(name, zero, rk, failures)
+    print(f"{name}: rank 0 allocated {ranks[0].get('memory', {}).get('allocated')}")
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--mpcc", required=True)
+    p.add_argument("--mpirun", default="mpirun")
+    p.add_argument("--e2e", required=True, help="the tests/e2e folder (the models)")
+    p.add_argument("--workdir", required=True)
+    p.add_argument("--timeout", type=float, default=300)
+    a = p.parse_args()
+    os.makedirs(a.workdir, exist_ok=True)
+    failures = []
+    for c in CASES:
+        case(a, *c, failures)
+    for f in failures:
+        print("FAIL:", f)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
