@@ -559,11 +559,6 @@ bool cg_emit_capi(const IrGraph *g, const char *prefix, FILE *c_out, FILE *h_out
         diag_error(d, noloc, "internal compiler error: codegen: no schedule or a bad API prefix");
         return false;
     }
-    if (g->sched->zero) { /* its load copies whole state arenas (docs/runtime.md, "ZeRO") */
-        diag_error(d, noloc,
-                   "train.zero: the C API does not support ZeRO plans yet; set train.zero = 0");
-        return false;
-    }
     Api x = {.g = g, .p = prefix};
     char *up = arena_printf(g->arena, "%s", prefix);
     for (char *c = up; *c; c++)

@@ -1,7 +1,9 @@
 /*
  * api_roundtrip.c: the C API's checkpoint round trip on a model whose embedding vocabulary
  * (101 rows) does not divide the tensor group (2 ranks), the case whose load once read past a
- * heap buffer: create, train, save, load, train, save.
+ * heap buffer: create, train, save, load, train, save. Built with -DAPI_ZERO it takes the API
+ * of the same model planned with train.zero = 2 on a 1x2x2 mesh (prefix embz, 4 ranks): ZeRO
+ * through the C API, whose checkpoints must be the standalone ZeRO-2 trainer's bytes too.
  *
  *   mpirun -np 2 ./capi_roundtrip DIR
  *
@@ -18,7 +20,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef API_ZERO /* the same round trip through a ZeRO-2 plan's API (prefix embz) */
+#include "embz.h"
+#define API(x) embz_##x
+#define API_OK EMBZ_OK
+#else
 #include "emb.h"
+#define API(x) emb_##x
+#define API_OK EMB_OK
+#endif
 #include "mprt.h"
 
 static int failures, rank;
@@ -33,7 +43,9 @@ static int failures, rank;
         }                                                                                          \
     } while (0)
 
-static emb_tensor_info ti, ni;
+typedef API(ctx) api_ctx;
+typedef API(tensor_info) api_tensor_info;
+static api_tensor_info ti, ni;
 static int32_t *tok, *nxt;
 
 /* One batch of token ids over the whole vocabulary (the last rows included), saved as .npy. */
@@ -54,49 +66,49 @@ static void make_batch(const char *dir) {
     MPI_Barrier(MPI_COMM_WORLD);
 }
 
-static double step(emb_ctx *ctx) {
+static double step(api_ctx *ctx) {
     double loss = NAN;
-    int rc = emb_step(ctx, tok, ti.count, nxt, ni.count, &loss);
-    CHECK(rc == EMB_OK && isfinite(loss), "step: rc %d, loss %g (%s)", rc, loss,
-          emb_last_error(ctx));
-    if (rank == 0) printf("api loss %lld %.7g\n", (long long)emb_steps_done(ctx), loss);
+    int rc = API(step)(ctx, tok, ti.count, nxt, ni.count, &loss);
+    CHECK(rc == API_OK && isfinite(loss), "step: rc %d, loss %g (%s)", rc, loss,
+          API(last_error)(ctx));
+    if (rank == 0) printf("api loss %lld %.7g\n", (long long)API(steps_done)(ctx), loss);
     return loss;
 }
 
-static void save(emb_ctx *ctx, const char *dir, const char *name) {
+static void save(api_ctx *ctx, const char *dir, const char *name) {
     char path[1024];
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    int rc = emb_save(ctx, path);
-    CHECK(rc == EMB_OK, "save %s: rc %d (%s)", path, rc, emb_last_error(ctx));
+    int rc = API(save)(ctx, path);
+    CHECK(rc == API_OK, "save %s: rc %d (%s)", path, rc, API(last_error)(ctx));
 }
 
 int main(int argc, char **argv) {
     MPI_Init(&argc, &argv);
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     const char *dir = argc > 1 ? argv[1] : ".";
-    emb_config cfg;
-    emb_config_default(&cfg);
+    API(config) cfg;
+    API(config_default)(&cfg);
     cfg.threads = 1;
-    emb_ctx *ctx = NULL;
-    int rc = emb_create(&cfg, &ctx);
-    CHECK(rc == EMB_OK, "create: %d (%s)", rc, emb_last_error(NULL));
-    if (rc == EMB_OK) {
-        CHECK(emb_data_info(ctx, 0, &ti) == EMB_OK && emb_data_info(ctx, 1, &ni) == EMB_OK, "%s",
-              emb_last_error(ctx));
+    api_ctx *ctx = NULL;
+    int rc = API(create)(&cfg, &ctx);
+    CHECK(rc == API_OK, "create: %d (%s)", rc, API(last_error)(NULL));
+    if (rc == API_OK) {
+        CHECK(API(data_info)(ctx, 0, &ti) == API_OK && API(data_info)(ctx, 1, &ni) == API_OK, "%s",
+              API(last_error)(ctx));
         make_batch(dir);
         step(ctx);
         double before = step(ctx);
         save(ctx, dir, "api2.safetensors");
         char path[1024];
         snprintf(path, sizeof path, "%s/api2.safetensors", dir);
-        rc = emb_load(ctx, path, 1);
-        CHECK(rc == EMB_OK, "load %s: rc %d (%s)", path, rc, emb_last_error(ctx));
-        CHECK(emb_steps_done(ctx) == 2, "steps after load: %lld", (long long)emb_steps_done(ctx));
+        rc = API(load)(ctx, path, 1);
+        CHECK(rc == API_OK, "load %s: rc %d (%s)", path, rc, API(last_error)(ctx));
+        CHECK(API(steps_done)(ctx) == 2, "steps after load: %lld", (long long)API(steps_done)(ctx));
         double after = step(ctx); /* the loaded weights: training goes on downhill */
         CHECK(after < before, "loss after the round trip %g, before %g", after, before);
         save(ctx, dir, "api3.safetensors");
     }
-    emb_destroy(ctx);
+    API(destroy)(ctx);
     free(tok);
     free(nxt);
     if (rank == 0)
