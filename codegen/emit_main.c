@@ -80,6 +80,15 @@ static int64_t zero_len(const Emit *e, const SchedStage *st, int id, int64_t *co
     return y ? y->shard : *count;
 }
 
+bool cg_zero2_sharded(const Emit *e) { return e->s->zero == 2 && !e->t->dev; }
+
+int cg_zero_part(const Emit *e, int node) {
+    int n = 0;
+    for (int id = 0; id < node; id++)
+        if (IR_NODE(e->g, id)->nparams > 0) n++;
+    return n;
+}
+
 int64_t cg_zero_soff(const Emit *e, int node) {
     const SchedStage *st = &e->s->stages[e->g->plan->nodes[node].stage];
     int64_t soff = 0, count;
@@ -167,9 +176,13 @@ void emit_params(Emit *e) {
          " * allocation `prm`; gradients (`grd`) and optimizer state (`opt1`, `opt2`) "
          "mirror it. "
          "*/\n");
-    E(e, "static float *prm, *grd, *opt1, *opt2;\n"
-         "#define GRAD(p) (grd + ((p) - prm)) /* a parameter's gradient: its offset in grd "
-         "*/\n");
+    E(e, "static float *prm, *grd, *opt1, *opt2;\n");
+    if (cg_zero2_sharded(e))
+        E(e, "/* ZeRO-2: a parameter's gradient in its layer's transient slot, or its part of gsh "
+             "*/\n#define GRAD(p) mprt_zero2_grad((p) - prm)\n");
+    else
+        E(e, "#define GRAD(p) (grd + ((p) - prm)) /* a parameter's gradient: its offset in grd "
+             "*/\n");
     if (cg_bf16(e))
         E(e, "/* bf16: `prm` is the working copy the kernels read, each value the bf16 rounding "
              "of the\n * f32 master weights `mst`, which the optimizer updates and checkpoints "
@@ -375,6 +388,7 @@ static void emit_free_all(Emit *e) {
     if (e->s->zero) E(e, "    %s(gsh);\n", e->t->dev ? "mprt_cu_free" : "free");
     if (cg_bf16(e))
         E(e, "    mprt_bf16_weights(NULL, NULL, 0), mprt_set_wire_bf16(false), free(mst);\n");
+    if (cg_zero2_sharded(e)) E(e, "    mprt_zero2_teardown();\n");
     for (int v = 0; v < IR_NVALUES(e->g); v++)
         if (IR_VALUE(e->g, v)->kind != VAL_ACT)
             E(e, "    mprt_data_close(&%s);\n", cg_mangle(e->a, "d", v, IR_VALUE(e->g, v)->name));
@@ -388,13 +402,15 @@ static void emit_free_all(Emit *e) {
 static void emit_setup_arenas(Emit *e) {
     E(e, "    mprt_mem_reset(); /* counts what follows by category (mprt_check_memory) */\n"
          "    int64_t np = STAGE_PARAMS[mesh->s];\n"
-         "    prm = mprt_falloc_in(MPRT_MEM_PARAMS, np), grd = mprt_falloc_in(MPRT_MEM_GRADS, "
-         "np);\n");
+         "    prm = mprt_falloc_in(MPRT_MEM_PARAMS, np);\n");
+    if (e->s->zero != 2) E(e, "    grd = mprt_falloc_in(MPRT_MEM_GRADS, np);\n");
     E(e, "    int64_t ns = %s;%s\n", e->s->zero ? "STAGE_SHARDS[mesh->s]" : "np",
       e->s->zero ? " /* ZeRO: this rank's parts */" : "");
     E(e, "    opt1 = mprt_falloc_in(MPRT_MEM_OPTIM, ns);\n");
     if (e->g->train.opt != OPT_SGD) E(e, "    opt2 = mprt_falloc_in(MPRT_MEM_OPTIM, ns);\n");
-    if (e->s->zero == 2) E(e, "    gsh = mprt_falloc_in(MPRT_MEM_GRADS, ns);\n");
+    if (e->s->zero == 2)
+        E(e, "    gsh = mprt_falloc_in(MPRT_MEM_GRADS, ns); /* ZeRO-2: no whole gradient arena */\n"
+             "    mprt_zero2_setup(&ZERO, gsh); /* and two transient slots */\n");
 }
 
 /* Bytes of the per-sample loss values stage k's activations count in the plan (4 per sample
@@ -417,13 +433,15 @@ static int64_t loss_bytes(const Emit *e, int k) {
  * by stage"), which the C trainer's allocations are checked against (mprt_check_memory). */
 static void emit_memory(Emit *e) {
     E(e, "/* The plan's bytes per device of each stage: parameters, gradients, optimizer "
-         "state,\n * activations, buffers (mprt_check_memory). */\n"
+         "state,\n * activations, ZeRO-2's slots, buffers; per-sample losses (mprt_check_memory). "
+         "*/\n"
          "static const MprtMemPredicted MEMORY[MESH_S] = {\n");
     for (int k = 0; k < e->s->S; k++) {
         const PlanStage *ps = &e->g->plan->stages[k];
-        E(e, "    {{%lld, %lld, %lld, %lld, %lld}, %lld},\n", (long long)ps->mem_params,
+        E(e, "    {{%lld, %lld, %lld, %lld, %lld, %lld}, %lld},\n", (long long)ps->mem_params,
           (long long)ps->mem_grads, (long long)ps->mem_optim, (long long)ps->mem_acts,
-          (long long)ps->mem_buffers, (long long)loss_bytes(e, k));
+          (long long)ps->mem_zero_buf, (long long)(ps->mem_buffers - ps->mem_zero_buf),
+          (long long)loss_bytes(e, k));
     }
     E(e,
       "};\n/* Floats of each optimizer-state arena of stage s (ZeRO: this rank's parts). */\n"

@@ -217,6 +217,7 @@ static void emit_zero_sync(Emit *e, const SchedSync *y) {
 static void emit_bwd_syncs(Emit *e, const SchedStage *st, int node) {
     for (int i = 0; i < st->nsync; i++) {
         if (st->sync[i].node != node) continue;
+        if (cg_zero2_sharded(e)) continue; /* mprt_zero2_close started it */
         if (e->s->zero) {
             emit_zero_sync(e, &st->sync[i]);
             continue;
@@ -281,14 +282,21 @@ void emit_stage_bwd(Emit *e, int s) {
         const SchedOp *o = &st->bwd[i];
         const SchedOp *nx = i + 1 < st->nbwd ? &st->bwd[i + 1] : NULL;
         switch (o->kind) {
-        case SOP_BWD:
+        case SOP_BWD: {
+            bool z2 = cg_zero2_sharded(e) && IR_NODE(e->g, o->node)->nparams > 0;
+            if (z2)
+                E(e, "    mprt_zero2_open(%d); /* ZeRO-2: its gradients into a transient slot */\n",
+                  cg_zero_part(e, o->node));
             if (nx && nx->kind == SOP_COLL && nx->layer_own)
                 emit_bwd_partial(e, s, o, nx), i++;
             else
                 E(e, "    MPRT_TIMED(MPRT_BWD(%d), %s_backward(%s));\n", o->node, e->lname[o->node],
                   layer_args(e, e->uses[1][o->node], "d"));
+            if (z2)
+                E(e, "    mprt_zero2_close(); /* their reduce-scatter starts, not waited for */\n");
             emit_bwd_syncs(e, st, o->node);
             break;
+        }
         case SOP_COLL: emit_bwd_coll(e, o); break;
         case SOP_SEND:
             E(e, "    %spipe_send(MPRT_PIPE_GRAD, %d, %s, %lld, %d);\n", pfx(e), o->peer - s,
@@ -336,6 +344,10 @@ static const char *opt_name(OptKind k) {
 
 /* The gradient all-reduces were started in the backward (emit_bwd_syncs): wait for them. */
 static void emit_grad_sync(Emit *e) {
+    if (cg_zero2_sharded(e)) {
+        E(e, "    mprt_zero2_join(); /* ZeRO-2: the reduce-scatters started in the backward */\n");
+        return;
+    }
     E(e, "    %s(); /* the gradient all-reduces started in the backward */\n",
       e->t->dev ? "mprt_cu_comm_join" : "mprt_allreduce_join");
 }
@@ -383,7 +395,10 @@ void emit_step(Emit *e) {
       " * every parameter over the ranks that hold the same shard, then the optimizer. Returns\n"
       " * the step's loss, summed over ranks (a metric, not counted as plan traffic). */\n");
     E(e, "static double train_step(int64_t step) {\n    mprt_busy_start();\n");
-    E(e, "    %sgrd, sizeof(float) * (size_t)STAGE_PARAMS[mesh->s]);\n", zero(e));
+    if (cg_zero2_sharded(e))
+        E(e, "    mprt_zero(gsh, sizeof(float) * (size_t)STAGE_SHARDS[mesh->s]); /* ZeRO-2 */\n");
+    else
+        E(e, "    %sgrd, sizeof(float) * (size_t)STAGE_PARAMS[mesh->s]);\n", zero(e));
     if (e->t->dev) E(e, "    mprt_cu_memset0(dloss, sizeof(double));\n");
     E(e, "    double loss = mprt_stage_run(&STAGES[mesh->s], step);\n");
     E(e, "    MPRT_TIMED(MPRT_IDLE, mprt_pipe_wait_all());\n");

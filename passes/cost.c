@@ -466,8 +466,10 @@ static bool backward_after(const Search *s, const IrNode *n) {
  * (the same ring bytes and steps as the all-reduce's first half), each rank's optimizer step
  * on its shard of the state, then an all-gather of the updated parameters, which nothing
  * hides. ZeRO-2 also keeps only the gradient shard: each micro-batch's gradients are
- * reduce-scattered as its backward produces them (m reduce-scatters per step), the full
- * gradient of one layer being a transient buffer. */
+ * reduce-scattered as its backward produces them (m reduce-scatters per step), hidden behind
+ * the backward after it like the all-reduce; the layer's padded gradient and the part it
+ * receives live in one of two transient slots (the trainer's, runtime/trainer_zero2.c), so
+ * the stage keeps two of the largest. */
 static void mode_sync(const Search *s, const Cand *c, ModeCost *mc, int64_t gs, Link l,
                       double window) {
     const ClusterCfg *cl = &s->g->cluster;
@@ -490,7 +492,7 @@ static void mode_sync(const Search *s, const Cand *c, ModeCost *mc, int64_t gs, 
     mc->sync = (double)rs_n * rs + ag;
     mc->unhidden = (double)rs_n * (rs > window ? rs - window : 0.0) + ag;
     mc->optim_mem = state_bytes(s, shard / e);
-    if (s->zero == 2) mc->grad_mem = shard, mc->zero_tmp = P;
+    if (s->zero == 2) mc->grad_mem = shard, mc->zero_tmp = 2 * (np + shard);
 }
 
 /* The all-reduces a layer's forward runs itself (rules.c own_fwd), each of one float per row of

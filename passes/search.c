@@ -510,10 +510,16 @@ static void find_best(Search *s, bool pinned, Best *b, Best *searched) {
     free(l.v);
 }
 
+/* Whether a (no plan fits) needs less memory than b: the stage the error then names. ZeRO-2
+ * is not always the leanest: its two gradient slots can outweigh what it saves. */
+static bool leaner(const Best *a, const Best *b) {
+    return a->min_mem >= 0 && (b->min_mem < 0 || a->min_mem < b->min_mem);
+}
+
 /* The search at train.zero's stage, or under "auto" at 0, 1 and 2 keeping the fastest plan
  * that fits (the lowest stage on a tie: ZeRO only adds an all-gather that nothing hides, so
  * it wins only where the memory it saves lets a faster plan fit); s->zero is left at the
- * chosen stage. Explains why when nothing fits. */
+ * chosen stage. Explains why when nothing fits, with the leanest stage's need. */
 static bool run_search(Search *s, bool pinned, Best *b, Best *searched) {
     if (!search_check_inputs(s) || (pinned && !search_check_pin(s))) {
         best_init(b, s->N);
@@ -527,7 +533,7 @@ static bool run_search(Search *s, bool pinned, Best *b, Best *searched) {
         s->zero = z;
         find_best(s, pinned, &cb, &csb);
         bool take = z == lo || (cb.found && (!b->found || cb.F < b->F * (1 - REL_EPS))) ||
-                    (!b->found && !cb.found);
+                    (!b->found && !cb.found && leaner(&cb, b));
         if (take && z > lo) best_free(b), best_free(searched);
         if (take)
             *b = cb, *searched = csb, chosen = z;

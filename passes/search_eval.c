@@ -8,8 +8,9 @@
  * its K-scaled per-micro-batch load (nodes, reshards, the sends of its cuts) plus its
  * unhidden gradient sync, exactly what the sweep bounds, so the time it returns is the one the
  * sweep found. Its memory is parameters, gradients and optimizer state (shards of them under
- * ZeRO), the activations of min(S − k, m) micro-batches in flight, and a buffer twice the
- * largest message (at least ZeRO-2's largest full gradient). The search
+ * ZeRO), the activations of min(S − k, m) micro-batches in flight, a buffer twice the
+ * largest message and ZeRO-2's two gradient slots (each the largest layer's padded gradient
+ * and one part of it). The search
  * calls it without a Plan to check each candidate's best plan against the device memory and
  * the tests' oracle to price every plan; search_plan_eval_new() calls it with one to fill the
  * Plan that lowering, the report and codegen read. Invariant: the bytes of totals.comm_bytes
@@ -43,7 +44,9 @@ static void stage_close(const Search *s, const Cand *c, int k, StageAcc *a, doub
     /* a recomputed layer's activations exist for one micro-batch at a time (the one whose
      * backward rebuilt them); the rest for every micro-batch in flight */
     ps->mem_acts = (a->acts - a->racts) * inflight + a->racts;
-    ps->mem_buffers = a->buf > a->zbuf ? a->buf : a->zbuf;
+    /* ZeRO-2's slots live beside the collective buffers (the trainer holds both) */
+    ps->mem_buffers = a->buf + a->zbuf;
+    ps->mem_zero_buf = a->zbuf;
     ps->mem_bytes = ps->mem_params + ps->mem_grads + ps->mem_optim + ps->mem_acts + ps->mem_buffers;
     ps->recompute = a->rcn;
     ps->rc_compute = a->rcf;

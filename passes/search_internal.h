@@ -146,7 +146,7 @@ typedef struct StageAcc {
     double rcf, rcc;
     int64_t rbytes, racts;
     int rcn;                    /* nodes recomputed */
-    int64_t grads, optim, zbuf; /* gradients, optimizer state, ZeRO-2's largest full gradient */
+    int64_t grads, optim, zbuf; /* gradients, optimizer state, ZeRO-2's two gradient slots */
     int64_t whole;              /* gradients and optimizer state as they would be without ZeRO */
 } StageAcc;
 

@@ -55,6 +55,8 @@ int mprt__wait(MPI_Request *req, const char *call, const char *group);
 /* comm_mpi.c's communicators, error check and timed wait, for comm_bf16.c. */
 MPI_Comm mprt__comm(MprtGroup g);
 void mprt__check(int rc, const char *call, MprtGroup g);
+/* MPRT_GRAD_SYNC=blocking: the overlapped gradient collectives run blocking (comm_mpi.c). */
+bool mprt__grad_sync_blocking(void);
 void mprt__await(MPI_Request *rq, const char *call, MprtGroup g);
 /* comm_bf16.c: the bf16 sum (an MPI user operation, made on first use), the runtime's bf16
  * buffers (slot 0-2, grown on demand) and the wire forms of comm_mpi.c's f32 collectives

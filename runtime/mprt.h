@@ -146,6 +146,19 @@ int64_t mprt_zero_part(MprtGroup g, int64_t count, int64_t shard, int64_t *lo);
 /* The same split without a group, for rank r (pure; the CUDA collectives plan their padding
  * with it): [*lo, *lo + n), n returned, 0 <= n <= shard, *lo = min(shard·r, count). */
 int64_t mprt_zero_span(int64_t count, int64_t shard, int r, int64_t *lo);
+/* ZeRO-2's reduce-scatters overlapped with backward (docs/runtime.md, "ZeRO"), one in flight
+ * per slot (0 .. MPRT_ZERO_SLOTS-1): mprt_zero_rs_start begins the group's sum of `full`
+ * (shard·G floats, padded) into this rank's part `part` (shard floats) without waiting
+ * (MPI_Ireduce_scatter_block; neither buffer may be touched until it completes);
+ * mprt_zero_rs_test completes it if it is done (true) and lets MPI progress it otherwise;
+ * mprt_zero_rs_wait completes it. Counted at completion as mprt_zero_reduce_scatter (the
+ * padded tensor), its time from start to completion. MPRT_GRAD_SYNC=blocking, and bf16 on
+ * the wire, run it blocking at the start. */
+#define MPRT_ZERO_SLOTS 2
+void mprt_zero_rs_start(int slot, MprtGroup g, const float *full, float *part, int64_t shard);
+bool mprt_zero_rs_test(int slot);
+void mprt_zero_rs_wait(int slot);
+
 void mprt_zero_reduce_scatter(MprtGroup g, float *full, float *out, int64_t count, int64_t shard,
                               bool add);
 void mprt_zero_allgather(MprtGroup g, float *full, int64_t count, int64_t shard);

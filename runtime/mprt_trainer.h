@@ -87,9 +87,10 @@ void mprt_zero_take(const MprtZero *z, const float *full, float *shards);
 struct MprtModel;
 struct MprtHyper;
 /* The optimizer step (m->optimizer, hyper-parameters h, step t ≥ 1) on this rank's part of
- * every layer of its stage: gradients from gsh (ZeRO-2), or with gsh NULL (ZeRO-1, reduced in
- * place) from the part's place in grd; grd for a layer without synchronisation;
- * state in state[1], state[2] at the parts' offsets, parameters updated in place. */
+ * every layer of its stage: gradients from gsh at the parts' offsets (ZeRO-2: every layer's
+ * part, all of a layer without synchronisation), or with gsh NULL (ZeRO-1, reduced in place)
+ * from the part's place in grd; state in state[1], state[2] at the parts' offsets, parameters
+ * updated in place. */
 void mprt_zero_update(const struct MprtModel *m, float *prm, const float *grd, const float *gsh,
                       float *state[3], const struct MprtHyper *h, int64_t t);
 /* The same walk over the parts with another optimizer for each part (the CUDA trainer's, on
@@ -114,6 +115,24 @@ void mprt_bf16_weights(float *master, float *work, int64_t n);
 void mprt_bf16_refresh(void);
 void mprt_bf16_upload(void *arena, const void *host, size_t bytes);
 void mprt_bf16_download(void *host, const void *arena, size_t bytes);
+
+/* ZeRO-2's gradients (trainer_zero2.c; docs/runtime.md, "ZeRO"): gsh holds this rank's parts
+ * of the reduced gradients (the layout of the optimizer-state parts); each layer's backward
+ * accumulates into one of MPRT_ZERO_SLOTS transient slots of mprt_zero2_slot_floats floats
+ * (MPRT_MEM_ZERO_BUF), whose reduce-scatter starts right after it without blocking.
+ * mprt_zero2_setup after the arenas (allocates the slots), mprt_zero2_teardown frees them.
+ * Per layer with parameters (its index in z->parts) and micro-batch: mprt_zero2_open(part)
+ * before its backward, mprt_zero2_grad(offset) the gradient of the parameter at `offset` of
+ * the weight arena (the trainer's GRAD(p)), mprt_zero2_close() after it. mprt_zero2_progress
+ * between layers; mprt_zero2_join before the optimizer completes every reduce-scatter. */
+int64_t mprt_zero2_slot_floats(const MprtZero *z, int stage);
+void mprt_zero2_setup(const MprtZero *z, float *gsh);
+void mprt_zero2_teardown(void);
+void mprt_zero2_open(int part);
+float *mprt_zero2_grad(int64_t offset);
+void mprt_zero2_close(void);
+void mprt_zero2_progress(void);
+void mprt_zero2_join(void);
 
 /* What the functions below need to know of a model and its plan. */
 typedef struct MprtModel {
@@ -217,14 +236,15 @@ typedef enum {
     MPRT_MEM_GRADS,     /* parameter gradients (ZeRO-2: this rank's parts) */
     MPRT_MEM_OPTIM,     /* optimizer state (ZeRO: this rank's parts) */
     MPRT_MEM_ACTS,      /* activations and stashes of the micro-batches in flight */
-    MPRT_MEM_BUFFERS,   /* collective staging (xfer); ZeRO-2's transient gradients */
+    MPRT_MEM_ZERO_BUF,  /* ZeRO-2's transient gradient slots (trainer_zero2.c) */
+    MPRT_MEM_BUFFERS,   /* collective staging (xfer) */
     MPRT_MEM_IO,        /* inputs and labels as loaded, per micro-batch in flight */
     MPRT_MEM_ACT_GRADS, /* one micro-batch's activation gradients */
     MPRT_MEM_SCRATCH,   /* the kernels' scratch */
     MPRT_MEM__COUNT
 } MprtMem;
-#define MPRT_MEM_PLANNED 5
-#define MPRT_MEM_EXACT 4
+#define MPRT_MEM_PLANNED 6
+#define MPRT_MEM_EXACT 5
 
 /* The plan's bytes per device of one stage, by planned category, and the bytes of per-sample
  * loss values its activations count, which the trainer sums instead of keeping. */

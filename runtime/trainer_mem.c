@@ -24,9 +24,9 @@ static struct {
     bool checked;
 } M;
 
-static const char *const names[MPRT_MEM__COUNT] = {"params",           "grads",   "optimizer",
-                                                   "activations",      "buffers", "inputs",
-                                                   "activation_grads", "scratch"};
+static const char *const names[MPRT_MEM__COUNT] = {
+    "params",  "grads",  "optimizer",        "activations", "zero_buffers",
+    "buffers", "inputs", "activation_grads", "scratch"};
 
 const char *mprt_mem_name(MprtMem c) { return names[c]; }
 
@@ -51,9 +51,16 @@ int32_t *mprt_ialloc_in(MprtMem c, int64_t n) {
 /* "params 16040/16040 B, grads ..." (allocated/predicted) of the planned categories. */
 static void planned_text(char *out, size_t n, const MprtMemPredicted *w) {
     size_t at = 0;
-    for (int c = 0; c < MPRT_MEM_EXACT && at < n; c++)
+    for (int c = 0; c < MPRT_MEM_EXACT && at < n; c++) {
+        if (c == MPRT_MEM_ZERO_BUF && !M.bytes[c] && !w->bytes[c]) continue; /* ZeRO-2 only */
         at += (size_t)snprintf(out + at, n - at, "%s%s %lld/%lld B", c ? ", " : "", names[c],
                                (long long)M.bytes[c], (long long)w->bytes[c]);
+        if (c == MPRT_MEM_ACTS && w->loss && at < n)
+            at += (size_t)snprintf(out + at, n - at,
+                                   " (the plan's %lld B of per-sample losses "
+                                   "not kept)",
+                                   (long long)w->loss);
+    }
 }
 
 void mprt_check_memory(const MprtTrainer *t) {
@@ -64,16 +71,16 @@ void mprt_check_memory(const MprtTrainer *t) {
         if (M.bytes[c] + (c == MPRT_MEM_ACTS ? M.want.loss : 0) != M.want.bytes[c]) off = 1;
     mprt_metric_max(MPRT_WORLD, &off, 1);
     if (mprt_mesh()->rank != 0) return;
-    char exact[400];
+    char exact[512];
     planned_text(exact, sizeof exact, &M.want);
-    printf("memory: %s (rank 0 allocated/predicted: %s, of which %lld B per-sample losses "
-           "not kept); buffers %lld B allocated, %lld B predicted; not in the plan: inputs %lld "
-           "B, activation gradients %lld B, kernel scratch %lld B\n",
+    printf("memory: %s (rank 0 allocated/predicted: %s); buffers %lld B allocated, %lld B "
+           "predicted; not in the plan: inputs %lld B, activation gradients %lld B, kernel "
+           "scratch %lld B\n",
            off == 0 ? "allocated == predicted on every rank"
                     : "MISMATCH between allocated and predicted",
-           exact, (long long)M.want.loss, (long long)M.bytes[MPRT_MEM_BUFFERS],
-           (long long)M.want.bytes[MPRT_MEM_BUFFERS], (long long)M.bytes[MPRT_MEM_IO],
-           (long long)M.bytes[MPRT_MEM_ACT_GRADS], (long long)M.bytes[MPRT_MEM_SCRATCH]);
+           exact, (long long)M.bytes[MPRT_MEM_BUFFERS], (long long)M.want.bytes[MPRT_MEM_BUFFERS],
+           (long long)M.bytes[MPRT_MEM_IO], (long long)M.bytes[MPRT_MEM_ACT_GRADS],
+           (long long)M.bytes[MPRT_MEM_SCRATCH]);
 }
 
 void mprt__memory_json(struct cJSON *rank) {

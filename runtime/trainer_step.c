@@ -98,10 +98,12 @@ void mprt_timed_device(void (*sync)(void), bool profile) { T.sync = sync, T.off 
 
 void mprt__timers_pause(bool on) { T.paused = on; }
 
-/* Between two layers: also the point where the gradient all-reduces in flight progress
+/* Between two layers: also the point where the gradient all-reduces (and ZeRO-2's
+ * reduce-scatters) in flight progress
  * (MPI advances a non-blocking collective only inside MPI calls; comm_mpi.c). */
 void mprt_timed_start(int slot) {
     mprt_allreduce_progress();
+    mprt_zero2_progress(); /* ZeRO-2's reduce-scatters in flight (trainer_zero2.c) */
     if (T.off || T.paused) return;
     if (T.sync) T.sync();
     mprt_timer_start(slot_id(slot));

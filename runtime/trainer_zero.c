@@ -73,7 +73,7 @@ void mprt_zero_update_parts(const MprtModel *m, float *prm, const float *grd, co
         int64_t lo = 0, n = p->count;
         if (p->synced) n = mprt_zero_part(p->group, p->count, p->shard, &lo);
         /* ZeRO-2: the part in gsh; ZeRO-1 (gsh NULL): reduced in place, at its place in grd */
-        const float *g = p->synced && gsh ? gsh + p->soff : grd + p->offset + lo;
+        const float *g = gsh ? gsh + p->soff : grd + p->offset + lo;
         float *s2 = state[2] ? state[2] + p->soff : NULL;
         step(m, prm + p->offset + lo, state[1] + p->soff, s2, g, n, h, t);
     }

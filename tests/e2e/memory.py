@@ -9,6 +9,10 @@ steps with --profile; then on every rank:
   * activations allocated plus the per-sample loss values the plan counts and the trainer does
     not keep ("loss_values_not_kept", 4 B per sample of a micro-batch in flight, or 0 on a
     stage without the loss) equal the plan's activations exactly;
+  * under ZeRO-2 the gradients allocated are this rank's parts only (the plan's figure, below
+    the parameters, and no whole gradient arena), and the transient slots the reduce-scatters
+    run from are the plan's "zero_buffers" exactly (two of the largest layer's padded gradient
+    and one part of it; docs/runtime.md, "ZeRO");
   * the run prints "memory: allocated == predicted on every rank".
 
 Exit status 0 when all hold; every failure is printed.
@@ -20,7 +24,7 @@ import subprocess
 import sys
 
 # (model file in tests/e2e, mesh, zero, recompute): data, tensor, pipeline(+tensor), attention,
-# conv/maxpool, recomputation, ZeRO-1.
+# conv/maxpool, recomputation, ZeRO-1 and ZeRO-2.
 CASES = [
     ("mlp_adam.mp", "1x4x1", 0, "none"),
     ("mlp_adam.mp", "1x1x4", 0, "none"),
@@ -30,8 +34,12 @@ CASES = [
     ("cnn_small.mp", "1x2x2", 0, "none"),
     ("mlp_adam.mp", "1x4x1", 1, "none"),
     ("mlp_adam.mp", "1x2x2", 1, "none"),
+    ("mlp_adam.mp", "1x4x1", 2, "none"),
+    ("mlp_adam.mp", "1x2x2", 2, "none"),
+    ("mlp_adam.mp", "2x2x1", 2, "none"),
+    ("gpt_small.mp", "1x2x2", 2, "none"),
 ]
-EXACT = ("params", "grads", "optimizer")
+EXACT = ("params", "grads", "optimizer", "zero_buffers")
 
 
 def run(cmd, timeout):
@@ -49,6 +57,11 @@ def check_rank(name, zero, r, failures):
         if got[c] != want[c]:
             failures.append(f"{name} rank {r['rank']}: {c} allocated {got[c]} B, predicted "
                             f"{want[c]} B")
+    if zero == 2 and not (got["grads"] < got["params"] and got["zero_buffers"] > 0):
+        failures.append(f"{name} rank {r['rank']}: ZeRO-2 gradients {got['grads']} B are not "
+                        f"parts of the {got['params']} B of parameters, or no slots")
+    if zero != 2 and (got["zero_buffers"] or want["zero_buffers"]):
+        failures.append(f"{name} rank {r['rank']}: ZeRO-2 slots without ZeRO-2")
     acts = got["activations"] + want["loss_values_not_kept"]
     if acts != want["activations"]:
         failures.append(f"{name} rank {r['rank']}: activations allocated {got['activations']} "

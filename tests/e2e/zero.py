@@ -7,7 +7,9 @@ For one model trained with Adam, on each pinned mesh of --meshes (plan.mesh SxDx
     mesh within --rtol relative on every step (the gradients are summed in another order:
     reduce-scatter instead of all-reduce, and under ZeRO-2 per micro-batch), and the loss
     falls;
-  * every run's bytes counted by the runtime equal the bytes the schedule predicted;
+  * every run's bytes counted by the runtime equal the bytes the schedule predicted, and its
+    memory allocated the plan's (under ZeRO-2 the gradients are this rank's parts, below the
+    parameters: no whole gradient arena; tests/e2e/memory.py checks every category);
   * checkpoints hold whole tensors: a ZeRO-2 run on the first mesh saved at step 10 resumes
     as train.zero = 0 on --resume-mesh (another rank count) and continues the uninterrupted
     curve, and the reverse (saved without ZeRO on --resume-mesh, resumed with ZeRO-2).
@@ -26,6 +28,7 @@ import subprocess
 import sys
 
 STEP = re.compile(r"^step (\d+)/(\d+) \| loss ([-+0-9.eEinfa]+)")
+MEMORY = re.compile(r"params (\d+)/(\d+) B, grads (\d+)/(\d+) B")
 
 
 def run(cmd, timeout):
@@ -68,8 +71,19 @@ class Ctx:
             return {}
         if "counted == predicted on every rank" not in r.stdout:
             self.failures.append(f"{' '.join(cmd)}: bytes counted != predicted")
+        self.memory(cmd, r.stdout)
         return {int(m.group(1)): float(m.group(3))
                 for m in (STEP.match(l) for l in r.stdout.splitlines()) if m}
+
+    def memory(self, cmd, out):
+        """Allocated == the plan's memory, and under ZeRO-2 the gradients are this rank's
+        parts: the plan's shard figure, below the parameters (no whole gradient arena)."""
+        if "memory: allocated == predicted on every rank" not in out:
+            self.failures.append(f"{' '.join(cmd)}: memory allocated != predicted")
+        m = MEMORY.search(out)
+        if m and "_z2" in cmd[4] and not int(m.group(3)) < int(m.group(1)):
+            self.failures.append(f"{' '.join(cmd)}: ZeRO-2 gradients {m.group(3)} B are not a "
+                                 f"shard of the {m.group(1)} B of parameters")
 
     def same(self, what, got, want, steps):
         if sorted(got) != steps:
