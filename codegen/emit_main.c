@@ -440,8 +440,7 @@ static void emit_memory(Emit *e) {
         const PlanStage *ps = &e->g->plan->stages[k];
         E(e, "    {{%lld, %lld, %lld, %lld, %lld, %lld}, %lld},\n", (long long)ps->mem_params,
           (long long)ps->mem_grads, (long long)ps->mem_optim, (long long)ps->mem_acts,
-          (long long)ps->mem_zero_buf, (long long)(ps->mem_buffers - ps->mem_zero_buf),
-          (long long)loss_bytes(e, k));
+          (long long)ps->mem_zero_buf, (long long)ps->mem_buffers, (long long)loss_bytes(e, k));
     }
     E(e,
       "};\n/* Floats of each optimizer-state arena of stage s (ZeRO: this rank's parts). */\n"

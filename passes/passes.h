@@ -235,7 +235,8 @@ typedef struct PlanStage {
     /* bytes bf16 saves on this stage's devices against the same plan in f32 (0 under f32;
      * negative when the f32 master weights outweigh what halves: docs/cost-model.md §7b) */
     int64_t bf16_saved;
-    int64_t mem_zero_buf; /* of mem_buffers: ZeRO-2's transient gradient slots (else 0) */
+    int64_t mem_zero_buf; /* ZeRO-2's transient gradient slots (mem_buffers is the larger of
+                           * them and the collective buffers; else 0) */
 } PlanStage;
 
 /* Predicted step time and where it goes (seconds). */

@@ -44,8 +44,9 @@ static void stage_close(const Search *s, const Cand *c, int k, StageAcc *a, doub
     /* a recomputed layer's activations exist for one micro-batch at a time (the one whose
      * backward rebuilt them); the rest for every micro-batch in flight */
     ps->mem_acts = (a->acts - a->racts) * inflight + a->racts;
-    /* ZeRO-2's slots live beside the collective buffers (the trainer holds both) */
-    ps->mem_buffers = a->buf + a->zbuf;
+    /* the larger of the collective buffers and ZeRO-2's slots (the exact search's model; the
+     * trainer holds both: docs/runtime.md, "Memory: allocated against predicted") */
+    ps->mem_buffers = a->buf > a->zbuf ? a->buf : a->zbuf;
     ps->mem_zero_buf = a->zbuf;
     ps->mem_bytes = ps->mem_params + ps->mem_grads + ps->mem_optim + ps->mem_acts + ps->mem_buffers;
     ps->recompute = a->rcn;
