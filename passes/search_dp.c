@@ -89,9 +89,10 @@ double search_cut_right(const Search *s, const Cand *c, int p, const uint8_t *la
 
 /* ───────────────────────────── the sweep ───────────────────────────── */
 
-static void *xgrow(void *p, size_t *cap, size_t need, size_t item) {
+/* Grows an array to hold `need` items of `item` bytes (capacity doubling); exits on OOM. */
+void *search_grow(void *p, size_t *cap, size_t need, size_t item) {
     if (need <= *cap) return p;
-    size_t nc = *cap ? *cap : 1024;
+    size_t nc = *cap ? *cap : 256;
     while (nc < need)
         nc *= 2;
     void *np = realloc(p, nc * item);
@@ -108,9 +109,9 @@ static void *xgrow(void *p, size_t *cap, size_t need, size_t item) {
  * point's lookup. */
 static void state_cut_costs(Search *s, const Cand *c, int p, int off1, size_t nstates) {
     uint8_t lay[MAX_LIVE];
-    s->cl = xgrow(s->cl, &s->cl_cap, nstates, sizeof(double));
-    s->cr = xgrow(s->cr, &s->cr_cap, nstates, sizeof(double));
-    s->crm = xgrow(s->crm, &s->crm_cap, nstates, sizeof(double));
+    s->cl = search_grow(s->cl, &s->cl_cap, nstates, sizeof(double));
+    s->cr = search_grow(s->cr, &s->cr_cap, nstates, sizeof(double));
+    s->crm = search_grow(s->crm, &s->crm_cap, nstates, sizeof(double));
     for (int j = off1; j < (int)nstates; j++) {
         s->st_idx[s->st_code[j]] = -1;
         search_decode(s->st_code[j], s->live_n[p], lay);
@@ -127,10 +128,10 @@ static void state_cut_costs(Search *s, const Cand *c, int p, int off1, size_t ns
  * costs of each state; false when some point has no reachable state (no plan). */
 static bool cand_tables(Search *s, const Cand *c) {
     size_t nstates = 1, ntr = 0;
-    s->st_code = xgrow(s->st_code, &s->st_cap, 1, sizeof(unsigned));
-    s->cl = xgrow(s->cl, &s->cl_cap, 1, sizeof(double));
-    s->cr = xgrow(s->cr, &s->cr_cap, 1, sizeof(double));
-    s->crm = xgrow(s->crm, &s->crm_cap, 1, sizeof(double));
+    s->st_code = search_grow(s->st_code, &s->st_cap, 1, sizeof(unsigned));
+    s->cl = search_grow(s->cl, &s->cl_cap, 1, sizeof(double));
+    s->cr = search_grow(s->cr, &s->cr_cap, 1, sizeof(double));
+    s->crm = search_grow(s->crm, &s->crm_cap, 1, sizeof(double));
     s->st_code[0] = 0;
     s->cl[0] = s->cr[0] = s->crm[0] = 0;
     s->st_off[0] = 0;
@@ -147,12 +148,12 @@ static bool cand_tables(Search *s, const Cand *c) {
                 if (w < 0) continue;
                 int j = s->st_idx[cd];
                 if (j < 0) {
-                    s->st_code = xgrow(s->st_code, &s->st_cap, nstates + 1, sizeof(unsigned));
+                    s->st_code = search_grow(s->st_code, &s->st_cap, nstates + 1, sizeof(unsigned));
                     s->st_code[nstates] = cd;
                     j = s->st_idx[cd] = (int)nstates - off1;
                     nstates++;
                 }
-                s->tr = xgrow(s->tr, &s->tr_cap, ntr + 1, sizeof(Tr));
+                s->tr = search_grow(s->tr, &s->tr_cap, ntr + 1, sizeof(Tr));
                 const ModeCost *mc = &s->mc[p * MAX_MODES + mi];
                 double copies = 0;
                 for (int q = 0; q < s->live_n[p]; q++)
@@ -200,13 +201,13 @@ static void dp_reserve(Search *s, const Cand *c, bool record) {
     for (int p = 0; p <= s->N; p++)
         if (s->st_cnt[p] > maxns) maxns = s->st_cnt[p];
     size_t need = (size_t)c->S * (size_t)maxns;
-    s->cur = xgrow(s->cur, &s->dp_cap, need, sizeof(double));
+    s->cur = search_grow(s->cur, &s->dp_cap, need, sizeof(double));
     size_t cap2 = s->dp_cap2;
-    s->nxt = xgrow(s->nxt, &cap2, need, sizeof(double));
+    s->nxt = search_grow(s->nxt, &cap2, need, sizeof(double));
     s->dp_cap2 = cap2;
     if (s->mem_cap < INFINITY) {
-        s->curm = xgrow(s->curm, &s->mcap, need, sizeof(double));
-        s->nxtm = xgrow(s->nxtm, &s->mcap2, need, sizeof(double));
+        s->curm = search_grow(s->curm, &s->mcap, need, sizeof(double));
+        s->nxtm = search_grow(s->nxtm, &s->mcap2, need, sizeof(double));
     }
     if (!record) return;
     size_t tot = 0;
@@ -215,8 +216,8 @@ static void dp_reserve(Search *s, const Cand *c, bool record) {
         int rows = s->kmax[p + 1] - s->kmin[p + 1] + 1;
         if (rows > 0) tot += (size_t)rows * (size_t)s->st_cnt[p + 1];
     }
-    s->from = xgrow(s->from, &s->rec_cap, tot + 1, sizeof(int));
-    s->cutflag = xgrow(s->cutflag, &s->flag_cap, tot + 1, 1);
+    s->from = search_grow(s->from, &s->rec_cap, tot + 1, sizeof(int));
+    s->cutflag = search_grow(s->cutflag, &s->flag_cap, tot + 1, 1);
 }
 
 /* Node p: from the states before it (rows k of window p) to the states after it. */
@@ -410,7 +411,7 @@ double search_solve_cand(Search *s, const Cand *c, double bound, bool wins_ties,
  * least (parameters, optimizer state, and activations × micro-batches in flight; buffers
  * are left to the evaluation), by the same sweep with memory as the stage's load. */
 void search_set_inflight(Search *s, const Cand *c) {
-    s->infl = xgrow(s->infl, &s->infl_cap, (size_t)c->S, sizeof(double));
+    s->infl = search_grow(s->infl, &s->infl_cap, (size_t)c->S, sizeof(double));
     for (int k = 0; k < c->S; k++)
         s->infl[k] = c->S - k < c->m ? c->S - k : c->m;
 }

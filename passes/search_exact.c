@@ -61,20 +61,6 @@ typedef struct Ex {
     bool trunc;
 } Ex;
 
-static void *grow(void *p, size_t *cap, size_t need, size_t item) {
-    if (need <= *cap) return p;
-    size_t nc = *cap ? *cap : 256;
-    while (nc < need)
-        nc *= 2;
-    void *np = realloc(p, nc * item);
-    if (!np) {
-        fprintf(stderr, "mpcc: fatal: out of memory in the plan search\n");
-        exit(3);
-    }
-    *cap = nc;
-    return np;
-}
-
 /* The position after node p of the value at position `pos` before it (−1: it dies at p). */
 static int pos_after(const Search *s, int p, int pos) {
     for (int j = 0; j < s->live_n[p + 1]; j++)
@@ -226,11 +212,11 @@ static void ex_cut(Ex *e, int p) {
 static void ex_commit(Ex *e, int p, int ncell) {
     e->cbase[p] = e->cbase[p > 0 ? p - 1 : 0] + (p > 0 ? e->tbase[p - 1] + 1 : 0);
     e->tbase[p] = ncell;
-    e->coff = grow(e->coff, &e->ccap, (size_t)(e->cbase[p] + ncell + 1), sizeof(int64_t));
+    e->coff = search_grow(e->coff, &e->ccap, (size_t)(e->cbase[p] + ncell + 1), sizeof(int64_t));
     size_t tot = 0;
     for (int i = 0; i < ncell; i++)
         tot += (size_t)e->tn[i];
-    e->pool = grow(e->pool, &e->pcap, e->np + tot, sizeof(Lab));
+    e->pool = search_grow(e->pool, &e->pcap, e->np + tot, sizeof(Lab));
     int64_t *co = e->coff + e->cbase[p];
     for (int i = 0; i < ncell; i++) {
         co[i] = (int64_t)e->np;
@@ -244,8 +230,8 @@ static void ex_commit(Ex *e, int p, int ncell) {
 }
 
 static void ex_cells(Ex *e, int ncell) {
-    e->tmp = grow(e->tmp, &e->tcap, (size_t)ncell * LCAP, sizeof(Lab));
-    e->tn = grow(e->tn, &e->tncap, (size_t)ncell, sizeof(int));
+    e->tmp = search_grow(e->tmp, &e->tcap, (size_t)ncell * LCAP, sizeof(Lab));
+    e->tn = search_grow(e->tn, &e->tncap, (size_t)ncell, sizeof(int));
     memset(e->tn, 0, (size_t)ncell * sizeof(int));
 }
 

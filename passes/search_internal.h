@@ -221,6 +221,8 @@ CompTime cost_compute_time(const CompCtx *x);
 double cost_op_bw(const ClusterCfg *cl, int op, bool bwd);
 
 /* ─────────── search_dp.c: transitions, the sweep and the solvers ─────────── */
+/* Grows an array to hold `need` items of `item` bytes (capacity doubling); exits on OOM. */
+void *search_grow(void *p, size_t *cap, size_t need, size_t item);
 
 void search_decode(unsigned code, int n, uint8_t *lay);
 /* Node p in mode mi applied to the layouts `lay` before it: the state after it in *code, the
