@@ -16,7 +16,6 @@
  * counted (mprt_stats_pause: checkpoints, validation) stays f32, so checkpoints hold the f32
  * master weights exactly.
  */
-#include <limits.h>
 #include <mpi.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,35 +75,8 @@ bool mprt__wire(void) { return B.wire && !mprt__stats_paused(); }
 
 /* ───────────────────────────── bf16 data ───────────────────────────── */
 
-static int count_int(int64_t n, const char *call) {
-    if (n < 0 || n > INT_MAX)
-        mprt_fatal("%s: element count %lld out of range for MPI (0..%d)", call, (long long)n,
-                   INT_MAX);
-    return (int)n;
-}
-
-/* Rows of `row` elements between outer-major (o, r) and rank-major (r, o) order. */
-static void regroup(uint16_t *dst, const uint16_t *src, int G, int64_t outer, size_t row,
-                    bool to_rank_major) {
-    for (int64_t o = 0; o < outer; o++)
-        for (int r = 0; r < G; r++) {
-            size_t om = ((size_t)o * (size_t)G + (size_t)r) * row;
-            size_t rm = ((size_t)r * (size_t)outer + (size_t)o) * row;
-            memcpy(dst + (to_rank_major ? rm : om), src + (to_rank_major ? om : rm),
-                   row * sizeof(uint16_t));
-        }
-}
-
-static int64_t view3(int64_t outer, int64_t chunk, int64_t inner, int G, const char *call) {
-    int64_t dims[4] = {outer, chunk, inner, G}, n = 0;
-    if (!mprt__numel(4, dims, 1, INT_MAX, &n))
-        mprt_fatal("%s: bad tensor view %lld x %lld x %lld", call, (long long)outer,
-                   (long long)chunk, (long long)inner);
-    return n / G;
-}
-
 void mprt_allreduce_bf16(MprtGroup g, uint16_t *buf, int64_t count) {
-    int G = mprt_group_size(g), n = count_int(count, "MPI_Allreduce");
+    int G = mprt_group_size(g), n = mprt__count_int(count, "MPI_Allreduce");
     double t0 = MPI_Wtime();
     if (G > 1) {
         MPI_Request rq;
@@ -120,7 +92,7 @@ void mprt_allreduce_bf16(MprtGroup g, uint16_t *buf, int64_t count) {
 void mprt_allgather_bf16(MprtGroup g, const uint16_t *local, uint16_t *full, int64_t outer,
                          int64_t chunk, int64_t inner) {
     int G = mprt_group_size(g);
-    int64_t blk = view3(outer, chunk, inner, G, "MPI_Allgather");
+    int64_t blk = mprt__view_block(outer, chunk, inner, G, "MPI_Allgather");
     double t0 = MPI_Wtime();
     if (G == 1) {
         memmove(full, local, (size_t)blk * sizeof(uint16_t));
@@ -131,7 +103,8 @@ void mprt_allgather_bf16(MprtGroup g, const uint16_t *local, uint16_t *full, int
                                    mprt__comm(g), &rq),
                     "MPI_Iallgather", g);
         mprt__await(&rq, "MPI_Allgather", g);
-        if (outer > 1) regroup(full, dst, G, outer, (size_t)(chunk * inner), false);
+        if (outer > 1)
+            mprt__regroup(full, dst, G, outer, (size_t)(chunk * inner) * sizeof(uint16_t), false);
     }
     mprt_stats_add(MPRT_ALLGATHER, g, mprt_coll_bytes(MPRT_ALLGATHER, G, 2 * blk * G),
                    MPI_Wtime() - t0);
@@ -140,7 +113,7 @@ void mprt_allgather_bf16(MprtGroup g, const uint16_t *local, uint16_t *full, int
 void mprt_reduce_scatter_bf16(MprtGroup g, const uint16_t *full, uint16_t *local, int64_t outer,
                               int64_t chunk, int64_t inner) {
     int G = mprt_group_size(g);
-    int64_t blk = view3(outer, chunk, inner, G, "MPI_Reduce_scatter_block");
+    int64_t blk = mprt__view_block(outer, chunk, inner, G, "MPI_Reduce_scatter_block");
     double t0 = MPI_Wtime();
     if (G == 1) {
         memmove(local, full, (size_t)blk * sizeof(uint16_t));
@@ -148,7 +121,7 @@ void mprt_reduce_scatter_bf16(MprtGroup g, const uint16_t *full, uint16_t *local
         const uint16_t *src = full;
         if (outer > 1) {
             uint16_t *tmp = mprt__bf16_buf(2, blk * G);
-            regroup(tmp, full, G, outer, (size_t)(chunk * inner), true);
+            mprt__regroup(tmp, full, G, outer, (size_t)(chunk * inner) * sizeof(uint16_t), true);
             src = tmp;
         }
         MPI_Request rq;
@@ -174,7 +147,7 @@ void mprt__wire_allreduce(MprtGroup g, float *buf, int64_t count) {
 void mprt__wire_allgather(MprtGroup g, const float *local, float *full, int64_t outer,
                           int64_t chunk, int64_t inner) {
     int G = mprt_group_size(g);
-    int64_t blk = view3(outer, chunk, inner, G, "MPI_Allgather");
+    int64_t blk = mprt__view_block(outer, chunk, inner, G, "MPI_Allgather");
     uint16_t *l = mprt__bf16_buf(0, blk), *f = mprt__bf16_buf(1, blk * G);
     mprt_bf16_pack(l, local, blk);
     mprt_allgather_bf16(g, l, f, outer, chunk, inner);
@@ -184,7 +157,7 @@ void mprt__wire_allgather(MprtGroup g, const float *local, float *full, int64_t 
 void mprt__wire_reduce_scatter(MprtGroup g, const float *full, float *local, int64_t outer,
                                int64_t chunk, int64_t inner) {
     int G = mprt_group_size(g);
-    int64_t blk = view3(outer, chunk, inner, G, "MPI_Reduce_scatter_block");
+    int64_t blk = mprt__view_block(outer, chunk, inner, G, "MPI_Reduce_scatter_block");
     uint16_t *f = mprt__bf16_buf(1, blk * G), *l = mprt__bf16_buf(0, blk);
     mprt_bf16_pack(f, full, blk * G);
     mprt_reduce_scatter_bf16(g, f, l, outer, chunk, inner);

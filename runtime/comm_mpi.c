@@ -141,6 +141,28 @@ static int64_t block3(int64_t a, int64_t b, int64_t c, const char *call) {
     return n;
 }
 
+int mprt__count_int(int64_t n, const char *call) { return to_int(n, call); }
+
+/* One rank's block of an outer×(G·chunk)×inner view split G ways (outer·chunk·inner), with the
+ * whole view, G blocks, within MPI's int. */
+int64_t mprt__view_block(int64_t outer, int64_t chunk, int64_t inner, int G, const char *call) {
+    int64_t blk = block3(outer, chunk, inner, call);
+    block3(blk, G, 1, call);
+    return blk;
+}
+
+/* Rows of `row` bytes between outer-major (o, r) and rank-major (r, o) order. */
+void mprt__regroup(void *dst, const void *src, int G, int64_t outer, size_t row,
+                   bool to_rank_major) {
+    for (int64_t o = 0; o < outer; o++)
+        for (int r = 0; r < G; r++) {
+            size_t om = ((size_t)o * (size_t)G + (size_t)r) * row;
+            size_t rm = ((size_t)r * (size_t)outer + (size_t)o) * row;
+            memcpy((char *)dst + (to_rank_major ? rm : om),
+                   (const char *)src + (to_rank_major ? om : rm), row);
+        }
+}
+
 static float *scratch(int64_t nfloats) {
     if ((size_t)nfloats > R.scratch_cap) {
         float *p = realloc(R.scratch, (size_t)nfloats * sizeof(float));
@@ -432,8 +454,7 @@ void mprt_allgather(MprtGroup g, const float *local, float *full, int64_t outer,
         return;
     }
     int G = mprt_group_size(g);
-    int64_t blk = block3(outer, chunk, inner, "MPI_Allgather");
-    block3(blk, G, 1, "MPI_Allgather");
+    int64_t blk = mprt__view_block(outer, chunk, inner, G, "MPI_Allgather");
     double t0 = MPI_Wtime();
     if (G == 1) {
         memcpy(full, local, (size_t)blk * sizeof(float));
@@ -441,11 +462,8 @@ void mprt_allgather(MprtGroup g, const float *local, float *full, int64_t outer,
         float *dst = outer == 1 ? full : scratch(blk * G); /* rank-major blocks */
         COLLECTIVE(g, MPI_Allgather, MPI_Iallgather, local, (int)blk, MPI_FLOAT, dst, (int)blk,
                    MPI_FLOAT, R.comm[g]);
-        size_t row = (size_t)(chunk * inner);
-        for (int64_t o = 0; outer > 1 && o < outer; o++)
-            for (int r = 0; r < G; r++)
-                memcpy(full + ((size_t)o * (size_t)G + (size_t)r) * row,
-                       dst + ((size_t)r * (size_t)outer + (size_t)o) * row, row * sizeof(float));
+        if (outer > 1)
+            mprt__regroup(full, dst, G, outer, (size_t)(chunk * inner) * sizeof(float), false);
     }
     mprt_stats_add(MPRT_ALLGATHER, g, mprt_coll_bytes(MPRT_ALLGATHER, G, 4 * blk * G),
                    MPI_Wtime() - t0);
@@ -458,8 +476,7 @@ void mprt_reduce_scatter(MprtGroup g, const float *full, float *local, int64_t o
         return;
     }
     int G = mprt_group_size(g);
-    int64_t blk = block3(outer, chunk, inner, "MPI_Reduce_scatter_block");
-    block3(blk, G, 1, "MPI_Reduce_scatter_block");
+    int64_t blk = mprt__view_block(outer, chunk, inner, G, "MPI_Reduce_scatter_block");
     double t0 = MPI_Wtime();
     if (G == 1) {
         memcpy(local, full, (size_t)blk * sizeof(float));
@@ -467,11 +484,7 @@ void mprt_reduce_scatter(MprtGroup g, const float *full, float *local, int64_t o
         const float *src = full;
         if (outer > 1) {
             float *tmp = scratch(blk * G);
-            size_t row = (size_t)(chunk * inner);
-            for (int r = 0; r < G; r++)
-                for (int64_t o = 0; o < outer; o++)
-                    memcpy(tmp + ((size_t)r * (size_t)outer + (size_t)o) * row,
-                           full + ((size_t)o * (size_t)G + (size_t)r) * row, row * sizeof(float));
+            mprt__regroup(tmp, full, G, outer, (size_t)(chunk * inner) * sizeof(float), true);
             src = tmp;
         }
         COLLECTIVE(g, MPI_Reduce_scatter_block, MPI_Ireduce_scatter_block, src, local, (int)blk,

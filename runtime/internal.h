@@ -58,6 +58,11 @@ void mprt__check(int rc, const char *call, MprtGroup g);
 /* MPRT_GRAD_SYNC=blocking: the overlapped gradient collectives run blocking (comm_mpi.c). */
 bool mprt__grad_sync_blocking(void);
 void mprt__await(MPI_Request *rq, const char *call, MprtGroup g);
+/* Shared by comm_mpi.c's f32 and comm_bf16.c's bf16 collectives (fatal on a bad count/view). */
+int mprt__count_int(int64_t n, const char *call);
+int64_t mprt__view_block(int64_t outer, int64_t chunk, int64_t inner, int G, const char *call);
+void mprt__regroup(void *dst, const void *src, int G, int64_t outer, size_t row,
+                   bool to_rank_major);
 /* comm_bf16.c: the bf16 sum (an MPI user operation, made on first use), the runtime's bf16
  * buffers (slot 0-2, grown on demand) and the wire forms of comm_mpi.c's f32 collectives
  * (ZeRO's with MPI's counts c[0..G) and displacements c[G..2G)). */
