@@ -433,13 +433,13 @@ double cost_roofline(double flops, double rate, double bytes, double bw) {
 
 /* The optimizer's pass over `elems` parameters of one device, once per step: it reads each
  * parameter, its gradient and its optimizer state and writes the parameter and the state back —
- * (3 + 2·copies) × 4 bytes per parameter (SGD 12, SGD with momentum 20, Adam/AdamW 28). Under
+ * (3 + 2·moved) × 4 bytes per parameter (SGD 12, SGD with momentum 20, Adam/AdamW 28). Under
  * bf16 the same: it reads the bf16 gradient (2) and the f32 master (4) and state, writes them
  * and the bf16 working copy (2). */
 static double opt_time(const Search *s, int64_t elems) {
     double bw = s->g->cluster.memory_bandwidth;
     if (bw <= 0 || elems <= 0) return 0.0;
-    return (double)elems * 4.0 * (3.0 + 2.0 * s->opt_copies) / bw;
+    return (double)elems * 4.0 * (3.0 + 2.0 * s->opt_moved) / bw;
 }
 
 /* The share of a backward's time during which a gradient all-reduce beside it really

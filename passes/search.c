@@ -146,9 +146,13 @@ static bool search_live(Search *s) {
     return true;
 }
 
-static int opt_copies(const TrainCfg *t) {
+/* The optimizer-state arenas the trainer holds per parameter: Adam's m and v; SGD's momentum,
+ * even at momentum 0 (a checkpoint carries it, so a plain-SGD run resumes a run with momentum
+ * and the reverse, and the C API may turn momentum on between steps). `moved`: the arenas
+ * its step reads and writes (SGD without momentum none: mprt_sgd_step gets no momentum). */
+static int opt_copies(const TrainCfg *t, bool moved) {
     if (t->opt == OPT_ADAM || t->opt == OPT_ADAMW) return 2;
-    return t->momentum != 0.0 ? 1 : 0;
+    return !moved || t->momentum != 0.0 ? 1 : 0;
 }
 
 bool search_init(Search *s, IrGraph *g, Diag *d) {
@@ -159,7 +163,8 @@ bool search_init(Search *s, IrGraph *g, Diag *d) {
     s->V = IR_NVALUES(g);
     s->B = g->train.batch;
     s->D = g->cluster.devices;
-    s->opt_copies = opt_copies(&g->train);
+    s->opt_copies = opt_copies(&g->train, false);
+    s->opt_moved = opt_copies(&g->train, true);
     /* "auto" is resolved by run_search; elsewhere (--plan-space, the device-count hints) the
      * space is priced without ZeRO */
     s->zero = g->train.zero == TRAIN_ZERO_AUTO ? 0 : (int)g->train.zero;

@@ -74,7 +74,9 @@ typedef struct Search {
     Diag *diag;
     int N, V;
     int64_t B, D;
-    int opt_copies;
+    /* optimizer-state arenas the trainer holds per parameter (SGD 1, its momentum even at
+     * momentum 0; Adam 2), and those its step reads and writes (SGD without momentum 0) */
+    int opt_copies, opt_moved;
     int zero; /* the ZeRO stage this search prices: 0, 1 or 2 (train.zero; auto tries each) */
     /* train.precision: bytes of an f32 tensor's element as stored and sent (4, bf16 2), and the
      * factor on GEMM rates (flops_bf16 / flops under bf16, else 1): docs/cost-model.md */

@@ -23,8 +23,9 @@ import os
 import subprocess
 import sys
 
-# (model file in tests/e2e, mesh, zero, recompute): data, tensor, pipeline(+tensor), attention,
-# conv/maxpool, recomputation, ZeRO-1 and ZeRO-2.
+# (model file in tests/e2e, mesh, zero, recompute[, -D settings]): data, tensor,
+# pipeline(+tensor), attention, conv/maxpool, recomputation, ZeRO-1 and ZeRO-2, SGD with and
+# without momentum.
 CASES = [
     ("mlp_adam.mp", "1x4x1", 0, "none"),
     ("mlp_adam.mp", "1x1x4", 0, "none"),
@@ -38,6 +39,10 @@ CASES = [
     ("mlp_adam.mp", "1x2x2", 2, "none"),
     ("mlp_adam.mp", "2x2x1", 2, "none"),
     ("gpt_small.mp", "1x2x2", 2, "none"),
+    # SGD with and without momentum: the momentum arena is held (and counted) either way
+    ("mlp_small.mp", "1x2x1", 0, "none"),
+    ("mlp_small.mp", "1x2x1", 0, "none", ("train.momentum=0",)),
+    ("mlp_small.mp", "1x2x1", 1, "none", ("train.momentum=0",)),
 ]
 EXACT = ("params", "grads", "optimizer", "zero_buffers")
 
@@ -69,14 +74,15 @@ def check_rank(name, zero, r, failures):
                         f"{want['activations']} B")
 
 
-def case(a, model, mesh, zero, rc, failures):
+def case(a, model, mesh, zero, rc, failures, defines=()):
     S, d, t = (int(x) for x in mesh.split("x"))
     n = S * d * t
-    name = f"{model} {mesh} zero={zero} recompute={rc}"
-    exe = os.path.join(a.workdir, f"{model[:-3]}_{mesh}_z{zero}_{rc}")
+    name = " ".join([f"{model} {mesh} zero={zero} recompute={rc}", *defines])
+    exe = os.path.join(a.workdir, "_".join([f"{model[:-3]}_{mesh}_z{zero}_{rc}", *defines]))
+    extra = [x for kv in defines for x in ("-D", kv)]
     r = run([a.mpcc, os.path.join(a.e2e, model), "-D", f"cluster.devices={n}", "-D",
              f"plan.mesh={mesh}", "-D", f"train.zero={zero}", "-D", f"train.recompute={rc}",
-             "-o", exe], 300)
+             *extra, "-o", exe], 300)
     if r.returncode != 0:
         failures.append(f"{name}: mpcc failed:\n{r.stdout[-2000:]}")
         return
@@ -107,7 +113,7 @@ def main():
     os.makedirs(a.workdir, exist_ok=True)
     failures = []
     for c in CASES:
-        case(a, *c, failures)
+        case(a, *c[:4], failures, *c[4:])
     for f in failures:
         print("FAIL:", f)
     return 1 if failures else 0
