@@ -325,23 +325,17 @@ static void prepare(Emit *e) {
     }
 }
 
-/* A bf16 plan (train.precision, docs/cost-model.md "Mixed precision"): the C trainer implements
- * it (docs/runtime.md, "A bf16 trainer") except under ZeRO, whose sharded f32 master weights it
- * does not keep; the CUDA trainer not yet (whoever makes it accept bf16 drops its refusal). */
+/* A bf16 plan (train.precision, docs/cost-model.md "Mixed precision"): both trainers implement
+ * it (docs/runtime.md, "A bf16 trainer"; docs/cuda.md, "bf16") except under ZeRO, whose
+ * sharded f32 master weights neither keeps. */
 static bool bf16_supported(const IrGraph *g, bool cuda, Diag *d) {
-    if (!g->sched || g->sched->precision != PRECISION_BF16) return true;
-    if (cuda)
-        diag_error(d, noloc,
-                   "train.precision: the plan is bf16, which the CUDA trainer does not implement "
-                   "yet; set train.precision = \"f32\" to generate one (--emit=plan and the "
-                   "reports work)");
-    else if (g->sched->zero)
-        diag_error(d, noloc,
-                   "train.precision: the plan is bf16 with ZeRO-%d, which the C trainer does not "
-                   "implement yet (it does not shard the f32 master weights); set train.zero = 0 "
-                   "or train.precision = \"f32\"",
-                   g->sched->zero);
-    return !cuda && !g->sched->zero;
+    if (!g->sched || g->sched->precision != PRECISION_BF16 || !g->sched->zero) return true;
+    diag_error(d, noloc,
+               "train.precision: the plan is bf16 with ZeRO-%d, which the %s trainer does not "
+               "implement yet (it does not shard the f32 master weights); set train.zero = 0 "
+               "or train.precision = \"f32\"",
+               g->sched->zero, cuda ? "CUDA" : "C");
+    return false;
 }
 
 bool cg_plan_supported(const IrGraph *g, bool cuda, Diag *d) {

@@ -82,6 +82,13 @@ static inline bool is_int(const Emit *e, int b) { return BV(e, b)->dtype != DT_F
 static inline bool cg_bf16(const Emit *e) {
     return e->s->precision == PRECISION_BF16 && !e->t->dev;
 }
+/* The same on the device (docs/cuda.md, "bf16"): `mst` and `prm` in device memory, the
+ * mprt_cu_ roundings, the device collectives on the same (CPU) wire switch. */
+static inline bool cg_bf16_cu(const Emit *e) {
+    return e->s->precision == PRECISION_BF16 && e->t->dev;
+}
+/* Either target: the optimizer updates, and checkpoints hold, the master weights `mst`. */
+static inline bool cg_mst(const Emit *e) { return cg_bf16(e) || cg_bf16_cu(e); }
 static inline int64_t lnumel(const Emit *e, int b) { return ir_shape_numel(&B(e, b)->local); }
 static inline int64_t ldim(const Emit *e, int b, int i) {
     const Shape *s = &B(e, b)->local;

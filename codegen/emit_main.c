@@ -152,7 +152,10 @@ static void emit_model(Emit *e) {
       opt == OPT_SGD    ? "sgd"
       : opt == OPT_ADAM ? "adam"
                         : "adamw");
-    if (e->t->dev)
+    if (cg_bf16_cu(e))
+        E(e, "    mprt_cu_bf16_download, mprt_cu_bf16_upload, /* device memory; writes into mst "
+             "round into prm */\n");
+    else if (e->t->dev)
         E(e, "    mprt_cu_download, mprt_cu_upload, /* the arenas live in device memory */\n");
     else if (cg_bf16(e))
         E(e, "    mprt_bf16_download, mprt_bf16_upload, /* host memory; writes into mst round "
@@ -187,6 +190,10 @@ void emit_params(Emit *e) {
         E(e, "/* bf16: `prm` is the working copy the kernels read, each value the bf16 rounding "
              "of the\n * f32 master weights `mst`, which the optimizer updates and checkpoints "
              "hold. */\nstatic float *mst;\n");
+    if (cg_bf16_cu(e))
+        E(e, "/* bf16: `prm` is the working copy the kernels read, each value the bf16 rounding "
+             "of the\n * f32 master weights `mst`, which the optimizer updates and checkpoints "
+             "hold (device memory). */\nstatic float *mst;\n");
     E(e, "static const int64_t STAGE_PARAMS[MESH_S] = {");
     for (int k = 0; k < s->S; k++)
         E(e, "%s%lld", k ? ", " : "", (long long)tot[k]);
@@ -388,6 +395,9 @@ static void emit_free_all(Emit *e) {
     if (e->s->zero) E(e, "    %s(gsh);\n", e->t->dev ? "mprt_cu_free" : "free");
     if (cg_bf16(e))
         E(e, "    mprt_bf16_weights(NULL, NULL, 0), mprt_set_wire_bf16(false), free(mst);\n");
+    if (cg_bf16_cu(e))
+        E(e, "    mprt_cu_bf16_weights(NULL, NULL, 0), mprt_set_wire_bf16(false), "
+             "mprt_cu_free(mst);\n");
     if (cg_zero2_sharded(e)) E(e, "    mprt_zero2_teardown();\n");
     for (int v = 0; v < IR_NVALUES(e->g); v++)
         if (IR_VALUE(e->g, v)->kind != VAL_ACT)
@@ -483,10 +493,13 @@ static void emit_setup_rank(Emit *e) {
         E(e, "    mst = mprt_falloc_in(MPRT_MEM_OPTIM, np); /* bf16: the f32 master weights; "
              "traffic in bf16 */\n"
              "    mprt_bf16_weights(mst, prm, np), mprt_set_wire_bf16(true);\n");
+    if (cg_bf16_cu(e))
+        E(e, "    mst = mprt_cu_falloc(np); /* bf16: the f32 master weights; traffic in bf16 */\n"
+             "    mprt_cu_bf16_weights(mst, prm, np), mprt_set_wire_bf16(true);\n");
     E(e,
       "    STAGES[mesh->s].alloc();\n    mprt_params_init(&MODEL, %s, seed);\n"
       "    mprt_layer_timers(LAYERS, NUM_LAYERS);\n",
-      cg_bf16(e) ? "mst" : "prm");
+      cg_mst(e) ? "mst" : "prm");
     E(e, "}\n\n");
 }
 
@@ -559,7 +572,7 @@ void emit_main(Emit *e) {
       "target */\n"
       "    PLAN_SUMMARY, PREDICTED, NUM_PREDICTED, {&%s, &opt1, &opt2},\n"
       "    trainer_start, open_data, train_step, %s, %s,\n",
-      dev ? "true" : "false", cg_bf16(e) ? "mst" : "prm", dev ? "trainer_stop" : "free_all",
+      dev ? "true" : "false", cg_mst(e) ? "mst" : "prm", dev ? "trainer_stop" : "free_all",
       dev ? "mprt_cu_stats_flush" : "NULL");
     emit_forecast(e);
     E(e, "    STAGES, %s, /* --generate: the stage programs, the token input */\n", token_input(e));

@@ -127,9 +127,9 @@ static int tag_of(const Emit *e, int b, bool grad) { return B(e, b)->value * 2 +
 
 /* bf16: an activation a layer or a load just wrote is stored rounded to bf16 (in place). */
 static void emit_round(Emit *e, int b) {
-    if (!cg_bf16(e) || b < 0 || is_int(e, b)) return;
+    if (!cg_mst(e) || b < 0 || is_int(e, b)) return;
     const char *f = fld(e, "a", b);
-    E(e, "    mprt_bf16_round(%s, %s, %lld); /* bf16 activation */\n", f, f,
+    E(e, "    %sbf16_round(%s, %s, %lld); /* bf16 activation */\n", pfx(e), f, f,
       (long long)lnumel(e, b));
 }
 
@@ -355,11 +355,11 @@ static void emit_grad_sync(Emit *e) {
 /* The optimizer, then the step's loss: on the device read from dloss, the step's one sync. */
 static void emit_optimizer(Emit *e) {
     OptKind opt = e->g->train.opt;
-    const char *w = cg_bf16(e) ? "mst" : "prm"; /* the weights the optimizer updates */
+    const char *w = cg_mst(e) ? "mst" : "prm"; /* the weights the optimizer updates */
     if (!e->s->zero) E(e, "    int64_t n = STAGE_PARAMS[mesh->s];\n");
-    if (cg_bf16(e))
-        E(e, "    mprt_bf16_round(grd, grd, n); /* bf16 gradients (the synced ones already are) "
-             "*/\n");
+    if (cg_mst(e))
+        E(e, "    %sbf16_round(grd, grd, n); /* bf16 gradients (the synced ones already are) */\n",
+          pfx(e));
     if (e->s->zero)
         E(e,
           "    /* ZeRO: the optimizer on this rank's parts, then every part to every rank */\n"
@@ -380,7 +380,8 @@ static void emit_optimizer(Emit *e) {
           "hyper.beta1, "
           "hyper.beta2, hyper.eps, hyper.weight_decay, step + 1));\n",
           pfx(e), opt_name(opt), w);
-    if (cg_bf16(e)) E(e, "    mprt_bf16_refresh(); /* prm: the bf16 rounding of the new mst */\n");
+    if (cg_mst(e))
+        E(e, "    %sbf16_refresh(); /* prm: the bf16 rounding of the new mst */\n", pfx(e));
     if (e->t->dev)
         E(e, "    double dev = 0;\n    mprt_cu_download(&dev, dloss, sizeof dev); /* waits for the "
              "step */\n"

@@ -7,7 +7,8 @@ In order, each step recorded as checks (pass / fail / skip with the reason) and 
   1. the GPUs (nvidia-smi), then in the background PyPI torch for the benchmark;
   2. the build: mpcc, the runtimes, the CUDA tests and bench/gpu_gemm only, with every core;
   3. the C and CUDA trainers the later steps need, built in parallel while
-  4. `ctest -R ^cuda/` runs (kernels against the CPU kernels, collectives, nvcc builds);
+  4. `ctest -R ^cuda/` runs (kernels against the CPU kernels, collectives, nvcc builds, and
+     the CUDA trainer's ZeRO and bf16 runs: tests/e2e/zero.py, tests/e2e/cuda_bf16.py);
   5. CUDA against C loss curves over 20 steps (MLP, small GPT, CNN at 1 rank; data, tensor
      and pipeline splits at 2 ranks over host-staged MPI and, with 2 GPUs, NCCL);
   6. checkpoints both ways between the C and CUDA trainers;
@@ -302,8 +303,10 @@ def step_ctest(ctx):
     junit = os.path.join(ctx.work, "ctest_cuda.xml")
     if os.path.exists(junit):
         os.unlink(junit)
+    # 900 s in all: cuda/zero_np4_mpi and cuda/bf16_mpi build and run trainers (their own
+    # TIMEOUT, 900 s, overrides --timeout's default for the others)
     rc, out = sh(ctx, ["ctest", "-R", "^cuda/", f"-j{max(2, ctx.jobs // 2)}", "--timeout", "150",
-                       "--output-on-failure", "--output-junit", junit], ctx.log("ctest_cuda"), 420, cwd=ctx.build)
+                       "--output-on-failure", "--output-junit", junit], ctx.log("ctest_cuda"), 900, cwd=ctx.build)
     if not os.path.exists(junit):
         rep.add("ctest -R ^cuda/", "fail", f"ctest wrote no results (exit {rc}):\n{tail(out)}", time.time() - t0)
         return

@@ -38,6 +38,22 @@ extern "C" void mprt_cu_bf16_unpack(float *dst, const uint16_t *src, int64_t n) 
     LAUNCH_1D(bf16_unpack_k, n, dst, src, n);
 }
 
+/* The same on a stream of the caller's: the bf16 wire packs and unpacks on the communication
+ * stream, ordered with the collective it feeds (comm_nccl.c). */
+extern "C" void mprt_cu_bf16_pack_on(uint16_t *dst, const float *src, int64_t n,
+                                     cudaStream_t stream) {
+    if (n <= 0) return;
+    bf16_pack_k<<<mprt_cu_blocks(n), MPRT_CU_THREADS, 0, stream>>>(dst, src, n);
+    CU_CHECK_LAUNCH("bf16_pack_k");
+}
+
+extern "C" void mprt_cu_bf16_unpack_on(float *dst, const uint16_t *src, int64_t n,
+                                       cudaStream_t stream) {
+    if (n <= 0) return;
+    bf16_unpack_k<<<mprt_cu_blocks(n), MPRT_CU_THREADS, 0, stream>>>(dst, src, n);
+    CU_CHECK_LAUNCH("bf16_unpack_k");
+}
+
 extern "C" void mprt_cu_bf16_round(float *dst, const float *src, int64_t n) {
     LAUNCH_1D(bf16_round_k, n, dst, src, n);
 }

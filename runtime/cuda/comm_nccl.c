@@ -25,8 +25,17 @@
  * CPU runtime's collective of the same name (which counts its own bytes and time) and copies
  * the result back. It is synchronous and slow, and exists so that several ranks can share
  * one GPU in tests (NCCL refuses two ranks of a communicator on one device).
+ *
+ * The bf16 wire (docs/cuda.md, "bf16"). While the CPU runtime's wire is on and the counters
+ * run (mprt_set_wire_bf16, the test every CPU collective makes), every counted collective
+ * moves bf16 over NCCL as the CPU's do over MPI: its f32 input is packed (rounded) into a
+ * bf16 staging buffer on the communication stream, NCCL runs on ncclBfloat16 (sums are
+ * NCCL's, in bf16), the result is unpacked into the caller's f32 buffer, and the call counts
+ * 2 bytes per element. Broadcasts stay f32, as on the CPU. Host-staged mode needs nothing:
+ * the CPU calls it makes do the same.
  */
 #include "cu_internal.h"
+#include "internal.h" /* mprt__wire: the CPU runtime's bf16 wire, which the device follows */
 #include "mprt.h"
 
 #include <mpi.h>
@@ -52,6 +61,8 @@ static struct {
     int npend, cap;
     float *scratch[2]; /* device staging for pack/unpack */
     size_t scratch_bytes[2];
+    uint16_t *wire[2]; /* device bf16 staging of the wire: input, output */
+    size_t wire_bytes[2];
     float *host; /* pinned staging for MPI mode */
     size_t host_bytes;
     bool started; /* an all-reduce ran without a join since */
@@ -120,7 +131,7 @@ void mprt_cu_comm_teardown(void) {
     }
     free(N.pend);
     for (int i = 0; i < 2; i++)
-        mprt_cu_free(N.scratch[i]);
+        mprt_cu_free(N.scratch[i]), mprt_cu_free(N.wire[i]);
     if (N.host) CU_CHECK(cudaFreeHost(N.host));
     CU_CHECK(cudaEventDestroy(N.ready));
     CU_CHECK(cudaEventDestroy(N.done));
@@ -139,6 +150,18 @@ static float *scratch(int i, int64_t count) {
         N.scratch_bytes[i] = bytes;
     }
     return N.scratch[i];
+}
+
+/* bf16 staging buffer i of at least `count` elements (grown after the streams drain). */
+static uint16_t *wire_buf(int i, int64_t count) {
+    size_t bytes = (size_t)count * sizeof(uint16_t);
+    if (bytes > N.wire_bytes[i]) {
+        mprt_cu_sync();
+        mprt_cu_free(N.wire[i]);
+        N.wire[i] = mprt_cu_malloc(bytes);
+        N.wire_bytes[i] = bytes;
+    }
+    return N.wire[i];
 }
 
 /* Pinned host staging of at least `count` floats. */
@@ -227,6 +250,53 @@ void mprt_cu_stats_flush(void) {
     N.npend = 0;
 }
 
+/* ─────────────────────────────── the NCCL calls, f32 or bf16 on the wire ───────────────────── */
+
+/* Bytes per element moved: bf16 while the wire is on (w), else f32. */
+static int64_t esize(bool w) { return w ? 2 : 4; }
+
+/* `count` floats of src rounded into bf16 staging buffer i, on the communication stream. */
+static uint16_t *wire_pack(int i, const float *src, int64_t count, cudaStream_t cs) {
+    uint16_t *p = wire_buf(i, count);
+    mprt_cu_bf16_pack_on(p, src, count, cs);
+    return p;
+}
+
+/* In-place sum of `count` floats over c. */
+static void nccl_allreduce(float *buf, int64_t count, ncclComm_t c, cudaStream_t cs, bool w) {
+    if (!w) {
+        NCCL_CHECK(ncclAllReduce(buf, buf, (size_t)count, ncclFloat, ncclSum, c, cs));
+        return;
+    }
+    uint16_t *p = wire_pack(0, buf, count, cs);
+    NCCL_CHECK(ncclAllReduce(p, p, (size_t)count, ncclBfloat16, ncclSum, c, cs));
+    mprt_cu_bf16_unpack_on(buf, p, count, cs);
+}
+
+/* recv [G·n] = every rank's send [n], in rank order. */
+static void nccl_allgather(const float *send, float *recv, int64_t n, int64_t G, ncclComm_t c,
+                           cudaStream_t cs, bool w) {
+    if (!w) {
+        NCCL_CHECK(ncclAllGather(send, recv, (size_t)n, ncclFloat, c, cs));
+        return;
+    }
+    uint16_t *in = wire_pack(0, send, n, cs), *out = wire_buf(1, G * n);
+    NCCL_CHECK(ncclAllGather(in, out, (size_t)n, ncclBfloat16, c, cs));
+    mprt_cu_bf16_unpack_on(recv, out, G * n, cs);
+}
+
+/* recv [n] = the sum over ranks of their send [G·n]'s block of this rank. */
+static void nccl_reduce_scatter(const float *send, float *recv, int64_t n, int64_t G, ncclComm_t c,
+                                cudaStream_t cs, bool w) {
+    if (!w) {
+        NCCL_CHECK(ncclReduceScatter(send, recv, (size_t)n, ncclFloat, ncclSum, c, cs));
+        return;
+    }
+    uint16_t *in = wire_pack(0, send, G * n, cs), *out = wire_buf(1, n);
+    NCCL_CHECK(ncclReduceScatter(in, out, (size_t)n, ncclBfloat16, ncclSum, c, cs));
+    mprt_cu_bf16_unpack_on(recv, out, n, cs);
+}
+
 /* ─────────────────────────────── collectives ─────────────────────────────── */
 
 static void allreduce(int g, float *buf, int64_t count, bool async) {
@@ -238,8 +308,9 @@ static void allreduce(int g, float *buf, int64_t count, bool async) {
         return;
     }
     cudaStream_t cs = begin();
-    NCCL_CHECK(ncclAllReduce(buf, buf, (size_t)count, ncclFloat, ncclSum, comm_of(g), cs));
-    end(MPRT_ALLREDUCE, g, count * 4, async);
+    bool w = mprt__wire();
+    nccl_allreduce(buf, count, comm_of(g), cs, w);
+    end(MPRT_ALLREDUCE, g, count * esize(w), async);
 }
 
 void mprt_cu_allreduce(int group, float *buf, int64_t count) {
@@ -273,10 +344,11 @@ void mprt_cu_allgather(int group, const float *local, float *full, int64_t outer
         return;
     }
     cudaStream_t cs = begin();
+    bool w = mprt__wire();
     float *dst = outer == 1 ? full : scratch(0, G * n);
-    NCCL_CHECK(ncclAllGather(local, dst, (size_t)n, ncclFloat, comm_of(group), cs));
+    nccl_allgather(local, dst, n, G, comm_of(group), cs, w);
     if (outer != 1) mprt_cu_pack_gather_to_full(full, dst, G, outer, chunk, inner, cs);
-    end(MPRT_ALLGATHER, group, G * n * 4, false);
+    end(MPRT_ALLGATHER, group, G * n * esize(w), false);
 }
 
 void mprt_cu_reduce_scatter(int group, const float *full, float *local, int64_t outer,
@@ -296,8 +368,9 @@ void mprt_cu_reduce_scatter(int group, const float *full, float *local, int64_t 
         mprt_cu_pack_full_to_gather(s, full, G, outer, chunk, inner, cs);
         src = s;
     }
-    NCCL_CHECK(ncclReduceScatter(src, local, (size_t)n, ncclFloat, ncclSum, comm_of(group), cs));
-    end(MPRT_REDUCESCATTER, group, G * n * 4, false);
+    bool w = mprt__wire();
+    nccl_reduce_scatter(src, local, n, G, comm_of(group), cs, w);
+    end(MPRT_REDUCESCATTER, group, G * n * esize(w), false);
 }
 
 void mprt_cu_slice(const float *full, float *local, int64_t outer, int64_t chunk, int64_t inner,
@@ -341,8 +414,9 @@ void mprt_cu_zero_reduce_scatter(int group, const float *full, float *out, int64
         src = pad;
     }
     float *dst = add ? scratch(1, shard) : out;
-    NCCL_CHECK(ncclReduceScatter(src, dst, (size_t)shard, ncclFloat, ncclSum, comm_of(group), cs));
-    end(MPRT_REDUCESCATTER, group, 4 * G * shard, false);
+    bool w = mprt__wire();
+    nccl_reduce_scatter(src, dst, shard, G, comm_of(group), cs, w);
+    end(MPRT_REDUCESCATTER, group, esize(w) * G * shard, false);
     if (add) mprt_cu_accumulate(out, dst, n);
 }
 
@@ -367,23 +441,37 @@ void mprt_cu_zero_allgather(int group, float *full, int64_t count, int64_t shard
             CU_CHECK(cudaMemcpyAsync(buf + shard * r, full + lo, (size_t)n * sizeof(float),
                                      cudaMemcpyDeviceToDevice, cs));
     }
-    NCCL_CHECK(ncclAllGather(buf + shard * r, buf, (size_t)shard, ncclFloat, comm_of(group), cs));
+    bool w = mprt__wire(); /* bf16: this rank's part is packed before anything is received */
+    nccl_allgather(buf + shard * r, buf, shard, G, comm_of(group), cs, w);
     if (buf != full)
         CU_CHECK(cudaMemcpyAsync(full, buf, (size_t)count * sizeof(float), cudaMemcpyDeviceToDevice,
                                  cs));
-    end(MPRT_ALLGATHER, group, 4 * G * shard, false);
+    end(MPRT_ALLGATHER, group, esize(w) * G * shard, false);
 }
 
-/* Grouped send/recv of G equal blocks of `blk` floats: block r of send to rank r, block r of
- * recv from rank r. */
-static void exchange(ncclComm_t c, const float *send, float *recv, int64_t G, int64_t blk,
-                     cudaStream_t cs) {
+/* Grouped send/recv of G equal blocks of `blk` elements of `esz` bytes (type t): block r of
+ * send to rank r, block r of recv from rank r. */
+static void exchange_as(ncclComm_t c, const void *send, void *recv, int64_t G, int64_t blk,
+                        ncclDataType_t t, size_t esz, cudaStream_t cs) {
     NCCL_CHECK(ncclGroupStart());
     for (int64_t r = 0; r < G; r++) {
-        NCCL_CHECK(ncclSend(send + r * blk, (size_t)blk, ncclFloat, (int)r, c, cs));
-        NCCL_CHECK(ncclRecv(recv + r * blk, (size_t)blk, ncclFloat, (int)r, c, cs));
+        size_t at = (size_t)(r * blk) * esz;
+        NCCL_CHECK(ncclSend((const char *)send + at, (size_t)blk, t, (int)r, c, cs));
+        NCCL_CHECK(ncclRecv((char *)recv + at, (size_t)blk, t, (int)r, c, cs));
     }
     NCCL_CHECK(ncclGroupEnd());
+}
+
+/* The same on f32 blocks, bf16 on the wire when w (packed, exchanged, unpacked). */
+static void exchange(ncclComm_t c, const float *send, float *recv, int64_t G, int64_t blk,
+                     cudaStream_t cs, bool w) {
+    if (!w) {
+        exchange_as(c, send, recv, G, blk, ncclFloat, sizeof(float), cs);
+        return;
+    }
+    uint16_t *in = wire_pack(0, send, G * blk, cs), *out = wire_buf(1, G * blk);
+    exchange_as(c, in, out, G, blk, ncclBfloat16, sizeof(uint16_t), cs);
+    mprt_cu_bf16_unpack_on(recv, out, G * blk, cs);
 }
 
 /* B layout [A][G][Bk] with A = (batch/G)·mid, Bk = (feat/G)·inner; F layout [G][A][Bk]. */
@@ -402,15 +490,16 @@ static void alltoall(int group, const float *in, float *out, int64_t batch, int6
     }
     int64_t A = batch / G * mid, Bk = feat / G * inner, blk = A * Bk;
     cudaStream_t cs = begin();
+    bool w = mprt__wire();
     float *s = scratch(1, G * blk);
     if (b2f) {
         mprt_cu_pack_transpose_mid(s, in, A, G, Bk, cs);
-        exchange(comm_of(group), s, out, G, blk, cs);
+        exchange(comm_of(group), s, out, G, blk, cs, w);
     } else {
-        exchange(comm_of(group), in, s, G, blk, cs);
+        exchange(comm_of(group), in, s, G, blk, cs, w);
         mprt_cu_pack_untranspose_mid(out, s, A, G, Bk, cs);
     }
-    end(MPRT_ALLTOALL, group, total * 4, false);
+    end(MPRT_ALLTOALL, group, total * esize(w), false);
 }
 
 void mprt_cu_alltoall_b2f(int group, const float *in, float *out, int64_t batch, int64_t mid,
@@ -470,13 +559,18 @@ void mprt_cu_sendrecv(int send_dir, const float *sendbuf, int64_t send_count, in
     }
     ncclComm_t c = comm_of(MPRT_PIPE);
     cudaStream_t cs = begin();
+    bool w = mprt__wire(); /* bf16: packed into wire buffer 0, received into 1, unpacked */
+    const void *sb = sendbuf;
+    void *rb = recvbuf;
+    if (w && send_count > 0) sb = wire_pack(0, sendbuf, send_count, cs);
+    if (w && recv_count > 0) rb = wire_buf(1, recv_count);
+    ncclDataType_t t = w ? ncclBfloat16 : ncclFloat;
     NCCL_CHECK(ncclGroupStart());
-    if (send_count > 0)
-        NCCL_CHECK(ncclSend(sendbuf, (size_t)send_count, ncclFloat, peer(send_dir), c, cs));
-    if (recv_count > 0)
-        NCCL_CHECK(ncclRecv(recvbuf, (size_t)recv_count, ncclFloat, peer(recv_dir), c, cs));
+    if (send_count > 0) NCCL_CHECK(ncclSend(sb, (size_t)send_count, t, peer(send_dir), c, cs));
+    if (recv_count > 0) NCCL_CHECK(ncclRecv(rb, (size_t)recv_count, t, peer(recv_dir), c, cs));
     NCCL_CHECK(ncclGroupEnd());
-    end(MPRT_SENDRECV, MPRT_PIPE, send_count > 0 ? send_count * 4 : 0, false);
+    if (w && recv_count > 0) mprt_cu_bf16_unpack_on(recvbuf, rb, recv_count, cs);
+    end(MPRT_SENDRECV, MPRT_PIPE, send_count > 0 ? send_count * esize(w) : 0, false);
 }
 
 void mprt_cu_send(int dir, const float *buf, int64_t count) {

@@ -53,6 +53,11 @@ void mprt_cu_pack_transpose_mid(float *dst, const float *src, int64_t A, int64_t
 void mprt_cu_pack_untranspose_mid(float *dst, const float *src, int64_t A, int64_t G, int64_t B,
                                   cudaStream_t stream);
 
+/* mprt_cu_bf16_pack / _unpack on `stream` (bf16.cu): the bf16 wire's conversions, on the
+ * communication stream beside the collective they feed. */
+void mprt_cu_bf16_pack_on(uint16_t *dst, const float *src, int64_t n, cudaStream_t stream);
+void mprt_cu_bf16_unpack_on(float *dst, const uint16_t *src, int64_t n, cudaStream_t stream);
+
 #ifdef __cplusplus
 }
 #endif

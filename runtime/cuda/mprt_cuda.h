@@ -290,6 +290,16 @@ void mprt_cu_zero_update(const struct MprtModel *m, float *prm, const float *grd
                          float *state[3], const struct MprtHyper *h, int64_t t);
 void mprt_cu_zero_params(const struct MprtZero *z, float *prm);
 
+/* bf16 (cu_bf16.c; docs/cuda.md, "bf16"): the device twins of mprt_trainer.h's
+ * mprt_bf16_weights / _refresh / _upload / _download. `master` and `work` are n floats of
+ * device memory: the f32 master weights and the working copy the kernels read, work =
+ * bf16(master) after every mprt_cu_bf16_refresh and, range by range, after every
+ * mprt_cu_bf16_upload into master (a bf16 trainer's MprtModel.upload). NULL unregisters. */
+void mprt_cu_bf16_weights(float *master, float *work, int64_t n);
+void mprt_cu_bf16_refresh(void);
+void mprt_cu_bf16_upload(void *arena, const void *host, size_t bytes);
+void mprt_cu_bf16_download(void *host, const void *arena, size_t bytes);
+
 /* Collective timing comes from CUDA events on the communication stream; this waits for the
  * collectives issued since the last flush and adds their bytes and seconds to the CPU
  * runtime's counters (mprt_stats_add). Call before printing progress or a profile. */

@@ -7,7 +7,12 @@
  * and on the host (mprt_*, counters paused), and compares the results exactly (sums of a
  * few small integers-valued floats are exact in any order). Then the byte counters: every
  * GPU call must have added exactly mprt_coll_bytes(kind, group size, n) to its (kind, group),
- * and nothing else may have been counted. Prints "test_cu_comm S x d x t MODE: ok" on rank 0.
+ * and nothing else may have been counted. Then everything again with the bf16 wire on
+ * (mprt_set_wire_bf16; docs/cuda.md, "bf16"): the same inputs are bf16 values and their sums
+ * are exact in bf16, so the results must equal the f32 references bit for bit while every
+ * counted call except the broadcast counts 2 bytes per element; and a sum of values that are
+ * not bf16 values must be the sum of their bf16 roundings (the wire rounds what it sends).
+ * Prints "test_cu_comm S x d x t MODE: ok" on rank 0.
  *
  * Without a CUDA device it prints "SKIPPED: no CUDA device" and exits 77 (ctest: skipped).
  */
@@ -22,7 +27,9 @@ static int failures;
 static int64_t expect_bytes[MPRT_COLL__COUNT][MPRT_GROUP__COUNT];
 static int64_t expect_calls[MPRT_COLL__COUNT][MPRT_GROUP__COUNT];
 
+/* n_bytes as f32 data; halved while the bf16 wire is on, except for broadcasts (f32 always). */
 static void expect(MprtColl k, MprtGroup g, int64_t n_bytes) {
+    if (mprt_wire_bf16() && k != MPRT_BROADCAST) n_bytes /= 2;
     expect_bytes[k][g] += mprt_coll_bytes(k, mprt_group_size(g), n_bytes);
     expect_calls[k][g]++;
 }
@@ -125,6 +132,27 @@ static void test_allreduce_bf16(MprtGroup g) {
     free(f), free(h), free(got), mprt_cu_free(d);
 }
 
+/* The wire rounds: every rank sums the same values 1 + i·2^-12 (most not bf16 values), so the
+ * result is G·bf16(x) exactly (G is a power of two), and an all-gather returns bf16(x). */
+static void test_wire_rounds(MprtGroup g) {
+    int64_t n = 1000, G = mprt_group_size(g);
+    float *x = malloc((size_t)n * sizeof *x), *ref = malloc((size_t)(G * n) * sizeof *ref);
+    for (int64_t i = 0; i < n; i++)
+        x[i] = 1.0f + (float)(i % 97) / 4096.0f;
+    float *d = to_dev(x, n), *dfull = mprt_cu_malloc((size_t)(G * n) * sizeof(float));
+    mprt_cu_allgather((int)g, d, dfull, 1, n, 1);
+    expect(MPRT_ALLGATHER, g, 4 * G * n);
+    for (int64_t i = 0; i < G * n; i++)
+        ref[i] = mprt_bf16_round1(x[i % n]);
+    same("allgather on the bf16 wire", g, dfull, ref, G * n);
+    mprt_cu_allreduce((int)g, d, n);
+    expect(MPRT_ALLREDUCE, g, 4 * n);
+    for (int64_t i = 0; i < n; i++)
+        ref[i] = (float)G * mprt_bf16_round1(x[i]);
+    same("allreduce on the bf16 wire", g, d, ref, n);
+    free(x), free(ref), mprt_cu_free(d), mprt_cu_free(dfull);
+}
+
 /* ZeRO's parts of `count` floats in parts of `shard` (docs/cuda.md, "ZeRO"): reduce-scatter
  * (set, then add) and the in-place all-gather against the CPU's, counted as G·shard floats. */
 static void test_zero_split(MprtGroup g, int64_t count, int64_t shard) {
@@ -214,6 +242,14 @@ int main(int argc, char **argv) {
         test_group((MprtGroup)g), test_zero((MprtGroup)g), test_allreduce_bf16((MprtGroup)g);
     test_pipe();
     check_counts();
+    mprt_stats_reset(), memset(expect_bytes, 0, sizeof expect_bytes);
+    memset(expect_calls, 0, sizeof expect_calls);
+    mprt_set_wire_bf16(true); /* the same on the bf16 wire */
+    for (int g = 0; g < MPRT_GROUP__COUNT; g++)
+        test_group((MprtGroup)g), test_zero((MprtGroup)g), test_wire_rounds((MprtGroup)g);
+    test_pipe();
+    check_counts();
+    mprt_set_wire_bf16(false);
     double bad = failures;
     mprt_metric_sum(MPRT_WORLD, &bad, 1);
     const MprtMesh *m = mprt_mesh();

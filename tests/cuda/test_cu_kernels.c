@@ -5,7 +5,8 @@
  *
  * Tolerance: max |gpu − cpu| ≤ tol · max(1, max |cpu|), tol = 1e-4 (1e-3 for the GEMMs run
  * again with TF32). Dropout masks, maxpool and the elementwise table's ops (relu, gelu,
- * tanh, …: runtime/mprt_ew.h) and the bf16 conversions must agree bit for bit; the bf16 GEMM
+ * tanh, …: runtime/mprt_ew.h), the bf16 conversions and a bf16 trainer's working weights
+ * (cu_bf16.c: registered, uploaded by range, refreshed) must agree bit for bit; the bf16 GEMM
  * (bf16 operands, fp32 sums) is checked against a double reference on the same bf16 values.
  * Gradient buffers start at 0.25 on both sides, so the accumulation rule (+=) is checked too.
  *
@@ -440,6 +441,41 @@ static void test_bf16_convert(int64_t n) {
     free(x), free(r), free(h), mprt_cu_free(gx), mprt_cu_free(gr), mprt_cu_free(gh);
 }
 
+/* A bf16 trainer's weight pair (cu_bf16.c): registering rounds the whole working copy; an
+ * upload into a range of the master weights rounds that range of the working copy and nothing
+ * else; an upload anywhere else leaves it alone; refresh rounds it all again; unregistered, an
+ * upload is a plain copy. Against mprt_bf16_round1 on the host, bit for bit. */
+static void round_into(float *w, const float *m, int64_t lo, int64_t n) {
+    for (int64_t i = lo; i < lo + n; i++)
+        w[i] = mprt_bf16_round1(m[i]);
+}
+
+static void test_bf16_weights(int64_t n) {
+    int64_t lo = n / 3, k = n / 4;
+    float *m = hrand(n), *w = hfill(n, 0.0f), *v = hrand(k);
+    float *gm = dev(m, n), *gw = dev(w, n), *other = dev(w, n);
+    mprt_cu_bf16_weights(gm, gw, n);
+    round_into(w, m, 0, n);
+    cmp_exact_bytes("bf16 weights registered", gw, w, (size_t)n * sizeof *w);
+    mprt_cu_bf16_upload(gm + lo, v, (size_t)k * sizeof *v);
+    memcpy(m + lo, v, (size_t)k * sizeof *v);
+    round_into(w, m, lo, k);
+    cmp_exact_bytes("bf16 upload: the master weights", gm, m, (size_t)n * sizeof *m);
+    cmp_exact_bytes("bf16 upload: the range rounded", gw, w, (size_t)n * sizeof *w);
+    mprt_cu_bf16_upload(other, v, (size_t)k * sizeof *v); /* not the master weights */
+    cmp_exact_bytes("bf16 upload elsewhere", gw, w, (size_t)n * sizeof *w);
+    float *m2 = hrand(n);
+    mprt_cu_upload(gm, m2, (size_t)n * sizeof *m2);
+    mprt_cu_bf16_refresh();
+    round_into(w, m2, 0, n);
+    cmp_exact_bytes("bf16 refresh", gw, w, (size_t)n * sizeof *w);
+    mprt_cu_bf16_weights(NULL, NULL, 0);
+    mprt_cu_bf16_upload(gm, m, (size_t)n * sizeof *m);
+    cmp_exact_bytes("bf16 unregistered upload", gw, w, (size_t)n * sizeof *w);
+    free(m), free(w), free(v), free(m2);
+    mprt_cu_free(gm), mprt_cu_free(gw), mprt_cu_free(other);
+}
+
 /* C = alpha·op(A)·op(B) + beta·C on bf16 operands against a double reference over the same
  * bf16 values: fp32 products and sums (CUBLAS_COMPUTE_32F), so the usual GEMM tolerance. */
 static void test_gemm_bf16(bool ta, bool tb, int M, int N, int K) {
@@ -491,6 +527,7 @@ int main(void) {
     test_losses(4, 1000);
     test_optimizers();
     test_bf16_convert(1000);
+    test_bf16_weights(1000);
     for (int t = 0; t < 4; t++)
         test_gemm_bf16(t & 1, t >> 1, 37, 29, 23), test_gemm_bf16(t & 1, t >> 1, 128, 192, 256);
     mprt_cu_set_tf32(true); /* TF32 GEMMs: the looser tolerance */
