@@ -132,13 +132,15 @@ static void test_allreduce_bf16(MprtGroup g) {
     free(f), free(h), free(got), mprt_cu_free(d);
 }
 
-/* The wire rounds: every rank sums the same values 1 + i·2^-12 (most not bf16 values), so the
- * result is G·bf16(x) exactly (G is a power of two), and an all-gather returns bf16(x). */
+/* The wire rounds: every rank sends the same x = b + t, b = 1 + (i mod 32)/32 and t a few
+ * 2^-11 below half a bf16 step (x is not a bf16 value; bf16(x) = b). An all-gather returns
+ * bf16(x), and the sum is G·bf16(x) exactly in any order of additions: every partial sum k·b
+ * (k <= 4) is a multiple of 1/32 below 8, 8 significant bits, a bf16 value. */
 static void test_wire_rounds(MprtGroup g) {
     int64_t n = 1000, G = mprt_group_size(g);
     float *x = malloc((size_t)n * sizeof *x), *ref = malloc((size_t)(G * n) * sizeof *ref);
     for (int64_t i = 0; i < n; i++)
-        x[i] = 1.0f + (float)(i % 97) / 4096.0f;
+        x[i] = 1.0f + (float)(i % 32) / 32.0f + (float)(i % 7 + 1) / 2048.0f;
     float *d = to_dev(x, n), *dfull = mprt_cu_malloc((size_t)(G * n) * sizeof(float));
     mprt_cu_allgather((int)g, d, dfull, 1, n, 1);
     expect(MPRT_ALLGATHER, g, 4 * G * n);
