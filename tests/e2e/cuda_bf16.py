@@ -21,17 +21,21 @@ splits; ranks share the GPU through --comm mpi, or one GPU each with --comm nccl
   recompute  (the first model) train.recompute=all and =none give the same CUDA bf16 losses
          digit for digit (the recomputed forward rounds its activations the same way).
 
-Tolerances. One step of the two trainers differs only in the order of f32 additions (cuBLAS's
-GEMM blocking against OpenBLAS's, the device's reductions against the host's): about 1e-7
-relative per value. A bf16 rounding turns that into a difference of one bf16 step (2^-8
-relative) only for the rare value that lies within 1e-7 of a rounding boundary, about one in
-2^-9 / 1e-7 = 2·10^4, and the loss averages hundreds of values: step 1 agrees to ~1e-6, and
---rtol1 = 2e-5 leaves a 10x margin while staying below the 1e-4 to 3e-4 that bf16 moves the
-first loss away from f32 (tests/e2e/bf16.py measures that on the C trainer): a CUDA trainer
-missing a rounding point lands nearer the f32 loss and fails the 3x test. Over 20 steps those
-rare flips compound like the f32 CUDA-vs-C differences do (scripts/gpu_check.py allows 1e-3
-there); bf16 doubles it, --rtol = 2e-3, still below the 5e-3 that bf16.py allows between bf16
-and f32 and far below what a broken update does (the curves fall 3-15 % over 20 steps).
+Tolerances (estimated: no GPU has run this yet; the script prints the measured figures). Step
+1 of the two trainers differs only in the order of f32 additions (cuBLAS's GEMM blocking
+against OpenBLAS's, the device's reductions against the host's): a few 1e-8 relative per
+value. A bf16 rounding turns that into a difference of one bf16 step (2^-8 relative) only for
+a value that lies that close to a rounding boundary (2^-8 apart): about one value in 10^4-10^5,
+so on these models (10^3-10^4 rounded values per forward) usually none and rarely more than
+one. One flipped activation moves its row's loss by about (gradient ~0.1) x 4e-3 and the
+mean loss by that over the rows (32 and more): ~1e-5 absolute, ~5e-6 relative. --rtol1 = 5e-5
+allows several flips and stays below the 1e-4 to 3e-4 that bf16 moves the first loss away
+from f32 (tests/e2e/bf16.py measures that on the C trainer); the 3x test is what tells the
+C trainer's rounding points from f32 behaviour: a CUDA trainer missing a rounding point lands
+nearer the f32 loss. Over 20 steps those rare flips compound like the f32 CUDA-vs-C
+differences do (scripts/gpu_check.py allows 1e-3 there); bf16 doubles it, --rtol = 2e-3, still
+below the 5e-3 that bf16.py allows between bf16 and f32 and far below what a broken update
+does (the curves fall 3-15 % over 20 steps).
 Checkpoint crossings use bf16.py's 5e-3 (bf16 against f32 continuing from the same weights).
 
 Without a CUDA device (--gpu-probe exits non-zero) it prints "SKIPPED: no CUDA device" and
@@ -83,7 +87,8 @@ class Ctx:
 
     def train(self, what, exe, n, *flags):
         """{step: loss string}; a failure is recorded when the run fails or miscounts."""
-        comm = ["--comm", self.a.comm] if exe.endswith("_cuda") or "_cuda_" in exe else []
+        cuda = "_cuda" in os.path.basename(exe)  # build()'s names: model_mesh_prec_target[_x]
+        comm = ["--comm", self.a.comm] if cuda else []
         cmd = [self.a.mpirun, "--oversubscribe", "-np", str(n), exe, "--threads", "1",
                "--log-every", "1", *comm, *flags]
         r = run(cmd)
@@ -196,7 +201,7 @@ def main():
     p.add_argument("--model", action="append", required=True)
     p.add_argument("--mesh", action="append", default=[])
     p.add_argument("--steps", type=int, default=20)
-    p.add_argument("--rtol1", type=float, default=2e-5)
+    p.add_argument("--rtol1", type=float, default=5e-5)
     p.add_argument("--rtol", type=float, default=2e-3)
     p.add_argument("--rtol-ckpt", type=float, default=5e-3)
     p.add_argument("--comm", default="mpi", help="the CUDA trainer's --comm (mpi: ranks share a GPU)")
