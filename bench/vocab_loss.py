@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """The vocabulary-parallel loss on the GPT family (docs/benchmarks.md): for each model, the loss
 layer's bytes per device per step gathered and vocabulary-parallel, then the plan for the C
-trainer (which may choose vocab-parallel) and for --target cuda (which may not), each as mesh,
-loss strategy, busiest device's bytes per step and predicted step time.
+trainer and for --target cuda (both implement vocab-parallel, so the two plans are the same; the
+CUDA trainer did not before issue 15's CUDA follow-up), each as mesh, loss strategy, busiest
+device's bytes per step and predicted step time.
 
     python3 bench/vocab_loss.py build/mpcc examples/gpt.mp bench/gpt/*.mp
 """

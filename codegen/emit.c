@@ -229,7 +229,9 @@ static void emit_buffers(Emit *e) {
       "static int32_t *xibase, *ribase; /* the same, integers%s */\n",
       where, where, where, where, where, where);
     if (e->t->dev)
-        E(e, "static double *dloss;          /* the step's loss, accumulated on the device */\n");
+        E(e, "static double *dloss;          /* the step's loss, accumulated on the device (a "
+             "recomputed\n                                * loss adds into dloss[1], "
+             "discarded) */\n");
     E(e, "\n");
 }
 

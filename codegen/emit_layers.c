@@ -282,9 +282,10 @@ static void loss_forward_dev(Lyr *l, bool ce, bool once) {
     E(e, "    return 0.0; /* the value accumulates in dloss, read once per step */\n}\n");
 }
 
-/* A vocabulary-parallel cross-entropy (C trainer only: the CUDA plan never has one): the
- * logits are this rank's classes, the labels whole; the kernel all-reduces three floats per row
- * on the tensor group, so every rank has the whole loss and tensor rank 0 reports it. */
+/* A vocabulary-parallel cross-entropy: the logits are this rank's classes, the labels whole;
+ * the kernel all-reduces three floats per row on the tensor group, so every rank has the whole
+ * loss and tensor rank 0 reports it (on the device: adds it into dloss; the other ranks pass
+ * NULL but take part in the all-reduces). */
 static void lyr_vocab_loss(Lyr *l) {
     Emit *e = l->e;
     int64_t V = ldim(e, l->in[0], -1),
@@ -298,11 +299,18 @@ static void lyr_vocab_loss(Lyr *l) {
         arena_printf(e->a, "a->%s, %s_M, %s_V, (int64_t)mesh->k * %s_V, %s_VG, %s_SCALE",
                      aux_field(e, l->id, "stash"), l->C, l->C, l->C, l->C, l->C);
     open_fwd(l, true);
-    E(e, "    double v = mprt_vocab_ce_forward(%s, %s, %s);\n", A(l, l->in[0]), A(l, l->in[1]),
-      args);
-    E(e, "    return mesh->k == 0 ? v : 0.0; /* the same on every tensor rank */\n}\n");
+    if (e->t->dev)
+        E(e,
+          "    mprt_cu_vocab_ce_forward(mesh->k == 0 ? dloss : NULL, %s, %s, %s);\n"
+          "    return 0.0; /* the value accumulates in dloss, read once per step */\n}\n",
+          A(l, l->in[0]), A(l, l->in[1]), args);
+    else
+        E(e,
+          "    double v = mprt_vocab_ce_forward(%s, %s, %s);\n"
+          "    return mesh->k == 0 ? v : 0.0; /* the same on every tensor rank */\n}\n",
+          A(l, l->in[0]), A(l, l->in[1]), args);
     open_bwd(l);
-    E(e, "    mprt_vocab_ce_backward(%s, %s, %s, %s);\n}\n\n", D(l, l->in[0]), A(l, l->in[0]),
+    E(e, "    %svocab_ce_backward(%s, %s, %s, %s);\n}\n\n", pfx(e), D(l, l->in[0]), A(l, l->in[0]),
       A(l, l->in[1]), args);
 }
 

@@ -477,16 +477,18 @@ static void emit_setup_rank(Emit *e) {
          " * timers. After mprt_init; free_all undoes it. */\n"
          "static void setup_rank(void) {\n");
     if (e->t->dev && e->s->zero)
-        E(e, "    int64_t np = STAGE_PARAMS[mesh->s] + 1;\n"
-             "    dloss = (double *)mprt_cu_malloc(sizeof(double));\n"
-             "    int64_t ns = STAGE_SHARDS[mesh->s] + 1; /* ZeRO: this rank's parts */\n"
-             "    prm = mprt_cu_falloc(np), grd = mprt_cu_falloc(np), opt1 = mprt_cu_falloc(ns), "
-             "opt2 = mprt_cu_falloc(ns);\n    gsh = mprt_cu_falloc(ns);\n");
+        E(e,
+          "    int64_t np = STAGE_PARAMS[mesh->s] + 1;\n"
+          "    dloss = (double *)mprt_cu_malloc(2 * sizeof(double)); /* [1]: recomputed losses */\n"
+          "    int64_t ns = STAGE_SHARDS[mesh->s] + 1; /* ZeRO: this rank's parts */\n"
+          "    prm = mprt_cu_falloc(np), grd = mprt_cu_falloc(np), opt1 = mprt_cu_falloc(ns), "
+          "opt2 = mprt_cu_falloc(ns);\n    gsh = mprt_cu_falloc(ns);\n");
     else if (e->t->dev)
-        E(e, "    int64_t np = STAGE_PARAMS[mesh->s] + 1;\n"
-             "    dloss = (double *)mprt_cu_malloc(sizeof(double));\n"
-             "    prm = mprt_cu_falloc(np), grd = mprt_cu_falloc(np), opt1 = mprt_cu_falloc(np), "
-             "opt2 = mprt_cu_falloc(np);\n");
+        E(e,
+          "    int64_t np = STAGE_PARAMS[mesh->s] + 1;\n"
+          "    dloss = (double *)mprt_cu_malloc(2 * sizeof(double)); /* [1]: recomputed losses */\n"
+          "    prm = mprt_cu_falloc(np), grd = mprt_cu_falloc(np), opt1 = mprt_cu_falloc(np), "
+          "opt2 = mprt_cu_falloc(np);\n");
     else
         emit_setup_arenas(e);
     if (cg_bf16(e))

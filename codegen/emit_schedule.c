@@ -259,8 +259,11 @@ static void emit_recompute(Emit *e, const SchedStage *st) {
             emit_fwd_coll(e, o);
             continue;
         }
+        bool dev_loss = e->t->dev && o->dst < 0; /* it adds into dloss: aim it at dloss[1] */
+        if (dev_loss) E(e, "    dloss += 1; /* the recomputed loss is not the step's again */\n");
         E(e, "    MPRT_TIMED(MPRT_FWD(%d), %s%s_forward(%s));\n", o->node,
           o->dst < 0 ? "(void)" : "", e->lname[o->node], layer_args(e, e->uses[0][o->node], "d"));
+        if (dev_loss) E(e, "    dloss -= 1;\n");
         emit_round(e, o->dst);
     }
 }

@@ -393,9 +393,6 @@ typedef struct IrGraph {
     ClusterCfg cluster;
     Plan *plan;
     Schedule *sched;
-    /* The plan is for the CUDA trainer (--target cuda, --emit cuda; set by the driver before
-     * planning): modes only the C trainer implements are left out (docs/cuda.md). */
-    bool cuda_target;
 } IrGraph;
 
 #define IR_NODE(g, i) (&VEC_AT((g)->nodes, IrNode, (i)))

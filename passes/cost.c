@@ -315,7 +315,6 @@ int search_node_modes(const Search *s, int p, const Cand *c, Mode *out) {
     int k = 0;
     for (int i = 0; i < na; i++) {
         if (n->annot.has_strat && all[i].strat != n->annot.strat) continue;
-        if (s->g->cuda_target && pass_rules[n->op].own_fwd[all[i].strat]) continue;
         if (c->restrict_tensor && any_tensor && all[i].strat == STRAT_DATA) continue;
         out[k++] = all[i];
     }

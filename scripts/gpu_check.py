@@ -44,9 +44,12 @@ MESH = re.compile(r"mesh S=(\d+) × d=(\d+) × t=(\d+)")
 BYTES_OK = "bytes: counted == predicted on every rank"
 
 # Loss-curve comparisons: (model in tests/e2e, devices, the split its plan must have).
+# gpt_vocab's loss is vocabulary-parallel at t = 2 (runtime/cuda/kernels_vocab.cu).
 EQUIV = [("mlp_small", 1, ""), ("gpt_small", 1, ""), ("cnn_small", 1, ""),
-         ("cnn_small", 2, "data"), ("gpt_tensor", 2, "tensor"), ("mlp_pipe2", 2, "pipeline")]
-SPLIT = {"": (1, 1, 1), "data": (1, 2, 1), "tensor": (1, 1, 2), "pipeline": (2, 1, 1)}
+         ("cnn_small", 2, "data"), ("gpt_tensor", 2, "tensor"), ("mlp_pipe2", 2, "pipeline"),
+         ("gpt_vocab", 2, "tensor"), ("gpt_vocab", 4, "tensor+data")]
+SPLIT = {"": (1, 1, 1), "data": (1, 2, 1), "tensor": (1, 1, 2), "pipeline": (2, 1, 1),
+         "tensor+data": (1, 2, 2)}
 
 # Dense datasheet peaks, TFLOP/s (fp32 on CUDA cores, TF32 tensor cores), by the name
 # nvidia-smi prints; the first match wins. NVIDIA's H100, H200 and A100 datasheets (docs/cuda.md).

@@ -299,25 +299,35 @@ static void nccl_reduce_scatter(const float *send, float *recv, int64_t n, int64
 
 /* ─────────────────────────────── collectives ─────────────────────────────── */
 
-static void allreduce(int g, float *buf, int64_t count, bool async) {
+/* Sum, or with `max` the maximum (the vocabulary-parallel loss's row maxima). */
+static void allreduce(int g, float *buf, int64_t count, bool async, bool max) {
     if (staged()) {
         float *h = host(count);
         to_host(h, buf, count);
-        mprt_allreduce((MprtGroup)g, h, count);
+        if (max)
+            mprt_allreduce_max((MprtGroup)g, h, count);
+        else
+            mprt_allreduce((MprtGroup)g, h, count);
         to_device(buf, h, count);
         return;
     }
     cudaStream_t cs = begin();
-    bool w = mprt__wire();
-    nccl_allreduce(buf, count, comm_of(g), cs, w);
+    bool w = !max && mprt__wire(); /* the max is f32 on the wire, as on the CPU */
+    if (max)
+        NCCL_CHECK(ncclAllReduce(buf, buf, (size_t)count, ncclFloat, ncclMax, comm_of(g), cs));
+    else
+        nccl_allreduce(buf, count, comm_of(g), cs, w);
     end(MPRT_ALLREDUCE, g, count * esize(w), async);
 }
 
 void mprt_cu_allreduce(int group, float *buf, int64_t count) {
-    allreduce(group, buf, count, false);
+    allreduce(group, buf, count, false, false);
 }
 void mprt_cu_allreduce_start(int group, float *buf, int64_t count) {
-    allreduce(group, buf, count, true);
+    allreduce(group, buf, count, true, false);
+}
+void mprt_cu_allreduce_max(int group, float *buf, int64_t count) {
+    allreduce(group, buf, count, false, true);
 }
 
 void mprt_cu_allreduce_bf16(int group, uint16_t *buf, int64_t count) {

@@ -85,6 +85,30 @@ static inline unsigned mprt_cu_blocks(int64_t n) {
             CU_CHECK_LAUNCH(#kernel);                                                              \
         }                                                                                          \
     } while (0)
+
+/* A reduction over the whole block (blockDim.x a multiple of 32, at most MPRT_CU_THREADS):
+ * every thread passes its value and gets the block's result. Uses shared memory, so every
+ * thread of the block must call it. */
+template <class T, class Op> __device__ static inline T mprt_cu_block_reduce(T v, Op op) {
+    __shared__ T part[MPRT_CU_THREADS / 32];
+    for (int o = 16; o > 0; o >>= 1)
+        v = op(v, __shfl_xor_sync(0xffffffffu, v, o));
+    int lane = (int)(threadIdx.x % 32), warp = (int)(threadIdx.x / 32);
+    if (lane == 0) part[warp] = v;
+    __syncthreads();
+    T r = part[0];
+    for (int w = 1; w < (int)(blockDim.x / 32); w++)
+        r = op(r, part[w]);
+    __syncthreads(); /* part is reused by the next reduction */
+    return r;
+}
+
+struct MprtCuMax {
+    __device__ float operator()(float a, float b) const { return fmaxf(a, b); }
+};
+struct MprtCuSum {
+    template <class T> __device__ T operator()(T a, T b) const { return a + b; }
+};
 #endif
 
 #endif /* MPRT_CU_INTERNAL_H */

@@ -16,29 +16,6 @@
 
 #include <math.h>
 
-/* ─────────────────────────────── block reductions ─────────────────────────────── */
-
-template <class T, class Op> __device__ static T block_reduce(T v, Op op) {
-    __shared__ T part[MPRT_CU_THREADS / 32];
-    for (int o = 16; o > 0; o >>= 1)
-        v = op(v, __shfl_xor_sync(0xffffffffu, v, o));
-    int lane = (int)(threadIdx.x % 32), warp = (int)(threadIdx.x / 32);
-    if (lane == 0) part[warp] = v;
-    __syncthreads();
-    T r = part[0];
-    for (int w = 1; w < (int)(blockDim.x / 32); w++)
-        r = op(r, part[w]);
-    __syncthreads(); /* part is reused by the next reduction */
-    return r;
-}
-
-struct Max {
-    __device__ float operator()(float a, float b) const { return fmaxf(a, b); }
-};
-struct Sum {
-    template <class T> __device__ T operator()(T a, T b) const { return a + b; }
-};
-
 /* ─────────────────────────────── losses ─────────────────────────────── */
 
 /* The max and log Σ exp(x − max) of one row, agreed by the whole block. */
@@ -46,11 +23,11 @@ __device__ static float row_logsumexp(const float *row, int V, float *max_out) {
     float mx = -INFINITY;
     for (int j = (int)threadIdx.x; j < V; j += blockDim.x)
         mx = fmaxf(mx, row[j]);
-    mx = block_reduce(mx, Max());
+    mx = mprt_cu_block_reduce(mx, MprtCuMax());
     float s = 0.0f;
     for (int j = (int)threadIdx.x; j < V; j += blockDim.x)
         s += mprt_ew_expf(row[j] - mx);
-    s = block_reduce(s, Sum());
+    s = mprt_cu_block_reduce(s, MprtCuSum());
     *max_out = mx;
     return logf(s);
 }
@@ -101,7 +78,7 @@ __global__ void mse_fwd_k(double *loss, const float *pred, const float *target, 
         float e = pred[i] - target[i];
         s += (double)(e * e);
     }
-    s = block_reduce(s, Sum());
+    s = mprt_cu_block_reduce(s, MprtCuSum());
     if (threadIdx.x == 0) atomicAdd(loss, s * (double)scale);
 }
 

@@ -189,6 +189,15 @@ void mprt_cu_cross_entropy_forward(double *loss, const float *logits, const int3
                                    int V, float scale);
 void mprt_cu_cross_entropy_backward(float *dlogits, const float *logits, const int32_t *labels,
                                     int M, int V, float scale);
+/* The twins of mprt_kernels.h's mprt_vocab_ce_forward / _backward (kernels_vocab.cu): this rank's
+ * classes [v0, v0 + Vl) of V, the three all-reduces of one float per row on the tensor group;
+ * *loss += the whole loss (every rank computes it; pass NULL on the ranks that do not report
+ * it, which still take part in the all-reduces). stash [3, M] as on the CPU. */
+void mprt_cu_vocab_ce_forward(double *loss, const float *logits, const int32_t *labels,
+                              float *stash, int M, int Vl, int64_t v0, int64_t V, float scale);
+void mprt_cu_vocab_ce_backward(float *dlogits, const float *logits, const int32_t *labels,
+                               const float *stash, int M, int Vl, int64_t v0, int64_t V,
+                               float scale);
 void mprt_cu_mse_forward(double *loss, const float *pred, const float *target, int64_t n,
                          float scale);
 void mprt_cu_mse_backward(float *dpred, const float *pred, const float *target, int64_t n,
@@ -215,6 +224,8 @@ void mprt_cu_adamw_step(float *p, float *m, float *v, const float *g, int64_t n,
 void mprt_cu_allreduce(int group, float *buf, int64_t count);
 void mprt_cu_allreduce_start(int group, float *buf, int64_t count);
 void mprt_cu_comm_join(void); /* the compute stream waits for every collective started */
+/* mprt.h's mprt_allreduce_max: the element-wise maximum (ncclMax), counted as an all-reduce. */
+void mprt_cu_allreduce_max(int group, float *buf, int64_t count);
 /* mprt.h's mprt_allreduce_bf16 on a device buffer of `count` bf16 values: ncclAllReduce with
  * ncclBfloat16 (NCCL sums pairs in fp32 and rounds each partial sum to bf16, as the CPU's
  * operation does, in its own order), counted as 2·count bytes; staged: the CPU's call. */

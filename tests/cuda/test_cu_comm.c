@@ -5,14 +5,15 @@
  *
  * Every rank fills deterministic per-rank inputs, runs each collective on the GPU (mprt_cu_*)
  * and on the host (mprt_*, counters paused), and compares the results exactly (sums of a
- * few small integers-valued floats are exact in any order). Then the byte counters: every
- * GPU call must have added exactly mprt_coll_bytes(kind, group size, n) to its (kind, group),
- * and nothing else may have been counted. Then everything again with the bf16 wire on
- * (mprt_set_wire_bf16; docs/cuda.md, "bf16"): the same inputs are bf16 values and their sums
- * are exact in bf16, so the results must equal the f32 references bit for bit while every
- * counted call except the broadcast counts 2 bytes per element; and a sum of values that are
- * not bf16 values must be the sum of their bf16 roundings (the wire rounds what it sends).
- * Prints "test_cu_comm S x d x t MODE: ok" on rank 0.
+ * few small integers-valued floats are exact in any order; the vocabulary-parallel loss, whose
+ * sums of exponentials are not, within 1e-5 relative of the CPU kernels'). Then the byte
+ * counters: every GPU call must have added exactly mprt_coll_bytes(kind, group size, n) to its
+ * (kind, group), and nothing else may have been counted. Then everything again with the bf16 wire
+ * on (mprt_set_wire_bf16; docs/cuda.md, "bf16"): the same inputs are bf16 values and their sums are
+ * exact in bf16, so the results must equal the f32 references bit for bit while every counted call
+ * except the broadcast counts 2 bytes per element; and a sum of values that are not bf16 values
+ * must be the sum of their bf16 roundings (the wire rounds what it sends). Prints "test_cu_comm S x
+ * d x t MODE: ok" on rank 0.
  *
  * Without a CUDA device it prints "SKIPPED: no CUDA device" and exits 77 (ctest: skipped).
  */
@@ -184,6 +185,65 @@ static void test_zero(MprtGroup g) {
     test_zero_split(g, 7 * G + 3, (7 * G + 3 + G - 1) / G + 1);
 }
 
+/* The maximum all-reduce (the vocabulary-parallel loss's row maxima): exact in any order. */
+static void test_allreduce_max(MprtGroup g) {
+    float *h = filled(500, 12), *d = to_dev(h, 500);
+    mprt_stats_pause(), mprt_allreduce_max(g, h, 500), mprt_stats_resume();
+    mprt_cu_allreduce_max((int)g, d, 500);
+    expect(MPRT_ALLREDUCE, g, 2000);
+    same("allreduce_max", g, d, h, 500);
+    free(h), mprt_cu_free(d);
+}
+
+/* |got − want| within rtol of |want| (sums in another order), or a failure named `what`. */
+static void close_to(const char *what, double got, double want, double rtol) {
+    if (got - want > rtol * (want < 0 ? -want : want) + 1e-12 ||
+        want - got > rtol * (want < 0 ? -want : want) + 1e-12) {
+        failures++;
+        printf("FAIL rank %d: %s %.9g, expected %.9g\n", mprt_mesh()->rank, what, got, want);
+    }
+}
+
+/* The vocabulary-parallel cross-entropy (kernels_vocab.cu) on this tensor rank's classes of
+ * rows the whole group shares, against the CPU's mprt_vocab_ce_* on the same slice and the
+ * whole-row cross-entropy: the loss, every gradient, three all-reduces of M floats counted. */
+static void test_vocab_ce(void) {
+    int M = 37, T = mprt_group_size(MPRT_TENSOR), k = mprt_group_rank(MPRT_TENSOR), Vl = 129;
+    int64_t V = (int64_t)Vl * T, v0 = (int64_t)k * Vl;
+    float *full = malloc(sizeof(float) * (size_t)(M * V)), *loc = malloc(sizeof(float) * M * Vl);
+    int32_t *lab = malloc(sizeof(int32_t) * (size_t)M), *dlab = mprt_cu_malloc(4 * (size_t)M);
+    for (int m = 0; m < M; m++) {
+        lab[m] = m == 5 ? -100 : (int32_t)((m * 131 + 7) % V); /* row 5 ignored */
+        for (int64_t j = 0; j < V; j++)
+            full[m * V + j] = (float)((m * 31 + j * 17) % 23) * 0.37f - 4.0f + (float)(m % 3);
+        memcpy(loc + (size_t)m * Vl, full + m * V + v0, sizeof(float) * (size_t)Vl);
+    }
+    mprt_cu_upload(dlab, lab, 4 * (size_t)M);
+    float *dl = to_dev(loc, (int64_t)M * Vl), *st = mprt_cu_falloc(3 * M);
+    float *dg = mprt_cu_falloc((int64_t)M * Vl), *hst = calloc(3 * (size_t)M, sizeof(float));
+    float *hg = calloc((size_t)M * Vl, sizeof(float)), *got = malloc(sizeof(float) * M * Vl);
+    double *dloss = mprt_cu_malloc(sizeof(double)), loss = 0, scale = 1.0 / M;
+    mprt_cu_memset0(dloss, sizeof(double));
+    mprt_cu_vocab_ce_forward(dloss, dl, dlab, st, M, Vl, v0, V, (float)scale);
+    mprt_cu_vocab_ce_backward(dg, dl, dlab, st, M, Vl, v0, V, (float)scale);
+    for (int i = 0; i < 3; i++)
+        expect(MPRT_ALLREDUCE, MPRT_TENSOR, 4 * (int64_t)M);
+    mprt_stats_pause();
+    double want = mprt_vocab_ce_forward(loc, lab, hst, M, Vl, v0, V, (float)scale);
+    mprt_vocab_ce_backward(hg, loc, lab, hst, M, Vl, v0, V, (float)scale);
+    mprt_stats_resume();
+    mprt_cu_sync();
+    mprt_cu_download(&loss, dloss, sizeof loss);
+    mprt_cu_download(got, dg, sizeof(float) * (size_t)M * Vl);
+    close_to("vocab_ce loss", loss, want, 1e-5);
+    close_to("vocab_ce loss against whole rows", loss,
+             mprt_cross_entropy_forward(full, lab, M, (int)V, (float)scale), 1e-5);
+    for (int64_t i = 0; i < (int64_t)M * Vl; i++)
+        close_to("vocab_ce gradient", got[i], hg[i], 1e-4);
+    free(full), free(loc), free(lab), free(hst), free(hg), free(got);
+    mprt_cu_free(dlab), mprt_cu_free(dl), mprt_cu_free(st), mprt_cu_free(dg), mprt_cu_free(dloss);
+}
+
 /* Each stage sends to the next and receives from the previous, in one grouped call. */
 static void test_pipe(void) {
     int s = mprt_group_rank(MPRT_PIPE), S = mprt_group_size(MPRT_PIPE);
@@ -241,7 +301,9 @@ int main(int argc, char **argv) {
     mprt_cu_init(mode);
     mprt_stats_reset();
     for (int g = 0; g < MPRT_GROUP__COUNT; g++)
-        test_group((MprtGroup)g), test_zero((MprtGroup)g), test_allreduce_bf16((MprtGroup)g);
+        test_group((MprtGroup)g), test_zero((MprtGroup)g), test_allreduce_bf16((MprtGroup)g),
+            test_allreduce_max((MprtGroup)g);
+    test_vocab_ce();
     test_pipe();
     check_counts();
     mprt_stats_reset(), memset(expect_bytes, 0, sizeof expect_bytes);
