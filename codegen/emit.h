@@ -120,6 +120,10 @@ bool cg_zero2_sharded(const Emit *e);
 int cg_zero_part(const Emit *e, int node);
 /* ZeRO: where node's part starts in its stage's shard arenas (ZERO_PARTS' soff). */
 int64_t cg_zero_soff(const Emit *e, int node);
+/* Floats of node n's parameters on one device; parameter i's offset from its layer's first
+ * (a bf16 trainer stages a layer's weights as f32: emit_main.c). */
+int64_t cg_layer_floats(const Emit *e, const IrNode *n);
+int64_t cg_layer_at(const Emit *e, int i);
 
 /* ── emit.c ── */
 /* Source text for a comment: printable ASCII only, no comment terminator. */

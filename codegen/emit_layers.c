@@ -6,6 +6,8 @@
  */
 #include "emit.h"
 
+#include <string.h>
+
 /* ───────────────────────────── layers ───────────────────────────── */
 
 /* What one layer's functions need: its buffers as `a->field` / `d->field` expressions. */
@@ -32,6 +34,36 @@ static void K(const Lyr *l, const char *name, int64_t v, const char *what) {
 /* The parameters a layer function may take, in the order of the LYR_ bits (emit.h). */
 static const char *const lyr_params[] = {"a", "d", "step", "n0", NULL};
 
+/* Whether a layer function's body reads some weight of node n itself (names P... other than
+ * as GRAD(P...)): a bf16 trainer then unpacks them first. */
+static bool reads_weights(const Emit *e, const IrNode *n) {
+    for (int i = n->first_param; i < n->first_param + n->nparams; i++) {
+        const char *name = arena_printf(e->a, "P%s", e->pname[i]);
+        size_t len = strlen(name);
+        for (const char *p = strstr(e->body, name); p; p = strstr(p + len, name)) {
+            char next = p[len];
+            bool whole = !(next == '_' || (next >= 'a' && next <= 'z') ||
+                           (next >= 'A' && next <= 'Z') || (next >= '0' && next <= '9'));
+            if (whole && (p - e->body < 5 || memcmp(p - 5, "GRAD(", 5) != 0)) return true;
+        }
+    }
+    return false;
+}
+
+/* bf16: a layer function with parameters first unpacks them as f32 into wl, or, when its body
+ * reads none (an embedding's backward, a first linear's), only says where they start. */
+static void stage_weights(Lyr *l) {
+    Emit *e = l->e;
+    long long at = (long long)e->poff[l->n->first_param];
+    if (!cg_bf16(e) || l->n->nparams == 0) return;
+    if (e->body && !reads_weights(e, l->n))
+        E(e, "    wl_at = %lld; /* bf16: where its gradients start (it reads no weights) */\n", at);
+    else
+        E(e,
+          "    wl_at = %lld, wl = mprt_bf16_layer(wl_at, %lld); /* bf16: the weights as f32 */\n",
+          at, (long long)cg_layer_floats(e, l->n));
+}
+
 /* Ends the function being printed, if any: its head takes exactly the parameters its body
  * reads (Emit.uses, which the stage programs' calls follow), then the body. */
 static void close_fn(Lyr *l) {
@@ -46,6 +78,7 @@ static void close_fn(Lyr *l) {
     for (int i = 0, k = 0; i < 4; i++)
         if (u & (1u << i)) E(e, "%s%s%s", k++ ? ", " : "", type[i], lyr_params[i]);
     E(e, "%s) {\n", u & 15 ? "" : "void");
+    stage_weights(l);
     body_flush(e);
     e->uses[bwd][l->id] = u & 15;
     l->open = 0;
@@ -75,9 +108,11 @@ static void lyr_linear(Lyr *l) {
       A(l, l->in[0]), pref(e, n, PARAM_WEIGHT, false), pref(e, n, PARAM_BIAS, false), l->C, l->C,
       l->C, add_flag(e, n, PARAM_BIAS));
     open_bwd(l);
+    /* bf16: without an input gradient the kernel reads no weights, so none are unpacked */
+    bool no_dx = cg_bf16(e) && !strcmp(D(l, l->in[0]), "NULL");
     E(e, "    %slinear_backward(%s, %s, %s, %s, %s, %s, %s_N, %s_I, %s_O);\n}\n\n", pfx(e),
       D(l, l->in[0]), pref(e, n, PARAM_WEIGHT, true), pref(e, n, PARAM_BIAS, true), D(l, l->out),
-      A(l, l->in[0]), pref(e, n, PARAM_WEIGHT, false), l->C, l->C, l->C);
+      A(l, l->in[0]), no_dx ? "NULL" : pref(e, n, PARAM_WEIGHT, false), l->C, l->C, l->C);
 }
 
 /* An element-wise op of ops.def (EW): its backward reads the input (IN) or the output (OUT). */

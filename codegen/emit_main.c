@@ -165,6 +165,39 @@ static void emit_model(Emit *e) {
     E(e, "    %s, /* ZeRO: the optimizer state's parts */\n};\n\n", e->s->zero ? "&ZERO" : "NULL");
 }
 
+/* Floats of node n's parameters on this plan's devices (adjacent in their stage's arena). */
+int64_t cg_layer_floats(const Emit *e, const IrNode *n) {
+    int64_t c = 0;
+    for (int i = n->first_param; i < n->first_param + n->nparams; i++)
+        c += ir_shape_numel(&e->s->params[i].local);
+    return c;
+}
+
+/* Parameter i's place among its layer's parameters (floats from the layer's first). */
+int64_t cg_layer_at(const Emit *e, int i) {
+    for (int id = 0; id < IR_NNODES(e->g); id++) {
+        const IrNode *n = IR_NODE(e->g, id);
+        if (i >= n->first_param && i < n->first_param + n->nparams)
+            return e->poff[i] - e->poff[n->first_param];
+    }
+    return 0;
+}
+
+/* bf16: the f32 staging of one layer's weights, sized by each stage's largest layer. */
+static void emit_layer_params(Emit *e) {
+    int64_t *mx = arena_calloc(e->a, (size_t)e->s->S, sizeof *mx);
+    for (int id = 0; id < IR_NNODES(e->g); id++) {
+        int k = e->g->plan->nodes[id].stage;
+        int64_t c = cg_layer_floats(e, IR_NODE(e->g, id));
+        if (c > mx[k]) mx[k] = c;
+    }
+    E(e, "/* bf16: floats of each stage's largest layer's weights, the size of wl */\n"
+         "static const int64_t STAGE_LAYER_PARAMS[MESH_S] = {");
+    for (int k = 0; k < e->s->S; k++)
+        E(e, "%s%lld", k ? ", " : "", (long long)mx[k]);
+    E(e, "};\n");
+}
+
 void emit_params(Emit *e) {
     const IrGraph *g = e->g;
     const Schedule *s = e->s;
@@ -179,17 +212,26 @@ void emit_params(Emit *e) {
          " * allocation `prm`; gradients (`grd`) and optimizer state (`opt1`, `opt2`) "
          "mirror it. "
          "*/\n");
-    E(e, "static float *prm, *grd, *opt1, *opt2;\n");
+    const char *at = "((p) - prm)"; /* a parameter's offset in the arena */
+    if (cg_bf16(e)) {
+        E(e, "/* bf16: `prm` holds the working weights as bf16 values, each the rounding of the "
+             "f32 master\n * weights `mst`, which the optimizer updates and checkpoints hold. "
+             "The kernels take f32: a\n * layer's functions first unpack its weights into `wl` "
+             "(mprt_bf16_layer; wl_at: where they\n * start in prm), so a parameter is named by "
+             "its place in wl, its gradient by its place in prm. */\n"
+             "static uint16_t *prm;\nstatic float *grd, *opt1, *opt2, *mst, *wl;\n"
+             "static int64_t wl_at;\n");
+        at = "(wl_at + ((p) - wl))";
+    } else {
+        E(e, "static float *prm, *grd, *opt1, *opt2;\n");
+    }
     if (cg_zero2_sharded(e))
-        E(e, "/* ZeRO-2: a parameter's gradient in its layer's transient slot, or its part of gsh "
-             "*/\n#define GRAD(p) mprt_zero2_grad((p) - prm)\n");
+        E(e,
+          "/* ZeRO-2: a parameter's gradient in its layer's transient slot, or its part of gsh "
+          "*/\n#define GRAD(p) mprt_zero2_grad%s\n",
+          at);
     else
-        E(e, "#define GRAD(p) (grd + ((p) - prm)) /* a parameter's gradient: its offset in grd "
-             "*/\n");
-    if (cg_bf16(e))
-        E(e, "/* bf16: `prm` is the working copy the kernels read, each value the bf16 rounding "
-             "of the\n * f32 master weights `mst`, which the optimizer updates and checkpoints "
-             "hold. */\nstatic float *mst;\n");
+        E(e, "#define GRAD(p) (grd + %s) /* a parameter's gradient: its offset in grd */\n", at);
     if (cg_bf16_cu(e))
         E(e, "/* bf16: `prm` is the working copy the kernels read, each value the bf16 rounding "
              "of the\n * f32 master weights `mst`, which the optimizer updates and checkpoints "
@@ -198,9 +240,13 @@ void emit_params(Emit *e) {
     for (int k = 0; k < s->S; k++)
         E(e, "%s%lld", k ? ", " : "", (long long)tot[k]);
     E(e, "};\n");
+    if (cg_bf16(e)) emit_layer_params(e);
     for (int i = 0; i < IR_NPARAMS(g); i++) {
         const SchedParam *sp = &s->params[i];
-        E(e, "#define P%s (prm + %lld) /* ", e->pname[i], (long long)e->poff[i]);
+        if (cg_bf16(e))
+            E(e, "#define P%s (wl + %lld) /* ", e->pname[i], (long long)cg_layer_at(e, i));
+        else
+            E(e, "#define P%s (prm + %lld) /* ", e->pname[i], (long long)e->poff[i]);
         put_comment_text(e, shape_str(e, DT_F32, &sp->local));
         if (sp->split_dim >= 0)
             E(e, " of %s, split on dim %d", shape_str(e, DT_F32, &IR_PARAM(g, i)->shape),
@@ -394,7 +440,8 @@ static void emit_free_all(Emit *e) {
              "free(ribase);\n");
     if (e->s->zero) E(e, "    %s(gsh);\n", e->t->dev ? "mprt_cu_free" : "free");
     if (cg_bf16(e))
-        E(e, "    mprt_bf16_weights(NULL, NULL, 0), mprt_set_wire_bf16(false), free(mst);\n");
+        E(e, "    mprt_bf16_weights(NULL, NULL, 0, NULL, 0), mprt_set_wire_bf16(false), free(mst), "
+             "free(wl);\n");
     if (cg_bf16_cu(e))
         E(e, "    mprt_cu_bf16_weights(NULL, NULL, 0), mprt_set_wire_bf16(false), "
              "mprt_cu_free(mst);\n");
@@ -411,8 +458,11 @@ static void emit_free_all(Emit *e) {
  * states (one for SGD, two for Adam), under ZeRO this rank's parts only. */
 static void emit_setup_arenas(Emit *e) {
     E(e, "    mprt_mem_reset(); /* counts what follows by category (mprt_check_memory) */\n"
-         "    int64_t np = STAGE_PARAMS[mesh->s];\n"
-         "    prm = mprt_falloc_in(MPRT_MEM_PARAMS, np);\n");
+         "    int64_t np = STAGE_PARAMS[mesh->s];\n");
+    if (cg_bf16(e))
+        E(e, "    prm = mprt_halloc_in(MPRT_MEM_PARAMS, np); /* bf16: 2 bytes a weight */\n");
+    else
+        E(e, "    prm = mprt_falloc_in(MPRT_MEM_PARAMS, np);\n");
     if (e->s->zero != 2) E(e, "    grd = mprt_falloc_in(MPRT_MEM_GRADS, np);\n");
     E(e, "    int64_t ns = %s;%s\n", e->s->zero ? "STAGE_SHARDS[mesh->s]" : "np",
       e->s->zero ? " /* ZeRO: this rank's parts */" : "");
@@ -424,8 +474,8 @@ static void emit_setup_arenas(Emit *e) {
 }
 
 /* Bytes of the per-sample loss values stage k's activations count in the plan (4 per sample
- * of a micro-batch, in the loss's layout, per micro-batch in flight): the trainer sums them
- * into the step's loss instead of keeping them. */
+ * of a micro-batch, 2 under bf16, in the loss's layout, per micro-batch in flight): the trainer
+ * sums them into the step's loss instead of keeping them. */
 static int64_t loss_bytes(const Emit *e, int k) {
     const SchedStage *st = &e->s->stages[k];
     int64_t n = 0;
@@ -434,7 +484,8 @@ static int64_t loss_bytes(const Emit *e, int k) {
         const PlanNode *pn = &e->g->plan->nodes[id];
         if (IR_VALUE(e->g, nd->output)->shape.rank != 0) continue;
         bool split = e->s->t > 1 && (pn->out_layout == LAYOUT_B || pn->out_layout == LAYOUT_F);
-        n += 4 * e->s->micro / (split ? e->s->t : 1) * (pn->recompute ? 1 : st->stash);
+        n += (cg_bf16(e) ? 2 : 4) * e->s->micro / (split ? e->s->t : 1) *
+             (pn->recompute ? 1 : st->stash);
     }
     return n;
 }
@@ -494,7 +545,9 @@ static void emit_setup_rank(Emit *e) {
     if (cg_bf16(e))
         E(e, "    mst = mprt_falloc_in(MPRT_MEM_OPTIM, np); /* bf16: the f32 master weights; "
              "traffic in bf16 */\n"
-             "    mprt_bf16_weights(mst, prm, np), mprt_set_wire_bf16(true);\n");
+             "    int64_t nl = STAGE_LAYER_PARAMS[mesh->s];\n"
+             "    wl = mprt_falloc_in(MPRT_MEM_BUFFERS, nl); /* one layer's weights as f32 */\n"
+             "    mprt_bf16_weights(mst, prm, np, wl, nl), mprt_set_wire_bf16(true);\n");
     if (cg_bf16_cu(e))
         E(e, "    mst = mprt_cu_falloc(np); /* bf16: the f32 master weights; traffic in bf16 */\n"
              "    mprt_cu_bf16_weights(mst, prm, np), mprt_set_wire_bf16(true);\n");

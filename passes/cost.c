@@ -433,12 +433,13 @@ double cost_roofline(double flops, double rate, double bytes, double bw) {
 /* The optimizer's pass over `elems` parameters of one device, once per step: it reads each
  * parameter, its gradient and its optimizer state and writes the parameter and the state back —
  * (3 + 2·moved) × 4 bytes per parameter (SGD 12, SGD with momentum 20, Adam/AdamW 28). Under
- * bf16 the same: it reads the bf16 gradient (2) and the f32 master (4) and state, writes them
- * and the bf16 working copy (2). */
+ * bf16 it reads the f32 gradient sum (4; ZeRO-2's bf16 part: 2) and the f32 master (4) and
+ * state, writes them and the bf16 working copy (2): 2 bytes more (none under ZeRO-2). */
 static double opt_time(const Search *s, int64_t elems) {
     double bw = s->g->cluster.memory_bandwidth;
     if (bw <= 0 || elems <= 0) return 0.0;
-    return (double)elems * 4.0 * (3.0 + 2.0 * s->opt_moved) / bw;
+    double bf16 = s->elem == 2 && s->zero != 2 ? 2.0 : 0.0;
+    return (double)elems * (4.0 * (3.0 + 2.0 * s->opt_moved) + bf16) / bw;
 }
 
 /* The share of a backward's time during which a gradient all-reduce beside it really
@@ -473,7 +474,9 @@ static void mode_sync(const Search *s, const Cand *c, ModeCost *mc, int64_t gs, 
                       double window) {
     const ClusterCfg *cl = &s->g->cluster;
     int64_t P = mc->param_bytes, e = s->elem;
-    mc->grad_mem = P;
+    /* gradients sum the step's micro-batches in f32, under bf16 too (Megatron's f32 "main
+     * gradients": docs/cost-model.md §7b); ZeRO-2 keeps its bf16 part below */
+    mc->grad_mem = P / e * 4;
     mc->optim_mem = state_bytes(s, P / e);
     mc->whole_mem = mc->grad_mem + mc->optim_mem;
     if (s->zero == 0 || gs < 2) {
@@ -492,6 +495,7 @@ static void mode_sync(const Search *s, const Cand *c, ModeCost *mc, int64_t gs, 
     mc->unhidden = (double)rs_n * (rs > window ? rs - window : 0.0) + ag;
     mc->optim_mem = state_bytes(s, shard / e);
     if (s->zero == 2) mc->grad_mem = shard, mc->zero_tmp = 2 * (np + shard);
+    if (s->zero == 2 && e == 2) mc->grad_bf16_saved = shard; /* f32 parts: twice */
 }
 
 /* The all-reduces a layer's forward runs itself (rules.c own_fwd), each of one float per row of
@@ -537,6 +541,7 @@ static void mode_cost(const Search *s, const Cand *c, int p, const Mode *M, Mode
     }
     if (c->t > 1) mode_own_fwd(s, c, n, M, mc);
     mc->param_bytes = node_param_bytes(s, n, M->strat, c->t);
+    if (s->elem == 2) mc->wstage = mc->param_bytes / s->elem * 4; /* the C trainer's f32 copy */
     bool stage_group = c->t > 1 && M->strat == STRAT_DATA && M->out == LAYOUT_B;
     int64_t gs = stage_group ? (int64_t)c->d * c->t : c->d;
     Link l = stage_group ? c->stage : c->data;

@@ -637,8 +637,9 @@ void pass_schedule_print(const IrGraph *g, FILE *out) {
             units_n(b[0], 48, s->d, "replica"), units_n(b[1], 48, s->m, "micro-batch"),
             units_n(b[2], 48, (long long)s->micro, "sample"));
     if (s->precision == PRECISION_BF16)
-        fprintf(out, "precision bf16: every f32 buffer, gradient and message below is held and "
-                     "sent as bf16 (2 B); master weights and optimizer state f32\n");
+        fprintf(out, "precision bf16: every f32 buffer and message below is held and sent as bf16 "
+                     "(2 B), gradients too (summed over micro-batches in f32); master weights and "
+                     "optimizer state f32\n");
     for (int k = 0; k < s->S; k++)
         print_stage(g, s, k, out);
     fprintf(out, "busiest device: %lld B per step (the plan predicts %lld B)\n",

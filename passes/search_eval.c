@@ -44,9 +44,11 @@ static void stage_close(const Search *s, const Cand *c, int k, StageAcc *a, doub
     /* a recomputed layer's activations exist for one micro-batch at a time (the one whose
      * backward rebuilt them); the rest for every micro-batch in flight */
     ps->mem_acts = (a->acts - a->racts) * inflight + a->racts;
-    /* the larger of the collective buffers and ZeRO-2's slots (the exact search's model; the
-     * trainer holds both: docs/runtime.md, "Memory: allocated against predicted") */
-    ps->mem_buffers = a->buf > a->zbuf ? a->buf : a->zbuf;
+    /* the largest of the collective buffers, a bf16 C trainer's f32 copy of one layer's
+     * weights and ZeRO-2's slots (the exact search's model; the trainer holds them all:
+     * docs/runtime.md, "Memory: allocated against predicted") */
+    int64_t base = a->buf > a->wbuf ? a->buf : a->wbuf;
+    ps->mem_buffers = base > a->zbuf ? base : a->zbuf;
     ps->mem_zero_buf = a->zbuf;
     ps->mem_bytes = ps->mem_params + ps->mem_grads + ps->mem_optim + ps->mem_acts + ps->mem_buffers;
     ps->recompute = a->rcn;
@@ -55,12 +57,14 @@ static void stage_close(const Search *s, const Cand *c, int k, StageAcc *a, doub
     ps->rc_bytes = a->rbytes;
     ps->rc_saved = a->racts * (inflight - 1);
     /* what ZeRO saved: the same stage's gradients and state whole, its buffers without it */
-    ps->zero_saved = a->whole + a->buf - a->grads - a->optim - ps->mem_buffers;
-    /* bf16 against f32: parameters, gradients, activations and buffers would be twice as
-     * large, the f32 master weights (1 of the state's copies + 1 parts) would not exist */
+    ps->zero_saved = a->whole + base - a->grads - a->optim - ps->mem_buffers;
+    /* bf16 against f32: parameters, activations and buffers would be twice as large (the
+     * gradients, f32 either way, only ZeRO-2's parts), the f32 master weights (1 of the
+     * state's copies + 1 parts) and the f32 copy of one layer's weights would not exist */
+    int64_t plain = a->buf > a->zbuf ? a->buf : a->zbuf;
     if (s->elem == 2)
-        ps->bf16_saved = ps->mem_params + ps->mem_grads + ps->mem_acts + ps->mem_buffers -
-                         ps->mem_optim / (s->opt_copies + 1);
+        ps->bf16_saved = ps->mem_params + a->gsaved + ps->mem_acts + plain -
+                         ps->mem_optim / (s->opt_copies + 1) - (ps->mem_buffers - plain);
     s->stage_mem[k] = ps->mem_bytes;
 }
 
@@ -151,6 +155,8 @@ static void eval_node_into(const Search *s, int p, int mi, StageAcc *a) {
     a->optim += mc->optim_mem;
     a->whole += mc->whole_mem;
     if (mc->zero_tmp > a->zbuf) a->zbuf = mc->zero_tmp;
+    if (mc->wstage > a->wbuf) a->wbuf = mc->wstage;
+    a->gsaved += mc->grad_bf16_saved;
     a->acts += mc->act_bytes;
     if (mc->own_n) acc_buf(a, mc->own_n);
 }

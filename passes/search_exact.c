@@ -75,7 +75,8 @@ static TrEx tr_extra(const Search *s, const Cand *c, int p, const Tr *t) {
     const ModeCost *mc = &s->mc[p * MAX_MODES + t->mode];
     uint8_t lay[MAX_LIVE];
     search_decode(s->st_code[s->st_off[p] + t->from], s->live_n[p], lay);
-    TrEx x = {mc->fwd, fmax(2.0 * (double)mc->own_n, (double)mc->zero_tmp), 0};
+    TrEx x = {mc->fwd,
+              fmax(fmax(2.0 * (double)mc->own_n, (double)mc->zero_tmp), (double)mc->wstage), 0};
     for (int k = 0; k < n->ninputs; k++) {
         int pos = s->in_pos[p * IR_MAX_INPUTS + k], v = n->inputs[k];
         if (pos < 0 || (k == 1 && v == n->inputs[0]) || lay[pos] == M->in[k]) continue;

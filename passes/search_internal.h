@@ -67,6 +67,10 @@ typedef struct ModeCost {
      * without ZeRO, bf16 adding the f32 master weights; shards with ZeRO), under ZeRO-2 the
      * transient full gradient, and what gradients and state would hold without ZeRO. */
     int64_t grad_mem, optim_mem, zero_tmp, whole_mem;
+    /* bf16: the f32 copy of the layer's weights the C trainer's kernels read (it unpacks one
+     * layer's at a time into one buffer; docs/cost-model.md §7b) */
+    int64_t wstage;
+    int64_t grad_bf16_saved; /* bf16: what its gradients hold less than under f32 */
 } ModeCost;
 
 typedef struct Search {
@@ -149,6 +153,8 @@ typedef struct StageAcc {
     int64_t rbytes, racts;
     int rcn;                    /* nodes recomputed */
     int64_t grads, optim, zbuf; /* gradients, optimizer state, ZeRO-2's two gradient slots */
+    int64_t wbuf;               /* bf16, C trainer: the largest layer's weights as f32 */
+    int64_t gsaved;             /* bf16: gradient bytes below f32's (ZeRO-2's bf16 parts) */
     int64_t whole;              /* gradients and optimizer state as they would be without ZeRO */
 } StageAcc;
 

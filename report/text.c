@@ -53,7 +53,7 @@ static void text_precision(const IrGraph *g, FILE *out) {
     char b[48];
     if (g->train.precision != PRECISION_BF16) return;
     fprintf(out,
-            "precision   bf16 parameters, activations, gradients and messages; f32 master "
+            "precision   bf16 parameters, activations and messages; f32 gradient sums, master "
             "weights and optimizer state; GEMMs at %s/s\n",
             units_count(b, sizeof b, c->flops_bf16 > 0 ? c->flops_bf16 : c->flops, "FLOP"));
 }

@@ -16,7 +16,9 @@
 
 #include "internal.h"
 
-uint16_t mprt_bf16_from_f32(float x) {
+/* The conversions themselves, static so that the array loops below inline and vectorise
+ * them (the exported functions may be interposed in the shared library, which stops both). */
+static inline uint16_t to_bf16(float x) {
     uint32_t u;
     memcpy(&u, &x, sizeof u);
     if ((u & 0x7FFFFFFFu) > 0x7F800000u) return (uint16_t)((u >> 16) | 0x0040u); /* NaN */
@@ -24,14 +26,16 @@ uint16_t mprt_bf16_from_f32(float x) {
     return (uint16_t)(u >> 16);
 }
 
-float mprt_f32_from_bf16(uint16_t h) {
+static inline float to_f32(uint16_t h) {
     uint32_t u = (uint32_t)h << 16;
     float x;
     memcpy(&x, &u, sizeof x);
     return x;
 }
 
-float mprt_bf16_round1(float x) { return mprt_f32_from_bf16(mprt_bf16_from_f32(x)); }
+uint16_t mprt_bf16_from_f32(float x) { return to_bf16(x); }
+float mprt_f32_from_bf16(uint16_t h) { return to_f32(h); }
+float mprt_bf16_round1(float x) { return to_f32(to_bf16(x)); }
 
 enum { GRAIN = 1 << 15 }; /* elements per part below which one thread converts */
 
@@ -44,23 +48,30 @@ typedef struct Conv {
 
 static void pack_part(void *ctx, int64_t lo, int64_t hi, int part) {
     const Conv *c = ctx;
+    uint16_t *restrict h = c->h;
+    const float *restrict f = c->cf;
     (void)part;
     for (int64_t i = lo; i < hi; i++)
-        c->h[i] = mprt_bf16_from_f32(c->cf[i]);
+        h[i] = to_bf16(f[i]);
 }
 
 static void unpack_part(void *ctx, int64_t lo, int64_t hi, int part) {
     const Conv *c = ctx;
+    float *restrict f = c->f;
+    const uint16_t *restrict h = c->ch;
     (void)part;
     for (int64_t i = lo; i < hi; i++)
-        c->f[i] = mprt_f32_from_bf16(c->ch[i]);
+        f[i] = to_f32(h[i]);
 }
 
+/* dst may be src: no restrict */
 static void round_part(void *ctx, int64_t lo, int64_t hi, int part) {
     const Conv *c = ctx;
+    float *f = c->f;
+    const float *x = c->cf;
     (void)part;
     for (int64_t i = lo; i < hi; i++)
-        c->f[i] = mprt_bf16_round1(c->cf[i]);
+        f[i] = to_f32(to_bf16(x[i]));
 }
 
 void mprt_bf16_pack(uint16_t *dst, const float *src, int64_t n) {

@@ -105,14 +105,18 @@ void mprt_zero_update_parts(const struct MprtModel *m, float *prm, const float *
 void mprt_zero_params(const MprtZero *z, float *prm);
 
 /* A bf16 trainer's weights (trainer_bf16.c; docs/runtime.md, "A bf16 trainer"): `master`, the
- * f32 master weights the optimizer updates and checkpoints hold, and `work`, n floats at the
- * same offsets that the kernels read, each the bf16 rounding of its master. mprt_bf16_weights
- * registers the pair (and rounds work from master); mprt_bf16_refresh rounds all of it again;
- * mprt_bf16_upload and mprt_bf16_download are MprtModel's copies for a bf16 trainer: a plain
- * copy, and a write into the master weights also rounds that range into work. With no pair
- * registered, refresh does nothing and the copies are memcpy. */
-void mprt_bf16_weights(float *master, float *work, int64_t n);
+ * f32 master weights the optimizer updates and checkpoints hold, and `work`, n bf16 values at
+ * the same offsets, each the bf16 rounding of its master: what the kernels compute with.
+ * The kernels take f32, so each layer's forward and backward first unpacks the layer's own
+ * working weights (adjacent in the arena) into `stage`, cap floats (the stage's largest
+ * layer): mprt_bf16_layer(offset, n) returns stage holding work[offset .. offset + n) as f32.
+ * mprt_bf16_weights registers the three (and rounds work from master); mprt_bf16_refresh
+ * rounds all of it again; mprt_bf16_upload and mprt_bf16_download are MprtModel's copies for
+ * a bf16 trainer: a plain copy, and a write into the master weights also rounds that range
+ * into work. With no weights registered, refresh does nothing and the copies are memcpy. */
+void mprt_bf16_weights(float *master, uint16_t *work, int64_t n, float *stage, int64_t cap);
 void mprt_bf16_refresh(void);
+float *mprt_bf16_layer(int64_t offset, int64_t n);
 void mprt_bf16_upload(void *arena, const void *host, size_t bytes);
 void mprt_bf16_download(void *host, const void *arena, size_t bytes);
 
@@ -253,9 +257,10 @@ typedef struct MprtMemPredicted {
     int64_t loss;
 } MprtMemPredicted;
 
-/* mprt_falloc / mprt_ialloc, adding the n elements' bytes to category c. */
+/* mprt_falloc / mprt_ialloc / mprt_halloc, adding the n elements' bytes to category c. */
 float *mprt_falloc_in(MprtMem c, int64_t n);
 int32_t *mprt_ialloc_in(MprtMem c, int64_t n);
+uint16_t *mprt_halloc_in(MprtMem c, int64_t n);
 /* Forgets what was counted (a trainer's setup calls it before allocating). */
 void mprt_mem_reset(void);
 /* Bytes allocated in c since the last reset; its name ("params", ... as in the profile). */
@@ -565,6 +570,8 @@ void mprt_data_close(const MprtData *d);
 float *mprt_falloc(int64_t n);
 /* The same for int32s (a stage's integer inputs and argmaxes). */
 int32_t *mprt_ialloc(int64_t n);
+/* The same for bf16 values (a bf16 trainer's working weights). */
+uint16_t *mprt_halloc(int64_t n);
 
 /* ─────────────────────────── the generated C API's shared part (trainer_api.c)
  * ─────────────────────────── */

@@ -2,30 +2,44 @@
  * trainer_bf16.c: the weights of a bf16 trainer (docs/runtime.md, "A bf16 trainer").
  *
  * A bf16 trainer keeps two copies of its stage's weights: the f32 master weights, which the
- * optimizer updates and checkpoints hold whole, and the working copy its kernels read, each
- * value the bf16 rounding of its master. mprt_bf16_weights registers the pair; every write of
- * master weights through the checkpoint and initialisation code (MprtModel.upload, which a
- * bf16 trainer sets to mprt_bf16_upload) rounds the same range into the working copy, so a
- * checkpoint loaded, an initialisation or a partial start reach the kernels without another
- * hook; mprt_bf16_refresh rounds all of it (after the optimizer, after a C API load).
- * Without a registered pair every function here is a plain copy or does nothing.
+ * optimizer updates and checkpoints hold whole, and the bf16 working copy (2 bytes a value),
+ * each value the bf16 rounding of its master. mprt_bf16_weights registers the pair and the
+ * f32 staging buffer; every write of master weights through the checkpoint and initialisation
+ * code (MprtModel.upload, which a bf16 trainer sets to mprt_bf16_upload) rounds the same range
+ * into the working copy, so a checkpoint loaded, an initialisation or a partial start reach
+ * the kernels without another hook; mprt_bf16_refresh rounds all of it (after the optimizer,
+ * after a C API load). The kernels compute in f32: mprt_bf16_layer unpacks one layer's
+ * working weights at a time into the staging buffer (exactly: bf16 → f32 is the upper half).
+ * Without registered weights every function here is a plain copy or does nothing.
  */
 #include <string.h>
 
 #include "mprt_trainer.h"
 
 static struct {
-    float *master, *work;
-    int64_t n;
+    float *master, *stage;
+    uint16_t *work;
+    int64_t n, cap;
 } W;
 
-void mprt_bf16_weights(float *master, float *work, int64_t n) {
-    W.master = master, W.work = work, W.n = master && work ? n : 0;
+void mprt_bf16_weights(float *master, uint16_t *work, int64_t n, float *stage, int64_t cap) {
+    bool on = master && work;
+    W.master = master, W.work = work, W.n = on ? n : 0;
+    W.stage = on ? stage : NULL, W.cap = on && stage ? cap : 0;
     mprt_bf16_refresh();
 }
 
 void mprt_bf16_refresh(void) {
-    if (W.n > 0) mprt_bf16_round(W.work, W.master, W.n);
+    if (W.n > 0) mprt_bf16_pack(W.work, W.master, W.n);
+}
+
+float *mprt_bf16_layer(int64_t offset, int64_t n) {
+    if (offset < 0 || n < 0 || n > W.cap || offset > W.n - n)
+        mprt_fatal("bf16 weights: a layer's %lld values at %lld do not fit the %lld staged of "
+                   "the %lld registered",
+                   (long long)n, (long long)offset, (long long)W.cap, (long long)W.n);
+    mprt_bf16_unpack(W.stage, W.work + offset, n);
+    return W.stage;
 }
 
 void mprt_bf16_upload(void *arena, const void *host, size_t bytes) {
@@ -34,7 +48,7 @@ void mprt_bf16_upload(void *arena, const void *host, size_t bytes) {
     uintptr_t hi = lo + (uintptr_t)W.n * sizeof(float);
     if (W.n == 0 || a < lo || a + bytes > hi) return; /* not the master weights */
     size_t off = (a - lo) / sizeof(float);
-    mprt_bf16_round(W.work + off, W.master + off, (int64_t)(bytes / sizeof(float)));
+    mprt_bf16_pack(W.work + off, W.master + off, (int64_t)(bytes / sizeof(float)));
 }
 
 void mprt_bf16_download(void *host, const void *arena, size_t bytes) { memcpy(host, arena, bytes); }

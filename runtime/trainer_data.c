@@ -187,3 +187,4 @@ static void *zeroed(int64_t n, size_t size, const char *what) {
 
 float *mprt_falloc(int64_t n) { return zeroed(n, sizeof(float), "floats"); }
 int32_t *mprt_ialloc(int64_t n) { return zeroed(n, sizeof(int32_t), "ints"); }
+uint16_t *mprt_halloc(int64_t n) { return zeroed(n, sizeof(uint16_t), "bf16 values"); }

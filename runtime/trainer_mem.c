@@ -48,6 +48,11 @@ int32_t *mprt_ialloc_in(MprtMem c, int64_t n) {
     return mprt_ialloc(n);
 }
 
+uint16_t *mprt_halloc_in(MprtMem c, int64_t n) {
+    M.bytes[c] += 2 * (n > 0 ? n : 0);
+    return mprt_halloc(n);
+}
+
 /* "params 16040/16040 B, grads ..." (allocated/predicted) of the planned categories. */
 static void planned_text(char *out, size_t n, const MprtMemPredicted *w) {
     size_t at = 0;

@@ -15,6 +15,14 @@ steps with --profile; then on every rank:
     and one part of it; docs/runtime.md, "ZeRO");
   * the run prints "memory: allocated == predicted on every rank".
 
+bf16 plans (train.precision = "bf16"; docs/runtime.md, "A bf16 trainer"): the bf16 working
+weights (2 B each), the f32 gradient sums and the f32 master weights with the optimizer state
+are the plan's bytes exactly, as above; the activations are not yet stored in 16 bits: the
+trainer keeps their bf16 values in f32 buffers, so it allocates exactly twice the plan's
+activations less its per-sample losses (2 B each under bf16), and its memory line says
+MISMATCH. The f32 copy of the stage's largest layer's weights the kernels read is allocated
+among the buffers.
+
 Exit status 0 when all hold; every failure is printed.
 """
 import argparse
@@ -43,6 +51,13 @@ CASES = [
     ("mlp_small.mp", "1x2x1", 0, "none"),
     ("mlp_small.mp", "1x2x1", 0, "none", ("train.momentum=0",)),
     ("mlp_small.mp", "1x2x1", 1, "none", ("train.momentum=0",)),
+    # bf16: one device, data, tensor, pipeline with tensor, recomputation, conv
+    ("mlp_adam.mp", "1x1x1", 0, "none", ("train.precision=bf16",)),
+    ("mlp_adam.mp", "1x4x1", 0, "none", ("train.precision=bf16",)),
+    ("mlp_adam.mp", "1x1x4", 0, "none", ("train.precision=bf16",)),
+    ("gpt_small.mp", "2x1x2", 0, "none", ("train.precision=bf16",)),
+    ("gpt_small.mp", "2x1x2", 0, "all", ("train.precision=bf16",)),
+    ("cnn_small.mp", "1x2x2", 0, "none", ("train.precision=bf16",)),
 ]
 EXACT = ("params", "grads", "optimizer", "zero_buffers")
 
@@ -52,7 +67,7 @@ def run(cmd, timeout):
                           timeout=timeout)
 
 
-def check_rank(name, zero, r, failures):
+def check_rank(name, zero, prec, r, failures):
     mem = r.get("memory")
     if not mem:
         failures.append(f"{name} rank {r['rank']}: no memory in the profile")
@@ -67,6 +82,13 @@ def check_rank(name, zero, r, failures):
                         f"parts of the {got['params']} B of parameters, or no slots")
     if zero != 2 and (got["zero_buffers"] or want["zero_buffers"]):
         failures.append(f"{name} rank {r['rank']}: ZeRO-2 slots without ZeRO-2")
+    if prec == "bf16":  # bf16 values in f32 buffers: twice the plan's (docs/runtime.md)
+        if got["activations"] != 2 * (want["activations"] - want["loss_values_not_kept"]):
+            failures.append(f"{name} rank {r['rank']}: bf16 activations allocated "
+                            f"{got['activations']} B, not twice the plan's "
+                            f"{want['activations']} B less {want['loss_values_not_kept']} B of "
+                            f"losses")
+        return
     acts = got["activations"] + want["loss_values_not_kept"]
     if acts != want["activations"]:
         failures.append(f"{name} rank {r['rank']}: activations allocated {got['activations']} "
@@ -83,6 +105,7 @@ def case(a, model, mesh, zero, rc, failures, defines=()):
     r = run([a.mpcc, os.path.join(a.e2e, model), "-D", f"cluster.devices={n}", "-D",
              f"plan.mesh={mesh}", "-D", f"train.zero={zero}", "-D", f"train.recompute={rc}",
              *extra, "-o", exe], 300)
+    prec = "bf16" if "train.precision=bf16" in defines else "f32"
     if r.returncode != 0:
         failures.append(f"{name}: mpcc failed:\n{r.stdout[-2000:]}")
         return
@@ -93,12 +116,13 @@ def case(a, model, mesh, zero, rc, failures, defines=()):
         failures.append(f"{' '.join(cmd)} exited {r.returncode}:\n{r.stdout[-2000:]}")
         return
     line = [l for l in r.stdout.splitlines() if l.startswith("memory: ")]
-    if len(line) != 1 or "allocated == predicted on every rank" not in line[0]:
+    said = "allocated == predicted on every rank" if prec == "f32" else "MISMATCH"
+    if len(line) != 1 or said not in line[0]:
         failures.append(f"{name}: memory line {line}")
     with open(prof) as f:
         ranks = json.load(f)["ranks"]
     for rk in ranks:
-        check_rank(name, zero, rk, failures)
+        check_rank(name, zero, prec, rk, failures)
     print(f"{name}: rank 0 allocated {ranks[0].get('memory', {}).get('allocated')}")
 
 

@@ -11,13 +11,17 @@
  * send/recv on the pipe group): exact small integers gathered, summed and scattered in bf16, a
  * sum that must round (2 ranks: 1 + 2^-8 rounds to 1, ties to even), the byte counters at 2
  * bytes per element, and the wire: f32 collectives moving bf16 with a bf16-exact result, the
- * overlapped all-reduce, and f32 again while the counters are paused.
+ * overlapped all-reduce, and f32 again while the counters are paused. A bf16 trainer's weights
+ * (trainer_bf16.c): the bf16 working copy follows the f32 master through registration,
+ * refresh and uploads into the master (not elsewhere), a layer staged as f32 is exactly the
+ * working copy's values, and 2 bytes a value are counted in the category allocated.
  */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "mprt.h"
+#include "mprt_trainer.h"
 
 #define RT_CHECK_RANK (mprt_mesh()->rank)
 #include "rt_check.h"
@@ -218,6 +222,51 @@ static void check_sendrecv(void) {
     mprt_set_wire_bf16(false);
 }
 
+/* The working copy at [off, off + n) is the bf16 rounding of the master, value by value. */
+static int follows(const float *mst, const uint16_t *prm, int64_t off, int64_t n) {
+    int bad = 0;
+    for (int64_t i = off; i < off + n; i++)
+        bad += prm[i] != mprt_bf16_from_f32(mst[i]);
+    return bad;
+}
+
+static void check_weights(void) {
+    enum { N = 40000, CAP = 9000 };
+    mprt_mem_reset();
+    float *mst = mprt_falloc_in(MPRT_MEM_OPTIM, N), *wl = mprt_falloc_in(MPRT_MEM_BUFFERS, CAP);
+    uint16_t *prm = mprt_halloc_in(MPRT_MEM_PARAMS, N);
+    CHECK(mprt_mem_allocated(MPRT_MEM_PARAMS) == 2 * N &&
+              mprt_mem_allocated(MPRT_MEM_BUFFERS) == 4 * CAP,
+          "counted %lld B of bf16 weights, %lld B of staging",
+          (long long)mprt_mem_allocated(MPRT_MEM_PARAMS),
+          (long long)mprt_mem_allocated(MPRT_MEM_BUFFERS));
+    for (int i = 0; i < N; i++)
+        mst[i] = (float)cos(i * 0.37) * 3.0f + 1e-3f; /* most not bf16-representable */
+    mprt_bf16_weights(mst, prm, N, wl, CAP);
+    CHECK(follows(mst, prm, 0, N) == 0, "registration did not round the master into prm");
+    float *got = mprt_bf16_layer(31000, CAP); /* the last layer, whole */
+    int bad = 0;
+    for (int i = 0; i < CAP; i++)
+        bad += got[i] != mprt_bf16_round1(mst[31000 + i]);
+    CHECK(got == wl && bad == 0, "staged layer: %d values differ (or not in wl)", bad);
+    float host[100];
+    for (int i = 0; i < 100; i++)
+        host[i] = -7.123f * (float)i;
+    mprt_bf16_upload(mst + 500, host, sizeof host); /* a checkpoint tensor into the master */
+    CHECK(mst[599] == host[99] && follows(mst, prm, 0, N) == 0, "upload did not round its range");
+    float other[100];
+    mprt_bf16_upload(other, host, sizeof host); /* not the master: a copy only */
+    CHECK(other[7] == host[7] && follows(mst, prm, 0, N) == 0, "upload elsewhere touched prm");
+    for (int i = 0; i < N; i++)
+        mst[i] *= 0.5f; /* an optimizer step */
+    CHECK(follows(mst, prm, 0, N) > 0, "prm followed the master without a refresh");
+    mprt_bf16_refresh();
+    CHECK(follows(mst, prm, 0, N) == 0, "refresh did not round the master into prm");
+    mprt_bf16_weights(NULL, NULL, 0, NULL, 0);
+    free(mst), free(wl), free(prm);
+    mprt_mem_reset();
+}
+
 int main(int argc, char **argv) {
     if (argc < 4) return 2;
     mprt_init(&argc, &argv, atoi(argv[1]), atoi(argv[2]), atoi(argv[3]));
@@ -229,6 +278,7 @@ int main(int argc, char **argv) {
     check_rounding_sum();
     check_wire();
     check_sendrecv();
+    check_weights();
     if (failures == 0 && mprt_mesh()->rank == 0)
         printf("test_rt_bf16 %s x %s x %s: ok\n", argv[1], argv[2], argv[3]);
     mprt_finalize();
