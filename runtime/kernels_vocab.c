@@ -70,8 +70,13 @@ double mprt_vocab_ce_forward(const float *restrict logits, const int32_t *restri
     local_max(logits, mx, M, Vl);
     mprt_allreduce_max(MPRT_TENSOR, mx, M);
     local_sums(logits, labels, mx, lse, tgt, M, Vl, v0);
+    /* the loss is f32 (docs/runtime.md, "A bf16 trainer"): its sums stay off the bf16 wire,
+     * 4 bytes a row, as the planner prices them (docs/cost-model.md §7c) */
+    bool wire = mprt_wire_bf16();
+    mprt_set_wire_bf16(false);
     mprt_allreduce(MPRT_TENSOR, lse, M);
     mprt_allreduce(MPRT_TENSOR, tgt, M);
+    mprt_set_wire_bf16(wire);
     double loss = 0.0;
     for (int m = 0; m < M; m++) {
         lse[m] = logf(lse[m]);

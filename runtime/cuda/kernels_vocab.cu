@@ -91,8 +91,13 @@ extern "C" void mprt_cu_vocab_ce_forward(double *loss, const float *logits, cons
     vocab_sums_k<<<(unsigned)M, MPRT_CU_THREADS, 0, mprt_cu_stream()>>>(sum, tgt, mx, logits,
                                                                         labels, Vl, v0);
     CU_CHECK_LAUNCH("vocab_sums_k");
+    /* the loss is f32 (docs/cuda.md, "bf16"): its sums stay off the bf16 wire, 4 bytes a row,
+     * as the planner prices them and the C trainer sends them (runtime/kernels_vocab.c) */
+    bool wire = mprt_wire_bf16();
+    mprt_set_wire_bf16(false);
     mprt_cu_allreduce(MPRT_TENSOR, sum, M);
     mprt_cu_allreduce(MPRT_TENSOR, tgt, M);
+    mprt_set_wire_bf16(wire);
     LAUNCH_1D(vocab_loss_k, M, loss, stash, labels, M, V, scale);
 }
 
