@@ -1,9 +1,12 @@
-"""Writes the MLP benchmarks' data set as .npy files, without numpy (any python3 runs it).
+"""Writes the benchmarks' data sets as .npy files, without numpy (any python3 runs it).
 
 The trainer's synthetic data is generated inside the step (a normal draw per input element),
 which is data loading, not training; PyTorch's side of the comparison draws its batch once.
-So the MLP benchmarks give the trainer a fixed data set through --data/--labels instead:
-ROWS samples of 784 standard-normal floats and labels 0..9 (seeded, format 1.0 .npy).
+So the MLP and CNN benchmarks give the trainer a fixed data set through --data/--labels
+instead: ROWS samples of standard-normal floats (784 for the MLP, 3x32x32 for the CNN) and
+labels 0..9 (seeded, format 1.0 .npy). For the CNN the teacher's labels (a 32-unit network over
+each 3,072-float sample, drawn again every micro-batch) cost more than a third of its step on the
+2-vCPU EPYC (docs/benchmarks.md).
 """
 import array
 import os
@@ -21,12 +24,26 @@ def _write(path, descr, shape, values):
     os.replace(tmp, path)
 
 
-def mlp_data(workdir, rows=1280, seed=1):
-    """Returns (x.npy, y.npy) paths under workdir, writing them when missing."""
-    x = os.path.join(workdir, f"mlp_x_{rows}.npy")
-    y = os.path.join(workdir, f"mlp_y_{rows}.npy")
+def npy_data(workdir, name, shape, rows, seed=1):
+    """Returns (x.npy, y.npy) paths under workdir: rows samples of `shape` floats and labels
+    0..9, writing them when missing."""
+    x = os.path.join(workdir, f"{name}_x_{rows}.npy")
+    y = os.path.join(workdir, f"{name}_y_{rows}.npy")
     if not (os.path.exists(x) and os.path.exists(y)):
         rng = random.Random(seed)
-        _write(x, "<f4", (rows, 784), array.array("f", (rng.gauss(0, 1) for _ in range(rows * 784))))
+        n = rows
+        for d in shape:
+            n *= d
+        _write(x, "<f4", (rows,) + tuple(shape), array.array("f", (rng.gauss(0, 1) for _ in range(n))))
         _write(y, "<i4", (rows,), array.array("i", (rng.randrange(10) for _ in range(rows))))
     return x, y
+
+
+def mlp_data(workdir, rows=1280, seed=1):
+    """Returns (x.npy, y.npy) paths under workdir, writing them when missing."""
+    return npy_data(workdir, "mlp", (784,), rows, seed)
+
+
+def cnn_data(workdir, rows=640, seed=1):
+    """bench/cnn.mp's images (3x32x32) and labels: 20 steps of 32 samples."""
+    return npy_data(workdir, "cnn", (3, 32, 32), rows, seed)

@@ -10,17 +10,20 @@ chooses) is run REPS times with --profile. Printed, as Markdown tables to paste:
   3. at N > 1, the gradient all-reduce's hidden share: every run is paired with one under
      MPRT_GRAD_SYNC=blocking (each all-reduce waited for where it starts); the profile's
      grad_sync_exposed_s is what each rank waited per step; hidden = 1 - overlapped / blocking
-     (rank mean), against the report's grad_sync_hidden / (hidden + unhidden);
+     (rank mean), against the report's share of the wait removed, grad_sync_hidden /
+     (grad_sync_hidden + grad_sync_unhidden - grad_sync_slow) (docs/cost-model.md §5);
   4. with --alternatives at N > 1, every pinned mesh of N ranks (-D plan.mesh, at the chosen m)
      run too: is the chosen plan the measured fastest (or within 10 % of it)?
-Synthetic data (the trainer's default) except for mlp, which reads bench/npy_data.py's .npy files.
+Synthetic data (the trainer's default) for the transformer; mlp and cnn read bench/npy_data.py's
+.npy files (the CNN's synthetic labels come from a teacher network run inside the step, which is
+data generation, not training: more than a third of its step, docs/benchmarks.md).
 """
 import json
 import os
 import statistics
 
 from benchlib import parser, run
-from npy_data import mlp_data
+from npy_data import cnn_data, mlp_data
 
 MODELS = {
     # name: (model file, -D overrides, steps)
@@ -57,8 +60,8 @@ def compile_model(a, name, n, cal, pin):
 def run_once(a, env, name, n, exe, blocking):
     model, _, steps = MODELS[name]
     data = []
-    if model.endswith("mlp.mp"):
-        x, y = mlp_data(a.workdir)
+    if model.endswith("mlp.mp") or model.endswith("cnn.mp"):
+        x, y = (mlp_data if model.endswith("mlp.mp") else cnn_data)(a.workdir)
         data = ["--data", x, "--labels", y]
     prof = exe + (".blocking" if blocking else "") + ".profile.json"
     e = dict(env, MPRT_GRAD_SYNC="blocking") if blocking else env
@@ -90,8 +93,10 @@ def layer_rows(profiles, plan):
 
 
 def predicted_hidden(plan):
+    """The report's share of the gradient sync's wait removed: hidden / (hidden + exposed wait),
+    the exposed wait being the unhidden sync less the backward's slowdown (grad_sync_slow)."""
     t = plan["totals"]
-    all_ = t["grad_sync_hidden"] + t["grad_sync_unhidden"]
+    all_ = t["grad_sync_hidden"] + t["grad_sync_unhidden"] - t.get("grad_sync_slow", 0.0)
     return t["grad_sync_hidden"] / all_ if all_ > 0 else None
 
 

@@ -85,16 +85,45 @@ typedef struct Preset {
 /* The cpu preset's GEMM rates: mpcc-calibrate's grid on our CI machine (one rank, AMD EPYC VM,
  * 2 vCPUs), the median of five runs (docs/language.md, Cluster presets). */
 static const PresetGemm cpu_gemm[] = {
-    {1, 256, 256, 41.7e9},     {1, 256, 1024, 38.7e9},   {1, 1024, 256, 19.3e9},
-    {1, 1024, 1024, 5.3e9},    {8, 256, 256, 116.9e9},   {8, 256, 1024, 35.4e9},
-    {8, 1024, 256, 27.5e9},    {8, 1024, 1024, 27.7e9},  {64, 256, 256, 90.5e9},
-    {64, 256, 1024, 91.7e9},   {64, 1024, 256, 81.2e9},  {64, 1024, 1024, 72.0e9},
-    {512, 256, 256, 104.1e9},  {512, 256, 1024, 94.7e9}, {512, 1024, 256, 90.5e9},
-    {512, 1024, 1024, 65.1e9},
+    {1, 256, 256, 41.7e9, 0, 0},     {1, 256, 1024, 38.7e9, 0, 0},   {1, 1024, 256, 19.3e9, 0, 0},
+    {1, 1024, 1024, 5.3e9, 0, 0},    {8, 256, 256, 116.9e9, 0, 0},   {8, 256, 1024, 35.4e9, 0, 0},
+    {8, 1024, 256, 27.5e9, 0, 0},    {8, 1024, 1024, 27.7e9, 0, 0},  {64, 256, 256, 90.5e9, 0, 0},
+    {64, 256, 1024, 91.7e9, 0, 0},   {64, 1024, 256, 81.2e9, 0, 0},  {64, 1024, 1024, 72.0e9, 0, 0},
+    {512, 256, 256, 104.1e9, 0, 0},  {512, 256, 1024, 94.7e9, 0, 0}, {512, 1024, 256, 90.5e9, 0, 0},
+    {512, 1024, 1024, 65.1e9, 0, 0},
 };
+/* Its memory-bound kernels (bytes/s as docs/cost-model.md §5 counts them, forward then
+ * backward): mpcc-calibrate's `ops` on the same VM, one rank, 2 threads, idle (2026-12-04 20:38
+ * UTC, load < 2); conv2d's bias passes (serial) from `mpcc-calibrate --quick` at 22:10 under load
+ * 13 (one thread: the passes are serial, so the load changes them little; three runs agreed to
+ * 1 %). docs/language.md, Cluster presets. */
+static const PresetOp cpu_ops[] = {
+    {OP_RELU, 96e9, 81e9, 0, 0},
+    {OP_GELU, 5.9e9, 12e9, 0, 0},
+    {OP_TANH, 13e9, 175e9, 0, 0},
+    {OP_ADD, 173e9, 147e9, 0, 0},
+    {OP_LAYERNORM, 9.0e9, 16e9, 0, 0},
+    {OP_MAXPOOL2D, 7.1e9, 69e9, 0, 0},
+    {OP_CONV2D, 4.6e9, 7.1e9, 57e9, 5.2e9},
+    /* one thread, `mpcc-calibrate --quick --threads 1`, three runs within 3 % (22:38 UTC, load
+     * 11-12): cross-entropy and the embedding are serial; dropout splits over the threads, so
+     * two threads may run it up to twice as fast */
+    {OP_CROSS_ENTROPY, 3.5e9, 4.3e9, 0, 0},
+    {OP_EMBEDDING, 36e9, 66e9, 0, 0},
+    {OP_DROPOUT, 4.3e9, 5.9e9, 0, 0},
+};
+/* grad_overlap (the share of the all-reduce's wait the backward removes) and its slowdown of the
+ * backward (seconds per second of all-reduce): the median of three `mpcc-calibrate --quick` runs
+ * at 2 ranks (0.82-0.92 and 0.24-0.64, load 13-16, 22:08 UTC); the trainer measured 88 % on the
+ * idle machine (transformer, 2 ranks, docs/benchmarks.md). */
 static const PresetTables cpu_tables = {
     .ngemm = (int)(sizeof cpu_gemm / sizeof cpu_gemm[0]),
     .gemm = cpu_gemm,
+    .nops = (int)(sizeof cpu_ops / sizeof cpu_ops[0]),
+    .ops = cpu_ops,
+    .has_overlap = true,
+    .grad_overlap = 0.87,
+    .grad_overlap_slowdown = 0.62,
 };
 
 /* See docs/language.md for where each number comes from. */

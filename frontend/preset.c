@@ -194,9 +194,9 @@ static void coll_entry(PReader *r, const cJSON *e, int i, PresetColl *out) {
     out->beta = number(r, e, path, "beta_bytes_per_s", true, true);
 }
 
-/* gemm[i]: {m, n, k, flops}. */
+/* gemm[i]: {m, n, k, flops[, flops_nt, flops_tn]}. */
 static void gemm_entry(PReader *r, const cJSON *e, int i, PresetGemm *out) {
-    static const char *const known[] = {"m", "n", "k", "flops", NULL};
+    static const char *const known[] = {"m", "n", "k", "flops", "flops_nt", "flops_tn", NULL};
     char path[48];
     snprintf(path, sizeof path, "gemm[%d].", i);
     if (!cJSON_IsObject(e)) {
@@ -208,11 +208,15 @@ static void gemm_entry(PReader *r, const cJSON *e, int i, PresetGemm *out) {
     out->n = integer(r, e, path, "n");
     out->k = integer(r, e, path, "k");
     out->flops = number(r, e, path, "flops", true, true);
+    out->flops_nt = number(r, e, path, "flops_nt", false, true);
+    out->flops_tn = number(r, e, path, "flops_tn", false, true);
 }
 
 /* ops[i]: {op, fwd_bytes_per_s, bwd_bytes_per_s}: an op kind of the language. */
 static void op_entry(PReader *r, const cJSON *e, int i, PresetOp *out) {
-    static const char *const known[] = {"op", "fwd_bytes_per_s", "bwd_bytes_per_s", NULL};
+    static const char *const known[] = {
+        "op", "fwd_bytes_per_s", "bwd_bytes_per_s", "bias_fwd_bytes_per_s", "bias_bwd_bytes_per_s",
+        NULL};
     char path[48];
     snprintf(path, sizeof path, "ops[%d].", i);
     if (!cJSON_IsObject(e)) {
@@ -226,6 +230,8 @@ static void op_entry(PReader *r, const cJSON *e, int i, PresetOp *out) {
              path, op);
     out->fwd_bw = number(r, e, path, "fwd_bytes_per_s", true, true);
     out->bwd_bw = number(r, e, path, "bwd_bytes_per_s", true, true);
+    out->bias_fwd_bw = number(r, e, path, "bias_fwd_bytes_per_s", false, true);
+    out->bias_bwd_bw = number(r, e, path, "bias_bwd_bytes_per_s", false, true);
 }
 
 /* grad_overlap: a fraction in [0, 1]. */
@@ -235,6 +241,17 @@ static void overlap(PReader *r, const cJSON *root, PresetTables *t) {
     double x = number(r, root, "", "grad_overlap", false, false);
     if (!r->failed && x > 1) fail(r, "field 'grad_overlap' must be at most 1, got %g", x);
     t->has_overlap = true, t->grad_overlap = x;
+    t->grad_overlap_slowdown = number(r, root, "", "grad_overlap_slowdown", false, false);
+}
+
+/* optimizer: {sgd, sgd_momentum, adam, adamw}: bytes/s, each optional. */
+static void optimizer(PReader *r, const cJSON *root, PresetTables *t) {
+    static const char *const known[] = {"sgd", "sgd_momentum", "adam", "adamw", NULL};
+    const cJSON *o = object(r, root, "optimizer", false);
+    if (!o) return;
+    only_known(r, o, "optimizer.", known);
+    for (int i = 0; i < 4; i++)
+        t->opt_bw[i] = number(r, o, "optimizer.", known[i], false, true);
 }
 
 static void tables(PReader *r, const cJSON *root, ClusterCfg *c) {
@@ -257,11 +274,13 @@ static void tables(PReader *r, const cJSON *root, ClusterCfg *c) {
     for (const cJSON *e = op ? op->child : NULL; e && !r->failed; e = e->next, i++)
         op_entry(r, e, i, &po[i]);
     overlap(r, root, t);
+    optimizer(r, root, t);
     t->coll = pc;
     t->gemm = pg;
     t->ops = po;
     /* A file that states no measured table prices GEMMs at the flat flops.f32. */
-    c->tables = t->ncoll || t->ngemm || t->nops || t->has_overlap ? t : NULL;
+    bool opt = t->opt_bw[0] > 0 || t->opt_bw[1] > 0 || t->opt_bw[2] > 0 || t->opt_bw[3] > 0;
+    c->tables = t->ncoll || t->ngemm || t->nops || t->has_overlap || opt ? t : NULL;
 }
 
 static void read_root(PReader *r, const cJSON *root, ClusterCfg *c) {
@@ -277,6 +296,8 @@ static void read_root(PReader *r, const cJSON *root, ClusterCfg *c) {
                                         "collectives",
                                         "gemm",
                                         "ops",
+                                        "grad_overlap_slowdown",
+                                        "optimizer",
                                         "grad_overlap",
                                         NULL};
     static const char *const known_flops[] = {"f32", "bf16", NULL};

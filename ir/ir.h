@@ -343,7 +343,10 @@ typedef struct PresetColl {
 
 typedef struct PresetGemm {
     int64_t m, n, k; /* C[m×n] = A[m×k]·B[k×n] */
-    double flops;    /* sustained FLOP/s at this shape */
+    double flops;    /* sustained FLOP/s at this shape (the forward's call: C = A·B) */
+    /* the backward's calls at the same (m, n, k), accumulating into C: C += A·Bᵀ (a linear's
+     * dx, conv2d's dW) and C += Aᵀ·B (a linear's dW); 0 when not given: `flops` */
+    double flops_nt, flops_tn;
 } PresetGemm;
 
 /* The runtime's kernel for one op kind, measured (mpcc-calibrate): the bytes the cost model
@@ -353,6 +356,9 @@ typedef struct PresetOp {
     int op;        /* OpKind */
     double fwd_bw; /* bytes/s */
     double bwd_bw; /* bytes/s */
+    /* conv2d only: its bias passes per byte of the output (forward: the output planes set to
+     * the bias; backward: each plane summed into the bias gradient); 0 when not given */
+    double bias_fwd_bw, bias_bwd_bw;
 } PresetOp;
 
 typedef struct PresetTables {
@@ -364,7 +370,20 @@ typedef struct PresetTables {
      * (the target's schedule measured); has_overlap false: 1, all of it */
     bool has_overlap;
     double grad_overlap;
+    /* the compute time a gradient all-reduce running beside it adds, per second of the
+     * all-reduce (the same measurement; 0 when not given) */
+    double grad_overlap_slowdown;
+    /* the optimizer step's rate over the bytes the cost model counts for it ((3 + 2·copies) × 4
+     * per parameter), by PresetOpt; 0 when not measured: memory_bandwidth */
+    double opt_bw[4];
 } PresetTables;
+/* The optimizer kernels a preset may rate (its `optimizer` object's keys). */
+typedef enum {
+    PRESET_OPT_SGD,
+    PRESET_OPT_SGD_MOMENTUM,
+    PRESET_OPT_ADAM,
+    PRESET_OPT_ADAMW
+} PresetOpt;
 
 typedef struct ClusterCfg {
     const char *preset;

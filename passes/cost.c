@@ -160,19 +160,25 @@ static bool gemm_grid(const PresetTables *t, GemmGrid *g) {
     return g->n[0] * g->n[1] * g->n[2] == t->ngemm;
 }
 
+/* An entry's rate for a call of kind `kind` (the forward's when that kind was not measured). */
+static double entry_rate(const PresetGemm *p, GemmKind kind) {
+    double r = kind == GEMM_NT ? p->flops_nt : kind == GEMM_TN ? p->flops_tn : p->flops;
+    return r > 0 ? r : p->flops;
+}
+
 /* log2 of the rate measured at grid point (i, j, l); the table holds each point once. */
-static double grid_at(const PresetTables *t, const GemmGrid *g, const int *ix) {
+static double grid_at(const PresetTables *t, const GemmGrid *g, const int *ix, GemmKind kind) {
     for (int e = 0; e < t->ngemm; e++) {
         const PresetGemm *p = &t->gemm[e];
         if (log2((double)p->m) == g->ax[0][ix[0]] && log2((double)p->n) == g->ax[1][ix[1]] &&
             log2((double)p->k) == g->ax[2][ix[2]])
-            return log2(p->flops);
+            return log2(entry_rate(p, kind));
     }
     return 0.0;
 }
 
 /* Trilinear interpolation of log2(rate) in (log2 m, log2 n, log2 k), clamped to the grid. */
-static double grid_rate(const PresetTables *t, const GemmGrid *g, const double *q) {
+static double grid_rate(const PresetTables *t, const GemmGrid *g, const double *q, GemmKind kind) {
     int lo[3];
     double w[3];
     for (int a = 0; a < 3; a++) {
@@ -190,27 +196,31 @@ static double grid_rate(const PresetTables *t, const GemmGrid *g, const double *
             int up = (c >> a) & 1;
             ix[a] = lo[a] + up, wt *= up ? w[a] : 1 - w[a];
         }
-        if (wt > 0) acc += wt * grid_at(t, g, ix);
+        if (wt > 0) acc += wt * grid_at(t, g, ix, kind);
     }
     return exp2(acc);
 }
 
-/* Measured GEMM rates: interpolated in log space on a whole grid; else the entry nearest in
- * (log2 m, log2 n, log2 k), ties keeping the first. */
 double cost_gemm_rate(const ClusterCfg *cl, int64_t m, int64_t n, int64_t k) {
+    return cost_gemm_rate_kind(cl, GEMM_NN, m, n, k);
+}
+
+/* Measured GEMM rates of a call kind: interpolated in log space on a whole grid; else the entry
+ * nearest in (log2 m, log2 n, log2 k), ties keeping the first. */
+double cost_gemm_rate_kind(const ClusterCfg *cl, GemmKind kind, int64_t m, int64_t n, int64_t k) {
     const PresetTables *t = cl->tables;
     if (!t || t->ngemm == 0) return cl->flops;
     double lm = log2((double)(m > 1 ? m : 1)), ln = log2((double)(n > 1 ? n : 1)),
            lk = log2((double)(k > 1 ? k : 1));
     GemmGrid g;
-    if (gemm_grid(t, &g)) return grid_rate(t, &g, (double[3]){lm, ln, lk});
+    if (gemm_grid(t, &g)) return grid_rate(t, &g, (double[3]){lm, ln, lk}, kind);
     double bd = INFINITY, rate = cl->flops;
     for (int i = 0; i < t->ngemm; i++) {
         const PresetGemm *e = &t->gemm[i];
         double dm = log2((double)e->m) - lm, dn = log2((double)e->n) - ln,
                dk = log2((double)e->k) - lk;
         double dist = dm * dm + dn * dn + dk * dk;
-        if (dist < bd) bd = dist, rate = e->flops;
+        if (dist < bd) bd = dist, rate = entry_rate(e, kind);
     }
     return rate;
 }
@@ -432,11 +442,18 @@ double cost_roofline(double flops, double rate, double bytes, double bw) {
 
 /* The optimizer's pass over `elems` parameters of one device, once per step: it reads each
  * parameter, its gradient and its optimizer state and writes the parameter and the state back —
- * (3 + 2·moved) × 4 bytes per parameter (SGD 12, SGD with momentum 20, Adam/AdamW 28). Under
+ * (3 + 2·moved) × 4 bytes per parameter (SGD 12, SGD with momentum 20, Adam/AdamW 28), at the
+ * preset's measured rate for that optimizer's kernel, else the memory bandwidth. Under
  * bf16 it reads the f32 gradient sum (4; ZeRO-2's bf16 part: 2) and the f32 master (4) and
  * state, writes them and the bf16 working copy (2): 2 bytes more (none under ZeRO-2). */
 static double opt_time(const Search *s, int64_t elems) {
-    double bw = s->g->cluster.memory_bandwidth;
+    const TrainCfg *tr = &s->g->train;
+    const PresetTables *t = s->g->cluster.tables;
+    PresetOpt k = tr->opt == OPT_ADAMW  ? PRESET_OPT_ADAMW
+                  : tr->opt == OPT_ADAM ? PRESET_OPT_ADAM
+                  : tr->momentum != 0.0 ? PRESET_OPT_SGD_MOMENTUM
+                                        : PRESET_OPT_SGD;
+    double bw = t && t->opt_bw[k] > 0 ? t->opt_bw[k] : s->g->cluster.memory_bandwidth;
     if (bw <= 0 || elems <= 0) return 0.0;
     double bf16 = s->elem == 2 && s->zero != 2 ? 2.0 : 0.0;
     return (double)elems * (4.0 * (3.0 + 2.0 * s->opt_moved) + bf16) / bw;
@@ -447,6 +464,12 @@ static double opt_time(const Search *s, int64_t elems) {
  * communication stream runs beside the kernels). */
 static double grad_overlap(const ClusterCfg *cl) {
     return cl->tables && cl->tables->has_overlap ? cl->tables->grad_overlap : 1.0;
+}
+
+/* The compute time a hidden second of gradient sync adds on this target (the preset's measured
+ * grad_overlap_slowdown: on a CPU the reduction's copies and sums share the backward's cores). */
+static double sync_slowdown(const ClusterCfg *cl) {
+    return cl->tables && cl->tables->has_overlap ? cl->tables->grad_overlap_slowdown : 0.0;
 }
 
 /* Whether some backward runs after node n's own on its device: the producer of an input
@@ -483,6 +506,8 @@ static void mode_sync(const Search *s, const Cand *c, ModeCost *mc, int64_t gs, 
         mc->sync_bytes = cost_coll_bytes(COLL_ALLREDUCE, gs, P);
         mc->sync = cost_coll_time_on(cl, COLL_ALLREDUCE, l.inter, gs, P, l.alpha, l.beta);
         mc->unhidden = mc->sync > window ? mc->sync - window : 0.0;
+        mc->slow = sync_slowdown(cl) * (mc->sync - mc->unhidden);
+        mc->unhidden += mc->slow;
         return;
     }
     int64_t shard = e * ((P / e + gs - 1) / gs), np = shard * gs;
@@ -493,6 +518,8 @@ static void mode_sync(const Search *s, const Cand *c, ModeCost *mc, int64_t gs, 
                      cost_coll_bytes(COLL_ALLGATHER, gs, np);
     mc->sync = (double)rs_n * rs + ag;
     mc->unhidden = (double)rs_n * (rs > window ? rs - window : 0.0) + ag;
+    mc->slow = sync_slowdown(cl) * (double)rs_n * (rs > window ? window : rs);
+    mc->unhidden += mc->slow;
     mc->optim_mem = state_bytes(s, shard / e);
     if (s->zero == 2) mc->grad_mem = shard, mc->zero_tmp = 2 * (np + shard);
     if (s->zero == 2 && e == 2) mc->grad_bf16_saved = shard; /* f32 parts: twice */

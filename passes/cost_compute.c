@@ -5,13 +5,16 @@
  * A GEMM-bound layer is the sum of the GEMMs the runtime really calls, each at the preset's
  * measured rate for its own shape (cost_gemm_rate):
  *   linear  forward  x·W: (m, n, k) with m the rows, n the output and k the input features;
- *           backward dx = dy·Wᵀ (m, k, n) when the input needs a gradient, dW = xᵀ·dy (k, n, m)
- *           (runtime/kernels.c);
+ *           backward dx += dy·Wᵀ (m, k, n) when the input needs a gradient, dW += xᵀ·dy
+ *           (k, n, m) (runtime/kernels.c), each at the rate measured for its transposition
+ *           (GemmKind: the grid's flops_nt and flops_tn);
  *   conv2d  one GEMM per sample (runtime/kernels_conv.c): forward W·col (O, Ho·Wo, C·K·K),
  *           backward dW += dy·colᵀ (O, C·K·K, Ho·Wo) and, when the input needs a gradient,
  *           Wᵀ·dy (C·K·K, Ho·Wo, O); plus the im2col pass before the forward and the dW GEMM
  *           and the col2im pass after the dx GEMM, priced per byte of the unrolled matrix at
- *           the preset's measured conv2d rates (`ops`; none without an entry);
+ *           the preset's measured conv2d rates (`ops`; none without an entry), and the bias
+ *           passes (the output filled with the bias, its gradient summed plane by plane) per
+ *           byte of the output at the entry's bias rates;
  *   attention the four projections at (rows, D_local, D) and the per-head cores
  *           (QKᵀ, P·V and their gradients) at (T, T, D/heads), the rest at the flat rate.
  * Whatever FLOPs are left (bias, softmax, the elementwise ops) run at the flat flops, so
@@ -21,10 +24,19 @@
  */
 #include "search_internal.h"
 
-static double gemm_t(const CompCtx *x, double m, double n, double k) {
+static double gemm_t(const CompCtx *x, GemmKind kind, double m, double n, double k) {
     if (m < 1 || n < 1 || k < 1) return 0.0;
     double f = 2.0 * m * n * k;
-    return f / (cost_gemm_rate(x->cl, (int64_t)m, (int64_t)n, (int64_t)k) * x->gemm_scale);
+    return f /
+           (cost_gemm_rate_kind(x->cl, kind, (int64_t)m, (int64_t)n, (int64_t)k) * x->gemm_scale);
+}
+
+/* The conv2d entry's bias rate (forward: fill, backward: sum), 0 when not measured. */
+static double bias_bw(const ClusterCfg *cl, bool bwd) {
+    const PresetTables *t = cl->tables;
+    for (int i = 0; t && i < t->nops; i++)
+        if (t->ops[i].op == OP_CONV2D) return bwd ? t->ops[i].bias_bwd_bw : t->ops[i].bias_fwd_bw;
+    return 0.0;
 }
 
 /* The measured rate of op's forward or backward pass over its bytes; 0 when not measured. */
@@ -45,9 +57,10 @@ static CompTime linear_time(const CompCtx *x) {
     const ClusterCfg *cl = x->cl;
     double m = x->rows, n = x->cols, k = x->in;
     CompTime t = {0, 0, 0, 0};
-    t.fwd = gemm_t(x, m, n, k) + rest_t(cl, x->ff, 2 * m * n * k);
+    t.fwd = gemm_t(x, GEMM_NN, m, n, k) + rest_t(cl, x->ff, 2 * m * n * k);
     double mm = 2 * m * n * k * (x->dx ? 2 : 1);
-    t.bwd = (x->dx ? gemm_t(x, m, k, n) : 0.0) + gemm_t(x, k, n, m) + rest_t(cl, x->fb, mm);
+    t.bwd = (x->dx ? gemm_t(x, GEMM_NT, m, k, n) : 0.0) + gemm_t(x, GEMM_TN, k, n, m) +
+            rest_t(cl, x->fb, mm);
     return t;
 }
 
@@ -56,13 +69,17 @@ static CompTime conv_time(const CompCtx *x) {
     double N = x->samples, O = x->cols, P = x->plane, ckk = x->in;
     CompTime t = {0, 0, 0, 0};
     double mm = 2 * N * O * P * ckk;
-    t.fwd = N * gemm_t(x, O, P, ckk) + rest_t(cl, x->ff, mm);
-    t.bwd = N * (gemm_t(x, O, ckk, P) + (x->dx ? gemm_t(x, ckk, P, O) : 0.0)) +
+    t.fwd = N * gemm_t(x, GEMM_NN, O, P, ckk) + rest_t(cl, x->ff, mm);
+    t.bwd = N * (gemm_t(x, GEMM_NT, O, ckk, P) + (x->dx ? gemm_t(x, GEMM_TN, ckk, P, O) : 0.0)) +
             rest_t(cl, x->fb, mm * (x->dx ? 2 : 1));
     double colb = 4.0 * N * ckk * P, bf = cost_op_bw(cl, OP_CONV2D, false),
            bb = cost_op_bw(cl, OP_CONV2D, true);
     if (x->unroll && bf > 0) t.fwd_extra = colb / bf, t.bwd_extra = colb / bf;
     if (x->unroll && bb > 0 && x->dx) t.bwd_extra += colb / bb;
+    /* the bias: the output planes filled before the GEMM adds to them, summed in backward */
+    double outb = 4.0 * N * O * P, pf = bias_bw(cl, false), pb = bias_bw(cl, true);
+    if (pf > 0) t.fwd_extra += outb / pf;
+    if (pb > 0) t.bwd_extra += outb / pb;
     return t;
 }
 
@@ -71,7 +88,7 @@ static CompTime attn_time(const CompCtx *x) {
     double m = x->rows, dl = x->cols, d = x->in, T = x->plane, hd = x->head;
     CompTime t = {0, 0, 0, 0};
     double proj = 4 * 2 * m * dl * d, core = 2 * 2 * x->samples * T * T * dl;
-    double tp = 3 * gemm_t(x, m, dl, d) + gemm_t(x, m, d, dl);
+    double tp = 3 * gemm_t(x, GEMM_NN, m, dl, d) + gemm_t(x, GEMM_NN, m, d, dl);
     double tc =
         core > 0 ? core / (cost_gemm_rate(cl, (int64_t)T, (int64_t)T, (int64_t)hd) * x->gemm_scale)
                  : 0;

@@ -67,6 +67,11 @@ int64_t cost_group_nodes(const ClusterCfg *c, int64_t span);
 /* FLOP/s of an m×k by k×n GEMM: the preset's GEMM table at the nearest measured shape
  * (log-space distance), else the flat cluster.flops. */
 double cost_gemm_rate(const ClusterCfg *cl, int64_t m, int64_t n, int64_t k);
+/* How the runtime calls a GEMM (runtime/kernels*.c): C = A·B (forwards), C += A·Bᵀ (a linear's
+ * dx, conv2d's dW), C += Aᵀ·B (a linear's dW, conv2d's dx); measured apart (mpcc-calibrate). */
+typedef enum GemmKind { GEMM_NN, GEMM_NT, GEMM_TN } GemmKind;
+/* The preset's rate for a call of `kind` at (m, n, k); cost_gemm_rate is GEMM_NN's. */
+double cost_gemm_rate_kind(const ClusterCfg *cl, GemmKind kind, int64_t m, int64_t n, int64_t k);
 /* Seconds of a kernel of `flops` FLOPs at `rate` moving `bytes` at bandwidth `bw` (the
  * roofline: the longer of the two; bw 0 means unknown, compute only). */
 double cost_roofline(double flops, double rate, double bytes, double bw);
@@ -221,7 +226,7 @@ typedef struct PlanCut {
 typedef struct PlanStage {
     int first_node, last_node;               /* inclusive range of node indices */
     double fwd_time, bwd_time, comm_time;    /* per micro-batch */
-    double grad_sync_time, grad_sync_hidden; /* per step */
+    double grad_sync_time, grad_sync_hidden; /* per step; hidden: the wait removed */
     double opt_time;                         /* the optimizer step, per step */
     int64_t mem_bytes;                       /* peak per device of this stage */
     int64_t mem_params, mem_grads, mem_optim, mem_acts, mem_buffers;
@@ -235,8 +240,10 @@ typedef struct PlanStage {
     /* bytes bf16 saves on this stage's devices against the same plan in f32 (0 under f32;
      * negative when the f32 master weights outweigh what halves: docs/cost-model.md §7b) */
     int64_t bf16_saved;
-    int64_t mem_zero_buf; /* ZeRO-2's transient gradient slots (mem_buffers is the larger of
-                           * them and the collective buffers; else 0) */
+    int64_t mem_zero_buf;  /* ZeRO-2's transient gradient slots (mem_buffers is the larger of
+                            * them and the collective buffers; else 0) */
+    double grad_sync_slow; /* per step: the compute time the hidden sync adds (no wait: not in
+                            * grad_sync_time − grad_sync_hidden) */
 } PlanStage;
 
 /* Predicted step time and where it goes (seconds). */
@@ -246,6 +253,7 @@ typedef struct PlanTotals {
     int64_t comm_bytes; /* per device per step, the busiest device */
     int64_t mem_peak;   /* bytes on the fullest device */
     bool fits;
+    double grad_sync_slow; /* of grad_sync_unhidden: the backward slowed by the hidden sync */
 } PlanTotals;
 
 /* One point of the plan space: the best plan the search found for one mesh and

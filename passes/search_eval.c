@@ -35,7 +35,8 @@ static void stage_close(const Search *s, const Cand *c, int k, StageAcc *a, doub
     ps->bwd_time = a->bwd;
     ps->comm_time = a->comm;
     ps->grad_sync_time = a->sync;
-    ps->grad_sync_hidden = a->sync - a->unhidden;
+    ps->grad_sync_hidden = a->sync - (a->unhidden - a->slow);
+    ps->grad_sync_slow = a->slow;
     ps->opt_time = a->opt;
     int64_t inflight = c->S - k < c->m ? c->S - k : c->m;
     ps->mem_params = a->params;
@@ -149,6 +150,7 @@ static void eval_node_into(const Search *s, int p, int mi, StageAcc *a) {
     a->bytes += mc->own_bytes;
     a->sync += mc->sync;
     a->unhidden += mc->unhidden;
+    a->slow += mc->slow;
     a->opt += mc->opt;
     a->params += mc->param_bytes;
     a->grads += mc->grad_mem;
@@ -229,7 +231,10 @@ double search_eval_plan(const Search *s, const Cand *c, const int *mode, const i
             (c->S - 1) * (b->fwd_time + b->bwd_time + b->comm_time + b->rc_compute + b->rc_comm);
         t->optimizer = fmin(w->opt_time, fmax(0.0, F - c->K * Tmax)); /* the parts sum to F */
         t->grad_sync_unhidden = fmax(0.0, F - c->K * Tmax - t->optimizer);
-        t->grad_sync_hidden = fmax(0.0, w->grad_sync_time - t->grad_sync_unhidden);
+        /* the slowdown is step time the sync costs but no wait: hidden is the wait removed */
+        t->grad_sync_slow = fmin(w->grad_sync_slow, t->grad_sync_unhidden);
+        t->grad_sync_hidden =
+            fmax(0.0, w->grad_sync_time - (t->grad_sync_unhidden - t->grad_sync_slow));
         t->mem_peak = peak;
         t->fits = (double)peak <= s->g->cluster.memory;
     }

@@ -59,7 +59,8 @@ typedef struct ModeCost {
     double sync;           /* gradient all-reduce per step */
     int64_t sync_bytes, param_bytes;
     GroupKind sync_group;
-    double unhidden;   /* u: sync beyond the layer's backward compute */
+    double unhidden;   /* u: sync beyond the layer's backward compute, + slow */
+    double slow;       /* of u: the backward slowed by the part of the sync it hides */
     double opt;        /* o: the optimizer's pass over the layer's parameters, per step */
     double base;       /* K·(fwd + bwd + own) + u + o */
     int64_t act_bytes; /* stashed per micro-batch (output + internals) */
@@ -145,7 +146,7 @@ typedef struct Tr {
 
 /* Accumulates one stage while walking a plan. */
 typedef struct StageAcc {
-    double load, fwd, bwd, comm, sync, unhidden, opt;
+    double load, fwd, bwd, comm, sync, unhidden, opt, slow;
     int64_t bytes, params, acts, buf;
     /* recomputation: forward compute and forward collectives run again per micro-batch, their
      * bytes, and the activations (of acts) rebuilt in backward instead of kept */

@@ -78,7 +78,10 @@ out:
     free(free_at);
 }
 
-static double unhidden(const PlanStage *st) { return st->grad_sync_time - st->grad_sync_hidden; }
+/* The step time a stage's gradient sync adds: its exposed wait and the backward it slows. */
+static double unhidden(const PlanStage *st) {
+    return st->grad_sync_time - st->grad_sync_hidden + st->grad_sync_slow;
+}
 
 void html_box(FILE *out, double x, double y, double w, double h, const char *fill,
               const char *cls) {

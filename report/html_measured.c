@@ -22,7 +22,9 @@ static const char *const PM_FWD = "#6a9fd8", *const PM_BWD = "#3d6fae", *const P
                          *const PM_SYNC = "#b05fc4", *const PM_OPT = "#5aa469",
                          *const PM_OTHER = "#c9a26b", *const PM_IDLE = "#dddddd";
 
-static double pm_unhidden(const PlanStage *st) { return st->grad_sync_time - st->grad_sync_hidden; }
+static double pm_unhidden(const PlanStage *st) {
+    return st->grad_sync_time - st->grad_sync_hidden + st->grad_sync_slow;
+}
 
 /* Draws parts[] left to right from x = 0; returns where they end (seconds). */
 static double pm_bar(FILE *out, const double *part, const char *const *fill, const char *const *cls,

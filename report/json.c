@@ -174,6 +174,7 @@ static void json_totals(Json *j, const char *key, const PlanTotals *t) {
     json_num(j, "bubble", t->bubble);
     json_num(j, "grad_sync_unhidden", t->grad_sync_unhidden);
     json_num(j, "grad_sync_hidden", t->grad_sync_hidden);
+    if (t->grad_sync_slow > 0) json_num(j, "grad_sync_slow", t->grad_sync_slow);
     json_num(j, "optimizer", t->optimizer);
     json_int(j, "comm_bytes", t->comm_bytes);
     json_int(j, "mem_peak_bytes", t->mem_peak);

@@ -126,8 +126,9 @@ static void step_row(Table *t, const char *what, double v, double step, const ch
 static void text_step(const IrGraph *g, FILE *out, Arena *a) {
     const Plan *p = report_plan(g);
     const PlanTotals *t = &p->totals;
-    char b[4][64], note[2][160];
-    double st = t->step_time, all = t->grad_sync_hidden + t->grad_sync_unhidden;
+    char b[5][64], note[2][200];
+    /* hidden: the wait removed; the slowdown of the backward beside it is time but no wait */
+    double st = t->step_time, all = t->grad_sync_hidden + t->grad_sync_unhidden - t->grad_sync_slow;
     fprintf(out, "step time   %s predicted\n", units_time(b[0], sizeof b[0], st));
     Table tb;
     table_init(&tb, a, "lrrl", NULL);
@@ -147,6 +148,11 @@ static void text_step(const IrGraph *g, FILE *out, Arena *a) {
                  units_pct(b[3], sizeof b[3], t->grad_sync_hidden, all));
     else
         snprintf(note[1], sizeof note[1], "no gradient sync");
+    if (all > 0 && t->grad_sync_slow > 0) {
+        size_t used = strlen(note[1]);
+        snprintf(note[1] + used, sizeof note[1] - used, ", backward slowed %s by it",
+                 units_time(b[4], sizeof b[4], t->grad_sync_slow));
+    }
     step_row(&tb, "gradient sync unhidden", t->grad_sync_unhidden, st, note[1]);
     if (t->optimizer > 0) step_row(&tb, "optimizer step", t->optimizer, st, "bytes / bandwidth");
     table_print(&tb, out);

@@ -139,5 +139,8 @@ void mprt__par_finalize(void);
 /* conv2d's im2col and col2im passes of one sample (kernels_conv.c), for mpcc-calibrate. */
 void mprt__im2col(float *col, const float *x, int C, int H, int Wd, int K, int S, int P);
 void mprt__col2im_add(float *dx, const float *col, int C, int H, int Wd, int K, int S, int P);
+/* conv2d's bias passes of one sample (kernels_conv.c), for mpcc-calibrate. */
+void mprt__conv_bias_fill(float *on, const float *b, int O, int plane);
+void mprt__conv_bias_grad(float *db, const float *don, int O, int plane);
 
 #endif /* MPRT_INTERNAL_H */

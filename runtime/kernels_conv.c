@@ -55,6 +55,25 @@ static void im2col(float *restrict col, const float *restrict x, ConvDims d) {
             }
 }
 
+/* One sample's output planes start as the bias: on[o, i] = b[o] (the GEMM then adds to it). */
+static void bias_fill(float *restrict on, const float *restrict b, int O, int plane) {
+    for (int o = 0; o < O; o++)
+        for (int i = 0; i < plane; i++)
+            on[(size_t)o * (size_t)plane + (size_t)i] = b[o];
+}
+
+/* db[o] += Σ_i don[o, i] for one sample, each plane summed in order (a serial chain per plane:
+ * the order the checkpointed losses depend on; mpcc-calibrate measures its rate). */
+static void bias_grad(float *restrict db, const float *restrict don, int O, int plane) {
+    for (int o = 0; o < O; o++) {
+        const float *restrict r = don + (size_t)o * (size_t)plane;
+        float s = 0.0f;
+        for (int i = 0; i < plane; i++)
+            s += r[i];
+        db[o] += s;
+    }
+}
+
 /* The adjoint of im2col: dx[c, ih, iw] += every col entry that was read from it. */
 static void col2im_add(float *restrict dx, const float *restrict col, ConvDims d) {
     size_t plane = (size_t)d.Ho * (size_t)d.Wo;
@@ -92,9 +111,7 @@ void mprt_conv2d_forward(float *restrict out, const float *restrict x, const flo
         }
         float beta = 0.0f;
         if (add_bias && b) {
-            for (int o = 0; o < O; o++)
-                for (int i = 0; i < plane; i++)
-                    on[(size_t)o * (size_t)plane + (size_t)i] = b[o];
+            bias_fill(on, b, O, plane);
             beta = 1.0f;
         }
         mprt__sgemm(false, false, O, plane, ckk, 1.0f, W, ckk, col, plane, beta, on, plane);
@@ -132,14 +149,7 @@ void mprt_conv2d_backward(float *restrict dx, float *restrict dW, float *restric
             }
             mprt__sgemm(false, true, O, ckk, plane, 1.0f, don, plane, col, plane, 1.0f, dW, ckk);
         }
-        if (db)
-            for (int o = 0; o < O; o++) {
-                const float *restrict r = don + (size_t)o * (size_t)plane;
-                float s = 0.0f;
-                for (int i = 0; i < plane; i++)
-                    s += r[i];
-                db[o] += s;
-            }
+        if (db) bias_grad(db, don, O, plane);
         if (dx) conv_backward_input(dx + (size_t)n * in_size, don, W, scratch, d, O);
     }
 }
@@ -152,6 +162,16 @@ void mprt__im2col(float *col, const float *x, int C, int H, int Wd, int K, int S
 
 void mprt__col2im_add(float *dx, const float *col, int C, int H, int Wd, int K, int S, int P) {
     col2im_add(dx, col, conv_dims(C, H, Wd, K, S, P));
+}
+
+/* The bias passes of one sample alone, for mpcc-calibrate, which prices them per byte of the
+ * output (docs/cost-model.md §5). */
+void mprt__conv_bias_fill(float *on, const float *b, int O, int plane) {
+    bias_fill(on, b, O, plane);
+}
+
+void mprt__conv_bias_grad(float *db, const float *don, int O, int plane) {
+    bias_grad(db, don, O, plane);
 }
 
 /* ─────────────────────────────── maxpool2d ─────────────────────────────── */

@@ -3,8 +3,11 @@
  *
  * Run it under `mpirun -np N` with the ranks placed as training will place them. Every
  * rank measures at once, as in training: GEMM rates over a grid of shapes through the
- * runtime's own GEMM (mprt__sgemm, so its thread pool and BLAS), a triad for memory
- * bandwidth, and the collectives the planner prices — all-reduce, all-gather,
+ * runtime's own GEMM (mprt__sgemm, so its thread pool and BLAS), each shape called the three
+ * ways the kernels call it (C = A·B, C += A·Bᵀ, C += Aᵀ·B), the median call of each (what a
+ * step's layers typically see, not the best call), a triad for memory bandwidth, the
+ * runtime's memory-bound kernels and optimizers (calibrate_kern.c), and the collectives the
+ * planner prices — all-reduce, all-gather,
  * reduce-scatter, all-to-all over the whole job (and over each node when MPI_Comm_split_type
  * finds several), send/recv between ranks 0 and 1 — over a range of message sizes. Each
  * collective's time t(n) for a tensor of n bytes is fitted by least squares to α + n/β,
@@ -87,45 +90,65 @@ static int parse(int argc, char **argv, Opts *o) {
 
 /* ───────────────────────────── compute ───────────────────────────── */
 
-/* FLOP/s of C[m×n] = A[m×k]·B[k×n] (its fastest call), averaged over the ranks (all running at
- * once). */
-static double gemm_rate(int m, int n, int k, double budget) {
+enum { MAX_CALLS = 4096 };
+/* How the runtime calls a GEMM (passes/passes.h's GemmKind, the preset's flops/_nt/_tn). */
+typedef enum GemmKind { GEMM_NN, GEMM_NT, GEMM_TN } GemmKind;
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The median of n > 0 times (sorts them). */
+double cal_median(double *t, int n) {
+    qsort(t, (size_t)n, sizeof *t, cmp_double);
+    return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
+}
+
+/* FLOP/s of one GEMM call of `kind` at (m, n, k) as the runtime's kernels make it: C = A·B
+ * (GEMM_NN, a forward), C += A·Bᵀ (GEMM_NT) or C += Aᵀ·B (GEMM_TN); the median call of
+ * ~budget seconds of repeats (a training step's layers see typical calls, not the best one: the
+ * fastest call read 20-30 % above what the trainer's layers reach, docs/benchmarks.md),
+ * averaged over the ranks (all running at once). */
+static double gemm_rate(GemmKind kind, int m, int n, int k, double budget) {
     size_t na = (size_t)m * (size_t)k, nb = (size_t)k * (size_t)n, nc = (size_t)m * (size_t)n;
     float *a = malloc(na * sizeof *a), *b = malloc(nb * sizeof *b), *c = calloc(nc, sizeof *c);
+    double *t = malloc(MAX_CALLS * sizeof *t);
     for (size_t i = 0; i < na; i++)
         a[i] = (float)(i % 7) * 0.25f;
     for (size_t i = 0; i < nb; i++)
         b[i] = (float)(i % 5) * 0.5f;
-    mprt__sgemm(false, false, m, n, k, 1.0f, a, k, b, n, 0.0f, c, n); /* warm-up */
+    bool ta = kind == GEMM_TN, tb = kind == GEMM_NT;
+    int lda = ta ? m : k, ldb = tb ? k : n;
+    float beta = kind == GEMM_NN ? 0.0f : 1.0f;
+    mprt__sgemm(ta, tb, m, n, k, 1.0f, a, lda, b, ldb, beta, c, n); /* warm-up */
     MPI_Barrier(MPI_COMM_WORLD);
-    double t0 = now(), best = INFINITY;
+    double t0 = now();
     int calls = 0;
-    do { /* the fastest call: a shared machine's other load only ever adds time */
+    do {
         double t1 = now();
-        mprt__sgemm(false, false, m, n, k, 1.0f, a, k, b, n, 0.0f, c, n);
-        best = fmin(best, now() - t1);
-    } while (++calls < 3 || now() - t0 < budget);
-    double rate = 2.0 * m * n * k / best, sum = 0;
-    MPI_Allreduce(&rate, &sum, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
-    int size;
-    MPI_Comm_size(MPI_COMM_WORLD, &size);
-    free(a), free(b), free(c);
-    return sum / size;
+        mprt__sgemm(ta, tb, m, n, k, 1.0f, a, lda, b, ldb, beta, c, n);
+        t[calls] = now() - t1;
+    } while (++calls < MAX_CALLS && (calls < 3 || now() - t0 < budget));
+    double rate = 2.0 * m * n * k / cal_median(t, calls);
+    free(a), free(b), free(c), free(t);
+    return cal_mean(rate);
 }
 
-/* Bytes/s of a[i] = b[i] + s·c[i] (3 arrays touched), best of five, averaged over ranks. */
+/* Bytes/s of a[i] = b[i] + s·c[i] (3 arrays touched), the median of seven, averaged over ranks. */
 static double triad(size_t n) {
     float *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b), *c = malloc(n * sizeof *c);
     for (size_t i = 0; i < n; i++)
         b[i] = 1.0f, c[i] = 2.0f, a[i] = 0;
-    double best = INFINITY;
-    for (int r = 0; r < 5; r++) {
+    double t[7];
+    for (int r = 0; r < 7; r++) {
         MPI_Barrier(MPI_COMM_WORLD);
         double t0 = now();
         for (size_t i = 0; i < n; i++)
             a[i] = b[i] + 3.0f * c[i];
-        best = fmin(best, now() - t0);
+        t[r] = now() - t0;
     }
+    double best = cal_median(t, 7);
     volatile float sink = a[n / 2];
     (void)sink;
     double bw = 3.0 * (double)n * sizeof(float) / best, sum = 0;
@@ -294,12 +317,17 @@ static void gemm_table(cJSON *p, const Opts *o, double *flat) {
     for (int i = 0; i < nm; i++)
         for (int j = 0; j < nn; j++)
             for (int l = 0; l < nn; l++) {
-                double r = gemm_rate(ms[i], ns[j], ns[l], o->quick ? 0.005 : 0.015);
+                double bud = o->quick ? 0.003 : 0.01,
+                       r = gemm_rate(GEMM_NN, ms[i], ns[j], ns[l], bud);
                 cJSON *e = cJSON_CreateObject();
                 cJSON_AddNumberToObject(e, "m", ms[i]);
                 cJSON_AddNumberToObject(e, "n", ns[j]);
                 cJSON_AddNumberToObject(e, "k", ns[l]);
                 cJSON_AddNumberToObject(e, "flops", r);
+                cJSON_AddNumberToObject(e, "flops_nt",
+                                        gemm_rate(GEMM_NT, ms[i], ns[j], ns[l], bud));
+                cJSON_AddNumberToObject(e, "flops_tn",
+                                        gemm_rate(GEMM_TN, ms[i], ns[j], ns[l], bud));
                 cJSON_AddItemToArray(arr, e);
                 if (r > *flat) *flat = r; /* the compute roof: the fastest shape */
             }
@@ -367,8 +395,13 @@ static int calibrate(const Opts *o, const World *w) {
     put(p, "memory_bandwidth_bytes_per_s",
         cJSON_CreateNumber(triad(o->quick ? (1u << 20) : (1u << 23))));
     put(p, "ops", cal_ops_table(o->quick));
+    put(p, "optimizer", cal_optimizer(o->quick));
     comm_table(p, w, o);
-    if (w->size > 1) put(p, "grad_overlap", cJSON_CreateNumber(cal_grad_overlap()));
+    if (w->size > 1) {
+        CalOverlap ov = cal_grad_overlap();
+        put(p, "grad_overlap", cJSON_CreateNumber(ov.hidden));
+        put(p, "grad_overlap_slowdown", cJSON_CreateNumber(ov.slowdown));
+    }
     put(p, "format", cJSON_CreateNumber(1));
     put(p, "name", cJSON_CreateString("calibrated"));
     char src[256];

@@ -13,7 +13,15 @@ double cal_now(void);
 double cal_mean(double x);
 /* The `ops` table of the preset: the runtime's memory-bound kernels measured. */
 cJSON *cal_ops_table(bool quick);
-/* The share of a gradient all-reduce the trainer's schedule hides behind compute (ranks > 1). */
-double cal_grad_overlap(void);
+/* The `optimizer` object of the preset: each optimizer's step measured. */
+cJSON *cal_optimizer(bool quick);
+/* The median of n > 0 times (sorts them). */
+double cal_median(double *t, int n);
+/* What the trainer's schedule hides of a gradient all-reduce run beside compute (ranks > 1): the
+ * share of its wait removed, and the compute time it adds per second of all-reduce. */
+typedef struct CalOverlap {
+    double hidden, slowdown;
+} CalOverlap;
+CalOverlap cal_grad_overlap(void);
 
 #endif

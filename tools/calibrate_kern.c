@@ -1,24 +1,30 @@
 /*
  * calibrate_kern.c: mpcc-calibrate's measurements of the runtime's own kernels besides the
- * GEMM grid (docs/presets.md): the `ops` table and `grad_overlap`.
+ * GEMM grid (docs/presets.md): the `ops` table, the `optimizer` rates and `grad_overlap` with
+ * its slowdown.
  *
  * ops: each memory-bound op's forward and backward kernel (runtime/kernels*.c, on the rank's
- * thread pool as in training) on a tensor of about a million floats, its fastest call of
+ * thread pool as in training) on a tensor of about a million floats, its median call of
  * ~20 ms of repeats (at least 10), averaged over the ranks (all measuring at once). Each rate is
  * the bytes the cost model counts for that pass (docs/cost-model.md §5: inputs, output, what is
  * kept for backward, parameters; the backward also reads the output's gradient and writes the
  * input's) over the seconds it took, so the planner's bytes / rate is the kernel's time.
  * conv2d's entry is its unrolling: im2col (fwd) and col2im (bwd), per byte of the unrolled
- * matrix, one sample of a 32-channel 16×16 input under a 3×3 kernel.
+ * matrix, one sample of a 32-channel 16×16 input under a 3×3 kernel, and its bias passes
+ * (bias_fwd/bwd) per byte of one sample's output.
+ *
+ * optimizer: each optimizer's step over 2^22 parameters, per byte the cost model counts.
  *
  * grad_overlap: how much of a gradient all-reduce the C trainer's schedule hides behind
  * compute on this machine. A 4 MiB all-reduce over all ranks is run three ways: alone,
- * blocking (T_b); a GEMM loop of about the same length alone (T_c); and the loop with the
- * all-reduce started before it (MPI_Iallreduce) and MPI_Test between its GEMMs, as the
- * trainer tests between layers, then waited for (T_o). The backward hid
- * T_c + T_b − T_o of it, out of at most min(T_c, T_b): grad_overlap is that share, in [0, 1]
- * (the fastest of five of each; averaged over the ranks). Compute and MPI share the cores,
- * so where the reduction's copies and sums take the cores the GEMMs need, little is hidden.
+ * blocking (T_b, all of it waiting); a GEMM loop of about the same length alone (T_c); and the
+ * loop with the all-reduce started before it (MPI_Iallreduce) and MPI_Test between its GEMMs,
+ * as the trainer tests between layers, then waited for (T_o, of which W_o inside MPI).
+ * grad_overlap = 1 − W_o / T_b is the share of the wait removed — what the trainer's
+ * grad_sync_exposed_s measures against a blocking run — and grad_overlap_slowdown =
+ * (T_o − W_o − T_c) / T_b the compute the all-reduce beside it cost (compute and MPI share the
+ * cores: the reduction's copies and sums take cycles the GEMMs need). Medians of seven,
+ * averaged over the ranks.
  */
 #include "calibrate.h"
 
@@ -31,18 +37,22 @@
 
 typedef void (*KernFn)(void *ctx, int bwd);
 
-/* The fastest call of fn (fwd or bwd) in ~budget seconds, averaged over the ranks. */
+enum { KERN_CALLS = 4096 };
+
+/* The median call of fn (fwd or bwd) in ~budget seconds (at least 10 calls), averaged over the
+ * ranks (the GEMM grid's statistic: what a training step's layers typically see). */
 static double kern_time(KernFn fn, void *ctx, int bwd, double budget) {
+    static double t[KERN_CALLS];
     fn(ctx, bwd); /* warm-up */
     MPI_Barrier(MPI_COMM_WORLD);
-    double t0 = cal_now(), best = INFINITY;
+    double t0 = cal_now();
     int calls = 0;
-    do { /* at least 10 calls: a loaded machine's other work only ever adds time */
+    do {
         double t1 = cal_now();
         fn(ctx, bwd);
-        best = fmin(best, cal_now() - t1);
-    } while (++calls < 10 || cal_now() - t0 < budget);
-    return cal_mean(best);
+        t[calls] = cal_now() - t1;
+    } while (++calls < KERN_CALLS && (calls < 10 || cal_now() - t0 < budget));
+    return cal_mean(cal_median(t, calls));
 }
 
 typedef struct Bufs {
@@ -112,6 +122,48 @@ static void k_unroll(void *x, int bwd) {
         mprt__im2col(q->b, q->a, CV_C, CV_HW, CV_HW, 3, 1, 1);
 }
 
+enum { CB_O = 32, CB_PLANE = 1024 };
+/* conv2d's bias passes over one sample's output, CB_O planes of CB_PLANE (bench/cnn.mp's c1). */
+static void k_bias(void *x, int bwd) {
+    Bufs *q = x;
+    if (bwd)
+        mprt__conv_bias_grad(q->d, q->c, CB_O, CB_PLANE);
+    else
+        mprt__conv_bias_fill(q->b, q->a, CB_O, CB_PLANE);
+}
+
+enum { CE_V = 1024, EMB_D = 512, EMB_V = 256, EMB_T = 128 }; /* tables fit --quick's 2^18 */
+/* cross-entropy over rows of CE_V classes (labels in q->idx). */
+static void k_xent(void *x, int bwd) {
+    Bufs *q = x;
+    int M = (int)(q->n / CE_V);
+    if (bwd)
+        mprt_cross_entropy_backward(q->c, q->a, q->idx, M, CE_V, 1.0f / (float)M);
+    else
+        q->e[0] += (float)mprt_cross_entropy_forward(q->a, q->idx, M, CE_V, 1.0f / (float)M);
+}
+
+/* an embedding lookup of n / EMB_D tokens in an EMB_V-row table, positions added (q->idx). */
+static void k_embed(void *x, int bwd) {
+    Bufs *q = x;
+    int M = (int)(q->n / EMB_D);
+    if (bwd)
+        mprt_embedding_backward(q->d, q->e, q->c, q->idx, M, EMB_T, EMB_V, 0, EMB_D);
+    else
+        mprt_embedding_forward(q->b, q->idx, q->a, q->f, M, EMB_T, EMB_V, 0, EMB_D, 1);
+}
+
+/* dropout with p = 0.1 on rows of 1024 features (the mask hashed per element, both ways). */
+static void k_drop(void *x, int bwd) {
+    Bufs *q = x;
+    MprtDropShard sh = {0, 1, 0, 1024, 1024, 0};
+    int N = (int)(q->n / 1024);
+    if (bwd)
+        mprt_dropout_backward(q->c, q->b, N, sh, 0.1f, 1, 0, 1);
+    else
+        mprt_dropout_forward(q->b, q->a, N, sh, 0.1f, 1, 0, 1, 1);
+}
+
 typedef struct OpSpec {
     const char *name;
     KernFn fn;
@@ -165,52 +217,127 @@ cJSON *cal_ops_table(bool quick) {
         double ln[2] = {8.0 * rows + 8.0 * LN_C, 8.0 * rows + 24.0 * LN_C}, none[2] = {0, 0};
         add_op(arr, &ew[i], &q, budget, i == 4 ? ln : none);
     }
+    /* cross_entropy: logits in (fwd) and their gradient out too (bwd), plus 4 bytes of label per
+     * row; embedding: ids (4 per token), the output and as many table bytes (fwd), the output's
+     * gradient and the table's 3 passes (bwd); dropout: in + out, dout + in + din */
+    for (int64_t i = 0; i < n; i++)
+        q.idx[i] = (int32_t)((i * 7) % EMB_V);
+    double ce[2] = {4.0 * (double)n / CE_V, 4.0 * (double)n / CE_V},
+           em[2] = {4.0 * (double)n / EMB_D, 4.0 * (double)n / EMB_D}, none[2] = {0, 0};
+    static const OpSpec more[] = {
+        {"cross_entropy", k_xent, 4, 8}, {"embedding", k_embed, 8, 16}, {"dropout", k_drop, 8, 12}};
+    add_op(arr, &more[0], &q, budget, ce);
+    add_op(arr, &more[1], &q, budget, em);
+    add_op(arr, &more[2], &q, budget, none);
     q.n = 9 * CV_C * CV_HW * CV_HW; /* the unrolled matrix: 4 bytes per element */
     OpSpec cv = {"conv2d", k_unroll, 4, 4};
-    double none[2] = {0, 0};
     add_op(arr, &cv, &q, budget, none);
+    /* its bias passes: 4 bytes per output element written (fill) or read (the sum) */
+    cJSON *conv = cJSON_GetArrayItem(arr, cJSON_GetArraySize(arr) - 1);
+    double ob = 4.0 * CB_O * CB_PLANE;
+    cJSON_AddNumberToObject(conv, "bias_fwd_bytes_per_s", ob / kern_time(k_bias, &q, 0, budget));
+    cJSON_AddNumberToObject(conv, "bias_bwd_bytes_per_s", ob / kern_time(k_bias, &q, 1, budget));
     bufs_free(&q);
     return arr;
+}
+
+/* ───────────────────────────── optimizer ───────────────────────────── */
+
+typedef struct OptBufs {
+    float *p, *g, *m, *v;
+    int64_t n;
+} OptBufs;
+
+static void k_sgd(void *x, int mom) {
+    OptBufs *o = x;
+    mprt_sgd_step(o->p, mom ? o->m : NULL, o->g, o->n, 1e-6f, mom ? 0.9f : 0.0f, 0.0f);
+}
+
+static void k_adam(void *x, int w) {
+    OptBufs *o = x;
+    if (w)
+        mprt_adamw_step(o->p, o->m, o->v, o->g, o->n, 1e-6f, 0.9f, 0.999f, 1e-8f, 0.01f, 10);
+    else
+        mprt_adam_step(o->p, o->m, o->v, o->g, o->n, 1e-6f, 0.9f, 0.999f, 1e-8f, 0.0f, 10);
+}
+
+/* The optimizer steps over 2^22 parameters (--quick 2^18; four arrays of 16 MiB: a model's
+ * parameters, gradients and state, as the trainer's step sweeps them, do not stay in cache),
+ * each as bytes/s of the (3 + 2·copies) × 4 bytes per parameter the cost model counts. */
+cJSON *cal_optimizer(bool quick) {
+    OptBufs o = {0};
+    o.n = quick ? (1 << 18) : (1 << 22);
+    float **all[] = {&o.p, &o.g, &o.m, &o.v};
+    for (int i = 0; i < 4; i++) {
+        *all[i] = calloc((size_t)o.n, sizeof(float));
+        if (!*all[i]) {
+            fprintf(stderr, "mpcc-calibrate: out of memory\n");
+            MPI_Abort(MPI_COMM_WORLD, 1);
+        }
+    }
+    double budget = quick ? 0.005 : 0.05, n = (double)o.n;
+    cJSON *r = cJSON_CreateObject();
+    cJSON_AddNumberToObject(r, "sgd", 12.0 * n / kern_time(k_sgd, &o, 0, budget));
+    cJSON_AddNumberToObject(r, "sgd_momentum", 20.0 * n / kern_time(k_sgd, &o, 1, budget));
+    cJSON_AddNumberToObject(r, "adam", 28.0 * n / kern_time(k_adam, &o, 0, budget));
+    cJSON_AddNumberToObject(r, "adamw", 28.0 * n / kern_time(k_adam, &o, 1, budget));
+    for (int i = 0; i < 4; i++)
+        free(*all[i]);
+    return r;
 }
 
 /* ───────────────────────────── grad_overlap ───────────────────────────── */
 
 enum { OV_BYTES = 4 << 20, OV_GEMM = 192 };
 
-/* `chunks` GEMMs of OV_GEMM³; with req, MPI_Test on it after each (the trainer's progress). */
-static void ov_compute(int chunks, const float *a, float *c, MPI_Request *req) {
+/* `chunks` GEMMs of OV_GEMM³; with req, MPI_Test on it after each (the trainer's progress),
+ * adding the seconds spent in MPI to *wait. */
+static void ov_compute(int chunks, const float *a, float *c, MPI_Request *req, double *wait) {
     for (int i = 0; i < chunks; i++) {
         mprt__sgemm(false, false, OV_GEMM, OV_GEMM, OV_GEMM, 1.0f, a, OV_GEMM, a, OV_GEMM, 0.0f, c,
                     OV_GEMM);
         int done = 0;
+        double t0 = cal_now();
         if (req) MPI_Test(req, &done, MPI_STATUS_IGNORE);
+        *wait += cal_now() - t0;
     }
 }
 
-/* Seconds of: the all-reduce alone (mode 0), the GEMMs alone (1), both overlapped (2). */
-static double ov_run(int mode, int chunks, float *buf, const float *a, float *c) {
+/* Seconds of: the all-reduce alone (mode 0), the GEMMs alone (1), both overlapped (2); *wait:
+ * the seconds spent inside MPI (the all-reduce's start, tests and wait, as the trainer's
+ * grad_sync_exposed_s counts them; all of mode 0). */
+static double ov_run(int mode, int chunks, float *buf, const float *a, float *c, double *wait) {
     int n = OV_BYTES / 4;
+    *wait = 0;
     MPI_Barrier(MPI_COMM_WORLD);
     double t0 = cal_now();
     if (mode == 0) MPI_Allreduce(MPI_IN_PLACE, buf, n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
-    if (mode == 1) ov_compute(chunks, a, c, NULL);
+    if (mode == 0) *wait = cal_now() - t0;
+    if (mode == 1) ov_compute(chunks, a, c, NULL, wait);
     if (mode == 2) {
         MPI_Request req;
         MPI_Iallreduce(MPI_IN_PLACE, buf, n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &req);
-        ov_compute(chunks, a, c, &req);
+        *wait = cal_now() - t0;
+        ov_compute(chunks, a, c, &req, wait);
+        double t1 = cal_now();
         MPI_Wait(&req, MPI_STATUS_IGNORE);
+        *wait += cal_now() - t1;
     }
     return cal_now() - t0;
 }
 
-static double ov_best(int mode, int chunks, float *buf, const float *a, float *c) {
-    double best = INFINITY;
-    for (int r = 0; r < 5; r++)
-        best = fmin(best, ov_run(mode, chunks, buf, a, c));
-    return best;
+enum { OV_REPS = 7 };
+
+/* The medians of OV_REPS runs of a mode: its seconds, and in *wait its seconds inside MPI. */
+static double ov_median(int mode, int chunks, float *buf, const float *a, float *c, double *wait) {
+    double t[OV_REPS], w[OV_REPS];
+    for (int r = 0; r < OV_REPS; r++)
+        t[r] = ov_run(mode, chunks, buf, a, c, &w[r]);
+    *wait = cal_median(w, OV_REPS);
+    return cal_median(t, OV_REPS);
 }
 
-double cal_grad_overlap(void) {
+CalOverlap cal_grad_overlap(void) {
     float *buf = calloc(OV_BYTES / 4, sizeof(float)), *a = malloc(OV_GEMM * OV_GEMM * 4),
           *c = malloc(OV_GEMM * OV_GEMM * 4);
     if (!buf || !a || !c) {
@@ -219,14 +346,16 @@ double cal_grad_overlap(void) {
     }
     for (int i = 0; i < OV_GEMM * OV_GEMM; i++)
         a[i] = (float)(i % 5) * 0.01f;
-    double tb = ov_best(0, 0, buf, a, c), one = ov_best(1, 1, buf, a, c);
+    double wb, wc, wo, tb = ov_median(0, 0, buf, a, c, &wb), one = ov_median(1, 1, buf, a, c, &wc);
     double tmax = tb, tmin = one;
     MPI_Allreduce(&tb, &tmax, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
     MPI_Allreduce(&one, &tmin, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
     int chunks = (int)ceil(tmax / tmin); /* about as long as the all-reduce */
     if (chunks < 2) chunks = 2;
-    double tc = ov_best(1, chunks, buf, a, c), to = ov_best(2, chunks, buf, a, c);
-    double hid = (tc + tb - to) / fmin(tc, tb);
+    double tc = ov_median(1, chunks, buf, a, c, &wc), to = ov_median(2, chunks, buf, a, c, &wo);
+    /* the wait removed (what the trainer's profile measures), and what the compute lost */
+    double hid = fmin(fmax(1.0 - wo / wb, 0.0), 1.0), slow = fmax((to - wo - tc) / wb, 0.0);
     free(buf), free(a), free(c);
-    return fmin(fmax(cal_mean(fmin(fmax(hid, 0.0), 1.0)), 0.0), 1.0);
+    CalOverlap r = {fmin(fmax(cal_mean(hid), 0.0), 1.0), cal_mean(slow)};
+    return r;
 }

@@ -44,13 +44,24 @@ def main():
     # a whole grid (every m with every n and k), which the planner interpolates
     ms, ns, ks = ({s[i] for s in shapes} for i in range(3))
     assert (1, 64, 64) in shapes and len(shapes) == len(ms) * len(ns) * len(ks) >= 8, shapes
+    # each shape also as the backwards call it: C += A·Bᵀ and C += Aᵀ·B
+    assert all(g["flops_nt"] > 0 and g["flops_tn"] > 0 for g in p["gemm"]), p["gemm"][0]
     # the runtime's memory-bound kernels and conv2d's unrolling, forward and backward
     kern = {o["op"]: o for o in p["ops"]}
-    assert set(kern) == {"relu", "gelu", "tanh", "add", "layernorm", "maxpool2d", "conv2d"}, kern
+    assert set(kern) == {"relu", "gelu", "tanh", "add", "layernorm", "maxpool2d", "conv2d",
+                         "cross_entropy", "embedding", "dropout"}, kern
     assert all(o["fwd_bytes_per_s"] > 0 and o["bwd_bytes_per_s"] > 0 for o in kern.values()), kern
-    # the hidden share of an all-reduce beside compute: measured only with ranks to reduce over
-    assert ("grad_overlap" in p) == (a.np > 1), p.get("grad_overlap")
-    assert a.np == 1 or 0 <= p["grad_overlap"] <= 1, p["grad_overlap"]
+    assert kern["conv2d"]["bias_fwd_bytes_per_s"] > 0 and kern["conv2d"]["bias_bwd_bytes_per_s"] > 0
+    # each optimizer's step
+    assert set(p["optimizer"]) == {"sgd", "sgd_momentum", "adam", "adamw"}, p["optimizer"]
+    assert all(v > 0 for v in p["optimizer"].values()), p["optimizer"]
+    # the hidden share of an all-reduce beside compute and its slowdown: measured only with ranks
+    # to reduce over (one rank keeps --base's, presets/cpu.json's)
+    with open(os.path.join(a.root, "presets", "cpu.json")) as f:
+        base = json.load(f)
+    for k in ("grad_overlap", "grad_overlap_slowdown"):
+        assert a.np > 1 or p[k] == base[k], (k, p[k])
+    assert 0 <= p["grad_overlap"] <= 1 and p["grad_overlap_slowdown"] >= 0, p["grad_overlap"]
     assert "thread(s) per rank" in p["source"], p["source"]
     ops = {c["op"] for c in p["collectives"]}
     want = {"all-reduce", "all-gather", "reduce-scatter", "all-to-all", "send/recv"} if a.np > 1 else set()

@@ -135,8 +135,10 @@ static void test_measured_colls(void) {
 /* GEMM rates: the nearest measured shape in (log2 m, log2 n, log2 k); the flat rate without
  * a table. */
 static void test_gemm_rates(void) {
-    static const PresetGemm gemm[] = {
-        {1, 1024, 1024, 2e9}, {64, 1024, 1024, 3e10}, {512, 1024, 1024, 8e10}, {512, 64, 64, 1e10}};
+    static const PresetGemm gemm[] = {{1, 1024, 1024, 2e9, 0, 0},
+                                      {64, 1024, 1024, 3e10, 0, 0},
+                                      {512, 1024, 1024, 8e10, 0, 0},
+                                      {512, 64, 64, 1e10, 0, 0}};
     PresetTables t = {.ngemm = 4, .gemm = gemm};
     ClusterCfg cl = {.flops = 6e10, .tables = &t};
     CHECK_NEAR(cost_gemm_rate(&cl, 1, 1024, 1024), 2e9);
@@ -180,7 +182,8 @@ static void test_group_nodes(void) {
 static void test_gemm_grid(void) {
     PresetGemm g[8];
     for (int i = 0; i < 8; i++)
-        g[i] = (PresetGemm){i & 1 ? 4 : 1, i & 2 ? 64 : 16, i & 4 ? 64 : 16, i & 1 ? 4e9 : 1e9};
+        g[i] =
+            (PresetGemm){i & 1 ? 4 : 1, i & 2 ? 64 : 16, i & 4 ? 64 : 16, i & 1 ? 4e9 : 1e9, 0, 0};
     PresetTables t = {.ngemm = 8, .gemm = g};
     ClusterCfg cl = {.flops = 6e10, .tables = &t};
     CHECK_NEAR(cost_gemm_rate(&cl, 2, 32, 32), 2e9);
@@ -196,8 +199,8 @@ static void test_compute(void) {
     static const int ax[4] = {1, 4, 16, 64};
     PresetGemm g[64];
     for (int i = 0; i < 64; i++)
-        g[i] = (PresetGemm){ax[i % 4], ax[i / 4 % 4], ax[i / 16], 1e9 * ax[i % 4]};
-    PresetOp ops[] = {{OP_CONV2D, 1e9, 2e9}, {OP_GELU, 3e9, 4e9}};
+        g[i] = (PresetGemm){ax[i % 4], ax[i / 4 % 4], ax[i / 16], 1e9 * ax[i % 4], 0, 0};
+    PresetOp ops[] = {{OP_CONV2D, 1e9, 2e9, 0, 0}, {OP_GELU, 3e9, 4e9, 0, 0}};
     PresetTables t = {.ngemm = 64, .gemm = g, .nops = 2, .ops = ops};
     ClusterCfg cl = {.flops = 6e10, .tables = &t};
     double mm = 2.0 * 4 * 64 * 16;
@@ -223,6 +226,36 @@ static void test_compute(void) {
     CHECK_NEAR(cost_compute_time(&lin).fwd, mm / 12e10);
 }
 
+/* The backward's transposed calls at their own measured rates (flops_nt: a linear's dx and
+ * conv2d's dW; flops_tn: a linear's dW and conv2d's dx), the forward's where not measured; and
+ * conv2d's bias passes per byte of the output at the conv2d entry's bias rates. */
+static void test_gemm_kinds(void) {
+    PresetGemm g[8];
+    for (int i = 0; i < 8; i++)
+        g[i] = (PresetGemm){i & 1 ? 64 : 16, i & 2 ? 64 : 16, i & 4 ? 64 : 16, 8e9, 2e9, 4e9};
+    PresetOp ops[] = {{OP_CONV2D, 1e9, 2e9, 4e9, 8e9}};
+    PresetTables t = {.ngemm = 8, .gemm = g, .nops = 1, .ops = ops};
+    ClusterCfg cl = {.flops = 6e10, .tables = &t};
+    CHECK_NEAR(cost_gemm_rate_kind(&cl, GEMM_NT, 32, 32, 32), 2e9);
+    CHECK_NEAR(cost_gemm_rate_kind(&cl, GEMM_TN, 32, 32, 32), 4e9);
+    CHECK_NEAR(cost_gemm_rate(&cl, 32, 32, 32), 8e9);
+    double mm = 2.0 * 16 * 64 * 16;
+    CompCtx lin = {&cl, OP_LINEAR, mm, 2 * mm, 16, 64, 16, 16, 0, 0, true, false, 1.0};
+    CompTime c = cost_compute_time(&lin);
+    CHECK_NEAR(c.fwd, mm / 8e9);
+    CHECK_NEAR(c.bwd, mm / 2e9 + mm / 4e9); /* dx: A·Bᵀ, dW: Aᵀ·B */
+    double cm = 2.0 * 2 * 16 * 64 * 16;     /* 2 samples: W[16, 16]·col[16, 64] */
+    CompCtx conv = {&cl, OP_CONV2D, cm, 2 * cm, 0, 16, 16, 2, 64, 0, true, true, 1.0};
+    c = cost_compute_time(&conv);
+    CHECK_NEAR(c.bwd, cm / 2e9 + cm / 4e9); /* dW: dy·colᵀ, dx: Wᵀ·dy */
+    double outb = 4.0 * 2 * 16 * 64;        /* the output: 2 samples of 16 planes of 64 */
+    CHECK_NEAR(c.fwd_extra, 8192 / 1e9 + outb / 4e9);
+    CHECK_NEAR(c.bwd_extra, 8192 / 1e9 + 8192 / 2e9 + outb / 8e9);
+    for (int i = 0; i < 8; i++)
+        g[i].flops_nt = g[i].flops_tn = 0; /* not measured: the forward's rate */
+    CHECK_NEAR(cost_gemm_rate_kind(&cl, GEMM_TN, 32, 32, 32), 8e9);
+}
+
 int main(void) {
     test_bytes();
     test_roofline();
@@ -234,6 +267,7 @@ int main(void) {
     test_gemm_rates();
     test_gemm_grid();
     test_compute();
+    test_gemm_kinds();
     if (failures)
         fprintf(stderr, "test_cost: %d failure(s)\n", failures);
     else
