@@ -113,13 +113,11 @@ static inline int64_t prod(const Shape *s, int from, int to) {
 }
 
 /* ── emit_main.c ── */
-/* Whether the plan is ZeRO-2 on the C trainer: gradients in parts and transient slots
- * (runtime/trainer_zero2.c), no whole gradient arena. */
+/* Whether the plan is ZeRO-2: gradients in parts and transient slots (runtime/trainer_zero2.c,
+ * on the device runtime/cuda/zero2.c), no whole gradient arena. */
 bool cg_zero2_sharded(const Emit *e);
 /* Node `node`'s index in the ZERO_PARTS table (its rank among the layers with parameters). */
 int cg_zero_part(const Emit *e, int node);
-/* ZeRO: where node's part starts in its stage's shard arenas (ZERO_PARTS' soff). */
-int64_t cg_zero_soff(const Emit *e, int node);
 /* Floats of node n's parameters on one device; parameter i's offset from its layer's first
  * (a bf16 trainer stages a layer's weights as f32: emit_main.c). */
 int64_t cg_layer_floats(const Emit *e, const IrNode *n);

@@ -79,8 +79,7 @@ static bool node_rebuilt(Emit *e, int id) { return e->g->plan->nodes[id].recompu
 static bool buf_io(Emit *e, int b) { return BV(e, b)->kind != VAL_ACT; }
 
 const char *cg_alloc(const Emit *e, bool ints, const char *cat) {
-    if (e->t->dev) return ints ? "mprt_cu_ialloc(" : "mprt_cu_falloc(";
-    return arena_printf(e->a, "mprt_%salloc_in(MPRT_MEM_%s, ", ints ? "i" : "f", cat);
+    return arena_printf(e->a, "%s%salloc_in(MPRT_MEM_%s, ", pfx(e), ints ? "i" : "f", cat);
 }
 
 /* The offset of each field in its arena: the per-slot arenas f/n (activations) and x/xn

@@ -80,21 +80,13 @@ static int64_t zero_len(const Emit *e, const SchedStage *st, int id, int64_t *co
     return y ? y->shard : *count;
 }
 
-bool cg_zero2_sharded(const Emit *e) { return e->s->zero == 2 && !e->t->dev; }
+bool cg_zero2_sharded(const Emit *e) { return e->s->zero == 2; }
 
 int cg_zero_part(const Emit *e, int node) {
     int n = 0;
     for (int id = 0; id < node; id++)
         if (IR_NODE(e->g, id)->nparams > 0) n++;
     return n;
-}
-
-int64_t cg_zero_soff(const Emit *e, int node) {
-    const SchedStage *st = &e->s->stages[e->g->plan->nodes[node].stage];
-    int64_t soff = 0, count;
-    for (int id = st->first_node; id < node; id++)
-        if (IR_NODE(e->g, id)->nparams > 0) soff += zero_len(e, st, id, &count);
-    return soff;
 }
 
 /* ZeRO (docs/runtime.md, "ZeRO"): every layer with parameters, its part of the stage's
@@ -228,8 +220,8 @@ void emit_params(Emit *e) {
     if (cg_zero2_sharded(e))
         E(e,
           "/* ZeRO-2: a parameter's gradient in its layer's transient slot, or its part of gsh "
-          "*/\n#define GRAD(p) mprt_zero2_grad%s\n",
-          at);
+          "*/\n#define GRAD(p) %szero2_grad%s\n",
+          pfx(e), at);
     else
         E(e, "#define GRAD(p) (grd + %s) /* a parameter's gradient: its offset in grd */\n", at);
     if (cg_bf16_cu(e))
@@ -445,32 +437,38 @@ static void emit_free_all(Emit *e) {
     if (cg_bf16_cu(e))
         E(e, "    mprt_cu_bf16_weights(NULL, NULL, 0), mprt_set_wire_bf16(false), "
              "mprt_cu_free(mst);\n");
-    if (cg_zero2_sharded(e)) E(e, "    mprt_zero2_teardown();\n");
+    if (cg_zero2_sharded(e)) E(e, "    %szero2_teardown();\n", pfx(e));
     for (int v = 0; v < IR_NVALUES(e->g); v++)
         if (IR_VALUE(e->g, v)->kind != VAL_ACT)
             E(e, "    mprt_data_close(&%s);\n", cg_mangle(e->a, "d", v, IR_VALUE(e->g, v)->name));
     E(e, "}\n\n");
 }
 
-/* The C trainer's parameter, gradient and optimizer arenas, each in its memory category
- * (mprt_falloc_in) and exactly its size: the weights; the gradients whole (ZeRO-1 reduces
- * each layer's part in place), or under ZeRO-2 whole plus this rank's parts; the optimizer
- * states (one for SGD, two for Adam), under ZeRO this rank's parts only. */
+/* The parameter, gradient and optimizer arenas (on the device: device memory), each in its
+ * memory category (mprt_falloc_in, mprt_cu_falloc_in) and exactly its size: the weights; the
+ * gradients whole (ZeRO-1 reduces each layer's part in place), or under ZeRO-2 this rank's
+ * parts only; the optimizer states (one for SGD, two for Adam), under ZeRO this rank's parts. */
 static void emit_setup_arenas(Emit *e) {
+    const char *f = e->t->dev ? "mprt_cu_falloc_in" : "mprt_falloc_in";
     E(e, "    mprt_mem_reset(); /* counts what follows by category (mprt_check_memory) */\n"
          "    int64_t np = STAGE_PARAMS[mesh->s];\n");
     if (cg_bf16(e))
         E(e, "    prm = mprt_halloc_in(MPRT_MEM_PARAMS, np); /* bf16: 2 bytes a weight */\n");
     else
-        E(e, "    prm = mprt_falloc_in(MPRT_MEM_PARAMS, np);\n");
-    if (e->s->zero != 2) E(e, "    grd = mprt_falloc_in(MPRT_MEM_GRADS, np);\n");
+        E(e, "    prm = %s(MPRT_MEM_PARAMS, np);\n", f);
+    if (e->s->zero != 2) E(e, "    grd = %s(MPRT_MEM_GRADS, np);\n", f);
     E(e, "    int64_t ns = %s;%s\n", e->s->zero ? "STAGE_SHARDS[mesh->s]" : "np",
       e->s->zero ? " /* ZeRO: this rank's parts */" : "");
-    E(e, "    opt1 = mprt_falloc_in(MPRT_MEM_OPTIM, ns);\n");
-    if (e->g->train.opt != OPT_SGD) E(e, "    opt2 = mprt_falloc_in(MPRT_MEM_OPTIM, ns);\n");
+    E(e, "    opt1 = %s(MPRT_MEM_OPTIM, ns);\n", f);
+    if (e->g->train.opt != OPT_SGD) E(e, "    opt2 = %s(MPRT_MEM_OPTIM, ns);\n", f);
     if (e->s->zero == 2)
-        E(e, "    gsh = mprt_falloc_in(MPRT_MEM_GRADS, ns); /* ZeRO-2: no whole gradient arena */\n"
-             "    mprt_zero2_setup(&ZERO, gsh); /* and two transient slots */\n");
+        E(e,
+          "    gsh = %s(MPRT_MEM_GRADS, ns); /* ZeRO-2: no whole gradient arena */\n"
+          "    %szero2_setup(&ZERO, gsh); /* and two transient slots */\n",
+          f, pfx(e));
+    if (e->t->dev)
+        E(e, "    dloss = (double *)mprt_cu_malloc(2 * sizeof(double)); /* [1]: recomputed losses "
+             "*/\n");
 }
 
 /* Bytes of the per-sample loss values stage k's activations count in the plan (4 per sample
@@ -527,21 +525,7 @@ static void emit_setup_rank(Emit *e) {
          "and layer\n"
          " * timers. After mprt_init; free_all undoes it. */\n"
          "static void setup_rank(void) {\n");
-    if (e->t->dev && e->s->zero)
-        E(e,
-          "    int64_t np = STAGE_PARAMS[mesh->s] + 1;\n"
-          "    dloss = (double *)mprt_cu_malloc(2 * sizeof(double)); /* [1]: recomputed losses */\n"
-          "    int64_t ns = STAGE_SHARDS[mesh->s] + 1; /* ZeRO: this rank's parts */\n"
-          "    prm = mprt_cu_falloc(np), grd = mprt_cu_falloc(np), opt1 = mprt_cu_falloc(ns), "
-          "opt2 = mprt_cu_falloc(ns);\n    gsh = mprt_cu_falloc(ns);\n");
-    else if (e->t->dev)
-        E(e,
-          "    int64_t np = STAGE_PARAMS[mesh->s] + 1;\n"
-          "    dloss = (double *)mprt_cu_malloc(2 * sizeof(double)); /* [1]: recomputed losses */\n"
-          "    prm = mprt_cu_falloc(np), grd = mprt_cu_falloc(np), opt1 = mprt_cu_falloc(np), "
-          "opt2 = mprt_cu_falloc(np);\n");
-    else
-        emit_setup_arenas(e);
+    emit_setup_arenas(e);
     if (cg_bf16(e))
         E(e, "    mst = mprt_falloc_in(MPRT_MEM_OPTIM, np); /* bf16: the f32 master weights; "
              "traffic in bf16 */\n"
@@ -549,7 +533,8 @@ static void emit_setup_rank(Emit *e) {
              "    wl = mprt_falloc_in(MPRT_MEM_BUFFERS, nl); /* one layer's weights as f32 */\n"
              "    mprt_bf16_weights(mst, prm, np, wl, nl), mprt_set_wire_bf16(true);\n");
     if (cg_bf16_cu(e))
-        E(e, "    mst = mprt_cu_falloc(np); /* bf16: the f32 master weights; traffic in bf16 */\n"
+        E(e, "    mst = mprt_cu_falloc_in(MPRT_MEM_OPTIM, np); /* bf16: the f32 master weights; "
+             "traffic in bf16 */\n"
              "    mprt_cu_bf16_weights(mst, prm, np), mprt_set_wire_bf16(true);\n");
     E(e,
       "    STAGES[mesh->s].alloc();\n    mprt_params_init(&MODEL, %s, seed);\n"
@@ -607,7 +592,7 @@ static const char *token_input(Emit *e) {
 void emit_main(Emit *e) {
     bool dev = e->t->dev;
     emit_free_all(e);
-    if (!dev) emit_memory(e);
+    emit_memory(e);
     emit_setup_rank(e);
     emit_open_data(e);
     E(e,
@@ -638,8 +623,7 @@ void emit_main(Emit *e) {
     E(e, "    &HF, /* --export-hf */\n");
     E(e, "    %s, /* the gradients the non-finite guard checks%s */\n", dev ? "NULL" : "&grd",
       dev ? " (device memory: the loss alone)" : "");
-    E(e, "    %s, /* the plan's memory per device, against what is allocated */\n};\n\n",
-      dev ? "NULL" : "MEMORY");
+    E(e, "    MEMORY, /* the plan's memory per device, against what is allocated */\n};\n\n");
     E(e, "#ifndef MPCC_NO_MAIN /* defined when the trainer is built as a library (C API) */\n"
          "int main(int argc, char **argv) { return mprt_trainer_main(&TRAINER, argc, argv); "
          "}\n#endif\n");

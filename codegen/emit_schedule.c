@@ -183,30 +183,16 @@ static void emit_sync_call(Emit *e, const SchedSync *y, const char *indent) {
     E(e, ", %lld B */\n", (long long)y->bytes);
 }
 
-/* ZeRO (docs/runtime.md, "ZeRO"): the layer's gradients reduce-scattered, blocking. ZeRO-1
- * once, after the last micro-batch, in place (this rank's part lands at its place in grd);
- * ZeRO-2 after every micro-batch into this rank's part of gsh (at the layer's ZERO_PARTS
- * soff), adding to the part and clearing the layer's gradients for the next one. */
+/* ZeRO-1 (docs/runtime.md, "ZeRO"): the layer's gradients reduce-scattered, blocking, once,
+ * after the last micro-batch, in place (this rank's part lands at its place in grd). ZeRO-2's
+ * are started by mprt_zero2_close / mprt_cu_zero2_close instead (emit_stage_bwd). */
 static void emit_zero_sync(Emit *e, const SchedSync *y) {
-    int64_t off = e->poff[y->first_param];
-    E(e, "    %s{ /* ZeRO-%d: the gradients of ", e->s->zero == 1 ? "if (micro == MICRO - 1) " : "",
-      e->s->zero);
+    E(e, "    if (micro == MICRO - 1) { /* ZeRO-1: the gradients of ");
     put_comment_text(e, IR_NODE(e->g, y->node)->name);
     E(e, ", %lld B with the all-gather */\n", (long long)y->bytes);
-    if (e->t->dev)
-        E(e, "        %szero_reduce_scatter(%s, grd + %lld, gsh + %lld, %lld, %lld, %s);\n", pfx(e),
-          group_c(y->group), (long long)off, (long long)cg_zero_soff(e, y->node),
-          (long long)y->count, (long long)y->shard, e->s->zero == 2 ? "micro > 0" : "false");
-    else
-        E(e, "        mprt_zero_reduce_scatter(%s, grd + %lld, %s, %lld, %lld, %s);\n",
-          group_c(y->group), (long long)off,
-          e->s->zero == 2 ? arena_printf(e->a, "gsh + %lld", (long long)cg_zero_soff(e, y->node))
-                          : "NULL",
-          (long long)y->count, (long long)y->shard, e->s->zero == 2 ? "micro > 0" : "false");
-    if (e->s->zero == 2)
-        E(e, "        %sgrd + %lld, sizeof(float) * %lld);\n", zero(e), (long long)off,
-          (long long)y->count);
-    E(e, "    }\n");
+    E(e, "        %szero_reduce_scatter(%s, grd + %lld, NULL, %lld, %lld, false);\n    }\n", pfx(e),
+      group_c(y->group), (long long)e->poff[y->first_param], (long long)y->count,
+      (long long)y->shard);
 }
 
 /* A layer's gradient all-reduce starts right after its backward on the step's last
@@ -288,15 +274,16 @@ void emit_stage_bwd(Emit *e, int s) {
         case SOP_BWD: {
             bool z2 = cg_zero2_sharded(e) && IR_NODE(e->g, o->node)->nparams > 0;
             if (z2)
-                E(e, "    mprt_zero2_open(%d); /* ZeRO-2: its gradients into a transient slot */\n",
-                  cg_zero_part(e, o->node));
+                E(e, "    %szero2_open(%d); /* ZeRO-2: its gradients into a transient slot */\n",
+                  pfx(e), cg_zero_part(e, o->node));
             if (nx && nx->kind == SOP_COLL && nx->layer_own)
                 emit_bwd_partial(e, s, o, nx), i++;
             else
                 E(e, "    MPRT_TIMED(MPRT_BWD(%d), %s_backward(%s));\n", o->node, e->lname[o->node],
                   layer_args(e, e->uses[1][o->node], "d"));
             if (z2)
-                E(e, "    mprt_zero2_close(); /* their reduce-scatter starts, not waited for */\n");
+                E(e, "    %szero2_close(); /* their reduce-scatter starts, not waited for */\n",
+                  pfx(e));
             emit_bwd_syncs(e, st, o->node);
             break;
         }
@@ -348,7 +335,8 @@ static const char *opt_name(OptKind k) {
 /* The gradient all-reduces were started in the backward (emit_bwd_syncs): wait for them. */
 static void emit_grad_sync(Emit *e) {
     if (cg_zero2_sharded(e)) {
-        E(e, "    mprt_zero2_join(); /* ZeRO-2: the reduce-scatters started in the backward */\n");
+        E(e, "    %szero2_join(); /* ZeRO-2: the reduce-scatters started in the backward */\n",
+          pfx(e));
         return;
     }
     E(e, "    %s(); /* the gradient all-reduces started in the backward */\n",
@@ -400,7 +388,7 @@ void emit_step(Emit *e) {
       " * the step's loss, summed over ranks (a metric, not counted as plan traffic). */\n");
     E(e, "static double train_step(int64_t step) {\n    mprt_busy_start();\n");
     if (cg_zero2_sharded(e))
-        E(e, "    mprt_zero(gsh, sizeof(float) * (size_t)STAGE_SHARDS[mesh->s]); /* ZeRO-2 */\n");
+        E(e, "    %sgsh, sizeof(float) * (size_t)STAGE_SHARDS[mesh->s]); /* ZeRO-2 */\n", zero(e));
     else
         E(e, "    %sgrd, sizeof(float) * (size_t)STAGE_PARAMS[mesh->s]);\n", zero(e));
     if (e->t->dev) E(e, "    mprt_cu_memset0(dloss, sizeof(double));\n");

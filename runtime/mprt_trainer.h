@@ -261,6 +261,9 @@ typedef struct MprtMemPredicted {
 float *mprt_falloc_in(MprtMem c, int64_t n);
 int32_t *mprt_ialloc_in(MprtMem c, int64_t n);
 uint16_t *mprt_halloc_in(MprtMem c, int64_t n);
+/* Adds `bytes` to category c: for memory allocated elsewhere (the CUDA trainer's device arenas,
+ * mprt_cu_falloc_in). */
+void mprt_mem_add(MprtMem c, int64_t bytes);
 /* Forgets what was counted (a trainer's setup calls it before allocating). */
 void mprt_mem_reset(void);
 /* Bytes allocated in c since the last reset; its name ("params", ... as in the profile). */
@@ -271,7 +274,7 @@ struct MprtTrainer;
 /* At the end of a run (collective over the world): compares this rank's bytes with
  * t->memory[stage] and prints on rank 0 "memory: allocated == predicted on every rank ..." or
  * "memory: MISMATCH ...", then the buffers and what the plan leaves out; the --profile JSON
- * gets both per rank. Nothing when t->memory is NULL (the CUDA trainer). */
+ * gets both per rank. Nothing when t->memory is NULL. */
 void mprt_check_memory(const struct MprtTrainer *t);
 
 /* Bytes the plan moves per device per step on one stage, group and collective kind (the

@@ -3,7 +3,8 @@
  * (docs/runtime.md, "Memory: allocated against predicted").
  *
  * A generated C trainer makes every buffer of a rank with mprt_falloc_in / mprt_ialloc_in,
- * naming the category it belongs to; the bytes asked for are added up here (the allocator's
+ * naming the category it belongs to (a CUDA trainer with mprt_cu_falloc_in / _ialloc_in, which
+ * count through mprt_mem_add); the bytes asked for are added up here (the allocator's
  * own overhead and the one element an empty request still gets are left out). At the end of a
  * run mprt_check_memory compares them with the planner's prediction for the rank's stage
  * (report "memory per device by stage"), prints one line on rank 0 and keeps both for the
@@ -37,6 +38,8 @@ void mprt_mem_reset(void) {
 }
 
 int64_t mprt_mem_allocated(MprtMem c) { return M.bytes[c]; }
+
+void mprt_mem_add(MprtMem c, int64_t bytes) { M.bytes[c] += bytes > 0 ? bytes : 0; }
 
 float *mprt_falloc_in(MprtMem c, int64_t n) {
     M.bytes[c] += 4 * (n > 0 ? n : 0);

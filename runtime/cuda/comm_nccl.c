@@ -404,16 +404,19 @@ static void zero_rs_staged(int group, const float *full, float *out, int64_t cou
 
 /* NCCL reduce-scatters G equal parts: unless count == G·shard, `full` goes into a zero-padded
  * copy first (on the communication stream, so it is ordered after the backward that wrote it).
- * Adding: the part lands in a scratch buffer and the compute stream adds it to `out` after
- * the call (the next collective's scratch use waits for that add: begin()). */
+ * Adding, or a part shorter than `shard` (the last, padded), the part lands in a scratch buffer
+ * first: the compute stream adds it to `out` after the call (the next collective's scratch use
+ * waits for that add: begin()), or its n real floats are copied to `out`. out NULL (ZeRO-1): in
+ * place, this rank's part at its place in `full` (NCCL's in-place form when count == G·shard). */
 void mprt_cu_zero_reduce_scatter(int group, const float *full, float *out, int64_t count,
                                  int64_t shard, bool add) {
+    int64_t G = mprt_group_size((MprtGroup)group), lo;
+    int64_t n = mprt_zero_span(count, shard, mprt_group_rank((MprtGroup)group), &lo);
+    if (!out) out = (float *)full + lo;
     if (staged()) {
         zero_rs_staged(group, full, out, count, shard, add);
         return;
     }
-    int64_t G = mprt_group_size((MprtGroup)group), lo;
-    int64_t n = mprt_zero_span(count, shard, mprt_group_rank((MprtGroup)group), &lo);
     cudaStream_t cs = begin();
     const float *src = full;
     if (count != G * shard) {
@@ -423,11 +426,30 @@ void mprt_cu_zero_reduce_scatter(int group, const float *full, float *out, int64
         CU_CHECK(cudaMemsetAsync(pad + count, 0, (size_t)(G * shard - count) * sizeof(float), cs));
         src = pad;
     }
-    float *dst = add ? scratch(1, shard) : out;
-    bool w = mprt__wire();
+    bool direct = !add && n == shard, w = mprt__wire();
+    float *dst = direct ? out : scratch(1, shard);
     nccl_reduce_scatter(src, dst, shard, G, comm_of(group), cs, w);
+    if (!add && !direct && n > 0)
+        CU_CHECK(
+            cudaMemcpyAsync(out, dst, (size_t)n * sizeof(float), cudaMemcpyDeviceToDevice, cs));
     end(MPRT_REDUCESCATTER, group, esize(w) * G * shard, false);
     if (add) mprt_cu_accumulate(out, dst, n);
+}
+
+void mprt_cu_zero_reduce_scatter_start(int group, float *slot, float *out, int64_t count,
+                                       int64_t shard) {
+    if (staged()) {
+        zero_rs_staged(group, slot, out, count, shard, true);
+        return;
+    }
+    int64_t G = mprt_group_size((MprtGroup)group), lo;
+    int64_t n = mprt_zero_span(count, shard, mprt_group_rank((MprtGroup)group), &lo);
+    cudaStream_t cs = begin();
+    float *part = slot + G * shard;
+    bool w = mprt__wire();
+    nccl_reduce_scatter(slot, part, shard, G, comm_of(group), cs, w);
+    mprt_cu_pack_add(out, part, n, cs);
+    end(MPRT_REDUCESCATTER, group, esize(w) * G * shard, true);
 }
 
 /* In place when count == G·shard (this rank's part is at G's slot already); otherwise through

@@ -67,3 +67,13 @@ extern "C" void mprt_cu_pack_slice(float *dst, const float *src, int64_t outer, 
                                                                part);
     CU_CHECK_LAUNCH("slice_k");
 }
+
+__global__ void add_k(float *dst, const float *src, int64_t n) {
+    GRID_STRIDE(i, n) dst[i] += src[i];
+}
+
+extern "C" void mprt_cu_pack_add(float *dst, const float *src, int64_t n, cudaStream_t stream) {
+    if (n <= 0) return;
+    add_k<<<mprt_cu_blocks(n), MPRT_CU_THREADS, 0, stream>>>(dst, src, n);
+    CU_CHECK_LAUNCH("add_k");
+}

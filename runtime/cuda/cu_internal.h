@@ -52,6 +52,17 @@ void mprt_cu_pack_transpose_mid(float *dst, const float *src, int64_t A, int64_t
                                 cudaStream_t stream);
 void mprt_cu_pack_untranspose_mid(float *dst, const float *src, int64_t A, int64_t G, int64_t B,
                                   cudaStream_t stream);
+/* dst[0 .. n) += src[0 .. n) on `stream`. */
+void mprt_cu_pack_add(float *dst, const float *src, int64_t n, cudaStream_t stream);
+
+/* ZeRO-2's reduce-scatter of one layer started on the communication stream (zero2.c): `slot`
+ * holds the layer's `count` gradients, zeroed up to G·shard floats, with room for `shard` more
+ * after them; the group's sum of this rank's part lands there and its n real floats are added
+ * to `out`, both on the communication stream. The compute stream does not wait for it
+ * (mprt_cu_comm_join does). Host-staged: synchronous, through the CPU's
+ * mprt_zero_reduce_scatter. Counted as the padded tensor (4·G·shard bytes). */
+void mprt_cu_zero_reduce_scatter_start(int group, float *slot, float *out, int64_t count,
+                                       int64_t shard);
 
 /* mprt_cu_bf16_pack / _unpack on `stream` (bf16.cu): the bf16 wire's conversions, on the
  * communication stream beside the collective they feed. */

@@ -45,6 +45,17 @@ static void *zeroed(size_t bytes) {
 float *mprt_cu_falloc(int64_t n) { return (float *)zeroed(sizeof(float) * (size_t)n); }
 int32_t *mprt_cu_ialloc(int64_t n) { return (int32_t *)zeroed(sizeof(int32_t) * (size_t)n); }
 
+/* At least one element, so that an empty arena is a valid pointer, as mprt_falloc's; the n
+ * elements asked for are what counts. */
+float *mprt_cu_falloc_in(int category, int64_t n) {
+    mprt_mem_add((MprtMem)category, 4 * n);
+    return mprt_cu_falloc(n > 0 ? n : 1);
+}
+int32_t *mprt_cu_ialloc_in(int category, int64_t n) {
+    mprt_mem_add((MprtMem)category, 4 * n);
+    return mprt_cu_ialloc(n > 0 ? n : 1);
+}
+
 void mprt_cu_data_rows(const MprtData *d, uint64_t seed, int64_t first, int64_t n, void *dst) {
     size_t bytes = mprt_dtype_size(d->dtype) * (size_t)(n * mprt_data_row(d));
     if (bytes > stage.cap) {

@@ -244,8 +244,10 @@ void mprt_cu_broadcast(int group, float *buf, int64_t count, int root);
 /* ZeRO (docs/cuda.md, "ZeRO"): the twins of mprt.h's mprt_zero_reduce_scatter and
  * mprt_zero_allgather on device pointers — `count` floats split over the group in parts of
  * `shard` (ncclReduceScatter / ncclAllGather of the zero-padded G·shard floats), counted as the
- * padded tensor like the CPU's. `out` has room for `shard` floats. Both block the compute
- * stream until done (the next backward may clear the gradients they read). */
+ * padded tensor like the CPU's; `out` receives this rank's real floats (NULL: in place, at their
+ * place in `full`, as ZeRO-1 keeps them). Both block the compute stream until done (the next
+ * backward may clear the gradients they read). ZeRO-2's overlapped reduce-scatters are
+ * mprt_cu_zero2_* below. */
 void mprt_cu_zero_reduce_scatter(int group, const float *full, float *out, int64_t count,
                                  int64_t shard, bool add);
 void mprt_cu_zero_allgather(int group, float *full, int64_t count, int64_t shard);
@@ -283,6 +285,11 @@ void mprt_cu_trainer_down(void);
 /* n zeroed floats, int32s of device memory. */
 float *mprt_cu_falloc(int64_t n);
 int32_t *mprt_cu_ialloc(int64_t n);
+/* The same (at least one element) with the n elements' bytes counted in memory category
+ * `category` (mprt_trainer.h's MprtMem, as int), so the trainer's allocations are checked
+ * against the plan's like the C trainer's (mprt_check_memory). */
+float *mprt_cu_falloc_in(int category, int64_t n);
+int32_t *mprt_cu_ialloc_in(int category, int64_t n);
 /* mprt_data_rows into device memory: the rows are filled in a reusable host buffer, then
  * uploaded at once. */
 void mprt_cu_data_rows(const struct MprtData *d, uint64_t seed, int64_t first, int64_t n,
@@ -300,6 +307,19 @@ struct MprtHyper;
 void mprt_cu_zero_update(const struct MprtModel *m, float *prm, const float *grd, const float *gsh,
                          float *state[3], const struct MprtHyper *h, int64_t t);
 void mprt_cu_zero_params(const struct MprtZero *z, float *prm);
+/* ZeRO-2's gradients (zero2.c; docs/cuda.md, "ZeRO"): mprt_trainer.h's mprt_zero2_* on the
+ * device — gsh holds this rank's parts, each layer's backward writes into one of
+ * MPRT_ZERO_SLOTS transient slots (counted as MPRT_MEM_ZERO_BUF) whose reduce-scatter starts on
+ * the communication stream at close and overlaps the backward of the layers before it; join
+ * makes the compute stream wait for all of them (before the optimizer). Same call order as on
+ * the host: setup after the arenas, open(part) / grad(offset) / close() around each layer's
+ * backward, join, teardown. */
+void mprt_cu_zero2_setup(const struct MprtZero *z, float *gsh);
+void mprt_cu_zero2_teardown(void);
+void mprt_cu_zero2_open(int part);
+float *mprt_cu_zero2_grad(int64_t offset);
+void mprt_cu_zero2_close(void);
+void mprt_cu_zero2_join(void);
 
 /* bf16 (cu_bf16.c; docs/cuda.md, "bf16"): the device twins of mprt_trainer.h's
  * mprt_bf16_weights / _refresh / _upload / _download. `master` and `work` are n floats of

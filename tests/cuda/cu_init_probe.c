@@ -3,7 +3,7 @@
  * the --comm mode given — used by tests/cuda/no_gpu.sh to check the error a CUDA trainer
  * gives on a machine without a GPU (one line, agreed over all ranks, exit 1).
  *
- *   cu_init_probe --has-gpu         exit 0 if a CUDA device is visible, 1 if not
+ *   cu_init_probe --has-gpu [N]     exit 0 if at least N (default 1) CUDA devices are visible
  *   mpirun -np N cu_init_probe MODE N  start up (S = 1, d = N, t = 1) and report the device
  */
 #include "mprt.h"
@@ -14,11 +14,14 @@
 #include <string.h>
 
 int main(int argc, char **argv) {
-    if (argc == 2 && strcmp(argv[1], "--has-gpu") == 0) return mprt_cu_device_count() > 0 ? 0 : 1;
+    if ((argc == 2 || argc == 3) && strcmp(argv[1], "--has-gpu") == 0) {
+        int want = argc == 3 ? atoi(argv[2]) : 1;
+        return mprt_cu_device_count() >= (want > 1 ? want : 1) ? 0 : 1;
+    }
     MprtCuComm mode = MPRT_CU_COMM_AUTO;
     int ranks = argc == 3 ? atoi(argv[2]) : 0;
     if (argc != 3 || !mprt_cu_comm_parse(argv[1], &mode) || ranks < 1) {
-        fprintf(stderr, "usage: cu_init_probe --has-gpu | (auto|nccl|mpi) RANKS\n");
+        fprintf(stderr, "usage: cu_init_probe --has-gpu [N] | (auto|nccl|mpi) RANKS\n");
         return 2;
     }
     mprt_init(&argc, &argv, 1, ranks, 1);

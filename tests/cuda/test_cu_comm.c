@@ -19,6 +19,7 @@
  */
 #include "mprt.h"
 #include "mprt_cuda.h"
+#include "mprt_trainer.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -244,6 +245,61 @@ static void test_vocab_ce(void) {
     mprt_cu_free(dlab), mprt_cu_free(dl), mprt_cu_free(st), mprt_cu_free(dg), mprt_cu_free(dloss);
 }
 
+/* ZeRO-2 on the device (zero2.c): three layers' gradients over two micro-batches, each written
+ * into its slot on the compute stream (as a backward accumulates) between mprt_cu_zero2_open and
+ * _close, whose reduce-scatters run on the communication stream while the next layers are
+ * written (three layers, two slots: a slot is reused while its reduce-scatter may be in flight);
+ * after mprt_cu_zero2_join, gsh equals the CPU's reduce-scatter-and-add of the same gradients,
+ * exactly, and each call counted the padded tensor. In place (ZeRO-1): this rank's part at its
+ * place in the gradients. */
+static void test_zero2(MprtGroup g) {
+    int64_t G = mprt_group_size(g), count[3] = {5 * G + 1, 3 * G, 7}, off = 0, soff = 0;
+    MprtZeroPart parts[3];
+    for (int i = 0; i < 3; i++) {
+        int64_t shard = (count[i] + G - 1) / G;
+        parts[i] = (MprtZeroPart){.stage = mprt_mesh()->s,
+                                  .group = g,
+                                  .synced = true,
+                                  .offset = off,
+                                  .count = count[i],
+                                  .shard = shard,
+                                  .soff = soff};
+        off += count[i], soff += shard;
+    }
+    int64_t floats[64] = {0};
+    floats[mprt_mesh()->s] = off;
+    MprtZero z = {.stage = 2, .parts = parts, .nparts = 3, .stage_floats = floats};
+    float *gsh = mprt_cu_falloc(soff), *ref = calloc((size_t)soff, sizeof(float));
+    float *tmp = mprt_cu_falloc(off);
+    mprt_cu_zero2_setup(&z, gsh);
+    for (int micro = 0; micro < 2; micro++)
+        for (int i = 2; i >= 0; i--) {
+            float *h = filled(count[i], 20 + 3 * micro + i);
+            mprt_cu_upload(tmp + parts[i].offset, h, sizeof(float) * (size_t)count[i]);
+            mprt_cu_zero2_open(i);
+            mprt_cu_accumulate(mprt_cu_zero2_grad(parts[i].offset), tmp + parts[i].offset,
+                               count[i]);
+            mprt_cu_zero2_close();
+            expect(MPRT_REDUCESCATTER, g, 4 * G * parts[i].shard);
+            mprt_stats_pause();
+            mprt_zero_reduce_scatter(g, h, ref + parts[i].soff, count[i], parts[i].shard, true);
+            mprt_stats_resume();
+            free(h);
+        }
+    mprt_cu_zero2_join();
+    same("zero2 (overlapped reduce-scatters)", g, gsh, ref, soff);
+    mprt_cu_zero2_teardown();
+    /* ZeRO-1's in-place form on the last layer's count */
+    int64_t lo, n = mprt_zero_part(g, count[0], parts[0].shard, &lo);
+    float *h = filled(count[0], 30), *d = to_dev(h, count[0]);
+    mprt_stats_pause(), mprt_zero_reduce_scatter(g, h, NULL, count[0], parts[0].shard, false);
+    mprt_stats_resume();
+    mprt_cu_zero_reduce_scatter((int)g, d, NULL, count[0], parts[0].shard, false);
+    expect(MPRT_REDUCESCATTER, g, 4 * G * parts[0].shard);
+    same("zero_reduce_scatter (in place)", g, d + lo, h + lo, n);
+    free(ref), free(h), mprt_cu_free(gsh), mprt_cu_free(tmp), mprt_cu_free(d);
+}
+
 /* Each stage sends to the next and receives from the previous, in one grouped call. */
 static void test_pipe(void) {
     int s = mprt_group_rank(MPRT_PIPE), S = mprt_group_size(MPRT_PIPE);
@@ -302,7 +358,7 @@ int main(int argc, char **argv) {
     mprt_stats_reset();
     for (int g = 0; g < MPRT_GROUP__COUNT; g++)
         test_group((MprtGroup)g), test_zero((MprtGroup)g), test_allreduce_bf16((MprtGroup)g),
-            test_allreduce_max((MprtGroup)g);
+            test_allreduce_max((MprtGroup)g), test_zero2((MprtGroup)g);
     test_vocab_ce();
     test_pipe();
     check_counts();

@@ -7,7 +7,8 @@ the CUDA trainer (the same plan: the driver plans alike for both targets), and
   * with --loss STRATEGY, the report (--report-json) gives the cross-entropy that strategy at
     every count above 1 (say vocab-parallel: the loss split over the LM head's classes);
   * both trainers run --steps steps (the CUDA one with --comm, default mpi: the ranks share
-    one GPU); both exit 0, print every step and count exactly the bytes the schedule predicts;
+    one GPU); both exit 0, print every step, count exactly the bytes the schedule predicts and
+    allocate exactly the memory the plan predicts (docs/runtime.md, "Memory");
   * the CUDA loss curve is within --rtol relative of the C one at every step, and the C one
     within --rtol of the first count's C curve (the split does not change the loss).
 
@@ -24,6 +25,7 @@ import sys
 
 STEP = re.compile(r"^step (\d+)/(\d+) \| loss ([-+0-9.eEinfa]+)")
 BYTES_OK = "bytes: counted == predicted on every rank"
+MEMORY_OK = "memory: allocated == predicted on every rank"
 
 
 def run(cmd, timeout):
@@ -73,8 +75,9 @@ class Ctx:
         if r.returncode != 0 or len(losses) != self.a.steps:
             self.failures.append(f"{' '.join(cmd)}: exit {r.returncode}, {len(losses)} steps\n"
                                  f"{r.stdout[-2000:]}")
-        elif BYTES_OK not in r.stdout:
-            self.failures.append(f"{' '.join(cmd)}: bytes counted != predicted\n{r.stdout[-2000:]}")
+        elif BYTES_OK not in r.stdout or MEMORY_OK not in r.stdout:
+            self.failures.append(f"{' '.join(cmd)}: bytes counted or memory allocated != "
+                                 f"predicted\n{r.stdout[-2000:]}")
         return losses
 
     def close(self, what, got, want):

@@ -16,7 +16,9 @@ For one model trained with Adam, on each pinned mesh of --meshes (plan.mesh SxDx
 
 With --target cuda the same checks run on the CUDA trainer (docs/cuda.md, "ZeRO"); then
 --gpu-probe names a program that exits 0 when a CUDA device is present, and without one the
-script prints "SKIPPED: no CUDA device" and exits 77 before building anything.
+script prints "SKIPPED: no CUDA device" and exits 77 before building anything; with
+--min-gpus N (NCCL across ranks needs one GPU per rank) fewer than N devices skip the same way
+("SKIPPED: fewer than N CUDA devices").
 
 Exit status 0 when all hold; every failure is printed.
 """
@@ -140,9 +142,13 @@ def main():
     p.add_argument("--target", choices=("c", "cuda"), default="c")
     p.add_argument("--comm", default="mpi", help="the CUDA trainer's --comm (mpi: ranks share a GPU)")
     p.add_argument("--gpu-probe", help="with --target cuda: exits 0 when a CUDA device is present")
+    p.add_argument("--min-gpus", type=int, default=1, help="with --target cuda: skip with fewer")
     a = p.parse_args()
     if a.target == "cuda" and (not a.gpu_probe or run([a.gpu_probe, "--has-gpu"], 60).returncode):
         print("SKIPPED: no CUDA device (the CUDA trainer's ZeRO runs need a GPU)")
+        return 77
+    if a.target == "cuda" and run([a.gpu_probe, "--has-gpu", str(a.min_gpus)], 60).returncode:
+        print(f"SKIPPED: fewer than {a.min_gpus} CUDA devices (--comm {a.comm} needs one per rank)")
         return 77
     os.makedirs(a.workdir, exist_ok=True)
     c = Ctx(a)
