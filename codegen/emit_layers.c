@@ -51,14 +51,18 @@ static bool reads_weights(const Emit *e, const IrNode *n) {
 }
 
 /* bf16: a layer function with parameters first unpacks them as f32 into wl, or, when its body
- * reads none (an embedding's backward, a first linear's), only says where they start. */
+ * reads none as f32 (an embedding, a first linear's backward), only says where they start if
+ * it names gradients by GRAD. */
 static void stage_weights(Lyr *l) {
     Emit *e = l->e;
     long long at = (long long)e->poff[l->n->first_param];
     if (!cg_bf16(e) || l->n->nparams == 0) return;
-    if (e->body && !reads_weights(e, l->n))
-        E(e, "    wl_at = %lld; /* bf16: where its gradients start (it reads no weights) */\n", at);
-    else
+    if (e->body && !reads_weights(e, l->n)) {
+        if (strstr(e->body, "GRAD("))
+            E(e, "    wl_at = %lld; /* bf16: where its gradients start (it reads no weights) */\n",
+              at);
+        return;
+    } else
         E(e,
           "    wl_at = %lld, wl = mprt_bf16_layer(wl_at, %lld); /* bf16: the weights as f32 */\n",
           at, (long long)cg_layer_floats(e, l->n));
@@ -239,6 +243,17 @@ static void lyr_maxpool(Lyr *l) {
       D(l, l->in[0]), D(l, l->out), am, l->C, l->C, l->C, l->C, l->C);
 }
 
+/* bf16: node n's parameter of role r in the bf16 working weights ("(prm + 608)"), or "NULL". */
+static const char *prm_ref(Emit *e, const IrNode *n, ParamRole r) {
+    int i = PI(e, n, r);
+    return i < 0 ? "NULL" : arena_printf(e->a, "(prm + %lld)", (long long)e->poff[i]);
+}
+/* bf16: its gradient by offset ("GRAD_AT(608)"), for a kernel that has no staged weights. */
+static const char *grad_at(Emit *e, const IrNode *n, ParamRole r) {
+    int i = PI(e, n, r);
+    return i < 0 ? "NULL" : arena_printf(e->a, "GRAD_AT(%lld)", (long long)e->poff[i]);
+}
+
 static void lyr_embedding(Lyr *l) {
     Emit *e = l->e;
     const Shape *ids = &B(e, l->in[0])->local;
@@ -251,12 +266,17 @@ static void lyr_embedding(Lyr *l) {
     const char *v0 =
         e->s->params[pw].split_dim == 0 ? arena_printf(e->a, "mesh->k * %s_V", l->C) : "0";
     open_fwd(l, false);
-    E(e, "    %sembedding_forward(%s, %s, %s, %s, %s_M, %s_T, %s_V, %s, %s_D, %s);\n}\n", pfx(e),
-      A(l, l->out), A(l, l->in[0]), pref(e, l->n, PARAM_WEIGHT, false),
-      pref(e, l->n, PARAM_POS, false), l->C, l->C, l->C, v0, l->C, add_flag(e, l->n, PARAM_POS));
+    /* bf16: the kernel converts the rows it looks up from the bf16 working weights itself */
+    bool h = cg_bf16(e);
+    E(e, "    %sembedding_forward%s(%s, %s, %s, %s, %s_M, %s_T, %s_V, %s, %s_D, %s);\n}\n", pfx(e),
+      h ? "_bf16" : "", A(l, l->out), A(l, l->in[0]),
+      h ? prm_ref(e, l->n, PARAM_WEIGHT) : pref(e, l->n, PARAM_WEIGHT, false),
+      h ? prm_ref(e, l->n, PARAM_POS) : pref(e, l->n, PARAM_POS, false), l->C, l->C, l->C, v0, l->C,
+      add_flag(e, l->n, PARAM_POS));
     open_bwd(l);
     E(e, "    %sembedding_backward(%s, %s, %s, %s, %s_M, %s_T, %s_V, %s, %s_D);\n}\n\n", pfx(e),
-      pref(e, l->n, PARAM_WEIGHT, true), pref(e, l->n, PARAM_POS, true), D(l, l->out),
+      h ? grad_at(e, l->n, PARAM_WEIGHT) : pref(e, l->n, PARAM_WEIGHT, true),
+      h ? grad_at(e, l->n, PARAM_POS) : pref(e, l->n, PARAM_POS, true), D(l, l->out),
       A(l, l->in[0]), l->C, l->C, l->C, v0, l->C);
 }
 

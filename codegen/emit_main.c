@@ -175,11 +175,13 @@ int64_t cg_layer_at(const Emit *e, int i) {
     return 0;
 }
 
-/* bf16: the f32 staging of one layer's weights, sized by each stage's largest layer. */
+/* bf16: the f32 staging of one layer's weights, sized by each stage's largest layer (but
+ * embeddings, whose kernel converts the rows it looks up). */
 static void emit_layer_params(Emit *e) {
     int64_t *mx = arena_calloc(e->a, (size_t)e->s->S, sizeof *mx);
     for (int id = 0; id < IR_NNODES(e->g); id++) {
         int k = e->g->plan->nodes[id].stage;
+        if (IR_NODE(e->g, id)->op == OP_EMBEDDING) continue; /* reads its rows from bf16 */
         int64_t c = cg_layer_floats(e, IR_NODE(e->g, id));
         if (c > mx[k]) mx[k] = c;
     }
@@ -224,6 +226,9 @@ void emit_params(Emit *e) {
           pfx(e), at);
     else
         E(e, "#define GRAD(p) (grd + %s) /* a parameter's gradient: its offset in grd */\n", at);
+    if (cg_bf16(e)) /* for kernels that read no f32 weights (an embedding's) */
+        E(e, "#define GRAD_AT(off) %s /* the gradient at offset off of prm */\n",
+          cg_zero2_sharded(e) ? "mprt_zero2_grad(off)" : "(grd + (off))");
     if (cg_bf16_cu(e))
         E(e, "/* bf16: `prm` is the working copy the kernels read, each value the bf16 rounding "
              "of the\n * f32 master weights `mst`, which the optimizer updates and checkpoints "

@@ -568,7 +568,8 @@ static void mode_cost(const Search *s, const Cand *c, int p, const Mode *M, Mode
     }
     if (c->t > 1) mode_own_fwd(s, c, n, M, mc);
     mc->param_bytes = node_param_bytes(s, n, M->strat, c->t);
-    if (s->elem == 2) mc->wstage = mc->param_bytes / s->elem * 4; /* the C trainer's f32 copy */
+    /* bf16: the C trainer's f32 copy of the weights (an embedding reads its rows from bf16) */
+    if (s->elem == 2 && n->op != OP_EMBEDDING) mc->wstage = mc->param_bytes / s->elem * 4;
     bool stage_group = c->t > 1 && M->strat == STRAT_DATA && M->out == LAYOUT_B;
     int64_t gs = stage_group ? (int64_t)c->d * c->t : c->d;
     Link l = stage_group ? c->stage : c->data;

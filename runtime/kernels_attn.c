@@ -60,6 +60,36 @@ void mprt_embedding_forward(float *restrict out, const int32_t *restrict ids,
     }
 }
 
+/* bf16 → f32: the upper half of the f32 pattern (exact; runtime/bf16.c). */
+static inline float from_bf16(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float x;
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
+
+void mprt_embedding_forward_bf16(float *restrict out, const int32_t *restrict ids,
+                                 const uint16_t *restrict W, const uint16_t *restrict pos, int M,
+                                 int T, int V_local, int v0, int D, int add_pos) {
+    for (int m = 0; m < M; m++) {
+        float *restrict o = out + (size_t)m * (size_t)D;
+        int64_t r = (int64_t)ids[m] - v0;
+        if (r >= 0 && r < V_local) {
+            const uint16_t *restrict w = W + (size_t)r * (size_t)D;
+            for (int j = 0; j < D; j++)
+                o[j] = from_bf16(w[j]);
+        } else {
+            for (int j = 0; j < D; j++)
+                o[j] = 0.0f;
+        }
+        if (add_pos && pos) {
+            const uint16_t *restrict pr = pos + (size_t)(m % T) * (size_t)D;
+            for (int j = 0; j < D; j++)
+                o[j] += from_bf16(pr[j]);
+        }
+    }
+}
+
 void mprt_embedding_backward(float *restrict dW, float *restrict dpos, const float *restrict dout,
                              const int32_t *restrict ids, int M, int T, int V_local, int v0,
                              int D) {

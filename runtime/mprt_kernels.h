@@ -167,6 +167,11 @@ void mprt_maxpool2d_backward(float *restrict dx, const float *restrict dout,
 void mprt_embedding_forward(float *restrict out, const int32_t *restrict ids,
                             const float *restrict W, const float *restrict pos, int M, int T,
                             int V_local, int v0, int D, int add_pos);
+/* The same on bf16 tables (a bf16 trainer's working weights, runtime/trainer_bf16.c): only the
+ * rows looked up are converted, to the same f32 values the f32 kernel would read. */
+void mprt_embedding_forward_bf16(float *restrict out, const int32_t *restrict ids,
+                                 const uint16_t *restrict W, const uint16_t *restrict pos, int M,
+                                 int T, int V_local, int v0, int D, int add_pos);
 /* dW[ids[m] − v0, :] += dout[m, :] for ids in the local range; dpos[m mod T, :] += dout[m, :]
  * when dpos is not NULL (under a vocabulary split on every rank: dout and pos are replicated). */
 void mprt_embedding_backward(float *restrict dW, float *restrict dpos, const float *restrict dout,
