@@ -328,15 +328,16 @@ static void prepare(Emit *e) {
 }
 
 /* A bf16 plan (train.precision, docs/cost-model.md "Mixed precision"): both trainers implement
- * it (docs/runtime.md, "A bf16 trainer"; docs/cuda.md, "bf16") except under ZeRO, whose
- * sharded f32 master weights neither keeps. */
+ * it (docs/runtime.md, "A bf16 trainer"; docs/cuda.md, "bf16"), the C one with ZeRO too
+ * (docs/runtime.md, "ZeRO under bf16": the f32 master weights sharded with the optimizer
+ * state); the CUDA one not under ZeRO, whose sharded f32 master weights it does not keep. */
 static bool bf16_supported(const IrGraph *g, bool cuda, Diag *d) {
-    if (!g->sched || g->sched->precision != PRECISION_BF16 || !g->sched->zero) return true;
+    if (!g->sched || g->sched->precision != PRECISION_BF16 || !g->sched->zero || !cuda) return true;
     diag_error(d, noloc,
-               "train.precision: the plan is bf16 with ZeRO-%d, which the %s trainer does not "
+               "train.precision: the plan is bf16 with ZeRO-%d, which the CUDA trainer does not "
                "implement yet (it does not shard the f32 master weights); set train.zero = 0 "
                "or train.precision = \"f32\"",
-               g->sched->zero, cuda ? "CUDA" : "C");
+               g->sched->zero);
     return false;
 }
 

@@ -89,6 +89,9 @@ static inline bool cg_bf16_cu(const Emit *e) {
 }
 /* Either target: the optimizer updates, and checkpoints hold, the master weights `mst`. */
 static inline bool cg_mst(const Emit *e) { return cg_bf16(e) || cg_bf16_cu(e); }
+/* bf16 with ZeRO on the host (docs/runtime.md, "ZeRO under bf16"): `mst` holds this rank's parts
+ * of the f32 master weights (at the ZERO_PARTS soff, like the optimizer state); `prm` is whole. */
+static inline bool cg_zero_master(const Emit *e) { return cg_bf16(e) && e->s->zero; }
 static inline int64_t lnumel(const Emit *e, int b) { return ir_shape_numel(&B(e, b)->local); }
 static inline int64_t ldim(const Emit *e, int b, int i) {
     const Shape *s = &B(e, b)->local;

@@ -121,10 +121,11 @@ static void emit_zero_table(Emit *e) {
     for (int k = 0; k < s->S; k++)
         E(e, "%s%lld", k ? ", " : "", (long long)tot[k]);
     E(e,
-      "};\nstatic const MprtZero ZERO = {%d, ZERO_PARTS, %d, STAGE_PARAMS};\n"
+      "};\nstatic const MprtZero ZERO = {%d, ZERO_PARTS, %d, STAGE_PARAMS, %s};\n"
       "static float *gsh; /* ZeRO-2: this rank's parts of the reduced gradients (ZeRO-1: NULL, "
       "each part is reduced in place in grd) */\n\n",
-      s->zero, n);
+      s->zero, n,
+      cg_zero_master(e) ? "true /* bf16: mst holds the master weights' parts */" : "false");
 }
 
 /* What the runtime's trainer functions (mprt_trainer.h) need of the model: the parameter
@@ -436,7 +437,10 @@ static void emit_free_all(Emit *e) {
              "    free(scratch), free(xfer), free(xbase), free(xibase), free(rfbase), "
              "free(ribase);\n");
     if (e->s->zero) E(e, "    %s(gsh);\n", e->t->dev ? "mprt_cu_free" : "free");
-    if (cg_bf16(e))
+    if (cg_zero_master(e))
+        E(e, "    mprt_zero_master(NULL, NULL), mprt_bf16_weights(NULL, NULL, 0, NULL, 0),\n"
+             "        mprt_set_wire_bf16(false), free(mst), free(wl);\n");
+    else if (cg_bf16(e))
         E(e, "    mprt_bf16_weights(NULL, NULL, 0, NULL, 0), mprt_set_wire_bf16(false), free(mst), "
              "free(wl);\n");
     if (cg_bf16_cu(e))
@@ -508,8 +512,15 @@ static void emit_memory(Emit *e) {
     }
     E(e,
       "};\n/* Floats of each optimizer-state arena of stage s (ZeRO: this rank's parts). */\n"
-      "#define STATE_FLOATS(s) %s[s]\n\n",
+      "#define STATE_FLOATS(s) %s[s]\n",
       e->s->zero ? "STAGE_SHARDS" : "STAGE_PARAMS");
+    E(e,
+      "/* Floats of the trainer's weight arena (TRAINER.arena[0]) of stage s, and the working "
+      "copy\n * rebuilt from it after the C API replaced it (a bf16 trainer's; else nothing). "
+      "*/\n#define WEIGHT_FLOATS(s) %s[s]\n#define WEIGHTS_REFRESH() %s\n\n",
+      cg_zero_master(e) ? "STAGE_SHARDS" : "STAGE_PARAMS",
+      cg_zero_master(e) ? "mprt_zero_master_params(&ZERO, mst, prm, false)"
+                        : "mprt_bf16_refresh()");
 }
 
 /* After mprt_init: shared by the command line and the C API's create (emit_capi.c). */
@@ -531,6 +542,24 @@ static void emit_setup_rank(Emit *e) {
          " * timers. After mprt_init; free_all undoes it. */\n"
          "static void setup_rank(void) {\n");
     emit_setup_arenas(e);
+    if (cg_zero_master(e)) {
+        E(e, "    mst = mprt_falloc_in(MPRT_MEM_OPTIM, ns); /* bf16 + ZeRO: this rank's parts of "
+             "the f32\n                                                master weights; traffic "
+             "in bf16 */\n"
+             "    int64_t nl = STAGE_LAYER_PARAMS[mesh->s];\n"
+             "    wl = mprt_falloc_in(MPRT_MEM_BUFFERS, nl); /* one layer's weights as f32 */\n"
+             "    mprt_bf16_weights(NULL, prm, np, wl, nl); /* the working copy, no whole master "
+             "*/\n"
+             "    mprt_zero_master(mst, prm), mprt_set_wire_bf16(true);\n"
+             "    STAGES[mesh->s].alloc();\n"
+             "    float *whole = mprt_zero_weights(&MODEL, mst, false); /* initialised whole, "
+             "then */\n"
+             "    mprt_params_init(&MODEL, whole, seed);\n"
+             "    mprt_zero_weights_done(&MODEL, whole, mst, true); /* mst: the parts, prm: all, "
+             "bf16 */\n"
+             "    mprt_layer_timers(LAYERS, NUM_LAYERS);\n}\n\n");
+        return;
+    }
     if (cg_bf16(e))
         E(e, "    mst = mprt_falloc_in(MPRT_MEM_OPTIM, np); /* bf16: the f32 master weights; "
              "traffic in bf16 */\n"

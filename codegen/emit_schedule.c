@@ -348,10 +348,25 @@ static void emit_optimizer(Emit *e) {
     OptKind opt = e->g->train.opt;
     const char *w = cg_mst(e) ? "mst" : "prm"; /* the weights the optimizer updates */
     if (!e->s->zero) E(e, "    int64_t n = STAGE_PARAMS[mesh->s];\n");
-    if (cg_mst(e))
+    if (cg_zero2_sharded(e) && cg_bf16(e))
+        E(e,
+          "    mprt_bf16_round(gsh, gsh, STAGE_SHARDS[mesh->s]); /* bf16 gradients (parts) */\n");
+    else if (e->s->zero && cg_bf16(e))
+        E(e, "    mprt_bf16_round(grd, grd, STAGE_PARAMS[mesh->s]); /* bf16 gradients (the "
+             "synced parts\n                                                          already "
+             "are) */\n");
+    else if (cg_mst(e))
         E(e, "    %sbf16_round(grd, grd, n); /* bf16 gradients (the synced ones already are) */\n",
           pfx(e));
-    if (e->s->zero)
+    if (cg_zero_master(e))
+        E(e, "    /* ZeRO under bf16: the optimizer on this rank's parts of the f32 master "
+             "weights, then\n     * each part rounded into the working copy and all-gathered "
+             "(bf16) */\n"
+             "    float *state[3] = {mst, opt1, opt2};\n"
+             "    MPRT_TIMED(MPRT_OPTIMIZER, mprt_zero_update(&MODEL, mst, grd, gsh, state, "
+             "&hyper, step + 1));\n"
+             "    mprt_zero_master_params(&ZERO, mst, prm, true);\n");
+    else if (e->s->zero)
         E(e,
           "    /* ZeRO: the optimizer on this rank's parts, then every part to every rank */\n"
           "    float *state[3] = {prm, opt1, opt2};\n"
@@ -371,7 +386,7 @@ static void emit_optimizer(Emit *e) {
           "hyper.beta1, "
           "hyper.beta2, hyper.eps, hyper.weight_decay, step + 1));\n",
           pfx(e), opt_name(opt), w);
-    if (cg_mst(e))
+    if (cg_mst(e) && !cg_zero_master(e))
         E(e, "    %sbf16_refresh(); /* prm: the bf16 rounding of the new mst */\n", pfx(e));
     if (e->t->dev)
         E(e, "    double dev = 0;\n    mprt_cu_download(&dev, dloss, sizeof dev); /* waits for the "

@@ -6,6 +6,7 @@
  */
 #include <limits.h>
 #include <mpi.h>
+#include <stdint.h>
 #include <stdlib.h>
 
 #include "internal.h"
@@ -72,4 +73,24 @@ void mprt_zero_rs_wait(int slot) {
                            mprt_group_name(ZR.group[slot])),
                 "MPI_Ireduce_scatter_block", ZR.group[slot]);
     zero_rs_done(slot);
+}
+
+void mprt_zero_allgather_bf16(MprtGroup g, uint16_t *full, int64_t count, int64_t shard) {
+    int G = mprt_group_size(g);
+    if (shard < 0 || shard * G < count || (int64_t)G * shard > INT_MAX)
+        mprt_fatal("MPI_Allgatherv: bad ZeRO split of %lld bf16 values into %d parts of %lld",
+                   (long long)count, G, (long long)shard);
+    int *c = malloc(2 * (size_t)G * sizeof *c);
+    if (!c) mprt_fatal("out of memory");
+    for (int r = 0; r < G; r++) {
+        int64_t lo, n = mprt_zero_span(count, shard, r, &lo);
+        c[r] = (int)n, c[G + r] = (int)lo;
+    }
+    double t0 = MPI_Wtime();
+    mprt__check(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, full, c, c + G, MPI_UINT16_T,
+                               mprt__comm(g)),
+                "MPI_Allgatherv", g);
+    mprt_stats_add(MPRT_ALLGATHER, g, mprt_coll_bytes(MPRT_ALLGATHER, G, 2 * shard * G),
+                   MPI_Wtime() - t0);
+    free(c);
 }

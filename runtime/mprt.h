@@ -162,6 +162,9 @@ void mprt_zero_rs_wait(int slot);
 void mprt_zero_reduce_scatter(MprtGroup g, float *full, float *out, int64_t count, int64_t shard,
                               bool add);
 void mprt_zero_allgather(MprtGroup g, float *full, int64_t count, int64_t shard);
+/* The same on bf16 values (ZeRO under bf16: the 16-bit working weights), counted as
+ * n = 2·shard·G bytes (comm_zero.c). */
+void mprt_zero_allgather_bf16(MprtGroup g, uint16_t *full, int64_t count, int64_t shard);
 
 /* Local slice (R → B or R → F, no communication): copies this rank's slice of `full`
  * (outer × G·chunk × inner) into `local` (outer × chunk × inner). Also used to take a shard

@@ -74,6 +74,10 @@ typedef struct MprtZero {
     const MprtZeroPart *parts; /* [nparts], every layer with parameters, of every stage */
     int nparts;
     const int64_t *stage_floats; /* [S]: floats of each stage's weight arena */
+    /* bf16 (docs/runtime.md, "ZeRO under bf16"): the f32 master weights are sharded like the
+     * state, so the trainer's weight arena (MprtArenas[0]) holds this rank's parts at `soff`
+     * and the bf16 working copy `prm` is whole; false: the weight arena is whole */
+    bool master;
 } MprtZero;
 
 /* Floats of stage `stage`'s shard arenas: every part's `shard` floats, end to end (pure). */
@@ -90,7 +94,8 @@ struct MprtHyper;
  * every layer of its stage: gradients from gsh at the parts' offsets (ZeRO-2: every layer's
  * part, all of a layer without synchronisation), or with gsh NULL (ZeRO-1, reduced in place)
  * from the part's place in grd; state in state[1], state[2] at the parts' offsets, parameters
- * updated in place. */
+ * updated in place: at their place in the whole arena `prm`, or under z->master at the parts'
+ * offsets (`prm` is then the f32 master weights' parts). */
 void mprt_zero_update(const struct MprtModel *m, float *prm, const float *grd, const float *gsh,
                       float *state[3], const struct MprtHyper *h, int64_t t);
 /* The same walk over the parts with another optimizer for each part (the CUDA trainer's, on
@@ -103,6 +108,24 @@ void mprt_zero_update_parts(const struct MprtModel *m, float *prm, const float *
                             MprtZeroStep step);
 /* Then every rank's updated part to every rank of its group (counted: the plan's all-gather). */
 void mprt_zero_params(const MprtZero *z, float *prm);
+/* bf16 with ZeRO (z->master): the working copy `prm` (whole) from this rank's parts of the f32
+ * master weights `mst`: each part packed to bf16 at its place, then every part to every rank
+ * of its group (mprt_zero_allgather_bf16: 2 bytes a value, as the plan prices it). In the step the
+ * all-gather is counted; `counted` false (after a C API load) leaves it out of the plan's traffic.
+ */
+void mprt_zero_master_params(const MprtZero *z, const float *mst, uint16_t *prm, bool counted);
+/* The stage's weights whole, for code that reads or writes them by tensor (initialisation,
+ * checkpoints, --init-partial, --export-hf): `arena` itself, or under m->zero->master a whole
+ * copy (stage_floats + 1 floats, not counted as the trainer's memory) gathered from the parts
+ * in `arena` when `gather` (collective over each part's group, not counted as traffic), zeros
+ * otherwise. mprt_zero_weights_done takes this rank's parts of it back into `arena` when `put`
+ * and frees it; for a whole arena both do nothing. */
+float *mprt_zero_weights(const struct MprtModel *m, float *arena, bool gather);
+/* Registers the trainer's live master parts and working copy (NULL, NULL: none), so that
+ * mprt_zero_weights_done putting a whole copy into `mst` also rounds it into `prm`, as
+ * mprt_bf16_upload does for a whole master arena. */
+void mprt_zero_master(float *mst, uint16_t *prm);
+void mprt_zero_weights_done(const struct MprtModel *m, float *whole, float *arena, bool put);
 
 /* A bf16 trainer's weights (trainer_bf16.c; docs/runtime.md, "A bf16 trainer"): `master`, the
  * f32 master weights the optimizer updates and checkpoints hold, and `work`, n bf16 values at
@@ -113,7 +136,9 @@ void mprt_zero_params(const MprtZero *z, float *prm);
  * mprt_bf16_weights registers the three (and rounds work from master); mprt_bf16_refresh
  * rounds all of it again; mprt_bf16_upload and mprt_bf16_download are MprtModel's copies for
  * a bf16 trainer: a plain copy, and a write into the master weights also rounds that range
- * into work. With no weights registered, refresh does nothing and the copies are memcpy. */
+ * into work. With no weights registered, refresh does nothing and the copies are memcpy.
+ * master NULL (ZeRO under bf16: the master weights are parts, trainer_zero.c writes work):
+ * mprt_bf16_layer works, refresh and the copies leave work alone. */
 void mprt_bf16_weights(float *master, uint16_t *work, int64_t n, float *stage, int64_t cap);
 void mprt_bf16_refresh(void);
 float *mprt_bf16_layer(int64_t offset, int64_t n);

@@ -151,12 +151,14 @@ void mprt_ckpt_fingerprint(const MprtModel *m, char out[MPRT_FINGERPRINT_LEN]) {
     snprintf(out, MPRT_FINGERPRINT_LEN, "%016llx", (unsigned long long)sum);
 }
 
-/* ZeRO: whole optimizer-state arenas of this rank's stage in w[1..nstate] (w[0] the weights),
- * gathered from the parts in `arena` when `gather` (for a save), zeros otherwise (a load fills
- * them); without ZeRO, w is `arena` itself. free_whole releases what this made. */
+/* ZeRO: whole optimizer-state arenas of this rank's stage in w[1..nstate] (w[0] the weights,
+ * whole too under bf16's sharded master weights: mprt_zero_weights), gathered from the parts in
+ * `arena` when `gather` (for a save), zeros otherwise (a load fills them); without ZeRO, w is
+ * `arena` itself. free_whole releases what this made. */
 static void whole_state(const MprtModel *m, MprtArenas arena, MprtArenas w, bool gather) {
     memcpy(w, arena, sizeof(MprtArenas));
     if (!m->zero) return;
+    w[0] = mprt_zero_weights(m, arena[0], gather); /* bf16's sharded master weights */
     int64_t n = m->zero->stage_floats[mprt_mesh()->s] + 1;
     int64_t ns = mprt_zero_shard_floats(m->zero, mprt_mesh()->s);
     for (int i = 0; i < m->nstate; i++) {
@@ -198,7 +200,8 @@ static void take_state(const MprtModel *m, const float *full, float *parts) {
     free(copy);
 }
 
-static void free_whole(const MprtModel *m, MprtArenas w) {
+static void free_whole(const MprtModel *m, MprtArenas w, MprtArenas sharded, bool put) {
+    if (m->zero) mprt_zero_weights_done(m, w[0], sharded[0], put);
     for (int i = 0; m->zero && i < m->nstate; i++)
         free(w[1 + i]);
 }
@@ -235,7 +238,7 @@ bool mprt_ckpt_save(const MprtModel *m, MprtArenas sharded, const char *path, in
         free(data[i]), free(names[i]);
     free(refs), free(names), free(data);
     mprt_stats_resume();
-    free_whole(m, arena);
+    free_whole(m, arena, sharded, false);
     return ok;
 }
 
@@ -316,7 +319,7 @@ bool mprt_ckpt_load(const MprtModel *m, MprtArenas sharded, const char *path, bo
     if (f) mprt_st_close(f);
     for (int i = 0; ok && state && m->zero && i < m->nstate; i++)
         take_state(m, arena[1 + i], sharded[1 + i]);
-    free_whole(m, arena);
+    free_whole(m, arena, sharded, ok);
     return ok;
 }
 
@@ -328,6 +331,8 @@ static bool st_has(const MprtSt *f, const char *name) {
 
 bool mprt_ckpt_load_partial(const MprtModel *m, float *weights, const char *path, int *loaded,
                             MprtErr *err) {
+    float *parts = weights; /* bf16 under ZeRO: the master weights' parts */
+    weights = mprt_zero_weights(m, parts, true);
     MprtSt *f = mprt_st_open(path, err);
     bool ok = f != NULL;
     *loaded = 0;
@@ -341,5 +346,6 @@ bool mprt_ckpt_load_partial(const MprtModel *m, float *weights, const char *path
         ok = mprt__err(err, "%s: holds none of model '%.80s''s %d parameter tensors", path, m->name,
                        m->nparams);
     if (f) mprt_st_close(f);
+    mprt_zero_weights_done(m, weights, parts, ok);
     return ok;
 }

@@ -23,14 +23,14 @@ static struct {
 } W;
 
 void mprt_bf16_weights(float *master, uint16_t *work, int64_t n, float *stage, int64_t cap) {
-    bool on = master && work;
+    bool on = work != NULL; /* master NULL: ZeRO's parts (trainer_zero.c) write work */
     W.master = master, W.work = work, W.n = on ? n : 0;
     W.stage = on ? stage : NULL, W.cap = on && stage ? cap : 0;
     mprt_bf16_refresh();
 }
 
 void mprt_bf16_refresh(void) {
-    if (W.n > 0) mprt_bf16_pack(W.work, W.master, W.n);
+    if (W.n > 0 && W.master) mprt_bf16_pack(W.work, W.master, W.n);
 }
 
 float *mprt_bf16_layer(int64_t offset, int64_t n) {
@@ -46,7 +46,7 @@ void mprt_bf16_upload(void *arena, const void *host, size_t bytes) {
     memcpy(arena, host, bytes);
     uintptr_t a = (uintptr_t)arena, lo = (uintptr_t)W.master;
     uintptr_t hi = lo + (uintptr_t)W.n * sizeof(float);
-    if (W.n == 0 || a < lo || a + bytes > hi) return; /* not the master weights */
+    if (W.n == 0 || !W.master || a < lo || a + bytes > hi) return; /* not the master weights */
     size_t off = (a - lo) / sizeof(float);
     mprt_bf16_pack(W.work + off, W.master + off, (int64_t)(bytes / sizeof(float)));
 }

@@ -349,7 +349,10 @@ static void check_export_dir(const char *dir) {
 
 static void export_hf(const MprtTrainer *t, const char *dir) {
     MprtErr err = {{0}};
-    mprt_exit_if_any(!mprt_hf_export(t->model, *t->arena[0], t->hf, dir, &err), err.msg);
+    float *w = mprt_zero_weights(t->model, *t->arena[0], true); /* whole (bf16 under ZeRO) */
+    bool ok = mprt_hf_export(t->model, w, t->hf, dir, &err);
+    mprt_zero_weights_done(t->model, w, *t->arena[0], false);
+    mprt_exit_if_any(!ok, err.msg);
     if (mprt_mesh()->rank == 0)
         printf("export-hf: %s/model.safetensors, %s/config.json\n", dir, dir);
 }

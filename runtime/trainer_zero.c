@@ -5,8 +5,12 @@
  * every layer's parameters only, packed at MprtZeroPart.soff; checkpoints hold whole tensors,
  * so that a ZeRO run resumes without ZeRO, on another mesh, and the reverse. mprt_zero_gather
  * rebuilds the stage's whole state arena (the weights' layout) before a save; mprt_zero_take
- * keeps this rank's parts of a whole arena after a load.
+ * keeps this rank's parts of a whole arena after a load. Under bf16 the f32 master weights are
+ * sharded the same way (MprtZero.master): mprt_zero_weights and mprt_zero_weights_done give
+ * the code that reads or writes weights by tensor a whole copy, and mprt_zero_master_params
+ * rebuilds the bf16 working copy from the parts.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "mprt_trainer.h"
@@ -75,7 +79,8 @@ void mprt_zero_update_parts(const MprtModel *m, float *prm, const float *grd, co
         /* ZeRO-2: the part in gsh; ZeRO-1 (gsh NULL): reduced in place, at its place in grd */
         const float *g = gsh ? gsh + p->soff : grd + p->offset + lo;
         float *s2 = state[2] ? state[2] + p->soff : NULL;
-        step(m, prm + p->offset + lo, state[1] + p->soff, s2, g, n, h, t);
+        float *w = z->master ? prm + p->soff : prm + p->offset + lo;
+        step(m, w, state[1] + p->soff, s2, g, n, h, t);
     }
 }
 
@@ -85,4 +90,46 @@ void mprt_zero_params(const MprtZero *z, float *prm) {
         if (p->stage == mprt_mesh()->s && p->synced)
             mprt_zero_allgather(p->group, prm + p->offset, p->count, p->shard);
     }
+}
+
+void mprt_zero_master_params(const MprtZero *z, const float *mst, uint16_t *prm, bool counted) {
+    for (int i = 0; i < z->nparts; i++) {
+        const MprtZeroPart *p = &z->parts[i];
+        if (p->stage != mprt_mesh()->s) continue;
+        int64_t lo = 0, n = p->count;
+        if (p->synced) n = mprt_zero_part(p->group, p->count, p->shard, &lo);
+        mprt_bf16_pack(prm + p->offset + lo, mst + p->soff, n);
+    }
+    if (!counted) mprt_stats_pause();
+    for (int i = 0; i < z->nparts; i++) {
+        const MprtZeroPart *p = &z->parts[i];
+        if (p->stage == mprt_mesh()->s && p->synced)
+            mprt_zero_allgather_bf16(p->group, prm + p->offset, p->count, p->shard);
+    }
+    if (!counted) mprt_stats_resume();
+}
+
+/* The registered pair (mprt_zero_master): writes of whole weights into `mst` round into `prm`. */
+static struct {
+    float *mst;
+    uint16_t *prm;
+} W;
+
+void mprt_zero_master(float *mst, uint16_t *prm) { W.mst = mst, W.prm = prm; }
+
+float *mprt_zero_weights(const MprtModel *m, float *arena, bool gather) {
+    if (!m->zero || !m->zero->master) return arena;
+    int64_t n = m->zero->stage_floats[mprt_mesh()->s] + 1;
+    float *whole = mprt_falloc(n);
+    memset(whole, 0, sizeof(float) * (size_t)n);
+    if (gather) mprt_zero_gather(m->zero, arena, whole);
+    return whole;
+}
+
+void mprt_zero_weights_done(const MprtModel *m, float *whole, float *arena, bool put) {
+    if (!m->zero || !m->zero->master) return;
+    if (put) mprt_zero_take(m->zero, whole, arena);
+    if (put && arena == W.mst && W.prm) /* the live master weights: their working copy too */
+        mprt_bf16_pack(W.prm, whole, m->zero->stage_floats[mprt_mesh()->s]);
+    free(whole);
 }

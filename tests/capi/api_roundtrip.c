@@ -3,7 +3,9 @@
  * (101 rows) does not divide the tensor group (2 ranks), the case whose load once read past a
  * heap buffer: create, train, save, load, train, save. Built with -DAPI_ZERO it takes the API
  * of the same model planned with train.zero = 2 on a 1x2x2 mesh (prefix embz, 4 ranks): ZeRO
- * through the C API, whose checkpoints must be the standalone ZeRO-2 trainer's bytes too.
+ * through the C API, whose checkpoints must be the standalone ZeRO-2 trainer's bytes too; with
+ * -DAPI_ZERO_BF16 the same plan under bf16 (prefix embbz: the f32 master weights in parts, the
+ * working copy rebuilt after a load).
  *
  *   mpirun -np 2 ./capi_roundtrip DIR
  *
@@ -20,7 +22,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#ifdef API_ZERO /* the same round trip through a ZeRO-2 plan's API (prefix embz) */
+#if defined API_ZERO_BF16 /* ZeRO-2 under bf16 (prefix embbz): sharded f32 master weights */
+#include "embbz.h"
+#define API(x) embbz_##x
+#define API_OK EMBBZ_OK
+#elif defined API_ZERO /* the same round trip through a ZeRO-2 plan's API (prefix embz) */
 #include "embz.h"
 #define API(x) embz_##x
 #define API_OK EMBZ_OK

@@ -14,6 +14,34 @@ For one model trained with Adam, on each pinned mesh of --meshes (plan.mesh SxDx
     as train.zero = 0 on --resume-mesh (another rank count) and continues the uninterrupted
     curve, and the reverse (saved without ZeRO on --resume-mesh, resumed with ZeRO-2).
 
+With --precision bf16 (docs/runtime.md, "ZeRO under bf16") every run is bf16: ZeRO shards
+the f32 master weights with the moments, reduce-scatters bf16 gradients and all-gathers the
+updated bf16 weights. Then:
+
+  * ZeRO-1/2 track bf16 without ZeRO within --rtol (see BF16_RTOL below for why not 1e-5);
+  * the memory check is the optimizer category only, exactly (f32 master parts + moments, the
+    plan's 4·(copies + 1)·shard): until the trainer stores bf16 in 16-bit buffers its
+    parameters, gradients, activations and ZeRO-2 slots are twice the plan's bf16 figures
+    (docs/runtime.md, "A bf16 trainer");
+  * checkpoints cross precision and ZeRO: saved by bf16 ZeRO-2 on the first mesh, resumed by
+    f32 without ZeRO on --resume-mesh (4 -> 1 ranks) and the reverse, each within
+    --cross-rtol of the run it continues (bf16 and f32 trajectories drift apart, as in
+    tests/e2e/bf16.py), and bf16 ZeRO-2 resumed from its own checkpoint repeats its
+    uninterrupted run digit for digit (the f32 master weights were saved whole, not rounded).
+
+Why BF16_RTOL (2e-3 by default, from CMake): under bf16 every gradient sum is a bf16 sum formed
+pair by pair in MPI's order (docs/runtime.md, "bf16"). A reduce-scatter sums in another order
+than the all-reduce on 4 ranks (on 2 ranks a + b is the same either way), and ZeRO-2 sums each
+micro-batch in bf16 and the micro-batches in f32, where plain data parallelism sums the
+micro-batches in f32 and rounds once: each reduced gradient may differ by one bf16 rounding
+(u = 2^-9 relative) in either direction. Adam normalises the gradient, so such a difference
+moves a weight by up to about lr·u per step, of random sign; measured on these meshes the loss
+curves differ by 1e-5 to 2e-4 relative over 20 steps. 2e-3 (about u) is 10x that and well
+below what a broken sharding does: a rank that updates the wrong part, or whose master weights
+are not gathered, leaves those weights at their initial values and moves the loss by 1e-2 and
+more within a few steps (the curve falls 1-3 % over 20 steps), and a lost bf16 round shows in
+the digit-for-digit resume.
+
 With --target cuda the same checks run on the CUDA trainer (docs/cuda.md, "ZeRO"); then
 --gpu-probe names a program that exits 0 when a CUDA device is present, and without one the
 script prints "SKIPPED: no CUDA device" and exits 77 before building anything; with
@@ -31,6 +59,7 @@ import sys
 
 STEP = re.compile(r"^step (\d+)/(\d+) \| loss ([-+0-9.eEinfa]+)")
 MEMORY = re.compile(r"params (\d+)/(\d+) B, grads (\d+)/(\d+) B")
+OPTIM = re.compile(r"optimizer (\d+)/(\d+) B")
 
 
 def run(cmd, timeout):
@@ -44,18 +73,19 @@ class Ctx:
         self.failures = []
         self.built = {}
 
-    def build(self, mesh, zero):
-        """The trainer of (mesh, zero), built once per run."""
-        if (mesh, zero) in self.built:
-            return self.built[(mesh, zero)]
+    def build(self, mesh, zero, prec=None):
+        """The trainer of (mesh, zero, precision: --precision by default), built once."""
+        prec = prec or self.a.precision
+        if (mesh, zero, prec) in self.built:
+            return self.built[(mesh, zero, prec)]
         S, d, t = (int(x) for x in mesh.split("x"))
-        exe = os.path.join(self.a.workdir, f"m{mesh}_z{zero}")
+        exe = os.path.join(self.a.workdir, f"m{mesh}_z{zero}_{prec}")
         r = run([self.a.mpcc, self.a.model, "-D", f"cluster.devices={S * d * t}", "-D",
-                 f"plan.mesh={mesh}", "-D", f"train.zero={zero}", "--target", self.a.target,
-                 "-o", exe], 600)
+                 f"plan.mesh={mesh}", "-D", f"train.zero={zero}", "-D",
+                 f"train.precision={prec}", "--target", self.a.target, "-o", exe], 600)
         if r.returncode != 0:
             raise RuntimeError(r.stdout)
-        self.built[(mesh, zero)] = (exe, S * d * t)
+        self.built[(mesh, zero, prec)] = (exe, S * d * t)
         return exe, S * d * t
 
     def build_all(self, keys):
@@ -80,14 +110,21 @@ class Ctx:
     def memory(self, cmd, out):
         """Allocated == the plan's memory, and under ZeRO-2 the gradients are this rank's
         parts: the plan's shard figure, below the parameters (no whole gradient arena)."""
-        if "memory: allocated == predicted on every rank" not in out:
+        o = OPTIM.search(out)
+        if "_bf16" in cmd[4]:  # the optimizer category only (see the docstring)
+            if not o or o.group(1) != o.group(2):
+                self.failures.append(f"{' '.join(cmd)}: optimizer state allocated != predicted")
+        elif "memory: allocated == predicted on every rank" not in out:
             self.failures.append(f"{' '.join(cmd)}: memory allocated != predicted")
         m = MEMORY.search(out)
-        if m and "_z2" in cmd[4] and not int(m.group(3)) < int(m.group(1)):
+        # the whole f32 gradients would be the parameters' bytes (f32), twice them (bf16 params)
+        whole = int(m.group(1)) * (2 if "_bf16" in cmd[4] else 1) if m else 0
+        if m and "_z2" in cmd[4] and not int(m.group(3)) < whole:
             self.failures.append(f"{' '.join(cmd)}: ZeRO-2 gradients {m.group(3)} B are not a "
-                                 f"shard of the {m.group(1)} B of parameters")
+                                 f"shard of the {whole} B of whole f32 gradients")
 
-    def same(self, what, got, want, steps):
+    def same(self, what, got, want, steps, rtol=None):
+        rtol = self.a.rtol if rtol is None else rtol
         if sorted(got) != steps:
             self.failures.append(f"{what}: printed steps {sorted(got)}, expected {steps}")
             return 0.0
@@ -95,7 +132,7 @@ class Ctx:
         for s in steps:
             rel = abs(got[s] - want[s]) / max(abs(want[s]), 1e-12)
             worst = max(worst, rel)
-            if rel > self.a.rtol:
+            if rel > rtol:
                 self.failures.append(f"{what} step {s}: loss {got[s]} vs {want[s]} ({rel:.2e})")
         return worst
 
@@ -115,17 +152,19 @@ def curves(c, a):
                   f"difference {worst:.2e}")
 
 
-def resume(c, a, src, dst):
-    """Saved at step 10 by (mesh, zero) src, resumed by dst, against dst's uninterrupted run."""
+def resume(c, a, src, dst, rtol=None):
+    """Saved at step 10 by (mesh, zero[, precision]) src, resumed by dst, against dst's
+    uninterrupted run."""
     exe_a, na = c.build(*src)
     exe_b, nb = c.build(*dst)
-    ck = os.path.join(a.workdir, f"ck_{src[0]}_z{src[1]}.safetensors")
+    ck = os.path.join(a.workdir, f"ck_{'_'.join(map(str, src))}.safetensors")
     full = c.train(exe_b, nb, "--steps", "20")
     c.train(exe_a, na, "--steps", "10", "--save", ck)
     got = c.train(exe_b, nb, "--steps", "20", "--resume", ck)
-    worst = c.same(f"saved by {src}, resumed by {dst}", got, full, list(range(11, 21)))
-    print(f"saved at step 10 on mesh {src[0]} zero={src[1]} ({na} ranks), resumed on mesh {dst[0]} "
-          f"zero={dst[1]} ({nb} ranks): steps 11-20 within {worst:.2e} of the uninterrupted run")
+    worst = c.same(f"saved by {src}, resumed by {dst}", got, full, list(range(11, 21)), rtol)
+    name = lambda k, n: f"mesh {k[0]} zero={k[1]}{' ' + k[2] if len(k) > 2 else ''} ({n} ranks)"
+    print(f"saved at step 10 on {name(src, na)}, resumed on {name(dst, nb)}: steps 11-20 "
+          f"within {worst:.2e} of the uninterrupted run")
 
 
 def main():
@@ -138,6 +177,9 @@ def main():
     p.add_argument("--resume-mesh", default="1x2x1")
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--rtol", type=float, default=1e-5)
+    p.add_argument("--precision", choices=("f32", "bf16"), default="f32")
+    p.add_argument("--cross-rtol", type=float, default=5e-3,
+                   help="bf16: a checkpoint resumed in the other precision (tests/e2e/bf16.py)")
     p.add_argument("--timeout", type=int, default=300)
     p.add_argument("--target", choices=("c", "cuda"), default="c")
     p.add_argument("--comm", default="mpi", help="the CUDA trainer's --comm (mpi: ranks share a GPU)")
@@ -153,10 +195,18 @@ def main():
     os.makedirs(a.workdir, exist_ok=True)
     c = Ctx(a)
     first = a.meshes.split(",")[0]
-    c.build_all([(m, z) for m in a.meshes.split(",") for z in (0, 1, 2)] + [(a.resume_mesh, 0)])
+    keys = [(m, z) for m in a.meshes.split(",") for z in (0, 1, 2)] + [(a.resume_mesh, 0)]
+    if a.precision == "bf16":
+        keys += [(a.resume_mesh, 0, "f32")]
+    c.build_all(keys)
     curves(c, a)
-    resume(c, a, (first, 2), (a.resume_mesh, 0))
-    resume(c, a, (a.resume_mesh, 0), (first, 2))
+    if a.precision == "bf16":  # across precision and ZeRO, and bf16 ZeRO-2 onto itself
+        resume(c, a, (first, 2), (a.resume_mesh, 0, "f32"), a.cross_rtol)
+        resume(c, a, (a.resume_mesh, 0, "f32"), (first, 2), a.cross_rtol)
+        resume(c, a, (first, 2), (first, 2), 0.0)
+    else:
+        resume(c, a, (first, 2), (a.resume_mesh, 0))
+        resume(c, a, (a.resume_mesh, 0), (first, 2))
     for f in c.failures:
         print("FAIL:", f)
     print("ok" if not c.failures else f"{len(c.failures)} failure(s)")

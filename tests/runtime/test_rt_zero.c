@@ -36,7 +36,7 @@ static void check_shard_floats(void) {
         {1, MPRT_STAGE, false, 0, 7, 7, 0},
     };
     static const int64_t stage_floats[2] = {15, 7};
-    MprtZero z = {2, parts, 3, stage_floats};
+    MprtZero z = {2, parts, 3, stage_floats, false};
     CHECK(mprt_zero_shard_floats(&z, 0) == 8, "stage 0: %lld",
           (long long)mprt_zero_shard_floats(&z, 0));
     CHECK(mprt_zero_shard_floats(&z, 1) == 7, "stage 1: %lld",
