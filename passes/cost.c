@@ -323,8 +323,13 @@ int search_node_modes(const Search *s, int p, const Cand *c, Mode *out) {
     for (int i = 0; i < na; i++)
         any_tensor |= all[i].strat != STRAT_DATA && !pass_rules[n->op].own_fwd[all[i].strat];
     int k = 0;
+    /* padded classes (rules.c RULES_LINEAR): only straight into a vocabulary-parallel loss */
+    bool pad_ok = s->vocab_logits[n->output];
     for (int i = 0; i < na; i++) {
         if (n->annot.has_strat && all[i].strat != n->annot.strat) continue;
+        if (n->op == OP_LINEAR && all[i].out == LAYOUT_F && search_padded(s, n->output, c->t) &&
+            !pad_ok)
+            continue;
         if (c->restrict_tensor && any_tensor && all[i].strat == STRAT_DATA) continue;
         out[k++] = all[i];
     }
@@ -333,8 +338,14 @@ int search_node_modes(const Search *s, int p, const Cand *c, Mode *out) {
 
 /* ───────────────────────────── costs ───────────────────────────── */
 
+bool search_padded(const Search *s, int v, int t) {
+    return t > 1 && s->feat[v] > 1 && s->feat[v] % t != 0; /* not a scalar (feat 1) */
+}
+
 int64_t search_local_bytes(const Search *s, const Cand *c, int v, Layout l) {
     int64_t n = s->sample_bytes[v] * c->b;
+    if (l == LAYOUT_F && search_padded(s, v, c->t)) /* ceil(feat/t) of every row */
+        return n / s->feat[v] * ((s->feat[v] + c->t - 1) / c->t);
     return (l == LAYOUT_B || l == LAYOUT_F) ? n / c->t : n;
 }
 
@@ -360,7 +371,10 @@ static Shape local_shape(const Search *s, const Cand *c, int v, Layout l) {
     sh.d[0] = c->b;
     if (c->t > 1 && l == LAYOUT_B) sh.d[0] /= c->t;
     /* a scalar (a vocabulary-parallel loss's value, "F" as its input) has nothing to split */
-    if (c->t > 1 && l == LAYOUT_F && sh.rank > 0) sh.d[sh.rank == 4 ? 1 : sh.rank - 1] /= c->t;
+    if (c->t > 1 && l == LAYOUT_F && sh.rank > 0) { /* rounded up: padded classes */
+        int64_t *f = &sh.d[sh.rank == 4 ? 1 : sh.rank - 1];
+        *f = (*f + c->t - 1) / c->t;
+    }
     return sh;
 }
 
@@ -401,6 +415,12 @@ static CompCtx comp_ctx(const Search *s, const Cand *c, const IrNode *n, const M
     }
     x.rows = x.samples * (cols > 0 ? numel / cols : 0);
     x.cols = cols / (col ? t : 1.0);
+    int pv = n->op == OP_CROSS_ENTROPY ? n->inputs[0] : n->output;
+    if (col && split && search_padded(s, pv, c->t)) { /* padded classes: ceil(V/t) per rank */
+        double v = (double)s->feat[pv], vl = (double)((s->feat[pv] + c->t - 1) / c->t);
+        x.cols = n->op == OP_CROSS_ENTROPY ? x.cols : vl;
+        x.ff *= vl * t / v, x.fb *= vl * t / v;
+    }
     x.in = (double)s->feat[n->inputs[0]] / (row ? t : 1.0);
     if (n->op == OP_ATTENTION) {
         x.in = cols, x.plane = (double)in->d[1];
@@ -593,6 +613,8 @@ static void value_costs(Search *s, const Cand *c) {
         for (int a = 0; a < 4; a++) {
             for (int b = 0; b < 4; b++) {
                 CollKind f = cost_layout_change((Layout)a, (Layout)b);
+                if ((a == LAYOUT_F || b == LAYOUT_F) && a != b && search_padded(s, v, c->t))
+                    f = COLL__COUNT; /* padded logits are never gathered or sliced */
                 double tm = INFINITY;
                 s->reshf[v * 16 + a * 4 + b] = INFINITY;
                 if (f != COLL__COUNT) {

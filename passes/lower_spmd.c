@@ -117,13 +117,14 @@ static int make_buf(Lower *L, int value, Layout lay, int node) {
     b->grad = L->needs_grad[value] && v->shape.rank > 0;
     int id = (int)L->bufs.len - 1;
     if (b->split_dim >= 0) {
+        bool pad = lay == LAYOUT_F && b->full.d[b->split_dim] % L->s->t != 0; /* classes */
         if (v->shape.rank < 1 || (lay == LAYOUT_F && v->shape.rank < 2) ||
-            b->full.d[b->split_dim] % L->s->t != 0) {
+            (b->full.d[b->split_dim] % L->s->t != 0 && !pad)) {
             ice(L, node,
                 arena_printf(L->g->arena, "value '%s' cannot be split %s over %d tensor ranks",
                              v->name, lay == LAYOUT_B ? "by batch" : "by feature", L->s->t));
-        } else {
-            b->local.d[b->split_dim] /= L->s->t;
+        } else { /* padded classes (passes/rules.c RULES_LINEAR): ceil(V/t) on every rank */
+            b->local.d[b->split_dim] = (b->local.d[b->split_dim] + L->s->t - 1) / L->s->t;
         }
     }
     L->copy[value * LAYOUT__COUNT + lay] = id;

@@ -98,6 +98,7 @@ typedef enum {
     RC_FEAT,     /* the input's and the output's features */
     RC_IN_FEAT,  /* the input's features (channels) */
     RC_OUT_FEAT, /* the output's features (channels) */
+    RC_OUT_PAD,  /* the output's features, or padded: every rank owns at least one (a vocabulary) */
     RC_HEADS,    /* attention heads */
 } RuleCond;
 

@@ -92,9 +92,12 @@ static int64_t stash_cross_entropy(const RuleCtx *c) {
 /* Ops that need whole rows (normalisation, the losses): replicated or split by batch. */
 #define ROWWISE .modes = {M(DATA, R, R, ALWAYS), M(DATA, B, B, BATCH)}, .nmodes = 2
 
+/* A column split of classes that do not divide pads (each rank ceil(out/t) columns, the last
+ * rank's extra ones zero): the search keeps it only for an LM head whose logits go straight
+ * into a vocabulary-parallel loss, which leaves the padding out of the softmax. */
 #define RULES_LINEAR {                                                                  \
-    .modes = {M(DATA, B, B, BATCH), M(COL, R, F, OUT_FEAT), M(ROW, F, P, IN_FEAT)}, .nmodes = 3, \
-    .split = {[STRAT_COL] = {[PARAM_WEIGHT] = SPLIT(1), [PARAM_BIAS] = SPLIT(0)},       \
+    .modes = {M(DATA, B, B, BATCH), M(COL, R, F, OUT_PAD), M(ROW, F, P, IN_FEAT)}, .nmodes = 3, \
+    .split = {[STRAT_COL] = {[PARAM_WEIGHT] = SPLIT_CEIL(1), [PARAM_BIAS] = SPLIT_CEIL(0)}, \
               [STRAT_ROW] = {[PARAM_WEIGHT] = SPLIT(0), [PARAM_BIAS] = RANK0}},         \
     .own_bwd = {[STRAT_COL] = COLL_ALLREDUCE}}
 #define RULES_ADD {                                                                     \
@@ -123,9 +126,11 @@ static int64_t stash_cross_entropy(const RuleCtx *c) {
     .own_bwd = {[STRAT_COL] = COLL_ALLREDUCE},                                          \
     .stash = stash_attention, .scratch = scratch_attention}
 /* Vocabulary-parallel (Shoeybi et al. 2019, §3): the logits split by class, the labels
- * whole; the forward all-reduces three floats per row (max, sum of exponentials, target). */
+ * whole; the forward all-reduces three floats per row (max, sum of exponentials, target).
+ * Classes that do not divide arrive padded from their head (RULES_LINEAR); the search never
+ * reshards such logits. */
 #define RULES_CROSS_ENTROPY {                                                           \
-    .modes = {M(DATA, R, R, ALWAYS), M(DATA, B, B, BATCH), M2(COL, F, R, F, IN_FEAT)},  \
+    .modes = {M(DATA, R, R, ALWAYS), M(DATA, B, B, BATCH), M2(COL, F, R, F, ALWAYS)},   \
     .nmodes = 3, .own_fwd = {[STRAT_COL] = 3}, .stash = stash_cross_entropy}
 #define RULES_MSE {ROWWISE}
 /* clang-format on */
@@ -148,6 +153,7 @@ static bool cond_holds(RuleCond k, const IrNode *n, int t, int64_t b, int64_t in
     case RC_FEAT: return in_feat % t == 0 && out_feat % t == 0;
     case RC_IN_FEAT: return in_feat % t == 0;
     case RC_OUT_FEAT: return out_feat % t == 0;
+    case RC_OUT_PAD: return out_feat % t == 0 || (t - 1) * ((out_feat + t - 1) / t) < out_feat;
     case RC_HEADS: return ir_arg_int(n, ATTENTION_HEADS) % t == 0;
     }
     return false;

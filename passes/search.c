@@ -80,15 +80,21 @@ static void search_values(Search *s) {
         s->sample_bytes[v] = batch > 0 ? numel / batch * size : 0;
         s->feat[v] = value_feat(val);
     }
+    int *uses = search_xcalloc((size_t)s->V, sizeof(int));
     for (int i = 0; i < s->N; i++) {
         const IrNode *n = IR_NODE(g, i);
         bool ng = n->nparams > 0;
         for (int k = 0; k < n->ninputs; k++) {
             s->last_use[n->inputs[k]] = i;
             if (s->needs_grad[n->inputs[k]]) ng = true;
+            uses[n->inputs[k]]++;
         }
         s->needs_grad[n->output] = ng;
+        if (n->op == OP_CROSS_ENTROPY) s->vocab_logits[n->inputs[0]] = true;
     }
+    for (int v = 0; v < s->V; v++)
+        s->vocab_logits[v] = s->vocab_logits[v] && uses[v] == 1;
+    free(uses);
 }
 
 /* Live activations at each point: a value is live from just after its producer up to and
@@ -174,6 +180,7 @@ bool search_init(Search *s, IrGraph *g, Diag *d) {
     size_t V = (size_t)s->V, N = (size_t)s->N;
     s->act = search_xcalloc(V, sizeof(bool));
     s->needs_grad = search_xcalloc(V, sizeof(bool));
+    s->vocab_logits = search_xcalloc(V, sizeof(bool));
     s->sample_bytes = search_xcalloc(V, sizeof(int64_t));
     s->feat = search_xcalloc(V, sizeof(int64_t));
     s->last_use = search_xcalloc(V, sizeof(int));
@@ -211,15 +218,15 @@ bool search_init(Search *s, IrGraph *g, Diag *d) {
 }
 
 void search_free(Search *s) {
-    void *ptrs[] = {s->act,      s->needs_grad, s->sample_bytes, s->feat,   s->last_use,
-                    s->live_off, s->live_n,     s->live,         s->in_pos, s->next_src,
-                    s->pin,      s->nmodes,     s->modes,        s->mc,     s->resh,
-                    s->cutf,     s->cutb,       s->cur,          s->nxt,    s->from,
-                    s->cutflag,  s->rec_off,    s->st_off,       s->st_cnt, s->st_idx,
-                    s->tr_off,   s->st_code,    s->tr,           s->cl,     s->cr,
-                    s->pre,      s->suf,        s->kmin,         s->kmax,   s->crm,
-                    s->infl,     s->curm,       s->nxtm,         s->rcfix,  s->rc,
-                    s->intern,   s->reshf,      s->stage_mem};
+    void *ptrs[] = {s->act,      s->needs_grad, s->sample_bytes, s->feat,        s->last_use,
+                    s->live_off, s->live_n,     s->live,         s->in_pos,      s->next_src,
+                    s->pin,      s->nmodes,     s->modes,        s->mc,          s->resh,
+                    s->cutf,     s->cutb,       s->cur,          s->nxt,         s->from,
+                    s->cutflag,  s->rec_off,    s->st_off,       s->st_cnt,      s->st_idx,
+                    s->tr_off,   s->st_code,    s->tr,           s->cl,          s->cr,
+                    s->pre,      s->suf,        s->kmin,         s->kmax,        s->crm,
+                    s->infl,     s->curm,       s->nxtm,         s->rcfix,       s->rc,
+                    s->intern,   s->reshf,      s->stage_mem,    s->vocab_logits};
     for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++)
         free(ptrs[i]);
 }

@@ -89,6 +89,9 @@ typedef struct Search {
     double gemm_scale;
     /* per value */
     bool *act, *needs_grad;
+    /* the logits of a cross-entropy and nothing else: the one place classes that do not divide
+     * the tensor group may be split (padded; passes/rules.c RULES_LINEAR) */
+    bool *vocab_logits;
     int64_t *sample_bytes, *feat;
     int *last_use;
     /* per point 0..N: the live activations, sorted by value index */
@@ -205,6 +208,8 @@ bool search_has_tensor_annot(const IrNode *n);
 int search_node_modes(const Search *s, int p, const Cand *c, Mode *out);
 /* Bytes one device holds of value v (one micro-batch) in layout l. */
 int64_t search_local_bytes(const Search *s, const Cand *c, int v, Layout l);
+/* Value v's features do not divide over t > 1 tensor ranks: split, they are padded. */
+bool search_padded(const Search *s, int v, int t);
 /* Fills modes, costs and the lower bound of candidate `c`; false when some node has no mode. */
 bool search_cand_prepare(Search *s, Cand *c);
 

@@ -51,6 +51,8 @@ static void alt_for(const Search *s, const Cand *c, const Plan *plan, int p, int
     double conv_t = 0;
     if (want != M->out) {
         CollKind f = cost_layout_change(M->out, want);
+        if ((want == LAYOUT_F || M->out == LAYOUT_F) && search_padded(s, n->output, c->t))
+            return; /* padded classes are never gathered or sliced */
         if (f == COLL__COUNT) return;
         int v = n->output;
         int64_t nb = s->sample_bytes[v] * c->b;
@@ -96,6 +98,20 @@ static const char *vocab_reason(const PlanNode *pn, Arena *A) {
                         units_bytes(b2, sizeof b2, ot->comm_bytes));
 }
 
+/* A loss on gathered logits that could have run vocabulary-parallel: both costs, since the
+ * bytes alone favour the split (latency decides for small rows and large t). */
+static const char *gathered_reason(const PlanNode *pn, int calls, Arena *A) {
+    char b[4][32];
+    const PlanAlt *me = &pn->alt[pn->strat], *vp = &pn->alt[STRAT_COL];
+    return arena_printf(A,
+                        "data: whole rows, %s per step in %s; vocab-parallel (%d all-reduces of "
+                        "one float per row): %s in %s",
+                        units_bytes(b[0], sizeof b[0], me->comm_bytes),
+                        units_time(b[1], sizeof b[1], me->time), calls,
+                        units_bytes(b[2], sizeof b[2], vp->comm_bytes),
+                        units_time(b[3], sizeof b[3], vp->time));
+}
+
 static const char *node_reason(const Search *s, const Cand *c, Plan *plan, int p) {
     const IrNode *n = IR_NODE(s->g, p);
     PlanNode *pn = &plan->nodes[p];
@@ -110,6 +126,8 @@ static const char *node_reason(const Search *s, const Cand *c, Plan *plan, int p
         return arena_printf(A, "t = 1: the layer runs whole on each of the %d data replica%s", c->d,
                             c->d == 1 ? "" : "s");
     if (pn->own_fwd) return vocab_reason(pn, A);
+    if (pass_rules[n->op].own_fwd[STRAT_COL] && pn->alt[STRAT_COL].feasible)
+        return gathered_reason(pn, pass_rules[n->op].own_fwd[STRAT_COL], A);
     if (!(ir_ops[n->op].flags & OPF_PARAMS) || ir_ops[n->op].strats == STRATF_DATA)
         return arena_printf(A, "computes on layout %s, the cheapest for its neighbours",
                             plan_layout_name(pn->out_layout));
@@ -220,12 +238,16 @@ static const char *tensor_annot_problem(Search *s, int p) {
                            ? (n->annot.strat == STRAT_COL ? "output channels" : "input channels")
                        : n->annot.strat == STRAT_COL ? "output features"
                                                      : "input features";
+    /* an LM head's classes would split padded, but only into a vocabulary-parallel loss */
+    const char *pad = n->op == OP_LINEAR && n->annot.strat == STRAT_COL
+                          ? " (padded classes only go straight into a cross-entropy)"
+                          : "";
     return arena_printf(
         s->g->arena,
         "cannot honour @%s on '%s': its %lld %s do not divide over any tensor group "
-        "size t > 1 that %lld devices allow",
+        "size t > 1 that %lld devices allow%s",
         n->annot.strat == STRAT_COL ? "tensor(col)" : "tensor(row)", n->name, (long long)width,
-        what, (long long)s->D);
+        what, (long long)s->D, pad);
 }
 
 /* The device counts nearest to s->D, below and above, on which the model has a plan (each

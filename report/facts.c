@@ -34,7 +34,9 @@ bool report_strat_allowed(const IrNode *n, Strategy s) {
 }
 
 bool report_alt_shown(const IrNode *n, const PlanNode *pn, Strategy s) {
-    return report_strat_allowed(n, s) || (s == pn->strat && s != STRAT_DATA);
+    /* a mode without an annotation (a vocabulary-parallel loss) shows when chosen or priced */
+    return report_strat_allowed(n, s) ||
+           (s != STRAT_DATA && (s == pn->strat || pn->alt[s].feasible));
 }
 
 const char *report_chosen_name(const IrNode *n, const PlanNode *pn) {

@@ -94,6 +94,30 @@ static void text_zero(const IrGraph *g, FILE *out) {
     fprintf(out, "\n");
 }
 
+/* Splits that do not divide their dimension (a vocabulary over the tensor group): each rank
+ * holds the rounded-up share and the last one's excess is padding; one line per weight. */
+static void text_padded(const IrGraph *g, FILE *out) {
+    const Plan *p = report_plan(g);
+    for (int i = 0; p->t > 1 && i < IR_NNODES(g); i++) {
+        const IrNode *n = IR_NODE(g, i);
+        for (int k = 0; k < n->nparams; k++) {
+            const IrParam *ip = IR_PARAM(g, n->first_param + k);
+            ParamSplit sp = rules_param_split(n->op, p->nodes[i].strat, ip->role);
+            if (sp.dim < 0 || ip->shape.rank < 2 || ip->shape.d[sp.dim] % p->t == 0) continue;
+            int64_t w = ip->shape.d[sp.dim], part = (w + p->t - 1) / p->t;
+            bool emb = n->op == OP_EMBEDDING;
+            char pad[48];
+            units_n(pad, sizeof pad, part * p->t - w, emb ? "padding row" : "padding column");
+            fprintf(out,
+                    "padded      %s: %lld %s over %d tensor ranks as %lld each (%lld: %s on the "
+                    "last rank, %s)\n",
+                    ip->name, (long long)w, emb ? "rows" : "classes", p->t, (long long)part,
+                    (long long)(part * p->t), pad,
+                    emb ? "never looked up" : "left out of the loss's softmax");
+        }
+    }
+}
+
 static void text_mesh(const IrGraph *g, FILE *out) {
     const Plan *p = report_plan(g);
     int64_t B = g->train.batch, per = (int64_t)p->d * p->m;
@@ -113,6 +137,7 @@ static void text_mesh(const IrGraph *g, FILE *out) {
     text_pinned(g, out);
     text_zero(g, out);
     text_precision(g, out);
+    text_padded(g, out);
 }
 
 static void step_row(Table *t, const char *what, double v, double step, const char *note) {

@@ -20,15 +20,23 @@
 #include <math.h>
 #include <stddef.h>
 #include <stdlib.h>
+#include <string.h>
 
 static int owns(int32_t label, int64_t v0, int Vl) { return label >= v0 && label < v0 + Vl; }
 
-/* Row maxima of the local slices into mx [M]. */
-static void local_max(const float *restrict logits, float *restrict mx, int M, int Vl) {
+/* The classes of this rank's slice [v0, v0 + Vl) that exist: a vocabulary that does not divide
+ * the tensor group is padded (each rank holds ceil(V/t) columns), and the last rank's columns
+ * past V are padding, which never enters the softmax (their gradient stays 0). */
+static int valid_classes(int Vl, int64_t v0, int64_t V) {
+    return v0 >= V ? 0 : V - v0 < Vl ? (int)(V - v0) : Vl;
+}
+
+/* Row maxima of the local slices (rows of Vl floats, nv of them classes) into mx [M]. */
+static void local_max(const float *restrict logits, float *restrict mx, int M, int Vl, int nv) {
     for (int m = 0; m < M; m++) {
         const float *row = logits + (size_t)m * (size_t)Vl;
-        float v = Vl > 0 ? row[0] : -INFINITY;
-        for (int j = 1; j < Vl; j++)
+        float v = nv > 0 ? row[0] : -INFINITY;
+        for (int j = 1; j < nv; j++)
             v = row[j] > v ? row[j] : v;
         mx[m] = v;
     }
@@ -38,14 +46,14 @@ static void local_max(const float *restrict logits, float *restrict mx, int M, i
  * this rank owns the label). */
 static void local_sums(const float *restrict logits, const int32_t *restrict labels,
                        const float *restrict mx, float *restrict sum, float *restrict tgt, int M,
-                       int Vl, int64_t v0) {
+                       int Vl, int nv, int64_t v0) {
     for (int m = 0; m < M; m++) {
         const float *row = logits + (size_t)m * (size_t)Vl;
         float s = 0.0f;
-        for (int j = 0; j < Vl; j++)
+        for (int j = 0; j < nv; j++)
             s += mprt_ew_expf(row[j] - mx[m]);
         sum[m] = s;
-        tgt[m] = owns(labels[m], v0, Vl) ? row[labels[m] - v0] : 0.0f;
+        tgt[m] = owns(labels[m], v0, nv) ? row[labels[m] - v0] : 0.0f;
     }
 }
 
@@ -54,9 +62,13 @@ static void local_sums(const float *restrict logits, const int32_t *restrict lab
  * validation pauses the counters; a generated token costs one forward anyway). */
 static void eval_hooks(const float *logits, const int32_t *labels, int M, int Vl, int64_t V) {
     if (!mprt__kernels_evaluating()) return;
-    float *full = malloc(sizeof(float) * (size_t)M * (size_t)V);
+    int64_t G = (int64_t)mprt_mesh()->t * Vl; /* the gathered row: V and the padding */
+    float *full = malloc(sizeof(float) * (size_t)M * (size_t)G);
     if (!full) mprt_fatal("cross-entropy: out of memory gathering %d rows of logits", M);
     mprt_allgather(MPRT_TENSOR, logits, full, M, Vl, 1);
+    for (int m = 1; G > V && m < M; m++) /* drop each row's padding */
+        memmove(full + (size_t)m * (size_t)V, full + (size_t)m * (size_t)G,
+                sizeof(float) * (size_t)V);
     mprt__logits_captured(full, M, (int)V);
     mprt__ce_counted(full, labels, M, (int)V);
     free(full);
@@ -66,10 +78,11 @@ double mprt_vocab_ce_forward(const float *restrict logits, const int32_t *restri
                              float *restrict stash, int M, int Vl, int64_t v0, int64_t V,
                              float scale) {
     float *mx = stash, *lse = stash + M, *tgt = stash + 2 * (size_t)M;
+    int nv = valid_classes(Vl, v0, V);
     eval_hooks(logits, labels, M, Vl, V);
-    local_max(logits, mx, M, Vl);
+    local_max(logits, mx, M, Vl, nv);
     mprt_allreduce_max(MPRT_TENSOR, mx, M);
-    local_sums(logits, labels, mx, lse, tgt, M, Vl, v0);
+    local_sums(logits, labels, mx, lse, tgt, M, Vl, nv, v0);
     /* the loss is f32 (docs/runtime.md, "A bf16 trainer"): its sums stay off the bf16 wire,
      * 4 bytes a row, as the planner prices them (docs/cost-model.md §7c) */
     bool wire = mprt_wire_bf16();
@@ -90,12 +103,13 @@ void mprt_vocab_ce_backward(float *restrict dlogits, const float *restrict logit
                             const int32_t *restrict labels, const float *restrict stash, int M,
                             int Vl, int64_t v0, int64_t V, float scale) {
     const float *mx = stash, *lse = stash + M;
+    int nv = valid_classes(Vl, v0, V);
     for (int m = 0; m < M; m++) {
         if (labels[m] < 0 || labels[m] >= V) continue; /* ignored row */
         const float *row = logits + (size_t)m * (size_t)Vl;
         float *d = dlogits + (size_t)m * (size_t)Vl;
-        for (int j = 0; j < Vl; j++)
+        for (int j = 0; j < nv; j++)
             d[j] += scale * mprt_ew_expf(row[j] - mx[m] - lse[m]);
-        if (owns(labels[m], v0, Vl)) d[labels[m] - v0] -= scale;
+        if (owns(labels[m], v0, nv)) d[labels[m] - v0] -= scale;
     }
 }

@@ -242,7 +242,9 @@ void mprt_cross_entropy_backward(float *restrict dlogits, const float *restrict 
  * the whole loss, scale · Σ_m (log Σ exp(x − max) + max − x[label]); stash [3, M] keeps max,
  * log Σ and the target logit per row for the backward, which is local:
  * dlogits[m, j] += scale · (softmax − onehot) on the owned classes. Rows with labels outside
- * [0, V) are ignored as in mprt_cross_entropy_forward. */
+ * [0, V) are ignored as in mprt_cross_entropy_forward. A vocabulary that does not divide the
+ * group is padded: every rank holds Vl = ceil(V/t) columns and the columns at v0 + j ≥ V are
+ * padding, left out of the maximum and the sums, their gradient left untouched. */
 double mprt_vocab_ce_forward(const float *restrict logits, const int32_t *restrict labels,
                              float *restrict stash, int M, int Vl, int64_t v0, int64_t V,
                              float scale);

@@ -13,6 +13,9 @@
  * buffer here is therefore mprt_param_padded() floats, zeroed past the tensor, never
  * mprt_param_numel(): the gather writes parts·chunk rows, and the slice of the last rank reads
  * them (the padding rows of a shard are then zeros, which the kernels never read as tokens).
+ * A split of a middle dimension (an LM head's classes: outer = its input features) pads every
+ * outer row: gathers drop the padding (whole_unpad) and slices put it back (whole_pad), and
+ * initial values are drawn at the unpadded index, so every plan starts from the same weights.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "mprt_trainer.h"
@@ -42,6 +45,63 @@ int64_t mprt_param_padded(const MprtParam *p) {
 /* This rank's tensor rank in p's split (0 when p is whole on every rank). */
 static int param_part(const MprtParam *p) { return p->parts > 1 ? mprt_mesh()->k : 0; }
 
+/* Floats of one outer row of p's whole tensor (w) and of its gathered shards (g ≥ w: a split
+ * that does not divide rounds the chunk up). */
+static void row_floats(const MprtParam *p, int64_t *w, int64_t *g) {
+    *w = mprt_param_numel(p) / p->outer;
+    *g = (int64_t)p->parts * p->chunk * p->inner;
+}
+
+/* Gathered shards (outer rows of g floats) to the whole tensor (rows of w), in place: when the
+ * split is a middle dimension (an LM head's classes, outer = its inputs) each row's padding
+ * sits inside the buffer, not only at its end. */
+static void whole_unpad(const MprtParam *p, float *buf) {
+    int64_t w, g;
+    row_floats(p, &w, &g);
+    if (w == g) return;
+    for (int64_t o = 1; o < p->outer; o++)
+        memmove(buf + o * w, buf + o * g, sizeof(float) * (size_t)w);
+}
+
+/* The reverse, for slicing: rows of w floats spread to rows of g, each padded with zeros. */
+static void whole_pad(const MprtParam *p, float *buf) {
+    int64_t w, g;
+    row_floats(p, &w, &g);
+    if (w == g) return;
+    for (int64_t o = p->outer - 1; o >= 0; o--) {
+        memmove(buf + o * g, buf + o * w, sizeof(float) * (size_t)w);
+        memset(buf + o * g + w, 0, sizeof(float) * (size_t)(g - w));
+    }
+}
+
+/* Initial values of p's shard `part` into dst: each element drawn at its index in the whole
+ * tensor, so every plan starts from the same weights. Under a split that does not divide, the
+ * shard's padding past the tensor is zero. */
+static void init_shard(MprtRng r, const MprtParam *p, int part, float *dst) {
+    int64_t w, g;
+    row_floats(p, &w, &g);
+    bool uni = p->init == MPRT_INIT_UNIFORM;
+    if (w == g) {
+        if (uni)
+            mprt_rng_shard_uniform(r, p->outer, p->chunk, p->inner, p->parts, part, p->a, p->b,
+                                   dst);
+        else
+            mprt_rng_shard_normal(r, p->outer, p->chunk, p->inner, p->parts, part, 0.0f, p->b, dst);
+        return;
+    }
+    int64_t row = p->chunk * p->inner, first = part * row;
+    int64_t n = first >= w ? 0 : (w - first < row ? w - first : row);
+    for (int64_t o = 0; o < p->outer; o++) {
+        uint64_t at = (uint64_t)(o * w + first);
+        float *d = dst + o * row;
+        if (uni)
+            mprt_rng_fill_uniform(r, at, n, p->a, p->b, d);
+        else
+            mprt_rng_fill_normal(r, at, n, 0.0f, p->b, d);
+        memset(d + n, 0, sizeof(float) * (size_t)(row - n));
+    }
+}
+
 void mprt_params_init(const MprtModel *m, float *arena, uint64_t seed) {
     const MprtMesh *mesh = mprt_mesh();
     for (int i = 0; i < m->nparams; i++) {
@@ -50,11 +110,8 @@ void mprt_params_init(const MprtModel *m, float *arena, uint64_t seed) {
         MprtRng r = mprt_rng(seed, mprt_rng_name_id(p->name));
         float *dst = m->upload ? mprt_falloc(p->count) : arena + p->offset;
         int part = param_part(p);
-        if (p->init == MPRT_INIT_UNIFORM)
-            mprt_rng_shard_uniform(r, p->outer, p->chunk, p->inner, p->parts, part, p->a, p->b,
-                                   dst);
-        else if (p->init == MPRT_INIT_NORMAL)
-            mprt_rng_shard_normal(r, p->outer, p->chunk, p->inner, p->parts, part, 0.0f, p->b, dst);
+        if (p->init == MPRT_INIT_UNIFORM || p->init == MPRT_INIT_NORMAL)
+            init_shard(r, p, part, dst);
         else
             mprt_fill(dst, p->count, p->init == MPRT_INIT_CONST ? p->a : 0.0f);
         if (m->upload) {
@@ -99,9 +156,10 @@ float *mprt_param_gather(const MprtModel *m, const MprtParam *p, const float *ar
         float *copy;
         const float *shard = host_shard(m, p, arena, &copy);
         whole = mprt_falloc(mprt_param_padded(p));
-        if (p->parts > 1)
+        if (p->parts > 1) {
             mprt_allgather(MPRT_TENSOR, shard, whole, p->outer, p->chunk, p->inner);
-        else
+            whole_unpad(p, whole);
+        } else
             memcpy(whole, shard, sizeof(float) * (size_t)n);
         free(copy);
     }
@@ -248,6 +306,7 @@ static bool read_shard(const MprtModel *m, MprtSt *f, const MprtParam *p, const 
     float *whole = mprt_falloc(mprt_param_padded(p));
     bool ok = mprt_st_read(f, name, MPRT_F32, p->ndim, p->shape, whole, err);
     float *shard = m->upload ? mprt_falloc(p->count) : arena + p->offset;
+    if (ok) whole_pad(p, whole);
     if (ok) mprt_slice(whole, shard, p->outer, p->chunk, p->inner, p->parts, param_part(p));
     if (m->upload) {
         if (ok) m->upload(arena + p->offset, shard, sizeof(float) * (size_t)p->count);

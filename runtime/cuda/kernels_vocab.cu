@@ -24,11 +24,12 @@ __device__ static bool owns(int32_t label, int64_t v0, int Vl) {
     return label >= v0 && label < v0 + Vl;
 }
 
-/* Block m: the maximum of row m's local slice into mx[m] (−inf for an empty slice). */
-__global__ void vocab_max_k(float *mx, const float *logits, int Vl) {
+/* Block m: the maximum of row m's local slice (rows of Vl floats, the first nv of them classes:
+ * a padded vocabulary's last rank has fewer) into mx[m] (−inf for an empty slice). */
+__global__ void vocab_max_k(float *mx, const float *logits, int Vl, int nv) {
     const float *row = logits + (size_t)blockIdx.x * (size_t)Vl;
     float v = -INFINITY;
-    for (int j = (int)threadIdx.x; j < Vl; j += blockDim.x)
+    for (int j = (int)threadIdx.x; j < nv; j += blockDim.x)
         v = fmaxf(v, row[j]);
     v = mprt_cu_block_reduce(v, MprtCuMax());
     if (threadIdx.x == 0) mx[blockIdx.x] = v;
@@ -37,16 +38,16 @@ __global__ void vocab_max_k(float *mx, const float *logits, int Vl) {
 /* Block m: Σ exp(x − mx[m]) over the slice into sum[m], the target's logit into tgt[m] (0 unless
  * this rank owns the label). */
 __global__ void vocab_sums_k(float *sum, float *tgt, const float *mx, const float *logits,
-                             const int32_t *labels, int Vl, int64_t v0) {
+                             const int32_t *labels, int Vl, int nv, int64_t v0) {
     const float *row = logits + (size_t)blockIdx.x * (size_t)Vl;
     float m = mx[blockIdx.x], s = 0.0f;
-    for (int j = (int)threadIdx.x; j < Vl; j += blockDim.x)
+    for (int j = (int)threadIdx.x; j < nv; j += blockDim.x)
         s += mprt_ew_expf(row[j] - m);
     s = mprt_cu_block_reduce(s, MprtCuSum());
     if (threadIdx.x == 0) {
         int32_t label = labels[blockIdx.x];
         sum[blockIdx.x] = s;
-        tgt[blockIdx.x] = owns(label, v0, Vl) ? row[label - v0] : 0.0f;
+        tgt[blockIdx.x] = owns(label, v0, nv) ? row[label - v0] : 0.0f;
     }
 }
 
@@ -66,14 +67,15 @@ __global__ void vocab_loss_k(double *loss, float *stash, const int32_t *labels, 
     if (loss && threadIdx.x % 32 == 0 && part != 0.0) atomicAdd(loss, part * (double)scale);
 }
 
-/* Element (m, j) of the slice: d += scale · softmax, minus scale at the owned label. */
+/* Element (m, j) of the slice: d += scale · softmax, minus scale at the owned label; padding
+ * (v0 + j ≥ V) untouched. */
 __global__ void vocab_bwd_k(float *dlogits, const float *logits, const int32_t *labels,
                             const float *stash, int M, int Vl, int64_t v0, int64_t V, float scale) {
     const float *mx = stash, *lse = stash + M;
     GRID_STRIDE(i, (int64_t)M * Vl) {
         int64_t m = i / Vl, j = i % Vl;
         int32_t label = labels[m];
-        if (label < 0 || label >= V) continue; /* ignored row */
+        if (label < 0 || label >= V || v0 + j >= V) continue; /* ignored row, padding */
         float t = dlogits[i] + scale * mprt_ew_expf(logits[i] - mx[m] - lse[m]);
         if (label - v0 == j) t -= scale;
         dlogits[i] = t;
@@ -85,11 +87,12 @@ extern "C" void mprt_cu_vocab_ce_forward(double *loss, const float *logits, cons
                                          float scale) {
     if (M <= 0) return;
     float *mx = stash, *sum = stash + M, *tgt = stash + 2 * (size_t)M;
-    vocab_max_k<<<(unsigned)M, MPRT_CU_THREADS, 0, mprt_cu_stream()>>>(mx, logits, Vl);
+    int nv = v0 >= V ? 0 : V - v0 < Vl ? (int)(V - v0) : Vl; /* real classes of a padded slice */
+    vocab_max_k<<<(unsigned)M, MPRT_CU_THREADS, 0, mprt_cu_stream()>>>(mx, logits, Vl, nv);
     CU_CHECK_LAUNCH("vocab_max_k");
     mprt_cu_allreduce_max(MPRT_TENSOR, mx, M);
     vocab_sums_k<<<(unsigned)M, MPRT_CU_THREADS, 0, mprt_cu_stream()>>>(sum, tgt, mx, logits,
-                                                                        labels, Vl, v0);
+                                                                        labels, Vl, nv, v0);
     CU_CHECK_LAUNCH("vocab_sums_k");
     /* the loss is f32 (docs/cuda.md, "bf16"): its sums stay off the bf16 wire, 4 bytes a row,
      * as the planner prices them and the C trainer sends them (runtime/kernels_vocab.c) */

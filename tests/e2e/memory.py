@@ -32,8 +32,8 @@ import subprocess
 import sys
 
 # (model file in tests/e2e, mesh, zero, recompute[, -D settings]): data, tensor,
-# pipeline(+tensor), attention, conv/maxpool, recomputation, ZeRO-1 and ZeRO-2, SGD with and
-# without momentum.
+# pipeline(+tensor), attention, conv/maxpool, recomputation, ZeRO-1 and ZeRO-2, a padded
+# vocabulary, SGD with and without momentum.
 CASES = [
     ("mlp_adam.mp", "1x4x1", 0, "none"),
     ("mlp_adam.mp", "1x1x4", 0, "none"),
@@ -47,6 +47,8 @@ CASES = [
     ("mlp_adam.mp", "1x2x2", 2, "none"),
     ("mlp_adam.mp", "2x2x1", 2, "none"),
     ("gpt_small.mp", "1x2x2", 2, "none"),
+    # a padded vocabulary (509 classes over 4 ranks as 128 each): the planner prices the padding
+    ("gpt_vocab_odd.mp", "1x1x4", 0, "none"),
     # SGD with and without momentum: the momentum arena is held (and counted) either way
     ("mlp_small.mp", "1x2x1", 0, "none"),
     ("mlp_small.mp", "1x2x1", 0, "none", ("train.momentum=0",)),

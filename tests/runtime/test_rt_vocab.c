@@ -9,7 +9,10 @@
  * the loss every rank returns equals the whole-row loss (1e-5 relative), its gradient slice
  * equals the slice of the whole-row gradient (1e-6 absolute), and the runtime counted exactly
  * three all-reduces of 4·M bytes on the tensor group (what the planner predicts, rules.c
- * own_fwd). Prints "test_rt_vocab T: ok".
+ * own_fwd). Then a vocabulary that does not divide T (23 classes: every rank holds ceil(23/T)
+ * columns, the last rank's extra ones padding filled with a huge logit): the same loss and
+ * gradient as the whole 23-class row, the padding's gradient untouched (0). Prints
+ * "test_rt_vocab T: ok".
  */
 #include <math.h>
 #include <stdio.h>
@@ -55,6 +58,33 @@ static void check_bytes(MprtCommStat before, int t) {
     CHECK(now.calls - before.calls == 3, "%lld all-reduces", (long long)(now.calls - before.calls));
 }
 
+/* The padded case: classes [0, VP) of the same logits, VP not divisible by t. */
+enum { VP = 23 };
+static void check_padded(const float *logits, const int32_t *labels, int t, int k) {
+    int Vl = (VP + t - 1) / t, v0 = k * Vl;
+    float whole[M * VP], dfull[M * VP] = {0}, mine[M * V], dl[M * V] = {0}, stash[3 * M];
+    int32_t lab[M];
+    for (int m = 0; m < M; m++) {
+        lab[m] = labels[m] < 0 ? labels[m] : labels[m] % VP;
+        for (int j = 0; j < VP; j++)
+            whole[m * VP + j] = logits[m * V + j];
+        for (int j = 0; j < Vl; j++) /* padding: a logit that would dominate any softmax */
+            mine[m * Vl + j] = v0 + j < VP ? whole[m * VP + v0 + j] : 1e4f;
+    }
+    float scale = 1.0f / (float)M;
+    double want = mprt_cross_entropy_forward(whole, lab, M, VP, scale);
+    mprt_cross_entropy_backward(dfull, whole, lab, M, VP, scale);
+    double got = mprt_vocab_ce_forward(mine, lab, stash, M, Vl, v0, VP, scale);
+    mprt_vocab_ce_backward(dl, mine, lab, stash, M, Vl, v0, VP, scale);
+    check_loss(got, want);
+    for (int m = 0; m < M; m++)
+        for (int j = 0; j < Vl; j++) {
+            float a = dl[m * Vl + j], b = v0 + j < VP ? dfull[m * VP + v0 + j] : 0.0f;
+            CHECK(fabsf(a - b) <= 1e-6f, "padded dlogits[%d, %d]: %g, expected %g", m, v0 + j, a,
+                  b);
+        }
+}
+
 int main(int argc, char **argv) {
     int t = argc > 1 ? atoi(argv[1]) : 1;
     mprt_init(&argc, &argv, 1, 1, t);
@@ -74,6 +104,7 @@ int main(int argc, char **argv) {
     mprt_vocab_ce_backward(dl, mine, labels, stash, M, Vl, v0, V, scale);
     check_loss(got, want);
     check_grad(dl, dfull, Vl, v0);
+    check_padded(logits, labels, t, k);
     if (k == 0 && failures == 0) printf("test_rt_vocab %d: ok\n", t);
     mprt_finalize();
     return failures ? 1 : 0;

@@ -53,8 +53,9 @@ static void check_split(OpKind op, Strategy st, ParamRole role, int dim, bool ce
 
 static void test_splits(void) {
     check_split(OP_LINEAR, STRAT_DATA, PARAM_WEIGHT, -1, false, false);
-    check_split(OP_LINEAR, STRAT_COL, PARAM_WEIGHT, 1, false, false); /* [in, out]: out */
-    check_split(OP_LINEAR, STRAT_COL, PARAM_BIAS, 0, false, false);
+    /* [in, out]: out, rounded up (an LM head's classes may be padded) */
+    check_split(OP_LINEAR, STRAT_COL, PARAM_WEIGHT, 1, true, false);
+    check_split(OP_LINEAR, STRAT_COL, PARAM_BIAS, 0, true, false);
     check_split(OP_LINEAR, STRAT_ROW, PARAM_WEIGHT, 0, false, false);
     check_split(OP_LINEAR, STRAT_ROW, PARAM_BIAS, -1, false, true);
     check_split(OP_CONV2D, STRAT_COL, PARAM_WEIGHT, 0, false, false); /* [out, in, k, k] */
@@ -98,6 +99,16 @@ static void test_own_and_modes(void) {
     CHECK(m[0].strat == STRAT_COL && m[0].in == LAYOUT_R && m[0].out == LAYOUT_F);
     CHECK_EQ(rules_modes(&lin, 2, 6, 6, 8, m), 3);
     CHECK(m[0].strat == STRAT_DATA && m[1].strat == STRAT_COL && m[2].strat == STRAT_ROW);
+    /* 509 classes over 4 ranks: padded, 128 each (the search keeps it only for an LM head);
+     * 5 over 4: 2 each would leave the last rank none, so no column split */
+    CHECK_EQ(rules_modes(&lin, 4, 8, 16, 509, m), 3);
+    CHECK(m[1].strat == STRAT_COL && m[1].out == LAYOUT_F);
+    CHECK_EQ(rules_modes(&lin, 4, 8, 16, 5, m), 2);
+    CHECK(m[0].strat == STRAT_DATA && m[1].strat == STRAT_ROW);
+    IrParam head = {.role = PARAM_WEIGHT, .shape = {2, {16, 509}}};
+    CHECK_EQ(rules_param_local(&head, OP_LINEAR, STRAT_COL, 4), 16 * 128);
+    IrNode ce = {.op = OP_CROSS_ENTROPY};
+    CHECK_EQ(rules_modes(&ce, 4, 8, 509, 1, m), 3); /* vocabulary-parallel: any class count */
     IrNode att = {.op = OP_ATTENTION, .args = {[IR_ARG_ATTENTION_HEADS] = 6}};
     CHECK_EQ(rules_modes(&att, 4, 8, 24, 24, m), 1); /* 6 heads do not divide over 4 */
     CHECK_EQ(rules_modes(&att, 3, 8, 24, 24, m), 1); /* 8 samples do not divide over 3 */
