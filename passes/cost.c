@@ -609,6 +609,14 @@ static void value_costs(Search *s, const Cand *c) {
     const ClusterCfg *cl = &s->g->cluster;
     for (int v = 0; v < s->V; v++) {
         if (!s->act[v]) continue;
+        int w = s->same_value[v];
+        if (w >= 0) { /* priced already: an identical value of an earlier block */
+            memcpy(&s->resh[v * 16], &s->resh[w * 16], 16 * sizeof(double));
+            memcpy(&s->reshf[v * 16], &s->reshf[w * 16], 16 * sizeof(double));
+            memcpy(&s->cutf[v * 4], &s->cutf[w * 4], 4 * sizeof(double));
+            memcpy(&s->cutb[v * 4], &s->cutb[w * 4], 4 * sizeof(double));
+            continue;
+        }
         int64_t n = s->sample_bytes[v] * c->b;
         for (int a = 0; a < 4; a++) {
             for (int b = 0; b < 4; b++) {
@@ -644,15 +652,20 @@ bool search_cand_prepare(Search *s, Cand *c) {
     cand_links(s, c);
     double sum = 0, mx = 0;
     for (int p = 0; p < s->N; p++) {
-        int k = search_node_modes(s, p, c, &s->modes[p * MAX_MODES]);
-        s->nmodes[p] = k;
+        int q = s->same_node[p], k;
+        if (q >= 0 && s->rcfix[q] == s->rcfix[p]) { /* an identical node of an earlier block */
+            k = s->nmodes[p] = s->nmodes[q];
+            memcpy(&s->modes[p * MAX_MODES], &s->modes[q * MAX_MODES], (size_t)k * sizeof(Mode));
+            memcpy(&s->mc[p * MAX_MODES], &s->mc[q * MAX_MODES], (size_t)k * sizeof(ModeCost));
+        } else {
+            k = s->nmodes[p] = search_node_modes(s, p, c, &s->modes[p * MAX_MODES]);
+            for (int i = 0; i < k; i++)
+                mode_cost(s, c, p, &s->modes[p * MAX_MODES + i], &s->mc[p * MAX_MODES + i]);
+        }
         if (k == 0) return false;
         double best = INFINITY;
-        for (int i = 0; i < k; i++) {
-            ModeCost *mc = &s->mc[p * MAX_MODES + i];
-            mode_cost(s, c, p, &s->modes[p * MAX_MODES + i], mc);
-            if (mc->base < best) best = mc->base;
-        }
+        for (int i = 0; i < k; i++)
+            if (s->mc[p * MAX_MODES + i].base < best) best = s->mc[p * MAX_MODES + i].base;
         sum += best;
         if (best > mx) mx = best;
     }

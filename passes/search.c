@@ -97,6 +97,73 @@ static void search_values(Search *s) {
     free(uses);
 }
 
+/* ───────────────────────────── repeated blocks ───────────────────────────── */
+
+/* Values v and w cost the same in every layout (value_costs): activations alike in bytes per
+ * sample, features and gradient. */
+static bool same_value(const Search *s, int v, int w) {
+    return s->act[v] && s->act[w] && s->sample_bytes[v] == s->sample_bytes[w] &&
+           s->feat[v] == s->feat[w] && s->needs_grad[v] == s->needs_grad[w];
+}
+
+static bool same_shape(const Shape *a, const Shape *b) {
+    if (a->rank != b->rank) return false;
+    for (int i = 0; i < a->rank; i++)
+        if (a->d[i] != b->d[i]) return false;
+    return true;
+}
+
+/* An input or output of two nodes that every mode cost reads alike (cost.c: shapes, bytes,
+ * features, gradients, and the logits' padding rule). */
+static bool same_io(const Search *s, int v, int w) {
+    const IrValue *a = IR_VALUE(s->g, v), *b = IR_VALUE(s->g, w);
+    return a->dtype == b->dtype && a->kind == b->kind && same_shape(&a->shape, &b->shape) &&
+           s->sample_bytes[v] == s->sample_bytes[w] && s->feat[v] == s->feat[w] &&
+           s->needs_grad[v] == s->needs_grad[w] && s->vocab_logits[v] == s->vocab_logits[w];
+}
+
+/* Nodes p and q have the same modes and mode costs in every candidate (search_node_modes,
+ * mode_cost; the recomputation flag is compared where they are used). */
+static bool same_node(const Search *s, int p, int q) {
+    const IrNode *a = IR_NODE(s->g, p), *b = IR_NODE(s->g, q);
+    if (a->op != b->op || a->ninputs != b->ninputs || a->nparams != b->nparams ||
+        a->flops_fwd != b->flops_fwd || a->flops_bwd != b->flops_bwd ||
+        a->annot.has_strat != b->annot.has_strat ||
+        (a->annot.has_strat && a->annot.strat != b->annot.strat) ||
+        memcmp(a->args, b->args, sizeof a->args) != 0 || !same_io(s, a->output, b->output))
+        return false;
+    for (int k = 0; k < a->ninputs; k++)
+        if (!same_io(s, a->inputs[k], b->inputs[k]) ||
+            (k > 0 && (a->inputs[k] == a->inputs[0]) != (b->inputs[k] == b->inputs[0])))
+            return false;
+    for (int i = 0; i < a->nparams; i++) {
+        const IrParam *x = IR_PARAM(s->g, a->first_param + i),
+                      *y = IR_PARAM(s->g, b->first_param + i);
+        if (x->role != y->role || !same_shape(&x->shape, &y->shape)) return false;
+    }
+    return true;
+}
+
+/* same_node and same_value: each node (value) against the distinct ones before it, so
+ * O(N · distinct) comparisons (a GPT has a few dozen distinct layers). */
+static void search_same(Search *s) {
+    int *reps = search_xcalloc((size_t)(s->N > s->V ? s->N : s->V), sizeof(int)), nr = 0;
+    for (int p = 0; p < s->N; p++) {
+        s->same_node[p] = -1;
+        for (int i = 0; i < nr && s->same_node[p] < 0; i++)
+            if (same_node(s, p, reps[i])) s->same_node[p] = reps[i];
+        if (s->same_node[p] < 0) reps[nr++] = p;
+    }
+    nr = 0;
+    for (int v = 0; v < s->V; v++) {
+        s->same_value[v] = -1;
+        for (int i = 0; s->act[v] && i < nr && s->same_value[v] < 0; i++)
+            if (same_value(s, v, reps[i])) s->same_value[v] = reps[i];
+        if (s->act[v] && s->same_value[v] < 0) reps[nr++] = v;
+    }
+    free(reps);
+}
+
 /* Live activations at each point: a value is live from just after its producer up to and
  * including its last consumer. Lists are sorted by value index; O(values + Σ live). */
 static bool search_live(Search *s) {
@@ -181,6 +248,8 @@ bool search_init(Search *s, IrGraph *g, Diag *d) {
     s->act = search_xcalloc(V, sizeof(bool));
     s->needs_grad = search_xcalloc(V, sizeof(bool));
     s->vocab_logits = search_xcalloc(V, sizeof(bool));
+    s->same_node = search_xcalloc(N, sizeof(int));
+    s->same_value = search_xcalloc(V, sizeof(int));
     s->sample_bytes = search_xcalloc(V, sizeof(int64_t));
     s->feat = search_xcalloc(V, sizeof(int64_t));
     s->last_use = search_xcalloc(V, sizeof(int));
@@ -210,6 +279,7 @@ bool search_init(Search *s, IrGraph *g, Diag *d) {
     for (int i = 0; i < s->N; i++)
         s->pin[i] = IR_NODE(g, i)->annot.stage;
     search_values(s);
+    search_same(s);
     if (!search_live(s)) return false;
     s->st_idx = search_xcalloc((size_t)1 << (2 * s->maxlive), sizeof(int));
     for (size_t i = 0; i < (size_t)1 << (2 * s->maxlive); i++)
@@ -218,15 +288,15 @@ bool search_init(Search *s, IrGraph *g, Diag *d) {
 }
 
 void search_free(Search *s) {
-    void *ptrs[] = {s->act,      s->needs_grad, s->sample_bytes, s->feat,        s->last_use,
-                    s->live_off, s->live_n,     s->live,         s->in_pos,      s->next_src,
-                    s->pin,      s->nmodes,     s->modes,        s->mc,          s->resh,
-                    s->cutf,     s->cutb,       s->cur,          s->nxt,         s->from,
-                    s->cutflag,  s->rec_off,    s->st_off,       s->st_cnt,      s->st_idx,
-                    s->tr_off,   s->st_code,    s->tr,           s->cl,          s->cr,
-                    s->pre,      s->suf,        s->kmin,         s->kmax,        s->crm,
-                    s->infl,     s->curm,       s->nxtm,         s->rcfix,       s->rc,
-                    s->intern,   s->reshf,      s->stage_mem,    s->vocab_logits};
+    void *ptrs[] = {
+        s->act,       s->needs_grad,   s->sample_bytes, s->feat,      s->last_use, s->live_off,
+        s->live_n,    s->live,         s->in_pos,       s->next_src,  s->pin,      s->nmodes,
+        s->modes,     s->mc,           s->resh,         s->cutf,      s->cutb,     s->cur,
+        s->nxt,       s->from,         s->cutflag,      s->rec_off,   s->st_off,   s->st_cnt,
+        s->st_idx,    s->tr_off,       s->st_code,      s->tr,        s->cl,       s->cr,
+        s->pre,       s->suf,          s->kmin,         s->kmax,      s->crm,      s->infl,
+        s->curm,      s->nxtm,         s->rcfix,        s->rc,        s->intern,   s->reshf,
+        s->stage_mem, s->vocab_logits, s->same_node,    s->same_value};
     for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++)
         free(ptrs[i]);
 }

@@ -93,6 +93,11 @@ typedef struct Search {
      * the tensor group may be split (padded; passes/rules.c RULES_LINEAR) */
     bool *vocab_logits;
     int64_t *sample_bytes, *feat;
+    /* the first earlier node (value) that every cost of a candidate treats alike — the same
+     * op, arguments, shapes, parameters, annotation and gradients: a `repeat`'s blocks — or
+     * −1; search_cand_prepare copies its modes and costs (its reshard costs) instead of
+     * pricing them again */
+    int *same_node, *same_value;
     int *last_use;
     /* per point 0..N: the live activations, sorted by value index */
     int *live_off, *live_n, *live;
