@@ -464,8 +464,8 @@ double cost_roofline(double flops, double rate, double bytes, double bw) {
  * parameter, its gradient and its optimizer state and writes the parameter and the state back —
  * (3 + 2·moved) × 4 bytes per parameter (SGD 12, SGD with momentum 20, Adam/AdamW 28), at the
  * preset's measured rate for that optimizer's kernel, else the memory bandwidth. Under
- * bf16 it reads the f32 gradient sum (4; ZeRO-2's bf16 part: 2) and the f32 master (4) and
- * state, writes them and the bf16 working copy (2): 2 bytes more (none under ZeRO-2). */
+ * bf16 it reads the f32 gradient sum (4; ZeRO-2's part too) and the f32 master (4) and
+ * state, writes them and the bf16 working copy (2): 2 bytes more. */
 static double opt_time(const Search *s, int64_t elems) {
     const TrainCfg *tr = &s->g->train;
     const PresetTables *t = s->g->cluster.tables;
@@ -475,7 +475,7 @@ static double opt_time(const Search *s, int64_t elems) {
                                         : PRESET_OPT_SGD;
     double bw = t && t->opt_bw[k] > 0 ? t->opt_bw[k] : s->g->cluster.memory_bandwidth;
     if (bw <= 0 || elems <= 0) return 0.0;
-    double bf16 = s->elem == 2 && s->zero != 2 ? 2.0 : 0.0;
+    double bf16 = s->elem == 2 ? 2.0 : 0.0;
     return (double)elems * (4.0 * (3.0 + 2.0 * s->opt_moved) + bf16) / bw;
 }
 
@@ -518,7 +518,7 @@ static void mode_sync(const Search *s, const Cand *c, ModeCost *mc, int64_t gs, 
     const ClusterCfg *cl = &s->g->cluster;
     int64_t P = mc->param_bytes, e = s->elem;
     /* gradients sum the step's micro-batches in f32, under bf16 too (Megatron's f32 "main
-     * gradients": docs/cost-model.md §7b); ZeRO-2 keeps its bf16 part below */
+     * gradients": docs/cost-model.md §7b); ZeRO-2 its f32 parts below */
     mc->grad_mem = P / e * 4;
     mc->optim_mem = state_bytes(s, P / e);
     mc->whole_mem = mc->grad_mem + mc->optim_mem;
@@ -541,8 +541,8 @@ static void mode_sync(const Search *s, const Cand *c, ModeCost *mc, int64_t gs, 
     mc->slow = sync_slowdown(cl) * (double)rs_n * (rs > window ? window : rs);
     mc->unhidden += mc->slow;
     mc->optim_mem = state_bytes(s, shard / e);
-    if (s->zero == 2) mc->grad_mem = shard, mc->zero_tmp = 2 * (np + shard);
-    if (s->zero == 2 && e == 2) mc->grad_bf16_saved = shard; /* f32 parts: twice */
+    /* ZeRO-2's parts and slots hold f32 sums, under bf16 too (as the whole gradients above) */
+    if (s->zero == 2) mc->grad_mem = shard / e * 4, mc->zero_tmp = 2 * (np + shard) / e * 4;
 }
 
 /* The all-reduces a layer's forward runs itself (rules.c own_fwd), each of one float per row of

@@ -59,13 +59,13 @@ static void stage_close(const Search *s, const Cand *c, int k, StageAcc *a, doub
     ps->rc_saved = a->racts * (inflight - 1);
     /* what ZeRO saved: the same stage's gradients and state whole, its buffers without it */
     ps->zero_saved = a->whole + base - a->grads - a->optim - ps->mem_buffers;
-    /* bf16 against f32: parameters, activations and buffers would be twice as large (the
-     * gradients, f32 either way, only ZeRO-2's parts), the f32 master weights (1 of the
-     * state's copies + 1 parts) and the f32 copy of one layer's weights would not exist */
-    int64_t plain = a->buf > a->zbuf ? a->buf : a->zbuf;
+    /* bf16 against f32: parameters, activations and collective buffers would be twice as
+     * large (the gradients and ZeRO-2's slots are f32 either way), the f32 master weights (1 of
+     * the state's copies + 1 parts) and the f32 copy of one layer's weights would not exist */
+    int64_t f32_buffers = 2 * a->buf > a->zbuf ? 2 * a->buf : a->zbuf;
     if (s->elem == 2)
-        ps->bf16_saved = ps->mem_params + a->gsaved + ps->mem_acts + plain -
-                         ps->mem_optim / (s->opt_copies + 1) - (ps->mem_buffers - plain);
+        ps->bf16_saved = ps->mem_params + ps->mem_acts - ps->mem_optim / (s->opt_copies + 1) +
+                         f32_buffers - ps->mem_buffers;
     s->stage_mem[k] = ps->mem_bytes;
 }
 
@@ -158,7 +158,6 @@ static void eval_node_into(const Search *s, int p, int mi, StageAcc *a) {
     a->whole += mc->whole_mem;
     if (mc->zero_tmp > a->zbuf) a->zbuf = mc->zero_tmp;
     if (mc->wstage > a->wbuf) a->wbuf = mc->wstage;
-    a->gsaved += mc->grad_bf16_saved;
     a->acts += mc->act_bytes;
     if (mc->own_n) acc_buf(a, mc->own_n);
 }

@@ -71,7 +71,6 @@ typedef struct ModeCost {
     /* bf16: the f32 copy of the layer's weights the C trainer's kernels read (it unpacks one
      * layer's at a time into one buffer; docs/cost-model.md §7b) */
     int64_t wstage;
-    int64_t grad_bf16_saved; /* bf16: what its gradients hold less than under f32 */
 } ModeCost;
 
 typedef struct Search {
@@ -163,7 +162,6 @@ typedef struct StageAcc {
     int rcn;                    /* nodes recomputed */
     int64_t grads, optim, zbuf; /* gradients, optimizer state, ZeRO-2's two gradient slots */
     int64_t wbuf;               /* bf16, C trainer: the largest layer's weights as f32 */
-    int64_t gsaved;             /* bf16: gradient bytes below f32's (ZeRO-2's bf16 parts) */
     int64_t whole;              /* gradients and optimizer state as they would be without ZeRO */
 } StageAcc;
 

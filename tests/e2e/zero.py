@@ -19,10 +19,11 @@ the f32 master weights with the moments, reduce-scatters bf16 gradients and all-
 updated bf16 weights. Then:
 
   * ZeRO-1/2 track bf16 without ZeRO within --rtol (see BF16_RTOL below for why not 1e-5);
-  * the memory check is the optimizer category only, exactly (f32 master parts + moments, the
-    plan's 4·(copies + 1)·shard): until the trainer stores bf16 in 16-bit buffers its
-    parameters, gradients, activations and ZeRO-2 slots are twice the plan's bf16 figures
-    (docs/runtime.md, "A bf16 trainer");
+  * memory allocated == predicted exactly for the parameters (the 16-bit working copy), the
+    gradients (f32 sums: whole under ZeRO-1, this rank's parts under ZeRO-2), the optimizer
+    state (f32 master parts + moments, the plan's 4·(copies + 1)·shard) and ZeRO-2's f32
+    slots; not the activations, which the trainer still holds as bf16 values in f32 buffers,
+    twice the plan (docs/runtime.md, "A bf16 trainer");
   * checkpoints cross precision and ZeRO: saved by bf16 ZeRO-2 on the first mesh, resumed by
     f32 without ZeRO on --resume-mesh (4 -> 1 ranks) and the reverse, each within
     --cross-rtol of the run it continues (bf16 and f32 trajectories drift apart, as in
@@ -59,7 +60,7 @@ import sys
 
 STEP = re.compile(r"^step (\d+)/(\d+) \| loss ([-+0-9.eEinfa]+)")
 MEMORY = re.compile(r"params (\d+)/(\d+) B, grads (\d+)/(\d+) B")
-OPTIM = re.compile(r"optimizer (\d+)/(\d+) B")
+CATEGORY = re.compile(r"(params|grads|optimizer|zero_buffers|activations) (\d+)/(\d+) B")
 
 
 def run(cmd, timeout):
@@ -110,10 +111,12 @@ class Ctx:
     def memory(self, cmd, out):
         """Allocated == the plan's memory, and under ZeRO-2 the gradients are this rank's
         parts: the plan's shard figure, below the parameters (no whole gradient arena)."""
-        o = OPTIM.search(out)
-        if "_bf16" in cmd[4]:  # the optimizer category only (see the docstring)
-            if not o or o.group(1) != o.group(2):
-                self.failures.append(f"{' '.join(cmd)}: optimizer state allocated != predicted")
+        if "_bf16" in cmd[4]:  # every category but the activations (see the docstring)
+            got = {c: (a, b) for c, a, b in CATEGORY.findall(out)}
+            off = [c for c, (a, b) in got.items() if a != b and c != "activations"]
+            if not {"params", "grads", "optimizer"} <= set(got) or off:
+                self.failures.append(f"{' '.join(cmd)}: allocated != predicted for "
+                                     f"{off or 'a missing category'}")
         elif "memory: allocated == predicted on every rank" not in out:
             self.failures.append(f"{' '.join(cmd)}: memory allocated != predicted")
         m = MEMORY.search(out)
