@@ -16,26 +16,12 @@
 
 #include "internal.h"
 
-/* The conversions themselves, static so that the array loops below inline and vectorise
- * them (the exported functions may be interposed in the shared library, which stops both). */
-static inline uint16_t to_bf16(float x) {
-    uint32_t u;
-    memcpy(&u, &x, sizeof u);
-    if ((u & 0x7FFFFFFFu) > 0x7F800000u) return (uint16_t)((u >> 16) | 0x0040u); /* NaN */
-    u += 0x7FFFu + ((u >> 16) & 1u);
-    return (uint16_t)(u >> 16);
-}
+/* The conversions themselves are internal.h's inline mprt__bf16_of / mprt__f32_of, so that the
+ * array loops below inline and vectorise them. */
 
-static inline float to_f32(uint16_t h) {
-    uint32_t u = (uint32_t)h << 16;
-    float x;
-    memcpy(&x, &u, sizeof x);
-    return x;
-}
-
-uint16_t mprt_bf16_from_f32(float x) { return to_bf16(x); }
-float mprt_f32_from_bf16(uint16_t h) { return to_f32(h); }
-float mprt_bf16_round1(float x) { return to_f32(to_bf16(x)); }
+uint16_t mprt_bf16_from_f32(float x) { return mprt__bf16_of(x); }
+float mprt_f32_from_bf16(uint16_t h) { return mprt__f32_of(h); }
+float mprt_bf16_round1(float x) { return mprt__f32_of(mprt__bf16_of(x)); }
 
 enum { GRAIN = 1 << 15 }; /* elements per part below which one thread converts */
 
@@ -52,7 +38,7 @@ static void pack_part(void *ctx, int64_t lo, int64_t hi, int part) {
     const float *restrict f = c->cf;
     (void)part;
     for (int64_t i = lo; i < hi; i++)
-        h[i] = to_bf16(f[i]);
+        h[i] = mprt__bf16_of(f[i]);
 }
 
 static void unpack_part(void *ctx, int64_t lo, int64_t hi, int part) {
@@ -61,7 +47,7 @@ static void unpack_part(void *ctx, int64_t lo, int64_t hi, int part) {
     const uint16_t *restrict h = c->ch;
     (void)part;
     for (int64_t i = lo; i < hi; i++)
-        f[i] = to_f32(h[i]);
+        f[i] = mprt__f32_of(h[i]);
 }
 
 /* dst may be src: no restrict */
@@ -71,7 +57,7 @@ static void round_part(void *ctx, int64_t lo, int64_t hi, int part) {
     const float *x = c->cf;
     (void)part;
     for (int64_t i = lo; i < hi; i++)
-        f[i] = to_f32(to_bf16(x[i]));
+        f[i] = mprt__f32_of(mprt__bf16_of(x[i]));
 }
 
 void mprt_bf16_pack(uint16_t *dst, const float *src, int64_t n) {

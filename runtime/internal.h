@@ -6,6 +6,7 @@
 #define MPRT_INTERNAL_H
 
 #include <stdio.h>
+#include <string.h>
 
 #include "mprt.h"
 
@@ -139,6 +140,25 @@ void mprt__par_finalize(void);
 /* conv2d's im2col and col2im passes of one sample (kernels_conv.c), for mpcc-calibrate. */
 void mprt__im2col(float *col, const float *x, int C, int H, int Wd, int K, int S, int P);
 void mprt__col2im_add(float *dx, const float *col, int C, int H, int Wd, int K, int S, int P);
+/* bf16 <-> f32 on the bit pattern (docs/runtime.md, "bf16"; bf16.c explains the rounding),
+ * inline so that the runtime's loops over arrays (bf16.c, an embedding's bf16 rows) vectorise
+ * them: the exported mprt_bf16_from_f32 / mprt_f32_from_bf16 may be interposed in the shared
+ * library, which stops both. */
+static inline uint16_t mprt__bf16_of(float x) {
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    if ((u & 0x7FFFFFFFu) > 0x7F800000u) return (uint16_t)((u >> 16) | 0x0040u); /* NaN */
+    u += 0x7FFFu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+
+static inline float mprt__f32_of(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float x;
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
+
 /* conv2d's bias passes of one sample (kernels_conv.c), for mpcc-calibrate. */
 void mprt__conv_bias_fill(float *on, const float *b, int O, int plane);
 void mprt__conv_bias_grad(float *db, const float *don, int O, int plane);

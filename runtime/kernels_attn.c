@@ -38,56 +38,50 @@
 
 /* ─────────────────────────────── embedding ─────────────────────────────── */
 
-void mprt_embedding_forward(float *restrict out, const int32_t *restrict ids,
-                            const float *restrict W, const float *restrict pos, int M, int T,
-                            int V_local, int v0, int D, int add_pos) {
+/* Row `r` of D values of a table, f32 (f) or bf16 (h, the other NULL), into o, or added to it. */
+static inline void table_row(float *restrict o, const float *restrict f, const uint16_t *restrict h,
+                             int64_t r, int D, bool add) {
+    size_t at = (size_t)r * (size_t)D;
+    if (f && add)
+        for (int j = 0; j < D; j++)
+            o[j] += f[at + (size_t)j];
+    else if (f)
+        for (int j = 0; j < D; j++)
+            o[j] = f[at + (size_t)j];
+    else if (add)
+        for (int j = 0; j < D; j++)
+            o[j] += mprt__f32_of(h[at + (size_t)j]);
+    else
+        for (int j = 0; j < D; j++)
+            o[j] = mprt__f32_of(h[at + (size_t)j]);
+}
+
+/* The lookup of both forms: the table and positions f32 (W, pos) or bf16 (Wh, posh). */
+static void embedding_forward(float *restrict out, const int32_t *restrict ids, const float *W,
+                              const float *pos, const uint16_t *Wh, const uint16_t *posh, int M,
+                              int T, int V_local, int v0, int D, int add_pos) {
     for (int m = 0; m < M; m++) {
         float *restrict o = out + (size_t)m * (size_t)D;
         int64_t r = (int64_t)ids[m] - v0;
-        if (r >= 0 && r < V_local) {
-            const float *restrict w = W + (size_t)r * (size_t)D;
-            for (int j = 0; j < D; j++)
-                o[j] = w[j];
-        } else {
+        if (r >= 0 && r < V_local)
+            table_row(o, W, Wh, r, D, false);
+        else
             for (int j = 0; j < D; j++)
                 o[j] = 0.0f;
-        }
-        if (add_pos && pos) {
-            const float *restrict pr = pos + (size_t)(m % T) * (size_t)D;
-            for (int j = 0; j < D; j++)
-                o[j] += pr[j];
-        }
+        if (add_pos && (pos || posh)) table_row(o, pos, posh, m % T, D, true);
     }
 }
 
-/* bf16 → f32: the upper half of the f32 pattern (exact; runtime/bf16.c). */
-static inline float from_bf16(uint16_t h) {
-    uint32_t u = (uint32_t)h << 16;
-    float x;
-    memcpy(&x, &u, sizeof x);
-    return x;
+void mprt_embedding_forward(float *restrict out, const int32_t *restrict ids,
+                            const float *restrict W, const float *restrict pos, int M, int T,
+                            int V_local, int v0, int D, int add_pos) {
+    embedding_forward(out, ids, W, pos, NULL, NULL, M, T, V_local, v0, D, add_pos);
 }
 
 void mprt_embedding_forward_bf16(float *restrict out, const int32_t *restrict ids,
                                  const uint16_t *restrict W, const uint16_t *restrict pos, int M,
                                  int T, int V_local, int v0, int D, int add_pos) {
-    for (int m = 0; m < M; m++) {
-        float *restrict o = out + (size_t)m * (size_t)D;
-        int64_t r = (int64_t)ids[m] - v0;
-        if (r >= 0 && r < V_local) {
-            const uint16_t *restrict w = W + (size_t)r * (size_t)D;
-            for (int j = 0; j < D; j++)
-                o[j] = from_bf16(w[j]);
-        } else {
-            for (int j = 0; j < D; j++)
-                o[j] = 0.0f;
-        }
-        if (add_pos && pos) {
-            const uint16_t *restrict pr = pos + (size_t)(m % T) * (size_t)D;
-            for (int j = 0; j < D; j++)
-                o[j] += from_bf16(pr[j]);
-        }
-    }
+    embedding_forward(out, ids, NULL, NULL, W, pos, M, T, V_local, v0, D, add_pos);
 }
 
 void mprt_embedding_backward(float *restrict dW, float *restrict dpos, const float *restrict dout,
