@@ -155,6 +155,10 @@ void mprt_bf16_download(void *host, const void *arena, size_t bytes);
  * the weight arena (the trainer's GRAD(p)), mprt_zero2_close() after it. mprt_zero2_progress
  * between layers; mprt_zero2_join before the optimizer completes every reduce-scatter. */
 int64_t mprt_zero2_slot_floats(const MprtZero *z, int stage);
+/* Where the gradient of the parameter at `offset` goes while part `open` of z runs its backward:
+ * in `slot` (a synchronised part) or in its part of gsh; fatal outside that part. Shared by
+ * the C and CUDA trainers' mprt_zero2_grad / mprt_cu_zero2_grad. */
+float *mprt_zero2_place(const MprtZero *z, int open, float *gsh, float *slot, int64_t offset);
 void mprt_zero2_setup(const MprtZero *z, float *gsh);
 void mprt_zero2_teardown(void);
 void mprt_zero2_open(int part);

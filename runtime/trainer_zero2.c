@@ -97,12 +97,16 @@ void mprt_zero2_open(int part) {
     Z.open_slot = s;
 }
 
-float *mprt_zero2_grad(int64_t offset) {
-    const MprtZeroPart *p = Z.open >= 0 ? &Z.z->parts[Z.open] : NULL;
+float *mprt_zero2_place(const MprtZero *z, int open, float *gsh, float *slot, int64_t offset) {
+    const MprtZeroPart *p = open >= 0 ? &z->parts[open] : NULL;
     if (!p || offset < p->offset || offset >= p->offset + p->count)
         mprt_fatal("ZeRO-2: a gradient at %lld outside the open layer's", (long long)offset);
-    if (!p->synced) return Z.gsh + p->soff + (offset - p->offset);
-    return Z.slot[Z.open_slot] + (offset - p->offset);
+    if (!p->synced) return gsh + p->soff + (offset - p->offset);
+    return slot + (offset - p->offset);
+}
+
+float *mprt_zero2_grad(int64_t offset) {
+    return mprt_zero2_place(Z.z, Z.open, Z.gsh, Z.slot[Z.open_slot], offset);
 }
 
 void mprt_zero2_close(void) {

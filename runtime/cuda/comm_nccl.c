@@ -140,28 +140,25 @@ void mprt_cu_comm_teardown(void) {
 
 /* ─────────────────────────────── buffers ─────────────────────────────── */
 
-/* Device staging buffer i of at least `count` floats (grown after the streams drain). */
-static float *scratch(int i, int64_t count) {
-    size_t bytes = (size_t)count * sizeof(float);
-    if (bytes > N.scratch_bytes[i]) {
+/* *buf grown to at least `bytes` of device memory (after the streams drain). */
+static void *grow(void **buf, size_t *have, size_t bytes) {
+    if (bytes > *have) {
         mprt_cu_sync();
-        mprt_cu_free(N.scratch[i]);
-        N.scratch[i] = mprt_cu_malloc(bytes);
-        N.scratch_bytes[i] = bytes;
+        mprt_cu_free(*buf);
+        *buf = mprt_cu_malloc(bytes);
+        *have = bytes;
     }
-    return N.scratch[i];
+    return *buf;
 }
 
-/* bf16 staging buffer i of at least `count` elements (grown after the streams drain). */
+/* Device staging buffer i of at least `count` floats. */
+static float *scratch(int i, int64_t count) {
+    return grow((void **)&N.scratch[i], &N.scratch_bytes[i], (size_t)count * sizeof(float));
+}
+
+/* bf16 staging buffer i of at least `count` elements. */
 static uint16_t *wire_buf(int i, int64_t count) {
-    size_t bytes = (size_t)count * sizeof(uint16_t);
-    if (bytes > N.wire_bytes[i]) {
-        mprt_cu_sync();
-        mprt_cu_free(N.wire[i]);
-        N.wire[i] = mprt_cu_malloc(bytes);
-        N.wire_bytes[i] = bytes;
-    }
-    return N.wire[i];
+    return grow((void **)&N.wire[i], &N.wire_bytes[i], (size_t)count * sizeof(uint16_t));
 }
 
 /* Pinned host staging of at least `count` floats. */
