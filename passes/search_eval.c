@@ -26,6 +26,10 @@ static void acc_buf(StageAcc *a, int64_t n) {
     if (2 * n > a->buf) a->buf = 2 * n;
 }
 
+/* x, or 0 where x is below the rounding of the step's sum (F − K·Tmax − optimizer leaves
+ * ~1e-18 s where a plan has no gradient sync: the report said "0 s of 0 s hidden"). */
+static double not_residue(double x, double step) { return x > 1e-12 * step ? x : 0.0; }
+
 static void stage_close(const Search *s, const Cand *c, int k, StageAcc *a, double cut_l,
                         PlanStage *ps, double *cost) {
     double load = a->load + cut_l;
@@ -229,11 +233,11 @@ double search_eval_plan(const Search *s, const Cand *c, const int *mode, const i
         t->bubble =
             (c->S - 1) * (b->fwd_time + b->bwd_time + b->comm_time + b->rc_compute + b->rc_comm);
         t->optimizer = fmin(w->opt_time, fmax(0.0, F - c->K * Tmax)); /* the parts sum to F */
-        t->grad_sync_unhidden = fmax(0.0, F - c->K * Tmax - t->optimizer);
+        t->grad_sync_unhidden = not_residue(F - c->K * Tmax - t->optimizer, F);
         /* the slowdown is step time the sync costs but no wait: hidden is the wait removed */
         t->grad_sync_slow = fmin(w->grad_sync_slow, t->grad_sync_unhidden);
         t->grad_sync_hidden =
-            fmax(0.0, w->grad_sync_time - (t->grad_sync_unhidden - t->grad_sync_slow));
+            not_residue(w->grad_sync_time - (t->grad_sync_unhidden - t->grad_sync_slow), F);
         t->mem_peak = peak;
         t->fits = (double)peak <= s->g->cluster.memory;
     }

@@ -286,6 +286,7 @@ static void json_stages(Json *j, const IrGraph *g) {
         json_num(j, "comm_time", st->comm_time);
         json_num(j, "grad_sync_time", st->grad_sync_time);
         json_num(j, "grad_sync_hidden", st->grad_sync_hidden);
+        if (st->grad_sync_slow > 0) json_num(j, "grad_sync_slow", st->grad_sync_slow);
         json_open_inline(j, "memory", '{');
         json_int(j, "total", st->mem_bytes);
         json_int(j, "params", st->mem_params);

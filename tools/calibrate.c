@@ -105,33 +105,60 @@ double cal_median(double *t, int n) {
     return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
 }
 
+/* The GEMM grid's operands are cold, as a training step's are: between two uses of a layer's
+ * weights the step sweeps every other layer's parameters, gradients, optimizer state and
+ * activations, far more than the last-level cache holds, so a layer's GEMM reads its operands
+ * from memory and writes its result there (measured hot, with the same buffers every call, the
+ * grid read 10-40 % faster than the trainer's layers: docs/benchmarks.md). Each operand
+ * cycles through its own COLD_BYTES region (twice a 32 MiB L3), every call using the next
+ * slice, so a slice was last touched more than a cache's worth of bytes ago. */
+enum { COLD_BYTES = 64 << 20 };
+
+static struct { float *a, *b, *c; } Cold;
+
+static void cold_alloc(void) {
+    size_t n = COLD_BYTES / sizeof(float);
+    Cold.a = malloc(n * sizeof(float)), Cold.b = malloc(n * sizeof(float));
+    Cold.c = calloc(n, sizeof(float));
+    if (!Cold.a || !Cold.b || !Cold.c) {
+        fprintf(stderr, "mpcc-calibrate: out of memory for the GEMM grid's operands\n");
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    }
+    for (size_t i = 0; i < n; i++)
+        Cold.a[i] = (float)(i % 7) * 0.25f, Cold.b[i] = (float)(i % 5) * 0.5f;
+}
+
+static void cold_free(void) { free(Cold.a), free(Cold.b), free(Cold.c); }
+
+/* The call-th slice of `each` floats (rounded up to 64 bytes) of a cold region. */
+static float *cold_slice(float *region, size_t each, int call) {
+    size_t step = (each + 15) & ~(size_t)15, count = (COLD_BYTES / sizeof(float)) / step;
+    return region + step * ((size_t)call % count);
+}
+
 /* FLOP/s of one GEMM call of `kind` at (m, n, k) as the runtime's kernels make it: C = A·B
- * (GEMM_NN, a forward), C += A·Bᵀ (GEMM_NT) or C += Aᵀ·B (GEMM_TN); the median call of
- * ~budget seconds of repeats (a training step's layers see typical calls, not the best one: the
- * fastest call read 20-30 % above what the trainer's layers reach, docs/benchmarks.md),
- * averaged over the ranks (all running at once). */
+ * (GEMM_NN, a forward), C += A·Bᵀ (GEMM_NT) or C += Aᵀ·B (GEMM_TN), on cold operands (above);
+ * the median call of ~budget seconds of repeats (a training step's layers see typical calls,
+ * not the best one), averaged over the ranks (all running at once). */
 static double gemm_rate(GemmKind kind, int m, int n, int k, double budget) {
     size_t na = (size_t)m * (size_t)k, nb = (size_t)k * (size_t)n, nc = (size_t)m * (size_t)n;
-    float *a = malloc(na * sizeof *a), *b = malloc(nb * sizeof *b), *c = calloc(nc, sizeof *c);
     double *t = malloc(MAX_CALLS * sizeof *t);
-    for (size_t i = 0; i < na; i++)
-        a[i] = (float)(i % 7) * 0.25f;
-    for (size_t i = 0; i < nb; i++)
-        b[i] = (float)(i % 5) * 0.5f;
     bool ta = kind == GEMM_TN, tb = kind == GEMM_NT;
     int lda = ta ? m : k, ldb = tb ? k : n;
     float beta = kind == GEMM_NN ? 0.0f : 1.0f;
-    mprt__sgemm(ta, tb, m, n, k, 1.0f, a, lda, b, ldb, beta, c, n); /* warm-up */
+    mprt__sgemm(ta, tb, m, n, k, 1.0f, Cold.a, lda, Cold.b, ldb, beta, Cold.c, n); /* warm-up */
     MPI_Barrier(MPI_COMM_WORLD);
     double t0 = now();
     int calls = 0;
     do {
+        const float *a = cold_slice(Cold.a, na, calls + 1), *b = cold_slice(Cold.b, nb, calls + 1);
+        float *c = cold_slice(Cold.c, nc, calls + 1);
         double t1 = now();
         mprt__sgemm(ta, tb, m, n, k, 1.0f, a, lda, b, ldb, beta, c, n);
         t[calls] = now() - t1;
     } while (++calls < MAX_CALLS && (calls < 3 || now() - t0 < budget));
     double rate = 2.0 * m * n * k / cal_median(t, calls);
-    free(a), free(b), free(c), free(t);
+    free(t);
     return cal_mean(rate);
 }
 
@@ -314,6 +341,7 @@ static void gemm_table(cJSON *p, const Opts *o, double *flat) {
     const int *ms = o->quick ? ms_quick : ms_full, *ns = o->quick ? ns_quick : ns_full;
     int nm = o->quick ? 3 : 7, nn = o->quick ? 2 : 5;
     cJSON *arr = cJSON_CreateArray();
+    cold_alloc();
     for (int i = 0; i < nm; i++)
         for (int j = 0; j < nn; j++)
             for (int l = 0; l < nn; l++) {
@@ -331,6 +359,7 @@ static void gemm_table(cJSON *p, const Opts *o, double *flat) {
                 cJSON_AddItemToArray(arr, e);
                 if (r > *flat) *flat = r; /* the compute roof: the fastest shape */
             }
+    cold_free();
     put(p, "gemm", arr);
 }
 

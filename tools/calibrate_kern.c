@@ -40,16 +40,18 @@ typedef void (*KernFn)(void *ctx, int bwd);
 enum { KERN_CALLS = 4096 };
 
 /* The median call of fn (fwd or bwd) in ~budget seconds (at least 10 calls), averaged over the
- * ranks (the GEMM grid's statistic: what a training step's layers typically see). */
-static double kern_time(KernFn fn, void *ctx, int bwd, double budget) {
+ * ranks (the GEMM grid's statistic: what a training step's layers typically see). Call i runs
+ * on ctx[i % nctx]: several buffer sets whose sum exceeds the last-level cache make every call's
+ * operands cold, as a training step's are (tools/calibrate.c, the GEMM grid). */
+static double kern_time(KernFn fn, void *const *ctx, int nctx, int bwd, double budget) {
     static double t[KERN_CALLS];
-    fn(ctx, bwd); /* warm-up */
+    fn(ctx[0], bwd); /* warm-up */
     MPI_Barrier(MPI_COMM_WORLD);
     double t0 = cal_now();
     int calls = 0;
     do {
         double t1 = cal_now();
-        fn(ctx, bwd);
+        fn(ctx[(calls + 1) % nctx], bwd);
         t[calls] = cal_now() - t1;
     } while (++calls < KERN_CALLS && (calls < 10 || cal_now() - t0 < budget));
     return cal_mean(cal_median(t, calls));
@@ -170,9 +172,17 @@ typedef struct OpSpec {
     double fwd_bytes, bwd_bytes; /* per element of n, as the cost model counts them */
 } OpSpec;
 
-static void add_op(cJSON *arr, const OpSpec *o, Bufs *q, double budget, const double *extra) {
-    double n = (double)q->n;
-    double tf = kern_time(o->fn, q, 0, budget), tb = kern_time(o->fn, q, 1, budget);
+/* The ops' buffer sets: each holds six float tensors and an index of 2^20 elements (28 MiB);
+ * a call touches 8-20 MiB of its set, so between two uses of a set the other seven moved more
+ * than the 32 MiB L3 of the machines we calibrate, twice over: the trainer's ops read
+ * activations written or kept long before. */
+enum { OP_SETS = 8 };
+
+static void add_op(cJSON *arr, const OpSpec *o, void *const *qs, double budget,
+                   const double *extra) {
+    double n = (double)((Bufs *)qs[0])->n;
+    double tf = kern_time(o->fn, qs, OP_SETS, 0, budget),
+           tb = kern_time(o->fn, qs, OP_SETS, 1, budget);
     cJSON *e = cJSON_CreateObject();
     cJSON_AddStringToObject(e, "op", o->name);
     cJSON_AddNumberToObject(e, "fwd_bytes_per_s", (o->fwd_bytes * n + extra[0]) / tf);
@@ -204,8 +214,14 @@ static void bufs_free(Bufs *q) {
 cJSON *cal_ops_table(bool quick) {
     int64_t n = quick ? (1 << 18) : (1 << 20);
     double budget = quick ? 0.005 : 0.02;
-    Bufs q = bufs_new(n > 9 * CV_C * CV_HW * CV_HW ? n : 9 * CV_C * CV_HW * CV_HW);
-    q.n = n;
+    Bufs q[OP_SETS];
+    void *qs[OP_SETS];
+    for (int s = 0; s < OP_SETS; s++) {
+        q[s] = bufs_new(n > 9 * CV_C * CV_HW * CV_HW ? n : 9 * CV_C * CV_HW * CV_HW);
+        q[s].n = n, qs[s] = &q[s];
+        for (int64_t i = 0; i < n; i++)
+            q[s].idx[i] = (int32_t)((i * 7) % EMB_V);
+    }
     double rows = (double)n / LN_C;
     /* fwd: in + out (+ kept); bwd: dout + in (+ kept) + din, per element; layernorm's two row
      * statistics and 2·C parameters (3 passes in backward) come as `extra` bytes */
@@ -215,29 +231,31 @@ cJSON *cal_ops_table(bool quick) {
     cJSON *arr = cJSON_CreateArray();
     for (int i = 0; i < 6; i++) {
         double ln[2] = {8.0 * rows + 8.0 * LN_C, 8.0 * rows + 24.0 * LN_C}, none[2] = {0, 0};
-        add_op(arr, &ew[i], &q, budget, i == 4 ? ln : none);
+        add_op(arr, &ew[i], qs, budget, i == 4 ? ln : none);
     }
     /* cross_entropy: logits in (fwd) and their gradient out too (bwd), plus 4 bytes of label per
      * row; embedding: ids (4 per token), the output and as many table bytes (fwd), the output's
      * gradient and the table's 3 passes (bwd); dropout: in + out, dout + in + din */
-    for (int64_t i = 0; i < n; i++)
-        q.idx[i] = (int32_t)((i * 7) % EMB_V);
     double ce[2] = {4.0 * (double)n / CE_V, 4.0 * (double)n / CE_V},
            em[2] = {4.0 * (double)n / EMB_D, 4.0 * (double)n / EMB_D}, none[2] = {0, 0};
     static const OpSpec more[] = {
         {"cross_entropy", k_xent, 4, 8}, {"embedding", k_embed, 8, 16}, {"dropout", k_drop, 8, 12}};
-    add_op(arr, &more[0], &q, budget, ce);
-    add_op(arr, &more[1], &q, budget, em);
-    add_op(arr, &more[2], &q, budget, none);
-    q.n = 9 * CV_C * CV_HW * CV_HW; /* the unrolled matrix: 4 bytes per element */
+    add_op(arr, &more[0], qs, budget, ce);
+    add_op(arr, &more[1], qs, budget, em);
+    add_op(arr, &more[2], qs, budget, none);
+    for (int s = 0; s < OP_SETS; s++)
+        q[s].n = 9 * CV_C * CV_HW * CV_HW; /* the unrolled matrix: 4 bytes per element */
     OpSpec cv = {"conv2d", k_unroll, 4, 4};
-    add_op(arr, &cv, &q, budget, none);
+    add_op(arr, &cv, qs, budget, none);
     /* its bias passes: 4 bytes per output element written (fill) or read (the sum) */
     cJSON *conv = cJSON_GetArrayItem(arr, cJSON_GetArraySize(arr) - 1);
     double ob = 4.0 * CB_O * CB_PLANE;
-    cJSON_AddNumberToObject(conv, "bias_fwd_bytes_per_s", ob / kern_time(k_bias, &q, 0, budget));
-    cJSON_AddNumberToObject(conv, "bias_bwd_bytes_per_s", ob / kern_time(k_bias, &q, 1, budget));
-    bufs_free(&q);
+    cJSON_AddNumberToObject(conv, "bias_fwd_bytes_per_s",
+                            ob / kern_time(k_bias, qs, OP_SETS, 0, budget));
+    cJSON_AddNumberToObject(conv, "bias_bwd_bytes_per_s",
+                            ob / kern_time(k_bias, qs, OP_SETS, 1, budget));
+    for (int s = 0; s < OP_SETS; s++)
+        bufs_free(&q[s]);
     return arr;
 }
 
@@ -261,26 +279,31 @@ static void k_adam(void *x, int w) {
         mprt_adam_step(o->p, o->m, o->v, o->g, o->n, 1e-6f, 0.9f, 0.999f, 1e-8f, 0.0f, 10);
 }
 
-/* The optimizer steps over 2^22 parameters (--quick 2^18; four arrays of 16 MiB: a model's
+/* The optimizer steps over 2^23 parameters (--quick 2^18; four arrays of 32 MiB: a model's
  * parameters, gradients and state, as the trainer's step sweeps them, do not stay in cache),
- * each as bytes/s of the (3 + 2·copies) × 4 bytes per parameter the cost model counts. */
+ * each as bytes/s of the (3 + 2·copies) × 4 bytes per parameter the cost model counts. The
+ * arrays hold values, not calloc's untouched zero pages (reading those reads one cached page:
+ * AdamW measured 1.5x faster on them than on a model's numbers). */
 cJSON *cal_optimizer(bool quick) {
     OptBufs o = {0};
-    o.n = quick ? (1 << 18) : (1 << 22);
+    o.n = quick ? (1 << 18) : (1 << 23);
     float **all[] = {&o.p, &o.g, &o.m, &o.v};
     for (int i = 0; i < 4; i++) {
-        *all[i] = calloc((size_t)o.n, sizeof(float));
+        *all[i] = malloc((size_t)o.n * sizeof(float));
         if (!*all[i]) {
             fprintf(stderr, "mpcc-calibrate: out of memory\n");
             MPI_Abort(MPI_COMM_WORLD, 1);
         }
+        for (int64_t j = 0; j < o.n; j++)
+            (*all[i])[j] = i == 3 ? 1e-6f : (float)((j * 7 + i) % 13) * 1e-3f - 6e-3f;
     }
     double budget = quick ? 0.005 : 0.05, n = (double)o.n;
+    void *op[1] = {&o};
     cJSON *r = cJSON_CreateObject();
-    cJSON_AddNumberToObject(r, "sgd", 12.0 * n / kern_time(k_sgd, &o, 0, budget));
-    cJSON_AddNumberToObject(r, "sgd_momentum", 20.0 * n / kern_time(k_sgd, &o, 1, budget));
-    cJSON_AddNumberToObject(r, "adam", 28.0 * n / kern_time(k_adam, &o, 0, budget));
-    cJSON_AddNumberToObject(r, "adamw", 28.0 * n / kern_time(k_adam, &o, 1, budget));
+    cJSON_AddNumberToObject(r, "sgd", 12.0 * n / kern_time(k_sgd, op, 1, 0, budget));
+    cJSON_AddNumberToObject(r, "sgd_momentum", 20.0 * n / kern_time(k_sgd, op, 1, 1, budget));
+    cJSON_AddNumberToObject(r, "adam", 28.0 * n / kern_time(k_adam, op, 1, 0, budget));
+    cJSON_AddNumberToObject(r, "adamw", 28.0 * n / kern_time(k_adam, op, 1, 1, budget));
     for (int i = 0; i < 4; i++)
         free(*all[i]);
     return r;
