@@ -87,7 +87,9 @@ static inline bool cg_bf16(const Emit *e) {
 static inline bool cg_bf16_cu(const Emit *e) {
     return e->s->precision == PRECISION_BF16 && e->t->dev;
 }
-/* Either target: the optimizer updates, and checkpoints hold, the master weights `mst`. */
+/* Either target: the optimizer updates, and checkpoints hold, the master weights `mst`; the
+ * working weights `prm` are bf16 values (uint16_t), each layer's unpacked into the f32 staging
+ * buffer `wl` for the kernels that take f32 weights (PREFIX_bf16_layer). */
 static inline bool cg_mst(const Emit *e) { return cg_bf16(e) || cg_bf16_cu(e); }
 /* bf16 with ZeRO on the host (docs/runtime.md, "ZeRO under bf16"): `mst` holds this rank's parts
  * of the f32 master weights (at the ZERO_PARTS soff, like the optimizer state); `prm` is whole. */

@@ -56,16 +56,15 @@ static bool reads_weights(const Emit *e, const IrNode *n) {
 static void stage_weights(Lyr *l) {
     Emit *e = l->e;
     long long at = (long long)e->poff[l->n->first_param];
-    if (!cg_bf16(e) || l->n->nparams == 0) return;
+    if (!cg_mst(e) || l->n->nparams == 0) return;
     if (e->body && !reads_weights(e, l->n)) {
         if (strstr(e->body, "GRAD("))
             E(e, "    wl_at = %lld; /* bf16: where its gradients start (it reads no weights) */\n",
               at);
         return;
     } else
-        E(e,
-          "    wl_at = %lld, wl = mprt_bf16_layer(wl_at, %lld); /* bf16: the weights as f32 */\n",
-          at, (long long)cg_layer_floats(e, l->n));
+        E(e, "    wl_at = %lld, wl = %sbf16_layer(wl_at, %lld); /* bf16: the weights as f32 */\n",
+          at, pfx(e), (long long)cg_layer_floats(e, l->n));
 }
 
 /* Ends the function being printed, if any: its head takes exactly the parameters its body
@@ -113,7 +112,7 @@ static void lyr_linear(Lyr *l) {
       l->C, add_flag(e, n, PARAM_BIAS));
     open_bwd(l);
     /* bf16: without an input gradient the kernel reads no weights, so none are unpacked */
-    bool no_dx = cg_bf16(e) && !strcmp(D(l, l->in[0]), "NULL");
+    bool no_dx = cg_mst(e) && !strcmp(D(l, l->in[0]), "NULL");
     E(e, "    %slinear_backward(%s, %s, %s, %s, %s, %s, %s_N, %s_I, %s_O);\n}\n\n", pfx(e),
       D(l, l->in[0]), pref(e, n, PARAM_WEIGHT, true), pref(e, n, PARAM_BIAS, true), D(l, l->out),
       A(l, l->in[0]), no_dx ? "NULL" : pref(e, n, PARAM_WEIGHT, false), l->C, l->C, l->C);
@@ -267,7 +266,7 @@ static void lyr_embedding(Lyr *l) {
         e->s->params[pw].split_dim == 0 ? arena_printf(e->a, "mesh->k * %s_V", l->C) : "0";
     open_fwd(l, false);
     /* bf16: the kernel converts the rows it looks up from the bf16 working weights itself */
-    bool h = cg_bf16(e);
+    bool h = cg_mst(e);
     E(e, "    %sembedding_forward%s(%s, %s, %s, %s, %s_M, %s_T, %s_V, %s, %s_D, %s);\n}\n", pfx(e),
       h ? "_bf16" : "", A(l, l->out), A(l, l->in[0]),
       h ? prm_ref(e, l->n, PARAM_WEIGHT) : pref(e, l->n, PARAM_WEIGHT, false),

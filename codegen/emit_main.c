@@ -208,14 +208,16 @@ void emit_params(Emit *e) {
          "mirror it. "
          "*/\n");
     const char *at = "((p) - prm)"; /* a parameter's offset in the arena */
-    if (cg_bf16(e)) {
-        E(e, "/* bf16: `prm` holds the working weights as bf16 values, each the rounding of the "
-             "f32 master\n * weights `mst`, which the optimizer updates and checkpoints hold. "
-             "The kernels take f32: a\n * layer's functions first unpack its weights into `wl` "
-             "(mprt_bf16_layer; wl_at: where they\n * start in prm), so a parameter is named by "
-             "its place in wl, its gradient by its place in prm. */\n"
-             "static uint16_t *prm;\nstatic float *grd, *opt1, *opt2, *mst, *wl;\n"
-             "static int64_t wl_at;\n");
+    if (cg_mst(e)) {
+        E(e,
+          "/* bf16: `prm` holds the working weights as bf16 values, each the rounding of the "
+          "f32 master\n * weights `mst`, which the optimizer updates and checkpoints hold. "
+          "The kernels take f32: a\n * layer's functions first unpack its weights into `wl` "
+          "(%sbf16_layer; wl_at: where they\n * start in prm), so a parameter is named by "
+          "its place in wl, its gradient by its place in prm.%s */\n"
+          "static uint16_t *prm;\nstatic float *grd, *opt1, *opt2, *mst, *wl;\n"
+          "static int64_t wl_at;\n",
+          pfx(e), e->t->dev ? "\n * All three are device memory." : "");
         at = "(wl_at + ((p) - wl))";
     } else {
         E(e, "static float *prm, *grd, *opt1, *opt2;\n");
@@ -227,21 +229,17 @@ void emit_params(Emit *e) {
           pfx(e), at);
     else
         E(e, "#define GRAD(p) (grd + %s) /* a parameter's gradient: its offset in grd */\n", at);
-    if (cg_bf16(e)) /* for kernels that read no f32 weights (an embedding's) */
+    if (cg_mst(e)) /* for kernels that read no f32 weights (an embedding's) */
         E(e, "#define GRAD_AT(off) %s /* the gradient at offset off of prm */\n",
-          cg_zero2_sharded(e) ? "mprt_zero2_grad(off)" : "(grd + (off))");
-    if (cg_bf16_cu(e))
-        E(e, "/* bf16: `prm` is the working copy the kernels read, each value the bf16 rounding "
-             "of the\n * f32 master weights `mst`, which the optimizer updates and checkpoints "
-             "hold (device memory). */\nstatic float *mst;\n");
+          cg_zero2_sharded(e) ? arena_printf(e->a, "%szero2_grad(off)", pfx(e)) : "(grd + (off))");
     E(e, "static const int64_t STAGE_PARAMS[MESH_S] = {");
     for (int k = 0; k < s->S; k++)
         E(e, "%s%lld", k ? ", " : "", (long long)tot[k]);
     E(e, "};\n");
-    if (cg_bf16(e)) emit_layer_params(e);
+    if (cg_mst(e)) emit_layer_params(e);
     for (int i = 0; i < IR_NPARAMS(g); i++) {
         const SchedParam *sp = &s->params[i];
-        if (cg_bf16(e))
+        if (cg_mst(e))
             E(e, "#define P%s (wl + %lld) /* ", e->pname[i], (long long)cg_layer_at(e, i));
         else
             E(e, "#define P%s (prm + %lld) /* ", e->pname[i], (long long)e->poff[i]);
@@ -425,7 +423,7 @@ void emit_summary(Emit *e) {
 static void emit_free_all(Emit *e) {
     E(e, "static void free_all(void) {\n");
     if (e->t->dev)
-        E(e, "    float *const dev[] = {prm, grd, opt1, opt2, fbase, gbase, scratch, xfer, "
+        E(e, "    void *const dev[] = {prm, grd, opt1, opt2, fbase, gbase, scratch, xfer, "
              "xbase, rfbase};\n"
              "    for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) "
              "mprt_cu_free(dev[i]);\n"
@@ -444,8 +442,8 @@ static void emit_free_all(Emit *e) {
         E(e, "    mprt_bf16_weights(NULL, NULL, 0, NULL, 0), mprt_set_wire_bf16(false), free(mst), "
              "free(wl);\n");
     if (cg_bf16_cu(e))
-        E(e, "    mprt_cu_bf16_weights(NULL, NULL, 0), mprt_set_wire_bf16(false), "
-             "mprt_cu_free(mst);\n");
+        E(e, "    mprt_cu_bf16_weights(NULL, NULL, 0, NULL, 0), mprt_set_wire_bf16(false), "
+             "mprt_cu_free(mst), mprt_cu_free(wl);\n");
     if (cg_zero2_sharded(e)) E(e, "    %szero2_teardown();\n", pfx(e));
     for (int v = 0; v < IR_NVALUES(e->g); v++)
         if (IR_VALUE(e->g, v)->kind != VAL_ACT)
@@ -461,8 +459,9 @@ static void emit_setup_arenas(Emit *e) {
     const char *f = e->t->dev ? "mprt_cu_falloc_in" : "mprt_falloc_in";
     E(e, "    mprt_mem_reset(); /* counts what follows by category (mprt_check_memory) */\n"
          "    int64_t np = STAGE_PARAMS[mesh->s];\n");
-    if (cg_bf16(e))
-        E(e, "    prm = mprt_halloc_in(MPRT_MEM_PARAMS, np); /* bf16: 2 bytes a weight */\n");
+    if (cg_mst(e))
+        E(e, "    prm = %s(MPRT_MEM_PARAMS, np); /* bf16: 2 bytes a weight */\n",
+          e->t->dev ? "mprt_cu_halloc_in" : "mprt_halloc_in");
     else
         E(e, "    prm = %s(MPRT_MEM_PARAMS, np);\n", f);
     if (e->s->zero != 2) E(e, "    grd = %s(MPRT_MEM_GRADS, np);\n", f);
@@ -491,7 +490,7 @@ static int64_t loss_bytes(const Emit *e, int k) {
         const PlanNode *pn = &e->g->plan->nodes[id];
         if (IR_VALUE(e->g, nd->output)->shape.rank != 0) continue;
         bool split = e->s->t > 1 && (pn->out_layout == LAYOUT_B || pn->out_layout == LAYOUT_F);
-        n += (cg_bf16(e) ? 2 : 4) * e->s->micro / (split ? e->s->t : 1) *
+        n += (cg_mst(e) ? 2 : 4) * e->s->micro / (split ? e->s->t : 1) *
              (pn->recompute ? 1 : st->stash);
     }
     return n;
@@ -569,7 +568,9 @@ static void emit_setup_rank(Emit *e) {
     if (cg_bf16_cu(e))
         E(e, "    mst = mprt_cu_falloc_in(MPRT_MEM_OPTIM, np); /* bf16: the f32 master weights; "
              "traffic in bf16 */\n"
-             "    mprt_cu_bf16_weights(mst, prm, np), mprt_set_wire_bf16(true);\n");
+             "    int64_t nl = STAGE_LAYER_PARAMS[mesh->s];\n"
+             "    wl = mprt_cu_falloc_in(MPRT_MEM_BUFFERS, nl); /* one layer's weights as f32 */\n"
+             "    mprt_cu_bf16_weights(mst, prm, np, wl, nl), mprt_set_wire_bf16(true);\n");
     E(e,
       "    STAGES[mesh->s].alloc();\n    mprt_params_init(&MODEL, %s, seed);\n"
       "    mprt_layer_timers(LAYERS, NUM_LAYERS);\n",

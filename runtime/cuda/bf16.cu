@@ -15,19 +15,17 @@ __device__ static uint16_t bf16_from_f32(float x) {
     return (uint16_t)(u >> 16);
 }
 
-__device__ static float f32_from_bf16(uint16_t h) { return __uint_as_float((uint32_t)h << 16); }
-
 __global__ void bf16_pack_k(uint16_t *dst, const float *src, int64_t n) {
     GRID_STRIDE(i, n) dst[i] = bf16_from_f32(src[i]);
 }
 
 __global__ void bf16_unpack_k(float *dst, const uint16_t *src, int64_t n) {
-    GRID_STRIDE(i, n) dst[i] = f32_from_bf16(src[i]);
+    GRID_STRIDE(i, n) dst[i] = mprt_cu_f32_of(src[i]);
 }
 
 /* dst may be src: each element is read once, then written. */
 __global__ void bf16_round_k(float *dst, const float *src, int64_t n) {
-    GRID_STRIDE(i, n) dst[i] = f32_from_bf16(bf16_from_f32(src[i]));
+    GRID_STRIDE(i, n) dst[i] = mprt_cu_f32_of(bf16_from_f32(src[i]));
 }
 
 extern "C" void mprt_cu_bf16_pack(uint16_t *dst, const float *src, int64_t n) {

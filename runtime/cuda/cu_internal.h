@@ -114,6 +114,12 @@ template <class T, class Op> __device__ static inline T mprt_cu_block_reduce(T v
     return r;
 }
 
+/* bf16 → f32, exact (the bf16 bits are the f32's upper half): bf16.cu's conversion, for the
+ * kernels that read bf16 working weights. */
+__device__ static inline float mprt_cu_f32_of(uint16_t h) {
+    return __uint_as_float((uint32_t)h << 16);
+}
+
 struct MprtCuMax {
     __device__ float operator()(float a, float b) const { return fmaxf(a, b); }
 };

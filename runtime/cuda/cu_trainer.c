@@ -55,6 +55,10 @@ int32_t *mprt_cu_ialloc_in(int category, int64_t n) {
     mprt_mem_add((MprtMem)category, 4 * n);
     return mprt_cu_ialloc(n > 0 ? n : 1);
 }
+uint16_t *mprt_cu_halloc_in(int category, int64_t n) {
+    mprt_mem_add((MprtMem)category, 2 * n);
+    return (uint16_t *)zeroed(sizeof(uint16_t) * (size_t)(n > 0 ? n : 1));
+}
 
 void mprt_cu_data_rows(const MprtData *d, uint64_t seed, int64_t first, int64_t n, void *dst) {
     size_t bytes = mprt_dtype_size(d->dtype) * (size_t)(n * mprt_data_row(d));

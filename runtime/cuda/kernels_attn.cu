@@ -21,13 +21,19 @@
 
 /* ─────────────────────────────── embedding ─────────────────────────────── */
 
-__global__ void embedding_fwd_k(float *out, const int32_t *ids, const float *W, const float *pos,
-                                int M, int T, int V_local, int v0, int D, int add_pos) {
+/* The lookup of both forms: the table and positions f32 (E = float) or the bf16 working
+ * weights (E = uint16_t, each value read exactly as f32: mprt_cu_f32_of). */
+__device__ static inline float as_f32(float v) { return v; }
+__device__ static inline float as_f32(uint16_t h) { return mprt_cu_f32_of(h); }
+
+template <class E>
+__global__ void embedding_fwd_k(float *out, const int32_t *ids, const E *W, const E *pos, int M,
+                                int T, int V_local, int v0, int D, int add_pos) {
     GRID_STRIDE(i, (int64_t)M * D) {
         int64_t m = i / D, j = i % D;
         int64_t r = (int64_t)ids[m] - v0;
-        float v = (r >= 0 && r < V_local) ? W[r * D + j] : 0.0f;
-        if (add_pos && pos) v += pos[(m % T) * D + j];
+        float v = (r >= 0 && r < V_local) ? as_f32(W[r * D + j]) : 0.0f;
+        if (add_pos && pos) v += as_f32(pos[(m % T) * D + j]);
         out[i] = v;
     }
 }
@@ -55,7 +61,15 @@ __global__ void embedding_bwd_pos_k(float *dpos, const float *dout, int M, int T
 extern "C" void mprt_cu_embedding_forward(float *out, const int32_t *ids, const float *W,
                                           const float *pos, int M, int T, int V_local, int v0,
                                           int D, int add_pos) {
-    LAUNCH_1D(embedding_fwd_k, (int64_t)M * D, out, ids, W, pos, M, T, V_local, v0, D, add_pos);
+    LAUNCH_1D(embedding_fwd_k<float>, (int64_t)M * D, out, ids, W, pos, M, T, V_local, v0, D,
+              add_pos);
+}
+
+extern "C" void mprt_cu_embedding_forward_bf16(float *out, const int32_t *ids, const uint16_t *W,
+                                               const uint16_t *pos, int M, int T, int V_local,
+                                               int v0, int D, int add_pos) {
+    LAUNCH_1D(embedding_fwd_k<uint16_t>, (int64_t)M * D, out, ids, W, pos, M, T, V_local, v0, D,
+              add_pos);
 }
 
 extern "C" void mprt_cu_embedding_backward(float *dW, float *dpos, const float *dout,

@@ -171,6 +171,12 @@ void mprt_cu_embedding_forward(float *out, const int32_t *ids, const float *W, c
                                int M, int T, int V_local, int v0, int D, int add_pos);
 void mprt_cu_embedding_backward(float *dW, float *dpos, const float *dout, const int32_t *ids,
                                 int M, int T, int V_local, int v0, int D);
+/* The forward of a bf16 trainer (mprt.h's mprt_embedding_forward_bf16): the table and the
+ * positions are bf16 working weights, each row looked up converted exactly to f32, so the
+ * vocabulary is never unpacked whole. */
+void mprt_cu_embedding_forward_bf16(float *out, const int32_t *ids, const uint16_t *W,
+                                    const uint16_t *pos, int M, int T, int V_local, int v0, int D,
+                                    int add_pos);
 
 /* Stash as MPRT_ATTENTION_STASH (same layout: q, k, v, y, then P [N, Hl, T, T]). The
  * backward scratch holds dP for every sample of one head at once, so it is larger than the
@@ -290,6 +296,8 @@ int32_t *mprt_cu_ialloc(int64_t n);
  * against the plan's like the C trainer's (mprt_check_memory). */
 float *mprt_cu_falloc_in(int category, int64_t n);
 int32_t *mprt_cu_ialloc_in(int category, int64_t n);
+/* n zeroed 16-bit values (bf16 working weights), 2·n bytes counted in `category`. */
+uint16_t *mprt_cu_halloc_in(int category, int64_t n);
 /* mprt_data_rows into device memory: the rows are filled in a reusable host buffer, then
  * uploaded at once. */
 void mprt_cu_data_rows(const struct MprtData *d, uint64_t seed, int64_t first, int64_t n,
@@ -322,11 +330,16 @@ void mprt_cu_zero2_close(void);
 void mprt_cu_zero2_join(void);
 
 /* bf16 (cu_bf16.c; docs/cuda.md, "bf16"): the device twins of mprt_trainer.h's
- * mprt_bf16_weights / _refresh / _upload / _download. `master` and `work` are n floats of
- * device memory: the f32 master weights and the working copy the kernels read, work =
- * bf16(master) after every mprt_cu_bf16_refresh and, range by range, after every
- * mprt_cu_bf16_upload into master (a bf16 trainer's MprtModel.upload). NULL unregisters. */
-void mprt_cu_bf16_weights(float *master, float *work, int64_t n);
+ * mprt_bf16_weights / _refresh / _layer / _upload / _download. `master` is n floats of device
+ * memory, the f32 master weights; `work` n bf16 values of device memory at the same offsets, the
+ * working copy: work = bf16(master) after every mprt_cu_bf16_refresh and, range by range, after
+ * every mprt_cu_bf16_upload into master (a bf16 trainer's MprtModel.upload); `stage` cap
+ * floats of device memory, where mprt_cu_bf16_layer(offset, n) unpacks work[offset .. offset
+ * + n) as f32 (on the compute stream) and which it returns (a range beyond either: one-line
+ * fatal error). work NULL unregisters; master NULL (ZeRO's parts write work): _layer works,
+ * refresh and the copies leave work alone. */
+void mprt_cu_bf16_weights(float *master, uint16_t *work, int64_t n, float *stage, int64_t cap);
+float *mprt_cu_bf16_layer(int64_t offset, int64_t n);
 void mprt_cu_bf16_refresh(void);
 void mprt_cu_bf16_upload(void *arena, const void *host, size_t bytes);
 void mprt_cu_bf16_download(void *host, const void *arena, size_t bytes);

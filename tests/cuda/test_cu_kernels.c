@@ -441,39 +441,67 @@ static void test_bf16_convert(int64_t n) {
     free(x), free(r), free(h), mprt_cu_free(gx), mprt_cu_free(gr), mprt_cu_free(gh);
 }
 
-/* A bf16 trainer's weight pair (cu_bf16.c): registering rounds the whole working copy; an
- * upload into a range of the master weights rounds that range of the working copy and nothing
- * else; an upload anywhere else leaves it alone; refresh rounds it all again; unregistered, an
- * upload is a plain copy. Against mprt_bf16_round1 on the host, bit for bit. */
-static void round_into(float *w, const float *m, int64_t lo, int64_t n) {
-    for (int64_t i = lo; i < lo + n; i++)
-        w[i] = mprt_bf16_round1(m[i]);
-}
-
+/* A bf16 trainer's weights (cu_bf16.c): registering packs the whole working copy; an upload
+ * into a range of the master weights packs that range of the working copy and nothing else; an
+ * upload anywhere else leaves it alone; refresh packs it all again; a layer's range unpacks
+ * into the staging buffer, which is what it returns; unregistered, an upload is a plain copy.
+ * Against mprt_bf16_pack / _unpack on the host, bit for bit. */
 static void test_bf16_weights(int64_t n) {
-    int64_t lo = n / 3, k = n / 4;
-    float *m = hrand(n), *w = hfill(n, 0.0f), *v = hrand(k);
-    float *gm = dev(m, n), *gw = dev(w, n), *other = dev(w, n);
-    mprt_cu_bf16_weights(gm, gw, n);
-    round_into(w, m, 0, n);
-    cmp_exact_bytes("bf16 weights registered", gw, w, (size_t)n * sizeof *w);
+    int64_t lo = n / 3, k = n / 4, cap = n / 2;
+    float *m = hrand(n), *v = hrand(k), *st = malloc((size_t)cap * sizeof *st);
+    uint16_t *w = malloc((size_t)n * sizeof *w), *zero = calloc((size_t)n, sizeof *zero);
+    float *gm = dev(m, n), *other = dev(m, n), *gst = dev(m, cap);
+    uint16_t *gw = dcopy(zero, (size_t)n * sizeof *gw);
+    size_t wb = (size_t)n * sizeof *w;
+    mprt_cu_bf16_weights(gm, gw, n, gst, cap);
+    mprt_bf16_pack(w, m, n);
+    cmp_exact_bytes("bf16 weights registered", gw, w, wb);
     mprt_cu_bf16_upload(gm + lo, v, (size_t)k * sizeof *v);
     memcpy(m + lo, v, (size_t)k * sizeof *v);
-    round_into(w, m, lo, k);
+    mprt_bf16_pack(w + lo, m + lo, k);
     cmp_exact_bytes("bf16 upload: the master weights", gm, m, (size_t)n * sizeof *m);
-    cmp_exact_bytes("bf16 upload: the range rounded", gw, w, (size_t)n * sizeof *w);
+    cmp_exact_bytes("bf16 upload: the range packed", gw, w, wb);
     mprt_cu_bf16_upload(other, v, (size_t)k * sizeof *v); /* not the master weights */
-    cmp_exact_bytes("bf16 upload elsewhere", gw, w, (size_t)n * sizeof *w);
+    cmp_exact_bytes("bf16 upload elsewhere", gw, w, wb);
     float *m2 = hrand(n);
     mprt_cu_upload(gm, m2, (size_t)n * sizeof *m2);
     mprt_cu_bf16_refresh();
-    round_into(w, m2, 0, n);
-    cmp_exact_bytes("bf16 refresh", gw, w, (size_t)n * sizeof *w);
-    mprt_cu_bf16_weights(NULL, NULL, 0);
+    mprt_bf16_pack(w, m2, n);
+    cmp_exact_bytes("bf16 refresh", gw, w, wb);
+    float *got = mprt_cu_bf16_layer(n - cap, cap); /* the last cap values: the whole buffer */
+    mprt_bf16_unpack(st, w + (n - cap), cap);
+    checks++;
+    if (got != gst) failures++, printf("FAIL bf16 layer: not the staging buffer\n");
+    cmp_exact_bytes("bf16 layer: unpacked", gst, st, (size_t)cap * sizeof *st);
+    mprt_cu_bf16_weights(NULL, NULL, 0, NULL, 0);
     mprt_cu_bf16_upload(gm, m, (size_t)n * sizeof *m);
-    cmp_exact_bytes("bf16 unregistered upload", gw, w, (size_t)n * sizeof *w);
-    free(m), free(w), free(v), free(m2);
-    mprt_cu_free(gm), mprt_cu_free(gw), mprt_cu_free(other);
+    cmp_exact_bytes("bf16 unregistered upload", gw, w, wb);
+    free(m), free(v), free(st), free(w), free(zero), free(m2);
+    mprt_cu_free(gm), mprt_cu_free(gw), mprt_cu_free(other), mprt_cu_free(gst);
+}
+
+/* A bf16 trainer's embedding forward reads the bf16 table and positions: the CPU's values bit
+ * for bit (an exact conversion and one f32 addition each). */
+static void test_embedding_bf16(void) {
+    int N = 3, T = 5, M = N * T, V_local = 6, v0 = 3, D = 7, Ppos = 6;
+    int64_t nw = (int64_t)V_local * D, np = (int64_t)Ppos * D, no = (int64_t)M * D;
+    int32_t ids[15];
+    for (int m = 0; m < M; m++)
+        ids[m] = (m * 7) % 12; /* some inside [3, 9), some outside, repeats */
+    float *W = hrand(nw), *pos = hrand(np), *out = hrand(no);
+    uint16_t *hW = malloc((size_t)nw * 2), *hpos = malloc((size_t)np * 2);
+    mprt_bf16_pack(hW, W, nw), mprt_bf16_pack(hpos, pos, np);
+    int32_t *gids = dcopy(ids, sizeof ids);
+    uint16_t *gW = dcopy(hW, (size_t)nw * 2), *gpos = dcopy(hpos, (size_t)np * 2);
+    float *gout = dev(out, no);
+    for (int add = 0; add < 2; add++) {
+        mprt_embedding_forward_bf16(out, ids, hW, hpos, M, T, V_local, v0, D, add);
+        mprt_cu_embedding_forward_bf16(gout, gids, gW, gpos, M, T, V_local, v0, D, add);
+        cmp_exact_bytes(add ? "embedding forward bf16 (positions)" : "embedding forward bf16", gout,
+                        out, (size_t)no * sizeof *out);
+    }
+    free(W), free(pos), free(out), free(hW), free(hpos);
+    mprt_cu_free(gids), mprt_cu_free(gW), mprt_cu_free(gpos), mprt_cu_free(gout);
 }
 
 /* C = alpha·op(A)·op(B) + beta·C on bf16 operands against a double reference over the same
@@ -528,6 +556,7 @@ int main(void) {
     test_optimizers();
     test_bf16_convert(1000);
     test_bf16_weights(1000);
+    test_embedding_bf16();
     for (int t = 0; t < 4; t++)
         test_gemm_bf16(t & 1, t >> 1, 37, 29, 23), test_gemm_bf16(t & 1, t >> 1, 128, 192, 256);
     mprt_cu_set_tf32(true); /* TF32 GEMMs: the looser tolerance */

@@ -12,7 +12,11 @@ splits; ranks share the GPU through --comm mpi, or one GPU each with --comm nccl
          C bf16 trainer's bytes (the same plan: bf16 on the wire over NCCL too). At step 1 the
          CUDA loss is within --rtol1 relative of the C bf16 loss and at least 3x farther from
          the C f32 loss than from the C bf16 one (the roundings are on, at the C trainer's
-         points); over all steps it stays within --rtol of the C bf16 curve.
+         points); over all steps it stays within --rtol of the C bf16 curve. Memory (--profile):
+         the CUDA bf16 trainer's parameters (16-bit working weights, 2 B each), gradients (f32
+         sums) and optimizer state (f32 master weights and moments) allocated are the plan's
+         bytes exactly on every rank, as the C bf16 trainer's, and its f32 staging of one layer's
+         weights (`wl`) is among its buffers.
   ckpt   (the first model) Checkpoints stay whole f32 tensors of the master weights: a CUDA
          bf16 run on the mesh's ranks resumed from its own half-way checkpoint repeats its
          uninterrupted losses digit for digit; the C f32 trainer on 1 rank resumes that
@@ -44,6 +48,7 @@ exits 77.
 import argparse
 import concurrent.futures
 import hashlib
+import json
 import os
 import re
 import subprocess
@@ -108,12 +113,46 @@ def worst_rel(x, y, steps):
     return max(rel(x[s], y[s]) if s in x and s in y else 1e9 for s in steps)
 
 
+EXACT = ("params", "grads", "optimizer")
+
+
+def check_memory(c, what, prof, nl):
+    """The planned categories the bf16 trainers hold exactly (activations: docs/cuda.md)."""
+    try:
+        with open(prof) as f:
+            ranks = json.load(f)["ranks"]
+    except (OSError, ValueError, KeyError) as e:
+        c.failures.append(f"{what}: no profile {prof}: {e}")
+        return
+    for r in ranks:
+        mem = r.get("memory") or {}
+        want, got = mem.get("predicted", {}), mem.get("allocated", {})
+        for k in EXACT:
+            if k not in got or got.get(k) != want.get(k):
+                c.failures.append(f"{what} rank {r.get('rank')}: {k} allocated {got.get(k)} B, "
+                                  f"predicted {want.get(k)} B")
+        if got.get("buffers", 0) < 4 * nl:
+            c.failures.append(f"{what} rank {r.get('rank')}: buffers {got.get('buffers')} B "
+                              f"hold no f32 layer staging of {4 * nl} B")
+
+
+def layer_floats(exe, target):
+    """The smallest stage's largest layer (STAGE_LAYER_PARAMS) of a generated bf16 trainer."""
+    with open(exe + (".cu" if target == "cuda" else ".c")) as f:
+        m = re.search(r"STAGE_LAYER_PARAMS\[MESH_S\] = \{([^}]*)\}", f.read())
+    return min(int(v) for v in m.group(1).split(",")) if m else 1 << 60
+
+
 def check_equiv(c, model, mesh):
     a = c.a
     name = f"{os.path.basename(model)} {mesh}"
     runs = {k: c.build(model, mesh, *k) for k in (("f32", "c"), ("bf16", "c"), ("bf16", "cuda"))}
-    L = {k: c.train(f"{name} {k[0]} {k[1]}", exe, n, "--steps", str(a.steps))
+    L = {k: c.train(f"{name} {k[0]} {k[1]}", exe, n, "--steps", str(a.steps), "--profile",
+                    exe + ".profile.json")
          for k, (exe, n, _) in runs.items()}
+    for k in (("bf16", "c"), ("bf16", "cuda")):
+        exe = runs[k][0]
+        check_memory(c, f"{name} {k[0]} {k[1]}", exe + ".profile.json", layer_floats(exe, k[1]))
     if any(len(v) != a.steps for v in L.values()):
         c.failures.append(f"{name}: not every run printed {a.steps} steps")
         return
