@@ -91,9 +91,10 @@ static inline bool cg_bf16_cu(const Emit *e) {
  * working weights `prm` are bf16 values (uint16_t), each layer's unpacked into the f32 staging
  * buffer `wl` for the kernels that take f32 weights (PREFIX_bf16_layer). */
 static inline bool cg_mst(const Emit *e) { return cg_bf16(e) || cg_bf16_cu(e); }
-/* bf16 with ZeRO on the host (docs/runtime.md, "ZeRO under bf16"): `mst` holds this rank's parts
- * of the f32 master weights (at the ZERO_PARTS soff, like the optimizer state); `prm` is whole. */
-static inline bool cg_zero_master(const Emit *e) { return cg_bf16(e) && e->s->zero; }
+/* bf16 with ZeRO on either target (docs/runtime.md, "ZeRO under bf16"; docs/cuda.md, the same):
+ * `mst` holds this rank's parts of the f32 master weights (at the ZERO_PARTS soff, like the
+ * optimizer state); `prm` is whole. */
+static inline bool cg_zero_master(const Emit *e) { return cg_mst(e) && e->s->zero; }
 static inline int64_t lnumel(const Emit *e, int b) { return ir_shape_numel(&B(e, b)->local); }
 static inline int64_t ldim(const Emit *e, int b, int i) {
     const Shape *s = &B(e, b)->local;

@@ -435,12 +435,13 @@ static void emit_free_all(Emit *e) {
              "    free(scratch), free(xfer), free(xbase), free(xibase), free(rfbase), "
              "free(ribase);\n");
     if (e->s->zero) E(e, "    %s(gsh);\n", e->t->dev ? "mprt_cu_free" : "free");
-    if (cg_zero_master(e))
+    if (cg_zero_master(e) && !e->t->dev)
         E(e, "    mprt_zero_master(NULL, NULL), mprt_bf16_weights(NULL, NULL, 0, NULL, 0),\n"
              "        mprt_set_wire_bf16(false), free(mst), free(wl);\n");
     else if (cg_bf16(e))
         E(e, "    mprt_bf16_weights(NULL, NULL, 0, NULL, 0), mprt_set_wire_bf16(false), free(mst), "
              "free(wl);\n");
+    if (cg_zero_master(e) && e->t->dev) E(e, "    mprt_cu_zero_master(NULL, NULL);\n");
     if (cg_bf16_cu(e))
         E(e, "    mprt_cu_bf16_weights(NULL, NULL, 0, NULL, 0), mprt_set_wire_bf16(false), "
              "mprt_cu_free(mst), mprt_cu_free(wl);\n");
@@ -518,8 +519,30 @@ static void emit_memory(Emit *e) {
       "copy\n * rebuilt from it after the C API replaced it (a bf16 trainer's; else nothing). "
       "*/\n#define WEIGHT_FLOATS(s) %s[s]\n#define WEIGHTS_REFRESH() %s\n\n",
       cg_zero_master(e) ? "STAGE_SHARDS" : "STAGE_PARAMS",
-      cg_zero_master(e) ? "mprt_zero_master_params(&ZERO, mst, prm, false)"
+      cg_zero_master(e) ? arena_printf(e->a, "%szero_master_params(&ZERO, mst, prm, false)", pfx(e))
                         : "mprt_bf16_refresh()");
+}
+
+/* setup_rank's end for bf16 with ZeRO on the device (docs/cuda.md, "ZeRO under bf16"): mst
+ * holds this rank's parts of the f32 master weights, prm the whole working copy; the weights
+ * are initialised whole in device memory (mprt_zero_weights through the copies
+ * mprt_cu_zero_master registers), then each rank keeps its parts and prm = bf16 of all. */
+static void emit_setup_zero_master_cu(Emit *e) {
+    E(e, "    mst = mprt_cu_falloc_in(MPRT_MEM_OPTIM, ns); /* bf16 + ZeRO: this rank's parts of "
+         "the f32\n                                                   master weights; traffic "
+         "in bf16 */\n"
+         "    int64_t nl = STAGE_LAYER_PARAMS[mesh->s];\n"
+         "    wl = mprt_cu_falloc_in(MPRT_MEM_BUFFERS, nl); /* one layer's weights as f32 */\n"
+         "    mprt_cu_bf16_weights(NULL, prm, np, wl, nl); /* the working copy, no whole "
+         "master */\n"
+         "    mprt_cu_zero_master(mst, prm), mprt_set_wire_bf16(true);\n"
+         "    STAGES[mesh->s].alloc();\n"
+         "    float *whole = mprt_zero_weights(&MODEL, mst, false); /* initialised whole "
+         "(device), then */\n"
+         "    mprt_params_init(&MODEL, whole, seed);\n"
+         "    mprt_zero_weights_done(&MODEL, whole, mst, true); /* mst: the parts, prm: all, "
+         "bf16 */\n"
+         "    mprt_layer_timers(LAYERS, NUM_LAYERS);\n}\n\n");
 }
 
 /* After mprt_init: shared by the command line and the C API's create (emit_capi.c). */
@@ -541,6 +564,10 @@ static void emit_setup_rank(Emit *e) {
          " * timers. After mprt_init; free_all undoes it. */\n"
          "static void setup_rank(void) {\n");
     emit_setup_arenas(e);
+    if (cg_zero_master(e) && e->t->dev) {
+        emit_setup_zero_master_cu(e);
+        return;
+    }
     if (cg_zero_master(e)) {
         E(e, "    mst = mprt_falloc_in(MPRT_MEM_OPTIM, ns); /* bf16 + ZeRO: this rank's parts of "
              "the f32\n                                                master weights; traffic "

@@ -348,24 +348,28 @@ static void emit_optimizer(Emit *e) {
     OptKind opt = e->g->train.opt;
     const char *w = cg_mst(e) ? "mst" : "prm"; /* the weights the optimizer updates */
     if (!e->s->zero) E(e, "    int64_t n = STAGE_PARAMS[mesh->s];\n");
-    if (cg_zero2_sharded(e) && cg_bf16(e))
+    if (cg_zero2_sharded(e) && cg_mst(e))
+        E(e, "    %sbf16_round(gsh, gsh, STAGE_SHARDS[mesh->s]); /* bf16 gradients (parts) */\n",
+          pfx(e));
+    else if (cg_zero_master(e))
         E(e,
-          "    mprt_bf16_round(gsh, gsh, STAGE_SHARDS[mesh->s]); /* bf16 gradients (parts) */\n");
-    else if (e->s->zero && cg_bf16(e))
-        E(e, "    mprt_bf16_round(grd, grd, STAGE_PARAMS[mesh->s]); /* bf16 gradients (the "
-             "synced parts\n                                                          already "
-             "are) */\n");
+          "    %sbf16_round(grd, grd, STAGE_PARAMS[mesh->s]); /* bf16 gradients (the "
+          "synced parts\n                                                          already "
+          "are) */\n",
+          pfx(e));
     else if (cg_mst(e))
         E(e, "    %sbf16_round(grd, grd, n); /* bf16 gradients (the synced ones already are) */\n",
           pfx(e));
     if (cg_zero_master(e))
-        E(e, "    /* ZeRO under bf16: the optimizer on this rank's parts of the f32 master "
-             "weights, then\n     * each part rounded into the working copy and all-gathered "
-             "(bf16) */\n"
-             "    float *state[3] = {mst, opt1, opt2};\n"
-             "    MPRT_TIMED(MPRT_OPTIMIZER, mprt_zero_update(&MODEL, mst, grd, gsh, state, "
-             "&hyper, step + 1));\n"
-             "    mprt_zero_master_params(&ZERO, mst, prm, true);\n");
+        E(e,
+          "    /* ZeRO under bf16: the optimizer on this rank's parts of the f32 master "
+          "weights, then\n     * each part rounded into the working copy and all-gathered "
+          "(bf16) */\n"
+          "    float *state[3] = {mst, opt1, opt2};\n"
+          "    MPRT_TIMED(MPRT_OPTIMIZER, %szero_update(&MODEL, mst, grd, gsh, state, "
+          "&hyper, step + 1));\n"
+          "    %szero_master_params(&ZERO, mst, prm, true);\n",
+          pfx(e), pfx(e));
     else if (e->s->zero)
         E(e,
           "    /* ZeRO: the optimizer on this rank's parts, then every part to every rank */\n"

@@ -126,6 +126,17 @@ float *mprt_zero_weights(const struct MprtModel *m, float *arena, bool gather);
  * mprt_bf16_upload does for a whole master arena. */
 void mprt_zero_master(float *mst, uint16_t *prm);
 void mprt_zero_weights_done(const struct MprtModel *m, float *whole, float *arena, bool put);
+/* A device trainer's master weights' parts live in device memory, and so must the whole copy
+ * the code above reads and writes through m->download / m->upload: its runtime
+ * (runtime/cuda/zero_bf16.c) registers the two functions that mprt_zero_weights and
+ * mprt_zero_weights_done then call for a model with m->download set (NULL: none, as in the C
+ * trainer, whose bf16 copies are host memory; a view of the model without download/upload
+ * takes the host path, which the device functions use themselves). */
+typedef struct MprtZeroDevice {
+    float *(*weights)(const struct MprtModel *m, float *arena, bool gather);
+    void (*done)(const struct MprtModel *m, float *whole, float *arena, bool put);
+} MprtZeroDevice;
+void mprt_zero_master_device(const MprtZeroDevice *dev);
 
 /* A bf16 trainer's weights (trainer_bf16.c; docs/runtime.md, "A bf16 trainer"): `master`, the
  * f32 master weights the optimizer updates and checkpoints hold, and `work`, n bf16 values at

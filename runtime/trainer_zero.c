@@ -7,7 +7,8 @@
  * rebuilds the stage's whole state arena (the weights' layout) before a save; mprt_zero_take
  * keeps this rank's parts of a whole arena after a load. Under bf16 the f32 master weights are
  * sharded the same way (MprtZero.master): mprt_zero_weights and mprt_zero_weights_done give
- * the code that reads or writes weights by tensor a whole copy, and mprt_zero_master_params
+ * the code that reads or writes weights by tensor a whole copy (a device trainer's through the
+ * functions its runtime registers: mprt_zero_master_device), and mprt_zero_master_params
  * rebuilds the bf16 working copy from the parts.
  */
 #include <stdlib.h>
@@ -117,8 +118,15 @@ static struct {
 
 void mprt_zero_master(float *mst, uint16_t *prm) { W.mst = mst, W.prm = prm; }
 
+/* A device trainer's whole copies (mprt_zero_master_device): device memory, made elsewhere,
+ * for a model whose arenas its download/upload reach (a host view of it has none). */
+static const MprtZeroDevice *Dev;
+
+void mprt_zero_master_device(const MprtZeroDevice *dev) { Dev = dev; }
+
 float *mprt_zero_weights(const MprtModel *m, float *arena, bool gather) {
     if (!m->zero || !m->zero->master) return arena;
+    if (Dev && m->download) return Dev->weights(m, arena, gather);
     int64_t n = m->zero->stage_floats[mprt_mesh()->s] + 1;
     float *whole = mprt_falloc(n);
     memset(whole, 0, sizeof(float) * (size_t)n);
@@ -128,6 +136,10 @@ float *mprt_zero_weights(const MprtModel *m, float *arena, bool gather) {
 
 void mprt_zero_weights_done(const MprtModel *m, float *whole, float *arena, bool put) {
     if (!m->zero || !m->zero->master) return;
+    if (Dev && m->download) {
+        Dev->done(m, whole, arena, put);
+        return;
+    }
     if (put) mprt_zero_take(m->zero, whole, arena);
     if (put && arena == W.mst && W.prm) /* the live master weights: their working copy too */
         mprt_bf16_pack(W.prm, whole, m->zero->stage_floats[mprt_mesh()->s]);

@@ -478,6 +478,38 @@ void mprt_cu_zero_allgather(int group, float *full, int64_t count, int64_t shard
     end(MPRT_ALLGATHER, group, esize(w) * G * shard, false);
 }
 
+/* ZeRO under bf16 (zero_bf16.c): the working copy's 16-bit values, `count` of them split over
+ * the group in parts of `shard`, every part to every rank: NCCL on ncclBfloat16 (in place when
+ * count == G·shard, else through a padded copy in the wire's staging buffer), or host-staged
+ * through the CPU's mprt_zero_allgather_bf16. Counted as the padded tensor at 2 bytes a value,
+ * the plan's figure, whether or not the wire is on (the values are bf16 either way). */
+void mprt_cu_zero_allgather_bf16(int group, uint16_t *full, int64_t count, int64_t shard) {
+    if (staged()) {
+        uint16_t *h = (uint16_t *)host((count + 1) / 2);
+        mprt_cu_download(h, full, (size_t)count * sizeof(uint16_t));
+        mprt_zero_allgather_bf16((MprtGroup)group, h, count, shard);
+        mprt_cu_upload(full, h, (size_t)count * sizeof(uint16_t));
+        return;
+    }
+    int64_t G = mprt_group_size((MprtGroup)group), lo;
+    int r = mprt_group_rank((MprtGroup)group);
+    int64_t n = mprt_zero_span(count, shard, r, &lo);
+    cudaStream_t cs = begin();
+    uint16_t *buf = full;
+    if (count != G * shard) {
+        buf = wire_buf(0, G * shard);
+        if (n > 0)
+            CU_CHECK(cudaMemcpyAsync(buf + shard * r, full + lo, (size_t)n * sizeof(uint16_t),
+                                     cudaMemcpyDeviceToDevice, cs));
+    }
+    NCCL_CHECK(
+        ncclAllGather(buf + shard * r, buf, (size_t)shard, ncclBfloat16, comm_of(group), cs));
+    if (buf != full)
+        CU_CHECK(cudaMemcpyAsync(full, buf, (size_t)count * sizeof(uint16_t),
+                                 cudaMemcpyDeviceToDevice, cs));
+    end(MPRT_ALLGATHER, group, 2 * G * shard, false);
+}
+
 /* Grouped send/recv of G equal blocks of `blk` elements of `esz` bytes (type t): block r of
  * send to rank r, block r of recv from rank r. */
 static void exchange_as(ncclComm_t c, const void *send, void *recv, int64_t G, int64_t blk,

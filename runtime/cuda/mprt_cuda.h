@@ -315,6 +315,21 @@ struct MprtHyper;
 void mprt_cu_zero_update(const struct MprtModel *m, float *prm, const float *grd, const float *gsh,
                          float *state[3], const struct MprtHyper *h, int64_t t);
 void mprt_cu_zero_params(const struct MprtZero *z, float *prm);
+/* ZeRO under bf16 (zero_bf16.c; docs/cuda.md, "ZeRO under bf16"): `mst` holds this rank's
+ * parts of the f32 master weights (device memory, at the parts' soff), `prm` the whole 16-bit
+ * working copy. mprt_cu_zero_master_params packs each updated part to bf16 at its place in prm
+ * and all-gathers the parts over their groups (mprt_cu_zero_allgather_bf16: 2 bytes a value, as
+ * the plan prices it; `counted` false leaves the all-gathers out of the counters), as
+ * mprt_trainer.h's mprt_zero_master_params does on the host. mprt_cu_zero_master registers the
+ * live pair (NULL, NULL: none) and the device's whole-weights copies with the CPU runtime
+ * (mprt_zero_master_device), so initialisation and checkpoints read and write whole tensors
+ * and a put into mst packs into prm. mprt_cu_zero_allgather_bf16 is mprt_cu_zero_allgather on
+ * `count` 16-bit values (ncclBfloat16; host-staged: the CPU's mprt_zero_allgather_bf16),
+ * counted as 2·shard·G bytes. */
+void mprt_cu_zero_master(float *mst, uint16_t *prm);
+void mprt_cu_zero_master_params(const struct MprtZero *z, const float *mst, uint16_t *prm,
+                                bool counted);
+void mprt_cu_zero_allgather_bf16(int group, uint16_t *full, int64_t count, int64_t shard);
 /* ZeRO-2's gradients (zero2.c; docs/cuda.md, "ZeRO"): mprt_trainer.h's mprt_zero2_* on the
  * device — gsh holds this rank's parts, each layer's backward writes into one of
  * MPRT_ZERO_SLOTS transient slots (counted as MPRT_MEM_ZERO_BUF) whose reduce-scatter starts on

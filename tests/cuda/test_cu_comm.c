@@ -12,7 +12,8 @@
  * on (mprt_set_wire_bf16; docs/cuda.md, "bf16"): the same inputs are bf16 values and their sums are
  * exact in bf16, so the results must equal the f32 references bit for bit while every counted call
  * except the broadcast counts 2 bytes per element; and a sum of values that are not bf16 values
- * must be the sum of their bf16 roundings (the wire rounds what it sends). Prints "test_cu_comm S x
+ * must be the sum of their bf16 roundings (the wire rounds what it sends); and ZeRO under bf16's
+ * master weights (test_zero_master). Prints "test_cu_comm S x
  * d x t MODE: ok" on rank 0.
  *
  * Without a CUDA device it prints "SKIPPED: no CUDA device" and exits 77 (ctest: skipped).
@@ -50,16 +51,22 @@ static float *to_dev(const float *h, int64_t n) {
     return d;
 }
 
-static void same(const char *what, MprtGroup g, const float *d, const float *ref, int64_t n) {
-    float *h = malloc((size_t)(n > 0 ? n : 1) * sizeof *h);
+/* `bytes` of device memory d equal the host's ref, byte for byte. */
+static void same_bytes(const char *what, MprtGroup g, const void *d, const void *ref,
+                       size_t bytes) {
+    void *h = malloc(bytes > 0 ? bytes : 1);
     mprt_cu_sync();
-    mprt_cu_download(h, d, (size_t)n * sizeof(float));
-    if (memcmp(h, ref, (size_t)n * sizeof(float)) != 0) {
+    mprt_cu_download(h, d, bytes);
+    if (memcmp(h, ref, bytes) != 0) {
         failures++;
         printf("FAIL rank %d: %s on the %s group differs from the CPU runtime\n", mprt_mesh()->rank,
                what, mprt_group_name(g));
     }
     free(h);
+}
+
+static void same(const char *what, MprtGroup g, const float *d, const float *ref, int64_t n) {
+    same_bytes(what, g, d, ref, (size_t)n * sizeof(float));
 }
 
 static void test_group(MprtGroup g) {
@@ -300,6 +307,61 @@ static void test_zero2(MprtGroup g) {
     free(ref), free(h), mprt_cu_free(gsh), mprt_cu_free(tmp), mprt_cu_free(d);
 }
 
+/* ZeRO under bf16 on the device (zero_bf16.c), over three parts of g — padded, exact and one
+ * without synchronisation — whose f32 master parts are not bf16 values: each part rounded into
+ * the working copy and all-gathered (mprt_cu_zero_master_params) gives the host's
+ * mprt_zero_master_params bit for bit, counted as the padded bf16 all-gathers (and not at all
+ * with counted false); the whole copy for checkpoints (mprt_zero_weights on a model whose arenas
+ * are device memory) is the host's gathered copy, and putting a whole copy back leaves this
+ * rank's parts of it in the master and bf16 of all of it in the working copy. Run with the
+ * wire on. */
+static void test_zero_master(MprtGroup g) {
+    int64_t G = mprt_group_size(g), count[3] = {5 * G + 1, 3 * G, 7}, off = 0, soff = 0;
+    MprtZeroPart parts[3];
+    for (int i = 0; i < 3; i++) {
+        bool synced = i < 2;
+        int64_t shard = synced ? (count[i] + G - 1) / G : count[i];
+        parts[i] = (MprtZeroPart){mprt_mesh()->s, g, synced, off, count[i], shard, soff};
+        off += count[i], soff += shard;
+    }
+    int64_t floats[64] = {0};
+    floats[mprt_mesh()->s] = off;
+    MprtZero z = {.stage = 1, .parts = parts, .nparts = 3, .stage_floats = floats, .master = true};
+    float *mst = filled(soff, 40);
+    for (int64_t i = 0; i < soff; i++)
+        mst[i] += 0.1234567f * (float)(i + 1); /* not bf16 values */
+    size_t hb = sizeof(uint16_t) * (size_t)off;
+    uint16_t *ref = calloc((size_t)off, sizeof *ref);
+    mprt_zero_master_params(&z, mst, ref, false);
+    float *dmst = to_dev(mst, soff);
+    uint16_t *dprm = mprt_cu_malloc(hb);
+    for (int counted = 0; counted < 2; counted++) {
+        mprt_cu_memset0(dprm, hb);
+        mprt_cu_zero_master_params(&z, dmst, dprm, counted);
+        for (int i = 0; counted && i < 2; i++)
+            expect(MPRT_ALLGATHER, g, 4 * G * parts[i].shard); /* halved: 2 bytes a value */
+        same_bytes(counted ? "zero_master_params" : "zero_master_params (uncounted)", g, dprm, ref,
+                   hb);
+    }
+    /* whole copies: gathered, then another whole copy put back */
+    MprtModel hm = {.zero = &z},
+              dm = {.zero = &z, .download = mprt_cu_download, .upload = mprt_cu_upload};
+    mprt_cu_zero_master(dmst, dprm);
+    float *hw = mprt_zero_weights(&hm, mst, true), *dw = mprt_zero_weights(&dm, dmst, true);
+    same("zero_weights (gathered whole)", g, dw, hw, off);
+    for (int64_t i = 0; i < off; i++)
+        hw[i] = 0.75f * hw[i] + 0.0321f * (float)i;
+    mprt_cu_upload(dw, hw, sizeof(float) * (size_t)off);
+    mprt_zero_take(&z, hw, mst);
+    mprt_bf16_pack(ref, hw, off);
+    mprt_zero_weights_done(&dm, dw, dmst, true);
+    same("zero_weights_done (master parts)", g, dmst, mst, soff);
+    same_bytes("zero_weights_done (working copy)", g, dprm, ref, hb);
+    mprt_zero_weights_done(&hm, hw, mst, false);
+    mprt_cu_zero_master(NULL, NULL);
+    free(mst), free(ref), mprt_cu_free(dmst), mprt_cu_free(dprm);
+}
+
 /* Each stage sends to the next and receives from the previous, in one grouped call. */
 static void test_pipe(void) {
     int s = mprt_group_rank(MPRT_PIPE), S = mprt_group_size(MPRT_PIPE);
@@ -366,7 +428,8 @@ int main(int argc, char **argv) {
     memset(expect_calls, 0, sizeof expect_calls);
     mprt_set_wire_bf16(true); /* the same on the bf16 wire */
     for (int g = 0; g < MPRT_GROUP__COUNT; g++)
-        test_group((MprtGroup)g), test_zero((MprtGroup)g), test_wire_rounds((MprtGroup)g);
+        test_group((MprtGroup)g), test_zero((MprtGroup)g), test_wire_rounds((MprtGroup)g),
+            test_zero_master((MprtGroup)g);
     test_pipe();
     check_counts();
     mprt_set_wire_bf16(false);

@@ -42,8 +42,20 @@ below the 5e-3 that bf16.py allows between bf16 and f32 and far below what a bro
 does (the curves fall 3-15 % over 20 steps).
 Checkpoint crossings use bf16.py's 5e-3 (bf16 against f32 continuing from the same weights).
 
+With --zero 1 | 2 (docs/cuda.md, "ZeRO under bf16") every trainer of a mesh with data replicas
+(d > 1) is built with train.zero set, the C f32 reference too: the CUDA bf16 ZeRO losses are
+compared with the C trainer's bf16 ZeRO losses under the same tolerances (both trainers round
+the same values at the same points: the reduce-scattered gradients, the master parts rounded
+into the working copy and all-gathered in bf16; only f32 addition orders differ, as without
+ZeRO), the bytes with the C bf16 ZeRO trainer's prediction, and the checkpoint checks run on
+the last mesh: a CUDA bf16 ZeRO checkpoint (whole f32 tensors gathered from the master
+parts) resumed by the C f32 trainer without ZeRO on 1 rank, a C f32 one resumed by the CUDA
+bf16 trainer on 1 rank, and the ZeRO run resumed from its own checkpoint repeating itself; the
+recomputation check runs on the first mesh, with ZeRO.
+
 Without a CUDA device (--gpu-probe exits non-zero) it prints "SKIPPED: no CUDA device" and
-exits 77.
+exits 77; with --min-gpus N (NCCL across ranks needs one GPU per rank) fewer than N devices
+skip the same way ("SKIPPED: fewer than N CUDA devices").
 """
 import argparse
 import concurrent.futures
@@ -73,8 +85,11 @@ class Ctx:
         self.failures = []
 
     def build(self, model, mesh, prec, target, extra=()):
-        """(executable, ranks, predicted bytes per step) of one trainer."""
+        """(executable, ranks, predicted bytes per step) of one trainer; with --zero, a mesh
+        with data replicas gets train.zero too."""
         S, d, t = (int(v) for v in mesh.split("x"))
+        if self.a.zero and d > 1:
+            extra = (*extra, f"train.zero={self.a.zero}")
         tag = "_".join([os.path.splitext(os.path.basename(model))[0], mesh, prec, target,
                         *[re.sub(r"[^a-z0-9]+", "", x) for x in extra]])
         exe = os.path.join(self.a.workdir, tag)
@@ -215,10 +230,10 @@ def check_ckpt(c, model, mesh):
             c.failures.append("ckpt: the CUDA bf16 checkpoint holds bf16 values, not the masters")
 
 
-def check_recompute(c, model):
+def check_recompute(c, model, mesh):
     res = {}
     for pol in ("none", "all"):
-        exe, n, _ = c.build(model, "1x1x1", "bf16", "cuda", [f"train.recompute={pol}"])
+        exe, n, _ = c.build(model, mesh, "bf16", "cuda", [f"train.recompute={pol}"])
         ck = exe + ".safetensors"
         losses = c.train(f"recompute={pol}", exe, n, "--steps", str(c.a.steps), "--save", ck)
         digest = ""
@@ -245,9 +260,15 @@ def main():
     p.add_argument("--rtol-ckpt", type=float, default=5e-3)
     p.add_argument("--comm", default="mpi", help="the CUDA trainer's --comm (mpi: ranks share a GPU)")
     p.add_argument("--gpu-probe", required=True, help="exits 0 when a CUDA device is present")
+    p.add_argument("--min-gpus", type=int, default=1, help="skip with fewer CUDA devices")
+    p.add_argument("--zero", type=int, choices=(0, 1, 2), default=0,
+                   help="train.zero of every trainer of a mesh with d > 1")
     a = p.parse_args()
     if run([a.gpu_probe, "--has-gpu"], 60).returncode:
         print("SKIPPED: no CUDA device (the CUDA trainer's bf16 runs need a GPU)")
+        return 77
+    if run([a.gpu_probe, "--has-gpu", str(a.min_gpus)], 60).returncode:
+        print(f"SKIPPED: fewer than {a.min_gpus} CUDA devices (--comm {a.comm} needs one per rank)")
         return 77
     os.makedirs(a.workdir, exist_ok=True)
     c = Ctx(a)
@@ -257,7 +278,7 @@ def main():
         for j in jobs:
             j.result()
     check_ckpt(c, a.model[0], meshes[-1])
-    check_recompute(c, a.model[0])
+    check_recompute(c, a.model[0], meshes[0] if a.zero else "1x1x1")
     for f in c.failures:
         print("FAIL:", f)
     print("cuda_bf16: ok" if not c.failures else f"{len(c.failures)} failure(s)")
