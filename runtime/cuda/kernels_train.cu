@@ -32,13 +32,20 @@ __device__ static float row_logsumexp(const float *row, int V, float *max_out) {
     return logf(s);
 }
 
+/* One block per row. A row whose label lies outside [0, V) is ignored, as by the CPU kernels
+ * (mprt_cross_entropy_forward/_backward) and the vocabulary-parallel ones: no loss, no
+ * gradient, and nothing read at the label. The trainer never hands such a label (the data
+ * loader refuses a label file holding one with a one-line error before any step,
+ * mprt_data_check); this keeps a bad one from reading past the row. The whole block leaves
+ * together (the label is the block's), before any of its reductions. */
 __global__ void cross_entropy_fwd_k(double *loss, const float *logits, const int32_t *labels, int V,
                                     float scale) {
     const float *row = logits + (size_t)blockIdx.x * (size_t)V;
+    int label = labels[blockIdx.x];
+    if (label < 0 || label >= V) return; /* ignored row */
     float mx;
     float lse = row_logsumexp(row, V, &mx);
-    if (threadIdx.x == 0)
-        atomicAdd(loss, (double)(lse - (row[labels[blockIdx.x]] - mx)) * (double)scale);
+    if (threadIdx.x == 0) atomicAdd(loss, (double)(lse - (row[label] - mx)) * (double)scale);
 }
 
 __global__ void cross_entropy_bwd_k(float *dlogits, const float *logits, const int32_t *labels,
@@ -46,6 +53,7 @@ __global__ void cross_entropy_bwd_k(float *dlogits, const float *logits, const i
     const float *row = logits + (size_t)blockIdx.x * (size_t)V;
     float *d = dlogits + (size_t)blockIdx.x * (size_t)V;
     int label = labels[blockIdx.x];
+    if (label < 0 || label >= V) return; /* ignored row: its gradient is left as it was */
     float mx;
     float lse = row_logsumexp(row, V, &mx);
     for (int j = (int)threadIdx.x; j < V; j += blockDim.x) {
