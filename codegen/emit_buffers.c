@@ -30,10 +30,19 @@ static int64_t node_istash(const Emit *e, int id) {
     return e->fwd_out[id] < 0 ? 0 : rules_istash(&c);
 }
 
-/* Floats of scratch node `id` needs. */
+/* Floats of scratch node `id` needs: the rules table's, or on the device under bf16, for a
+ * linear or an attention, its input packed as bf16 (mprt_cu_linear_forward_bf16,
+ * mprt_cu_attention_forward_bf16: two values a float). */
 static int64_t node_scratch(const Emit *e, int id) {
     RuleCtx c = rule_ctx(e, id);
-    return e->fwd_in[0][id] < 0 || e->fwd_out[id] < 0 ? 0 : rules_scratch(&c);
+    if (e->fwd_in[0][id] < 0 || e->fwd_out[id] < 0) return 0;
+    int64_t n = rules_scratch(&c);
+    OpKind op = IR_NODE(e->g, id)->op;
+    if (cg_bf16_cu(e) && (op == OP_LINEAR || op == OP_ATTENTION)) {
+        int64_t h = (lnumel(e, e->fwd_in[0][id]) + 1) / 2;
+        if (h > n) n = h;
+    }
+    return n;
 }
 
 /* ───────────────────────────── stage buffers ───────────────────────────── */

@@ -99,6 +99,15 @@ static void open_bwd(Lyr *l) {
     body_begin(l->e);
 }
 
+/* bf16: node n's parameter of role r in the bf16 working weights ("(prm + 608)"), or "NULL". */
+static const char *prm_ref(Emit *e, const IrNode *n, ParamRole r) {
+    int i = PI(e, n, r);
+    return i < 0 ? "NULL" : arena_printf(e->a, "(prm + %lld)", (long long)e->poff[i]);
+}
+
+/* On the device under bf16 the forward reads the bf16 weights themselves and packs its input
+ * into scratch for a bf16 GEMM (mprt_cu_linear_forward_bf16, docs/cuda.md "bf16"); the
+ * backward's products take the f32 activation gradient, so they stay f32 on staged weights. */
 static void lyr_linear(Lyr *l) {
     Emit *e = l->e;
     int64_t I = ldim(e, l->in[0], -1), O = ldim(e, l->out, -1);
@@ -107,9 +116,16 @@ static void lyr_linear(Lyr *l) {
     K(l, "O", O, "output features (local)");
     const IrNode *n = l->n;
     open_fwd(l, false);
-    E(e, "    %slinear_forward(%s, %s, %s, %s, %s_N, %s_I, %s_O, %s);\n}\n", pfx(e), A(l, l->out),
-      A(l, l->in[0]), pref(e, n, PARAM_WEIGHT, false), pref(e, n, PARAM_BIAS, false), l->C, l->C,
-      l->C, add_flag(e, n, PARAM_BIAS));
+    if (cg_bf16_cu(e))
+        E(e,
+          "    mprt_cu_linear_forward_bf16(%s, %s, %s, %s, %s_N, %s_I, %s_O, %s, (uint16_t "
+          "*)scratch);\n}\n",
+          A(l, l->out), A(l, l->in[0]), prm_ref(e, n, PARAM_WEIGHT), prm_ref(e, n, PARAM_BIAS),
+          l->C, l->C, l->C, add_flag(e, n, PARAM_BIAS));
+    else
+        E(e, "    %slinear_forward(%s, %s, %s, %s, %s_N, %s_I, %s_O, %s);\n}\n", pfx(e),
+          A(l, l->out), A(l, l->in[0]), pref(e, n, PARAM_WEIGHT, false),
+          pref(e, n, PARAM_BIAS, false), l->C, l->C, l->C, add_flag(e, n, PARAM_BIAS));
     open_bwd(l);
     /* bf16: without an input gradient the kernel reads no weights, so none are unpacked */
     bool no_dx = cg_mst(e) && !strcmp(D(l, l->in[0]), "NULL");
@@ -215,9 +231,14 @@ static void lyr_conv2d(Lyr *l) {
     const char *dims = arena_printf(e->a, "%s_N, %s_C, %s_H, %s_W, %s_O, %s_K, %s_S, %s_P", l->C,
                                     l->C, l->C, l->C, l->C, l->C, l->C, l->C);
     open_fwd(l, false);
-    E(e, "    %sconv2d_forward(%s, %s, %s, %s, scratch, %s, %s);\n}\n", pfx(e), A(l, l->out),
-      A(l, l->in[0]), pref(e, l->n, PARAM_WEIGHT, false), pref(e, l->n, PARAM_BIAS, false), dims,
-      add_flag(e, l->n, PARAM_BIAS));
+    if (cg_bf16_cu(e)) /* the bf16 weights and a bf16 col in scratch: a bf16 GEMM */
+        E(e, "    mprt_cu_conv2d_forward_bf16(%s, %s, %s, %s, (uint16_t *)scratch, %s, %s);\n}\n",
+          A(l, l->out), A(l, l->in[0]), prm_ref(e, l->n, PARAM_WEIGHT),
+          prm_ref(e, l->n, PARAM_BIAS), dims, add_flag(e, l->n, PARAM_BIAS));
+    else
+        E(e, "    %sconv2d_forward(%s, %s, %s, %s, scratch, %s, %s);\n}\n", pfx(e), A(l, l->out),
+          A(l, l->in[0]), pref(e, l->n, PARAM_WEIGHT, false), pref(e, l->n, PARAM_BIAS, false),
+          dims, add_flag(e, l->n, PARAM_BIAS));
     open_bwd(l);
     E(e, "    %sconv2d_backward(%s, %s, %s, %s, %s, %s, scratch, %s);\n}\n\n", pfx(e),
       D(l, l->in[0]), pref(e, l->n, PARAM_WEIGHT, true), pref(e, l->n, PARAM_BIAS, true),
@@ -242,11 +263,6 @@ static void lyr_maxpool(Lyr *l) {
       D(l, l->in[0]), D(l, l->out), am, l->C, l->C, l->C, l->C, l->C);
 }
 
-/* bf16: node n's parameter of role r in the bf16 working weights ("(prm + 608)"), or "NULL". */
-static const char *prm_ref(Emit *e, const IrNode *n, ParamRole r) {
-    int i = PI(e, n, r);
-    return i < 0 ? "NULL" : arena_printf(e->a, "(prm + %lld)", (long long)e->poff[i]);
-}
 /* bf16: its gradient by offset ("GRAD_AT(608)"), for a kernel that has no staged weights. */
 static const char *grad_at(Emit *e, const IrNode *n, ParamRole r) {
     int i = PI(e, n, r);
@@ -302,8 +318,18 @@ static void lyr_attention(Lyr *l) {
                                     l->C, l->C, ir_arg_bool(l->n, ATTENTION_CAUSAL));
     const char *st = arena_printf(e->a, "a->%s", aux_field(e, l->id, "stash"));
     open_fwd(l, false);
-    E(e, "    %sattention_forward(%s, %s, %s, %s, %s, %s);\n}\n", pfx(e), A(l, l->out), st,
-      A(l, l->in[0]), attn_w(l, false), dims, add_flag(e, l->n, PARAM_BO));
+    if (cg_bf16_cu(e)) /* q, k, v: bf16 GEMMs on the bf16 weights; wo, bo staged f32 */
+        E(e,
+          "    mprt_cu_attention_forward_bf16(%s, %s, %s, (MprtAttnW){NULL, NULL, NULL, NULL, "
+          "NULL, NULL, %s, %s}, (MprtCuAttnWh){%s, %s, %s, %s, %s, %s}, %s, %s, (uint16_t "
+          "*)scratch);\n}\n",
+          A(l, l->out), st, A(l, l->in[0]), pref(e, l->n, PARAM_WO, false),
+          pref(e, l->n, PARAM_BO, false), prm_ref(e, l->n, PARAM_WQ), prm_ref(e, l->n, PARAM_BQ),
+          prm_ref(e, l->n, PARAM_WK), prm_ref(e, l->n, PARAM_BK), prm_ref(e, l->n, PARAM_WV),
+          prm_ref(e, l->n, PARAM_BV), dims, add_flag(e, l->n, PARAM_BO));
+    else
+        E(e, "    %sattention_forward(%s, %s, %s, %s, %s, %s);\n}\n", pfx(e), A(l, l->out), st,
+          A(l, l->in[0]), attn_w(l, false), dims, add_flag(e, l->n, PARAM_BO));
     open_bwd(l);
     E(e, "    %sattention_backward(%s, %s, %s, %s, %s, scratch, %s, %s);\n}\n\n", pfx(e),
       D(l, l->in[0]), attn_w(l, true), D(l, l->out), A(l, l->in[0]), st, attn_w(l, false), dims);

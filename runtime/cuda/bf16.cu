@@ -8,15 +8,8 @@
  */
 #include "cu_internal.h"
 
-__device__ static uint16_t bf16_from_f32(float x) {
-    uint32_t u = __float_as_uint(x);
-    if ((u & 0x7FFFFFFFu) > 0x7F800000u) return (uint16_t)((u >> 16) | 0x0040u); /* NaN */
-    u += 0x7FFFu + ((u >> 16) & 1u);
-    return (uint16_t)(u >> 16);
-}
-
 __global__ void bf16_pack_k(uint16_t *dst, const float *src, int64_t n) {
-    GRID_STRIDE(i, n) dst[i] = bf16_from_f32(src[i]);
+    GRID_STRIDE(i, n) dst[i] = mprt_cu_bf16_of(src[i]);
 }
 
 __global__ void bf16_unpack_k(float *dst, const uint16_t *src, int64_t n) {
@@ -25,7 +18,7 @@ __global__ void bf16_unpack_k(float *dst, const uint16_t *src, int64_t n) {
 
 /* dst may be src: each element is read once, then written. */
 __global__ void bf16_round_k(float *dst, const float *src, int64_t n) {
-    GRID_STRIDE(i, n) dst[i] = mprt_cu_f32_of(bf16_from_f32(src[i]));
+    GRID_STRIDE(i, n) dst[i] = mprt_cu_f32_of(mprt_cu_bf16_of(src[i]));
 }
 
 extern "C" void mprt_cu_bf16_pack(uint16_t *dst, const float *src, int64_t n) {

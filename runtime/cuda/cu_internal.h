@@ -114,8 +114,16 @@ template <class T, class Op> __device__ static inline T mprt_cu_block_reduce(T v
     return r;
 }
 
-/* bf16 → f32, exact (the bf16 bits are the f32's upper half): bf16.cu's conversion, for the
- * kernels that read bf16 working weights. */
+/* f32 → bf16, round to nearest even on the bit pattern (a NaN keeps its sign and gets the
+ * quiet bit): the CPU's rounding, integer arithmetic only, so the GPU gives the CPU's bits. */
+__device__ static inline uint16_t mprt_cu_bf16_of(float x) {
+    uint32_t u = __float_as_uint(x);
+    if ((u & 0x7FFFFFFFu) > 0x7F800000u) return (uint16_t)((u >> 16) | 0x0040u); /* NaN */
+    u += 0x7FFFu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+
+/* bf16 → f32, exact (the bf16 bits are the f32's upper half). */
 __device__ static inline float mprt_cu_f32_of(uint16_t h) {
     return __uint_as_float((uint32_t)h << 16);
 }

@@ -148,16 +148,13 @@ static Stash stash_at(const float *s, int N, int T, int Dl) {
     return st;
 }
 
-extern "C" void mprt_cu_attention_forward(float *out, float *stash, const float *x, MprtAttnW w,
-                                          int N, int T, int D, int Hl, int hd, int causal,
-                                          int add_bias) {
+/* Everything after the q, k and v projections (the stash's q, k, v): per head the scores of
+ * all samples as one batched GEMM, the softmax, P·V into y, then the output projection. */
+static void attention_core(float *out, Stash st, MprtAttnW w, int N, int T, int D, int Hl, int hd,
+                           int causal, int add_bias) {
     int NT = N * T, Dl = Hl * hd;
     int64_t sT = (int64_t)T * Dl, sP = (int64_t)Hl * T * T;
-    Stash st = stash_at(stash, N, T, Dl);
     float scale = 1.0f / sqrtf((float)hd);
-    mprt_cu_linear_forward(st.q, x, w.wq, w.bq, NT, D, Dl, w.bq != NULL);
-    mprt_cu_linear_forward(st.k, x, w.wk, w.bk, NT, D, Dl, w.bk != NULL);
-    mprt_cu_linear_forward(st.v, x, w.wv, w.bv, NT, D, Dl, w.bv != NULL);
     for (int h = 0; h < Hl; h++) {
         float *P = st.p + (size_t)h * (size_t)T * (size_t)T;
         size_t off = (size_t)h * (size_t)hd;
@@ -177,6 +174,30 @@ extern "C" void mprt_cu_attention_forward(float *out, float *stash, const float 
                              st.y + off, Dl, sT, N);
     }
     mprt_cu_linear_forward(out, st.y, w.wo, w.bo, NT, Dl, D, add_bias);
+}
+
+extern "C" void mprt_cu_attention_forward(float *out, float *stash, const float *x, MprtAttnW w,
+                                          int N, int T, int D, int Hl, int hd, int causal,
+                                          int add_bias) {
+    int NT = N * T, Dl = Hl * hd;
+    Stash st = stash_at(stash, N, T, Dl);
+    mprt_cu_linear_forward(st.q, x, w.wq, w.bq, NT, D, Dl, w.bq != NULL);
+    mprt_cu_linear_forward(st.k, x, w.wk, w.bk, NT, D, Dl, w.bk != NULL);
+    mprt_cu_linear_forward(st.v, x, w.wv, w.bv, NT, D, Dl, w.bv != NULL);
+    attention_core(out, st, w, N, T, D, Hl, hd, causal, add_bias);
+}
+
+extern "C" void mprt_cu_attention_forward_bf16(float *out, float *stash, const float *x,
+                                               MprtAttnW w, MprtCuAttnWh h, int N, int T, int D,
+                                               int Hl, int hd, int causal, int add_bias,
+                                               uint16_t *xh) {
+    int NT = N * T, Dl = Hl * hd;
+    Stash st = stash_at(stash, N, T, Dl);
+    mprt_cu_bf16_pack(xh, x, (int64_t)NT * D);
+    mprt_cu_linear_forward_bf16_packed(st.q, xh, h.wq, h.bq, NT, D, Dl, h.bq != NULL);
+    mprt_cu_linear_forward_bf16_packed(st.k, xh, h.wk, h.bk, NT, D, Dl, h.bk != NULL);
+    mprt_cu_linear_forward_bf16_packed(st.v, xh, h.wv, h.bv, NT, D, Dl, h.bv != NULL);
+    attention_core(out, st, w, N, T, D, Hl, hd, causal, add_bias);
 }
 
 /* One head's core backward over all samples: dq_h, dk_h, dv_h from dy_h (heads disjoint). */

@@ -25,8 +25,15 @@ static ConvDims conv_dims(int C, int H, int Wd, int K, int S, int P) {
 
 static bool conv_is_pointwise(ConvDims d) { return d.K == 1 && d.S == 1 && d.P == 0; }
 
+/* A col entry as stored: f32, or bf16 for a bf16 trainer's forward (exact: x holds bf16
+ * values), and a bias read f32 or from bf16 working weights (exact). */
+__device__ static inline void put(float *c, float v) { *c = v; }
+__device__ static inline void put(uint16_t *c, float v) { *c = mprt_cu_bf16_of(v); }
+__device__ static inline float get(float v) { return v; }
+__device__ static inline float get(uint16_t h) { return mprt_cu_f32_of(h); }
+
 /* col[(c·K + kh)·K + kw, oh·Wo + ow] = x[c, oh·S − P + kh, ow·S − P + kw] (0 outside). */
-__global__ void im2col_k(float *col, const float *x, ConvDims d) {
+template <class E> __global__ void im2col_k(E *col, const float *x, ConvDims d) {
     int64_t plane = (int64_t)d.Ho * d.Wo, total = (int64_t)d.C * d.K * d.K * plane;
     GRID_STRIDE(i, total) {
         int64_t row = i / plane, pix = i % plane;
@@ -34,7 +41,7 @@ __global__ void im2col_k(float *col, const float *x, ConvDims d) {
         int oh = (int)(pix / d.Wo), ow = (int)(pix % d.Wo);
         int ih = oh * d.S - d.P + kh, iw = ow * d.S - d.P + kw;
         bool in = ih >= 0 && ih < d.H && iw >= 0 && iw < d.W;
-        col[i] = in ? x[((int64_t)c * d.H + ih) * d.W + iw] : 0.0f;
+        put(&col[i], in ? x[((int64_t)c * d.H + ih) * d.W + iw] : 0.0f);
     }
 }
 
@@ -59,8 +66,8 @@ __global__ void col2im_add_k(float *dx, const float *col, ConvDims d) {
 }
 
 /* out[o, i] = b[o] for one sample's [O, plane] output. */
-__global__ void bias_planes_k(float *out, const float *b, int O, int64_t plane) {
-    GRID_STRIDE(i, (int64_t)O * plane) out[i] = b[i / plane];
+template <class E> __global__ void bias_planes_k(float *out, const E *b, int O, int64_t plane) {
+    GRID_STRIDE(i, (int64_t)O * plane) out[i] = get(b[i / plane]);
 }
 
 /* db[o] += Σ_{n, i} dout[n, o, i]: one block per channel o. */
@@ -93,15 +100,38 @@ extern "C" void mprt_cu_conv2d_forward(float *out, const float *x, const float *
         float *on = out + (size_t)n * (size_t)O * (size_t)plane;
         const float *col = xn;
         if (!conv_is_pointwise(d)) {
-            LAUNCH_1D(im2col_k, col_size, scratch, xn, d);
+            LAUNCH_1D(im2col_k<float>, col_size, scratch, xn, d);
             col = scratch;
         }
         float beta = 0.0f;
         if (add_bias && b) {
-            LAUNCH_1D(bias_planes_k, (int64_t)O * plane, on, b, O, (int64_t)plane);
+            LAUNCH_1D(bias_planes_k<float>, (int64_t)O * plane, on, b, O, (int64_t)plane);
             beta = 1.0f;
         }
         mprt_cu_gemm(false, false, O, plane, ckk, 1.0f, W, ckk, col, plane, beta, on, plane);
+    }
+}
+
+/* A bf16 trainer's forward: every sample's col (the pointwise case too) packed as bf16 into
+ * the scratch (half of it), then a bf16 GEMM with fp32 sums on the bf16 weights. */
+extern "C" void mprt_cu_conv2d_forward_bf16(float *out, const float *x, const uint16_t *W,
+                                            const uint16_t *b, uint16_t *scratch, int N, int C,
+                                            int H, int Wd, int O, int K, int S, int P,
+                                            int add_bias) {
+    ConvDims d = conv_dims(C, H, Wd, K, S, P);
+    int plane = d.Ho * d.Wo, ckk = C * K * K;
+    int64_t col_size = (int64_t)ckk * plane;
+    for (int n = 0; n < N; n++) {
+        const float *xn = x + (size_t)n * (size_t)C * (size_t)H * (size_t)Wd;
+        float *on = out + (size_t)n * (size_t)O * (size_t)plane;
+        LAUNCH_1D(im2col_k<uint16_t>, col_size, scratch, xn, d);
+        float beta = 0.0f;
+        if (add_bias && b) {
+            LAUNCH_1D(bias_planes_k<uint16_t>, (int64_t)O * plane, on, b, O, (int64_t)plane);
+            beta = 1.0f;
+        }
+        mprt_cu_gemm_bf16(false, false, O, plane, ckk, 1.0f, W, ckk, scratch, plane, beta, on,
+                          plane);
     }
 }
 
@@ -118,7 +148,7 @@ extern "C" void mprt_cu_conv2d_backward(float *dx, float *dW, float *db, const f
         if (dW) {
             const float *col = x + (size_t)n * in_size;
             if (!pw) {
-                LAUNCH_1D(im2col_k, col_size, scratch, col, d);
+                LAUNCH_1D(im2col_k<float>, col_size, scratch, col, d);
                 col = scratch;
             }
             mprt_cu_gemm(false, true, O, ckk, plane, 1.0f, don, plane, col, plane, 1.0f, dW, ckk);

@@ -57,17 +57,17 @@ struct ReadMatrix {
 
 /* ─────────────────────────────── linear ─────────────────────────────── */
 
-__global__ void broadcast_rows_kernel(float *out, const float *b, int64_t rows, int cols) {
-    int64_t n = rows * cols;
-    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
-         i += (int64_t)gridDim.x * blockDim.x)
-        out[i] = b[i % cols];
+/* out[r, c] = b[c], the bias f32 (E = float) or a bf16 working weight (E = uint16_t, exact). */
+__device__ static inline float bias_f32(float v) { return v; }
+__device__ static inline float bias_f32(uint16_t h) { return mprt_cu_f32_of(h); }
+
+template <class E>
+__global__ void broadcast_rows_kernel(float *out, const E *b, int64_t rows, int cols) {
+    GRID_STRIDE(i, rows * cols) out[i] = bias_f32(b[i % cols]);
 }
 
-static void broadcast_rows(float *out, const float *b, int64_t rows, int cols) {
-    broadcast_rows_kernel<<<mprt_cu_blocks(rows * cols), MPRT_CU_THREADS, 0, mprt_cu_stream()>>>(
-        out, b, rows, cols);
-    CU_CHECK_LAUNCH("broadcast_rows_kernel");
+template <class E> static void broadcast_rows(float *out, const E *b, int64_t rows, int cols) {
+    LAUNCH_1D(broadcast_rows_kernel<E>, rows * cols, out, b, rows, cols);
 }
 
 extern "C" void mprt_cu_linear_forward(float *out, const float *x, const float *W, const float *b,
@@ -78,6 +78,28 @@ extern "C" void mprt_cu_linear_forward(float *out, const float *x, const float *
         beta = 1.0f;
     }
     mprt_cu_gemm(false, false, N, Dout, Din, 1.0f, x, Din, W, Dout, beta, out, Dout);
+}
+
+/* out = xh·W (+ b) with xh already bf16 [N, Din]: mprt_cu_gemm_bf16 (fp32 products and sums)
+ * onto the bias, as above. */
+extern "C" void mprt_cu_linear_forward_bf16_packed(float *out, const uint16_t *xh,
+                                                   const uint16_t *W, const uint16_t *b, int N,
+                                                   int Din, int Dout, int add_bias) {
+    float beta = 0.0f;
+    if (add_bias && b) {
+        broadcast_rows(out, b, N, Dout);
+        beta = 1.0f;
+    }
+    mprt_cu_gemm_bf16(false, false, N, Dout, Din, 1.0f, xh, Din, W, Dout, beta, out, Dout);
+}
+
+/* The same product on the bf16 tensor cores: x (bf16 values in f32) packed into xh, exactly,
+ * then the packed product. */
+extern "C" void mprt_cu_linear_forward_bf16(float *out, const float *x, const uint16_t *W,
+                                            const uint16_t *b, int N, int Din, int Dout,
+                                            int add_bias, uint16_t *xh) {
+    mprt_cu_bf16_pack(xh, x, (int64_t)N * Din);
+    mprt_cu_linear_forward_bf16_packed(out, xh, W, b, N, Din, Dout, add_bias);
 }
 
 extern "C" void mprt_cu_linear_backward(float *dx, float *dW, float *db, const float *dout,

@@ -129,6 +129,15 @@ void mprt_cu_linear_forward(float *out, const float *x, const float *W, const fl
                             int Din, int Dout, int add_bias);
 void mprt_cu_linear_backward(float *dx, float *dW, float *db, const float *dout, const float *x,
                              const float *W, int N, int Din, int Dout);
+/* A bf16 trainer's forward (docs/cuda.md, "bf16"): W [Din, Dout] and b [Dout] are bf16 working
+ * weights, x holds bf16 values (an activation: packing it into xh, N·Din bf16 of device
+ * scratch, is exact), the product runs on bf16 operands with fp32 products and sums
+ * (mprt_cu_gemm_bf16): the f32 forward's values up to the order of its additions. */
+void mprt_cu_linear_forward_bf16(float *out, const float *x, const uint16_t *W, const uint16_t *b,
+                                 int N, int Din, int Dout, int add_bias, uint16_t *xh);
+/* The same with the input already packed: xh [N, Din] bf16. */
+void mprt_cu_linear_forward_bf16_packed(float *out, const uint16_t *xh, const uint16_t *W,
+                                        const uint16_t *b, int N, int Din, int Dout, int add_bias);
 
 /* mprt_cu_NAME_forward / _backward for every row X(NAME, saved) of mprt_ew.h's table
  * (relu, gelu, tanh, …), the twins of mprt_NAME_forward / _backward. */
@@ -157,6 +166,12 @@ void mprt_cu_dropout_backward(float *dx, const float *dout, int N, MprtDropShard
 void mprt_cu_conv2d_forward(float *out, const float *x, const float *W, const float *b,
                             float *scratch, int N, int C, int H, int Wd, int O, int K, int S, int P,
                             int add_bias);
+/* A bf16 trainer's forward (docs/cuda.md, "bf16"): W and b bf16 working weights, each
+ * sample's col packed as bf16 into scratch (MPRT_CONV2D_SCRATCH floats hold it twice; exact:
+ * x holds bf16 values), the product a bf16 GEMM with fp32 sums (mprt_cu_gemm_bf16). */
+void mprt_cu_conv2d_forward_bf16(float *out, const float *x, const uint16_t *W, const uint16_t *b,
+                                 uint16_t *scratch, int N, int C, int H, int Wd, int O, int K,
+                                 int S, int P, int add_bias);
 void mprt_cu_conv2d_backward(float *dx, float *dW, float *db, const float *dout, const float *x,
                              const float *W, float *scratch, int N, int C, int H, int Wd, int O,
                              int K, int S, int P);
@@ -188,6 +203,17 @@ void mprt_cu_attention_forward(float *out, float *stash, const float *x, MprtAtt
 void mprt_cu_attention_backward(float *dx, MprtAttnG g, const float *dout, const float *x,
                                 const float *stash, float *scratch, MprtAttnW w, int N, int T,
                                 int D, int Hl, int hd, int causal);
+/* A bf16 trainer's forward (docs/cuda.md, "bf16"): the q, k and v projections read their bf16
+ * working weights `h` and the input packed once into xh (N·T·D bf16 of device scratch; exact:
+ * x holds bf16 values) and run as bf16 GEMMs with fp32 sums (mprt_cu_linear_forward_bf16);
+ * the scores, softmax and P·V stay f32 as in the f32 forward, and so does the output
+ * projection (w.wo, w.bo: f32 weights), whose input is the f32 y of the stash. */
+typedef struct MprtCuAttnWh {
+    const uint16_t *wq, *bq, *wk, *bk, *wv, *bv;
+} MprtCuAttnWh;
+void mprt_cu_attention_forward_bf16(float *out, float *stash, const float *x, MprtAttnW w,
+                                    MprtCuAttnWh h, int N, int T, int D, int Hl, int hd, int causal,
+                                    int add_bias, uint16_t *xh);
 
 /* Losses: *loss (a device double) += the value mprt_cross_entropy_forward / mprt_mse_forward
  * return. Read it with mprt_cu_download when a step is logged. */

@@ -119,6 +119,29 @@ static void test_linear(int N, int Din, int Dout, double t) {
         free(bufs[i]), mprt_cu_free(gbufs[i]);
 }
 
+/* A bf16 trainer's linear forward: bf16 weights and bias, an input of bf16 values packed into
+ * scratch, a bf16 GEMM with fp32 sums, against the CPU's f32 forward on the same values (what
+ * the C bf16 trainer computes): the f32 tolerance. The scratch holds exactly the packed input. */
+static void test_linear_bf16(int N, int Din, int Dout) {
+    int64_t nx = (int64_t)N * Din, nw = (int64_t)Din * Dout, no = (int64_t)N * Dout;
+    float *x = hrand(nx), *W = hrand(nw), *b = hrand(Dout), *out = hrand(no);
+    uint16_t *hx = malloc((size_t)nx * 2), *hW = malloc((size_t)nw * 2),
+             *hb = malloc(2 * (size_t)Dout);
+    mprt_bf16_pack(hx, x, nx), mprt_bf16_pack(hW, W, nw), mprt_bf16_pack(hb, b, Dout);
+    mprt_bf16_unpack(x, hx, nx), mprt_bf16_unpack(W, hW, nw), mprt_bf16_unpack(b, hb, Dout);
+    float *gx = dev(x, nx), *gout = dev(out, no);
+    uint16_t *gW = dcopy(hW, (size_t)nw * 2), *gb = dcopy(hb, 2 * (size_t)Dout);
+    uint16_t *gxh = mprt_cu_malloc((size_t)nx * 2);
+    for (int add_bias = 0; add_bias < 2; add_bias++) {
+        mprt_linear_forward(out, x, W, b, N, Din, Dout, add_bias);
+        mprt_cu_linear_forward_bf16(gout, gx, gW, gb, N, Din, Dout, add_bias, gxh);
+        cmp(add_bias ? "linear forward bf16 (bias)" : "linear forward bf16", gout, out, no, tol);
+        cmp_exact_bytes("linear forward bf16: the packed input", gxh, hx, (size_t)nx * 2);
+    }
+    free(x), free(W), free(b), free(out), free(hx), free(hW), free(hb);
+    mprt_cu_free(gx), mprt_cu_free(gout), mprt_cu_free(gW), mprt_cu_free(gb), mprt_cu_free(gxh);
+}
+
 /* ─────────────────────────────── elementwise ─────────────────────────────── */
 
 typedef void (*Unary)(float *restrict, const float *restrict, int64_t);
@@ -245,6 +268,34 @@ static void test_conv(int N, int C, int H, int Wd, int O, int K, int S, int P) {
     for (int i = 0; i < 9; i++)
         free(h[i]), mprt_cu_free(d[i]);
 }
+/* A bf16 trainer's conv forward: bf16 weights and bias, each sample's col packed as bf16 into
+ * the scratch, a bf16 GEMM with fp32 sums, against the CPU's f32 forward on the same values;
+ * the scratch is the f32 forward's size (MPRT_CONV2D_SCRATCH) and its second half untouched. */
+static void test_conv_bf16(int N, int C, int H, int Wd, int O, int K, int S, int P) {
+    int Ho = MPRT_CONV_OUT(H, K, S, P), Wo = MPRT_CONV_OUT(Wd, K, S, P);
+    int64_t nx = (int64_t)N * C * H * Wd, nw = (int64_t)O * C * K * K;
+    int64_t no = (int64_t)N * O * Ho * Wo, ns = MPRT_CONV2D_SCRATCH(C, K, Ho, Wo);
+    float *x = hrand(nx), *W = hrand(nw), *b = hrand(O), *out = hrand(no), *scr = hrand(ns);
+    uint16_t *hx = malloc((size_t)nx * 2), *hW = malloc((size_t)nw * 2),
+             *hb = malloc(2 * (size_t)O);
+    mprt_bf16_pack(hx, x, nx), mprt_bf16_pack(hW, W, nw), mprt_bf16_pack(hb, b, O);
+    mprt_bf16_unpack(x, hx, nx), mprt_bf16_unpack(W, hW, nw), mprt_bf16_unpack(b, hb, O);
+    float *gx = dev(x, nx), *gout = dev(out, no), *gscr = dev(scr, ns);
+    uint16_t *gW = dcopy(hW, (size_t)nw * 2), *gb = dcopy(hb, 2 * (size_t)O);
+    int64_t half = (ns + 1) / 2; /* floats the bf16 col may use */
+    float *rest = malloc((size_t)(ns - half + 1) * sizeof *rest);
+    memcpy(rest, scr + half, (size_t)(ns - half) * sizeof *rest);
+    for (int add_bias = 0; add_bias < 2; add_bias++) {
+        mprt_conv2d_forward(out, x, W, b, scr, N, C, H, Wd, O, K, S, P, add_bias);
+        mprt_cu_conv2d_forward_bf16(gout, gx, gW, gb, (uint16_t *)gscr, N, C, H, Wd, O, K, S, P,
+                                    add_bias);
+        cmp(add_bias ? "conv2d forward bf16 (bias)" : "conv2d forward bf16", gout, out, no, tol);
+    }
+    cmp_exact_bytes("conv2d forward bf16: the scratch's second half", gscr + half, rest,
+                    (size_t)(ns - half) * sizeof *rest);
+    free(rest), free(x), free(W), free(b), free(out), free(scr), free(hx), free(hW), free(hb);
+    mprt_cu_free(gx), mprt_cu_free(gout), mprt_cu_free(gscr), mprt_cu_free(gW), mprt_cu_free(gb);
+}
 
 static void test_maxpool(int planes, int H, int Wd, int K, int S) {
     int Ho = MPRT_CONV_OUT(H, K, S, 0), Wo = MPRT_CONV_OUT(Wd, K, S, 0);
@@ -334,6 +385,41 @@ static void test_attention(int N, int T, int D, int Hl, int hd, int causal) {
     free(x), free(out), free(dout), free(dx), free(st), free(sc);
     mprt_cu_free(gx), mprt_cu_free(gout), mprt_cu_free(gdout), mprt_cu_free(gdx);
     mprt_cu_free(gst), mprt_cu_free(gscr);
+}
+
+/* A bf16 trainer's attention forward: q, k, v from the bf16 weights and the input packed into
+ * scratch (bf16 GEMMs, fp32 sums), the rest f32 with f32 wo and bo (q, k and v's f32 pointers
+ * NULL: they must not be read), against the CPU's f32 forward on the same bf16 values. */
+static void test_attention_bf16(int N, int T, int D, int Hl, int hd, int causal) {
+    int Dl = Hl * hd;
+    int64_t sizes[AW__N] = {(int64_t)D * Dl, Dl, (int64_t)D * Dl, Dl,
+                            (int64_t)D * Dl, Dl, (int64_t)Dl * D, D};
+    int64_t nx = (int64_t)N * T * D, nst = MPRT_ATTENTION_STASH(N, T, Dl, Hl);
+    float *hw[AW__N], *dw[AW__N];
+    uint16_t *hh[AW__N], *dh[AW__N];
+    for (int i = 0; i < AW__N; i++) {
+        hw[i] = hrand(sizes[i]), hh[i] = malloc((size_t)sizes[i] * 2);
+        mprt_bf16_pack(hh[i], hw[i], sizes[i]), mprt_bf16_unpack(hw[i], hh[i], sizes[i]);
+        dw[i] = dev(hw[i], sizes[i]), dh[i] = dcopy(hh[i], (size_t)sizes[i] * 2);
+    }
+    MprtAttnW w = {hw[0], hw[1], hw[2], hw[3], hw[4], hw[5], hw[6], hw[7]};
+    MprtAttnW gw = {NULL, NULL, NULL, NULL, NULL, NULL, dw[6], dw[7]};
+    MprtCuAttnWh gh = {dh[0], dh[1], dh[2], dh[3], dh[4], dh[5]};
+    float *x = hrand(nx), *out = hrand(nx), *st = hrand(nst);
+    uint16_t *hx = malloc((size_t)nx * 2);
+    mprt_bf16_pack(hx, x, nx), mprt_bf16_unpack(x, hx, nx);
+    float *gx = dev(x, nx), *gout = dev(out, nx);
+    float *gst = mprt_cu_malloc((size_t)nst * sizeof(float));
+    uint16_t *gxh = mprt_cu_malloc((size_t)nx * 2);
+    mprt_attention_forward(out, st, x, w, N, T, D, Hl, hd, causal, 1);
+    mprt_cu_attention_forward_bf16(gout, gst, gx, gw, gh, N, T, D, Hl, hd, causal, 1, gxh);
+    cmp("attention forward bf16", gout, out, nx, tol);
+    cmp("attention bf16 stash (q, k, v, y, P)", gst, st, nst, tol);
+    cmp_exact_bytes("attention bf16: the packed input", gxh, hx, (size_t)nx * 2);
+    for (int i = 0; i < AW__N; i++)
+        free(hw[i]), free(hh[i]), mprt_cu_free(dw[i]), mprt_cu_free(dh[i]);
+    free(x), free(out), free(st), free(hx);
+    mprt_cu_free(gx), mprt_cu_free(gout), mprt_cu_free(gst), mprt_cu_free(gxh);
 }
 
 /* ─────────────────────────────── losses ─────────────────────────────── */
@@ -562,6 +648,11 @@ int main(void) {
     test_bf16_convert(1000);
     test_bf16_weights(1000);
     test_embedding_bf16();
+    test_linear_bf16(37, 29, 23); /* odd sizes: an odd number of packed values */
+    test_linear_bf16(128, 256, 192);
+    test_attention_bf16(2, 33, 64, 4, 16, 1);
+    test_conv_bf16(2, 3, 7, 6, 4, 3, 2, 1);
+    test_conv_bf16(3, 5, 4, 4, 2, 1, 1, 0); /* pointwise: a packed copy of x */
     for (int t = 0; t < 4; t++)
         test_gemm_bf16(t & 1, t >> 1, 37, 29, 23), test_gemm_bf16(t & 1, t >> 1, 128, 192, 256);
     mprt_cu_set_tf32(true); /* TF32 GEMMs: the looser tolerance */

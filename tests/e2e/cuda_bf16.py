@@ -27,8 +27,11 @@ splits; ranks share the GPU through --comm mpi, or one GPU each with --comm nccl
 
 Tolerances (estimated: no GPU has run this yet; the script prints the measured figures). Step
 1 of the two trainers differs only in the order of f32 additions (cuBLAS's GEMM blocking
-against OpenBLAS's, the device's reductions against the host's): a few 1e-8 relative per
-value. A bf16 rounding turns that into a difference of one bf16 step (2^-8 relative) only for
+against OpenBLAS's, the device's reductions against the host's; the CUDA forward GEMMs run on
+bf16 operands on the tensor cores, whose products are exact in f32 as the C trainer's f32
+products of the same bf16 values are, and whose f32 sums round their own way, truncating in
+the alignment of addends: a few f32 ulps, Fasi, Higham, Mikaitis and Pranesh, "Numerical
+behavior of NVIDIA tensor cores", PeerJ CS 2021): a few 1e-8 to 1e-7 relative per value. A bf16 rounding turns that into a difference of one bf16 step (2^-8 relative) only for
 a value that lies that close to a rounding boundary (2^-8 apart): about one value in 10^4-10^5,
 so on these models (10^3-10^4 rounded values per forward) usually none and rarely more than
 one. One flipped activation moves its row's loss by about (gradient ~0.1) x 4e-3 and the
