@@ -6,10 +6,11 @@
  *                      capability, SM count and memory, with the CUDA driver and runtime
  *                      versions; exit 0 even without a device (count 0)
  *   gpu_gemm [REPS]    one JSON object per line for each GEMM shape and precision: the shape,
- *                      fp32 or tf32, seconds per GEMM and achieved TFLOP/s; exit 77 without a
- *                      device
+ *                      fp32, tf32 or bf16, seconds per GEMM and achieved TFLOP/s; exit 77
+ *                      without a device
  *
- * The GEMMs are the runtime's own (mprt_cu_gemm, cuBLAS behind it), on the shapes the
+ * The GEMMs are the runtime's own (mprt_cu_gemm, cuBLAS behind it; bf16: mprt_cu_gemm_bf16,
+ * bf16 operands with fp32 products and sums, what a bf16 trainer's forward runs), on the shapes the
  * generated trainer of examples/gpt.mp issues at one device (4 micro-batches of 4 × 1024
  * tokens: 4096 rows) in the forward (NN) and both backward orientations, plus one large square
  * product that shows the ceiling. Timing: each shape runs twice untimed (cuBLAS picks and
@@ -74,25 +75,48 @@ static float *device_pattern(size_t n) {
     return d;
 }
 
-static void bench(const Shape *s, bool tf32, int reps) {
+enum { FP32, TF32, BF16 };
+static const char *const precision_names[] = {"fp32", "tf32", "bf16"};
+
+/* The f32 pattern packed to bf16 (the bf16 GEMM's operands). */
+static uint16_t *device_pattern_bf16(size_t n) {
+    float *f = device_pattern(n);
+    uint16_t *d = mprt_cu_malloc(n * sizeof *d);
+    mprt_cu_bf16_pack(d, f, (int64_t)n);
+    mprt_cu_sync();
+    mprt_cu_free(f);
+    return d;
+}
+
+static void gemm(const Shape *s, int prec, const void *A, int lda, const void *B, int ldb,
+                 float *C) {
+    if (prec == BF16)
+        mprt_cu_gemm_bf16(s->ta, s->tb, s->M, s->N, s->K, 1.0f, A, lda, B, ldb, 0.0f, C, s->N);
+    else
+        mprt_cu_gemm(s->ta, s->tb, s->M, s->N, s->K, 1.0f, A, lda, B, ldb, 0.0f, C, s->N);
+}
+
+static void bench(const Shape *s, int prec, int reps) {
     size_t na = (size_t)s->M * (size_t)s->K, nb = (size_t)s->K * (size_t)s->N,
            nc = (size_t)s->M * (size_t)s->N;
-    float *A = device_pattern(na), *B = device_pattern(nb), *C = device_pattern(nc);
+    void *A = prec == BF16 ? (void *)device_pattern_bf16(na) : (void *)device_pattern(na);
+    void *B = prec == BF16 ? (void *)device_pattern_bf16(nb) : (void *)device_pattern(nb);
+    float *C = device_pattern(nc);
     int lda = s->ta ? s->M : s->K, ldb = s->tb ? s->K : s->N;
-    mprt_cu_set_tf32(tf32);
+    mprt_cu_set_tf32(prec == TF32);
     for (int i = 0; i < 2; i++)
-        mprt_cu_gemm(s->ta, s->tb, s->M, s->N, s->K, 1.0f, A, lda, B, ldb, 0.0f, C, s->N);
+        gemm(s, prec, A, lda, B, ldb, C);
     mprt_cu_sync();
     double t0 = now_s();
     for (int i = 0; i < reps; i++)
-        mprt_cu_gemm(s->ta, s->tb, s->M, s->N, s->K, 1.0f, A, lda, B, ldb, 0.0f, C, s->N);
+        gemm(s, prec, A, lda, B, ldb, C);
     mprt_cu_sync();
     double dt = (now_s() - t0) / reps, flop = 2.0 * s->M * (double)s->N * s->K;
     printf("{\"shape\": \"%s\", \"M\": %d, \"N\": %d, \"K\": %d, \"ta\": %s, \"tb\": %s, "
            "\"precision\": \"%s\", "
            "\"seconds\": %.6e, \"tflops\": %.2f}\n",
            s->name, s->M, s->N, s->K, s->ta ? "true" : "false", s->tb ? "true" : "false",
-           tf32 ? "tf32" : "fp32", dt, flop / dt / 1e12);
+           precision_names[prec], dt, flop / dt / 1e12);
     fflush(stdout);
     mprt_cu_free(A);
     mprt_cu_free(B);
@@ -110,9 +134,10 @@ int main(int argc, char **argv) {
         printf("SKIPPED: no CUDA device\n");
         return 77;
     }
-    for (int tf32 = 0; tf32 < 2; tf32++)
+    for (int prec = FP32; prec <= BF16; prec++)
         for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++)
-            bench(&shapes[i], tf32 != 0, reps);
+            bench(&shapes[i], prec, reps);
+    mprt_cu_set_tf32(false);
     mprt_cu_finalize();
     return 0;
 }

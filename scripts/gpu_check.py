@@ -51,10 +51,12 @@ EQUIV = [("mlp_small", 1, ""), ("gpt_small", 1, ""), ("cnn_small", 1, ""),
 SPLIT = {"": (1, 1, 1), "data": (1, 2, 1), "tensor": (1, 1, 2), "pipeline": (2, 1, 1),
          "tensor+data": (1, 2, 2)}
 
-# Dense datasheet peaks, TFLOP/s (fp32 on CUDA cores, TF32 tensor cores), by the name
+# Dense datasheet peaks, TFLOP/s (fp32 on CUDA cores, TF32 and bf16 tensor cores; dense is half
+# the with-sparsity figure the H100/H200 sheets print for tensor cores), by the name
 # nvidia-smi prints; the first match wins. NVIDIA's H100, H200 and A100 datasheets (docs/cuda.md).
-PEAKS = [("H200 NVL", 60.0, 417.5), ("H200", 67.0, 494.7), ("H100 NVL", 60.0, 417.5),
-         ("H100 PCIe", 51.0, 378.0), ("H100", 67.0, 494.7), ("A100", 19.5, 156.0)]
+PEAKS = [("H200 NVL", 60.0, 417.5, 835.0), ("H200", 67.0, 494.7, 989.4),
+         ("H100 NVL", 60.0, 417.5, 835.0), ("H100 PCIe", 51.0, 378.0, 756.0),
+         ("H100", 67.0, 494.7, 989.4), ("A100", 19.5, 156.0, 312.0)]
 
 GPT_SEQ, GPT_BATCH = 1024, 16  # examples/gpt.mp
 
@@ -452,9 +454,9 @@ def ckpt_way(ctx, name, saver, resumer, ck, full):
 # ───────────────────────────── 7. GEMM throughput ─────────────────────────────
 
 def peak_of(name):
-    for key, fp32, tf32 in PEAKS:
+    for key, fp32, tf32, bf16 in PEAKS:
         if key in (name or ""):
-            return {"fp32": fp32, "tf32": tf32}, key
+            return {"fp32": fp32, "tf32": tf32, "bf16": bf16}, key
     return None, None
 
 

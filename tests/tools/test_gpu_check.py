@@ -202,13 +202,15 @@ class GpuStepsWithFakes(Fakes):
     def test_gemm_fraction_of_peak_and_impossible_figures(self):
         os.makedirs(os.path.join(self.ctx.build, "bench"))
         lines = [{"shape": "fc1_fwd", "M": 4096, "N": 3072, "K": 768, "precision": "fp32", "tflops": 33.5},
-                 {"shape": "fc1_fwd", "M": 4096, "N": 3072, "K": 768, "precision": "tf32", "tflops": 247.35}]
+                 {"shape": "fc1_fwd", "M": 4096, "N": 3072, "K": 768, "precision": "tf32", "tflops": 247.35},
+                 {"shape": "fc1_fwd", "M": 4096, "N": 3072, "K": 768, "precision": "bf16", "tflops": 494.7}]
         script(os.path.join(self.ctx.build, "bench", "gpu_gemm"),
                "#!/bin/sh\ncat <<'EOF'\n" + "\n".join(json.dumps(x) for x in lines) + "\nEOF\n")
         self.ctx.report.info["device 0"] = "NVIDIA H200, compute capability 9.0"
         gc.step_gemm(self.ctx)
         notes = [f["note"] for f in self.ctx.report.figures]
-        self.assertEqual(notes, ["50% of the H200 fp32 peak", "50% of the H200 tf32 peak"])
+        self.assertEqual(notes, ["50% of the H200 fp32 peak", "50% of the H200 tf32 peak",
+                                 "50% of the H200 bf16 peak"])
         self.assertEqual(self.rows()["gemm TFLOP/s"]["status"], "pass")
         self.ctx.report = Report()
         self.ctx.report.info["device 0"] = "NVIDIA A100-SXM4-80GB"  # 247 TF32 > 156: wrong
