@@ -6,8 +6,16 @@
  * For every count up to 70 and every group size up to 9, with the planner's shard
  * ceil(count / G) and with a spare part of padding: the G parts are disjoint, in rank order,
  * cover [0, count) exactly, none is longer than shard, and a part is empty only after the
- * tensor's end. Then a two-stage table's shard arena sizes.
+ * tensor's end. Then a two-stage table's shard arena sizes. Then which whole-weights copies
+ * mprt_zero_weights / mprt_zero_weights_done make under bf16's sharded master weights (one
+ * stage, parts kept whole, so no collective runs): the host's (gathered from the parts, put
+ * back into them) for a model without device copies, and for one with copies while no device
+ * runtime registered its pair (the C bf16 trainer's: its copies are host memory); the
+ * registered pair's (mprt_zero_master_device) for a model with copies, until unregistered.
  */
+#include <stdlib.h>
+#include <string.h>
+
 #include "mprt_trainer.h"
 #include "rt_check.h"
 
@@ -45,6 +53,57 @@ static void check_shard_floats(void) {
           (long long)mprt_zero_shard_floats(&z, 2));
 }
 
+/* A stand-in for a device runtime's pair: counts its calls, hands out its own buffer. */
+static int dev_calls[2];
+static float dev_whole[16];
+static float *dev_weights(const MprtModel *m, float *arena, bool gather) {
+    (void)m, (void)arena, (void)gather;
+    dev_calls[0]++;
+    return dev_whole;
+}
+static void dev_done(const MprtModel *m, float *whole, float *arena, bool put) {
+    (void)m, (void)arena;
+    dev_calls[1] += put && whole == dev_whole ? 1 : 100;
+}
+static void copy(void *dst, const void *src, size_t bytes) { memcpy(dst, src, bytes); }
+
+/* One stage of two layers whose parts are whole (synced false: no collective): the master
+ * parts are the arena itself, in part order. */
+static void check_master_copies(void) {
+    static const MprtZeroPart parts[] = {
+        {0, MPRT_DATA, false, 0, 4, 4, 2},
+        {0, MPRT_DATA, false, 4, 2, 2, 0},
+    };
+    static const int64_t stage_floats[1] = {6};
+    MprtZero z = {1, parts, 2, stage_floats, true};
+    MprtModel host = {.zero = &z}, dev = {.zero = &z, .download = copy, .upload = copy};
+    float mst[6] = {4, 5, 0, 1, 2, 3};
+    for (int with = 0; with < 2; with++) { /* a model without copies, one with (none registered) */
+        const MprtModel *m = with ? &dev : &host;
+        float *w = mprt_zero_weights(m, mst, true);
+        CHECK(w != mst && w[0] == 0 && w[3] == 3 && w[4] == 4 && w[5] == 5,
+              "model %d: whole copy %g %g %g", with, (double)w[0], (double)w[3], (double)w[4]);
+        w[0] = 10, w[5] = 15;
+        mprt_zero_weights_done(m, w, mst, true);
+        CHECK(mst[2] == 10 && mst[1] == 15, "model %d: put back %g %g", with, (double)mst[2],
+              (double)mst[1]);
+        mst[2] = 0, mst[1] = 5;
+    }
+    static const MprtZeroDevice pair = {dev_weights, dev_done};
+    mprt_zero_master_device(&pair);
+    float *w = mprt_zero_weights(&dev, mst, true);
+    mprt_zero_weights_done(&dev, w, mst, true);
+    CHECK(w == dev_whole && dev_calls[0] == 1 && dev_calls[1] == 1,
+          "registered: the pair was not used (%d, %d)", dev_calls[0], dev_calls[1]);
+    w = mprt_zero_weights(&host, mst, true); /* no copies: the host's, even now */
+    CHECK(w != dev_whole && w[4] == 4, "registered, host model: not the host's copy");
+    mprt_zero_weights_done(&host, w, mst, false);
+    mprt_zero_master_device(NULL);
+    w = mprt_zero_weights(&dev, mst, false);
+    CHECK(w != dev_whole && dev_calls[0] == 1, "unregistered: the pair was still used");
+    mprt_zero_weights_done(&dev, w, mst, false);
+}
+
 int main(void) {
     for (int64_t count = 1; count <= 70; count++)
         for (int G = 1; G <= 9; G++) {
@@ -53,6 +112,7 @@ int main(void) {
             check_split(count, shard + 1, G);
         }
     check_shard_floats();
+    check_master_copies();
     if (failures == 0) printf("test_rt_zero: ok\n");
     return failures != 0;
 }
