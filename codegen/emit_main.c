@@ -527,22 +527,22 @@ static void emit_memory(Emit *e) {
  * holds this rank's parts of the f32 master weights, prm the whole working copy; the weights
  * are initialised whole in device memory (mprt_zero_weights through the copies
  * mprt_cu_zero_master registers), then each rank keeps its parts and prm = bf16 of all. */
-static void emit_setup_zero_master_cu(Emit *e) {
-    E(e, "    mst = mprt_cu_falloc_in(MPRT_MEM_OPTIM, ns); /* bf16 + ZeRO: this rank's parts of "
-         "the f32\n                                                   master weights; traffic "
-         "in bf16 */\n"
-         "    int64_t nl = STAGE_LAYER_PARAMS[mesh->s];\n"
-         "    wl = mprt_cu_falloc_in(MPRT_MEM_BUFFERS, nl); /* one layer's weights as f32 */\n"
-         "    mprt_cu_bf16_weights(NULL, prm, np, wl, nl); /* the working copy, no whole "
-         "master */\n"
-         "    mprt_cu_zero_master(mst, prm), mprt_set_wire_bf16(true);\n"
-         "    STAGES[mesh->s].alloc();\n"
-         "    float *whole = mprt_zero_weights(&MODEL, mst, false); /* initialised whole "
-         "(device), then */\n"
-         "    mprt_params_init(&MODEL, whole, seed);\n"
-         "    mprt_zero_weights_done(&MODEL, whole, mst, true); /* mst: the parts, prm: all, "
-         "bf16 */\n"
-         "    mprt_layer_timers(LAYERS, NUM_LAYERS);\n}\n\n");
+/* bf16 + ZeRO: this rank's parts of the f32 master weights (mst), the 16-bit working copy
+ * registered beside them, and the weights drawn whole then split (mprt_zero_params_init). The
+ * CUDA trainer's arenas are device memory (mprt_cu_ allocations and registration). */
+static void emit_setup_zero_master(Emit *e) {
+    const char *cu = e->t->dev ? "cu_" : "";
+    E(e,
+      "    /* bf16 + ZeRO: this rank's parts of the f32 master weights; traffic in bf16 */\n"
+      "    mst = mprt_%sfalloc_in(MPRT_MEM_OPTIM, ns);\n"
+      "    int64_t nl = STAGE_LAYER_PARAMS[mesh->s];\n"
+      "    wl = mprt_%sfalloc_in(MPRT_MEM_BUFFERS, nl); /* one layer's weights as f32 */\n"
+      "    mprt_%sbf16_weights(NULL, prm, np, wl, nl); /* the working copy, no whole master */\n"
+      "    mprt_%szero_master(mst, prm), mprt_set_wire_bf16(true);\n"
+      "    STAGES[mesh->s].alloc();\n"
+      "    mprt_zero_params_init(&MODEL, mst, seed); /* mst: the parts, prm: all, bf16 */\n"
+      "    mprt_layer_timers(LAYERS, NUM_LAYERS);\n}\n\n",
+      cu, cu, cu, cu);
 }
 
 /* After mprt_init: shared by the command line and the C API's create (emit_capi.c). */
@@ -564,26 +564,8 @@ static void emit_setup_rank(Emit *e) {
          " * timers. After mprt_init; free_all undoes it. */\n"
          "static void setup_rank(void) {\n");
     emit_setup_arenas(e);
-    if (cg_zero_master(e) && e->t->dev) {
-        emit_setup_zero_master_cu(e);
-        return;
-    }
     if (cg_zero_master(e)) {
-        E(e, "    mst = mprt_falloc_in(MPRT_MEM_OPTIM, ns); /* bf16 + ZeRO: this rank's parts of "
-             "the f32\n                                                master weights; traffic "
-             "in bf16 */\n"
-             "    int64_t nl = STAGE_LAYER_PARAMS[mesh->s];\n"
-             "    wl = mprt_falloc_in(MPRT_MEM_BUFFERS, nl); /* one layer's weights as f32 */\n"
-             "    mprt_bf16_weights(NULL, prm, np, wl, nl); /* the working copy, no whole master "
-             "*/\n"
-             "    mprt_zero_master(mst, prm), mprt_set_wire_bf16(true);\n"
-             "    STAGES[mesh->s].alloc();\n"
-             "    float *whole = mprt_zero_weights(&MODEL, mst, false); /* initialised whole, "
-             "then */\n"
-             "    mprt_params_init(&MODEL, whole, seed);\n"
-             "    mprt_zero_weights_done(&MODEL, whole, mst, true); /* mst: the parts, prm: all, "
-             "bf16 */\n"
-             "    mprt_layer_timers(LAYERS, NUM_LAYERS);\n}\n\n");
+        emit_setup_zero_master(e);
         return;
     }
     if (cg_bf16(e))

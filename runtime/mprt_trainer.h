@@ -126,6 +126,11 @@ float *mprt_zero_weights(const struct MprtModel *m, float *arena, bool gather);
  * mprt_bf16_upload does for a whole master arena. */
 void mprt_zero_master(float *mst, uint16_t *prm);
 void mprt_zero_weights_done(const struct MprtModel *m, float *whole, float *arena, bool put);
+/* bf16 with ZeRO, at start-up: the weights drawn from `seed` whole (mprt_params_init on a
+ * mprt_zero_weights copy), this rank's parts kept in `mst` and all of them, rounded, in the
+ * working copy registered with mprt_zero_master (or the device runtime's pair): what a
+ * trainer without ZeRO gets from mprt_params_init on its whole master arena. */
+void mprt_zero_params_init(const struct MprtModel *m, float *mst, uint64_t seed);
 /* A device trainer's master weights' parts live in device memory, and so must the whole copy
  * the code above reads and writes through m->download / m->upload: its runtime
  * (runtime/cuda/zero_bf16.c) registers the two functions that mprt_zero_weights and

@@ -145,3 +145,9 @@ void mprt_zero_weights_done(const MprtModel *m, float *whole, float *arena, bool
         mprt_bf16_pack(W.prm, whole, m->zero->stage_floats[mprt_mesh()->s]);
     free(whole);
 }
+
+void mprt_zero_params_init(const MprtModel *m, float *mst, uint64_t seed) {
+    float *whole = mprt_zero_weights(m, mst, false);
+    mprt_params_init(m, whole, seed);
+    mprt_zero_weights_done(m, whole, mst, true);
+}

@@ -104,6 +104,37 @@ static void check_master_copies(void) {
     mprt_zero_weights_done(&dev, w, mst, false);
 }
 
+/* mprt_zero_params_init: the parts and the working copy of the weights mprt_params_init draws
+ * whole (two tensors, the second's part first in the master arena). */
+static void check_params_init(void) {
+    static const MprtZeroPart parts[] = {
+        {0, MPRT_DATA, false, 0, 4, 4, 2},
+        {0, MPRT_DATA, false, 4, 2, 2, 0},
+    };
+    static const int64_t stage_floats[1] = {6};
+    static const MprtParam params[] = {
+        {"w", 0, 1, {4}, 0, 4, 1, 4, 1, 1, MPRT_INIT_UNIFORM, -1.0f, 1.0f},
+        {"b", 0, 1, {2}, 4, 2, 1, 2, 1, 1, MPRT_INIT_UNIFORM, -1.0f, 1.0f},
+    };
+    MprtZero z = {1, parts, 2, stage_floats, true};
+    MprtModel whole = {.params = params, .nparams = 2}, m = whole;
+    m.zero = &z;
+    float ref[6], mst[6] = {0};
+    uint16_t prm[6] = {0}, want[6];
+    mprt_params_init(&whole, ref, 7);
+    mprt_bf16_pack(want, ref, 6);
+    mprt_zero_master(mst, prm);
+    mprt_zero_params_init(&m, mst, 7);
+    mprt_zero_master(NULL, NULL);
+    CHECK(ref[0] != 0 && ref[0] != ref[1], "params_init drew %g %g", (double)ref[0],
+          (double)ref[1]);
+    CHECK(memcmp(mst + 2, ref, 4 * sizeof(float)) == 0 &&
+              memcmp(mst, ref + 4, 2 * sizeof(float)) == 0,
+          "master parts %g %g, want %g %g", (double)mst[2], (double)mst[0], (double)ref[0],
+          (double)ref[4]);
+    CHECK(memcmp(prm, want, sizeof want) == 0, "working copy not the rounded whole weights");
+}
+
 int main(void) {
     for (int64_t count = 1; count <= 70; count++)
         for (int G = 1; G <= 9; G++) {
@@ -113,6 +144,7 @@ int main(void) {
         }
     check_shard_floats();
     check_master_copies();
+    check_params_init();
     if (failures == 0) printf("test_rt_zero: ok\n");
     return failures != 0;
 }
