@@ -33,19 +33,14 @@ import argparse
 import hashlib
 import os
 import re
-import subprocess
 import sys
 
 import numpy as np
 
 import e2e_common
+from e2e_common import run
 
 STEP = re.compile(r"^step (\d+)/(\d+) \| loss (\S+)")
-
-
-def run(cmd, timeout=600):
-    return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          timeout=timeout)
 
 
 def build(a, model, mesh, prec, extra=()):

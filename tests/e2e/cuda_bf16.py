@@ -66,7 +66,6 @@ import hashlib
 import json
 import os
 import re
-import subprocess
 import sys
 
 import numpy as np
@@ -78,8 +77,7 @@ BYTES_OK = "bytes: counted == predicted on every rank"
 
 
 def run(cmd, timeout=900):
-    return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          timeout=timeout)
+    return e2e_common.run(cmd, timeout)
 
 
 class Ctx:

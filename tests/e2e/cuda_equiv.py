@@ -20,17 +20,13 @@ import argparse
 import json
 import os
 import re
-import subprocess
 import sys
+
+from e2e_common import run
 
 STEP = re.compile(r"^step (\d+)/(\d+) \| loss ([-+0-9.eEinfa]+)")
 BYTES_OK = "bytes: counted == predicted on every rank"
 MEMORY_OK = "memory: allocated == predicted on every rank"
-
-
-def run(cmd, timeout):
-    return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          timeout=timeout)
 
 
 def loss_strategy(report):

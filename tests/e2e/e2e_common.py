@@ -6,6 +6,7 @@
   rank count its generated source names (`mpirun -np R`, which is N unless the plan pins
   another mesh); a failed compile raises with mpcc's output.
 - read_safetensors(): a checkpoint's tensors as float64 arrays, and its metadata.
+- run(): a command's exit status and its output, stdout and stderr as one text.
 """
 import argparse
 import json
@@ -13,8 +14,6 @@ import os
 import re
 import struct
 import subprocess
-
-import numpy as np
 
 
 def args():
@@ -39,8 +38,16 @@ def build(mpcc, workdir, model, devices, name=None):
         return exe, int(re.search(r"mpirun -np (\d+)", f.read()).group(1))
 
 
+def run(cmd, timeout=600, env=None):
+    """cmd run to its end (within timeout seconds): the CompletedProcess, its stdout holding
+    stdout and stderr as one text."""
+    return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          timeout=timeout, env=env)
+
+
 def read_safetensors(path):
     """name -> float64 array, and the metadata."""
+    import numpy as np  # only the scripts that read checkpoints need numpy
     with open(path, "rb") as f:
         n = struct.unpack("<Q", f.read(8))[0]
         header = json.loads(f.read(n))

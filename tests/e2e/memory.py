@@ -28,8 +28,9 @@ Exit status 0 when all hold; every failure is printed.
 import argparse
 import json
 import os
-import subprocess
 import sys
+
+from e2e_common import run
 
 # (model file in tests/e2e, mesh, zero, recompute[, -D settings]): data, tensor,
 # pipeline(+tensor), attention, conv/maxpool, recomputation, ZeRO-1 and ZeRO-2, a padded
@@ -62,11 +63,6 @@ CASES = [
     ("cnn_small.mp", "1x2x2", 0, "none", ("train.precision=bf16",)),
 ]
 EXACT = ("params", "grads", "optimizer", "zero_buffers")
-
-
-def run(cmd, timeout):
-    return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          timeout=timeout)
 
 
 def check_rank(name, zero, prec, r, failures):

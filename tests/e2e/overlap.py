@@ -18,8 +18,9 @@ import argparse
 import json
 import os
 import re
-import subprocess
 import sys
+
+from e2e_common import run
 
 CASES = [  # (model file in tests/e2e, devices, plan.mesh)
     ("mlp_small", 4, "1x4x1"),  # one data group of 4: the sum's order matters
@@ -27,10 +28,6 @@ CASES = [  # (model file in tests/e2e, devices, plan.mesh)
     ("transformer_small", 4, "1x2x2"),  # stage-group and data-group syncs in one step
 ]
 LOSS = re.compile(r"^step (\d+)/\d+ \| loss (\S+)", re.M)
-
-
-def run(cmd, env=None):
-    return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
 
 
 def check_exposed(tag, mode, prof):
@@ -60,7 +57,7 @@ def check_case(a, model, devices, mesh):
         ckpt = os.path.join(a.workdir, f"{tag}.{mode}.ckpt")
         prof = os.path.join(a.workdir, f"{tag}.{mode}.profile.json")
         r = run([a.mpirun, "-np", str(devices), exe, "--steps", str(a.steps), "--save", ckpt,
-                 "--profile", prof], env)
+                 "--profile", prof], env=env)
         if r.returncode != 0:
             errs.append(f"{tag} ({mode}): exit {r.returncode}:\n{r.stdout}")
             continue

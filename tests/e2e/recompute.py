@@ -29,12 +29,9 @@ import re
 import subprocess
 import sys
 
+from e2e_common import run
+
 STEP = re.compile(r"^step (\d+)/(\d+) \| loss (\S+)")
-
-
-def run(cmd, timeout=600):
-    return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          timeout=timeout)
 
 
 def plan_text(a, model, devices, policy):

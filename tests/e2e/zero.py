@@ -55,17 +55,13 @@ import argparse
 import concurrent.futures
 import os
 import re
-import subprocess
 import sys
+
+from e2e_common import run
 
 STEP = re.compile(r"^step (\d+)/(\d+) \| loss ([-+0-9.eEinfa]+)")
 MEMORY = re.compile(r"params (\d+)/(\d+) B, grads (\d+)/(\d+) B")
 CATEGORY = re.compile(r"(params|grads|optimizer|zero_buffers|activations) (\d+)/(\d+) B")
-
-
-def run(cmd, timeout):
-    return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          timeout=timeout)
 
 
 class Ctx:
