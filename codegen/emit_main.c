@@ -523,13 +523,10 @@ static void emit_memory(Emit *e) {
                         : "mprt_bf16_refresh()");
 }
 
-/* setup_rank's end for bf16 with ZeRO on the device (docs/cuda.md, "ZeRO under bf16"): mst
- * holds this rank's parts of the f32 master weights, prm the whole working copy; the weights
- * are initialised whole in device memory (mprt_zero_weights through the copies
- * mprt_cu_zero_master registers), then each rank keeps its parts and prm = bf16 of all. */
-/* bf16 + ZeRO: this rank's parts of the f32 master weights (mst), the 16-bit working copy
- * registered beside them, and the weights drawn whole then split (mprt_zero_params_init). The
- * CUDA trainer's arenas are device memory (mprt_cu_ allocations and registration). */
+/* setup_rank's end for bf16 with ZeRO (docs/runtime.md and docs/cuda.md, "ZeRO under bf16"):
+ * this rank's parts of the f32 master weights (mst), the 16-bit working copy registered beside
+ * them, and the weights drawn whole then split (mprt_zero_params_init). The CUDA trainer's
+ * arenas are device memory (the mprt_cu_ allocations and registration). */
 static void emit_setup_zero_master(Emit *e) {
     const char *cu = e->t->dev ? "cu_" : "";
     E(e,
@@ -568,18 +565,16 @@ static void emit_setup_rank(Emit *e) {
         emit_setup_zero_master(e);
         return;
     }
-    if (cg_bf16(e))
-        E(e, "    mst = mprt_falloc_in(MPRT_MEM_OPTIM, np); /* bf16: the f32 master weights; "
-             "traffic in bf16 */\n"
-             "    int64_t nl = STAGE_LAYER_PARAMS[mesh->s];\n"
-             "    wl = mprt_falloc_in(MPRT_MEM_BUFFERS, nl); /* one layer's weights as f32 */\n"
-             "    mprt_bf16_weights(mst, prm, np, wl, nl), mprt_set_wire_bf16(true);\n");
-    if (cg_bf16_cu(e))
-        E(e, "    mst = mprt_cu_falloc_in(MPRT_MEM_OPTIM, np); /* bf16: the f32 master weights; "
-             "traffic in bf16 */\n"
-             "    int64_t nl = STAGE_LAYER_PARAMS[mesh->s];\n"
-             "    wl = mprt_cu_falloc_in(MPRT_MEM_BUFFERS, nl); /* one layer's weights as f32 */\n"
-             "    mprt_cu_bf16_weights(mst, prm, np, wl, nl), mprt_set_wire_bf16(true);\n");
+    if (cg_mst(e)) { /* bf16 on either target: the same calls, mprt_cu_ on the device */
+        const char *cu = e->t->dev ? "cu_" : "";
+        E(e,
+          "    mst = mprt_%sfalloc_in(MPRT_MEM_OPTIM, np); /* bf16: the f32 master weights; "
+          "traffic in bf16 */\n"
+          "    int64_t nl = STAGE_LAYER_PARAMS[mesh->s];\n"
+          "    wl = mprt_%sfalloc_in(MPRT_MEM_BUFFERS, nl); /* one layer's weights as f32 */\n"
+          "    mprt_%sbf16_weights(mst, prm, np, wl, nl), mprt_set_wire_bf16(true);\n",
+          cu, cu, cu);
+    }
     E(e,
       "    STAGES[mesh->s].alloc();\n    mprt_params_init(&MODEL, %s, seed);\n"
       "    mprt_layer_timers(LAYERS, NUM_LAYERS);\n",
