@@ -85,6 +85,9 @@ int64_t mprt_zero_shard_floats(const MprtZero *z, int stage);
 /* The whole optimizer state of this rank's stage (stage_floats[s] floats) from the parts the
  * group holds, into `full`: collective over each part's group, not counted as plan traffic. */
 void mprt_zero_gather(const MprtZero *z, const float *shards, float *full);
+/* This rank's span of one part of its stage, [*lo, *lo + n), n returned: its mprt_zero_part
+ * of the layer when the part is synchronised, else the whole layer (lo 0). */
+int64_t mprt_zero_mine(const MprtZeroPart *p, int64_t *lo);
 /* This rank's parts of the whole state `full` into `shards` (local). */
 void mprt_zero_take(const MprtZero *z, const float *full, float *shards);
 

@@ -16,6 +16,11 @@
 
 #include "mprt_trainer.h"
 
+int64_t mprt_zero_mine(const MprtZeroPart *p, int64_t *lo) {
+    *lo = 0;
+    return p->synced ? mprt_zero_part(p->group, p->count, p->shard, lo) : p->count;
+}
+
 int64_t mprt_zero_shard_floats(const MprtZero *z, int stage) {
     int64_t n = 0;
     for (int i = 0; i < z->nparts; i++)
@@ -46,8 +51,7 @@ void mprt_zero_take(const MprtZero *z, const float *full, float *shards) {
     for (int i = 0; i < z->nparts; i++) {
         const MprtZeroPart *p = &z->parts[i];
         if (p->stage != s) continue;
-        int64_t lo = 0, n = p->count;
-        if (p->synced) n = mprt_zero_part(p->group, p->count, p->shard, &lo);
+        int64_t lo, n = mprt_zero_mine(p, &lo);
         memcpy(shards + p->soff, full + p->offset + lo, sizeof(float) * (size_t)n);
     }
 }
@@ -75,8 +79,7 @@ void mprt_zero_update_parts(const MprtModel *m, float *prm, const float *grd, co
     for (int i = 0; i < z->nparts; i++) {
         const MprtZeroPart *p = &z->parts[i];
         if (p->stage != mprt_mesh()->s) continue;
-        int64_t lo = 0, n = p->count;
-        if (p->synced) n = mprt_zero_part(p->group, p->count, p->shard, &lo);
+        int64_t lo, n = mprt_zero_mine(p, &lo);
         /* ZeRO-2: the part in gsh; ZeRO-1 (gsh NULL): reduced in place, at its place in grd */
         const float *g = gsh ? gsh + p->soff : grd + p->offset + lo;
         float *s2 = state[2] ? state[2] + p->soff : NULL;
@@ -97,8 +100,7 @@ void mprt_zero_master_params(const MprtZero *z, const float *mst, uint16_t *prm,
     for (int i = 0; i < z->nparts; i++) {
         const MprtZeroPart *p = &z->parts[i];
         if (p->stage != mprt_mesh()->s) continue;
-        int64_t lo = 0, n = p->count;
-        if (p->synced) n = mprt_zero_part(p->group, p->count, p->shard, &lo);
+        int64_t lo, n = mprt_zero_mine(p, &lo);
         mprt_bf16_pack(prm + p->offset + lo, mst + p->soff, n);
     }
     if (!counted) mprt_stats_pause();

@@ -84,8 +84,7 @@ void mprt_cu_zero_master_params(const MprtZero *z, const float *mst, uint16_t *p
     for (int i = 0; i < z->nparts; i++) {
         const MprtZeroPart *p = &z->parts[i];
         if (p->stage != s) continue;
-        int64_t lo = 0, n = p->count;
-        if (p->synced) n = mprt_zero_part(p->group, p->count, p->shard, &lo);
+        int64_t lo, n = mprt_zero_mine(p, &lo);
         mprt_cu_bf16_pack(prm + p->offset + lo, mst + p->soff, n);
     }
     /* uncounted: what the step queued is counted first; what follows is dropped (paused) */
