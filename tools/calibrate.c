@@ -94,6 +94,12 @@ enum { MAX_CALLS = 4096 };
 /* How the runtime calls a GEMM (passes/passes.h's GemmKind, the preset's flops/_nt/_tn). */
 typedef enum GemmKind { GEMM_NN, GEMM_NT, GEMM_TN } GemmKind;
 
+void cal_need(bool failed, const char *what) {
+    if (!failed) return;
+    fprintf(stderr, "mpcc-calibrate: out of memory for %s\n", what);
+    MPI_Abort(MPI_COMM_WORLD, 1);
+}
+
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;
@@ -120,10 +126,7 @@ static void cold_alloc(void) {
     size_t n = COLD_BYTES / sizeof(float);
     Cold.a = malloc(n * sizeof(float)), Cold.b = malloc(n * sizeof(float));
     Cold.c = calloc(n, sizeof(float));
-    if (!Cold.a || !Cold.b || !Cold.c) {
-        fprintf(stderr, "mpcc-calibrate: out of memory for the GEMM grid's operands\n");
-        MPI_Abort(MPI_COMM_WORLD, 1);
-    }
+    cal_need(!Cold.a || !Cold.b || !Cold.c, "the GEMM grid's operands");
     for (size_t i = 0; i < n; i++)
         Cold.a[i] = (float)(i % 7) * 0.25f, Cold.b[i] = (float)(i % 5) * 0.5f;
 }
@@ -143,6 +146,7 @@ static float *cold_slice(float *region, size_t each, int call) {
 static double gemm_rate(GemmKind kind, int m, int n, int k, double budget) {
     size_t na = (size_t)m * (size_t)k, nb = (size_t)k * (size_t)n, nc = (size_t)m * (size_t)n;
     double *t = malloc(MAX_CALLS * sizeof *t);
+    cal_need(!t, "the GEMM grid's timings");
     bool ta = kind == GEMM_TN, tb = kind == GEMM_NT;
     int lda = ta ? m : k, ldb = tb ? k : n;
     float beta = kind == GEMM_NN ? 0.0f : 1.0f;

@@ -11,6 +11,9 @@
 double cal_now(void);
 /* The mean of x over the ranks. */
 double cal_mean(double x);
+/* When `failed` (an allocation returned NULL): "mpcc-calibrate: out of memory for WHAT" and the
+ * whole job aborted (every rank measures at once: one rank alone cannot go on). */
+void cal_need(bool failed, const char *what);
 /* The `ops` table of the preset: the runtime's memory-bound kernels measured. */
 cJSON *cal_ops_table(bool quick);
 /* The `optimizer` object of the preset: each optimizer's step measured. */

@@ -200,10 +200,7 @@ static Bufs bufs_new(int64_t n) {
             (*all[i])[j] = (float)((j * 7 + i) % 13) * 0.1f - 0.6f;
     }
     q.idx = calloc((size_t)n, sizeof(int32_t));
-    if (!q.a || !q.b || !q.c || !q.d || !q.e || !q.f || !q.idx) {
-        fprintf(stderr, "mpcc-calibrate: out of memory\n");
-        MPI_Abort(MPI_COMM_WORLD, 1);
-    }
+    cal_need(!q.a || !q.b || !q.c || !q.d || !q.e || !q.f || !q.idx, "the ops' buffers");
     return q;
 }
 
@@ -290,10 +287,7 @@ cJSON *cal_optimizer(bool quick) {
     float **all[] = {&o.p, &o.g, &o.m, &o.v};
     for (int i = 0; i < 4; i++) {
         *all[i] = malloc((size_t)o.n * sizeof(float));
-        if (!*all[i]) {
-            fprintf(stderr, "mpcc-calibrate: out of memory\n");
-            MPI_Abort(MPI_COMM_WORLD, 1);
-        }
+        cal_need(!*all[i], "the optimizers' arrays");
         for (int64_t j = 0; j < o.n; j++)
             (*all[i])[j] = i == 3 ? 1e-6f : (float)((j * 7 + i) % 13) * 1e-3f - 6e-3f;
     }
@@ -363,10 +357,7 @@ static double ov_median(int mode, int chunks, float *buf, const float *a, float 
 CalOverlap cal_grad_overlap(void) {
     float *buf = calloc(OV_BYTES / 4, sizeof(float)), *a = malloc(OV_GEMM * OV_GEMM * 4),
           *c = malloc(OV_GEMM * OV_GEMM * 4);
-    if (!buf || !a || !c) {
-        fprintf(stderr, "mpcc-calibrate: out of memory\n");
-        MPI_Abort(MPI_COMM_WORLD, 1);
-    }
+    cal_need(!buf || !a || !c, "the overlap measurement");
     for (int i = 0; i < OV_GEMM * OV_GEMM; i++)
         a[i] = (float)(i % 5) * 0.01f;
     double wb, wc, wo, tb = ov_median(0, 0, buf, a, c, &wb), one = ov_median(1, 1, buf, a, c, &wc);
