@@ -522,12 +522,13 @@ static void mode_sync(const Search *s, const Cand *c, ModeCost *mc, int64_t gs, 
     mc->grad_mem = P / e * 4;
     mc->optim_mem = state_bytes(s, P / e);
     mc->whole_mem = mc->grad_mem + mc->optim_mem;
+    double h = grad_overlap(cl);
     if (s->zero == 0 || gs < 2) {
         mc->sync_bytes = cost_coll_bytes(COLL_ALLREDUCE, gs, P);
         mc->sync = cost_coll_time_on(cl, COLL_ALLREDUCE, l.inter, gs, P, l.alpha, l.beta);
-        mc->unhidden = mc->sync > window ? mc->sync - window : 0.0;
-        mc->slow = sync_slowdown(cl) * (mc->sync - mc->unhidden);
-        mc->unhidden += mc->slow;
+        double beside = fmin(mc->sync, window); /* the all-reduce's seconds beside backward */
+        mc->slow = sync_slowdown(cl) * beside;
+        mc->unhidden = mc->sync - h * beside + mc->slow;
         return;
     }
     int64_t shard = e * ((P / e + gs - 1) / gs), np = shard * gs;
@@ -537,9 +538,9 @@ static void mode_sync(const Search *s, const Cand *c, ModeCost *mc, int64_t gs, 
     mc->sync_bytes = rs_n * cost_coll_bytes(COLL_REDUCESCATTER, gs, np) +
                      cost_coll_bytes(COLL_ALLGATHER, gs, np);
     mc->sync = (double)rs_n * rs + ag;
-    mc->unhidden = (double)rs_n * (rs > window ? rs - window : 0.0) + ag;
-    mc->slow = sync_slowdown(cl) * (double)rs_n * (rs > window ? window : rs);
-    mc->unhidden += mc->slow;
+    double beside = (double)rs_n * fmin(rs, window);
+    mc->slow = sync_slowdown(cl) * beside;
+    mc->unhidden = mc->sync - h * beside + mc->slow;
     mc->optim_mem = state_bytes(s, shard / e);
     /* ZeRO-2's parts and slots hold f32 sums, under bf16 too (as the whole gradients above) */
     if (s->zero == 2) mc->grad_mem = shard / e * 4, mc->zero_tmp = 2 * (np + shard) / e * 4;
@@ -594,7 +595,7 @@ static void mode_cost(const Search *s, const Cand *c, int p, const Mode *M, Mode
     int64_t gs = stage_group ? (int64_t)c->d * c->t : c->d;
     Link l = stage_group ? c->stage : c->data;
     mc->sync_group = stage_group ? GROUP_STAGE : GROUP_DATA;
-    double window = backward_after(s, n) ? mc->bwd * grad_overlap(cl) : 0.0;
+    double window = backward_after(s, n) ? mc->bwd : 0.0;
     mode_sync(s, c, mc, gs, l, window);
     /* the optimizer step reads and writes what this device updates: under ZeRO its part */
     int64_t el = mc->param_bytes / s->elem;

@@ -11,8 +11,9 @@
  *
  * The objective. Per node and mode the cost model gives a per-micro-batch time (compute,
  * the layer's own collective, the reshards of its inputs) and a per-step gradient sync
- * whose unhidden part u is what the sync exceeds the layer's own backward compute (the
- * window the following backward work offers). A stage's cost is
+ * whose unhidden part u is the sync less the target's overlap share of what runs beside the
+ * layer's own backward compute (the window the following backward work offers). A stage's
+ * cost is
  *     c_s = K·(Σ node times + cut send/recv) + Σ u,   K = m + S − 1,
  * and the predicted step time is max_s c_s: the 1F1B pipeline runs K slots of the slowest
  * stage, and a stage's unhidden sync is added after its slots. Because every term is a sum

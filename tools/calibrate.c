@@ -196,60 +196,80 @@ enum { AR, AG, RS, A2A, SR, NCOLL };
 static const char *const coll_names[] = {"all-reduce", "all-gather", "reduce-scatter", "all-to-all",
                                          "send/recv"};
 
-/* One call of collective `k` on a tensor of n bytes (the planner's n) over `comm`. */
+/* One call of collective `k` on a tensor of n bytes (the planner's n) over `comm`, issued as
+ * the runtime issues it: its deadline on every wait (comm_wait.c, --comm-timeout, on by
+ * default) makes each collective the non-blocking call, then waited for. Open MPI runs those
+ * through a different component (libnbc) than the blocking calls (tuned), 1.5-3x slower for
+ * messages of MiBs on the 2-vCPU EPYC (docs/benchmarks.md): the blocking call measured what
+ * the trainer never runs. */
 static void coll_call(int k, MPI_Comm comm, int g, int rank, size_t n, float *x, float *y) {
     int f = (int)(n / sizeof(float)), part = f / g > 0 ? f / g : 1,
         each = f / (g * g) > 0 ? f / (g * g) : 1;
+    MPI_Request rq[2] = {MPI_REQUEST_NULL, MPI_REQUEST_NULL};
     switch (k) {
-    case AR: MPI_Allreduce(x, y, f, MPI_FLOAT, MPI_SUM, comm); break;
-    case AG: MPI_Allgather(x, part, MPI_FLOAT, y, part, MPI_FLOAT, comm); break;
-    case RS: MPI_Reduce_scatter_block(x, y, part, MPI_FLOAT, MPI_SUM, comm); break;
-    case A2A: MPI_Alltoall(x, each, MPI_FLOAT, y, each, MPI_FLOAT, comm); break;
+    case AR: MPI_Iallreduce(x, y, f, MPI_FLOAT, MPI_SUM, comm, rq); break;
+    case AG: MPI_Iallgather(x, part, MPI_FLOAT, y, part, MPI_FLOAT, comm, rq); break;
+    case RS: MPI_Ireduce_scatter_block(x, y, part, MPI_FLOAT, MPI_SUM, comm, rq); break;
+    case A2A: MPI_Ialltoall(x, each, MPI_FLOAT, y, each, MPI_FLOAT, comm, rq); break;
     default:
-        if (rank < 2)
-            MPI_Sendrecv(x, f, MPI_FLOAT, rank ^ 1, 7, y, f, MPI_FLOAT, rank ^ 1, 7, comm,
-                         MPI_STATUS_IGNORE);
+        if (rank < 2) {
+            MPI_Irecv(y, f, MPI_FLOAT, rank ^ 1, 7, comm, &rq[0]);
+            MPI_Isend(x, f, MPI_FLOAT, rank ^ 1, 7, comm, &rq[1]);
+        }
         break;
     }
+    MPI_Waitall(2, rq, MPI_STATUSES_IGNORE);
 }
 
-/* Seconds per call: each rank's fastest of `reps` synchronised calls after one warm-up (the
- * fastest, because a shared machine's other load only ever adds time), then the slowest rank. */
+/* Seconds per call: each rank's median of `reps` synchronised calls after one warm-up (the
+ * median, as the GEMM grid: a step's collectives see typical calls), then the slowest rank.
+ * Before each call the sending buffer is written, as the kernel before a collective has just
+ * written what it sends (and never a calloc'd page that reads as one cached page of zeros). */
 static double coll_time(int k, MPI_Comm comm, size_t n, int reps, float *x, float *y) {
     int g, rank;
     MPI_Comm_size(comm, &g);
     MPI_Comm_rank(comm, &rank);
     coll_call(k, comm, g, rank, n, x, y);
-    double t = INFINITY, mx = 0;
+    double t[64], mx = 0;
     for (int r = 0; r < reps; r++) {
+        for (size_t i = 0; i < n / sizeof(float); i++)
+            x[i] = (float)((i + (size_t)r) % 7) * 0.125f;
         MPI_Barrier(comm);
         double t0 = now();
         coll_call(k, comm, g, rank, n, x, y);
-        t = fmin(t, now() - t0);
+        t[r] = now() - t0;
     }
-    MPI_Allreduce(&t, &mx, 1, MPI_DOUBLE, MPI_MAX, comm);
+    double med = cal_median(t, reps);
+    MPI_Allreduce(&med, &mx, 1, MPI_DOUBLE, MPI_MAX, comm);
     return mx;
 }
 
-/* Least squares t = α + n/β over the sizes; α ≥ 0, β > 0 (a flat or falling line: 1e15). */
+/* Least squares t = α + n/β over the sizes, in relative error (each residual over its t, so
+ * a 4 KiB call counts as much as a 16 MiB one: in absolute error the large sizes decide α
+ * alone, and the fit read 250 µs for a call measured at 9); α ≥ 0 (refitted through the
+ * origin when it comes out negative), β > 0 (a flat or falling line: 1e15). */
 static Fit fit(const double *n, const double *t, int k) {
-    double sn = 0, st = 0, snn = 0, snt = 0;
-    for (int i = 0; i < k; i++)
-        sn += n[i], st += t[i], snn += n[i] * n[i], snt += n[i] * t[i];
-    double den = k * snn - sn * sn, slope = den > 0 ? (k * snt - sn * st) / den : 0;
-    double icpt = (st - slope * sn) / k;
-    Fit f = {icpt > 0 ? icpt : 0, slope > 1e-15 ? 1.0 / slope : 1e15};
+    double sw = 0, sn = 0, st = 0, snn = 0, snt = 0;
+    for (int i = 0; i < k; i++) {
+        double w = t[i] > 0 ? 1.0 / (t[i] * t[i]) : 0.0;
+        sw += w, sn += w * n[i], st += w * t[i], snn += w * n[i] * n[i], snt += w * n[i] * t[i];
+    }
+    double den = sw * snn - sn * sn, slope = den > 0 ? (sw * snt - sn * st) / den : 0;
+    double icpt = sw > 0 ? (st - slope * sn) / sw : 0;
+    if (icpt < 0) icpt = 0, slope = snn > 0 ? snt / snn : 0;
+    Fit f = {icpt, slope > 1e-15 ? 1.0 / slope : 1e15};
     return f;
 }
 
 static Fit measure(int k, MPI_Comm comm, const Opts *o) {
-    static const size_t full[] = {4096, 65536, 262144, 1048576, 4194304};
+    static const size_t full[] = {4096, 65536, 262144, 1048576, 4194304, 16777216};
     static const size_t quick[] = {4096, 65536, 1048576};
     const size_t *sz = o->quick ? quick : full;
-    int ns = o->quick ? 3 : 5;
+    int ns = o->quick ? 3 : 6;
     size_t mx = sz[ns - 1] * 2;
-    float *x = calloc(mx / sizeof(float), sizeof(float)),
-          *y = calloc(mx / sizeof(float), sizeof(float));
+    float *x = malloc(mx), *y = malloc(mx);
+    cal_need(!x || !y, "the collectives' buffers");
+    memset(y, 0, mx);
     double n[8], t[8];
     for (int i = 0; i < ns; i++) {
         n[i] = (double)sz[i];
