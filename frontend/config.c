@@ -74,91 +74,8 @@ static const CfgKey keys[] = {
 
 /* ───────────────────────────── presets ───────────────────────────── */
 
-typedef struct Preset {
-    const char *name;
-    int64_t devices_per_node;
-    double flops, memory, bandwidth, latency, inter_bw, inter_lat, mem_bw;
-    const PresetTables *tables;
-    double flops_bf16; /* bf16 GEMM rate (the cpu preset's: its f32 rate, bf16 runs as f32) */
-} Preset;
-
-/* The cpu preset's GEMM rates: mpcc-calibrate's grid on our CI machine (one rank, AMD EPYC VM,
- * 2 vCPUs), the median of five runs (docs/language.md, Cluster presets). */
-static const PresetGemm cpu_gemm[] = {
-    {1, 256, 256, 41.7e9, 0, 0},     {1, 256, 1024, 38.7e9, 0, 0},   {1, 1024, 256, 19.3e9, 0, 0},
-    {1, 1024, 1024, 5.3e9, 0, 0},    {8, 256, 256, 116.9e9, 0, 0},   {8, 256, 1024, 35.4e9, 0, 0},
-    {8, 1024, 256, 27.5e9, 0, 0},    {8, 1024, 1024, 27.7e9, 0, 0},  {64, 256, 256, 90.5e9, 0, 0},
-    {64, 256, 1024, 91.7e9, 0, 0},   {64, 1024, 256, 81.2e9, 0, 0},  {64, 1024, 1024, 72.0e9, 0, 0},
-    {512, 256, 256, 104.1e9, 0, 0},  {512, 256, 1024, 94.7e9, 0, 0}, {512, 1024, 256, 90.5e9, 0, 0},
-    {512, 1024, 1024, 65.1e9, 0, 0},
-};
-/* Its memory-bound kernels (bytes/s as docs/cost-model.md §5 counts them, forward then
- * backward): mpcc-calibrate's `ops` on the same VM, one rank, 2 threads, idle (2026-12-04 20:38
- * UTC, load < 2); conv2d's bias passes (serial) from `mpcc-calibrate --quick` at 22:10 under load
- * 13 (one thread: the passes are serial, so the load changes them little; three runs agreed to
- * 1 %). docs/language.md, Cluster presets. */
-static const PresetOp cpu_ops[] = {
-    {OP_RELU, 96e9, 81e9, 0, 0},
-    {OP_GELU, 5.9e9, 12e9, 0, 0},
-    {OP_TANH, 13e9, 175e9, 0, 0},
-    {OP_ADD, 173e9, 147e9, 0, 0},
-    {OP_LAYERNORM, 9.0e9, 16e9, 0, 0},
-    {OP_MAXPOOL2D, 7.1e9, 69e9, 0, 0},
-    {OP_CONV2D, 4.6e9, 7.1e9, 57e9, 5.2e9},
-    /* one thread, `mpcc-calibrate --quick --threads 1`, three runs within 3 % (22:38 UTC, load
-     * 11-12): cross-entropy and the embedding are serial; dropout splits over the threads, so
-     * two threads may run it up to twice as fast */
-    {OP_CROSS_ENTROPY, 3.5e9, 4.3e9, 0, 0},
-    {OP_EMBEDDING, 36e9, 66e9, 0, 0},
-    {OP_DROPOUT, 4.3e9, 5.9e9, 0, 0},
-};
-/* grad_overlap (the share of the all-reduce's wait the backward removes) and its slowdown of the
- * backward (seconds per second of all-reduce), as the trainer measured them on the idle machine:
- * 5 %, -2 % and 32 % hidden on the data-parallel meshes of mlp, transformer and cnn at 2 ranks
- * (the median, 0.05), and `mpcc-calibrate` at 2 ranks read 0 and 0.003 (2026-12-04 23:37 UTC).
- * With two ranks on two cores the all-reduce's copies and sums need the cores the backward
- * holds; it progresses only inside MPI calls between layers, so little of it hides. Under load
- * (other processes on the cores) calibrate read 0.82-0.92: that is a loaded machine's figure,
- * not this one's. */
-static const PresetTables cpu_tables = {
-    .ngemm = (int)(sizeof cpu_gemm / sizeof cpu_gemm[0]),
-    .gemm = cpu_gemm,
-    .nops = (int)(sizeof cpu_ops / sizeof cpu_ops[0]),
-    .ops = cpu_ops,
-    .has_overlap = true,
-    .grad_overlap = 0.05,
-    .grad_overlap_slowdown = 0.0,
-};
-
-/* See docs/language.md for where each number comes from. */
-static const Preset presets[] = {
-    {"cpu", 8, 60e9, 4294967296.0, 5e9, 2e-6, 1.1e9, 30e-6, 24.9e9, &cpu_tables, 60e9},
-    {"a100-nvlink", 8, 78e12, 80e9, 240e9, 5e-6, 20e9, 10e-6, 1.63e12, NULL, 156e12},
-    {"h100-nvlink", 8, 247e12, 80e9, 360e9, 5e-6, 40e9, 10e-6, 2.68e12, NULL, 494e12},
-    {"h100-ib", 1, 247e12, 80e9, 40e9, 10e-6, 40e9, 10e-6, 2.68e12, NULL, 494e12},
-};
-const char *const fe_preset_names[] = {"cpu", "a100-nvlink", "h100-nvlink", "h100-ib"};
-const int fe_preset_count = (int)(sizeof presets / sizeof presets[0]);
-
-bool fe_cluster_preset(const char *name, ClusterCfg *c) {
-    for (int i = 0; i < fe_preset_count; i++) {
-        const Preset *p = &presets[i];
-        if (strcmp(p->name, name) != 0) continue;
-        c->preset = p->name;
-        c->devices_per_node = p->devices_per_node;
-        c->flops = p->flops;
-        c->flops_bf16 = p->flops_bf16;
-        c->memory = p->memory;
-        c->bandwidth = p->bandwidth;
-        c->latency = p->latency;
-        c->inter_node_bandwidth = p->inter_bw;
-        c->inter_node_latency = p->inter_lat;
-        c->memory_bandwidth = p->mem_bw;
-        c->tables = p->tables;
-        return true;
-    }
-    return false;
-}
+/* The built-in presets are the files in presets/, compiled in and read by preset.c
+ * (fe_cluster_preset); docs/language.md "Cluster presets" says where each number comes from. */
 
 static const char *const opt_names[] = {"sgd", "adam", "adamw"};
 /* train.recompute's values, indexed by RecomputePolicy. */
@@ -311,7 +228,7 @@ static const char *preset_list(char *buf, size_t n) {
     size_t k = 0;
     buf[0] = 0;
     for (int i = 0; i < fe_preset_count && k < n; i++)
-        k += (size_t)snprintf(buf + k, n - k, "%s'%s'", i ? ", " : "", fe_preset_names[i]);
+        k += (size_t)snprintf(buf + k, n - k, "%s'%s'", i ? ", " : "", fe_builtin_presets[i].name);
     return buf;
 }
 
@@ -338,7 +255,7 @@ static void load_preset_file(Cfg *C, int k, const char *name, const char *mp_fil
     if (slash && name[0] != '/')
         path = arena_printf(C->a, "%.*s/%s", (int)(slash - mp_file), mp_file, name);
     char err[512];
-    fe_cluster_preset("cpu", C->c);
+    fe_cluster_preset(C->a, "cpu", C->c);
     if (!fe_preset_load(C->a, path, C->c, err, sizeof err))
         bad_value(C, k, "preset file '%s': %s", path, err);
 }
@@ -360,11 +277,11 @@ static void pick_preset(Cfg *C, const Ast *ast, const FeDefine *defs, int ndefs)
         load_preset_file(C, k, name, dp ? NULL : ast->file);
         return;
     }
-    if (!fe_cluster_preset(name, C->c)) {
+    if (!fe_cluster_preset(C->a, name, C->c)) {
         char buf[256];
         bad_value(C, k, "unknown cluster preset '%s'; the presets are %s", name,
                   preset_list(buf, sizeof buf));
-        fe_cluster_preset("cpu", C->c);
+        fe_cluster_preset(C->a, "cpu", C->c);
     }
 }
 

@@ -34,8 +34,16 @@ IrGraph *fe_lower(Arena *a, Diag *d, const Ast *ast, const FeDefine *defs, int n
  * spelling -D accepts (mpcc --emit=config). */
 void fe_config_dump(const TrainCfg *t, const ClusterCfg *c, FILE *out);
 
-/* Cluster presets: fills `c` from the preset `name`; false if unknown. */
-bool fe_cluster_preset(const char *name, ClusterCfg *c);
+/* The built-in cluster presets: the files presets/NAME.json, their bytes compiled in
+ * (cmake/EmbedPresets.cmake), in the order the docs list them ("cpu" first). */
+typedef struct FeBuiltinPreset {
+    const char *name, *text;
+} FeBuiltinPreset;
+extern const FeBuiltinPreset fe_builtin_presets[];
+extern const int fe_preset_count;
+/* Fills `c` from the built-in preset `name`, read as its file is (tables in `a`); false if
+ * there is none of that name. */
+bool fe_cluster_preset(Arena *a, const char *name, ClusterCfg *c);
 /* A preset value that names a JSON file (ends in ".json" or contains '/'), and its reader
  * (preset.c, docs/presets.md): fills `c` (all but devices) from the file, or leaves it alone
  * and writes one sentence naming the bad field into err. */
@@ -43,7 +51,5 @@ bool fe_preset_is_file(const char *value);
 bool fe_preset_load(Arena *a, const char *path, ClusterCfg *c, char *err, size_t nerr);
 /* A collective's preset-file name ("all-reduce" …) as a CollKind value; -1 if none. */
 int fe_preset_coll_kind(const char *name);
-extern const char *const fe_preset_names[];
-extern const int fe_preset_count;
 
 #endif /* MPCC_FRONTEND_H */

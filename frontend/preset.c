@@ -3,9 +3,8 @@
  *
  * `cluster { preset = "mycluster.json"; }` and `-D cluster.preset=mycluster.json` name a
  * file instead of a built-in preset when the value ends in ".json" or contains a '/'. The
- * file is what `mpcc-calibrate` writes, and what the files in presets/ show for the four built-in
- * presets: the same numbers the built-in table in config.c holds (a unit test checks that
- * each file loads to exactly its built-in twin).
+ * file is what `mpcc-calibrate` writes, and the four built-in presets are the files in presets/,
+ * compiled in (cmake/EmbedPresets.cmake) and read here the same way (fe_cluster_preset).
  *
  * The reader is strict, because a preset that is silently half-read plans for a machine
  * that does not exist: every field is checked for presence, type and range, an unknown
@@ -18,10 +17,12 @@
  * cJSON tree is freed before returning.
  */
 #include "ast.h"
+#include "frontend.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -325,10 +326,8 @@ static void read_root(PReader *r, const cJSON *root, ClusterCfg *c) {
     if (!r->failed) c->preset = arena_strdup(r->a, name);
 }
 
-bool fe_preset_load(Arena *a, const char *path, ClusterCfg *c, char *err, size_t nerr) {
-    PReader r = {a, err, nerr, false};
-    char *text = slurp(&r, path);
-    if (!text) return false;
+/* Parses `text` into `c` (unchanged on error). */
+static void parse(PReader *r, const char *text, ClusterCfg *c) {
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithOpts(text, &end, true);
     if (!root) {
@@ -336,15 +335,40 @@ bool fe_preset_load(Arena *a, const char *path, ClusterCfg *c, char *err, size_t
         long line = 1;
         for (long i = 0; i < off; i++)
             line += text[i] == '\n';
-        fail(&r, "not valid JSON (near line %ld)", line);
+        fail(r, "not valid JSON (near line %ld)", line);
     } else {
         ClusterCfg tmp = *c;
-        read_root(&r, root, &tmp);
-        if (!r.failed) *c = tmp;
+        read_root(r, root, &tmp);
+        if (!r->failed) *c = tmp;
     }
     cJSON_Delete(root);
+}
+
+bool fe_preset_load(Arena *a, const char *path, ClusterCfg *c, char *err, size_t nerr) {
+    PReader r = {a, err, nerr, false};
+    char *text = slurp(&r, path);
+    if (!text) return false;
+    parse(&r, text, c);
     free(text);
     return !r.failed;
+}
+
+/* A built-in preset is its file's text, compiled in: a file that does not read is a defect of
+ * this build (tests/lit/frontend/preset_files.test reads each), said as such. */
+bool fe_cluster_preset(Arena *a, const char *name, ClusterCfg *c) {
+    for (int i = 0; i < fe_preset_count; i++) {
+        if (strcmp(fe_builtin_presets[i].name, name) != 0) continue;
+        char err[512];
+        PReader r = {a, err, sizeof err, false};
+        parse(&r, fe_builtin_presets[i].text, c);
+        if (r.failed) {
+            fprintf(stderr, "mpcc: internal error: built-in preset '%s' (presets/%s.json): %s\n",
+                    name, name, err);
+            exit(70);
+        }
+        return true;
+    }
+    return false;
 }
 
 bool fe_preset_is_file(const char *value) {
