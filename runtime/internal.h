@@ -78,6 +78,9 @@ int mprt__kernels_evaluating(void);
 uint16_t *mprt__bf16_buf(int slot, int64_t n);
 /* Whether the bf16 wire is on and the counters run (comm_bf16.c). */
 bool mprt__wire(void);
+/* This node's ranks and the CPUs they may use between them (mprt_set_threads; 0 and 0 before
+ * it): more ranks than CPUs is an oversubscribed node, slower than any plan. */
+void mprt__node_share(int *ranks, int *cpus);
 void mprt__wire_allreduce(MprtGroup g, float *buf, int64_t count);
 void mprt__wire_allgather(MprtGroup g, const float *local, float *full, int64_t outer,
                           int64_t chunk, int64_t inner);

@@ -236,6 +236,12 @@ static void print_forecast(void) {
            "%.2fx the prediction\n",
            1e3 * prog.f.step_s, 1e3 * prog.measured, (long long)(prog.first + prog.warmup + 1),
            (long long)prog.last, (long long)prog.warmup, prog.measured / prog.f.step_s);
+    int ranks, cpus;
+    mprt__node_share(&ranks, &cpus);
+    if (cpus > 0 && ranks > cpus)
+        printf("note: %d ranks shared %d CPU%s on this node: the plan priced a device per rank, "
+               "and a rank waiting in MPI polls on the CPU another needs to compute\n",
+               ranks, cpus, cpus == 1 ? "" : "s");
 }
 
 void mprt_progress_finish(double final_loss) {

@@ -58,9 +58,10 @@ static struct {
     void *ctx;
     int64_t n;
     int parts;
-    float *scratch;      /* mprt__par_scratch: parts × scratch_each floats */
-    int64_t scratch_cap; /* floats */
-    char cpus[64];       /* "0-1" after a rebinding, else "" */
+    float *scratch;            /* mprt__par_scratch: parts × scratch_each floats */
+    int64_t scratch_cap;       /* floats */
+    char cpus[64];             /* "0-1" after a rebinding, else "" */
+    int node_ranks, node_cpus; /* this node's ranks and the CPUs they may use, together */
 } P = {.threads = 1,
        .mu = PTHREAD_MUTEX_INITIALIZER,
        .wake = PTHREAD_COND_INITIALIZER,
@@ -259,6 +260,7 @@ int mprt_set_threads(int threads) {
         node_union(&uni, &wide, &lr, &ls);
     else
         uni = wide;
+    P.node_ranks = ls, P.node_cpus = CPU_COUNT(&uni);
     if (threads <= 0) threads = CPU_COUNT(&uni) / ls;
     if (threads < 1) threads = 1;
     if (threads > MAX_THREADS) threads = MAX_THREADS;
@@ -280,3 +282,5 @@ int mprt_set_threads(int threads) {
 }
 
 const char *mprt_rebound_cpus(void) { return P.cpus; }
+
+void mprt__node_share(int *ranks, int *cpus) { *ranks = P.node_ranks, *cpus = P.node_cpus; }

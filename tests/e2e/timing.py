@@ -154,6 +154,22 @@ def compare(a, plan_path, prof_path, prof, other_plan):
     check(r.returncode == 1 and "not valid JSON" in r.stderr, f"bad JSON: {r.stderr!r}")
 
 
+def oversubscribed(a, exe):
+    """More ranks than CPUs on the node: the end of the run says so after the time line (its
+    two ranks held to one CPU with taskset; Open MPI's own binding off, so they keep that
+    mask); with a CPU per rank (the run above, where this machine has two) it says nothing."""
+    note = "note: 2 ranks shared 1 CPU on this node: the plan priced a device per rank"
+    r = run(["taskset", "-c", str(min(os.sched_getaffinity(0))), a.mpirun, "--bind-to", "none",
+             "-np", "2", exe, "--threads", "1", "--steps", "3", "--log-every", "3"])
+    lines = r.stdout.splitlines()
+    at = [i for i, ln in enumerate(lines) if FORECAST.match(ln)]
+    check(r.returncode == 0 and at and at[0] + 1 < len(lines) and lines[at[0] + 1].startswith(note),
+          f"oversubscribed run notes it after the time line: {r.stdout}{r.stderr}")
+    if len(os.sched_getaffinity(0)) >= 2:
+        r = run([a.mpirun, "-np", "2", exe, "--threads", "1", "--steps", "3", "--log-every", "3"])
+        check(r.returncode == 0 and "note:" not in r.stdout, f"no note with a CPU per rank: {r.stdout}")
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--mpcc", required=True)
@@ -184,6 +200,7 @@ def main():
         compare(a, plan_path, prof_path, prof, other_plan)
     r = run([a.mpirun, "-np", "2", exe, "--help"])
     check(r.returncode == 0 and r.stdout.count("usage:") == 1, f"--help once: {r.stdout}")
+    oversubscribed(a, exe)
     print(f"timing: {'FAILED' if fails else 'ok'} ({len(fails)} failures)")
     sys.exit(1 if fails else 0)
 
