@@ -187,17 +187,26 @@ extern "C" void mprt_cu_attention_forward(float *out, float *stash, const float 
     attention_core(out, st, w, N, T, D, Hl, hd, causal, add_bias);
 }
 
-extern "C" void mprt_cu_attention_forward_bf16(float *out, float *stash, const float *x,
-                                               MprtAttnW w, MprtCuAttnWh h, int N, int T, int D,
-                                               int Hl, int hd, int causal, int add_bias,
-                                               uint16_t *xh) {
+/* q, k and v as bf16 GEMMs straight from the 16-bit input xh [N·T, D], then the f32 core. */
+extern "C" void mprt_cu_attention_forward_bf16_packed(float *out, float *stash, const uint16_t *xh,
+                                                      MprtAttnW w, MprtCuAttnWh h, int N, int T,
+                                                      int D, int Hl, int hd, int causal,
+                                                      int add_bias) {
     int NT = N * T, Dl = Hl * hd;
     Stash st = stash_at(stash, N, T, Dl);
-    mprt_cu_bf16_pack(xh, x, (int64_t)NT * D);
     mprt_cu_linear_forward_bf16_packed(st.q, xh, h.wq, h.bq, NT, D, Dl, h.bq != NULL);
     mprt_cu_linear_forward_bf16_packed(st.k, xh, h.wk, h.bk, NT, D, Dl, h.bk != NULL);
     mprt_cu_linear_forward_bf16_packed(st.v, xh, h.wv, h.bv, NT, D, Dl, h.bv != NULL);
     attention_core(out, st, w, N, T, D, Hl, hd, causal, add_bias);
+}
+
+/* The same from an f32 input of bf16 values, packed (exactly) into xh first. */
+extern "C" void mprt_cu_attention_forward_bf16(float *out, float *stash, const float *x,
+                                               MprtAttnW w, MprtCuAttnWh h, int N, int T, int D,
+                                               int Hl, int hd, int causal, int add_bias,
+                                               uint16_t *xh) {
+    mprt_cu_bf16_pack(xh, x, (int64_t)N * T * D);
+    mprt_cu_attention_forward_bf16_packed(out, stash, xh, w, h, N, T, D, Hl, hd, causal, add_bias);
 }
 
 /* One head's core backward over all samples: dq_h, dk_h, dv_h from dy_h (heads disjoint). */

@@ -32,8 +32,9 @@ __device__ static inline void put(uint16_t *c, float v) { *c = mprt_cu_bf16_of(v
 __device__ static inline float get(float v) { return v; }
 __device__ static inline float get(uint16_t h) { return mprt_cu_f32_of(h); }
 
-/* col[(c·K + kh)·K + kw, oh·Wo + ow] = x[c, oh·S − P + kh, ow·S − P + kw] (0 outside). */
-template <class E> __global__ void im2col_k(E *col, const float *x, ConvDims d) {
+/* col[(c·K + kh)·K + kw, oh·Wo + ow] = x[c, oh·S − P + kh, ow·S − P + kw] (0 outside); x f32
+ * or, for a bf16 trainer's 16-bit activations, bf16 (X = uint16_t: copied exactly). */
+template <class E, class X> __global__ void im2col_k(E *col, const X *x, ConvDims d) {
     int64_t plane = (int64_t)d.Ho * d.Wo, total = (int64_t)d.C * d.K * d.K * plane;
     GRID_STRIDE(i, total) {
         int64_t row = i / plane, pix = i % plane;
@@ -41,7 +42,7 @@ template <class E> __global__ void im2col_k(E *col, const float *x, ConvDims d) 
         int oh = (int)(pix / d.Wo), ow = (int)(pix % d.Wo);
         int ih = oh * d.S - d.P + kh, iw = ow * d.S - d.P + kw;
         bool in = ih >= 0 && ih < d.H && iw >= 0 && iw < d.W;
-        put(&col[i], in ? x[((int64_t)c * d.H + ih) * d.W + iw] : 0.0f);
+        put(&col[i], in ? get(x[((int64_t)c * d.H + ih) * d.W + iw]) : 0.0f);
     }
 }
 
@@ -100,7 +101,7 @@ extern "C" void mprt_cu_conv2d_forward(float *out, const float *x, const float *
         float *on = out + (size_t)n * (size_t)O * (size_t)plane;
         const float *col = xn;
         if (!conv_is_pointwise(d)) {
-            LAUNCH_1D(im2col_k<float>, col_size, scratch, xn, d);
+            LAUNCH_1D(im2col_k, col_size, scratch, xn, d);
             col = scratch;
         }
         float beta = 0.0f;
@@ -112,27 +113,44 @@ extern "C" void mprt_cu_conv2d_forward(float *out, const float *x, const float *
     }
 }
 
-/* A bf16 trainer's forward: every sample's col (the pointwise case too) packed as bf16 into
- * the scratch (half of it), then a bf16 GEMM with fp32 sums on the bf16 weights. */
-extern "C" void mprt_cu_conv2d_forward_bf16(float *out, const float *x, const uint16_t *W,
-                                            const uint16_t *b, uint16_t *scratch, int N, int C,
-                                            int H, int Wd, int O, int K, int S, int P,
-                                            int add_bias) {
-    ConvDims d = conv_dims(C, H, Wd, K, S, P);
-    int plane = d.Ho * d.Wo, ckk = C * K * K;
+/* A bf16 trainer's forward, x f32 (X = float) or 16-bit (X = uint16_t): every sample's col
+ * packed as bf16 into the scratch (half of it), then a bf16 GEMM with fp32 sums on the bf16
+ * weights. A pointwise convolution of a 16-bit x needs no col: x is the GEMM's operand. */
+template <class X>
+static void conv2d_forward_bf16(float *out, const X *x, const uint16_t *W, const uint16_t *b,
+                                uint16_t *scratch, int N, ConvDims d, int O, int add_bias) {
+    int plane = d.Ho * d.Wo, ckk = d.C * d.K * d.K;
     int64_t col_size = (int64_t)ckk * plane;
+    bool direct = sizeof(X) == sizeof(uint16_t) && conv_is_pointwise(d);
     for (int n = 0; n < N; n++) {
-        const float *xn = x + (size_t)n * (size_t)C * (size_t)H * (size_t)Wd;
+        const X *xn = x + (size_t)n * (size_t)d.C * (size_t)d.H * (size_t)d.W;
         float *on = out + (size_t)n * (size_t)O * (size_t)plane;
-        LAUNCH_1D(im2col_k<uint16_t>, col_size, scratch, xn, d);
+        const uint16_t *col = scratch;
+        if (direct)
+            col = (const uint16_t *)(const void *)xn;
+        else
+            LAUNCH_1D(im2col_k, col_size, scratch, xn, d);
         float beta = 0.0f;
         if (add_bias && b) {
             LAUNCH_1D(bias_planes_k<uint16_t>, (int64_t)O * plane, on, b, O, (int64_t)plane);
             beta = 1.0f;
         }
-        mprt_cu_gemm_bf16(false, false, O, plane, ckk, 1.0f, W, ckk, scratch, plane, beta, on,
-                          plane);
+        mprt_cu_gemm_bf16(false, false, O, plane, ckk, 1.0f, W, ckk, col, plane, beta, on, plane);
     }
+}
+
+extern "C" void mprt_cu_conv2d_forward_bf16(float *out, const float *x, const uint16_t *W,
+                                            const uint16_t *b, uint16_t *scratch, int N, int C,
+                                            int H, int Wd, int O, int K, int S, int P,
+                                            int add_bias) {
+    conv2d_forward_bf16(out, x, W, b, scratch, N, conv_dims(C, H, Wd, K, S, P), O, add_bias);
+}
+
+extern "C" void mprt_cu_conv2d_forward_bf16_packed(float *out, const uint16_t *xh,
+                                                   const uint16_t *W, const uint16_t *b,
+                                                   uint16_t *scratch, int N, int C, int H, int Wd,
+                                                   int O, int K, int S, int P, int add_bias) {
+    conv2d_forward_bf16(out, xh, W, b, scratch, N, conv_dims(C, H, Wd, K, S, P), O, add_bias);
 }
 
 extern "C" void mprt_cu_conv2d_backward(float *dx, float *dW, float *db, const float *dout,
@@ -148,7 +166,7 @@ extern "C" void mprt_cu_conv2d_backward(float *dx, float *dW, float *db, const f
         if (dW) {
             const float *col = x + (size_t)n * in_size;
             if (!pw) {
-                LAUNCH_1D(im2col_k<float>, col_size, scratch, col, d);
+                LAUNCH_1D(im2col_k, col_size, scratch, col, d);
                 col = scratch;
             }
             mprt_cu_gemm(false, true, O, ckk, plane, 1.0f, don, plane, col, plane, 1.0f, dW, ckk);

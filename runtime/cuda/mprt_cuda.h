@@ -172,6 +172,12 @@ void mprt_cu_conv2d_forward(float *out, const float *x, const float *W, const fl
 void mprt_cu_conv2d_forward_bf16(float *out, const float *x, const uint16_t *W, const uint16_t *b,
                                  uint16_t *scratch, int N, int C, int H, int Wd, int O, int K,
                                  int S, int P, int add_bias);
+/* The same from a 16-bit input xh [N, C, H, Wd] (a bf16 trainer's activation as stored): each
+ * col is copied from it exactly; a pointwise convolution (K 1, S 1, P 0) multiplies xh itself
+ * and leaves the scratch alone. The same products as mprt_cu_conv2d_forward_bf16, bit for bit. */
+void mprt_cu_conv2d_forward_bf16_packed(float *out, const uint16_t *xh, const uint16_t *W,
+                                        const uint16_t *b, uint16_t *scratch, int N, int C, int H,
+                                        int Wd, int O, int K, int S, int P, int add_bias);
 void mprt_cu_conv2d_backward(float *dx, float *dW, float *db, const float *dout, const float *x,
                              const float *W, float *scratch, int N, int C, int H, int Wd, int O,
                              int K, int S, int P);
@@ -214,6 +220,11 @@ typedef struct MprtCuAttnWh {
 void mprt_cu_attention_forward_bf16(float *out, float *stash, const float *x, MprtAttnW w,
                                     MprtCuAttnWh h, int N, int T, int D, int Hl, int hd, int causal,
                                     int add_bias, uint16_t *xh);
+/* The same from a 16-bit input xh [N·T, D] (a bf16 trainer's activation as stored): no packing;
+ * bit for bit what mprt_cu_attention_forward_bf16 computes from its unpacked values. */
+void mprt_cu_attention_forward_bf16_packed(float *out, float *stash, const uint16_t *xh,
+                                           MprtAttnW w, MprtCuAttnWh h, int N, int T, int D, int Hl,
+                                           int hd, int causal, int add_bias);
 
 /* Losses: *loss (a device double) += the value mprt_cross_entropy_forward / mprt_mse_forward
  * return. Read it with mprt_cu_download when a step is logged. */

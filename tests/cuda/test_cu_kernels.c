@@ -84,6 +84,14 @@ static void cmp_exact_bytes(const char *what, const void *d, const void *ref, si
     free(g);
 }
 
+/* Two device buffers of the same bytes: a kernel's two entries on the same values. */
+static void cmp_dev_exact(const char *what, const void *d, const void *d2, size_t bytes) {
+    void *ref = malloc(bytes ? bytes : 1);
+    mprt_cu_download(ref, d2, bytes);
+    cmp_exact_bytes(what, d, ref, bytes);
+    free(ref);
+}
+
 static void cmp_scalar(const char *what, double gpu, double cpu, double t) {
     checks++;
     if (!(fabs(gpu - cpu) <= t * fmax(1.0, fabs(cpu)))) {
@@ -132,14 +140,19 @@ static void test_linear_bf16(int N, int Din, int Dout) {
     float *gx = dev(x, nx), *gout = dev(out, no);
     uint16_t *gW = dcopy(hW, (size_t)nw * 2), *gb = dcopy(hb, 2 * (size_t)Dout);
     uint16_t *gxh = mprt_cu_malloc((size_t)nx * 2);
+    float *gout2 = dev(out, no);
     for (int add_bias = 0; add_bias < 2; add_bias++) {
         mprt_linear_forward(out, x, W, b, N, Din, Dout, add_bias);
         mprt_cu_linear_forward_bf16(gout, gx, gW, gb, N, Din, Dout, add_bias, gxh);
         cmp(add_bias ? "linear forward bf16 (bias)" : "linear forward bf16", gout, out, no, tol);
         cmp_exact_bytes("linear forward bf16: the packed input", gxh, hx, (size_t)nx * 2);
+        /* a 16-bit activation as stored: the GEMM's operand itself, the same bits out */
+        mprt_cu_linear_forward_bf16_packed(gout2, gxh, gW, gb, N, Din, Dout, add_bias);
+        cmp_dev_exact("linear forward bf16 from 16-bit x", gout2, gout, (size_t)no * 4);
     }
     free(x), free(W), free(b), free(out), free(hx), free(hW), free(hb);
     mprt_cu_free(gx), mprt_cu_free(gout), mprt_cu_free(gW), mprt_cu_free(gb), mprt_cu_free(gxh);
+    mprt_cu_free(gout2);
 }
 
 /* ─────────────────────────────── elementwise ─────────────────────────────── */
@@ -268,6 +281,25 @@ static void test_conv(int N, int C, int H, int Wd, int O, int K, int S, int P) {
     for (int i = 0; i < 9; i++)
         free(h[i]), mprt_cu_free(d[i]);
 }
+/* The conv forward from a 16-bit x (xh, a bf16 trainer's activation as stored) after
+ * test_conv_bf16's last call (bias on): the same bits in out; a pointwise one reads xh itself
+ * and leaves the scratch alone. d: C, H, Wd, O, K, S, P. */
+static void test_conv_bf16_packed(const float *gout, const uint16_t *gxh, const uint16_t *gW,
+                                  const uint16_t *gb, float *gscr, int N, const int *d) {
+    int C = d[0], H = d[1], Wd = d[2], O = d[3], K = d[4], S = d[5], P = d[6];
+    int64_t no = (int64_t)N * O * MPRT_CONV_OUT(H, K, S, P) * MPRT_CONV_OUT(Wd, K, S, P);
+    int64_t ns = MPRT_CONV2D_SCRATCH(C, K, MPRT_CONV_OUT(H, K, S, P), MPRT_CONV_OUT(Wd, K, S, P));
+    float *gout2 = mprt_cu_malloc((size_t)no * sizeof(float)), *fill = hfill(ns, 3.0f);
+    mprt_cu_upload(gscr, fill, (size_t)ns * sizeof(float));
+    mprt_cu_conv2d_forward_bf16_packed(gout2, gxh, gW, gb, (uint16_t *)gscr, N, C, H, Wd, O, K, S,
+                                       P, 1);
+    cmp_dev_exact("conv2d forward bf16 from 16-bit x", gout2, gout, (size_t)no * sizeof(float));
+    if (K == 1 && S == 1 && P == 0)
+        cmp_exact_bytes("conv2d pointwise from 16-bit x: scratch untouched", gscr, fill,
+                        (size_t)ns * sizeof(float));
+    free(fill), mprt_cu_free(gout2);
+}
+
 /* A bf16 trainer's conv forward: bf16 weights and bias, each sample's col packed as bf16 into
  * the scratch, a bf16 GEMM with fp32 sums, against the CPU's f32 forward on the same values;
  * the scratch is the f32 forward's size (MPRT_CONV2D_SCRATCH) and its second half untouched. */
@@ -282,6 +314,7 @@ static void test_conv_bf16(int N, int C, int H, int Wd, int O, int K, int S, int
     mprt_bf16_unpack(x, hx, nx), mprt_bf16_unpack(W, hW, nw), mprt_bf16_unpack(b, hb, O);
     float *gx = dev(x, nx), *gout = dev(out, no), *gscr = dev(scr, ns);
     uint16_t *gW = dcopy(hW, (size_t)nw * 2), *gb = dcopy(hb, 2 * (size_t)O);
+    uint16_t *gxh = dcopy(hx, (size_t)nx * 2);
     int64_t half = (ns + 1) / 2; /* floats the bf16 col may use */
     float *rest = malloc((size_t)(ns - half + 1) * sizeof *rest);
     memcpy(rest, scr + half, (size_t)(ns - half) * sizeof *rest);
@@ -293,8 +326,10 @@ static void test_conv_bf16(int N, int C, int H, int Wd, int O, int K, int S, int
     }
     cmp_exact_bytes("conv2d forward bf16: the scratch's second half", gscr + half, rest,
                     (size_t)(ns - half) * sizeof *rest);
+    test_conv_bf16_packed(gout, gxh, gW, gb, gscr, N, (int[]){C, H, Wd, O, K, S, P});
     free(rest), free(x), free(W), free(b), free(out), free(scr), free(hx), free(hW), free(hb);
     mprt_cu_free(gx), mprt_cu_free(gout), mprt_cu_free(gscr), mprt_cu_free(gW), mprt_cu_free(gb);
+    mprt_cu_free(gxh);
 }
 
 static void test_maxpool(int planes, int H, int Wd, int K, int S) {
@@ -416,6 +451,12 @@ static void test_attention_bf16(int N, int T, int D, int Hl, int hd, int causal)
     cmp("attention forward bf16", gout, out, nx, tol);
     cmp("attention bf16 stash (q, k, v, y, P)", gst, st, nst, tol);
     cmp_exact_bytes("attention bf16: the packed input", gxh, hx, (size_t)nx * 2);
+    /* from the 16-bit input as stored: the same bits in out and the stash */
+    float *gout2 = dev(out, nx), *gst2 = mprt_cu_malloc((size_t)nst * sizeof(float));
+    mprt_cu_attention_forward_bf16_packed(gout2, gst2, gxh, gw, gh, N, T, D, Hl, hd, causal, 1);
+    cmp_dev_exact("attention forward bf16 from 16-bit x", gout2, gout, (size_t)nx * sizeof(float));
+    cmp_dev_exact("attention bf16 stash from 16-bit x", gst2, gst, (size_t)nst * sizeof(float));
+    mprt_cu_free(gout2), mprt_cu_free(gst2);
     for (int i = 0; i < AW__N; i++)
         free(hw[i]), free(hh[i]), mprt_cu_free(dw[i]), mprt_cu_free(dh[i]);
     free(x), free(out), free(st), free(hx);

@@ -16,7 +16,8 @@ splits; ranks share the GPU through --comm mpi, or one GPU each with --comm nccl
          the CUDA bf16 trainer's parameters (16-bit working weights, 2 B each), gradients (f32
          sums) and optimizer state (f32 master weights and moments) allocated are the plan's
          bytes exactly on every rank, as the C bf16 trainer's, and its f32 staging of one layer's
-         weights (`wl`) is among its buffers.
+         weights (`wl`) is among its buffers; its activations allocated are the C bf16
+         trainer's on every rank (the same plan's buffers, stored the same way).
   ckpt   (the first model) Checkpoints stay whole f32 tensors of the master weights: a CUDA
          bf16 run on the mesh's ranks resumed from its own half-way checkpoint repeats its
          uninterrupted losses digit for digit; the C f32 trainer on 1 rank resumes that
@@ -152,6 +153,27 @@ def check_memory(c, what, prof, nl):
                               f"hold no f32 layer staging of {4 * nl} B")
 
 
+def rank_memory(prof):
+    """{rank: the profile's memory object} of one run ({} when it has none)."""
+    try:
+        with open(prof) as f:
+            return {r.get("rank"): r.get("memory") or {} for r in json.load(f)["ranks"]}
+    except (OSError, ValueError, KeyError):
+        return {}  # check_memory reports the missing profile
+
+
+def check_activations(c, what, c_prof, cu_prof):
+    """The CUDA bf16 trainer holds the C bf16 trainer's activation bytes on every rank (one plan,
+    one codegen: the same buffers in the same storage; docs/cuda.md, "bf16")."""
+    cm, um = rank_memory(c_prof), rank_memory(cu_prof)
+    for r, m in um.items():
+        got = m.get("allocated", {}).get("activations")
+        want = cm.get(r, {}).get("allocated", {}).get("activations")
+        if got is None or got != want:
+            c.failures.append(f"{what} rank {r}: CUDA bf16 activations allocated {got} B, the C "
+                              f"bf16 trainer's {want} B")
+
+
 def layer_floats(exe, target):
     """The smallest stage's largest layer (STAGE_LAYER_PARAMS) of a generated bf16 trainer."""
     with open(exe + (".cu" if target == "cuda" else ".c")) as f:
@@ -169,6 +191,8 @@ def check_equiv(c, model, mesh):
     for k in (("bf16", "c"), ("bf16", "cuda")):
         exe = runs[k][0]
         check_memory(c, f"{name} {k[0]} {k[1]}", exe + ".profile.json", layer_floats(exe, k[1]))
+    check_activations(c, name, runs[("bf16", "c")][0] + ".profile.json",
+                      runs[("bf16", "cuda")][0] + ".profile.json")
     if any(len(v) != a.steps for v in L.values()):
         c.failures.append(f"{name}: not every run printed {a.steps} steps")
         return
