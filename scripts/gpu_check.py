@@ -188,7 +188,8 @@ def start_torch_install(ctx):
 
 # ───────────────────────────── 2. the build ─────────────────────────────
 
-CUDA_TARGETS = ["mprt_cuda", "test_cu_link", "test_cu_kernels", "test_cu_comm", "cu_init_probe", "gpu_gemm"]
+CUDA_TARGETS = ["mprt_cuda", "test_cu_link", "test_cu_kernels", "test_cu_bf16", "test_cu_comm", "cu_init_probe",
+                "gpu_gemm"]
 
 
 def step_build(ctx):

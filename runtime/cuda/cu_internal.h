@@ -128,6 +128,14 @@ __device__ static inline float mprt_cu_f32_of(uint16_t h) {
     return __uint_as_float((uint32_t)h << 16);
 }
 
+/* A value as a kernel reads it, f32 or bf16 bits (exact), and as it stores it: f32, or bf16
+ * rounded (mprt_cu_bf16_of: the C trainer's mprt_bf16_round). One kernel template over the
+ * storage type serves f32 buffers and a bf16 trainer's 16-bit ones with the same f32 math. */
+__device__ static inline float mprt_cu_get(float v) { return v; }
+__device__ static inline float mprt_cu_get(uint16_t h) { return mprt_cu_f32_of(h); }
+__device__ static inline void mprt_cu_put(float *p, float v) { *p = v; }
+__device__ static inline void mprt_cu_put(uint16_t *p, float v) { *p = mprt_cu_bf16_of(v); }
+
 struct MprtCuMax {
     __device__ float operator()(float a, float b) const { return fmaxf(a, b); }
 };

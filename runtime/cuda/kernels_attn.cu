@@ -22,18 +22,15 @@
 /* ─────────────────────────────── embedding ─────────────────────────────── */
 
 /* The lookup of both forms: the table and positions f32 (E = float) or the bf16 working
- * weights (E = uint16_t, each value read exactly as f32: mprt_cu_f32_of). */
-__device__ static inline float as_f32(float v) { return v; }
-__device__ static inline float as_f32(uint16_t h) { return mprt_cu_f32_of(h); }
-
+ * weights (E = uint16_t, each value read exactly as f32: mprt_cu_get). */
 template <class E>
 __global__ void embedding_fwd_k(float *out, const int32_t *ids, const E *W, const E *pos, int M,
                                 int T, int V_local, int v0, int D, int add_pos) {
     GRID_STRIDE(i, (int64_t)M * D) {
         int64_t m = i / D, j = i % D;
         int64_t r = (int64_t)ids[m] - v0;
-        float v = (r >= 0 && r < V_local) ? as_f32(W[r * D + j]) : 0.0f;
-        if (add_pos && pos) v += as_f32(pos[(m % T) * D + j]);
+        float v = (r >= 0 && r < V_local) ? mprt_cu_get(W[r * D + j]) : 0.0f;
+        if (add_pos && pos) v += mprt_cu_get(pos[(m % T) * D + j]);
         out[i] = v;
     }
 }

@@ -25,15 +25,10 @@ static ConvDims conv_dims(int C, int H, int Wd, int K, int S, int P) {
 
 static bool conv_is_pointwise(ConvDims d) { return d.K == 1 && d.S == 1 && d.P == 0; }
 
-/* A col entry as stored: f32, or bf16 for a bf16 trainer's forward (exact: x holds bf16
- * values), and a bias read f32 or from bf16 working weights (exact). */
-__device__ static inline void put(float *c, float v) { *c = v; }
-__device__ static inline void put(uint16_t *c, float v) { *c = mprt_cu_bf16_of(v); }
-__device__ static inline float get(float v) { return v; }
-__device__ static inline float get(uint16_t h) { return mprt_cu_f32_of(h); }
-
-/* col[(c·K + kh)·K + kw, oh·Wo + ow] = x[c, oh·S − P + kh, ow·S − P + kw] (0 outside); x f32
- * or, for a bf16 trainer's 16-bit activations, bf16 (X = uint16_t: copied exactly). */
+/* col[(c·K + kh)·K + kw, oh·Wo + ow] = x[c, oh·S − P + kh, ow·S − P + kw] (0 outside). A col
+ * entry is stored f32, or bf16 for a bf16 trainer's forward (exact: x holds bf16 values); x is
+ * f32, or a bf16 trainer's 16-bit activation (X = uint16_t: read exactly; cu_internal.h's
+ * mprt_cu_get / mprt_cu_put). */
 template <class E, class X> __global__ void im2col_k(E *col, const X *x, ConvDims d) {
     int64_t plane = (int64_t)d.Ho * d.Wo, total = (int64_t)d.C * d.K * d.K * plane;
     GRID_STRIDE(i, total) {
@@ -42,7 +37,7 @@ template <class E, class X> __global__ void im2col_k(E *col, const X *x, ConvDim
         int oh = (int)(pix / d.Wo), ow = (int)(pix % d.Wo);
         int ih = oh * d.S - d.P + kh, iw = ow * d.S - d.P + kw;
         bool in = ih >= 0 && ih < d.H && iw >= 0 && iw < d.W;
-        put(&col[i], in ? get(x[((int64_t)c * d.H + ih) * d.W + iw]) : 0.0f);
+        mprt_cu_put(&col[i], in ? mprt_cu_get(x[((int64_t)c * d.H + ih) * d.W + iw]) : 0.0f);
     }
 }
 
@@ -66,9 +61,9 @@ __global__ void col2im_add_k(float *dx, const float *col, ConvDims d) {
     }
 }
 
-/* out[o, i] = b[o] for one sample's [O, plane] output. */
+/* out[o, i] = b[o] for one sample's [O, plane] output, b f32 or bf16 working weights (exact). */
 template <class E> __global__ void bias_planes_k(float *out, const E *b, int O, int64_t plane) {
-    GRID_STRIDE(i, (int64_t)O * plane) out[i] = get(b[i / plane]);
+    GRID_STRIDE(i, (int64_t)O * plane) out[i] = mprt_cu_get(b[i / plane]);
 }
 
 /* db[o] += Σ_{n, i} dout[n, o, i]: one block per channel o. */
@@ -192,18 +187,19 @@ struct PoolDims {
     int H, W, K, S, Ho, Wo;
 };
 
-/* The first maximum of each window in row-major window order, as kernels_conv.c. */
-__global__ void maxpool_fwd_k(float *out, int32_t *argmax, const float *x, int64_t total,
-                              PoolDims d) {
+/* The first maximum of each window in row-major window order, as kernels_conv.c; x and out f32
+ * or both a bf16 trainer's 16-bit activations (compared as their f32 values, copied exactly). */
+template <class E>
+__global__ void maxpool_fwd_k(E *out, int32_t *argmax, const E *x, int64_t total, PoolDims d) {
     GRID_STRIDE(o, total) {
         int64_t plane_out = (int64_t)d.Ho * d.Wo, p = o / plane_out;
         int oh = (int)((o % plane_out) / d.Wo), ow = (int)(o % d.Wo);
-        const float *xp = x + p * d.H * d.W;
+        const E *xp = x + p * d.H * d.W;
         int32_t best = oh * d.S * d.W + ow * d.S;
         for (int kh = 0; kh < d.K; kh++)
             for (int kw = 0; kw < d.K; kw++) {
                 int32_t i = (oh * d.S + kh) * d.W + ow * d.S + kw;
-                if (xp[i] > xp[best]) best = i;
+                if (mprt_cu_get(xp[i]) > mprt_cu_get(xp[best])) best = i;
             }
         argmax[o] = best;
         out[o] = xp[best];
@@ -231,6 +227,13 @@ __global__ void maxpool_bwd_k(float *dx, const float *dout, const int32_t *argma
 
 extern "C" void mprt_cu_maxpool2d_forward(float *out, int32_t *argmax, const float *x, int planes,
                                           int H, int Wd, int K, int S) {
+    PoolDims d = {H, Wd, K, S, MPRT_CONV_OUT(H, K, S, 0), MPRT_CONV_OUT(Wd, K, S, 0)};
+    int64_t total = (int64_t)planes * d.Ho * d.Wo;
+    LAUNCH_1D(maxpool_fwd_k, total, out, argmax, x, total, d);
+}
+
+extern "C" void mprt_cu_maxpool2d_forward_bf16(uint16_t *out, int32_t *argmax, const uint16_t *x,
+                                               int planes, int H, int Wd, int K, int S) {
     PoolDims d = {H, Wd, K, S, MPRT_CONV_OUT(H, K, S, 0), MPRT_CONV_OUT(Wd, K, S, 0)};
     int64_t total = (int64_t)planes * d.Ho * d.Wo;
     LAUNCH_1D(maxpool_fwd_k, total, out, argmax, x, total, d);

@@ -12,6 +12,10 @@
  * Dropout must agree bitwise, and does: the keep decision is integer arithmetic (SplitMix64)
  * identical to the CPU's. So do the elementwise activations: their math is runtime/mprt_ew.h,
  * the same inline functions the CPU kernels expand.
+ *
+ * The elementwise kernels, layernorm and dropout are templates over the storage type of the
+ * activations they read and write (f32, or a bf16 trainer's 16-bit values: cu_internal.h's
+ * mprt_cu_get / mprt_cu_put), so each _bf16 entry runs the f32 entry's very arithmetic.
  */
 #include "cu_internal.h"
 
@@ -58,12 +62,9 @@ struct ReadMatrix {
 /* ─────────────────────────────── linear ─────────────────────────────── */
 
 /* out[r, c] = b[c], the bias f32 (E = float) or a bf16 working weight (E = uint16_t, exact). */
-__device__ static inline float bias_f32(float v) { return v; }
-__device__ static inline float bias_f32(uint16_t h) { return mprt_cu_f32_of(h); }
-
 template <class E>
 __global__ void broadcast_rows_kernel(float *out, const E *b, int64_t rows, int cols) {
-    GRID_STRIDE(i, rows * cols) out[i] = bias_f32(b[i % cols]);
+    GRID_STRIDE(i, rows * cols) out[i] = mprt_cu_get(b[i % cols]);
 }
 
 template <class E> static void broadcast_rows(float *out, const E *b, int64_t rows, int cols) {
@@ -117,11 +118,12 @@ extern "C" void mprt_cu_linear_backward(float *dx, float *dW, float *db, const f
  * functions the CPU loops of kernels.c call; with no fused multiply-add (--fmad=false, see
  * CMakeLists.txt) the GPU computes the same bits. */
 #define CU_EW_UNARY_KERNELS(name, saved)                                                           \
-    __global__ void name##_fwd(float *out, const float *x, int64_t n) {                            \
-        GRID_STRIDE(i, n) out[i] = mprt_ew_##name##_fwd(x[i]);                                     \
+    template <class O, class X> __global__ void name##_fwd(O *out, const X *x, int64_t n) {        \
+        GRID_STRIDE(i, n) mprt_cu_put(&out[i], mprt_ew_##name##_fwd(mprt_cu_get(x[i])));           \
     }                                                                                              \
-    __global__ void name##_bwd(float *dx, const float *dout, const float *s, int64_t n) {          \
-        GRID_STRIDE(i, n) dx[i] += mprt_ew_##name##_grad(dout[i], s[i]);                           \
+    template <class S>                                                                             \
+    __global__ void name##_bwd(float *dx, const float *dout, const S *s, int64_t n) {              \
+        GRID_STRIDE(i, n) dx[i] += mprt_ew_##name##_grad(dout[i], mprt_cu_get(s[i]));              \
     }                                                                                              \
     extern "C" void mprt_cu_##name##_forward(float *out, const float *x, int64_t n) {              \
         LAUNCH_1D(name##_fwd, n, out, x, n);                                                       \
@@ -129,12 +131,19 @@ extern "C" void mprt_cu_linear_backward(float *dx, float *dW, float *db, const f
     extern "C" void mprt_cu_##name##_backward(float *dx, const float *dout, const float *saved,    \
                                               int64_t n) {                                         \
         LAUNCH_1D(name##_bwd, n, dx, dout, saved, n);                                              \
+    }                                                                                              \
+    extern "C" void mprt_cu_##name##_forward_bf16(uint16_t *out, const uint16_t *x, int64_t n) {   \
+        LAUNCH_1D(name##_fwd, n, out, x, n);                                                       \
+    }                                                                                              \
+    extern "C" void mprt_cu_##name##_backward_bf16(float *dx, const float *dout,                   \
+                                                   const uint16_t *saved, int64_t n) {             \
+        LAUNCH_1D(name##_bwd, n, dx, dout, saved, n);                                              \
     }
 
 MPRT_EW_UNARY(CU_EW_UNARY_KERNELS)
 
-__global__ void add_fwd(float *out, const float *a, const float *b, int64_t n) {
-    GRID_STRIDE(i, n) out[i] = a[i] + b[i];
+template <class O, class X> __global__ void add_fwd(O *out, const X *a, const X *b, int64_t n) {
+    GRID_STRIDE(i, n) mprt_cu_put(&out[i], mprt_cu_get(a[i]) + mprt_cu_get(b[i]));
 }
 __global__ void accumulate_k(float *dst, const float *src, int64_t n) {
     GRID_STRIDE(i, n) dst[i] += src[i];
@@ -142,6 +151,10 @@ __global__ void accumulate_k(float *dst, const float *src, int64_t n) {
 __global__ void fill_k(float *dst, int64_t n, float value) { GRID_STRIDE(i, n) dst[i] = value; }
 
 extern "C" void mprt_cu_add_forward(float *out, const float *a, const float *b, int64_t n) {
+    LAUNCH_1D(add_fwd, n, out, a, b, n);
+}
+extern "C" void mprt_cu_add_forward_bf16(uint16_t *out, const uint16_t *a, const uint16_t *b,
+                                         int64_t n) {
     LAUNCH_1D(add_fwd, n, out, a, b, n);
 }
 extern "C" void mprt_cu_accumulate(float *dst, const float *src, int64_t n) {
@@ -166,76 +179,108 @@ __device__ static float warp_sum(float v) {
 
 #define LN_WARPS 4 /* rows per block, one warp each */
 
-/* Two passes over the row, like the CPU (mean, then the centred variance). */
-__global__ void layernorm_fwd(float *out, float *mean, float *rstd, const float *x,
-                              const float *gamma, const float *beta, int N, int C, float eps) {
+/* Two passes over the row, like the CPU (mean, then the centred variance). x and out f32, or a
+ * bf16 trainer's 16-bit activations (read exactly, stored rounded); the statistics f32. */
+template <class O, class X>
+__global__ void layernorm_fwd(O *out, float *mean, float *rstd, const X *x, const float *gamma,
+                              const float *beta, int N, int C, float eps) {
     int n = (int)(blockIdx.x * LN_WARPS + threadIdx.y), lane = (int)threadIdx.x;
     if (n >= N) return;
-    const float *xr = x + (size_t)n * (size_t)C;
+    const X *xr = x + (size_t)n * (size_t)C;
     float s = 0.0f;
     for (int c = lane; c < C; c += 32)
-        s += xr[c];
+        s += mprt_cu_get(xr[c]);
     float mu = warp_sum(s) / (float)C;
     float v = 0.0f;
     for (int c = lane; c < C; c += 32)
-        v += (xr[c] - mu) * (xr[c] - mu);
+        v += (mprt_cu_get(xr[c]) - mu) * (mprt_cu_get(xr[c]) - mu);
     float rs = 1.0f / sqrtf(warp_sum(v) / (float)C + eps);
-    float *yr = out + (size_t)n * (size_t)C;
+    O *yr = out + (size_t)n * (size_t)C;
     for (int c = lane; c < C; c += 32)
-        yr[c] = (xr[c] - mu) * rs * gamma[c] + beta[c];
+        mprt_cu_put(&yr[c], (mprt_cu_get(xr[c]) - mu) * rs * gamma[c] + beta[c]);
     if (lane == 0) {
         mean[n] = mu;
         rstd[n] = rs;
     }
 }
 
-__global__ void layernorm_bwd_dx(float *dx, const float *dout, const float *x, const float *mean,
+template <class X>
+__global__ void layernorm_bwd_dx(float *dx, const float *dout, const X *x, const float *mean,
                                  const float *rstd, const float *gamma, int N, int C) {
     int n = (int)(blockIdx.x * LN_WARPS + threadIdx.y), lane = (int)threadIdx.x;
     if (n >= N) return;
-    const float *xr = x + (size_t)n * (size_t)C, *gr = dout + (size_t)n * (size_t)C;
+    const X *xr = x + (size_t)n * (size_t)C;
+    const float *gr = dout + (size_t)n * (size_t)C;
     float mu = mean[n], rs = rstd[n], sg = 0.0f, sgx = 0.0f;
     for (int c = lane; c < C; c += 32) {
         float g = gr[c] * gamma[c];
         sg += g;
-        sgx += g * (xr[c] - mu) * rs;
+        sgx += g * (mprt_cu_get(xr[c]) - mu) * rs;
     }
     float mg = warp_sum(sg) / (float)C, mgx = warp_sum(sgx) / (float)C;
     float *dr = dx + (size_t)n * (size_t)C;
     for (int c = lane; c < C; c += 32) {
-        float xh = (xr[c] - mu) * rs;
+        float xh = (mprt_cu_get(xr[c]) - mu) * rs;
         dr[c] += rs * (gr[c] * gamma[c] - mg - xh * mgx);
     }
 }
 
-struct LnDgamma {
-    const float *dout, *x, *mean, *rstd;
+template <class X> struct LnDgamma {
+    const float *dout;
+    const X *x;
+    const float *mean, *rstd;
     int C;
     __device__ float operator()(int n, int c) const {
         size_t i = (size_t)n * (size_t)C + (size_t)c;
-        return dout[i] * (x[i] - mean[n]) * rstd[n];
+        return dout[i] * (mprt_cu_get(x[i]) - mean[n]) * rstd[n];
     }
 };
 
-extern "C" void mprt_cu_layernorm_forward(float *out, float *mean, float *rstd, const float *x,
-                                          const float *gamma, const float *beta, int N, int C,
-                                          float eps) {
+template <class O, class X>
+static void layernorm_forward(O *out, float *mean, float *rstd, const X *x, const float *gamma,
+                              const float *beta, int N, int C, float eps) {
     if (N <= 0) return;
     dim3 block(32, LN_WARPS), grid((unsigned)((N + LN_WARPS - 1) / LN_WARPS));
     layernorm_fwd<<<grid, block, 0, mprt_cu_stream()>>>(out, mean, rstd, x, gamma, beta, N, C, eps);
     CU_CHECK_LAUNCH("layernorm_fwd");
 }
 
-extern "C" void mprt_cu_layernorm_backward(float *dx, float *dgamma, float *dbeta,
-                                           const float *dout, const float *x, const float *mean,
-                                           const float *rstd, const float *gamma, int N, int C) {
+template <class X>
+static void layernorm_backward(float *dx, float *dgamma, float *dbeta, const float *dout,
+                               const X *x, const float *mean, const float *rstd, const float *gamma,
+                               int N, int C) {
     if (N <= 0) return;
-    if (dgamma) colsum_add(dgamma, N, C, LnDgamma{dout, x, mean, rstd, C});
+    if (dgamma) colsum_add(dgamma, N, C, LnDgamma<X>{dout, x, mean, rstd, C});
     if (dbeta) colsum_add(dbeta, N, C, ReadMatrix{dout, C});
     if (!dx) return;
     dim3 block(32, LN_WARPS), grid((unsigned)((N + LN_WARPS - 1) / LN_WARPS));
     layernorm_bwd_dx<<<grid, block, 0, mprt_cu_stream()>>>(dx, dout, x, mean, rstd, gamma, N, C);
     CU_CHECK_LAUNCH("layernorm_bwd_dx");
+}
+
+extern "C" void mprt_cu_layernorm_forward(float *out, float *mean, float *rstd, const float *x,
+                                          const float *gamma, const float *beta, int N, int C,
+                                          float eps) {
+    layernorm_forward(out, mean, rstd, x, gamma, beta, N, C, eps);
+}
+
+extern "C" void mprt_cu_layernorm_forward_bf16(uint16_t *out, float *mean, float *rstd,
+                                               const uint16_t *x, const float *gamma,
+                                               const float *beta, int N, int C, float eps) {
+    layernorm_forward(out, mean, rstd, x, gamma, beta, N, C, eps);
+}
+
+extern "C" void mprt_cu_layernorm_backward(float *dx, float *dgamma, float *dbeta,
+                                           const float *dout, const float *x, const float *mean,
+                                           const float *rstd, const float *gamma, int N, int C) {
+    layernorm_backward(dx, dgamma, dbeta, dout, x, mean, rstd, gamma, N, C);
+}
+
+extern "C" void mprt_cu_layernorm_backward_bf16(float *dx, float *dgamma, float *dbeta,
+                                                const float *dout, const uint16_t *x,
+                                                const float *mean, const float *rstd,
+                                                const float *gamma, int N, int C) {
+    layernorm_backward(dx, dgamma, dbeta, dout, x, mean, rstd, gamma, N, C);
 }
 
 /* ─────────────────────────────── dropout ─────────────────────────────── */
@@ -261,7 +306,8 @@ __device__ static uint64_t drop_key(uint64_t seed, uint32_t layer, int64_t step,
 }
 
 /* dst (=, or += when acc) src·keep/(1 − p) over the local [N, R, F] shard. */
-__global__ void dropout_apply(float *dst, const float *src, int N, MprtDropShard sh, uint64_t thr,
+template <class D, class S>
+__global__ void dropout_apply(D *dst, const S *src, int N, MprtDropShard sh, uint64_t thr,
                               float scale, uint64_t seed, uint32_t layer, int64_t step, int acc) {
     int64_t per = (int64_t)sh.R * sh.F, total = (int64_t)N * per;
     GRID_STRIDE(i, total) {
@@ -271,30 +317,44 @@ __global__ void dropout_apply(float *dst, const float *src, int N, MprtDropShard
         uint64_t e = (uint64_t)((sh.r0 + r) * sh.F_global + sh.f0 + f);
         uint64_t h = mix64(key + (e + 1) * GOLDEN);
         /* __fmul_rn: no fused multiply-add, so dst + v rounds exactly as on the CPU */
-        float v = (h >> 40) >= thr ? __fmul_rn(src[i], scale) : 0.0f;
-        dst[i] = acc ? __fadd_rn(dst[i], v) : v;
+        float v = (h >> 40) >= thr ? __fmul_rn(mprt_cu_get(src[i]), scale) : 0.0f;
+        mprt_cu_put(&dst[i], acc ? __fadd_rn(mprt_cu_get(dst[i]), v) : v);
     }
 }
 
-static void dropout_launch(float *dst, const float *src, int N, MprtDropShard sh, float p,
-                           uint64_t seed, uint32_t layer, int64_t step, int acc) {
+template <class D, class S>
+static void dropout_launch(D *dst, const S *src, int N, MprtDropShard sh, float p, uint64_t seed,
+                           uint32_t layer, int64_t step, int acc) {
     int64_t total = (int64_t)N * sh.R * sh.F;
     uint64_t thr = (uint64_t)ceil((double)p * 16777216.0);
     float scale = 1.0f / (1.0f - p);
     LAUNCH_1D(dropout_apply, total, dst, src, N, sh, thr, scale, seed, layer, step, acc);
 }
 
-extern "C" void mprt_cu_dropout_forward(float *out, const float *x, int N, MprtDropShard sh,
-                                        float p, uint64_t seed, uint32_t layer, int64_t step,
-                                        int training) {
+/* The forward of both storage types: out = x where nothing is dropped (a copy). */
+template <class E>
+static void dropout_forward(E *out, const E *x, int N, MprtDropShard sh, float p, uint64_t seed,
+                            uint32_t layer, int64_t step, int training) {
     int64_t total = (int64_t)N * sh.R * sh.F;
     if (!training || p <= 0.0f) {
         if (total > 0)
-            CU_CHECK(cudaMemcpyAsync(out, x, (size_t)total * sizeof(float),
-                                     cudaMemcpyDeviceToDevice, mprt_cu_stream()));
+            CU_CHECK(cudaMemcpyAsync(out, x, (size_t)total * sizeof(E), cudaMemcpyDeviceToDevice,
+                                     mprt_cu_stream()));
         return;
     }
     dropout_launch(out, x, N, sh, p, seed, layer, step, 0);
+}
+
+extern "C" void mprt_cu_dropout_forward(float *out, const float *x, int N, MprtDropShard sh,
+                                        float p, uint64_t seed, uint32_t layer, int64_t step,
+                                        int training) {
+    dropout_forward(out, x, N, sh, p, seed, layer, step, training);
+}
+
+extern "C" void mprt_cu_dropout_forward_bf16(uint16_t *out, const uint16_t *x, int N,
+                                             MprtDropShard sh, float p, uint64_t seed,
+                                             uint32_t layer, int64_t step, int training) {
+    dropout_forward(out, x, N, sh, p, seed, layer, step, training);
 }
 
 extern "C" void mprt_cu_dropout_backward(float *dx, const float *dout, int N, MprtDropShard sh,

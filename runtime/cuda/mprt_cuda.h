@@ -143,9 +143,18 @@ void mprt_cu_linear_forward_bf16_packed(float *out, const uint16_t *xh, const ui
  * (relu, gelu, tanh, …), the twins of mprt_NAME_forward / _backward. */
 #define MPRT_CU_EW_DECLARE(name, saved)                                                            \
     void mprt_cu_##name##_forward(float *out, const float *x, int64_t n);                          \
-    void mprt_cu_##name##_backward(float *dx, const float *dout, const float *saved, int64_t n);
+    void mprt_cu_##name##_backward(float *dx, const float *dout, const float *saved, int64_t n);   \
+    void mprt_cu_##name##_forward_bf16(uint16_t *out, const uint16_t *x, int64_t n);               \
+    void mprt_cu_##name##_backward_bf16(float *dx, const float *dout, const uint16_t *saved,       \
+                                        int64_t n);
+/* The _bf16 forms here and below (docs/cuda.md, "bf16"): the same f32 math on a bf16 trainer's
+ * 16-bit activations, each input read exactly and each output stored rounded to bf16 (round to
+ * nearest even: mprt_cu_bf16_pack's bits), so a _bf16 forward equals the f32 forward on the
+ * unpacked input followed by mprt_cu_bf16_pack, and a _bf16 backward the f32 backward on the
+ * unpacked activation, bit for bit; gradients, statistics and weights stay f32. */
 MPRT_EW_UNARY(MPRT_CU_EW_DECLARE)
 void mprt_cu_add_forward(float *out, const float *a, const float *b, int64_t n);
+void mprt_cu_add_forward_bf16(uint16_t *out, const uint16_t *a, const uint16_t *b, int64_t n);
 void mprt_cu_add_backward(float *da, float *db, const float *dout, int64_t n);
 void mprt_cu_accumulate(float *dst, const float *src, int64_t n);
 void mprt_cu_fill(float *dst, int64_t n, float value);
@@ -155,12 +164,22 @@ void mprt_cu_layernorm_forward(float *out, float *mean, float *rstd, const float
 void mprt_cu_layernorm_backward(float *dx, float *dgamma, float *dbeta, const float *dout,
                                 const float *x, const float *mean, const float *rstd,
                                 const float *gamma, int N, int C);
+/* mean and rstd f32 (N each), gamma and beta the f32 staged weights, as in f32. */
+void mprt_cu_layernorm_forward_bf16(uint16_t *out, float *mean, float *rstd, const uint16_t *x,
+                                    const float *gamma, const float *beta, int N, int C, float eps);
+void mprt_cu_layernorm_backward_bf16(float *dx, float *dgamma, float *dbeta, const float *dout,
+                                     const uint16_t *x, const float *mean, const float *rstd,
+                                     const float *gamma, int N, int C);
 
 /* The mask is mprt_dropout_keep's, bit for bit: the same SplitMix64 construction on the GPU. */
 void mprt_cu_dropout_forward(float *out, const float *x, int N, MprtDropShard sh, float p,
                              uint64_t seed, uint32_t layer, int64_t step, int training);
 void mprt_cu_dropout_backward(float *dx, const float *dout, int N, MprtDropShard sh, float p,
                               uint64_t seed, uint32_t layer, int64_t step);
+/* The mask and scale of mprt_cu_dropout_forward, the product rounded to bf16. */
+void mprt_cu_dropout_forward_bf16(uint16_t *out, const uint16_t *x, int N, MprtDropShard sh,
+                                  float p, uint64_t seed, uint32_t layer, int64_t step,
+                                  int training);
 
 /* scratch: MPRT_CONV2D_SCRATCH(C, K, Ho, Wo) floats, as on the CPU (one sample at a time). */
 void mprt_cu_conv2d_forward(float *out, const float *x, const float *W, const float *b,
@@ -185,6 +204,9 @@ void mprt_cu_maxpool2d_forward(float *out, int32_t *argmax, const float *x, int 
                                int Wd, int K, int S);
 void mprt_cu_maxpool2d_backward(float *dx, const float *dout, const int32_t *argmax, int planes,
                                 int H, int Wd, int K, int S);
+/* 16-bit x and out (the _bf16 forms above): the same argmax, the maximum copied exactly. */
+void mprt_cu_maxpool2d_forward_bf16(uint16_t *out, int32_t *argmax, const uint16_t *x, int planes,
+                                    int H, int Wd, int K, int S);
 
 /* Backward scatters into dW with atomicAdd (repeated ids), so the order of the additions,
  * and the last bits of dW, may vary from run to run; dpos is a deterministic gather. */
