@@ -22,16 +22,17 @@
 /* ─────────────────────────────── embedding ─────────────────────────────── */
 
 /* The lookup of both forms: the table and positions f32 (E = float) or the bf16 working
- * weights (E = uint16_t, each value read exactly as f32: mprt_cu_get). */
-template <class E>
-__global__ void embedding_fwd_k(float *out, const int32_t *ids, const E *W, const E *pos, int M,
-                                int T, int V_local, int v0, int D, int add_pos) {
+ * weights (E = uint16_t, each value read exactly as f32: mprt_cu_get); the output f32, or a
+ * 16-bit activation (O = uint16_t: the f32 value rounded, mprt_cu_put). */
+template <class O, class E>
+__global__ void embedding_fwd_k(O *out, const int32_t *ids, const E *W, const E *pos, int M, int T,
+                                int V_local, int v0, int D, int add_pos) {
     GRID_STRIDE(i, (int64_t)M * D) {
         int64_t m = i / D, j = i % D;
         int64_t r = (int64_t)ids[m] - v0;
         float v = (r >= 0 && r < V_local) ? mprt_cu_get(W[r * D + j]) : 0.0f;
         if (add_pos && pos) v += mprt_cu_get(pos[(m % T) * D + j]);
-        out[i] = v;
+        mprt_cu_put(&out[i], v);
     }
 }
 
@@ -58,15 +59,19 @@ __global__ void embedding_bwd_pos_k(float *dpos, const float *dout, int M, int T
 extern "C" void mprt_cu_embedding_forward(float *out, const int32_t *ids, const float *W,
                                           const float *pos, int M, int T, int V_local, int v0,
                                           int D, int add_pos) {
-    LAUNCH_1D(embedding_fwd_k<float>, (int64_t)M * D, out, ids, W, pos, M, T, V_local, v0, D,
-              add_pos);
+    LAUNCH_1D(embedding_fwd_k, (int64_t)M * D, out, ids, W, pos, M, T, V_local, v0, D, add_pos);
 }
 
 extern "C" void mprt_cu_embedding_forward_bf16(float *out, const int32_t *ids, const uint16_t *W,
                                                const uint16_t *pos, int M, int T, int V_local,
                                                int v0, int D, int add_pos) {
-    LAUNCH_1D(embedding_fwd_k<uint16_t>, (int64_t)M * D, out, ids, W, pos, M, T, V_local, v0, D,
-              add_pos);
+    LAUNCH_1D(embedding_fwd_k, (int64_t)M * D, out, ids, W, pos, M, T, V_local, v0, D, add_pos);
+}
+
+extern "C" void mprt_cu_embedding_forward_bf16_act(uint16_t *out, const int32_t *ids,
+                                                   const uint16_t *W, const uint16_t *pos, int M,
+                                                   int T, int V_local, int v0, int D, int add_pos) {
+    LAUNCH_1D(embedding_fwd_k, (int64_t)M * D, out, ids, W, pos, M, T, V_local, v0, D, add_pos);
 }
 
 extern "C" void mprt_cu_embedding_backward(float *dW, float *dpos, const float *dout,

@@ -18,15 +18,17 @@
 
 /* ─────────────────────────────── losses ─────────────────────────────── */
 
-/* The max and log Σ exp(x − max) of one row, agreed by the whole block. */
-__device__ static float row_logsumexp(const float *row, int V, float *max_out) {
+/* The max and log Σ exp(x − max) of one row, agreed by the whole block. The logits (and mse's
+ * prediction) are f32, or a bf16 trainer's 16-bit activations (X = uint16_t, read exactly:
+ * mprt_cu_get), with the same f32 arithmetic. */
+template <class X> __device__ static float row_logsumexp(const X *row, int V, float *max_out) {
     float mx = -INFINITY;
     for (int j = (int)threadIdx.x; j < V; j += blockDim.x)
-        mx = fmaxf(mx, row[j]);
+        mx = fmaxf(mx, mprt_cu_get(row[j]));
     mx = mprt_cu_block_reduce(mx, MprtCuMax());
     float s = 0.0f;
     for (int j = (int)threadIdx.x; j < V; j += blockDim.x)
-        s += mprt_ew_expf(row[j] - mx);
+        s += mprt_ew_expf(mprt_cu_get(row[j]) - mx);
     s = mprt_cu_block_reduce(s, MprtCuSum());
     *max_out = mx;
     return logf(s);
@@ -38,61 +40,86 @@ __device__ static float row_logsumexp(const float *row, int V, float *max_out) {
  * loader refuses a label file holding one with a one-line error before any step,
  * mprt_data_check); this keeps a bad one from reading past the row. The whole block leaves
  * together (the label is the block's), before any of its reductions. */
-__global__ void cross_entropy_fwd_k(double *loss, const float *logits, const int32_t *labels, int V,
+template <class X>
+__global__ void cross_entropy_fwd_k(double *loss, const X *logits, const int32_t *labels, int V,
                                     float scale) {
-    const float *row = logits + (size_t)blockIdx.x * (size_t)V;
+    const X *row = logits + (size_t)blockIdx.x * (size_t)V;
     int label = labels[blockIdx.x];
     if (label < 0 || label >= V) return; /* ignored row */
     float mx;
     float lse = row_logsumexp(row, V, &mx);
-    if (threadIdx.x == 0) atomicAdd(loss, (double)(lse - (row[label] - mx)) * (double)scale);
+    if (threadIdx.x == 0)
+        atomicAdd(loss, (double)(lse - (mprt_cu_get(row[label]) - mx)) * (double)scale);
 }
 
-__global__ void cross_entropy_bwd_k(float *dlogits, const float *logits, const int32_t *labels,
-                                    int V, float scale) {
-    const float *row = logits + (size_t)blockIdx.x * (size_t)V;
+template <class X>
+__global__ void cross_entropy_bwd_k(float *dlogits, const X *logits, const int32_t *labels, int V,
+                                    float scale) {
+    const X *row = logits + (size_t)blockIdx.x * (size_t)V;
     float *d = dlogits + (size_t)blockIdx.x * (size_t)V;
     int label = labels[blockIdx.x];
     if (label < 0 || label >= V) return; /* ignored row: its gradient is left as it was */
     float mx;
     float lse = row_logsumexp(row, V, &mx);
     for (int j = (int)threadIdx.x; j < V; j += blockDim.x) {
-        float t = d[j] + scale * mprt_ew_expf(row[j] - mx - lse);
+        float t = d[j] + scale * mprt_ew_expf(mprt_cu_get(row[j]) - mx - lse);
         if (j == label) t -= scale;
         d[j] = t;
     }
 }
 
-extern "C" void mprt_cu_cross_entropy_forward(double *loss, const float *logits,
-                                              const int32_t *labels, int M, int V, float scale) {
+template <class X>
+static void cross_entropy_forward(double *loss, const X *logits, const int32_t *labels, int M,
+                                  int V, float scale) {
     if (M <= 0) return;
     cross_entropy_fwd_k<<<(unsigned)M, MPRT_CU_THREADS, 0, mprt_cu_stream()>>>(loss, logits, labels,
                                                                                V, scale);
     CU_CHECK_LAUNCH("cross_entropy_fwd_k");
 }
 
-extern "C" void mprt_cu_cross_entropy_backward(float *dlogits, const float *logits,
-                                               const int32_t *labels, int M, int V, float scale) {
+template <class X>
+static void cross_entropy_backward(float *dlogits, const X *logits, const int32_t *labels, int M,
+                                   int V, float scale) {
     if (M <= 0) return;
     cross_entropy_bwd_k<<<(unsigned)M, MPRT_CU_THREADS, 0, mprt_cu_stream()>>>(dlogits, logits,
                                                                                labels, V, scale);
     CU_CHECK_LAUNCH("cross_entropy_bwd_k");
 }
 
-__global__ void mse_fwd_k(double *loss, const float *pred, const float *target, int64_t n,
+extern "C" void mprt_cu_cross_entropy_forward(double *loss, const float *logits,
+                                              const int32_t *labels, int M, int V, float scale) {
+    cross_entropy_forward(loss, logits, labels, M, V, scale);
+}
+extern "C" void mprt_cu_cross_entropy_backward(float *dlogits, const float *logits,
+                                               const int32_t *labels, int M, int V, float scale) {
+    cross_entropy_backward(dlogits, logits, labels, M, V, scale);
+}
+extern "C" void mprt_cu_cross_entropy_forward_bf16(double *loss, const uint16_t *logits,
+                                                   const int32_t *labels, int M, int V,
+                                                   float scale) {
+    cross_entropy_forward(loss, logits, labels, M, V, scale);
+}
+extern "C" void mprt_cu_cross_entropy_backward_bf16(float *dlogits, const uint16_t *logits,
+                                                    const int32_t *labels, int M, int V,
+                                                    float scale) {
+    cross_entropy_backward(dlogits, logits, labels, M, V, scale);
+}
+
+template <class X>
+__global__ void mse_fwd_k(double *loss, const X *pred, const float *target, int64_t n,
                           float scale) {
     double s = 0.0;
     GRID_STRIDE(i, n) {
-        float e = pred[i] - target[i];
+        float e = mprt_cu_get(pred[i]) - target[i];
         s += (double)(e * e);
     }
     s = mprt_cu_block_reduce(s, MprtCuSum());
     if (threadIdx.x == 0) atomicAdd(loss, s * (double)scale);
 }
 
-__global__ void mse_bwd_k(float *dpred, const float *pred, const float *target, int64_t n,
-                          float c) {
-    GRID_STRIDE(i, n) dpred[i] += c * (pred[i] - target[i]);
+template <class X>
+__global__ void mse_bwd_k(float *dpred, const X *pred, const float *target, int64_t n, float c) {
+    GRID_STRIDE(i, n) dpred[i] += c * (mprt_cu_get(pred[i]) - target[i]);
 }
 
 extern "C" void mprt_cu_mse_forward(double *loss, const float *pred, const float *target, int64_t n,
@@ -102,6 +129,16 @@ extern "C" void mprt_cu_mse_forward(double *loss, const float *pred, const float
 
 extern "C" void mprt_cu_mse_backward(float *dpred, const float *pred, const float *target,
                                      int64_t n, float scale) {
+    LAUNCH_1D(mse_bwd_k, n, dpred, pred, target, n, 2.0f * scale);
+}
+
+extern "C" void mprt_cu_mse_forward_bf16(double *loss, const uint16_t *pred, const float *target,
+                                         int64_t n, float scale) {
+    LAUNCH_1D(mse_fwd_k, n, loss, pred, target, n, scale);
+}
+
+extern "C" void mprt_cu_mse_backward_bf16(float *dpred, const uint16_t *pred, const float *target,
+                                          int64_t n, float scale) {
     LAUNCH_1D(mse_bwd_k, n, dpred, pred, target, n, 2.0f * scale);
 }
 

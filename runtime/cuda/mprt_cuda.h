@@ -220,6 +220,10 @@ void mprt_cu_embedding_backward(float *dW, float *dpos, const float *dout, const
 void mprt_cu_embedding_forward_bf16(float *out, const int32_t *ids, const uint16_t *W,
                                     const uint16_t *pos, int M, int T, int V_local, int v0, int D,
                                     int add_pos);
+/* The same into a 16-bit activation: each value (row, plus position) rounded to bf16. */
+void mprt_cu_embedding_forward_bf16_act(uint16_t *out, const int32_t *ids, const uint16_t *W,
+                                        const uint16_t *pos, int M, int T, int V_local, int v0,
+                                        int D, int add_pos);
 
 /* Stash as MPRT_ATTENTION_STASH (same layout: q, k, v, y, then P [N, Hl, T, T]). The
  * backward scratch holds dP for every sample of one head at once, so it is larger than the
@@ -267,6 +271,16 @@ void mprt_cu_mse_forward(double *loss, const float *pred, const float *target, i
                          float scale);
 void mprt_cu_mse_backward(float *dpred, const float *pred, const float *target, int64_t n,
                           float scale);
+/* The losses on a bf16 trainer's 16-bit logits or prediction (the _bf16 forms above): the same
+ * f32 arithmetic on their values read exactly; mse's target (an input as loaded) stays f32. */
+void mprt_cu_cross_entropy_forward_bf16(double *loss, const uint16_t *logits, const int32_t *labels,
+                                        int M, int V, float scale);
+void mprt_cu_cross_entropy_backward_bf16(float *dlogits, const uint16_t *logits,
+                                         const int32_t *labels, int M, int V, float scale);
+void mprt_cu_mse_forward_bf16(double *loss, const uint16_t *pred, const float *target, int64_t n,
+                              float scale);
+void mprt_cu_mse_backward_bf16(float *dpred, const uint16_t *pred, const float *target, int64_t n,
+                               float scale);
 
 void mprt_cu_sgd_step(float *p, float *v, const float *g, int64_t n, float lr, float momentum,
                       float weight_decay);

@@ -9,7 +9,8 @@
  * test_cu_kernels.c). The kernels for 16-bit activations must give, bit for bit, what the f32
  * path gives on the same values: the GEMM forwards from a 16-bit input their f32-input twins'
  * outputs, the elementwise, dropout and max-pooling ones the CPU's f32 result rounded to bf16
- * (their f32 kernels equal the CPU's bit for bit), layer norm's the f32 GPU kernel's.
+ * (their f32 kernels equal the CPU's bit for bit), layer norm's and the losses' gradients the
+ * f32 GPU kernels' (a loss value, a double summed by atomicAdd in any order, within 1e-12).
  *
  * Without a CUDA device the test prints "SKIPPED: no CUDA device" and exits 77, which ctest
  * reports as skipped (SKIP_RETURN_CODE): it never passes without having run.
@@ -148,6 +149,44 @@ static void test_dropout_bf16(void) {
         cmp_packed(training ? "dropout forward bf16" : "dropout forward bf16 (eval)", gout, out, n);
     }
     free(x), free(out), free(hx), mprt_cu_free(gx), mprt_cu_free(gout);
+}
+
+/* The losses on 16-bit logits (labels outside [0, V) among them) and a 16-bit prediction (an
+ * f32 target): the gradients bit for bit the f32 GPU kernels' on the same values; the loss,
+ * a sum of per-block atomicAdds on a double whose order may vary, within 1e-12. */
+static void test_losses_bf16(int M, int V) {
+    int64_t n = (int64_t)M * V;
+    float *lg = hrand(n), *dl = hfill(n, 0.25f), *tg = hrand(n);
+    uint16_t *hlg = malloc((size_t)n * 2);
+    for (int64_t i = 0; i < n; i++)
+        lg[i] *= 5.0f;
+    mprt_bf16_pack(hlg, lg, n), mprt_bf16_unpack(lg, hlg, n);
+    int32_t *lab = malloc((size_t)M * sizeof *lab);
+    for (int m = 0; m < M; m++)
+        lab[m] = m % 4 == 1 ? -1 - m : (m * 13 + 5) % V; /* some rows ignored */
+    float *glg = dev(lg, n), *gtg = dev(tg, n), *gd[2] = {dev(dl, n), dev(dl, n)};
+    uint16_t *glh = dcopy(hlg, (size_t)n * 2);
+    int32_t *glab = dcopy(lab, (size_t)M * sizeof *lab);
+    double *gloss = mprt_cu_malloc(2 * sizeof(double)), loss[2], zero[2] = {0.0, 0.0};
+    float scale = 1.0f / (float)M, ms = 1.0f / (float)n;
+    mprt_cu_upload(gloss, zero, sizeof zero);
+    mprt_cu_cross_entropy_forward(gloss, glg, glab, M, V, scale);
+    mprt_cu_cross_entropy_forward_bf16(gloss + 1, glh, glab, M, V, scale);
+    mprt_cu_download(loss, gloss, sizeof loss);
+    cmp_scalar("cross_entropy forward bf16", loss[1], loss[0], 1e-12);
+    mprt_cu_cross_entropy_backward(gd[0], glg, glab, M, V, scale);
+    mprt_cu_cross_entropy_backward_bf16(gd[1], glh, glab, M, V, scale);
+    cmp_dev_exact("cross_entropy backward bf16", gd[1], gd[0], (size_t)n * sizeof(float));
+    mprt_cu_upload(gloss, zero, sizeof zero);
+    mprt_cu_mse_forward(gloss, glg, gtg, n, ms),
+        mprt_cu_mse_forward_bf16(gloss + 1, glh, gtg, n, ms);
+    mprt_cu_download(loss, gloss, sizeof loss);
+    cmp_scalar("mse forward bf16", loss[1], loss[0], 1e-12);
+    mprt_cu_mse_backward(gd[0], glg, gtg, n, ms), mprt_cu_mse_backward_bf16(gd[1], glh, gtg, n, ms);
+    cmp_dev_exact("mse backward bf16", gd[1], gd[0], (size_t)n * sizeof(float));
+    free(lg), free(dl), free(tg), free(hlg), free(lab);
+    mprt_cu_free(glg), mprt_cu_free(gtg), mprt_cu_free(gd[0]), mprt_cu_free(gd[1]);
+    mprt_cu_free(glh), mprt_cu_free(glab), mprt_cu_free(gloss);
 }
 
 /* ─────────────────────────────── conv2d, maxpool2d ─────────────────────────────── */
@@ -352,14 +391,21 @@ static void test_embedding_bf16(void) {
     int32_t *gids = dcopy(ids, sizeof ids);
     uint16_t *gW = dcopy(hW, (size_t)nw * 2), *gpos = dcopy(hpos, (size_t)np * 2);
     float *gout = dev(out, no);
+    uint16_t *gouth = mprt_cu_malloc((size_t)no * 2);
     for (int add = 0; add < 2; add++) {
         mprt_embedding_forward_bf16(out, ids, hW, hpos, M, T, V_local, v0, D, add);
         mprt_cu_embedding_forward_bf16(gout, gids, gW, gpos, M, T, V_local, v0, D, add);
         cmp_exact_bytes(add ? "embedding forward bf16 (positions)" : "embedding forward bf16", gout,
                         out, (size_t)no * sizeof *out);
+        /* into a 16-bit activation: the same values rounded */
+        mprt_cu_embedding_forward_bf16_act(gouth, gids, gW, gpos, M, T, V_local, v0, D, add);
+        cmp_packed(add ? "embedding forward to 16 bits (positions)"
+                       : "embedding forward to 16 bits",
+                   gouth, out, no);
     }
     free(W), free(pos), free(out), free(hW), free(hpos);
     mprt_cu_free(gids), mprt_cu_free(gW), mprt_cu_free(gpos), mprt_cu_free(gout);
+    mprt_cu_free(gouth);
 }
 
 /* C = alpha·op(A)·op(B) + beta·C on bf16 operands against a double reference over the same
@@ -411,6 +457,8 @@ int main(void) {
     test_dropout_bf16();
     test_maxpool_bf16(5, 7, 7, 3, 2); /* overlapping windows */
     test_maxpool_bf16(4, 8, 6, 2, 2);
+    test_losses_bf16(9, 37);
+    test_losses_bf16(4, 1000);
     mprt_cu_finalize();
     printf("%s: %d checks, %d failed\n", failures ? "FAIL" : "ok", checks, failures);
     return failures ? 1 : 0;
