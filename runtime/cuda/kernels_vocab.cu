@@ -24,30 +24,34 @@ __device__ static bool owns(int32_t label, int64_t v0, int Vl) {
     return label >= v0 && label < v0 + Vl;
 }
 
+/* The logits are f32, or a bf16 trainer's 16-bit activations (X = uint16_t, read exactly:
+ * mprt_cu_get), with the same f32 arithmetic; the stash and the gradients stay f32. */
+
 /* Block m: the maximum of row m's local slice (rows of Vl floats, the first nv of them classes:
  * a padded vocabulary's last rank has fewer) into mx[m] (−inf for an empty slice). */
-__global__ void vocab_max_k(float *mx, const float *logits, int Vl, int nv) {
-    const float *row = logits + (size_t)blockIdx.x * (size_t)Vl;
+template <class X> __global__ void vocab_max_k(float *mx, const X *logits, int Vl, int nv) {
+    const X *row = logits + (size_t)blockIdx.x * (size_t)Vl;
     float v = -INFINITY;
     for (int j = (int)threadIdx.x; j < nv; j += blockDim.x)
-        v = fmaxf(v, row[j]);
+        v = fmaxf(v, mprt_cu_get(row[j]));
     v = mprt_cu_block_reduce(v, MprtCuMax());
     if (threadIdx.x == 0) mx[blockIdx.x] = v;
 }
 
 /* Block m: Σ exp(x − mx[m]) over the slice into sum[m], the target's logit into tgt[m] (0 unless
  * this rank owns the label). */
-__global__ void vocab_sums_k(float *sum, float *tgt, const float *mx, const float *logits,
+template <class X>
+__global__ void vocab_sums_k(float *sum, float *tgt, const float *mx, const X *logits,
                              const int32_t *labels, int Vl, int nv, int64_t v0) {
-    const float *row = logits + (size_t)blockIdx.x * (size_t)Vl;
+    const X *row = logits + (size_t)blockIdx.x * (size_t)Vl;
     float m = mx[blockIdx.x], s = 0.0f;
     for (int j = (int)threadIdx.x; j < nv; j += blockDim.x)
-        s += mprt_ew_expf(row[j] - m);
+        s += mprt_ew_expf(mprt_cu_get(row[j]) - m);
     s = mprt_cu_block_reduce(s, MprtCuSum());
     if (threadIdx.x == 0) {
         int32_t label = labels[blockIdx.x];
         sum[blockIdx.x] = s;
-        tgt[blockIdx.x] = owns(label, v0, nv) ? row[label - v0] : 0.0f;
+        tgt[blockIdx.x] = owns(label, v0, nv) ? mprt_cu_get(row[label - v0]) : 0.0f;
     }
 }
 
@@ -69,22 +73,23 @@ __global__ void vocab_loss_k(double *loss, float *stash, const int32_t *labels, 
 
 /* Element (m, j) of the slice: d += scale · softmax, minus scale at the owned label; padding
  * (v0 + j ≥ V) untouched. */
-__global__ void vocab_bwd_k(float *dlogits, const float *logits, const int32_t *labels,
+template <class X>
+__global__ void vocab_bwd_k(float *dlogits, const X *logits, const int32_t *labels,
                             const float *stash, int M, int Vl, int64_t v0, int64_t V, float scale) {
     const float *mx = stash, *lse = stash + M;
     GRID_STRIDE(i, (int64_t)M * Vl) {
         int64_t m = i / Vl, j = i % Vl;
         int32_t label = labels[m];
         if (label < 0 || label >= V || v0 + j >= V) continue; /* ignored row, padding */
-        float t = dlogits[i] + scale * mprt_ew_expf(logits[i] - mx[m] - lse[m]);
+        float t = dlogits[i] + scale * mprt_ew_expf(mprt_cu_get(logits[i]) - mx[m] - lse[m]);
         if (label - v0 == j) t -= scale;
         dlogits[i] = t;
     }
 }
 
-extern "C" void mprt_cu_vocab_ce_forward(double *loss, const float *logits, const int32_t *labels,
-                                         float *stash, int M, int Vl, int64_t v0, int64_t V,
-                                         float scale) {
+template <class X>
+static void vocab_ce_forward(double *loss, const X *logits, const int32_t *labels, float *stash,
+                             int M, int Vl, int64_t v0, int64_t V, float scale) {
     if (M <= 0) return;
     float *mx = stash, *sum = stash + M, *tgt = stash + 2 * (size_t)M;
     int nv = v0 >= V ? 0 : V - v0 < Vl ? (int)(V - v0) : Vl; /* real classes of a padded slice */
@@ -104,8 +109,26 @@ extern "C" void mprt_cu_vocab_ce_forward(double *loss, const float *logits, cons
     LAUNCH_1D(vocab_loss_k, M, loss, stash, labels, M, V, scale);
 }
 
+extern "C" void mprt_cu_vocab_ce_forward(double *loss, const float *logits, const int32_t *labels,
+                                         float *stash, int M, int Vl, int64_t v0, int64_t V,
+                                         float scale) {
+    vocab_ce_forward(loss, logits, labels, stash, M, Vl, v0, V, scale);
+}
+
+extern "C" void mprt_cu_vocab_ce_forward_bf16(double *loss, const uint16_t *logits,
+                                              const int32_t *labels, float *stash, int M, int Vl,
+                                              int64_t v0, int64_t V, float scale) {
+    vocab_ce_forward(loss, logits, labels, stash, M, Vl, v0, V, scale);
+}
+
 extern "C" void mprt_cu_vocab_ce_backward(float *dlogits, const float *logits,
                                           const int32_t *labels, const float *stash, int M, int Vl,
                                           int64_t v0, int64_t V, float scale) {
+    LAUNCH_1D(vocab_bwd_k, (int64_t)M * Vl, dlogits, logits, labels, stash, M, Vl, v0, V, scale);
+}
+
+extern "C" void mprt_cu_vocab_ce_backward_bf16(float *dlogits, const uint16_t *logits,
+                                               const int32_t *labels, const float *stash, int M,
+                                               int Vl, int64_t v0, int64_t V, float scale) {
     LAUNCH_1D(vocab_bwd_k, (int64_t)M * Vl, dlogits, logits, labels, stash, M, Vl, v0, V, scale);
 }

@@ -267,6 +267,12 @@ void mprt_cu_vocab_ce_forward(double *loss, const float *logits, const int32_t *
 void mprt_cu_vocab_ce_backward(float *dlogits, const float *logits, const int32_t *labels,
                                const float *stash, int M, int Vl, int64_t v0, int64_t V,
                                float scale);
+/* The same on 16-bit logits (a bf16 trainer's activations, read exactly); stash f32. */
+void mprt_cu_vocab_ce_forward_bf16(double *loss, const uint16_t *logits, const int32_t *labels,
+                                   float *stash, int M, int Vl, int64_t v0, int64_t V, float scale);
+void mprt_cu_vocab_ce_backward_bf16(float *dlogits, const uint16_t *logits, const int32_t *labels,
+                                    const float *stash, int M, int Vl, int64_t v0, int64_t V,
+                                    float scale);
 void mprt_cu_mse_forward(double *loss, const float *pred, const float *target, int64_t n,
                          float scale);
 void mprt_cu_mse_backward(float *dpred, const float *pred, const float *target, int64_t n,

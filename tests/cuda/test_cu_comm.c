@@ -6,7 +6,8 @@
  * Every rank fills deterministic per-rank inputs, runs each collective on the GPU (mprt_cu_*)
  * and on the host (mprt_*, counters paused), and compares the results exactly (sums of a
  * few small integers-valued floats are exact in any order; the vocabulary-parallel loss, whose
- * sums of exponentials are not, within 1e-5 relative of the CPU kernels'). Then the byte
+ * sums of exponentials are not, within 1e-5 relative of the CPU kernels'; its form on 16-bit
+ * logits bit for bit the f32 form's on the same values). Then the byte
  * counters: every GPU call must have added exactly mprt_coll_bytes(kind, group size, n) to its
  * (kind, group), and nothing else may have been counted. Then everything again with the bf16 wire
  * on (mprt_set_wire_bf16; docs/cuda.md, "bf16"): the same inputs are bf16 values and their sums are
@@ -252,6 +253,50 @@ static void test_vocab_ce(void) {
     mprt_cu_free(dlab), mprt_cu_free(dl), mprt_cu_free(st), mprt_cu_free(dg), mprt_cu_free(dloss);
 }
 
+/* The same loss on 16-bit logits (a bf16 trainer's activations, kernels_vocab.cu's _bf16 forms):
+ * on the same values, the stash and every gradient bit for bit what the f32 entries give (the
+ * same all-reduces of the same per-row values), the loss within 1e-12 (its rows are added by
+ * atomicAdd in any order), and its three all-reduces of M floats counted. */
+static void test_vocab_ce_bf16(void) {
+    int M = 37, T = mprt_group_size(MPRT_TENSOR), k = mprt_group_rank(MPRT_TENSOR), Vl = 129;
+    int64_t V = (int64_t)Vl * T, v0 = (int64_t)k * Vl, n = (int64_t)M * Vl;
+    float *loc = malloc(sizeof(float) * (size_t)n), *hs = malloc(sizeof(float) * 3 * (size_t)M);
+    float *hg = malloc(sizeof(float) * (size_t)n);
+    uint16_t *h = malloc(2 * (size_t)n), *dh = mprt_cu_malloc(2 * (size_t)n);
+    int32_t *lab = malloc(sizeof(int32_t) * (size_t)M), *dlab = mprt_cu_malloc(4 * (size_t)M);
+    for (int m = 0; m < M; m++) {
+        lab[m] = m == 5 ? -100 : (int32_t)((m * 131 + 7) % V); /* row 5 ignored */
+        for (int64_t j = 0; j < Vl; j++)
+            loc[m * Vl + j] =
+                (float)((m * 31 + (v0 + j) * 17) % 23) * 0.37f - 4.0f + (float)(m % 3);
+    }
+    mprt_bf16_pack(h, loc, n), mprt_bf16_unpack(loc, h, n); /* bf16 values, both ways */
+    mprt_cu_upload(dlab, lab, 4 * (size_t)M), mprt_cu_upload(dh, h, 2 * (size_t)n);
+    float *dl = to_dev(loc, n), *st[2] = {mprt_cu_falloc(3 * M), mprt_cu_falloc(3 * M)};
+    float *dg[2] = {mprt_cu_falloc(n), mprt_cu_falloc(n)}, scale = 1.0f / (float)M;
+    double *dloss = mprt_cu_malloc(2 * sizeof(double)), loss[2];
+    mprt_cu_memset0(dloss, 2 * sizeof(double));
+    mprt_cu_memset0(dg[0], sizeof(float) * (size_t)n),
+        mprt_cu_memset0(dg[1], sizeof(float) * (size_t)n);
+    mprt_cu_vocab_ce_forward(dloss, dl, dlab, st[0], M, Vl, v0, V, scale);
+    mprt_cu_vocab_ce_backward(dg[0], dl, dlab, st[0], M, Vl, v0, V, scale);
+    mprt_cu_vocab_ce_forward_bf16(dloss + 1, dh, dlab, st[1], M, Vl, v0, V, scale);
+    mprt_cu_vocab_ce_backward_bf16(dg[1], dh, dlab, st[1], M, Vl, v0, V, scale);
+    for (int i = 0; i < 6; i++)
+        expect(MPRT_ALLREDUCE, MPRT_TENSOR, 4 * (int64_t)M);
+    mprt_cu_sync();
+    mprt_cu_download(loss, dloss, sizeof loss);
+    mprt_cu_download(hs, st[0], sizeof(float) * 3 * (size_t)M);
+    mprt_cu_download(hg, dg[0], sizeof(float) * (size_t)n);
+    close_to("vocab_ce bf16 loss", loss[1], loss[0], 1e-12);
+    same_bytes("vocab_ce bf16 stash", MPRT_TENSOR, st[1], hs, sizeof(float) * 3 * (size_t)M);
+    same_bytes("vocab_ce bf16 gradient", MPRT_TENSOR, dg[1], hg, sizeof(float) * (size_t)n);
+    free(loc), free(hs), free(hg), free(h), free(lab);
+    mprt_cu_free(dh), mprt_cu_free(dlab), mprt_cu_free(dl), mprt_cu_free(dloss);
+    for (int i = 0; i < 2; i++)
+        mprt_cu_free(st[i]), mprt_cu_free(dg[i]);
+}
+
 /* ZeRO-2 on the device (zero2.c): three layers' gradients over two micro-batches, each written
  * into its slot on the compute stream (as a backward accumulates) between mprt_cu_zero2_open and
  * _close, whose reduce-scatters run on the communication stream while the next layers are
@@ -422,6 +467,7 @@ int main(int argc, char **argv) {
         test_group((MprtGroup)g), test_zero((MprtGroup)g), test_allreduce_bf16((MprtGroup)g),
             test_allreduce_max((MprtGroup)g), test_zero2((MprtGroup)g);
     test_vocab_ce();
+    test_vocab_ce_bf16();
     test_pipe();
     check_counts();
     mprt_stats_reset(), memset(expect_bytes, 0, sizeof expect_bytes);

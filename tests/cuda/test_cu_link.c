@@ -5,7 +5,8 @@
  *     compiled against (a stale library on the link path is caught here);
  *   - MPI links (the trainer's launcher and the host-staged mode need it);
  *   - every public function of mprt_cuda resolves (taken by address below), among them the
- *     forward and backward of every row of the elementwise table (runtime/mprt_ew.h);
+ *     forward and backward of every row of the elementwise table (runtime/mprt_ew.h), in f32
+ *     and on 16-bit activations, and a bf16 trainer's kernels;
  *   - the --comm parser, and the device query, which must report 0 devices instead of
  *     failing when there is no GPU; a device index past the count is refused.
  */
@@ -35,7 +36,8 @@ typedef void (*AnyFn)(void);
 /* The GPU kernels of every row of runtime/mprt_ew.h's elementwise table: a row that
  * kernels_dense.cu does not expand is a link error here. */
 #define EW_ENTRY_POINTS(name, saved)                                                               \
-    (AnyFn) mprt_cu_##name##_forward, (AnyFn)mprt_cu_##name##_backward,
+    (AnyFn) mprt_cu_##name##_forward, (AnyFn)mprt_cu_##name##_backward,                            \
+        (AnyFn)mprt_cu_##name##_forward_bf16, (AnyFn)mprt_cu_##name##_backward_bf16,
 
 /* Every entry point, so a missing definition is a link error of this test. */
 static const AnyFn entry_points[] = {
@@ -94,6 +96,30 @@ static const AnyFn entry_points[] = {
     (AnyFn)mprt_cu_isend_staged,
     (AnyFn)mprt_cu_recv_staged,
     (AnyFn)mprt_cu_wait_staged,
+    /* a bf16 trainer's (docs/cuda.md, "bf16"): 16-bit weights and 16-bit activations */
+    (AnyFn)mprt_cu_gemm_bf16,
+    (AnyFn)mprt_cu_bf16_pack,
+    (AnyFn)mprt_cu_bf16_unpack,
+    (AnyFn)mprt_cu_bf16_round,
+    (AnyFn)mprt_cu_linear_forward_bf16,
+    (AnyFn)mprt_cu_linear_forward_bf16_packed,
+    (AnyFn)mprt_cu_attention_forward_bf16,
+    (AnyFn)mprt_cu_attention_forward_bf16_packed,
+    (AnyFn)mprt_cu_conv2d_forward_bf16,
+    (AnyFn)mprt_cu_conv2d_forward_bf16_packed,
+    (AnyFn)mprt_cu_embedding_forward_bf16,
+    (AnyFn)mprt_cu_embedding_forward_bf16_act,
+    (AnyFn)mprt_cu_add_forward_bf16,
+    (AnyFn)mprt_cu_layernorm_forward_bf16,
+    (AnyFn)mprt_cu_layernorm_backward_bf16,
+    (AnyFn)mprt_cu_dropout_forward_bf16,
+    (AnyFn)mprt_cu_maxpool2d_forward_bf16,
+    (AnyFn)mprt_cu_cross_entropy_forward_bf16,
+    (AnyFn)mprt_cu_cross_entropy_backward_bf16,
+    (AnyFn)mprt_cu_mse_forward_bf16,
+    (AnyFn)mprt_cu_mse_backward_bf16,
+    (AnyFn)mprt_cu_vocab_ce_forward_bf16,
+    (AnyFn)mprt_cu_vocab_ce_backward_bf16,
 };
 
 static void test_versions(void) {
