@@ -179,25 +179,22 @@ static bool parse_mesh(const char *v, int64_t mesh[3]) {
     return true;
 }
 
-/* train.zero's value: "0", "1", "2", "3" or "auto" (TRAIN_ZERO_AUTO) into *z; stage 3 and
- * anything else are reported at the value's origin (key k) with the values it may take. */
+/* train.zero's value: "0", "1", "2", "3" or "auto" (TRAIN_ZERO_AUTO) into *z; anything else is
+ * reported at the value's origin (key k) with the values it may take. Stage 3 is planned and
+ * reported; the trainers refuse it (codegen cg_plan_supported). */
 static const char *const zero_names[] = {"0", "1", "2", "3", "auto"};
 static void set_zero(Cfg *C, int k, const char *v) {
     for (int i = 0; i < 5; i++) {
         if (strcmp(v, zero_names[i]) != 0) continue;
-        if (i == 3)
-            bad_value(C, k,
-                      "ZeRO stage 3 (parameters sharded and gathered before use) is not "
-                      "implemented yet; zero may be 0, 1, 2 or \"auto\"");
-        else
-            C->t->zero = i == 4 ? TRAIN_ZERO_AUTO : i;
+        C->t->zero = i == 4 ? TRAIN_ZERO_AUTO : i;
         return;
     }
     const char *sug = diag_suggest(v, zero_names, 5);
     if (sug)
-        bad_value(C, k, "zero must be 0, 1, 2 or \"auto\", got '%s'; did you mean '%s'?", v, sug);
+        bad_value(C, k, "zero must be 0, 1, 2, 3 or \"auto\", got '%s'; did you mean '%s'?", v,
+                  sug);
     else
-        bad_value(C, k, "zero must be 0, 1, 2 or \"auto\", got '%s'", v);
+        bad_value(C, k, "zero must be 0, 1, 2, 3 or \"auto\", got '%s'", v);
 }
 
 /* train.precision's value, indexed by Precision: "f32" or "bf16" into C->t->precision; anything
@@ -414,7 +411,7 @@ static void apply_setting(Cfg *C, const AstStmt *s, const char *block, const Ast
         if (v->kind == EX_INT || v->kind == EX_STRING)
             set_zero(C, k, v->kind == EX_STRING ? v->name : num);
         else
-            bad_value(C, k, "zero must be 0, 1, 2 or \"auto\"");
+            bad_value(C, k, "zero must be 0, 1, 2, 3 or \"auto\"");
         return;
     }
     case K_PRECISION:

@@ -324,8 +324,9 @@ typedef struct TrainCfg {
      * recompute where memory binds, "none" only where @recompute pins it, "all" everywhere. */
     RecomputePolicy recompute;
     /* train.zero (docs/language.md): the ZeRO stage over the data replicas, 0 (none, the
-     * default), 1 (optimizer state sharded) or 2 (gradients too); TRAIN_ZERO_AUTO lets the
-     * planner pick (passes/search.c). Stage 3 is refused by the frontend. */
+     * default), 1 (optimizer state sharded), 2 (gradients too) or 3 (parameters too: planned
+     * and reported, refused by the trainers' codegen); TRAIN_ZERO_AUTO lets the planner pick
+     * among 0, 1 and 2 (passes/search.c). */
     int64_t zero;
     Precision precision; /* train.precision: PRECISION_F32 (the default) or PRECISION_BF16 */
 } TrainCfg;

@@ -512,7 +512,12 @@ static bool backward_after(const Search *s, const IrNode *n) {
  * reduce-scattered as its backward produces them (m reduce-scatters per step), hidden behind
  * the backward after it like the all-reduce; the layer's padded gradient and the part it
  * receives live in one of two transient slots (the trainer's, runtime/trainer_zero2.c), so
- * the stage keeps two of the largest. */
+ * the stage keeps two of the largest. ZeRO-3 reduce-scatters as ZeRO-2 and also keeps only
+ * the parameters' shard: each micro-batch all-gathers the layer's parameters into one
+ * transient buffer before its forward and again before its backward (a recomputed forward
+ * gathers once more), and frees them after; no all-gather follows the optimizer step. The
+ * gathers are priced per micro-batch with the layer (mode_cost), exposed: the layer waits
+ * for its weights. */
 static void mode_sync(const Search *s, const Cand *c, ModeCost *mc, int64_t gs, Link l,
                       double window) {
     const ClusterCfg *cl = &s->g->cluster;
@@ -521,7 +526,8 @@ static void mode_sync(const Search *s, const Cand *c, ModeCost *mc, int64_t gs, 
      * gradients": docs/cost-model.md §7b); ZeRO-2 its f32 parts below */
     mc->grad_mem = P / e * 4;
     mc->optim_mem = state_bytes(s, P / e);
-    mc->whole_mem = mc->grad_mem + mc->optim_mem;
+    mc->param_mem = P;
+    mc->whole_mem = P + mc->grad_mem + mc->optim_mem;
     double h = grad_overlap(cl);
     if (s->zero == 0 || gs < 2) {
         mc->sync_bytes = cost_coll_bytes(COLL_ALLREDUCE, gs, P);
@@ -532,18 +538,23 @@ static void mode_sync(const Search *s, const Cand *c, ModeCost *mc, int64_t gs, 
         return;
     }
     int64_t shard = e * ((P / e + gs - 1) / gs), np = shard * gs;
-    int64_t rs_n = s->zero == 2 ? c->m : 1; /* reduce-scatters per step */
+    int64_t rs_n = s->zero >= 2 ? c->m : 1; /* reduce-scatters per step */
     double rs = cost_coll_time_on(cl, COLL_REDUCESCATTER, l.inter, gs, np, l.alpha, l.beta);
     double ag = cost_coll_time_on(cl, COLL_ALLGATHER, l.inter, gs, np, l.alpha, l.beta);
-    mc->sync_bytes = rs_n * cost_coll_bytes(COLL_REDUCESCATTER, gs, np) +
-                     cost_coll_bytes(COLL_ALLGATHER, gs, np);
+    int64_t agb = cost_coll_bytes(COLL_ALLGATHER, gs, np);
+    /* ZeRO-1/2: one all-gather of the updated parameters; ZeRO-3: two per micro-batch */
+    int64_t ag_n = s->zero == 3 ? 2 * c->m : 1;
+    mc->sync_bytes = rs_n * cost_coll_bytes(COLL_REDUCESCATTER, gs, np) + ag_n * agb;
+    if (s->zero == 3) mc->gather = ag, mc->gather_bytes = agb, ag = 0.0;
     mc->sync = (double)rs_n * rs + ag;
     double beside = (double)rs_n * fmin(rs, window);
     mc->slow = sync_slowdown(cl) * beside;
     mc->unhidden = mc->sync - h * beside + mc->slow;
     mc->optim_mem = state_bytes(s, shard / e);
     /* ZeRO-2's parts and slots hold f32 sums, under bf16 too (as the whole gradients above) */
-    if (s->zero == 2) mc->grad_mem = shard / e * 4, mc->zero_tmp = 2 * (np + shard) / e * 4;
+    if (s->zero >= 2) mc->grad_mem = shard / e * 4, mc->zero_tmp = 2 * (np + shard) / e * 4;
+    /* ZeRO-3: the parameters' shard, and one gathered layer beside the slots */
+    if (s->zero == 3) mc->param_mem = shard, mc->zero_tmp += np;
 }
 
 /* The all-reduces a layer's forward runs itself (rules.c own_fwd), each of one float per row of
@@ -597,6 +608,9 @@ static void mode_cost(const Search *s, const Cand *c, int p, const Mode *M, Mode
     mc->sync_group = stage_group ? GROUP_STAGE : GROUP_DATA;
     double window = backward_after(s, n) ? mc->bwd : 0.0;
     mode_sync(s, c, mc, gs, l, window);
+    /* ZeRO-3's gathers, per micro-batch: the forward's (run again when recomputed) and the
+     * backward's */
+    mc->own += 2.0 * mc->gather, mc->own_fwd_time += mc->gather;
     /* the optimizer step reads and writes what this device updates: under ZeRO its part */
     int64_t el = mc->param_bytes / s->elem;
     mc->opt = opt_time(s, s->zero && gs > 1 ? (el + gs - 1) / gs : el);

@@ -368,14 +368,18 @@ static void lower_params(Lower *L, int id) {
         s->stages[L->stage].bytes[y->group][COLL_ALLREDUCE] += y->bytes;
         return;
     }
-    /* ZeRO: padded to size equal shards; reduce-scatter (ZeRO-2: every micro-batch), then the
-     * optimizer on this rank's shard and an all-gather of the updated parameters */
+    /* ZeRO: padded to size equal shards; reduce-scatter (ZeRO-2/3: every micro-batch), then the
+     * optimizer on this rank's shard and an all-gather of the updated parameters (ZeRO-3: of
+     * the parameters before each micro-batch's forward, again before its backward, and once
+     * more before a recomputed forward) */
     y->shard = (count + y->size - 1) / y->size;
     int64_t np = y->shard * y->size * e, rs = cost_coll_bytes(COLL_REDUCESCATTER, y->size, np);
     int64_t ag = cost_coll_bytes(COLL_ALLGATHER, y->size, np);
-    y->bytes = (s->zero == 2 ? s->m : 1) * rs + ag;
-    s->stages[L->stage].bytes[y->group][COLL_REDUCESCATTER] += (s->zero == 2 ? s->m : 1) * rs;
-    s->stages[L->stage].bytes[y->group][COLL_ALLGATHER] += ag;
+    int64_t rs_n = s->zero >= 2 ? s->m : 1, ag_n = 1;
+    if (s->zero == 3) ag_n = (2 + (L->p->nodes[id].recompute ? 1 : 0)) * (int64_t)s->m;
+    y->bytes = rs_n * rs + ag_n * ag;
+    s->stages[L->stage].bytes[y->group][COLL_REDUCESCATTER] += rs_n * rs;
+    s->stages[L->stage].bytes[y->group][COLL_ALLGATHER] += ag_n * ag;
 }
 
 /* ───────────────────────────── stages ───────────────────────────── */
@@ -595,11 +599,16 @@ static void print_stage(const IrGraph *g, const Schedule *s, int k, FILE *out) {
         const SchedSync *y = &st->sync[i];
         if (s->zero)
             fprintf(out,
-                    "    reduce-scatter%s + all-gather %s group (%d ranks): gradients of %s, %lld "
-                    "floats, shards of %lld  %lld B\n",
-                    s->zero == 2 ? " per micro-batch" : "", plan_group_name(y->group), y->size,
-                    IR_NODE(g, y->node)->name, (long long)y->count, (long long)y->shard,
-                    (long long)y->bytes);
+                    "    reduce-scatter%s + all-gather%s %s group (%d ranks): gradients of %s, "
+                    "%lld floats, shards of %lld  %lld B\n",
+                    s->zero >= 2 ? " per micro-batch" : "",
+                    s->zero != 3                        ? ""
+                    : g->plan->nodes[y->node].recompute ? " of the parameters before each forward, "
+                                                          "recomputed forward and backward"
+                                                        : " of the parameters before each forward "
+                                                          "and backward",
+                    plan_group_name(y->group), y->size, IR_NODE(g, y->node)->name,
+                    (long long)y->count, (long long)y->shard, (long long)y->bytes);
         else
             fprintf(out,
                     "    all-reduce %s group (%d ranks): gradients of %s, %lld floats  %lld B\n",

@@ -164,7 +164,7 @@ static bool cand_tables(Search *s, const Cand *c) {
                                     j,
                                     mi,
                                     w,
-                                    (double)(mc->param_bytes + mc->grad_mem + mc->optim_mem),
+                                    (double)(mc->param_mem + mc->grad_mem + mc->optim_mem),
                                     (double)mc->act_bytes + copies};
             }
         }

@@ -61,8 +61,9 @@ static void stage_close(const Search *s, const Cand *c, int k, StageAcc *a, doub
     ps->rc_comm = a->rcc;
     ps->rc_bytes = a->rbytes;
     ps->rc_saved = a->racts * (inflight - 1);
-    /* what ZeRO saved: the same stage's gradients and state whole, its buffers without it */
-    ps->zero_saved = a->whole + base - a->grads - a->optim - ps->mem_buffers;
+    /* what ZeRO saved: the same stage's parameters, gradients and state whole, its buffers
+     * without it */
+    ps->zero_saved = a->whole + base - a->params - a->grads - a->optim - ps->mem_buffers;
     /* bf16 against f32: parameters, activations and collective buffers would be twice as
      * large (the gradients and ZeRO-2's slots are f32 either way), the f32 master weights (1 of
      * the state's copies + 1 parts) and the f32 copy of one layer's weights would not exist */
@@ -143,7 +144,7 @@ static void eval_node_into(const Search *s, int p, int mi, StageAcc *a) {
     if (s->rc[p]) {
         a->rcf += mc->fwd;
         a->rcc += mc->own_fwd_time; /* its forward's own all-reduces run again */
-        a->rbytes += mc->own_fwd_bytes;
+        a->rbytes += mc->own_fwd_bytes + mc->gather_bytes; /* ZeRO-3: gathered again */
         a->racts += mc->act_bytes;
         a->rcn++;
         s->intern[IR_NODE(s->g, p)->output * 4 + s->modes[p * MAX_MODES + mi].out] = 1;
@@ -156,7 +157,7 @@ static void eval_node_into(const Search *s, int p, int mi, StageAcc *a) {
     a->unhidden += mc->unhidden;
     a->slow += mc->slow;
     a->opt += mc->opt;
-    a->params += mc->param_bytes;
+    a->params += mc->param_mem;
     a->grads += mc->grad_mem;
     a->optim += mc->optim_mem;
     a->whole += mc->whole_mem;
@@ -250,7 +251,7 @@ static void plan_bytes(const Search *s, const Cand *c, const int *mode, Plan *pl
     for (int p = 0; p < s->N; p++) {
         const ModeCost *mc = &s->mc[p * MAX_MODES + mode[p]];
         per[plan->nodes[p].stage] += mc->sync_bytes + mc->own_bytes * c->m;
-        if (s->rc[p]) per[plan->nodes[p].stage] += mc->own_fwd_bytes * c->m;
+        if (s->rc[p]) per[plan->nodes[p].stage] += (mc->own_fwd_bytes + mc->gather_bytes) * c->m;
     }
     for (int i = 0; i < plan->nreshards; i++) {
         const PlanReshard *r = &plan->reshards[i];
@@ -307,10 +308,10 @@ Plan *search_plan_eval_new(Search *s, const Cand *c, const int *mode, const int 
         pn->own_fwd_bytes = mc->own_fwd_bytes;
         pn->grad_group = mc->sync_group;
         pn->grad_bytes = mc->sync_bytes;
-        pn->param_bytes = mc->param_bytes;
+        pn->param_bytes = mc->param_mem;
         int inflight = c->S - stage[p] < c->m ? c->S - stage[p] : c->m;
         if (s->rc[p]) inflight = 1; /* rebuilt in backward, one micro-batch at a time */
-        pn->mem_bytes = mc->param_bytes + mc->grad_mem + mc->optim_mem + mc->act_bytes * inflight;
+        pn->mem_bytes = mc->param_mem + mc->grad_mem + mc->optim_mem + mc->act_bytes * inflight;
     }
     search_eval_plan(s, c, mode, stage, plan, NULL);
     plan_bytes(s, c, mode, plan);

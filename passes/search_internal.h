@@ -65,9 +65,15 @@ typedef struct ModeCost {
     double base;       /* K·(fwd + bwd + own) + u + o */
     int64_t act_bytes; /* stashed per micro-batch (output + internals) */
     /* Bytes its gradients and optimizer state hold (param_bytes and opt_copies × that
-     * without ZeRO, bf16 adding the f32 master weights; shards with ZeRO), under ZeRO-2 the
-     * transient full gradient, and what gradients and state would hold without ZeRO. */
+     * without ZeRO, bf16 adding the f32 master weights; shards with ZeRO), under ZeRO-2/3 the
+     * transient full gradient (ZeRO-3: and the gathered parameters), and what parameters,
+     * gradients and state would hold without ZeRO. */
     int64_t grad_mem, optim_mem, zero_tmp, whole_mem;
+    /* Parameter bytes this device keeps between steps: param_bytes, ZeRO-3 its shard */
+    int64_t param_mem;
+    /* ZeRO-3: the time and bytes of one all-gather of the layer's parameters (0 otherwise) */
+    double gather;
+    int64_t gather_bytes;
     /* bf16: the f32 copy of the layer's weights the C trainer's kernels read (it unpacks one
      * layer's at a time into one buffer; docs/cost-model.md §7b) */
     int64_t wstage;

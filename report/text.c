@@ -80,7 +80,8 @@ static void text_pinned(const IrGraph *g, FILE *out) {
 static void text_zero(const IrGraph *g, FILE *out) {
     const Plan *p = report_plan(g);
     static const char *const what[] = {"nothing sharded", "optimizer state sharded",
-                                       "gradients and optimizer state sharded"};
+                                       "gradients and optimizer state sharded",
+                                       "parameters, gradients and optimizer state sharded"};
     char b[48];
     if (g->train.zero == 0) return;
     int64_t most = 0;

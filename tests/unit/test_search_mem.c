@@ -6,7 +6,7 @@
  * relu, maxpool2d, flatten) — and random cluster settings, plans it once without a limit, then
  * sets cluster.memory to 50–95 % of that plan's peak and compares the search with the
  * exhaustive oracle (brute.c) under train.recompute "auto" or "none", train.zero "auto", 0,
- * 1 or 2, and train.precision "f32" or "bf16": the same predicted step time (1e-9 relative),
+ * 1, 2 or 3, and train.precision "f32" or "bf16": the same predicted step time (1e-9 relative),
  * a plan exactly when brute force has one, and a plan that fits. The default run is 120 seeded
  * cases; `--cases N` runs N (the long label, MPCC_LONG_TESTS=ON, runs 600).
  */
@@ -82,13 +82,13 @@ static char *random_any(void) {
 static int case_defs(char defs[8][64], const char **dv) {
     static const char *const rc[] = {"train.recompute=auto", "train.recompute=none"};
     static const char *const zero[] = {"train.zero=auto", "train.zero=0", "train.zero=1",
-                                       "train.zero=2"};
+                                       "train.zero=2", "train.zero=3"};
     random_cluster(defs, dv);
     int n = 0;
     while (dv[n])
         n++;
     dv[n++] = rc[rnd(2)];
-    dv[n++] = zero[rnd(4)];
+    dv[n++] = zero[rnd(5)];
     if (rnd(2)) dv[n++] = "train.precision=bf16";
     dv[n] = NULL;
     return n;
