@@ -195,9 +195,11 @@ static void coll_entry(PReader *r, const cJSON *e, int i, PresetColl *out) {
     out->beta = number(r, e, path, "beta_bytes_per_s", true, true);
 }
 
-/* gemm[i]: {m, n, k, flops[, flops_nt, flops_tn]}. */
+/* gemm[i]: {m, n, k, flops[, flops_nt, flops_tn][, flops_hot, flops_nt_hot, flops_tn_hot]}. */
 static void gemm_entry(PReader *r, const cJSON *e, int i, PresetGemm *out) {
-    static const char *const known[] = {"m", "n", "k", "flops", "flops_nt", "flops_tn", NULL};
+    static const char *const known[] = {
+        "m", "n", "k", "flops", "flops_nt", "flops_tn", "flops_hot", "flops_nt_hot", "flops_tn_hot",
+        NULL};
     char path[48];
     snprintf(path, sizeof path, "gemm[%d].", i);
     if (!cJSON_IsObject(e)) {
@@ -211,6 +213,9 @@ static void gemm_entry(PReader *r, const cJSON *e, int i, PresetGemm *out) {
     out->flops = number(r, e, path, "flops", true, true);
     out->flops_nt = number(r, e, path, "flops_nt", false, true);
     out->flops_tn = number(r, e, path, "flops_tn", false, true);
+    out->flops_hot = number(r, e, path, "flops_hot", false, true);
+    out->flops_nt_hot = number(r, e, path, "flops_nt_hot", false, true);
+    out->flops_tn_hot = number(r, e, path, "flops_tn_hot", false, true);
 }
 
 /* ops[i]: {op, fwd_bytes_per_s, bwd_bytes_per_s}: an op kind of the language. */
@@ -276,12 +281,14 @@ static void tables(PReader *r, const cJSON *root, ClusterCfg *c) {
         op_entry(r, e, i, &po[i]);
     overlap(r, root, t);
     optimizer(r, root, t);
+    t->cache_bytes = number(r, root, "", "cache_bytes", false, true);
     t->coll = pc;
     t->gemm = pg;
     t->ops = po;
     /* A file that states no measured table prices GEMMs at the flat flops.f32. */
     bool opt = t->opt_bw[0] > 0 || t->opt_bw[1] > 0 || t->opt_bw[2] > 0 || t->opt_bw[3] > 0;
-    c->tables = t->ncoll || t->ngemm || t->nops || t->has_overlap || opt ? t : NULL;
+    c->tables =
+        t->ncoll || t->ngemm || t->nops || t->has_overlap || opt || t->cache_bytes > 0 ? t : NULL;
 }
 
 static void read_root(PReader *r, const cJSON *root, ClusterCfg *c) {
@@ -300,6 +307,7 @@ static void read_root(PReader *r, const cJSON *root, ClusterCfg *c) {
                                         "grad_overlap_slowdown",
                                         "optimizer",
                                         "grad_overlap",
+                                        "cache_bytes",
                                         NULL};
     static const char *const known_flops[] = {"f32", "bf16", NULL};
     if (!cJSON_IsObject(root)) {

@@ -348,6 +348,10 @@ typedef struct PresetGemm {
     /* the backward's calls at the same (m, n, k), accumulating into C: C += A·Bᵀ (a linear's
      * dx, conv2d's dW) and C += Aᵀ·B (a linear's dW); 0 when not given: `flops` */
     double flops_nt, flops_tn;
+    /* the same three calls with every operand in cache (the call repeated on the same
+     * matrices): what a layer whose weights stay resident sees (docs/cost-model.md §5,
+     * "Operands in cache"); 0 when not given: the cold rate */
+    double flops_hot, flops_nt_hot, flops_tn_hot;
 } PresetGemm;
 
 /* The runtime's kernel for one op kind, measured (mpcc-calibrate): the bytes the cost model
@@ -377,6 +381,8 @@ typedef struct PresetTables {
     /* the optimizer step's rate over the bytes the cost model counts for it ((3 + 2·copies) × 4
      * per parameter), by PresetOpt; 0 when not measured: memory_bandwidth */
     double opt_bw[4];
+    /* the node's last-level cache in bytes (0 when not given: operands never priced in cache) */
+    double cache_bytes;
 } PresetTables;
 /* The optimizer kernels a preset may rate (its `optimizer` object's keys). */
 typedef enum {

@@ -160,8 +160,15 @@ static bool gemm_grid(const PresetTables *t, GemmGrid *g) {
     return g->n[0] * g->n[1] * g->n[2] == t->ngemm;
 }
 
-/* An entry's rate for a call of kind `kind` (the forward's when that kind was not measured). */
+/* An entry's rate for a call of kind `kind` (the cold rate of its transposition when the hot one
+ * was not measured, the forward's when that transposition was not). */
 static double entry_rate(const PresetGemm *p, GemmKind kind) {
+    double hot = kind == GEMM_NT_HOT   ? p->flops_nt_hot
+                 : kind == GEMM_TN_HOT ? p->flops_tn_hot
+                 : kind == GEMM_NN_HOT ? p->flops_hot
+                                       : 0.0;
+    if (hot > 0) return hot;
+    if (kind >= GEMM_NN_HOT) kind = (GemmKind)(kind - GEMM_NN_HOT);
     double r = kind == GEMM_NT ? p->flops_nt : kind == GEMM_TN ? p->flops_tn : p->flops;
     return r > 0 ? r : p->flops;
 }
@@ -392,15 +399,52 @@ static int64_t stash_bytes(const Search *s, const IrNode *n, const Cand *c, cons
  * dimensions its kernel uses on this device for one micro-batch (split: it works on a shard,
  * the columns under a column split, the input features or channels under a row split, the
  * samples when batch-split). */
+/* Whether a device's weights and their gradients stay in its share of the node's last-level
+ * cache from one use to the next (docs/cost-model.md §5, "Operands in cache"): 8 bytes per
+ * parameter (the f32 gradient and the weight, or under bf16 its f32 copy) over S·t devices,
+ * times the devices sharing the node's cache, within the preset's cache_bytes. */
+static bool weights_resident(const Search *s, const Cand *c) {
+    const ClusterCfg *cl = &s->g->cluster;
+    double cache = cl->tables ? cl->tables->cache_bytes : 0.0;
+    int64_t per_node = cl->devices_per_node < cl->devices ? cl->devices_per_node : cl->devices;
+    double dev = 8.0 * s->param_elems / ((double)c->S * (double)c->t);
+    return cache > 0 && dev * (double)(per_node > 0 ? per_node : 1) <= cache;
+}
+
+/* The share of node n's GEMM calls whose operands are in cache: a convolution's per-sample
+ * GEMMs reuse its weights and read the unrolled input im2col has just written, all but the
+ * micro-batch's first sample; a linear layer's (and attention's projections) reuse its weights
+ * in every micro-batch after the step's first, when they stay resident. */
+static double gemm_reuse(const Search *s, const Cand *c, const IrNode *n, double samples) {
+    const PresetTables *t = s->g->cluster.tables;
+    if (!t || t->ngemm == 0 || t->gemm[0].flops_hot <= 0) return 0.0; /* no hot rates */
+    if (n->op == OP_CONV2D) return samples > 1 ? (samples - 1) / samples : 0.0;
+    if (c->m > 1 && weights_resident(s, c)) return (double)(c->m - 1) / (double)c->m;
+    return 0.0;
+}
+
 static CompCtx comp_ctx(const Search *s, const Cand *c, const IrNode *n, const Mode *M, bool split,
                         double div) {
     const IrGraph *g = s->g;
-    CompCtx x = {&g->cluster, n->op, n->flops_fwd / div, n->flops_bwd / div, 0, 0, 0, 0, 0, 0,
-                 false,       false, s->gemm_scale};
+    CompCtx x = {&g->cluster,
+                 n->op,
+                 n->flops_fwd / div,
+                 n->flops_bwd / div,
+                 0,
+                 0,
+                 0,
+                 0,
+                 0,
+                 0,
+                 false,
+                 false,
+                 s->gemm_scale,
+                 0};
     x.dx = s->needs_grad[n->inputs[0]];
     double t = split ? (double)c->t : 1.0;
     bool col = M->strat == STRAT_COL, row = M->strat == STRAT_ROW, bat = M->strat == STRAT_DATA;
     x.samples = (double)c->b / (bat ? t : 1.0);
+    x.reuse = gemm_reuse(s, c, n, x.samples);
     const Shape *in = &IR_VALUE(g, n->inputs[0])->shape, *out = &IR_VALUE(g, n->output)->shape;
     double cols = (double)s->feat[n->output],
            numel = (double)(s->sample_bytes[n->output] / s->elem);

@@ -24,11 +24,17 @@
  */
 #include "search_internal.h"
 
+/* One GEMM call of `kind`: the cold rate, and for the share x->reuse of calls that find their
+ * operands in cache the hot one (the same where the preset has no hot rates). */
 static double gemm_t(const CompCtx *x, GemmKind kind, double m, double n, double k) {
     if (m < 1 || n < 1 || k < 1) return 0.0;
     double f = 2.0 * m * n * k;
-    return f /
-           (cost_gemm_rate_kind(x->cl, kind, (int64_t)m, (int64_t)n, (int64_t)k) * x->gemm_scale);
+    int64_t im = (int64_t)m, in = (int64_t)n, ik = (int64_t)k;
+    double cold = f / (cost_gemm_rate_kind(x->cl, kind, im, in, ik) * x->gemm_scale);
+    if (x->reuse <= 0) return cold;
+    GemmKind hk = (GemmKind)(kind + GEMM_NN_HOT);
+    double hot = f / (cost_gemm_rate_kind(x->cl, hk, im, in, ik) * x->gemm_scale);
+    return (1.0 - x->reuse) * cold + x->reuse * hot;
 }
 
 /* The conv2d entry's bias rate (forward: fill, backward: sum), 0 when not measured. */

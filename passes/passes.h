@@ -69,7 +69,9 @@ int64_t cost_group_nodes(const ClusterCfg *c, int64_t span);
 double cost_gemm_rate(const ClusterCfg *cl, int64_t m, int64_t n, int64_t k);
 /* How the runtime calls a GEMM (runtime/kernels*.c): C = A·B (forwards), C += A·Bᵀ (a linear's
  * dx, conv2d's dW), C += Aᵀ·B (a linear's dW, conv2d's dx); measured apart (mpcc-calibrate). */
-typedef enum GemmKind { GEMM_NN, GEMM_NT, GEMM_TN } GemmKind;
+/* A GEMM call's transposition, and the same with its operands in cache (the preset's *_hot
+ * rates; the cold rate where it has none). */
+typedef enum GemmKind { GEMM_NN, GEMM_NT, GEMM_TN, GEMM_NN_HOT, GEMM_NT_HOT, GEMM_TN_HOT } GemmKind;
 /* The preset's rate for a call of `kind` at (m, n, k); cost_gemm_rate is GEMM_NN's. */
 double cost_gemm_rate_kind(const ClusterCfg *cl, GemmKind kind, int64_t m, int64_t n, int64_t k);
 /* Seconds of a kernel of `flops` FLOPs at `rate` moving `bytes` at bandwidth `bw` (the

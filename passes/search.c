@@ -245,6 +245,9 @@ bool search_init(Search *s, IrGraph *g, Diag *d) {
     s->elem = ir_float_bytes(g->train.precision);
     bool bf = g->train.precision == PRECISION_BF16 && g->cluster.flops_bf16 > 0;
     s->gemm_scale = bf && g->cluster.flops > 0 ? g->cluster.flops_bf16 / g->cluster.flops : 1.0;
+    s->param_elems = 0;
+    for (int i = 0; i < IR_NNODES(g); i++)
+        s->param_elems += (double)IR_NODE(g, i)->param_count;
     size_t V = (size_t)s->V, N = (size_t)s->N;
     s->act = search_xcalloc(V, sizeof(bool));
     s->needs_grad = search_xcalloc(V, sizeof(bool));

@@ -92,6 +92,7 @@ typedef struct Search {
      * factor on GEMM rates (flops_bf16 / flops under bf16, else 1): docs/cost-model.md */
     int64_t elem;
     double gemm_scale;
+    double param_elems; /* the model's parameters, elements (operand residency, cost.c) */
     /* per value */
     bool *act, *needs_grad;
     /* the logits of a cross-entropy and nothing else: the one place classes that do not divide
@@ -234,6 +235,7 @@ typedef struct CompCtx {
     double rows, cols, in, samples, plane, head;
     bool dx, unroll;
     double gemm_scale; /* GEMM rates × this (bf16: flops_bf16 / flops; else 1) */
+    double reuse;      /* the share of its GEMM calls that find their operands in cache */
 } CompCtx;
 /* Compute seconds (the roofline's compute side) and the passes added outside it (conv2d's
  * im2col and col2im). */

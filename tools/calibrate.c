@@ -140,10 +140,12 @@ static float *cold_slice(float *region, size_t each, int call) {
 }
 
 /* FLOP/s of one GEMM call of `kind` at (m, n, k) as the runtime's kernels make it: C = A·B
- * (GEMM_NN, a forward), C += A·Bᵀ (GEMM_NT) or C += Aᵀ·B (GEMM_TN), on cold operands (above);
- * the median call of ~budget seconds of repeats (a training step's layers see typical calls,
- * not the best one), averaged over the ranks (all running at once). */
-static double gemm_rate(GemmKind kind, int m, int n, int k, double budget) {
+ * (GEMM_NN, a forward), C += A·Bᵀ (GEMM_NT) or C += Aᵀ·B (GEMM_TN), on cold operands (above),
+ * or with `hot` on the same operands every call (in cache: a convolution's unrolled input
+ * just written and its weights reused by every sample, a linear layer's weights reused by
+ * the step's micro-batches); the median call of ~budget seconds of repeats (a training step's
+ * layers see typical calls, not the best one), averaged over the ranks (all running at once). */
+static double gemm_rate(GemmKind kind, bool hot, int m, int n, int k, double budget) {
     size_t na = (size_t)m * (size_t)k, nb = (size_t)k * (size_t)n, nc = (size_t)m * (size_t)n;
     double *t = malloc(MAX_CALLS * sizeof *t);
     cal_need(!t, "the GEMM grid's timings");
@@ -155,8 +157,9 @@ static double gemm_rate(GemmKind kind, int m, int n, int k, double budget) {
     double t0 = now();
     int calls = 0;
     do {
-        const float *a = cold_slice(Cold.a, na, calls + 1), *b = cold_slice(Cold.b, nb, calls + 1);
-        float *c = cold_slice(Cold.c, nc, calls + 1);
+        int at = hot ? 0 : calls + 1;
+        const float *a = cold_slice(Cold.a, na, at), *b = cold_slice(Cold.b, nb, at);
+        float *c = cold_slice(Cold.c, nc, at);
         double t1 = now();
         mprt__sgemm(ta, tb, m, n, k, 1.0f, a, lda, b, ldb, beta, c, n);
         t[calls] = now() - t1;
@@ -341,6 +344,33 @@ static int write_atomic(const char *path, const char *text) {
     return 0;
 }
 
+/* The last-level cache of this node in bytes: the highest level sysfs lists for cpu0 (a
+ * size like "32768K"), else glibc's _SC_LEVEL3_CACHE_SIZE; 0 when neither says. */
+static double last_level_cache(void) {
+    double best = 0;
+    int best_level = 0;
+    for (int i = 0; i < 8; i++) {
+        char path[96], text[32];
+        int level = 0;
+        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/level", i);
+        FILE *f = fopen(path, "r");
+        if (!f) continue;
+        if (fscanf(f, "%d", &level) != 1) level = 0;
+        fclose(f);
+        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/size", i);
+        f = fopen(path, "r");
+        if (!f) continue;
+        double kb = 0;
+        if (fgets(text, sizeof text, f)) kb = atof(text) * (strchr(text, 'M') ? 1024 : 1);
+        fclose(f);
+        if (level > best_level && kb > 0) best_level = level, best = kb * 1024;
+    }
+#ifdef _SC_LEVEL3_CACHE_SIZE
+    if (best <= 0) best = (double)sysconf(_SC_LEVEL3_CACHE_SIZE);
+#endif
+    return best > 0 ? best : 0;
+}
+
 static double mem_per_rank(int local) {
     FILE *f = fopen("/proc/meminfo", "r");
     long long kb = 0;
@@ -370,16 +400,20 @@ static void gemm_table(cJSON *p, const Opts *o, double *flat) {
         for (int j = 0; j < nn; j++)
             for (int l = 0; l < nn; l++) {
                 double bud = o->quick ? 0.003 : 0.01,
-                       r = gemm_rate(GEMM_NN, ms[i], ns[j], ns[l], bud);
+                       r = gemm_rate(GEMM_NN, false, ms[i], ns[j], ns[l], bud);
                 cJSON *e = cJSON_CreateObject();
                 cJSON_AddNumberToObject(e, "m", ms[i]);
                 cJSON_AddNumberToObject(e, "n", ns[j]);
                 cJSON_AddNumberToObject(e, "k", ns[l]);
-                cJSON_AddNumberToObject(e, "flops", r);
-                cJSON_AddNumberToObject(e, "flops_nt",
-                                        gemm_rate(GEMM_NT, ms[i], ns[j], ns[l], bud));
-                cJSON_AddNumberToObject(e, "flops_tn",
-                                        gemm_rate(GEMM_TN, ms[i], ns[j], ns[l], bud));
+                static const char *const names[2][3] = {
+                    {"flops", "flops_nt", "flops_tn"},
+                    {"flops_hot", "flops_nt_hot", "flops_tn_hot"}};
+                for (int hot = 0; hot < 2; hot++)
+                    for (int kind = GEMM_NN; kind <= GEMM_TN; kind++)
+                        cJSON_AddNumberToObject(
+                            e, names[hot][kind],
+                            hot || kind ? gemm_rate((GemmKind)kind, hot, ms[i], ns[j], ns[l], bud)
+                                        : r);
                 cJSON_AddItemToArray(arr, e);
                 if (r > *flat) *flat = r; /* the compute roof: the fastest shape */
             }
@@ -447,6 +481,8 @@ static int calibrate(const Opts *o, const World *w) {
     put(p, "flops", fl);
     put(p, "memory_bandwidth_bytes_per_s",
         cJSON_CreateNumber(triad(o->quick ? (1u << 20) : (1u << 23))));
+    double llc = last_level_cache();
+    if (llc > 0) put(p, "cache_bytes", cJSON_CreateNumber(llc));
     put(p, "ops", cal_ops_table(o->quick));
     put(p, "optimizer", cal_optimizer(o->quick));
     comm_table(p, w, o);

@@ -135,10 +135,10 @@ static void test_measured_colls(void) {
 /* GEMM rates: the nearest measured shape in (log2 m, log2 n, log2 k); the flat rate without
  * a table. */
 static void test_gemm_rates(void) {
-    static const PresetGemm gemm[] = {{1, 1024, 1024, 2e9, 0, 0},
-                                      {64, 1024, 1024, 3e10, 0, 0},
-                                      {512, 1024, 1024, 8e10, 0, 0},
-                                      {512, 64, 64, 1e10, 0, 0}};
+    static const PresetGemm gemm[] = {{1, 1024, 1024, 2e9, 0, 0, 0, 0, 0},
+                                      {64, 1024, 1024, 3e10, 0, 0, 0, 0, 0},
+                                      {512, 1024, 1024, 8e10, 0, 0, 0, 0, 0},
+                                      {512, 64, 64, 1e10, 0, 0, 0, 0, 0}};
     PresetTables t = {.ngemm = 4, .gemm = gemm};
     ClusterCfg cl = {.flops = 6e10, .tables = &t};
     CHECK_NEAR(cost_gemm_rate(&cl, 1, 1024, 1024), 2e9);
@@ -182,8 +182,8 @@ static void test_group_nodes(void) {
 static void test_gemm_grid(void) {
     PresetGemm g[8];
     for (int i = 0; i < 8; i++)
-        g[i] =
-            (PresetGemm){i & 1 ? 4 : 1, i & 2 ? 64 : 16, i & 4 ? 64 : 16, i & 1 ? 4e9 : 1e9, 0, 0};
+        g[i] = (PresetGemm){
+            i & 1 ? 4 : 1, i & 2 ? 64 : 16, i & 4 ? 64 : 16, i & 1 ? 4e9 : 1e9, 0, 0, 0, 0, 0};
     PresetTables t = {.ngemm = 8, .gemm = g};
     ClusterCfg cl = {.flops = 6e10, .tables = &t};
     CHECK_NEAR(cost_gemm_rate(&cl, 2, 32, 32), 2e9);
@@ -199,19 +199,19 @@ static void test_compute(void) {
     static const int ax[4] = {1, 4, 16, 64};
     PresetGemm g[64];
     for (int i = 0; i < 64; i++)
-        g[i] = (PresetGemm){ax[i % 4], ax[i / 4 % 4], ax[i / 16], 1e9 * ax[i % 4], 0, 0};
+        g[i] = (PresetGemm){ax[i % 4], ax[i / 4 % 4], ax[i / 16], 1e9 * ax[i % 4], 0, 0, 0, 0, 0};
     PresetOp ops[] = {{OP_CONV2D, 1e9, 2e9, 0, 0}, {OP_GELU, 3e9, 4e9, 0, 0}};
     PresetTables t = {.ngemm = 64, .gemm = g, .nops = 2, .ops = ops};
     ClusterCfg cl = {.flops = 6e10, .tables = &t};
     double mm = 2.0 * 4 * 64 * 16;
-    CompCtx lin = {&cl, OP_LINEAR, mm, 2 * mm, 4, 64, 16, 4, 0, 0, true, false, 1.0};
+    CompCtx lin = {&cl, OP_LINEAR, mm, 2 * mm, 4, 64, 16, 4, 0, 0, true, false, 1.0, 0};
     CompTime c = cost_compute_time(&lin);
     CHECK_NEAR(c.fwd, mm / 4e9);
     CHECK_NEAR(c.bwd, mm / 4e9 + mm / 16e9); /* dx at (4, 16, 64), dW at (16, 64, 4) */
     lin.dx = false, lin.fb = mm;
     CHECK_NEAR(cost_compute_time(&lin).bwd, mm / 16e9);
     double cm = 2.0 * 2 * 16 * 64 * 16; /* 2 samples: W[16, 16]·col[16, 64] */
-    CompCtx conv = {&cl, OP_CONV2D, cm, 2 * cm, 0, 16, 16, 2, 64, 0, true, true, 1.0};
+    CompCtx conv = {&cl, OP_CONV2D, cm, 2 * cm, 0, 16, 16, 2, 64, 0, true, true, 1.0, 0};
     c = cost_compute_time(&conv);
     CHECK_NEAR(c.fwd, cm / 16e9);
     CHECK_NEAR(c.bwd, cm / 16e9 + cm / 16e9); /* dW (16, 16, 64), dx (16, 64, 16) */
@@ -232,7 +232,8 @@ static void test_compute(void) {
 static void test_gemm_kinds(void) {
     PresetGemm g[8];
     for (int i = 0; i < 8; i++)
-        g[i] = (PresetGemm){i & 1 ? 64 : 16, i & 2 ? 64 : 16, i & 4 ? 64 : 16, 8e9, 2e9, 4e9};
+        g[i] =
+            (PresetGemm){i & 1 ? 64 : 16, i & 2 ? 64 : 16, i & 4 ? 64 : 16, 8e9, 2e9, 4e9, 0, 0, 0};
     PresetOp ops[] = {{OP_CONV2D, 1e9, 2e9, 4e9, 8e9}};
     PresetTables t = {.ngemm = 8, .gemm = g, .nops = 1, .ops = ops};
     ClusterCfg cl = {.flops = 6e10, .tables = &t};
@@ -240,12 +241,12 @@ static void test_gemm_kinds(void) {
     CHECK_NEAR(cost_gemm_rate_kind(&cl, GEMM_TN, 32, 32, 32), 4e9);
     CHECK_NEAR(cost_gemm_rate(&cl, 32, 32, 32), 8e9);
     double mm = 2.0 * 16 * 64 * 16;
-    CompCtx lin = {&cl, OP_LINEAR, mm, 2 * mm, 16, 64, 16, 16, 0, 0, true, false, 1.0};
+    CompCtx lin = {&cl, OP_LINEAR, mm, 2 * mm, 16, 64, 16, 16, 0, 0, true, false, 1.0, 0};
     CompTime c = cost_compute_time(&lin);
     CHECK_NEAR(c.fwd, mm / 8e9);
     CHECK_NEAR(c.bwd, mm / 2e9 + mm / 4e9); /* dx: A·Bᵀ, dW: Aᵀ·B */
     double cm = 2.0 * 2 * 16 * 64 * 16;     /* 2 samples: W[16, 16]·col[16, 64] */
-    CompCtx conv = {&cl, OP_CONV2D, cm, 2 * cm, 0, 16, 16, 2, 64, 0, true, true, 1.0};
+    CompCtx conv = {&cl, OP_CONV2D, cm, 2 * cm, 0, 16, 16, 2, 64, 0, true, true, 1.0, 0};
     c = cost_compute_time(&conv);
     CHECK_NEAR(c.bwd, cm / 2e9 + cm / 4e9); /* dW: dy·colᵀ, dx: Wᵀ·dy */
     double outb = 4.0 * 2 * 16 * 64;        /* the output: 2 samples of 16 planes of 64 */
@@ -254,6 +255,28 @@ static void test_gemm_kinds(void) {
     for (int i = 0; i < 8; i++)
         g[i].flops_nt = g[i].flops_tn = 0; /* not measured: the forward's rate */
     CHECK_NEAR(cost_gemm_rate_kind(&cl, GEMM_TN, 32, 32, 32), 8e9);
+}
+
+/* Operands in cache: the hot rates of a call kind (the cold rate of the same kind where the hot
+ * one was not measured), and a layer whose GEMM calls find their operands in cache for a share
+ * `reuse` of them pays that share at the hot rate. */
+static void test_gemm_hot(void) {
+    PresetGemm g[8];
+    for (int i = 0; i < 8; i++)
+        g[i] = (PresetGemm){
+            i & 1 ? 64 : 16, i & 2 ? 64 : 16, i & 4 ? 64 : 16, 8e9, 2e9, 4e9, 16e9, 0, 8e9};
+    PresetTables t = {.ngemm = 8, .gemm = g};
+    ClusterCfg cl = {.flops = 6e10, .tables = &t};
+    CHECK_NEAR(cost_gemm_rate_kind(&cl, GEMM_NN_HOT, 32, 32, 32), 16e9);
+    CHECK_NEAR(cost_gemm_rate_kind(&cl, GEMM_NT_HOT, 32, 32, 32), 2e9); /* not measured: cold */
+    CHECK_NEAR(cost_gemm_rate_kind(&cl, GEMM_TN_HOT, 32, 32, 32), 8e9);
+    double mm = 2.0 * 16 * 64 * 16;
+    CompCtx lin = {&cl, OP_LINEAR, mm, 2 * mm, 16, 64, 16, 16, 0, 0, true, false, 1.0, 0.75};
+    CompTime c = cost_compute_time(&lin);
+    CHECK_NEAR(c.fwd, 0.25 * mm / 8e9 + 0.75 * mm / 16e9);
+    CHECK_NEAR(c.bwd, mm / 2e9 + 0.25 * mm / 4e9 + 0.75 * mm / 8e9);
+    lin.reuse = 0;
+    CHECK_NEAR(cost_compute_time(&lin).fwd, mm / 8e9);
 }
 
 int main(void) {
@@ -268,6 +291,7 @@ int main(void) {
     test_gemm_grid();
     test_compute();
     test_gemm_kinds();
+    test_gemm_hot();
     if (failures)
         fprintf(stderr, "test_cost: %d failure(s)\n", failures);
     else
