@@ -23,7 +23,7 @@
  * grad_overlap = 1 − W_o / T_b is the share of the wait removed — what the trainer's
  * grad_sync_exposed_s measures against a blocking run — and grad_overlap_slowdown =
  * (T_o − W_o − T_c) / T_b the compute the all-reduce beside it cost (compute and MPI share the
- * cores: the reduction's copies and sums take cycles the GEMMs need). Medians of seven,
+ * cores: the reduction's copies and sums take cycles the GEMMs need). Medians of 21,
  * averaged over the ranks.
  */
 #include "calibrate.h"
@@ -347,7 +347,7 @@ static double ov_run(int mode, int chunks, float *buf, const float *a, float *c,
     return cal_now() - t0;
 }
 
-enum { OV_REPS = 7 };
+enum { OV_REPS = 21 };
 
 /* The medians of OV_REPS runs of a mode: its seconds, and in *wait its seconds inside MPI. */
 static double ov_median(int mode, int chunks, float *buf, const float *a, float *c, double *wait) {
