@@ -385,14 +385,16 @@ static Shape local_shape(const Search *s, const Cand *c, int v, Layout l) {
     return sh;
 }
 
-/* Bytes the op keeps for backward besides its activations on one device, as the trainer
- * allocates them (the rules table: layernorm's row statistics, maxpool's argmax, attention's
- * q, k, v, context and probabilities). */
+/* Bytes the op keeps for backward besides its activations on one device, as the trainers
+ * allocate them (the rules table: layernorm's row statistics, maxpool's argmax, attention's
+ * q, k, v, context and probabilities, a vocabulary-parallel loss's row statistics): 4 bytes
+ * each under bf16 too, f32 values and int32 indices, since the kernels compute and keep them
+ * in f32 (codegen/emit_buffers.c allocates them as floats and int32s). */
 static int64_t stash_bytes(const Search *s, const IrNode *n, const Cand *c, const Mode *M) {
     RuleCtx rc = {.n = n, .strat = M->strat, .t = c->t};
     rc.in = local_shape(s, c, n->inputs[0], M->in[0]);
     rc.out = local_shape(s, c, n->output, M->out);
-    return (rules_stash(&rc) + rules_istash(&rc)) * s->elem;
+    return (rules_stash(&rc) + rules_istash(&rc)) * 4;
 }
 
 /* Node n's local problem in mode M for the compute model (cost_compute.c): the GEMM
@@ -661,7 +663,8 @@ static void mode_cost(const Search *s, const Cand *c, int p, const Mode *M, Mode
     mc->base = c->K * (mc->fwd + mc->bwd + mc->own) + mc->unhidden + mc->opt;
     if (s->rcfix[p]) mc->base += c->K * (mc->fwd + mc->own_fwd_time); /* forward run again */
     mc->act_bytes = search_local_bytes(s, c, n->output, M->out);
-    mc->act_bytes += stash_bytes(s, n, c, M);
+    mc->stash = stash_bytes(s, n, c, M);
+    mc->act_bytes += mc->stash;
 }
 
 static void value_costs(Search *s, const Cand *c) {

@@ -247,6 +247,7 @@ typedef struct PlanStage {
                             * them and the collective buffers; else 0) */
     double grad_sync_slow; /* per step: the compute time the hidden sync adds (no wait: not in
                             * grad_sync_time − grad_sync_hidden) */
+    int64_t mem_internals; /* of mem_acts: what the ops keep besides outputs (4 B each) */
 } PlanStage;
 
 /* Predicted step time and where it goes (seconds). */

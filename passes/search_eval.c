@@ -49,6 +49,7 @@ static void stage_close(const Search *s, const Cand *c, int k, StageAcc *a, doub
     /* a recomputed layer's activations exist for one micro-batch at a time (the one whose
      * backward rebuilt them); the rest for every micro-batch in flight */
     ps->mem_acts = (a->acts - a->racts) * inflight + a->racts;
+    ps->mem_internals = (a->stash - a->rstash) * inflight + a->rstash;
     /* the largest of the collective buffers, a bf16 C trainer's f32 copy of one layer's
      * weights and ZeRO-2's slots (the exact search's model; the trainer holds them all:
      * docs/runtime.md, "Memory: allocated against predicted") */
@@ -64,13 +65,14 @@ static void stage_close(const Search *s, const Cand *c, int k, StageAcc *a, doub
     /* what ZeRO saved: the same stage's parameters, gradients and state whole, its buffers
      * without it */
     ps->zero_saved = a->whole + base - a->params - a->grads - a->optim - ps->mem_buffers;
-    /* bf16 against f32: parameters, activations and collective buffers would be twice as
-     * large (the gradients and ZeRO-2's slots are f32 either way), the f32 master weights (1 of
-     * the state's copies + 1 parts) and the f32 copy of one layer's weights would not exist */
+    /* bf16 against f32: parameters, activations (less the ops' internals, f32 either way) and
+     * collective buffers would be twice as large (the gradients and ZeRO-2's slots are f32
+     * either way), the f32 master weights (1 of the state's copies + 1 parts) and the f32 copy
+     * of one layer's weights would not exist */
     int64_t f32_buffers = 2 * a->buf > a->zbuf ? 2 * a->buf : a->zbuf;
     if (s->elem == 2)
-        ps->bf16_saved = ps->mem_params + ps->mem_acts - ps->mem_optim / (s->opt_copies + 1) +
-                         f32_buffers - ps->mem_buffers;
+        ps->bf16_saved = ps->mem_params + ps->mem_acts - ps->mem_internals -
+                         ps->mem_optim / (s->opt_copies + 1) + f32_buffers - ps->mem_buffers;
     s->stage_mem[k] = ps->mem_bytes;
 }
 
@@ -146,6 +148,7 @@ static void eval_node_into(const Search *s, int p, int mi, StageAcc *a) {
         a->rcc += mc->own_fwd_time; /* its forward's own all-reduces run again */
         a->rbytes += mc->own_fwd_bytes + mc->gather_bytes; /* ZeRO-3: gathered again */
         a->racts += mc->act_bytes;
+        a->rstash += mc->stash;
         a->rcn++;
         s->intern[IR_NODE(s->g, p)->output * 4 + s->modes[p * MAX_MODES + mi].out] = 1;
     }
@@ -164,6 +167,7 @@ static void eval_node_into(const Search *s, int p, int mi, StageAcc *a) {
     if (mc->zero_tmp > a->zbuf) a->zbuf = mc->zero_tmp;
     if (mc->wstage > a->wbuf) a->wbuf = mc->wstage;
     a->acts += mc->act_bytes;
+    a->stash += mc->stash;
     if (mc->own_n) acc_buf(a, mc->own_n);
 }
 

@@ -64,6 +64,7 @@ typedef struct ModeCost {
     double opt;        /* o: the optimizer's pass over the layer's parameters, per step */
     double base;       /* K·(fwd + bwd + own) + u + o */
     int64_t act_bytes; /* stashed per micro-batch (output + internals) */
+    int64_t stash;     /* of act_bytes: the op's internals (f32 and int32 under bf16 too) */
     /* Bytes its gradients and optimizer state hold (param_bytes and opt_copies × that
      * without ZeRO, bf16 adding the f32 master weights; shards with ZeRO), under ZeRO-2/3 the
      * transient full gradient (ZeRO-3: and the gathered parameters), and what parameters,
@@ -166,6 +167,7 @@ typedef struct StageAcc {
      * bytes, and the activations (of acts) rebuilt in backward instead of kept */
     double rcf, rcc;
     int64_t rbytes, racts;
+    int64_t stash, rstash;      /* of acts and racts: the ops' internals */
     int rcn;                    /* nodes recomputed */
     int64_t grads, optim, zbuf; /* gradients, optimizer state, ZeRO-2's two gradient slots */
     int64_t wbuf;               /* bf16, C trainer: the largest layer's weights as f32 */

@@ -295,7 +295,10 @@ static void json_stages(Json *j, const IrGraph *g) {
         json_int(j, "activations", st->mem_acts);
         json_int(j, "buffers", st->mem_buffers);
         if (g->train.zero != 0) json_int(j, "zero_saved", st->zero_saved);
-        if (g->train.precision == PRECISION_BF16) json_int(j, "bf16_saved", st->bf16_saved);
+        if (g->train.precision == PRECISION_BF16) {
+            json_int(j, "bf16_saved", st->bf16_saved);
+            json_int(j, "internals", st->mem_internals);
+        }
         json_close(j, '}');
         if (g->train.precision == PRECISION_BF16) json_str(j, "precision", "bf16");
         if (g->train.zero != 0) json_int(j, "zero", p->zero);

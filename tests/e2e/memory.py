@@ -19,8 +19,10 @@ bf16 plans (train.precision = "bf16"; docs/runtime.md, "A bf16 trainer"): the bf
 weights (2 B each), the f32 gradient sums and the f32 master weights with the optimizer state
 are the plan's bytes exactly, as above; the activations are not yet stored in 16 bits: the
 trainer keeps their bf16 values in f32 buffers, so it allocates exactly twice the plan's
-activations less its per-sample losses (2 B each under bf16), and its memory line says
-MISMATCH. The f32 copy of the stage's largest layer's weights the kernels read is allocated
+activations less its per-sample losses (2 B each under bf16) and less the ops' internals, which
+the plan prices at the 4 B the trainer holds (layer-norm statistics, attention's q, k, v,
+context and probabilities, max-pooling's argmax: the stage's memory.internals in the JSON
+report), plus those internals once; its memory line says MISMATCH. The f32 copy of the stage's largest layer's weights the kernels read is allocated
 among the buffers.
 
 Exit status 0 when all hold; every failure is printed.
@@ -65,7 +67,7 @@ CASES = [
 EXACT = ("params", "grads", "optimizer", "zero_buffers")
 
 
-def check_rank(name, zero, prec, r, failures):
+def check_rank(name, zero, prec, r, failures, internals=0):
     mem = r.get("memory")
     if not mem:
         failures.append(f"{name} rank {r['rank']}: no memory in the profile")
@@ -81,11 +83,12 @@ def check_rank(name, zero, prec, r, failures):
     if zero != 2 and (got["zero_buffers"] or want["zero_buffers"]):
         failures.append(f"{name} rank {r['rank']}: ZeRO-2 slots without ZeRO-2")
     if prec == "bf16":  # bf16 values in f32 buffers: twice the plan's (docs/runtime.md)
-        if got["activations"] != 2 * (want["activations"] - want["loss_values_not_kept"]):
+        halved = want["activations"] - want["loss_values_not_kept"] - internals
+        if got["activations"] != 2 * halved + internals:
             failures.append(f"{name} rank {r['rank']}: bf16 activations allocated "
                             f"{got['activations']} B, not twice the plan's "
                             f"{want['activations']} B less {want['loss_values_not_kept']} B of "
-                            f"losses")
+                            f"losses and {internals} B of internals, plus the internals")
         return
     acts = got["activations"] + want["loss_values_not_kept"]
     if acts != want["activations"]:
@@ -102,7 +105,7 @@ def case(a, model, mesh, zero, rc, failures, defines=()):
     extra = [x for kv in defines for x in ("-D", kv)]
     r = run([a.mpcc, os.path.join(a.e2e, model), "-D", f"cluster.devices={n}", "-D",
              f"plan.mesh={mesh}", "-D", f"train.zero={zero}", "-D", f"train.recompute={rc}",
-             *extra, "-o", exe], 300)
+             *extra, "-o", exe, "--report-json", exe + ".plan.json"], 300)
     prec = "bf16" if "train.precision=bf16" in defines else "f32"
     if r.returncode != 0:
         failures.append(f"{name}: mpcc failed:\n{r.stdout[-2000:]}")
@@ -119,8 +122,11 @@ def case(a, model, mesh, zero, rc, failures, defines=()):
         failures.append(f"{name}: memory line {line}")
     with open(prof) as f:
         ranks = json.load(f)["ranks"]
+    with open(exe + ".plan.json") as f:
+        stages = json.load(f)["stages"]
     for rk in ranks:
-        check_rank(name, zero, prec, rk, failures)
+        internals = stages[rk["stage"]]["memory"].get("internals", 0)
+        check_rank(name, zero, prec, rk, failures, internals)
     print(f"{name}: rank 0 allocated {ranks[0].get('memory', {}).get('allocated')}")
 
 
