@@ -397,10 +397,6 @@ static int64_t stash_bytes(const Search *s, const IrNode *n, const Cand *c, cons
     return (rules_stash(&rc) + rules_istash(&rc)) * 4;
 }
 
-/* Node n's local problem in mode M for the compute model (cost_compute.c): the GEMM
- * dimensions its kernel uses on this device for one micro-batch (split: it works on a shard,
- * the columns under a column split, the input features or channels under a row split, the
- * samples when batch-split). */
 /* Whether a device's weights and their gradients stay in its share of the node's last-level
  * cache from one use to the next (docs/cost-model.md §5, "Operands in cache"): 8 bytes per
  * parameter (the f32 gradient and the weight, or under bf16 its f32 copy) over S·t devices,
@@ -425,23 +421,18 @@ static double gemm_reuse(const Search *s, const Cand *c, const IrNode *n, double
     return 0.0;
 }
 
+/* Node n's local problem in mode M for the compute model (cost_compute.c): the GEMM
+ * dimensions its kernel uses on this device for one micro-batch (split: it works on a shard,
+ * the columns under a column split, the input features or channels under a row split, the
+ * samples when batch-split). */
 static CompCtx comp_ctx(const Search *s, const Cand *c, const IrNode *n, const Mode *M, bool split,
                         double div) {
     const IrGraph *g = s->g;
-    CompCtx x = {&g->cluster,
-                 n->op,
-                 n->flops_fwd / div,
-                 n->flops_bwd / div,
-                 0,
-                 0,
-                 0,
-                 0,
-                 0,
-                 0,
-                 false,
-                 false,
-                 s->gemm_scale,
-                 0};
+    CompCtx x = {.cl = &g->cluster,
+                 .op = n->op,
+                 .ff = n->flops_fwd / div,
+                 .fb = n->flops_bwd / div,
+                 .gemm_scale = s->gemm_scale};
     x.dx = s->needs_grad[n->inputs[0]];
     double t = split ? (double)c->t : 1.0;
     bool col = M->strat == STRAT_COL, row = M->strat == STRAT_ROW, bat = M->strat == STRAT_DATA;
