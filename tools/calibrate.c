@@ -228,12 +228,14 @@ static void coll_call(int k, MPI_Comm comm, int g, int rank, size_t n, float *x,
  * median, as the GEMM grid: a step's collectives see typical calls), then the slowest rank.
  * Before each call the sending buffer is written, as the kernel before a collective has just
  * written what it sends (and never a calloc'd page that reads as one cached page of zeros). */
+enum { COLL_REPS = 30, COLL_REPS_QUICK = 10 }; /* calls per size (--quick) */
+
 static double coll_time(int k, MPI_Comm comm, size_t n, int reps, float *x, float *y) {
     int g, rank;
     MPI_Comm_size(comm, &g);
     MPI_Comm_rank(comm, &rank);
     coll_call(k, comm, g, rank, n, x, y);
-    double t[64], mx = 0;
+    double t[COLL_REPS], mx = 0;
     for (int r = 0; r < reps; r++) {
         for (size_t i = 0; i < n / sizeof(float); i++)
             x[i] = (float)((i + (size_t)r) % 7) * 0.125f;
@@ -276,7 +278,7 @@ static Fit measure(int k, MPI_Comm comm, const Opts *o) {
     double n[8], t[8];
     for (int i = 0; i < ns; i++) {
         n[i] = (double)sz[i];
-        t[i] = coll_time(k, comm, sz[i], o->quick ? 10 : 30, x, y);
+        t[i] = coll_time(k, comm, sz[i], o->quick ? COLL_REPS_QUICK : COLL_REPS, x, y);
     }
     free(x), free(y);
     return fit(n, t, ns);
@@ -399,23 +401,21 @@ static void gemm_table(cJSON *p, const Opts *o, double *flat) {
     for (int i = 0; i < nm; i++)
         for (int j = 0; j < nn; j++)
             for (int l = 0; l < nn; l++) {
-                double bud = o->quick ? 0.003 : 0.01,
-                       r = gemm_rate(GEMM_NN, false, ms[i], ns[j], ns[l], bud);
+                static const char *const names[2][3] = {
+                    {"flops", "flops_nt", "flops_tn"},
+                    {"flops_hot", "flops_nt_hot", "flops_tn_hot"}};
+                double bud = o->quick ? 0.003 : 0.01, rate[2][3];
                 cJSON *e = cJSON_CreateObject();
                 cJSON_AddNumberToObject(e, "m", ms[i]);
                 cJSON_AddNumberToObject(e, "n", ns[j]);
                 cJSON_AddNumberToObject(e, "k", ns[l]);
-                static const char *const names[2][3] = {
-                    {"flops", "flops_nt", "flops_tn"},
-                    {"flops_hot", "flops_nt_hot", "flops_tn_hot"}};
                 for (int hot = 0; hot < 2; hot++)
-                    for (int kind = GEMM_NN; kind <= GEMM_TN; kind++)
-                        cJSON_AddNumberToObject(
-                            e, names[hot][kind],
-                            hot || kind ? gemm_rate((GemmKind)kind, hot, ms[i], ns[j], ns[l], bud)
-                                        : r);
+                    for (int kind = GEMM_NN; kind <= GEMM_TN; kind++) {
+                        rate[hot][kind] = gemm_rate((GemmKind)kind, hot, ms[i], ns[j], ns[l], bud);
+                        cJSON_AddNumberToObject(e, names[hot][kind], rate[hot][kind]);
+                    }
                 cJSON_AddItemToArray(arr, e);
-                if (r > *flat) *flat = r; /* the compute roof: the fastest shape */
+                if (rate[0][GEMM_NN] > *flat) *flat = rate[0][GEMM_NN]; /* the roof: fastest */
             }
     cold_free();
     put(p, "gemm", arr);
