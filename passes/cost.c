@@ -539,6 +539,13 @@ static bool backward_after(const Search *s, const IrNode *n) {
     return false;
 }
 
+/* The unhidden part of mc->sync, `beside` seconds of which run beside the backward: the
+ * target's overlap share of those is hidden, and the compute they slow is added. */
+static void hide(const ClusterCfg *cl, ModeCost *mc, double beside) {
+    mc->slow = sync_slowdown(cl) * beside;
+    mc->unhidden = mc->sync - grad_overlap(cl) * beside + mc->slow;
+}
+
 /* The gradient synchronisation of a layer whose parameters hold mc->param_bytes on this
  * device, over a group of gs ranks, and what its gradients and optimizer state keep in
  * memory (docs/cost-model.md, "ZeRO"). Without ZeRO: one all-reduce per step, hidden behind
@@ -565,13 +572,10 @@ static void mode_sync(const Search *s, const Cand *c, ModeCost *mc, int64_t gs, 
     mc->optim_mem = state_bytes(s, P / e);
     mc->param_mem = P;
     mc->whole_mem = P + mc->grad_mem + mc->optim_mem;
-    double h = grad_overlap(cl);
     if (s->zero == 0 || gs < 2) {
         mc->sync_bytes = cost_coll_bytes(COLL_ALLREDUCE, gs, P);
         mc->sync = cost_coll_time_on(cl, COLL_ALLREDUCE, l.inter, gs, P, l.alpha, l.beta);
-        double beside = fmin(mc->sync, window); /* the all-reduce's seconds beside backward */
-        mc->slow = sync_slowdown(cl) * beside;
-        mc->unhidden = mc->sync - h * beside + mc->slow;
+        hide(cl, mc, fmin(mc->sync, window)); /* the all-reduce's seconds beside backward */
         return;
     }
     int64_t shard = e * ((P / e + gs - 1) / gs), np = shard * gs;
@@ -584,9 +588,7 @@ static void mode_sync(const Search *s, const Cand *c, ModeCost *mc, int64_t gs, 
     mc->sync_bytes = rs_n * cost_coll_bytes(COLL_REDUCESCATTER, gs, np) + ag_n * agb;
     if (s->zero == 3) mc->gather = ag, mc->gather_bytes = agb, ag = 0.0;
     mc->sync = (double)rs_n * rs + ag;
-    double beside = (double)rs_n * fmin(rs, window);
-    mc->slow = sync_slowdown(cl) * beside;
-    mc->unhidden = mc->sync - h * beside + mc->slow;
+    hide(cl, mc, (double)rs_n * fmin(rs, window));
     mc->optim_mem = state_bytes(s, shard / e);
     /* ZeRO-2's parts and slots hold f32 sums, under bf16 too (as the whole gradients above) */
     if (s->zero >= 2) mc->grad_mem = shard / e * 4, mc->zero_tmp = 2 * (np + shard) / e * 4;
