@@ -95,6 +95,9 @@ static inline bool cg_mst(const Emit *e) { return cg_bf16(e) || cg_bf16_cu(e); }
  * `mst` holds this rank's parts of the f32 master weights (at the ZERO_PARTS soff, like the
  * optimizer state); `prm` is whole. */
 static inline bool cg_zero_master(const Emit *e) { return cg_mst(e) && e->s->zero; }
+/* ZeRO-3 in the C trainer (docs/runtime.md, "ZeRO"; runtime/trainer_zero3.c): `prm` holds this
+ * rank's parts of the f32 weights, each layer's gathered whole before it runs. */
+static inline bool cg_zero3(const Emit *e) { return e->s->zero == 3; }
 static inline int64_t lnumel(const Emit *e, int b) { return ir_shape_numel(&B(e, b)->local); }
 static inline int64_t ldim(const Emit *e, int b, int i) {
     const Shape *s = &B(e, b)->local;
@@ -119,11 +122,14 @@ static inline int64_t prod(const Shape *s, int from, int to) {
 }
 
 /* ── emit_main.c ── */
-/* Whether the plan is ZeRO-2: gradients in parts and transient slots (runtime/trainer_zero2.c,
- * on the device runtime/cuda/zero2.c), no whole gradient arena. */
+/* Whether the plan is ZeRO-2 or 3: gradients in parts and transient slots
+ * (runtime/trainer_zero2.c, on the device runtime/cuda/zero2.c), no whole gradient arena. */
 bool cg_zero2_sharded(const Emit *e);
 /* Node `node`'s index in the ZERO_PARTS table (its rank among the layers with parameters). */
 int cg_zero_part(const Emit *e, int node);
+/* ZeRO-3: "mprt_zero3_gather(PART), " for a layer with parameters, the start of the timed
+ * expression that runs it (its weights gathered first); "" otherwise. */
+const char *cg_zero3_gather(Emit *e, int node);
 /* Floats of node n's parameters on one device; parameter i's offset from its layer's first
  * (a bf16 trainer stages a layer's weights as f32: emit_main.c). */
 int64_t cg_layer_floats(const Emit *e, const IrNode *n);

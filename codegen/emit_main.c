@@ -80,13 +80,18 @@ static int64_t zero_len(const Emit *e, const SchedStage *st, int id, int64_t *co
     return y ? y->shard : *count;
 }
 
-bool cg_zero2_sharded(const Emit *e) { return e->s->zero == 2; }
+bool cg_zero2_sharded(const Emit *e) { return e->s->zero >= 2; }
 
 int cg_zero_part(const Emit *e, int node) {
     int n = 0;
     for (int id = 0; id < node; id++)
         if (IR_NODE(e->g, id)->nparams > 0) n++;
     return n;
+}
+
+const char *cg_zero3_gather(Emit *e, int node) {
+    if (!cg_zero3(e) || IR_NODE(e->g, node)->nparams == 0) return "";
+    return arena_printf(e->a, "mprt_zero3_gather(%d), ", cg_zero_part(e, node));
 }
 
 /* ZeRO (docs/runtime.md, "ZeRO"): every layer with parameters, its part of the stage's
@@ -125,7 +130,9 @@ static void emit_zero_table(Emit *e) {
       "static float *gsh; /* ZeRO-2: this rank's parts of the reduced gradients (ZeRO-1: NULL, "
       "each part is reduced in place in grd) */\n\n",
       s->zero, n,
-      cg_zero_master(e) ? "true /* bf16: mst holds the master weights' parts */" : "false");
+      cg_zero_master(e) ? "true /* bf16: mst holds the master weights' parts */"
+      : cg_zero3(e)     ? "true /* ZeRO-3: prm holds the weights' parts */"
+                        : "false");
 }
 
 /* What the runtime's trainer functions (mprt_trainer.h) need of the model: the parameter
@@ -222,6 +229,11 @@ void emit_params(Emit *e) {
     } else {
         E(e, "static float *prm, *grd, *opt1, *opt2;\n");
     }
+    if (cg_zero3(e)) { /* the weights of the gathered layer (runtime/trainer_zero3.c) */
+        E(e, "/* ZeRO-3: prm holds this rank's parts; a P macro is the parameter in its layer's "
+             "gathered\n * weights (mprt_zero3_param), GRAD(p) its gradient by that offset */\n");
+        at = "(mprt_zero3_at(p))";
+    }
     if (cg_zero2_sharded(e))
         E(e,
           "/* ZeRO-2: a parameter's gradient in its layer's transient slot, or its part of gsh "
@@ -241,6 +253,8 @@ void emit_params(Emit *e) {
         const SchedParam *sp = &s->params[i];
         if (cg_mst(e))
             E(e, "#define P%s (wl + %lld) /* ", e->pname[i], (long long)cg_layer_at(e, i));
+        else if (cg_zero3(e))
+            E(e, "#define P%s mprt_zero3_param(%lld) /* ", e->pname[i], (long long)e->poff[i]);
         else
             E(e, "#define P%s (prm + %lld) /* ", e->pname[i], (long long)e->poff[i]);
         put_comment_text(e, shape_str(e, DT_F32, &sp->local));
@@ -446,6 +460,7 @@ static void emit_free_all(Emit *e) {
         E(e, "    mprt_cu_bf16_weights(NULL, NULL, 0, NULL, 0), mprt_set_wire_bf16(false), "
              "mprt_cu_free(mst), mprt_cu_free(wl);\n");
     if (cg_zero2_sharded(e)) E(e, "    %szero2_teardown();\n", pfx(e));
+    if (cg_zero3(e)) E(e, "    mprt_zero3_teardown();\n");
     for (int v = 0; v < IR_NVALUES(e->g); v++)
         if (IR_VALUE(e->g, v)->kind != VAL_ACT)
             E(e, "    mprt_data_close(&%s);\n", cg_mangle(e->a, "d", v, IR_VALUE(e->g, v)->name));
@@ -458,23 +473,28 @@ static void emit_free_all(Emit *e) {
  * parts only; the optimizer states (one for SGD, two for Adam), under ZeRO this rank's parts. */
 static void emit_setup_arenas(Emit *e) {
     const char *f = e->t->dev ? "mprt_cu_falloc_in" : "mprt_falloc_in";
-    E(e, "    mprt_mem_reset(); /* counts what follows by category (mprt_check_memory) */\n"
-         "    int64_t np = STAGE_PARAMS[mesh->s];\n");
+    E(e,
+      "    mprt_mem_reset(); /* counts what follows by category (mprt_check_memory) */\n"
+      "    int64_t np = %s\n",
+      cg_zero3(e) ? "STAGE_SHARDS[mesh->s]; /* ZeRO-3: the weights are this rank's parts too */"
+                  : "STAGE_PARAMS[mesh->s];");
     if (cg_mst(e))
         E(e, "    prm = %s(MPRT_MEM_PARAMS, np); /* bf16: 2 bytes a weight */\n",
           e->t->dev ? "mprt_cu_halloc_in" : "mprt_halloc_in");
     else
         E(e, "    prm = %s(MPRT_MEM_PARAMS, np);\n", f);
-    if (e->s->zero != 2) E(e, "    grd = %s(MPRT_MEM_GRADS, np);\n", f);
+    if (e->s->zero < 2) E(e, "    grd = %s(MPRT_MEM_GRADS, np);\n", f);
     E(e, "    int64_t ns = %s;%s\n", e->s->zero ? "STAGE_SHARDS[mesh->s]" : "np",
       e->s->zero ? " /* ZeRO: this rank's parts */" : "");
     E(e, "    opt1 = %s(MPRT_MEM_OPTIM, ns);\n", f);
     if (e->g->train.opt != OPT_SGD) E(e, "    opt2 = %s(MPRT_MEM_OPTIM, ns);\n", f);
-    if (e->s->zero == 2)
+    if (e->s->zero >= 2)
         E(e,
-          "    gsh = %s(MPRT_MEM_GRADS, ns); /* ZeRO-2: no whole gradient arena */\n"
+          "    gsh = %s(MPRT_MEM_GRADS, ns); /* ZeRO-%d: no whole gradient arena */\n"
           "    %szero2_setup(&ZERO, gsh); /* and two transient slots */\n",
-          f, pfx(e));
+          f, e->s->zero, pfx(e));
+    if (cg_zero3(e))
+        E(e, "    mprt_zero3_setup(&ZERO, prm); /* and the gathered layer's buffer */\n");
     if (e->t->dev)
         E(e, "    dloss = (double *)mprt_cu_malloc(2 * sizeof(double)); /* [1]: recomputed losses "
              "*/\n");
@@ -518,7 +538,7 @@ static void emit_memory(Emit *e) {
       "/* Floats of the trainer's weight arena (TRAINER.arena[0]) of stage s, and the working "
       "copy\n * rebuilt from it after the C API replaced it (a bf16 trainer's; else nothing). "
       "*/\n#define WEIGHT_FLOATS(s) %s[s]\n#define WEIGHTS_REFRESH() %s\n\n",
-      cg_zero_master(e) ? "STAGE_SHARDS" : "STAGE_PARAMS",
+      cg_zero_master(e) || cg_zero3(e) ? "STAGE_SHARDS" : "STAGE_PARAMS",
       cg_zero_master(e) ? arena_printf(e->a, "%szero_master_params(&ZERO, mst, prm, false)", pfx(e))
                         : "mprt_bf16_refresh()");
 }
@@ -576,9 +596,10 @@ static void emit_setup_rank(Emit *e) {
           cu, cu, cu);
     }
     E(e,
-      "    STAGES[mesh->s].alloc();\n    mprt_params_init(&MODEL, %s, seed);\n"
+      "    STAGES[mesh->s].alloc();\n    mprt_%sparams_init(&MODEL, %s, seed);%s\n"
       "    mprt_layer_timers(LAYERS, NUM_LAYERS);\n",
-      cg_mst(e) ? "mst" : "prm");
+      cg_zero3(e) ? "zero_" : "", cg_mst(e) ? "mst" : "prm",
+      cg_zero3(e) ? " /* drawn whole, then this rank's parts kept */" : "");
     E(e, "}\n\n");
 }
 

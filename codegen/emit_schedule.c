@@ -133,6 +133,14 @@ static void emit_round(Emit *e, int b) {
       (long long)lnumel(e, b));
 }
 
+/* MPRT_TIMED(SLOT(node), call): under ZeRO-3 the layer's weights are gathered first, inside
+ * its timer (the plan prices the gather with the layer: docs/cost-model.md, "ZeRO"). */
+static void emit_timed(Emit *e, const char *indent, const char *slot, int node, const char *call) {
+    const char *g = cg_zero3_gather(e, node);
+    E(e, "%sMPRT_TIMED(%s(%d), %s%s%s%s);\n", indent, slot, node, *g ? "(" : "", g, call,
+      *g ? ")" : "");
+}
+
 void emit_stage_fwd(Emit *e, int s) {
     const SchedStage *st = &e->s->stages[s];
     E(e, "/* Stage %d, one micro-batch forward; returns its share of the loss. */\n", s);
@@ -148,9 +156,9 @@ void emit_stage_fwd(Emit *e, int s) {
             break;
         case SOP_FWD:
             source_comment(e, IR_NODE(e->g, o->node), "    ");
-            E(e, "    MPRT_TIMED(MPRT_FWD(%d), %s%s_forward(%s));\n", o->node,
-              o->dst < 0 ? "loss += " : "", e->lname[o->node],
-              layer_args(e, e->uses[0][o->node], "d"));
+            emit_timed(e, "    ", "MPRT_FWD", o->node,
+                       arena_printf(e->a, "%s%s_forward(%s)", o->dst < 0 ? "loss += " : "",
+                                    e->lname[o->node], layer_args(e, e->uses[0][o->node], "d")));
             emit_round(e, o->dst);
             break;
         case SOP_COLL: emit_fwd_coll(e, o); break;
@@ -225,8 +233,9 @@ static void emit_bwd_partial(Emit *e, int s, const SchedOp *o, const SchedOp *nx
       "        Stage%d part = *d;\n        part.%s = xfer;\n        %sxfer, sizeof(float) * "
       "%lld);\n",
       s, f, zero(e), (long long)n);
-    E(e, "        MPRT_TIMED(MPRT_BWD(%d), %s_backward(%s));\n", o->node, e->lname[o->node],
-      layer_args(e, e->uses[1][o->node], "&part"));
+    emit_timed(e, "        ", "MPRT_BWD", o->node,
+               arena_printf(e->a, "%s_backward(%s)", e->lname[o->node],
+                            layer_args(e, e->uses[1][o->node], "&part")));
     E(e,
       "        %sallreduce(MPRT_TENSOR, xfer, %lld);\n        %saccumulate(d->%s, xfer, %lld);\n   "
       " }\n",
@@ -247,8 +256,9 @@ static void emit_recompute(Emit *e, const SchedStage *st) {
         }
         bool dev_loss = e->t->dev && o->dst < 0; /* it adds into dloss: aim it at dloss[1] */
         if (dev_loss) E(e, "    dloss += 1; /* the recomputed loss is not the step's again */\n");
-        E(e, "    MPRT_TIMED(MPRT_FWD(%d), %s%s_forward(%s));\n", o->node,
-          o->dst < 0 ? "(void)" : "", e->lname[o->node], layer_args(e, e->uses[0][o->node], "d"));
+        emit_timed(e, "    ", "MPRT_FWD", o->node,
+                   arena_printf(e->a, "%s%s_forward(%s)", o->dst < 0 ? "(void)" : "",
+                                e->lname[o->node], layer_args(e, e->uses[0][o->node], "d")));
         if (dev_loss) E(e, "    dloss -= 1;\n");
         emit_round(e, o->dst);
     }
@@ -279,8 +289,9 @@ void emit_stage_bwd(Emit *e, int s) {
             if (nx && nx->kind == SOP_COLL && nx->layer_own)
                 emit_bwd_partial(e, s, o, nx), i++;
             else
-                E(e, "    MPRT_TIMED(MPRT_BWD(%d), %s_backward(%s));\n", o->node, e->lname[o->node],
-                  layer_args(e, e->uses[1][o->node], "d"));
+                emit_timed(e, "    ", "MPRT_BWD", o->node,
+                           arena_printf(e->a, "%s_backward(%s)", e->lname[o->node],
+                                        layer_args(e, e->uses[1][o->node], "d")));
             if (z2)
                 E(e, "    %szero2_close(); /* their reduce-scatter starts, not waited for */\n",
                   pfx(e));
@@ -372,12 +383,16 @@ static void emit_optimizer(Emit *e) {
           pfx(e), pfx(e));
     else if (e->s->zero)
         E(e,
-          "    /* ZeRO: the optimizer on this rank's parts, then every part to every rank */\n"
+          "    /* ZeRO: the optimizer on this rank's parts%s */\n"
           "    float *state[3] = {prm, opt1, opt2};\n"
           "    MPRT_TIMED(MPRT_OPTIMIZER, %szero_update(&MODEL, prm, grd, gsh, state, &hyper, "
           "step + 1));\n"
-          "    %szero_params(&ZERO, prm);\n",
-          pfx(e), pfx(e));
+          "%s",
+          cg_zero3(e) ? " (ZeRO-3: no all-gather after it, each layer\n     * gathers its "
+                        "parts before it runs)"
+                      : ", then every part to every rank",
+          pfx(e),
+          cg_zero3(e) ? "" : arena_printf(e->a, "    %szero_params(&ZERO, prm);\n", pfx(e)));
     else if (opt == OPT_SGD)
         E(e,
           "    MPRT_TIMED(MPRT_OPTIMIZER, %ssgd_step(%s, hyper.momentum != 0.0f ? opt1 : NULL, "

@@ -180,8 +180,8 @@ static bool parse_mesh(const char *v, int64_t mesh[3]) {
 }
 
 /* train.zero's value: "0", "1", "2", "3" or "auto" (TRAIN_ZERO_AUTO) into *z; anything else is
- * reported at the value's origin (key k) with the values it may take. Stage 3 is planned and
- * reported; the trainers refuse it (codegen cg_plan_supported). */
+ * reported at the value's origin (key k) with the values it may take. Stage 3 runs in the C
+ * trainer in f32; codegen refuses it for CUDA and bf16 (cg_plan_supported). */
 static const char *const zero_names[] = {"0", "1", "2", "3", "auto"};
 static void set_zero(Cfg *C, int k, const char *v) {
     for (int i = 0; i < 5; i++) {

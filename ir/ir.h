@@ -324,8 +324,8 @@ typedef struct TrainCfg {
      * recompute where memory binds, "none" only where @recompute pins it, "all" everywhere. */
     RecomputePolicy recompute;
     /* train.zero (docs/language.md): the ZeRO stage over the data replicas, 0 (none, the
-     * default), 1 (optimizer state sharded), 2 (gradients too) or 3 (parameters too: planned
-     * and reported, refused by the trainers' codegen); TRAIN_ZERO_AUTO lets the planner pick
+     * default), 1 (optimizer state sharded), 2 (gradients too) or 3 (parameters too: the C
+     * trainer in f32; refused for CUDA and bf16 by codegen); TRAIN_ZERO_AUTO lets the planner pick
      * among 0, 1 and 2 (passes/search.c). */
     int64_t zero;
     Precision precision; /* train.precision: PRECISION_F32 (the default) or PRECISION_BF16 */

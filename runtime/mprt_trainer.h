@@ -70,13 +70,14 @@ typedef struct MprtZeroPart {
 } MprtZeroPart;
 
 typedef struct MprtZero {
-    int stage;                 /* the ZeRO stage: 1 or 2 */
+    int stage;                 /* the ZeRO stage: 1, 2 or 3 */
     const MprtZeroPart *parts; /* [nparts], every layer with parameters, of every stage */
     int nparts;
     const int64_t *stage_floats; /* [S]: floats of each stage's weight arena */
-    /* bf16 (docs/runtime.md, "ZeRO under bf16"): the f32 master weights are sharded like the
-     * state, so the trainer's weight arena (MprtArenas[0]) holds this rank's parts at `soff`
-     * and the bf16 working copy `prm` is whole; false: the weight arena is whole */
+    /* The trainer's weight arena (MprtArenas[0]) holds this rank's parts at `soff`, sharded
+     * like the state: under bf16 the f32 master weights (docs/runtime.md, "ZeRO under bf16";
+     * the bf16 working copy `prm` is whole under ZeRO-1/2), under ZeRO-3 the weights
+     * themselves (trainer_zero3.c); false: the weight arena is whole */
     bool master;
 } MprtZero;
 
@@ -186,6 +187,23 @@ void mprt_zero2_close(void);
 void mprt_zero2_progress(void);
 void mprt_zero2_join(void);
 
+/* ZeRO-3's weights (trainer_zero3.c; docs/runtime.md, "ZeRO"): the weight arena `prm` holds
+ * this rank's parts (z->master), and one transient buffer of mprt_zero3_buf_floats floats
+ * (MPRT_MEM_ZERO_BUF, beside ZeRO-2's slots, which ZeRO-3 uses for its gradients) the
+ * weights of the layer that runs. mprt_zero3_setup after the arenas allocates it,
+ * mprt_zero3_teardown frees it. mprt_zero3_gather(part) before each forward, recomputed
+ * forward and backward of a layer with parameters (its index in z->parts) all-gathers its
+ * parts over its group into the buffer (counted as the padded layer; a layer without
+ * synchronisation is read in place); then mprt_zero3_param(offset) is the parameter at
+ * `offset` of the stage's whole weight arena (the trainer's P macros) and mprt_zero3_at(p)
+ * the offset of such a pointer (its GRAD(p)); either is fatal outside the gathered layer. */
+int64_t mprt_zero3_buf_floats(const MprtZero *z, int stage);
+void mprt_zero3_setup(const MprtZero *z, float *prm);
+void mprt_zero3_teardown(void);
+void mprt_zero3_gather(int part);
+float *mprt_zero3_param(int64_t offset);
+int64_t mprt_zero3_at(const float *p);
+
 /* What the functions below need to know of a model and its plan. */
 typedef struct MprtModel {
     const char *name;        /* the checkpoint metadata's "model" */
@@ -288,7 +306,7 @@ typedef enum {
     MPRT_MEM_GRADS,     /* parameter gradients (ZeRO-2: this rank's parts) */
     MPRT_MEM_OPTIM,     /* optimizer state (ZeRO: this rank's parts) */
     MPRT_MEM_ACTS,      /* activations and stashes of the micro-batches in flight */
-    MPRT_MEM_ZERO_BUF,  /* ZeRO-2's transient gradient slots (trainer_zero2.c) */
+    MPRT_MEM_ZERO_BUF,  /* ZeRO-2's gradient slots, ZeRO-3's gathered layer (trainer_zero*.c) */
     MPRT_MEM_BUFFERS,   /* collective staging (xfer) */
     MPRT_MEM_IO,        /* inputs and labels as loaded, per micro-batch in flight */
     MPRT_MEM_ACT_GRADS, /* one micro-batch's activation gradients */

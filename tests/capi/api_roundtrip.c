@@ -5,7 +5,8 @@
  * of the same model planned with train.zero = 2 on a 1x2x2 mesh (prefix embz, 4 ranks): ZeRO
  * through the C API, whose checkpoints must be the standalone ZeRO-2 trainer's bytes too; with
  * -DAPI_ZERO_BF16 the same plan under bf16 (prefix embbz: the f32 master weights in parts, the
- * working copy rebuilt after a load).
+ * working copy rebuilt after a load); with -DAPI_ZERO3 the plan with train.zero = 3 (prefix
+ * embz3: the weights themselves in parts, gathered per layer).
  *
  *   mpirun -np 2 ./capi_roundtrip DIR
  *
@@ -26,6 +27,10 @@
 #include "embbz.h"
 #define API(x) embbz_##x
 #define API_OK EMBBZ_OK
+#elif defined API_ZERO3 /* ZeRO-3 (prefix embz3): the weights in parts */
+#include "embz3.h"
+#define API(x) embz3_##x
+#define API_OK EMBZ3_OK
 #elif defined API_ZERO /* the same round trip through a ZeRO-2 plan's API (prefix embz) */
 #include "embz.h"
 #define API(x) embz_##x

@@ -12,7 +12,9 @@ steps with --profile; then on every rank:
   * under ZeRO-2 the gradients allocated are this rank's parts only (the plan's figure, below
     the parameters, and no whole gradient arena), and the transient slots the reduce-scatters
     run from are the plan's "zero_buffers" exactly (two of the largest layer's padded gradient
-    and one part of it; docs/runtime.md, "ZeRO");
+    and one part of it; docs/runtime.md, "ZeRO"); under ZeRO-3 the parameters are this rank's
+    parts as well (as many bytes as its f32 gradient parts), and "zero_buffers" also holds the
+    largest layer's gathered weights;
   * the run prints "memory: allocated == predicted on every rank".
 
 bf16 plans (train.precision = "bf16"; docs/runtime.md, "A bf16 trainer"): the bf16 working
@@ -35,7 +37,7 @@ import sys
 from e2e_common import run
 
 # (model file in tests/e2e, mesh, zero, recompute[, -D settings]): data, tensor,
-# pipeline(+tensor), attention, conv/maxpool, recomputation, ZeRO-1 and ZeRO-2, a padded
+# pipeline(+tensor), attention, conv/maxpool, recomputation, ZeRO-1, 2 and 3, a padded
 # vocabulary, SGD with and without momentum.
 CASES = [
     ("mlp_adam.mp", "1x4x1", 0, "none"),
@@ -50,6 +52,10 @@ CASES = [
     ("mlp_adam.mp", "1x2x2", 2, "none"),
     ("mlp_adam.mp", "2x2x1", 2, "none"),
     ("gpt_small.mp", "1x2x2", 2, "none"),
+    ("mlp_adam.mp", "1x4x1", 3, "none"),
+    ("mlp_adam.mp", "2x2x1", 3, "none"),
+    ("gpt_small.mp", "1x2x2", 3, "none"),
+    ("gpt_small.mp", "2x2x1", 3, "all"),
     # a padded vocabulary (509 classes over 4 ranks as 128 each): the planner prices the padding
     ("gpt_vocab_odd.mp", "1x1x4", 0, "none"),
     # SGD with and without momentum: the momentum arena is held (and counted) either way
@@ -80,7 +86,10 @@ def check_rank(name, zero, prec, r, failures, internals=0):
     if zero == 2 and not (got["grads"] < got["params"] and got["zero_buffers"] > 0):
         failures.append(f"{name} rank {r['rank']}: ZeRO-2 gradients {got['grads']} B are not "
                         f"parts of the {got['params']} B of parameters, or no slots")
-    if zero != 2 and (got["zero_buffers"] or want["zero_buffers"]):
+    if zero == 3 and not (got["grads"] == got["params"] and got["zero_buffers"] > 0):
+        failures.append(f"{name} rank {r['rank']}: ZeRO-3 parameters {got['params']} B are not "
+                        f"the parts its {got['grads']} B of gradients are, or no buffers")
+    if zero < 2 and (got["zero_buffers"] or want["zero_buffers"]):
         failures.append(f"{name} rank {r['rank']}: ZeRO-2 slots without ZeRO-2")
     if prec == "bf16":  # bf16 values in f32 buffers: twice the plan's (docs/runtime.md)
         halved = want["activations"] - want["loss_values_not_kept"] - internals

@@ -1,18 +1,22 @@
 #!/usr/bin/env python3
-"""ZeRO in the C trainer (train.zero = 1 | 2; docs/runtime.md, "ZeRO"), end to end.
+"""ZeRO in the C trainer (train.zero = 1 | 2 | 3; docs/runtime.md, "ZeRO"), end to end.
 
 For one model trained with Adam, on each pinned mesh of --meshes (plan.mesh SxDxT):
 
-  * the runs with train.zero = 1 and 2 print the same loss curve as train.zero = 0 on that
-    mesh within --rtol relative on every step (the gradients are summed in another order:
-    reduce-scatter instead of all-reduce, and under ZeRO-2 per micro-batch), and the loss
-    falls;
-  * every run's bytes counted by the runtime equal the bytes the schedule predicted, and its
-    memory allocated the plan's (under ZeRO-2 the gradients are this rank's parts, below the
-    parameters: no whole gradient arena; tests/e2e/memory.py checks every category);
+  * the runs with train.zero = 1, 2 and 3 (f32; bf16: 1 and 2) print the same loss curve as
+    train.zero = 0 on that mesh within --rtol relative on every step (the gradients are
+    summed in another order: reduce-scatter instead of all-reduce, and under ZeRO-2/3 per
+    micro-batch; ZeRO-3 gathers each layer's weights from the parts before it runs), and the
+    loss falls;
+  * every run's bytes counted by the runtime equal the bytes the schedule predicted (under
+    ZeRO-3 the 2m all-gathers of every layer's weights per step), and its memory allocated
+    the plan's (under ZeRO-2/3 the gradients are this rank's parts, below the parameters: no
+    whole gradient arena; under ZeRO-3 the parameters too; tests/e2e/memory.py checks every
+    category);
   * checkpoints hold whole tensors: a ZeRO-2 run on the first mesh saved at step 10 resumes
     as train.zero = 0 on --resume-mesh (another rank count) and continues the uninterrupted
-    curve, and the reverse (saved without ZeRO on --resume-mesh, resumed with ZeRO-2).
+    curve, and the reverse (saved without ZeRO on --resume-mesh, resumed with ZeRO-2); f32
+    only: the same for ZeRO-3 against one rank without ZeRO (1x1x1), both ways.
 
 With --precision bf16 (docs/runtime.md, "ZeRO under bf16") every run is bf16: ZeRO shards
 the f32 master weights with the moments, reduce-scatters bf16 gradients and all-gathers the
@@ -69,6 +73,7 @@ class Ctx:
         self.a = a
         self.failures = []
         self.built = {}
+        self.whole = {}  # mesh -> bytes of a rank's whole f32 parameters without ZeRO
 
     def build(self, mesh, zero, prec=None):
         """The trainer of (mesh, zero, precision: --precision by default), built once."""
@@ -118,7 +123,16 @@ class Ctx:
         m = MEMORY.search(out)
         # the whole f32 gradients would be the parameters' bytes (f32), twice them (bf16 params)
         whole = int(m.group(1)) * (2 if "_bf16" in cmd[4] else 1) if m else 0
-        if m and "_z2" in cmd[4] and not int(m.group(3)) < whole:
+        exe = os.path.basename(cmd[4])
+        if m and exe.endswith("_z0_f32"):  # ZeRO-3's parameters are parts: whole without ZeRO
+            self.whole[exe.split("_")[0]] = whole
+        if m and "_z3" in exe:  # f32 only: the parameters and gradients are both this rank's parts
+            whole = self.whole.get(exe.split("_")[0], 0)
+            if not int(m.group(1)) == int(m.group(3)) < whole:
+                self.failures.append(f"{' '.join(cmd)}: ZeRO-3 parameters {m.group(1)} B and "
+                                     f"gradients {m.group(3)} B are not the same shard of the "
+                                     f"{whole} B of whole f32 parameters")
+        elif m and "_z2" in exe and not int(m.group(3)) < whole:
             self.failures.append(f"{' '.join(cmd)}: ZeRO-2 gradients {m.group(3)} B are not a "
                                  f"shard of the {whole} B of whole f32 gradients")
 
@@ -144,11 +158,17 @@ def curves(c, a):
         q = len(steps) // 4
         if len(ref) == len(steps) and sum(ref[s] for s in steps[-q:]) >= sum(ref[s] for s in steps[:q]):
             c.failures.append(f"mesh {mesh}: the loss does not fall")
-        for z in (1, 2):
+        for z in stages(a):
             exe, n = c.build(mesh, z)
             worst = c.same(f"mesh {mesh} zero={z}", c.train(exe, n, "--steps", str(a.steps)), ref, steps)
             print(f"mesh {mesh} on {n} ranks: zero={z} vs zero=0 over {a.steps} steps: worst relative "
                   f"difference {worst:.2e}")
+
+
+def stages(a):
+    """The ZeRO stages compared with none: 1 and 2, and 3 in f32 on the C trainer (mpcc
+    refuses it under bf16 and for the CUDA trainer)."""
+    return (1, 2) if a.precision == "bf16" or a.target == "cuda" else (1, 2, 3)
 
 
 def resume(c, a, src, dst, rtol=None):
@@ -194,7 +214,7 @@ def main():
     os.makedirs(a.workdir, exist_ok=True)
     c = Ctx(a)
     first = a.meshes.split(",")[0]
-    keys = [(m, z) for m in a.meshes.split(",") for z in (0, 1, 2)] + [(a.resume_mesh, 0)]
+    keys = [(m, z) for m in a.meshes.split(",") for z in (0, *stages(a))] + [(a.resume_mesh, 0)]
     if a.precision == "bf16":
         keys += [(a.resume_mesh, 0, "f32")]
     c.build_all(keys)
@@ -206,6 +226,9 @@ def main():
     else:
         resume(c, a, (first, 2), (a.resume_mesh, 0))
         resume(c, a, (a.resume_mesh, 0), (first, 2))
+    if 3 in stages(a):  # e.g. 4 ranks of ZeRO-3 onto one without ZeRO, and back
+        resume(c, a, (first, 3), ("1x1x1", 0))
+        resume(c, a, ("1x1x1", 0), (first, 3))
     for f in c.failures:
         print("FAIL:", f)
     print("ok" if not c.failures else f"{len(c.failures)} failure(s)")
