@@ -373,6 +373,9 @@ static int compile(const Options *o, const Emit *emit, Arena *a, Diag *d) {
         print_config(g, out.f);
         return ir_out_close(&out, true, d) ? 0 : EXIT_USER;
     }
+    /* train.zero = "auto" picks among the stages the trainer to be emitted runs (docs/language.md)
+     */
+    g->train.zero_auto_max2 = o->cuda || (emit && emit->print == cg_print_cuda);
     if (o->plan_space > 0) return plan_space(o, g, d);
     /* Plain `-o` and the report files need every pass; --emit stops after what it prints. */
     const char *until = emit && !o->report_json && !o->report_html ? emit->until : NULL;

@@ -326,8 +326,11 @@ typedef struct TrainCfg {
     /* train.zero (docs/language.md): the ZeRO stage over the data replicas, 0 (none, the
      * default), 1 (optimizer state sharded), 2 (gradients too) or 3 (parameters too: the C
      * trainer in f32; refused for CUDA and bf16 by codegen); TRAIN_ZERO_AUTO lets the planner pick
-     * among 0, 1 and 2 (passes/search.c). */
+     * among 0 to 3, or 0 to 2 under bf16 or with zero_auto_max2 (passes/search.c). */
     int64_t zero;
+    /* Set by the driver when the CUDA trainer is to be emitted (--target cuda, --emit=cuda),
+     * which does not run ZeRO-3: "auto" then stops at stage 2. */
+    bool zero_auto_max2;
     Precision precision; /* train.precision: PRECISION_F32 (the default) or PRECISION_BF16 */
 } TrainCfg;
 #define TRAIN_ZERO_AUTO (-1)

@@ -602,10 +602,15 @@ static bool leaner(const Best *a, const Best *b) {
     return a->min_mem >= 0 && (b->min_mem < 0 || a->min_mem < b->min_mem);
 }
 
-/* The search at train.zero's stage, or under "auto" at 0, 1 and 2 keeping the fastest plan
- * that fits (the lowest stage on a tie: ZeRO only adds an all-gather that nothing hides, so
- * it wins only where the memory it saves lets a faster plan fit); s->zero is left at the
- * chosen stage. Explains why when nothing fits, with the leanest stage's need. */
+int search_zero_auto_max(const IrGraph *g) {
+    return g->train.precision == PRECISION_BF16 || g->train.zero_auto_max2 ? 2 : 3;
+}
+
+/* The search at train.zero's stage, or under "auto" at 0 to search_zero_auto_max keeping the
+ * fastest plan that fits (the lowest stage on a tie: ZeRO only adds collectives that nothing
+ * hides, and stage 3 gathers every layer twice per micro-batch, so a higher stage wins only
+ * where the memory it saves lets a faster plan fit); s->zero is left at the chosen stage.
+ * Explains why when nothing fits, with the leanest stage's need. */
 static bool run_search(Search *s, bool pinned, Best *b, Best *searched) {
     if (!search_check_inputs(s) || (pinned && !search_check_pin(s))) {
         best_init(b, s->N);
@@ -613,7 +618,8 @@ static bool run_search(Search *s, bool pinned, Best *b, Best *searched) {
         return false;
     }
     bool aut = s->g->train.zero == TRAIN_ZERO_AUTO;
-    int lo = aut ? 0 : (int)s->g->train.zero, hi = aut ? 2 : lo, chosen = lo;
+    int lo = aut ? 0 : (int)s->g->train.zero, hi = aut ? search_zero_auto_max(s->g) : lo;
+    int chosen = lo;
     for (int z = lo; z <= hi; z++) {
         Best cb, csb;
         s->zero = z;

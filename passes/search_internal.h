@@ -88,7 +88,7 @@ typedef struct Search {
     /* optimizer-state arenas the trainer holds per parameter (SGD 1, its momentum even at
      * momentum 0; Adam 2), and those its step reads and writes (SGD without momentum 0) */
     int opt_copies, opt_moved;
-    int zero; /* the ZeRO stage this search prices: 0, 1 or 2 (train.zero; auto tries each) */
+    int zero; /* the ZeRO stage this search prices: 0-3 (train.zero; auto tries each) */
     /* train.precision: bytes of an f32 tensor's element as stored and sent (4, bf16 2), and the
      * factor on GEMM rates (flops_bf16 / flops under bf16, else 1): docs/cost-model.md */
     int64_t elem;
@@ -318,6 +318,10 @@ double search_fit(Search *s, const Cand *c, int *mode, int *stage, double F, int
 Plan *search_plan_build(Search *s, const Cand *c, const int *mode, const int *stage);
 /* The devices, batch, flops and @stage pins admit a search; reports why not. */
 bool search_check_inputs(Search *s);
+/* The highest ZeRO stage train.zero = "auto" tries (from 0): 3 where the trainer to be emitted
+ * runs it (the C trainer in f32), else 2 (bf16, or train.zero_auto_max2 set by the driver for
+ * the CUDA trainer; codegen cg_plan_supported). The search and the brute-force oracle share it. */
+int search_zero_auto_max(const IrGraph *g);
 /* Errors when no plan was found: no mesh at all, or none that fits in memory. */
 void search_explain_no_plan(Search *s);
 void search_explain_memory(Search *s, const Best *b);

@@ -88,8 +88,13 @@ static void text_zero(const IrGraph *g, FILE *out) {
     int at = 0;
     for (int s = 0; s < p->S; s++)
         if (p->stages[s].zero_saved > most) most = p->stages[s].zero_saved, at = s;
+    /* "auto" tries 3 only where the trainer runs it (passes/search.c search_zero_auto_max) */
+    bool to3 = g->train.precision != PRECISION_BF16 && !g->train.zero_auto_max2;
     fprintf(out, "zero        ZeRO-%d%s: %s over the data replicas", p->zero,
-            p->zero_auto ? " (auto: the fastest of 0, 1, 2 that fits)" : "", what[p->zero]);
+            !p->zero_auto ? ""
+            : to3         ? " (auto: the fastest of 0, 1, 2, 3 that fits)"
+                          : " (auto: the fastest of 0, 1, 2 that fits)",
+            what[p->zero]);
     if (p->zero > 0)
         fprintf(out, "; saves %s per device on stage %d", units_bytes(b, 48, most), at);
     fprintf(out, "\n");

@@ -4,8 +4,8 @@
  * For every candidate mesh and micro-batch count it enumerates every mode of every node and
  * every stage assignment, prices each complete plan with the search's own evaluation
  * (search_rc_fit: search_eval_plan, recomputing under "auto" the stages that would not fit) and
- * keeps the fastest that fits in memory, over ZeRO stages 0-2 under train.zero = "auto"; with
- * plan.mesh set, only the
+ * keeps the fastest that fits in memory, over ZeRO stages 0 to search_zero_auto_max (3 in f32,
+ * 2 under bf16) under train.zero = "auto"; with plan.mesh set, only the
  * candidates of that mesh (with train.microbatches' m, as the tests set no plan.microbatches). It
  * shares the search's candidates, modes and evaluation through passes/search_internal.h — the
  * private header of the search, included here on purpose — so what it checks is the sweep and its
@@ -80,7 +80,7 @@ double plan_brute_force(IrGraph *g, Diag *d) {
     int *mode = search_xcalloc((size_t)s.N, sizeof(int)),
         *stage = search_xcalloc((size_t)s.N, sizeof(int));
     bool aut = g->train.zero == TRAIN_ZERO_AUTO; /* "auto": every stage the search tries */
-    for (int z = aut ? 0 : s.zero; z <= (aut ? 2 : s.zero); z++) {
+    for (int z = aut ? 0 : s.zero; z <= (aut ? search_zero_auto_max(g) : s.zero); z++) {
         s.zero = z;
         best = fmin(best, brute_zero(&s, &l, mode, stage));
     }

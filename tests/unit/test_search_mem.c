@@ -4,7 +4,8 @@
  * Each case draws a random model — a chain or branched MLP (search_testlib.h), a small
  * transformer (embedding, attention, layernorm, gelu, residual adds) or a small CNN (conv2d,
  * relu, maxpool2d, flatten) — and random cluster settings, plans it once without a limit, then
- * sets cluster.memory to 50–95 % of that plan's peak and compares the search with the
+ * sets cluster.memory to 50–95 % of that plan's peak (25–95 % under train.zero "auto", so that
+ * some cases fit only with ZeRO-3's sharded parameters) and compares the search with the
  * exhaustive oracle (brute.c) under train.recompute "auto" or "none", train.zero "auto", 0,
  * 1, 2 or 3, and train.precision "f32" or "bf16": the same predicted step time (1e-9 relative),
  * a plan exactly when brute force has one, and a plan that fits. The default run is 120 seeded
@@ -97,6 +98,7 @@ static int case_defs(char defs[8][64], const char **dv) {
 typedef struct Tally {
     int cases, same, none, built;
     int rc, zero; /* chosen plans that recompute, that shard with ZeRO */
+    int auto3;    /* under train.zero = "auto", chosen plans at ZeRO-3 */
 } Tally;
 
 /* One case: the search and the oracle under a memory limit below the free plan's peak. */
@@ -118,8 +120,10 @@ static void one_case(uint64_t seed, Tally *t) {
     t->built++;
     int64_t peak = m.g->plan->totals.mem_peak;
     model_free(&m);
-    snprintf(memdef, sizeof memdef, "cluster.memory=%lld",
-             (long long)(peak * (50 + 5 * (int)rnd(10)) / 100));
+    /* "auto" down to 25 %: where only ZeRO-3's sharded parameters fit, it must choose 3 */
+    bool aut = !strcmp(dv[n - 1], "train.zero=auto") || !strcmp(dv[n - 2], "train.zero=auto");
+    int pct = aut ? 25 + 5 * (int)rnd(15) : 50 + 5 * (int)rnd(10);
+    snprintf(memdef, sizeof memdef, "cluster.memory=%lld", (long long)(peak * pct / 100));
     dv[n] = memdef, dv[n + 1] = NULL;
     model_build(&m, text, dv, false);
     if (!m.ok) {
@@ -140,6 +144,7 @@ static void one_case(uint64_t seed, Tally *t) {
             any = any || m.g->plan->nodes[i].recompute;
         t->rc += any;
         t->zero += m.g->plan->zero > 0;
+        t->auto3 += m.g->plan->zero_auto && m.g->plan->zero == 3;
     } else {
         fprintf(stderr, "seed %llu: search %.17g, brute force %.17g (%s)\n%s\n%s",
                 (unsigned long long)seed, F, bf, memdef, text, model_diag(&m));
@@ -152,14 +157,16 @@ static void one_case(uint64_t seed, Tally *t) {
 
 int main(int argc, char **argv) {
     int want = argc > 2 && !strcmp(argv[1], "--cases") ? atoi(argv[2]) : 120;
-    Tally t = {0, 0, 0, 0, 0, 0};
+    Tally t = {0, 0, 0, 0, 0, 0, 0};
     for (uint64_t seed = 1; t.cases < want && seed < (uint64_t)want * 20; seed++)
         one_case(seed, &t);
     printf("memory binding: %d cases (%d models built): %d same optimum as brute force (%d "
-           "recomputing, %d with ZeRO), %d with no plan in either, %d differ\n",
-           t.cases, t.built, t.same, t.rc, t.zero, t.none, t.cases - t.same - t.none);
+           "recomputing, %d with ZeRO, %d of them ZeRO-3 chosen by \"auto\"), %d with no plan "
+           "in either, %d differ\n",
+           t.cases, t.built, t.same, t.rc, t.zero, t.auto3, t.none, t.cases - t.same - t.none);
     CHECK(t.cases == want);
     CHECK(t.same + t.none == t.cases);
     CHECK(t.same >= t.cases / 2);
+    CHECK(t.auto3 > 0); /* "auto" chose ZeRO-3 where it alone fits, as brute force did */
     return TEST_RESULT();
 }
