@@ -605,7 +605,8 @@ static void mode_own_fwd(const Search *s, const Cand *c, const IrNode *n, const 
     if (calls == 0) return;
     const ClusterCfg *cl = &s->g->cluster;
     int64_t feat = s->feat[n->inputs[0]];
-    int64_t rows = feat > 0 ? s->sample_bytes[n->inputs[0]] / 4 / feat * c->b : 0;
+    /* the logits' elements as stored (s->elem each), one float per row sent either way */
+    int64_t rows = feat > 0 ? s->sample_bytes[n->inputs[0]] / s->elem / feat * c->b : 0;
     mc->own_fwd = calls;
     mc->own_fwd_bytes = calls * cost_coll_bytes(COLL_ALLREDUCE, c->t, 4 * rows);
     mc->own_bytes += mc->own_fwd_bytes;

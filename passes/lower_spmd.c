@@ -14,7 +14,9 @@
  * for a model input or label (always R: every tensor rank can read its replica's rows), or the
  * RECV from the stage that made it (in the producer's layout, which is the layout at the cut).
  * When a consumer wants another layout, a COLL operation on the tensor group makes that copy
- * just before the first consumer that needs it, and later consumers share it. So every layout
+ * just before the first consumer that needs it, from the copy the plan's reshard names (the
+ * search picks the held copy that changes to it cheapest: docs/cost-model.md §3, "Copies";
+ * without a reshard, from the home), and later consumers share it. So every layout
  * change the plan implies is one explicit collective here, on a named group, with the bytes the
  * runtime will count for it.
  *
@@ -177,11 +179,25 @@ static int home_of(Lower *L, int value, int node) {
     return b;
 }
 
-/* The buffer of `value` in layout `lay`, making it with a collective if needed. */
-static int need(Lower *L, int value, Layout lay, int node) {
-    int have = L->copy[value * LAYOUT__COUNT + lay];
-    if (have >= 0 && BUF(L, have)->stage == L->stage) return have;
+/* The buffer of this stage that holds `value` in layout `lay`, or -1. */
+static int held(const Lower *L, int value, Layout lay) {
+    int b = L->copy[value * LAYOUT__COUNT + lay];
+    return b >= 0 && BUF(L, b)->stage == L->stage ? b : -1;
+}
+
+/* The buffer of `value` in layout `lay`, making it with a collective if needed: from the copy
+ * in layout `src_lay` when the plan's reshard says so (LAYOUT__COUNT: from its home). */
+static int need(Lower *L, int value, Layout lay, Layout src_lay, int node) {
+    int have = held(L, value, lay);
+    if (have >= 0) return have;
     int src = home_of(L, value, node);
+    if (src_lay != LAYOUT__COUNT && held(L, value, norm(L, src_lay)) >= 0)
+        src = held(L, value, norm(L, src_lay));
+    else if (src_lay != LAYOUT__COUNT)
+        ice(L, node,
+            arena_printf(L->g->arena, "the plan makes value '%s' %s from layout %s, not held here",
+                         IR_VALUE(L->g, value)->name, plan_layout_name(lay),
+                         plan_layout_name(src_lay)));
     Layout from = BUF(L, src)->layout;
     if (from == lay) return src;
     /* R → P is local too: tensor rank 0 keeps the value, the others hold zeros (the search
@@ -220,6 +236,15 @@ static void lower_own_fwd(Lower *L, int id, int src) {
     }
 }
 
+/* The layout the plan makes input `value` of node `id` from (its reshard's), or LAYOUT__COUNT. */
+static Layout reshard_from(const Lower *L, int value, int id) {
+    for (int i = 0; i < L->p->nreshards; i++) {
+        const PlanReshard *r = &L->p->reshards[i];
+        if (r->value == value && r->to_node == id) return r->from;
+    }
+    return LAYOUT__COUNT;
+}
+
 static void lower_node_fwd(Lower *L, int id) {
     const IrNode *n = IR_NODE(L->g, id);
     const PlanNode *pn = &L->p->nodes[id];
@@ -229,7 +254,7 @@ static void lower_node_fwd(Lower *L, int id) {
         Layout lk = norm(L, pn->in_layout[k]);
         if (lk != l0 && !rules_in1_ok(n->op, pn->strat, l0, lk))
             ice(L, id, "its inputs are planned in different layouts");
-        in[k] = need(L, n->inputs[k], lk, id);
+        in[k] = need(L, n->inputs[k], lk, reshard_from(L, n->inputs[k], id), id);
     }
     bool loss = ir_ops[n->op].flags & OPF_LOSS;
     Layout out = loss ? l0 : norm(L, pn->out_layout);
@@ -262,7 +287,7 @@ static void lower_sends(Lower *L) {
     for (int i = 0; i < L->p->ncuts; i++) {
         const PlanCut *c = &L->p->cuts[i];
         if (c->stage != L->stage) continue;
-        int b = need(L, c->value, norm(L, c->layout), -1);
+        int b = need(L, c->value, norm(L, c->layout), LAYOUT__COUNT, -1);
         SchedOp *o = push(L, SOP_SEND, -1, b, -1);
         o->peer = L->stage + 1;
         o->coll = COLL_SENDRECV;

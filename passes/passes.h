@@ -248,6 +248,8 @@ typedef struct PlanStage {
     double grad_sync_slow; /* per step: the compute time the hidden sync adds (no wait: not in
                             * grad_sync_time − grad_sync_hidden) */
     int64_t mem_internals; /* of mem_acts: what the ops keep besides outputs (4 B each) */
+    int64_t comm_bytes;    /* per device per step: what the schedule's stage counts (the
+                            * busiest stage's is totals.comm_bytes) */
 } PlanStage;
 
 /* Predicted step time and where it goes (seconds). */

@@ -9,7 +9,8 @@
  * FileCheck line can pin one decision. In order:
  *
  *   - the mesh S × d × t and the micro-batch count m;
- *   - per stage, the range of layers it holds;
+ *   - per stage, the range of layers it holds and the bytes each of its devices moves per step
+ *     (what the schedule's stage counts);
  *   - per layer: op, stage, strategy, the layout it computes each input in, its output's
  *     layout, "pinned" when an annotation forced it, and its own backward collective and its
  *     gradient synchronisation when it has them;
@@ -102,8 +103,8 @@ void pass_plan_dump(const IrGraph *g, FILE *out) {
     widths(g, w);
     for (int s = 0; s < p->S; s++) {
         const PlanStage *st = &p->stages[s];
-        fprintf(out, "stage %d: %s .. %s\n", s, IR_NODE(g, st->first_node)->name,
-                IR_NODE(g, st->last_node)->name);
+        fprintf(out, "stage %d: %s .. %s, %lld B per step\n", s, IR_NODE(g, st->first_node)->name,
+                IR_NODE(g, st->last_node)->name, (long long)st->comm_bytes);
         for (int i = st->first_node; i <= st->last_node; i++)
             dump_layer(g, i, w, out);
     }

@@ -285,22 +285,20 @@ bool search_init(Search *s, IrGraph *g, Diag *d) {
     search_values(s);
     search_same(s);
     if (!search_live(s)) return false;
-    s->st_idx = search_xcalloc((size_t)1 << (2 * s->maxlive), sizeof(int));
-    for (size_t i = 0; i < (size_t)1 << (2 * s->maxlive); i++)
-        s->st_idx[i] = -1;
     return true;
 }
 
 void search_free(Search *s) {
-    void *ptrs[] = {
-        s->act,       s->needs_grad,   s->sample_bytes, s->feat,      s->last_use, s->live_off,
-        s->live_n,    s->live,         s->in_pos,       s->next_src,  s->pin,      s->nmodes,
-        s->modes,     s->mc,           s->resh,         s->cutf,      s->cutb,     s->cur,
-        s->nxt,       s->from,         s->cutflag,      s->rec_off,   s->st_off,   s->st_cnt,
-        s->st_idx,    s->tr_off,       s->st_code,      s->tr,        s->cl,       s->cr,
-        s->pre,       s->suf,          s->kmin,         s->kmax,      s->crm,      s->infl,
-        s->curm,      s->nxtm,         s->rcfix,        s->rc,        s->intern,   s->reshf,
-        s->stage_mem, s->vocab_logits, s->same_node,    s->same_value};
+    void *ptrs[] = {s->act,       s->needs_grad,   s->sample_bytes, s->feat,      s->last_use,
+                    s->live_off,  s->live_n,       s->live,         s->in_pos,    s->next_src,
+                    s->pin,       s->nmodes,       s->modes,        s->mc,        s->resh,
+                    s->cutf,      s->cutb,         s->cur,          s->nxt,       s->from,
+                    s->cutfrom,   s->rec_off,      s->st_off,       s->st_cnt,    s->st_cut,
+                    s->tr_off,    s->st_code,      s->tr,           s->cl,        s->cr,
+                    s->st_hkey,   s->st_hgen,      s->st_hval,      s->pre,       s->suf,
+                    s->kmin,      s->kmax,         s->crm,          s->infl,      s->curm,
+                    s->nxtm,      s->rcfix,        s->rc,           s->intern,    s->reshf,
+                    s->stage_mem, s->vocab_logits, s->same_node,    s->same_value};
     for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++)
         free(ptrs[i]);
 }

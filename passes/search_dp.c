@@ -2,10 +2,12 @@
  * search_dp.c: the sweeps of the plan search — for one candidate, the cheapest stage cuts
  * and modes as a min–max path problem over the layouts of the live activations.
  *
- * States are the layouts of the activations live between two nodes (4^live codes; residual
- * graphs keep 1–3 live). cand_tables() builds the reachable states of every point and the
- * transitions between them (search_trans: a node in one mode, with the reshards its inputs
- * need) with their costs, and the cost of cutting the pipeline in each state. For a bound τ,
+ * States are the layouts of the activations live between two nodes: each one's current layout
+ * and the other layouts the stage holds it in (search_internal.h; residual graphs keep 1–3
+ * live). cand_tables() builds the reachable states of every point and the transitions between
+ * them (search_trans: a node in one mode, with the reshards its inputs need) with their costs,
+ * the cost of cutting the pipeline in each state, and the state each cut starts the next stage
+ * in (st_cut: every value held in its current layout only). For a bound τ,
  * dp_run() sweeps the nodes once keeping, per (stage index, state), the least load of the
  * current stage that stays ≤ τ, and offers a cut at every point; only a window of stage
  * indices is possible at each point (the cheapest cost before and after it must fit in the
@@ -32,21 +34,71 @@
 
 /* ───────────────────────────── transitions ───────────────────────────── */
 
-void search_decode(unsigned code, int n, uint8_t *lay) {
-    for (int j = 0; j < n; j++)
-        lay[j] = (uint8_t)((code >> (2 * j)) & 3u);
+/* One value's LIVE_BITS of a state code: its current layout in the low 2 bits, then a bit for
+ * each other layout it is held in (those below cur, then those above, ascending). */
+static unsigned live_enc(unsigned cur, unsigned have) {
+    unsigned code = cur;
+    for (unsigned l = 0, i = 0; l < 4; l++) {
+        if (l == cur) continue;
+        if (have >> l & 1u) code |= 1u << (2 + i);
+        i++;
+    }
+    return code;
 }
 
-/* Applies node p in mode mi to the layouts `lay` of the values live before it: writes the
- * state after it to *code and the resharded layouts to nl; returns the node's cost
+static unsigned live_have(unsigned code) {
+    unsigned cur = code & 3u, have = 1u << cur;
+    for (unsigned l = 0, i = 0; l < 4; l++) {
+        if (l == cur) continue;
+        if (code >> (2 + i) & 1u) have |= 1u << l;
+        i++;
+    }
+    return have;
+}
+
+#define LIVE_MASK ((1u << LIVE_BITS) - 1u)
+
+void search_decode(unsigned code, int n, uint8_t *lay) {
+    for (int j = 0; j < n; j++)
+        lay[j] = (uint8_t)((code >> (LIVE_BITS * j)) & 3u);
+}
+
+void search_decode_have(unsigned code, int n, uint8_t *have) {
+    for (int j = 0; j < n; j++)
+        have[j] = (uint8_t)live_have((code >> (LIVE_BITS * j)) & LIVE_MASK);
+}
+
+unsigned search_cut_code(unsigned code, int n) {
+    unsigned out = 0;
+    for (int j = 0; j < n; j++)
+        out |= ((code >> (LIVE_BITS * j)) & 3u) << (LIVE_BITS * j);
+    return out;
+}
+
+Layout search_resh_from(const Search *s, int p, int v, unsigned have, Layout cur, Layout to) {
+    Layout best = LAYOUT__COUNT;
+    double bt = INFINITY;
+    for (int i = -1; i < 4; i++) {
+        Layout l = i < 0 ? cur : (Layout)i;
+        if ((i >= 0 && l == cur) || !(have >> l & 1u)) continue;
+        double tm = s->resh[v * 16 + l * 4 + to];
+        if (s->rcfix[p]) tm += s->reshf[v * 16 + l * 4 + to]; /* run again */
+        if (tm < bt) bt = tm, best = l;
+    }
+    return best;
+}
+
+/* Applies node p in mode mi to state `code` (the values live before it): writes the state
+ * after it to *out and the bytes of the copies it makes to *copies; returns the node's cost
  * (base + K·reshards), or −1 when a needed layout change is impossible. */
-double search_trans(const Search *s, const Cand *c, int p, int mi, const uint8_t *lay,
-                    unsigned *code, uint8_t *nl) {
+double search_trans(const Search *s, const Cand *c, int p, int mi, unsigned code, unsigned *out,
+                    double *copies) {
     const IrNode *n = IR_NODE(s->g, p);
     const Mode *M = &s->modes[p * MAX_MODES + mi];
-    int nlive = s->live_n[p];
-    memcpy(nl, lay, (size_t)nlive);
-    double r = 0;
+    uint8_t lay[MAX_LIVE], have[MAX_LIVE];
+    search_decode(code, s->live_n[p], lay);
+    search_decode_have(code, s->live_n[p], have);
+    double r = 0, made = 0;
     for (int k = 0; k < n->ninputs; k++) {
         int pos = s->in_pos[p * IR_MAX_INPUTS + k];
         if (pos < 0) {
@@ -55,21 +107,27 @@ double search_trans(const Search *s, const Cand *c, int p, int mi, const uint8_t
             continue;
         }
         if (k == 1 && n->inputs[1] == n->inputs[0]) continue;
-        Layout from = (Layout)nl[pos], to = M->in[k];
-        if (from == to) continue;
-        double tm = s->resh[n->inputs[k] * 16 + from * 4 + to];
-        if (tm == INFINITY) return -1;
-        r += tm;
-        if (s->rcfix[p]) r += s->reshf[n->inputs[k] * 16 + from * 4 + to]; /* run again */
-        nl[pos] = (uint8_t)to;
+        int v = n->inputs[k];
+        Layout to = M->in[k];
+        if (!(have[pos] >> to & 1u)) {
+            Layout from = search_resh_from(s, p, v, have[pos], (Layout)lay[pos], to);
+            if (from == LAYOUT__COUNT) return -1;
+            r += s->resh[v * 16 + from * 4 + to];
+            if (s->rcfix[p]) r += s->reshf[v * 16 + from * 4 + to]; /* run again */
+            made += (double)search_local_bytes(s, c, v, to);
+            have[pos] = (uint8_t)(have[pos] | 1u << to);
+        }
+        lay[pos] = (uint8_t)to;
     }
     unsigned cd = 0;
     const int *src = &s->next_src[s->live_off[p + 1]];
     for (int j = 0; j < s->live_n[p + 1]; j++) {
-        unsigned l = src[j] < 0 ? (unsigned)M->out : nl[src[j]];
-        cd |= l << (2 * j);
+        unsigned l =
+            src[j] < 0 ? live_enc(M->out, 1u << M->out) : live_enc(lay[src[j]], have[src[j]]);
+        cd |= l << (LIVE_BITS * j);
     }
-    *code = cd;
+    *out = cd;
+    if (copies) *copies = made;
     return s->mc[p * MAX_MODES + mi].base + c->K * r;
 }
 
@@ -105,15 +163,13 @@ void *search_grow(void *p, size_t *cap, size_t need, size_t item) {
 }
 
 /* The cut costs of the new states off1..nstates−1 of point p (time for the stage that ends
- * and the one that begins, bytes received for memory), and their codes freed for the next
- * point's lookup. */
+ * and the one that begins, bytes received for memory). */
 static void state_cut_costs(Search *s, const Cand *c, int p, int off1, size_t nstates) {
     uint8_t lay[MAX_LIVE];
     s->cl = search_grow(s->cl, &s->cl_cap, nstates, sizeof(double));
     s->cr = search_grow(s->cr, &s->cr_cap, nstates, sizeof(double));
     s->crm = search_grow(s->crm, &s->crm_cap, nstates, sizeof(double));
     for (int j = off1; j < (int)nstates; j++) {
-        s->st_idx[s->st_code[j]] = -1;
         search_decode(s->st_code[j], s->live_n[p], lay);
         s->cl[j] = search_cut_left(s, c, p, lay);
         s->cr[j] = search_cut_right(s, c, p, lay);
@@ -124,50 +180,97 @@ static void state_cut_costs(Search *s, const Cand *c, int p, int off1, size_t ns
     }
 }
 
+/* Starts a point's hash of state codes, with room for `need` states at half load. */
+static void st_hash_begin(Search *s, size_t need) {
+    size_t cap = s->st_hcap ? s->st_hcap : 64;
+    while (cap < 2 * need)
+        cap *= 2;
+    if (cap != s->st_hcap) {
+        free(s->st_hkey);
+        free(s->st_hgen);
+        free(s->st_hval);
+        s->st_hkey = search_xcalloc(cap, sizeof(unsigned));
+        s->st_hgen = search_xcalloc(cap, sizeof(unsigned));
+        s->st_hval = search_xcalloc(cap, sizeof(int));
+        s->st_hcap = cap;
+        s->st_gen = 0;
+    }
+    if (++s->st_gen == 0) { /* wrapped: forget every entry */
+        memset(s->st_hgen, 0, cap * sizeof(unsigned));
+        s->st_gen = 1;
+    }
+}
+
+/* The index among the states off1.. of the point being built of state `cd`, added if new. */
+static int st_add(Search *s, unsigned cd, int off1, size_t *nstates) {
+    unsigned h = cd;
+    h ^= h >> 16, h *= 0x7feb352du, h ^= h >> 15, h *= 0x846ca68bu, h ^= h >> 16;
+    size_t mask = s->st_hcap - 1, i = h & mask;
+    while (s->st_hgen[i] == s->st_gen && s->st_hkey[i] != cd)
+        i = (i + 1) & mask;
+    if (s->st_hgen[i] == s->st_gen) return s->st_hval[i];
+    s->st_code = search_grow(s->st_code, &s->st_cap, *nstates + 1, sizeof(unsigned));
+    s->st_code[*nstates] = cd;
+    s->st_hgen[i] = s->st_gen;
+    s->st_hkey[i] = cd;
+    s->st_hval[i] = (int)*nstates - off1;
+    return (int)(*nstates)++ - off1;
+}
+
+/* The states off1..nstates−1 of point p each with the state a cut there starts the next stage
+ * in (added to the point when no path reaches it otherwise: a cut is how one does). */
+static void state_cuts(Search *s, int p, int off1, size_t *nstates) {
+    for (size_t j = (size_t)off1; j < *nstates; j++) {
+        int jc = p < s->N ? st_add(s, search_cut_code(s->st_code[j], s->live_n[p]), off1, nstates)
+                          : (int)j - off1;
+        s->st_cut = search_grow(s->st_cut, &s->stc_cap, *nstates, sizeof(int));
+        s->st_cut[j] = jc;
+    }
+}
+
+/* The transitions of node p from each of its states, appended to s->tr; the states they reach
+ * are added as point p + 1's. */
+static void node_trans(Search *s, const Cand *c, int p, size_t *nstates, size_t *ntr) {
+    int off = s->st_off[p], cnt = s->st_cnt[p], off1 = (int)*nstates;
+    st_hash_begin(s, 2 * (size_t)cnt * (size_t)s->nmodes[p] + 1);
+    for (int i = 0; i < cnt; i++) {
+        for (int mi = 0; mi < s->nmodes[p]; mi++) {
+            unsigned cd;
+            double copies;
+            double w = search_trans(s, c, p, mi, s->st_code[off + i], &cd, &copies);
+            if (w < 0) continue;
+            int j = st_add(s, cd, off1, nstates);
+            s->tr = search_grow(s->tr, &s->tr_cap, *ntr + 1, sizeof(Tr));
+            const ModeCost *mc = &s->mc[p * MAX_MODES + mi];
+            s->tr[(*ntr)++] = (Tr){i,
+                                   j,
+                                   mi,
+                                   w,
+                                   (double)(mc->param_mem + mc->grad_mem + mc->optim_mem),
+                                   (double)mc->act_bytes + copies};
+        }
+    }
+    state_cuts(s, p + 1, off1, nstates);
+}
+
 /* The reachable states of every point and the transitions between them, with the cut
  * costs of each state; false when some point has no reachable state (no plan). */
 static bool cand_tables(Search *s, const Cand *c) {
     size_t nstates = 1, ntr = 0;
     s->st_code = search_grow(s->st_code, &s->st_cap, 1, sizeof(unsigned));
+    s->st_cut = search_grow(s->st_cut, &s->stc_cap, 1, sizeof(int));
     s->cl = search_grow(s->cl, &s->cl_cap, 1, sizeof(double));
     s->cr = search_grow(s->cr, &s->cr_cap, 1, sizeof(double));
     s->crm = search_grow(s->crm, &s->crm_cap, 1, sizeof(double));
     s->st_code[0] = 0;
+    s->st_cut[0] = 0;
     s->cl[0] = s->cr[0] = s->crm[0] = 0;
     s->st_off[0] = 0;
     s->st_cnt[0] = 1;
-    uint8_t lay[MAX_LIVE], nl[MAX_LIVE];
     for (int p = 0; p < s->N; p++) {
-        int off = s->st_off[p], cnt = s->st_cnt[p], off1 = (int)nstates;
+        int off1 = (int)nstates;
         s->tr_off[p] = (int)ntr;
-        for (int i = 0; i < cnt; i++) {
-            search_decode(s->st_code[off + i], s->live_n[p], lay);
-            for (int mi = 0; mi < s->nmodes[p]; mi++) {
-                unsigned cd;
-                double w = search_trans(s, c, p, mi, lay, &cd, nl);
-                if (w < 0) continue;
-                int j = s->st_idx[cd];
-                if (j < 0) {
-                    s->st_code = search_grow(s->st_code, &s->st_cap, nstates + 1, sizeof(unsigned));
-                    s->st_code[nstates] = cd;
-                    j = s->st_idx[cd] = (int)nstates - off1;
-                    nstates++;
-                }
-                s->tr = search_grow(s->tr, &s->tr_cap, ntr + 1, sizeof(Tr));
-                const ModeCost *mc = &s->mc[p * MAX_MODES + mi];
-                double copies = 0;
-                for (int q = 0; q < s->live_n[p]; q++)
-                    if (nl[q] != lay[q])
-                        copies += (double)search_local_bytes(s, c, s->live[s->live_off[p] + q],
-                                                             (Layout)nl[q]);
-                s->tr[ntr++] = (Tr){i,
-                                    j,
-                                    mi,
-                                    w,
-                                    (double)(mc->param_mem + mc->grad_mem + mc->optim_mem),
-                                    (double)mc->act_bytes + copies};
-            }
-        }
+        node_trans(s, c, p, &nstates, &ntr);
         s->st_off[p + 1] = off1;
         s->st_cnt[p + 1] = (int)nstates - off1;
         state_cut_costs(s, c, p + 1, off1, nstates);
@@ -217,7 +320,7 @@ static void dp_reserve(Search *s, const Cand *c, bool record) {
         if (rows > 0) tot += (size_t)rows * (size_t)s->st_cnt[p + 1];
     }
     s->from = search_grow(s->from, &s->rec_cap, tot + 1, sizeof(int));
-    s->cutflag = search_grow(s->cutflag, &s->flag_cap, tot + 1, 1);
+    s->cutfrom = search_grow(s->cutfrom, &s->flag_cap, tot + 1, sizeof(int));
 }
 
 /* Node p: from the states before it (rows k of window p) to the states after it. */
@@ -263,33 +366,35 @@ static void dp_node(Search *s, int p, double tau, bool record) {
     }
 }
 
-/* A cut at point p (before node p): stage k ends, stage k+1 starts with the same state. */
+/* A cut at point p (before node p): stage k ends, stage k+1 starts in the state the cut
+ * leaves (st_cut: each value in the layout sent). */
 static void dp_cut(Search *s, const Cand *c, int p, double tau, bool record) {
     int ns = s->st_cnt[p], off = s->st_off[p];
-    uint8_t *flag = record ? s->cutflag + s->rec_off[p - 1] : NULL;
+    int *flag = record ? s->cutfrom + s->rec_off[p - 1] : NULL;
     int hi = s->kmax[p] < c->S - 1 ? s->kmax[p] : c->S - 1;
     for (int k = hi - 1; k >= s->kmin[p]; k--) {
         const double *row = s->nxt + (size_t)(k - s->kmin[p]) * ns;
         double *next = s->nxt + (size_t)(k + 1 - s->kmin[p]) * ns;
-        uint8_t *fl = flag ? flag + (size_t)(k + 1 - s->kmin[p]) * ns : NULL;
+        int *fl = flag ? flag + (size_t)(k + 1 - s->kmin[p]) * ns : NULL;
         for (int j = 0; j < ns; j++) {
             double l = row[j];
+            int jc = s->st_cut[off + j];
             if (l == INFINITY || l + (s->mem_mode ? 0 : s->cl[off + j]) > tau) continue;
             double r = s->mem_mode ? s->crm[off + j] * s->infl[k + 1] : s->cr[off + j];
             if (s->mem_cap < INFINITY) {
                 double rm = s->crm[off + j] * s->infl[k + 1];
                 double *nm = s->nxtm + (size_t)(k + 1 - s->kmin[p]) * ns;
                 if (rm > s->mem_cap || r > tau) continue;
-                if (r < next[j] || (r == next[j] && rm < nm[j])) {
-                    next[j] = r;
-                    nm[j] = rm;
-                    if (fl) fl[j] = 1;
+                if (r < next[jc] || (r == next[jc] && rm < nm[jc])) {
+                    next[jc] = r;
+                    nm[jc] = rm;
+                    if (fl) fl[jc] = j + 1;
                 }
                 continue;
             }
-            if (r <= tau && r < next[j]) {
-                next[j] = r;
-                if (fl) fl[j] = 1;
+            if (r <= tau && r < next[jc]) {
+                next[jc] = r;
+                if (fl) fl[jc] = j + 1;
             }
         }
     }
@@ -312,7 +417,7 @@ static bool dp_run(Search *s, const Cand *c, double tau, bool record) {
             s->nxt[i] = INFINITY;
         if (record) {
             memset(s->from + s->rec_off[p], 0xff, n1 * sizeof(int));
-            memset(s->cutflag + s->rec_off[p], 0, n1);
+            memset(s->cutfrom + s->rec_off[p], 0, n1 * sizeof(int));
         }
         dp_node(s, p, tau, record);
         if (p + 1 < s->N) dp_cut(s, c, p + 1, tau, record);
@@ -341,7 +446,8 @@ static void dp_backtrack(const Search *s, const Cand *c, int *mode, int *stage) 
     for (int p = s->N - 1; p >= 0; p--) {
         int ns1 = s->st_cnt[p + 1];
         size_t at = s->rec_off[p] + (size_t)(k - s->kmin[p + 1]) * ns1 + j;
-        if (p + 1 < s->N && s->cutflag[at]) {
+        if (p + 1 < s->N && s->cutfrom[at]) {
+            j = s->cutfrom[at] - 1;
             k--;
             at = s->rec_off[p] + (size_t)(k - s->kmin[p + 1]) * ns1 + j;
         }

@@ -102,16 +102,22 @@ static void eval_cut(const Search *s, const Cand *c, int p, int k, const uint8_t
     }
 }
 
-/* The reshards node p needs in mode M from layouts lay; accumulates into a. */
-void search_eval_reshards(const Search *s, const Cand *c, int p, const Mode *M, const uint8_t *lay,
+/* The reshards node p needs in mode M from state `code`: each input in a layout the stage does
+ * not hold yet, made from the held copy search_resh_from picks; accumulates into a. */
+void search_eval_reshards(const Search *s, const Cand *c, int p, const Mode *M, unsigned code,
                           StageAcc *a, Plan *plan) {
     const IrNode *n = IR_NODE(s->g, p);
+    uint8_t lay[MAX_LIVE], have[MAX_LIVE];
+    search_decode(code, s->live_n[p], lay);
+    search_decode_have(code, s->live_n[p], have);
     for (int k = 0; k < n->ninputs; k++) {
         int pos = s->in_pos[p * IR_MAX_INPUTS + k];
         if (pos < 0 || (k == 1 && n->inputs[1] == n->inputs[0])) continue;
-        Layout from = (Layout)lay[pos], to = M->in[k];
-        if (from == to) continue;
         int v = n->inputs[k];
+        Layout to = M->in[k];
+        if (have[pos] >> to & 1u) continue;
+        Layout from = search_resh_from(s, p, v, have[pos], (Layout)lay[pos], to);
+        if (from == LAYOUT__COUNT) continue; /* not a plan: search_trans refuses it */
         int64_t nb = s->sample_bytes[v] * c->b;
         CollKind f = cost_layout_change(from, to);
         CollKind bk = s->needs_grad[v] ? cost_layout_change_bwd(from, to) : COLL_NONE;
@@ -188,7 +194,8 @@ static bool plan_shape_ok(const Search *s, const Cand *c, const int *mode, const
 double search_eval_plan(const Search *s, const Cand *c, const int *mode, const int *stage,
                         Plan *plan, int64_t *mem_peak) {
     if (!plan_shape_ok(s, c, mode, stage)) return INFINITY;
-    uint8_t lay[MAX_LIVE], nl[MAX_LIVE];
+    uint8_t lay[MAX_LIVE];
+    unsigned code = 0; /* the state before node p */
     StageAcc a, nexta;
     memset(&a, 0, sizeof a);
     double F = 0, Tmax = -1, cost;
@@ -201,6 +208,7 @@ double search_eval_plan(const Search *s, const Cand *c, const int *mode, const i
         bool end = p == s->N;
         if (end || (p > 0 && stage[p] != stage[p - 1])) {
             memset(&nexta, 0, sizeof nexta);
+            search_decode(code, s->live_n[p], lay);
             double cl = end ? 0.0 : search_cut_left(s, c, p, lay);
             if (!end) eval_cut(s, c, p, k, lay, &a, &nexta, plan, &ncuts);
             PlanStage *ps = plan ? &plan->stages[k] : &tmp;
@@ -215,17 +223,18 @@ double search_eval_plan(const Search *s, const Cand *c, const int *mode, const i
             k++;
             a = nexta;
             a.load = search_cut_right(s, c, p, lay);
+            code = search_cut_code(code, s->live_n[p]); /* the next stage holds what it got */
             if (plan) plan->stages[k].first_node = p;
         }
         unsigned cd;
-        double w = search_trans(s, c, p, mode[p], lay, &cd, nl);
+        double w = search_trans(s, c, p, mode[p], code, &cd, NULL);
         if (w < 0) return INFINITY;
         double rc0 = a.rcf + a.rcc;
-        search_eval_reshards(s, c, p, &s->modes[p * MAX_MODES + mode[p]], lay, &a, plan);
+        search_eval_reshards(s, c, p, &s->modes[p * MAX_MODES + mode[p]], code, &a, plan);
         eval_node_into(s, p, mode[p], &a);
         a.load += w;
         if (s->rc[p] && !s->rcfix[p]) a.load += c->K * (a.rcf + a.rcc - rc0); /* not in w */
-        search_decode(cd, s->live_n[p + 1], lay);
+        code = cd;
     }
     if (mem_peak) *mem_peak = peak;
     if (plan) {
@@ -269,6 +278,7 @@ static void plan_bytes(const Search *s, const Cand *c, const int *mode, Plan *pl
     }
     int64_t mx = 0;
     for (int k = 0; k < c->S; k++) {
+        plan->stages[k].comm_bytes = per[k];
         if (per[k] > mx) mx = per[k];
     }
     plan->totals.comm_bytes = mx;

@@ -73,14 +73,17 @@ static TrEx tr_extra(const Search *s, const Cand *c, int p, const Tr *t) {
     const IrNode *n = IR_NODE(s->g, p);
     const Mode *M = &s->modes[p * MAX_MODES + t->mode];
     const ModeCost *mc = &s->mc[p * MAX_MODES + t->mode];
-    uint8_t lay[MAX_LIVE];
-    search_decode(s->st_code[s->st_off[p] + t->from], s->live_n[p], lay);
+    uint8_t lay[MAX_LIVE], have[MAX_LIVE];
+    unsigned code = s->st_code[s->st_off[p] + t->from];
+    search_decode(code, s->live_n[p], lay);
+    search_decode_have(code, s->live_n[p], have);
     TrEx x = {mc->fwd,
               fmax(fmax(2.0 * (double)mc->own_n, (double)mc->zero_tmp), (double)mc->wstage), 0};
     for (int k = 0; k < n->ninputs; k++) {
         int pos = s->in_pos[p * IR_MAX_INPUTS + k], v = n->inputs[k];
-        if (pos < 0 || (k == 1 && v == n->inputs[0]) || lay[pos] == M->in[k]) continue;
-        x.rx += s->reshf[v * 16 + lay[pos] * 4 + M->in[k]];
+        if (pos < 0 || (k == 1 && v == n->inputs[0]) || (have[pos] >> M->in[k] & 1u)) continue;
+        Layout from = search_resh_from(s, p, v, have[pos], (Layout)lay[pos], M->in[k]);
+        x.rx += s->reshf[v * 16 + from * 4 + M->in[k]];
         x.tb = fmax(x.tb, 2.0 * (double)(s->sample_bytes[v] * c->b));
         int j = pos_after(s, p, pos);
         if (j >= 0) x.rcadd |= 1u << (4 * j + M->in[k]);
@@ -171,7 +174,8 @@ static double cut_extra(const Search *s, const Cand *c, int p, const uint8_t *la
     return x * (s->infl[k] - 1);
 }
 
-/* Cuts at point p (after its nodes' labels are in): stage k ends, stage k+1 starts. */
+/* Cuts at point p (after its nodes' labels are in): stage k ends, stage k+1 starts in the
+ * state the cut leaves (st_cut). */
 static void ex_cut(Ex *e, int p) {
     Search *s = e->s;
     const Cand *c = e->c;
@@ -188,8 +192,8 @@ static void ex_cut(Ex *e, int p) {
             int cell = (k - s->kmin[p]) * ns + j;
             const Lab *v = e->tmp + (size_t)cell * LCAP;
             int i = 0;
-            for (; i < e->tn[cell]; i++)
-                if (v[i].t + s->cl[off + j] <= e->tau &&
+            for (; i < e->tn[cell]; i++) /* not a stage that another cut here began */
+                if (v[i].tr >= 0 && v[i].t + s->cl[off + j] <= e->tau &&
                     v[i].m + cut_extra(s, c, p, lay, v[i].fl, k) + fmax(v[i].b, 2 * big) <= e->cap)
                     break;
             if (i == e->tn[cell]) continue;
@@ -203,7 +207,7 @@ static void ex_cut(Ex *e, int p) {
             for (int r = 0; r <= (rc_allowed(e, k + 1) ? 1 : 0); r++) {
                 N.rcst = (uint8_t)r;
                 if (N.t <= e->tau && N.m + N.b <= e->cap)
-                    cell_insert(e, (k + 1 - s->kmin[p]) * ns + j, &N, false);
+                    cell_insert(e, (k + 1 - s->kmin[p]) * ns + s->st_cut[off + j], &N, false);
             }
         }
     }

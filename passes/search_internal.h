@@ -11,8 +11,13 @@
  *
  * Invariants: s->modes and s->mc are valid only after search_cand_prepare() of the candidate
  * that uses them; the layout-graph tables (st_*, tr, cl, cr, crm) only after that candidate's
- * search_solve_* call; layouts of the values live at a point are packed 2 bits each into a
- * state code, in the order of the live list (sorted by value index).
+ * search_solve_* call. A state code packs, for each value live at a point (in the order of the
+ * live list, sorted by value index), LIVE_BITS bits: its current layout (2 bits: the layout
+ * its last consumer read, which a cut sends) and which other layouts the stage also holds a
+ * copy of (3 bits). A consumer reading a layout the stage holds costs nothing; any other
+ * layout is made from the held copy that changes to it cheapest (search_resh_from), as the
+ * lowering makes it (passes/lower_spmd.c); after a cut the next stage holds only the layout
+ * sent.
  */
 #ifndef MPCC_SEARCH_INTERNAL_H
 #define MPCC_SEARCH_INTERNAL_H
@@ -21,6 +26,7 @@
 
 #define MAX_MODES 8 /* modes one node may take in a candidate */
 #define MAX_LIVE 6
+#define LIVE_BITS 5 /* bits of a state code per live value */
 #define REL_EPS 1e-12
 #define BISECT_EPS 1e-11
 
@@ -120,9 +126,15 @@ typedef struct Search {
     double *resh;        /* [V][4][4] time per micro-batch, fwd + bwd */
     double *cutf, *cutb; /* [V][4] send time of the value / of its gradient */
     int maxlive;
-    /* the layout graph of a candidate (cand_tables) */
-    int *st_off, *st_cnt, *st_idx, *tr_off;
+    /* the layout graph of a candidate (cand_tables): per point its states' codes (st_code from
+     * st_off, st_cnt of them) and, per state, the state a cut there starts the next stage in
+     * (st_cut, an index among the point's states); st_h* a hash of the codes of the point being
+     * built (an entry counts when its st_hgen is st_gen) */
+    int *st_off, *st_cnt, *st_cut, *tr_off;
     unsigned *st_code;
+    unsigned *st_hkey, *st_hgen, st_gen;
+    int *st_hval;
+    size_t st_hcap, stc_cap;
     struct Tr *tr;
     double *cl, *cr;     /* K·cut costs of each reachable state (left and right stage) */
     double *crm;         /* bytes a stage receives at a cut in each state (memory sweeps) */
@@ -138,8 +150,8 @@ typedef struct Search {
     int *kmin, *kmax;  /* stage windows of each point for the current bound */
     double *cur, *nxt;
     size_t dp_cap, dp_cap2;
-    int *from; /* the transition that reached each (point, stage, state) */
-    uint8_t *cutflag;
+    int *from;    /* the transition that reached each (point, stage, state) */
+    int *cutfrom; /* 1 + the state a cut came from, or 0: reached without a cut */
     size_t *rec_off;
     size_t rec_cap, flag_cap;
     /* activation recomputation (search_recompute.c), per node: rcfix what the costs price
@@ -251,11 +263,22 @@ double cost_op_bw(const ClusterCfg *cl, int op, bool bwd);
 /* Grows an array to hold `need` items of `item` bytes (capacity doubling); exits on OOM. */
 void *search_grow(void *p, size_t *cap, size_t need, size_t item);
 
+/* The current layouts of the n live values of a state code into lay, and into have the layouts
+ * the stage holds of each (a bit per layout, the current one included). */
 void search_decode(unsigned code, int n, uint8_t *lay);
-/* Node p in mode mi applied to the layouts `lay` before it: the state after it in *code, the
- * resharded layouts in nl; returns its cost, or −1 when a layout change is impossible. */
-double search_trans(const Search *s, const Cand *c, int p, int mi, const uint8_t *lay,
-                    unsigned *code, uint8_t *nl);
+void search_decode_have(unsigned code, int n, uint8_t *have);
+/* The state a cut in state `code` (n live values) starts the next stage in: each value held in
+ * its current layout only. */
+unsigned search_cut_code(unsigned code, int n);
+/* The layout node p makes its input v in layout `to` from, given the layouts `have` the stage
+ * holds (cur the current one): the cheapest change, ties to cur, then the lowest layout;
+ * LAYOUT__COUNT when none can change to it. */
+Layout search_resh_from(const Search *s, int p, int v, unsigned have, Layout cur, Layout to);
+/* Node p in mode mi applied to state `code` before it: the state after it in *out and, when
+ * copies is not NULL, the bytes of the layout copies it makes in *copies; returns its cost, or
+ * −1 when a layout change is impossible. */
+double search_trans(const Search *s, const Cand *c, int p, int mi, unsigned code, unsigned *out,
+                    double *copies);
 /* K·(send time) of a cut at point p for the stage that ends (left) and the one that begins. */
 double search_cut_left(const Search *s, const Cand *c, int p, const uint8_t *lay);
 double search_cut_right(const Search *s, const Cand *c, int p, const uint8_t *lay);
@@ -282,9 +305,9 @@ double search_solve_exact(Search *s, const Cand *c, double lo, double bound, int
 
 /* ─────────── search_eval.c: a complete plan evaluated ─────────── */
 
-/* The reshards node p needs in mode M from layouts lay, accumulated into a (and into plan's
+/* The reshards node p needs in mode M from state `code`, accumulated into a (and into plan's
  * reshard list when plan is not NULL). */
-void search_eval_reshards(const Search *s, const Cand *c, int p, const Mode *M, const uint8_t *lay,
+void search_eval_reshards(const Search *s, const Cand *c, int p, const Mode *M, unsigned code,
                           StageAcc *a, Plan *plan);
 /* The step time of a complete plan (INFINITY when not valid), its peak memory in *mem_peak;
  * with `plan`, fills its nodes' stages, reshards, cuts and totals. */

@@ -33,19 +33,18 @@ static Layout consumer_layout(const Search *s, const Plan *plan, int v, int afte
     return def;
 }
 
-/* What node p would cost with mode mi given the layouts before it and the layout its
+/* What node p would cost with mode mi given the state before it and the layout its
  * consumers use in the chosen plan. */
-static void alt_for(const Search *s, const Cand *c, const Plan *plan, int p, int mi,
-                    const uint8_t *lay, PlanAlt *alt) {
+static void alt_for(const Search *s, const Cand *c, const Plan *plan, int p, int mi, unsigned code,
+                    PlanAlt *alt) {
     const IrNode *n = IR_NODE(s->g, p);
     const Mode *M = &s->modes[p * MAX_MODES + mi];
     const ModeCost *mc = &s->mc[p * MAX_MODES + mi];
     StageAcc a;
     memset(&a, 0, sizeof a);
     unsigned cd;
-    uint8_t nl[MAX_LIVE];
-    if (search_trans(s, c, p, mi, lay, &cd, nl) < 0) return;
-    search_eval_reshards(s, c, p, M, lay, &a, NULL);
+    if (search_trans(s, c, p, mi, code, &cd, NULL) < 0) return;
+    search_eval_reshards(s, c, p, M, code, &a, NULL);
     Layout want = consumer_layout(s, plan, n->output, p, M->out);
     int64_t conv = 0;
     double conv_t = 0;
@@ -70,14 +69,14 @@ static void alt_for(const Search *s, const Cand *c, const Plan *plan, int p, int
 
 /* alt[] of node p: the chosen mode for its strategy, the cheapest mode for the others. */
 static void node_alts(const Search *s, const Cand *c, Plan *plan, int p, int chosen,
-                      const uint8_t *lay) {
+                      unsigned code) {
     PlanNode *pn = &plan->nodes[p];
     for (int st = 0; st < STRAT__COUNT; st++)
         pn->alt[st].feasible = false;
     for (int mi = 0; mi < s->nmodes[p]; mi++) {
         PlanAlt alt;
         memset(&alt, 0, sizeof alt);
-        alt_for(s, c, plan, p, mi, lay, &alt);
+        alt_for(s, c, plan, p, mi, code, &alt);
         Strategy st = s->modes[p * MAX_MODES + mi].strat;
         if (!alt.feasible || (st == pn->strat && mi != chosen)) continue;
         if (!pn->alt[st].feasible || alt.time < pn->alt[st].time) pn->alt[st] = alt;
@@ -164,12 +163,11 @@ static const char *node_reason(const Search *s, const Cand *c, Plan *plan, int p
 /* The full plan for the report: plan_eval_new plus alternatives and reasons. */
 Plan *search_plan_build(Search *s, const Cand *c, const int *mode, const int *stage) {
     Plan *plan = search_plan_eval_new(s, c, mode, stage);
-    uint8_t lay[MAX_LIVE], nl[MAX_LIVE];
+    unsigned code = 0; /* the state before node p, as search_eval_plan walks it */
     for (int p = 0; p < s->N; p++) {
-        node_alts(s, c, plan, p, mode[p], lay);
-        unsigned cd;
-        search_trans(s, c, p, mode[p], lay, &cd, nl);
-        search_decode(cd, s->live_n[p + 1], lay);
+        if (p > 0 && stage[p] != stage[p - 1]) code = search_cut_code(code, s->live_n[p]);
+        node_alts(s, c, plan, p, mode[p], code);
+        search_trans(s, c, p, mode[p], code, &code, NULL);
     }
     for (int p = 0; p < s->N; p++)
         plan->nodes[p].reason = node_reason(s, c, plan, p);

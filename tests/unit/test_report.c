@@ -115,9 +115,10 @@ static Plan *build_plan(IrGraph *g, Arena *a) {
     l->out_layout = LAYOUT_R;
     set_alt(l, STRAT_DATA, LAYOUT_R, LAYOUT_R, 0, 0, 0.5e-6);
     p->stages = arena_calloc(a, 1, sizeof *p->stages);
-    p->stages[0] = (PlanStage){0,       3,       10e-6,   20e-6,   2e-6,    1e-6,   0.75e-6, 0,
-                               9000000, 1000000, 1000000, 2000000, 4900000, 100000, 0,       0,
-                               0,       0,       0,       0,       0,       0,      0,       0};
+    p->stages[0] =
+        (PlanStage){0,       3,       10e-6,   20e-6,   2e-6,   1e-6, 0.75e-6, 0, 9000000,
+                    1000000, 1000000, 2000000, 4900000, 100000, 0,    0,       0, 0,
+                    0,       0,       0,       0,       0,      0,    0};
     p->reshards = arena_calloc(a, 1, sizeof *p->reshards);
     p->reshards[0] =
         (PlanReshard){IR_NODE(g, 2)->output, 3,    LAYOUT_P, LAYOUT_R, COLL_ALLREDUCE, COLL_NONE,
@@ -293,8 +294,8 @@ static void test_collapse(void) {
     for (int i = 0; i < N; i++) {
         p->nodes[i].stage = i;
         set_alt(&p->nodes[i], STRAT_DATA, LAYOUT_B, LAYOUT_B, 0, 0, 1e-6);
-        p->stages[i] = (PlanStage){i,   i,   1e-6, 2e-6, 3e-6, 0, 0, 0, 1000, 200, 200, 400,
-                                   100, 100, 0,    0,    0,    0, 0, 0, 0,    0,   0,   0};
+        p->stages[i] = (PlanStage){i,   i, 1e-6, 2e-6, 3e-6, 0, 0, 0, 1000, 200, 200, 400, 100,
+                                   100, 0, 0,    0,    0,    0, 0, 0, 0,    0,   0,   0};
         if (i + 1 < N) p->cuts[i] = (PlanCut){i, IR_NODE(g, i)->output, LAYOUT_B, 8192};
     }
     p->ncuts = N - 1;
