@@ -189,8 +189,8 @@ void body_flush(Emit *e) {
     e->body = NULL, e->body_len = 0;
 }
 
-const char *layer_args(Emit *e, unsigned uses, const char *d) {
-    const char *arg[] = {"a", d, "step", "n0"}, *s = "";
+const char *layer_args(Emit *e, unsigned uses, const char *a, const char *d) {
+    const char *arg[] = {a, d, "step", "n0"}, *s = "";
     for (int i = 0; i < 4; i++)
         if (uses & (1u << i)) s = arena_printf(e->a, "%s%s%s", s, *s ? ", " : "", arg[i]);
     return s;
@@ -228,6 +228,11 @@ static void emit_buffers(Emit *e) {
       "static float *xbase, *rfbase;   /* inputs and labels as loaded; recomputed copies%s */\n"
       "static int32_t *xibase, *ribase; /* the same, integers%s */\n",
       where, where, where, where, where, where);
+    if (cg_bf16(e))
+        E(e, "static uint16_t *hbase, *rhbase; /* bf16: this stage's 16-bit activations; "
+             "recomputed */\n"
+             "static float *work;            /* bf16: one layer's activations as f32 (the "
+             "layers' view) */\n");
     if (e->t->dev)
         E(e, "static double *dloss;          /* the step's loss, accumulated on the device (a "
              "recomputed\n                                * loss adds into dloss[1], "
@@ -292,8 +297,10 @@ static void prepare(Emit *e) {
     for (int k = 0; k < IR_MAX_INPUTS; k++)
         e->fwd_in[k] = arena_calloc(e->a, (size_t)nn + 1, sizeof(int));
     e->fwd_out = arena_calloc(e->a, (size_t)nn + 1, sizeof(int));
-    for (int k = 0; k < 2; k++)
+    for (int k = 0; k < 2; k++) {
         e->uses[k] = arena_calloc(e->a, (size_t)nn + 1, sizeof(unsigned));
+        e->reads[k] = arena_calloc(e->a, (size_t)nn + 1, sizeof(unsigned));
+    }
     for (int i = 0; i < nn; i++) {
         e->lname[i] = cg_mangle(e->a, "l", i, IR_NODE(g, i)->name);
         e->fwd_in[0][i] = e->fwd_in[1][i] = e->fwd_out[i] = -1;

@@ -43,6 +43,8 @@ typedef struct Emit {
     int *fwd_in[IR_MAX_INPUTS]; /* [nodes] input buffers of each node's FWD */
     int *fwd_out;               /* [nodes] output buffer */
     unsigned *uses[2];          /* [nodes] what each layer's forward, backward reads (LYR_*) */
+    unsigned *reads[2];         /* [nodes] which of its in[0], in[1], out (bits 0-2) each layer's
+                                 * forward, backward names as a->field (bf16 views) */
     /* a function body being printed into a buffer (body_begin .. body_flush) */
     FILE *outer;     /* the output, while `o` is the buffer */
     char *body;      /* the buffer's text, after body_end */
@@ -91,6 +93,13 @@ static inline bool cg_bf16_cu(const Emit *e) {
  * working weights `prm` are bf16 values (uint16_t), each layer's unpacked into the f32 staging
  * buffer `wl` for the kernels that take f32 weights (PREFIX_bf16_layer). */
 static inline bool cg_mst(const Emit *e) { return cg_bf16(e) || cg_bf16_cu(e); }
+/* A bf16 C trainer keeps buffer b in 16 bits (docs/runtime.md, "A bf16 trainer"): an f32
+ * activation, not an input or label as loaded (those stay f32, outside the plan), nor an op's
+ * internals (stash, argmax: their own f32/int32 fields). The kernels see it through the
+ * stage's f32 view `w`, unpacked into `work` around each layer (emit_schedule.c). */
+static inline bool cg_h16(const Emit *e, int b) {
+    return cg_bf16(e) && b >= 0 && BV(e, b)->dtype == DT_F32 && BV(e, b)->kind == VAL_ACT;
+}
 /* bf16 with ZeRO on either target (docs/runtime.md, "ZeRO under bf16"; docs/cuda.md, the same):
  * `mst` holds this rank's parts of the f32 master weights (at the ZERO_PARTS soff, like the
  * optimizer state); `prm` is whole. */
@@ -161,8 +170,9 @@ void body_flush(Emit *e);
 /* The layer parameters, bits of Emit.uses: the stage's activations and gradients, the step
  * and the first sample of the micro-batch (dropout's mask needs the last two). */
 enum { LYR_A = 1, LYR_D = 2, LYR_STEP = 4, LYR_N0 = 8 };
-/* The arguments of a call of a layer function that uses `uses`, with `d` for LYR_D. */
-const char *layer_args(Emit *e, unsigned uses, const char *d);
+/* The arguments of a call of a layer function that uses `uses`, with `a` for LYR_A and `d`
+ * for LYR_D. */
+const char *layer_args(Emit *e, unsigned uses, const char *a, const char *d);
 /* The file's header comment, includes, mesh and batch constants, hyper-parameters, timers. */
 void emit_header(Emit *e);
 

@@ -6,6 +6,8 @@
  */
 #include "emit.h"
 
+#include <string.h>
+
 /* What the rules table's memory rules see for node `id`: its local input and output shapes. */
 static RuleCtx rule_ctx(const Emit *e, int id) {
     RuleCtx c = {.n = IR_NODE(e->g, id),
@@ -51,22 +53,26 @@ const char *aux_field(Emit *e, int id, const char *what) {
     return arena_printf(e->a, "%s_%s", e->lname[id], what);
 }
 
-void emit_stage_struct(Emit *e, int s) {
+/* "f32[32, 512]", or as kept in 16 bits "bf16[32, 512]". */
+static const char *kept_shape(Emit *e, bool h, DType t, const Shape *sh) {
+    const char *s = shape_str(e, t, sh);
+    return h ? arena_printf(e->a, "bf16%s", strchr(s, '[')) : s;
+}
+
+/* Stage s's fields, one per line: the view's (kept = false: every activation float *) or, under
+ * bf16 on the host, the kept slot's (16-bit activations uint16_t *: cg_h16). */
+static int emit_fields(Emit *e, int s, bool kept) {
     const SchedStage *st = &e->s->stages[s];
-    E(e,
-      "/* Stage %d: the buffers of one micro-batch (local shards). `act%d[slot]` holds the\n"
-      " * activations of the %d micro-batch(es) in flight; `grad%d` their gradients. */\n",
-      s, s, st->stash, s);
-    E(e, "typedef struct Stage%d {\n", s);
     int fields = 0;
     for (int b = 0; b < e->s->nbufs; b++) {
         if (B(e, b)->stage != s) continue;
         fields++;
-        E(e, "    %s *%s; /* ", is_int(e, b) ? "int32_t" : "float", e->bname[b]);
+        bool h = kept && cg_h16(e, b);
+        E(e, "    %s *%s; /* ", is_int(e, b) ? "int32_t" : h ? "uint16_t" : "float", e->bname[b]);
         put_comment_text(e, BV(e, b)->name);
-        E(e, " %s %s", lay_name(B(e, b)->layout),
-          shape_str(e, is_int(e, b) ? DT_I32 : DT_F32, &B(e, b)->local));
-        if (B(e, b)->split_dim >= 0) E(e, " of %s", shape_str(e, BV(e, b)->dtype, &B(e, b)->full));
+        DType t = is_int(e, b) ? DT_I32 : DT_F32;
+        E(e, " %s %s", lay_name(B(e, b)->layout), kept_shape(e, h, t, &B(e, b)->local));
+        if (B(e, b)->split_dim >= 0) E(e, " of %s", kept_shape(e, h, t, &B(e, b)->full));
         E(e, " */\n");
     }
     for (int id = st->first_node; id <= st->last_node; id++) {
@@ -75,8 +81,54 @@ void emit_stage_struct(Emit *e, int s) {
         if (node_istash(e, id))
             E(e, "    int32_t *%s; /* argmax */\n", aux_field(e, id, "argmax")), fields++;
     }
-    E(e, "%s} Stage%d;\nstatic Stage%d act%d[%d], grad%d;\n\n",
-      fields ? "" : "    int unused; /* C has no empty structs */\n", s, s, s, st->stash, s);
+    if (!fields) E(e, "    int unused; /* C has no empty structs */\n");
+    return fields;
+}
+
+/* bf16 on the host: the kept slot's fields as the layers' f32 view sees them — inputs, labels
+ * and internals as kept, each 16-bit activation NULL until a stage program points it into
+ * `work` and unpacks it there (emit_schedule.c). */
+static void emit_view_fn(Emit *e, int s) {
+    const SchedStage *st = &e->s->stages[s];
+    E(e,
+      "/* bf16: a kept micro-batch as the layers see it (f32): its 16-bit activations are\n"
+      " * pointed into `work` and unpacked there by the stage programs, layer by layer. */\n"
+      "static Stage%d stage%d_view(const Stage%dKept *a) {\n    Stage%d w;\n"
+      "    memset(&w, 0, sizeof w);\n",
+      s, s, s, s);
+    for (int b = 0; b < e->s->nbufs; b++)
+        if (B(e, b)->stage == s && !cg_h16(e, b))
+            E(e, "    w.%s = a->%s;\n", e->bname[b], e->bname[b]);
+    for (int id = st->first_node; id <= st->last_node; id++) {
+        const char *f[2] = {node_stash(e, id) ? aux_field(e, id, "stash") : NULL,
+                            node_istash(e, id) ? aux_field(e, id, "argmax") : NULL};
+        for (int k = 0; k < 2; k++)
+            if (f[k]) E(e, "    w.%s = a->%s;\n", f[k], f[k]);
+    }
+    E(e, "    return w;\n}\n\n");
+}
+
+void emit_stage_struct(Emit *e, int s) {
+    const SchedStage *st = &e->s->stages[s];
+    E(e,
+      "/* Stage %d: the buffers of one micro-batch (local shards). `act%d[slot]` holds the\n"
+      " * activations of the %d micro-batch(es) in flight; `grad%d` their gradients. */\n",
+      s, s, st->stash, s);
+    E(e, "typedef struct Stage%d {\n", s);
+    emit_fields(e, s, false);
+    E(e, "} Stage%d;\n", s);
+    if (!cg_bf16(e)) {
+        E(e, "static Stage%d act%d[%d], grad%d;\n\n", s, s, st->stash, s);
+        return;
+    }
+    E(e,
+      "/* bf16: a micro-batch as kept, its activations in 16 bits (bf16 bit patterns); the\n"
+      " * layers see it as a Stage%d (stage%d_view) */\ntypedef struct Stage%dKept {\n",
+      s, s, s);
+    emit_fields(e, s, true);
+    E(e, "} Stage%dKept;\nstatic Stage%dKept act%d[%d];\nstatic Stage%d grad%d;\n\n", s, s, s,
+      st->stash, s, s);
+    emit_view_fn(e, s);
 }
 
 /* Whether buffer b, or node id's stash, is rebuilt by recomputation: one copy for the stage. */
@@ -91,72 +143,91 @@ const char *cg_alloc(const Emit *e, bool ints, const char *cat) {
     return arena_printf(e->a, "%s%salloc_in(MPRT_MEM_%s, ", pfx(e), ints ? "i" : "f", cat);
 }
 
-/* The offset of each field in its arena: the per-slot arenas f/n (activations) and x/xn
- * (inputs and labels as loaded), or, for what recomputation rebuilds, the stage's one copy
- * rf/rn. */
+/* The arenas a stage's fields are carved from: per slot f (floats: activations, or under bf16
+ * on the host the ops' internals), n (ints), h (bf16 on the host: the 16-bit activations) and
+ * x/xn (inputs and labels as loaded); for what recomputation rebuilds, the stage's one copy
+ * rf/rn/rh. */
+enum { AR_F, AR_N, AR_H, AR_X, AR_XN, AR_RF, AR_RN, AR_RH, AR__COUNT };
+static const char *const ar_base[AR__COUNT] = {"f", "n", "h", "x", "xn", "rf", "rn", "rh"};
 typedef struct AllocSizes {
-    int64_t f, i, xf, xi, rf, ri;
+    int64_t at[AR__COUNT];
 } AllocSizes;
 
-static int64_t *alloc_off(AllocSizes *z, bool is_i, bool rebuilt, bool io) {
-    if (io) return is_i ? &z->xi : &z->xf;
-    return rebuilt ? (is_i ? &z->ri : &z->rf) : (is_i ? &z->i : &z->f);
+/* The arena of an int, a 16-bit or a float field, rebuilt or an input or label as loaded. */
+static int arena_of(bool is_i, bool h16, bool rebuilt, bool io) {
+    if (io) return is_i ? AR_XN : AR_X;
+    int k = is_i ? AR_N : h16 ? AR_H : AR_F;
+    return rebuilt ? k + AR_RF : k;
+}
+static int buf_arena(Emit *e, int b) {
+    return arena_of(is_int(e, b), cg_h16(e, b), buf_rebuilt(e, b), buf_io(e, b));
 }
 
-static const char *alloc_base(bool is_i, bool rebuilt, bool io) {
-    if (io) return is_i ? "xn" : "x";
-    return rebuilt ? (is_i ? "rn" : "rf") : (is_i ? "n" : "f");
-}
-
-/* Buffer b's arena offset, and `name = base + offset` for slot i. */
-static void alloc_field(Emit *e, int s, AllocSizes *z, const char *name, bool is_i, bool r, bool io,
-                        int64_t n) {
-    int64_t *off = alloc_off(z, is_i, r, io);
-    E(e, "        act%d[i].%s = %s + %lld;\n", s, name, alloc_base(is_i, r, io), (long long)*off);
-    *off += n;
+/* A field's arena offset, and `name = base + offset` for slot i. */
+static void alloc_field(Emit *e, int s, AllocSizes *z, const char *name, int ar, int64_t n) {
+    E(e, "        act%d[i].%s = %s + %lld;\n", s, name, ar_base[ar], (long long)z->at[ar]);
+    z->at[ar] += n;
 }
 
 static void emit_alloc_fields(Emit *e, int s) {
     const SchedStage *st = &e->s->stages[s];
-    AllocSizes z = {0, 0, 0, 0, 0, 0};
+    AllocSizes z = {{0}};
     for (int b = 0; b < e->s->nbufs; b++)
-        if (B(e, b)->stage == s)
-            alloc_field(e, s, &z, e->bname[b], is_int(e, b), buf_rebuilt(e, b), buf_io(e, b),
-                        lnumel(e, b));
+        if (B(e, b)->stage == s) alloc_field(e, s, &z, e->bname[b], buf_arena(e, b), lnumel(e, b));
     for (int id = st->first_node; id <= st->last_node; id++) {
         bool r = node_rebuilt(e, id);
         if (node_stash(e, id))
-            alloc_field(e, s, &z, aux_field(e, id, "stash"), false, r, false, node_stash(e, id));
+            alloc_field(e, s, &z, aux_field(e, id, "stash"), arena_of(false, false, r, false),
+                        node_stash(e, id));
         if (node_istash(e, id))
-            alloc_field(e, s, &z, aux_field(e, id, "argmax"), true, r, false, node_istash(e, id));
+            alloc_field(e, s, &z, aux_field(e, id, "argmax"), arena_of(true, false, r, false),
+                        node_istash(e, id));
     }
+}
+
+/* bf16 on the host: the floats of `work`, the f32 view of one layer's 16-bit activations (its
+ * distinct inputs and output: what emit_schedule.c's views unpack), the largest on stage s. */
+static int64_t work_floats(Emit *e, int s) {
+    const SchedStage *st = &e->s->stages[s];
+    int64_t most = 0;
+    for (int id = st->first_node; id <= st->last_node && cg_bf16(e); id++) {
+        int bs[3] = {e->fwd_in[0][id], e->fwd_in[1][id], e->fwd_out[id]};
+        int64_t n = 0;
+        for (int i = 0; i < 3; i++)
+            if (cg_h16(e, bs[i]) && !(i == 1 && bs[1] == bs[0])) n += lnumel(e, bs[i]);
+        if (n > most) most = n;
+    }
+    return most;
 }
 
 /* The stage's arena sizes; *gsz: its activation gradients, *scr: the largest scratch, *xf:
  * its largest whole value (xfer holds two). */
 static AllocSizes alloc_sizes(Emit *e, int s, int64_t *gsz, int64_t *scr, int64_t *xf) {
     const SchedStage *st = &e->s->stages[s];
-    AllocSizes z = {0, 0, 0, 0, 0, 0};
+    AllocSizes z = {{0}};
     *gsz = 0, *scr = 1, *xf = 1;
     for (int b = 0; b < e->s->nbufs; b++) {
         if (B(e, b)->stage != s) continue;
-        *alloc_off(&z, is_int(e, b), buf_rebuilt(e, b), buf_io(e, b)) += lnumel(e, b);
+        z.at[buf_arena(e, b)] += lnumel(e, b);
         if (B(e, b)->grad) *gsz += lnumel(e, b);
         if (ir_shape_numel(&B(e, b)->full) > *xf) *xf = ir_shape_numel(&B(e, b)->full);
     }
     for (int id = st->first_node; id <= st->last_node; id++) {
-        *alloc_off(&z, false, node_rebuilt(e, id), false) += node_stash(e, id);
-        *alloc_off(&z, true, node_rebuilt(e, id), false) += node_istash(e, id);
+        z.at[arena_of(false, false, node_rebuilt(e, id), false)] += node_stash(e, id);
+        z.at[arena_of(true, false, node_rebuilt(e, id), false)] += node_istash(e, id);
         if (node_scratch(e, id) > *scr) *scr = node_scratch(e, id);
     }
     return z;
 }
 
-/* `float *NAME = ALLOC(n);` of category cat, or NULL when n is 0; and `BASE = NAME, `. */
-static void alloc_arena(Emit *e, bool ints, const char *name, const char *cat, int64_t n,
-                        const char *what) {
-    E(e, "    %s *%s = ", ints ? "int32_t" : "float", name);
-    if (n)
+/* `T *NAME = ALLOC(n);` of category cat (T: float, int32_t, or with h uint16_t), or NULL when
+ * n is 0. */
+static void alloc_arena(Emit *e, int ar, const char *cat, int64_t n, const char *what) {
+    bool ints = ar == AR_N || ar == AR_XN || ar == AR_RN, h = ar == AR_H || ar == AR_RH;
+    E(e, "    %s *%s = ", ints ? "int32_t" : h ? "uint16_t" : "float", ar_base[ar]);
+    if (n && h)
+        E(e, "mprt_halloc_in(MPRT_MEM_%s, %lld); /* %s */\n", cat, (long long)n, what);
+    else if (n)
         E(e, "%s%lld); /* %s */\n", cg_alloc(e, ints, cat), (long long)n, what);
     else
         E(e, "NULL; /* %s: none */\n", what);
@@ -171,25 +242,36 @@ void emit_alloc(Emit *e, int s) {
     const SchedStage *st = &e->s->stages[s];
     int64_t gsz, scr, xf, k = st->stash;
     AllocSizes z = alloc_sizes(e, s, &gsz, &scr, &xf);
+    bool h = cg_bf16(e);
     E(e, "static void stage%d_alloc(void) {\n", s);
-    alloc_arena(e, false, "f", "ACTS", k * z.f, "activations, per slot");
-    alloc_arena(e, true, "n", "ACTS", k * z.i, "integer activations, per slot");
-    alloc_arena(e, false, "x", "IO", k * z.xf, "inputs and labels as loaded, per slot");
-    alloc_arena(e, true, "xn", "IO", k * z.xi, "integer inputs and labels as loaded, per slot");
-    alloc_arena(e, false, "rf", "ACTS", z.rf, "recomputed layers: one copy, rebuilt");
-    alloc_arena(e, true, "rn", "ACTS", z.ri, "recomputed layers: one copy, rebuilt");
-    alloc_arena(e, false, "g", "ACT_GRADS", gsz, "activation gradients, one micro-batch");
+    alloc_arena(e, AR_F, "ACTS", k * z.at[AR_F],
+                h ? "the ops' internals (f32), per slot" : "activations, per slot");
+    alloc_arena(e, AR_N, "ACTS", k * z.at[AR_N], "integer activations, per slot");
+    if (h) alloc_arena(e, AR_H, "ACTS", k * z.at[AR_H], "bf16: activations in 16 bits, per slot");
+    alloc_arena(e, AR_X, "IO", k * z.at[AR_X], "inputs and labels as loaded, per slot");
+    alloc_arena(e, AR_XN, "IO", k * z.at[AR_XN], "integer inputs and labels as loaded, per slot");
+    alloc_arena(e, AR_RF, "ACTS", z.at[AR_RF], "recomputed layers: one copy, rebuilt");
+    alloc_arena(e, AR_RN, "ACTS", z.at[AR_RN], "recomputed layers: one copy, rebuilt");
+    if (h) alloc_arena(e, AR_RH, "ACTS", z.at[AR_RH], "recomputed layers: one copy, rebuilt");
+    E(e, "    float *g = ");
+    if (gsz)
+        E(e, "%s%lld); /* activation gradients, one micro-batch */\n",
+          cg_alloc(e, false, "ACT_GRADS"), (long long)gsz);
+    else
+        E(e, "NULL; /* activation gradients, one micro-batch: none */\n");
     E(e,
-      "    fbase = f, ibase = n, gbase = g, xbase = x, xibase = xn, rfbase = rf, ribase = rn;\n"
-      "    scratch = %s%lld), xfer = %s%lld);\n",
-      cg_alloc(e, false, "SCRATCH"), (long long)scr, cg_alloc(e, false, "BUFFERS"),
-      (long long)(2 * xf));
+      "    fbase = f, ibase = n, gbase = g, xbase = x, xibase = xn, rfbase = rf, ribase = rn;\n");
+    if (h)
+        E(e,
+          "    hbase = h, rhbase = rh, work = %s%lld); /* bf16: one layer's activations as f32 "
+          "*/\n",
+          cg_alloc(e, false, "BUFFERS"), (long long)(work_floats(e, s) ? work_floats(e, s) : 1));
+    E(e, "    scratch = %s%lld), xfer = %s%lld);\n", cg_alloc(e, false, "SCRATCH"), (long long)scr,
+      cg_alloc(e, false, "BUFFERS"), (long long)(2 * xf));
     E(e, "    for (int i = 0; i < %lld; i++) {\n", (long long)k);
     emit_alloc_fields(e, s);
-    const char *base[4] = {"f", "n", "x", "xn"};
-    int64_t step[4] = {z.f, z.i, z.xf, z.xi};
-    for (int j = 0; j < 4; j++) /* the next slot (a NULL arena has no fields to move) */
-        if (step[j]) E(e, "        %s += %lld;\n", base[j], (long long)step[j]);
+    for (int j = AR_F; j <= AR_XN; j++) /* the next slot (a NULL arena has no fields to move) */
+        if (z.at[j]) E(e, "        %s += %lld;\n", ar_base[j], (long long)z.at[j]);
     E(e, "    }\n");
     int64_t go = 0;
     for (int b = 0; b < e->s->nbufs; b++) {

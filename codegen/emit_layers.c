@@ -34,6 +34,10 @@ static void K(const Lyr *l, const char *name, int64_t v, const char *what) {
 /* The parameters a layer function may take, in the order of the LYR_ bits (emit.h). */
 static const char *const lyr_params[] = {"a", "d", "step", "n0", NULL};
 
+static bool is_ident(char c) {
+    return c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
 /* Whether a layer function's body reads some weight of node n itself (names P... other than
  * as GRAD(P...)): a bf16 trainer then unpacks them first. */
 static bool reads_weights(const Emit *e, const IrNode *n) {
@@ -41,10 +45,8 @@ static bool reads_weights(const Emit *e, const IrNode *n) {
         const char *name = arena_printf(e->a, "P%s", e->pname[i]);
         size_t len = strlen(name);
         for (const char *p = strstr(e->body, name); p; p = strstr(p + len, name)) {
-            char next = p[len];
-            bool whole = !(next == '_' || (next >= 'a' && next <= 'z') ||
-                           (next >= 'A' && next <= 'Z') || (next >= '0' && next <= '9'));
-            if (whole && (p - e->body < 5 || memcmp(p - 5, "GRAD(", 5) != 0)) return true;
+            if (!is_ident(p[len]) && (p - e->body < 5 || memcmp(p - 5, "GRAD(", 5) != 0))
+                return true;
         }
     }
     return false;
@@ -67,6 +69,25 @@ static void stage_weights(Lyr *l) {
           at, pfx(e), (long long)cg_layer_floats(e, l->n));
 }
 
+/* Whether the body names `a->field` (the whole field name). */
+static bool names_field(const char *body, const char *field) {
+    size_t len = strlen(field);
+    for (const char *p = strstr(body, "a->"); p; p = strstr(p + 3, "a->")) {
+        if ((p > body && is_ident(p[-1])) || strncmp(p + 3, field, len) != 0) continue;
+        if (!is_ident(p[3 + len])) return true;
+    }
+    return false;
+}
+
+/* Which of l's input and output buffers (bits 0-2: in[0], in[1], out) the body names. */
+static unsigned field_reads(const Lyr *l) {
+    const int bs[3] = {l->in[0], l->in[1], l->out};
+    unsigned r = 0;
+    for (int i = 0; i < 3; i++)
+        if (bs[i] >= 0 && l->e->body && names_field(l->e->body, l->e->bname[bs[i]])) r |= 1u << i;
+    return r;
+}
+
 /* Ends the function being printed, if any: its head takes exactly the parameters its body
  * reads (Emit.uses, which the stage programs' calls follow), then the body. */
 static void close_fn(Lyr *l) {
@@ -82,6 +103,7 @@ static void close_fn(Lyr *l) {
         if (u & (1u << i)) E(e, "%s%s%s", k++ ? ", " : "", type[i], lyr_params[i]);
     E(e, "%s) {\n", u & 15 ? "" : "void");
     stage_weights(l);
+    e->reads[bwd][l->id] = field_reads(l);
     body_flush(e);
     e->uses[bwd][l->id] = u & 15;
     l->open = 0;

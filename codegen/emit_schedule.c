@@ -37,6 +37,9 @@ static void emit_fwd_coll(Emit *e, const SchedOp *o) {
         return;
     }
     const char *src = fld(e, "a", o->src), *dst = fld(e, "a", o->dst);
+    /* bf16 on the host: between 16-bit activations, the collectives on bf16 buffers (the same
+     * bytes and bits as the f32 ones under the wire) */
+    const char *h = cg_h16(e, o->src) ? "_bf16" : "", *el = *h ? "uint16_t" : "float";
     E(e, "    /* ");
     put_comment_text(e, BV(e, o->src)->name);
     E(e, ": %s -> %s, %s on the tensor group (%lld B) */\n", lay_name(B(e, o->src)->layout),
@@ -48,30 +51,32 @@ static void emit_fwd_coll(Emit *e, const SchedOp *o) {
     case COLL_SLICE:
         if (B(e, o->dst)->layout == LAYOUT_P)
             E(e,
-              "    if (mesh->k == 0)\n        %s(%s, %s, sizeof(float) * %lld);\n    else\n"
-              "        %s%s, sizeof(float) * %lld);\n",
-              e->t->copy, dst, src, (long long)lnumel(e, o->dst), zero(e), dst,
+              "    if (mesh->k == 0)\n        %s(%s, %s, sizeof(%s) * %lld);\n    else\n"
+              "        %s%s, sizeof(%s) * %lld);\n",
+              e->t->copy, dst, src, el, (long long)lnumel(e, o->dst), zero(e), dst, el,
               (long long)lnumel(e, o->dst));
         else if (is_int(e, o->src))
             E(e, "    %s(%s, %s + mesh->k * %lld, sizeof(int32_t) * %lld);\n", e->t->copy, dst, src,
               (long long)lnumel(e, o->dst), (long long)lnumel(e, o->dst));
         else
-            E(e, "    %sslice(%s, %s, %s, MESH_T, mesh->k);\n", pfx(e), src, dst, view(e, o->dst));
+            E(e, "    %sslice%s(%s, %s, %s, MESH_T, mesh->k);\n", pfx(e), h, src, dst,
+              view(e, o->dst));
         break;
     case COLL_ALLREDUCE:
-        E(e, "    %s(%s, %s, sizeof(float) * %lld);\n    %sallreduce(MPRT_TENSOR, %s, %lld);\n",
-          e->t->copy, dst, src, (long long)lnumel(e, o->dst), pfx(e), dst,
+        E(e, "    %s(%s, %s, sizeof(%s) * %lld);\n    %sallreduce%s(MPRT_TENSOR, %s, %lld);\n",
+          e->t->copy, dst, src, el, (long long)lnumel(e, o->dst), pfx(e), h, dst,
           (long long)lnumel(e, o->dst));
         break;
     case COLL_ALLGATHER:
-        E(e, "    %sallgather(MPRT_TENSOR, %s, %s, %s);\n", pfx(e), src, dst, view(e, o->src));
+        E(e, "    %sallgather%s(MPRT_TENSOR, %s, %s, %s);\n", pfx(e), h, src, dst, view(e, o->src));
         break;
     case COLL_REDUCESCATTER:
-        E(e, "    %sreduce_scatter(MPRT_TENSOR, %s, %s, %s);\n", pfx(e), src, dst, view(e, o->dst));
+        E(e, "    %sreduce_scatter%s(MPRT_TENSOR, %s, %s, %s);\n", pfx(e), h, src, dst,
+          view(e, o->dst));
         break;
     case COLL_ALLTOALL:
-        E(e, "    %salltoall_%s(MPRT_TENSOR, %s, %s, %s);\n", pfx(e),
-          B(e, o->src)->layout == LAYOUT_B ? "b2f" : "f2b", src, dst, a2a_dims(e, o->src));
+        E(e, "    %salltoall_%s%s(MPRT_TENSOR, %s, %s, %s);\n", pfx(e),
+          B(e, o->src)->layout == LAYOUT_B ? "b2f" : "f2b", h, src, dst, a2a_dims(e, o->src));
         break;
     case COLL_NONE:
     case COLL_SENDRECV:
@@ -109,13 +114,18 @@ static void emit_bwd_coll(Emit *e, const SchedOp *o) {
 }
 
 /* What a stage program's body may use (body_end's bits): its locals and parameters. */
-static const char *const stage_names[] = {"a", "d", "n0", "step", "micro", NULL};
+static const char *const stage_names[] = {"a", "d", "n0", "step", "micro", "w", NULL};
 
 /* The locals a stage program's body uses (`used`, bits of stage_names), declared before it;
  * a parameter it does not use is cast to void. */
 static void stage_locals(Emit *e, int s, unsigned used) {
     const SchedStage *st = &e->s->stages[s];
-    if (used & 1) E(e, "    const Stage%d *a = &act%d[micro %% %d];\n", s, s, st->stash);
+    if (used & 32) used |= 1; /* the view is made from the kept slot */
+    if (used & 1)
+        E(e, "    const Stage%d%s *a = &act%d[micro %% %d];\n", s, cg_bf16(e) ? "Kept" : "", s,
+          st->stash);
+    if (used & 32)
+        E(e, "    Stage%d w = stage%d_view(a); /* bf16: what the layers see, as f32 */\n", s, s);
     if (used & 2) E(e, "    const Stage%d *d = &grad%d;\n", s, s);
     if (used & 4)
         E(e, "    int64_t n0 = (int64_t)mesh->j * (BATCH / MESH_D) + (int64_t)micro * MB;\n");
@@ -141,6 +151,41 @@ static void emit_timed(Emit *e, const char *indent, const char *slot, int node, 
       *g ? ")" : "");
 }
 
+/* bf16 on the host: points the 16-bit activations among node id's inputs and output that its
+ * forward (bwd: backward) names into `work` in the view `w`, unpacking each it reads (a
+ * forward writes its output: packed after it, emit_fwd_layer). Returns the layer call's first
+ * argument: "&w", or "a" without a view. */
+static const char *emit_view(Emit *e, int id, bool bwd) {
+    if (!cg_bf16(e)) return "a";
+    const int bs[3] = {e->fwd_in[0][id], e->fwd_in[1][id], e->fwd_out[id]};
+    int64_t at = 0;
+    for (int i = 0; i < 3; i++) {
+        int b = bs[i];
+        if (!cg_h16(e, b) || (i == 1 && b == bs[0]) || !(e->reads[bwd][id] & (1u << i))) continue;
+        const char *f = e->bname[b];
+        E(e, "    w.%s = work + %lld", f, (long long)at);
+        if (bwd || i < 2)
+            E(e, ", %sbf16_unpack(w.%s, a->%s, %lld)", pfx(e), f, f, (long long)lnumel(e, b));
+        E(e, ";\n");
+        at += lnumel(e, b);
+    }
+    return "&w";
+}
+
+/* Layer o's forward; `pre`: before the call ("loss += ", or "(void)" recomputed). Its output
+ * is kept rounded to bf16 under bf16: packed into 16 bits on the host, in place on the device. */
+static void emit_fwd_layer(Emit *e, const SchedOp *o, const char *pre) {
+    const char *a = emit_view(e, o->node, false);
+    emit_timed(e, "    ", "MPRT_FWD", o->node,
+               arena_printf(e->a, "%s%s_forward(%s)", pre, e->lname[o->node],
+                            layer_args(e, e->uses[0][o->node], a, "d")));
+    if (cg_h16(e, o->dst))
+        E(e, "    %sbf16_pack(a->%s, w.%s, %lld); /* kept as bf16 */\n", pfx(e), e->bname[o->dst],
+          e->bname[o->dst], (long long)lnumel(e, o->dst));
+    else
+        emit_round(e, o->dst);
+}
+
 void emit_stage_fwd(Emit *e, int s) {
     const SchedStage *st = &e->s->stages[s];
     E(e, "/* Stage %d, one micro-batch forward; returns its share of the loss. */\n", s);
@@ -156,21 +201,18 @@ void emit_stage_fwd(Emit *e, int s) {
             break;
         case SOP_FWD:
             source_comment(e, IR_NODE(e->g, o->node), "    ");
-            emit_timed(e, "    ", "MPRT_FWD", o->node,
-                       arena_printf(e->a, "%s%s_forward(%s)", o->dst < 0 ? "loss += " : "",
-                                    e->lname[o->node], layer_args(e, e->uses[0][o->node], "d")));
-            emit_round(e, o->dst);
+            emit_fwd_layer(e, o, o->dst < 0 ? "loss += " : "");
             break;
         case SOP_COLL: emit_fwd_coll(e, o); break;
         case SOP_SEND:
-            E(e, "    %spipe_send(micro %% %d, %d, %s, %lld, %d);\n", pfx(e), st->stash,
-              o->peer - s, fld(e, "a", o->src), (long long)lnumel(e, o->src),
-              tag_of(e, o->src, false));
+            E(e, "    %spipe_send%s(micro %% %d, %d, %s, %lld, %d);\n", pfx(e),
+              cg_h16(e, o->src) ? "_bf16" : "", st->stash, o->peer - s, fld(e, "a", o->src),
+              (long long)lnumel(e, o->src), tag_of(e, o->src, false));
             break;
         case SOP_RECV:
-            E(e, "    MPRT_TIMED(MPRT_IDLE, %srecv%s(%d, %s, %lld, %d));\n", pfx(e), e->t->sr,
-              o->peer - s, fld(e, "a", o->dst), (long long)lnumel(e, o->dst),
-              tag_of(e, o->dst, false));
+            E(e, "    MPRT_TIMED(MPRT_IDLE, %srecv%s(%d, %s, %lld, %d));\n", pfx(e),
+              cg_h16(e, o->dst) ? "_bf16" : e->t->sr, o->peer - s, fld(e, "a", o->dst),
+              (long long)lnumel(e, o->dst), tag_of(e, o->dst, false));
             break;
         case SOP_BWD: break; /* only in backward lists */
         }
@@ -225,6 +267,7 @@ static void emit_bwd_syncs(Emit *e, const SchedStage *st, int node) {
 /* Layer o's backward whose own collective nx follows it: a column split's input gradient is a
  * partial sum, computed into `xfer` and all-reduced before it is added to the stage's. */
 static void emit_bwd_partial(Emit *e, int s, const SchedOp *o, const SchedOp *nx) {
+    const char *a = emit_view(e, o->node, true);
     const char *f = e->bname[nx->src];
     int64_t n = lnumel(e, nx->src);
     E(e, "    {   /* a column split's input gradient is a partial sum: all-reduce it (%lld B) */\n",
@@ -235,7 +278,7 @@ static void emit_bwd_partial(Emit *e, int s, const SchedOp *o, const SchedOp *nx
       s, f, zero(e), (long long)n);
     emit_timed(e, "        ", "MPRT_BWD", o->node,
                arena_printf(e->a, "%s_backward(%s)", e->lname[o->node],
-                            layer_args(e, e->uses[1][o->node], "&part")));
+                            layer_args(e, e->uses[1][o->node], a, "&part")));
     E(e,
       "        %sallreduce(MPRT_TENSOR, xfer, %lld);\n        %saccumulate(d->%s, xfer, %lld);\n   "
       " }\n",
@@ -256,11 +299,8 @@ static void emit_recompute(Emit *e, const SchedStage *st) {
         }
         bool dev_loss = e->t->dev && o->dst < 0; /* it adds into dloss: aim it at dloss[1] */
         if (dev_loss) E(e, "    dloss += 1; /* the recomputed loss is not the step's again */\n");
-        emit_timed(e, "    ", "MPRT_FWD", o->node,
-                   arena_printf(e->a, "%s%s_forward(%s)", o->dst < 0 ? "(void)" : "",
-                                e->lname[o->node], layer_args(e, e->uses[0][o->node], "d")));
+        emit_fwd_layer(e, o, o->dst < 0 ? "(void)" : "");
         if (dev_loss) E(e, "    dloss -= 1;\n");
-        emit_round(e, o->dst);
     }
 }
 
@@ -288,10 +328,12 @@ void emit_stage_bwd(Emit *e, int s) {
                   pfx(e), cg_zero_part(e, o->node));
             if (nx && nx->kind == SOP_COLL && nx->layer_own)
                 emit_bwd_partial(e, s, o, nx), i++;
-            else
+            else {
+                const char *a = emit_view(e, o->node, true);
                 emit_timed(e, "    ", "MPRT_BWD", o->node,
                            arena_printf(e->a, "%s_backward(%s)", e->lname[o->node],
-                                        layer_args(e, e->uses[1][o->node], "d")));
+                                        layer_args(e, e->uses[1][o->node], a, "d")));
+            }
             if (z2)
                 E(e, "    %szero2_close(); /* their reduce-scatter starts, not waited for */\n",
                   pfx(e));

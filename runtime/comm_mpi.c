@@ -163,7 +163,7 @@ void mprt__regroup(void *dst, const void *src, int G, int64_t outer, size_t row,
         }
 }
 
-static float *scratch(int64_t nfloats) {
+float *mprt__scratch(int64_t nfloats) {
     if ((size_t)nfloats > R.scratch_cap) {
         float *p = realloc(R.scratch, (size_t)nfloats * sizeof(float));
         if (!p)
@@ -436,17 +436,6 @@ void mprt_allreduce_join(void) {
 
 double mprt_allreduce_exposed(void) { return F.exposed; }
 
-void mprt_slice(const float *full, float *local, int64_t outer, int64_t chunk, int64_t inner,
-                int parts, int part) {
-    block3(outer, chunk, inner, "mprt_slice");
-    if (parts < 1 || part < 0 || part >= parts)
-        mprt_fatal("mprt_slice: part %d of %d", part, parts);
-    size_t row = (size_t)(chunk * inner);
-    for (int64_t o = 0; o < outer; o++)
-        memcpy(local + (size_t)o * row, full + ((size_t)o * (size_t)parts + (size_t)part) * row,
-               row * sizeof(float));
-}
-
 void mprt_allgather(MprtGroup g, const float *local, float *full, int64_t outer, int64_t chunk,
                     int64_t inner) {
     if (mprt__wire()) {
@@ -459,7 +448,7 @@ void mprt_allgather(MprtGroup g, const float *local, float *full, int64_t outer,
     if (G == 1) {
         memcpy(full, local, (size_t)blk * sizeof(float));
     } else {
-        float *dst = outer == 1 ? full : scratch(blk * G); /* rank-major blocks */
+        float *dst = outer == 1 ? full : mprt__scratch(blk * G); /* rank-major blocks */
         COLLECTIVE(g, MPI_Allgather, MPI_Iallgather, local, (int)blk, MPI_FLOAT, dst, (int)blk,
                    MPI_FLOAT, R.comm[g]);
         if (outer > 1)
@@ -483,7 +472,7 @@ void mprt_reduce_scatter(MprtGroup g, const float *full, float *local, int64_t o
     } else {
         const float *src = full;
         if (outer > 1) {
-            float *tmp = scratch(blk * G);
+            float *tmp = mprt__scratch(blk * G);
             mprt__regroup(tmp, full, G, outer, (size_t)(chunk * inner) * sizeof(float), true);
             src = tmp;
         }
@@ -535,7 +524,7 @@ void mprt_zero_reduce_scatter(MprtGroup g, float *full, float *out, int64_t coun
               "MPI_Reduce_scatter", g);
         memmove(full + c[G + me], full, sizeof(float) * (size_t)c[me]);
     } else {
-        float *dst = add ? scratch(shard > 0 ? shard : 1) : out;
+        float *dst = add ? mprt__scratch(shard > 0 ? shard : 1) : out;
         check(MPI_Reduce_scatter(full, dst, c, MPI_FLOAT, MPI_SUM, R.comm[g]), "MPI_Reduce_scatter",
               g);
         for (int i = 0; add && i < c[me]; i++)
@@ -564,84 +553,9 @@ void mprt_zero_allgather(MprtGroup g, float *full, int64_t count, int64_t shard)
     free(c);
 }
 
-/* Checks an all-to-all view and returns the per-destination block in floats. */
-static int64_t a2a_block(int G, int64_t batch, int64_t mid, int64_t feat, int64_t inner) {
-    int64_t dims[4] = {batch, mid, feat, inner}, n = 0;
-    if (!mprt__numel(4, dims, 1, INT_MAX, &n))
-        mprt_fatal("MPI_Alltoall: bad tensor view %lld x %lld x %lld x %lld", (long long)batch,
-                   (long long)mid, (long long)feat, (long long)inner);
-    if (batch % G || feat % G)
-        mprt_fatal("MPI_Alltoall: batch %lld and features %lld must divide by the group size %d",
-                   (long long)batch, (long long)feat, G);
-    return n / G / G;
-}
-
-/* Between a local tensor [bl][mid][feat][inner] and G blocks [G][bl][mid][feat/G][inner],
- * block p holding feature slice p: packs the tensor into blocks (to_blocks) or unpacks
- * blocks into the tensor. The same index map serves both all-to-all directions. */
-static void a2a_permute(float *dst, const float *src, int G, int64_t bl, int64_t mid, int64_t feat,
-                        int64_t inner, bool to_blocks) {
-    size_t fc = (size_t)(feat / G), span = fc * (size_t)inner;
-    for (size_t p = 0; p < (size_t)G; p++)
-        for (size_t b = 0; b < (size_t)bl; b++)
-            for (size_t m = 0; m < (size_t)mid; m++) {
-                size_t blocked = ((p * (size_t)bl + b) * (size_t)mid + m) * span;
-                size_t whole = ((b * (size_t)mid + m) * (size_t)feat + p * fc) * (size_t)inner;
-                if (to_blocks)
-                    memcpy(dst + blocked, src + whole, span * sizeof(float));
-                else
-                    memcpy(dst + whole, src + blocked, span * sizeof(float));
-            }
-}
-
-/* The B -> F all-to-all (b2f: pack by feature slice, then exchange) or F -> B (exchange,
- * then unpack). B -> F: send[p] = my rows, feature slice p, [bl][mid][fc][inner]; received
- * from q: rows block q, my features — exactly the F layout's row order. F -> B: the F layout
- * is already ordered by destination row block. */
-/* The exchange of G blocks of blk floats, as floats or, under the bf16 wire, as bf16. */
-static void a2a_exchange(MprtGroup g, const float *src, float *dst, int64_t blk, bool wire) {
-    if (!wire) {
-        COLLECTIVE(g, MPI_Alltoall, MPI_Ialltoall, src, (int)blk, MPI_FLOAT, dst, (int)blk,
-                   MPI_FLOAT, R.comm[g]);
-        return;
-    }
-    int64_t n = blk * mprt_group_size(g);
-    uint16_t *hs = mprt__bf16_buf(0, n), *hd = mprt__bf16_buf(1, n);
-    mprt_bf16_pack(hs, src, n);
-    COLLECTIVE(g, MPI_Alltoall, MPI_Ialltoall, hs, (int)blk, MPI_UINT16_T, hd, (int)blk,
-               MPI_UINT16_T, R.comm[g]);
-    mprt_bf16_unpack(dst, hd, n);
-}
-
-static void alltoall(MprtGroup g, const float *in, float *out, int64_t batch, int64_t mid,
-                     int64_t feat, int64_t inner, bool b2f) {
-    int G = mprt_group_size(g);
-    int64_t blk = a2a_block(G, batch, mid, feat, inner);
-    bool wire = mprt__wire();
-    double t0 = MPI_Wtime();
-    if (G == 1 && wire) {
-        mprt_bf16_round(out, in, blk);
-    } else if (G == 1) {
-        memcpy(out, in, (size_t)blk * sizeof(float));
-    } else {
-        float *buf = scratch(blk * G);
-        if (b2f) a2a_permute(buf, in, G, batch / G, mid, feat, inner, true);
-        a2a_exchange(g, b2f ? buf : in, b2f ? out : buf, blk, wire);
-        if (!b2f) a2a_permute(out, buf, G, batch / G, mid, feat, inner, false);
-    }
-    mprt_stats_add(MPRT_ALLTOALL, g,
-                   mprt_coll_bytes(MPRT_ALLTOALL, G, (wire ? 2 : 4) * blk * G * G),
-                   MPI_Wtime() - t0);
-}
-
-void mprt_alltoall_b2f(MprtGroup g, const float *in, float *out, int64_t batch, int64_t mid,
-                       int64_t feat, int64_t inner) {
-    alltoall(g, in, out, batch, mid, feat, inner, true);
-}
-
-void mprt_alltoall_f2b(MprtGroup g, const float *in, float *out, int64_t batch, int64_t mid,
-                       int64_t feat, int64_t inner) {
-    alltoall(g, in, out, batch, mid, feat, inner, false);
+/* The all-to-all exchange of G blocks of blk elements of type dt (comm_layout.c's). */
+void mprt__alltoall(MprtGroup g, const void *src, void *dst, int64_t blk, MPI_Datatype dt) {
+    COLLECTIVE(g, MPI_Alltoall, MPI_Ialltoall, src, (int)blk, dt, dst, (int)blk, dt, R.comm[g]);
 }
 
 void mprt_broadcast(MprtGroup g, float *buf, int64_t count, int root) {

@@ -64,6 +64,10 @@ int mprt__count_int(int64_t n, const char *call);
 int64_t mprt__view_block(int64_t outer, int64_t chunk, int64_t inner, int G, const char *call);
 void mprt__regroup(void *dst, const void *src, int G, int64_t outer, size_t row,
                    bool to_rank_major);
+/* comm_mpi.c's all-to-all of G blocks of blk elements of type dt (timed out like the rest), and
+ * its f32 scratch buffer (grown on demand), for comm_layout.c. */
+void mprt__alltoall(MprtGroup g, const void *src, void *dst, int64_t blk, MPI_Datatype dt);
+float *mprt__scratch(int64_t nfloats);
 /* comm_bf16.c: the bf16 sum (an MPI user operation, made on first use), the runtime's bf16
  * buffers (slot 0-2, grown on demand) and the wire forms of comm_mpi.c's f32 collectives
  * (ZeRO's with MPI's counts c[0..G) and displacements c[G..2G)). */

@@ -222,6 +222,14 @@ void mprt_allgather_bf16(MprtGroup g, const uint16_t *local, uint16_t *full, int
                          int64_t chunk, int64_t inner);
 void mprt_reduce_scatter_bf16(MprtGroup g, const uint16_t *full, uint16_t *local, int64_t outer,
                               int64_t chunk, int64_t inner);
+/* mprt_slice and the all-to-alls on bf16 buffers (comm_layout.c): the same views and bytes as
+ * the f32 ones under the bf16 wire (2 per element). */
+void mprt_slice_bf16(const uint16_t *full, uint16_t *local, int64_t outer, int64_t chunk,
+                     int64_t inner, int parts, int part);
+void mprt_alltoall_b2f_bf16(MprtGroup g, const uint16_t *in, uint16_t *out, int64_t batch,
+                            int64_t mid, int64_t feat, int64_t inner);
+void mprt_alltoall_f2b_bf16(MprtGroup g, const uint16_t *in, uint16_t *out, int64_t batch,
+                            int64_t mid, int64_t feat, int64_t inner);
 void mprt_recv_bf16(int dir, uint16_t *buf, int64_t count, int tag);
 MprtReq *mprt_isend_bf16(int dir, const uint16_t *buf, int64_t count, int tag);
 

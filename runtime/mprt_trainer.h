@@ -569,6 +569,8 @@ void mprt_busy_stop(void);
  * mprt_pipe_wait_all completes them all (slot by slot), at the step's end. */
 #define MPRT_PIPE_GRAD (-1)
 void mprt_pipe_send(int slot, int dir, const float *buf, int64_t count, int tag);
+/* The same from a bf16 trainer's 16-bit activations (the bytes of the f32 form under the wire). */
+void mprt_pipe_send_bf16(int slot, int dir, const uint16_t *buf, int64_t count, int tag);
 void mprt_pipe_wait(int slot);
 void mprt_pipe_wait_all(void);
 /* For back ends with requests of their own (runtime/cuda): tracks `req` in `slot`; the

@@ -177,3 +177,7 @@ static void wait_host(void *req) { mprt_wait(req); }
 void mprt_pipe_send(int slot, int dir, const float *buf, int64_t count, int tag) {
     mprt_pipe_track(slot, mprt_isend(dir, buf, count, tag), wait_host);
 }
+
+void mprt_pipe_send_bf16(int slot, int dir, const uint16_t *buf, int64_t count, int tag) {
+    mprt_pipe_track(slot, mprt_isend_bf16(dir, buf, count, tag), wait_host);
+}

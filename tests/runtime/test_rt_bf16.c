@@ -11,7 +11,9 @@
  * send/recv on the pipe group): exact small integers gathered, summed and scattered in bf16, a
  * sum that must round (2 ranks: 1 + 2^-8 rounds to 1, ties to even), the byte counters at 2
  * bytes per element, and the wire: f32 collectives moving bf16 with a bf16-exact result, the
- * overlapped all-reduce, and f32 again while the counters are paused. A bf16 trainer's weights
+ * overlapped all-reduce, and f32 again while the counters are paused; the slice and all-to-alls
+ * on bf16 buffers (a bf16 trainer's 16-bit activations) bit for bit and byte for byte the f32
+ * ones under the wire, and a pipeline send of bf16. A bf16 trainer's weights
  * (trainer_bf16.c): the bf16 working copy follows the f32 master through registration,
  * refresh and uploads into the master (not elsewhere), a layer staged as f32 is exactly the
  * working copy's values, and 2 bytes a value are counted in the category allocated; the
@@ -198,6 +200,37 @@ static void check_wire(void) {
     mprt_set_wire_bf16(false);
 }
 
+/* A bf16 trainer's 16-bit activations change layout with the bf16 forms (comm_layout.c): the
+ * same bits and bytes as the f32 forms under the wire. Slice: outer 2 × (G·3) × inner 2; the
+ * all-to-alls on batch 2G × mid 1 × features 2G × inner 2, there and back. */
+static void check_layout_bf16(void) {
+    int G = mprt_group_size(MPRT_TENSOR), k = mprt_group_rank(MPRT_TENSOR);
+    enum { MAXG = 4 };
+    uint16_t full[2 * MAXG * 3 * 2], part[12], hb[2 * 2 * MAXG * 2], hf[2 * MAXG * 2 * 2],
+        back[2 * 2 * MAXG * 2];
+    float ff[2 * MAXG * 3 * 2], fp[12], xb[2 * 2 * MAXG * 2], xf[2 * MAXG * 2 * 2];
+    int nfull = 2 * G * 3 * 2, nb = 2 * 2 * G * 2; /* the B tensor: (2G/G) × 1 × 2G × 2 */
+    for (int i = 0; i < nfull; i++)
+        full[i] = mprt_bf16_from_f32(0.37f * (float)i - 1.0f), ff[i] = mprt_f32_from_bf16(full[i]);
+    mprt_slice_bf16(full, part, 2, 3, 2, G, k);
+    mprt_slice(ff, fp, 2, 3, 2, G, k);
+    for (int i = 0; i < 12; i++)
+        CHECK(mprt_f32_from_bf16(part[i]) == fp[i], "slice_bf16 %d", i);
+    for (int i = 0; i < nb; i++)
+        hb[i] = mprt_bf16_from_f32(0.01f * (float)(97 * k + i)), xb[i] = mprt_f32_from_bf16(hb[i]);
+    mprt_set_wire_bf16(true);
+    int64_t b = mprt_stats_get(MPRT_ALLTOALL, MPRT_TENSOR).bytes;
+    mprt_alltoall_b2f(MPRT_TENSOR, xb, xf, 2 * G, 1, 2 * G, 2);
+    int64_t wire = grew(MPRT_ALLTOALL, MPRT_TENSOR, &b);
+    mprt_set_wire_bf16(false);
+    mprt_alltoall_b2f_bf16(MPRT_TENSOR, hb, hf, 2 * G, 1, 2 * G, 2);
+    CHECK(grew(MPRT_ALLTOALL, MPRT_TENSOR, &b) == wire, "alltoall_b2f_bf16 bytes");
+    for (int i = 0; i < nb; i++)
+        CHECK(mprt_f32_from_bf16(hf[i]) == xf[i], "alltoall_b2f_bf16 %d", i);
+    mprt_alltoall_f2b_bf16(MPRT_TENSOR, hf, back, 2 * G, 1, 2 * G, 2);
+    CHECK(memcmp(back, hb, (size_t)nb * sizeof *hb) == 0, "alltoall_f2b_bf16 (b2f's inverse)");
+}
+
 /* Stage s sends to s+1 (bf16 and, on the wire, f32 buffers). */
 static void check_sendrecv(void) {
     int S = mprt_group_size(MPRT_PIPE), s = mprt_group_rank(MPRT_PIPE);
@@ -209,7 +242,9 @@ static void check_sendrecv(void) {
     if (s + 1 < S) {
         mprt_wait(mprt_isend_bf16(1, h, 3, 7));
         mprt_wait(mprt_isend(1, f, 3, 8));
-        CHECK(grew(MPRT_SENDRECV, MPRT_PIPE, &b) == 12, "two sends of 3 bf16: 12 bytes");
+        mprt_pipe_send_bf16(0, 1, h, 3, 9);
+        mprt_pipe_wait_all();
+        CHECK(grew(MPRT_SENDRECV, MPRT_PIPE, &b) == 18, "three sends of 3 bf16: 18 bytes");
     }
     if (s > 0) {
         uint16_t rh[3] = {0};
@@ -217,6 +252,9 @@ static void check_sendrecv(void) {
         mprt_recv_bf16(-1, rh, 3, 7);
         mprt_recv(-1, rf, 3, 8);
         CHECK(!memcmp(rh, h, sizeof h), "bf16 received");
+        memset(rh, 0, sizeof rh);
+        mprt_recv_bf16(-1, rh, 3, 9);
+        CHECK(!memcmp(rh, h, sizeof h), "bf16 received from a pipeline send");
         for (int i = 0; i < 3; i++)
             CHECK(rf[i] == mprt_bf16_round1(f[i]), "wire recv %d: %a", i, (double)rf[i]);
     }
@@ -299,6 +337,7 @@ int main(int argc, char **argv) {
     check_bf16_colls();
     check_rounding_sum();
     check_wire();
+    check_layout_bf16();
     check_sendrecv();
     check_weights();
     check_embedding();
