@@ -338,21 +338,14 @@ static void prepare(Emit *e) {
  * written where it does not. Both trainers implement bf16 (docs/runtime.md, "A bf16 trainer";
  * docs/cuda.md, "bf16"), ZeRO-1/2, and the two together, the f32 master weights sharded with
  * the optimizer state (docs/runtime.md and docs/cuda.md, "ZeRO under bf16"). ZeRO-3 (the weights
- * in parts, each layer gathered before it runs: docs/runtime.md, "ZeRO") is the C trainer's in
- * f32 only; the CUDA trainer and a bf16 plan refuse it. */
+ * in parts, each layer gathered before it runs: docs/runtime.md, "ZeRO") is the C trainer's, in
+ * f32 and bf16; the CUDA trainer refuses it. */
 bool cg_plan_supported(const IrGraph *g, bool cuda, Diag *d) {
     if (g->plan && g->plan->zero == 3 && cuda) {
         diag_error(d, noloc,
                    "the CUDA trainer does not implement ZeRO stage 3 (train.zero = 3: parameters "
                    "sharded and gathered before use); the C trainer does (--target c); use "
                    "train.zero = 0, 1, 2 or \"auto\" for CUDA");
-        return false;
-    }
-    if (g->plan && g->plan->zero == 3 && g->train.precision == PRECISION_BF16) {
-        diag_error(d, noloc,
-                   "the C trainer implements ZeRO stage 3 in f32 only (train.zero = 3 with "
-                   "train.precision = \"bf16\" is planned and reported, --emit=plan); use "
-                   "train.precision = \"f32\" or train.zero = 0, 1, 2");
         return false;
     }
     return true;

@@ -121,10 +121,13 @@ static void open_bwd(Lyr *l) {
     body_begin(l->e);
 }
 
-/* bf16: node n's parameter of role r in the bf16 working weights ("(prm + 608)"), or "NULL". */
+/* bf16: node n's parameter of role r in the bf16 working weights ("(prm + 608)"; under ZeRO-3
+ * in its gathered layer, "mprt_zero3_param16(608)"), or "NULL". */
 static const char *prm_ref(Emit *e, const IrNode *n, ParamRole r) {
     int i = PI(e, n, r);
-    return i < 0 ? "NULL" : arena_printf(e->a, "(prm + %lld)", (long long)e->poff[i]);
+    return i < 0 ? "NULL"
+                 : arena_printf(e->a, cg_zero3(e) ? "mprt_zero3_param16(%lld)" : "(prm + %lld)",
+                                (long long)e->poff[i]);
 }
 
 /* On the device under bf16 the forward reads the bf16 weights themselves and packs its input

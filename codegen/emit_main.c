@@ -130,9 +130,10 @@ static void emit_zero_table(Emit *e) {
       "static float *gsh; /* ZeRO-2: this rank's parts of the reduced gradients (ZeRO-1: NULL, "
       "each part is reduced in place in grd) */\n\n",
       s->zero, n,
-      cg_zero_master(e) ? "true /* bf16: mst holds the master weights' parts */"
-      : cg_zero3(e)     ? "true /* ZeRO-3: prm holds the weights' parts */"
-                        : "false");
+      cg_zero3(e) && cg_mst(e) ? "true /* bf16 ZeRO-3: mst and prm hold the weights' parts */"
+      : cg_zero_master(e)      ? "true /* bf16: mst holds the master weights' parts */"
+      : cg_zero3(e)            ? "true /* ZeRO-3: prm holds the weights' parts */"
+                               : "false");
 }
 
 /* What the runtime's trainer functions (mprt_trainer.h) need of the model: the parameter
@@ -229,7 +230,10 @@ void emit_params(Emit *e) {
     } else {
         E(e, "static float *prm, *grd, *opt1, *opt2;\n");
     }
-    if (cg_zero3(e)) { /* the weights of the gathered layer (runtime/trainer_zero3.c) */
+    if (cg_zero3(e) && cg_mst(e)) /* wl is unpacked from the gathered layer */
+        E(e, "/* bf16 ZeRO-3: prm holds this rank's parts of the bf16 weights; a layer's are "
+             "gathered whole\n * before it runs and wl unpacked from them (mprt_bf16_window) */\n");
+    else if (cg_zero3(e)) { /* the weights of the gathered layer (runtime/trainer_zero3.c) */
         E(e, "/* ZeRO-3: prm holds this rank's parts; a P macro is the parameter in its layer's "
              "gathered\n * weights (mprt_zero3_param), GRAD(p) its gradient by that offset */\n");
         at = "(mprt_zero3_at(p))";
@@ -495,7 +499,8 @@ static void emit_setup_arenas(Emit *e) {
           "    %szero2_setup(&ZERO, gsh); /* and two transient slots */\n",
           f, e->s->zero, pfx(e));
     if (cg_zero3(e))
-        E(e, "    mprt_zero3_setup(&ZERO, prm); /* and the gathered layer's buffer */\n");
+        E(e, "    mprt_zero3_setup%s(&ZERO, prm); /* and the gathered layer's buffer */\n",
+          cg_mst(e) ? "_bf16" : "");
     if (e->t->dev)
         E(e, "    dloss = (double *)mprt_cu_malloc(2 * sizeof(double)); /* [1]: recomputed losses "
              "*/\n");

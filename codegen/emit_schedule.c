@@ -416,12 +416,13 @@ static void emit_optimizer(Emit *e) {
     if (cg_zero_master(e))
         E(e,
           "    /* ZeRO under bf16: the optimizer on this rank's parts of the f32 master "
-          "weights, then\n     * each part rounded into the working copy and all-gathered "
-          "(bf16) */\n"
+          "weights, then\n     * each part rounded into the working copy %s */\n"
           "    float *state[3] = {mst, opt1, opt2};\n"
           "    MPRT_TIMED(MPRT_OPTIMIZER, %szero_update(&MODEL, mst, grd, gsh, state, "
           "&hyper, step + 1));\n"
           "    %szero_master_params(&ZERO, mst, prm, true);\n",
+          cg_zero3(e) ? "(ZeRO-3: its parts, each layer\n     * gathered before it runs)"
+                      : "and all-gathered (bf16)",
           pfx(e), pfx(e));
     else if (e->s->zero)
         E(e,

@@ -325,8 +325,8 @@ typedef struct TrainCfg {
     RecomputePolicy recompute;
     /* train.zero (docs/language.md): the ZeRO stage over the data replicas, 0 (none, the
      * default), 1 (optimizer state sharded), 2 (gradients too) or 3 (parameters too: the C
-     * trainer in f32; refused for CUDA and bf16 by codegen); TRAIN_ZERO_AUTO lets the planner pick
-     * among 0 to 3, or 0 to 2 under bf16 or with zero_auto_max2 (passes/search.c). */
+     * trainer; refused for CUDA by codegen); TRAIN_ZERO_AUTO lets the planner pick among 0 to 3,
+     * or 0 to 2 with zero_auto_max2 (passes/search.c). */
     int64_t zero;
     /* Set by the driver when the CUDA trainer is to be emitted (--target cuda, --emit=cuda),
      * which does not run ZeRO-3: "auto" then stops at stage 2. */

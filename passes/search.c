@@ -600,9 +600,7 @@ static bool leaner(const Best *a, const Best *b) {
     return a->min_mem >= 0 && (b->min_mem < 0 || a->min_mem < b->min_mem);
 }
 
-int search_zero_auto_max(const IrGraph *g) {
-    return g->train.precision == PRECISION_BF16 || g->train.zero_auto_max2 ? 2 : 3;
-}
+int search_zero_auto_max(const IrGraph *g) { return g->train.zero_auto_max2 ? 2 : 3; }
 
 /* The search at train.zero's stage, or under "auto" at 0 to search_zero_auto_max keeping the
  * fastest plan that fits (the lowest stage on a tie: ZeRO only adds collectives that nothing

@@ -342,8 +342,8 @@ Plan *search_plan_build(Search *s, const Cand *c, const int *mode, const int *st
 /* The devices, batch, flops and @stage pins admit a search; reports why not. */
 bool search_check_inputs(Search *s);
 /* The highest ZeRO stage train.zero = "auto" tries (from 0): 3 where the trainer to be emitted
- * runs it (the C trainer in f32), else 2 (bf16, or train.zero_auto_max2 set by the driver for
- * the CUDA trainer; codegen cg_plan_supported). The search and the brute-force oracle share it. */
+ * runs it (the C trainer), else 2 (train.zero_auto_max2, set by the driver for the CUDA
+ * trainer; codegen cg_plan_supported). The search and the brute-force oracle share it. */
 int search_zero_auto_max(const IrGraph *g);
 /* Errors when no plan was found: no mesh at all, or none that fits in memory. */
 void search_explain_no_plan(Search *s);

@@ -89,7 +89,7 @@ static void text_zero(const IrGraph *g, FILE *out) {
     for (int s = 0; s < p->S; s++)
         if (p->stages[s].zero_saved > most) most = p->stages[s].zero_saved, at = s;
     /* "auto" tries 3 only where the trainer runs it (passes/search.c search_zero_auto_max) */
-    bool to3 = g->train.precision != PRECISION_BF16 && !g->train.zero_auto_max2;
+    bool to3 = !g->train.zero_auto_max2;
     fprintf(out, "zero        ZeRO-%d%s: %s over the data replicas", p->zero,
             !p->zero_auto ? ""
             : to3         ? " (auto: the fastest of 0, 1, 2, 3 that fits)"

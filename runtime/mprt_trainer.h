@@ -116,6 +116,7 @@ void mprt_zero_params(const MprtZero *z, float *prm);
  * master weights `mst`: each part packed to bf16 at its place, then every part to every rank
  * of its group (mprt_zero_allgather_bf16: 2 bytes a value, as the plan prices it). In the step the
  * all-gather is counted; `counted` false (after a C API load) leaves it out of the plan's traffic.
+ * Under ZeRO-3 (z->stage 3) `prm` holds parts too: each is packed at its soff, nothing gathered.
  */
 void mprt_zero_master_params(const MprtZero *z, const float *mst, uint16_t *prm, bool counted);
 /* The stage's weights whole, for code that reads or writes them by tensor (initialisation,
@@ -160,6 +161,9 @@ void mprt_zero_master_device(const MprtZeroDevice *dev);
  * master NULL (ZeRO under bf16: the master weights are parts, trainer_zero.c writes work):
  * mprt_bf16_layer works, refresh and the copies leave work alone. */
 void mprt_bf16_weights(float *master, uint16_t *work, int64_t n, float *stage, int64_t cap);
+/* ZeRO-3 under bf16 (trainer_zero3.c): the working weights mprt_bf16_layer reads are now n
+ * values at `work` that hold offsets [base, base + n) (one gathered layer); no master. */
+void mprt_bf16_window(uint16_t *work, int64_t base, int64_t n);
 void mprt_bf16_refresh(void);
 float *mprt_bf16_layer(int64_t offset, int64_t n);
 void mprt_bf16_upload(void *arena, const void *host, size_t bytes);
@@ -196,9 +200,15 @@ void mprt_zero2_join(void);
  * parts over its group into the buffer (counted as the padded layer; a layer without
  * synchronisation is read in place); then mprt_zero3_param(offset) is the parameter at
  * `offset` of the stage's whole weight arena (the trainer's P macros) and mprt_zero3_at(p)
- * the offset of such a pointer (its GRAD(p)); either is fatal outside the gathered layer. */
+ * the offset of such a pointer (its GRAD(p)); either is fatal outside the gathered layer.
+ * Under bf16 (mprt_zero3_setup_bf16) `prm` and the buffer hold the 16-bit working weights
+ * (gathered 2 bytes a value), the gather points the staging at the gathered layer
+ * (mprt_bf16_window, so mprt_bf16_layer unpacks it) and mprt_zero3_param16(offset) is a 16-bit
+ * weight in it; mprt_zero_master_params rounds each master part into its place in prm. */
 int64_t mprt_zero3_buf_floats(const MprtZero *z, int stage);
 void mprt_zero3_setup(const MprtZero *z, float *prm);
+void mprt_zero3_setup_bf16(const MprtZero *z, uint16_t *prm);
+const uint16_t *mprt_zero3_param16(int64_t offset);
 void mprt_zero3_teardown(void);
 void mprt_zero3_gather(int part);
 float *mprt_zero3_param(int64_t offset);

@@ -20,13 +20,18 @@ static struct {
     float *master, *stage;
     uint16_t *work;
     int64_t n, cap;
+    int64_t base; /* the offset work[0] holds (0 but under ZeRO-3's mprt_bf16_window) */
 } W;
 
 void mprt_bf16_weights(float *master, uint16_t *work, int64_t n, float *stage, int64_t cap) {
     bool on = work != NULL; /* master NULL: ZeRO's parts (trainer_zero.c) write work */
-    W.master = master, W.work = work, W.n = on ? n : 0;
+    W.master = master, W.work = work, W.n = on ? n : 0, W.base = 0;
     W.stage = on ? stage : NULL, W.cap = on && stage ? cap : 0;
     mprt_bf16_refresh();
+}
+
+void mprt_bf16_window(uint16_t *work, int64_t base, int64_t n) {
+    W.master = NULL, W.work = work, W.base = base, W.n = n;
 }
 
 void mprt_bf16_refresh(void) {
@@ -34,11 +39,13 @@ void mprt_bf16_refresh(void) {
 }
 
 float *mprt_bf16_layer(int64_t offset, int64_t n) {
-    if (offset < 0 || n < 0 || n > W.cap || offset > W.n - n)
+    int64_t at = offset - W.base;
+    if (at < 0 || n < 0 || n > W.cap || at > W.n - n)
         mprt_fatal("bf16 weights: a layer's %lld values at %lld do not fit the %lld staged of "
-                   "the %lld registered",
-                   (long long)n, (long long)offset, (long long)W.cap, (long long)W.n);
-    mprt_bf16_unpack(W.stage, W.work + offset, n);
+                   "the %lld registered at %lld",
+                   (long long)n, (long long)offset, (long long)W.cap, (long long)W.n,
+                   (long long)W.base);
+    mprt_bf16_unpack(W.stage, W.work + at, n);
     return W.stage;
 }
 

@@ -97,6 +97,14 @@ void mprt_zero_params(const MprtZero *z, float *prm) {
 }
 
 void mprt_zero_master_params(const MprtZero *z, const float *mst, uint16_t *prm, bool counted) {
+    if (z->stage == 3) { /* prm is parts too: each rounded in place, gathered where used */
+        for (int i = 0; i < z->nparts; i++) {
+            const MprtZeroPart *p = &z->parts[i];
+            int64_t lo, n = mprt_zero_mine(p, &lo);
+            if (p->stage == mprt_mesh()->s) mprt_bf16_pack(prm + p->soff, mst + p->soff, n);
+        }
+        return;
+    }
     for (int i = 0; i < z->nparts; i++) {
         const MprtZeroPart *p = &z->parts[i];
         if (p->stage != mprt_mesh()->s) continue;
@@ -143,7 +151,9 @@ void mprt_zero_weights_done(const MprtModel *m, float *whole, float *arena, bool
         return;
     }
     if (put) mprt_zero_take(m->zero, whole, arena);
-    if (put && arena == W.mst && W.prm) /* the live master weights: their working copy too */
+    if (put && arena == W.mst && W.prm && m->zero->stage == 3) /* ZeRO-3: the working parts */
+        mprt_zero_master_params(m->zero, W.mst, W.prm, false);
+    else if (put && arena == W.mst && W.prm) /* the live master weights: their working copy too */
         mprt_bf16_pack(W.prm, whole, m->zero->stage_floats[mprt_mesh()->s]);
     free(whole);
 }

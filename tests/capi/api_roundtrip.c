@@ -6,7 +6,8 @@
  * through the C API, whose checkpoints must be the standalone ZeRO-2 trainer's bytes too; with
  * -DAPI_ZERO_BF16 the same plan under bf16 (prefix embbz: the f32 master weights in parts, the
  * working copy rebuilt after a load); with -DAPI_ZERO3 the plan with train.zero = 3 (prefix
- * embz3: the weights themselves in parts, gathered per layer).
+ * embz3: the weights themselves in parts, gathered per layer), with -DAPI_ZERO3_BF16 that under
+ * bf16 (prefix embbz3: the 16-bit working weights in parts too).
  *
  *   mpirun -np 2 ./capi_roundtrip DIR
  *
@@ -27,6 +28,10 @@
 #include "embbz.h"
 #define API(x) embbz_##x
 #define API_OK EMBBZ_OK
+#elif defined API_ZERO3_BF16 /* ZeRO-3 under bf16 (prefix embbz3) */
+#include "embbz3.h"
+#define API(x) embbz3_##x
+#define API_OK EMBBZ3_OK
 #elif defined API_ZERO3 /* ZeRO-3 (prefix embz3): the weights in parts */
 #include "embz3.h"
 #define API(x) embz3_##x

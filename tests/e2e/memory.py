@@ -66,9 +66,10 @@ CASES = [
     ("gpt_small.mp", "2x1x2", 0, "none", ("train.precision=bf16",)),
     ("gpt_small.mp", "2x1x2", 0, "all", ("train.precision=bf16",)),
     ("cnn_small.mp", "1x2x2", 0, "none", ("train.precision=bf16",)),
-    # bf16 with a pipeline and ZeRO-2, and with the vocabulary-parallel loss
+    # bf16 with a pipeline and ZeRO-2, with the vocabulary-parallel loss, with ZeRO-3
     ("mlp_adam.mp", "2x2x1", 2, "none", ("train.precision=bf16",)),
     ("gpt_vocab_odd.mp", "1x1x4", 0, "none", ("train.precision=bf16",)),
+    ("gpt_small.mp", "1x2x2", 3, "none", ("train.precision=bf16",)),
 ]
 EXACT = ("params", "grads", "optimizer", "zero_buffers")
 

@@ -3,7 +3,7 @@
 
 For one model trained with Adam, on each pinned mesh of --meshes (plan.mesh SxDxT):
 
-  * the runs with train.zero = 1, 2 and 3 (f32; bf16: 1 and 2) print the same loss curve as
+  * the runs with train.zero = 1, 2 and 3 (the CUDA trainer: 1 and 2) print the same loss curve as
     train.zero = 0 on that mesh within --rtol relative on every step (the gradients are
     summed in another order: reduce-scatter instead of all-reduce, and under ZeRO-2/3 per
     micro-batch; ZeRO-3 gathers each layer's weights from the parts before it runs), and the
@@ -20,18 +20,22 @@ For one model trained with Adam, on each pinned mesh of --meshes (plan.mesh SxDx
 
 With --precision bf16 (docs/runtime.md, "ZeRO under bf16") every run is bf16: ZeRO shards
 the f32 master weights with the moments, reduce-scatters bf16 gradients and all-gathers the
-updated bf16 weights. Then:
+updated bf16 weights (ZeRO-3: keeps parts of the 16-bit weights too and all-gathers each
+layer's, 2 bytes a value, before its forward and its backward). Then:
 
-  * ZeRO-1/2 track bf16 without ZeRO within --rtol (see BF16_RTOL below for why not 1e-5);
-  * memory allocated == predicted exactly for the parameters (the 16-bit working copy), the
-    gradients (f32 sums: whole under ZeRO-1, this rank's parts under ZeRO-2), the optimizer
-    state (f32 master parts + moments, the plan's 4·(copies + 1)·shard) and ZeRO-2's f32
-    slots, and the activations, kept in 16 bits (docs/runtime.md, "A bf16 trainer");
+  * ZeRO-1/2/3 track bf16 without ZeRO within --rtol (see BF16_RTOL below for why not 1e-5);
+  * memory allocated == predicted exactly for the parameters (the 16-bit working copy; under
+    ZeRO-3 its parts, half the f32 gradient parts), the gradients (f32 sums: whole under
+    ZeRO-1, this rank's parts under ZeRO-2/3), the optimizer state (f32 master parts +
+    moments, the plan's 4·(copies + 1)·shard) and ZeRO-2's f32 slots (ZeRO-3: and the 16-bit
+    gathered layer), and the activations, kept in 16 bits (docs/runtime.md, "A bf16 trainer");
   * checkpoints cross precision and ZeRO: saved by bf16 ZeRO-2 on the first mesh, resumed by
     f32 without ZeRO on --resume-mesh (4 -> 1 ranks) and the reverse, each within
     --cross-rtol of the run it continues (bf16 and f32 trajectories drift apart, as in
     tests/e2e/bf16.py), and bf16 ZeRO-2 resumed from its own checkpoint repeats its
-    uninterrupted run digit for digit (the f32 master weights were saved whole, not rounded).
+    uninterrupted run digit for digit (the f32 master weights were saved whole, not rounded);
+    the same for bf16 ZeRO-3 (saved on the first mesh, resumed by f32 without ZeRO on
+    --resume-mesh, and by itself digit for digit).
 
 Why BF16_RTOL (2e-3 by default, from CMake): under bf16 every gradient sum is a bf16 sum formed
 pair by pair in MPI's order (docs/runtime.md, "bf16"). A reduce-scatter sums in another order
@@ -71,7 +75,7 @@ class Ctx:
         self.a = a
         self.failures = []
         self.built = {}
-        self.whole = {}  # mesh -> bytes of a rank's whole f32 parameters without ZeRO
+        self.whole = {}  # (mesh, precision) -> bytes of a rank's whole f32 gradients, no ZeRO
 
     def build(self, mesh, zero, prec=None):
         """The trainer of (mesh, zero, precision: --precision by default), built once."""
@@ -116,14 +120,15 @@ class Ctx:
         # the whole f32 gradients would be the parameters' bytes (f32), twice them (bf16 params)
         whole = int(m.group(1)) * (2 if "_bf16" in cmd[4] else 1) if m else 0
         exe = os.path.basename(cmd[4])
-        if m and exe.endswith("_z0_f32"):  # ZeRO-3's parameters are parts: whole without ZeRO
-            self.whole[exe.split("_")[0]] = whole
-        if m and "_z3" in exe:  # f32 only: the parameters and gradients are both this rank's parts
-            whole = self.whole.get(exe.split("_")[0], 0)
-            if not int(m.group(1)) == int(m.group(3)) < whole:
+        mesh, prec = exe.split("_")[0], exe.split("_")[-1]
+        if m and "_z0_" in exe:  # ZeRO-3's parameters are parts: whole without ZeRO
+            self.whole[(mesh, prec)] = whole
+        if m and "_z3" in exe:  # parameters and gradients both this rank's parts (16-bit: half)
+            whole, half = self.whole.get((mesh, prec), 0), 2 if prec == "bf16" else 1
+            if not half * int(m.group(1)) == int(m.group(3)) < whole:
                 self.failures.append(f"{' '.join(cmd)}: ZeRO-3 parameters {m.group(1)} B and "
-                                     f"gradients {m.group(3)} B are not the same shard of the "
-                                     f"{whole} B of whole f32 parameters")
+                                     f"gradients {m.group(3)} B are not the same parts of the "
+                                     f"{whole} B of whole f32 gradients")
         elif m and "_z2" in exe and not int(m.group(3)) < whole:
             self.failures.append(f"{' '.join(cmd)}: ZeRO-2 gradients {m.group(3)} B are not a "
                                  f"shard of the {whole} B of whole f32 gradients")
@@ -158,9 +163,9 @@ def curves(c, a):
 
 
 def stages(a):
-    """The ZeRO stages compared with none: 1 and 2, and 3 in f32 on the C trainer (mpcc
-    refuses it under bf16 and for the CUDA trainer)."""
-    return (1, 2) if a.precision == "bf16" or a.target == "cuda" else (1, 2, 3)
+    """The ZeRO stages compared with none: 1 and 2, and 3 on the C trainer (mpcc refuses it
+    for the CUDA trainer)."""
+    return (1, 2) if a.target == "cuda" else (1, 2, 3)
 
 
 def resume(c, a, src, dst, rtol=None):
@@ -215,6 +220,9 @@ def main():
         resume(c, a, (first, 2), (a.resume_mesh, 0, "f32"), a.cross_rtol)
         resume(c, a, (a.resume_mesh, 0, "f32"), (first, 2), a.cross_rtol)
         resume(c, a, (first, 2), (first, 2), 0.0)
+        if 3 in stages(a):  # bf16 ZeRO-3: whole f32 master weights too, onto f32 and itself
+            resume(c, a, (first, 3), (a.resume_mesh, 0, "f32"), a.cross_rtol)
+            resume(c, a, (first, 3), (first, 3), 0.0)
     else:
         resume(c, a, (first, 2), (a.resume_mesh, 0))
         resume(c, a, (a.resume_mesh, 0), (first, 2))

@@ -4,8 +4,8 @@
  * For every candidate mesh and micro-batch count it enumerates every mode of every node and
  * every stage assignment, prices each complete plan with the search's own evaluation
  * (search_rc_fit: search_eval_plan, recomputing under "auto" the stages that would not fit) and
- * keeps the fastest that fits in memory, over ZeRO stages 0 to search_zero_auto_max (3 in f32,
- * 2 under bf16) under train.zero = "auto"; with plan.mesh set, only the
+ * keeps the fastest that fits in memory, over ZeRO stages 0 to search_zero_auto_max (3 but for
+ * the CUDA trainer) under train.zero = "auto"; with plan.mesh set, only the
  * candidates of that mesh (with train.microbatches' m, as the tests set no plan.microbatches). It
  * shares the search's candidates, modes and evaluation through passes/search_internal.h — the
  * private header of the search, included here on purpose — so what it checks is the sweep and its
