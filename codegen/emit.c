@@ -228,11 +228,13 @@ static void emit_buffers(Emit *e) {
       "static float *xbase, *rfbase;   /* inputs and labels as loaded; recomputed copies%s */\n"
       "static int32_t *xibase, *ribase; /* the same, integers%s */\n",
       where, where, where, where, where, where);
-    if (cg_bf16(e))
-        E(e, "static uint16_t *hbase, *rhbase; /* bf16: this stage's 16-bit activations; "
-             "recomputed */\n"
-             "static float *work;            /* bf16: one layer's activations as f32 (the "
-             "layers' view) */\n");
+    if (cg_mst(e))
+        E(e,
+          "static uint16_t *hbase, *rhbase; /* bf16: this stage's 16-bit activations; "
+          "recomputed%s */\n"
+          "static float *work;            /* bf16: one layer's activations as f32 (the "
+          "layers' view)%s */\n",
+          where, where);
     if (e->t->dev)
         E(e, "static double *dloss;          /* the step's loss, accumulated on the device (a "
              "recomputed\n                                * loss adds into dloss[1], "

@@ -93,12 +93,13 @@ static inline bool cg_bf16_cu(const Emit *e) {
  * working weights `prm` are bf16 values (uint16_t), each layer's unpacked into the f32 staging
  * buffer `wl` for the kernels that take f32 weights (PREFIX_bf16_layer). */
 static inline bool cg_mst(const Emit *e) { return cg_bf16(e) || cg_bf16_cu(e); }
-/* A bf16 C trainer keeps buffer b in 16 bits (docs/runtime.md, "A bf16 trainer"): an f32
- * activation, not an input or label as loaded (those stay f32, outside the plan), nor an op's
- * internals (stash, argmax: their own f32/int32 fields). The kernels see it through the
- * stage's f32 view `w`, unpacked into `work` around each layer (emit_schedule.c). */
+/* A bf16 trainer, C or CUDA, keeps buffer b in 16 bits (docs/runtime.md, "A bf16 trainer";
+ * docs/cuda.md, "16-bit activations"): an f32 activation, not an input or label as loaded
+ * (those stay f32, outside the plan), nor an op's internals (stash, argmax: their own
+ * f32/int32 fields). The kernels see it through the stage's f32 view `w`, unpacked into `work`
+ * around each layer (emit_schedule.c); on the device both are device memory. */
 static inline bool cg_h16(const Emit *e, int b) {
-    return cg_bf16(e) && b >= 0 && BV(e, b)->dtype == DT_F32 && BV(e, b)->kind == VAL_ACT;
+    return cg_mst(e) && b >= 0 && BV(e, b)->dtype == DT_F32 && BV(e, b)->kind == VAL_ACT;
 }
 /* bf16 with ZeRO on either target (docs/runtime.md, "ZeRO under bf16"; docs/cuda.md, the same):
  * `mst` holds this rank's parts of the f32 master weights (at the ZERO_PARTS soff, like the

@@ -60,7 +60,7 @@ static const char *kept_shape(Emit *e, bool h, DType t, const Shape *sh) {
 }
 
 /* Stage s's fields, one per line: the view's (kept = false: every activation float *) or, under
- * bf16 on the host, the kept slot's (16-bit activations uint16_t *: cg_h16). */
+ * bf16, the kept slot's (16-bit activations uint16_t *: cg_h16). */
 static int emit_fields(Emit *e, int s, bool kept) {
     const SchedStage *st = &e->s->stages[s];
     int fields = 0;
@@ -85,7 +85,7 @@ static int emit_fields(Emit *e, int s, bool kept) {
     return fields;
 }
 
-/* bf16 on the host: the kept slot's fields as the layers' f32 view sees them — inputs, labels
+/* bf16: the kept slot's fields as the layers' f32 view sees them — inputs, labels
  * and internals as kept, each 16-bit activation NULL until a stage program points it into
  * `work` and unpacks it there (emit_schedule.c). */
 static void emit_view_fn(Emit *e, int s) {
@@ -117,7 +117,7 @@ void emit_stage_struct(Emit *e, int s) {
     E(e, "typedef struct Stage%d {\n", s);
     emit_fields(e, s, false);
     E(e, "} Stage%d;\n", s);
-    if (!cg_bf16(e)) {
+    if (!cg_mst(e)) {
         E(e, "static Stage%d act%d[%d], grad%d;\n\n", s, s, st->stash, s);
         return;
     }
@@ -144,7 +144,7 @@ const char *cg_alloc(const Emit *e, bool ints, const char *cat) {
 }
 
 /* The arenas a stage's fields are carved from: per slot f (floats: activations, or under bf16
- * on the host the ops' internals), n (ints), h (bf16 on the host: the 16-bit activations) and
+ * the ops' internals), n (ints), h (bf16: the 16-bit activations) and
  * x/xn (inputs and labels as loaded); for what recomputation rebuilds, the stage's one copy
  * rf/rn/rh. */
 enum { AR_F, AR_N, AR_H, AR_X, AR_XN, AR_RF, AR_RN, AR_RH, AR__COUNT };
@@ -185,12 +185,12 @@ static void emit_alloc_fields(Emit *e, int s) {
     }
 }
 
-/* bf16 on the host: the floats of `work`, the f32 view of one layer's 16-bit activations (its
+/* bf16: the floats of `work`, the f32 view of one layer's 16-bit activations (its
  * distinct inputs and output: what emit_schedule.c's views unpack), the largest on stage s. */
 static int64_t work_floats(Emit *e, int s) {
     const SchedStage *st = &e->s->stages[s];
     int64_t most = 0;
-    for (int id = st->first_node; id <= st->last_node && cg_bf16(e); id++) {
+    for (int id = st->first_node; id <= st->last_node && cg_mst(e); id++) {
         int bs[3] = {e->fwd_in[0][id], e->fwd_in[1][id], e->fwd_out[id]};
         int64_t n = 0;
         for (int i = 0; i < 3; i++)
@@ -226,7 +226,7 @@ static void alloc_arena(Emit *e, int ar, const char *cat, int64_t n, const char 
     bool ints = ar == AR_N || ar == AR_XN || ar == AR_RN, h = ar == AR_H || ar == AR_RH;
     E(e, "    %s *%s = ", ints ? "int32_t" : h ? "uint16_t" : "float", ar_base[ar]);
     if (n && h)
-        E(e, "mprt_halloc_in(MPRT_MEM_%s, %lld); /* %s */\n", cat, (long long)n, what);
+        E(e, "%shalloc_in(MPRT_MEM_%s, %lld); /* %s */\n", pfx(e), cat, (long long)n, what);
     else if (n)
         E(e, "%s%lld); /* %s */\n", cg_alloc(e, ints, cat), (long long)n, what);
     else
@@ -242,7 +242,7 @@ void emit_alloc(Emit *e, int s) {
     const SchedStage *st = &e->s->stages[s];
     int64_t gsz, scr, xf, k = st->stash;
     AllocSizes z = alloc_sizes(e, s, &gsz, &scr, &xf);
-    bool h = cg_bf16(e);
+    bool h = cg_mst(e);
     E(e, "static void stage%d_alloc(void) {\n", s);
     alloc_arena(e, AR_F, "ACTS", k * z.at[AR_F],
                 h ? "the ops' internals (f32), per slot" : "activations, per slot");

@@ -453,6 +453,7 @@ static void emit_free_all(Emit *e) {
              "    free(scratch), free(xfer), free(xbase), free(xibase), free(rfbase), "
              "free(ribase);\n");
     if (cg_bf16(e)) E(e, "    free(hbase), free(rhbase), free(work);\n");
+    if (cg_bf16_cu(e)) E(e, "    mprt_cu_free(hbase), mprt_cu_free(rhbase), mprt_cu_free(work);\n");
     if (e->s->zero) E(e, "    %s(gsh);\n", e->t->dev ? "mprt_cu_free" : "free");
     if (cg_zero_master(e) && !e->t->dev)
         E(e, "    mprt_zero_master(NULL, NULL), mprt_bf16_weights(NULL, NULL, 0, NULL, 0),\n"

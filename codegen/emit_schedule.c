@@ -37,7 +37,7 @@ static void emit_fwd_coll(Emit *e, const SchedOp *o) {
         return;
     }
     const char *src = fld(e, "a", o->src), *dst = fld(e, "a", o->dst);
-    /* bf16 on the host: between 16-bit activations, the collectives on bf16 buffers (the same
+    /* bf16: between 16-bit activations, the collectives on bf16 buffers (the same
      * bytes and bits as the f32 ones under the wire) */
     const char *h = cg_h16(e, o->src) ? "_bf16" : "", *el = *h ? "uint16_t" : "float";
     E(e, "    /* ");
@@ -122,7 +122,7 @@ static void stage_locals(Emit *e, int s, unsigned used) {
     const SchedStage *st = &e->s->stages[s];
     if (used & 32) used |= 1; /* the view is made from the kept slot */
     if (used & 1)
-        E(e, "    const Stage%d%s *a = &act%d[micro %% %d];\n", s, cg_bf16(e) ? "Kept" : "", s,
+        E(e, "    const Stage%d%s *a = &act%d[micro %% %d];\n", s, cg_mst(e) ? "Kept" : "", s,
           st->stash);
     if (used & 32)
         E(e, "    Stage%d w = stage%d_view(a); /* bf16: what the layers see, as f32 */\n", s, s);
@@ -151,12 +151,12 @@ static void emit_timed(Emit *e, const char *indent, const char *slot, int node, 
       *g ? ")" : "");
 }
 
-/* bf16 on the host: points the 16-bit activations among node id's inputs and output that its
+/* bf16: points the 16-bit activations among node id's inputs and output that its
  * forward (bwd: backward) names into `work` in the view `w`, unpacking each it reads (a
  * forward writes its output: packed after it, emit_fwd_layer). Returns the layer call's first
  * argument: "&w", or "a" without a view. */
 static const char *emit_view(Emit *e, int id, bool bwd) {
-    if (!cg_bf16(e)) return "a";
+    if (!cg_mst(e)) return "a";
     const int bs[3] = {e->fwd_in[0][id], e->fwd_in[1][id], e->fwd_out[id]};
     int64_t at = 0;
     for (int i = 0; i < 3; i++) {
@@ -173,7 +173,7 @@ static const char *emit_view(Emit *e, int id, bool bwd) {
 }
 
 /* Layer o's forward; `pre`: before the call ("loss += ", or "(void)" recomputed). Its output
- * is kept rounded to bf16 under bf16: packed into 16 bits on the host, in place on the device. */
+ * is kept rounded to bf16 under bf16: packed into 16 bits (host or device). */
 static void emit_fwd_layer(Emit *e, const SchedOp *o, const char *pre) {
     const char *a = emit_view(e, o->node, false);
     emit_timed(e, "    ", "MPRT_FWD", o->node,

@@ -247,6 +247,18 @@ void mprt_cu_stats_flush(void) {
     N.npend = 0;
 }
 
+/* What comm_bf16.c's collectives on 16-bit buffers share with these (cu_internal.h). */
+bool mprt_cu__staged(void) { return staged(); }
+struct ncclComm *mprt_cu__comm(int group) {
+    return comm_of(group);
+}
+cudaStream_t mprt_cu__begin(void) { return begin(); }
+void mprt_cu__end(int kind, int group, int64_t n_bytes) {
+    end((MprtColl)kind, group, n_bytes, false);
+}
+uint16_t *mprt_cu__wire_buf(int i, int64_t count) { return wire_buf(i, count); }
+void *mprt_cu__host(int64_t bytes) { return host((bytes + 3) / 4); }
+
 /* ─────────────────────────────── the NCCL calls, f32 or bf16 on the wire ───────────────────── */
 
 /* Bytes per element moved: bf16 while the wire is on (w), else f32. */
@@ -646,24 +658,39 @@ void mprt_cu_recv(int dir, float *buf, int64_t count) {
 
 struct MprtCuReq {
     MprtReq *req;
-    float *host; /* owned until the wait: the MPI send reads it */
+    void *host; /* owned until the wait: the MPI send reads it */
 };
 
-MprtCuReq *mprt_cu_isend_staged(int dir, const float *buf, int64_t count, int tag) {
+/* `count` elements of `esz` bytes (4: f32, 2: bf16) downloaded into a host copy the send owns,
+ * sent by mprt_isend or mprt_isend_bf16. */
+static MprtCuReq *isend_staged(int dir, const void *buf, int64_t count, size_t esz, int tag) {
     MprtCuReq *r = malloc(sizeof *r);
-    float *h = malloc((size_t)(count > 0 ? count : 1) * sizeof *h);
+    void *h = malloc((size_t)(count > 0 ? count : 1) * esz);
     if (!r || !h)
-        mprt_fatal("out of memory staging a pipeline send of %lld floats", (long long)count);
-    to_host(h, buf, count);
+        mprt_fatal("out of memory staging a pipeline send of %lld values", (long long)count);
+    mprt_cu_download(h, buf, (size_t)count * esz);
     r->host = h;
-    r->req = mprt_isend(dir, h, count, tag);
+    r->req = esz == 2 ? mprt_isend_bf16(dir, h, count, tag) : mprt_isend(dir, h, count, tag);
     return r;
+}
+
+MprtCuReq *mprt_cu_isend_staged(int dir, const float *buf, int64_t count, int tag) {
+    return isend_staged(dir, buf, count, sizeof(float), tag);
+}
+MprtCuReq *mprt_cu_isend_staged_bf16(int dir, const uint16_t *buf, int64_t count, int tag) {
+    return isend_staged(dir, buf, count, sizeof(uint16_t), tag);
 }
 
 void mprt_cu_recv_staged(int dir, float *buf, int64_t count, int tag) {
     float *h = host(count);
     mprt_recv(dir, h, count, tag);
     to_device(buf, h, count);
+}
+
+void mprt_cu_recv_bf16(int dir, uint16_t *buf, int64_t count, int tag) {
+    uint16_t *h = mprt_cu__host(2 * count);
+    mprt_recv_bf16(dir, h, count, tag);
+    mprt_cu_upload(buf, h, (size_t)count * sizeof *h);
 }
 
 void mprt_cu_wait_staged(MprtCuReq *r) {

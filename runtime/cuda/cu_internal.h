@@ -52,6 +52,26 @@ void mprt_cu_pack_transpose_mid(float *dst, const float *src, int64_t A, int64_t
                                 cudaStream_t stream);
 void mprt_cu_pack_untranspose_mid(float *dst, const float *src, int64_t A, int64_t G, int64_t B,
                                   cudaStream_t stream);
+/* The same on 16-bit elements (a bf16 trainer's activations: comm_bf16.c): mprt_cu_pack_slice,
+ * and the permutation behind the others — dst [A][G][B] <- src [G][A][B] (to_agb:
+ * gather_to_full with A = outer, B = chunk·inner; untranspose_mid), or the inverse (!to_agb:
+ * full_to_gather; transpose_mid). */
+void mprt_cu_pack_slice_h(uint16_t *dst, const uint16_t *src, int64_t outer, int64_t chunk,
+                          int64_t inner, int parts, int part, cudaStream_t stream);
+void mprt_cu_pack_permute_h(uint16_t *dst, const uint16_t *src, int64_t A, int64_t G, int64_t B,
+                            bool to_agb, cudaStream_t stream);
+/* comm_nccl.c's call machinery, for comm_bf16.c: whether collectives are host-staged (MPI
+ * mode), group g's NCCL communicator, the opening of a call on the communication stream (it
+ * waits for the compute stream) and its closing (counted as mprt_coll_bytes(kind, G, n_bytes),
+ * the compute stream waiting for it), bf16 staging buffer i (0, 1: the wire's) of at least
+ * `count` values, pinned host staging of at least `bytes`. */
+struct ncclComm;
+bool mprt_cu__staged(void);
+struct ncclComm *mprt_cu__comm(int group);
+cudaStream_t mprt_cu__begin(void);
+void mprt_cu__end(int kind, int group, int64_t n_bytes); /* kind: an MprtColl */
+uint16_t *mprt_cu__wire_buf(int i, int64_t count);
+void *mprt_cu__host(int64_t bytes);
 /* dst[0 .. n) += src[0 .. n) on `stream`. */
 void mprt_cu_pack_add(float *dst, const float *src, int64_t n, cudaStream_t stream);
 

@@ -78,6 +78,10 @@ void mprt_cu_pipe_send(int slot, int dir, const float *buf, int64_t count, int t
     mprt_pipe_track(slot, mprt_cu_isend_staged(dir, buf, count, tag), wait_staged);
 }
 
+void mprt_cu_pipe_send_bf16(int slot, int dir, const uint16_t *buf, int64_t count, int tag) {
+    mprt_pipe_track(slot, mprt_cu_isend_staged_bf16(dir, buf, count, tag), wait_staged);
+}
+
 /* One ZeRO part's optimizer step on device pointers: part_step of trainer_zero.c with the
  * mprt_cu_ optimizers. */
 static void part_step(const MprtModel *m, float *p, float *s1, float *s2, const float *g, int64_t n,

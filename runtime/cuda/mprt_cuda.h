@@ -326,6 +326,20 @@ void mprt_cu_alltoall_b2f(int group, const float *in, float *out, int64_t batch,
 void mprt_cu_alltoall_f2b(int group, const float *in, float *out, int64_t batch, int64_t mid,
                           int64_t feat, int64_t inner);
 void mprt_cu_broadcast(int group, float *buf, int64_t count, int root);
+/* The layout changes above on a bf16 trainer's 16-bit activations (comm_bf16.c; docs/cuda.md,
+ * "16-bit activations"), as mprt.h's _bf16 forms: the same views and groups, the stored bf16
+ * values moved as they are (ncclBfloat16; sums NCCL's in bf16, as the f32 forms' under the
+ * wire), 2 bytes per element counted: the bits and bytes of the f32 forms under the bf16 wire. */
+void mprt_cu_allgather_bf16(int group, const uint16_t *local, uint16_t *full, int64_t outer,
+                            int64_t chunk, int64_t inner);
+void mprt_cu_reduce_scatter_bf16(int group, const uint16_t *full, uint16_t *local, int64_t outer,
+                                 int64_t chunk, int64_t inner);
+void mprt_cu_slice_bf16(const uint16_t *full, uint16_t *local, int64_t outer, int64_t chunk,
+                        int64_t inner, int parts, int part);
+void mprt_cu_alltoall_b2f_bf16(int group, const uint16_t *in, uint16_t *out, int64_t batch,
+                               int64_t mid, int64_t feat, int64_t inner);
+void mprt_cu_alltoall_f2b_bf16(int group, const uint16_t *in, uint16_t *out, int64_t batch,
+                               int64_t mid, int64_t feat, int64_t inner);
 /* ZeRO (docs/cuda.md, "ZeRO"): the twins of mprt.h's mprt_zero_reduce_scatter and
  * mprt_zero_allgather on device pointers — `count` floats split over the group in parts of
  * `shard` (ncclReduceScatter / ncclAllGather of the zero-padded G·shard floats), counted as the
@@ -356,6 +370,10 @@ typedef struct MprtCuReq MprtCuReq;
 MprtCuReq *mprt_cu_isend_staged(int dir, const float *buf, int64_t count, int tag);
 void mprt_cu_recv_staged(int dir, float *buf, int64_t count, int tag);
 void mprt_cu_wait_staged(MprtCuReq *req);
+/* The same on 16-bit values (a bf16 trainer's activations: mprt_isend_bf16, mprt_recv_bf16),
+ * 2 bytes per element, as the f32 forms move and count under the bf16 wire. */
+MprtCuReq *mprt_cu_isend_staged_bf16(int dir, const uint16_t *buf, int64_t count, int tag);
+void mprt_cu_recv_bf16(int dir, uint16_t *buf, int64_t count, int tag);
 
 /* ─────────────────────────────── the trainer's device side (cu_trainer.c)
  * ─────────────────────────────── What every generated CUDA trainer does the same way; the types
@@ -384,6 +402,8 @@ void mprt_cu_data_rows(const struct MprtData *d, uint64_t seed, int64_t first, i
 /* mprt_pipe_send staged through host memory (mprt_cu_isend_staged), completed by the CPU
  * runtime's mprt_pipe_wait and mprt_pipe_wait_all. */
 void mprt_cu_pipe_send(int slot, int dir, const float *buf, int64_t count, int tag);
+/* The same on 16-bit values (mprt_cu_isend_staged_bf16): mprt_pipe_send_bf16's twin. */
+void mprt_cu_pipe_send_bf16(int slot, int dir, const uint16_t *buf, int64_t count, int tag);
 
 /* ZeRO's optimizer step on the device: mprt_zero_update's walk over this rank's parts with
  * the mprt_cu_ optimizers (state[] the device shard arenas), then every updated part to every

@@ -13,8 +13,10 @@
  * on (mprt_set_wire_bf16; docs/cuda.md, "bf16"): the same inputs are bf16 values and their sums are
  * exact in bf16, so the results must equal the f32 references bit for bit while every counted call
  * except the broadcast counts 2 bytes per element; and a sum of values that are not bf16 values
- * must be the sum of their bf16 roundings (the wire rounds what it sends); and ZeRO under bf16's
- * master weights (test_zero_master). Prints "test_cu_comm S x
+ * must be the sum of their bf16 roundings (the wire rounds what it sends); ZeRO under bf16's
+ * master weights (test_zero_master); and the layout changes and pipeline sends of a bf16
+ * trainer's 16-bit activations, bit for bit the CPU's _bf16 forms, counted as the f32 forms
+ * under the wire (test_layout_bf16, test_pipe_bf16). Prints "test_cu_comm S x
  * d x t MODE: ok" on rank 0.
  *
  * Without a CUDA device it prints "SKIPPED: no CUDA device" and exits 77 (ctest: skipped).
@@ -426,6 +428,84 @@ static void test_pipe(void) {
     free(h), free(got), mprt_cu_free(d), mprt_cu_free(dr);
 }
 
+/* n bf16 values (filled's small integers, exact in bf16) on the host, and a device copy. */
+static uint16_t *filled_h(int64_t n, int salt, uint16_t **dev) {
+    float *f = filled(n, salt);
+    uint16_t *h = malloc((size_t)(n > 0 ? n : 1) * sizeof *h);
+    mprt_bf16_pack(h, f, n);
+    *dev = mprt_cu_malloc((size_t)(n > 0 ? n : 1) * sizeof **dev);
+    mprt_cu_upload(*dev, h, (size_t)n * sizeof *h);
+    free(f);
+    return h;
+}
+
+static void same_h(const char *what, MprtGroup g, const uint16_t *d, const uint16_t *ref,
+                   int64_t n) {
+    same_bytes(what, g, d, ref, (size_t)n * sizeof *ref);
+}
+
+/* A bf16 trainer's 16-bit activations changing layout (docs/cuda.md, "16-bit activations"):
+ * the device's _bf16 forms against the CPU's bit for bit, counted as the f32 forms under the
+ * bf16 wire (run with the wire on: expect() halves the f32 bytes). */
+static void test_layout_bf16(MprtGroup g) {
+    int64_t G = mprt_group_size(g), outer = 2, chunk = 3, inner = 2, n = outer * chunk * inner;
+    uint16_t *dloc, *dfull, *loc = filled_h(n, 12, &dloc), *full = filled_h(G * n, 13, &dfull);
+    mprt_stats_pause(), mprt_allgather_bf16(g, loc, full, outer, chunk, inner);
+    mprt_stats_resume();
+    mprt_cu_allgather_bf16((int)g, dloc, dfull, outer, chunk, inner);
+    expect(MPRT_ALLGATHER, g, 4 * G * n);
+    same_h("allgather_bf16", g, dfull, full, G * n);
+    mprt_stats_pause(), mprt_reduce_scatter_bf16(g, full, loc, outer, chunk, inner);
+    mprt_stats_resume();
+    mprt_cu_reduce_scatter_bf16((int)g, dfull, dloc, outer, chunk, inner);
+    expect(MPRT_REDUCESCATTER, g, 4 * G * n);
+    same_h("reduce_scatter_bf16", g, dloc, loc, n);
+    mprt_slice_bf16(full, loc, outer, chunk, inner, (int)G, (int)(G - 1));
+    mprt_cu_slice_bf16(dfull, dloc, outer, chunk, inner, (int)G, (int)(G - 1));
+    same_h("slice_bf16", g, dloc, loc, n);
+    free(loc), free(full), mprt_cu_free(dloc), mprt_cu_free(dfull);
+    int64_t batch = 2 * G, mid = 3, feat = 2 * G, in2 = 2, part = batch * mid * feat * in2 / G;
+    uint16_t *da, *db, *a = filled_h(part, 14, &da), *b = filled_h(part, 15, &db);
+    mprt_stats_pause(), mprt_alltoall_b2f_bf16(g, a, b, batch, mid, feat, in2);
+    mprt_stats_resume();
+    mprt_cu_alltoall_b2f_bf16((int)g, da, db, batch, mid, feat, in2);
+    expect(MPRT_ALLTOALL, g, 4 * part * G);
+    same_h("alltoall_b2f_bf16", g, db, b, part);
+    mprt_stats_pause(), mprt_alltoall_f2b_bf16(g, b, a, batch, mid, feat, in2);
+    mprt_stats_resume();
+    mprt_cu_alltoall_f2b_bf16((int)g, db, da, batch, mid, feat, in2);
+    expect(MPRT_ALLTOALL, g, 4 * part * G);
+    same_h("alltoall_f2b_bf16", g, da, a, part);
+    free(a), free(b), mprt_cu_free(da), mprt_cu_free(db);
+}
+
+/* A pipeline send of 16-bit activations staged through the host (mprt_cu_isend_staged_bf16,
+ * mprt_cu_recv_bf16): what the previous stage holds, 2 bytes per element on the sender. */
+static void test_pipe_bf16(void) {
+    int s = mprt_group_rank(MPRT_PIPE), S = mprt_group_size(MPRT_PIPE);
+    if (S < 2) return;
+    int64_t n = 333;
+    uint16_t *d, *dr, *h = filled_h(n, 16, &d), *want = filled_h(n, 16, &dr);
+    /* the reference: the same values sent over the CPU runtime after the device's send */
+    MprtCuReq *rq = s + 1 < S ? mprt_cu_isend_staged_bf16(1, d, n, 21) : NULL;
+    if (rq) expect(MPRT_SENDRECV, MPRT_PIPE, 4 * n);
+    if (s > 0) {
+        mprt_cu_recv_bf16(-1, dr, n, 21);
+        mprt_stats_pause();
+        MprtReq *q = s + 1 < S ? mprt_isend_bf16(1, h, n, 22) : NULL;
+        mprt_recv_bf16(-1, want, n, 22);
+        if (q) mprt_wait(q);
+        mprt_stats_resume();
+        same_h("pipe send_bf16", MPRT_PIPE, dr, want, n);
+    } else if (s + 1 < S) {
+        mprt_stats_pause();
+        mprt_wait(mprt_isend_bf16(1, h, n, 22));
+        mprt_stats_resume();
+    }
+    mprt_cu_wait_staged(rq);
+    free(h), free(want), mprt_cu_free(d), mprt_cu_free(dr);
+}
+
 /* The counters hold exactly the expected bytes (and, over NCCL, calls). */
 static void check_counts(void) {
     mprt_cu_stats_flush();
@@ -475,8 +555,9 @@ int main(int argc, char **argv) {
     mprt_set_wire_bf16(true); /* the same on the bf16 wire */
     for (int g = 0; g < MPRT_GROUP__COUNT; g++)
         test_group((MprtGroup)g), test_zero((MprtGroup)g), test_wire_rounds((MprtGroup)g),
-            test_zero_master((MprtGroup)g);
+            test_zero_master((MprtGroup)g), test_layout_bf16((MprtGroup)g);
     test_pipe();
+    test_pipe_bf16();
     check_counts();
     mprt_set_wire_bf16(false);
     double bad = failures;

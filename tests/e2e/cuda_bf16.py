@@ -14,9 +14,12 @@ splits; ranks share the GPU through --comm mpi, or one GPU each with --comm nccl
          the C f32 loss than from the C bf16 one (the roundings are on, at the C trainer's
          points); over all steps it stays within --rtol of the C bf16 curve. Memory (--profile):
          the CUDA bf16 trainer's parameters (16-bit working weights, 2 B each), gradients (f32
-         sums) and optimizer state (f32 master weights and moments) allocated are the plan's
-         bytes exactly on every rank, as the C bf16 trainer's, and its f32 staging of one layer's
-         weights (`wl`) is among its buffers; its activations allocated are the C bf16
+         sums), optimizer state (f32 master weights and moments) and activations (kept in 16
+         bits, 2 B each; the ops' internals at 4 B: docs/cuda.md, "16-bit activations")
+         allocated are the plan's bytes exactly on every rank, as the C bf16 trainer's (the
+         activations plus the per-sample losses the plan counts and the trainers do not keep),
+         and both print "memory: allocated == predicted on every rank"; its f32 staging of one
+         layer's weights (`wl`) is among its buffers; its activations allocated are the C bf16
          trainer's on every rank (the same plan's buffers, stored the same way).
   ckpt   (the first model) Checkpoints stay whole f32 tensors of the master weights: a CUDA
          bf16 run on the mesh's ranks resumed from its own half-way checkpoint repeats its
@@ -75,6 +78,7 @@ import e2e_common
 
 STEP = re.compile(r"^step (\d+)/(\d+) \| loss (\S+)")
 BYTES_OK = "bytes: counted == predicted on every rank"
+MEMORY_OK = "memory: allocated == predicted on every rank"
 
 
 def run(cmd, timeout=900):
@@ -119,6 +123,8 @@ class Ctx:
         if r.returncode != 0 or BYTES_OK not in r.stdout:
             self.failures.append(f"{what}: exit {r.returncode}, bytes counted == predicted: "
                                  f"{BYTES_OK in r.stdout}\n{r.stdout[-3000:]}")
+        if "--profile" in flags and MEMORY_OK not in r.stdout:  # every category, bf16 too
+            self.failures.append(f"{what}: no \"{MEMORY_OK}\"\n{r.stdout[-3000:]}")
         return losses
 
 
@@ -134,7 +140,9 @@ EXACT = ("params", "grads", "optimizer")
 
 
 def check_memory(c, what, prof, nl):
-    """The planned categories the bf16 trainers hold exactly (activations: docs/cuda.md)."""
+    """The planned categories the bf16 trainers hold exactly (docs/cuda.md, "16-bit
+    activations"): the activations kept in 16 bits, plus the per-sample losses the plan counts
+    and the trainer does not keep, are the plan's activations too."""
     try:
         with open(prof) as f:
             ranks = json.load(f)["ranks"]
@@ -148,6 +156,11 @@ def check_memory(c, what, prof, nl):
             if k not in got or got.get(k) != want.get(k):
                 c.failures.append(f"{what} rank {r.get('rank')}: {k} allocated {got.get(k)} B, "
                                   f"predicted {want.get(k)} B")
+        acts = got.get("activations", -1) + want.get("loss_values_not_kept", 0)
+        if acts != want.get("activations"):
+            c.failures.append(f"{what} rank {r.get('rank')}: activations allocated "
+                              f"{got.get('activations')} B + {want.get('loss_values_not_kept')} "
+                              f"B of losses != predicted {want.get('activations')} B")
         if got.get("buffers", 0) < 4 * nl:
             c.failures.append(f"{what} rank {r.get('rank')}: buffers {got.get('buffers')} B "
                               f"hold no f32 layer staging of {4 * nl} B")
