@@ -38,8 +38,8 @@ int64_t mprt_zero3_buf_floats(const MprtZero *z, int stage) {
     int64_t n = 0;
     for (int i = 0; i < z->nparts; i++) {
         const MprtZeroPart *p = &z->parts[i];
-        int64_t whole = p->shard * mprt_group_size(p->group);
-        if (p->stage == stage && p->synced && whole > n) n = whole;
+        if (p->stage == stage && p->synced && p->shard * mprt_group_size(p->group) > n)
+            n = p->shard * mprt_group_size(p->group);
     }
     return n;
 }

@@ -12,6 +12,10 @@
  * back into them) for a model without device copies, and for one with copies while no device
  * runtime registered its pair (the C bf16 trainer's: its copies are host memory); the
  * registered pair's (mprt_zero_master_device) for a model with copies, until unregistered.
+ * Then ZeRO-3 (trainer_zero3.c) on parts kept whole: no gathered buffer, a layer read in place
+ * at its soff (f32: mprt_zero3_param / mprt_zero3_at; bf16: mprt_bf16_layer through the window
+ * and mprt_zero3_param16), and under bf16 the working parts rounded from the master parts
+ * (mprt_zero_master_params, mprt_zero_params_init) at the parts' offsets.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -135,6 +139,63 @@ static void check_params_init(void) {
     CHECK(memcmp(prm, want, sizeof want) == 0, "working copy not the rounded whole weights");
 }
 
+/* ZeRO-3 with two layers kept whole (no collective): layer 0 (4 floats at offset 0 of the
+ * whole arena) at soff 2 of the parts, layer 1 (2 at offset 4) at soff 0. */
+static const MprtZeroPart z3_parts[] = {
+    {0, MPRT_DATA, false, 0, 4, 4, 2},
+    {0, MPRT_DATA, false, 4, 2, 2, 0},
+};
+static const int64_t z3_floats[1] = {6};
+
+static void check_zero3_f32(void) {
+    MprtZero z = {3, z3_parts, 2, z3_floats, true};
+    float prm[6] = {10, 11, 20, 21, 22, 23};
+    mprt_mem_reset();
+    mprt_zero3_setup(&z, prm);
+    CHECK(mprt_zero3_buf_floats(&z, 0) == 0 && mprt_mem_allocated(MPRT_MEM_ZERO_BUF) == 0,
+          "a buffer for layers without synchronisation");
+    mprt_zero3_gather(0);
+    CHECK(mprt_zero3_param(0) == prm + 2 && mprt_zero3_param(3) == prm + 5,
+          "layer 0's weights not read at its part");
+    CHECK(mprt_zero3_at(prm + 4) == 2, "offset of layer 0's third weight %lld",
+          (long long)mprt_zero3_at(prm + 4));
+    mprt_zero3_gather(1);
+    CHECK(*mprt_zero3_param(5) == 11 && mprt_zero3_at(prm) == 4, "layer 1 not at soff 0");
+    mprt_zero3_teardown();
+}
+
+static void check_zero3_bf16(void) {
+    MprtZero z = {3, z3_parts, 2, z3_floats, true};
+    float mst[6] = {1.001f, -2.003f, 3.007f, 4.011f, 5.013f, -6.017f}, wl[4];
+    uint16_t prm[6] = {0}, want[6];
+    mprt_bf16_pack(want, mst, 6);
+    mprt_zero_master_params(&z, mst, prm, true); /* the parts rounded in place, nothing gathered */
+    CHECK(memcmp(prm, want, sizeof want) == 0, "working parts not bf16(master parts)");
+    mprt_bf16_weights(NULL, prm, 6, wl, 4);
+    mprt_zero3_setup_bf16(&z, prm);
+    mprt_zero3_gather(0); /* layer 0: whole arena offsets 0..3 are prm[2..5] */
+    float *got = mprt_bf16_layer(0, 4);
+    CHECK(got == wl && got[0] == mprt_bf16_round1(mst[2]) && got[3] == mprt_bf16_round1(mst[5]),
+          "staged layer 0: %g .. %g", (double)got[0], (double)got[3]);
+    CHECK(mprt_zero3_param16(1) == prm + 3, "16-bit weight at offset 1 not prm[3]");
+    mprt_zero3_gather(1);
+    got = mprt_bf16_layer(4, 2);
+    CHECK(got[1] == mprt_bf16_round1(mst[1]), "staged layer 1: %g", (double)got[1]);
+    mprt_zero3_teardown();
+    mprt_bf16_weights(NULL, NULL, 0, NULL, 0);
+    /* a put of whole master weights rounds the working parts too (init, a load) */
+    static const MprtParam params[] = {
+        {"w", 0, 1, {4}, 0, 4, 1, 4, 1, 1, MPRT_INIT_UNIFORM, -1.0f, 1.0f},
+        {"b", 0, 1, {2}, 4, 2, 1, 2, 1, 1, MPRT_INIT_UNIFORM, -1.0f, 1.0f},
+    };
+    MprtModel m = {.params = params, .nparams = 2, .zero = &z};
+    mprt_zero_master(mst, prm);
+    mprt_zero_params_init(&m, mst, 7);
+    mprt_zero_master(NULL, NULL);
+    mprt_bf16_pack(want, mst, 6);
+    CHECK(memcmp(prm, want, sizeof want) == 0, "init: working parts not bf16(master parts)");
+}
+
 int main(void) {
     for (int64_t count = 1; count <= 70; count++)
         for (int G = 1; G <= 9; G++) {
@@ -145,6 +206,8 @@ int main(void) {
     check_shard_floats();
     check_master_copies();
     check_params_init();
+    check_zero3_f32();
+    check_zero3_bf16();
     if (failures == 0) printf("test_rt_zero: ok\n");
     return failures != 0;
 }
