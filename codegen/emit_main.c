@@ -201,15 +201,9 @@ static void emit_layer_params(Emit *e) {
     E(e, "};\n");
 }
 
-void emit_params(Emit *e) {
-    const IrGraph *g = e->g;
-    const Schedule *s = e->s;
-    int64_t *tot = arena_calloc(e->a, (size_t)s->S, sizeof *tot);
-    for (int i = 0; i < IR_NPARAMS(g); i++) {
-        e->pname[i] = cg_mangle(e->a, "", i, IR_PARAM(g, i)->name);
-        e->poff[i] = tot[s->params[i].stage];
-        tot[s->params[i].stage] += ir_shape_numel(&s->params[i].local);
-    }
+/* The parameter arenas (prm, grd, opt1, opt2; under bf16 mst and wl) and GRAD(p), the
+ * gradient of parameter p (GRAD_AT(off) under bf16). */
+static void emit_param_arenas(Emit *e) {
     E(e, "/* Parameters: the local shard of every tensor of this rank's stage, carved from "
          "one\n"
          " * allocation `prm`; gradients (`grd`) and optimizer state (`opt1`, `opt2`) "
@@ -248,13 +242,13 @@ void emit_params(Emit *e) {
     if (cg_mst(e)) /* for kernels that read no f32 weights (an embedding's) */
         E(e, "#define GRAD_AT(off) %s /* the gradient at offset off of prm */\n",
           cg_zero2_sharded(e) ? arena_printf(e->a, "%szero2_grad(off)", pfx(e)) : "(grd + (off))");
-    E(e, "static const int64_t STAGE_PARAMS[MESH_S] = {");
-    for (int k = 0; k < s->S; k++)
-        E(e, "%s%lld", k ? ", " : "", (long long)tot[k]);
-    E(e, "};\n");
-    if (cg_mst(e)) emit_layer_params(e);
+}
+
+/* One macro a parameter, P<name>: where the kernels find it (prm, wl or the gathered layer). */
+static void emit_param_macros(Emit *e) {
+    const IrGraph *g = e->g;
     for (int i = 0; i < IR_NPARAMS(g); i++) {
-        const SchedParam *sp = &s->params[i];
+        const SchedParam *sp = &e->s->params[i];
         if (cg_mst(e))
             E(e, "#define P%s (wl + %lld) /* ", e->pname[i], (long long)cg_layer_at(e, i));
         else if (cg_zero3(e))
@@ -267,6 +261,11 @@ void emit_params(Emit *e) {
               sp->split_dim);
         E(e, ", stage %d */\n", sp->stage);
     }
+}
+
+/* PARAMS: every tensor whole, as checkpoints hold it, and how this plan shards it. */
+static void emit_param_table(Emit *e) {
+    const IrGraph *g = e->g;
     E(e, "\n/* Every tensor whole, as checkpoints hold it, and how this plan shards it "
          "(MprtParam,\n"
          " * mprt_trainer.h): name, stage, dims, whole shape, offset and count of the "
@@ -278,7 +277,7 @@ void emit_params(Emit *e) {
       IR_NPARAMS(g));
     for (int i = 0; i < IR_NPARAMS(g); i++) {
         const IrParam *p = IR_PARAM(g, i);
-        const SchedParam *sp = &s->params[i];
+        const SchedParam *sp = &e->s->params[i];
         int64_t outer, chunk, inner;
         int parts, kind;
         double a, b;
@@ -296,6 +295,25 @@ void emit_params(Emit *e) {
     E(e, "    {NULL, 0, 0, {0}, 0, 0, 0, 0, 0, 0, MPRT_INIT_ZERO, 0.0f, 0.0f}, /* keeps "
          "the array "
          "non-empty */\n};\n");
+}
+
+void emit_params(Emit *e) {
+    const IrGraph *g = e->g;
+    const Schedule *s = e->s;
+    int64_t *tot = arena_calloc(e->a, (size_t)s->S, sizeof *tot);
+    for (int i = 0; i < IR_NPARAMS(g); i++) {
+        e->pname[i] = cg_mangle(e->a, "", i, IR_PARAM(g, i)->name);
+        e->poff[i] = tot[s->params[i].stage];
+        tot[s->params[i].stage] += ir_shape_numel(&s->params[i].local);
+    }
+    emit_param_arenas(e);
+    E(e, "static const int64_t STAGE_PARAMS[MESH_S] = {");
+    for (int k = 0; k < s->S; k++)
+        E(e, "%s%lld", k ? ", " : "", (long long)tot[k]);
+    E(e, "};\n");
+    if (cg_mst(e)) emit_layer_params(e);
+    emit_param_macros(e);
+    emit_param_table(e);
     if (s->zero) emit_zero_table(e);
     emit_model(e);
 }
