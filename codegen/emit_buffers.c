@@ -33,14 +33,15 @@ static int64_t node_istash(const Emit *e, int id) {
 }
 
 /* Floats of scratch node `id` needs: the rules table's, or on the device under bf16, for a
- * linear or an attention, its input packed as bf16 (mprt_cu_linear_forward_bf16,
+ * linear or an attention whose input is not kept in 16 bits (an input as loaded), that input
+ * packed as bf16 (mprt_cu_linear_forward_bf16,
  * mprt_cu_attention_forward_bf16: two values a float). */
 static int64_t node_scratch(const Emit *e, int id) {
     RuleCtx c = rule_ctx(e, id);
     if (e->fwd_in[0][id] < 0 || e->fwd_out[id] < 0) return 0;
     int64_t n = rules_scratch(&c);
     OpKind op = IR_NODE(e->g, id)->op;
-    if (cg_bf16_cu(e) && (op == OP_LINEAR || op == OP_ATTENTION)) {
+    if (cg_bf16_cu(e) && (op == OP_LINEAR || op == OP_ATTENTION) && !cg_h16(e, e->fwd_in[0][id])) {
         int64_t h = (lnumel(e, e->fwd_in[0][id]) + 1) / 2;
         if (h > n) n = h;
     }
@@ -81,6 +82,10 @@ static int emit_fields(Emit *e, int s, bool kept) {
         if (node_istash(e, id))
             E(e, "    int32_t *%s; /* argmax */\n", aux_field(e, id, "argmax")), fields++;
     }
+    if (!kept && cg_bf16_cu(e)) /* the layers' 16-bit reads (emit_layers.c, AH) */
+        E(e, "    const struct Stage%dKept *k; /* bf16: the kept slot (16-bit activations) */\n",
+          s),
+            fields++;
     if (!fields) E(e, "    int unused; /* C has no empty structs */\n");
     return fields;
 }
@@ -105,6 +110,7 @@ static void emit_view_fn(Emit *e, int s) {
         for (int k = 0; k < 2; k++)
             if (f[k]) E(e, "    w.%s = a->%s;\n", f[k], f[k]);
     }
+    if (cg_bf16_cu(e)) E(e, "    w.k = a;\n");
     E(e, "    return w;\n}\n\n");
 }
 
@@ -114,6 +120,7 @@ void emit_stage_struct(Emit *e, int s) {
       "/* Stage %d: the buffers of one micro-batch (local shards). `act%d[slot]` holds the\n"
       " * activations of the %d micro-batch(es) in flight; `grad%d` their gradients. */\n",
       s, s, st->stash, s);
+    if (cg_bf16_cu(e)) E(e, "struct Stage%dKept;\n", s);
     E(e, "typedef struct Stage%d {\n", s);
     emit_fields(e, s, false);
     E(e, "} Stage%d;\n", s);

@@ -23,6 +23,12 @@ typedef struct Lyr {
 } Lyr;
 
 static const char *A(const Lyr *l, int b) { return arena_printf(l->e->a, "a->%s", l->e->bname[b]); }
+/* On the device under bf16, buffer b as kept in 16 bits (`a->k->NAME`: cg_h16; not unpacked
+ * into the view for a forward that names it only so), or NULL. */
+static const char *AH(const Lyr *l, int b) {
+    if (!cg_bf16_cu(l->e) || !cg_h16(l->e, b)) return NULL;
+    return arena_printf(l->e->a, "a->k->%s", l->e->bname[b]);
+}
 static const char *D(const Lyr *l, int b) {
     return b >= 0 && B(l->e, b)->grad ? arena_printf(l->e->a, "d->%s", l->e->bname[b]) : "NULL";
 }
@@ -130,9 +136,10 @@ static const char *prm_ref(Emit *e, const IrNode *n, ParamRole r) {
                                 (long long)e->poff[i]);
 }
 
-/* On the device under bf16 the forward reads the bf16 weights themselves and packs its input
- * into scratch for a bf16 GEMM (mprt_cu_linear_forward_bf16, docs/cuda.md "bf16"); the
- * backward's products take the f32 activation gradient, so they stay f32 on staged weights. */
+/* On the device under bf16 the forward reads the bf16 weights themselves and its input as kept
+ * in 16 bits (mprt_cu_linear_forward_bf16_packed; an input as loaded, f32, is packed into
+ * scratch: mprt_cu_linear_forward_bf16) for a bf16 GEMM (docs/cuda.md "bf16"); the backward's
+ * products take the f32 activation gradient, so they stay f32 on staged weights. */
 static void lyr_linear(Lyr *l) {
     Emit *e = l->e;
     int64_t I = ldim(e, l->in[0], -1), O = ldim(e, l->out, -1);
@@ -141,7 +148,11 @@ static void lyr_linear(Lyr *l) {
     K(l, "O", O, "output features (local)");
     const IrNode *n = l->n;
     open_fwd(l, false);
-    if (cg_bf16_cu(e))
+    if (AH(l, l->in[0])) /* its input as kept: the bf16 operand itself */
+        E(e, "    mprt_cu_linear_forward_bf16_packed(%s, %s, %s, %s, %s_N, %s_I, %s_O, %s);\n}\n",
+          A(l, l->out), AH(l, l->in[0]), prm_ref(e, n, PARAM_WEIGHT), prm_ref(e, n, PARAM_BIAS),
+          l->C, l->C, l->C, add_flag(e, n, PARAM_BIAS));
+    else if (cg_bf16_cu(e))
         E(e,
           "    mprt_cu_linear_forward_bf16(%s, %s, %s, %s, %s_N, %s_I, %s_O, %s, (uint16_t "
           "*)scratch);\n}\n",
@@ -162,22 +173,35 @@ static void lyr_linear(Lyr *l) {
 /* An element-wise op of ops.def (EW): its backward reads the input (IN) or the output (OUT). */
 #define EW_READS_IN false
 #define EW_READS_OUT true
+/* On the device under bf16 an op whose activations are all kept in 16 bits runs its _bf16 form
+ * on them (no view, no conversions: the f32 op's result rounded, bit for bit), and a backward
+ * reads its saved activation as kept. */
 static void lyr_pointwise(Lyr *l, const char *k, bool from_out) {
     Emit *e = l->e;
     K(l, "SIZE", lnumel(e, l->out), shape_str(e, DT_F32, &B(e, l->out)->local));
     open_fwd(l, false);
-    E(e, "    %s%s_forward(%s, %s, %s_SIZE);\n}\n", pfx(e), k, A(l, l->out), A(l, l->in[0]), l->C);
+    if (AH(l, l->out) && AH(l, l->in[0]))
+        E(e, "    mprt_cu_%s_forward_bf16(%s, %s, %s_SIZE);\n}\n", k, AH(l, l->out),
+          AH(l, l->in[0]), l->C);
+    else
+        E(e, "    %s%s_forward(%s, %s, %s_SIZE);\n}\n", pfx(e), k, A(l, l->out), A(l, l->in[0]),
+          l->C);
     open_bwd(l);
-    E(e, "    %s%s_backward(%s, %s, %s, %s_SIZE);\n}\n\n", pfx(e), k, D(l, l->in[0]), D(l, l->out),
-      from_out ? A(l, l->out) : A(l, l->in[0]), l->C);
+    int saved = from_out ? l->out : l->in[0];
+    E(e, "    %s%s_backward%s(%s, %s, %s, %s_SIZE);\n}\n\n", pfx(e), k, AH(l, saved) ? "_bf16" : "",
+      D(l, l->in[0]), D(l, l->out), AH(l, saved) ? AH(l, saved) : A(l, saved), l->C);
 }
 
 static void lyr_add(Lyr *l) {
     Emit *e = l->e;
     K(l, "SIZE", lnumel(e, l->out), shape_str(e, DT_F32, &B(e, l->out)->local));
     open_fwd(l, false);
-    E(e, "    %sadd_forward(%s, %s, %s, %s_SIZE);\n}\n", pfx(e), A(l, l->out), A(l, l->in[0]),
-      A(l, l->in[1]), l->C);
+    if (AH(l, l->out) && AH(l, l->in[0]) && AH(l, l->in[1])) /* 16 bits in and out */
+        E(e, "    mprt_cu_add_forward_bf16(%s, %s, %s, %s_SIZE);\n}\n", AH(l, l->out),
+          AH(l, l->in[0]), AH(l, l->in[1]), l->C);
+    else
+        E(e, "    %sadd_forward(%s, %s, %s, %s_SIZE);\n}\n", pfx(e), A(l, l->out), A(l, l->in[0]),
+          A(l, l->in[1]), l->C);
     open_bwd(l);
     E(e, "    %sadd_backward(%s, %s, %s, %s_SIZE);\n}\n\n", pfx(e), D(l, l->in[0]), D(l, l->in[1]),
       D(l, l->out), l->C);
@@ -257,8 +281,9 @@ static void lyr_conv2d(Lyr *l) {
                                     l->C, l->C, l->C, l->C, l->C, l->C, l->C);
     open_fwd(l, false);
     if (cg_bf16_cu(e)) /* the bf16 weights and a bf16 col in scratch: a bf16 GEMM */
-        E(e, "    mprt_cu_conv2d_forward_bf16(%s, %s, %s, %s, (uint16_t *)scratch, %s, %s);\n}\n",
-          A(l, l->out), A(l, l->in[0]), prm_ref(e, l->n, PARAM_WEIGHT),
+        E(e, "    mprt_cu_conv2d_forward_bf16%s(%s, %s, %s, %s, (uint16_t *)scratch, %s, %s);\n}\n",
+          AH(l, l->in[0]) ? "_packed" : "", A(l, l->out),
+          AH(l, l->in[0]) ? AH(l, l->in[0]) : A(l, l->in[0]), prm_ref(e, l->n, PARAM_WEIGHT),
           prm_ref(e, l->n, PARAM_BIAS), dims, add_flag(e, l->n, PARAM_BIAS));
     else
         E(e, "    %sconv2d_forward(%s, %s, %s, %s, scratch, %s, %s);\n}\n", pfx(e), A(l, l->out),
@@ -345,13 +370,14 @@ static void lyr_attention(Lyr *l) {
     open_fwd(l, false);
     if (cg_bf16_cu(e)) /* q, k, v: bf16 GEMMs on the bf16 weights; wo, bo staged f32 */
         E(e,
-          "    mprt_cu_attention_forward_bf16(%s, %s, %s, (MprtAttnW){NULL, NULL, NULL, NULL, "
-          "NULL, NULL, %s, %s}, (MprtCuAttnWh){%s, %s, %s, %s, %s, %s}, %s, %s, (uint16_t "
-          "*)scratch);\n}\n",
-          A(l, l->out), st, A(l, l->in[0]), pref(e, l->n, PARAM_WO, false),
+          "    mprt_cu_attention_forward_bf16%s(%s, %s, %s, (MprtAttnW){NULL, NULL, NULL, NULL, "
+          "NULL, NULL, %s, %s}, (MprtCuAttnWh){%s, %s, %s, %s, %s, %s}, %s, %s%s);\n}\n",
+          AH(l, l->in[0]) ? "_packed" : "", A(l, l->out), st,
+          AH(l, l->in[0]) ? AH(l, l->in[0]) : A(l, l->in[0]), pref(e, l->n, PARAM_WO, false),
           pref(e, l->n, PARAM_BO, false), prm_ref(e, l->n, PARAM_WQ), prm_ref(e, l->n, PARAM_BQ),
           prm_ref(e, l->n, PARAM_WK), prm_ref(e, l->n, PARAM_BK), prm_ref(e, l->n, PARAM_WV),
-          prm_ref(e, l->n, PARAM_BV), dims, add_flag(e, l->n, PARAM_BO));
+          prm_ref(e, l->n, PARAM_BV), dims, add_flag(e, l->n, PARAM_BO),
+          AH(l, l->in[0]) ? "" : ", (uint16_t *)scratch");
     else
         E(e, "    %sattention_forward(%s, %s, %s, %s, %s, %s);\n}\n", pfx(e), A(l, l->out), st,
           A(l, l->in[0]), attn_w(l, false), dims, add_flag(e, l->n, PARAM_BO));

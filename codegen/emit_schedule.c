@@ -173,12 +173,15 @@ static const char *emit_view(Emit *e, int id, bool bwd) {
 }
 
 /* Layer o's forward; `pre`: before the call ("loss += ", or "(void)" recomputed). Its output
- * is kept rounded to bf16 under bf16: packed into 16 bits (host or device). */
+ * is kept rounded to bf16 under bf16: packed into 16 bits (host or device) after a forward
+ * that wrote it into the view; one that writes the kept 16 bits itself (the device's _bf16
+ * ops: emit_layers.c) names no view field of it. */
 static void emit_fwd_layer(Emit *e, const SchedOp *o, const char *pre) {
     const char *a = emit_view(e, o->node, false);
     emit_timed(e, "    ", "MPRT_FWD", o->node,
                arena_printf(e->a, "%s%s_forward(%s)", pre, e->lname[o->node],
                             layer_args(e, e->uses[0][o->node], a, "d")));
+    if (cg_h16(e, o->dst) && !(e->reads[0][o->node] & 4)) return; /* written in 16 bits */
     if (cg_h16(e, o->dst))
         E(e, "    %sbf16_pack(a->%s, w.%s, %lld); /* kept as bf16 */\n", pfx(e), e->bname[o->dst],
           e->bname[o->dst], (long long)lnumel(e, o->dst));
