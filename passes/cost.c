@@ -471,7 +471,8 @@ static CompCtx comp_ctx(const Search *s, const Cand *c, const IrNode *n, const M
  * parameters and writes its output and what it keeps for backward; the backward reads the
  * output's gradient, the saved input and internals and the parameters, writes the input's
  * gradient (when one is needed) and reads and writes the parameter gradients it accumulates
- * (3 passes over the parameters). An embedding gathers only the rows it looks up: its table
+ * (3 passes over the parameters; 2 for a linear or convolution with no input gradient, below).
+ * An embedding gathers only the rows it looks up: its table
  * costs as many bytes as its output, each way. */
 static void node_bytes(const Search *s, const Cand *c, const IrNode *n, const Mode *M, double *fwd,
                        double *bwd) {
@@ -486,8 +487,11 @@ static void node_bytes(const Search *s, const Cand *c, const IrNode *n, const Mo
     double st = (double)stash_bytes(s, n, c, M);
     double par = (double)node_param_bytes(s, n, M->strat, c->t);
     if (n->op == OP_EMBEDDING && par > 0) par = out;
+    /* a linear's or convolution's backward reads its weights only for the input's gradient:
+     * without one (the model's first layer) two passes, the gradient's read and write */
+    bool gemm = n->op == OP_LINEAR || n->op == OP_CONV2D;
     *fwd = in + out + st + par;
-    *bwd = out + in + din + st + 3 * par;
+    *bwd = out + in + din + st + (gemm && din == 0 ? 2 : 3) * par;
 }
 
 /* The roofline (Williams, Waterman & Patterson 2009): a kernel takes the longer of its FLOPs

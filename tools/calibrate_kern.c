@@ -124,6 +124,83 @@ static void k_unroll(void *x, int bwd) {
         mprt__im2col(q->b, q->a, CV_C, CV_HW, CV_HW, 3, 1, 1);
 }
 
+/* The unrolling as the convolution runs it. Alone (k_unroll, cold operands) im2col and
+ * col2im read one rate; inside mprt_conv2d_forward/backward, each sample's unrolling between
+ * two multi-threaded GEMM calls costs more (the GEMM's threads wake for every call and the
+ * unrolled matrix moves between the cores' caches): on a 2-core Xeon, bench/cnn.mp's c2
+ * forward took 5.6 ms where its im2col alone and its GEMMs alone took 3.3 + 1.5. So the
+ * convolution's passes are timed whole at this shape (CV_N samples, CV_O output channels) and
+ * again without the unrolling (the same GEMM calls and bias passes on the same buffers); what
+ * the unrolling adds, per byte of the unrolled matrix, is the entry's rate, never above the
+ * rate measured alone. The backward's remainder holds an im2col (at the forward's rate) and
+ * the col2im. */
+enum { CV_N = 8, CV_O = 64, CV_CKK = 9 * CV_C, CV_PLANE = CV_HW * CV_HW };
+
+typedef struct ConvBufs {
+    float *x, *w, *b, *out, *col, *dw, *db, *dx, *dout;
+} ConvBufs;
+
+/* The whole forward (bwd = 0) or backward (1) of CV_N samples, as the trainer calls them. */
+static void k_conv_whole(void *ctx, int bwd) {
+    ConvBufs *v = ctx;
+    if (bwd)
+        mprt_conv2d_backward(v->dx, v->dw, v->db, v->dout, v->x, v->w, v->col, CV_N, CV_C, CV_HW,
+                             CV_HW, CV_O, 3, 1, 1);
+    else
+        mprt_conv2d_forward(v->out, v->x, v->w, v->b, v->col, CV_N, CV_C, CV_HW, CV_HW, CV_O, 3, 1,
+                            1, 1);
+}
+
+/* The same passes but the unrolling: per sample the bias fill and W·col (forward); dW += dy·colᵀ,
+ * the bias sum and Wᵀ·dy into the unrolled buffer (backward). */
+static void k_conv_rest(void *ctx, int bwd) {
+    ConvBufs *v = ctx;
+    for (int n = 0; n < CV_N; n++) {
+        float *on = v->out + (size_t)n * CV_O * CV_PLANE,
+              *don = v->dout + (size_t)n * CV_O * CV_PLANE;
+        if (bwd) {
+            mprt__sgemm(false, true, CV_O, CV_CKK, CV_PLANE, 1.0f, don, CV_PLANE, v->col, CV_PLANE,
+                        1.0f, v->dw, CV_CKK);
+            mprt__conv_bias_grad(v->db, don, CV_O, CV_PLANE);
+            mprt__sgemm(true, false, CV_CKK, CV_PLANE, CV_O, 1.0f, v->w, CV_CKK, don, CV_PLANE,
+                        0.0f, v->col, CV_PLANE);
+        } else {
+            mprt__conv_bias_fill(on, v->b, CV_O, CV_PLANE);
+            mprt__sgemm(false, false, CV_O, CV_PLANE, CV_CKK, 1.0f, v->w, CV_CKK, v->col, CV_PLANE,
+                        1.0f, on, CV_PLANE);
+        }
+    }
+}
+
+static void conv_in_situ(cJSON *entry, double budget) {
+    size_t in = (size_t)CV_N * CV_C * CV_PLANE, out = (size_t)CV_N * CV_O * CV_PLANE,
+           wn = (size_t)CV_O * CV_CKK, cn = (size_t)CV_CKK * CV_PLANE;
+    ConvBufs v = {malloc(in * 4), malloc(wn * 4),  calloc(CV_O, 4), malloc(out * 4), calloc(cn, 4),
+                  calloc(wn, 4),  calloc(CV_O, 4), calloc(in, 4),   malloc(out * 4)};
+    cal_need(!v.x || !v.w || !v.b || !v.out || !v.col || !v.dw || !v.db || !v.dx || !v.dout,
+             "the convolution's buffers");
+    for (size_t i = 0; i < in; i++)
+        v.x[i] = (float)(i % 11) * 0.1f - 0.5f;
+    for (size_t i = 0; i < wn; i++)
+        v.w[i] = (float)(i % 7) * 0.01f - 0.03f;
+    for (size_t i = 0; i < out; i++)
+        v.dout[i] = (float)(i % 5) * 0.01f - 0.02f;
+    void *ctx[1] = {&v};
+    double colb = 4.0 * CV_N * CV_CKK * CV_PLANE;
+    double fwd = colb / (kern_time(k_conv_whole, ctx, 1, 0, budget) -
+                         kern_time(k_conv_rest, ctx, 1, 0, budget));
+    double bwd_rest =
+        kern_time(k_conv_whole, ctx, 1, 1, budget) - kern_time(k_conv_rest, ctx, 1, 1, budget);
+    double alone_f = cJSON_GetObjectItem(entry, "fwd_bytes_per_s")->valuedouble,
+           alone_b = cJSON_GetObjectItem(entry, "bwd_bytes_per_s")->valuedouble;
+    if (fwd > 0 && fwd < alone_f) alone_f = fwd; /* the forward's unrolling in place */
+    double col2im = bwd_rest - colb / alone_f, bwd = col2im > 0 ? colb / col2im : alone_b;
+    cJSON_SetNumberValue(cJSON_GetObjectItem(entry, "fwd_bytes_per_s"), alone_f);
+    cJSON_SetNumberValue(cJSON_GetObjectItem(entry, "bwd_bytes_per_s"), fmin(bwd, alone_b));
+    free(v.x), free(v.w), free(v.b), free(v.out), free(v.col), free(v.dw), free(v.db), free(v.dx),
+        free(v.dout);
+}
+
 enum { CB_O = 32, CB_PLANE = 1024 };
 /* conv2d's bias passes over one sample's output, CB_O planes of CB_PLANE (bench/cnn.mp's c1). */
 static void k_bias(void *x, int bwd) {
@@ -244,8 +321,9 @@ cJSON *cal_ops_table(bool quick) {
         q[s].n = 9 * CV_C * CV_HW * CV_HW; /* the unrolled matrix: 4 bytes per element */
     OpSpec cv = {"conv2d", k_unroll, 4, 4};
     add_op(arr, &cv, qs, budget, none);
-    /* its bias passes: 4 bytes per output element written (fill) or read (the sum) */
     cJSON *conv = cJSON_GetArrayItem(arr, cJSON_GetArraySize(arr) - 1);
+    conv_in_situ(conv, budget);
+    /* its bias passes: 4 bytes per output element written (fill) or read (the sum) */
     double ob = 4.0 * CB_O * CB_PLANE;
     cJSON_AddNumberToObject(conv, "bias_fwd_bytes_per_s",
                             ob / kern_time(k_bias, qs, OP_SETS, 0, budget));
