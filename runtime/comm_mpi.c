@@ -257,10 +257,12 @@ void mprt_init(int *argc, char ***argv, int S, int d, int t) {
     split(MPRT_WORLD, 0, m->rank);
     mprt__wait_init();
     R.inited = true;
+    mprt__set_progress_hook(mprt__progress_inflight); /* kernels progress calls in flight */
 }
 
 void mprt_finalize(void) {
     if (!R.inited) return;
+    mprt__set_progress_hook(NULL);
     int down = 0; /* a C API program that called MPI_Finalize first: its communicators are gone */
     MPI_Finalized(&down);
     if (!down && R.gsize[MPRT_WORLD] > 1) { /* all here, or the timeout names who is not */
@@ -352,14 +354,15 @@ static void inflight_grow(void) {
 
 /* Counts call i as one all-reduce (bytes as mprt_allreduce, time from start to completion). */
 static void inflight_done(int i, double now) {
+    int64_t count = F.count[i];
+    F.count[i] = -1; /* counted; first, as the unpacking's kernels progress the calls in flight */
     int G = mprt_group_size(F.group[i]);
     int64_t esize = F.wire[i] ? 2 : 4;
-    if (F.wire[i]) mprt_bf16_unpack(F.buf[i], F.wire[i], F.count[i]);
+    if (F.wire[i]) mprt_bf16_unpack(F.buf[i], F.wire[i], count);
     free(F.wire[i]);
     F.wire[i] = NULL;
-    mprt_stats_add(MPRT_ALLREDUCE, F.group[i],
-                   mprt_coll_bytes(MPRT_ALLREDUCE, G, esize * F.count[i]), now - F.t0[i]);
-    F.count[i] = -1; /* counted */
+    mprt_stats_add(MPRT_ALLREDUCE, F.group[i], mprt_coll_bytes(MPRT_ALLREDUCE, G, esize * count),
+                   now - F.t0[i]);
 }
 
 /* Posts call i's sum: of buf as floats, or under the bf16 wire of its packed bf16 copy. */
@@ -405,9 +408,10 @@ void mprt_allreduce_start(MprtGroup g, float *buf, int64_t count) {
     inflight_grow();
     int i = F.n++;
     F.group[i] = valid(g);
-    F.count[i] = count;
+    F.count[i] = -1; /* not tested until posted: packing the wire runs kernels, which progress */
     F.t0[i] = t0;
     inflight_post(i, g, buf, n);
+    F.count[i] = count;
     F.exposed += MPI_Wtime() - t0;
 }
 

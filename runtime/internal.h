@@ -135,6 +135,10 @@ void mprt__put_le64(unsigned char *p, uint64_t v);
  * the caller runs part 0 and returns when every part is done. Serial when called from a part. */
 typedef void (*MprtParFn)(void *ctx, int64_t lo, int64_t hi, int part);
 void mprt__parallel_for(int64_t n, int64_t grain, MprtParFn fn, void *ctx);
+/* hook: run by mprt__parallel_for's calling thread before each job (not from inside one);
+ * NULL: none. The trainer sets mprt__progress_inflight (trainer_step.c). */
+void mprt__set_progress_hook(void (*hook)(void));
+void mprt__progress_inflight(void);
 /* Room for `each` floats per part (indexed by part), valid until the next call; the pool owns it.
  */
 float *mprt__par_scratch(int64_t each);

@@ -69,6 +69,14 @@ static struct {
 
 static _Thread_local bool in_job;
 
+/* Called by the calling thread before every job (mprt__set_progress_hook), never from inside
+ * one: the gradient all-reduces in flight progress only inside MPI calls, and the kernels'
+ * calls are the rank's densest points between which to make them (docs/runtime.md, "Overlap").
+ * Workers never call it, so MPI stays on the thread that initialised it. */
+static void (*progress_hook)(void);
+
+void mprt__set_progress_hook(void (*hook)(void)) { progress_hook = hook; }
+
 static inline void cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
@@ -139,6 +147,7 @@ static void pool_start(int threads) {
 
 void mprt__parallel_for(int64_t n, int64_t grain, MprtParFn fn, void *ctx) {
     if (n <= 0) return;
+    if (progress_hook && !in_job) progress_hook();
     int64_t most = grain > 0 ? (n + grain - 1) / grain : n;
     int parts = P.threads < most ? P.threads : (int)most;
     if (parts <= 1 || in_job) {

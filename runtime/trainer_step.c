@@ -98,12 +98,24 @@ void mprt_timed_device(void (*sync)(void), bool profile) { T.sync = sync, T.off 
 
 void mprt__timers_pause(bool on) { T.paused = on; }
 
-/* Between two layers: also the point where the gradient all-reduces (and ZeRO-2's
- * reduce-scatters) in flight progress
- * (MPI advances a non-blocking collective only inside MPI calls; comm_mpi.c). */
-void mprt_timed_start(int slot) {
+/* The gradient all-reduces and ZeRO-2's reduce-scatters (trainer_zero2.c) in flight progress
+ * (MPI advances a non-blocking collective only inside MPI calls; comm_mpi.c): between two
+ * layers (mprt_timed_start) and before every kernel's job inside a layer (the hook of
+ * mprt__parallel_for, set by mprt_init), so that a layer of many kernels (attention's heads,
+ * a convolution's samples) progresses them many times, not once. Completing a call may run
+ * kernels (the bf16 wire's unpacking), whose jobs must not reenter. */
+void mprt__progress_inflight(void) {
+    static bool busy;
+    if (busy) return;
+    busy = true;
     mprt_allreduce_progress();
-    mprt_zero2_progress(); /* ZeRO-2's reduce-scatters in flight (trainer_zero2.c) */
+    mprt_zero2_progress();
+    busy = false;
+}
+
+/* Between two layers: the progress point above, and the layer's timer. */
+void mprt_timed_start(int slot) {
+    mprt__progress_inflight();
     if (T.off || T.paused) return;
     if (T.sync) T.sync();
     mprt_timer_start(slot_id(slot));

@@ -116,6 +116,9 @@ void mprt_zero2_close(void) {
     if (!p->synced) return;
     float *full = Z.slot[s];
     int G = mprt_group_size(p->group);
-    Z.busy[s] = part, Z.seq[s] = Z.started++;
+    /* busy only once posted: under bf16 the start packs the wire, whose kernels progress the
+     * calls in flight (mprt__progress_inflight), and must not find this one half made */
+    int64_t seq = Z.started++;
     mprt_zero_rs_start(s, p->group, full, full + p->shard * G, p->shard);
+    Z.busy[s] = part, Z.seq[s] = seq;
 }

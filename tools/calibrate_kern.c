@@ -19,7 +19,7 @@
  * compute on this machine. A 4 MiB all-reduce over all ranks is run three ways: alone,
  * blocking (T_b, all of it waiting); a GEMM loop of about the same length alone (T_c); and the
  * loop with the all-reduce started before it (MPI_Iallreduce) and MPI_Test between its GEMMs,
- * as the trainer tests between layers, then waited for (T_o, of which W_o inside MPI).
+ * as the trainer tests before every kernel, then waited for (T_o, of which W_o inside MPI).
  * grad_overlap = 1 − W_o / T_b is the share of the wait removed — what the trainer's
  * grad_sync_exposed_s measures against a blocking run — and grad_overlap_slowdown =
  * (T_o − W_o − T_c) / T_b the compute the all-reduce beside it cost (compute and MPI share the

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "mprt.h"
+#include "mprt_kernels.h"
 
 #define RT_CHECK_RANK (mprt_mesh()->rank)
 #include "rt_check.h"
@@ -131,6 +132,34 @@ static void test_allreduce_overlap(MprtGroup g, MprtGroup h) {
           mprt_group_name(g));
     CHECK(memcmp(b, rb, sizeof b) == 0, "allreduce_start on %s differs from allreduce",
           mprt_group_name(h));
+}
+
+/* A layer's kernels progress the all-reduces in flight (mprt__parallel_for's hook, set by
+ * mprt_init): a call started and never progressed or joined by hand completes (is counted)
+ * while this rank only runs kernels; under the bf16 wire too, whose packing and unpacking are
+ * kernels themselves (a call must not be completed half packed, nor unpacked twice). The
+ * sums equal the blocking call's (small integers: exact in bf16). */
+static void test_kernels_progress(MprtGroup g, bool wire) {
+    enum { N = 1 << 16, M = 4096 };
+    static float a[N], ra[N], x[M], y[M];
+    for (int64_t i = 0; i < N; i++)
+        a[i] = ra[i] = (float)((mprt_mesh()->rank + i) % 5);
+    for (int i = 0; i < M; i++)
+        x[i] = (float)(i % 7) - 3.0f;
+    mprt_set_wire_bf16(wire);
+    mprt_allreduce(g, ra, N);
+    int64_t before = mprt_stats_get(MPRT_ALLREDUCE, g).calls;
+    mprt_allreduce_start(g, a, N);
+    for (double t0 = mprt_now();
+         mprt_stats_get(MPRT_ALLREDUCE, g).calls == before && mprt_now() - t0 < 10.0;)
+        mprt_relu_forward(y, x, M);
+    CHECK(mprt_stats_get(MPRT_ALLREDUCE, g).calls == before + 1,
+          "an all-reduce on %s (%s) never completed while the rank ran kernels", mprt_group_name(g),
+          wire ? "bf16 wire" : "f32");
+    mprt_allreduce_join();
+    mprt_set_wire_bf16(false);
+    CHECK(memcmp(a, ra, sizeof a) == 0, "the all-reduce progressed by kernels on %s (%s) differs",
+          mprt_group_name(g), wire ? "bf16 wire" : "f32");
 }
 
 /* Gathers a [outer, G·chunk, inner] tensor, then reduce-scatters it back. */
@@ -338,6 +367,8 @@ static void run_all(int S, int d, int t) {
     test_allreduce_overlap(MPRT_DATA, MPRT_STAGE);
     test_allreduce_overlap(MPRT_TENSOR, MPRT_TENSOR);
     test_allreduce_overlap(MPRT_WORLD, MPRT_DATA);
+    test_kernels_progress(MPRT_WORLD, false);
+    test_kernels_progress(MPRT_DATA, true);
     test_broadcast_metrics();
     test_sendrecv();
     test_pause_reset();
