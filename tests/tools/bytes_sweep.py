@@ -88,9 +88,9 @@ def main():
     for model in models:
         for n in [2, 4, 8, 16, 32, 64]:
             for mesh in meshes(n):
-                todo = SETTINGS if a.full else [SETTINGS[turn % len(SETTINGS)]]
+                chosen = SETTINGS if a.full else [SETTINGS[turn % len(SETTINGS)]]
                 turn += 1
-                for setting in todo:
+                for setting in chosen:
                     err = check(a.mpcc, model, n, mesh, setting)
                     if err == "refused":
                         refused += 1
