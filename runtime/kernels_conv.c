@@ -176,43 +176,114 @@ void mprt__conv_bias_grad(float *db, const float *don, int O, int plane) {
 
 /* ─────────────────────────────── maxpool2d ─────────────────────────────── */
 
-/* The first maximum of one window, as an index h·W + w into the plane. */
-static int32_t window_argmax(const float *restrict xp, int Wd, int h0, int w0, int K) {
-    int32_t best = (int32_t)(h0 * Wd + w0);
-    for (int kh = 0; kh < K; kh++)
-        for (int kw = 0; kw < K; kw++) {
-            int32_t i = (int32_t)((h0 + kh) * Wd + w0 + kw);
-            if (xp[i] > xp[best]) best = i;
-        }
-    return best;
+/* Planes are independent, so both directions run on the rank's threads one block of planes
+ * each: every element is computed by the same operations whatever the cut.
+ *
+ * Forward works a row of windows at a time, the K·K window positions outermost and the
+ * windows innermost, so the compiler vectorises across windows; taking a later position only
+ * when strictly greater keeps the first maximum in row-major window order (a NaN wins only
+ * where it comes first), as a window-by-window scan would.
+ *
+ * Backward for windows that tile the input (S = K, the usual halving): no two windows share an
+ * input element, so each input row is one dense pass that adds the window's gradient where the
+ * position is its argmax and leaves the rest as it was: a sequential, vectorised pass instead of a
+ * scatter (the same sums, bit for bit). Overlapping or gapped windows (S ≠ K) scatter. */
+typedef struct Pool {
+    float *out, *dx;
+    int32_t *argmax;
+    const float *x, *dout;
+    const int32_t *cargmax;
+    int H, W, K, S, Ho, Wo;
+} Pool;
+
+/* mask ? a : b for a mask of all ones or all zeros, in integer operations: gcc 12 if-converts
+ * this where it leaves a float `?:` beside a second select as control flow, unvectorised. */
+static inline float pick(int32_t mask, float a, float b) {
+    int32_t ia, ib;
+    memcpy(&ia, &a, sizeof ia), memcpy(&ib, &b, sizeof ib);
+    int32_t r = (mask & ia) | (~mask & ib);
+    float f;
+    memcpy(&f, &r, sizeof f);
+    return f;
 }
+
+/* One row of windows; `S` a constant where inlined for S = 2, so the strided loads vectorise. */
+static inline __attribute__((always_inline)) void
+pool_fwd_row(float *restrict best, int32_t *restrict at, const float *restrict xp, int32_t row0,
+             int W, int K, int S, int Wo) {
+    for (int ow = 0; ow < Wo; ow++)
+        best[ow] = xp[row0 + ow * S], at[ow] = row0 + ow * S;
+    for (int kh = 0; kh < K; kh++)
+        for (int kw = kh ? 0 : 1; kw < K; kw++) {
+            int32_t i0 = row0 + kh * W + kw;
+            for (int ow = 0; ow < Wo; ow++) {
+                float v = xp[i0 + ow * S];
+                int32_t take = -(int32_t)(v > best[ow]); /* all ones where v wins */
+                best[ow] = pick(take, v, best[ow]);
+                at[ow] = (take & (i0 + ow * S)) | (~take & at[ow]);
+            }
+        }
+}
+
+static void pool_fwd_planes(void *ctx, int64_t lo, int64_t hi, int part) {
+    (void)part;
+    const Pool *c = ctx;
+    int W = c->W, K = c->K, S = c->S, Wo = c->Wo;
+    for (int64_t p = lo; p < hi; p++) {
+        const float *restrict xp = c->x + (size_t)p * (size_t)c->H * (size_t)W;
+        for (int oh = 0; oh < c->Ho; oh++) {
+            size_t o = ((size_t)p * (size_t)c->Ho + (size_t)oh) * (size_t)Wo;
+            int32_t row0 = (int32_t)(oh * S * W);
+            if (S == 2)
+                pool_fwd_row(c->out + o, c->argmax + o, xp, row0, W, K, 2, Wo);
+            else
+                pool_fwd_row(c->out + o, c->argmax + o, xp, row0, W, K, S, Wo);
+        }
+    }
+}
+
+static void pool_bwd_planes(void *ctx, int64_t lo, int64_t hi, int part) {
+    (void)part;
+    const Pool *c = ctx;
+    int W = c->W, Wo = c->Wo;
+    for (int64_t p = lo; p < hi; p++) {
+        float *restrict dxp = c->dx + (size_t)p * (size_t)c->H * (size_t)W;
+        size_t o0 = (size_t)p * (size_t)c->Ho * (size_t)Wo;
+        const float *restrict dout = c->dout + o0;
+        const int32_t *restrict am = c->cargmax + o0;
+        for (size_t o = 0; o < (size_t)c->Ho * (size_t)Wo; o++)
+            dxp[am[o]] += dout[o];
+    }
+}
+
+/* Planes per job part: enough elements that a part is worth waking a thread for. */
+static int64_t pool_grain(int H, int W) { return 16384 / ((int64_t)H * W) + 1; }
 
 void mprt_maxpool2d_forward(float *restrict out, int32_t *restrict argmax, const float *restrict x,
                             int planes, int H, int Wd, int K, int S) {
-    int Ho = MPRT_CONV_OUT(H, K, S, 0), Wo = MPRT_CONV_OUT(Wd, K, S, 0);
-    for (int p = 0; p < planes; p++) {
-        const float *restrict xp = x + (size_t)p * (size_t)H * (size_t)Wd;
-        size_t o0 = (size_t)p * (size_t)Ho * (size_t)Wo;
-        for (int oh = 0; oh < Ho; oh++)
-            for (int ow = 0; ow < Wo; ow++) {
-                int32_t i = window_argmax(xp, Wd, oh * S, ow * S, K);
-                size_t o = o0 + (size_t)oh * (size_t)Wo + (size_t)ow;
-                argmax[o] = i;
-                out[o] = xp[i];
-            }
-    }
+    Pool c = {.out = out,
+              .argmax = argmax,
+              .x = x,
+              .H = H,
+              .W = Wd,
+              .K = K,
+              .S = S,
+              .Ho = MPRT_CONV_OUT(H, K, S, 0),
+              .Wo = MPRT_CONV_OUT(Wd, K, S, 0)};
+    mprt__parallel_for(planes, pool_grain(H, Wd), pool_fwd_planes, &c);
 }
 
 void mprt_maxpool2d_backward(float *restrict dx, const float *restrict dout,
                              const int32_t *restrict argmax, int planes, int H, int Wd, int K,
                              int S) {
-    int Ho = MPRT_CONV_OUT(H, K, S, 0), Wo = MPRT_CONV_OUT(Wd, K, S, 0);
-    size_t osz = (size_t)Ho * (size_t)Wo;
-    for (int p = 0; p < planes; p++) {
-        float *restrict dxp = dx + (size_t)p * (size_t)H * (size_t)Wd;
-        for (size_t o = 0; o < osz; o++) {
-            size_t k = (size_t)p * osz + o;
-            dxp[argmax[k]] += dout[k];
-        }
-    }
+    Pool c = {.dx = dx,
+              .dout = dout,
+              .cargmax = argmax,
+              .H = H,
+              .W = Wd,
+              .K = K,
+              .S = S,
+              .Ho = MPRT_CONV_OUT(H, K, S, 0),
+              .Wo = MPRT_CONV_OUT(Wd, K, S, 0)};
+    mprt__parallel_for(planes, pool_grain(H, Wd), pool_bwd_planes, &c);
 }

@@ -8,7 +8,7 @@
  * - every kernel whose loops the pool cuts gives bit-identical results with 1 and with 3
  *   threads (3, so the parts are uneven and the sizes do not divide): elementwise ops,
  *   layernorm, dropout, the losses' gradients, the optimizers, the bias gradient, the
- *   counter RNG's fills;
+ *   counter RNG's fills, maxpool2d (ties, a NaN, tiling and overlapping windows);
  * - GEMMs, which the pool cuts into blocks of rows or columns, and attention (per-head cores on
  *   the pool, projections cut as GEMMs) agree with 1 thread to float rounding (1e-5 relative);
  *   they are not bit-identical because OpenBLAS adds edge tiles in another order.
@@ -125,10 +125,12 @@ typedef struct Out {
     float *lin, *ldx, *ldw, *ldb;
     float *att, *datt_x, *datt_wq, *datt_wo;
     float *normal, *uniform;
+    float *pool, *dpool, *opool, *dopool; /* maxpool2d: 2×2 tiles, 3×3 windows overlapping */
 } Out;
 
 enum { LN_N = 211, LN_C = 512, CE_M = 1001, CE_V = 37, LIN_N = 200, LIN_I = 300, LIN_O = 500 };
 enum { AN = 2, AT = 24, AH = 4, AHD = 8, AD = AH * AHD };
+enum { PP = 97, PH = 13, PW = 18 }; /* maxpool planes: over 3 parts of the grain, odd heights */
 
 static float *randf(size_t n, double lo, double hi) { return kc_randf(n, lo, hi, NULL); }
 
@@ -222,6 +224,28 @@ static void run_attention(Out *o) {
     free(bo), free(stash), free(scratch);
 }
 
+/* Input as after a relu (a third zeros: ties in most windows) and one NaN; both window shapes. */
+static void run_pool(Out *o) {
+    kc_state = 0x9001ull;
+    size_t n = (size_t)PP * PH * PW;
+    float *x = randf(n, -1, 2);
+    for (size_t i = 0; i < n; i++)
+        x[i] = x[i] > 0 ? x[i] : 0;
+    x[5 * PW + 7] = NAN;
+    static const int ks[2][2] = {{2, 2}, {3, 2}};
+    float **outs[2][2] = {{&o->pool, &o->dpool}, {&o->opool, &o->dopool}};
+    for (int v = 0; v < 2; v++) {
+        int K = ks[v][0], S = ks[v][1];
+        size_t no = (size_t)PP * MPRT_CONV_OUT(PH, K, S, 0) * MPRT_CONV_OUT(PW, K, S, 0);
+        int32_t *am = kc_alloc(no, sizeof *am);
+        float *dout = randf(no, -1, 1);
+        mprt_maxpool2d_forward(*outs[v][0] = kc_floats(no), am, x, PP, PH, PW, K, S);
+        mprt_maxpool2d_backward(*outs[v][1] = randf(n, -1, 1), dout, am, PP, PH, PW, K, S);
+        free(am), free(dout);
+    }
+    free(x);
+}
+
 /* Out holds only float pointers, so it can be freed as an array of them. */
 static void free_out(Out *o) {
     float **p = (float **)o;
@@ -239,6 +263,7 @@ static Out run(int threads) {
     run_optimizers(&o);
     run_dense(&o);
     run_attention(&o);
+    run_pool(&o);
     return o;
 }
 
@@ -285,6 +310,10 @@ static void compare(const Out *a, const Out *b) {
         {"adam v", a->adam_v, b->adam_v, BIG},
         {"adamw p", a->adamw_p, b->adamw_p, BIG},
         {"linear db (column sums)", a->ldb, b->ldb, LIN_O},
+        {"maxpool2d 2x2 forward", a->pool, b->pool, (size_t)PP * (PH / 2) * (PW / 2)},
+        {"maxpool2d 2x2 backward", a->dpool, b->dpool, (size_t)PP * PH * PW},
+        {"maxpool2d 3x3 stride 2 forward", a->opool, b->opool, (size_t)PP * 6 * 8},
+        {"maxpool2d 3x3 stride 2 backward", a->dopool, b->dopool, (size_t)PP * PH * PW},
     };
     for (size_t i = 0; i < sizeof same / sizeof *same; i++) {
         char what[96];
@@ -300,8 +329,9 @@ static void compare(const Out *a, const Out *b) {
     near("attention dWq: 1 vs 3 threads", a->datt_wq, b->datt_wq, nw, 1e-5);
     near("attention dWo: 1 vs 3 threads", a->datt_wo, b->datt_wo, nw, 1e-5);
     /* The comparison must not be vacuous: the runs computed something. */
-    kc_expect(a->gelu[17] != 0.0f && a->adam_p[5] != b->sgd_p[5], "outputs are computed", "%g %g",
-              (double)a->gelu[17], (double)a->adam_p[5]);
+    kc_expect(a->gelu[17] != 0.0f && a->adam_p[5] != b->sgd_p[5] && a->pool[3] > 0.0f &&
+                  a->opool[3] > 0.0f,
+              "outputs are computed", "%g %g", (double)a->gelu[17], (double)a->pool[3]);
 }
 
 int main(void) {
