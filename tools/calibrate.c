@@ -169,28 +169,61 @@ static double gemm_rate(GemmKind kind, bool hot, int m, int n, int k, double bud
     return cal_mean(rate);
 }
 
-/* Bytes/s of a[i] = b[i] + s·c[i] (3 arrays touched), the median of seven, averaged over ranks. */
+/* The triad a[i] = b[i] + s·c[i] over [lo, hi) (also the arrays' first touch, tri->init). */
+typedef struct Triad {
+    float *a, *b, *c;
+    bool init;
+} Triad;
+
+static void triad_part(void *ctx, int64_t lo, int64_t hi, int part) {
+    (void)part;
+    Triad *t = ctx;
+    float *restrict a = t->a;
+    const float *restrict b = t->b, *restrict c = t->c;
+    if (t->init)
+        for (int64_t i = lo; i < hi; i++)
+            t->a[i] = 0.0f, t->b[i] = 1.0f, t->c[i] = 2.0f;
+    else
+        for (int64_t i = lo; i < hi; i++)
+            a[i] = b[i] + 3.0f * c[i];
+}
+
+/* Bytes/s of the triad (3 arrays of n floats touched) on the rank's threads, as the trainer's
+ * kernels run, every rank at once: the median of seven, averaged over the ranks. */
 static double triad(size_t n) {
-    float *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b), *c = malloc(n * sizeof *c);
-    for (size_t i = 0; i < n; i++)
-        b[i] = 1.0f, c[i] = 2.0f, a[i] = 0;
-    double t[7];
+    Triad t = {malloc(n * sizeof(float)), malloc(n * sizeof(float)), malloc(n * sizeof(float)),
+               true};
+    cal_need(!t.a || !t.b || !t.c, "the triad's arrays");
+    mprt__parallel_for((int64_t)n, 1 << 16, triad_part, &t);
+    t.init = false;
+    double times[7];
     for (int r = 0; r < 7; r++) {
         MPI_Barrier(MPI_COMM_WORLD);
         double t0 = now();
-        for (size_t i = 0; i < n; i++)
-            a[i] = b[i] + 3.0f * c[i];
-        t[r] = now() - t0;
+        mprt__parallel_for((int64_t)n, 1 << 16, triad_part, &t);
+        times[r] = now() - t0;
     }
-    double best = cal_median(t, 7);
-    volatile float sink = a[n / 2];
+    double best = cal_median(times, 7);
+    volatile float sink = t.a[n / 2];
     (void)sink;
     double bw = 3.0 * (double)n * sizeof(float) / best, sum = 0;
     MPI_Allreduce(&bw, &sum, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
     int size;
     MPI_Comm_size(MPI_COMM_WORLD, &size);
-    free(a), free(b), free(c);
+    free(t.a), free(t.b), free(t.c);
     return sum / size;
+}
+
+/* Floats per triad array: out of the cache, as the roofline's memory term means (STREAM's rule
+ * is arrays beyond the caches): the rank's share of the last-level cache, between 32 and
+ * 256 MiB. On the 2-core Xeon (a 480 MiB L3 reported, about 100 MiB effective) three 32 MiB
+ * arrays, the old fixed size, sat on the edge: 15.6-22 GB/s from run to run on one thread,
+ * 13-14 GB/s stable at 128 MiB and more (docs/benchmarks.md). --quick: 4 MiB arrays. */
+static size_t triad_floats(double llc, int local, bool quick) {
+    if (quick) return 1u << 20;
+    double mib = llc / (local > 0 ? local : 1) / (1 << 20);
+    mib = mib < 32 ? 32 : mib > 256 ? 256 : mib;
+    return (size_t)mib << 18;
 }
 
 /* ───────────────────────────── communication ───────────────────────────── */
@@ -453,8 +486,9 @@ static void summary(const cJSON *p, const World *w, const char *out) {
            w->local, out);
     printf("  gemm      %.1f GFLOP/s per rank at the fastest shape (flops.f32)\n",
            cJSON_GetObjectItemCaseSensitive(fl, "f32")->valuedouble / 1e9);
-    printf("  memory    %.2f GB/s triad per rank\n",
-           cJSON_GetObjectItemCaseSensitive(p, "memory_bandwidth_bytes_per_s")->valuedouble / 1e9);
+    printf("  memory    %.2f GB/s triad per rank (%d thread(s))\n",
+           cJSON_GetObjectItemCaseSensitive(p, "memory_bandwidth_bytes_per_s")->valuedouble / 1e9,
+           mprt_threads());
     const cJSON *e;
     cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(p, "collectives")) {
         printf("  %-14s %-5s g=%-3d alpha %.2f us, beta %.2f GB/s\n",
@@ -482,9 +516,9 @@ static int calibrate(const Opts *o, const World *w) {
     cJSON *fl = cJSON_CreateObject();
     cJSON_AddNumberToObject(fl, "f32", flat);
     put(p, "flops", fl);
-    put(p, "memory_bandwidth_bytes_per_s",
-        cJSON_CreateNumber(triad(o->quick ? (1u << 20) : (1u << 23))));
     double llc = last_level_cache();
+    put(p, "memory_bandwidth_bytes_per_s",
+        cJSON_CreateNumber(triad(triad_floats(llc, w->local, o->quick))));
     if (llc > 0) put(p, "cache_bytes", cJSON_CreateNumber(llc));
     put(p, "ops", cal_ops_table(o->quick));
     put(p, "optimizer", cal_optimizer(o->quick));
