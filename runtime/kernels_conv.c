@@ -184,10 +184,9 @@ void mprt__conv_bias_grad(float *db, const float *don, int O, int plane) {
  * when strictly greater keeps the first maximum in row-major window order (a NaN wins only
  * where it comes first), as a window-by-window scan would.
  *
- * Backward for windows that tile the input (S = K, the usual halving): no two windows share an
- * input element, so each input row is one dense pass that adds the window's gradient where the
- * position is its argmax and leaves the rest as it was: a sequential, vectorised pass instead of a
- * scatter (the same sums, bit for bit). Overlapping or gapped windows (S ≠ K) scatter. */
+ * Backward scatters each plane's gradients onto their argmax in output order, as one thread
+ * would. (A dense pass over the input rows for tiling windows, selecting the gradient where the
+ * position is the argmax, vectorised but ran 3× slower than the scatter at 2×2.) */
 typedef struct Pool {
     float *out, *dx;
     int32_t *argmax;

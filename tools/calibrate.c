@@ -169,7 +169,8 @@ static double gemm_rate(GemmKind kind, bool hot, int m, int n, int k, double bud
     return cal_mean(rate);
 }
 
-/* The triad a[i] = b[i] + s·c[i] over [lo, hi) (also the arrays' first touch, tri->init). */
+/* The triad a[i] = b[i] + s·c[i] over [lo, hi); with `init`, the arrays' first touch instead
+ * (on the threads that will run the triad). */
 typedef struct Triad {
     float *a, *b, *c;
     bool init;
@@ -177,12 +178,11 @@ typedef struct Triad {
 
 static void triad_part(void *ctx, int64_t lo, int64_t hi, int part) {
     (void)part;
-    Triad *t = ctx;
-    float *restrict a = t->a;
-    const float *restrict b = t->b, *restrict c = t->c;
+    const Triad *t = ctx;
+    float *restrict a = t->a, *restrict b = t->b, *restrict c = t->c;
     if (t->init)
         for (int64_t i = lo; i < hi; i++)
-            t->a[i] = 0.0f, t->b[i] = 1.0f, t->c[i] = 2.0f;
+            a[i] = 0.0f, b[i] = 1.0f, c[i] = 2.0f;
     else
         for (int64_t i = lo; i < hi; i++)
             a[i] = b[i] + 3.0f * c[i];
