@@ -258,31 +258,23 @@ static void pool_bwd_planes(void *ctx, int64_t lo, int64_t hi, int part) {
 /* Planes per job part: enough elements that a part is worth waking a thread for. */
 static int64_t pool_grain(int H, int W) { return 16384 / ((int64_t)H * W) + 1; }
 
+static Pool pool_geometry(int H, int W, int K, int S) {
+    Pool c = {.H = H, .W = W, .K = K, .S = S};
+    c.Ho = MPRT_CONV_OUT(H, K, S, 0), c.Wo = MPRT_CONV_OUT(W, K, S, 0);
+    return c;
+}
+
 void mprt_maxpool2d_forward(float *restrict out, int32_t *restrict argmax, const float *restrict x,
                             int planes, int H, int Wd, int K, int S) {
-    Pool c = {.out = out,
-              .argmax = argmax,
-              .x = x,
-              .H = H,
-              .W = Wd,
-              .K = K,
-              .S = S,
-              .Ho = MPRT_CONV_OUT(H, K, S, 0),
-              .Wo = MPRT_CONV_OUT(Wd, K, S, 0)};
+    Pool c = pool_geometry(H, Wd, K, S);
+    c.out = out, c.argmax = argmax, c.x = x;
     mprt__parallel_for(planes, pool_grain(H, Wd), pool_fwd_planes, &c);
 }
 
 void mprt_maxpool2d_backward(float *restrict dx, const float *restrict dout,
                              const int32_t *restrict argmax, int planes, int H, int Wd, int K,
                              int S) {
-    Pool c = {.dx = dx,
-              .dout = dout,
-              .cargmax = argmax,
-              .H = H,
-              .W = Wd,
-              .K = K,
-              .S = S,
-              .Ho = MPRT_CONV_OUT(H, K, S, 0),
-              .Wo = MPRT_CONV_OUT(Wd, K, S, 0)};
+    Pool c = pool_geometry(H, Wd, K, S);
+    c.dx = dx, c.dout = dout, c.cargmax = argmax;
     mprt__parallel_for(planes, pool_grain(H, Wd), pool_bwd_planes, &c);
 }
