@@ -206,10 +206,9 @@ static inline float pick(int32_t mask, float a, float b) {
     return f;
 }
 
-/* One row of windows; `S` a constant where inlined for S = 2, so the strided loads vectorise. */
-static inline __attribute__((always_inline)) void
-pool_fwd_row(float *restrict best, int32_t *restrict at, const float *restrict xp, int32_t row0,
-             int W, int K, int S, int Wo) {
+/* One row of windows: the running maximum and its index, position by position. */
+static void pool_fwd_row(float *restrict best, int32_t *restrict at, const float *restrict xp,
+                         int32_t row0, int W, int K, int S, int Wo) {
     for (int ow = 0; ow < Wo; ow++)
         best[ow] = xp[row0 + ow * S], at[ow] = row0 + ow * S;
     for (int kh = 0; kh < K; kh++)
@@ -233,10 +232,7 @@ static void pool_fwd_planes(void *ctx, int64_t lo, int64_t hi, int part) {
         for (int oh = 0; oh < c->Ho; oh++) {
             size_t o = ((size_t)p * (size_t)c->Ho + (size_t)oh) * (size_t)Wo;
             int32_t row0 = (int32_t)(oh * S * W);
-            if (S == 2)
-                pool_fwd_row(c->out + o, c->argmax + o, xp, row0, W, K, 2, Wo);
-            else
-                pool_fwd_row(c->out + o, c->argmax + o, xp, row0, W, K, S, Wo);
+            pool_fwd_row(c->out + o, c->argmax + o, xp, row0, W, K, S, Wo);
         }
     }
 }
