@@ -154,6 +154,21 @@ static void step_row(Table *t, const char *what, double v, double step, const ch
     table_add(t, "%s", note);
 }
 
+/* How much K·T_max, the step's pipeline term, may exceed the schedule: with unequal stages the
+ * critical path is nearer the first micro-batch through every stage and then the slowest
+ * stage's other m − 1, Σ T_s + (m − 1)·T_max, which is S·T_max − Σ T_s less (docs/cost-model.md
+ * §6). 0 for one stage. */
+static double pipeline_slack(const Plan *p) {
+    double sum = 0, mx = 0;
+    for (int k = 0; k < p->S; k++) {
+        const PlanStage *s = &p->stages[k];
+        double T = s->fwd_time + s->bwd_time + s->comm_time + s->rc_compute + s->rc_comm;
+        sum += T;
+        if (T > mx) mx = T;
+    }
+    return p->S > 1 ? (double)p->S * mx - sum : 0.0;
+}
+
 static void text_step(const IrGraph *g, FILE *out, Arena *a) {
     const Plan *p = report_plan(g);
     const PlanTotals *t = &p->totals;
@@ -171,6 +186,12 @@ static void text_step(const IrGraph *g, FILE *out, Arena *a) {
                  p->S);
     else
         snprintf(note[0], sizeof note[0], "(S-1)/(m+S-1) = %d/%d", p->S - 1, p->m + p->S - 1);
+    double slack = pipeline_slack(p);
+    if (slack > 0.1 * st) { /* the bound is loose: say by how much at most */
+        size_t used = strlen(note[0]);
+        snprintf(note[0] + used, sizeof note[0] - used, "; up to %s less: unequal stages",
+                 units_time(b[4], sizeof b[4], slack));
+    }
     step_row(&tb, "pipeline bubble", t->bubble, st, note[0]);
     if (all > 0)
         snprintf(note[1], sizeof note[1], "%s of %s hidden behind backward (%s)",
