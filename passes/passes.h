@@ -252,6 +252,12 @@ typedef struct PlanStage {
                             * busiest stage's is totals.comm_bytes) */
 } PlanStage;
 
+/* A stage's time per micro-batch, T_s of docs/cost-model.md §6: its compute, its own
+ * communication and sends, and what recomputation runs again. */
+static inline double plan_stage_time(const PlanStage *s) {
+    return s->fwd_time + s->bwd_time + s->comm_time + s->rc_compute + s->rc_comm;
+}
+
 /* Predicted step time and where it goes (seconds). */
 typedef struct PlanTotals {
     double step_time, compute, exposed_comm, bubble, grad_sync_unhidden, grad_sync_hidden;

@@ -244,8 +244,7 @@ double search_eval_plan(const Search *s, const Cand *c, const int *mode, const i
         t->step_time = F;
         t->compute = c->m * (b->fwd_time + b->bwd_time + b->rc_compute);
         t->exposed_comm = c->m * (b->comm_time + b->rc_comm);
-        t->bubble =
-            (c->S - 1) * (b->fwd_time + b->bwd_time + b->comm_time + b->rc_compute + b->rc_comm);
+        t->bubble = (c->S - 1) * plan_stage_time(b);
         t->optimizer = fmin(w->opt_time, fmax(0.0, F - c->K * Tmax)); /* the parts sum to F */
         t->grad_sync_unhidden = not_residue(F - c->K * Tmax - t->optimizer, F);
         /* the slowdown is step time the sync costs but no wait: hidden is the wait removed */

@@ -161,8 +161,7 @@ static void step_row(Table *t, const char *what, double v, double step, const ch
 static double pipeline_slack(const Plan *p) {
     double sum = 0, mx = 0;
     for (int k = 0; k < p->S; k++) {
-        const PlanStage *s = &p->stages[k];
-        double T = s->fwd_time + s->bwd_time + s->comm_time + s->rc_compute + s->rc_comm;
+        double T = plan_stage_time(&p->stages[k]);
         sum += T;
         if (T > mx) mx = T;
     }
